@@ -1,0 +1,1 @@
+"""ecr-cache-bot: BuildKit layer cache in Amazon ECR for AWS CodeBuild."""

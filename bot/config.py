@@ -1,0 +1,86 @@
+"""Process settings: `Settings.from_env()` is the only reader of the environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class SettingsError(ValueError):
+    """A required setting is missing or invalid; the message names it."""
+
+
+def _flag(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the web app, workers and gateway need, read once at start-up."""
+
+    webhook_secret: str
+    app_id: str | None = None
+    private_key: str | None = None
+    webhook_path: str = "/api/github/webhooks"
+    github_api_url: str = "https://api.github.com"
+    redis_url: str | None = None
+    data_dir: str = "data"
+    port: int = 3000
+    log_level: str = "INFO"
+    dry_run: bool = False
+    max_body_bytes: int = 25 * 1024 * 1024
+    preview_threshold: int = 200
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from environment variables (Probot's names); refuse to start without a secret."""
+        env = os.environ if env is None else env
+        secret = env.get("WEBHOOK_SECRET", "")
+        if not secret:
+            raise SettingsError("WEBHOOK_SECRET is required: set it to the webhook secret of the GitHub App")
+        private_key = env.get("PRIVATE_KEY") or None
+        key_path = env.get("PRIVATE_KEY_PATH")
+        if private_key is None and key_path:
+            try:
+                private_key = Path(key_path).read_text()
+            except OSError as exc:
+                raise SettingsError(f"PRIVATE_KEY_PATH={key_path!r} cannot be read: {exc.strerror}") from exc
+        if private_key and "\\n" in private_key and "\n" not in private_key:
+            private_key = private_key.replace("\\n", "\n")
+        try:
+            port = int(env.get("PORT", "3000"))
+        except ValueError as exc:
+            raise SettingsError(f"PORT must be a number, got {env.get('PORT')!r}") from exc
+        try:
+            preview_threshold = int(env.get("PREVIEW_THRESHOLD", "200"))
+        except ValueError as exc:
+            raise SettingsError(
+                f"PREVIEW_THRESHOLD must be a number, got {env.get('PREVIEW_THRESHOLD')!r}"
+            ) from exc
+        path = env.get("WEBHOOK_PATH", "/api/github/webhooks") or "/api/github/webhooks"
+        if not path.startswith("/"):
+            raise SettingsError(f"WEBHOOK_PATH must start with '/', got {path!r}")
+        return cls(
+            webhook_secret=secret,
+            app_id=env.get("APP_ID") or None,
+            private_key=private_key,
+            webhook_path=path,
+            github_api_url=(env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
+            redis_url=env.get("REDIS_URL") or None,
+            data_dir=env.get("DATA_DIR") or "data",
+            port=port,
+            log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+            dry_run=_flag(env.get("DRY_RUN")),
+            preview_threshold=preview_threshold,
+        )
+
+    def missing_for_github(self) -> tuple[str, ...]:
+        """Names of the settings still needed to talk to GitHub as the App."""
+        missing = []
+        if not self.app_id:
+            missing.append("APP_ID")
+        if not self.private_key:
+            missing.append("PRIVATE_KEY or PRIVATE_KEY_PATH")
+        return tuple(missing)

@@ -1,0 +1,165 @@
+"""Frozen dataclasses shared by the planner, the CLI and the GitHub App (the core's contract)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+Level = Literal["info", "warning", "error"]
+Action = Literal["create", "modify"]
+CacheMode = Literal["max", "min"]
+OutputMode = Literal["push", "load", "none"]
+
+
+@dataclass(frozen=True)
+class RepoSnapshot:
+    """What the planner sees of a repository: every path, and the text of the files it asked for."""
+
+    paths: tuple[str, ...]
+    files: Mapping[str, str]
+    config_text: str | None = None
+    default_branch: str = "main"
+
+    def text(self, path: str) -> str | None:
+        """Return the text of ``path`` if it was read, else ``None``."""
+        return self.files.get(path)
+
+
+@dataclass(frozen=True)
+class Options:
+    """Settings of one planning run (repo config `.github/ecr-cache.yml` merged with CLI flags)."""
+
+    region: str | None = None
+    cache_repository: str | None = None
+    cache_tag: str = "cache"
+    mode: CacheMode = "max"
+    lifecycle_days: int = 14
+    buildspec_paths: tuple[str, ...] = ()
+    dockerfile_paths: tuple[str, ...] = ()
+    reorder: bool = True
+    dockerignore: bool = True
+    builder_image: str | None = None
+    builder_name: str = "ecr-cache"
+    enabled: bool = True
+    account_id: str | None = None
+    image_repository: str | None = None
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something the reviewer must know: why a file was left alone, a risk, a one-time setup step."""
+
+    path: str
+    level: Level
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class FileEdit:
+    """One whole-file change: ``original`` is ``None`` for a created file."""
+
+    path: str
+    action: Action
+    content: str
+    original: str | None = None
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class BuildLink:
+    """One `docker build` command in a buildspec and what it builds."""
+
+    buildspec: str
+    phase: str
+    command_index: int
+    line: int
+    dockerfile: str | None
+    context: str | None
+    cache_tag: str
+    output: OutputMode = "none"
+    unresolved: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CacheStep:
+    """One Dockerfile instruction and whether it re-runs on a change."""
+
+    stage: str
+    line: int
+    instruction: str
+    reruns_on_source_change: bool
+    reruns_on_manifest_change: bool
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class CacheTable:
+    """Before/after view of which steps of one Dockerfile re-run on a source-only change."""
+
+    dockerfile: str
+    before: tuple[CacheStep, ...]
+    after: tuple[CacheStep, ...]
+
+    @property
+    def saved_on_source_change(self) -> int:
+        """Steps that re-ran before and are cached after, on a source-only change."""
+        rerun_before = sum(1 for s in self.before if s.reruns_on_source_change)
+        rerun_after = sum(1 for s in self.after if s.reruns_on_source_change)
+        return max(0, rerun_before - rerun_after)
+
+
+@dataclass(frozen=True)
+class AwsSetup:
+    """One-time AWS setup the PR body explains."""
+
+    region: str
+    cache_repository: str
+    image_repositories: tuple[str, ...]
+    lifecycle_policy_json: str
+    iam_policy_json: str
+    commands: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything one planning run decided: the file edits and the report."""
+
+    edits: tuple[FileEdit, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    builds: tuple[BuildLink, ...] = ()
+    cache_tables: tuple[CacheTable, ...] = ()
+    setup: AwsSetup | None = None
+    buildspecs: tuple[str, ...] = ()
+    dockerfiles: tuple[str, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        """True when no file would change."""
+        return not self.edits
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 over the edits, stable across runs: the PR body marker compares it."""
+        digest = hashlib.sha256()
+        for edit in sorted(self.edits, key=lambda e: e.path):
+            digest.update(edit.path.encode())
+            digest.update(b"\0")
+            digest.update(edit.action.encode())
+            digest.update(b"\0")
+            digest.update(edit.content.encode("utf-8", "surrogateescape"))
+            digest.update(b"\0")
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class PartialPlan:
+    """What one planning stage (buildspecs, Dockerfiles, .dockerignore) contributes to a Plan."""
+
+    edits: tuple[FileEdit, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    builds: tuple[BuildLink, ...] = ()
+    cache_tables: tuple[CacheTable, ...] = ()
+    extra: Mapping[str, object] = field(default_factory=dict)
