@@ -121,6 +121,9 @@ class AwsSetup:
     lifecycle_policy_json: str
     iam_policy_json: str
     commands: tuple[str, ...]
+    cache_repositories: tuple[str, ...] = ()
+    account_id: str | None = None
+    files: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,236 @@
 
 from __future__ import annotations
 
-from bot.core.model import AwsSetup, BuildLink, Options, RepoSnapshot
+import json
+import re
+from collections.abc import Iterable, Mapping
+
+import yaml
+
+from bot.core.model import AwsSetup, BuildLink, Options
+from bot.core.names import (
+    account_id_problem,
+    ecr_repository_problem,
+    partition_for_region,
+    region_problem,
+)
+
+POLICY_DIR = "ecr-cache"
+LIFECYCLE_PATH = f"{POLICY_DIR}/lifecycle-policy.json"
+IAM_PATH = f"{POLICY_DIR}/iam-policy.json"
+DEFAULT_CACHE_REPOSITORY = "ecr-build-cache"
+REGION_PLACEHOLDER = "REGION"
+ACCOUNT_PLACEHOLDER = "ACCOUNT_ID"
+IMAGE_PLACEHOLDER = "IMAGE_REPOSITORY"
+
+# https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-push-iam.html
+PUSH_PULL_ACTIONS = (
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchGetImage",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+)
+_IMAGE_REPO_VARIABLES = (
+    "IMAGE_REPO_NAME",
+    "ECR_REPO_NAME",
+    "ECR_REPOSITORY",
+    "ECR_REPOSITORY_NAME",
+    "REPOSITORY_NAME",
+    "REPO_NAME",
+    "IMAGE_NAME",
+)
+_REGISTRY_LITERAL = re.compile(
+    r"\b(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z]{2}(?:-[a-z]+)+-\d{1,2})\.amazonaws\.com(?:\.cn)?"
+    r"(?:/(?P<repo>[a-z0-9][a-z0-9._/-]*[a-z0-9]))?"
+)
 
 
-def aws_setup(snapshot: RepoSnapshot, options: Options, builds: tuple[BuildLink, ...]) -> AwsSetup | None:
-    """Return the one-time AWS setup for these builds (stub)."""
+def lifecycle_policy(cache_tag: str, days: int) -> dict[str, object]:
+    """Keep the live cache tag, expire idle `<tag>-*` caches after ``days``, untagged after 1 day."""
+    # An image matched by a higher-priority rule cannot be expired by a lower-priority rule, so rule 1
+    # shields the live tag; an `any`+age rule would delete the live cache.
+    # https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html#lifecycle_policy_evaluation
+    return {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "description": "Keep the live cache of the default branch",
+                "selection": {
+                    "tagStatus": "tagged",
+                    "tagPatternList": [cache_tag],
+                    "countType": "imageCountMoreThan",
+                    "countNumber": 1,
+                },
+                "action": {"type": "expire"},
+            },
+            {
+                "rulePriority": 2,
+                "description": f"Expire branch and task caches not refreshed for {days} days",
+                "selection": {
+                    "tagStatus": "tagged",
+                    "tagPatternList": [f"{cache_tag}-*"],
+                    "countType": "sinceImagePushed",
+                    "countUnit": "days",
+                    "countNumber": days,
+                },
+                "action": {"type": "expire"},
+            },
+            {
+                "rulePriority": 3,
+                "description": "Expire superseded cache manifests",
+                "selection": {
+                    "tagStatus": "untagged",
+                    "countType": "sinceImagePushed",
+                    "countUnit": "days",
+                    "countNumber": 1,
+                },
+                "action": {"type": "expire"},
+            },
+        ]
+    }
+
+
+def iam_policy(region: str, account: str, repositories: Iterable[str]) -> dict[str, object]:
+    """Least-privilege policy: ECR login on `*`, push/pull only on the named repositories."""
+    partition = partition_for_region(region) if region != REGION_PLACEHOLDER else "aws"
+    arns = [f"arn:{partition}:ecr:{region}:{account}:repository/{name}" for name in dict.fromkeys(repositories)]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "EcrLogin",
+                "Effect": "Allow",
+                "Action": "ecr:GetAuthorizationToken",
+                "Resource": "*",
+            },
+            {
+                "Sid": "PushPullImageAndCache",
+                "Effect": "Allow",
+                "Action": list(PUSH_PULL_ACTIONS),
+                "Resource": arns,
+            },
+        ],
+    }
+
+
+def render_json(document: Mapping[str, object]) -> str:
+    """Stable, reviewable JSON text with a final newline."""
+    return json.dumps(document, indent=2) + "\n"
+
+
+def _env_variables(text: str) -> dict[str, str]:
+    try:
+        data = yaml.safe_load(text.lstrip("\ufeff"))
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    env = data.get("env")
+    variables = env.get("variables") if isinstance(env, dict) else None
+    if not isinstance(variables, dict):
+        return {}
+    return {str(k): str(v) for k, v in variables.items() if isinstance(v, str | int | float)}
+
+
+def _first_valid(candidates: Iterable[str | None], problem: object) -> str | None:
+    for value in candidates:
+        if value and callable(problem) and problem(value) is None:
+            return value
     return None
+
+
+def aws_setup(
+    buildspec_texts: Mapping[str, str], options: Options, builds: tuple[BuildLink, ...]
+) -> AwsSetup:
+    """The one-time AWS setup for the cache repositories these buildspecs use."""
+    variables: list[dict[str, str]] = []
+    literals: list[re.Match[str]] = []
+    for path in sorted({b.buildspec for b in builds} or buildspec_texts):
+        text = buildspec_texts.get(path, "")
+        variables.append(_env_variables(text))
+        literals.extend(_REGISTRY_LITERAL.finditer(text))
+    region = _first_valid(
+        [options.region]
+        + [v.get(k) for v in variables for k in ("AWS_DEFAULT_REGION", "AWS_REGION", "REGION")]
+        + [m.group("region") for m in literals],
+        region_problem,
+    )
+    account = _first_valid(
+        [options.account_id]
+        + [v.get(k) for v in variables for k in ("AWS_ACCOUNT_ID", "ACCOUNT_ID")]
+        + [m.group("account") for m in literals],
+        account_id_problem,
+    )
+    cache_repositories = tuple(
+        dict.fromkeys(
+            name
+            for name in [options.cache_repository] + [v.get("CACHE_REPO_NAME") for v in variables]
+            if name and ecr_repository_problem(name) is None
+        )
+    ) or (DEFAULT_CACHE_REPOSITORY,)
+    images = tuple(
+        dict.fromkeys(
+            name
+            for name in [options.image_repository]
+            + [v.get(k) for v in variables for k in _IMAGE_REPO_VARIABLES]
+            + [m.group("repo") for m in literals]
+            if name and name not in cache_repositories and ecr_repository_problem(name) is None
+        )
+    )
+    region_text = region or REGION_PLACEHOLDER
+    account_text = account or ACCOUNT_PLACEHOLDER
+    repositories = (images or (IMAGE_PLACEHOLDER,)) + cache_repositories
+    lifecycle = render_json(lifecycle_policy(options.cache_tag, options.lifecycle_days))
+    iam = render_json(iam_policy(region_text, account_text, repositories))
+    return AwsSetup(
+        region=region_text,
+        cache_repository=cache_repositories[0],
+        image_repositories=images,
+        lifecycle_policy_json=lifecycle,
+        iam_policy_json=iam,
+        commands=setup_commands(region, account, cache_repositories, images),
+        cache_repositories=cache_repositories,
+        account_id=account,
+        files=(LIFECYCLE_PATH, IAM_PATH),
+    )
+
+
+def setup_commands(
+    region: str | None, account: str | None, cache_repositories: tuple[str, ...], images: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Shell commands an operator runs once (region and account filled in where known)."""
+    region_arg = region or "$AWS_REGION"
+    commands: list[str] = []
+    if region is None:
+        commands.append("AWS_REGION=us-east-1  # the region of your CodeBuild project and ECR repositories")
+    for name in cache_repositories:
+        # The cache tag is overwritten by every build, so the repository must keep mutable tags.
+        commands.append(
+            f"aws ecr create-repository --repository-name {name} --region {region_arg} "
+            "--image-tag-mutability MUTABLE"
+        )
+        commands.append(
+            f"aws ecr put-lifecycle-policy --repository-name {name} --region {region_arg} "
+            f"--lifecycle-policy-text file://{LIFECYCLE_PATH}"
+        )
+    substitutions = []
+    if account is None:
+        substitutions.append(
+            f"-e \"s/{ACCOUNT_PLACEHOLDER}/$(aws sts get-caller-identity --query Account --output text)/g\""
+        )
+    if region is None:
+        substitutions.append(f'-e "s/{REGION_PLACEHOLDER}/$AWS_REGION/g"')
+    if not images:
+        substitutions.append(f'-e "s/{IMAGE_PLACEHOLDER}/my-image-repository/g"')
+    document = f"file://{IAM_PATH}"
+    if substitutions:
+        commands.append(f"sed {' '.join(substitutions)} {IAM_PATH} > /tmp/ecr-cache-iam-policy.json")
+        document = "file:///tmp/ecr-cache-iam-policy.json"
+    commands.append(
+        "aws iam put-role-policy --role-name YOUR-CODEBUILD-SERVICE-ROLE --policy-name ecr-cache-bot "
+        f"--policy-document {document}"
+    )
+    return tuple(commands)

@@ -1,0 +1,138 @@
+"""Command line: `ecr-cache-bot plan|apply|check PATH` and the process commands (`serve`, `worker`, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from bot.core import planner
+from bot.core.model import Options
+from bot.core.repo_config import CONFIG_PATH, ConfigError, options_from_mapping, parse_repo_config
+from bot.local_repo import LocalRepoError, read_snapshot, read_text, write_edits
+from bot.report import json_report, text_report, unified_diff
+
+EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
+
+
+def _add_plan_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("path", help="local checkout of the repository")
+    parser.add_argument("--region", help="AWS region of the cache repository")
+    parser.add_argument("--cache-repository", help="ECR repository that holds the layer cache")
+    parser.add_argument("--cache-tag", help="cache tag (default: cache)")
+    parser.add_argument("--mode", choices=["max", "min"], help="BuildKit cache mode (default: max)")
+    parser.add_argument("--lifecycle-days", type=int, help="days before idle branch caches expire")
+    parser.add_argument("--builder-image", help="BuildKit image for the docker-container builder")
+    parser.add_argument("--buildspec", action="append", help="buildspec path or glob (repeatable)")
+    parser.add_argument("--dockerfile", action="append", help="Dockerfile path or glob (repeatable)")
+    parser.add_argument("--no-reorder", action="store_true", help="do not reorder Dockerfiles")
+    parser.add_argument("--no-dockerignore", action="store_true", help="do not create or extend .dockerignore")
+
+
+def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    raw: dict[str, Any] = {}
+    for key in ("region", "cache_repository", "cache_tag", "mode", "lifecycle_days", "builder_image"):
+        value = getattr(args, key)
+        if value is not None:
+            raw[key] = value
+    if args.buildspec:
+        raw["buildspecs"] = args.buildspec
+    if args.dockerfile:
+        raw["dockerfiles"] = args.dockerfile
+    if args.no_reorder:
+        raw["reorder"] = False
+    if args.no_dockerignore:
+        raw["dockerignore"] = False
+    return raw
+
+
+def load_options(root: Path, args: argparse.Namespace) -> Options:
+    """Repo config merged with command-line flags (flags win); ConfigError names the bad key."""
+    options, findings = parse_repo_config(read_text(root, CONFIG_PATH))
+    errors = [f for f in findings if f.level == "error"]
+    if errors:
+        raise ConfigError(errors[0].message)
+    try:
+        return options_from_mapping(_flag_overrides(args), dataclasses.replace(options))
+    except ConfigError as exc:
+        raise ConfigError(f"command-line flag: {exc}") from exc
+
+
+def _plan_command(args: argparse.Namespace) -> int:
+    root = Path(args.path)
+    options = load_options(root, args)
+    snapshot = read_snapshot(root, options)
+    result = planner.plan(snapshot, options)
+    if args.command == "plan":
+        if args.json:
+            sys.stdout.write(json_report(result))
+        else:
+            sys.stdout.write(unified_diff(result))
+            sys.stdout.write(text_report(result))
+        return EXIT_OK
+    if args.command == "apply":
+        written = write_edits(root, result.edits)
+        sys.stdout.write(text_report(result))
+        sys.stdout.write(f"Wrote {len(written)} file(s): {', '.join(written) or 'none'}\n")
+        return EXIT_OK
+    if result.edits:
+        sys.stdout.write(f"Not set up: {len(result.edits)} file(s) would change: "
+                         f"{', '.join(e.path for e in result.edits)}\n")
+        return EXIT_CHANGES
+    sys.stdout.write("Already set up: no change needed.\n")
+    return EXIT_OK
+
+
+def _runtime_commands() -> Any:
+    """`bot.runtime.add_runtime_commands` (serve, worker, ...) when the runtime is installed."""
+    try:
+        module = importlib.import_module("bot.runtime")
+    except ImportError:
+        return None
+    return getattr(module, "add_runtime_commands", None)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="ecr-cache-bot",
+        description="Make Docker builds on AWS CodeBuild fast: BuildKit layer cache in Amazon ECR.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    plan_parser = sub.add_parser("plan", help="print the diff and report for a local checkout")
+    _add_plan_options(plan_parser)
+    plan_parser.add_argument("--json", action="store_true", help="machine-readable output")
+    apply_parser = sub.add_parser("apply", help="write the planned changes into the checkout")
+    _add_plan_options(apply_parser)
+    check_parser = sub.add_parser("check", help="exit 0 when set up, 1 when changes would be made, 2 on error")
+    _add_plan_options(check_parser)
+    add_runtime = _runtime_commands()
+    if add_runtime is not None:
+        add_runtime(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `ecr-cache-bot` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command in ("plan", "apply", "check"):
+        try:
+            return _plan_command(args)
+        except ConfigError as exc:
+            sys.stderr.write(f"ecr-cache-bot: invalid configuration: {exc}\n")
+            return EXIT_ERROR
+        except (LocalRepoError, OSError) as exc:
+            sys.stderr.write(f"ecr-cache-bot: {exc}\n")
+            return EXIT_ERROR
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.error(f"unknown command {args.command!r}")
+    return int(handler(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Lifecycle and IAM policies: the reference documents, partitions, placeholders, setup commands."""
+
+import json
+from pathlib import Path
+
+from bot.core.model import BuildLink, Options
+from bot.core.policies import IAM_PATH, LIFECYCLE_PATH, aws_setup, iam_policy, lifecycle_policy
+
+BUILD = BuildLink("buildspec.yml", "build", 0, 10, "Dockerfile", ".", "cache")
+
+SPEC = """version: 0.2
+env:
+  variables:
+    AWS_DEFAULT_REGION: "us-east-1"
+    IMAGE_REPO_NAME: "my-app"
+    CACHE_REPO_NAME: "my-app-cache"
+phases:
+  build:
+    commands:
+      - docker build .
+"""
+
+
+def test_lifecycle_matches_the_reference(shared: Path) -> None:
+    reference = json.loads((shared / "examples/seed-app/lifecycle-policy.json").read_text())
+    assert lifecycle_policy("cache", 14) == reference
+
+
+def test_lifecycle_never_expires_the_live_tag_by_age() -> None:
+    rules = lifecycle_policy("cache", 7)["rules"]
+    assert isinstance(rules, list)
+    for rule in rules:
+        selection = rule["selection"]
+        assert selection["tagStatus"] != "any"
+        if selection["countType"] == "sinceImagePushed" and selection["tagStatus"] == "tagged":
+            assert "cache" not in selection["tagPatternList"]
+    assert rules[0]["selection"]["tagPatternList"] == ["cache"]
+    assert [r["rulePriority"] for r in rules] == [1, 2, 3]
+
+
+def test_iam_matches_the_reference(shared: Path) -> None:
+    reference = json.loads((shared / "examples/seed-app/iam-policy.json").read_text())
+    assert iam_policy("us-east-1", "123456789012", ["my-app", "my-app-cache"]) == reference
+
+
+def test_iam_partition_follows_the_region() -> None:
+    statement = iam_policy("cn-north-1", "123456789012", ["a-cache"])["Statement"]
+    assert isinstance(statement, list)
+    assert statement[1]["Resource"] == ["arn:aws-cn:ecr:cn-north-1:123456789012:repository/a-cache"]
+    gov = iam_policy("us-gov-west-1", "123456789012", ["a-cache"])["Statement"]
+    assert isinstance(gov, list)
+    assert gov[1]["Resource"][0].startswith("arn:aws-us-gov:ecr:us-gov-west-1:")
+
+
+def test_setup_reads_names_from_the_buildspec() -> None:
+    setup = aws_setup({"buildspec.yml": SPEC}, Options(), (BUILD,))
+    assert setup.region == "us-east-1"
+    assert setup.cache_repository == "my-app-cache"
+    assert setup.image_repositories == ("my-app",)
+    assert setup.files == (LIFECYCLE_PATH, IAM_PATH)
+    document = json.loads(setup.iam_policy_json)
+    assert document["Statement"][1]["Resource"] == [
+        "arn:aws:ecr:us-east-1:ACCOUNT_ID:repository/my-app",
+        "arn:aws:ecr:us-east-1:ACCOUNT_ID:repository/my-app-cache",
+    ]
+    assert any(c == "aws ecr create-repository --repository-name my-app-cache --region us-east-1 "
+               "--image-tag-mutability MUTABLE" for c in setup.commands)
+    assert any("put-lifecycle-policy" in c and LIFECYCLE_PATH in c for c in setup.commands)
+    assert any("get-caller-identity" in c for c in setup.commands)
+
+
+def test_setup_options_win_and_literal_registry_is_used() -> None:
+    spec = SPEC.replace('IMAGE_REPO_NAME: "my-app"', "REPO: 987654321098.dkr.ecr.eu-west-1.amazonaws.com/shop")
+    spec = spec.replace('    AWS_DEFAULT_REGION: "us-east-1"\n', "")
+    setup = aws_setup({"buildspec.yml": spec}, Options(cache_repository="shop-cache"), (BUILD,))
+    assert setup.region == "eu-west-1"
+    assert setup.account_id == "987654321098"
+    assert setup.cache_repositories == ("shop-cache", "my-app-cache")
+    assert setup.image_repositories == ("shop",)
+    assert not any("sed" in c for c in setup.commands)
+
+
+def test_setup_without_names_uses_placeholders_and_fills_them() -> None:
+    spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build .\n"
+    setup = aws_setup({"buildspec.yml": spec}, Options(), (BUILD,))
+    assert setup.region == "REGION"
+    assert setup.cache_repository == "ecr-build-cache"
+    assert "REGION" in setup.iam_policy_json and "ACCOUNT_ID" in setup.iam_policy_json
+    sed = next(c for c in setup.commands if c.startswith("sed "))
+    assert "s/ACCOUNT_ID/" in sed and "s/REGION/" in sed and "s/IMAGE_REPOSITORY/" in sed
+    assert setup.commands[0].startswith("AWS_REGION=")
+
+
+def test_invalid_names_in_the_buildspec_are_ignored() -> None:
+    spec = SPEC.replace('"my-app-cache"', '"Bad_Name"').replace('"us-east-1"', '"$REGION"')
+    setup = aws_setup({"buildspec.yml": spec}, Options(), (BUILD,))
+    assert setup.cache_repository == "ecr-build-cache"
+    assert setup.region == "REGION"
