@@ -1,0 +1,203 @@
+"""Pure webhook routing: (event, payload, delivery) -> jobs; no I/O, no GitHub calls."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from bot.commands import parse_command
+from bot.job import Job
+
+BOT_BRANCH = "ecr-cache/setup"
+CONFIG_PATH = ".github/ecr-cache.yml"
+
+# Files whose change can change the plan: buildspecs, Dockerfiles, .dockerignore, dependency manifests,
+# lock files and the repo config (the ecosystems the planner reorders for).
+_MANIFESTS = frozenset({
+    "package.json", "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", ".npmrc",
+    ".yarnrc", ".yarnrc.yml", "requirements.txt", "pipfile", "pipfile.lock", "poetry.lock", "pyproject.toml",
+    "uv.lock", "setup.py", "setup.cfg", "go.mod", "go.sum", "pom.xml", "build.gradle", "build.gradle.kts",
+    "settings.gradle", "gradle.properties", "gemfile", "gemfile.lock", "composer.json", "composer.lock",
+    "cargo.toml", "cargo.lock", "build.sbt", "mix.exs", "mix.lock", "packages.config", "nuget.config",
+})
+_MANIFEST_PATTERNS = (re.compile(r"requirements[\w.-]*\.(txt|in)$"), re.compile(r".*\.(csproj|fsproj|sln)$"))
+
+
+class MalformedPayload(ValueError):
+    """The payload does not have the shape GitHub sends; the message says which field."""
+
+
+@dataclass(frozen=True)
+class Routed:
+    """The jobs one delivery produced, and a short reason for logs and the HTTP response."""
+
+    jobs: tuple[Job, ...]
+    reason: str
+
+
+def is_relevant_path(path: str) -> bool:
+    """True when a change to ``path`` can change the plan."""
+    if path == CONFIG_PATH:
+        return True
+    name = posixpath.basename(path).lower()
+    if "dockerfile" in name or name == ".dockerignore" or name.endswith(".dockerignore"):
+        return True
+    if name.startswith("buildspec") and name.endswith((".yml", ".yaml")):
+        return True
+    return name in _MANIFESTS or any(p.fullmatch(name) for p in _MANIFEST_PATTERNS)
+
+
+def _obj(payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = payload.get(key)
+    if not isinstance(value, Mapping):
+        raise MalformedPayload(f"`{key}` must be an object")
+    return value
+
+
+def _opt_obj(payload: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+    value = payload.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise MalformedPayload(f"`{key}` must be an object")
+    return value
+
+
+def _str(obj: Mapping[str, Any], key: str, where: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not value:
+        raise MalformedPayload(f"`{where}.{key}` must be a non-empty string")
+    return value
+
+
+def _int(obj: Mapping[str, Any], key: str, where: str) -> int:
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise MalformedPayload(f"`{where}.{key}` must be a positive integer")
+    return value
+
+
+def _installation_id(payload: Mapping[str, Any]) -> int | None:
+    inst = _opt_obj(payload, "installation")
+    return None if inst is None else _int(inst, "id", "installation")
+
+
+def _is_bot(payload: Mapping[str, Any]) -> bool:
+    sender = _opt_obj(payload, "sender")
+    return sender is not None and sender.get("type") == "Bot"
+
+
+def _ignored(reason: str) -> Routed:
+    return Routed((), reason)
+
+
+def route(event: str, payload: Any, delivery_id: str) -> Routed:
+    """Turn one webhook delivery into repository jobs (empty when the bot has nothing to do)."""
+    if not isinstance(payload, Mapping):
+        raise MalformedPayload("the payload must be a JSON object")
+    action = payload.get("action")
+    if action is not None and not isinstance(action, str):
+        raise MalformedPayload("`action` must be a string")
+    if event == "ping":
+        return _ignored("ping")
+    handler = _HANDLERS.get((event, action))
+    if handler is None:
+        return _ignored(f"unhandled event {event}.{action}" if action else f"unhandled event {event}")
+    if _is_bot(payload):
+        return _ignored("sender is a bot")
+    installation_id = _installation_id(payload)
+    if installation_id is None:
+        return _ignored("no installation in payload")
+    return handler(payload, installation_id, delivery_id)
+
+
+def _install(payload: Mapping[str, Any], installation_id: int, delivery_id: str) -> Routed:
+    account = _obj(_obj(payload, "installation"), "account")
+    login = _str(account, "login", "installation.account")
+    job = Job("install", installation_id, login, delivery_id, {"trigger": "install"})
+    return Routed((job,), "sync every repository of the installation")
+
+
+def _changed_paths(commits: Iterable[Any]) -> Iterable[str]:
+    for commit in commits:
+        if not isinstance(commit, Mapping):
+            raise MalformedPayload("`commits[]` must be objects")
+        for key in ("added", "modified", "removed"):
+            files = commit.get(key) or []
+            if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+                raise MalformedPayload(f"`commits[].{key}` must be a list of strings")
+            yield from files
+
+
+def _push(payload: Mapping[str, Any], installation_id: int, delivery_id: str) -> Routed:
+    repo = _obj(payload, "repository")
+    full_name = _str(repo, "full_name", "repository")
+    ref = _str(payload, "ref", "push")
+    default = repo.get("default_branch") or repo.get("master_branch")
+    if not isinstance(default, str) or not default:
+        raise MalformedPayload("`repository.default_branch` must be a non-empty string")
+    if ref != f"refs/heads/{default}":
+        return _ignored(f"push to {ref}, not the default branch")
+    if payload.get("deleted") is True:
+        return _ignored("branch deleted")
+    commits = payload.get("commits")
+    if commits is None:
+        commits = []
+    if not isinstance(commits, list):
+        raise MalformedPayload("`commits` must be a list")
+    head = _opt_obj(payload, "head_commit")
+    paths = list(_changed_paths(commits + ([head] if head else [])))
+    # A push without file lists (force-push back to an older commit) may change anything.
+    unknown = not commits and head is None and payload.get("forced") is True
+    if not unknown and not any(is_relevant_path(p) for p in paths):
+        return _ignored("push touches no buildspec, Dockerfile, manifest or repo config")
+    after = payload.get("after")
+    job = Job("sync", installation_id, full_name, delivery_id,
+              {"trigger": "push", "after": after if isinstance(after, str) else None})
+    return Routed((job,), "relevant push to the default branch")
+
+
+def _comment(payload: Mapping[str, Any], installation_id: int, delivery_id: str) -> Routed:
+    comment = _obj(payload, "comment")
+    body = comment.get("body")
+    if body is not None and not isinstance(body, str):
+        raise MalformedPayload("`comment.body` must be a string")
+    command = parse_command(body)
+    if command is None:
+        return _ignored("comment is not an /ecr-cache command")
+    repo = _str(_obj(payload, "repository"), "full_name", "repository")
+    issue = _obj(payload, "issue")
+    user = _obj(comment, "user")
+    if user.get("type") == "Bot":
+        return _ignored("comment by a bot")
+    data = {
+        "command": command.name,
+        "unknown": command.unknown,
+        "comment_id": _int(comment, "id", "comment"),
+        "issue_number": _int(issue, "number", "issue"),
+        "user": _str(user, "login", "comment.user"),
+    }
+    return Routed((Job("command", installation_id, repo, delivery_id, data),), f"command {command.name}")
+
+
+def _pr_closed(payload: Mapping[str, Any], installation_id: int, delivery_id: str) -> Routed:
+    repo = _str(_obj(payload, "repository"), "full_name", "repository")
+    pr = _obj(payload, "pull_request")
+    head = _obj(pr, "head")
+    head_repo = _opt_obj(head, "repo")
+    if head.get("ref") != BOT_BRANCH or head_repo is None or head_repo.get("full_name") != repo:
+        return _ignored("closed pull request is not the bot's")
+    data = {"number": _int(pr, "number", "pull_request"), "merged": pr.get("merged") is True}
+    return Routed((Job("pr_closed", installation_id, repo, delivery_id, data),), "bot pull request closed")
+
+
+_HANDLERS = {
+    ("installation", "created"): _install,
+    ("installation_repositories", "added"): _install,
+    ("push", None): _push,
+    ("issue_comment", "created"): _comment,
+    ("pull_request", "closed"): _pr_closed,
+}

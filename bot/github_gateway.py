@@ -1,0 +1,486 @@
+"""The only module that talks to GitHub (through PyGithub): auth, cheap snapshot reads, publishing, comments."""
+
+from __future__ import annotations
+
+import base64
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from github import Auth, Github, GithubException
+
+from bot.config import Settings
+from bot.events import BOT_BRANCH, CONFIG_PATH
+
+BOT_REF = f"refs/heads/{BOT_BRANCH}"
+# Trailer in every commit the bot makes: with the bot's noreply author it tells bot commits from human ones.
+COMMIT_TRAILER = "Ecr-Cache-Bot: v1"
+_BOT_EMAIL = re.compile(r"^\d+\+[A-Za-z0-9-]+\[bot\]@users\.noreply\.github\.com$")
+_WEB_FLOW = {"noreply@github.com"}
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+MAX_BLOB_BYTES = 1024 * 1024
+_BLOB_BATCH = 100
+_TREE_WALK_LIMIT = 300
+
+
+class GitHubError(Exception):
+    """A GitHub API call failed; ``status`` is the HTTP status (0 for a malformed answer)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"GitHub API {status}: {message}")
+        self.status = status
+        self.message = message
+
+
+class LostRace(GitHubError):
+    """422 'already exists': another worker created the same ref or pull request first."""
+
+
+class NotFound(GitHubError):
+    """404: the repository, ref or user is gone or not visible to the installation."""
+
+
+@dataclass(frozen=True)
+class RepoRef:
+    """One repository of an installation, as listed by the API."""
+
+    full_name: str
+    archived: bool
+    fork: bool
+    empty: bool
+    default_branch: str
+
+
+@dataclass(frozen=True)
+class Comment:
+    """An issue or pull-request comment the bot wrote (``viewerDidAuthor``)."""
+
+    id: int
+    body: str
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """A pull request whose head is the bot branch of this repository."""
+
+    number: int
+    state: str  # OPEN, CLOSED or MERGED
+    merged: bool
+    body: str
+    url: str
+    head_oid: str
+    commit_count: int
+    comments: tuple[Comment, ...] = ()
+
+    @property
+    def is_open(self) -> bool:
+        """True while the pull request is open."""
+        return self.state == "OPEN"
+
+
+@dataclass(frozen=True)
+class BranchHead:
+    """The bot branch's head commit and whether only the bot wrote it."""
+
+    oid: str
+    by_bot: bool
+
+
+@dataclass(frozen=True)
+class RepoState:
+    """Everything the lifecycle rules need, read in one GraphQL query."""
+
+    full_name: str
+    archived: bool
+    fork: bool
+    empty: bool
+    default_branch: str
+    base_oid: str
+    base_tree: str
+    config_text: str | None
+    bot_branch: BranchHead | None
+    pulls: tuple[PullRequest, ...]
+    issue_comments: tuple[Comment, ...] = ()
+
+    @property
+    def open_pr(self) -> PullRequest | None:
+        """The open bot pull request, if any."""
+        return next((p for p in self.pulls if p.is_open), None)
+
+    @property
+    def latest_pr(self) -> PullRequest | None:
+        """The most recently created bot pull request, if any."""
+        return self.pulls[0] if self.pulls else None
+
+
+@dataclass(frozen=True)
+class TreeFile:
+    """One file of a Git tree."""
+
+    path: str
+    mode: str
+    sha: str
+    size: int
+
+
+@dataclass(frozen=True)
+class FileWrite:
+    """One file of the bot's commit."""
+
+    path: str
+    content: str
+    mode: str = "100644"
+
+
+def is_bot_commit(message: str, author_email: str | None, committer_email: str | None) -> bool:
+    """True for a commit the bot made through the API (its noreply author, GitHub or itself as committer)."""
+    if COMMIT_TRAILER not in message or not author_email or not _BOT_EMAIL.match(author_email):
+        return False
+    return committer_email in _WEB_FLOW or committer_email == author_email
+
+
+_COMMENTS = "comments(last: 100) { nodes { databaseId body viewerDidAuthor } }"
+_STATE_QUERY = """query EcrCacheState($owner: String!, $name: String!, $head: String!, $qualified: String!%(vars)s) {
+  repository(owner: $owner, name: $name) {
+    nameWithOwner isArchived isFork isEmpty
+    defaultBranchRef { name target { ... on Commit { oid tree { oid }
+      config: file(path: "%(config)s") { object { ... on Blob { text } } } } } }
+    botRef: ref(qualifiedName: $qualified) { target { ... on Commit {
+      oid message author { email } committer { email } } } }
+    pullRequests(headRefName: $head, first: 10, orderBy: {field: CREATED_AT, direction: DESC}) {
+      nodes { number state merged body url headRefOid headRepository { nameWithOwner }
+              commits { totalCount } %(comments)s } }
+%(issue)s  }
+}"""
+_ISSUE_PART = ("    issueOrPullRequest(number: $issue) { ... on Issue { " + _COMMENTS
+               + " } ... on PullRequest { " + _COMMENTS + " } }\n")
+
+
+def _split(full_name: str) -> tuple[str, str]:
+    owner, _, name = full_name.partition("/")
+    if not owner or not name or "/" in name:
+        raise ValueError(f"not an owner/name repository: {full_name!r}")
+    return owner, name
+
+
+def _get(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _comments(conn: Any) -> tuple[Comment, ...]:
+    nodes = _get(conn, "nodes") or []
+    return tuple(
+        Comment(int(n["databaseId"]), str(n.get("body") or ""))
+        for n in nodes
+        if isinstance(n, Mapping) and n.get("viewerDidAuthor") and isinstance(n.get("databaseId"), int)
+    )
+
+
+def _message(exc: GithubException) -> str:
+    data = exc.data
+    if isinstance(data, Mapping):
+        parts = [str(data.get("message") or "")]
+        for err in data.get("errors") or []:
+            parts.append(str(err.get("message") if isinstance(err, Mapping) else err))
+        return "; ".join(p for p in parts if p)
+    return str(data or exc)
+
+
+class GitHubGateway:
+    """GitHub operations of one installation; reuses one authenticated client and caches objects by sha."""
+
+    def __init__(self, client: Github, installation_id: int, cache_size: int = 512) -> None:
+        self._client = client
+        self._requester = client.requester
+        self.installation_id = installation_id
+        self._trees: OrderedDict[str, dict[str, TreeFile]] = OrderedDict()
+        self._blobs: OrderedDict[str, str | None] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+
+    # -- transport -------------------------------------------------------------------------------------
+
+    def _call(self, verb: str, path: str, params: dict[str, Any] | None = None,
+              body: Any | None = None) -> Any:
+        try:
+            _, data = self._requester.requestJsonAndCheck(verb, path, parameters=params, input=body)
+        except GithubException as exc:
+            message = _message(exc)
+            if exc.status == 422 and "already exists" in message.lower():
+                raise LostRace(422, message) from exc
+            if exc.status == 404:
+                raise NotFound(404, message) from exc
+            raise GitHubError(exc.status, message) from exc
+        return data
+
+    def _graphql(self, query: str, variables: dict[str, Any]) -> Mapping[str, Any]:
+        data = self._call("POST", self._requester.graphql_url, body={"query": query, "variables": variables})
+        if not isinstance(data, Mapping):
+            raise GitHubError(0, "GraphQL answer is not an object")
+        if data.get("errors"):
+            messages = "; ".join(str(_get(e, "message")) for e in data["errors"])
+            raise GitHubError(200, f"GraphQL: {messages}")
+        return data.get("data") or {}
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def list_installation_repos(self) -> list[RepoRef]:
+        """Every repository the installation can see, paged 100 at a time."""
+        repos: list[RepoRef] = []
+        page = 1
+        while True:
+            data = self._call("GET", "/installation/repositories", {"per_page": 100, "page": page})
+            batch = _get(data, "repositories") or []
+            for raw in batch:
+                if not isinstance(raw, Mapping) or not isinstance(raw.get("full_name"), str):
+                    continue
+                repos.append(RepoRef(
+                    full_name=raw["full_name"],
+                    archived=bool(raw.get("archived")),
+                    fork=bool(raw.get("fork")),
+                    empty=raw.get("size") == 0,
+                    default_branch=str(raw.get("default_branch") or "main"),
+                ))
+            total = _get(data, "total_count")
+            if len(batch) < 100 or (isinstance(total, int) and len(repos) >= total):
+                return repos
+            page += 1
+
+    def read_state(self, full_name: str, issue_number: int | None = None) -> RepoState:
+        """Default branch head, repo config, bot branch, bot pull requests (and an issue's bot comments)."""
+        owner, name = _split(full_name)
+        variables: dict[str, Any] = {"owner": owner, "name": name, "head": BOT_BRANCH, "qualified": BOT_REF}
+        query = _STATE_QUERY % {"vars": ", $issue: Int!" if issue_number else "", "config": CONFIG_PATH,
+                                "comments": _COMMENTS, "issue": _ISSUE_PART if issue_number else ""}
+        if issue_number:
+            variables["issue"] = issue_number
+        repo = _get(self._graphql(query, variables), "repository")
+        if not isinstance(repo, Mapping):
+            raise NotFound(404, f"repository {full_name} is not visible to the installation")
+        target = _get(repo, "defaultBranchRef", "target") or {}
+        bot_target = _get(repo, "botRef", "target")
+        bot_branch = None
+        if isinstance(bot_target, Mapping) and isinstance(bot_target.get("oid"), str):
+            bot_branch = BranchHead(bot_target["oid"], is_bot_commit(
+                str(bot_target.get("message") or ""), _get(bot_target, "author", "email"),
+                _get(bot_target, "committer", "email")))
+        pulls = tuple(
+            PullRequest(
+                number=int(n["number"]), state=str(n.get("state")), merged=bool(n.get("merged")),
+                body=str(n.get("body") or ""), url=str(n.get("url") or ""),
+                head_oid=str(n.get("headRefOid") or ""),
+                commit_count=int(_get(n, "commits", "totalCount") or 0), comments=_comments(n.get("comments")),
+            )
+            for n in (_get(repo, "pullRequests", "nodes") or [])
+            if isinstance(n, Mapping) and isinstance(n.get("number"), int)
+            and _get(n, "headRepository", "nameWithOwner") == repo.get("nameWithOwner")
+        )
+        issue = repo.get("issueOrPullRequest")
+        return RepoState(
+            full_name=full_name,
+            archived=bool(repo.get("isArchived")),
+            fork=bool(repo.get("isFork")),
+            empty=bool(repo.get("isEmpty")) or not target,
+            default_branch=str(_get(repo, "defaultBranchRef", "name") or ""),
+            base_oid=str(target.get("oid") or ""),
+            base_tree=str(_get(target, "tree", "oid") or ""),
+            config_text=_get(target, "config", "object", "text"),
+            bot_branch=bot_branch,
+            pulls=pulls,
+            issue_comments=_comments(_get(issue, "comments")),
+        )
+
+    def read_tree(self, full_name: str, tree_sha: str) -> dict[str, TreeFile]:
+        """Every file of a tree: one recursive read, walking subtrees only when GitHub truncates it."""
+        with self._lock:
+            cached = self._trees.get(tree_sha)
+            if cached is not None:
+                self._trees.move_to_end(tree_sha)
+                return cached
+        files: dict[str, TreeFile] = {}
+        budget = [_TREE_WALK_LIMIT]
+        self._walk(full_name, tree_sha, "", files, budget, recursive=True)
+        with self._lock:
+            self._trees[tree_sha] = files
+            while len(self._trees) > self._cache_size:
+                self._trees.popitem(last=False)
+        return files
+
+    def _walk(self, full_name: str, sha: str, prefix: str, files: dict[str, TreeFile], budget: list[int],
+              recursive: bool) -> None:
+        if budget[0] <= 0:
+            raise GitHubError(0, f"tree of {full_name} is too large to list")
+        budget[0] -= 1
+        params = {"recursive": "1"} if recursive else None
+        data = self._call("GET", f"/repos/{full_name}/git/trees/{sha}", params)
+        truncated = bool(_get(data, "truncated"))
+        entries = _get(data, "tree") or []
+        subtrees = []
+        for entry in entries:
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("path"), str):
+                continue
+            path = prefix + entry["path"]
+            if entry.get("type") == "blob":
+                files[path] = TreeFile(path, str(entry.get("mode")), str(entry.get("sha")),
+                                       int(entry.get("size") or 0))
+            elif entry.get("type") == "tree" and (truncated or not recursive) and "/" not in entry["path"]:
+                subtrees.append((str(entry.get("sha")), path + "/"))
+        if truncated and recursive:
+            # GitHub cut the recursive listing: list this level and each top-level subtree on its own.
+            files.clear()
+            self._walk(full_name, sha, prefix, files, budget, recursive=False)
+            return
+        if not recursive:
+            for sub_sha, sub_prefix in subtrees:
+                self._walk(full_name, sub_sha, sub_prefix, files, budget, recursive=True)
+
+    def read_blobs(self, full_name: str, files: Sequence[TreeFile]) -> dict[str, str]:
+        """Text of the given files, by blob sha, in one GraphQL query per 100 (binary or huge files left out)."""
+        wanted = [f for f in files if f.mode != "120000" and f.size <= MAX_BLOB_BYTES and _SHA.match(f.sha)]
+        with self._lock:
+            missing = sorted({f.sha for f in wanted if f.sha not in self._blobs})
+        owner, name = _split(full_name)
+        for start in range(0, len(missing), _BLOB_BATCH):
+            batch = missing[start:start + _BLOB_BATCH]
+            fields = "\n".join(f'    b{i}: object(oid: "{sha}") {{ ... on Blob {{ text isBinary isTruncated }} }}'
+                               for i, sha in enumerate(batch))
+            query = ("query EcrCacheBlobs($owner: String!, $name: String!) {\n"
+                     f"  repository(owner: $owner, name: $name) {{\n{fields}\n  }}\n}}")
+            repo = _get(self._graphql(query, {"owner": owner, "name": name}), "repository") or {}
+            for i, sha in enumerate(batch):
+                blob = repo.get(f"b{i}") if isinstance(repo, Mapping) else None
+                text: str | None = None
+                if isinstance(blob, Mapping) and not blob.get("isBinary"):
+                    text = blob.get("text") if isinstance(blob.get("text"), str) else None
+                    if blob.get("isTruncated"):
+                        text = self._rest_blob(full_name, sha)
+                with self._lock:
+                    self._blobs[sha] = text
+                    while len(self._blobs) > self._cache_size:
+                        self._blobs.popitem(last=False)
+        with self._lock:
+            out = {f.path: self._blobs.get(f.sha) for f in wanted}
+        return {path: text for path, text in out.items() if text is not None}
+
+    def _rest_blob(self, full_name: str, sha: str) -> str | None:
+        data = self._call("GET", f"/repos/{full_name}/git/blobs/{sha}")
+        try:
+            return base64.b64decode(str(_get(data, "content") or "")).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+    def permission(self, full_name: str, user: str) -> str:
+        """The user's permission on the repository (admin, maintain, write, triage, read or none)."""
+        try:
+            data = self._call("GET", f"/repos/{full_name}/collaborators/{user}/permission")
+        except NotFound:
+            return "none"
+        role = _get(data, "user", "role_name") or _get(data, "role_name")
+        return str(role or _get(data, "permission") or "none")
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def react(self, full_name: str, comment_id: int, content: str = "eyes") -> None:
+        """Acknowledge a command comment with a reaction."""
+        self._call("POST", f"/repos/{full_name}/issues/comments/{comment_id}/reactions", body={"content": content})
+
+    def upsert_comment(self, full_name: str, issue_number: int, key: str, body: str,
+                       existing: Iterable[Comment]) -> int:
+        """Create the comment carrying hidden ``key``, or edit the bot's earlier one; never duplicate it."""
+        marker = comment_marker(key)
+        text = f"{marker}\n{body}"
+        for comment in existing:
+            if marker in comment.body:
+                if comment.body != text:
+                    self._call("PATCH", f"/repos/{full_name}/issues/comments/{comment.id}", body={"body": text})
+                return comment.id
+        data = self._call("POST", f"/repos/{full_name}/issues/{issue_number}/comments", body={"body": text})
+        return int(_get(data, "id") or 0)
+
+    def commit(self, full_name: str, base_oid: str, base_tree: str, files: Sequence[FileWrite],
+               message: str) -> str:
+        """Create one commit of ``files`` on top of ``base_oid``; GitHub signs it (no author or committer)."""
+        tree = self._call("POST", f"/repos/{full_name}/git/trees", body={
+            "base_tree": base_tree,
+            "tree": [{"path": f.path, "mode": f.mode, "type": "blob", "content": f.content} for f in files],
+        })
+        commit = self._call("POST", f"/repos/{full_name}/git/commits", body={
+            "message": message, "tree": _get(tree, "sha"), "parents": [base_oid],
+        })
+        sha = _get(commit, "sha")
+        if not isinstance(sha, str):
+            raise GitHubError(0, "create-commit answered without a sha")
+        return sha
+
+    def create_branch(self, full_name: str, sha: str) -> None:
+        """Create the bot branch at ``sha`` (LostRace when it already exists)."""
+        self._call("POST", f"/repos/{full_name}/git/refs", body={"ref": BOT_REF, "sha": sha})
+
+    def move_branch(self, full_name: str, sha: str) -> None:
+        """Point the bot branch at ``sha`` (only called when the bot alone wrote the branch)."""
+        self._call("PATCH", f"/repos/{full_name}/git/refs/heads/{BOT_BRANCH}", body={"sha": sha, "force": True})
+
+    def delete_branch(self, full_name: str) -> None:
+        """Delete the bot branch (already gone is fine)."""
+        try:
+            self._call("DELETE", f"/repos/{full_name}/git/refs/heads/{BOT_BRANCH}")
+        except NotFound:
+            return
+        except GitHubError as exc:
+            if exc.status != 422:  # 422 "Reference does not exist"
+                raise
+
+    def create_pull(self, full_name: str, base: str, title: str, body: str) -> tuple[int, str]:
+        """Open the bot pull request; LostRace when one already exists."""
+        data = self._call("POST", f"/repos/{full_name}/pulls", body={
+            "title": title, "head": BOT_BRANCH, "base": base, "body": body, "maintainer_can_modify": False,
+        })
+        return int(_get(data, "number") or 0), str(_get(data, "html_url") or "")
+
+    def update_pull(self, full_name: str, number: int, title: str, body: str) -> None:
+        """Refresh the bot pull request's title and body in place."""
+        self._call("PATCH", f"/repos/{full_name}/pulls/{number}", body={"title": title, "body": body})
+
+
+def comment_marker(key: str) -> str:
+    """Hidden marker that identifies one bot comment."""
+    return f"<!-- ecr-cache-bot:comment={key} -->"
+
+
+class GatewayFactory:
+    """Hands out one gateway (one PyGithub client, one cached installation token) per installation."""
+
+    def __init__(self, settings: Settings, *, seconds_between_requests: float | None = 0.25,
+                 seconds_between_writes: float | None = 1.0, retry: Any = None) -> None:
+        missing = settings.missing_for_github()
+        if missing:
+            raise ValueError("cannot talk to GitHub, missing: " + ", ".join(missing))
+        assert settings.app_id is not None and settings.private_key is not None
+        self._app_auth = Auth.AppAuth(int(settings.app_id), settings.private_key)
+        self._base_url = settings.github_api_url
+        self._pacing = (seconds_between_requests, seconds_between_writes)
+        self._retry = retry
+        self._gateways: dict[int, GitHubGateway] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, installation_id: int) -> GitHubGateway:
+        """The gateway of one installation (created once, reused across jobs)."""
+        with self._lock:
+            gateway = self._gateways.get(installation_id)
+            if gateway is None:
+                kwargs: dict[str, Any] = {}
+                if self._retry is not None:
+                    kwargs["retry"] = self._retry
+                client = Github(auth=self._app_auth.get_installation_auth(installation_id),
+                                base_url=self._base_url, seconds_between_requests=self._pacing[0],
+                                seconds_between_writes=self._pacing[1], **kwargs)
+                gateway = GitHubGateway(client, installation_id)
+                self._gateways[installation_id] = gateway
+            return gateway

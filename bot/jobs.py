@@ -1,0 +1,302 @@
+"""`run(job, gateway_factory)`: read a repository, plan, publish; the PR lifecycle rules live here."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot import pr_body
+from bot.core import planner
+from bot.core.model import Finding, Options, Plan, RepoSnapshot
+from bot.github_gateway import (
+    COMMIT_TRAILER,
+    Comment,
+    FileWrite,
+    GitHubError,
+    GitHubGateway,
+    LostRace,
+    RepoState,
+    TreeFile,
+)
+from bot.job import Job
+from bot.logs import log_event
+
+WRITE_ROLES = frozenset({"admin", "maintain", "write"})
+GatewayFactory = Callable[[int], GitHubGateway]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one job did to one repository (for logs, metrics and tests)."""
+
+    repo: str
+    action: str
+    pr_url: str = ""
+    detail: str = ""
+
+
+def _options(config_text: str | None) -> tuple[Options, tuple[Finding, ...]]:
+    try:
+        from bot.core.repo_config import parse_repo_config
+    except ImportError:  # the repo-config parser lands separately; defaults until then
+        return Options(), ()
+    options, findings = parse_repo_config(config_text)
+    return options, tuple(findings)
+
+
+def read_plan(gw: GitHubGateway, state: RepoState, options: Options) -> tuple[Plan, dict[str, TreeFile]]:
+    """One tree read, then only the blobs the planner asks for; plan on that snapshot."""
+    tree = gw.read_tree(state.full_name, state.base_tree)
+    paths = tuple(sorted(tree))
+    wanted = planner.paths_to_read(paths, options)
+    texts = gw.read_blobs(state.full_name, [tree[p] for p in wanted if p in tree])
+    snapshot = RepoSnapshot(paths=paths, files=texts, config_text=state.config_text,
+                            default_branch=state.default_branch)
+    return planner.plan(snapshot, options), tree
+
+
+def _commit_message(plan: Plan) -> str:
+    return (f"{pr_body.PR_TITLE}\n\n{pr_body.summary(plan).replace('`', '')}\n\n"
+            f"{COMMIT_TRAILER}\nEcr-Cache-Fingerprint: {plan.fingerprint}\n")
+
+
+def _skip_reason(state: RepoState) -> str | None:
+    if state.archived:
+        return "archived"
+    if state.fork:
+        return "a fork"
+    if state.empty or not state.base_oid:
+        return "empty"
+    return None
+
+
+def _publish(gw: GitHubGateway, state: RepoState, plan: Plan, tree: dict[str, TreeFile], options: Options, *,
+             override_optout: bool, force: bool) -> Outcome:
+    """Apply the lifecycle rules, then write at most one commit, one ref update and one PR write."""
+    repo = state.full_name
+    open_pr, latest = state.open_pr, state.latest_pr
+    if plan.is_empty:
+        return Outcome(repo, "already", open_pr.url if open_pr else "")
+    if open_pr is None and latest is not None and not override_optout:
+        if latest.state == "CLOSED" and not latest.merged:
+            return Outcome(repo, "opted_out", latest.url)
+        if latest.merged and pr_body.parse_fingerprint(latest.body) == plan.fingerprint:
+            return Outcome(repo, "merged_quiet", latest.url)
+    branch = state.bot_branch
+    human = branch is not None and (not branch.by_bot or (open_pr is not None and open_pr.commit_count > 1))
+    if open_pr is not None and pr_body.parse_fingerprint(open_pr.body) == plan.fingerprint and not (
+            force and human):
+        return Outcome(repo, "current", open_pr.url)
+    if human and not force:
+        if open_pr is not None:
+            gw.upsert_comment(repo, open_pr.number, "human-edits", pr_body.render_comment(
+                "human_edits", repo=repo), open_pr.comments)
+        return Outcome(repo, "human_edits", open_pr.url if open_pr else "")
+    files = [FileWrite(e.path, e.content, tree[e.path].mode if e.path in tree and tree[e.path].mode in (
+        "100644", "100755") else "100644") for e in plan.edits]
+    sha = gw.commit(repo, state.base_oid, state.base_tree, files, _commit_message(plan))
+    if branch is None:
+        gw.create_branch(repo, sha)
+    else:
+        gw.move_branch(repo, sha)
+    body = pr_body.render_pr_body(plan, repo, options)
+    if open_pr is not None:
+        gw.update_pull(repo, open_pr.number, pr_body.PR_TITLE, body)
+        return Outcome(repo, "updated", open_pr.url)
+    _, url = gw.create_pull(repo, state.default_branch, pr_body.PR_TITLE, body)
+    return Outcome(repo, "opened", url)
+
+
+def sync_repo(gw: GitHubGateway, repo: str, *, override_optout: bool = False, force: bool = False,
+              issue_number: int | None = None) -> tuple[Outcome, RepoState, Plan | None]:
+    """Read → plan → publish for one repository; a lost 422 race re-reads once and decides again."""
+    for attempt in (1, 2):
+        state = gw.read_state(repo, issue_number)
+        skip = _skip_reason(state)
+        if skip:
+            return Outcome(repo, "skipped", detail=skip), state, None
+        options, config_findings = _options(state.config_text)
+        latest = state.latest_pr
+        if (not override_optout and state.open_pr is None and latest is not None
+                and latest.state == "CLOSED" and not latest.merged):
+            return Outcome(repo, "opted_out", latest.url), state, None  # no tree read for an opted-out repo
+        plan, tree = read_plan(gw, state, options)
+        plan = dataclasses.replace(plan, findings=config_findings + plan.findings)
+        try:
+            return _publish(gw, state, plan, tree, options, override_optout=override_optout,
+                            force=force), state, plan
+        except LostRace as exc:
+            log_event("lost_race", repo=repo, attempt=attempt, message=exc.message)
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _install(gw: GitHubGateway, job: Job) -> list[Outcome]:
+    outcomes = []
+    for ref in gw.list_installation_repos():
+        if ref.archived or ref.fork or ref.empty:
+            outcomes.append(Outcome(ref.full_name, "skipped", detail="archived, fork or empty"))
+            continue
+        try:
+            outcomes.append(sync_repo(gw, ref.full_name)[0])
+        except Exception as exc:  # one broken repository must not stop the rest of the installation
+            log_event("repo_failed", repo=ref.full_name, error=f"{type(exc).__name__}: {exc}")
+            outcomes.append(Outcome(ref.full_name, "error", detail=str(exc)))
+    return outcomes
+
+
+def _pr_closed(gw: GitHubGateway, job: Job) -> list[Outcome]:
+    number = int(job.data["number"])
+    if job.data.get("merged"):
+        return [Outcome(job.repo, "merged")]
+    state = gw.read_state(job.repo)
+    pr = next((p for p in state.pulls if p.number == number), None)
+    if pr is None or pr.is_open or pr.merged or state.open_pr is not None:
+        return [Outcome(job.repo, "ignored", detail="pull request reopened or replaced")]
+    branch = state.bot_branch
+    deleted = branch is not None and branch.by_bot and branch.oid == pr.head_oid
+    gw.upsert_comment(job.repo, number, "closed", pr_body.render_comment(
+        "closed", repo=job.repo, deleted=deleted or branch is None), pr.comments)
+    if deleted:
+        gw.delete_branch(job.repo)
+    return [Outcome(job.repo, "opted_out_noted", pr.url)]
+
+
+def _checked(state: RepoState, plan: Plan) -> list[str]:
+    lines = [f"default branch `{state.default_branch}` at `{state.base_oid[:12]}`"]
+    lines += [f"buildspec `{p}`" for p in plan.buildspecs]
+    lines += [f"Dockerfile `{p}`" for p in plan.dockerfiles]
+    lines.append("repo config `.github/ecr-cache.yml`" if state.config_text is not None
+                 else "no `.github/ecr-cache.yml` (defaults)")
+    return lines
+
+
+def _reply_for(outcome: Outcome, state: RepoState, plan: Plan | None) -> str:
+    repo = outcome.repo
+    summary = pr_body.summary(plan) if plan is not None else ""
+    findings = [f for f in plan.findings if f.level != "info"] if plan is not None else []
+    if outcome.action in ("opened", "updated", "current"):
+        kind = {"opened": "pr_opened", "updated": "pr_updated", "current": "pr_current"}[outcome.action]
+        return pr_body.render_comment(kind, pr_url=outcome.pr_url, summary=summary)
+    if outcome.action == "already" and plan is not None:
+        if not findings and (plan.buildspecs or plan.builds):
+            return pr_body.render_comment("already", repo=repo, default_branch=state.default_branch,
+                                          checked=_checked(state, plan))
+        return pr_body.render_comment("nothing", repo=repo, findings=list(plan.findings))
+    if outcome.action == "human_edits":
+        return pr_body.render_comment("human_edits_reply", pr_url=outcome.pr_url)
+    if outcome.action == "skipped":
+        return pr_body.render_comment("skipped", repo=repo, why=outcome.detail)
+    return pr_body.render_comment("nothing", repo=repo, findings=findings)
+
+
+def _command(gw: GitHubGateway, job: Job) -> list[Outcome]:
+    data = job.data
+    repo, user = job.repo, str(data["user"])
+    issue, comment_id = int(data["issue_number"]), int(data["comment_id"])
+    command = str(data.get("command") or "open")
+    role = gw.permission(repo, user)
+    if role not in WRITE_ROLES:
+        state = gw.read_state(repo, issue)
+        gw.upsert_comment(repo, issue, f"refusal-{user.lower()}", pr_body.render_comment(
+            "refusal", user=user, repo=repo, permission=role), state.issue_comments)
+        return [Outcome(repo, "refused", detail=role)]
+    gw.react(repo, comment_id, "eyes")
+    key = f"reply-{comment_id}"
+    if command == "help":
+        state = gw.read_state(repo, issue)
+        gw.upsert_comment(repo, issue, key, pr_body.render_comment("help", unknown=data.get("unknown") or ""),
+                          state.issue_comments)
+        return [Outcome(repo, "help")]
+    if command == "preview":
+        state = gw.read_state(repo, issue)
+        skip = _skip_reason(state)
+        if skip:
+            reply, outcome = pr_body.render_comment("skipped", repo=repo, why=skip), Outcome(repo, "skipped")
+        else:
+            options, config_findings = _options(state.config_text)
+            plan, _ = read_plan(gw, state, options)
+            findings = list(config_findings + plan.findings)
+            if plan.is_empty:
+                reply = _reply_for(Outcome(repo, "already"), state, dataclasses.replace(
+                    plan, findings=tuple(findings)))
+            else:
+                reply = pr_body.render_comment("preview", repo=repo, edits=list(plan.edits),
+                                               diff=pr_body.unified_diff(plan.edits), findings=findings)
+            outcome = Outcome(repo, "previewed", detail=plan.fingerprint)
+        gw.upsert_comment(repo, issue, key, reply, state.issue_comments)
+        return [outcome]
+    synced, state, maybe_plan = sync_repo(gw, repo, override_optout=True, force=command == "recreate",
+                                          issue_number=issue)
+    gw.upsert_comment(repo, issue, key, _reply_for(synced, state, maybe_plan), state.issue_comments)
+    return [synced]
+
+
+def _sync(gw: GitHubGateway, job: Job) -> list[Outcome]:
+    return [sync_repo(gw, job.repo)[0]]
+
+
+_KINDS: dict[str, Callable[[GitHubGateway, Job], list[Outcome]]] = {
+    "install": _install, "sync": _sync, "command": _command, "pr_closed": _pr_closed,
+}
+
+
+class DryRunGateway:
+    """Reads through to GitHub, turns every write into a log line (DRY_RUN=1)."""
+
+    def __init__(self, inner: GitHubGateway) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def react(self, full_name: str, comment_id: int, content: str = "eyes") -> None:
+        log_event("dry_run", write="react", repo=full_name, comment_id=comment_id)
+
+    def upsert_comment(self, full_name: str, issue_number: int, key: str, body: str,
+                       existing: Sequence[Comment]) -> int:
+        log_event("dry_run", write="comment", repo=full_name, issue=issue_number, key=key)
+        return 0
+
+    def commit(self, full_name: str, base_oid: str, base_tree: str, files: Sequence[FileWrite],
+               message: str) -> str:
+        log_event("dry_run", write="commit", repo=full_name, files=[f.path for f in files])
+        return "0" * 40
+
+    def create_branch(self, full_name: str, sha: str) -> None:
+        log_event("dry_run", write="create_branch", repo=full_name)
+
+    def move_branch(self, full_name: str, sha: str) -> None:
+        log_event("dry_run", write="move_branch", repo=full_name)
+
+    def delete_branch(self, full_name: str) -> None:
+        log_event("dry_run", write="delete_branch", repo=full_name)
+
+    def create_pull(self, full_name: str, base: str, title: str, body: str) -> tuple[int, str]:
+        log_event("dry_run", write="create_pull", repo=full_name)
+        return 0, ""
+
+    def update_pull(self, full_name: str, number: int, title: str, body: str) -> None:
+        log_event("dry_run", write="update_pull", repo=full_name, number=number)
+
+
+def run(job: Job, gateway_factory: GatewayFactory, *, dry_run: bool = False) -> list[Outcome]:
+    """Run one job; 4xx answers are final (logged, not raised, so the queue does not retry them)."""
+    gw: Any = gateway_factory(job.installation_id)
+    if dry_run:
+        gw = DryRunGateway(gw)
+    try:
+        outcomes = _KINDS[job.kind](gw, job)
+    except GitHubError as exc:
+        if 400 <= exc.status < 500:
+            log_event("job_failed", kind=job.kind, repo=job.repo, delivery=job.delivery_id, status=exc.status,
+                      error=exc.message)
+            return [Outcome(job.repo, "error", detail=str(exc))]
+        raise
+    for outcome in outcomes:
+        log_event("job_done", kind=job.kind, repo=outcome.repo, delivery=job.delivery_id, action=outcome.action,
+                  pr=outcome.pr_url, detail=outcome.detail)
+    return outcomes

@@ -1,0 +1,186 @@
+"""Render the PR body, the bot's comments and the setup page from the Jinja2 templates in `templates/`."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from itertools import zip_longest
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from bot.core.model import CacheTable, FileEdit, Finding, Options, Plan
+from bot.events import BOT_BRANCH
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+MAX_BODY = 65_536  # GitHub rejects longer PR bodies and comments
+SAFE_BODY = MAX_BODY - 1_024
+PR_TITLE = "Cache Docker layers of CodeBuild builds in Amazon ECR"
+_BLANKS = re.compile(r"\n{3,}")
+_MARKER = re.compile(r"<!-- ecr-cache-bot:v1 fingerprint=([0-9a-f]{64}) -->")
+
+_env = Environment(
+    loader=FileSystemLoader(str(TEMPLATES)),
+    autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False, default=False),
+    undefined=StrictUndefined,
+    keep_trailing_newline=True,
+    trim_blocks=False,
+)
+
+
+def fingerprint_marker(fingerprint: str) -> str:
+    """Hidden marker that ties a PR body to the plan it was made from."""
+    return f"<!-- ecr-cache-bot:v1 fingerprint={fingerprint} -->"
+
+
+def parse_fingerprint(body: str | None) -> str | None:
+    """The plan fingerprint recorded in a bot PR body, if any."""
+    match = _MARKER.search(body or "")
+    return match.group(1) if match else None
+
+
+def _code(text: str, limit: int = 100) -> str:
+    """Text safe inside a markdown table cell code span."""
+    flat = " ".join(text.split()).replace("`", "'").replace("|", "\\|")
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class _Level:
+    findings: int | None
+    rows: int | None
+    show_json: bool
+    reasons: int | None
+
+
+_LEVELS = (
+    _Level(None, None, True, None),
+    _Level(100, 40, True, 10),
+    _Level(30, 15, False, 5),
+    _Level(10, 5, False, 2),
+    _Level(0, 0, False, 1),
+)
+
+
+def _flags(plan: Plan, options: Options) -> list[dict[str, str]]:
+    seen: dict[tuple[str, str], dict[str, str]] = {}
+    for build in plan.builds:
+        ref = f"type=registry,ref=$CACHE_URI:{build.cache_tag}"
+        seen.setdefault((build.buildspec, build.cache_tag), {
+            "buildspec": build.buildspec,
+            "tag": build.cache_tag,
+            "cache_from": f"--cache-from {ref}",
+            "cache_to": f"--cache-to {ref},mode={options.mode},image-manifest=true,oci-mediatypes=true",
+        })
+    return list(seen.values())
+
+
+def _table(table: CacheTable, rows: int | None) -> dict[str, Any]:
+    pairs = list(zip_longest(table.before, table.after))
+    shown = pairs if rows is None else pairs[:rows]
+    return {
+        "dockerfile": table.dockerfile,
+        "saved": table.saved_on_source_change,
+        "hidden": len(pairs) - len(shown),
+        "rows": [{
+            "before": _code(b.instruction) if b else "",
+            "before_rerun": ("yes" if b.reruns_on_source_change else "no") if b else "",
+            "after": _code(a.instruction) if a else "",
+            "after_rerun": ("yes" if a.reruns_on_source_change else "no") if a else "",
+        } for b, a in shown],
+    }
+
+
+def _finding(f: Finding) -> dict[str, str]:
+    return {"level": f.level, "path": _code(f.path, 200), "code": f.code, "message": " ".join(f.message.split())}
+
+
+def _edit(e: FileEdit, reasons: int | None) -> dict[str, Any]:
+    kept = e.reasons if reasons is None else e.reasons[:reasons]
+    extra = len(e.reasons) - len(kept)
+    out = [" ".join(r.split()) for r in kept] + ([f"_{extra} more reasons not shown_"] if extra else [])
+    return {"path": _code(e.path, 300), "action": e.action, "reasons": out}
+
+
+def render_pr_body(plan: Plan, repo: str, options: Options | None = None) -> str:
+    """The PR description: changes and reasons, flags, AWS setup, cache table, findings; under 65,536 chars."""
+    options = options or Options()
+    ordered = sorted(plan.findings, key=lambda f: {"error": 0, "warning": 1, "info": 2}.get(f.level, 3))
+    body = ""
+    for level in _LEVELS:
+        findings = ordered if level.findings is None else ordered[: level.findings]
+        view = {
+            "edits": [_edit(e, level.reasons) for e in plan.edits],
+            "builds": plan.builds,
+            "setup": plan.setup,
+        }
+        body = _env.get_template("pr_body.md.j2").render(
+            marker=fingerprint_marker(plan.fingerprint), plan=view, repo=repo, options=options,
+            flags=_flags(plan, options), branch=BOT_BRANCH, show_json=level.show_json,
+            tables=[_table(t, level.rows) for t in plan.cache_tables],
+            findings=[_finding(f) for f in findings], hidden_findings=len(ordered) - len(findings),
+        )
+        body = _BLANKS.sub("\n\n", body)
+        if len(body) <= SAFE_BODY:
+            return body
+    note = "\n\n_This description was cut to fit GitHub's 65,536-character limit._\n"
+    return body[: SAFE_BODY - len(note)].rsplit("\n", 1)[0] + note
+
+
+def render_comment(kind: str, **context: Any) -> str:
+    """One bot comment (reply, refusal, help, opt-out note...), cut to GitHub's limit."""
+    context.setdefault("branch", BOT_BRANCH)
+    context.setdefault("deleted", False)
+    for key in ("pr_url", "summary", "unknown", "repo", "user", "permission", "why", "default_branch", "diff"):
+        context.setdefault(key, "")
+    for key in ("checked", "findings", "edits"):
+        context.setdefault(key, [])
+    context["findings"] = [_finding(f) if isinstance(f, Finding) else f for f in context["findings"]]
+    text = _env.get_template("comment.md.j2").render(kind=kind, **context).strip() + "\n"
+    if len(text) > SAFE_BODY:
+        note = "\n_Cut to fit GitHub's comment size limit._\n"
+        text = text[: SAFE_BODY - len(note)].rsplit("\n", 1)[0] + ("\n```\n</details>\n" if kind == "preview" else "")
+        text += note
+    return text
+
+
+def unified_diff(edits: Iterable[FileEdit], limit: int = 50_000) -> str:
+    """The diff of the edits as `git diff` shows it (cut to ``limit`` characters)."""
+    parts: list[str] = []
+    for edit in edits:
+        before = (edit.original or "").splitlines(keepends=True)
+        after = edit.content.splitlines(keepends=True)
+        old = "/dev/null" if edit.original is None else f"a/{edit.path}"
+        parts.extend(difflib.unified_diff(before, after, old, f"b/{edit.path}"))
+        if parts and not parts[-1].endswith("\n"):
+            parts[-1] += "\n\\ No newline at end of file\n"
+    text = "".join(parts).replace("```", "`\u200b``")
+    return text if len(text) <= limit else text[:limit].rsplit("\n", 1)[0] + "\n... (diff cut)\n"
+
+
+def summary(plan: Plan) -> str:
+    """One line: which files the plan changes."""
+    paths = ", ".join(f"`{e.path}`" for e in plan.edits[:6])
+    more = f" and {len(plan.edits) - 6} more" if len(plan.edits) > 6 else ""
+    return f"{len(plan.edits)} file{'s' if len(plan.edits) != 1 else ''} changed ({paths}{more})"
+
+
+PERMISSIONS: Sequence[tuple[str, str]] = (
+    ("Contents", "read and write"),
+    ("Pull requests", "read and write"),
+    ("Issues", "read and write"),
+    ("Metadata", "read"),
+)
+EVENTS: Sequence[str] = ("Installation", "Installation repositories", "Push", "Issue comment", "Pull request")
+
+
+def render_setup_page(*, missing: Sequence[str], app_id: str | None, api_url: str, webhook_path: str,
+                      dry_run: bool) -> str:
+    """The `GET /` page: configuration status, missing settings, permissions and events to give the App."""
+    return _env.get_template("setup.html.j2").render(
+        missing=list(missing), app_id=app_id, api_url=api_url, webhook_path=webhook_path, dry_run=dry_run,
+        permissions=PERMISSIONS, events=EVENTS,
+    )
