@@ -1,0 +1,113 @@
+"""Flask app: the signed webhook endpoint, `/healthz`, the setup page and `/metrics`."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from bot import jobs, metrics, pr_body
+from bot.config import Settings
+from bot.events import MalformedPayload, route
+from bot.github_gateway import GatewayFactory, GitHubGateway
+from bot.job import Job
+from bot.logs import log_event
+from bot.queue import JobQueue, create_queue
+
+
+def _reply(code: int, **fields: Any) -> tuple[Response, int]:
+    return jsonify(fields), code
+
+
+def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
+    """Constant-time check of `X-Hub-Signature-256` (HMAC-SHA256 of the raw body)."""
+    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected.encode(), (header or "").encode("utf-8", "replace"))
+
+
+class _LazyFactory:
+    """Builds the gateway factory on first use, so the web process starts without App credentials."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._factory: GatewayFactory | None = None
+
+    def __call__(self, installation_id: int) -> GitHubGateway:
+        if self._factory is None:
+            self._factory = GatewayFactory(self._settings)
+        return self._factory(installation_id)
+
+
+def make_runner(settings: Settings) -> Callable[[Job], None]:
+    """The queue's runner: `jobs.run` with one gateway per installation for the life of the process."""
+    factory = _LazyFactory(settings)
+
+    def runner(job: Job) -> None:
+        jobs.run(job, factory, dry_run=settings.dry_run)
+
+    return runner
+
+
+
+def create_app(settings: Settings | None = None, queue: JobQueue | None = None) -> Flask:
+    """Build the web app; settings come only from `Settings.from_env()` (which refuses a missing secret)."""
+    settings = settings or Settings.from_env()
+    queue = queue if queue is not None else create_queue(settings, make_runner(settings))
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.extensions["ecr_cache_bot.settings"] = settings
+    app.extensions["ecr_cache_bot.queue"] = queue
+    app.register_blueprint(metrics.blueprint)
+
+    @app.post(settings.webhook_path)
+    def webhook() -> tuple[Response, int]:
+        try:
+            raw = request.get_data(cache=False)
+        except RequestEntityTooLarge:
+            return _reply(413, error=f"body larger than {settings.max_body_bytes} bytes")
+        if len(raw) > settings.max_body_bytes:
+            return _reply(413, error=f"body larger than {settings.max_body_bytes} bytes")
+        if not signature_ok(settings.webhook_secret, raw, request.headers.get("X-Hub-Signature-256")):
+            log_event("webhook_rejected", reason="bad signature")
+            return _reply(401, error="missing or invalid X-Hub-Signature-256")
+        event = request.headers.get("X-GitHub-Event", "")
+        delivery = request.headers.get("X-GitHub-Delivery", "")
+        if not event or len(event) > 100 or not delivery or len(delivery) > 200:
+            return _reply(400, error="X-GitHub-Event and X-GitHub-Delivery headers are required")
+        try:
+            payload = json.loads(raw)
+            routed = route(event, payload, delivery)
+        except (ValueError, RecursionError) as exc:
+            message = str(exc) if isinstance(exc, MalformedPayload) else "body is not valid JSON"
+            log_event("webhook_malformed", event_name=event, delivery=delivery, error=message)
+            return _reply(400, error=message)
+        if not routed.jobs:
+            log_event("webhook_ignored", event_name=event, delivery=delivery, reason=routed.reason)
+            return _reply(200, status="ignored", reason=routed.reason)
+        try:
+            result = queue.submit(delivery, list(routed.jobs))
+        except Exception as exc:  # the delivery is not queued: make GitHub show a failure so it can redeliver
+            log_event("queue_failed", level="error", delivery=delivery, error=f"{type(exc).__name__}: {exc}")
+            return _reply(503, error="could not queue the delivery")
+        log_event("webhook_queued", event_name=event, delivery=delivery, jobs=len(routed.jobs),
+                  duplicate=result.duplicate)
+        return _reply(202, status="duplicate" if result.duplicate else "queued", jobs=len(routed.jobs),
+                      reason=routed.reason)
+
+    @app.get("/healthz")
+    def healthz() -> tuple[Response, int]:
+        return _reply(200, status="ok")
+
+    @app.get("/")
+    def index() -> Response:
+        html = pr_body.render_setup_page(
+            missing=settings.missing_for_github(), app_id=settings.app_id, api_url=settings.github_api_url,
+            webhook_path=settings.webhook_path, dry_run=settings.dry_run)
+        return Response(html, mimetype="text/html")
+
+    return app
