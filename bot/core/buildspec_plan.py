@@ -1,11 +1,473 @@
-"""Plan the buildspec edits (stub: owned by the buildspec work)."""
+"""Plan the buildspec edits: BuildKit + a registry cache in ECR for every `docker build`."""
 
 from __future__ import annotations
 
+import copy
+import posixpath
+import re
+from dataclasses import dataclass, field
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode
+
+from bot.core import buildspec_yaml as by
+from bot.core.buildspec_analysis import PHASES, Analysis, Build, Command, analyse
+from bot.core.buildspec_tags import assign_tags, existing_tag
+from bot.core.buildspec_verify import (
+    ACCOUNT_LINE,
+    GUARD_LINE,
+    valid_repo_name,
+    verify_buildspec_edit,
+)
 from bot.core.discover import Discovery
-from bot.core.model import Options, PartialPlan, RepoSnapshot
+from bot.core.model import BuildLink, FileEdit, Finding, Options, PartialPlan, RepoSnapshot
+from bot.core.shellcmd_docker import (
+    CacheFlags,
+    apply_splices,
+    build_splices,
+    login_command,
+    output_flag,
+    registry_host,
+)
+
+__all__ = ["plan_buildspecs", "verify_buildspec_edit"]
+
+_ACCOUNT_USE = re.compile(r"\$\{?AWS_ACCOUNT_ID\b")
+_ACCOUNT_SET = re.compile(r"(?:^|[\s;&|(])(?:export\s+)?AWS_ACCOUNT_ID=")
+_REPO_KEYS = ("IMAGE_REPO_NAME", "IMAGE_REPOSITORY_NAME", "ECR_REPO_NAME", "ECR_REPOSITORY_NAME", "REPO_NAME",
+              "REPOSITORY_NAME")
+
+
+@dataclass(frozen=True)
+class Parsed:
+    """One buildspec, composed and analysed."""
+
+    path: str
+    text: str
+    root: Node
+    analysis: Analysis
+
+
+@dataclass
+class _Edit:
+    """The intended change of one buildspec, at data level and as text splices."""
+
+    env_add: list[tuple[str, str]] = field(default_factory=list)
+    mods: dict[int, list[tuple[int, int, str]]] = field(default_factory=dict)
+    before: dict[int, list[str]] = field(default_factory=dict)
+    at_end: dict[str, list[str]] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
 
 
 def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery) -> PartialPlan:
     """Return buildspec edits, findings and the BuildLinks of every `docker build`."""
-    return PartialPlan()
+    findings: list[Finding] = []
+    parsed: list[Parsed] = []
+    for path in found.buildspecs:
+        text = snapshot.text(path)
+        if text is None:
+            continue
+        try:
+            root = by.compose(text)
+        except yaml.YAMLError as exc:
+            findings.append(Finding(path, "warning", "buildspec-unparsable",
+                                    f"{path} is not valid YAML, left untouched: {_first_line(exc)}"))
+            continue
+        if not isinstance(root, MappingNode):
+            continue
+        parsed.append(Parsed(path, text, root, analyse(root, path)))
+    tags = assign_tags([(p.path, p.root, p.analysis) for p in parsed], options)
+    edits: list[FileEdit] = []
+    links: list[BuildLink] = []
+    repos: dict[str, str] = {}
+    for p in parsed:
+        edit, more, blinks, repo = _plan_one(p, options, tags, snapshot)
+        findings.extend(more)
+        links.extend(blinks)
+        if edit is not None:
+            edits.append(edit)
+        if repo and blinks:
+            repos[p.path] = repo
+    if links:
+        first = links[0].buildspec
+        findings.append(Finding(first, "info", "privileged-mode",
+                                "The CodeBuild project must run in privileged mode to use Docker "
+                                "(Environment > Privileged); a buildspec cannot turn it on."))
+        findings.append(Finding(first, "info", "buildx-required",
+                                "`docker buildx` ships on aws/codebuild/standard:7.0 and newer and on "
+                                "amazonlinux 2023 images; on standard:5.0 or Amazon Linux 2 images the "
+                                "added guard stops the build with a clear message."))
+    return PartialPlan(edits=tuple(edits), findings=tuple(findings), builds=tuple(links),
+                       extra={"cache_repositories": repos})
+
+
+def _first_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())[:300]
+
+
+def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str],
+              snapshot: RepoSnapshot) -> tuple[FileEdit | None, list[Finding], list[BuildLink], str | None]:
+    an = p.analysis
+    findings: list[Finding] = []
+    if not an.builds:
+        return None, findings, [], None
+    repo = _cache_repo(an, options, p.path, findings)
+    links: list[BuildLink] = []
+    edit = _Edit()
+    positions = {id(c): n for n, c in enumerate(an.commands)}
+    for k, b in enumerate(an.builds):
+        links.append(_build_link(p, b, k, tags, findings, snapshot, edit, positions, options))
+    try:
+        if an.flow_phases:
+            raise by.Unsupported(f"the commands of phase(s) {', '.join(an.flow_phases)} are a flow "
+                                 "sequence `[...]`, which the bot does not edit")
+        by.check_block_indentation(p.text)
+        _plan_setup(p, options, repo, edit, positions)
+        new_text = _splice(p, edit)
+    except by.Unsupported as exc:
+        findings.append(Finding(p.path, "warning", "buildspec-unsupported",
+                                f"{p.path} left untouched: {exc}"))
+        return None, findings, links, repo
+    if new_text == p.text:
+        return None, findings, links, repo
+    reason = _prove(p, edit, new_text)
+    if reason:
+        findings.append(Finding(p.path, "warning", "buildspec-edit-unproven",
+                                f"{p.path} left untouched: the edited file did not re-parse to exactly the "
+                                f"intended change ({reason})."))
+        return None, findings, links, repo
+    return (FileEdit(p.path, "modify", new_text, p.text, tuple(dict.fromkeys(edit.reasons))),
+            findings, links, repo)
+
+
+def _cache_repo(an: Analysis, options: Options, path: str, findings: list[Finding]) -> str:
+    if "CACHE_REPO_NAME" in an.env_vars:
+        return an.env_vars["CACHE_REPO_NAME"]
+    if options.cache_repository:
+        if valid_repo_name(options.cache_repository):
+            return options.cache_repository
+        findings.append(Finding(path, "warning", "cache-repository-invalid",
+                                f"cache repository {options.cache_repository!r} is not a valid ECR "
+                                "repository name; using `ecr-build-cache`."))
+        return "ecr-build-cache"
+    image = options.image_repository
+    if not image:
+        image = next((an.env_vars[k] for k in _REPO_KEYS if k in an.env_vars and "$" not in an.env_vars[k]), None)
+    if image:
+        name = f"{image}-cache"
+        if valid_repo_name(name):
+            return name
+    return "ecr-build-cache"
+
+
+def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], findings: list[Finding],
+                snapshot: RepoSnapshot, edit: _Edit, positions: dict[int, int], options: Options) -> BuildLink:
+    db = b.build
+    cmd = b.command
+    line = _line_of(p.text, cmd, db.verbs[0].start)
+    where = f"{p.path}:{line}"
+    tag = existing_tag(db) or tags.get((p.path, k), options.cache_tag)
+    output = "load"
+    if db.has("--push"):
+        output = "push"
+    elif db.has("--output", "-o") and not db.has("--load"):
+        output = "none"
+    if b.unresolved:
+        findings.append(Finding(p.path, "warning", "build-path-unresolved",
+                                f"{where}: cannot tell which Dockerfile/context this build uses: "
+                                f"{', '.join('`' + u + '`' for u in b.unresolved)} is not set in "
+                                "env/variables (a project variable or a value computed at build time); "
+                                "the Dockerfile was not analysed."))
+    elif b.dockerfile and b.dockerfile not in snapshot.paths and snapshot.paths:
+        findings.append(Finding(p.path, "warning", "dockerfile-missing",
+                                f"{where}: the build uses `{b.dockerfile}`, which is not in the repository."))
+    link = BuildLink(p.path, cmd.phase, cmd.index, line, b.dockerfile if not b.unresolved else None,
+                     b.context, tag, output, b.unresolved)  # type: ignore[arg-type]
+    if db.rewritten:
+        return link
+    if len(db.real_positionals) != 1:
+        findings.append(Finding(p.path, "warning", "docker-build-malformed",
+                                f"{where}: this build has {len(db.real_positionals)} positional arguments "
+                                f"({' '.join(w.raw for w in db.real_positionals) or 'none'}); docker accepts "
+                                "exactly one context, so the command was left as it is."))
+        return link
+    flags = CacheFlags(tag, options.mode, output_flag(db))
+    pos = positions[id(cmd)]
+    edit.mods.setdefault(pos, []).extend(build_splices(db, flags))
+    spelled = "docker " + " ".join(w.value for w in db.verbs)
+    keep = "" if flags.output is None else ", with `--load` so the later steps find the image locally"
+    edit.reasons.append(f"Line {line}: `{spelled}` becomes `docker buildx build` importing and exporting its "
+                        f"layer cache at `$CACHE_URI:{tag}` (mode={options.mode}, image manifest + OCI media "
+                        f"types, which ECR requires){keep}.")
+    for o in db.options:
+        if o.name in ("--cache-from", "--cache-to"):
+            edit.reasons.append(f"Line {line}: removed `{o.name} {o.value}`; the ECR registry cache replaces it.")
+            findings.append(Finding(p.path, "info", "cache-from-replaced",
+                                    f"{where}: the existing `{o.name} {o.value}` was replaced by the ECR "
+                                    "registry cache (a pulled image only seeds the cache when it was built "
+                                    "with inline cache metadata)."))
+    if db.has("--no-cache"):
+        findings.append(Finding(p.path, "warning", "no-cache",
+                                f"{where}: `--no-cache` is kept, so this build never imports the cache (it "
+                                "still exports it). Remove `--no-cache` to get cached builds."))
+    for var in db.flag_vars:
+        findings.append(Finding(p.path, "warning", "build-flags-variable",
+                                f"{where}: `{var}` may expand to extra build flags the bot cannot see (for "
+                                "example `--cache-from` or `--no-cache`); check that it does not conflict "
+                                "with the registry cache flags."))
+    if b.unresolved and tags.get((p.path, k)):
+        findings.append(Finding(p.path, "info", "cache-tag-shared",
+                                f"{where}: if several CodeBuild projects run this buildspec with different "
+                                f"values of {', '.join(b.unresolved)}, they share the cache tag `{tag}`; give "
+                                "each its own tag to keep their caches apart."))
+    return link
+
+
+def _line_of(text: str, cmd: Command, offset: int) -> int:
+    node = cmd.node
+    if isinstance(node, ScalarNode):
+        m = by.map_scalar(text, node)
+        if m is not None and offset < len(m.positions) and m.positions[offset] >= 0:
+            return text.count("\n", 0, m.positions[offset]) + 1
+    return node.start_mark.line + 1
+
+
+def _region(an: Analysis, options: Options) -> str:
+    if options.region:
+        return options.region
+    return f"${an.region_var}" if an.region_var else "$AWS_DEFAULT_REGION"
+
+
+def _norm(s: str) -> str:
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", r"$\1", s).strip("\"'").removeprefix("https://")
+
+
+def _login_covers(an: Analysis, region: str, options: Options) -> bool:
+    if an.cred_helper:
+        return True
+    host = _norm(registry_host("$AWS_ACCOUNT_ID", region))
+    accounts = {"$AWS_ACCOUNT_ID"} | ({options.account_id} if options.account_id else set())
+    for _, lg in an.legacy:
+        if _norm(lg.region) == _norm(region) and (not lg.registry_ids or accounts & set(lg.registry_ids)):
+            return True
+    for _, target in an.logins:
+        t = _norm(target)
+        if t.startswith(host) or any(t.startswith(_norm(registry_host(a, region))) for a in accounts):
+            return True
+    return False
+
+
+def _plan_setup(p: Parsed, options: Options, repo: str, edit: _Edit, positions: dict[int, int]) -> None:
+    an = p.analysis
+    region = _region(an, options)
+    texts = [c.value or "" for c in an.commands]
+    todo = [b for b in an.builds if not b.build.rewritten]
+    for cmd, lg in an.legacy:
+        edit.mods.setdefault(positions[id(cmd)], []).append((lg.start, lg.end, lg.replacement()))
+        edit.reasons.append(f"Line {cmd.node.start_mark.line + 1}: `$(aws ecr get-login ...)` was removed in AWS "
+                            "CLI v2 (on every current CodeBuild image it fails with \"Invalid choice\"); "
+                            "replaced by `aws ecr get-login-password | docker login`.")
+    env_vars = an.env_vars
+    if "DOCKER_BUILDKIT" not in env_vars:
+        edit.env_add.append(("DOCKER_BUILDKIT", "1"))
+    if "CACHE_REPO_NAME" not in env_vars:
+        edit.env_add.append(("CACHE_REPO_NAME", repo))
+    if edit.env_add:
+        edit.reasons.append("`env.variables`: " + " and ".join(f"`{k}: \"{v}\"`" for k, v in edit.env_add)
+                            + " (BuildKit on; the ECR repository that holds the layer cache).")
+    setup: list[str] = []
+    if todo and not _login_covers(an, region, options):
+        setup.append(login_command(region, registry_host("$AWS_ACCOUNT_ID", region)))
+        edit.reasons.append("Log in to this account's ECR registry before the build: the builder reads and "
+                            "writes the cache there, and no existing login covers it.")
+    if not any(re.search(r"(?:^|\s)(?:export\s+)?CACHE_URI=", t) for t in texts):
+        setup.append(f"CACHE_URI={registry_host('$AWS_ACCOUNT_ID', region)}/$CACHE_REPO_NAME")
+    if not any("docker buildx version" in t for t in texts):
+        setup.append(GUARD_LINE)
+    if not any(re.search(rf"docker buildx create\b.*--name[= ]{re.escape(options.builder_name)}\b", t)
+               for t in texts):
+        opt = f" --driver-opt image={options.builder_image}" if options.builder_image else ""
+        setup.append(f"docker buildx create --name {options.builder_name} --driver docker-container{opt} "
+                     f"--use --bootstrap || docker buildx use {options.builder_name}")
+        edit.reasons.append("Create a `docker-container` buildx builder once per build (the default `docker` "
+                            "driver cannot export a registry cache), after checking that buildx is installed.")
+    if setup and an.builds:
+        first = an.builds[0].command
+        target = _setup_target(an, first)
+        if target is None:
+            edit.before.setdefault(positions[id(first)], []).extend(setup)
+        else:
+            edit.at_end.setdefault(target, []).extend(setup)
+    _plan_account(p, edit, positions)
+
+
+def _setup_target(an: Analysis, first: Command) -> str | None:
+    """The phase before the first build's phase that has commands (None: insert before the build)."""
+    earlier = PHASES[:PHASES.index(first.phase)]
+    for name in reversed(earlier):
+        if any(c.phase == name for c in an.commands):
+            return name
+    return None
+
+
+def _plan_account(p: Parsed, edit: _Edit, positions: dict[int, int]) -> None:
+    """Insert the account-id derivation before its first use, unless something sets it first."""
+    an = p.analysis
+    if "AWS_ACCOUNT_ID" in an.env_names:
+        return
+    sequence: list[tuple[str, str, object]] = []
+    for phase in PHASES:
+        for n, c in enumerate(an.commands):
+            if c.phase != phase:
+                continue
+            for k, line in enumerate(edit.before.get(n, [])):
+                sequence.append((line, "before", (n, k)))
+            value = c.value or ""
+            if n in edit.mods:
+                value = apply_splices(value, edit.mods[n])
+            sequence.append((value, "item", n))
+        for k, line in enumerate(edit.at_end.get(phase, [])):
+            sequence.append((line, "end", (phase, k)))
+    for text, kind, ref in sequence:
+        if _ACCOUNT_SET.search(text):
+            return
+        if not _ACCOUNT_USE.search(text):
+            continue
+        edit.reasons.append("Derive `AWS_ACCOUNT_ID` from `$CODEBUILD_BUILD_ARN` before its first use "
+                            "(CodeBuild does not predefine it); a project variable of that name still wins.")
+        if kind == "item":
+            assert isinstance(ref, int)
+            edit.before.setdefault(ref, []).insert(0, ACCOUNT_LINE)
+        elif kind == "before":
+            n, k = ref  # type: ignore[misc]
+            edit.before[n].insert(k, ACCOUNT_LINE)
+        else:
+            phase, k = ref  # type: ignore[misc]
+            edit.at_end[phase].insert(k, ACCOUNT_LINE)
+        return
+
+
+def _splice(p: Parsed, edit: _Edit) -> str:
+    text = p.text
+    nl = by.eol(text)
+    splices: list[tuple[int, int, str]] = []
+    an = p.analysis
+    for n, value_splices in edit.mods.items():
+        node = an.commands[n].node
+        if not isinstance(node, ScalarNode):
+            raise by.Unsupported(f"line {node.start_mark.line + 1}: command is not a string")
+        m = by.map_scalar(text, node)
+        if m is None:
+            raise by.Unsupported(f"line {node.start_mark.line + 1}: the command's quoting/escapes cannot be "
+                                 "edited in place")
+        for start, end, rep in value_splices:
+            if start >= end or m.positions[start] < 0 or m.positions[end - 1] < 0:
+                raise by.Unsupported(f"line {node.start_mark.line + 1}: cannot locate the text to change")
+            splices.append((m.source(start), m.positions[end - 1] + 1, rep))
+    for n, lines in edit.before.items():
+        cmd = an.commands[n]
+        prefix = by.item_prefix(text, cmd.node)
+        floor = _floor(text, cmd, an)
+        pos = by.before_item(text, cmd.node, floor)
+        splices.append((pos, pos, "".join(prefix + by.scalar_text(x) + nl for x in lines)))
+    for phase, lines in edit.at_end.items():
+        last = [c for c in an.commands if c.phase == phase][-1]
+        prefix = by.item_prefix(text, last.node)
+        pos = by.insert_after(text, last.node)
+        body = "".join(prefix + by.scalar_text(x) + nl for x in lines)
+        if pos < 0:
+            pos, body = len(text), nl + body[:-len(nl)]
+        splices.append((pos, pos, body))
+    if edit.env_add:
+        splices.append(_env_splice(p, edit.env_add, nl))
+    ordered = sorted(splices, key=lambda s: (s[0], s[1]))
+    for a, b in zip(ordered, ordered[1:], strict=False):
+        if b[0] < a[1]:
+            raise by.Unsupported("two changes overlap in the file")
+    return apply_splices(text, splices)
+
+
+def _floor(text: str, cmd: Command, an: Analysis) -> int:
+    if cmd.index == 0:
+        return by.after_line(text, cmd.key.end_mark.index)
+    prev = cmd.seq.value[cmd.index - 1]
+    return by.after_line(text, by.last_content(text, prev))
+
+
+def _env_splice(p: Parsed, add: list[tuple[str, str]], nl: str) -> tuple[int, int, str]:
+    text, root = p.text, p.root
+    env = by.get(root, "env")
+    if env is None:
+        phases = by.get(root, "phases")
+        if phases is None or not isinstance(phases[1], MappingNode) or phases[1].flow_style:
+            raise by.Unsupported("no `env` block and `phases` is not a block mapping")
+        top = by.key_prefix(text, phases[0])
+        unit = by.key_prefix(text, phases[1].value[0][0])[len(top):] if phases[1].value else "  "
+        pos = by.before_item(text, phases[0], 0)
+        body = f"{top}env:{nl}{top}{unit}variables:{nl}"
+        body += "".join(f"{top}{unit}{unit}{k}: \"{v}\"{nl}" for k, v in add) + nl
+        return pos, pos, body
+    env_node = env[1]
+    if not isinstance(env_node, MappingNode) or env_node.flow_style or not env_node.value:
+        raise by.Unsupported(f"line {env[0].start_mark.line + 1}: `env` is not a block mapping")
+    variables = by.get(env_node, "variables")
+    if variables is None:
+        prefix = by.key_prefix(text, env_node.value[0][0])
+        unit = prefix[len(by.key_prefix(text, env[0])):] or "  "
+        pos = by.insert_after(text, env_node.value[-1][1])
+        if pos < 0:
+            raise by.Unsupported("`env` ends the file without a final line break")
+        body = f"{prefix}variables:{nl}" + "".join(f"{prefix}{unit}{k}: \"{v}\"{nl}" for k, v in add)
+        return pos, pos, body
+    vnode = variables[1]
+    if not isinstance(vnode, MappingNode) or vnode.flow_style or not vnode.value:
+        raise by.Unsupported(f"line {variables[0].start_mark.line + 1}: `env.variables` is not a non-empty "
+                             "block mapping")
+    prefix = by.key_prefix(text, vnode.value[0][0])
+    pos = by.insert_after(text, vnode.value[-1][1])
+    if pos < 0:
+        raise by.Unsupported("`env.variables` ends the file without a final line break")
+    return pos, pos, "".join(f"{prefix}{k}: \"{v}\"{nl}" for k, v in add)
+
+
+def _prove(p: Parsed, edit: _Edit, new_text: str) -> str | None:
+    """Re-parse the new text and compare it with the old data plus the intended change."""
+    try:
+        old = by.safe_load(p.text)
+        new = by.safe_load(new_text)
+    except yaml.YAMLError as exc:
+        return f"does not parse: {_first_line(exc)}"
+    expected = copy.deepcopy(old)
+    if not isinstance(expected, dict):
+        return "top level is not a mapping"
+    if edit.env_add:
+        env = expected.setdefault("env", {})
+        if env is None or not isinstance(env, dict):
+            return "env is not a mapping"
+        variables = env.setdefault("variables", {})
+        for k, v in edit.env_add:
+            variables[k] = v
+    an = p.analysis
+    for phase in PHASES:
+        cmds = [(n, c) for n, c in enumerate(an.commands) if c.phase == phase]
+        if not cmds:
+            continue
+        out: list[object] = []
+        for n, c in cmds:
+            out.extend(edit.before.get(n, []))
+            value = c.value
+            if n in edit.mods and value is not None:
+                out.append(apply_splices(value, edit.mods[n]))
+            else:
+                out.append(expected["phases"][phase]["commands"][c.index])
+        out.extend(edit.at_end.get(phase, []))
+        expected["phases"][phase]["commands"] = out
+    if expected != new:
+        return "data differs from the intended change"
+    return verify_buildspec_edit(p.text, new_text)
+
+
+def slug_path(path: str) -> str:
+    """A short tag-safe slug of a path."""
+    stem = posixpath.normpath(path)
+    return re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")

@@ -1,10 +1,74 @@
-"""Find buildspecs and Dockerfiles in a file listing (stub: owned by the buildspec work)."""
+"""Find CodeBuild buildspecs and Dockerfiles in a file listing, and the files the planner must read."""
 
 from __future__ import annotations
 
+import fnmatch
+import posixpath
+import re
 from dataclasses import dataclass
 
+import yaml
+
+from bot.core import buildspec_yaml as by
 from bot.core.model import Finding, Options, RepoSnapshot
+
+_SKIP_DIRS = frozenset({"node_modules", "vendor", ".git", ".venv", "venv", "__pycache__", ".terraform",
+                        "bower_components", ".tox", "site-packages"})
+_BUILDSPEC = re.compile(r"(?i)^.*buildspec.*\.ya?ml$")
+_DOCKERFILE = re.compile(r"(?i)^(?:dockerfile|containerfile|.+\.dockerfile|dockerfile[._-].+)$")
+_MANIFESTS = frozenset({
+    "package.json", "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml",
+    "pnpm-workspace.yaml", "Pipfile", "Pipfile.lock", "pyproject.toml", "poetry.lock", "uv.lock", "setup.py",
+    "setup.cfg", "go.mod", "go.sum", "Gemfile", "Gemfile.lock", "composer.json", "composer.lock", "pom.xml",
+    "NuGet.config", "nuget.config", "Cargo.toml", "Cargo.lock", ".npmrc", ".yarnrc", ".yarnrc.yml",
+    "packages.lock.json", "global.json", "mix.exs", "mix.lock", "build.sbt",
+})
+_MANIFEST_GLOBS = ("requirements*.txt", "constraints*.txt", "*.gemspec", "build.gradle*", "settings.gradle*",
+                   "*.csproj", "*.fsproj", "*.vbproj", "*.sln", "Directory.*.props", "gradle.properties")
+_MAX_SPECS = 200
+_MAX_DOCKERFILES = 300
+_MAX_MANIFESTS = 600
+
+
+def _skipped(path: str) -> bool:
+    return any(part in _SKIP_DIRS for part in path.split("/")[:-1])
+
+
+def _is_dockerfile(path: str) -> bool:
+    base = posixpath.basename(path)
+    return bool(_DOCKERFILE.match(base)) and not base.lower().endswith(".dockerignore")
+
+
+def _is_manifest(path: str) -> bool:
+    base = posixpath.basename(path)
+    return base in _MANIFESTS or any(fnmatch.fnmatchcase(base, g) for g in _MANIFEST_GLOBS)
+
+
+def _matches(path: str, globs: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(path, g) or path == g.lstrip("./") for g in globs)
+
+
+def buildspec_candidates(paths: tuple[str, ...], options: Options) -> list[str]:
+    """Paths that look like buildspecs by name or are configured as such."""
+    out = [p for p in paths if not _skipped(p) and (_BUILDSPEC.match(posixpath.basename(p))
+                                                     or _matches(p, options.buildspec_paths))]
+    return out[:_MAX_SPECS]
+
+
+def dockerfile_candidates(paths: tuple[str, ...], options: Options) -> list[str]:
+    """Paths that look like Dockerfiles by name or are configured as such."""
+    out = [p for p in paths if not _skipped(p) and (_is_dockerfile(p) or _matches(p, options.dockerfile_paths))]
+    return out[:_MAX_DOCKERFILES]
+
+
+def paths_to_read(paths: tuple[str, ...], options: Options) -> tuple[str, ...]:
+    """Return the paths whose contents the planner needs: buildspecs, Dockerfiles, ignores, manifests."""
+    chosen = dict.fromkeys(buildspec_candidates(paths, options) + dockerfile_candidates(paths, options))
+    ignores = [p for p in paths if not _skipped(p) and posixpath.basename(p).endswith(".dockerignore")]
+    chosen.update(dict.fromkeys(ignores[:_MAX_DOCKERFILES]))
+    manifests = [p for p in paths if not _skipped(p) and _is_manifest(p)]
+    chosen.update(dict.fromkeys(manifests[:_MAX_MANIFESTS]))
+    return tuple(chosen)
 
 
 @dataclass(frozen=True)
@@ -14,13 +78,82 @@ class Discovery:
     buildspecs: tuple[str, ...] = ()
     dockerfiles: tuple[str, ...] = ()
     findings: tuple[Finding, ...] = ()
+    batch_buildspecs: tuple[str, ...] = ()
+
+
+def classify(text: str) -> str | None:
+    """None when ``text`` is a CodeBuild buildspec the bot can edit; else why it is not."""
+    try:
+        data = by.safe_load(text)
+    except yaml.YAMLError as exc:
+        return "not valid YAML: " + " ".join(str(exc).split())[:200]
+    if not isinstance(data, dict):
+        return "not a YAML mapping"
+    if "jobs" in data or True in data or "on" in data:
+        return "a GitHub Actions workflow (`on:`/`jobs:`), not a CodeBuild buildspec"
+    version = data.get("version")
+    if str(version) not in ("0.2",):
+        if str(version) == "0.1":
+            return ("buildspec version 0.1 runs every command in its own shell, so variables set by one "
+                    "command are lost; move it to version 0.2 first")
+        return f"`version: {version}` is not a CodeBuild buildspec version (0.2)"
+    if not isinstance(data.get("phases"), dict) and "batch" not in data:
+        return "no `phases` mapping"
+    env = data.get("env")
+    if isinstance(env, dict) and str(env.get("shell", "")).lower() in ("powershell.exe", "powershell", "cmd",
+                                                                        "cmd.exe", "pwsh"):
+        return f"runs Windows `{env.get('shell')}` commands; only Linux shells are supported"
+    return None
+
+
+def _batch_refs(text: str) -> list[str]:
+    """`buildspec:` paths named by a batch build-list/build-graph/build-matrix."""
+    try:
+        data = by.safe_load(text)
+    except yaml.YAMLError:
+        return []
+    refs: list[str] = []
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "buildspec" and isinstance(v, str):
+                    refs.append(posixpath.normpath(v.lstrip("./")) if v.startswith("./") else v)
+                else:
+                    walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    if isinstance(data, dict):
+        walk(data.get("batch"))
+    return refs
 
 
 def discover(snapshot: RepoSnapshot, options: Options) -> Discovery:
     """Return the CodeBuild buildspecs and Dockerfiles of the snapshot."""
-    return Discovery()
-
-
-def paths_to_read(paths: tuple[str, ...], options: Options) -> tuple[str, ...]:
-    """Return the paths whose contents the planner needs."""
-    return ()
+    findings: list[Finding] = []
+    candidates = buildspec_candidates(snapshot.paths, options)
+    queue = list(candidates)
+    seen: set[str] = set()
+    specs: list[str] = []
+    batch_refs: list[str] = []
+    while queue:
+        path = queue.pop(0)
+        if path in seen:
+            continue
+        seen.add(path)
+        text = snapshot.text(path)
+        if text is None:
+            continue
+        why = classify(text)
+        if why is not None:
+            findings.append(Finding(path, "info", "not-a-buildspec", f"{path} is left alone: {why}."))
+            continue
+        specs.append(path)
+        for ref in _batch_refs(text):
+            if ref not in seen and ref in snapshot.files:
+                batch_refs.append(ref)
+                queue.append(ref)
+    dockerfiles = dockerfile_candidates(snapshot.paths, options)
+    return Discovery(tuple(specs), tuple(dockerfiles), tuple(findings), tuple(batch_refs))

@@ -1,0 +1,289 @@
+"""Walk a buildspec's commands in CodeBuild order: working directory, variables, builds, ECR logins."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from dataclasses import dataclass, field
+
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from bot.core import buildspec_yaml as by
+from bot.core.shellcmd import Word, simple_commands
+from bot.core.shellcmd_docker import DockerBuild, LegacyLogin, Option, find_legacy_logins, parse_build
+
+# CodeBuild runs the phases in this order; with buildspec 0.2 one shell session carries the working
+# directory and variables from command to command and phase to phase
+# (https://docs.aws.amazon.com/codebuild/latest/userguide/build-env-ref-cmd.html).
+PHASES = ("install", "pre_build", "build", "post_build")
+SRC = "\0SRC"
+_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+_REGION_VAR = re.compile(
+    r"(?:\.dkr\.ecr\.|--region[= ]+)\"?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+_ACCOUNT_USE = re.compile(r"\$\{?AWS_ACCOUNT_ID\b")
+_ACCOUNT_SET = re.compile(r"(?:^|[\s;&|(])(?:export\s+)?AWS_ACCOUNT_ID=")
+
+
+@dataclass
+class Command:
+    """One item of a phase's `commands` list."""
+
+    phase: str
+    index: int
+    node: Node
+    seq: SequenceNode
+    key: Node
+
+    @property
+    def value(self) -> str | None:
+        """The command string (None for a non-scalar item)."""
+        return self.node.value if isinstance(self.node, ScalarNode) else None
+
+
+@dataclass
+class Build:
+    """One build command, where it stands and what it resolves to."""
+
+    command: Command
+    build: DockerBuild
+    dockerfile: str | None
+    context: str | None
+    unresolved: tuple[str, ...]
+
+
+@dataclass
+class Analysis:
+    """Everything the planner needs to know about one buildspec's commands."""
+
+    commands: list[Command] = field(default_factory=list)
+    builds: list[Build] = field(default_factory=list)
+    legacy: list[tuple[Command, LegacyLogin]] = field(default_factory=list)
+    logins: list[tuple[Command, str]] = field(default_factory=list)
+    account_set_at: int | None = None
+    region_var: str | None = None
+    env_vars: dict[str, str] = field(default_factory=dict)
+    env_names: set[str] = field(default_factory=set)
+    cred_helper: bool = False
+    dockerhub: bool = False
+    flow_phases: list[str] = field(default_factory=list)
+
+
+def _scalar_map(node: Node | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    if isinstance(node, MappingNode):
+        for k, v in node.value:
+            if isinstance(k, ScalarNode) and isinstance(v, ScalarNode):
+                out[k.value] = v.value
+    return out
+
+
+def phase_commands(root: Node) -> tuple[list[Command], list[str]]:
+    """Commands of every phase in execution order, and phases whose list is not a block sequence."""
+    cmds: list[Command] = []
+    flow: list[str] = []
+    phases = by.get(root, "phases")
+    for name in PHASES:
+        ph = by.get(phases[1] if phases else None, name)
+        if ph is None:
+            continue
+        cm = by.get(ph[1], "commands")
+        if cm is None:
+            continue
+        seq = cm[1]
+        if not isinstance(seq, SequenceNode):
+            continue
+        if seq.flow_style:
+            flow.append(name)
+        for i, item in enumerate(seq.value):
+            cmds.append(Command(name, i, item, seq, cm[0]))
+    return cmds, flow
+
+
+class _Shell:
+    """Enough of a shell to follow `cd`, `pushd`, `popd` and simple variable assignments."""
+
+    def __init__(self, known: dict[str, str | None]) -> None:
+        self.vars: dict[str, str | None] = dict(known)
+        self.raw: dict[str, str] = {}
+        self.cwd: str | None = "."
+        self.cwd_unresolved: tuple[str, ...] = ()
+        self.stack: list[tuple[str | None, tuple[str, ...]]] = []
+
+    def expand(self, s: str) -> tuple[str | None, tuple[str, ...]]:
+        missing: list[str] = []
+
+        def sub(m: re.Match[str]) -> str:
+            name = m[1] or m[2]
+            if name == "CODEBUILD_SRC_DIR":
+                return SRC
+            val = self.vars.get(name)
+            if val is None:
+                missing.append(name)
+                return ""
+            return val
+
+        out = _VAR.sub(sub, s)
+        if missing or "$(" in out or "`" in out:
+            return None, tuple(dict.fromkeys(missing)) or (s,)
+        return out, ()
+
+    def resolve(self, path: str) -> tuple[str | None, tuple[str, ...]]:
+        """Repo-relative normalized path for ``path`` seen from the current directory."""
+        val, missing = self.expand(path)
+        if val is None:
+            return None, missing
+        if self.cwd is None:
+            return None, self.cwd_unresolved
+        if val.startswith(SRC):
+            full = "." + val[len(SRC):]
+        elif val.startswith("/") or val.startswith("~"):
+            return None, (path,)
+        else:
+            full = posixpath.join(self.cwd, val)
+        norm = posixpath.normpath(full)
+        if norm == ".." or norm.startswith("../"):
+            return None, (path,)
+        return norm, ()
+
+    def assign(self, name: str, raw: str) -> None:
+        self.raw[name] = raw
+        val, _ = self.expand(raw.strip("\"'") if raw[:1] in "\"'" and raw[-1:] == raw[:1] else raw)
+        self.vars[name] = val
+
+    def cd(self, args: list[str]) -> None:
+        if not args or args[0] in ("-", "~"):
+            self.cwd, self.cwd_unresolved = None, ("cd " + " ".join(args),)
+            return
+        new, missing = self.resolve(args[-1])
+        self.cwd, self.cwd_unresolved = new, missing
+
+
+def analyse(root: Node, path: str) -> Analysis:
+    """Follow the buildspec's commands the way one CodeBuild shell session would."""
+    an = Analysis()
+    env = by.get(root, "env")
+    env_node = env[1] if env else None
+    var_pair = by.get(env_node, "variables")
+    variables = _scalar_map(var_pair[1] if var_pair else None)
+    an.env_vars = variables
+    for section in ("variables", "parameter-store", "secrets-manager"):
+        sec = by.get(env_node, section)
+        if sec and isinstance(sec[1], MappingNode):
+            an.env_names.update(k.value for k, _ in sec[1].value if isinstance(k, ScalarNode))
+    known: dict[str, str | None] = {k: (v if "$" not in v and "`" not in v else None) for k, v in variables.items()}
+    shell = _Shell(known)
+    an.commands, an.flow_phases = phase_commands(root)
+    for pos, cmd in enumerate(an.commands):
+        value = cmd.value
+        if value is None:
+            continue
+        if an.account_set_at is None and _ACCOUNT_SET.search(value):
+            an.account_set_at = pos
+        if an.region_var is None:
+            m = _REGION_VAR.search(value)
+            if m:
+                an.region_var = m[1]
+        if "ecr-login" in value:
+            an.cred_helper = True
+        for legacy in find_legacy_logins(value):
+            an.legacy.append((cmd, legacy))
+        _walk(an, shell, cmd, value)
+    return an
+
+
+def _walk(an: Analysis, shell: _Shell, cmd: Command, value: str) -> None:
+    depth = 0
+    for sc in simple_commands(value):
+        while sc.depth > depth:
+            shell.stack.append((shell.cwd, shell.cwd_unresolved))
+            depth += 1
+        while sc.depth < depth and shell.stack:
+            shell.cwd, shell.cwd_unresolved = shell.stack.pop()
+            depth -= 1
+        words = [w.value for w in sc.words]
+        if not words:
+            for a in sc.assignments:
+                name, _, raw = a.raw.partition("=")
+                shell.assign(name, raw)
+            continue
+        head = words[0]
+        if head == "export":
+            for w in sc.words[1:]:
+                name, eq, raw = w.raw.partition("=")
+                if eq:
+                    shell.assign(name, raw)
+        elif head == "cd":
+            shell.cd([w for w in words[1:] if not w.startswith("-") or w == "-"])
+        elif head == "pushd":
+            shell.stack.append((shell.cwd, shell.cwd_unresolved))
+            shell.cd(words[1:])
+        elif head == "popd" and shell.stack:
+            shell.cwd, shell.cwd_unresolved = shell.stack.pop()
+        elif head == "docker" and len(words) > 1 and words[1] == "login":
+            an.logins.append((cmd, _login_target(sc.words[2:], shell)))
+            user = " ".join(words).lower()
+            if "dkr.ecr" not in user and "AWS" not in words:
+                an.dockerhub = True
+        b = parse_build(sc) if head in ("docker", "/usr/bin/docker", "/usr/local/bin/docker") else None
+        if b is not None:
+            an.builds.append(_link(cmd, b, shell))
+
+
+def _login_target(words: tuple[Word, ...], shell: _Shell) -> str:
+    target = ""
+    skip = False
+    for w in words:
+        if skip:
+            skip = False
+            continue
+        if w.value in ("-u", "--username", "-p", "--password"):
+            skip = True
+            continue
+        if not w.value.startswith("-"):
+            target = w.raw
+    # One level of the script's own assignments (`REGISTRY_URI=${AWS_ACCOUNT_ID}.dkr.ecr...`).
+    for _ in range(3):
+        m = re.fullmatch(r"\"?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?\"?", target)
+        if not m or m[1] not in shell.raw:
+            break
+        target = shell.raw[m[1]]
+    return target
+
+
+def _link(cmd: Command, b: DockerBuild, shell: _Shell) -> Build:
+    unresolved: list[str] = []
+    ctx_raw = b.context
+    context: str | None = None
+    if ctx_raw is None or ctx_raw == "-" or "://" in ctx_raw or ctx_raw.startswith("git@"):
+        unresolved.append(ctx_raw or "<no context argument>")
+    else:
+        context, missing = shell.resolve(_dequote(b.real_positionals[0].raw))
+        unresolved.extend(missing)
+    dockerfile: str | None = None
+    if b.dockerfile is not None:
+        raw_f = next(o for o in reversed(b.options) if o.name in ("-f", "--file"))
+        if b.dockerfile == "-":
+            unresolved.append("-f -")
+        else:
+            dockerfile, missing = shell.resolve(_raw_value(cmd, raw_f, b))
+            unresolved.extend(missing)
+    elif context is not None:
+        dockerfile = posixpath.normpath(posixpath.join(context, "Dockerfile"))
+    return Build(cmd, b, dockerfile, context, tuple(dict.fromkeys(unresolved)))
+
+
+def _dequote(raw: str) -> str:
+    text = raw.replace("\\\n", "").strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    return text
+
+
+def _raw_value(cmd: Command, opt: Option, b: DockerBuild) -> str:
+    """The raw (still quoted, `$VAR`) text of an option's value, for variable expansion."""
+    text = (cmd.value or "")[opt.start:opt.end]
+    for prefix in ("--file=", "--file", "-f"):
+        if text.startswith(prefix):
+            text = text[len(prefix):]
+            break
+    return _dequote(text.lstrip("= \t\n\\"))

@@ -1,0 +1,150 @@
+"""Prove a buildspec edit: the new data equals the old data plus only the changes the bot makes."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from bot.core import buildspec_yaml as by
+from bot.core.shellcmd import simple_commands
+from bot.core.shellcmd_docker import (
+    CacheFlags,
+    apply_splices,
+    build_splices,
+    find_legacy_logins,
+    parse_bot_flags,
+    parse_build,
+)
+
+ECR_NAME = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")
+ACCOUNT_LINE = "AWS_ACCOUNT_ID=${AWS_ACCOUNT_ID:-$(echo $CODEBUILD_BUILD_ARN | cut -d':' -f5)}"
+GUARD_LINE = ('docker buildx version || { echo "docker buildx is missing - use aws/codebuild/standard:7.0 '
+              'or newer"; exit 1; }')
+_REGION = r"(?:\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|[a-z]{2}(?:-[a-z]+)+-\d)"
+_SUFFIX = r"amazonaws\.com(?:\.cn)?"
+_BOT_LINES = (
+    re.compile(re.escape(ACCOUNT_LINE)),
+    re.compile(re.escape(GUARD_LINE)),
+    re.compile(rf"CACHE_URI=\$AWS_ACCOUNT_ID\.dkr\.ecr\.{_REGION}\.{_SUFFIX}/\$CACHE_REPO_NAME"),
+    re.compile(r"docker buildx create --name (?P<n>[A-Za-z0-9_.-]+) --driver docker-container"
+               r"(?: --driver-opt image=[^\s;|&]+)? --use --bootstrap \|\| docker buildx use (?P=n)"),
+    re.compile(rf"aws ecr get-login-password --region {_REGION} \| docker login --username AWS "
+               rf"--password-stdin \$AWS_ACCOUNT_ID\.dkr\.ecr\.{_REGION}\.{_SUFFIX}"),
+)
+BOT_ENV = {"DOCKER_BUILDKIT", "CACHE_REPO_NAME"}
+
+
+def is_bot_line(value: object) -> bool:
+    """True when ``value`` is exactly one of the command lines the bot inserts."""
+    return isinstance(value, str) and any(p.fullmatch(value) for p in _BOT_LINES)
+
+
+def rewrite_command(old: str, flags: list[CacheFlags]) -> str | None:
+    """Apply the bot's command rewrite to ``old`` with the given per-build flags (None on mismatch)."""
+    splices = [(lg.start, lg.end, lg.replacement()) for lg in find_legacy_logins(old)]
+    builds = [b for b in (parse_build(c) for c in simple_commands(old)) if b is not None]
+    todo = [b for b in builds if not b.rewritten and len(b.real_positionals) == 1]
+    if len(todo) != len(flags):
+        return None
+    for b, f in zip(todo, flags, strict=True):
+        splices.extend(build_splices(b, f))
+    return apply_splices(old, splices)
+
+
+def _command_changed_ok(old: object, new: object) -> bool:
+    if not isinstance(old, str) or not isinstance(new, str):
+        return False
+    flags = [f for f in parse_bot_flags(new) if f not in parse_bot_flags(old)]
+    return rewrite_command(old, flags) == new
+
+
+def _commands_ok(old: object, new: object) -> str | None:
+    if not isinstance(old, list) or not isinstance(new, list):
+        return None if old == new else "a phase's commands changed shape"
+    i = 0
+    for j, item in enumerate(new):
+        if i < len(old) and item == old[i] or i < len(old) and _command_changed_ok(old[i], item):
+            i += 1
+        elif is_bot_line(item):
+            continue
+        else:
+            return f"command {j + 1} is neither original, a bot rewrite of it, nor a bot line: {item!r:.120}"
+    if i < len(old):
+        return f"original command {i + 1} is missing: {old[i]!r:.120}"
+    return None
+
+
+def _env_ok(old: object, new: object) -> str | None:
+    if old is None and isinstance(new, dict) and set(new) == {"variables"}:
+        old = {}
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return None if old == new else "env changed"
+    if set(new) - set(old) - {"variables"} or set(old) - set(new):
+        return "env keys changed"
+    for k in old:
+        if k != "variables" and old[k] != new[k]:
+            return f"env.{k} changed"
+    ov = old.get("variables") or {}
+    nv = new.get("variables") or {}
+    if not isinstance(ov, dict) or not isinstance(nv, dict):
+        return None if ov == nv else "env.variables changed"
+    for k, v in ov.items():
+        if nv.get(k, object()) != v:
+            return f"env.variables.{k} changed or removed"
+    for k in set(nv) - set(ov):
+        if k not in BOT_ENV:
+            return f"unexpected variable {k} added"
+    if "DOCKER_BUILDKIT" in set(nv) - set(ov) and nv["DOCKER_BUILDKIT"] != "1":
+        return "DOCKER_BUILDKIT added with a value other than \"1\""
+    name = nv.get("CACHE_REPO_NAME")
+    if "CACHE_REPO_NAME" in set(nv) - set(ov) and not (isinstance(name, str) and valid_repo_name(name)):
+        return f"CACHE_REPO_NAME {name!r} is not a valid ECR repository name"
+    return None
+
+
+def valid_repo_name(name: str) -> bool:
+    """ECR repository name rule: 2-256 characters of the documented pattern."""
+    return 2 <= len(name) <= 256 and ECR_NAME.fullmatch(name) is not None
+
+
+def verify_buildspec_edit(original: str, edited: str) -> str | None:
+    """None when ``edited`` is ``original`` plus only the bot's intended changes; else the reason."""
+    try:
+        old = by.safe_load(original)
+        new = by.safe_load(edited)
+    except yaml.YAMLError as exc:
+        return f"does not parse: {str(exc).splitlines()[0]}"
+    if old == new:
+        return None if original == edited else "text changed without a data change"
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return "top level is not a mapping"
+    if set(old) - set(new) or set(new) - set(old) - {"env"}:
+        return "top-level keys changed"
+    for k in old:
+        if k not in ("env", "phases") and old[k] != new[k]:
+            return f"`{k}` changed"
+    reason = _env_ok(old.get("env"), new.get("env"))
+    if reason:
+        return reason
+    op, np_ = old.get("phases"), new.get("phases")
+    if not isinstance(op, dict) or not isinstance(np_, dict):
+        return None if op == np_ else "phases changed"
+    if set(op) != set(np_):
+        return "phase names changed"
+    for name, ph in op.items():
+        nph = np_[name]
+        if not isinstance(ph, dict) or not isinstance(nph, dict):
+            if ph != nph:
+                return f"phase {name} changed"
+            continue
+        if set(ph) != set(nph):
+            return f"keys of phase {name} changed"
+        for k in ph:
+            if k == "commands":
+                reason = _commands_ok(ph[k], nph[k])
+                if reason:
+                    return f"phase {name}: {reason}"
+            elif ph[k] != nph[k]:
+                return f"phase {name}.{k} changed"
+    return None

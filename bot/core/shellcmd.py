@@ -1,0 +1,266 @@
+"""Tokenize buildspec shell commands and find every `docker build` in them, with exact offsets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Reserved words that may start a line without being the command itself (`if docker build ...; then`).
+_PREFIX_WORDS = frozenset({"if", "then", "else", "elif", "while", "until", "do", "{", "!", "time", "sudo"})
+_END_WORDS = frozenset({"fi", "done", "}", "esac"})
+_OPERATORS = ("&&", "||", ";;", "|&", ";", "&", "|", "(", ")")
+
+
+@dataclass(frozen=True)
+class Word:
+    """One shell word: its raw text span in the command string and its unquoted value."""
+
+    start: int
+    end: int
+    raw: str
+    value: str
+
+
+@dataclass(frozen=True)
+class SimpleCommand:
+    """Words of one simple command, the operator that preceded it and its subshell depth."""
+
+    words: tuple[Word, ...]
+    assignments: tuple[Word, ...]
+    before: str
+    depth: int
+
+
+@dataclass
+class _Tokens:
+    items: list[tuple[str, object]] = field(default_factory=list)
+
+
+def _skip_balanced(s: str, i: int, open_ch: str, close_ch: str) -> int:
+    """Return the index after the bracket closing the one at ``i`` (quotes respected)."""
+    depth = 0
+    n = len(s)
+    while i < n:
+        c = s[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "'" and open_ch == "(":
+            j = s.find("'", i + 1)
+            i = n if j < 0 else j + 1
+            continue
+        if c == '"':
+            i = _skip_double(s, i)
+            continue
+        if c == open_ch:
+            depth += 1
+        elif c == close_ch:
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return n
+
+
+def _skip_double(s: str, i: int) -> int:
+    """Return the index after the double-quoted string starting at ``i``."""
+    n = len(s)
+    i += 1
+    while i < n:
+        c = s[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == '"':
+            return i + 1
+        if c == "$" and i + 1 < n and s[i + 1] == "(":
+            i = _skip_balanced(s, i + 1, "(", ")")
+            continue
+        if c == "`":
+            j = s.find("`", i + 1)
+            i = n if j < 0 else j + 1
+            continue
+        i += 1
+    return n
+
+
+def _unquote(raw: str) -> str:
+    """The value of a word after quote removal (expansions are left as written)."""
+    out: list[str] = []
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c == "\\" and i + 1 < n:
+            out.append(raw[i + 1])
+            i += 2
+        elif c == "'":
+            j = raw.find("'", i + 1)
+            j = n if j < 0 else j
+            out.append(raw[i + 1:j])
+            i = j + 1
+        elif c == '"':
+            j = _skip_double(raw, i)
+            inner = raw[i + 1:j - 1] if raw[j - 1:j] == '"' else raw[i + 1:j]
+            out.append(inner.replace('\\"', '"').replace("\\\\", "\\").replace("\\$", "$"))
+            i = j
+        else:
+            out.append(c)
+            i += 1
+    return "".join(out)
+
+
+def tokenize(s: str) -> list[tuple[str, object]]:
+    """Split ``s`` into ('word', Word), ('op', str) and ('redir', str) tokens; comments dropped."""
+    toks: list[tuple[str, object]] = []
+    n = len(s)
+    i = 0
+    start = -1
+    heredocs: list[tuple[str, bool]] = []
+    expect_heredoc = False
+
+    def flush(end: int) -> None:
+        nonlocal start, expect_heredoc
+        if start >= 0:
+            raw = s[start:end]
+            if expect_heredoc:
+                delim = _unquote(raw)
+                heredocs.append((delim, False))
+                expect_heredoc = False
+            toks.append(("word", Word(start, end, raw, _unquote(raw.replace("\\\n", "")))))
+            start = -1
+
+    while i < n:
+        c = s[i]
+        if c == "\\":
+            if i + 1 < n and s[i + 1] == "\n":
+                i += 2
+                continue
+            if start < 0:
+                start = i
+            i += 2
+            continue
+        if c in " \t\r":
+            flush(i)
+            i += 1
+            continue
+        if c == "\n":
+            flush(i)
+            toks.append(("op", "\n"))
+            i += 1
+            if heredocs:
+                for delim, _ in heredocs:
+                    while i < n:
+                        j = s.find("\n", i)
+                        line = s[i:] if j < 0 else s[i:j]
+                        i = n if j < 0 else j + 1
+                        if line.strip() == delim:
+                            break
+                heredocs = []
+            continue
+        if c == "#" and start < 0:
+            j = s.find("\n", i)
+            i = n if j < 0 else j
+            continue
+        if c == "'":
+            if start < 0:
+                start = i
+            j = s.find("'", i + 1)
+            i = n if j < 0 else j + 1
+            continue
+        if c == '"':
+            if start < 0:
+                start = i
+            i = _skip_double(s, i)
+            continue
+        if c == "`":
+            if start < 0:
+                start = i
+            j = s.find("`", i + 1)
+            i = n if j < 0 else j + 1
+            continue
+        if c == "$" and i + 1 < n and s[i + 1] in "({":
+            if start < 0:
+                start = i
+            i = _skip_balanced(s, i + 1, s[i + 1], ")" if s[i + 1] == "(" else "}")
+            continue
+        if c in "<>":
+            word_is_fd = start >= 0 and s[start:i].isdigit()
+            if not word_is_fd:
+                flush(i)
+            start = -1
+            j = i
+            while j < n and s[j] in "<>&|-":
+                j += 1
+            op = s[i:j]
+            while j < n and (s[j].isdigit() or (op.endswith("&") and s[j] == "-")):
+                j += 1
+            i = j
+            if op.startswith("<<") and op not in ("<<<",):
+                expect_heredoc = True
+                toks.append(("redir", "<<"))
+            elif op.endswith("&") and s[j - 1:j].isdigit():
+                continue
+            else:
+                toks.append(("redir", op))
+            continue
+        matched = next((op for op in _OPERATORS if s.startswith(op, i)), None)
+        if matched is not None:
+            flush(i)
+            toks.append(("op", matched))
+            i += len(matched)
+            continue
+        if start < 0:
+            start = i
+        i += 1
+    flush(n)
+    return toks
+
+
+def simple_commands(s: str) -> list[SimpleCommand]:
+    """Group the tokens of ``s`` into simple commands (reserved words and redirections dropped)."""
+    cmds: list[SimpleCommand] = []
+    words: list[Word] = []
+    assigns: list[Word] = []
+    before = "\n"
+    depth = 0
+    skip_next = False
+
+    def close(op: str) -> None:
+        nonlocal words, assigns, before
+        if words or assigns:
+            cmds.append(SimpleCommand(tuple(words), tuple(assigns), before, depth))
+        words, assigns = [], []
+        before = op
+
+    for kind, tok in tokenize(s):
+        if kind == "redir":
+            skip_next = tok != "<<" or True
+            continue
+        if kind == "op":
+            assert isinstance(tok, str)
+            close(tok)
+            if tok == "(":
+                depth += 1
+            elif tok == ")":
+                depth = max(0, depth - 1)
+            continue
+        assert isinstance(tok, Word)
+        if skip_next:
+            skip_next = False
+            continue
+        if not words:
+            if tok.raw in _END_WORDS:
+                close(";")
+                continue
+            if tok.raw in _PREFIX_WORDS:
+                continue
+            if _is_assignment(tok.raw):
+                assigns.append(tok)
+                continue
+        words.append(tok)
+    close("\n")
+    return cmds
+
+
+def _is_assignment(raw: str) -> bool:
+    name, eq, _ = raw.partition("=")
+    return bool(eq) and name.replace("_", "a").isalnum() and not name[0].isdigit()

@@ -1,0 +1,274 @@
+"""Recognise `docker build` / `docker image build` / `docker buildx build` and rewrite it for the ECR cache."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from bot.core.shellcmd import SimpleCommand, Word, simple_commands
+
+# Flags of `docker build` / `docker buildx build` that take a value
+# (https://docs.docker.com/reference/cli/docker/buildx/build/).
+_VALUE_LONG = frozenset({
+    "add-host", "allow", "annotation", "attest", "build-arg", "build-context", "builder", "cache-from",
+    "cache-to", "call", "cgroup-parent", "cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus", "cpuset-mems",
+    "file", "iidfile", "isolation", "label", "memory", "memory-swap", "metadata-file", "network",
+    "no-cache-filter", "output", "platform", "progress", "provenance", "sbom", "secret", "security-opt",
+    "shm-size", "ssh", "tag", "target", "ulimit",
+})
+_VALUE_SHORT = frozenset("ftmco")
+_DOCKER_GLOBAL_VALUE = frozenset({"-H", "--host", "--config", "-c", "--context", "-l", "--log-level"})
+_VAR_ONLY = re.compile(r"^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)$")
+MARKER = "type=registry,ref=$CACHE_URI:"
+_BOT_FLAGS = re.compile(
+    r" --cache-from type=registry,ref=\$CACHE_URI:(?P<tag>[^\s,]+)"
+    r" --cache-to type=registry,ref=\$CACHE_URI:(?P=tag),mode=(?P<mode>max|min),"
+    r"image-manifest=true,oci-mediatypes=true(?P<out> --load| --push)?"
+)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One flag of a build command and the span it covers (flag and its value)."""
+
+    name: str
+    value: str | None
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class DockerBuild:
+    """One build command found in a shell string, with offsets into that string."""
+
+    command: SimpleCommand
+    docker: Word
+    verbs: tuple[Word, ...]
+    options: tuple[Option, ...]
+    positionals: tuple[Word, ...]
+    flag_vars: tuple[str, ...]
+
+    @property
+    def kind(self) -> str:
+        """`build`, `image` or `buildx` — how the user spelled the command."""
+        return self.verbs[0].value if len(self.verbs) > 1 else "build"
+
+    def values(self, *names: str) -> list[str]:
+        """Values of every option whose name is one of ``names``."""
+        return [o.value for o in self.options if o.name in names and o.value is not None]
+
+    def has(self, *names: str) -> bool:
+        """True when one of the flags ``names`` is present."""
+        return any(o.name in names for o in self.options)
+
+    @property
+    def dockerfile(self) -> str | None:
+        """The `-f/--file` value as written (last one wins, like the CLI)."""
+        files = self.values("-f", "--file")
+        return files[-1] if files else None
+
+    @property
+    def real_positionals(self) -> tuple[Word, ...]:
+        """Positional words that are not a bare `$VAR` which may expand to flags."""
+        if len(self.positionals) == 1:
+            return self.positionals
+        return tuple(p for p in self.positionals if p.raw not in self.flag_vars)
+
+    @property
+    def context(self) -> str | None:
+        """The context argument as written, or None when absent or ambiguous."""
+        real = self.real_positionals
+        return real[0].value if len(real) == 1 else None
+
+    @property
+    def tags(self) -> list[str]:
+        """Every `-t/--tag` value."""
+        return self.values("-t", "--tag")
+
+    @property
+    def rewritten(self) -> bool:
+        """True when the bot's cache flags are already on this command."""
+        return any(o.name == "--cache-from" and (o.value or "").startswith(MARKER) for o in self.options)
+
+
+def parse_build(cmd: SimpleCommand) -> DockerBuild | None:
+    """The build in one simple command, or None when it is not a build."""
+    words = list(cmd.words)
+    if not words or words[0].value not in ("docker", "/usr/bin/docker", "/usr/local/bin/docker"):
+        return None
+    i = 1
+    while i < len(words) and words[i].value.startswith("-"):
+        i += 2 if words[i].value in _DOCKER_GLOBAL_VALUE else 1
+    verbs: list[Word] = []
+    if i < len(words) and words[i].value == "build":
+        verbs = [words[i]]
+    elif i + 1 < len(words) and words[i].value in ("image", "buildx") and words[i + 1].value == "build":
+        verbs = [words[i], words[i + 1]]
+    if not verbs:
+        return None
+    options: list[Option] = []
+    positionals: list[Word] = []
+    j = words.index(verbs[-1]) + 1
+    only_positional = False
+    while j < len(words):
+        w = words[j]
+        v = w.value
+        if only_positional or not v.startswith("-") or v == "-":
+            positionals.append(w)
+            j += 1
+            continue
+        if v == "--":
+            only_positional = True
+            j += 1
+            continue
+        if v.startswith("--"):
+            name, eq, val = v.partition("=")
+            if eq:
+                options.append(Option(name, val, w.start, w.end))
+            elif name[2:] in _VALUE_LONG and j + 1 < len(words):
+                options.append(Option(name, words[j + 1].value, w.start, words[j + 1].end))
+                j += 1
+            else:
+                options.append(Option(name, None, w.start, w.end))
+            j += 1
+            continue
+        short = v[1:2]
+        if short in _VALUE_SHORT:
+            name = "-" + short
+            if len(v) > 2:
+                options.append(Option(name, v[2:].removeprefix("="), w.start, w.end))
+            elif j + 1 < len(words):
+                options.append(Option(name, words[j + 1].value, w.start, words[j + 1].end))
+                j += 1
+            else:
+                options.append(Option(name, None, w.start, w.end))
+        else:
+            options.append(Option(v, None, w.start, w.end))
+        j += 1
+    # A bare `$VAR` standing where a context would be is far more often a context than flags.
+    flag_vars = [] if len(positionals) == 1 else [p.raw for p in positionals if _VAR_ONLY.match(p.raw)]
+    return DockerBuild(cmd, words[0], tuple(verbs), tuple(options), tuple(positionals), tuple(flag_vars))
+
+
+def find_builds(s: str) -> list[DockerBuild]:
+    """Every build command in the shell string ``s`` (commented-out lines are not commands)."""
+    if "build" not in s:
+        return []
+    return [b for b in (parse_build(c) for c in simple_commands(s)) if b is not None]
+
+
+@dataclass(frozen=True)
+class CacheFlags:
+    """What the bot adds to one build: its cache tag, the cache mode and the output flag."""
+
+    tag: str
+    mode: str = "max"
+    output: str | None = "--load"
+
+
+def cache_flags_text(flags: CacheFlags) -> str:
+    """The exact flag text inserted after `build`."""
+    ref = f"{MARKER}{flags.tag}"
+    text = (f" --cache-from {ref} --cache-to {ref},mode={flags.mode},"
+            "image-manifest=true,oci-mediatypes=true")
+    return text + (f" {flags.output}" if flags.output else "")
+
+
+def output_flag(build: DockerBuild) -> str | None:
+    """`--load` unless the build already pushes, loads or exports (then nothing is added)."""
+    if build.has("--push", "--load", "--output", "-o"):
+        return None
+    return "--load"
+
+
+Splice = tuple[int, int, str]
+
+
+def build_splices(build: DockerBuild, flags: CacheFlags) -> list[Splice]:
+    """Text splices (start, end, replacement) in the command string turning ``build`` into a cached build."""
+    splices: list[Splice] = []
+    verb_start = build.verbs[0].start
+    verb_end = build.verbs[-1].end
+    splices.append((verb_start, verb_end, "buildx build" + cache_flags_text(flags)))
+    words = build.command.words
+    for opt in build.options:
+        if opt.name in ("--cache-from", "--cache-to"):
+            prev = max((w.end for w in words if w.end <= opt.start), default=opt.start)
+            splices.append((prev, opt.end, ""))
+    return splices
+
+
+def parse_bot_flags(command: str) -> list[CacheFlags]:
+    """The cache flags the bot added to ``command``, in order (used to verify an edit)."""
+    return [CacheFlags(m["tag"], m["mode"], (m["out"] or "").strip() or None)
+            for m in _BOT_FLAGS.finditer(command)]
+
+
+def apply_splices(s: str, splices: list[Splice]) -> str:
+    """Apply non-overlapping splices to ``s``."""
+    out = s
+    for start, end, rep in sorted(splices, key=lambda t: t[0], reverse=True):
+        out = out[:start] + rep + out[end:]
+    return out
+
+
+_GET_LOGIN = re.compile(r"(?:eval\s+)?\$\(\s*aws\s+ecr\s+get-login\s(?P<args>[^()`]*)\)")
+
+
+@dataclass(frozen=True)
+class LegacyLogin:
+    """One `$(aws ecr get-login ...)` (AWS CLI v1 only) and its replacement."""
+
+    start: int
+    end: int
+    region: str
+    registry_ids: tuple[str, ...]
+
+    def replacement(self) -> str:
+        """`aws ecr get-login-password | docker login` per registry account."""
+        accounts = self.registry_ids or ("$AWS_ACCOUNT_ID",)
+        return " && ".join(login_command(self.region, f"{acct}.dkr.ecr.{self.region}.{_dns_suffix(self.region)}")
+                           for acct in accounts)
+
+
+def _dns_suffix(region: str) -> str:
+    return "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+
+
+def registry_host(account: str, region: str) -> str:
+    """ECR registry host for an account and a region (literal or `$VAR`)."""
+    return f"{account}.dkr.ecr.{region}.{_dns_suffix(region)}"
+
+
+def login_command(region: str, registry: str) -> str:
+    """The AWS CLI v2 ECR login line."""
+    return f"aws ecr get-login-password --region {region} | docker login --username AWS --password-stdin {registry}"
+
+
+def find_legacy_logins(s: str) -> list[LegacyLogin]:
+    """Every `$(aws ecr get-login ...)` in ``s`` with its region and `--registry-ids`."""
+    found: list[LegacyLogin] = []
+    for m in _GET_LOGIN.finditer(s):
+        args = m["args"].split()
+        region = "$AWS_DEFAULT_REGION"
+        ids: list[str] = []
+        k = 0
+        while k < len(args):
+            a = args[k]
+            if a.startswith("--region="):
+                region = a.split("=", 1)[1]
+            elif a == "--region" and k + 1 < len(args):
+                region = args[k + 1]
+                k += 1
+            elif a.startswith("--registry-ids"):
+                rest = [a.split("=", 1)[1]] if "=" in a else []
+                k += 1
+                while k < len(args) and not args[k].startswith("-"):
+                    rest.append(args[k])
+                    k += 1
+                ids.extend(rest)
+                continue
+            k += 1
+        region = region.strip("'\"")
+        found.append(LegacyLogin(m.start(), m.end(), region, tuple(i.strip("'\"") for i in ids)))
+    return found
