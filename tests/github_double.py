@@ -1,0 +1,659 @@
+"""A stateful in-process double of the GitHub REST and GraphQL APIs the App uses (served through `responses`).
+
+It keeps real state (Git objects, refs, pull requests, comments, reactions, permissions, installations), so
+tests assert what GitHub would hold after a sequence of events, and it records every request for the
+API-economy counts. Paths and bodies follow `../shared/corpus/github-api/pr-bot-operations.openapi.json`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import responses
+
+BOT_SLUG = "ecr-cache-bot"
+BOT_USER_ID = 41898282
+BOT_LOGIN = f"{BOT_SLUG}[bot]"
+BOT_EMAIL = f"{BOT_USER_ID}+{BOT_LOGIN}@users.noreply.github.com"
+WEB_FLOW_EMAIL = "noreply@github.com"
+_VALID_MODES = {"100644", "100755", "040000", "160000", "120000"}
+
+
+@dataclass
+class Recorded:
+    """One request the double served."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    operation: str = ""
+    status: int = 0
+
+    @property
+    def is_write(self) -> bool:
+        """True for requests that change GitHub state (not reads, not GraphQL queries, not the token)."""
+        return self.method != "GET" and self.path != "/graphql" and not self.path.endswith("/access_tokens")
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}" + (f" {self.operation}" if self.operation else "")
+
+
+@dataclass
+class Pull:
+    """A pull request."""
+
+    number: int
+    head: str
+    base: str
+    title: str
+    body: str
+    state: str = "open"
+    merged: bool = False
+    head_sha: str = ""
+
+
+@dataclass
+class IssueComment:
+    """An issue or pull-request comment."""
+
+    id: int
+    issue: int
+    body: str
+    author: str
+    reactions: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Repo:
+    """One repository's state."""
+
+    full_name: str
+    default_branch: str
+    installation_id: int
+    archived: bool = False
+    fork: bool = False
+    refs: dict[str, str] = field(default_factory=dict)  # branch -> commit sha
+    pulls: list[Pull] = field(default_factory=list)
+    comments: list[IssueComment] = field(default_factory=list)
+    permissions: dict[str, str] = field(default_factory=dict)  # login -> role name
+    next_number: int = 1
+
+
+class _Error(Exception):
+    def __init__(self, status: int, message: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: dict[str, Any] = {"message": message}
+        if errors:
+            self.body["errors"] = errors
+
+
+class GitHubDouble:
+    """GitHub as the App sees it; call `activate()` inside a `responses` mock to serve it."""
+
+    def __init__(self, base_url: str = "https://api.github.test", truncate_trees_over: int | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        self._prefix = parts.path.rstrip("/")
+        graphql_prefix = self._prefix[:-3] if self._prefix.endswith("/v3") else self._prefix
+        self.graphql_url = f"{parts.scheme}://{parts.netloc}{graphql_prefix}/graphql"
+        self.truncate_trees_over = truncate_trees_over
+        self.objects: dict[str, dict[str, Any]] = {}
+        self.repos: dict[str, Repo] = {}
+        self.tokens: dict[str, int] = {}
+        self.requests: list[Recorded] = []
+        self.fail_next: list[tuple[str, str, int, dict[str, Any]]] = []  # (method, path regex, status, body)
+        self._ids = itertools.count(1000)
+        self._commit_counter = itertools.count(1)
+
+    # -- Git objects -----------------------------------------------------------------------------------
+
+    def _put(self, kind: str, payload: Any, raw: bytes | None = None) -> str:
+        data = raw if raw is not None else json.dumps(payload, sort_keys=True).encode()
+        sha = hashlib.sha1(f"{kind} {len(data)}\0".encode() + data).hexdigest()
+        self.objects[sha] = {"type": kind, "data": payload}
+        return sha
+
+    def blob(self, content: bytes | str) -> str:
+        """Store a blob (sha computed as Git does)."""
+        raw = content.encode() if isinstance(content, str) else content
+        return self._put("blob", raw, raw)
+
+    def flatten(self, tree_sha: str, prefix: str = "") -> dict[str, tuple[str, str]]:
+        """path -> (mode, blob sha) for every file under a tree."""
+        out: dict[str, tuple[str, str]] = {}
+        for name, (mode, kind, sha) in self.objects[tree_sha]["data"].items():
+            if kind == "tree":
+                out.update(self.flatten(sha, f"{prefix}{name}/"))
+            else:
+                out[f"{prefix}{name}"] = (mode, sha)
+        return out
+
+    def build_tree(self, files: Mapping[str, tuple[str, str]]) -> str:
+        """Store nested tree objects for a flat path map; return the root tree sha."""
+        children: dict[str, dict[str, tuple[str, str]]] = {}
+        entries: dict[str, tuple[str, str, str]] = {}
+        for path, (mode, sha) in files.items():
+            head, sep, rest = path.partition("/")
+            if sep:
+                children.setdefault(head, {})[rest] = (mode, sha)
+            else:
+                entries[head] = (mode, "blob", sha)
+        for name, sub in children.items():
+            entries[name] = ("040000", "tree", self.build_tree(sub))
+        return self._put("tree", dict(sorted(entries.items())))
+
+    def make_commit(self, tree: str, parents: list[str], message: str, author_email: str,
+                    committer_email: str, verified: bool) -> str:
+        """Store a commit object."""
+        payload = {"tree": tree, "parents": parents, "message": message, "n": next(self._commit_counter),
+                   "author": {"name": author_email.split("@")[0], "email": author_email},
+                   "committer": {"name": committer_email.split("@")[0], "email": committer_email},
+                   "verified": verified}
+        return self._put("commit", payload)
+
+    def commit_files(self, full_name: str, branch: str, files: Mapping[str, str | None], message: str = "change",
+                     author_email: str = "octocat@example.com") -> str:
+        """A human pushes one commit to ``branch`` (content ``None`` deletes a file); returns its sha."""
+        repo = self.repos[full_name]
+        parent = repo.refs.get(branch)
+        flat = self.flatten(self.objects[parent]["data"]["tree"]) if parent else {}
+        for path, content in files.items():
+            if content is None:
+                flat.pop(path, None)
+            else:
+                flat[path] = (flat.get(path, ("100644", ""))[0], self.blob(content))
+        sha = self.make_commit(self.build_tree(flat), [parent] if parent else [], message, author_email,
+                               author_email, False)
+        repo.refs[branch] = sha
+        return sha
+
+    def file_text(self, full_name: str, branch: str, path: str) -> str | None:
+        """The text of a file on a branch, or ``None``."""
+        head = self.repos[full_name].refs.get(branch)
+        if head is None:
+            return None
+        entry = self.flatten(self.objects[head]["data"]["tree"]).get(path)
+        return None if entry is None else bytes(self.objects[entry[1]]["data"]).decode()
+
+    def branch_files(self, full_name: str, branch: str) -> dict[str, str]:
+        """Every file's text on a branch."""
+        head = self.repos[full_name].refs[branch]
+        return {p: bytes(self.objects[s]["data"]).decode()
+                for p, (_, s) in self.flatten(self.objects[head]["data"]["tree"]).items()}
+
+    def _ancestors(self, sha: str) -> set[str]:
+        seen: set[str] = set()
+        stack = [sha]
+        while stack:
+            cur = stack.pop()
+            if cur in seen or cur not in self.objects:
+                continue
+            seen.add(cur)
+            stack.extend(self.objects[cur]["data"]["parents"])
+        return seen
+
+    # -- setup helpers ---------------------------------------------------------------------------------
+
+    def add_repo(self, full_name: str, files: Mapping[str, str], *, installation_id: int = 1,
+                 default_branch: str = "main", archived: bool = False, fork: bool = False,
+                 permissions: Mapping[str, str] | None = None) -> Repo:
+        """Create a repository whose default branch holds ``files`` (no files: an empty repository)."""
+        repo = Repo(full_name, default_branch, installation_id, archived, fork,
+                    permissions=dict(permissions or {}))
+        self.repos[full_name] = repo
+        if files:
+            self.commit_files(full_name, default_branch, dict(files), "initial commit")
+        return repo
+
+    def pulls_for(self, full_name: str, head: str = "ecr-cache/setup") -> list[Pull]:
+        """Pull requests whose head is ``head``."""
+        return [p for p in self.repos[full_name].pulls if p.head == head]
+
+    def close_pull(self, full_name: str, number: int) -> None:
+        """A human closes a pull request without merging."""
+        pull = self._pull(self.repos[full_name], number)
+        pull.head_sha = self.repos[full_name].refs.get(pull.head, pull.head_sha)
+        pull.state = "closed"
+
+    def merge_pull(self, full_name: str, number: int) -> None:
+        """A human merges a pull request (squash: the head's changes as one commit on the base)."""
+        repo = self.repos[full_name]
+        pull = self._pull(repo, number)
+        head = repo.refs[pull.head]
+        head_commit = self.objects[head]["data"]
+        base_parent = head_commit["parents"][0]
+        before = self.flatten(self.objects[base_parent]["data"]["tree"])
+        after = self.flatten(head_commit["tree"])
+        flat = self.flatten(self.objects[repo.refs[pull.base]]["data"]["tree"])
+        for path in set(before) | set(after):
+            if after.get(path) != before.get(path):
+                if path in after:
+                    flat[path] = after[path]
+                else:
+                    flat.pop(path, None)
+        repo.refs[pull.base] = self.make_commit(self.build_tree(flat), [repo.refs[pull.base]], pull.title,
+                                                "octocat@example.com", WEB_FLOW_EMAIL, True)
+        pull.head_sha, pull.state, pull.merged = head, "closed", True
+
+    def bot_comments(self, full_name: str, issue: int | None = None) -> list[IssueComment]:
+        """Comments the App wrote (optionally on one issue)."""
+        return [c for c in self.repos[full_name].comments
+                if c.author == BOT_LOGIN and (issue is None or c.issue == issue)]
+
+    def add_comment(self, full_name: str, issue: int, body: str, author: str) -> IssueComment:
+        """A user comments on an issue or pull request."""
+        comment = IssueComment(next(self._ids), issue, body, author)
+        self.repos[full_name].comments.append(comment)
+        return comment
+
+    def reset_requests(self) -> None:
+        """Forget the recorded requests."""
+        self.requests.clear()
+
+    # -- serving ---------------------------------------------------------------------------------------
+
+    def activate(self, mock: responses.RequestsMock) -> None:
+        """Serve every request under the base URL (and the GraphQL URL) from this double."""
+        parts = urlsplit(self.base_url)
+        host = re.escape(f"{parts.scheme}://{parts.hostname}") + r"(:\d+)?"
+        pattern = re.compile(host + r"(/.*)?$")  # PyGithub adds the default port to the URL
+        for method in ("GET", "POST", "PATCH", "PUT", "DELETE"):
+            mock.add_callback(method, pattern, callback=self._callback)
+
+    def _callback(self, request: Any) -> tuple[int, dict[str, str], str]:
+        parts = urlsplit(request.url)
+        path = parts.path
+        if path == urlsplit(self.graphql_url).path:
+            path = "/graphql"
+        elif path.startswith(self._prefix):
+            path = path[len(self._prefix):] or "/"
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        raw = request.body
+        if isinstance(raw, bytes):
+            raw = raw.decode()
+        body = json.loads(raw) if raw else None
+        record = Recorded(request.method, path, query, body)
+        self.requests.append(record)
+        try:
+            for i, (method, regex, status, err) in enumerate(self.fail_next):
+                if method == request.method and re.fullmatch(regex, path):
+                    del self.fail_next[i]
+                    raise _Error(status, err.get("message", "error"), err.get("errors"))
+            status, answer = self._dispatch(request, path, query, body, record)
+        except _Error as exc:
+            status, answer = exc.status, exc.body
+        record.status = status
+        return status, {"Content-Type": "application/json"}, "" if answer is None else json.dumps(answer)
+
+    def _installation_of(self, request: Any) -> int:
+        auth = request.headers.get("Authorization", "")
+        token = auth.split(" ", 1)[1] if " " in auth else ""
+        if token not in self.tokens:
+            raise _Error(401, "Bad credentials")
+        return self.tokens[token]
+
+    def _repo(self, request: Any, owner: str, name: str) -> Repo:
+        installation = self._installation_of(request)
+        repo = self.repos.get(f"{owner}/{name}")
+        if repo is None or repo.installation_id != installation:
+            raise _Error(404, "Not Found")
+        return repo
+
+    def _dispatch(self, request: Any, path: str, query: dict[str, str], body: Any,
+                  record: Recorded) -> tuple[int, Any]:
+        method = request.method
+        m = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
+        if m and method == "POST":
+            if not request.headers.get("Authorization", "").startswith("Bearer "):
+                raise _Error(401, "A JSON web token could not be decoded")
+            token = f"ghs_{next(self._ids)}"
+            self.tokens[token] = int(m.group(1))
+            expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            return 201, {"token": token, "expires_at": expires, "permissions": {}, "repository_selection": "all"}
+        if path == "/installation/repositories" and method == "GET":
+            return 200, self._list_repos(request, query)
+        if path == "/graphql" and method == "POST":
+            return 200, self._graphql(request, body, record)
+        m = re.fullmatch(r"/repos/([^/]+)/([^/]+)(/.*)?", path)
+        if not m:
+            raise _Error(404, "Not Found")
+        repo = self._repo(request, m.group(1), m.group(2))
+        return self._repo_call(repo, method, m.group(3) or "", query, body)
+
+    def _list_repos(self, request: Any, query: dict[str, str]) -> dict[str, Any]:
+        installation = self._installation_of(request)
+        mine = sorted((r for r in self.repos.values() if r.installation_id == installation),
+                      key=lambda r: r.full_name)
+        per_page = min(int(query.get("per_page", "30")), 100)
+        page = int(query.get("page", "1"))
+        chunk = mine[(page - 1) * per_page: page * per_page]
+        return {"total_count": len(mine), "repositories": [{
+            "full_name": r.full_name, "name": r.full_name.split("/")[1],
+            "owner": {"login": r.full_name.split("/")[0]}, "archived": r.archived, "fork": r.fork,
+            "size": 0 if not r.refs else 42, "default_branch": r.default_branch,
+        } for r in chunk]}
+
+    # -- REST ------------------------------------------------------------------------------------------
+
+    def _repo_call(self, repo: Repo, method: str, rest: str, query: dict[str, str],
+                   body: Any) -> tuple[int, Any]:
+        if repo.archived and method != "GET":
+            raise _Error(403, "Repository was archived so is read-only.")
+        routes: list[tuple[str, str, Any]] = [
+            ("GET", r"/git/trees/([^/]+)", self._get_tree),
+            ("GET", r"/git/blobs/([0-9a-f]{40})", self._get_blob),
+            ("POST", r"/git/trees", self._create_tree),
+            ("POST", r"/git/commits", self._create_commit),
+            ("POST", r"/git/refs", self._create_ref),
+            ("PATCH", r"/git/refs/heads/(.+)", self._update_ref),
+            ("DELETE", r"/git/refs/heads/(.+)", self._delete_ref),
+            ("POST", r"/pulls", self._create_pull),
+            ("PATCH", r"/pulls/(\d+)", self._update_pull),
+            ("POST", r"/issues/(\d+)/comments", self._create_comment),
+            ("PATCH", r"/issues/comments/(\d+)", self._update_comment),
+            ("POST", r"/issues/comments/(\d+)/reactions", self._create_reaction),
+            ("GET", r"/collaborators/([^/]+)/permission", self._permission),
+        ]
+        for verb, regex, handler in routes:
+            m = re.fullmatch(regex, rest)
+            if verb == method and m:
+                result: tuple[int, Any] = handler(repo, query, body, *m.groups())
+                return result
+        raise _Error(404, "Not Found")
+
+    def _resolve_tree(self, repo: Repo, ref: str) -> str:
+        sha = repo.refs.get(ref, ref)
+        obj = self.objects.get(sha)
+        if obj is None:
+            raise _Error(404, "Not Found")
+        return sha if obj["type"] == "tree" else str(obj["data"]["tree"])
+
+    def _get_tree(self, repo: Repo, query: dict[str, str], body: Any, ref: str) -> tuple[int, Any]:
+        tree_sha = self._resolve_tree(repo, ref)
+        entries = []
+        if query.get("recursive") in ("1", "true"):
+            def walk(sha: str, prefix: str) -> None:
+                for name, (mode, kind, child) in self.objects[sha]["data"].items():
+                    entries.append(self._entry(prefix + name, mode, kind, child))
+                    if kind == "tree":
+                        walk(child, prefix + name + "/")
+            walk(tree_sha, "")
+        else:
+            entries = [self._entry(n, mo, k, s) for n, (mo, k, s) in self.objects[tree_sha]["data"].items()]
+        truncated = self.truncate_trees_over is not None and len(entries) > self.truncate_trees_over \
+            and query.get("recursive") in ("1", "true")
+        if truncated:
+            entries = entries[: self.truncate_trees_over]
+        return 200, {"sha": tree_sha, "tree": entries, "truncated": truncated}
+
+    def _entry(self, path: str, mode: str, kind: str, sha: str) -> dict[str, Any]:
+        entry: dict[str, Any] = {"path": path, "mode": mode, "type": kind, "sha": sha}
+        if kind == "blob":
+            entry["size"] = len(self.objects[sha]["data"])
+        return entry
+
+    def _get_blob(self, repo: Repo, query: dict[str, str], body: Any, sha: str) -> tuple[int, Any]:
+        obj = self.objects.get(sha)
+        if obj is None or obj["type"] != "blob":
+            raise _Error(404, "Not Found")
+        data = bytes(obj["data"])
+        return 200, {"sha": sha, "size": len(data), "encoding": "base64",
+                     "content": base64.b64encode(data).decode()}
+
+    def _create_tree(self, repo: Repo, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        if not isinstance(body, dict) or not isinstance(body.get("tree"), list):
+            raise _Error(422, "Invalid request.", [{"message": "tree is required"}])
+        base = body.get("base_tree")
+        flat = self.flatten(base) if base else {}
+        for entry in body["tree"]:
+            if entry.get("mode") not in _VALID_MODES:
+                raise _Error(422, "Invalid tree info", [{"message": f"bad mode {entry.get('mode')}"}])
+            if "sha" in entry and "content" in entry:
+                raise _Error(422, "Invalid tree info", [{"message": "sha and content are exclusive"}])
+            if "content" in entry:
+                flat[entry["path"]] = (entry["mode"], self.blob(entry["content"]))
+            elif entry.get("sha") is None:
+                flat.pop(entry["path"], None)
+            else:
+                flat[entry["path"]] = (entry["mode"], entry["sha"])
+        sha = self.build_tree(flat)
+        return 201, {"sha": sha, "truncated": False, "tree": []}
+
+    def _create_commit(self, repo: Repo, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        tree, parents = body.get("tree"), body.get("parents") or []
+        if tree not in self.objects or any(p not in self.objects for p in parents):
+            raise _Error(422, "Tree SHA does not exist")
+        custom = "author" in body or "committer" in body
+        author = (body.get("author") or {}).get("email", BOT_EMAIL)
+        committer = (body.get("committer") or {}).get("email", author if custom else WEB_FLOW_EMAIL)
+        # GitHub signs API commits made by an App installation without a custom author or committer.
+        sha = self.make_commit(tree, parents, body.get("message", ""), author, committer, not custom)
+        return 201, {"sha": sha, "tree": {"sha": tree}, "parents": [{"sha": p} for p in parents],
+                     "verification": {"verified": not custom}}
+
+    def _create_ref(self, repo: Repo, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        ref = str(body.get("ref", ""))
+        if not ref.startswith("refs/") or ref.count("/") < 2:
+            raise _Error(422, "Reference name is invalid")
+        branch = ref[len("refs/heads/"):]
+        if branch in repo.refs:
+            raise _Error(422, "Reference already exists")
+        if body.get("sha") not in self.objects:
+            raise _Error(422, "Object does not exist")
+        repo.refs[branch] = body["sha"]
+        return 201, {"ref": ref, "object": {"sha": body["sha"], "type": "commit"}}
+
+    def _update_ref(self, repo: Repo, query: dict[str, str], body: Any, branch: str) -> tuple[int, Any]:
+        if branch not in repo.refs:
+            raise _Error(422, "Reference does not exist")
+        sha = body.get("sha")
+        if sha not in self.objects:
+            raise _Error(422, "Object does not exist")
+        if not body.get("force") and repo.refs[branch] not in self._ancestors(sha):
+            raise _Error(422, "Update is not a fast forward")
+        repo.refs[branch] = sha
+        return 200, {"ref": f"refs/heads/{branch}", "object": {"sha": sha, "type": "commit"}}
+
+    def _delete_ref(self, repo: Repo, query: dict[str, str], body: Any, branch: str) -> tuple[int, Any]:
+        if branch not in repo.refs:
+            raise _Error(422, "Reference does not exist")
+        del repo.refs[branch]
+        return 204, None
+
+    def _pull(self, repo: Repo, number: int) -> Pull:
+        for pull in repo.pulls:
+            if pull.number == number:
+                return pull
+        raise _Error(404, "Not Found")
+
+    def _pull_json(self, repo: Repo, pull: Pull) -> dict[str, Any]:
+        return {"number": pull.number, "state": pull.state, "title": pull.title, "body": pull.body,
+                "merged": pull.merged, "html_url": f"https://github.test/{repo.full_name}/pull/{pull.number}",
+                "head": {"ref": pull.head}, "base": {"ref": pull.base}}
+
+    def _create_pull(self, repo: Repo, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        head, base = body.get("head"), body.get("base")
+        if head not in repo.refs or base not in repo.refs:
+            raise _Error(422, "Validation Failed", [{"message": "head or base does not exist"}])
+        if any(p.head == head and p.state == "open" for p in repo.pulls):
+            raise _Error(422, "Validation Failed",
+                         [{"message": f"A pull request already exists for {repo.full_name.split('/')[0]}:{head}."}])
+        if repo.refs[head] in self._ancestors(repo.refs[base]):
+            raise _Error(422, "Validation Failed", [{"message": f"No commits between {base} and {head}"}])
+        pull = Pull(repo.next_number, head, base, body.get("title", ""), body.get("body") or "")
+        repo.next_number += 1
+        repo.pulls.append(pull)
+        return 201, self._pull_json(repo, pull)
+
+    def _update_pull(self, repo: Repo, query: dict[str, str], body: Any, number: str) -> tuple[int, Any]:
+        pull = self._pull(repo, int(number))
+        for key in ("title", "body", "state"):
+            if key in body:
+                setattr(pull, key, body[key])
+        return 200, self._pull_json(repo, pull)
+
+    def _create_comment(self, repo: Repo, query: dict[str, str], body: Any, number: str) -> tuple[int, Any]:
+        comment = self.add_comment(repo.full_name, int(number), str(body.get("body", "")), BOT_LOGIN)
+        return 201, {"id": comment.id, "body": comment.body}
+
+    def _comment(self, repo: Repo, comment_id: str) -> IssueComment:
+        for comment in repo.comments:
+            if comment.id == int(comment_id):
+                return comment
+        raise _Error(404, "Not Found")
+
+    def _update_comment(self, repo: Repo, query: dict[str, str], body: Any, comment_id: str) -> tuple[int, Any]:
+        comment = self._comment(repo, comment_id)
+        comment.body = str(body.get("body", ""))
+        return 200, {"id": comment.id, "body": comment.body}
+
+    def _create_reaction(self, repo: Repo, query: dict[str, str], body: Any,
+                         comment_id: str) -> tuple[int, Any]:
+        comment = self._comment(repo, comment_id)
+        if body.get("content") not in {"+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"}:
+            raise _Error(422, "Validation Failed")
+        comment.reactions.append(body["content"])
+        return 201, {"id": next(self._ids), "content": body["content"]}
+
+    def _permission(self, repo: Repo, query: dict[str, str], body: Any, user: str) -> tuple[int, Any]:
+        role = repo.permissions.get(user, "none")
+        base = {"maintain": "write", "triage": "read"}.get(role, role)
+        return 200, {"permission": base, "role_name": role, "user": {"login": user, "role_name": role}}
+
+    # -- GraphQL ---------------------------------------------------------------------------------------
+
+    def _graphql(self, request: Any, body: Any, record: Recorded) -> dict[str, Any]:
+        query, variables = str(body.get("query", "")), body.get("variables") or {}
+        m = re.match(r"\s*query\s+(\w+)", query)
+        record.operation = m.group(1) if m else "?"
+        repo = self._repo(request, variables["owner"], variables["name"])
+        if record.operation == "EcrCacheState":
+            return {"data": {"repository": self._state(repo, query, variables)}}
+        if record.operation == "EcrCacheBlobs":
+            out: dict[str, Any] = {}
+            for alias, sha in re.findall(r'(\w+): object\(oid: "([0-9a-f]{40})"\)', query):
+                obj = self.objects.get(sha)
+                if obj is None or obj["type"] != "blob":
+                    out[alias] = None
+                    continue
+                data = bytes(obj["data"])
+                try:
+                    out[alias] = {"text": data.decode(), "isBinary": False, "isTruncated": False}
+                except UnicodeDecodeError:
+                    out[alias] = {"text": None, "isBinary": True, "isTruncated": False}
+            return {"data": {"repository": out}}
+        return {"errors": [{"message": f"unknown operation {record.operation}"}]}
+
+    def _commit_node(self, sha: str) -> dict[str, Any]:
+        data = self.objects[sha]["data"]
+        return {"oid": sha, "message": data["message"], "author": {"email": data["author"]["email"]},
+                "committer": {"email": data["committer"]["email"]}, "tree": {"oid": data["tree"]}}
+
+    def _state(self, repo: Repo, query: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+        default_head = repo.refs.get(repo.default_branch)
+        default_ref = None
+        if default_head:
+            target = self._commit_node(default_head)
+            config = self.file_text(repo.full_name, repo.default_branch, ".github/ecr-cache.yml")
+            target["config"] = None if config is None else {"object": {"text": config}}
+            default_ref = {"name": repo.default_branch, "target": target}
+        head_name = variables["head"]
+        bot_head = repo.refs.get(head_name)
+        pulls = []
+        for pull in sorted(repo.pulls, key=lambda p: -p.number):
+            if pull.head != head_name:
+                continue
+            head_sha = repo.refs.get(pull.head, pull.head_sha) if pull.state == "open" else pull.head_sha
+            base_reach = self._ancestors(repo.refs[pull.base])
+            count = len(self._ancestors(head_sha) - base_reach) if head_sha else 0
+            state = "MERGED" if pull.merged else pull.state.upper()
+            pulls.append({
+                "number": pull.number, "state": state, "merged": pull.merged, "body": pull.body,
+                "url": f"https://github.test/{repo.full_name}/pull/{pull.number}", "headRefOid": head_sha,
+                "headRepository": {"nameWithOwner": repo.full_name}, "commits": {"totalCount": count},
+                "comments": self._comments(repo, pull.number),
+            })
+        out: dict[str, Any] = {
+            "nameWithOwner": repo.full_name, "isArchived": repo.archived, "isFork": repo.fork,
+            "isEmpty": not repo.refs, "defaultBranchRef": default_ref,
+            "botRef": {"target": self._commit_node(bot_head)} if bot_head else None,
+            "pullRequests": {"nodes": pulls},
+        }
+        if "issueOrPullRequest" in query:
+            out["issueOrPullRequest"] = {"comments": self._comments(repo, int(variables["issue"]))}
+        return out
+
+    def _comments(self, repo: Repo, number: int) -> dict[str, Any]:
+        nodes = [{"databaseId": c.id, "body": c.body, "viewerDidAuthor": c.author == BOT_LOGIN}
+                 for c in repo.comments if c.issue == number]
+        return {"nodes": nodes[-100:]}
+
+
+# -- webhook payloads as GitHub sends them (trimmed to the fields the App reads) ---------------------------
+
+def _repository(repo: Repo) -> dict[str, Any]:
+    owner, name = repo.full_name.split("/")
+    return {"full_name": repo.full_name, "name": name, "owner": {"login": owner, "type": "User"},
+            "default_branch": repo.default_branch, "archived": repo.archived, "fork": repo.fork}
+
+
+def push_payload(repo: Repo, before: str, after: str, changed: list[str], *, sender_type: str = "User",
+                 branch: str | None = None) -> dict[str, Any]:
+    """A `push` delivery for one commit that modified ``changed``."""
+    commit = {"id": after, "added": [], "removed": [], "modified": changed,
+              "author": {"name": "octocat", "email": "octocat@example.com"}}
+    return {"ref": f"refs/heads/{branch or repo.default_branch}", "before": before, "after": after,
+            "created": False, "deleted": False, "forced": False, "commits": [commit], "head_commit": commit,
+            "repository": _repository(repo), "installation": {"id": repo.installation_id},
+            "sender": {"login": "octocat", "type": sender_type}}
+
+
+def comment_payload(repo: Repo, comment: IssueComment, *, user_type: str = "User") -> dict[str, Any]:
+    """An `issue_comment.created` delivery."""
+    return {"action": "created", "issue": {"number": comment.issue},
+            "comment": {"id": comment.id, "body": comment.body, "user": {"login": comment.author,
+                                                                           "type": user_type}},
+            "repository": _repository(repo), "installation": {"id": repo.installation_id},
+            "sender": {"login": comment.author, "type": user_type}}
+
+
+def pr_closed_payload(repo: Repo, pull: Pull) -> dict[str, Any]:
+    """A `pull_request.closed` delivery."""
+    return {"action": "closed", "number": pull.number,
+            "pull_request": {"number": pull.number, "merged": pull.merged, "state": "closed",
+                             "head": {"ref": pull.head, "repo": {"full_name": repo.full_name}},
+                             "base": {"ref": pull.base}},
+            "repository": _repository(repo), "installation": {"id": repo.installation_id},
+            "sender": {"login": "octocat", "type": "User"}}
+
+
+def installation_payload(installation_id: int, account: str) -> dict[str, Any]:
+    """An `installation.created` delivery."""
+    return {"action": "created", "installation": {"id": installation_id, "account": {"login": account}},
+            "repositories": [], "sender": {"login": account, "type": "User"}}
+
+
+_KEY: list[str] = []
+
+
+def private_key_pem() -> str:
+    """A throwaway RSA key for the App JWT (generated once per test run)."""
+    if not _KEY:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        _KEY.append(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption()).decode())
+    return _KEY[0]
