@@ -1,13 +1,137 @@
-"""Prometheus text counters at /metrics (stub: the observability work fills this in)."""
+"""Prometheus text counters at /metrics, stored in the queue's SQLite or Redis so every process adds up."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response
+import sqlite3
+from collections.abc import Mapping
+from typing import Protocol
+
+import redis
+from flask import Blueprint, Response, current_app
+
+from bot.storage import KEY_PREFIX, SqliteDb
 
 blueprint = Blueprint("metrics", __name__)
+
+SQLITE_DDL = (
+    "CREATE TABLE IF NOT EXISTS counters (name TEXT NOT NULL, labels TEXT NOT NULL, "
+    "value INTEGER NOT NULL, PRIMARY KEY (name, labels))",
+)
+REDIS_KEY = f"{KEY_PREFIX}counters"
+
+HELP = {
+    "ecr_cache_bot_deliveries_total": "Webhook deliveries by outcome (accepted, duplicate, ...).",
+    "ecr_cache_bot_jobs_total": "Jobs finished by outcome (succeeded, coalesced, failed, dead, ...).",
+    "ecr_cache_bot_job_retries_total": "Job runs deferred for a retry, by reason class.",
+}
+
+Labels = tuple[tuple[str, str], ...]
+
+
+def _labels(labels: Mapping[str, str]) -> str:
+    parts = []
+    for key in sorted(labels):
+        value = str(labels[key]).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        parts.append(f'{key}="{value}"')
+    return ",".join(parts)
+
+
+class Counters(Protocol):
+    """Shared monotonically increasing counters."""
+
+    def incr(self, name: str, amount: int = 1, **labels: str) -> None:
+        """Add `amount` to the counter `name{labels}`."""
+        ...
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        """Every counter as {(name, rendered labels): value}."""
+        ...
+
+
+def incr_in(cur: sqlite3.Cursor, name: str, amount: int = 1, **labels: str) -> None:
+    """Increment inside an open transaction (the queue counts in the same commit as the work)."""
+    cur.execute(
+        "INSERT INTO counters (name, labels, value) VALUES (?, ?, ?) "
+        "ON CONFLICT(name, labels) DO UPDATE SET value = value + excluded.value",
+        (name, _labels(labels), amount),
+    )
+
+
+def redis_field(name: str, **labels: str) -> str:
+    """Hash field of one counter in Redis."""
+    return f"{name}|{_labels(labels)}"
+
+
+class SqliteCounters:
+    """Counters table in the queue's SQLite file."""
+
+    def __init__(self, db: SqliteDb) -> None:
+        self.db = db
+        db.ensure("counters", SQLITE_DDL)
+
+    def incr(self, name: str, amount: int = 1, **labels: str) -> None:
+        """Upsert-add."""
+        with self.db.tx() as cur:
+            incr_in(cur, name, amount, **labels)
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        """All rows."""
+        return {(n, lbl): int(v) for n, lbl, v in self.db.query("SELECT name, labels, value FROM counters")}
+
+
+class RedisCounters:
+    """One Redis hash, HINCRBY per counter."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+
+    def incr(self, name: str, amount: int = 1, **labels: str) -> None:
+        """HINCRBY."""
+        self.client.hincrby(REDIS_KEY, redis_field(name, **labels), amount)
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        """HGETALL."""
+        result: dict[tuple[str, str], int] = {}
+        for field, value in self.client.hgetall(REDIS_KEY).items():
+            text = field.decode() if isinstance(field, bytes) else str(field)
+            name, _, labels = text.partition("|")
+            result[(name, labels)] = int(value)
+        return result
+
+
+def render(snapshot: Mapping[tuple[str, str], int]) -> str:
+    """Prometheus text exposition format 0.0.4."""
+    lines: list[str] = []
+    for name in sorted({n for n, _ in snapshot}):
+        lines.append(f"# HELP {name} {HELP.get(name, name)}")
+        lines.append(f"# TYPE {name} counter")
+        for (n, labels), value in sorted(snapshot.items()):
+            if n == name:
+                lines.append(f"{name}{{{labels}}} {value}" if labels else f"{name} {value}")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+_bound: Counters | None = None
+
+
+def bind(counters: Counters | None) -> None:
+    """Make `counters` the source of /metrics in this process (the queue does this when it is created)."""
+    global _bound
+    _bound = counters
+
+
+def current() -> Counters | None:
+    """The counters /metrics serves: the app's `extensions["ecr_cache_bot.counters"]`, else the bound ones."""
+    try:
+        found = current_app.extensions.get("ecr_cache_bot.counters")
+    except RuntimeError:
+        found = None
+    return found if found is not None else _bound
 
 
 @blueprint.get("/metrics")
 def metrics() -> Response:
     """Expose counters in Prometheus text format."""
-    return Response("", mimetype="text/plain; version=0.0.4")
+    counters = current()
+    body = render(counters.snapshot()) if counters is not None else ""
+    return Response(body, mimetype="text/plain; version=0.0.4")

@@ -1,0 +1,103 @@
+"""Shared runtime storage handles: one SQLite file in `DATA_DIR` or one Redis, used by queue, locks, pacing, metrics."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis
+
+KEY_PREFIX = "ecr:"
+
+
+def now() -> float:
+    """Wall-clock seconds (shared across processes and machines, unlike monotonic time)."""
+    return time.time()
+
+
+class SqliteDb:
+    """Thread- and fork-safe access to one SQLite file in WAL mode."""
+
+    def __init__(self, path: str | os.PathLike[str], *, fsync: bool = True, timeout: float = 30.0) -> None:
+        self.path = str(path)
+        self.fsync = fsync
+        self.timeout = timeout
+        self._local = threading.local()
+        self._ddl_done: set[str] = set()
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (a new one after a fork: SQLite connections must not cross fork)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            self._wal(conn)
+            # FULL: a commit is on disk before the webhook is answered (survives power loss, not only SIGKILL).
+            conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
+            self._local.conn = conn
+            self._local.pid = os.getpid()
+        return conn
+
+    def _wal(self, conn: sqlite3.Connection) -> None:
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def ensure(self, name: str, ddl: Iterable[str]) -> None:
+        """Run `ddl` once per process for the component `name`."""
+        if name in self._ddl_done:
+            return
+        with self.tx() as cur:
+            for statement in ddl:
+                cur.execute(statement)
+        self._ddl_done.add(name)
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite3.Cursor]:
+        """One write transaction (BEGIN IMMEDIATE: take the write lock up front, no upgrade deadlocks)."""
+        conn = self.connection()
+        cur = conn.cursor()
+        cur.execute("BEGIN IMMEDIATE")
+        try:
+            yield cur
+        except BaseException:
+            conn.rollback()
+            raise
+        else:
+            conn.commit()
+        finally:
+            cur.close()
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Read rows outside a write transaction."""
+        return list(self.connection().execute(sql, params).fetchall())
+
+
+_redis_clients: dict[tuple[int, str], redis.Redis] = {}
+_redis_lock = threading.Lock()
+
+
+def redis_client(url: str) -> redis.Redis:
+    """One client (connection pool) per process and URL."""
+    key = (os.getpid(), url)
+    with _redis_lock:
+        client = _redis_clients.get(key)
+        if client is None:
+            client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5,
+                                          health_check_interval=30)
+            _redis_clients[key] = client
+        return client
