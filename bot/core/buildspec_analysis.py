@@ -158,7 +158,7 @@ class _Shell:
         self.cwd, self.cwd_unresolved = new, missing
 
 
-def analyse(root: Node, path: str) -> Analysis:
+def analyse(root: Node, path: str, paths: frozenset[str] = frozenset()) -> Analysis:
     """Follow the buildspec's commands the way one CodeBuild shell session would."""
     an = Analysis()
     env = by.get(root, "env")
@@ -187,11 +187,11 @@ def analyse(root: Node, path: str) -> Analysis:
             an.cred_helper = True
         for legacy in find_legacy_logins(value):
             an.legacy.append((cmd, legacy))
-        _walk(an, shell, cmd, value)
+        _walk(an, shell, cmd, value, paths)
     return an
 
 
-def _walk(an: Analysis, shell: _Shell, cmd: Command, value: str) -> None:
+def _walk(an: Analysis, shell: _Shell, cmd: Command, value: str, paths: frozenset[str]) -> None:
     depth = 0
     for sc in simple_commands(value):
         while sc.depth > depth:
@@ -226,7 +226,7 @@ def _walk(an: Analysis, shell: _Shell, cmd: Command, value: str) -> None:
                 an.dockerhub = True
         b = parse_build(sc) if head in ("docker", "/usr/bin/docker", "/usr/local/bin/docker") else None
         if b is not None:
-            an.builds.append(_link(cmd, b, shell))
+            an.builds.append(_link(cmd, b, shell, paths))
 
 
 def _login_target(words: tuple[Word, ...], shell: _Shell) -> str:
@@ -250,7 +250,7 @@ def _login_target(words: tuple[Word, ...], shell: _Shell) -> str:
     return target
 
 
-def _link(cmd: Command, b: DockerBuild, shell: _Shell) -> Build:
+def _link(cmd: Command, b: DockerBuild, shell: _Shell, paths: frozenset[str]) -> Build:
     unresolved: list[str] = []
     ctx_raw = b.context
     context: str | None = None
@@ -269,6 +269,10 @@ def _link(cmd: Command, b: DockerBuild, shell: _Shell) -> Build:
             unresolved.extend(missing)
     elif context is not None:
         dockerfile = posixpath.normpath(posixpath.join(context, "Dockerfile"))
+        # Without -f the CLI also accepts a lowercase `dockerfile` when `Dockerfile` is absent.
+        lower = posixpath.normpath(posixpath.join(context, "dockerfile"))
+        if dockerfile not in paths and lower in paths:
+            dockerfile = lower
     return Build(cmd, b, dockerfile, context, tuple(dict.fromkeys(unresolved)))
 
 

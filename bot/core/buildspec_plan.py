@@ -63,6 +63,7 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery) 
     """Return buildspec edits, findings and the BuildLinks of every `docker build`."""
     findings: list[Finding] = []
     parsed: list[Parsed] = []
+    all_paths = frozenset(snapshot.paths)
     for path in found.buildspecs:
         text = snapshot.text(path)
         if text is None:
@@ -75,8 +76,9 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery) 
             continue
         if not isinstance(root, MappingNode):
             continue
-        parsed.append(Parsed(path, text, root, analyse(root, path)))
-    tags = assign_tags([(p.path, p.root, p.analysis) for p in parsed], options)
+        parsed.append(Parsed(path, text, root, analyse(root, path, all_paths)))
+    tags = assign_tags([(p.path, p.root, p.analysis) for p in parsed], options,
+                       frozenset(found.batch_buildspecs))
     edits: list[FileEdit] = []
     links: list[BuildLink] = []
     repos: dict[str, str] = {}
@@ -117,6 +119,13 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str],
     positions = {id(c): n for n, c in enumerate(an.commands)}
     for k, b in enumerate(an.builds):
         links.append(_build_link(p, b, k, tags, findings, snapshot, edit, positions, options))
+    if not any(b.build.rewritten or len(b.build.real_positionals) == 1 for b in an.builds):
+        return None, findings, links, repo
+    chain = _local_base(p, snapshot)
+    if chain:
+        findings.append(Finding(p.path, "warning", "local-base-image", f"{p.path} left untouched: {chain}"))
+        return None, findings, links, repo
+    findings.extend(_dockerhub_pushes(p))
     try:
         if an.flow_phases:
             raise by.Unsupported(f"the commands of phase(s) {', '.join(an.flow_phases)} are a flow "
@@ -138,6 +147,71 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str],
         return None, findings, links, repo
     return (FileEdit(p.path, "modify", new_text, p.text, tuple(dict.fromkeys(edit.reasons))),
             findings, links, repo)
+
+
+_FROM = re.compile(r"(?im)^\s*FROM\s+(?:--\S+\s+)*([^\s\\\"']+)")
+
+
+def _image_name(ref: str) -> str:
+    ref = ref.split("@", 1)[0]
+    head, _, last = ref.rpartition("/")
+    return (head + "/" if head else "") + last.split(":", 1)[0]
+
+
+def _local_base(p: Parsed, snapshot: RepoSnapshot) -> str | None:
+    """Why the builds cannot move to a docker-container builder (a later build starts FROM an earlier one)."""
+    an = p.analysis
+    built: dict[str, int] = {}
+    first = None
+    for b in an.builds:
+        line = b.command.node.start_mark.line + 1
+        first = line if first is None else first
+        text = snapshot.text(b.dockerfile) if b.dockerfile else None
+        for m in _FROM.finditer(text or ""):
+            name = _image_name(m[1])
+            if name in built:
+                return (f"line {line}: `{b.dockerfile}` starts `FROM {m[1]}`, the image built on line "
+                        f"{built[name]}. A docker-container builder (needed to export a registry cache) "
+                        "cannot see images in the local Docker image store, so this chain of builds must "
+                        "be changed by hand (push the base image and build FROM its registry reference, "
+                        "or pass it with `--build-context`).")
+        for t in b.build.tags:
+            name = _image_name(t)
+            if "$" not in name:
+                built.setdefault(name, line)
+    if built and first is not None:
+        for c in an.commands:
+            line = c.node.start_mark.line + 1
+            for m in _FROM.finditer((c.value or "").replace("\\n", "\n")):
+                name = _image_name(m[1].split("$", 1)[0].rstrip(":")) if "$" in m[1] else _image_name(m[1])
+                if line > first and name in built:
+                    return (f"line {line} writes a Dockerfile `FROM {m[1]}`, the image built on line "
+                            f"{built[name]}; a docker-container builder (needed to export a registry cache) "
+                            "cannot see images in the local Docker image store, so this chain of builds "
+                            "must be changed by hand.")
+    return None
+
+
+_PUSH = re.compile(r"docker\s+(?:image\s+)?push\s+(?:--?\S+\s+)*\"?([^\s\"]+)")
+
+
+def _dockerhub_pushes(p: Parsed) -> list[Finding]:
+    """Pushes to Docker Hub: the cache still lives in ECR, which the reviewer should know."""
+    out: list[Finding] = []
+    for c in p.analysis.commands:
+        for m in _PUSH.finditer(c.value or ""):
+            ref = m[1]
+            first = ref.split("/", 1)[0] if "/" in ref else ""
+            hub_var = re.search(r"(?i)docker_?hub|docker_?user", first)
+            if ".dkr.ecr." in ref or (first and ("." in first or ":" in first or ("$" in first and not hub_var))):
+                continue
+            if "$" in ref and not hub_var:
+                continue
+            out.append(Finding(p.path, "info", "dockerhub-push",
+                               f"{p.path}:{c.node.start_mark.line + 1}: pushes `{ref}` to Docker Hub, not ECR; "
+                               "the layer cache still goes to the ECR cache repository."))
+            return out
+    return out
 
 
 def _cache_repo(an: Analysis, options: Options, path: str, findings: list[Finding]) -> str:
@@ -172,20 +246,25 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
         output = "push"
     elif db.has("--output", "-o") and not db.has("--load"):
         output = "none"
-    if b.unresolved:
+    malformed = len(db.real_positionals) != 1
+    if b.unresolved and not malformed:
         findings.append(Finding(p.path, "warning", "build-path-unresolved",
                                 f"{where}: cannot tell which Dockerfile/context this build uses: "
                                 f"{', '.join('`' + u + '`' for u in b.unresolved)} is not set in "
                                 "env/variables (a project variable or a value computed at build time); "
                                 "the Dockerfile was not analysed."))
     elif b.dockerfile and b.dockerfile not in snapshot.paths and snapshot.paths:
+        near = posixpath.normpath(posixpath.join(posixpath.dirname(p.path), b.dockerfile))
+        hint = (f" `{near}` sits next to the buildspec: it is used only if this project's source root is "
+                f"`{posixpath.dirname(p.path)}`." if near in snapshot.paths and near != b.dockerfile else "")
         findings.append(Finding(p.path, "warning", "dockerfile-missing",
-                                f"{where}: the build uses `{b.dockerfile}`, which is not in the repository."))
+                                f"{where}: CodeBuild runs commands from the source root ($CODEBUILD_SRC_DIR), so "
+                                f"this build reads `{b.dockerfile}`, which is not in the repository.{hint}"))
     link = BuildLink(p.path, cmd.phase, cmd.index, line, b.dockerfile if not b.unresolved else None,
                      b.context, tag, output, b.unresolved)  # type: ignore[arg-type]
     if db.rewritten:
         return link
-    if len(db.real_positionals) != 1:
+    if malformed:
         findings.append(Finding(p.path, "warning", "docker-build-malformed",
                                 f"{where}: this build has {len(db.real_positionals)} positional arguments "
                                 f"({' '.join(w.raw for w in db.real_positionals) or 'none'}); docker accepts "
@@ -242,15 +321,20 @@ def _norm(s: str) -> str:
     return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", r"$\1", s).strip("\"'").removeprefix("https://")
 
 
-def _login_covers(an: Analysis, region: str, options: Options) -> bool:
+def _login_covers(an: Analysis, region: str, options: Options, before: int, positions: dict[int, int]) -> bool:
+    """True when a login to this account's registry in ``region`` runs before command ``before``."""
     if an.cred_helper:
         return True
     host = _norm(registry_host("$AWS_ACCOUNT_ID", region))
     accounts = {"$AWS_ACCOUNT_ID"} | ({options.account_id} if options.account_id else set())
-    for _, lg in an.legacy:
+    for cmd, lg in an.legacy:
+        if positions[id(cmd)] > before:
+            continue
         if _norm(lg.region) == _norm(region) and (not lg.registry_ids or accounts & set(lg.registry_ids)):
             return True
-    for _, target in an.logins:
+    for cmd, target in an.logins:
+        if positions[id(cmd)] > before:
+            continue
         t = _norm(target)
         if t.startswith(host) or any(t.startswith(_norm(registry_host(a, region))) for a in accounts):
             return True
@@ -276,7 +360,8 @@ def _plan_setup(p: Parsed, options: Options, repo: str, edit: _Edit, positions: 
         edit.reasons.append("`env.variables`: " + " and ".join(f"`{k}: \"{v}\"`" for k, v in edit.env_add)
                             + " (BuildKit on; the ECR repository that holds the layer cache).")
     setup: list[str] = []
-    if todo and not _login_covers(an, region, options):
+    first_pos = positions[id(todo[0].command)] if todo else -1
+    if todo and not _login_covers(an, region, options, first_pos, positions):
         setup.append(login_command(region, registry_host("$AWS_ACCOUNT_ID", region)))
         edit.reasons.append("Log in to this account's ECR registry before the build: the builder reads and "
                             "writes the cache there, and no existing login covers it.")
@@ -373,11 +458,7 @@ def _splice(p: Parsed, edit: _Edit) -> str:
     for phase, lines in edit.at_end.items():
         last = [c for c in an.commands if c.phase == phase][-1]
         prefix = by.item_prefix(text, last.node)
-        pos = by.insert_after(text, last.node)
-        body = "".join(prefix + by.scalar_text(x) + nl for x in lines)
-        if pos < 0:
-            pos, body = len(text), nl + body[:-len(nl)]
-        splices.append((pos, pos, body))
+        splices.append(_after(text, last.node, "".join(prefix + by.scalar_text(x) + nl for x in lines), nl))
     if edit.env_add:
         splices.append(_env_splice(p, edit.env_add, nl))
     ordered = sorted(splices, key=lambda s: (s[0], s[1]))
@@ -394,6 +475,14 @@ def _floor(text: str, cmd: Command, an: Analysis) -> int:
     return by.after_line(text, by.last_content(text, prev))
 
 
+def _after(text: str, node: Node, body: str, nl: str) -> tuple[int, int, str]:
+    """Insert ``body`` (whole lines) after ``node``'s line, also when the file lacks a final line break."""
+    pos = by.insert_after(text, node)
+    if pos < 0:
+        return len(text), len(text), nl + body[:-len(nl)]
+    return pos, pos, body
+
+
 def _env_splice(p: Parsed, add: list[tuple[str, str]], nl: str) -> tuple[int, int, str]:
     text, root = p.text, p.root
     env = by.get(root, "env")
@@ -405,7 +494,10 @@ def _env_splice(p: Parsed, add: list[tuple[str, str]], nl: str) -> tuple[int, in
         unit = by.key_prefix(text, phases[1].value[0][0])[len(top):] if phases[1].value else "  "
         pos = by.before_item(text, phases[0], 0)
         body = f"{top}env:{nl}{top}{unit}variables:{nl}"
-        body += "".join(f"{top}{unit}{unit}{k}: \"{v}\"{nl}" for k, v in add) + nl
+        body += "".join(f"{top}{unit}{unit}{k}: \"{v}\"{nl}" for k, v in add)
+        # Keep the file's style: a blank line between top-level blocks only where it already has one.
+        if pos > 0 and not text[by.line_start(text, pos - 1):pos].strip():
+            body += nl
         return pos, pos, body
     env_node = env[1]
     if not isinstance(env_node, MappingNode) or env_node.flow_style or not env_node.value:
@@ -414,20 +506,14 @@ def _env_splice(p: Parsed, add: list[tuple[str, str]], nl: str) -> tuple[int, in
     if variables is None:
         prefix = by.key_prefix(text, env_node.value[0][0])
         unit = prefix[len(by.key_prefix(text, env[0])):] or "  "
-        pos = by.insert_after(text, env_node.value[-1][1])
-        if pos < 0:
-            raise by.Unsupported("`env` ends the file without a final line break")
         body = f"{prefix}variables:{nl}" + "".join(f"{prefix}{unit}{k}: \"{v}\"{nl}" for k, v in add)
-        return pos, pos, body
+        return _after(text, env_node.value[-1][1], body, nl)
     vnode = variables[1]
     if not isinstance(vnode, MappingNode) or vnode.flow_style or not vnode.value:
         raise by.Unsupported(f"line {variables[0].start_mark.line + 1}: `env.variables` is not a non-empty "
                              "block mapping")
     prefix = by.key_prefix(text, vnode.value[0][0])
-    pos = by.insert_after(text, vnode.value[-1][1])
-    if pos < 0:
-        raise by.Unsupported("`env.variables` ends the file without a final line break")
-    return pos, pos, "".join(f"{prefix}{k}: \"{v}\"{nl}" for k, v in add)
+    return _after(text, vnode.value[-1][1], "".join(f"{prefix}{k}: \"{v}\"{nl}" for k, v in add), nl)
 
 
 def _prove(p: Parsed, edit: _Edit, new_text: str) -> str | None:

@@ -34,7 +34,7 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def image_slug(b: Build, path: str, k: int) -> str:
+def image_slug(b: Build, path: str, k: int, several: bool = False) -> str:
     """Name one image by its Dockerfile, else its context, else its place in the buildspec."""
     if b.dockerfile and not b.unresolved:
         df = b.dockerfile
@@ -48,34 +48,38 @@ def image_slug(b: Build, path: str, k: int) -> str:
         return s or "root"
     if b.context and not b.unresolved:
         return slug(b.context) or "root"
-    return f"{slug(posixpath.splitext(path)[0])}-{k + 1}"
+    return spec_slug(path) + (f"-{k + 1}" if several else "")
 
 
-def assign_tags(specs: list[tuple[str, Node, Analysis]], options: Options) -> dict[tuple[str, int], str]:
+def spec_slug(path: str) -> str:
+    """Slug of a buildspec path without the word `buildspec` (`ci/dev-buildspec.yml` -> `ci-dev`)."""
+    stem = posixpath.splitext(path)[0]
+    return slug(re.sub(r"(?i)buildspec", "", stem)) or "buildspec"
+
+
+def assign_tags(specs: list[tuple[str, Node, Analysis]], options: Options,
+                batch_paths: frozenset[str] = frozenset()) -> dict[tuple[str, int], str]:
     """Tags for every build not yet rewritten: `options.cache_tag` when the repo has a single build,
     else `<cache_tag>-<image slug>`, made unique across buildspecs; batch buildspecs add the task id."""
     taken: set[str] = set()
     total = 0
-    pending: list[tuple[str, int, Build, bool]] = []
+    pending: list[tuple[str, int, Build, bool, bool]] = []
     for path, root, an in sorted(specs, key=lambda t: t[0]):
-        batch = is_batch(root)
+        batch = is_batch(root) or path in batch_paths
         for k, b in enumerate(an.builds):
             total += 1
             tag = existing_tag(b.build)
             if tag is not None:
                 taken.add(tag)
             else:
-                pending.append((path, k, b, batch))
+                pending.append((path, k, b, batch, len(an.builds) > 1))
     out: dict[tuple[str, int], str] = {}
     base = options.cache_tag
-    for path, k, b, batch in pending:
-        if total == 1 and not batch:
-            tag = base
-        else:
-            tag = f"{base}-{image_slug(b, path, k)}"
+    for path, k, b, batch, several in pending:
+        tag = base if total == 1 and not batch else f"{base}-{image_slug(b, path, k, several)}"
         suffix = f"-{BATCH_ID}" if batch else ""
         if tag + suffix in taken:
-            tag = f"{tag}-{slug(posixpath.splitext(path)[0])}"
+            tag = f"{tag}-{spec_slug(path)}"
         n = 2
         candidate = tag
         while candidate + suffix in taken:
