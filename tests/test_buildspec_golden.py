@@ -1,0 +1,51 @@
+"""Golden before/after buildspecs: the planner's output is byte-for-byte the reviewed `after.yml`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from test_buildspec_support import golden_cases, plan_text, read
+
+from bot.core.buildspec_plan import verify_buildspec_edit
+
+CASES = golden_cases()
+
+
+def _paths(case: Path) -> tuple[str, ...]:
+    extra = case / "paths.txt"
+    return tuple(extra.read_text().split()) if extra.exists() else ("Dockerfile",)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_golden_after(case: Path) -> None:
+    before = read(case / "before.yml")
+    _, part = plan_text(before, paths=_paths(case))
+    assert len(part.edits) == 1, [f.message for f in part.findings]
+    edit = part.edits[0]
+    assert edit.content == read(case / "after.yml")
+    assert edit.original == before
+    assert edit.reasons and all(r.strip() for r in edit.reasons)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_golden_is_idempotent_and_verified(case: Path) -> None:
+    before, after = read(case / "before.yml"), read(case / "after.yml")
+    assert verify_buildspec_edit(before, after) is None
+    _, again = plan_text(after, paths=_paths(case))
+    assert again.edits == ()
+    assert [b.cache_tag for b in again.builds] == [b.cache_tag for b in plan_text(before, paths=_paths(case))[1].builds]
+
+
+def test_seed_app_matches_the_reference_after(shared: Path) -> None:
+    seed = shared / "examples" / "seed-app"
+    before = read(seed / "buildspec.before.yml")
+    _, part = plan_text(before)
+    assert part.edits[0].content == read(seed / "buildspec.after.yml")
+
+
+def test_golden_keeps_crlf_bom_and_only_adds_lines() -> None:
+    crlf = read(Path(__file__).parent / "golden" / "buildspec" / "crlf" / "after.yml")
+    assert "\n" not in crlf.replace("\r\n", "")
+    bom = read(Path(__file__).parent / "golden" / "buildspec" / "bom" / "after.yml")
+    assert bom.startswith("\ufeffversion: 0.2\n")
