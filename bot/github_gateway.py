@@ -159,6 +159,22 @@ _ISSUE_PART = ("    issueOrPullRequest(number: $issue) { ... on Issue { " + _COM
                + " } ... on PullRequest { " + _COMMENTS + " } }\n")
 
 
+def state_query(with_issue: bool) -> str:
+    """The one GraphQL query that reads everything the lifecycle rules need."""
+    return _STATE_QUERY % {"vars": ", $issue: Int!" if with_issue else "", "config": CONFIG_PATH,
+                           "comments": _COMMENTS, "issue": _ISSUE_PART if with_issue else ""}
+
+
+def blobs_query(shas: Sequence[str]) -> str:
+    """One GraphQL query for the text of many blobs, by sha."""
+    if not all(_SHA.match(sha) for sha in shas):
+        raise ValueError("blob ids must be 40 lowercase hex digits")
+    fields = "\n".join(f'    b{i}: object(oid: "{sha}") {{ ... on Blob {{ text isBinary isTruncated }} }}'
+                       for i, sha in enumerate(shas))
+    return ("query EcrCacheBlobs($owner: String!, $name: String!) {\n"
+            f"  repository(owner: $owner, name: $name) {{\n{fields}\n  }}\n}}")
+
+
 def _split(full_name: str) -> tuple[str, str]:
     owner, _, name = full_name.partition("/")
     if not owner or not name or "/" in name:
@@ -257,8 +273,7 @@ class GitHubGateway:
         """Default branch head, repo config, bot branch, bot pull requests (and an issue's bot comments)."""
         owner, name = _split(full_name)
         variables: dict[str, Any] = {"owner": owner, "name": name, "head": BOT_BRANCH, "qualified": BOT_REF}
-        query = _STATE_QUERY % {"vars": ", $issue: Int!" if issue_number else "", "config": CONFIG_PATH,
-                                "comments": _COMMENTS, "issue": _ISSUE_PART if issue_number else ""}
+        query = state_query(bool(issue_number))
         if issue_number:
             variables["issue"] = issue_number
         repo = _get(self._graphql(query, variables), "repository")
@@ -321,25 +336,22 @@ class GitHubGateway:
         params = {"recursive": "1"} if recursive else None
         data = self._call("GET", f"/repos/{full_name}/git/trees/{sha}", params)
         truncated = bool(_get(data, "truncated"))
-        entries = _get(data, "tree") or []
+        if truncated and recursive:
+            # GitHub cut the recursive listing: list this level, then each subtree on its own.
+            self._walk(full_name, sha, prefix, files, budget, recursive=False)
+            return
         subtrees = []
-        for entry in entries:
+        for entry in _get(data, "tree") or []:
             if not isinstance(entry, Mapping) or not isinstance(entry.get("path"), str):
                 continue
             path = prefix + entry["path"]
             if entry.get("type") == "blob":
                 files[path] = TreeFile(path, str(entry.get("mode")), str(entry.get("sha")),
                                        int(entry.get("size") or 0))
-            elif entry.get("type") == "tree" and (truncated or not recursive) and "/" not in entry["path"]:
+            elif entry.get("type") == "tree" and not recursive:
                 subtrees.append((str(entry.get("sha")), path + "/"))
-        if truncated and recursive:
-            # GitHub cut the recursive listing: list this level and each top-level subtree on its own.
-            files.clear()
-            self._walk(full_name, sha, prefix, files, budget, recursive=False)
-            return
-        if not recursive:
-            for sub_sha, sub_prefix in subtrees:
-                self._walk(full_name, sub_sha, sub_prefix, files, budget, recursive=True)
+        for sub_sha, sub_prefix in subtrees:
+            self._walk(full_name, sub_sha, sub_prefix, files, budget, recursive=True)
 
     def read_blobs(self, full_name: str, files: Sequence[TreeFile]) -> dict[str, str]:
         """Text of the given files, by blob sha, in one GraphQL query per 100 (binary or huge files left out)."""
@@ -349,11 +361,7 @@ class GitHubGateway:
         owner, name = _split(full_name)
         for start in range(0, len(missing), _BLOB_BATCH):
             batch = missing[start:start + _BLOB_BATCH]
-            fields = "\n".join(f'    b{i}: object(oid: "{sha}") {{ ... on Blob {{ text isBinary isTruncated }} }}'
-                               for i, sha in enumerate(batch))
-            query = ("query EcrCacheBlobs($owner: String!, $name: String!) {\n"
-                     f"  repository(owner: $owner, name: $name) {{\n{fields}\n  }}\n}}")
-            repo = _get(self._graphql(query, {"owner": owner, "name": name}), "repository") or {}
+            repo = _get(self._graphql(blobs_query(batch), {"owner": owner, "name": name}), "repository") or {}
             for i, sha in enumerate(batch):
                 blob = repo.get(f"b{i}") if isinstance(repo, Mapping) else None
                 text: str | None = None
