@@ -451,9 +451,13 @@ def _splice(p: Parsed, edit: _Edit) -> str:
             raise by.Unsupported(f"line {node.start_mark.line + 1}: the command's quoting/escapes cannot be "
                                  "edited in place")
         for start, end, rep in value_splices:
-            if start >= end or m.positions[start] < 0 or m.positions[end - 1] < 0:
+            # Anchor both ends on characters that exist in the file (folded line breaks do not).
+            src_start = m.positions[start] if start < len(m.positions) else -1
+            if node.value[start:start + 1] in (" ", "\n") and start > 0 and m.positions[start - 1] >= 0:
+                src_start = m.positions[start - 1] + 1
+            if start >= end or src_start < 0 or m.positions[end - 1] < 0:
                 raise by.Unsupported(f"line {node.start_mark.line + 1}: cannot locate the text to change")
-            splices.append((m.source(start), m.positions[end - 1] + 1, rep))
+            splices.append((src_start, m.positions[end - 1] + 1, rep))
     for n, lines in edit.before.items():
         cmd = an.commands[n]
         prefix = by.item_prefix(text, cmd.node)
