@@ -7,12 +7,10 @@ import statistics
 import time
 from pathlib import Path
 
-import pytest
 from test_buildspec_support import corpus_snapshot, plan_snapshot, plan_text
 
 from bot.core.buildspec_plan import verify_buildspec_edit
 from bot.core.model import RepoSnapshot
-
 
 _BUILD_LINE = re.compile(r"(?m)^[^#\n]*\bdocker\s+(?:image\s+|buildx\s+)?build\b")
 
