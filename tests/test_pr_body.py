@@ -1,0 +1,155 @@
+"""The PR body and comments: content a reviewer needs, the fingerprint marker, GitHub's size limit."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from bot import pr_body
+from bot.core.model import AwsSetup, BuildLink, CacheStep, CacheTable, FileEdit, Finding, Options, Plan
+
+LIMIT = 65_536
+
+
+def _step(text: str, source: bool) -> CacheStep:
+    return CacheStep("0", 1, text, source, True)
+
+
+def sample_plan(**overrides: object) -> Plan:
+    base: dict[str, object] = {
+        "edits": (
+            FileEdit("buildspec.yml", "modify", "new", "old", ("turns `docker build` into a cached buildx build",
+                                                              "derives AWS_ACCOUNT_ID")),
+            FileEdit("Dockerfile", "modify", "d2", "d1", ("copies package.json before the sources",)),
+            FileEdit(".dockerignore", "create", ".git\n", None, ("keeps .git out of the build context",)),
+        ),
+        "findings": (Finding("buildspec.yml", "warning", "get-login-replaced", "`aws ecr get-login` replaced"),
+                     Finding("buildspec.yml", "info", "privileged-mode", "needs privileged mode")),
+        "builds": (BuildLink("buildspec.yml", "build", 0, 17, "Dockerfile", ".", "cache", "load"),
+                   BuildLink("api/buildspec.yml", "build", 0, 9, "api/Dockerfile", "api", "cache-api", "push")),
+        "cache_tables": (CacheTable("Dockerfile",
+                                    before=(_step("FROM node:20", False), _step("COPY . .", True),
+                                            _step("RUN npm ci", True)),
+                                    after=(_step("FROM node:20", False), _step("COPY package.json ./", False),
+                                           _step("RUN npm ci", False), _step("COPY . .", True))),),
+        "setup": AwsSetup("eu-west-1", "my-app-cache", ("my-app",), '{"rules": []}', '{"Version": "2012-10-17"}',
+                          ("aws ecr create-repository --repository-name my-app-cache --region eu-west-1",
+                           "aws ecr put-lifecycle-policy --repository-name my-app-cache")),
+        "buildspecs": ("buildspec.yml",),
+    }
+    base.update(overrides)
+    return Plan(**base)  # type: ignore[arg-type]
+
+
+def test_body_starts_with_the_fingerprint_marker() -> None:
+    plan = sample_plan()
+    body = pr_body.render_pr_body(plan, "octo/app")
+    assert body.splitlines()[0] == f"<!-- ecr-cache-bot:v1 fingerprint={plan.fingerprint} -->"
+    assert pr_body.parse_fingerprint(body) == plan.fingerprint
+    assert pr_body.parse_fingerprint("no marker") is None
+
+
+def test_body_explains_every_change_and_the_exact_flags() -> None:
+    body = pr_body.render_pr_body(sample_plan(), "octo/app", Options(mode="min"))
+    for text in ("`buildspec.yml` (modified)", "derives AWS_ACCOUNT_ID", "`.dockerignore` (new file)",
+                 "copies package.json before the sources"):
+        assert text in body
+    assert ("`--cache-to type=registry,ref=$CACHE_URI:cache-api,mode=min,image-manifest=true,"
+            "oci-mediatypes=true`") in body
+    assert "`--cache-from type=registry,ref=$CACHE_URI:cache`" in body
+    assert "oci-mediatypes=false" not in body
+
+
+def test_body_has_the_one_time_aws_setup() -> None:
+    body = pr_body.render_pr_body(sample_plan(), "octo/app")
+    assert "aws ecr create-repository --repository-name my-app-cache --region eu-west-1" in body
+    assert "aws ecr put-lifecycle-policy" in body
+    assert '{"rules": []}' in body and '{"Version": "2012-10-17"}' in body
+    assert "privileged mode" in body and "mutable" in body
+    assert "Region `eu-west-1`, cache repository `my-app-cache`, image repository `my-app`" in body
+
+
+def test_body_has_the_before_after_table() -> None:
+    body = pr_body.render_pr_body(sample_plan(), "octo/app")
+    assert "**`Dockerfile`**: 1 step fewer re-run on a source-only change." in body
+    assert "| 2 | `COPY . .` | yes | `COPY package.json ./` | no |" in body
+    assert "| 4 |  |  | `COPY . .` | yes |" in body
+
+
+def test_body_has_findings_troubleshooting_close_and_commands() -> None:
+    body = pr_body.render_pr_body(sample_plan(), "octo/app")
+    assert "- **warning** `buildspec.yml` (get-login-replaced): `aws ecr get-login` replaced" in body
+    assert body.index("get-login-replaced") < body.index("privileged-mode")  # warnings before info
+    for known in ("400 Bad Request", "Cache export is not supported for the docker driver", "standard:5.0",
+                  "moby/buildkit", "image-manifest=true,oci-mediatypes=true", "docker-container"):
+        assert known in body
+    assert "Closing it without merging opts **octo/app** out" in body
+    for command in ("`/ecr-cache`", "`/ecr-cache preview`", "`/ecr-cache recreate`", "`/ecr-cache help`"):
+        assert command in body
+
+
+def test_table_cells_cannot_break_the_markdown_table() -> None:
+    table = CacheTable("Dockerfile", before=(_step("RUN a | b `c`\n  && d", True),), after=())
+    body = pr_body.render_pr_body(sample_plan(cache_tables=(table,)), "o/r")
+    assert "| 1 | `RUN a \\| b 'c' && d` | yes |  |  |" in body
+
+
+def test_huge_plan_is_cut_gracefully_under_githubs_limit() -> None:
+    findings = tuple(Finding(f"svc{i}/buildspec.yml", "warning", "unresolved", "x" * 300) for i in range(2000))
+    steps = tuple(_step(f"RUN step {i} " + "y" * 80, True) for i in range(300))
+    tables = tuple(CacheTable(f"svc{i}/Dockerfile", steps, steps) for i in range(40))
+    plan = sample_plan(findings=findings, cache_tables=tables)
+    body = pr_body.render_pr_body(plan, "octo/app")
+    assert len(body) <= LIMIT
+    assert pr_body.parse_fingerprint(body) == plan.fingerprint
+    assert "more findings not shown" in body and "more steps not shown" in body
+    assert "## Troubleshooting" in body and "## Commands" in body  # the fixed sections survive
+
+
+def test_absurd_plan_is_hard_cut_with_a_note() -> None:
+    edits = tuple(FileEdit(f"d{i}/" + "p" * 200 + "/Dockerfile", "modify", "x", "y", ("z" * 500,))
+                  for i in range(400))
+    plan = sample_plan(edits=edits)
+    body = pr_body.render_pr_body(plan, "octo/app")
+    assert len(body) <= LIMIT
+    assert body.startswith(pr_body.fingerprint_marker(plan.fingerprint))
+    assert body.rstrip().endswith("_This description was cut to fit GitHub's 65,536-character limit._")
+
+
+_text = st.text(st.characters(codec="utf-8"), max_size=400)
+
+
+@settings(max_examples=40, deadline=None)
+@given(reasons=st.lists(_text, max_size=30), messages=st.lists(_text, max_size=300),
+       paths=st.lists(st.text(min_size=1, max_size=200), min_size=1, max_size=60))
+def test_any_plan_fits_and_keeps_its_marker(reasons: list[str], messages: list[str], paths: list[str]) -> None:
+    edits = tuple(FileEdit(p, "modify", p, None, tuple(reasons)) for p in paths)
+    findings = tuple(Finding("f", "error", "c", m) for m in messages)
+    plan = Plan(edits=edits, findings=findings)
+    body = pr_body.render_pr_body(plan, "o/r")
+    assert len(body) <= LIMIT
+    assert pr_body.parse_fingerprint(body) == plan.fingerprint
+
+
+def test_preview_comment_with_a_huge_diff_fits() -> None:
+    edits = [FileEdit("Dockerfile", "modify", "\n".join(f"RUN {i}" for i in range(20000)), "FROM x\n")]
+    text = pr_body.render_comment("preview", repo="o/r", edits=edits, diff=pr_body.unified_diff(edits, 200_000))
+    assert len(text) <= LIMIT
+    assert text.rstrip().endswith("_Cut to fit GitHub's comment size limit._")
+    assert "</details>" in text
+
+
+def test_unified_diff_marks_created_files_and_neutralises_fences() -> None:
+    diff = pr_body.unified_diff([FileEdit(".dockerignore", "create", ".git\n```\n", None),
+                                 FileEdit("a", "modify", "x", "y\n")])
+    assert "--- /dev/null\n+++ b/.dockerignore\n" in diff
+    assert "```" not in diff
+    assert "\\ No newline at end of file" in diff
+
+
+def test_comments_name_the_next_step() -> None:
+    closed = pr_body.render_comment("closed", repo="o/r", deleted=True)
+    assert "/ecr-cache" in closed and "deleted its branch" in closed
+    kept = pr_body.render_comment("closed", repo="o/r", deleted=False)
+    assert "left the branch" in kept
+    assert "/ecr-cache recreate" in pr_body.render_comment("human_edits", repo="o/r")
