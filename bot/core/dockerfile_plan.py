@@ -1,13 +1,216 @@
-"""Plan the Dockerfile and .dockerignore edits (stub: owned by the Dockerfile work)."""
+"""Plan the Dockerfile and .dockerignore edits: reorder, volatile ARGs, cache mounts, cache tables."""
 
 from __future__ import annotations
 
+import posixpath
+import re
+from dataclasses import dataclass, field
+
+from bot.core import cachetable, dockerignore, ecosystems
 from bot.core.discover import Discovery
-from bot.core.model import BuildLink, Options, PartialPlan, RepoSnapshot
+from bot.core.dockerfile_args import move_args
+from bot.core.dockerfile_parse import Dockerfile, DockerfileParseError, parse
+from bot.core.dockerfile_reorder import BuildContext, reorder
+from bot.core.dockerfile_shell import run_commands
+from bot.core.dockerfile_verify import verify_dockerfile_edit
+from bot.core.model import BuildLink, CacheTable, FileEdit, Finding, Options, PartialPlan, RepoSnapshot
+
+__all__ = ["plan_dockerfiles", "verify_dockerfile_edit", "counts"]
+
+REORDER_PREFIX = "Dockerfile stage"
+ARG_PREFIX = "Dockerfile: moved `ARG"
+CACHE_MOUNT_DOC = "https://docs.docker.com/build/cache/backends/#cache-mounts"
+
+
+def _norm(path: str | None) -> str:
+    if not path:
+        return ""
+    norm = posixpath.normpath(path.lstrip("/") if not path.startswith("/") else path)
+    return "" if norm in (".", "/") else norm.removeprefix("./")
+
+
+@dataclass
+class _Target:
+    """One Dockerfile and the contexts it is built with."""
+
+    path: str
+    contexts: list[str] = field(default_factory=list)
+    known: bool = False
+
+
+def _targets(snapshot: RepoSnapshot, builds: tuple[BuildLink, ...], found: Discovery) -> dict[str, _Target]:
+    targets: dict[str, _Target] = {}
+    for link in builds:
+        if link.dockerfile is None or link.context is None or link.unresolved:
+            continue
+        path = _norm(link.dockerfile)
+        target = targets.setdefault(path, _Target(path))
+        ctx = _norm(link.context)
+        if ctx not in target.contexts:
+            target.contexts.append(ctx)
+        target.known = True
+    for path in found.dockerfiles:
+        target = targets.setdefault(_norm(path), _Target(_norm(path)))
+        if not target.contexts:
+            target.contexts.append(_norm(posixpath.dirname(_norm(path))))
+    return targets
+
+
+def _ignore_path(snapshot: RepoSnapshot, context: str, dockerfile: str) -> str:
+    """BuildKit reads `<Dockerfile>.dockerignore` first, then `<context>/.dockerignore`."""
+    specific = dockerfile + ".dockerignore"
+    if specific in snapshot.paths:
+        return specific
+    return posixpath.join(context, ".dockerignore") if context else ".dockerignore"
+
+
+def _context_paths(paths: frozenset[str], context: str) -> tuple[str, ...]:
+    if not context:
+        return tuple(sorted(paths))
+    prefix = context + "/"
+    return tuple(sorted(p[len(prefix):] for p in paths if p.startswith(prefix)))
+
+
+def _cache_mount_findings(path: str, df: Dockerfile) -> list[Finding]:
+    """RUN --mount=type=cache holding the only copy of downloaded dependencies."""
+    out: list[Finding] = []
+    for inst in df.instructions:
+        if inst.keyword != "RUN":
+            continue
+        targets = []
+        for flag in inst.flags:
+            if flag.startswith("--mount") and "type=cache" in flag:
+                m = re.search(r"(?:target|dst|destination)=([^,\s]+)", flag)
+                if m:
+                    targets.append(m.group(1).strip("\"'"))
+        if not targets:
+            continue
+        for cmd in run_commands(inst) or []:
+            found = ecosystems.recognise(cmd)
+            if found is None:
+                continue
+            eco = ecosystems.TABLE[found.ecosystem]
+            hit = [t for t in targets
+                   if any(t.rstrip("/").endswith(c) or f"/{c}/" in t + "/" for c in eco.cache_targets)]
+            if hit:
+                out.append(Finding(path, "warning", "dockerfile-cache-mount-only", (
+                    f"line {inst.lineno}: `{cmd.text}` keeps the {eco.name} dependencies only in the cache mount "
+                    f"`{hit[0]}`. Cache mounts are not exported to the registry cache ({CACHE_MOUNT_DOC}), so a "
+                    f"fresh CodeBuild machine downloads them again whenever this step re-runs; download them "
+                    f"into a layer first (copy the manifests and fetch the dependencies in an earlier RUN).")))
+                break
+    return out
 
 
 def plan_dockerfiles(
     snapshot: RepoSnapshot, options: Options, builds: tuple[BuildLink, ...], found: Discovery
 ) -> PartialPlan:
     """Return Dockerfile/.dockerignore edits, findings and cache tables."""
-    return PartialPlan()
+    paths = frozenset(snapshot.paths)
+    targets = _targets(snapshot, builds, found)
+    parsed: dict[str, Dockerfile] = {}
+    findings: list[Finding] = []
+    edits: list[FileEdit] = []
+    tables: list[CacheTable] = []
+    for path in sorted(targets):
+        text = snapshot.text(path)
+        if text is None:
+            if path in paths:
+                findings.append(Finding(path, "warning", "dockerfile-not-read",
+                                        "The Dockerfile was not read, so it was not analysed."))
+            continue
+        try:
+            parsed[path] = parse(text)
+        except DockerfileParseError as exc:
+            findings.append(Finding(path, "warning", "dockerfile-unparsed",
+                                    f"Left as is: the Dockerfile does not parse ({exc})."))
+
+    ignores: dict[str, dockerignore.Matcher] = {}
+    by_context: dict[str, list[str]] = {}
+    for target in targets.values():
+        if target.path in parsed:
+            for ctx in target.contexts:
+                by_context.setdefault(ctx, []).append(target.path)
+    for ctx, dockerfiles in sorted(by_context.items()):
+        ignore_path = _ignore_path(snapshot, ctx, dockerfiles[0])
+        existing = snapshot.text(ignore_path)
+        if ignore_path in paths and existing is None:
+            findings.append(Finding(ignore_path, "warning", "dockerignore-not-read",
+                                    "The .dockerignore was not read; it was neither checked nor extended."))
+            ignores[ctx] = dockerignore.Matcher([])
+            continue
+        patterns = dockerignore.read_patterns(existing or "")
+        known = any(targets[d].known for d in dockerfiles)
+        specific = len({_ignore_path(snapshot, ctx, d) for d in dockerfiles}) == 1
+        if options.dockerignore and known and specific:
+            ignore_text, added = dockerignore.extend(existing, [parsed[d] for d in dockerfiles],
+                                                  _context_paths(paths, ctx))
+            if ignore_text is not None:
+                patterns = dockerignore.read_patterns(ignore_text)
+                verb = "Extended" if existing is not None else "Created"
+                notes = tuple(f"{verb} `{ignore_path}` with `{a.pattern}`: {a.why}." for a in added)
+                edits.append(FileEdit(ignore_path, "modify" if existing is not None else "create", ignore_text,
+                                      original=existing, reasons=notes))
+        ignores[ctx] = dockerignore.Matcher(patterns)
+
+    for path in sorted(parsed):
+        df = parsed[path]
+        text = snapshot.text(path) or ""
+        findings += _cache_mount_findings(path, df)
+        target = targets[path]
+        new_text: str | None = None
+        reasons: list[str] = []
+        if options.reorder:
+            new_text, reasons, extra = _reorder_all(df, target, snapshot, paths, ignores)
+            findings += [Finding(path, level, code, msg) for level, code, msg in extra]  # type: ignore[arg-type]
+        final_df = df
+        if new_text is not None and new_text != text:
+            why = verify_dockerfile_edit(text, new_text)
+            if why:
+                findings.append(Finding(path, "warning", "dockerfile-proof-failed",
+                                        f"Left as is: the reordered Dockerfile failed the check ({why})."))
+            else:
+                final_df = parse(new_text)
+                edits.append(FileEdit(path, "modify", new_text, original=text, reasons=tuple(reasons)))
+        tables.append(cachetable.table(path, df, final_df))
+    return PartialPlan(edits=tuple(edits), findings=tuple(findings), cache_tables=tuple(tables))
+
+
+def _reorder_all(df: Dockerfile, target: _Target, snapshot: RepoSnapshot, paths: frozenset[str],
+                 ignores: dict[str, dockerignore.Matcher]) -> tuple[str | None, list[str], list[tuple[str, str, str]]]:
+    """Reorder for every context the Dockerfile is built with (all must agree), then move volatile ARGs."""
+    results = []
+    for ctx in target.contexts:
+        matcher = ignores.get(ctx, dockerignore.Matcher([]))
+        build_ctx = BuildContext(ctx, paths, snapshot.files, matcher.excluded)
+        results.append(reorder(df, build_ctx))
+    first = results[0]
+    findings = list(first.findings)
+    if any(r.text != first.text for r in results[1:]):
+        findings.append(("warning", "dockerfile-not-reordered",
+                         "Not reordered: the Dockerfile is built with several contexts "
+                         f"({', '.join(c or '.' for c in target.contexts)}) that call for different edits."))
+        text, reasons = None, []
+    else:
+        text, reasons = first.text, list(first.reasons)
+    current = parse(text) if text is not None else df
+    moved, arg_reasons = move_args(current)
+    if moved is not None:
+        text = moved
+        reasons += arg_reasons
+    return text, reasons, findings
+
+
+def counts(edits: tuple[FileEdit, ...], tables: tuple[CacheTable, ...]) -> dict[str, int]:
+    """Figures for the corpus benchmark, derived from a plan's edits and cache tables."""
+    out = {"dockerfiles_reordered": 0, "args_moved": 0, "dockerignore_created": 0, "dockerignore_extended": 0,
+           "steps_saved_on_source_change": sum(t.saved_on_source_change for t in tables)}
+    for edit in edits:
+        if posixpath.basename(edit.path).endswith(".dockerignore"):
+            key = "dockerignore_created" if edit.action == "create" else "dockerignore_extended"
+            out[key] += 1
+            continue
+        if any(r.startswith(REORDER_PREFIX) for r in edit.reasons):
+            out["dockerfiles_reordered"] += 1
+        out["args_moved"] += sum(1 for r in edit.reasons if r.startswith(ARG_PREFIX))
+    return out

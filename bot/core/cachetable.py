@@ -1,0 +1,121 @@
+"""Which Dockerfile steps re-run when only the application source, or only a manifest, changes.
+
+Layer-cache model (BuildKit and the classic builder agree here): a COPY/ADD misses when any file it
+copies changed; once a step misses, every later step of its stage misses; a stage built `FROM` another
+stage, or that `COPY --from`s it, misses from there when that stage missed; a RUN after an `ARG` whose
+value changed misses (https://docs.docker.com/build/building/variables/#impact-on-build-caching).
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from bot.core.dockerfile_args import references, volatile_name
+from bot.core.dockerfile_parse import Dockerfile, Instruction, Stage
+from bot.core.dockerfile_reorder import copy_parts
+from bot.core.ecosystems import is_manifest_name
+from bot.core.model import CacheStep, CacheTable
+
+STEP_KEYWORDS = ("RUN", "COPY", "ADD")
+_WHOLE = {".", "./", "/", "*"}
+
+
+def _label(stage: Stage) -> str:
+    return stage.name or str(stage.index)
+
+
+def _sources(inst: Instruction) -> list[str] | None:
+    """Context sources of a COPY/ADD or a RUN bind mount; None when it reads no context file."""
+    if inst.keyword == "RUN":
+        out = []
+        for flag in inst.flags:
+            if flag.startswith("--mount") and "type=bind" in flag and "from=" not in flag:
+                opts = dict(p.split("=", 1) for p in flag.split("=", 1)[1].split(",") if "=" in p)
+                out.append(opts.get("source", opts.get("src", ".")))
+        return out or None
+    if inst.flag("from") is not None or inst.heredocs:
+        return None
+    parts = copy_parts(inst)
+    if parts is None:
+        return None
+    return [s for s in parts[0] if "://" not in s] or None
+
+
+def _changed(sources: list[str], kind: str) -> bool:
+    for src in sources:
+        whole = src in _WHOLE or posixpath.normpath(src) == "."
+        manifest = is_manifest_name(src)
+        if kind == "source" and (whole or not manifest):
+            return True
+        if kind == "manifest" and (whole or manifest):
+            return True
+    return False
+
+
+def _stage_ref(value: str, df: Dockerfile, upto: int) -> Stage | None:
+    for stage in df.stages[:upto]:
+        if stage.name == value.lower() or str(stage.index) == value:
+            return stage
+    return None
+
+
+def analyse(df: Dockerfile, kind: str) -> dict[int, tuple[bool, str]]:
+    """instruction index → (re-runs, reason) for one kind of change ("source" or "manifest")."""
+    out: dict[int, tuple[bool, str]] = {}
+    missed: dict[int, bool] = {}
+    for stage in df.stages:
+        reason = ""
+        base = _stage_ref(stage.base, df, stage.index)
+        if base is not None and missed.get(base.index):
+            reason = f"its base stage `{_label(base)}` re-runs"
+        volatile: list[str] = []
+        for inst in df.stage_instructions(stage)[1:]:
+            if not reason:
+                used = [n for n in volatile if inst.keyword == "RUN" or references(df, inst, n)]
+                if used:
+                    reason = f"`ARG {used[0]}` changes on every build"
+                elif inst.keyword in ("COPY", "ADD") and inst.flag("from") is not None:
+                    ref = _stage_ref(inst.flag("from") or "", df, stage.index)
+                    if ref is not None and missed.get(ref.index):
+                        reason = f"it copies from stage `{_label(ref)}`, which re-runs"
+                elif inst.keyword in STEP_KEYWORDS:
+                    sources = _sources(inst)
+                    if sources and _changed(sources, kind):
+                        what = "application source" if kind == "source" else "a dependency manifest"
+                        reason = f"`{' '.join(inst.line_text.split())[:60]}` copies {what}"
+            name = volatile_name(inst)
+            if name:
+                volatile.append(name)
+            out[inst.index] = (bool(reason), reason)
+        missed[stage.index] = bool(reason)
+    return out
+
+
+def steps(df: Dockerfile) -> tuple[CacheStep, ...]:
+    """One CacheStep per RUN/COPY/ADD, with the reason on the first step of each stage that re-runs."""
+    source = analyse(df, "source")
+    manifest = analyse(df, "manifest")
+    out: list[CacheStep] = []
+    for stage in df.stages:
+        first_source = first_manifest = True
+        for inst in df.stage_instructions(stage)[1:]:
+            if inst.keyword not in STEP_KEYWORDS:
+                continue
+            src, src_reason = source[inst.index]
+            man, man_reason = manifest[inst.index]
+            reason = ""
+            if src and first_source:
+                reason, first_source = src_reason, False
+            elif man and first_manifest and not src:
+                reason = man_reason
+            if man:
+                first_manifest = False
+            text = " ".join(inst.line_text.split())
+            out.append(CacheStep(stage=_label(stage), line=inst.lineno, instruction=text[:120],
+                                 reruns_on_source_change=src, reruns_on_manifest_change=man, reason=reason))
+    return tuple(out)
+
+
+def table(path: str, before: Dockerfile, after: Dockerfile | None) -> CacheTable:
+    """The before/after cache table of one Dockerfile (after = before when unchanged)."""
+    return CacheTable(dockerfile=path, before=steps(before), after=steps(after or before))

@@ -1,0 +1,96 @@
+"""Move volatile build ARGs (commit SHA, build number, date) down to just before their first use."""
+
+from __future__ import annotations
+
+import re
+
+from bot.core import ecosystems
+from bot.core.dockerfile_parse import Dockerfile, Instruction, split_words
+from bot.core.dockerfile_shell import _PACKAGE_TOOLS, _PATH_TOOLS, _named_install, run_commands
+from bot.core.dockerfile_splice import Splice
+
+VOLATILE = re.compile(
+    r"^(CODEBUILD_\w+|GIT_\w+|\w*COMMIT\w*|\w*_SHA|SHA|\w*SHA1|\w*REVISION|VCS_REF|SOURCE_VERSION"
+    r"|BUILD_(NUMBER|ID|DATE|TIME|TIMESTAMP|VERSION|NUM)|BUILD_?DATE|\w*TIMESTAMP|VERSION"
+    r"|(APP|BUILD|RELEASE|IMAGE|SERVICE|PROJECT)_VERSION|RELEASE|IMAGE_TAG|CI_\w+|GITHUB_SHA|BUILDTIME)$",
+    re.I,
+)
+
+
+def volatile_name(inst: Instruction) -> str | None:
+    """The name of a single-name ARG whose value changes every build, else None."""
+    if inst.keyword != "ARG":
+        return None
+    words = split_words(inst.args)
+    if len(words) != 1:
+        return None
+    name = words[0].split("=", 1)[0]
+    return name if VOLATILE.match(name) else None
+
+
+def references(df: Dockerfile, inst: Instruction, name: str) -> bool:
+    """True when the instruction's text (heredocs included) names ``$name`` or ``${name...}``."""
+    return re.search(r"\$\{?" + re.escape(name) + r"(?![A-Za-z0-9_])", df.block(inst)) is not None
+
+
+def env_blind(inst: Instruction) -> bool:
+    """A RUN that only installs packages or touches system paths: it never reads a build ARG implicitly."""
+    cmds = run_commands(inst)
+    if cmds is None:
+        return False
+    for cmd in cmds:
+        if cmd.name in _PACKAGE_TOOLS or cmd.name in _PATH_TOOLS or cmd.name in ("curl", "wget"):
+            continue
+        if _named_install(cmd) == "":
+            continue
+        found = ecosystems.recognise(cmd)
+        if found is not None and found.deps_only:
+            continue
+        return False
+    return True
+
+
+def first_use(df: Dockerfile, arg: Instruction, name: str) -> Instruction | None:
+    """The instruction a volatile ARG must stay before; None when it is not used in its stage."""
+    stage = df.stages[arg.stage]
+    for inst in df.instructions[arg.index + 1: stage.last + 1]:
+        if references(df, inst, name):
+            return inst
+        if inst.keyword == "RUN" and not env_blind(inst):
+            return inst
+        if inst.keyword == "ONBUILD":
+            return inst
+    return None
+
+
+def plan_moves(df: Dockerfile) -> list[tuple[Instruction, Instruction, str]]:
+    """(ARG, instruction it moves before, name) for every volatile ARG that can move down."""
+    moves = []
+    for inst in df.instructions:
+        if inst.stage < 0:
+            continue
+        name = volatile_name(inst)
+        if name is None:
+            continue
+        target = first_use(df, inst, name)
+        if target is None or target.index == inst.index + 1:
+            continue
+        moves.append((inst, target, name))
+    return moves
+
+
+def move_args(df: Dockerfile) -> tuple[str | None, list[str]]:
+    """New text with the volatile ARGs moved, and one reason per move."""
+    moves = plan_moves(df)
+    if not moves:
+        return None, []
+    splice = Splice(df)
+    reasons = []
+    for arg, target, name in moves:
+        splice.move_before(arg.index, target.index)
+        reasons.append(
+            f"Dockerfile: moved `ARG {name}` (line {arg.lineno}) down to just before its first use "
+            f"(`{' '.join(target.line_text.split())[:60]}`), because its value changes on every build and "
+            f"every RUN after an ARG re-runs when the value changes."
+        )
+    return splice.text(), reasons

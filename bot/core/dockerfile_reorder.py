@@ -1,0 +1,478 @@
+"""Per stage: copy the dependency manifests and install before the whole source is copied, only when safe."""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from bot.core import ecosystems
+from bot.core.dockerfile_parse import Dockerfile, Instruction, Stage, split_words
+from bot.core.dockerfile_shell import Command, run_commands, system_only
+from bot.core.dockerfile_splice import Splice
+
+_COPY_FLAGS_KEPT = ("chown", "chmod", "link")
+_FREE_KEYWORDS = {"LABEL", "EXPOSE", "STOPSIGNAL", "HEALTHCHECK", "CMD", "ENTRYPOINT", "MAINTAINER", "SHELL", "USER"}
+CARGO_CHEF = "https://github.com/LukeMathWalker/cargo-chef"
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """The build context of one Dockerfile: a folder of the repository and its .dockerignore."""
+
+    root: str
+    paths: frozenset[str]
+    files: Mapping[str, str]
+    excluded: Callable[[str], bool] = field(default=lambda _p: False)
+
+    def repo_path(self, rel: str) -> str:
+        """Repository path of a context-relative path."""
+        rel = posixpath.normpath(rel)
+        if rel == ".":
+            return self.root or "."
+        return posixpath.normpath(posixpath.join(self.root, rel)) if self.root else rel
+
+    def exists(self, rel: str) -> bool:
+        """True when the context holds this file."""
+        return self.repo_path(rel) in self.paths and not self.excluded(posixpath.normpath(rel))
+
+    def read(self, rel: str) -> str | None:
+        """Text of a context-relative file, if it was read."""
+        return self.files.get(self.repo_path(rel))
+
+    def is_dir(self, rel: str) -> bool:
+        """True when some file lies under this context-relative folder."""
+        rel = posixpath.normpath(rel)
+        if rel == ".":
+            return True
+        prefix = self.repo_path(rel) + "/"
+        return any(p.startswith(prefix) for p in self.paths)
+
+    def rel_paths(self) -> tuple[str, ...]:
+        """Every file of the context, context-relative."""
+        if not self.root:
+            return tuple(sorted(self.paths))
+        prefix = self.root.rstrip("/") + "/"
+        return tuple(sorted(p[len(prefix):] for p in self.paths if p.startswith(prefix)))
+
+
+@dataclass
+class Outcome:
+    """What the reorder decided for one Dockerfile."""
+
+    text: str | None = None
+    reasons: list[str] = field(default_factory=list)
+    findings: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+Op = tuple[str, int, int, str]  # ("insert", before, 0, line) or ("move_after", index, after, "")
+StagePlan = tuple[list[Op], list[str], list[tuple[str, str, str]]]
+Cwd = tuple[str, str] | None  # (anchor, absolute-looking path); anchor "" = known, "?" = the base image's
+
+
+def _join(cwd: Cwd, path: str) -> Cwd:
+    if cwd is None or "$" in path:
+        return None
+    if path.startswith("/"):
+        return ("", posixpath.normpath(path))
+    return (cwd[0], posixpath.normpath(posixpath.join(cwd[1], path)))
+
+
+def stage_cwds(df: Dockerfile) -> dict[int, Cwd]:
+    """The working directory in effect at each instruction (before it runs)."""
+    out: dict[int, Cwd] = {}
+    final: dict[str, Cwd] = {}
+    for stage in df.stages:
+        cwd: Cwd = final.get(stage.base.lower(), ("?" + str(stage.index), "/"))
+        for inst in df.stage_instructions(stage):
+            out[inst.index] = cwd
+            if inst.keyword == "WORKDIR":
+                cwd = _join(cwd, inst.args.strip())
+        if stage.name:
+            final[stage.name] = cwd
+        final[str(stage.index)] = cwd
+    return out
+
+
+@dataclass(frozen=True)
+class CopyAll:
+    """A COPY/ADD of a whole context folder (`COPY . .`)."""
+
+    inst: Instruction
+    source: str
+    dest: str
+    flags: tuple[str, ...]
+
+
+def copy_parts(inst: Instruction) -> tuple[list[str], str] | None:
+    """Sources and destination of a COPY/ADD (heredoc or malformed: None)."""
+    if inst.heredocs:
+        return None
+    words = inst.json_args()
+    if words is None:
+        words = split_words(inst.args)
+    if len(words) < 2:
+        return None
+    return words[:-1], words[-1]
+
+
+def copy_all(inst: Instruction, ctx: BuildContext) -> CopyAll | None:
+    """The instruction as a whole-folder copy from the context, if it is one."""
+    if inst.keyword not in ("COPY", "ADD") or inst.flag("from") is not None:
+        return None
+    parts = copy_parts(inst)
+    if not parts or len(parts[0]) != 1:
+        return None
+    src = parts[0][0]
+    norm = posixpath.normpath(src.lstrip("/") or ".")
+    if "$" in src or any(c in src for c in "*?[") or "://" in src:
+        return None
+    if norm != "." and not ctx.is_dir(norm):
+        return None
+    return CopyAll(inst, norm, parts[1], inst.flags)
+
+
+@dataclass
+class _Step:
+    inst: Instruction
+    installs: list[ecosystems.Install]
+    files: list[str] = field(default_factory=list)
+
+
+def _classify_run(inst: Instruction, root: str | None) -> tuple[str, list[ecosystems.Install], str]:
+    """('install'|'free'|'dep', deps-only installs, why dependent) for a RUN after the source copy."""
+    for flag in inst.flags:
+        if flag.startswith("--mount") and "type=bind" in flag and "from=" not in flag:
+            return "dep", [], f"`{_short(inst)}` bind-mounts the build context"
+    cmds = run_commands(inst)
+    if cmds is None:
+        return "dep", [], f"`{_short(inst)}` is a shell script this bot does not analyse"
+    installs: list[ecosystems.Install] = []
+    for cmd in cmds:
+        found = ecosystems.recognise(cmd)
+        if found is not None:
+            if not found.deps_only:
+                why = found.note or "needs the sources"
+                return "dep", [found], f"`{cmd.text}` {why}"
+            installs.append(found)
+            continue
+        if cmd.name in ("npm", "yarn", "pnpm") and len(cmd.words) > 1 and cmd.words[1] == "cache":
+            continue
+        blocked = system_only(cmd, root)
+        if blocked:
+            return "dep", [], blocked
+    return ("install" if installs else "free"), installs, ""
+
+
+def _short(inst: Instruction) -> str:
+    text = " ".join(inst.line_text.split())
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _refs(text: str) -> set[str]:
+    return set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", text))
+
+
+def _declared(inst: Instruction) -> set[str]:
+    if inst.keyword == "ARG":
+        return {w.split("=", 1)[0] for w in split_words(inst.args)}
+    if inst.keyword == "ENV":
+        words = split_words(inst.args)
+        if words and "=" not in words[0]:
+            return {words[0]}
+        return {w.split("=", 1)[0] for w in words}
+    return set()
+
+
+class _StagePlan:
+    """The reorder of one stage (at most one whole-folder copy is moved)."""
+
+    def __init__(self, df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[int, Cwd]) -> None:
+        self.df, self.stage, self.ctx, self.cwds = df, stage, ctx, cwds
+        self.label = f"stage `{stage.name}`" if stage.name else f"stage {stage.index + 1}"
+
+    def copy_dest_dir(self, c: CopyAll) -> Cwd:
+        return _join(self.cwds[c.inst.index], c.dest)
+
+    def project_of(self, c: CopyAll, inst: Instruction) -> str | None:
+        """Context-relative folder the RUN works in, when it lies inside the copied folder."""
+        dest = self.copy_dest_dir(c)
+        cwd = self.cwds[inst.index]
+        if dest is None or cwd is None or dest[0] != cwd[0]:
+            return None
+        rel = posixpath.relpath(cwd[1], dest[1])
+        if rel == ".." or rel.startswith("../"):
+            return None
+        return posixpath.normpath(posixpath.join(c.source, rel))
+
+    def dest_text(self, c: CopyAll, target_rel: str, at: Instruction) -> str | None:
+        """How to write the folder ``D/target_rel`` in a COPY placed just before ``at``."""
+        if target_rel == ".":
+            return c.dest if c.dest.endswith("/") else c.dest + "/"
+        dest = self.copy_dest_dir(c)
+        cwd = self.cwds[at.index]
+        if dest is None or cwd is None:
+            return None
+        target = posixpath.normpath(posixpath.join(dest[1], target_rel))
+        if dest[0] == "":
+            return target.rstrip("/") + "/"
+        if cwd[0] != dest[0]:
+            return None
+        return posixpath.relpath(target, cwd[1]) + "/"
+
+    def manifest_copies(self, c: CopyAll, files: list[str], at: Instruction) -> tuple[list[str], str | None]:
+        """New COPY lines placing ``files`` (context-relative) where the whole copy would put them."""
+        groups: dict[str, list[str]] = {}
+        for f in files:
+            if self.ctx.excluded(f):
+                return [], f"`{f}` is excluded by .dockerignore"
+            rel = posixpath.relpath(posixpath.dirname(f) or ".", c.source)
+            if rel.startswith(".."):
+                return [], f"`{f}` lies outside the copied folder `{c.source}`"
+            groups.setdefault(rel, []).append(f)
+        keyword = c.inst.line_text.split()[0]
+        keyword = "copy" if keyword.islower() else "COPY"
+        flags = [f for f in c.flags if f[2:].split("=", 1)[0].lower() in _COPY_FLAGS_KEPT]
+        lines = []
+        for rel, group in groups.items():
+            dest = self.dest_text(c, rel, at)
+            if dest is None:
+                return [], "the destination of the copy depends on a variable or an unknown working directory"
+            spaced = any(" " in p for p in group + [dest])
+            args = json.dumps(group + [dest]) if spaced else " ".join(group + [dest])
+            lines.append(" ".join([keyword, *flags, args]))
+        return lines, None
+
+    def install_files(self, c: CopyAll, step: _Step) -> tuple[list[str], str | None]:
+        """Every file the installs of one RUN read, or why they are unsafe to run early."""
+        files: list[str] = []
+        project = self.project_of(c, step.inst)
+        if project is None:
+            return [], f"`{_short(step.inst)}` does not run inside the copied folder"
+        for install in step.installs:
+            if install.ecosystem == "pip":
+                reqs = [self._req_path(c, step.inst, f) for f in install.files]
+                if any(r is None for r in reqs):
+                    return [], f"`{install.command.text}` reads a file outside the copied folder"
+                closure, why = ecosystems.requirement_closure(tuple(r for r in reqs if r), ".", self.ctx.read)
+                if why:
+                    return [], why
+                for r in closure:
+                    if not self.ctx.exists(r):
+                        return [], f"`{r}` is not in the build context"
+                files += closure
+                continue
+            why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read)
+            if why:
+                return [], why
+            files += ecosystems.copy_files(install, project, self.ctx.exists, self.ctx.rel_paths())
+        out: list[str] = []
+        for f in files:
+            if f not in out:
+                out.append(f)
+        return out, None
+
+    def _req_path(self, c: CopyAll, inst: Instruction, path: str) -> str | None:
+        dest = self.copy_dest_dir(c)
+        cwd = self.cwds[inst.index]
+        if dest is None or cwd is None:
+            return None
+        full = _join(cwd, path)
+        if full is None or full[0] != dest[0]:
+            return None
+        rel = posixpath.relpath(full[1], dest[1])
+        if rel.startswith(".."):
+            return None
+        return posixpath.normpath(posixpath.join(c.source, rel))
+
+    def free(self, c: CopyAll, inst: Instruction, seen_user: bool) -> str | None:
+        """None when ``inst`` neither reads nor changes what the whole copy writes or means."""
+        kw = inst.keyword
+        copy_refs = _refs(c.inst.line_text)
+        if kw in ("ENV", "ARG"):
+            hit = _declared(inst) & copy_refs
+            return f"`{_short(c.inst)}` uses `${sorted(hit)[0]}`, set by `{_short(inst)}`" if hit else None
+        if kw == "WORKDIR":
+            if not c.dest.startswith("/"):
+                return f"`{_short(inst)}` changes the folder the relative `{_short(c.inst)}` copies to"
+            if seen_user:
+                return f"`{_short(inst)}` would create the folder as a non-root user"
+            return None
+        if kw in _FREE_KEYWORDS:
+            return None
+        return f"`{_short(inst)}` may depend on the copied files"
+
+    def plan(self) -> StagePlan:
+        """Operations, reasons and findings for this stage."""
+        insts = self.df.stage_instructions(self.stage)
+        for n, inst in enumerate(insts):
+            c = copy_all(inst, self.ctx)
+            if c is None:
+                continue
+            result = self._plan_from(c, list(insts[n + 1:]), list(insts[:n]))
+            if result is not None:
+                return result
+        return [], [], []
+
+    def _first_ecosystem(self, after: list[Instruction]) -> tuple[Instruction, ecosystems.Install] | None:
+        for inst in after:
+            if inst.keyword != "RUN":
+                continue
+            for cmd in run_commands(inst) or []:
+                found = ecosystems.recognise(cmd)
+                if found is not None:
+                    return inst, found
+        return None
+
+    def _already_first(self, before: list[Instruction], eco: str) -> bool:
+        for inst in before:
+            if inst.keyword == "RUN":
+                for cmd in run_commands(inst) or []:
+                    found = ecosystems.recognise(cmd)
+                    if found is not None and found.ecosystem == eco and found.deps_only:
+                        return True
+        return False
+
+    def _plan_from(self, c: CopyAll, after: list[Instruction], before: list[Instruction]
+                   ) -> StagePlan | None:
+        first = self._first_ecosystem(after)
+        if first is None:
+            return None
+        first_inst, first_install = first
+        if self._already_first(before, first_install.ecosystem):
+            return None
+        if self.project_of(c, first_inst) is None and self.copy_dest_dir(c) is not None:
+            return None
+        where = f"{self.label}: `{_short(c.inst)}` (line {c.inst.lineno}) stays before `{_short(first_inst)}` " \
+                f"(line {first_inst.lineno})"
+        bad_flags = [f for f in c.flags if f[2:].split("=", 1)[0].lower() not in _COPY_FLAGS_KEPT]
+        if bad_flags:
+            return [], [], [("warning", "dockerfile-not-reordered",
+                             f"{where}: the copy flag `{bad_flags[0]}` is not understood by this bot.")]
+        if first_install.ecosystem not in ecosystems.TABLE:
+            return [], [], [("warning", "dockerfile-not-reordered",
+                             f"{where}: `{first_install.command.text}` builds with {first_install.ecosystem}, "
+                             f"for which this bot has no dependencies-only step.")]
+        if first_install.ecosystem == "cargo":
+            return [], [], [("info", "dockerfile-cargo-chef",
+                             f"{where}: Cargo compiles dependencies and the crate in one step, so moving lines "
+                             f"cannot cache them; consider cargo-chef ({CARGO_CHEF}) to build the dependencies "
+                             f"in their own layer.")]
+        steps: list[_Step] = []
+        blocker = ""
+        seen_user = any(i.keyword == "USER" for i in before)
+        root = self.copy_dest_dir(c)
+        root_text = root[1] if root and root[0] == "" else None
+        for inst in after:
+            if inst.keyword == "RUN":
+                kind, installs, why = _classify_run(inst, root_text)
+                if kind == "install":
+                    step = _Step(inst, installs)
+                    files, unsafe = self.install_files(c, step)
+                    if unsafe:
+                        blocker = unsafe
+                        break
+                    step.files = files
+                    steps.append(step)
+                    continue
+                if kind == "free":
+                    continue
+                blocker = why
+                break
+            why2 = self.free(c, inst, seen_user)
+            if why2:
+                blocker = why2
+                break
+            if inst.keyword == "USER":
+                seen_user = True
+        if steps:
+            return self._hoist(c, steps, after)
+        pre = self._prefetch(c, first_inst, first_install, after)
+        if isinstance(pre, tuple):
+            return pre
+        reason = pre or blocker or "no rule applies"
+        return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {reason}.")]
+
+    def _hoist(self, c: CopyAll, steps: list[_Step], after: list[Instruction]
+               ) -> StagePlan:
+        ops: list[Op] = []
+        copied: list[str] = []
+        for step in steps:
+            lines, why = self.manifest_copies(c, step.files, step.inst)
+            if why:
+                where = f"{self.label}: `{_short(c.inst)}` (line {c.inst.lineno}) stays before `{_short(step.inst)}`"
+                return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {why}.")]
+            for line in lines:
+                ops.append(("insert", step.inst.index, 0, line))
+            copied += step.files
+        last = steps[-1].inst
+        ops.append(("move_after", c.inst.index, last.index, ""))
+        names = ", ".join(f"`{f}`" for f in copied)
+        tools = sorted({i.ecosystem for s in steps for i in s.installs})
+        reason = (f"Dockerfile {self.label}: copy {names} and run `{_short(steps[0].inst)}` before "
+                  f"`{_short(c.inst)}`, so a change to the application source no longer re-installs the "
+                  f"{'/'.join(tools)} dependencies.")
+        return ops, [reason], []
+
+    def _prefetch(self, c: CopyAll, inst: Instruction, install: ecosystems.Install, after: list[Instruction]
+                  ) -> StagePlan | str | None:
+        """Insert a dependencies-only install before the copy, for tools that have one."""
+        if install.deps_only or not install.prefetch:
+            return None
+        for between in after:
+            if between is inst:
+                break
+            if between.keyword in ("WORKDIR", "ENV", "ARG", "USER", "SHELL"):
+                return f"`{_short(between)}` between them would change how the dependencies are installed"
+        project = self.project_of(c, inst)
+        if project is None:
+            return f"`{_short(inst)}` does not run inside the copied folder"
+        cmd = Command(tuple(install.prefetch.split()), ())
+        pre = ecosystems.recognise(cmd)
+        if pre is None or not pre.deps_only:
+            return None
+        why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read)
+        if why:
+            return why
+        files = ecosystems.copy_files(install, project, self.ctx.exists, self.ctx.rel_paths())
+        if install.ecosystem == "dotnet":
+            if not any(f.endswith(ecosystems.DOTNET_PROJECTS) for f in files):
+                return "no .NET project file is in the build context"
+            if len({posixpath.dirname(f) for f in files}) > 8:
+                return "more than 8 folders of .NET project files would have to be copied one by one"
+        lines, why = self.manifest_copies(c, files, c.inst)
+        if why:
+            return why
+        keyword = "run" if c.inst.line_text.split()[0].islower() else "RUN"
+        mounts = [f for f in inst.flags if f.startswith("--mount") and re.search(r"type=(cache|secret|ssh)", f)]
+        run_line = " ".join([keyword, *mounts, install.prefetch])
+        ops: list[Op] = [("insert", c.inst.index, 0, line) for line in lines]
+        ops.append(("insert", c.inst.index, 0, run_line))
+        names = ", ".join(f"`{f}`" for f in files)
+        reason = (f"Dockerfile {self.label}: copy {names} and run `{install.prefetch}` before `{_short(c.inst)}`, "
+                  f"so the {install.ecosystem} dependencies are downloaded in their own cached layer; "
+                  f"`{install.command.text}` still runs after the source copy.")
+        return ops, [reason], []
+
+
+def reorder(df: Dockerfile, ctx: BuildContext) -> Outcome:
+    """Reorder every stage of ``df`` where it is provably safe."""
+    outcome = Outcome()
+    cwds = stage_cwds(df)
+    splice = Splice(df)
+    changed = False
+    for stage in df.stages:
+        ops, reasons, findings = _StagePlan(df, stage, ctx, cwds).plan()
+        outcome.findings += findings
+        outcome.reasons += reasons
+        for op, first, second, line in ops:
+            changed = True
+            if op == "insert":
+                splice.insert_before(first, line)
+            else:
+                splice.move_after(first, second)
+    if changed:
+        outcome.text = splice.text()
+    return outcome

@@ -1,0 +1,244 @@
+""".dockerignore matching (moby/patternmatcher semantics) and the entries the bot adds to a build context."""
+
+from __future__ import annotations
+
+import posixpath
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from bot.core import ecosystems
+from bot.core.dockerfile_parse import Dockerfile
+from bot.core.dockerfile_reorder import copy_parts
+from bot.core.dockerfile_shell import run_commands
+
+HEADER = "# Added by ecr-cache-bot: not needed in the image; a change here must not invalidate the layer cache."
+
+
+def read_patterns(text: str) -> list[str]:
+    """Patterns of a .dockerignore file, cleaned as moby/patternmatcher/ignorefile.ReadAll does."""
+    out: list[str] = []
+    for n, raw in enumerate(text.split("\n")):
+        line = raw.lstrip("\ufeff") if n == 0 else raw
+        if line.startswith("#"):
+            continue
+        pattern = line.strip()
+        if not pattern:
+            continue
+        invert = pattern.startswith("!")
+        if invert:
+            pattern = pattern[1:].strip()
+        if pattern:
+            pattern = posixpath.normpath(pattern)
+            if pattern.startswith("//"):
+                pattern = "/" + pattern.lstrip("/")
+            if len(pattern) > 1 and pattern.startswith("/"):
+                pattern = pattern[1:]
+        out.append(("!" if invert else "") + pattern)
+    return out
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    text: str
+    exclusion: bool
+    regex: re.Pattern[str] | None
+    kind: str
+
+
+def _compile(pattern: str) -> tuple[str, re.Pattern[str] | None]:
+    """(match type, regex) exactly as patternmatcher's Pattern.compile (slash separator)."""
+    reg = "^"
+    kind = "exact"
+    i = 0
+    n = len(pattern)
+    first = True
+    while i < n:
+        ch = pattern[i]
+        if ch == "*":
+            if i + 1 < n and pattern[i + 1] == "*":
+                i += 1
+                if i + 1 < n and pattern[i + 1] == "/":
+                    i += 1
+                if i + 1 >= n:
+                    if kind == "exact":
+                        kind = "prefix"
+                    else:
+                        reg += ".*"
+                        kind = "regexp"
+                else:
+                    reg += "(.*/)?"
+                    kind = "regexp"
+                if first:
+                    kind = "suffix"
+            else:
+                reg += "[^/]*"
+                kind = "regexp"
+        elif ch == "?":
+            reg += "[^/]"
+            kind = "regexp"
+        elif ch in ".+()|{}$":
+            reg += "\\" + ch
+        elif ch == "\\":
+            if i + 1 < n:
+                i += 1
+                reg += "\\" + pattern[i]
+                kind = "regexp"
+            else:
+                reg += "\\\\"
+        elif ch in "[]":
+            reg += ch
+            kind = "regexp"
+        else:
+            reg += re.escape(ch) if ch in "^" else ch
+        i += 1
+        first = False
+    if kind == "regexp":
+        try:
+            return kind, re.compile(reg + "$")
+        except re.error:
+            return "bad", None
+    return kind, None
+
+
+class Matcher:
+    """MatchesOrParentMatches over a list of cleaned patterns."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns: list[_Pattern] = []
+        for p in patterns:
+            exclusion = p.startswith("!")
+            body = p[1:] if exclusion else p
+            kind, regex = _compile(body)
+            self.patterns.append(_Pattern(body, exclusion, regex, kind))
+
+    def _match(self, pat: _Pattern, path: str) -> bool:
+        if pat.kind == "exact":
+            return path == pat.text
+        if pat.kind == "prefix":
+            return path.startswith(pat.text[:-2])
+        if pat.kind == "suffix":
+            suffix = pat.text[2:]
+            if path.endswith(suffix):
+                return True
+            return suffix.startswith("/") and path == suffix[1:]
+        if pat.kind == "regexp" and pat.regex is not None:
+            return pat.regex.match(path) is not None
+        return False
+
+    def excluded(self, path: str) -> bool:
+        """True when the context-relative ``path`` (or a parent folder) is excluded."""
+        path = posixpath.normpath(path)
+        if path == ".":
+            return False
+        parent = posixpath.dirname(path)
+        dirs = parent.split("/") if parent else []
+        matched = False
+        for pat in self.patterns:
+            if pat.exclusion != matched:
+                continue
+            hit = self._match(pat, path)
+            if not hit and parent:
+                hit = any(self._match(pat, "/".join(dirs[: i + 1])) for i in range(len(dirs)))
+            if hit:
+                matched = not pat.exclusion
+        return matched
+
+
+def _representative(pattern: str) -> str:
+    return pattern.replace("**/", "").replace("*", "x")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One entry the bot would add, and why."""
+
+    pattern: str
+    why: str
+
+
+def candidates(dockerfiles: Iterable[Dockerfile]) -> list[Candidate]:
+    """Entries worth ignoring for these Dockerfiles: `.git`, and output folders of tools they run."""
+    out = [Candidate(".git", "the Git history is never needed in the image")]
+    seen: set[str] = set()
+    for df in dockerfiles:
+        for inst in df.instructions:
+            if inst.keyword != "RUN":
+                continue
+            for cmd in run_commands(inst) or []:
+                found = ecosystems.recognise(cmd)
+                if found is None or found.ecosystem in seen:
+                    continue
+                seen.add(found.ecosystem)
+                for pattern in ecosystems.TABLE[found.ecosystem].ignore:
+                    out.append(Candidate(pattern, f"`{cmd.text}` recreates it inside the image"))
+    unique: dict[str, Candidate] = {}
+    for c in out:
+        unique.setdefault(c.pattern, c)
+    return list(unique.values())
+
+
+def needed_sources(dockerfiles: Iterable[Dockerfile]) -> tuple[list[str], bool]:
+    """Context sources named by COPY/ADD/bind mounts (whole-context copies left out), and whether git runs."""
+    sources: list[str] = []
+    uses_git = False
+    for df in dockerfiles:
+        for inst in df.instructions:
+            if inst.keyword == "RUN":
+                if re.search(r"\bgit\b", df.block(inst)):
+                    uses_git = True
+                for flag in inst.flags:
+                    if flag.startswith("--mount") and "type=bind" in flag and "from=" not in flag:
+                        opts = dict(p.split("=", 1) for p in flag.split("=", 1)[1].split(",") if "=" in p)
+                        sources.append(opts.get("source", opts.get("src", ".")))
+            if inst.keyword in ("COPY", "ADD") and inst.flag("from") is None:
+                parts = copy_parts(inst)
+                if parts:
+                    sources += [s for s in parts[0] if "://" not in s]
+                if inst.flag("keep-git-dir") is not None:
+                    uses_git = True
+    return [posixpath.normpath(s.lstrip("/") or ".") for s in sources], uses_git
+
+
+def _glob(source: str) -> re.Pattern[str]:
+    return re.compile("^" + re.escape(source).replace(r"\*", "[^/]*").replace(r"\?", "[^/]") + "$")
+
+
+def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: tuple[str, ...]
+           ) -> tuple[str | None, list[Candidate]]:
+    """New .dockerignore text (None: nothing to add) and the entries added."""
+    current = read_patterns(existing or "")
+    before = Matcher(current)
+    sources, uses_git = needed_sources(dockerfiles)
+    added: list[Candidate] = []
+    for cand in candidates(dockerfiles):
+        if cand.pattern == ".git" and (uses_git or any(s == ".git" or s.startswith(".git/") for s in sources)):
+            continue
+        if before.excluded(_representative(cand.pattern)):
+            continue
+        base = _representative(cand.pattern).rsplit("/", 1)[-1]
+        if any(p.startswith("!") and base.split(".")[0] in p for p in current):
+            continue
+        trial = Matcher(current + [a.pattern for a in added] + [cand.pattern])
+        if any(_needs(trial, s, context_paths) for s in sources):
+            continue
+        added.append(cand)
+    if not added:
+        return None, []
+    nl = "\r\n" if existing and "\r\n" in existing else "\n"
+    lines = [HEADER] + [a.pattern for a in added]
+    if existing:
+        sep = "" if existing.endswith("\n") else nl
+        return existing + sep + nl.join(lines) + nl, added
+    return nl.join(lines) + nl, added
+
+
+def _needs(matcher: Matcher, source: str, paths: tuple[str, ...]) -> bool:
+    """True when ``matcher`` would exclude something the COPY source needs."""
+    if source == ".":
+        return False
+    if any(c in source for c in "*?["):
+        rx = _glob(source)
+        hits = [p for p in paths if rx.match(p)]
+        return any(matcher.excluded(p) for p in hits) or (not hits and matcher.excluded(source))
+    return matcher.excluded(source)
