@@ -92,6 +92,15 @@ def _unquote(raw: str) -> str:
         if c == "\\" and i + 1 < n:
             out.append(raw[i + 1])
             i += 2
+        elif c == "$" and raw[i + 1:i + 2] in ("(", "{"):
+            j = _skip_balanced(raw, i + 1, raw[i + 1], ")" if raw[i + 1] == "(" else "}")
+            out.append(raw[i:j])
+            i = j
+        elif c == "`":
+            j = raw.find("`", i + 1)
+            j = n if j < 0 else j + 1
+            out.append(raw[i:j])
+            i = j
         elif c == "'":
             j = raw.find("'", i + 1)
             j = n if j < 0 else j

@@ -1,0 +1,83 @@
+"""Discovery: which files are CodeBuild buildspecs and Dockerfiles, and which files the planner reads."""
+
+from __future__ import annotations
+
+from bot.core.discover import classify, discover, paths_to_read
+from bot.core.model import Options, RepoSnapshot
+
+SPEC = "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build .\n"
+
+
+def test_buildspec_and_dockerfile_names() -> None:
+    paths = ("buildspec.yml", "ci/buildspec.yaml", "buildspec-prod.yml", "ci/dev-buildspec.yml",
+             "svc/buildspec_prod.yml", "notes/buildspec.md", "Dockerfile", "dockerfile", "app/api.Dockerfile",
+             "w/worker.dockerfile", "Dockerfile.prod", "Dockerfile_stag", "docker/Containerfile",
+             "Dockerfile.dockerignore", "node_modules/x/buildspec.yml", "vendor/y/Dockerfile", "README.md")
+    snap = RepoSnapshot(paths, {p: SPEC for p in paths if p.endswith((".yml", ".yaml"))})
+    found = discover(snap, Options())
+    assert found.buildspecs == ("buildspec.yml", "ci/buildspec.yaml", "buildspec-prod.yml",
+                                "ci/dev-buildspec.yml", "svc/buildspec_prod.yml")
+    assert found.dockerfiles == ("Dockerfile", "dockerfile", "app/api.Dockerfile", "w/worker.dockerfile",
+                                 "Dockerfile.prod", "Dockerfile_stag", "docker/Containerfile")
+
+
+def test_configured_globs_add_files() -> None:
+    paths = ("deploy/pipeline.yml", "images/base.img", "buildspec.yml")
+    snap = RepoSnapshot(paths, {"deploy/pipeline.yml": SPEC, "buildspec.yml": SPEC})
+    found = discover(snap, Options(buildspec_paths=("deploy/*.yml",), dockerfile_paths=("images/*.img",)))
+    assert set(found.buildspecs) == {"deploy/pipeline.yml", "buildspec.yml"}
+    assert found.dockerfiles == ("images/base.img",)
+
+
+def test_non_codebuild_files_are_findings() -> None:
+    workflow = "name: ci\non:\n  push:\njobs:\n  b:\n    steps:\n      - run: docker build .\n"
+    files = {
+        "a/buildspec.yml": workflow,
+        "b/buildspec.yml": SPEC.replace("0.2", "0.1"),
+        "c/buildspec.yml": "version: 0.2\nenv:\n  shell: powershell.exe\n" + SPEC.split("\n", 1)[1],
+        "d/buildspec.yml": "version: 0.2\nphases: [oops\n",
+        "e/buildspec.yml": SPEC,
+    }
+    found = discover(RepoSnapshot(tuple(files), files), Options())
+    assert found.buildspecs == ("e/buildspec.yml",)
+    reasons = {f.path: f.message for f in found.findings}
+    assert "GitHub Actions workflow" in reasons["a/buildspec.yml"]
+    assert "version 0.1" in reasons["b/buildspec.yml"]
+    assert "powershell" in reasons["c/buildspec.yml"]
+    assert "not valid YAML" in reasons["d/buildspec.yml"]
+    assert all(f.code == "not-a-buildspec" for f in found.findings)
+
+
+def test_classify_accepts_plain_buildspec() -> None:
+    assert classify(SPEC) is None
+    assert classify("- a\n- b\n") == "not a YAML mapping"
+
+
+def test_batch_build_list_buildspecs_are_followed() -> None:
+    root = ("version: 0.2\nbatch:\n  build-list:\n    - identifier: a\n      buildspec: ci/images.yml\n"
+            "phases:\n  build:\n    commands:\n      - echo batch\n")
+    files = {"buildspec.yml": root, "ci/images.yml": SPEC}
+    found = discover(RepoSnapshot(("buildspec.yml", "ci/images.yml"), files), Options())
+    assert found.buildspecs == ("buildspec.yml", "ci/images.yml")
+    assert found.batch_buildspecs == ("ci/images.yml",)
+
+
+def test_paths_to_read_picks_specs_dockerfiles_ignores_and_manifests() -> None:
+    paths = ("buildspec.yml", "Dockerfile", ".dockerignore", "api/.dockerignore", "package.json",
+             "package-lock.json", "api/requirements-dev.txt", "api/constraints.txt", "go.mod", "go.sum",
+             "app.gemspec", "Gemfile.lock", "build.gradle.kts", "settings.gradle", "src/App.csproj", "App.sln",
+             "Directory.Build.props", "NuGet.config", "Cargo.lock", ".npmrc", "pnpm-lock.yaml", "uv.lock",
+             "node_modules/left-pad/package.json", "vendor/lib/composer.json", ".git/config", "src/main.py",
+             "README.md")
+    chosen = paths_to_read(paths, Options())
+    assert "src/main.py" not in chosen and "README.md" not in chosen
+    assert not any(p.startswith(("node_modules/", "vendor/", ".git/")) for p in chosen)
+    expected = set(paths) - {"src/main.py", "README.md", "node_modules/left-pad/package.json",
+                             "vendor/lib/composer.json", ".git/config"}
+    assert set(chosen) == expected
+    assert len(chosen) == len(set(chosen))
+
+
+def test_paths_to_read_is_capped() -> None:
+    many = tuple(f"pkg{i}/package.json" for i in range(5000))
+    assert len(paths_to_read(many, Options())) <= 1000
