@@ -1,0 +1,217 @@
+"""Durable queue on SQLite and on a real Redis: dedupe, coalescing, per-repo serialisation, dead letters, reaper."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from runtime_fixtures import (
+    TEST_OPTIONS,
+    FakeGitHub,
+    backend_settings,
+    github_runner,
+    running_consumer,
+    wait_until,
+)
+
+from bot.job import Job
+from bot.queue import HueyQueue, InMemoryQueue, build_queue, create_queue
+from bot.retry import PermanentFailure
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def _queue(backend: str, tmp_path: Path, runner: Any) -> HueyQueue:
+    return build_queue(backend_settings(backend, tmp_path), runner, TEST_OPTIONS)
+
+
+def test_create_queue_is_durable_and_picks_the_backend(backend: str, tmp_path: Path) -> None:
+    queue = create_queue(backend_settings(backend, tmp_path), lambda job: None)
+    assert isinstance(queue, HueyQueue)
+    assert type(queue.ledger).__name__ == ("RedisLedger" if backend == "redis" else "SqliteLedger")
+    if backend == "sqlite":
+        assert (tmp_path / "data" / "queue.db").is_file()
+
+
+def test_submit_commits_before_returning_and_survives_a_new_process_view(backend: str, tmp_path: Path) -> None:
+    settings = backend_settings(backend, tmp_path)
+    queue = build_queue(settings, None, TEST_OPTIONS)
+    result = queue.submit("d-1", [Job("sync", 1, "o/a", "d-1"), Job("command", 1, "o/b", "d-1", {"x": 1})])
+    assert result.accepted and not result.duplicate and len(result.job_ids) == 2
+    # A second queue object (as another process would build) sees both jobs and huey's messages.
+    other = build_queue(settings, None, TEST_OPTIONS)
+    assert other.ledger.active_count() == 2
+    assert other.huey.pending_count() == 2
+
+
+def test_same_delivery_ten_times_concurrently_is_one_job(backend: str, tmp_path: Path) -> None:
+    with FakeGitHub() as github:
+        queue = _queue(backend, tmp_path, github_runner(github.url))
+        job = Job("sync", 1, "o/app", "same-id")
+        with ThreadPoolExecutor(10) as pool:
+            results = list(pool.map(lambda _: queue.submit("same-id", [job]), range(10)))
+        assert sum(not r.duplicate for r in results) == 1
+        assert sum(r.duplicate for r in results) == 9
+        with running_consumer(queue):
+            assert wait_until(lambda: queue.ledger.active_count() == 0, 10)
+        assert github.pr_creates == {"o/app": 1}
+        assert github.count("POST", r"/repos/o/app/pulls") == 1
+        assert github.count("GET", r"/repos/o/app") == 1  # one job's worth of reads
+
+
+def test_ten_concurrent_pushes_to_one_repo_coalesce_into_one_run(backend: str, tmp_path: Path) -> None:
+    runs: list[str] = []
+    with FakeGitHub() as github:
+        inner = github_runner(github.url)
+
+        def runner(job: Job) -> Any:
+            runs.append(job.delivery_id)
+            return inner(job)
+
+        queue = _queue(backend, tmp_path, runner)
+        with ThreadPoolExecutor(10) as pool:
+            list(pool.map(lambda i: queue.submit(f"push-{i}", [Job("sync", 1, "o/app", f"push-{i}")]), range(10)))
+        with running_consumer(queue):
+            assert wait_until(lambda: queue.ledger.active_count() == 0, 15)
+        snapshot = queue.counters.snapshot()
+    assert len(runs) == 1, runs  # nine found a newer generation pending and exited early
+    assert github.pr_creates == {"o/app": 1}
+    assert snapshot[("ecr_cache_bot_jobs_total", 'outcome="coalesced"')] == 9
+    assert snapshot[("ecr_cache_bot_jobs_total", 'outcome="succeeded"')] == 1
+
+
+def test_push_arriving_while_a_run_is_in_progress_runs_again_once(backend: str, tmp_path: Path) -> None:
+    started, release = threading.Event(), threading.Event()
+    runs: list[str] = []
+
+    def runner(job: Job) -> None:
+        runs.append(job.delivery_id)
+        if job.delivery_id == "p0":
+            started.set()
+            release.wait(5)
+
+    queue = _queue(backend, tmp_path, runner)
+    queue.submit("p0", [Job("sync", 1, "o/app", "p0")])
+    with running_consumer(queue, workers=2):
+        assert started.wait(5)
+        for i in range(1, 6):
+            queue.submit(f"p{i}", [Job("sync", 1, "o/app", f"p{i}")])
+        release.set()
+        assert wait_until(lambda: queue.ledger.active_count() == 0, 15)
+    assert runs[0] == "p0" and runs[1:] == ["p5"]  # the newest push re-runs once; p1..p4 coalesced
+
+
+def test_at_most_one_job_per_repository_runs_at_a_time(backend: str, tmp_path: Path) -> None:
+    active: Counter[str] = Counter()
+    peak: Counter[str] = Counter()
+    lock = threading.Lock()
+    done: list[str] = []
+
+    def runner(job: Job) -> None:
+        with lock:
+            active[job.repo] += 1
+            peak[job.repo] = max(peak[job.repo], active[job.repo])
+        time.sleep(0.05)
+        with lock:
+            active[job.repo] -= 1
+            done.append(job.delivery_id)
+
+    queue = _queue(backend, tmp_path, runner)
+    for i in range(12):  # commands are never coalesced: every one must run
+        queue.submit(f"c{i}", [Job("command", 1, f"o/r{i % 2}", f"c{i}", {"issue_number": i})])
+    with running_consumer(queue, workers=4):
+        assert wait_until(lambda: len(done) == 12, 30)
+    assert sorted(done) == sorted(f"c{i}" for i in range(12))
+    assert peak == {"o/r0": 1, "o/r1": 1}
+
+
+def test_permanent_failure_is_dead_lettered_once_and_redrive_runs_it(backend: str, tmp_path: Path) -> None:
+    calls: list[str] = []
+    broken = {"on": True}
+
+    def runner(job: Job) -> None:
+        calls.append(job.delivery_id)
+        if broken["on"]:
+            raise PermanentFailure("repository archived")
+
+    queue = _queue(backend, tmp_path, runner)
+    queue.submit("d-dead", [Job("command", 7, "o/gone", "d-dead")])
+    with running_consumer(queue):
+        assert wait_until(lambda: len(queue.dead_letters()) == 1, 10)
+        time.sleep(1.5)  # would be long enough for a retry to show up
+        assert calls == ["d-dead"]
+        letter = queue.dead_letters()[0]
+        assert (letter.outcome, letter.job.repo, letter.error) == ("failed", "o/gone", "repository archived")
+        broken["on"] = False
+        assert queue.redrive() == [letter.job_id]
+        assert wait_until(lambda: len(calls) == 2 and queue.ledger.active_count() == 0, 10)
+    assert queue.dead_letters() == []
+
+
+def test_transient_failures_exhaust_into_the_dead_letter_list(backend: str, tmp_path: Path) -> None:
+    calls: list[float] = []
+
+    def runner(job: Job) -> None:
+        calls.append(time.monotonic())
+        raise ConnectionResetError("peer reset")
+
+    queue = _queue(backend, tmp_path, runner)
+    queue.submit("d-flaky", [Job("command", 1, "o/flaky", "d-flaky")])
+    with running_consumer(queue):
+        assert wait_until(lambda: len(queue.dead_letters()) == 1, 20)
+    letter = queue.dead_letters()[0]
+    assert letter.outcome == "dead" and letter.attempts == TEST_OPTIONS.retry.max_attempts
+    assert len(calls) == TEST_OPTIONS.retry.max_attempts
+    assert "network error" in letter.error
+
+
+def test_reaper_rescues_a_job_whose_worker_died(backend: str, tmp_path: Path) -> None:
+    ran: list[str] = []
+    queue = _queue(backend, tmp_path, lambda job: ran.append(job.delivery_id))
+    queue.submit("d-orphan", [Job("command", 1, "o/a", "d-orphan")])
+    job_id = queue.huey.deserialize_task(queue.huey.storage.dequeue()).args[0]
+    claimed = queue.ledger.claim(job_id, time.time(), TEST_OPTIONS.lease)  # the "worker" then vanishes
+    assert claimed is not None
+    assert queue.reap() == 0  # lease not over yet
+    time.sleep(TEST_OPTIONS.lease + 0.1)
+    assert queue.reap() == 1
+    with running_consumer(queue):
+        assert wait_until(lambda: ran == ["d-orphan"] and queue.ledger.active_count() == 0, 10)
+
+
+def test_reaper_rescues_a_message_lost_between_pop_and_claim(backend: str, tmp_path: Path) -> None:
+    ran: list[str] = []
+    queue = _queue(backend, tmp_path, lambda job: ran.append(job.delivery_id))
+    queue.submit("d-lost", [Job("command", 1, "o/a", "d-lost")])
+    assert queue.huey.storage.dequeue() is not None  # popped by a worker killed before it claimed
+    time.sleep(TEST_OPTIONS.stale_after + 0.1)
+    assert queue.reap() == 1
+    with running_consumer(queue):
+        assert wait_until(lambda: ran == ["d-lost"], 10)
+
+
+def test_duplicate_queue_messages_run_a_job_once(backend: str, tmp_path: Path) -> None:
+    ran: list[str] = []
+    queue = _queue(backend, tmp_path, lambda job: ran.append(job.delivery_id))
+    result = queue.submit("d-twice", [Job("command", 1, "o/a", "d-twice")])
+    for _ in range(3):  # e.g. the reaper re-enqueued while the original was still queued
+        queue.huey.enqueue(queue.task.s(result.job_ids[0]))
+    with running_consumer(queue):
+        assert wait_until(lambda: queue.ledger.active_count() == 0 and queue.huey.pending_count() == 0, 10)
+    assert ran == ["d-twice"]
+
+
+def test_in_memory_queue_still_dedupes() -> None:
+    ran: list[Job] = []
+    queue = InMemoryQueue(ran.append)
+    assert not queue.submit("x", [Job("sync", 1, "o/a", "x")]).duplicate
+    assert queue.submit("x", [Job("sync", 1, "o/a", "x")]).duplicate
+    assert queue.drain() == 1 and len(ran) == 1
