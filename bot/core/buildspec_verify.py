@@ -13,6 +13,7 @@ from bot.core.shellcmd_docker import (
     apply_splices,
     build_splices,
     find_legacy_logins,
+    output_flag,
     parse_bot_flags,
     parse_build,
 )
@@ -48,7 +49,8 @@ def rewrite_command(old: str, flags: list[CacheFlags]) -> str | None:
     if len(todo) != len(flags):
         return None
     for b, f in zip(todo, flags, strict=True):
-        splices.extend(build_splices(b, f))
+        # The output flag follows from the original command; the regex cannot tell it from a user's `--push`.
+        splices.extend(build_splices(b, CacheFlags(f.tag, f.mode, output_flag(b))))
     return apply_splices(old, splices)
 
 
