@@ -153,3 +153,10 @@ def test_no_build_means_no_edit() -> None:
     text = "version: 0.2\nphases:\n  build:\n    commands:\n      - npm test\n"
     _, part = plan_text(text)
     assert part.edits == () and part.builds == ()
+
+
+def test_compose_builds_after_the_builder_switch_are_reported() -> None:
+    text = spec().replace("      - docker push $REPO:latest\n",
+                          "      - docker compose -f test.yml build\n      - docker push $REPO:latest\n")
+    assert "builder-switch" in codes(text)
+    assert "builder-switch" not in codes(spec())

@@ -126,6 +126,7 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str],
         findings.append(Finding(p.path, "warning", "local-base-image", f"{p.path} left untouched: {chain}"))
         return None, findings, links, repo
     findings.extend(_dockerhub_pushes(p))
+    findings.extend(_builder_switch(p))
     try:
         if an.flow_phases:
             raise by.Unsupported(f"the commands of phase(s) {', '.join(an.flow_phases)} are a flow "
@@ -190,6 +191,27 @@ def _local_base(p: Parsed, snapshot: RepoSnapshot) -> str | None:
                             "cannot see images in the local Docker image store, so this chain of builds "
                             "must be changed by hand.")
     return None
+
+
+_COMPOSE_BUILD = re.compile(r"\bdocker(?:-compose|\s+compose)\b[^\n;&|]*\s(?:build|up\b[^\n;&|]*--build)\b")
+
+
+def _builder_switch(p: Parsed) -> list[Finding]:
+    """Builds the bot does not rewrite also run on the new default builder: say where."""
+    out: list[Finding] = []
+    for b in p.analysis.builds:
+        if len(b.build.real_positionals) != 1 and not b.build.rewritten:
+            out.append(Finding(p.path, "warning", "builder-switch",
+                               f"{p.path}:{b.command.node.start_mark.line + 1}: this build is not rewritten but "
+                               "runs after `docker buildx use` selected the docker-container builder; add "
+                               "`--load` to it (or `--builder default`) once it is fixed."))
+    for c in p.analysis.commands:
+        if _COMPOSE_BUILD.search(c.value or ""):
+            out.append(Finding(p.path, "warning", "builder-switch",
+                               f"{p.path}:{c.node.start_mark.line + 1}: Docker Compose builds here may use the "
+                               "docker-container builder selected for the cache; check that their images still "
+                               "reach the local image store (or run them before the builder is created)."))
+    return out
 
 
 _PUSH = re.compile(r"docker\s+(?:image\s+)?push\s+(?:--?\S+\s+)*\"?([^\s\"]+)")
