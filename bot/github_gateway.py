@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import re
 import threading
 from collections import OrderedDict
@@ -419,6 +420,7 @@ class GitHubGateway:
             "base_tree": base_tree,
             "tree": [{"path": f.path, "mode": f.mode, "type": "blob", "content": f.content} for f in files],
         })
+        self._remember_tree(base_tree, _get(tree, "sha"), files)
         commit = self._call("POST", f"/repos/{full_name}/git/commits", body={
             "message": message, "tree": _get(tree, "sha"), "parents": [base_oid],
         })
@@ -426,6 +428,23 @@ class GitHubGateway:
         if not isinstance(sha, str):
             raise GitHubError(0, "create-commit answered without a sha")
         return sha
+
+    def _remember_tree(self, base_tree: str, new_tree: Any, files: Sequence[FileWrite]) -> None:
+        """Cache the tree and blobs just written (Git ids are content hashes), so reading them back is free."""
+        with self._lock:
+            base = self._trees.get(base_tree)
+            if base is None or not isinstance(new_tree, str):
+                return
+            listing = dict(base)
+            for f in files:
+                try:
+                    data = f.content.encode("utf-8")
+                except UnicodeEncodeError:
+                    return
+                sha = git_blob_sha(data)
+                listing[f.path] = TreeFile(f.path, f.mode, sha, len(data))
+                self._blobs[sha] = f.content
+            self._trees[new_tree] = listing
 
     def create_branch(self, full_name: str, sha: str) -> None:
         """Create the bot branch at ``sha`` (LostRace when it already exists)."""
@@ -455,6 +474,11 @@ class GitHubGateway:
     def update_pull(self, full_name: str, number: int, title: str, body: str) -> None:
         """Refresh the bot pull request's title and body in place."""
         self._call("PATCH", f"/repos/{full_name}/pulls/{number}", body={"title": title, "body": body})
+
+
+def git_blob_sha(data: bytes) -> str:
+    """The id Git gives a blob with these bytes."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
 def comment_marker(key: str) -> str:

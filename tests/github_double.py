@@ -657,3 +657,47 @@ def private_key_pem() -> str:
         _KEY.append(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                       serialization.NoEncryption()).decode())
     return _KEY[0]
+
+
+class AppHarness:
+    """The real Flask app wired to the double: post signed webhooks, drain the queue, count requests."""
+
+    SECRET = "e2e-secret"
+
+    def __init__(self, double: GitHubDouble) -> None:
+        import hashlib as _hashlib
+        import hmac as _hmac
+
+        from bot import jobs
+        from bot.config import Settings
+        from bot.github_gateway import GatewayFactory
+        from bot.queue import InMemoryQueue
+        from bot.web import create_app
+
+        self.double = double
+        self.settings = Settings(webhook_secret=self.SECRET, app_id="4242", private_key=private_key_pem(),
+                                 github_api_url=double.base_url, max_body_bytes=1024 * 1024)
+        self.factory = GatewayFactory(self.settings, seconds_between_requests=0, seconds_between_writes=0,
+                                      retry=0)
+        self.outcomes: list[Any] = []
+        self.queue = InMemoryQueue(lambda job: self.outcomes.extend(jobs.run(job, self.factory)))
+        self.client = create_app(self.settings, queue=self.queue).test_client()
+        self._sign = lambda raw: "sha256=" + _hmac.new(self.SECRET.encode(), raw, _hashlib.sha256).hexdigest()
+        self._deliveries = itertools.count(1)
+
+    def post(self, event: str, payload: Mapping[str, Any], delivery: str | None = None) -> int:
+        """Sign and post one delivery; return the HTTP status."""
+        raw = json.dumps(payload).encode()
+        response = self.client.post(self.settings.webhook_path, data=raw, headers={
+            "X-GitHub-Event": event, "X-GitHub-Delivery": delivery or f"delivery-{next(self._deliveries)}",
+            "X-Hub-Signature-256": self._sign(raw), "Content-Type": "application/json"})
+        return int(response.status_code)
+
+    def deliver(self, event: str, payload: Mapping[str, Any],
+                delivery: str | None = None) -> tuple[int, list[Recorded]]:
+        """Post, drain the queue, and return the status and the GitHub requests the jobs made."""
+        self.double.reset_requests()
+        self.outcomes.clear()
+        status = self.post(event, payload, delivery)
+        self.queue.drain()
+        return status, list(self.double.requests)

@@ -1,0 +1,195 @@
+"""End to end: the real Flask app, signed webhooks, the queue drained, the real planner, the stateful double.
+
+Idempotence across events is checked on GitHub's state (branches, commits, PRs, comments), and the GitHub
+requests each step costs are counted (the same numbers `bench/api_economy.py` prints).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import responses
+from github_double import (
+    BOT_EMAIL,
+    AppHarness,
+    GitHubDouble,
+    Recorded,
+    comment_payload,
+    installation_payload,
+    pr_closed_payload,
+    push_payload,
+)
+
+from bot import pr_body
+from bot.core import planner
+from bot.core.model import Options, Plan, RepoSnapshot
+
+REPO = "octo/seed-app"
+LOCK = ('{\n  "name": "seed-app",\n  "version": "1.0.0",\n  "lockfileVersion": 3,\n  "requires": true,\n'
+        '  "packages": {\n    "": {\n      "name": "seed-app",\n      "version": "1.0.0",\n'
+        '      "dependencies": {"express": "^4.19.2"}\n    }\n  }\n}\n')
+PACKAGE = ('{\n  "name": "seed-app",\n  "version": "1.0.0",\n  "scripts": {"build": "tsc"},\n'
+           '  "dependencies": {"express": "^4.19.2"}\n}\n')
+
+
+def seed_files(shared: Path) -> dict[str, str]:
+    seed = shared / "examples" / "seed-app"
+    return {"buildspec.yml": (seed / "buildspec.before.yml").read_text(),
+            "Dockerfile": (seed / "Dockerfile.before").read_text(),
+            "package.json": PACKAGE, "package-lock.json": LOCK, "src/index.ts": "console.log('hi')\n",
+            "README.md": "# seed app\n"}
+
+
+def expected_plan(double: GitHubDouble, branch: str = "main") -> Plan:
+    """What the real planner decides for the files on ``branch`` (computed here, outside the App)."""
+    files = double.branch_files(REPO, branch)
+    paths = tuple(sorted(files))
+    wanted = planner.paths_to_read(paths, Options())
+    return planner.plan(RepoSnapshot(paths, {p: files[p] for p in wanted},
+                                     files.get(".github/ecr-cache.yml")), Options())
+
+
+def writes(requests: list[Recorded]) -> list[str]:
+    return [str(r) for r in requests if r.is_write]
+
+
+@pytest.fixture
+def harness(shared: Path) -> Iterator[AppHarness]:
+    double = GitHubDouble()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        double.activate(mock)
+        double.add_repo(REPO, seed_files(shared), permissions={"maintainer": "maintain", "guest": "read"})
+        yield AppHarness(double)
+
+
+def assert_pr_matches_planner(h: AppHarness) -> Plan:
+    plan = expected_plan(h.double)
+    assert not plan.is_empty, "the real planner must change the seed app"
+    main, branch = h.double.branch_files(REPO, "main"), h.double.branch_files(REPO, "ecr-cache/setup")
+    for edit in plan.edits:
+        assert branch[edit.path] == edit.content, edit.path
+    untouched = set(main) - {e.path for e in plan.edits}
+    assert {p: branch[p] for p in untouched} == {p: main[p] for p in untouched}
+    assert set(branch) == set(main) | {e.path for e in plan.edits}
+    (pull,) = [p for p in h.double.pulls_for(REPO) if p.state == "open"]
+    assert pr_body.parse_fingerprint(pull.body) == plan.fingerprint
+    head = h.double.objects[h.double.repos[REPO].refs["ecr-cache/setup"]]["data"]
+    assert head["parents"] == [h.double.repos[REPO].refs["main"]] and head["verified"]
+    assert head["author"]["email"] == BOT_EMAIL
+    return plan
+
+
+def test_install_push_command_merge_lifecycle(harness: AppHarness) -> None:
+    h, gh = harness, harness.double
+    repo = gh.repos[REPO]
+
+    # 1. The App is installed: every repository is listed through the API and gets its PR.
+    status, requests = h.deliver("installation", installation_payload(1, "octo"), delivery="install-1")
+    assert status == 202
+    assert [o.action for o in h.outcomes] == ["opened"]
+    plan = assert_pr_matches_planner(h)
+    assert {e.path for e in plan.edits} >= {"buildspec.yml", "Dockerfile"}
+    listing = [r for r in requests if r.path == "/installation/repositories"]
+    assert len(listing) == 1
+    first_pr = [r for r in requests if r.path != "/installation/repositories"]
+    assert len(first_pr) <= 8, [str(r) for r in first_pr]  # token, state, tree, blobs, tree, commit, ref, PR
+
+    # 2. GitHub redelivers the same installation event: a duplicate, nothing runs.
+    status, requests = h.deliver("installation", installation_payload(1, "octo"), delivery="install-1")
+    assert status == 202 and requests == [] and h.outcomes == []
+
+    # 3. A push that changes nothing relevant costs no GitHub request at all.
+    before = repo.refs["main"]
+    after = gh.commit_files(REPO, "main", {"README.md": "# seed app\nmore docs\n"})
+    status, requests = h.deliver("push", push_payload(repo, before, after, ["README.md"]))
+    assert status == 200 and requests == []
+
+    # 4. A relevant push that does not change the plan: the PR is already up to date, zero writes.
+    before = repo.refs["main"]
+    after = gh.commit_files(REPO, "main", {"src/index.ts": "console.log('hello')\n", "package.json": PACKAGE})
+    status, requests = h.deliver("push", push_payload(repo, before, after, ["package.json"]))
+    assert status == 202 and [o.action for o in h.outcomes] == ["current"] and writes(requests) == []
+
+    # 5. A push that changes the buildspec: the same PR and branch are updated in place.
+    before = repo.refs["main"]
+    spec = gh.file_text(REPO, "main", "buildspec.yml")
+    assert spec is not None
+    after = gh.commit_files(REPO, "main", {"buildspec.yml": spec.replace('"my-app"', '"my-service"')})
+    status, requests = h.deliver("push", push_payload(repo, before, after, ["buildspec.yml"]))
+    assert status == 202 and [o.action for o in h.outcomes] == ["updated"]
+    assert writes(requests) == [f"POST /repos/{REPO}/git/trees", f"POST /repos/{REPO}/git/commits",
+                                f"PATCH /repos/{REPO}/git/refs/heads/ecr-cache/setup", f"PATCH /repos/{REPO}/pulls/1"]
+    plan = assert_pr_matches_planner(h)
+    assert "my-service" in gh.branch_files(REPO, "ecr-cache/setup")["buildspec.yml"]
+    assert len(gh.pulls_for(REPO)) == 1
+
+    # 6. A read-only user is refused once; a maintainer previews without creating anything.
+    guest = gh.add_comment(REPO, 7, "/ecr-cache recreate", "guest")
+    status, requests = h.deliver("issue_comment", comment_payload(repo, guest))
+    assert status == 202 and [o.action for o in h.outcomes] == ["refused"]
+    assert writes(requests) == [f"POST /repos/{REPO}/issues/7/comments"]
+    preview = gh.add_comment(REPO, 7, "/ecr-cache preview", "maintainer")
+    status, requests = h.deliver("issue_comment", comment_payload(repo, preview))
+    assert writes(requests) == [f"POST /repos/{REPO}/issues/comments/{preview.id}/reactions",
+                                f"POST /repos/{REPO}/issues/7/comments"]
+    reply = gh.bot_comments(REPO, 7)[-1].body
+    assert "```diff" in reply and "+++ b/buildspec.yml" in reply
+
+    # 7. A human merges the PR; the merge push is planned on the bot's own output: nothing to do.
+    gh.merge_pull(REPO, 1)
+    status, _ = h.deliver("pull_request", pr_closed_payload(repo, gh.pulls_for(REPO)[0]))
+    assert status == 202 and [o.action for o in h.outcomes] == ["merged"]
+    before = gh.objects[repo.refs["main"]]["data"]["parents"][0]
+    changed = [e.path for e in plan.edits]
+    status, requests = h.deliver("push", push_payload(repo, before, repo.refs["main"], changed))
+    assert status == 202 and [o.action for o in h.outcomes] == ["already"] and writes(requests) == []
+    assert expected_plan(gh).is_empty  # the planner is idempotent on the merged result
+
+    # 8. `/ecr-cache` on the set-up repository: permission, reaction, one state read, one reply.
+    ask = gh.add_comment(REPO, 8, "/ecr-cache", "maintainer")
+    status, requests = h.deliver("issue_comment", comment_payload(repo, ask))
+    assert status == 202 and [o.action for o in h.outcomes] == ["already"]
+    assert len(requests) <= 4, [str(r) for r in requests]
+    (reply_8,) = gh.bot_comments(REPO, 8)
+    assert "already set up" in reply_8.body and "buildspec `buildspec.yml`" in reply_8.body
+    assert len(gh.pulls_for(REPO)) == 1
+
+
+def test_closed_pr_is_not_recreated_by_push_or_install_but_by_command(harness: AppHarness) -> None:
+    h, gh = harness, harness.double
+    repo = gh.repos[REPO]
+    h.deliver("installation", installation_payload(1, "octo"))
+    gh.close_pull(REPO, 1)
+    status, _ = h.deliver("pull_request", pr_closed_payload(repo, gh.pulls_for(REPO)[0]))
+    assert status == 202 and "ecr-cache/setup" not in repo.refs
+    assert len(gh.bot_comments(REPO, 1)) == 1
+
+    before = repo.refs["main"]
+    after = gh.commit_files(REPO, "main", {"Dockerfile": "FROM node:22-alpine\nWORKDIR /app\nCOPY . .\n"
+                                                         "RUN npm ci\nRUN npm run build\n"})
+    status, requests = h.deliver("push", push_payload(repo, before, after, ["Dockerfile"]))
+    assert [o.action for o in h.outcomes] == ["opted_out"] and writes(requests) == []
+    h.deliver("installation_repositories", {**installation_payload(1, "octo"), "action": "added"})
+    assert [o.action for o in h.outcomes] == ["opted_out"] and len(gh.pulls_for(REPO)) == 1
+
+    ask = gh.add_comment(REPO, 3, "/ecr-cache", "maintainer")
+    h.deliver("issue_comment", comment_payload(repo, ask))
+    assert [o.action for o in h.outcomes] == ["opened"]
+    assert [p.state for p in gh.pulls_for(REPO)] == ["closed", "open"]
+    assert_pr_matches_planner(h)
+    assert "/pull/2" in gh.bot_comments(REPO, 3)[0].body
+
+
+def test_bot_senders_and_the_bots_own_branch_are_ignored(harness: AppHarness) -> None:
+    h, gh = harness, harness.double
+    repo = gh.repos[REPO]
+    h.deliver("installation", installation_payload(1, "octo"))
+    bot_push = push_payload(repo, "0" * 40, repo.refs["ecr-cache/setup"], ["buildspec.yml"],
+                            branch="ecr-cache/setup", sender_type="Bot")
+    status, requests = h.deliver("push", bot_push)
+    assert status == 200 and requests == []
+    by_bot = gh.add_comment(REPO, 4, "/ecr-cache recreate", "other-bot[bot]")
+    status, requests = h.deliver("issue_comment", comment_payload(repo, by_bot, user_type="Bot"))
+    assert status == 200 and requests == []
