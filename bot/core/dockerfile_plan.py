@@ -144,7 +144,7 @@ def plan_dockerfiles(
         specific = len({_ignore_path(snapshot, ctx, d) for d in dockerfiles}) == 1
         if options.dockerignore and known and specific:
             ignore_text, added = dockerignore.extend(existing, [parsed[d] for d in dockerfiles],
-                                                  _context_paths(paths, ctx))
+                                                  _context_paths(paths, ctx), repo_root=not ctx)
             if ignore_text is not None:
                 patterns = dockerignore.read_patterns(ignore_text)
                 verb = "Extended" if existing is not None else "Created"

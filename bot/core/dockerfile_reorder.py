@@ -216,11 +216,15 @@ class _StagePlan:
         if dest is None or cwd is None:
             return None
         target = posixpath.normpath(posixpath.join(dest[1], target_rel))
+        if c.dest.startswith("/") and dest[0] == "":
+            return target.rstrip("/") + "/"
+        if cwd[0] == dest[0]:
+            rel = posixpath.relpath(target, cwd[1])
+            if not rel.startswith(".."):
+                return rel + "/"
         if dest[0] == "":
             return target.rstrip("/") + "/"
-        if cwd[0] != dest[0]:
-            return None
-        return posixpath.relpath(target, cwd[1]) + "/"
+        return None
 
     def manifest_copies(self, c: CopyAll, files: list[str], at: Instruction) -> tuple[list[str], str | None]:
         """New COPY lines placing ``files`` (context-relative) where the whole copy would put them."""

@@ -16,11 +16,25 @@ def _key(df: Dockerfile, inst: Instruction) -> str:
     return df.block(inst).rstrip("\r\n").replace("\r\n", "\n")
 
 
-def _added_kind(inst: Instruction) -> str | None:
+def _requirement_names(insts: tuple[Instruction, ...]) -> set[str]:
+    """Base names of the files pip installs read with `-r`/`-c` in these instructions."""
+    names: set[str] = set()
+    for inst in insts:
+        if inst.keyword == "RUN":
+            for cmd in run_commands(inst) or []:
+                found = ecosystems.recognise(cmd)
+                if found is not None and found.ecosystem == "pip":
+                    names |= {posixpath.basename(f) for f in found.files}
+    return names
+
+
+def _added_kind(inst: Instruction, requirement_names: set[str] = frozenset()) -> str | None:  # type: ignore[assignment]
     """'copy' / 'install' for an instruction the bot may add, else None."""
     if inst.keyword == "COPY" and inst.flag("from") is None:
         parts = copy_parts(inst)
-        if parts and all(ecosystems.is_manifest_name(s) or "/gradle/wrapper/" in "/" + s for s in parts[0]):
+        if parts and all(ecosystems.is_manifest_name(s) or "/gradle/wrapper/" in "/" + s
+                         or posixpath.basename(s) in requirement_names
+                         or (s.endswith((".txt", ".in")) and "requirements" in s) for s in parts[0]):
             return "copy"
         return None
     if inst.keyword == "RUN":
@@ -112,7 +126,7 @@ def verify_dockerfile_edit(original: str, edited: str) -> str | None:
             if pool[key] > 0:
                 pool[key] -= 1
                 continue
-            if _added_kind(inst) is None:
+            if _added_kind(inst, _requirement_names(n_insts)) is None:
                 return f"stage {os_.index + 1}: unexpected added instruction {key!r}"
             added.append(inst)
         assert sum(extra.values()) == len(added)
@@ -138,7 +152,8 @@ def _check_installs_fed(orig: Dockerfile, o_insts: tuple[Instruction, ...], n_in
                         where: dict[int, int], added: list[Instruction], new: Dockerfile) -> str | None:
     """Every install now before the whole-source copy has a manifest COPY before it."""
     added_pos = {n_insts.index(a): a for a in added}
-    copy_positions = sorted(p for p, a in added_pos.items() if _added_kind(a) == "copy")
+    names = _requirement_names(n_insts)
+    copy_positions = sorted(p for p, a in added_pos.items() if _added_kind(a, names) == "copy")
     for c in o_insts:
         if not _whole_copy(c):
             continue
@@ -150,7 +165,7 @@ def _check_installs_fed(orig: Dockerfile, o_insts: tuple[Instruction, ...], n_in
     for pos, inst in added_pos.items():
         if _added_kind(inst) == "install" and not any(p < pos for p in copy_positions):
             return f"added `{inst.line_text.strip()}` runs before any manifest is copied"
-        if _added_kind(inst) == "copy":
+        if _added_kind(inst, names) == "copy":
             parts = copy_parts(inst)
             if parts and any(posixpath.isabs(s) for s in parts[0]):
                 return f"added `{inst.line_text.strip()}` copies an absolute path"

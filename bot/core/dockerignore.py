@@ -204,15 +204,18 @@ def _glob(source: str) -> re.Pattern[str]:
     return re.compile("^" + re.escape(source).replace(r"\*", "[^/]*").replace(r"\?", "[^/]") + "$")
 
 
-def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: tuple[str, ...]
-           ) -> tuple[str | None, list[Candidate]]:
-    """New .dockerignore text (None: nothing to add) and the entries added."""
+def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: tuple[str, ...],
+           repo_root: bool = True) -> tuple[str | None, list[Candidate]]:
+    """New .dockerignore text (None: nothing to add) and the entries added.
+
+    ``repo_root``: the context is the repository root, the only folder where `.git` lives.
+    """
     current = read_patterns(existing or "")
     before = Matcher(current)
     sources, uses_git = needed_sources(dockerfiles)
     added: list[Candidate] = []
     for cand in candidates(dockerfiles):
-        if cand.pattern == ".git" and (uses_git or any(s == ".git" or s.startswith(".git/") for s in sources)):
+        if cand.pattern == ".git" and (not repo_root or uses_git or any(s == ".git" or s.startswith(".git/") for s in sources)):
             continue
         if before.excluded(_representative(cand.pattern)):
             continue
