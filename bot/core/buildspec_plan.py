@@ -338,10 +338,23 @@ def _line_of(text: str, cmd: Command, offset: int) -> int:
     return node.start_mark.line + 1
 
 
+_OWN_HOST = re.compile(r"^\$\{?AWS_ACCOUNT_ID\}?\.dkr\.ecr\.([a-z]{2}(?:-[a-z]+)+-\d)\.")
+
+
 def _region(an: Analysis, options: Options) -> str:
+    """Configured region, else the region variable the buildspec uses, else its own-account login's region."""
     if options.region:
         return options.region
-    return f"${an.region_var}" if an.region_var else "$AWS_DEFAULT_REGION"
+    if an.region_var:
+        return f"${an.region_var}"
+    for _, lg in an.legacy:
+        if not lg.registry_ids and "$" not in lg.region:
+            return lg.region
+    for _, target in an.logins:
+        m = _OWN_HOST.match(_norm(target))
+        if m:
+            return m[1]
+    return "$AWS_DEFAULT_REGION"
 
 
 def _norm(s: str) -> str:
