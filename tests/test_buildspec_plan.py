@@ -160,3 +160,16 @@ def test_compose_builds_after_the_builder_switch_are_reported() -> None:
                           "      - docker compose -f test.yml build\n      - docker push $REPO:latest\n")
     assert "builder-switch" in codes(text)
     assert "builder-switch" not in codes(spec())
+
+
+def test_literal_region_of_the_own_account_login_is_reused() -> None:
+    pre = "$(aws ecr get-login --region eu-central-1 --no-include-email)"
+    out = only_edit(spec(pre=pre))
+    assert "- CACHE_URI=$AWS_ACCOUNT_ID.dkr.ecr.eu-central-1.amazonaws.com/$CACHE_REPO_NAME\n" in out
+    assert out.count("docker login") == 1
+
+
+def test_flow_style_env_is_left_alone() -> None:
+    _, part = plan_text(spec(env="env: {variables: {A: b}}\n"))
+    assert part.edits == ()
+    assert any(f.code == "buildspec-unsupported" and "`env`" in f.message for f in part.findings)

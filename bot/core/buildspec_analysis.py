@@ -20,8 +20,6 @@ SRC = "\0SRC"
 _VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 _REGION_VAR = re.compile(
     r"(?:\.dkr\.ecr\.|--region[= ]+)\"?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
-_ACCOUNT_USE = re.compile(r"\$\{?AWS_ACCOUNT_ID\b")
-_ACCOUNT_SET = re.compile(r"(?:^|[\s;&|(])(?:export\s+)?AWS_ACCOUNT_ID=")
 
 
 @dataclass
@@ -59,12 +57,10 @@ class Analysis:
     builds: list[Build] = field(default_factory=list)
     legacy: list[tuple[Command, LegacyLogin]] = field(default_factory=list)
     logins: list[tuple[Command, str]] = field(default_factory=list)
-    account_set_at: int | None = None
     region_var: str | None = None
     env_vars: dict[str, str] = field(default_factory=dict)
     env_names: set[str] = field(default_factory=set)
     cred_helper: bool = False
-    dockerhub: bool = False
     flow_phases: list[str] = field(default_factory=list)
 
 
@@ -173,12 +169,10 @@ def analyse(root: Node, path: str, paths: frozenset[str] = frozenset()) -> Analy
     known: dict[str, str | None] = {k: (v if "$" not in v and "`" not in v else None) for k, v in variables.items()}
     shell = _Shell(known)
     an.commands, an.flow_phases = phase_commands(root)
-    for pos, cmd in enumerate(an.commands):
+    for cmd in an.commands:
         value = cmd.value
         if value is None:
             continue
-        if an.account_set_at is None and _ACCOUNT_SET.search(value):
-            an.account_set_at = pos
         if an.region_var is None:
             m = _REGION_VAR.search(value)
             if m:
@@ -221,9 +215,6 @@ def _walk(an: Analysis, shell: _Shell, cmd: Command, value: str, paths: frozense
             shell.cwd, shell.cwd_unresolved = shell.stack.pop()
         elif head == "docker" and len(words) > 1 and words[1] == "login":
             an.logins.append((cmd, _login_target(sc.words[2:], shell)))
-            user = " ".join(words).lower()
-            if "dkr.ecr" not in user and "AWS" not in words:
-                an.dockerhub = True
         b = parse_build(sc) if head in ("docker", "/usr/bin/docker", "/usr/local/bin/docker") else None
         if b is not None:
             an.builds.append(_link(cmd, b, shell, paths))
