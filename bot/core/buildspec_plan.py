@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import copy
 import posixpath
 import re
-from dataclasses import dataclass, field
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode
+from yaml.nodes import MappingNode, ScalarNode
 
 from bot.core import buildspec_yaml as by
 from bot.core.buildspec_analysis import PHASES, Analysis, Build, Command, analyse
+from bot.core.buildspec_edit import Edit, Parsed, prove, splice
+from bot.core.buildspec_findings import builder_switch, dockerhub_pushes, local_base
 from bot.core.buildspec_tags import assign_tags, existing_tag
 from bot.core.buildspec_verify import (
     ACCOUNT_LINE,
@@ -36,27 +36,6 @@ _ACCOUNT_USE = re.compile(r"\$\{?AWS_ACCOUNT_ID\b")
 _ACCOUNT_SET = re.compile(r"(?:^|[\s;&|(])(?:export\s+)?AWS_ACCOUNT_ID=")
 _REPO_KEYS = ("IMAGE_REPO_NAME", "IMAGE_REPOSITORY_NAME", "ECR_REPO_NAME", "ECR_REPOSITORY_NAME", "REPO_NAME",
               "REPOSITORY_NAME")
-
-
-@dataclass(frozen=True)
-class Parsed:
-    """One buildspec, composed and analysed."""
-
-    path: str
-    text: str
-    root: Node
-    analysis: Analysis
-
-
-@dataclass
-class _Edit:
-    """The intended change of one buildspec, at data level and as text splices."""
-
-    env_add: list[tuple[str, str]] = field(default_factory=list)
-    mods: dict[int, list[tuple[int, int, str]]] = field(default_factory=dict)
-    before: dict[int, list[str]] = field(default_factory=dict)
-    at_end: dict[str, list[str]] = field(default_factory=dict)
-    reasons: list[str] = field(default_factory=list)
 
 
 def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery) -> PartialPlan:
@@ -115,32 +94,32 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str],
         return None, findings, [], None
     repo = _cache_repo(an, options, p.path, findings)
     links: list[BuildLink] = []
-    edit = _Edit()
+    edit = Edit()
     positions = {id(c): n for n, c in enumerate(an.commands)}
     for k, b in enumerate(an.builds):
         links.append(_build_link(p, b, k, tags, findings, snapshot, edit, positions, options))
     if not any(b.build.rewritten or len(b.build.real_positionals) == 1 for b in an.builds):
         return None, findings, links, repo
-    chain = _local_base(p, snapshot)
+    chain = local_base(p, snapshot)
     if chain:
         findings.append(Finding(p.path, "warning", "local-base-image", f"{p.path} left untouched: {chain}"))
         return None, findings, links, repo
-    findings.extend(_dockerhub_pushes(p))
-    findings.extend(_builder_switch(p))
+    findings.extend(dockerhub_pushes(p))
+    findings.extend(builder_switch(p))
     try:
         if an.flow_phases:
             raise by.Unsupported(f"the commands of phase(s) {', '.join(an.flow_phases)} are a flow "
                                  "sequence `[...]`, which the bot does not edit")
         by.check_block_indentation(p.text)
         _plan_setup(p, options, repo, edit, positions)
-        new_text = _splice(p, edit)
+        new_text = splice(p, edit)
     except by.Unsupported as exc:
         findings.append(Finding(p.path, "warning", "buildspec-unsupported",
                                 f"{p.path} left untouched: {exc}"))
         return None, findings, links, repo
     if new_text == p.text:
         return None, findings, links, repo
-    reason = _prove(p, edit, new_text)
+    reason = prove(p, edit, new_text)
     if reason:
         findings.append(Finding(p.path, "warning", "buildspec-edit-unproven",
                                 f"{p.path} left untouched: the edited file did not re-parse to exactly the "
@@ -148,92 +127,6 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str],
         return None, findings, links, repo
     return (FileEdit(p.path, "modify", new_text, p.text, tuple(dict.fromkeys(edit.reasons))),
             findings, links, repo)
-
-
-_FROM = re.compile(r"(?im)^\s*FROM\s+(?:--\S+\s+)*([^\s\\\"']+)")
-
-
-def _image_name(ref: str) -> str:
-    ref = ref.split("@", 1)[0]
-    head, _, last = ref.rpartition("/")
-    return (head + "/" if head else "") + last.split(":", 1)[0]
-
-
-def _local_base(p: Parsed, snapshot: RepoSnapshot) -> str | None:
-    """Why the builds cannot move to a docker-container builder (a later build starts FROM an earlier one)."""
-    an = p.analysis
-    built: dict[str, int] = {}
-    first = None
-    for b in an.builds:
-        line = b.command.node.start_mark.line + 1
-        first = line if first is None else first
-        text = snapshot.text(b.dockerfile) if b.dockerfile else None
-        for m in _FROM.finditer(text or ""):
-            name = _image_name(m[1])
-            if name in built:
-                return (f"line {line}: `{b.dockerfile}` starts `FROM {m[1]}`, the image built on line "
-                        f"{built[name]}. A docker-container builder (needed to export a registry cache) "
-                        "cannot see images in the local Docker image store, so this chain of builds must "
-                        "be changed by hand (push the base image and build FROM its registry reference, "
-                        "or pass it with `--build-context`).")
-        for t in b.build.tags:
-            name = _image_name(t)
-            if "$" not in name:
-                built.setdefault(name, line)
-    if built and first is not None:
-        for c in an.commands:
-            line = c.node.start_mark.line + 1
-            for m in _FROM.finditer((c.value or "").replace("\\n", "\n")):
-                name = _image_name(m[1].split("$", 1)[0].rstrip(":")) if "$" in m[1] else _image_name(m[1])
-                if line > first and name in built:
-                    return (f"line {line} writes a Dockerfile `FROM {m[1]}`, the image built on line "
-                            f"{built[name]}; a docker-container builder (needed to export a registry cache) "
-                            "cannot see images in the local Docker image store, so this chain of builds "
-                            "must be changed by hand.")
-    return None
-
-
-_COMPOSE_BUILD = re.compile(r"\bdocker(?:-compose|\s+compose)\b[^\n;&|]*\s(?:build|up\b[^\n;&|]*--build)\b")
-
-
-def _builder_switch(p: Parsed) -> list[Finding]:
-    """Builds the bot does not rewrite also run on the new default builder: say where."""
-    out: list[Finding] = []
-    for b in p.analysis.builds:
-        if len(b.build.real_positionals) != 1 and not b.build.rewritten:
-            out.append(Finding(p.path, "warning", "builder-switch",
-                               f"{p.path}:{b.command.node.start_mark.line + 1}: this build is not rewritten but "
-                               "runs after `docker buildx use` selected the docker-container builder; add "
-                               "`--load` to it (or `--builder default`) once it is fixed."))
-    for c in p.analysis.commands:
-        if _COMPOSE_BUILD.search(c.value or ""):
-            out.append(Finding(p.path, "warning", "builder-switch",
-                               f"{p.path}:{c.node.start_mark.line + 1}: Docker Compose builds here may use the "
-                               "docker-container builder selected for the cache; check that their images still "
-                               "reach the local image store (or run them before the builder is created)."))
-    return out
-
-
-_PUSH = re.compile(r"docker\s+(?:image\s+)?push\s+(?:--?\S+\s+)*\"?([^\s\"]+)")
-
-
-def _dockerhub_pushes(p: Parsed) -> list[Finding]:
-    """Pushes to Docker Hub: the cache still lives in ECR, which the reviewer should know."""
-    out: list[Finding] = []
-    for c in p.analysis.commands:
-        for m in _PUSH.finditer(c.value or ""):
-            ref = m[1]
-            first = ref.split("/", 1)[0] if "/" in ref else ""
-            hub_var = re.search(r"(?i)docker_?hub|docker_?user", first)
-            if ".dkr.ecr." in ref or (first and ("." in first or ":" in first or ("$" in first and not hub_var))):
-                continue
-            if "$" in ref and not hub_var:
-                continue
-            out.append(Finding(p.path, "info", "dockerhub-push",
-                               f"{p.path}:{c.node.start_mark.line + 1}: pushes `{ref}` to Docker Hub, not ECR; "
-                               "the layer cache still goes to the ECR cache repository."))
-            return out
-    return out
 
 
 def _cache_repo(an: Analysis, options: Options, path: str, findings: list[Finding]) -> str:
@@ -262,7 +155,7 @@ def _cache_repo(an: Analysis, options: Options, path: str, findings: list[Findin
 
 
 def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], findings: list[Finding],
-                snapshot: RepoSnapshot, edit: _Edit, positions: dict[int, int], options: Options) -> BuildLink:
+                snapshot: RepoSnapshot, edit: Edit, positions: dict[int, int], options: Options) -> BuildLink:
     db = b.build
     cmd = b.command
     line = _line_of(p.text, cmd, db.verbs[0].start)
@@ -381,7 +274,7 @@ def _login_covers(an: Analysis, region: str, options: Options, before: int, posi
     return False
 
 
-def _plan_setup(p: Parsed, options: Options, repo: str, edit: _Edit, positions: dict[int, int]) -> None:
+def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: dict[int, int]) -> None:
     an = p.analysis
     region = _region(an, options)
     texts = [c.value or "" for c in an.commands]
@@ -435,7 +328,7 @@ def _setup_target(an: Analysis, first: Command) -> str | None:
     return None
 
 
-def _plan_account(p: Parsed, edit: _Edit, positions: dict[int, int]) -> None:
+def _plan_account(p: Parsed, edit: Edit, positions: dict[int, int]) -> None:
     """Insert the account-id derivation before its first use, unless something sets it first."""
     an = p.analysis
     if "AWS_ACCOUNT_ID" in an.env_names:
@@ -470,134 +363,3 @@ def _plan_account(p: Parsed, edit: _Edit, positions: dict[int, int]) -> None:
             phase, k = ref  # type: ignore[misc]
             edit.at_end[phase].insert(k, ACCOUNT_LINE)
         return
-
-
-def _splice(p: Parsed, edit: _Edit) -> str:
-    text = p.text
-    nl = by.eol(text)
-    splices: list[tuple[int, int, str]] = []
-    an = p.analysis
-    for n, value_splices in edit.mods.items():
-        node = an.commands[n].node
-        if not isinstance(node, ScalarNode):
-            raise by.Unsupported(f"line {node.start_mark.line + 1}: command is not a string")
-        m = by.map_scalar(text, node)
-        if m is None:
-            raise by.Unsupported(f"line {node.start_mark.line + 1}: the command's quoting/escapes cannot be "
-                                 "edited in place")
-        for start, end, rep in value_splices:
-            # Anchor both ends on characters that exist in the file (folded line breaks do not).
-            src_start = m.positions[start] if start < len(m.positions) else -1
-            if node.value[start:start + 1] in (" ", "\n") and start > 0 and m.positions[start - 1] >= 0:
-                src_start = m.positions[start - 1] + 1
-            if start >= end or src_start < 0 or m.positions[end - 1] < 0:
-                raise by.Unsupported(f"line {node.start_mark.line + 1}: cannot locate the text to change")
-            splices.append((src_start, m.positions[end - 1] + 1, rep))
-    for n, lines in edit.before.items():
-        cmd = an.commands[n]
-        prefix = by.item_prefix(text, cmd.node)
-        floor = _floor(text, cmd, an)
-        pos = by.before_item(text, cmd.node, floor)
-        splices.append((pos, pos, "".join(prefix + by.scalar_text(x) + nl for x in lines)))
-    for phase, lines in edit.at_end.items():
-        last = [c for c in an.commands if c.phase == phase][-1]
-        prefix = by.item_prefix(text, last.node)
-        splices.append(_after(text, last.node, "".join(prefix + by.scalar_text(x) + nl for x in lines), nl))
-    if edit.env_add:
-        splices.append(_env_splice(p, edit.env_add, nl))
-    ordered = sorted(splices, key=lambda s: (s[0], s[1]))
-    for a, b in zip(ordered, ordered[1:], strict=False):
-        if b[0] < a[1]:
-            raise by.Unsupported("two changes overlap in the file")
-    return apply_splices(text, splices)
-
-
-def _floor(text: str, cmd: Command, an: Analysis) -> int:
-    if cmd.index == 0:
-        return by.after_line(text, cmd.key.end_mark.index)
-    prev = cmd.seq.value[cmd.index - 1]
-    return by.after_line(text, by.last_content(text, prev))
-
-
-def _after(text: str, node: Node, body: str, nl: str) -> tuple[int, int, str]:
-    """Insert ``body`` (whole lines) after ``node``'s line, also when the file lacks a final line break."""
-    pos = by.insert_after(text, node)
-    if pos < 0:
-        return len(text), len(text), nl + body[:-len(nl)]
-    return pos, pos, body
-
-
-def _env_splice(p: Parsed, add: list[tuple[str, str]], nl: str) -> tuple[int, int, str]:
-    text, root = p.text, p.root
-    env = by.get(root, "env")
-    if env is None:
-        phases = by.get(root, "phases")
-        if phases is None or not isinstance(phases[1], MappingNode) or phases[1].flow_style:
-            raise by.Unsupported("no `env` block and `phases` is not a block mapping")
-        top = by.key_prefix(text, phases[0])
-        unit = by.key_prefix(text, phases[1].value[0][0])[len(top):] if phases[1].value else "  "
-        pos = by.before_item(text, phases[0], 0)
-        body = f"{top}env:{nl}{top}{unit}variables:{nl}"
-        body += "".join(f"{top}{unit}{unit}{k}: \"{v}\"{nl}" for k, v in add)
-        # Keep the file's style: a blank line between top-level blocks only where it already has one.
-        if pos > 0 and not text[by.line_start(text, pos - 1):pos].strip():
-            body += nl
-        return pos, pos, body
-    env_node = env[1]
-    if not isinstance(env_node, MappingNode) or env_node.flow_style or not env_node.value:
-        raise by.Unsupported(f"line {env[0].start_mark.line + 1}: `env` is not a block mapping")
-    variables = by.get(env_node, "variables")
-    if variables is None:
-        prefix = by.key_prefix(text, env_node.value[0][0])
-        unit = prefix[len(by.key_prefix(text, env[0])):] or "  "
-        body = f"{prefix}variables:{nl}" + "".join(f"{prefix}{unit}{k}: \"{v}\"{nl}" for k, v in add)
-        return _after(text, env_node.value[-1][1], body, nl)
-    vnode = variables[1]
-    if not isinstance(vnode, MappingNode) or vnode.flow_style or not vnode.value:
-        raise by.Unsupported(f"line {variables[0].start_mark.line + 1}: `env.variables` is not a non-empty "
-                             "block mapping")
-    prefix = by.key_prefix(text, vnode.value[0][0])
-    return _after(text, vnode.value[-1][1], "".join(f"{prefix}{k}: \"{v}\"{nl}" for k, v in add), nl)
-
-
-def _prove(p: Parsed, edit: _Edit, new_text: str) -> str | None:
-    """Re-parse the new text and compare it with the old data plus the intended change."""
-    try:
-        old = by.safe_load(p.text)
-        new = by.safe_load(new_text)
-    except yaml.YAMLError as exc:
-        return f"does not parse: {_first_line(exc)}"
-    expected = copy.deepcopy(old)
-    if not isinstance(expected, dict):
-        return "top level is not a mapping"
-    if edit.env_add:
-        env = expected.setdefault("env", {})
-        if env is None or not isinstance(env, dict):
-            return "env is not a mapping"
-        variables = env.setdefault("variables", {})
-        for k, v in edit.env_add:
-            variables[k] = v
-    an = p.analysis
-    for phase in PHASES:
-        cmds = [(n, c) for n, c in enumerate(an.commands) if c.phase == phase]
-        if not cmds:
-            continue
-        out: list[object] = []
-        for n, c in cmds:
-            out.extend(edit.before.get(n, []))
-            value = c.value
-            if n in edit.mods and value is not None:
-                out.append(apply_splices(value, edit.mods[n]))
-            else:
-                out.append(expected["phases"][phase]["commands"][c.index])
-        out.extend(edit.at_end.get(phase, []))
-        expected["phases"][phase]["commands"] = out
-    if expected != new:
-        return "data differs from the intended change"
-    return verify_buildspec_edit(p.text, new_text)
-
-
-def slug_path(path: str) -> str:
-    """A short tag-safe slug of a path."""
-    stem = posixpath.normpath(path)
-    return re.sub(r"[^a-z0-9]+", "-", stem.lower()).strip("-")

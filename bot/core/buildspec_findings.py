@@ -1,0 +1,93 @@
+"""Findings about a buildspec as a whole: chained local images, Docker Hub pushes, the builder switch."""
+
+from __future__ import annotations
+
+import re
+
+from bot.core.buildspec_edit import Parsed
+from bot.core.model import Finding, RepoSnapshot
+
+_FROM = re.compile(r"(?im)^\s*FROM\s+(?:--\S+\s+)*([^\s\\\"']+)")
+
+
+def _image_name(ref: str) -> str:
+    ref = ref.split("@", 1)[0]
+    head, _, last = ref.rpartition("/")
+    return (head + "/" if head else "") + last.split(":", 1)[0]
+
+
+def local_base(p: Parsed, snapshot: RepoSnapshot) -> str | None:
+    """Why the builds cannot move to a docker-container builder (a later build starts FROM an earlier one)."""
+    an = p.analysis
+    built: dict[str, int] = {}
+    first = None
+    for b in an.builds:
+        line = b.command.node.start_mark.line + 1
+        first = line if first is None else first
+        text = snapshot.text(b.dockerfile) if b.dockerfile else None
+        for m in _FROM.finditer(text or ""):
+            name = _image_name(m[1])
+            if name in built:
+                return (f"line {line}: `{b.dockerfile}` starts `FROM {m[1]}`, the image built on line "
+                        f"{built[name]}. A docker-container builder (needed to export a registry cache) "
+                        "cannot see images in the local Docker image store, so this chain of builds must "
+                        "be changed by hand (push the base image and build FROM its registry reference, "
+                        "or pass it with `--build-context`).")
+        for t in b.build.tags:
+            name = _image_name(t)
+            if "$" not in name:
+                built.setdefault(name, line)
+    if built and first is not None:
+        for c in an.commands:
+            line = c.node.start_mark.line + 1
+            for m in _FROM.finditer((c.value or "").replace("\\n", "\n")):
+                name = _image_name(m[1].split("$", 1)[0].rstrip(":")) if "$" in m[1] else _image_name(m[1])
+                if line > first and name in built:
+                    return (f"line {line} writes a Dockerfile `FROM {m[1]}`, the image built on line "
+                            f"{built[name]}; a docker-container builder (needed to export a registry cache) "
+                            "cannot see images in the local Docker image store, so this chain of builds "
+                            "must be changed by hand.")
+    return None
+
+
+_COMPOSE_BUILD = re.compile(r"\bdocker(?:-compose|\s+compose)\b[^\n;&|]*\s(?:build|up\b[^\n;&|]*--build)\b")
+
+
+def builder_switch(p: Parsed) -> list[Finding]:
+    """Builds the bot does not rewrite also run on the new default builder: say where."""
+    out: list[Finding] = []
+    for b in p.analysis.builds:
+        if len(b.build.real_positionals) != 1 and not b.build.rewritten:
+            out.append(Finding(p.path, "warning", "builder-switch",
+                               f"{p.path}:{b.command.node.start_mark.line + 1}: this build is not rewritten but "
+                               "runs after `docker buildx use` selected the docker-container builder; add "
+                               "`--load` to it (or `--builder default`) once it is fixed."))
+    for c in p.analysis.commands:
+        if _COMPOSE_BUILD.search(c.value or ""):
+            out.append(Finding(p.path, "warning", "builder-switch",
+                               f"{p.path}:{c.node.start_mark.line + 1}: Docker Compose builds here may use the "
+                               "docker-container builder selected for the cache; check that their images still "
+                               "reach the local image store (or run them before the builder is created)."))
+    return out
+
+
+_PUSH = re.compile(r"docker\s+(?:image\s+)?push\s+(?:--?\S+\s+)*\"?([^\s\"]+)")
+
+
+def dockerhub_pushes(p: Parsed) -> list[Finding]:
+    """Pushes to Docker Hub: the cache still lives in ECR, which the reviewer should know."""
+    out: list[Finding] = []
+    for c in p.analysis.commands:
+        for m in _PUSH.finditer(c.value or ""):
+            ref = m[1]
+            first = ref.split("/", 1)[0] if "/" in ref else ""
+            hub_var = re.search(r"(?i)docker_?hub|docker_?user", first)
+            if ".dkr.ecr." in ref or (first and ("." in first or ":" in first or ("$" in first and not hub_var))):
+                continue
+            if "$" in ref and not hub_var:
+                continue
+            out.append(Finding(p.path, "info", "dockerhub-push",
+                               f"{p.path}:{c.node.start_mark.line + 1}: pushes `{ref}` to Docker Hub, not ECR; "
+                               "the layer cache still goes to the ECR cache repository."))
+            return out
+    return out
