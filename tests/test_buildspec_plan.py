@@ -173,3 +173,7 @@ def test_flow_style_env_is_left_alone() -> None:
     _, part = plan_text(spec(env="env: {variables: {A: b}}\n"))
     assert part.edits == ()
     assert any(f.code == "buildspec-unsupported" and "`env`" in f.message for f in part.findings)
+
+
+def test_own_builder_is_reported() -> None:
+    assert "own-builder" in codes(spec(build="docker buildx build --builder fast -t x ."))

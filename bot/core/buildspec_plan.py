@@ -205,6 +205,10 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
                                     f"{where}: the existing `{o.name} {o.value}` was replaced by the ECR "
                                     "registry cache (a pulled image only seeds the cache when it was built "
                                     "with inline cache metadata)."))
+    for name in db.values("--builder"):
+        findings.append(Finding(p.path, "warning", "own-builder",
+                                f"{where}: the build selects its own builder `{name}`; it must use the "
+                                "docker-container driver, or the registry cache export fails."))
     if db.has("--no-cache"):
         findings.append(Finding(p.path, "warning", "no-cache",
                                 f"{where}: `--no-cache` is kept, so this build never imports the cache (it "
