@@ -87,7 +87,7 @@ def _cache_mount_findings(path: str, df: Dockerfile) -> list[Finding]:
             continue
         for cmd in run_commands(inst) or []:
             found = ecosystems.recognise(cmd)
-            if found is None:
+            if found is None or found.ecosystem not in ecosystems.TABLE:
                 continue
             eco = ecosystems.TABLE[found.ecosystem]
             hit = [t for t in targets
@@ -148,7 +148,12 @@ def plan_dockerfiles(
             if ignore_text is not None:
                 patterns = dockerignore.read_patterns(ignore_text)
                 verb = "Extended" if existing is not None else "Created"
-                notes = tuple(f"{verb} `{ignore_path}` with `{a.pattern}`: {a.why}." for a in added)
+                groups: dict[str, list[str]] = {}
+                for a in added:
+                    groups.setdefault(a.why, []).append(f"`{a.pattern}`")
+                listed = "; ".join(f"{', '.join(p)} ({why})" for why, p in groups.items())
+                notes = (f"{verb} `{ignore_path}` so the build context leaves out {listed}: a change there no "
+                         f"longer invalidates the layer cache.",)
                 edits.append(FileEdit(ignore_path, "modify" if existing is not None else "create", ignore_text,
                                       original=existing, reasons=notes))
         ignores[ctx] = dockerignore.Matcher(patterns)

@@ -171,6 +171,11 @@ def _short(inst: Instruction) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _and_list(items: list[str]) -> str:
+    quoted = [f"`{i}`" for i in items]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+
+
 def _refs(text: str) -> set[str]:
     return set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", text))
 
@@ -361,7 +366,8 @@ class _StagePlan:
                              f"for which this bot has no dependencies-only step.")]
         if first_install.ecosystem == "cargo":
             return [], [], [("info", "dockerfile-cargo-chef",
-                             f"{where}: Cargo compiles dependencies and the crate in one step, so moving lines "
+                             f"{where}: `{first_install.command.text}` compiles the dependencies and the crate "
+                             f"in one step, so moving lines "
                              f"cannot cache them; consider cargo-chef ({CARGO_CHEF}) to build the dependencies "
                              f"in their own layer.")]
         steps: list[_Step] = []
@@ -413,9 +419,9 @@ class _StagePlan:
             copied += step.files
         last = steps[-1].inst
         ops.append(("move_after", c.inst.index, last.index, ""))
-        names = ", ".join(f"`{f}`" for f in copied)
         tools = sorted({i.ecosystem for s in steps for i in s.installs})
-        reason = (f"Dockerfile {self.label}: copy {names} and run `{_short(steps[0].inst)}` before "
+        installs = _and_list([i.command.text for s in steps for i in s.installs])
+        reason = (f"Dockerfile {self.label}: copy {_and_list(copied)} first and run {installs} before "
                   f"`{_short(c.inst)}`, so a change to the application source no longer re-installs the "
                   f"{'/'.join(tools)} dependencies.")
         return ops, [reason], []
@@ -454,8 +460,8 @@ class _StagePlan:
         run_line = " ".join([keyword, *mounts, install.prefetch])
         ops: list[Op] = [("insert", c.inst.index, 0, line) for line in lines]
         ops.append(("insert", c.inst.index, 0, run_line))
-        names = ", ".join(f"`{f}`" for f in files)
-        reason = (f"Dockerfile {self.label}: copy {names} and run `{install.prefetch}` before `{_short(c.inst)}`, "
+        reason = (f"Dockerfile {self.label}: copy {_and_list(files)} first and run `{install.prefetch}` before "
+                  f"`{_short(c.inst)}`, "
                   f"so the {install.ecosystem} dependencies are downloaded in their own cached layer; "
                   f"`{install.command.text}` still runs after the source copy.")
         return ops, [reason], []

@@ -167,11 +167,12 @@ def candidates(dockerfiles: Iterable[Dockerfile]) -> list[Candidate]:
                 continue
             for cmd in run_commands(inst) or []:
                 found = ecosystems.recognise(cmd)
-                if found is None or found.ecosystem in seen:
+                if found is None or found.ecosystem in seen or found.ecosystem not in ecosystems.TABLE:
                     continue
                 seen.add(found.ecosystem)
                 for pattern in ecosystems.TABLE[found.ecosystem].ignore:
-                    out.append(Candidate(pattern, f"`{cmd.text}` recreates it inside the image"))
+                    out.append(Candidate(pattern, f"local {found.ecosystem} output; the image runs `{cmd.text}` "
+                                                  "itself"))
     unique: dict[str, Candidate] = {}
     for c in out:
         unique.setdefault(c.pattern, c)
@@ -215,7 +216,8 @@ def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: t
     sources, uses_git = needed_sources(dockerfiles)
     added: list[Candidate] = []
     for cand in candidates(dockerfiles):
-        if cand.pattern == ".git" and (not repo_root or uses_git or any(s == ".git" or s.startswith(".git/") for s in sources)):
+        names_git = any(s == ".git" or s.startswith(".git/") for s in sources)
+        if cand.pattern == ".git" and (not repo_root or uses_git or names_git):
             continue
         if before.excluded(_representative(cand.pattern)):
             continue
