@@ -56,8 +56,12 @@ def untouched_bytes_problem(edit: FileEdit) -> str | None:
     """Every original line survives in order, except the lines the planner is meant to rewrite."""
     if edit.original is None:
         return None
-    before = edit.original.splitlines(keepends=True)
-    after = edit.content.splitlines(keepends=True)
+    if "\r\n" in edit.original and edit.original.count("\n") == edit.original.count("\r\n"):
+        if edit.content.count("\n") != edit.content.count("\r\n"):
+            return "a CRLF file gained LF-only lines"
+    # Keys without line endings: appending after a last line that had no newline is not a change to it.
+    before = [line.rstrip("\r\n") for line in edit.original.splitlines(keepends=True)]
+    after = [line.rstrip("\r\n") for line in edit.content.splitlines(keepends=True)]
     is_dockerfile = bool(_DOCKERFILE_NAME.search(edit.path))
     if is_dockerfile:
         # A reorder moves whole lines: the multiset of original lines must be kept.
@@ -68,7 +72,7 @@ def untouched_bytes_problem(edit: FileEdit) -> str | None:
         if tag in ("replace", "delete"):
             for line in before[i1:i2]:
                 if not _REWRITABLE_LINE.search(line) and line.strip() not in ("", "env:", "variables:"):
-                    return f"line changed outside the intended edit: {line.rstrip()!r}"
+                    return f"line changed outside the intended edit: {line!r}"
     return None
 
 
