@@ -92,7 +92,7 @@ def measure() -> list[Row]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         gh, h = _fresh(mock)
         repo = gh.repos[REPO]
-        step("first PR via installation.created (1 repository)", "<= 8 + 1 listing",
+        step("first PR via installation.created (1 repository)", "<= 8 incl. token",
              lambda: h.deliver("installation", installation_payload(1, "octo")), h)
         gh.merge_pull(REPO, 1)
         ask = gh.add_comment(REPO, 9, "/ecr-cache", "maintainer")

@@ -156,7 +156,7 @@ def _push(payload: Mapping[str, Any], installation_id: int, delivery_id: str) ->
         return _ignored("push touches no buildspec, Dockerfile, manifest or repo config")
     after = payload.get("after")
     job = Job("sync", installation_id, full_name, delivery_id,
-              {"trigger": "push", "after": after if isinstance(after, str) else None})
+              {"trigger": "push", "after": after if isinstance(after, str) else None, "default_branch": default})
     return Routed((job,), "relevant push to the default branch")
 
 
@@ -168,7 +168,9 @@ def _comment(payload: Mapping[str, Any], installation_id: int, delivery_id: str)
     command = parse_command(body)
     if command is None:
         return _ignored("comment is not an /ecr-cache command")
-    repo = _str(_obj(payload, "repository"), "full_name", "repository")
+    repository = _obj(payload, "repository")
+    repo = _str(repository, "full_name", "repository")
+    default = repository.get("default_branch")
     issue = _obj(payload, "issue")
     user = _obj(comment, "user")
     if user.get("type") == "Bot":
@@ -179,6 +181,7 @@ def _comment(payload: Mapping[str, Any], installation_id: int, delivery_id: str)
         "comment_id": _int(comment, "id", "comment"),
         "issue_number": _int(issue, "number", "issue"),
         "user": _str(user, "login", "comment.user"),
+        "default_branch": default if isinstance(default, str) and default else None,
     }
     return Routed((Job("command", installation_id, repo, delivery_id, data),), f"command {command.name}")
 

@@ -10,6 +10,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from github import Auth, Github, GithubException
 
@@ -160,20 +161,24 @@ _ISSUE_PART = ("    issueOrPullRequest(number: $issue) { ... on Issue { " + _COM
                + " } ... on PullRequest { " + _COMMENTS + " } }\n")
 
 
-def state_query(with_issue: bool) -> str:
-    """The one GraphQL query that reads everything the lifecycle rules need."""
+def _blob_fields(shas: Sequence[str]) -> str:
+    if not all(_SHA.match(sha) for sha in shas):
+        raise ValueError("blob ids must be 40 lowercase hex digits")
+    return "".join(f'    b{i}: object(oid: "{sha}") {{ ... on Blob {{ text isBinary isTruncated }} }}\n'
+                   for i, sha in enumerate(shas))
+
+
+def state_query(with_issue: bool, blob_shas: Sequence[str] = ()) -> str:
+    """The one GraphQL query that reads everything the lifecycle rules need (and, cold, the first blobs)."""
     return _STATE_QUERY % {"vars": ", $issue: Int!" if with_issue else "", "config": CONFIG_PATH,
-                           "comments": _COMMENTS, "issue": _ISSUE_PART if with_issue else ""}
+                           "comments": _COMMENTS,
+                           "issue": (_ISSUE_PART if with_issue else "") + _blob_fields(blob_shas)}
 
 
 def blobs_query(shas: Sequence[str]) -> str:
     """One GraphQL query for the text of many blobs, by sha."""
-    if not all(_SHA.match(sha) for sha in shas):
-        raise ValueError("blob ids must be 40 lowercase hex digits")
-    fields = "\n".join(f'    b{i}: object(oid: "{sha}") {{ ... on Blob {{ text isBinary isTruncated }} }}'
-                       for i, sha in enumerate(shas))
     return ("query EcrCacheBlobs($owner: String!, $name: String!) {\n"
-            f"  repository(owner: $owner, name: $name) {{\n{fields}\n  }}\n}}")
+            f"  repository(owner: $owner, name: $name) {{\n{_blob_fields(shas)}  }}\n}}")
 
 
 def _split(full_name: str) -> tuple[str, str]:
@@ -219,6 +224,7 @@ class GitHubGateway:
         self.installation_id = installation_id
         self._trees: OrderedDict[str, dict[str, TreeFile]] = OrderedDict()
         self._blobs: OrderedDict[str, str | None] = OrderedDict()
+        self._seen: set[str] = set()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -270,16 +276,19 @@ class GitHubGateway:
                 return repos
             page += 1
 
-    def read_state(self, full_name: str, issue_number: int | None = None) -> RepoState:
-        """Default branch head, repo config, bot branch, bot pull requests (and an issue's bot comments)."""
+    def read_state(self, full_name: str, issue_number: int | None = None,
+                   prefetch: Sequence[TreeFile] = ()) -> RepoState:
+        """Default branch head, repo config, bot branch, bot PRs, an issue's bot comments, uncached blobs."""
         owner, name = _split(full_name)
         variables: dict[str, Any] = {"owner": owner, "name": name, "head": BOT_BRANCH, "qualified": BOT_REF}
-        query = state_query(bool(issue_number))
+        shas = self._missing_blobs(prefetch)[:_BLOB_BATCH]
+        query = state_query(bool(issue_number), shas)
         if issue_number:
             variables["issue"] = issue_number
         repo = _get(self._graphql(query, variables), "repository")
         if not isinstance(repo, Mapping):
             raise NotFound(404, f"repository {full_name} is not visible to the installation")
+        self._store_blobs(full_name, shas, repo)
         target = _get(repo, "defaultBranchRef", "target") or {}
         bot_target = _get(repo, "botRef", "target")
         bot_branch = None
@@ -313,6 +322,11 @@ class GitHubGateway:
             issue_comments=_comments(_get(issue, "comments")),
         )
 
+    def has_seen(self, full_name: str) -> bool:
+        """True when this process already read a tree of the repository (its objects are cached by sha)."""
+        with self._lock:
+            return full_name in self._seen
+
     def read_tree(self, full_name: str, tree_sha: str) -> dict[str, TreeFile]:
         """Every file of a tree: one recursive read, walking subtrees only when GitHub truncates it."""
         with self._lock:
@@ -320,27 +334,32 @@ class GitHubGateway:
             if cached is not None:
                 self._trees.move_to_end(tree_sha)
                 return cached
+        return self.read_tree_at(full_name, tree_sha)[1]
+
+    def read_tree_at(self, full_name: str, ref: str) -> tuple[str, dict[str, TreeFile]]:
+        """The tree of a branch (or tree sha) and its sha, read without knowing the commit first."""
         files: dict[str, TreeFile] = {}
-        budget = [_TREE_WALK_LIMIT]
-        self._walk(full_name, tree_sha, "", files, budget, recursive=True)
+        sha = self._walk(full_name, ref, "", files, [_TREE_WALK_LIMIT], recursive=True)
         with self._lock:
-            self._trees[tree_sha] = files
+            self._seen.add(full_name)
+            self._trees[sha] = files
             while len(self._trees) > self._cache_size:
                 self._trees.popitem(last=False)
-        return files
+        return sha, files
 
     def _walk(self, full_name: str, sha: str, prefix: str, files: dict[str, TreeFile], budget: list[int],
-              recursive: bool) -> None:
+              recursive: bool) -> str:
         if budget[0] <= 0:
             raise GitHubError(0, f"tree of {full_name} is too large to list")
         budget[0] -= 1
         params = {"recursive": "1"} if recursive else None
-        data = self._call("GET", f"/repos/{full_name}/git/trees/{sha}", params)
-        truncated = bool(_get(data, "truncated"))
-        if truncated and recursive:
+        data = self._call("GET", f"/repos/{full_name}/git/trees/{quote(sha, safe='/')}", params)
+        tree_sha = _get(data, "sha")
+        if not isinstance(tree_sha, str) or not _SHA.match(tree_sha):
+            raise GitHubError(0, f"tree listing of {full_name} has no sha")
+        if _get(data, "truncated") and recursive:
             # GitHub cut the recursive listing: list this level, then each subtree on its own.
-            self._walk(full_name, sha, prefix, files, budget, recursive=False)
-            return
+            return self._walk(full_name, tree_sha, prefix, files, budget, recursive=False)
         subtrees = []
         for entry in _get(data, "tree") or []:
             if not isinstance(entry, Mapping) or not isinstance(entry.get("path"), str):
@@ -353,29 +372,36 @@ class GitHubGateway:
                 subtrees.append((str(entry.get("sha")), path + "/"))
         for sub_sha, sub_prefix in subtrees:
             self._walk(full_name, sub_sha, sub_prefix, files, budget, recursive=True)
+        return tree_sha
+
+    def _missing_blobs(self, files: Sequence[TreeFile]) -> list[str]:
+        with self._lock:
+            return sorted({f.sha for f in files if f.mode != "120000" and f.size <= MAX_BLOB_BYTES
+                           and _SHA.match(f.sha) and f.sha not in self._blobs})
+
+    def _store_blobs(self, full_name: str, shas: Sequence[str], repo: Mapping[str, Any]) -> None:
+        for i, sha in enumerate(shas):
+            blob = repo.get(f"b{i}")
+            text: str | None = None
+            if isinstance(blob, Mapping) and not blob.get("isBinary"):
+                text = blob.get("text") if isinstance(blob.get("text"), str) else None
+                if blob.get("isTruncated"):
+                    text = self._rest_blob(full_name, sha)
+            with self._lock:
+                self._blobs[sha] = text
+                while len(self._blobs) > self._cache_size:
+                    self._blobs.popitem(last=False)
 
     def read_blobs(self, full_name: str, files: Sequence[TreeFile]) -> dict[str, str]:
         """Text of the given files, by blob sha, in one GraphQL query per 100 (binary or huge files left out)."""
-        wanted = [f for f in files if f.mode != "120000" and f.size <= MAX_BLOB_BYTES and _SHA.match(f.sha)]
-        with self._lock:
-            missing = sorted({f.sha for f in wanted if f.sha not in self._blobs})
+        missing = self._missing_blobs(files)
         owner, name = _split(full_name)
         for start in range(0, len(missing), _BLOB_BATCH):
             batch = missing[start:start + _BLOB_BATCH]
-            repo = _get(self._graphql(blobs_query(batch), {"owner": owner, "name": name}), "repository") or {}
-            for i, sha in enumerate(batch):
-                blob = repo.get(f"b{i}") if isinstance(repo, Mapping) else None
-                text: str | None = None
-                if isinstance(blob, Mapping) and not blob.get("isBinary"):
-                    text = blob.get("text") if isinstance(blob.get("text"), str) else None
-                    if blob.get("isTruncated"):
-                        text = self._rest_blob(full_name, sha)
-                with self._lock:
-                    self._blobs[sha] = text
-                    while len(self._blobs) > self._cache_size:
-                        self._blobs.popitem(last=False)
+            repo = _get(self._graphql(blobs_query(batch), {"owner": owner, "name": name}), "repository")
+            self._store_blobs(full_name, batch, repo if isinstance(repo, Mapping) else {})
         with self._lock:
-            out = {f.path: self._blobs.get(f.sha) for f in wanted}
+            out = {f.path: self._blobs.get(f.sha) for f in files if f.mode != "120000"}
         return {path: text for path, text in out.items() if text is not None}
 
     def _rest_blob(self, full_name: str, sha: str) -> str | None:

@@ -57,6 +57,22 @@ def read_plan(gw: GitHubGateway, state: RepoState, options: Options) -> tuple[Pl
     return planner.plan(snapshot, options), tree
 
 
+def read_state(gw: GitHubGateway, repo: str, issue_number: int | None = None,
+               default_branch: str | None = None) -> RepoState:
+    """State first when this process has the repository's trees cached by sha; otherwise read the tree of the
+    default branch first, so the state query also brings the blobs the planner will ask for (one call fewer)."""
+    if default_branch and not gw.has_seen(repo):
+        try:
+            _, tree = gw.read_tree_at(repo, default_branch)
+        except GitHubError as exc:
+            if exc.status not in (404, 409):  # 409: "Git Repository is empty"
+                raise
+        else:
+            guess = planner.paths_to_read(tuple(sorted(tree)), Options())
+            return gw.read_state(repo, issue_number, prefetch=[tree[p] for p in guess if p in tree])
+    return gw.read_state(repo, issue_number)
+
+
 def _commit_message(plan: Plan) -> str:
     return (f"{pr_body.PR_TITLE}\n\n{pr_body.summary(plan).replace('`', '')}\n\n"
             f"{COMMIT_TRAILER}\nEcr-Cache-Fingerprint: {plan.fingerprint}\n")
@@ -110,10 +126,11 @@ def _publish(gw: GitHubGateway, state: RepoState, plan: Plan, tree: dict[str, Tr
 
 
 def sync_repo(gw: GitHubGateway, repo: str, *, override_optout: bool = False, force: bool = False,
-              issue_number: int | None = None) -> tuple[Outcome, RepoState, Plan | None]:
+              issue_number: int | None = None,
+              default_branch: str | None = None) -> tuple[Outcome, RepoState, Plan | None]:
     """Read → plan → publish for one repository; a lost 422 race re-reads once and decides again."""
     for attempt in (1, 2):
-        state = gw.read_state(repo, issue_number)
+        state = read_state(gw, repo, issue_number, default_branch)
         skip = _skip_reason(state)
         if skip:
             return Outcome(repo, "skipped", detail=skip), state, None
@@ -141,7 +158,7 @@ def _install(gw: GitHubGateway, job: Job) -> list[Outcome]:
             outcomes.append(Outcome(ref.full_name, "skipped", detail="archived, fork or empty"))
             continue
         try:
-            outcomes.append(sync_repo(gw, ref.full_name)[0])
+            outcomes.append(sync_repo(gw, ref.full_name, default_branch=ref.default_branch)[0])
         except Exception as exc:  # one broken repository must not stop the rest of the installation
             log_event("repo_failed", repo=ref.full_name, error=f"{type(exc).__name__}: {exc}")
             outcomes.append(Outcome(ref.full_name, "error", detail=str(exc)))
@@ -212,7 +229,7 @@ def _command(gw: GitHubGateway, job: Job) -> list[Outcome]:
                           state.issue_comments)
         return [Outcome(repo, "help")]
     if command == "preview":
-        state = gw.read_state(repo, issue)
+        state = read_state(gw, repo, issue, _branch(job))
         skip = _skip_reason(state)
         if skip:
             reply, outcome = pr_body.render_comment("skipped", repo=repo, why=skip), Outcome(repo, "skipped")
@@ -230,13 +247,18 @@ def _command(gw: GitHubGateway, job: Job) -> list[Outcome]:
         gw.upsert_comment(repo, issue, key, reply, state.issue_comments)
         return [outcome]
     synced, state, maybe_plan = sync_repo(gw, repo, override_optout=True, force=command == "recreate",
-                                          issue_number=issue)
+                                          issue_number=issue, default_branch=_branch(job))
     gw.upsert_comment(repo, issue, key, _reply_for(synced, state, maybe_plan), state.issue_comments)
     return [synced]
 
 
 def _sync(gw: GitHubGateway, job: Job) -> list[Outcome]:
-    return [sync_repo(gw, job.repo)[0]]
+    return [sync_repo(gw, job.repo, default_branch=_branch(job))[0]]
+
+
+def _branch(job: Job) -> str | None:
+    value = job.data.get("default_branch")
+    return value if isinstance(value, str) and value else None
 
 
 _KINDS: dict[str, Callable[[GitHubGateway, Job], list[Outcome]]] = {

@@ -38,6 +38,7 @@ class Recorded:
     body: Any
     operation: str = ""
     status: int = 0
+    blobs: int = 0
 
     @property
     def is_write(self) -> bool:
@@ -538,22 +539,22 @@ class GitHubDouble:
         m = re.match(r"\s*query\s+(\w+)", query)
         record.operation = m.group(1) if m else "?"
         repo = self._repo(request, variables["owner"], variables["name"])
-        if record.operation == "EcrCacheState":
-            return {"data": {"repository": self._state(repo, query, variables)}}
-        if record.operation == "EcrCacheBlobs":
-            out: dict[str, Any] = {}
-            for alias, sha in re.findall(r'(\w+): object\(oid: "([0-9a-f]{40})"\)', query):
-                obj = self.objects.get(sha)
-                if obj is None or obj["type"] != "blob":
-                    out[alias] = None
-                    continue
-                data = bytes(obj["data"])
-                try:
-                    out[alias] = {"text": data.decode(), "isBinary": False, "isTruncated": False}
-                except UnicodeDecodeError:
-                    out[alias] = {"text": None, "isBinary": True, "isTruncated": False}
-            return {"data": {"repository": out}}
-        return {"errors": [{"message": f"unknown operation {record.operation}"}]}
+        if record.operation not in ("EcrCacheState", "EcrCacheBlobs"):
+            return {"errors": [{"message": f"unknown operation {record.operation}"}]}
+        out: dict[str, Any] = self._state(repo, query, variables) if record.operation == "EcrCacheState" else {}
+        # Blob aliases may ride along in either query.
+        for alias, sha in re.findall(r'(\w+): object\(oid: "([0-9a-f]{40})"\)', query):
+            obj = self.objects.get(sha)
+            if obj is None or obj["type"] != "blob":
+                out[alias] = None
+                continue
+            data = bytes(obj["data"])
+            try:
+                out[alias] = {"text": data.decode(), "isBinary": False, "isTruncated": False}
+            except UnicodeDecodeError:
+                out[alias] = {"text": None, "isBinary": True, "isTruncated": False}
+        record.blobs = len(re.findall(r'object\(oid: "', query))
+        return {"data": {"repository": out}}
 
     def _commit_node(self, sha: str) -> dict[str, Any]:
         data = self.objects[sha]["data"]

@@ -91,10 +91,13 @@ def test_install_push_command_merge_lifecycle(harness: AppHarness) -> None:
     assert [o.action for o in h.outcomes] == ["opened"]
     plan = assert_pr_matches_planner(h)
     assert {e.path for e in plan.edits} >= {"buildspec.yml", "Dockerfile"}
-    listing = [r for r in requests if r.path == "/installation/repositories"]
-    assert len(listing) == 1
-    first_pr = [r for r in requests if r.path != "/installation/repositories"]
-    assert len(first_pr) <= 8, [str(r) for r in first_pr]  # token, state, tree, blobs, tree, commit, ref, PR
+    assert [str(r) for r in requests] == [
+        "POST /app/installations/1/access_tokens", "GET /installation/repositories",
+        f"GET /repos/{REPO}/git/trees/main",  # cold process: tree first, so the state query brings the blobs
+        "POST /graphql EcrCacheState",
+        f"POST /repos/{REPO}/git/trees", f"POST /repos/{REPO}/git/commits", f"POST /repos/{REPO}/git/refs",
+        f"POST /repos/{REPO}/pulls"]
+    assert len(requests) <= 8
 
     # 2. GitHub redelivers the same installation event: a duplicate, nothing runs.
     status, requests = h.deliver("installation", installation_payload(1, "octo"), delivery="install-1")

@@ -86,7 +86,7 @@ def test_command_comment_routes_command_job(corpus: Path) -> None:
     (job,) = route("issue_comment", payload, "d-3").jobs
     assert job.kind == "command" and job.repo == "Codertocat/Hello-World"
     assert job.data == {"command": "preview", "unknown": None, "comment_id": 492700400, "issue_number": 1,
-                        "user": "Codertocat"}
+                        "user": "Codertocat", "default_branch": "master"}
 
 
 def test_edited_comment_and_bot_comment_are_ignored(corpus: Path) -> None:

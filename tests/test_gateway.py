@@ -107,6 +107,48 @@ def test_first_pr_is_one_signed_commit_and_one_pr(gh: GitHubDouble) -> None:
     assert blob_query.count("object(oid:") == 2
 
 
+def test_cold_process_reads_the_tree_first_and_the_blobs_with_the_state(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, FILES)
+    gh.reset_requests()
+    (outcome,) = jobs.run(Job("sync", 1, REPO, "d", {"default_branch": "main"}), factory(gh))
+    assert outcome.action == "opened"
+    assert seq(gh.requests) == [
+        "POST /app/installations/1/access_tokens",
+        f"GET /repos/{REPO}/git/trees/main",
+        "POST /graphql EcrCacheState",
+        f"POST /repos/{REPO}/git/trees", f"POST /repos/{REPO}/git/commits", f"POST /repos/{REPO}/git/refs",
+        f"POST /repos/{REPO}/pulls",
+    ]
+    assert gh.requests[2].blobs == 2  # buildspec.yml and Dockerfile rode along with the state query
+    assert gh.branch_files(REPO, "ecr-cache/setup")["buildspec.yml"] == SPEC + MARK
+
+
+def test_cold_read_falls_back_when_main_moves_between_tree_and_state(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, FILES)
+    real_get_tree = gh._get_tree
+
+    def push_after_listing(*args: Any) -> Any:
+        gh._get_tree = real_get_tree  # type: ignore[method-assign]
+        answer = real_get_tree(*args)
+        gh.commit_files(REPO, "main", {"buildspec.yml": SPEC + "# newer\n"})
+        return answer
+
+    gh._get_tree = push_after_listing  # type: ignore[method-assign]
+    gh.reset_requests()
+    (outcome,) = jobs.run(Job("sync", 1, REPO, "d", {"default_branch": "main"}), factory(gh))
+    assert outcome.action == "opened"
+    assert seq(gh.requests)[1:5] == [f"GET /repos/{REPO}/git/trees/main", "POST /graphql EcrCacheState",
+                                     f"GET /repos/{REPO}/git/trees/{tree_of(gh)}", "POST /graphql EcrCacheBlobs"]
+    assert gh.branch_files(REPO, "ecr-cache/setup")["buildspec.yml"] == SPEC + "# newer\n" + MARK
+
+
+def test_cold_read_of_an_empty_repository_is_skipped(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, {})
+    (outcome,) = jobs.run(Job("sync", 1, REPO, "d", {"default_branch": "main"}), factory(gh))
+    assert (outcome.action, outcome.detail) == ("skipped", "empty")
+    assert [r for r in gh.requests if r.is_write] == []
+
+
 def test_pr_already_up_to_date_makes_no_write(gh: GitHubDouble) -> None:
     gh.add_repo(REPO, FILES)
     f = factory(gh)
