@@ -163,6 +163,8 @@ class FakeGitHub:
         self.remaining = 5000
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
+        # A client that timed out leaves a broken pipe behind: expected here, not worth a traceback.
+        self.server.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
@@ -218,9 +220,9 @@ class FakeGitHub:
                 with fake.lock:
                     fake.remaining = max(0, fake.remaining - 1)
                     remaining = fake.remaining
-                self.send_header("X-RateLimit-Remaining", str(remaining))
-                self.send_header("X-RateLimit-Reset", str(int(time.time()) + 3600))
-                for key, value in (headers or {}).items():
+                merged = {"X-RateLimit-Remaining": str(remaining),
+                          "X-RateLimit-Reset": str(int(time.time()) + 3600), **(headers or {})}
+                for key, value in merged.items():
                     self.send_header(key, value)
                 self.end_headers()
                 self.wfile.write(raw)
