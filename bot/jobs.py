@@ -73,6 +73,16 @@ def read_state(gw: GitHubGateway, repo: str, issue_number: int | None = None,
     return gw.read_state(repo, issue_number)
 
 
+def _config_block(repo: str, options: Options, findings: tuple[Finding, ...]) -> Outcome | None:
+    """`enabled: false`, or a repo config with errors: plan nothing rather than guess what was meant."""
+    if not options.enabled:
+        return Outcome(repo, "disabled")
+    errors = [f for f in findings if f.level == "error"]
+    if errors:
+        return Outcome(repo, "config_error", detail="; ".join(f.message for f in errors))
+    return None
+
+
 def _commit_message(plan: Plan) -> str:
     return (f"{pr_body.PR_TITLE}\n\n{pr_body.summary(plan).replace('`', '')}\n\n"
             f"{COMMIT_TRAILER}\nEcr-Cache-Fingerprint: {plan.fingerprint}\n")
@@ -135,6 +145,9 @@ def sync_repo(gw: GitHubGateway, repo: str, *, override_optout: bool = False, fo
         if skip:
             return Outcome(repo, "skipped", detail=skip), state, None
         options, config_findings = _options(state.config_text)
+        blocked = _config_block(repo, options, config_findings)
+        if blocked is not None:
+            return blocked, state, Plan(findings=config_findings)
         latest = state.latest_pr
         if (not override_optout and state.open_pr is None and latest is not None
                 and latest.state == "CLOSED" and not latest.merged):
@@ -205,6 +218,10 @@ def _reply_for(outcome: Outcome, state: RepoState, plan: Plan | None) -> str:
         return pr_body.render_comment("nothing", repo=repo, findings=list(plan.findings))
     if outcome.action == "human_edits":
         return pr_body.render_comment("human_edits_reply", pr_url=outcome.pr_url)
+    if outcome.action == "disabled":
+        return pr_body.render_comment("disabled", repo=repo)
+    if outcome.action == "config_error" and plan is not None:
+        return pr_body.render_comment("nothing", repo=repo, findings=list(plan.findings))
     if outcome.action == "skipped":
         return pr_body.render_comment("skipped", repo=repo, why=outcome.detail)
     return pr_body.render_comment("nothing", repo=repo, findings=findings)
@@ -235,9 +252,12 @@ def _command(gw: GitHubGateway, job: Job) -> list[Outcome]:
             reply, outcome = pr_body.render_comment("skipped", repo=repo, why=skip), Outcome(repo, "skipped")
         else:
             options, config_findings = _options(state.config_text)
-            plan, _ = read_plan(gw, state, options)
-            findings = list(config_findings + plan.findings)
-            if plan.is_empty:
+            blocked = _config_block(repo, options, config_findings)
+            plan = Plan(findings=config_findings) if blocked else read_plan(gw, state, options)[0]
+            findings = list(config_findings + (plan.findings if not blocked else ()))
+            if blocked is not None:
+                reply = _reply_for(blocked, state, plan)
+            elif plan.is_empty:
                 reply = _reply_for(Outcome(repo, "already"), state, dataclasses.replace(
                     plan, findings=tuple(findings)))
             else:

@@ -1,0 +1,137 @@
+"""Job-level rules: which failures the queue may retry, config gates, per-repository isolation, replies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import responses
+from github_double import GitHubDouble, private_key_pem
+
+from bot import jobs
+from bot.config import Settings
+from bot.core import planner
+from bot.core.model import FileEdit, Finding, Options, Plan, RepoSnapshot
+from bot.github_gateway import GatewayFactory, GitHubError
+from bot.job import Job
+
+REPO = "octo/app"
+FILES = {"buildspec.yml": "version: 0.2\n", "Dockerfile": "FROM alpine\n"}
+
+
+def fake_plan(snapshot: RepoSnapshot, options: Options) -> Plan:
+    spec = snapshot.text("buildspec.yml")
+    if spec is None:
+        return Plan(findings=(Finding(".", "warning", "no-buildspec", "no CodeBuild buildspec runs docker build"),))
+    if spec.endswith("# cached\n"):
+        return Plan(buildspecs=("buildspec.yml",))
+    return Plan(edits=(FileEdit("buildspec.yml", "modify", spec + "# cached\n", spec, ("cache",)),),
+                buildspecs=("buildspec.yml",))
+
+
+@pytest.fixture(autouse=True)
+def _planner(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(planner, "plan", fake_plan)
+    monkeypatch.setattr(planner, "paths_to_read", lambda paths, options: tuple(paths))
+
+
+@pytest.fixture
+def gh() -> Iterator[GitHubDouble]:
+    double = GitHubDouble()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        double.activate(mock)
+        yield double
+
+
+def factory(double: GitHubDouble) -> GatewayFactory:
+    settings = Settings(webhook_secret="s", app_id="7", private_key=private_key_pem(), github_api_url=double.base_url)
+    return GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)
+
+
+def command(gh: GitHubDouble, body: str, user: str = "dev") -> list[jobs.Outcome]:
+    comment = gh.add_comment(REPO, 5, body, user)
+    words = body.split()
+    data: dict[str, Any] = {"command": words[1] if len(words) > 1 else "open", "unknown": None,
+                            "comment_id": comment.id, "issue_number": 5, "user": user}
+    return jobs.run(Job("command", 1, REPO, f"c{comment.id}", data), factory(gh))
+
+
+def test_server_errors_are_raised_so_the_queue_retries(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, FILES)
+    gh.fail_next.append(("POST", "/graphql", 502, {"message": "Bad Gateway"}))
+    with pytest.raises(GitHubError) as info:
+        jobs.run(Job("sync", 1, REPO, "d"), factory(gh))
+    assert info.value.status == 502
+
+
+def test_client_errors_are_final_and_logged(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, FILES)
+    (outcome,) = jobs.run(Job("sync", 1, "octo/gone", "d"), factory(gh))
+    assert outcome.action == "error"
+
+
+def test_one_failing_repository_does_not_stop_the_installation(gh: GitHubDouble) -> None:
+    gh.add_repo("octo/a", FILES)
+    gh.add_repo("octo/b", FILES)
+    gh.fail_next.append(("GET", "/repos/octo/a/git/trees/main", 500, {"message": "boom"}))
+    outcomes = jobs.run(Job("install", 1, "octo", "d"), factory(gh))
+    assert {(o.repo, o.action) for o in outcomes} == {("octo/a", "error"), ("octo/b", "opened")}
+    assert gh.pulls_for("octo/a") == [] and len(gh.pulls_for("octo/b")) == 1
+
+
+def test_disabled_by_repo_config_reads_no_tree_and_writes_nothing(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, {**FILES, ".github/ecr-cache.yml": "enabled: false\n"})
+    gh.reset_requests()
+    (outcome,) = jobs.run(Job("sync", 1, REPO, "d"), factory(gh))
+    assert outcome.action == "disabled"
+    assert [str(r) for r in gh.requests] == ["POST /app/installations/1/access_tokens",
+                                             "POST /graphql EcrCacheState"]
+
+
+def test_invalid_repo_config_is_reported_not_guessed(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, {**FILES, ".github/ecr-cache.yml": "region: [1]\n"}, permissions={"dev": "write"})
+    (outcome,) = jobs.run(Job("sync", 1, REPO, "d"), factory(gh))
+    assert outcome.action == "config_error" and "region" in outcome.detail
+    assert gh.pulls_for(REPO) == []
+    (outcome,) = command(gh, "/ecr-cache")
+    assert outcome.action == "config_error"
+    (reply,) = gh.bot_comments(REPO, 5)
+    assert "No change could be made" in reply.body and "config-invalid" in reply.body and "region" in reply.body
+
+
+def test_command_reply_names_the_findings_that_prevented_a_change(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, {"Dockerfile": "FROM alpine\n"}, permissions={"dev": "admin"})
+    (outcome,) = command(gh, "/ecr-cache")
+    assert outcome.action == "already"
+    (reply,) = gh.bot_comments(REPO, 5)
+    assert "no CodeBuild buildspec runs docker build" in reply.body and "no-buildspec" in reply.body
+
+
+def test_command_reply_when_a_human_owns_the_branch(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, FILES, permissions={"dev": "write"})
+    jobs.run(Job("sync", 1, REPO, "d"), factory(gh))
+    gh.commit_files(REPO, "ecr-cache/setup", {"x": "1"})
+    gh.commit_files(REPO, "main", {"buildspec.yml": "version: 0.2\n# v2\n"})
+    (outcome,) = command(gh, "/ecr-cache")
+    assert outcome.action == "human_edits"
+    (reply,) = gh.bot_comments(REPO, 5)
+    assert "/ecr-cache recreate" in reply.body and "/pull/1" in reply.body
+
+
+def test_archived_and_fork_repositories_are_skipped_on_command(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, FILES, fork=True, permissions={"dev": "write"})
+    (outcome,) = command(gh, "/ecr-cache")
+    assert (outcome.action, outcome.detail) == ("skipped", "a fork")
+    assert "a fork" in gh.bot_comments(REPO, 5)[0].body
+
+
+def test_command_replies_are_upserted_per_command_comment(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, FILES, permissions={"dev": "write"})
+    comment = gh.add_comment(REPO, 5, "/ecr-cache", "dev")
+    data = {"command": "open", "unknown": None, "comment_id": comment.id, "issue_number": 5, "user": "dev"}
+    f = factory(gh)
+    jobs.run(Job("command", 1, REPO, "a", data), f)
+    jobs.run(Job("command", 1, REPO, "a-retry", data), f)  # the same command run twice (a queue retry)
+    assert len(gh.bot_comments(REPO, 5)) == 1
+    assert len(gh.pulls_for(REPO)) == 1
