@@ -10,7 +10,7 @@ from bot.core import cachetable, dockerignore, ecosystems
 from bot.core.discover import Discovery
 from bot.core.dockerfile_args import move_args
 from bot.core.dockerfile_parse import Dockerfile, DockerfileParseError, parse
-from bot.core.dockerfile_reorder import BuildContext, reorder
+from bot.core.dockerfile_reorder import BuildContext, Outcome, reorder
 from bot.core.dockerfile_shell import run_commands
 from bot.core.dockerfile_verify import verify_dockerfile_edit
 from bot.core.model import BuildLink, CacheTable, FileEdit, Finding, Options, PartialPlan, RepoSnapshot
@@ -19,6 +19,7 @@ __all__ = ["plan_dockerfiles", "verify_dockerfile_edit", "counts"]
 
 REORDER_PREFIX = "Dockerfile stage"
 ARG_PREFIX = "Dockerfile: moved `ARG"
+_MAX_ROUNDS = 6
 CACHE_MOUNT_DOC = "https://docs.docker.com/build/cache/backends/#cache-mounts"
 
 
@@ -188,7 +189,7 @@ def _reorder_all(df: Dockerfile, target: _Target, snapshot: RepoSnapshot, paths:
     for ctx in target.contexts:
         matcher = ignores.get(ctx, dockerignore.Matcher([]))
         build_ctx = BuildContext(ctx, paths, snapshot.files, matcher.excluded)
-        results.append(reorder(df, build_ctx))
+        results.append(_reorder_fixpoint(df, build_ctx))
     first = results[0]
     findings = list(first.findings)
     if any(r.text != first.text for r in results[1:]):
@@ -204,6 +205,21 @@ def _reorder_all(df: Dockerfile, target: _Target, snapshot: RepoSnapshot, paths:
         text = moved
         reasons += arg_reasons
     return text, reasons, findings
+
+
+def _reorder_fixpoint(df: Dockerfile, ctx: BuildContext) -> Outcome:
+    """Reorder until nothing changes (one move per stage per round), so the result is idempotent."""
+    total = Outcome()
+    current = df
+    for _ in range(_MAX_ROUNDS):
+        outcome = reorder(current, ctx)
+        total.findings = outcome.findings
+        if outcome.text is None:
+            break
+        total.text = outcome.text
+        total.reasons += outcome.reasons
+        current = parse(outcome.text)
+    return total
 
 
 def counts(edits: tuple[FileEdit, ...], tables: tuple[CacheTable, ...]) -> dict[str, int]:

@@ -171,6 +171,17 @@ def _short(inst: Instruction) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _cache_mounted(inst: Instruction, eco: ecosystems.Ecosystem) -> bool:
+    """True when a RUN cache-mounts the folder the ecosystem keeps its downloaded dependencies in."""
+    for flag in inst.flags:
+        if flag.startswith("--mount") and "type=cache" in flag:
+            m = re.search(r"(?:target|dst|destination)=([^,\s]+)", flag)
+            target = m.group(1).strip("\"'").rstrip("/") if m else ""
+            if any(target.endswith(c) or f"/{c}/" in target + "/" for c in eco.cache_targets):
+                return True
+    return False
+
+
 def _and_list(items: list[str]) -> str:
     quoted = [f"`{i}`" for i in items]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
@@ -352,8 +363,15 @@ class _StagePlan:
         first_inst, first_install = first
         if self._already_first(before, first_install.ecosystem):
             return None
-        if self.project_of(c, first_inst) is None and self.copy_dest_dir(c) is not None:
-            return None
+        if self.project_of(c, first_inst) is None:
+            dest, cwd = self.copy_dest_dir(c), self.cwds[first_inst.index]
+            if dest is not None and cwd is not None and dest[0] == cwd[0]:
+                return self._plan_partial(c, first_inst, first_install, after, before)
+            return [], [], [("warning", "dockerfile-not-reordered",
+                             f"{self.label}: `{_short(c.inst)}` (line {c.inst.lineno}) stays before "
+                             f"`{_short(first_inst)}` (line {first_inst.lineno}): the working directory comes "
+                             f"from the base image or a variable, so it is unknown whether the install reads "
+                             f"the copied files.")]
         where = f"{self.label}: `{_short(c.inst)}` (line {c.inst.lineno}) stays before `{_short(first_inst)}` " \
                 f"(line {first_inst.lineno})"
         bad_flags = [f for f in c.flags if f[2:].split("=", 1)[0].lower() not in _COPY_FLAGS_KEPT]
@@ -405,6 +423,97 @@ class _StagePlan:
         reason = pre or blocker or "no rule applies"
         return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {reason}.")]
 
+    def placed(self, before: list[Instruction], folder: tuple[str, str]) -> dict[str, str]:
+        """Files earlier COPYs put directly in ``folder``: base name → context-relative source."""
+        out: dict[str, str] = {}
+        paths = self.ctx.rel_paths()
+        for inst in before:
+            if inst.keyword not in ("COPY", "ADD") or inst.flag("from") is not None:
+                continue
+            parts = copy_parts(inst)
+            if not parts:
+                continue
+            sources, dest = parts
+            target = _join(self.cwds[inst.index], dest)
+            if target is None:
+                continue
+            for src in sources:
+                src = posixpath.normpath(src.lstrip("/") or ".")
+                matches = [src]
+                if any(ch in src for ch in "*?["):
+                    rx = re.compile("^" + re.escape(src).replace(r"\*", "[^/]*").replace(r"\?", "[^/]") + "$")
+                    matches = [p for p in paths if rx.match(p)]
+                for m in matches:
+                    if not self.ctx.exists(m):
+                        continue
+                    into_dir = dest.endswith("/") or len(sources) > 1 or len(matches) > 1 or dest in (".", "./")
+                    where = target if into_dir else (target[0], posixpath.dirname(target[1]))
+                    name = posixpath.basename(m) if into_dir else posixpath.basename(target[1])
+                    if where == folder:
+                        out[name] = m
+        return out
+
+    def _plan_partial(self, c: CopyAll, inst: Instruction, install: ecosystems.Install,
+                      after: list[Instruction], before: list[Instruction]) -> StagePlan | None:
+        """A copy of part of the sources (`COPY src ./src`) before an install that runs outside it."""
+        eco = ecosystems.TABLE.get(install.ecosystem)
+        cwd = self.cwds[inst.index]
+        if eco is None or cwd is None or install.ecosystem in ("cargo", "dotnet", "gradle"):
+            return None
+        placed = self.placed(before, cwd)
+        where = f"{self.label}: `{_short(c.inst)}` (line {c.inst.lineno}) stays before `{_short(inst)}` " \
+                f"(line {inst.lineno})"
+        unknown = [("warning", "dockerfile-not-reordered",
+                    f"{where}: the files `{install.command.text}` reads are not copied into its folder by an "
+                    f"earlier COPY, so it is unknown whether it reads the copied sources.")]
+        if install.ecosystem == "pip":
+            names = [posixpath.normpath(f) for f in install.files]
+            if not names or any("/" in n or n not in placed for n in names):
+                return [], [], unknown
+            closure, why = ecosystems.requirement_closure(tuple(placed[n] for n in names), ".", self.ctx.read)
+            if why is None and any(posixpath.basename(f) not in placed for f in closure):
+                why = "a requirements file it includes is not copied before it"
+            project = "."
+        else:
+            first = eco.manifests[0] if eco.manifests else ""
+            if first not in placed:
+                return ([], [], unknown) if install.deps_only else None
+            project = posixpath.dirname(placed[first]) or "."
+            why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read)
+        if why:
+            return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {why}.")]
+        between = after[: after.index(inst)]
+        if not install.deps_only:
+            if not install.prefetch or _cache_mounted(inst, eco):
+                return None
+            for other in between:
+                if other.keyword in ("WORKDIR", "ENV", "ARG", "USER", "SHELL"):
+                    return [], [], [("warning", "dockerfile-not-reordered", f"{where}: `{_short(other)}` between "
+                                     "them would change how the dependencies are downloaded.")]
+            keyword = "run" if c.inst.line_text.split()[0].islower() else "RUN"
+            mounts = [f for f in inst.flags if f.startswith("--mount") and re.search(r"type=(cache|secret|ssh)", f)]
+            line = " ".join([keyword, *mounts, install.prefetch])
+            reason = (f"Dockerfile {self.label}: run `{install.prefetch}` after the manifests are copied and "
+                      f"before `{_short(c.inst)}`, so the {install.ecosystem} dependencies are downloaded in "
+                      f"their own cached layer; `{install.command.text}` still runs after the source copy.")
+            return [("insert", c.inst.index, 0, line)], [reason], []
+        root = self.copy_dest_dir(c)
+        root_text = root[1] if root and root[0] == "" else None
+        seen_user = any(i.keyword == "USER" for i in before)
+        for other in between + [inst]:
+            if other.keyword == "RUN":
+                kind, _, blocked = _classify_run(other, root_text)
+                if kind == "dep":
+                    return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {blocked}.")]
+                continue
+            blocked2 = self.free(c, other, seen_user)
+            if blocked2:
+                return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {blocked2}.")]
+        reason = (f"Dockerfile {self.label}: moved `{_short(c.inst)}` below `{install.command.text}`, which reads "
+                  f"only the manifests copied before it, so a change to the application source no longer "
+                  f"re-installs the {install.ecosystem} dependencies.")
+        return [("move_after", c.inst.index, inst.index, "")], [reason], []
+
     def _hoist(self, c: CopyAll, steps: list[_Step], after: list[Instruction]
                ) -> StagePlan:
         ops: list[Op] = []
@@ -431,6 +540,9 @@ class _StagePlan:
         """Insert a dependencies-only install before the copy, for tools that have one."""
         if install.deps_only or not install.prefetch:
             return None
+        eco = ecosystems.TABLE[install.ecosystem]
+        if _cache_mounted(inst, eco):
+            return f"`{_short(inst)}` keeps the dependencies in a cache mount, which a layer cannot pre-fill"
         for between in after:
             if between is inst:
                 break

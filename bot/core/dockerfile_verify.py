@@ -153,7 +153,7 @@ def _check_installs_fed(orig: Dockerfile, o_insts: tuple[Instruction, ...], n_in
     """Every install now before the whole-source copy has a manifest COPY before it."""
     added_pos = {n_insts.index(a): a for a in added}
     names = _requirement_names(n_insts)
-    copy_positions = sorted(p for p, a in added_pos.items() if _added_kind(a, names) == "copy")
+    copy_positions = sorted(p for p, a in enumerate(n_insts) if _added_kind(a, names) == "copy")
     for c in o_insts:
         if not _whole_copy(c):
             continue
