@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from github import Auth, Github, GithubException
+from urllib3.util.retry import Retry
 
 from bot.config import Settings
 from bot.events import BOT_BRANCH, CONFIG_PATH
@@ -31,10 +32,13 @@ _TREE_WALK_LIMIT = 300
 class GitHubError(Exception):
     """A GitHub API call failed; ``status`` is the HTTP status (0 for a malformed answer)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: Mapping[str, Any] | None = None,
+                 data: Any = None) -> None:
         super().__init__(f"GitHub API {status}: {message}")
         self.status = status
         self.message = message
+        self.headers = dict(headers or {})  # rate-limit headers, for the queue's retry decision
+        self.data = data if data is not None else {"message": message}
 
 
 class LostRace(GitHubError):
@@ -237,10 +241,10 @@ class GitHubGateway:
         except GithubException as exc:
             message = _message(exc)
             if exc.status == 422 and "already exists" in message.lower():
-                raise LostRace(422, message) from exc
+                raise LostRace(422, message, exc.headers, exc.data) from exc
             if exc.status == 404:
-                raise NotFound(404, message) from exc
-            raise GitHubError(exc.status, message) from exc
+                raise NotFound(404, message, exc.headers, exc.data) from exc
+            raise GitHubError(exc.status, message, exc.headers, exc.data) from exc
         return data
 
     def _graphql(self, query: str, variables: dict[str, Any]) -> Mapping[str, Any]:
@@ -512,16 +516,24 @@ def comment_marker(key: str) -> str:
     return f"<!-- ecr-cache-bot:comment={key} -->"
 
 
+def _transient_retry() -> Retry:
+    """Retry only reads on a gateway error, briefly; rate limits go back to the queue, which waits without
+    holding a worker (PyGithub's default retry would sleep through `Retry-After` inside the request)."""
+    return Retry(total=2, connect=2, read=0, backoff_factor=0.5, status_forcelist=(502, 503, 504),
+                 allowed_methods=frozenset({"GET"}), respect_retry_after_header=False, raise_on_status=False)
+
+
 class GatewayFactory:
     """Hands out one gateway (one PyGithub client, one cached installation token) per installation."""
 
     def __init__(self, settings: Settings, *, seconds_between_requests: float | None = 0.25,
-                 seconds_between_writes: float | None = 1.0, retry: Any = None) -> None:
+                 seconds_between_writes: float | None = 1.0, retry: Any = "default") -> None:
         missing = settings.missing_for_github()
         if missing:
             raise ValueError("cannot talk to GitHub, missing: " + ", ".join(missing))
         assert settings.app_id is not None and settings.private_key is not None
-        self._app_auth = Auth.AppAuth(int(settings.app_id), settings.private_key)
+        app_id: int | str = int(settings.app_id) if settings.app_id.isdigit() else settings.app_id
+        self._app_auth = Auth.AppAuth(app_id, settings.private_key)
         self._base_url = settings.github_api_url
         self._pacing = (seconds_between_requests, seconds_between_writes)
         self._retry = retry
@@ -533,12 +545,10 @@ class GatewayFactory:
         with self._lock:
             gateway = self._gateways.get(installation_id)
             if gateway is None:
-                kwargs: dict[str, Any] = {}
-                if self._retry is not None:
-                    kwargs["retry"] = self._retry
+                retry = _transient_retry() if self._retry == "default" else self._retry
                 client = Github(auth=self._app_auth.get_installation_auth(installation_id),
                                 base_url=self._base_url, seconds_between_requests=self._pacing[0],
-                                seconds_between_writes=self._pacing[1], **kwargs)
+                                seconds_between_writes=self._pacing[1], retry=retry)
                 gateway = GitHubGateway(client, installation_id)
                 self._gateways[installation_id] = gateway
             return gateway

@@ -172,10 +172,21 @@ def _install(gw: GitHubGateway, job: Job) -> list[Outcome]:
             continue
         try:
             outcomes.append(sync_repo(gw, ref.full_name, default_branch=ref.default_branch)[0])
+        except GitHubError as exc:
+            if exc.status in (403, 429) and _rate_limited(exc):
+                raise  # the whole (idempotent) installation job waits and runs again
+            log_event("repo_failed", level="warning", repo=ref.full_name, error=str(exc))
+            outcomes.append(Outcome(ref.full_name, "error", detail=str(exc)))
         except Exception as exc:  # one broken repository must not stop the rest of the installation
-            log_event("repo_failed", repo=ref.full_name, error=f"{type(exc).__name__}: {exc}")
+            log_event("repo_failed", level="warning", repo=ref.full_name, error=f"{type(exc).__name__}: {exc}")
             outcomes.append(Outcome(ref.full_name, "error", detail=str(exc)))
     return outcomes
+
+
+def _rate_limited(exc: GitHubError) -> bool:
+    headers = {k.lower(): v for k, v in exc.headers.items()}
+    return ("retry-after" in headers or headers.get("x-ratelimit-remaining") == "0"
+            or "rate limit" in exc.message.lower())
 
 
 def _pr_closed(gw: GitHubGateway, job: Job) -> list[Outcome]:
@@ -326,17 +337,16 @@ class DryRunGateway:
 
 
 def run(job: Job, gateway_factory: GatewayFactory, *, dry_run: bool = False) -> list[Outcome]:
-    """Run one job; 4xx answers are final (logged, not raised, so the queue does not retry them)."""
+    """Run one job. GitHub errors propagate with their status and headers: the queue retries rate limits,
+    5xx and known 422 races, and fails every other 4xx once (`bot/retry.py`)."""
     gw: Any = gateway_factory(job.installation_id)
     if dry_run:
         gw = DryRunGateway(gw)
     try:
         outcomes = _KINDS[job.kind](gw, job)
     except GitHubError as exc:
-        if 400 <= exc.status < 500:
-            log_event("job_failed", kind=job.kind, repo=job.repo, delivery=job.delivery_id, status=exc.status,
-                      error=exc.message)
-            return [Outcome(job.repo, "error", detail=str(exc))]
+        log_event("job_failed", level="warning", kind=job.kind, repo=job.repo, delivery=job.delivery_id,
+                  status=exc.status, error=exc.message)
         raise
     for outcome in outcomes:
         log_event("job_done", kind=job.kind, repo=outcome.repo, delivery=job.delivery_id, action=outcome.action,

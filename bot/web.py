@@ -43,12 +43,13 @@ class _LazyFactory:
         return self._factory(installation_id)
 
 
-def make_runner(settings: Settings) -> Callable[[Job], None]:
+def make_runner(settings: Settings) -> Callable[[Job], object]:
     """The queue's runner: `jobs.run` with one gateway per installation for the life of the process."""
     factory = _LazyFactory(settings)
 
-    def runner(job: Job) -> None:
-        jobs.run(job, factory, dry_run=settings.dry_run)
+    def runner(job: Job) -> dict[str, str]:
+        outcomes = jobs.run(job, factory, dry_run=settings.dry_run)
+        return {"outcome": ",".join(sorted({o.action for o in outcomes})) or "none"}
 
     return runner
 

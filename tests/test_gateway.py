@@ -13,8 +13,9 @@ from bot import jobs, pr_body
 from bot.config import Settings
 from bot.core import planner
 from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
-from bot.github_gateway import GatewayFactory, blobs_query, state_query
+from bot.github_gateway import GatewayFactory, GitHubError, blobs_query, state_query
 from bot.job import Job
+from bot.retry import classify_exception
 
 REPO = "octo/app"
 SPEC = "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t app .\n"
@@ -345,8 +346,9 @@ def test_lost_race_on_pr_creation_rereads_and_keeps_one_pr(gh: GitHubDouble) -> 
 def test_other_4xx_is_not_retried(gh: GitHubDouble) -> None:
     gh.add_repo(REPO, FILES)
     gh.fail_next.append(("POST", f"/repos/{REPO}/git/commits", 403, {"message": "Resource not accessible"}))
-    (outcome,) = sync(gh, factory(gh))
-    assert outcome.action == "error" and "403" in outcome.detail
+    with pytest.raises(GitHubError) as info:
+        sync(gh, factory(gh))
+    assert info.value.status == 403 and classify_exception(info.value).action == "fail"
     assert seq(gh.requests)[-1] == f"POST /repos/{REPO}/git/commits"
     assert sum(1 for r in gh.requests if r.path.endswith("/git/commits")) == 1
     assert gh.pulls_for(REPO) == []
@@ -477,3 +479,18 @@ def test_graphql_queries_validate_against_githubs_schema(corpus: Any, query: str
 def test_blob_query_refuses_non_sha_ids() -> None:
     with pytest.raises(ValueError):
         blobs_query(['") { x } #'])
+
+
+def test_production_retry_repeats_a_read_after_a_gateway_error_but_never_a_write(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, FILES)
+    settings = Settings(webhook_secret="s", app_id="99", private_key=private_key_pem(),
+                        github_api_url=gh.base_url)
+    f = GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0)  # default retry
+    gh.fail_next.append(("GET", f"/repos/{REPO}/git/trees/main", 503, {"message": "unavailable"}))
+    gh.fail_next.append(("POST", f"/repos/{REPO}/git/refs", 502, {"message": "bad gateway"}))
+    with pytest.raises(GitHubError) as info:
+        jobs.run(Job("sync", 1, REPO, "d", {"default_branch": "main"}), f)
+    assert info.value.status == 502 and classify_exception(info.value).action == "retry"
+    statuses = [(str(r), r.status) for r in gh.requests if "/git/trees/main" in r.path or "/git/refs" in r.path]
+    assert statuses == [(f"GET /repos/{REPO}/git/trees/main", 503), (f"GET /repos/{REPO}/git/trees/main", 200),
+                        (f"POST /repos/{REPO}/git/refs", 502)]

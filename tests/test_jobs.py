@@ -15,6 +15,7 @@ from bot.core import planner
 from bot.core.model import FileEdit, Finding, Options, Plan, RepoSnapshot
 from bot.github_gateway import GatewayFactory, GitHubError
 from bot.job import Job
+from bot.retry import classify_exception
 
 REPO = "octo/app"
 FILES = {"buildspec.yml": "version: 0.2\n", "Dockerfile": "FROM alpine\n"}
@@ -63,12 +64,34 @@ def test_server_errors_are_raised_so_the_queue_retries(gh: GitHubDouble) -> None
     with pytest.raises(GitHubError) as info:
         jobs.run(Job("sync", 1, REPO, "d"), factory(gh))
     assert info.value.status == 502
+    assert classify_exception(info.value).action == "retry"
 
 
-def test_client_errors_are_final_and_logged(gh: GitHubDouble) -> None:
+def test_client_errors_fail_once(gh: GitHubDouble) -> None:
     gh.add_repo(REPO, FILES)
-    (outcome,) = jobs.run(Job("sync", 1, "octo/gone", "d"), factory(gh))
-    assert outcome.action == "error"
+    with pytest.raises(GitHubError) as info:
+        jobs.run(Job("sync", 1, "octo/gone", "d"), factory(gh))
+    assert info.value.status == 404
+    assert classify_exception(info.value).action == "fail"
+
+
+def test_rate_limit_carries_retry_after_to_the_queue(gh: GitHubDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    gh.add_repo(REPO, FILES)
+    real = gh._callback
+
+    def limited(request: Any) -> Any:
+        if request.url.endswith("/git/commits"):
+            return 403, {"Retry-After": "37", "Content-Type": "application/json"}, (
+                '{"message": "You have exceeded a secondary rate limit"}')
+        return real(request)
+
+    monkeypatch.setattr(gh, "_callback", limited)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        gh.activate(mock)
+        with pytest.raises(GitHubError) as info:
+            jobs.run(Job("sync", 1, REPO, "d"), factory(gh))
+    decision = classify_exception(info.value)
+    assert (decision.action, decision.delay) == ("retry", 37.0)
 
 
 def test_one_failing_repository_does_not_stop_the_installation(gh: GitHubDouble) -> None:
