@@ -24,6 +24,13 @@ def _reply(code: int, **fields: Any) -> tuple[Response, int]:
     return jsonify(fields), code
 
 
+def _count(outcome: str) -> None:
+    """Count a delivery the queue never sees (the queue counts accepted and duplicate ones)."""
+    counters = metrics.current()
+    if counters is not None:
+        counters.incr("ecr_cache_bot_deliveries_total", outcome=outcome)
+
+
 def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
     """Constant-time check of `X-Hub-Signature-256` (HMAC-SHA256 of the raw body)."""
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -70,25 +77,31 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
         try:
             raw = request.get_data(cache=False)
         except RequestEntityTooLarge:
+            _count("too_large")
             return _reply(413, error=f"body larger than {settings.max_body_bytes} bytes")
         if len(raw) > settings.max_body_bytes:
+            _count("too_large")
             return _reply(413, error=f"body larger than {settings.max_body_bytes} bytes")
         if not signature_ok(settings.webhook_secret, raw, request.headers.get("X-Hub-Signature-256")):
-            log_event("webhook_rejected", reason="bad signature")
+            log_event("webhook_rejected", level="warning", reason="bad signature")
+            _count("bad_signature")
             return _reply(401, error="missing or invalid X-Hub-Signature-256")
         event = request.headers.get("X-GitHub-Event", "")
         delivery = request.headers.get("X-GitHub-Delivery", "")
         if not event or len(event) > 100 or not delivery or len(delivery) > 200:
+            _count("malformed")
             return _reply(400, error="X-GitHub-Event and X-GitHub-Delivery headers are required")
         try:
             payload = json.loads(raw)
             routed = route(event, payload, delivery)
         except (ValueError, RecursionError) as exc:
             message = str(exc) if isinstance(exc, MalformedPayload) else "body is not valid JSON"
-            log_event("webhook_malformed", event_name=event, delivery=delivery, error=message)
+            log_event("webhook_malformed", level="warning", event_name=event, delivery=delivery, error=message)
+            _count("malformed")
             return _reply(400, error=message)
         if not routed.jobs:
             log_event("webhook_ignored", event_name=event, delivery=delivery, reason=routed.reason)
+            _count("ignored")
             return _reply(200, status="ignored", reason=routed.reason)
         try:
             result = queue.submit(delivery, list(routed.jobs))

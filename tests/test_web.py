@@ -214,3 +214,26 @@ def test_metrics_blueprint_is_registered() -> None:
     client, _ = _client()
     response = client.get("/metrics")
     assert response.status_code == 200 and response.mimetype == "text/plain"
+
+
+def test_rejected_and_ignored_deliveries_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot import metrics
+
+    class Counters:
+        def __init__(self) -> None:
+            self.seen: list[str] = []
+
+        def incr(self, name: str, amount: int = 1, **labels: str) -> None:
+            self.seen.append(f"{name}:{labels['outcome']}")
+
+        def snapshot(self) -> dict[tuple[str, str], int]:
+            return {}
+
+    counters = Counters()
+    monkeypatch.setattr(metrics, "current", lambda: counters)
+    client, _ = _client(max_body_bytes=100)
+    post(client, "push", b"{}", signature="sha256=00")
+    post(client, "push", b"[1]")
+    post(client, "ping", b'{"zen": "z"}')
+    post(client, "ping", b"{" + b" " * 200 + b"}")
+    assert [s.split(":")[1] for s in counters.seen] == ["bad_signature", "malformed", "ignored", "too_large"]
