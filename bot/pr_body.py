@@ -83,7 +83,8 @@ def _table(table: CacheTable, rows: int | None) -> dict[str, Any]:
     shown = pairs if rows is None else pairs[:rows]
     return {
         "dockerfile": table.dockerfile,
-        "saved": table.saved_on_source_change,
+        "before_count": sum(1 for s in table.before if s.reruns_on_source_change),
+        "after_count": sum(1 for s in table.after if s.reruns_on_source_change),
         "hidden": len(pairs) - len(shown),
         "rows": [{
             "before": _code(b.instruction) if b else "",

@@ -71,7 +71,7 @@ def test_body_has_the_one_time_aws_setup() -> None:
 
 def test_body_has_the_before_after_table() -> None:
     body = pr_body.render_pr_body(sample_plan(), "octo/app")
-    assert "**`Dockerfile`**: 1 step fewer re-run on a source-only change." in body
+    assert "**`Dockerfile`**: a source-only change re-runs 1 step instead of 2." in body
     assert "| 2 | `COPY . .` | yes | `COPY package.json ./` | no |" in body
     assert "| 4 |  |  | `COPY . .` | yes |" in body
 
