@@ -49,7 +49,8 @@ def wait_for(entries: Iterable[tuple[float, int]], cost: int, limits: PaceLimits
             if used + cost_here <= limit:
                 break
             used -= weight
-            wait = max(wait, ts + window - at)
+            # +1 ms: at exactly ts + window the entry still counts (the window is half-open).
+            wait = max(wait, ts + window - at + 0.001)
     return max(0.0, wait)
 
 
@@ -183,7 +184,7 @@ for _, pair in ipairs(windows) do
   for _, entry in ipairs(inside) do
     if used + need <= limit then break end
     used = used - entry[2]
-    wait = math.max(wait, entry[1] + window - at)
+    wait = math.max(wait, entry[1] + window - at + 0.001)
   end
 end
 if wait <= 0 then
