@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.client
 import json
 import random
-import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -142,7 +141,7 @@ def classify_response(status: int, headers: Mapping[str, Any] | None, body: Any 
 
 
 _TRANSIENT: tuple[type[BaseException], ...] = (
-    ConnectionError, TimeoutError, socket.timeout, http.client.IncompleteRead, http.client.BadStatusLine,
+    ConnectionError, TimeoutError, http.client.IncompleteRead, http.client.BadStatusLine,
 )
 
 

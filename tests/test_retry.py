@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
 import random
-import socket
 
 import pytest
 import requests
@@ -73,7 +73,7 @@ def test_classify_exceptions_from_pygithub_requests_and_sockets() -> None:
     assert classify_exception(gh_secondary, policy).delay == 90  # "wait at least one minute" floor, configurable
     assert classify_exception(http_503, policy).action == "retry"
     for exc in (requests.ConnectionError("reset"), requests.Timeout("slow"), ConnectionResetError(),
-                socket.timeout(), TimeoutError()):
+                http.client.IncompleteRead(b""), TimeoutError()):
         assert classify_exception(exc, policy).action == "retry", exc
     assert classify_exception(ValueError("bug"), policy).action == "fail"
     assert classify_exception(PermanentFailure("archived"), policy).reason == "archived"
