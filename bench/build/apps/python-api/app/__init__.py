@@ -1,0 +1,1 @@
+"""A tiny Flask API used as a build-benchmark sample."""

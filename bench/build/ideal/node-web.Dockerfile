@@ -1,0 +1,8 @@
+FROM 127.0.0.1:5000/bench/node:18-slim-bookworm
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci
+COPY . .
+RUN npm run build
+EXPOSE 8080
+CMD ["node", "dist/index.js"]

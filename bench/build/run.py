@@ -1,0 +1,242 @@
+"""Measured effect of the bot on CodeBuild-style builds: `python bench/build/run.py`.
+
+Per sample app, the original Dockerfile ("before"), the bot's output ("after") and a hand-made ideal are
+built with buildah the way CodeBuild builds: a wiped engine for every build, one source file changed,
+the layer cache only in a separate cache repository of a local registry. Prints a markdown table and
+writes it to bench/build/RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import platform
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import goproxy
+import infra
+from dockerfile_parse import DockerfileParser
+from infra import HERE, REGISTRY, WORK, log
+from measure import Build, build
+from plan_after import After, bot_after
+
+
+@dataclass(frozen=True)
+class App:
+    """One sample app and the source file a developer changes."""
+
+    name: str
+    ecosystem: str
+    changed_file: str
+    comment: str
+
+
+APPS = (
+    App("python-api", "Python (pip)", "app/main.py", "#"),
+    App("node-web", "Node (npm ci)", "src/index.ts", "//"),
+    App("go-svc", "Go (go mod)", "main.go", "//"),
+)
+VARIANTS = ("before", "after", "ideal")
+
+
+@dataclass
+class AppResult:
+    """Every build of one app and the cache-table comparison."""
+
+    app: App
+    after: After
+    dockerfiles: dict[str, str]
+    cold: dict[str, Build] = field(default_factory=dict)
+    warm: dict[str, list[Build]] = field(default_factory=dict)
+    agreement: list[str] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+
+    def median(self, variant: str) -> float:
+        """Median warm time of a variant."""
+        return statistics.median(b.seconds for b in self.warm[variant])
+
+
+def instruction_lines(text: str) -> list[int]:
+    """1-based start line of every instruction, in order (the engine's STEP n is entry n-1)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        parser = DockerfileParser(path=tmp)
+        parser.content = text
+        return [int(item["startline"]) + 1 for item in parser.structure]
+
+
+def compare_table(result: AppResult, variant: str) -> None:
+    """Check the planner's CacheTable against what the engine reported for every warm build."""
+    table = result.after.table
+    if table is None:
+        result.mismatches.append(f"{variant}: the planner returned no CacheTable for Dockerfile")
+        return
+    steps = table.before if variant == "before" else table.after
+    starts = instruction_lines(result.dockerfiles[variant])
+    for run_no, engine in enumerate(result.warm[variant], 1):
+        for step in steps:
+            if step.line not in starts:
+                result.mismatches.append(f"{variant} run {run_no}: table line {step.line} is not an instruction")
+                continue
+            reported = engine.steps[starts.index(step.line)]
+            keyword = step.instruction.split()[0].upper()
+            if not reported.instruction.upper().startswith(keyword):
+                result.mismatches.append(f"{variant} run {run_no}: line {step.line} `{step.instruction}` "
+                                         f"vs engine `{reported.instruction}`")
+                continue
+            predicted = "re-runs" if step.reruns_on_source_change else "cached"
+            actual = "cached" if reported.cached else "re-runs"
+            line = f"{variant} run {run_no}: `{step.instruction}` table {predicted}, engine {actual}"
+            (result.agreement if predicted == actual else result.mismatches).append(line)
+
+
+def prepare_context(app: App, variant: str, edits: dict[str, str], run_id: str) -> Path:
+    """A private copy of the app with the variant's Dockerfile (and .dockerignore) written in."""
+    ctx = WORK / "ctx" / run_id / app.name / variant
+    shutil.rmtree(ctx, ignore_errors=True)
+    shutil.copytree(HERE / "apps" / app.name, ctx)
+    for path, content in edits.items():
+        (ctx / path).write_text(content)
+    return ctx
+
+
+def change_source(ctx: Path, app: App, token: str) -> None:
+    """The one-file source change of a typical commit."""
+    with open(ctx / app.changed_file, "a") as handle:
+        handle.write(f"{app.comment} {token}\n")
+
+
+def save_log(run_id: str, name: str, engine: Build) -> None:
+    """Keep the engine's timestamped output for inspection (work/ is git-ignored)."""
+    folder = WORK / "logs" / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.log").write_text(engine.log)
+
+
+def bench_app(app: App, run_id: str, repeats: int) -> AppResult:
+    """Cold build, then ``repeats`` warm builds after a source change, for each variant, interleaved."""
+    app_dir = HERE / "apps" / app.name
+    after = bot_after(app_dir)
+    original = (app_dir / "Dockerfile").read_text()
+    ideal = (HERE / "ideal" / f"{app.name}.Dockerfile").read_text()
+    edits = {"before": {}, "after": after.edits, "ideal": {"Dockerfile": ideal}}
+    dockerfiles = {v: edits[v].get("Dockerfile", original) for v in VARIANTS}
+    result = AppResult(app, after, dockerfiles, warm={v: [] for v in VARIANTS})
+    contexts = {v: prepare_context(app, v, edits[v], run_id) for v in VARIANTS}
+    repos = {v: f"{REGISTRY}/bench-cache/{app.name}-{v}-{run_id}" for v in VARIANTS}
+    for variant in VARIANTS:
+        log(f"{app.name} {variant}: cold build (empty cache repository {repos[variant]})")
+        result.cold[variant] = build(contexts[variant], contexts[variant] / "Dockerfile", repos[variant])
+        save_log(run_id, f"{app.name}-{variant}-cold", result.cold[variant])
+        log(f"  {result.cold[variant].seconds:.1f} s")
+    for run_no in range(1, repeats + 1):
+        for variant in VARIANTS:
+            change_source(contexts[variant], app, f"bench change {run_id} #{run_no}")
+            log(f"{app.name} {variant}: warm build {run_no} after changing {app.changed_file}")
+            warm = build(contexts[variant], contexts[variant] / "Dockerfile", repos[variant])
+            result.warm[variant].append(warm)
+            save_log(run_id, f"{app.name}-{variant}-warm{run_no}", warm)
+            log(f"  {warm.seconds:.1f} s, {warm.cached_count}/{warm.step_count} steps cached")
+    compare_table(result, "before")
+    compare_table(result, "after")
+    shutil.rmtree(WORK / "ctx" / run_id / app.name, ignore_errors=True)
+    return result
+
+
+def cached_column(builds: list[Build]) -> str:
+    """Steps cached in the warm builds, e.g. `5/6` (or `4/6, 5/6` if the runs differ)."""
+    seen = sorted({f"{b.cached_count}/{b.step_count}" for b in builds})
+    return ", ".join(seen)
+
+
+def summary_table(results: list[AppResult]) -> str:
+    """The headline markdown table."""
+    rows = [
+        "| app | no-cache | warm before PR | warm after PR | ideal | steps cached before → after "
+        "| speed-up (no-cache → after) | cache alone | after / ideal | cache table |",
+        "|---|---:|---:|---:|---:|:---:|---:|---:|---:|:---:|",
+    ]
+    for r in results:
+        cold, before, after, ideal = r.cold["before"].seconds, r.median("before"), r.median("after"), \
+            r.median("ideal")
+        agree = "agree" if not r.mismatches and r.agreement else "DISAGREE"
+        rows.append(
+            f"| {r.app.name} ({r.app.ecosystem}) | {cold:.1f} s | {before:.1f} s | {after:.1f} s | {ideal:.1f} s "
+            f"| {cached_column(r.warm['before'])} → {cached_column(r.warm['after'])} "
+            f"| **{cold / after:.1f}x** | {cold / before:.1f}x | {after / ideal:.2f} | {agree} |"
+        )
+    return "\n".join(rows)
+
+
+def details(results: list[AppResult]) -> str:
+    """Per-build times, the bot's Dockerfile diff and the step-by-step cache comparison."""
+    out: list[str] = []
+    for r in results:
+        out.append(f"### {r.app.name}\n")
+        out.append("| variant | no-cache (fills the cache) | warm runs | median |")
+        out.append("|---|---:|---|---:|")
+        for v in VARIANTS:
+            runs = ", ".join(f"{b.seconds:.1f} s" for b in r.warm[v])
+            out.append(f"| {v} | {r.cold[v].seconds:.1f} s | {runs} | {r.median(v):.1f} s |")
+        diff = difflib.unified_diff(r.dockerfiles["before"].splitlines(), r.dockerfiles["after"].splitlines(),
+                                    "Dockerfile (before)", "Dockerfile (bot's output)", lineterm="")
+        out.append("\nThe bot's Dockerfile change:\n\n```diff\n" + "\n".join(diff) + "\n```\n")
+        if ".dockerignore" in r.after.edits:
+            out.append("The bot also created `.dockerignore` (used in the \"after\" builds).\n")
+        out.append("Planner `CacheTable` vs the engine's report (warm builds):\n")
+        out.extend(f"- {line}" for line in r.agreement)
+        out.extend(f"- **DISAGREE** {line}" for line in r.mismatches)
+        out.append("")
+    return "\n".join(out)
+
+
+def machine() -> str:
+    """What the numbers were measured on."""
+    buildah = subprocess.run(["buildah", "--version"], capture_output=True, text=True).stdout.strip()
+    cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
+    return f"{buildah}; Linux {platform.release()}; {cores} cores shared with other work"
+
+
+def write_results(results: list[AppResult], repeats: int, started: str, seconds: float) -> str:
+    """Render RESULTS.md."""
+    text = f"""# Build benchmark results
+
+Measured by `python bench/build/run.py` on {started} ({seconds / 60:.0f} min); {machine()}.
+See README.md for the method. Every build ran in a fresh, empty buildah storage; the only cache was the
+app's own cache repository in the local registry (`--cache-from`/`--cache-to`). "Warm" = the next build
+after a one-line change to one source file, median of {repeats} runs. "after PR" is the bot's own
+output (`bot.core.planner.plan`), "ideal" a hand-made Dockerfile in which only the steps that depend on
+the changed file re-run. Speed-up = no-cache time of the original Dockerfile / warm time of the bot's.
+
+{summary_table(results)}
+
+## Details
+
+{details(results)}"""
+    (HERE / "RESULTS.md").write_text(text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Set up, measure every app, print and write the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--apps", nargs="*", default=[a.name for a in APPS], help="subset of sample apps")
+    parser.add_argument("--repeats", type=int, default=2, help="warm builds per variant (median reported)")
+    args = parser.parse_args(argv)
+    started, t0 = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), time.monotonic()
+    infra.ensure_all()
+    goproxy.ensure_goproxy()
+    run_id = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    results = [bench_app(app, run_id, args.repeats) for app in APPS if app.name in args.apps]
+    write_results(results, args.repeats, started, time.monotonic() - t0)
+    print(summary_table(results))
+    return 0 if all(not r.mismatches for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
