@@ -90,7 +90,7 @@ def _compile(pattern: str) -> tuple[str, re.Pattern[str] | None]:
             reg += ch
             kind = "regexp"
         else:
-            reg += re.escape(ch) if ch in "^" else ch
+            reg += ch
         i += 1
         first = False
     if kind == "regexp":
@@ -145,8 +145,11 @@ class Matcher:
         return matched
 
 
-def _representative(pattern: str) -> str:
-    return pattern.replace("**/", "").replace("*", "x")
+def _covered(matcher: Matcher, pattern: str) -> bool:
+    """True when ``matcher`` already excludes what ``pattern`` would (top level and, for `**/`, nested)."""
+    top = pattern.replace("**/", "").replace("*", "x")
+    samples = [top, "sub/" + top] if pattern.startswith("**/") else [top]
+    return all(matcher.excluded(s) for s in samples)
 
 
 @dataclass(frozen=True)
@@ -219,9 +222,9 @@ def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: t
         names_git = any(s == ".git" or s.startswith(".git/") for s in sources)
         if cand.pattern == ".git" and (not repo_root or uses_git or names_git):
             continue
-        if before.excluded(_representative(cand.pattern)):
+        if _covered(before, cand.pattern):
             continue
-        base = _representative(cand.pattern).rsplit("/", 1)[-1]
+        base = cand.pattern.replace("**/", "").replace("*", "x").rsplit("/", 1)[-1]
         if any(p.startswith("!") and base.split(".")[0] in p for p in current):
             continue
         trial = Matcher(current + [a.pattern for a in added] + [cand.pattern])
