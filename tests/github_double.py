@@ -113,6 +113,7 @@ class GitHubDouble:
         self.repos: dict[str, Repo] = {}
         self.tokens: dict[str, int] = {}
         self.requests: list[Recorded] = []
+        self.history: list[Recorded] = []  # every request ever served (not cleared by reset_requests)
         self.fail_next: list[tuple[str, str, int, dict[str, Any]]] = []  # (method, path regex, status, body)
         self._ids = itertools.count(1000)
         self._commit_counter = itertools.count(1)
@@ -286,6 +287,7 @@ class GitHubDouble:
         body = json.loads(raw) if raw else None
         record = Recorded(request.method, path, query, body)
         self.requests.append(record)
+        self.history.append(record)
         try:
             for i, (method, regex, status, err) in enumerate(self.fail_next):
                 if method == request.method and re.fullmatch(regex, path):
@@ -383,7 +385,7 @@ class GitHubDouble:
     def _get_tree(self, repo: Repo, query: dict[str, str], body: Any, ref: str) -> tuple[int, Any]:
         tree_sha = self._resolve_tree(repo, ref)
         entries = []
-        if query.get("recursive") in ("1", "true"):
+        if "recursive" in query:  # GitHub: any value turns recursion on
             def walk(sha: str, prefix: str) -> None:
                 for name, (mode, kind, child) in self.objects[sha]["data"].items():
                     entries.append(self._entry(prefix + name, mode, kind, child))
@@ -393,7 +395,7 @@ class GitHubDouble:
         else:
             entries = [self._entry(n, mo, k, s) for n, (mo, k, s) in self.objects[tree_sha]["data"].items()]
         truncated = self.truncate_trees_over is not None and len(entries) > self.truncate_trees_over \
-            and query.get("recursive") in ("1", "true")
+            and "recursive" in query
         if truncated:
             entries = entries[: self.truncate_trees_over]
         return 200, {"sha": tree_sha, "tree": entries, "truncated": truncated}

@@ -6,8 +6,11 @@ requests each step costs are counted (the same numbers `bench/api_economy.py` pr
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import responses
@@ -196,3 +199,66 @@ def test_bot_senders_and_the_bots_own_branch_are_ignored(harness: AppHarness) ->
     by_bot = gh.add_comment(REPO, 4, "/ecr-cache recreate", "other-bot[bot]")
     status, requests = h.deliver("issue_comment", comment_payload(repo, by_bot, user_type="Bot"))
     assert status == 200 and requests == []
+
+
+def _schema(spec: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        target: Any = spec
+        for part in node["$ref"].lstrip("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def _check(spec: dict[str, Any], schema: dict[str, Any], value: Any, where: str) -> list[str]:
+    """The parts of JSON Schema the App's bodies touch: required, known properties, enums, item shapes."""
+    schema = _schema(spec, schema)
+    problems = []
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append(f"{where}: {value!r} not in {schema['enum']}")
+    if isinstance(value, dict) and "properties" in schema:
+        problems += [f"{where}: missing {k}" for k in schema.get("required", []) if k not in value]
+        problems += [f"{where}: unknown {k}" for k in value if k not in schema["properties"]]
+        for key, item in value.items():
+            if key in schema["properties"]:
+                problems += _check(spec, schema["properties"][key], item, f"{where}.{key}")
+    if isinstance(value, list) and "items" in schema:
+        for i, item in enumerate(value):
+            problems += _check(spec, schema["items"], item, f"{where}[{i}]")
+    return problems
+
+
+def _operations(corpus: Path, history: list[Recorded]) -> set[str]:
+    """Check every REST request against the OpenAPI subset; return the operation ids used."""
+    spec = json.loads((corpus / "github-api" / "pr-bot-operations.openapi.json").read_text())
+    templates = []
+    for path, ops in spec["paths"].items():
+        pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path))
+        pattern = pattern.replace("/git/refs/[^/]+", "/git/refs/.+")  # `ref` is multi-segment
+        templates += [(m.upper(), re.compile(f"^{pattern}$"), op) for m, op in ops.items()
+                      if m in ("get", "post", "patch", "put", "delete")]
+    seen = set()
+    for request in history:
+        if request.path == "/graphql":
+            continue
+        matches = [op for method, t, op in templates if method == request.method and t.match(request.path)]
+        assert matches, f"{request} is not one of the 31 documented operations"
+        seen.add(matches[0]["operationId"])
+        if request.body is not None and "requestBody" in matches[0]:
+            schema = matches[0]["requestBody"]["content"]["application/json"]["schema"]
+            assert _check(spec, schema, request.body, str(request)) == []
+    return seen
+
+
+def test_lifecycle_requests_match_githubs_openapi_description(harness: AppHarness, corpus: Path) -> None:
+    test_install_push_command_merge_lifecycle(harness)
+    assert _operations(corpus, harness.double.history) >= {
+        "git/get-tree", "git/create-tree", "git/create-commit", "git/create-ref", "git/update-ref",
+        "pulls/create", "pulls/update", "issues/create-comment", "reactions/create-for-issue-comment",
+        "repos/get-collaborator-permission-level", "apps/create-installation-access-token",
+        "apps/list-repos-accessible-to-installation"}
+
+
+def test_opt_out_requests_match_githubs_openapi_description(harness: AppHarness, corpus: Path) -> None:
+    test_closed_pr_is_not_recreated_by_push_or_install_but_by_command(harness)
+    assert "git/delete-ref" in _operations(corpus, harness.double.history)
