@@ -167,8 +167,9 @@ def sync_repo(gw: GitHubGateway, repo: str, *, override_optout: bool = False, fo
 def _install(gw: GitHubGateway, job: Job) -> list[Outcome]:
     outcomes = []
     for ref in gw.list_installation_repos():
-        if ref.archived or ref.fork or ref.empty:
-            outcomes.append(Outcome(ref.full_name, "skipped", detail="archived, fork or empty"))
+        # `size` 0 is not proof of an empty repository (it lags behind pushes): the state read decides that.
+        if ref.archived or ref.fork:
+            outcomes.append(Outcome(ref.full_name, "skipped", detail="archived" if ref.archived else "a fork"))
             continue
         try:
             outcomes.append(sync_repo(gw, ref.full_name, default_branch=ref.default_branch)[0])
