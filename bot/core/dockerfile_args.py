@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 
 from bot.core import ecosystems
-from bot.core.dockerfile_parse import Dockerfile, Instruction, split_words
+from bot.core.dockerfile_parse import Dockerfile, Instruction, parse, split_words
+from bot.core.dockerfile_reorder import _declared
 from bot.core.dockerfile_shell import _PACKAGE_TOOLS, _PATH_TOOLS, _named_install, run_commands
 from bot.core.dockerfile_splice import Splice
 
+_MAX_ROUNDS = 6
 VOLATILE = re.compile(
     r"^(CODEBUILD_\w+|GIT_\w+|\w*COMMIT\w*|\w*_SHA|SHA|\w*SHA1|\w*REVISION|VCS_REF|SOURCE_VERSION"
     r"|BUILD_(NUMBER|ID|DATE|TIME|TIMESTAMP|VERSION|NUM)|BUILD_?DATE|\w*TIMESTAMP|VERSION"
@@ -54,7 +56,7 @@ def first_use(df: Dockerfile, arg: Instruction, name: str) -> Instruction | None
     """The instruction a volatile ARG must stay before; None when it is not used in its stage."""
     stage = df.stages[arg.stage]
     for inst in df.instructions[arg.index + 1: stage.last + 1]:
-        if references(df, inst, name):
+        if references(df, inst, name) or name in _declared(inst):
             return inst
         if inst.keyword == "RUN" and not env_blind(inst):
             return inst
@@ -80,17 +82,20 @@ def plan_moves(df: Dockerfile) -> list[tuple[Instruction, Instruction, str]]:
 
 
 def move_args(df: Dockerfile) -> tuple[str | None, list[str]]:
-    """New text with the volatile ARGs moved, and one reason per move."""
-    moves = plan_moves(df)
-    if not moves:
-        return None, []
-    splice = Splice(df)
-    reasons = []
-    for arg, target, name in moves:
-        splice.move_before(arg.index, target.index)
-        reasons.append(
-            f"Dockerfile: moved `ARG {name}` (line {arg.lineno}) down to just before its first use "
-            f"(`{' '.join(target.line_text.split())[:60]}`), because its value changes on every build and "
-            f"every RUN after an ARG re-runs when the value changes."
-        )
-    return splice.text(), reasons
+    """New text with the volatile ARGs moved (round after round until none moves), one reason per ARG."""
+    text: str | None = None
+    reasons: dict[str, str] = {}
+    for _ in range(_MAX_ROUNDS):
+        moves = plan_moves(df)
+        if not moves:
+            break
+        splice = Splice(df)
+        for arg, target, name in moves:
+            splice.move_before(arg.index, target.index)
+            reasons.setdefault(f"{arg.stage}:{name}", (
+                f"Dockerfile: moved `ARG {name}` (line {arg.lineno}) down to just before its first use "
+                f"(`{' '.join(target.line_text.split())[:60]}`), because its value changes on every build and "
+                f"every RUN after an ARG re-runs when the value changes."))
+        text = splice.text()
+        df = parse(text)
+    return text, list(reasons.values())
