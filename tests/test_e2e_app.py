@@ -6,6 +6,7 @@ requests each step costs are counted (the same numbers `bench/api_economy.py` pr
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 from collections.abc import Iterator
@@ -29,6 +30,7 @@ from bot import pr_body
 from bot.core import planner
 from bot.core.model import Options, Plan, RepoSnapshot
 
+ROOT = Path(__file__).resolve().parents[1]
 REPO = "octo/seed-app"
 LOCK = ('{\n  "name": "seed-app",\n  "version": "1.0.0",\n  "lockfileVersion": 3,\n  "requires": true,\n'
         '  "packages": {\n    "": {\n      "name": "seed-app",\n      "version": "1.0.0",\n'
@@ -262,3 +264,20 @@ def test_lifecycle_requests_match_githubs_openapi_description(harness: AppHarnes
 def test_opt_out_requests_match_githubs_openapi_description(harness: AppHarness, corpus: Path) -> None:
     test_closed_pr_is_not_recreated_by_push_or_install_but_by_command(harness)
     assert "git/delete-ref" in _operations(corpus, harness.double.history)
+
+
+def test_api_economy_bench_meets_its_goals() -> None:
+    spec = importlib.util.spec_from_file_location("api_economy", ROOT / "bench" / "api_economy.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = {row.step: row for row in bench.measure()}
+    counts = {step: len(row.requests) for step, row in rows.items()}
+    assert counts["first PR (push to default branch, cold process)"] <= 8
+    assert counts["first PR via installation.created (1 repository)"] <= 8
+    assert counts["push changing nothing relevant"] == 0
+    assert rows["relevant push, plan unchanged (PR up to date)"].writes == 0
+    assert counts["/ecr-cache on the set-up repository (warm)"] <= 4
+    assert counts["/ecr-cache, set up by merging the bot's PR (warm)"] <= 4
+    # A process that never saw the repository also needs the token, the tree and the blobs.
+    assert counts["/ecr-cache, set up; new process (cold: token, tree, blobs)"] <= 6
