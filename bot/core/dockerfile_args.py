@@ -75,8 +75,9 @@ def plan_moves(df: Dockerfile) -> list[tuple[Instruction, Instruction, str]]:
         if name is None:
             continue
         target = first_use(df, inst, name)
-        if target is None or target.index == inst.index + 1:
-            continue
+        between = df.instructions[inst.index + 1: target.index] if target is not None else ()
+        if target is None or all(i.keyword == "ARG" for i in between):
+            continue  # already in the block of ARGs right before its first use
         moves.append((inst, target, name))
     return moves
 
