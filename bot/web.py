@@ -7,6 +7,7 @@ import hmac
 import json
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -29,6 +30,16 @@ def _count(outcome: str) -> None:
     counters = metrics.current()
     if counters is not None:
         counters.incr("ecr_cache_bot_deliveries_total", outcome=outcome)
+
+
+def _json_text(raw: bytes, mimetype: str) -> bytes | str:
+    """The JSON document of a delivery; webhooks set to `application/x-www-form-urlencoded` wrap it in `payload`."""
+    if mimetype == "application/x-www-form-urlencoded":
+        values = parse_qs(raw.decode("utf-8"), max_num_fields=10).get("payload")
+        if not values:
+            raise ValueError("form-encoded delivery without a `payload` field")
+        return values[0]
+    return raw
 
 
 def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
@@ -92,7 +103,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
             _count("malformed")
             return _reply(400, error="X-GitHub-Event and X-GitHub-Delivery headers are required")
         try:
-            payload = json.loads(raw)
+            payload = json.loads(_json_text(raw, request.mimetype))
             routed = route(event, payload, delivery)
         except (ValueError, RecursionError) as exc:
             message = str(exc) if isinstance(exc, MalformedPayload) else "body is not valid JSON"

@@ -284,6 +284,7 @@ def test_read_only_user_gets_one_polite_refusal_and_nothing_else(gh: GitHubDoubl
                                 "POST /graphql EcrCacheState",
                                 f"POST /repos/{REPO}/issues/50/comments"]
     (refusal,) = gh.bot_comments(REPO, 50)
+    assert refusal.body.startswith("<!-- ecr-cache-bot:comment=refusal-reader -->\n")
     assert "write" in refusal.body and "maintain" in refusal.body and "admin" in refusal.body
     assert "**read**" in refusal.body
     assert all(not c.reactions for c in gh.repos[REPO].comments)

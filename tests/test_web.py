@@ -237,3 +237,20 @@ def test_rejected_and_ignored_deliveries_are_counted(monkeypatch: pytest.MonkeyP
     post(client, "ping", b'{"zen": "z"}')
     post(client, "ping", b"{" + b" " * 200 + b"}")
     assert [s.split(":")[1] for s in counters.seen] == ["bad_signature", "malformed", "ignored", "too_large"]
+
+
+def test_form_encoded_deliveries_are_verified_on_the_raw_body_and_unwrapped() -> None:
+    from urllib.parse import urlencode
+
+    client, queue = _client()
+    payload = {"action": "created", "installation": {"id": 3, "account": {"login": "acme"}}}
+    raw = urlencode({"payload": json.dumps(payload)}).encode()
+    headers = {"X-GitHub-Event": "installation", "X-GitHub-Delivery": "f1",
+               "Content-Type": "application/x-www-form-urlencoded"}
+    bad = client.post("/api/github/webhooks", data=raw, headers={**headers, "X-Hub-Signature-256": sign(b"x")})
+    assert bad.status_code == 401
+    good = client.post("/api/github/webhooks", data=raw, headers={**headers, "X-Hub-Signature-256": sign(raw)})
+    assert good.status_code == 202 and [j.installation_id for j in queue.pending] == [3]
+    empty = b"other=1"
+    response = client.post("/api/github/webhooks", data=empty, headers={**headers, "X-Hub-Signature-256": sign(empty)})
+    assert response.status_code == 400
