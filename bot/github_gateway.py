@@ -24,6 +24,7 @@ COMMIT_TRAILER = "Ecr-Cache-Bot: v1"
 _BOT_EMAIL = re.compile(r"^\d+\+[A-Za-z0-9-]+\[bot\]@users\.noreply\.github\.com$")
 _WEB_FLOW = {"noreply@github.com"}
 _SHA = re.compile(r"^[0-9a-f]{40}$")
+_BASE_ROLES = frozenset({"admin", "maintain", "write", "triage", "read", "none"})
 MAX_BLOB_BYTES = 1024 * 1024
 _BLOB_BATCH = 100
 _TREE_WALK_LIMIT = 300
@@ -421,8 +422,11 @@ class GitHubGateway:
             data = self._call("GET", f"/repos/{full_name}/collaborators/{user}/permission")
         except NotFound:
             return "none"
-        role = _get(data, "user", "role_name") or _get(data, "role_name")
-        return str(role or _get(data, "permission") or "none")
+        role = _get(data, "role_name") or _get(data, "user", "role_name")
+        if role in _BASE_ROLES:
+            return str(role)
+        # A custom repository role: its base permission (admin, write, read or none) decides.
+        return str(_get(data, "permission") or "none")
 
     # -- writing ---------------------------------------------------------------------------------------
 

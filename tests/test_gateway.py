@@ -495,3 +495,21 @@ def test_production_retry_repeats_a_read_after_a_gateway_error_but_never_a_write
     statuses = [(str(r), r.status) for r in gh.requests if "/git/trees/main" in r.path or "/git/refs" in r.path]
     assert statuses == [(f"GET /repos/{REPO}/git/trees/main", 503), (f"GET /repos/{REPO}/git/trees/main", 200),
                         (f"POST /repos/{REPO}/git/refs", 502)]
+
+
+@pytest.mark.parametrize("role, permission, allowed", [
+    ("maintain", "write", True), ("security-reviewer", "write", True), ("custom-reader", "read", False)])
+def test_custom_roles_are_judged_by_their_base_permission(gh: GitHubDouble, role: str, permission: str,
+                                                          allowed: bool) -> None:
+    gh.add_repo(REPO, FILES)
+    gw = factory(gh)(1)
+    real = gh._permission
+
+    def custom(repo: Any, query: Any, body: Any, user: str) -> Any:
+        return 200, {"permission": permission, "role_name": role, "user": {"login": user, "role_name": role}}
+
+    gh._permission = custom  # type: ignore[method-assign]
+    try:
+        assert (gw.permission(REPO, "u") in jobs.WRITE_ROLES) is allowed
+    finally:
+        gh._permission = real  # type: ignore[method-assign]
