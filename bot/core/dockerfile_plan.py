@@ -117,7 +117,7 @@ def plan_dockerfiles(
         text = snapshot.text(path)
         if text is None:
             if path in paths:
-                findings.append(Finding(path, "warning", "dockerfile-not-read",
+                findings.append(Finding(path, "info", "dockerfile-not-read",
                                         "The Dockerfile was not read, so it was not analysed."))
             continue
         try:

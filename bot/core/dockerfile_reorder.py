@@ -342,7 +342,8 @@ class _StagePlan:
                 continue
             for cmd in run_commands(inst) or []:
                 found = ecosystems.recognise(cmd)
-                if found is not None:
+                if found is not None and (found.deps_only or found.prefetch or found.note
+                                          or found.ecosystem == "cargo" or found.ecosystem not in ecosystems.TABLE):
                     return inst, found
         return None
 
@@ -453,6 +454,17 @@ class _StagePlan:
                         out[name] = m
         return out
 
+    def placed_from_stage(self, before: list[Instruction], folder: tuple[str, str]) -> Instruction | None:
+        """The last `COPY --from` that writes into ``folder`` (manifests taken from another stage or image)."""
+        found = None
+        for inst in before:
+            if inst.keyword == "COPY" and inst.flag("from") is not None:
+                parts = copy_parts(inst)
+                target = _join(self.cwds[inst.index], parts[1]) if parts else None
+                if target == folder:
+                    found = inst
+        return found
+
     def _plan_partial(self, c: CopyAll, inst: Instruction, install: ecosystems.Install,
                       after: list[Instruction], before: list[Instruction]) -> StagePlan | None:
         """A copy of part of the sources (`COPY src ./src`) before an install that runs outside it."""
@@ -460,12 +472,17 @@ class _StagePlan:
         cwd = self.cwds[inst.index]
         if eco is None or cwd is None or install.ecosystem in ("cargo", "dotnet", "gradle"):
             return None
+        if not install.deps_only and not install.prefetch:
+            return None
         placed = self.placed(before, cwd)
         where = f"{self.label}: `{_short(c.inst)}` (line {c.inst.lineno}) stays before `{_short(inst)}` " \
                 f"(line {inst.lineno})"
-        unknown = [("warning", "dockerfile-not-reordered",
-                    f"{where}: the files `{install.command.text}` reads are not copied into its folder by an "
-                    f"earlier COPY, so it is unknown whether it reads the copied sources.")]
+        from_stage = self.placed_from_stage(before + after[: after.index(inst)], cwd)
+        unknown = [("warning", "dockerfile-not-reordered", f"{where}: " + (
+            f"the manifests `{install.command.text}` reads come from another stage (`{_short(from_stage)}`), "
+            f"so the bot cannot check what they need." if from_stage else
+            f"the files `{install.command.text}` reads are not copied into its folder by an earlier COPY, so "
+            f"it is unknown whether it reads the copied sources."))]
         if install.ecosystem == "pip":
             names = [posixpath.normpath(f) for f in install.files]
             if not names or any("/" in n or n not in placed for n in names):

@@ -221,7 +221,9 @@ def recognise(cmd: Command) -> Install | None:
         if sub == "restore":
             return Install("dotnet", cmd, True, files=tuple(a for a in rest if not a.startswith("-"))[:1])
         if sub in ("publish", "build", "test", "pack"):
-            return Install("dotnet", cmd, False, prefetch=_dotnet_restore(w))
+            restore = _dotnet_restore(w)
+            note = "" if restore else "sets `--arch`/`--os`, so the bot cannot derive the matching `dotnet restore`"
+            return Install("dotnet", cmd, False, prefetch=restore, note=note)
         return None
     if name in UNSUPPORTED_TOOLS:
         return Install(name, cmd, False)
