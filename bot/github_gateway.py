@@ -26,6 +26,8 @@ _WEB_FLOW = {"noreply@github.com"}
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _BASE_ROLES = frozenset({"admin", "maintain", "write", "triage", "read", "none"})
 MAX_BLOB_BYTES = 1024 * 1024
+MAX_CACHED_TREE_ENTRIES = 200_000  # per installation client: a few large repositories' listings
+MAX_CACHED_BLOB_CHARS = 16 * 1024 * 1024
 _BLOB_BATCH = 100
 _TREE_WALK_LIMIT = 300
 
@@ -223,7 +225,7 @@ def _message(exc: GithubException) -> str:
 class GitHubGateway:
     """GitHub operations of one installation; reuses one authenticated client and caches objects by sha."""
 
-    def __init__(self, client: Github, installation_id: int, cache_size: int = 512) -> None:
+    def __init__(self, client: Github, installation_id: int, cache_size: int = 128) -> None:
         self._client = client
         self._requester = client.requester
         self.installation_id = installation_id
@@ -231,7 +233,32 @@ class GitHubGateway:
         self._blobs: OrderedDict[str, str | None] = OrderedDict()
         self._seen: set[str] = set()
         self._cache_size = cache_size
+        self._tree_entries = 0
+        self._blob_chars = 0
         self._lock = threading.Lock()
+
+    # -- caches (Git objects never change, so entries are valid forever; only memory bounds them) --------
+
+    def _cache_tree(self, sha: str, files: dict[str, TreeFile]) -> None:
+        if len(files) > MAX_CACHED_TREE_ENTRIES:
+            return
+        self._trees[sha] = files
+        self._trees.move_to_end(sha)
+        self._tree_entries = sum(len(t) for t in self._trees.values())
+        while len(self._trees) > 1 and (len(self._trees) > self._cache_size
+                                        or self._tree_entries > MAX_CACHED_TREE_ENTRIES):
+            _, dropped = self._trees.popitem(last=False)
+            self._tree_entries -= len(dropped)
+
+    def _cache_blob(self, sha: str, text: str | None) -> None:
+        if sha in self._blobs:
+            self._blob_chars -= len(self._blobs.pop(sha) or "")
+        self._blobs[sha] = text
+        self._blob_chars += len(text or "")
+        while len(self._blobs) > 1 and (len(self._blobs) > 4 * self._cache_size
+                                        or self._blob_chars > MAX_CACHED_BLOB_CHARS):
+            _, dropped = self._blobs.popitem(last=False)
+            self._blob_chars -= len(dropped or "")
 
     # -- transport -------------------------------------------------------------------------------------
 
@@ -347,9 +374,7 @@ class GitHubGateway:
         sha = self._walk(full_name, ref, "", files, [_TREE_WALK_LIMIT], recursive=True)
         with self._lock:
             self._seen.add(full_name)
-            self._trees[sha] = files
-            while len(self._trees) > self._cache_size:
-                self._trees.popitem(last=False)
+            self._cache_tree(sha, files)
         return sha, files
 
     def _walk(self, full_name: str, sha: str, prefix: str, files: dict[str, TreeFile], budget: list[int],
@@ -393,9 +418,7 @@ class GitHubGateway:
                 if blob.get("isTruncated"):
                     text = self._rest_blob(full_name, sha)
             with self._lock:
-                self._blobs[sha] = text
-                while len(self._blobs) > self._cache_size:
-                    self._blobs.popitem(last=False)
+                self._cache_blob(sha, text)
 
     def read_blobs(self, full_name: str, files: Sequence[TreeFile]) -> dict[str, str]:
         """Text of the given files, by blob sha, in one GraphQL query per 100 (binary or huge files left out)."""
@@ -477,8 +500,8 @@ class GitHubGateway:
                     return
                 sha = git_blob_sha(data)
                 listing[f.path] = TreeFile(f.path, f.mode, sha, len(data))
-                self._blobs[sha] = f.content
-            self._trees[new_tree] = listing
+                self._cache_blob(sha, f.content)
+            self._cache_tree(new_tree, listing)
 
     def create_branch(self, full_name: str, sha: str) -> None:
         """Create the bot branch at ``sha`` (LostRace when it already exists)."""

@@ -513,3 +513,35 @@ def test_custom_roles_are_judged_by_their_base_permission(gh: GitHubDouble, role
         assert (gw.permission(REPO, "u") in jobs.WRITE_ROLES) is allowed
     finally:
         gh._permission = real  # type: ignore[method-assign]
+
+
+def test_caches_are_bounded_by_size(gh: GitHubDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    import bot.github_gateway as gateway_module
+
+    monkeypatch.setattr(gateway_module, "MAX_CACHED_BLOB_CHARS", 60)
+    gh.add_repo(REPO, {"a": "x" * 50, "b": "y" * 50})
+    gw = factory(gh)(1)
+    sha, tree = gw.read_tree_at(REPO, "main")
+    assert gw.read_blobs(REPO, [tree["a"]]) == {"a": "x" * 50}
+    assert gw.read_blobs(REPO, [tree["b"]]) == {"b": "y" * 50}  # evicts "a": 100 chars > 60
+    gh.reset_requests()
+    assert gw.read_blobs(REPO, [tree["b"]]) == {"b": "y" * 50}
+    assert gh.requests == []
+    assert gw.read_blobs(REPO, [tree["a"]]) == {"a": "x" * 50}
+    assert seq(gh.requests) == ["POST /graphql EcrCacheBlobs"]
+    gh.reset_requests()
+    gw.read_tree(REPO, sha)
+    assert gh.requests == []  # two entries: kept
+    monkeypatch.setattr(gateway_module, "MAX_CACHED_TREE_ENTRIES", 2)
+    gh.commit_files(REPO, "main", {"c": "z"})
+    new_sha, _ = gw.read_tree_at(REPO, "main")  # three entries: too large to keep
+    gh.reset_requests()
+    gw.read_tree(REPO, new_sha)
+    assert seq(gh.requests) == [f"GET /repos/{REPO}/git/trees/{new_sha}"]
+
+
+def test_git_blob_sha_matches_git() -> None:
+    from bot.github_gateway import git_blob_sha
+
+    # `printf 'hello\n' | git hash-object --stdin`
+    assert git_blob_sha(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"
