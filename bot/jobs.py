@@ -252,6 +252,23 @@ def _command(gw: GitHubGateway, job: Job) -> list[Outcome]:
         return [Outcome(repo, "refused", detail=role)]
     gw.react(repo, comment_id, "eyes")
     key = f"reply-{comment_id}"
+    try:
+        return _run_command(gw, job, command, key)
+    except GitHubError as exc:
+        if 400 <= exc.status < 500 and not isinstance(exc, LostRace) and not _rate_limited(exc):
+            # A final failure: say why under the command instead of leaving only the reaction.
+            try:
+                gw.upsert_comment(repo, issue, key, pr_body.render_comment(
+                    "failed", repo=repo, status=exc.status, message=exc.message), ())
+            except GitHubError as inner:
+                log_event("reply_failed", level="warning", repo=repo, error=str(inner))
+        raise
+
+
+def _run_command(gw: GitHubGateway, job: Job, command: str, key: str) -> list[Outcome]:
+    data = job.data
+    repo = job.repo
+    issue = int(data["issue_number"])
     if command == "help":
         state = gw.read_state(repo, issue)
         gw.upsert_comment(repo, issue, key, pr_body.render_comment("help", unknown=data.get("unknown") or ""),

@@ -135,7 +135,8 @@ def render_comment(kind: str, **context: Any) -> str:
     """One bot comment (reply, refusal, help, opt-out note...), cut to GitHub's limit."""
     context.setdefault("branch", BOT_BRANCH)
     context.setdefault("deleted", False)
-    for key in ("pr_url", "summary", "unknown", "repo", "user", "permission", "why", "default_branch", "diff"):
+    for key in ("pr_url", "summary", "unknown", "repo", "user", "permission", "why", "default_branch", "diff",
+                "status", "message"):
         context.setdefault(key, "")
     for key in ("checked", "findings", "edits"):
         context.setdefault(key, [])

@@ -158,3 +158,22 @@ def test_command_replies_are_upserted_per_command_comment(gh: GitHubDouble) -> N
     jobs.run(Job("command", 1, REPO, "a-retry", data), f)  # the same command run twice (a queue retry)
     assert len(gh.bot_comments(REPO, 5)) == 1
     assert len(gh.pulls_for(REPO)) == 1
+
+
+def test_a_final_failure_during_a_command_is_explained_under_it(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, FILES, permissions={"dev": "write"})
+    gh.fail_next.append(("POST", f"/repos/{REPO}/git/trees", 403,
+                         {"message": "Resource not accessible by integration"}))
+    with pytest.raises(GitHubError):
+        command(gh, "/ecr-cache")
+    (reply,) = gh.bot_comments(REPO, 5)
+    assert "GitHub answered **403** (Resource not accessible by integration)" in reply.body
+    assert gh.pulls_for(REPO) == []
+
+
+def test_a_server_error_during_a_command_is_left_to_the_queue_retry(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, FILES, permissions={"dev": "write"})
+    gh.fail_next.append(("POST", f"/repos/{REPO}/git/trees", 500, {"message": "oops"}))
+    with pytest.raises(GitHubError):
+        command(gh, "/ecr-cache")
+    assert gh.bot_comments(REPO, 5) == []
