@@ -704,3 +704,29 @@ class AppHarness:
         status = self.post(event, payload, delivery)
         self.queue.drain()
         return status, list(self.double.requests)
+
+
+class _WsgiRequest:
+    """What `GitHubDouble._callback` reads from a request, built from a WSGI environ."""
+
+    def __init__(self, environ: Mapping[str, Any]) -> None:
+        from werkzeug.wrappers import Request
+
+        request = Request(dict(environ))
+        self.url = request.url
+        self.method = request.method
+        self.headers = request.headers
+        self.body = request.get_data() or None
+
+
+def wsgi_app(double: GitHubDouble) -> Any:
+    """Serve the double over real HTTP (e.g. with `werkzeug.serving.make_server` on 127.0.0.1)."""
+
+    def app(environ: Mapping[str, Any], start_response: Any) -> list[bytes]:
+        status, headers, body = double._callback(_WsgiRequest(environ))
+        reasons = {200: "OK", 201: "Created", 204: "No Content", 401: "Unauthorized", 403: "Forbidden",
+                   404: "Not Found", 409: "Conflict", 422: "Unprocessable Entity"}
+        start_response(f"{status} {reasons.get(status, 'Error')}", list(headers.items()))
+        return [body.encode()]
+
+    return app
