@@ -100,3 +100,24 @@ def test_reorder_off_leaves_dockerfiles_alone() -> None:
     result = plan_dockerfiles(snapshot, Options(reorder=False, dockerignore=False), (link,), Discovery())
     assert result.edits == ()
     assert len(result.cache_tables) == 1
+
+
+def test_committed_node_modules_blocks_the_move_unless_ignored() -> None:
+    before = _read(GOLDEN / "npm-safe" / "Dockerfile.before")
+    files = {"Dockerfile": before, "package.json": '{"name": "a"}'}
+    paths = ("Dockerfile", "package.json", "package-lock.json", "node_modules/x/index.js")
+    result = _plan(RepoSnapshot(paths=paths, files=files))
+    assert not result.edits
+    assert any("`node_modules` is in the build context" in f.message for f in result.findings)
+    ignored = _plan(RepoSnapshot(paths=(*paths, ".dockerignore"), files={**files, ".dockerignore": "node_modules\n"}))
+    assert [e.path for e in ignored.edits] == ["Dockerfile"]
+
+
+def test_dotnet_restore_and_publish_runtime_mismatch_is_reported() -> None:
+    before = ("FROM mcr.microsoft.com/dotnet/sdk:8.0\nWORKDIR /src\nCOPY . .\nRUN dotnet restore\n"
+              "RUN dotnet publish -c Release -r linux-x64 -o /out\n")
+    snapshot = RepoSnapshot(paths=("Dockerfile", "App.csproj"), files={"Dockerfile": before})
+    result = _plan(snapshot)
+    assert [e.path for e in result.edits] == ["Dockerfile"]
+    assert "COPY App.csproj ./\nRUN dotnet restore\nCOPY . .\n" in result.edits[0].content
+    assert any(f.code == "dockerfile-dotnet-runtime" and "`linux-x64`" in f.message for f in result.findings)

@@ -211,11 +211,14 @@ def _reorder_fixpoint(df: Dockerfile, ctx: BuildContext) -> Outcome:
     """Reorder until nothing changes (one move per stage per round), so the result is idempotent."""
     total = Outcome()
     current = df
+    kept: list[tuple[str, str, str]] = []
     for _ in range(_MAX_ROUNDS):
         outcome = reorder(current, ctx)
-        total.findings = outcome.findings
+        # Notes about a move that was made stay; "not reordered" findings count only from the last round.
+        total.findings = kept + [f for f in outcome.findings if f not in kept]
         if outcome.text is None:
             break
+        kept += [f for f in outcome.findings if f[1] != "dockerfile-not-reordered" and f not in kept]
         total.text = outcome.text
         total.reasons += outcome.reasons
         current = parse(outcome.text)

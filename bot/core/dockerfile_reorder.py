@@ -13,6 +13,8 @@ from bot.core.dockerfile_parse import Dockerfile, Instruction, Stage, split_word
 from bot.core.dockerfile_shell import Command, run_commands, system_only
 from bot.core.dockerfile_splice import Splice
 
+# Folders an install writes inside the project: the later source copy must not bring its own.
+_OUTPUTS = {"npm": "node_modules", "yarn": "node_modules", "pnpm": "node_modules", "composer": "vendor"}
 _COPY_FLAGS_KEPT = ("chown", "chmod", "link")
 _FREE_KEYWORDS = {"LABEL", "EXPOSE", "STOPSIGNAL", "HEALTHCHECK", "CMD", "ENTRYPOINT", "MAINTAINER", "SHELL", "USER"}
 CARGO_CHEF = "https://github.com/LukeMathWalker/cargo-chef"
@@ -171,6 +173,16 @@ def _short(inst: Instruction) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
+def _runtime(words: tuple[str, ...]) -> str | None:
+    """The `-r`/`--runtime` of a dotnet command, if any."""
+    for n, word in enumerate(words):
+        if word in ("-r", "--runtime") and n + 1 < len(words):
+            return words[n + 1]
+        if word.startswith("--runtime="):
+            return word.split("=", 1)[1]
+    return None
+
+
 def _cache_mounted(inst: Instruction, eco: ecosystems.Ecosystem) -> bool:
     """True when a RUN cache-mounts the folder the ecosystem keeps its downloaded dependencies in."""
     for flag in inst.flags:
@@ -287,12 +299,22 @@ class _StagePlan:
             why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read)
             if why:
                 return [], why
+            output = _OUTPUTS.get(install.ecosystem)
+            folder = posixpath.normpath(posixpath.join(project, output or "."))
+            if output and self._holds(folder):
+                return [], (f"`{folder}` is in the build context and not in .dockerignore, "
+                            f"so copying the source after `{install.command.text}` would overwrite what it installed")
             files += ecosystems.copy_files(install, project, self.ctx.exists, self.ctx.rel_paths())
         out: list[str] = []
         for f in files:
             if f not in out:
                 out.append(f)
         return out, None
+
+    def _holds(self, folder: str) -> bool:
+        """True when the context sends some file under ``folder`` (present and not ignored)."""
+        prefix = "" if folder == "." else folder + "/"
+        return any(p.startswith(prefix) and self.ctx.exists(p) for p in self.ctx.rel_paths())
 
     def _req_path(self, c: CopyAll, inst: Instruction, path: str) -> str | None:
         dest = self.copy_dest_dir(c)
@@ -545,12 +567,30 @@ class _StagePlan:
             copied += step.files
         last = steps[-1].inst
         ops.append(("move_after", c.inst.index, last.index, ""))
+        notes = self._rid_mismatch(steps, after)
         tools = sorted({i.ecosystem for s in steps for i in s.installs})
         installs = _and_list([i.command.text for s in steps for i in s.installs])
         reason = (f"Dockerfile {self.label}: copy {_and_list(copied)} first and run {installs} before "
                   f"`{_short(c.inst)}`, so a change to the application source no longer re-installs the "
                   f"{'/'.join(tools)} dependencies.")
-        return ops, [reason], []
+        return ops, [reason], notes
+
+    def _rid_mismatch(self, steps: list[_Step], after: list[Instruction]) -> list[tuple[str, str, str]]:
+        """A `dotnet publish -r X` after a restore for another runtime restores again (no cache benefit)."""
+        restores = [i for s in steps for i in s.installs if i.ecosystem == "dotnet"]
+        if not restores:
+            return []
+        rid = _runtime(restores[0].command.words)
+        for inst in after:
+            for cmd in (run_commands(inst) or []) if inst.keyword == "RUN" else []:
+                if cmd.name == "dotnet" and cmd.words[1:2] in (("publish",), ("build",)):
+                    other = _runtime(cmd.words)
+                    if other is not None and other != rid:
+                        return [("info", "dockerfile-dotnet-runtime",
+                                 f"{self.label}: `{cmd.text}` (line {inst.lineno}) targets runtime `{other}` but "
+                                 f"`{restores[0].command.text}` restores for `{rid or 'no runtime'}`, so publish "
+                                 f"restores again; give the restore the same `-r {other}`.")]
+        return []
 
     def _prefetch(self, c: CopyAll, inst: Instruction, install: ecosystems.Install, after: list[Instruction]
                   ) -> StagePlan | str | None:
