@@ -7,7 +7,7 @@ import statistics
 import time
 from pathlib import Path
 
-from test_buildspec_support import corpus_snapshot, plan_snapshot, plan_text
+from test_buildspec_support import corpus_snapshot, plan_snapshot, plan_text, unset_uses
 
 from bot.core.buildspec_plan import verify_buildspec_edit
 from bot.core.model import RepoSnapshot
@@ -32,6 +32,7 @@ def test_real_corpus_edits_verify_and_are_idempotent(corpus: Path) -> None:
         for edit in part.edits:
             assert edit.original is not None
             assert verify_buildspec_edit(edit.original, edit.content) is None, (repo.name, edit.path)
+            assert unset_uses(edit.content, edit.original) == [], (repo.name, edit.path)
         files = dict(snap.files)
         files.update({e.path: e.content for e in part.edits})
         _, again = plan_snapshot(RepoSnapshot(snap.paths, files))

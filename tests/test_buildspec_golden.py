@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_buildspec_support import golden_cases, plan_text, read
+from test_buildspec_support import golden_cases, plan_text, read, unset_uses
 
 from bot.core.buildspec_plan import verify_buildspec_edit
 
@@ -32,6 +32,7 @@ def test_golden_after(case: Path) -> None:
 def test_golden_is_idempotent_and_verified(case: Path) -> None:
     before, after = read(case / "before.yml"), read(case / "after.yml")
     assert verify_buildspec_edit(before, after) is None
+    assert unset_uses(after, before) == []
     _, again = plan_text(after, paths=_paths(case))
     assert again.edits == ()
     assert [b.cache_tag for b in again.builds] == [b.cache_tag for b in plan_text(before, paths=_paths(case))[1].builds]

@@ -18,8 +18,9 @@ from bot.core.shellcmd_docker import DockerBuild, LegacyLogin, Option, find_lega
 PHASES = ("install", "pre_build", "build", "post_build")
 SRC = "\0SRC"
 _VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
+# A region variable where the buildspec talks to ECR: a registry host, or `--region` of an `aws ecr` command.
 _REGION_VAR = re.compile(
-    r"(?:\.dkr\.ecr\.|--region[= ]+)\"?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+    r"(?:\.dkr\.ecr\.|\baws\s+ecr\s[^|;&\n()`]*?--region[= ]+)[\"']?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 
 
 @dataclass
@@ -57,7 +58,8 @@ class Analysis:
     builds: list[Build] = field(default_factory=list)
     legacy: list[tuple[Command, LegacyLogin]] = field(default_factory=list)
     logins: list[tuple[Command, str]] = field(default_factory=list)
-    region_var: str | None = None
+    region_vars: list[tuple[int, str]] = field(default_factory=list)
+    assigned: dict[str, list[int]] = field(default_factory=dict)
     env_vars: dict[str, str] = field(default_factory=dict)
     env_names: set[str] = field(default_factory=set)
     cred_helper: bool = False
@@ -169,23 +171,20 @@ def analyse(root: Node, path: str, paths: frozenset[str] = frozenset()) -> Analy
     known: dict[str, str | None] = {k: (v if "$" not in v and "`" not in v else None) for k, v in variables.items()}
     shell = _Shell(known)
     an.commands, an.flow_phases = phase_commands(root)
-    for cmd in an.commands:
+    for n, cmd in enumerate(an.commands):
         value = cmd.value
         if value is None:
             continue
-        if an.region_var is None:
-            m = _REGION_VAR.search(value)
-            if m:
-                an.region_var = m[1]
+        an.region_vars.extend((n, m[1]) for m in _REGION_VAR.finditer(value))
         if "ecr-login" in value:
             an.cred_helper = True
         for legacy in find_legacy_logins(value):
             an.legacy.append((cmd, legacy))
-        _walk(an, shell, cmd, value, paths)
+        _walk(an, shell, cmd, n, value, paths)
     return an
 
 
-def _walk(an: Analysis, shell: _Shell, cmd: Command, value: str, paths: frozenset[str]) -> None:
+def _walk(an: Analysis, shell: _Shell, cmd: Command, n: int, value: str, paths: frozenset[str]) -> None:
     depth = 0
     for sc in simple_commands(value):
         while sc.depth > depth:
@@ -199,6 +198,7 @@ def _walk(an: Analysis, shell: _Shell, cmd: Command, value: str, paths: frozense
             for a in sc.assignments:
                 name, _, raw = a.raw.partition("=")
                 shell.assign(name, raw)
+                an.assigned.setdefault(name, []).append(n)
             continue
         head = words[0]
         if head == "export":
@@ -206,6 +206,7 @@ def _walk(an: Analysis, shell: _Shell, cmd: Command, value: str, paths: frozense
                 name, eq, raw = w.raw.partition("=")
                 if eq:
                     shell.assign(name, raw)
+                    an.assigned.setdefault(name, []).append(n)
         elif head == "cd":
             shell.cd([w for w in words[1:] if not w.startswith("-") or w == "-"])
         elif head == "pushd":

@@ -238,20 +238,39 @@ def _line_of(text: str, cmd: Command, offset: int) -> int:
 _OWN_HOST = re.compile(r"^\$\{?AWS_ACCOUNT_ID\}?\.dkr\.ecr\.([a-z]{2}(?:-[a-z]+)+-\d)\.")
 
 
-def _region(an: Analysis, options: Options) -> str:
-    """Configured region, else the region variable the buildspec uses, else its own-account login's region."""
+def _region(an: Analysis, options: Options, setup_pos: int, build_pos: int) -> tuple[str, bool]:
+    """The cache registry's region, and whether the setup must wait until just before the first build.
+
+    Configured region, else a region variable of the buildspec's ECR commands that is set by the time the
+    setup lines run, else the literal region of its own-account login, else the build's own region.
+    """
     if options.region:
-        return options.region
-    if an.region_var:
-        return f"${an.region_var}"
+        return options.region, False
+    for _, var in an.region_vars:
+        ready = _ready(an, var, setup_pos, build_pos)
+        if ready is not None:
+            return f"${var}", ready
     for _, lg in an.legacy:
         if not lg.registry_ids and "$" not in lg.region:
-            return lg.region
+            return lg.region, False
     for _, target in an.logins:
         m = _OWN_HOST.match(_norm(target))
         if m:
-            return m[1]
-    return "$AWS_DEFAULT_REGION"
+            return m[1], False
+    return "$AWS_DEFAULT_REGION", False
+
+
+# CodeBuild sets both for every build (https://docs.aws.amazon.com/codebuild/latest/userguide/build-env-ref-env-vars.html).
+_PREDEFINED_REGION = frozenset({"AWS_DEFAULT_REGION", "AWS_REGION"})
+
+
+def _ready(an: Analysis, var: str, setup_pos: int, build_pos: int) -> bool | None:
+    """False: ``var`` is set before the setup lines; True: only before the first build; None: too late."""
+    sets = an.assigned.get(var, [])
+    # Never assigned in the buildspec: a project variable, present from the start.
+    if var in an.env_names or var in _PREDEFINED_REGION or not sets or min(sets) < setup_pos:
+        return False
+    return True if min(sets) < build_pos else None
 
 
 def _norm(s: str) -> str:
@@ -280,7 +299,6 @@ def _login_covers(an: Analysis, region: str, options: Options, before: int, posi
 
 def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: dict[int, int]) -> None:
     an = p.analysis
-    region = _region(an, options)
     texts = [c.value or "" for c in an.commands]
     todo = [b for b in an.builds if not b.build.rewritten]
     for cmd, lg in an.legacy:
@@ -297,7 +315,17 @@ def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: d
         edit.reasons.append("`env.variables`: " + " and ".join(f"`{k}: \"{v}\"`" for k, v in edit.env_add)
                             + " (BuildKit on; the ECR repository that holds the layer cache).")
     setup: list[str] = []
+    first = an.builds[0].command
+    target = _setup_target(an, first)
+    build_pos = positions[id(first)]
+    setup_pos = build_pos if target is None else 1 + max(positions[id(c)] for c in an.commands if c.phase == target)
+    region, wait = _region(an, options, setup_pos, build_pos)
+    if wait:
+        target, setup_pos = None, build_pos
     first_pos = positions[id(todo[0].command)] if todo else -1
+    if options.builder_image and ".dkr.ecr." in options.builder_image:
+        # `buildx create --bootstrap` pulls a private builder image with the CLI's credentials: log in first.
+        first_pos = min(first_pos, setup_pos - 1)
     if todo and not _login_covers(an, region, options, first_pos, positions):
         setup.append(login_command(region, registry_host("$AWS_ACCOUNT_ID", region)))
         edit.reasons.append("Log in to this account's ECR registry before the build: the builder reads and "
@@ -313,9 +341,7 @@ def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: d
                      f"--use --bootstrap || docker buildx use {options.builder_name}")
         edit.reasons.append("Create a `docker-container` buildx builder once per build (the default `docker` "
                             "driver cannot export a registry cache), after checking that buildx is installed.")
-    if setup and an.builds:
-        first = an.builds[0].command
-        target = _setup_target(an, first)
+    if setup:
         if target is None:
             edit.before.setdefault(positions[id(first)], []).extend(setup)
         else:
@@ -327,6 +353,10 @@ def _setup_target(an: Analysis, first: Command) -> str | None:
     """The phase before the first build's phase that has commands (None: insert before the build)."""
     earlier = PHASES[:PHASES.index(first.phase)]
     for name in reversed(earlier):
+        # POST_BUILD runs even after a failed BUILD, which may have stopped before lines appended to it
+        # (https://docs.aws.amazon.com/codebuild/latest/userguide/view-build-details-phases.html).
+        if first.phase == "post_build" and name == "build":
+            continue
         if any(c.phase == name for c in an.commands):
             return name
     return None
