@@ -194,6 +194,10 @@ def _cache_mounted(inst: Instruction, eco: ecosystems.Ecosystem) -> bool:
     return False
 
 
+def _copy_phrase(files: list[str]) -> str:
+    return f"copy {_and_list(files)} first and " if files else "with the manifests already copied, "
+
+
 def _and_list(items: list[str]) -> str:
     quoted = [f"`{i}`" for i in items]
     return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
@@ -219,6 +223,7 @@ class _StagePlan:
 
     def __init__(self, df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[int, Cwd]) -> None:
         self.df, self.stage, self.ctx, self.cwds = df, stage, ctx, cwds
+        self.earlier: list[Instruction] = []  # the stage's instructions before the copy being planned
         self.label = f"stage `{stage.name}`" if stage.name else f"stage {stage.index + 1}"
 
     def copy_dest_dir(self, c: CopyAll) -> Cwd:
@@ -263,6 +268,9 @@ class _StagePlan:
             rel = posixpath.relpath(posixpath.dirname(f) or ".", c.source)
             if rel.startswith(".."):
                 return [], f"`{f}` lies outside the copied folder `{c.source}`"
+            folder = _join(self.copy_dest_dir(c), rel)
+            if folder is not None and self.placed(self.earlier, folder).get(posixpath.basename(f)) == f:
+                continue  # an earlier COPY already put this very file there
             groups.setdefault(rel, []).append(f)
         keyword = c.inst.line_text.split()[0]
         keyword = "copy" if keyword.islower() else "COPY"
@@ -380,6 +388,7 @@ class _StagePlan:
 
     def _plan_from(self, c: CopyAll, after: list[Instruction], before: list[Instruction]
                    ) -> StagePlan | None:
+        self.earlier = before
         first = self._first_ecosystem(after)
         if first is None:
             return None
@@ -564,13 +573,13 @@ class _StagePlan:
                 return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {why}.")]
             for line in lines:
                 ops.append(("insert", step.inst.index, 0, line))
-            copied += step.files
+            copied += [f for f in step.files if any(f in line.split() or json.dumps(f) in line for line in lines)]
         last = steps[-1].inst
         ops.append(("move_after", c.inst.index, last.index, ""))
         notes = self._rid_mismatch(steps, after)
         tools = sorted({i.ecosystem for s in steps for i in s.installs})
         installs = _and_list([i.command.text for s in steps for i in s.installs])
-        reason = (f"Dockerfile {self.label}: copy {_and_list(copied)} first and run {installs} before "
+        reason = (f"Dockerfile {self.label}: {_copy_phrase(copied)}run {installs} before "
                   f"`{_short(c.inst)}`, so a change to the application source no longer re-installs the "
                   f"{'/'.join(tools)} dependencies.")
         return ops, [reason], notes
@@ -629,7 +638,8 @@ class _StagePlan:
         run_line = " ".join([keyword, *mounts, install.prefetch])
         ops: list[Op] = [("insert", c.inst.index, 0, line) for line in lines]
         ops.append(("insert", c.inst.index, 0, run_line))
-        reason = (f"Dockerfile {self.label}: copy {_and_list(files)} first and run `{install.prefetch}` before "
+        added = [f for f in files if any(f in line.split() or json.dumps(f) in line for line in lines)]
+        reason = (f"Dockerfile {self.label}: {_copy_phrase(added)}run `{install.prefetch}` before "
                   f"`{_short(c.inst)}`, "
                   f"so the {install.ecosystem} dependencies are downloaded in their own cached layer; "
                   f"`{install.command.text}` still runs after the source copy.")
