@@ -25,6 +25,7 @@ from bot.logs import log_event
 
 WRITE_ROLES = frozenset({"admin", "maintain", "write"})
 GatewayFactory = Callable[[int], GitHubGateway]
+Submit = Callable[[str, Sequence[Job]], object]  # the queue's `submit(delivery_id, jobs)`
 
 
 @dataclass(frozen=True)
@@ -164,13 +165,25 @@ def sync_repo(gw: GitHubGateway, repo: str, *, override_optout: bool = False, fo
     raise AssertionError("unreachable")
 
 
-def _install(gw: GitHubGateway, job: Job) -> list[Outcome]:
+def _install(gw: GitHubGateway, job: Job, submit: Submit | None) -> list[Outcome]:
     outcomes = []
+    usable = []
     for ref in gw.list_installation_repos():
         # `size` 0 is not proof of an empty repository (it lags behind pushes): the state read decides that.
         if ref.archived or ref.fork:
             outcomes.append(Outcome(ref.full_name, "skipped", detail="archived" if ref.archived else "a fork"))
-            continue
+        else:
+            usable.append(ref)
+    if submit is not None:
+        # One sync job per repository: serialised per repository, retried on its own, and no single job runs
+        # for as long as a large installation takes. A re-run of this job re-submits the same delivery id,
+        # which the queue drops as a duplicate.
+        repo_jobs = [Job("sync", job.installation_id, ref.full_name, job.delivery_id,
+                         {"trigger": "install", "default_branch": ref.default_branch}) for ref in usable]
+        if repo_jobs:
+            submit(f"{job.delivery_id}/repositories", repo_jobs)
+        return outcomes + [Outcome(j.repo, "queued") for j in repo_jobs]
+    for ref in usable:
         try:
             outcomes.append(sync_repo(gw, ref.full_name, default_branch=ref.default_branch)[0])
         except GitHubError as exc:
@@ -311,7 +324,7 @@ def _branch(job: Job) -> str | None:
 
 
 _KINDS: dict[str, Callable[[GitHubGateway, Job], list[Outcome]]] = {
-    "install": _install, "sync": _sync, "command": _command, "pr_closed": _pr_closed,
+    "sync": _sync, "command": _command, "pr_closed": _pr_closed,
 }
 
 
@@ -354,14 +367,16 @@ class DryRunGateway:
         log_event("dry_run", write="update_pull", repo=full_name, number=number)
 
 
-def run(job: Job, gateway_factory: GatewayFactory, *, dry_run: bool = False) -> list[Outcome]:
+def run(job: Job, gateway_factory: GatewayFactory, *, dry_run: bool = False,
+        submit: Submit | None = None) -> list[Outcome]:
     """Run one job. GitHub errors propagate with their status and headers: the queue retries rate limits,
-    5xx and known 422 races, and fails every other 4xx once (`bot/retry.py`)."""
+    5xx and known 422 races, and fails every other 4xx once (`bot/retry.py`). With ``submit`` (the queue's),
+    an installation job queues one sync job per repository instead of syncing them all itself."""
     gw: Any = gateway_factory(job.installation_id)
     if dry_run:
         gw = DryRunGateway(gw)
     try:
-        outcomes = _KINDS[job.kind](gw, job)
+        outcomes = _install(gw, job, submit) if job.kind == "install" else _KINDS[job.kind](gw, job)
     except GitHubError as exc:
         log_event("job_failed", level="warning", kind=job.kind, repo=job.repo, delivery=job.delivery_id,
                   status=exc.status, error=exc.message)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -61,22 +60,34 @@ class _LazyFactory:
         return self._factory(installation_id)
 
 
-def make_runner(settings: Settings) -> Callable[[Job], object]:
-    """The queue's runner: `jobs.run` with one gateway per installation for the life of the process."""
-    factory = _LazyFactory(settings)
+class JobRunner:
+    """The queue's runner: `jobs.run` with one gateway per installation for the life of the process.
 
-    def runner(job: Job) -> dict[str, str]:
-        outcomes = jobs.run(job, factory, dry_run=settings.dry_run)
+    Set ``submit`` to the queue's `submit` once the queue exists, so installation jobs fan out into one
+    sync job per repository; without it they sync every repository themselves."""
+
+    def __init__(self, settings: Settings, submit: jobs.Submit | None = None) -> None:
+        self._settings = settings
+        self._factory = _LazyFactory(settings)
+        self.submit = submit
+
+    def __call__(self, job: Job) -> dict[str, str]:
+        outcomes = jobs.run(job, self._factory, dry_run=self._settings.dry_run, submit=self.submit)
         return {"outcome": ",".join(sorted({o.action for o in outcomes})) or "none"}
 
-    return runner
 
+def make_runner(settings: Settings, submit: jobs.Submit | None = None) -> JobRunner:
+    """The runner `create_app` and the worker process give the queue."""
+    return JobRunner(settings, submit)
 
 
 def create_app(settings: Settings | None = None, queue: JobQueue | None = None) -> Flask:
     """Build the web app; settings come only from `Settings.from_env()` (which refuses a missing secret)."""
     settings = settings or Settings.from_env()
-    queue = queue if queue is not None else create_queue(settings, make_runner(settings))
+    if queue is None:
+        runner = make_runner(settings)
+        queue = create_queue(settings, runner)
+        runner.submit = queue.submit
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["ecr_cache_bot.settings"] = settings

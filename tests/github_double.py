@@ -683,7 +683,9 @@ class AppHarness:
         self.factory = GatewayFactory(self.settings, seconds_between_requests=0, seconds_between_writes=0,
                                       retry=0)
         self.outcomes: list[Any] = []
-        self.queue = InMemoryQueue(lambda job: self.outcomes.extend(jobs.run(job, self.factory)))
+        # As in production: installation jobs fan out into per-repository sync jobs on the same queue.
+        self.queue = InMemoryQueue(lambda job: self.outcomes.extend(
+            jobs.run(job, self.factory, submit=self.queue.submit)))
         self.client = create_app(self.settings, queue=self.queue).test_client()
         self._sign = lambda raw: "sha256=" + _hmac.new(self.SECRET.encode(), raw, _hashlib.sha256).hexdigest()
         self._deliveries = itertools.count(1)

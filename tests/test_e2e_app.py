@@ -94,7 +94,7 @@ def test_install_push_command_merge_lifecycle(harness: AppHarness) -> None:
     # 1. The App is installed: every repository is listed through the API and gets its PR.
     status, requests = h.deliver("installation", installation_payload(1, "octo"), delivery="install-1")
     assert status == 202
-    assert [o.action for o in h.outcomes] == ["opened"]
+    assert [o.action for o in h.outcomes] == ["queued", "opened"]  # the install job, then the repository's
     plan = assert_pr_matches_planner(h)
     assert {e.path for e in plan.edits} >= {"buildspec.yml", "Dockerfile"}
     assert [str(r) for r in requests] == [
@@ -181,7 +181,7 @@ def test_closed_pr_is_not_recreated_by_push_or_install_but_by_command(harness: A
     status, requests = h.deliver("push", push_payload(repo, before, after, ["Dockerfile"]))
     assert [o.action for o in h.outcomes] == ["opted_out"] and writes(requests) == []
     h.deliver("installation_repositories", {**installation_payload(1, "octo"), "action": "added"})
-    assert [o.action for o in h.outcomes] == ["opted_out"] and len(gh.pulls_for(REPO)) == 1
+    assert [o.action for o in h.outcomes] == ["queued", "opted_out"] and len(gh.pulls_for(REPO)) == 1
 
     ask = gh.add_comment(REPO, 3, "/ecr-cache", "maintainer")
     h.deliver("issue_comment", comment_payload(repo, ask))

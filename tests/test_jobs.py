@@ -177,3 +177,43 @@ def test_a_server_error_during_a_command_is_left_to_the_queue_retry(gh: GitHubDo
     with pytest.raises(GitHubError):
         command(gh, "/ecr-cache")
     assert gh.bot_comments(REPO, 5) == []
+
+
+def test_installation_fans_out_one_sync_job_per_repository(gh: GitHubDouble) -> None:
+    gh.add_repo("octo/a", FILES)
+    gh.add_repo("octo/b", FILES, default_branch="trunk")
+    gh.add_repo("octo/old", FILES, archived=True)
+    gh.add_repo("octo/copy", FILES, fork=True)
+    submitted: list[tuple[str, list[Job]]] = []
+    f = factory(gh)
+    outcomes = jobs.run(Job("install", 1, "octo", "inst-1"), f,
+                        submit=lambda delivery, batch: submitted.append((delivery, list(batch))))
+    assert [str(r) for r in gh.requests] == ["POST /app/installations/1/access_tokens",
+                                             "GET /installation/repositories"]
+    (delivery, batch), = submitted
+    assert delivery == "inst-1/repositories"
+    assert [(j.kind, j.repo, j.data["default_branch"]) for j in batch] == [
+        ("sync", "octo/a", "main"), ("sync", "octo/b", "trunk")]
+    assert {(o.repo, o.action) for o in outcomes} == {("octo/a", "queued"), ("octo/b", "queued"),
+                                                      ("octo/old", "skipped"), ("octo/copy", "skipped")}
+    for job in batch:
+        jobs.run(job, f)
+    assert len(gh.pulls_for("octo/a")) == 1 and len(gh.pulls_for("octo/b")) == 1
+    assert gh.pulls_for("octo/b")[0].base == "trunk"
+
+
+def test_web_runner_binds_the_queue_submit_for_fan_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot import web
+    from bot.queue import InMemoryQueue
+
+    created: list[Any] = []
+
+    def fake_create_queue(settings: Settings, runner: Any) -> InMemoryQueue:
+        queue = InMemoryQueue(runner)
+        created.append(queue)
+        return queue
+
+    monkeypatch.setattr(web, "create_queue", fake_create_queue)
+    web.create_app(Settings(webhook_secret="s"))
+    (queue,) = created
+    assert queue.runner.submit == queue.submit
