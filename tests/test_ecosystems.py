@@ -89,3 +89,18 @@ def test_requirement_closure_follows_includes_and_flags_local_paths() -> None:
     empty: dict[str, str] = {}
     _, unread = requirement_closure(("r.txt",), ".", empty.get)
     assert unread is not None and "not read" in unread
+
+
+def test_tool_config_in_the_source_tree_is_unsafe() -> None:
+    from bot.core.ecosystems import unsafe_reason
+
+    bundle = _first("bundle install")
+    assert bundle is not None
+    files = {"Gemfile": "source 'https://rubygems.org'\n"}
+    paths = {"Gemfile", "Gemfile.lock", ".bundle/config"}
+    why = unsafe_reason(bundle, ".", paths.__contains__, files.get)
+    assert why is not None and ".bundle/config" in why
+    maven = _first("mvn -B dependency:go-offline")
+    assert maven is not None
+    why = unsafe_reason(maven, ".", {"pom.xml", ".mvn/maven.config"}.__contains__, {"pom.xml": "<project/>"}.get)
+    assert why is not None and ".mvn/maven.config" in why

@@ -393,6 +393,8 @@ def _check_bundler(install: Install, project: str, at: Callable[[str], str], exi
         return f"`{at('Gemfile')}` uses `gemspec`, which reads the gem's own sources"
     if re.search(r"\bpath:|:path\s*=>|^\s*path\b|eval_gemfile", text, re.M):
         return f"`{at('Gemfile')}` has a `path:` gem from the source tree"
+    if exists(at(".bundle/config")):
+        return f"`{at('.bundle/config')}` in the source tree configures `bundle install`"
     return None
 
 
@@ -405,8 +407,9 @@ def _check_maven(install: Install, project: str, at: Callable[[str], str], exist
     if "<parent>" in text and not re.search(r"<relativePath\s*/>|<relativePath>\s*</relativePath>", text) and exists(
             posixpath.normpath(posixpath.join(project, "..", "pom.xml"))):
         return f"`{at('pom.xml')}` inherits from a parent POM in the source tree"
-    if exists(at(".mvn/extensions.xml")):
-        return "`.mvn/extensions.xml` loads build extensions from the source tree"
+    for name in ("extensions.xml", "maven.config", "jvm.config"):
+        if exists(at(f".mvn/{name}")):
+            return f"`{at('.mvn/' + name)}` configures Maven from the source tree"
     return None
 
 
