@@ -111,3 +111,9 @@ def test_legacy_logins_keep_region_and_accounts() -> None:
     assert (lg.start, lg.region, lg.registry_ids) == (0, "$AWS_DEFAULT_REGION", ())
     (lg,) = find_legacy_logins("$(aws ecr get-login --region cn-north-1)")
     assert lg.replacement().endswith("$AWS_ACCOUNT_ID.dkr.ecr.cn-north-1.amazonaws.com.cn")
+
+
+def test_commands_inside_loops_know_their_loop_depth() -> None:
+    text = "for s in a b; do docker build -t $s ./$s; done; docker push x\nwhile read l; do\n  echo $l\ndone < f"
+    depths = [(c.words[0].value, c.loops) for c in simple_commands(text)]
+    assert depths == [("for", 0), ("docker", 1), ("docker", 0), ("read", 0), ("echo", 1)]

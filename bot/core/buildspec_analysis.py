@@ -48,6 +48,7 @@ class Build:
     dockerfile: str | None
     context: str | None
     unresolved: tuple[str, ...]
+    flag_values: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,6 +65,7 @@ class Analysis:
     env_names: set[str] = field(default_factory=set)
     cred_helper: bool = False
     flow_phases: list[str] = field(default_factory=list)
+    account_vars: set[str] = field(default_factory=set)
 
 
 def _scalar_map(node: Node | None) -> dict[str, str]:
@@ -197,16 +199,14 @@ def _walk(an: Analysis, shell: _Shell, cmd: Command, n: int, value: str, paths: 
         if not words:
             for a in sc.assignments:
                 name, _, raw = a.raw.partition("=")
-                shell.assign(name, raw)
-                an.assigned.setdefault(name, []).append(n)
+                _assign(an, shell, n, name, raw)
             continue
         head = words[0]
         if head == "export":
             for w in sc.words[1:]:
                 name, eq, raw = w.raw.partition("=")
                 if eq:
-                    shell.assign(name, raw)
-                    an.assigned.setdefault(name, []).append(n)
+                    _assign(an, shell, n, name, raw)
         elif head == "cd":
             shell.cd([w for w in words[1:] if not w.startswith("-") or w == "-"])
         elif head == "pushd":
@@ -219,6 +219,18 @@ def _walk(an: Analysis, shell: _Shell, cmd: Command, n: int, value: str, paths: 
         b = parse_build(sc) if head in ("docker", "/usr/bin/docker", "/usr/local/bin/docker") else None
         if b is not None:
             an.builds.append(_link(cmd, b, shell, paths))
+
+
+_OWN_ACCOUNT = re.compile(r"sts\s+get-caller-identity\b.*\bAccount\b|CODEBUILD_BUILD_ARN\b.*-f\s*'?5\b"
+                          r"|^[\"']?\$\{?AWS_ACCOUNT_ID\}?[\"']?$")
+
+
+def _assign(an: Analysis, shell: _Shell, n: int, name: str, raw: str) -> None:
+    shell.assign(name, raw)
+    an.assigned.setdefault(name, []).append(n)
+    # `ACCOUNT_ID=$(aws sts get-caller-identity --query Account ...)`: another name for this account.
+    if _OWN_ACCOUNT.search(raw):
+        an.account_vars.add(name)
 
 
 def _login_target(words: tuple[Word, ...], shell: _Shell) -> str:
@@ -265,7 +277,9 @@ def _link(cmd: Command, b: DockerBuild, shell: _Shell, paths: frozenset[str]) ->
         lower = posixpath.normpath(posixpath.join(context, "dockerfile"))
         if dockerfile not in paths and lower in paths:
             dockerfile = lower
-    return Build(cmd, b, dockerfile, context, tuple(dict.fromkeys(unresolved)))
+    values = {raw: _dequote(shell.raw[name]) for raw in b.flag_vars
+              if (name := raw.strip("${}")) in shell.raw}
+    return Build(cmd, b, dockerfile, context, tuple(dict.fromkeys(unresolved)), values)
 
 
 def _dequote(raw: str) -> str:

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import re
 
+from yaml.nodes import ScalarNode, SequenceNode
+
+from bot.core import buildspec_yaml as by
+from bot.core.buildspec_analysis import PHASES
 from bot.core.buildspec_edit import Parsed
 from bot.core.model import Finding, RepoSnapshot
+from bot.core.shellcmd_docker import find_builds
 
 _FROM = re.compile(r"(?im)^\s*FROM\s+(?:--\S+\s+)*([^\s\\\"']+)")
 
@@ -62,6 +67,18 @@ def builder_switch(p: Parsed) -> list[Finding]:
                                f"{p.path}:{b.command.node.start_mark.line + 1}: this build is not rewritten but "
                                "runs after `docker buildx use` selected the docker-container builder; add "
                                "`--load` to it (or `--builder default`) once it is fixed."))
+    phases = by.get(p.root, "phases")
+    for name in PHASES:
+        ph = by.get(phases[1] if phases else None, name)
+        fin = by.get(ph[1] if ph else None, "finally")
+        items = fin[1].value if fin is not None and isinstance(fin[1], SequenceNode) else []
+        for item in items:
+            if isinstance(item, ScalarNode) and find_builds(item.value):
+                out.append(Finding(p.path, "warning", "builder-switch",
+                                   f"{p.path}:{item.start_mark.line + 1}: this build in `{name}.finally` is not "
+                                   "rewritten but runs on the docker-container builder selected for the cache: "
+                                   "add `--load` to it (or `--builder default`) so its image reaches the local "
+                                   "image store."))
     for c in p.analysis.commands:
         if _COMPOSE_BUILD.search(c.value or ""):
             out.append(Finding(p.path, "warning", "builder-switch",

@@ -82,6 +82,36 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery) 
                        extra={"cache_repositories": repos})
 
 
+def _blocked(p: Parsed) -> tuple[str, str] | None:
+    """(code, why) when a build cannot move to a docker-container builder with one cache ref of its own."""
+    for b in p.analysis.builds:
+        if b.build.rewritten or len(b.build.real_positionals) != 1:
+            continue
+        line = _line_of(p.text, b.command, b.build.verbs[0].start)
+        if b.build.command.loops:
+            return ("build-in-loop",
+                    f"line {line}: this build runs inside a shell loop, so every iteration would write the same "
+                    "cache tag (two images on one cache ref keep evicting each other). Give each image its own "
+                    "build command, or set the cache flags by hand with a tag per iteration.")
+        networks = [v for v in b.build.values("--network") if v not in ("default", "none")]
+        if networks:
+            # docker-container builders run RUN steps in the builder's own container network, and buildx
+            # before v0.13 refuses `network.host` without an entitlement (docker/buildx#2255).
+            return ("build-network",
+                    f"line {line}: `--network {networks[0]}` would run the RUN steps inside the docker-container "
+                    "builder's own network (needed for the registry cache), not the one this build uses today, "
+                    "and older buildx versions refuse `--network host` there without an entitlement.")
+    phases = by.get(p.root, "phases")
+    for name in PHASES:
+        ph = by.get(phases[1] if phases else None, name)
+        if ph is not None and by.get(ph[1], "run-as") is not None:
+            return ("buildspec-unsupported",
+                    f"phase `{name}` sets `run-as`: the buildx builder and the ECR login are kept in the home "
+                    "directory of the user who creates them, so they would not be found by a phase that runs "
+                    "as another user.")
+    return None
+
+
 def _first_line(exc: Exception) -> str:
     return " ".join(str(exc).split())[:300]
 
@@ -103,6 +133,10 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str],
     chain = local_base(p, snapshot)
     if chain:
         findings.append(Finding(p.path, "warning", "local-base-image", f"{p.path} left untouched: {chain}"))
+        return None, findings, links, repo
+    blocked = _blocked(p)
+    if blocked:
+        findings.append(Finding(p.path, "warning", blocked[0], f"{p.path} left untouched: {blocked[1]}"))
         return None, findings, links, repo
     findings.extend(dockerhub_pushes(p))
     findings.extend(builder_switch(p))
@@ -213,6 +247,20 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
         findings.append(Finding(p.path, "warning", "no-cache",
                                 f"{where}: `--no-cache` is kept, so this build never imports the cache (it "
                                 "still exports it). Remove `--no-cache` to get cached builds."))
+    secrets = [a.split("=", 1)[0] for a in db.values("--build-arg") if _SECRET_ARG.search(a.split("=", 1)[0])]
+    if secrets and options.mode == "max":
+        # mode=max exports the layers of every stage, not only the pushed image's
+        # (https://docs.docker.com/build/cache/backends/: use --secret, not ARG, for credentials).
+        findings.append(Finding(p.path, "warning", "secret-build-arg",
+                                f"{where}: {', '.join('`' + n + '`' for n in secrets)} reaches the build as a "
+                                "build argument; with `mode=max` the layers of every stage (also build stages "
+                                "that never left this machine before) are exported to the cache repository. Pass "
+                                "credentials with `--secret` and `RUN --mount=type=secret`, or use `mode: min`."))
+    for var, value in b.flag_values.items():
+        if re.search(r"(?:^|\s)--no-cache(?:\s|$)", value):
+            findings.append(Finding(p.path, "warning", "no-cache",
+                                    f"{where}: `{var}` is set to `{value}` in this buildspec; its `--no-cache` "
+                                    "means this build never imports the cache (it still exports it)."))
     for var in db.flag_vars:
         findings.append(Finding(p.path, "warning", "build-flags-variable",
                                 f"{where}: `{var}` may expand to extra build flags the bot cannot see (for "
@@ -235,6 +283,7 @@ def _line_of(text: str, cmd: Command, offset: int) -> int:
     return node.start_mark.line + 1
 
 
+_SECRET_ARG = re.compile(r"(?i)token|passw|secret|private_?key|access_?key|api_?key|credential")
 _OWN_HOST = re.compile(r"^\$\{?AWS_ACCOUNT_ID\}?\.dkr\.ecr\.([a-z]{2}(?:-[a-z]+)+-\d)\.")
 
 
@@ -282,7 +331,8 @@ def _login_covers(an: Analysis, region: str, options: Options, before: int, posi
     if an.cred_helper:
         return True
     host = _norm(registry_host("$AWS_ACCOUNT_ID", region))
-    accounts = {"$AWS_ACCOUNT_ID"} | ({options.account_id} if options.account_id else set())
+    accounts = ({"$AWS_ACCOUNT_ID"} | {f"${v}" for v in an.account_vars}
+                | ({options.account_id} if options.account_id else set()))
     for cmd, lg in an.legacy:
         if positions[id(cmd)] > before:
             continue

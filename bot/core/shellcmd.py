@@ -22,12 +22,13 @@ class Word:
 
 @dataclass(frozen=True)
 class SimpleCommand:
-    """Words of one simple command, the operator that preceded it and its subshell depth."""
+    """Words of one simple command, the operator that preceded it, its subshell and loop depth."""
 
     words: tuple[Word, ...]
     assignments: tuple[Word, ...]
     before: str
     depth: int
+    loops: int = 0
 
 
 @dataclass
@@ -231,12 +232,13 @@ def simple_commands(s: str) -> list[SimpleCommand]:
     assigns: list[Word] = []
     before = "\n"
     depth = 0
+    loops = 0
     skip_next = False
 
     def close(op: str) -> None:
         nonlocal words, assigns, before
         if words or assigns:
-            cmds.append(SimpleCommand(tuple(words), tuple(assigns), before, depth))
+            cmds.append(SimpleCommand(tuple(words), tuple(assigns), before, depth, loops))
         words, assigns = [], []
         before = op
 
@@ -258,9 +260,11 @@ def simple_commands(s: str) -> list[SimpleCommand]:
             continue
         if not words:
             if tok.raw in _END_WORDS:
+                loops = max(0, loops - 1) if tok.raw == "done" else loops
                 close(";")
                 continue
             if tok.raw in _PREFIX_WORDS:
+                loops += tok.raw == "do"
                 continue
             if _is_assignment(tok.raw):
                 assigns.append(tok)

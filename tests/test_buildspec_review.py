@@ -1,0 +1,141 @@
+"""Cases found reviewing the planner's diffs line by line against real CodeBuild behaviour."""
+
+from __future__ import annotations
+
+from test_buildspec_support import plan_text, unset_uses
+
+from bot.core.buildspec_plan import verify_buildspec_edit
+from bot.core.model import Options
+
+HEAD = "version: 0.2\nphases:\n"
+
+
+def edited(text: str, **kw: object) -> str:
+    """The one verified, idempotent edit of ``text``."""
+    _, part = plan_text(text, **kw)  # type: ignore[arg-type]
+    assert len(part.edits) == 1, [f.message for f in part.findings]
+    out = part.edits[0].content
+    assert verify_buildspec_edit(text, out) is None
+    assert plan_text(out, **kw)[1].edits == ()  # type: ignore[arg-type]
+    assert unset_uses(out, text) == []
+    return out
+
+
+def untouched(text: str, code: str, **kw: object) -> str:
+    """Assert the file is left alone with a finding ``code``; return its message."""
+    _, part = plan_text(text, **kw)  # type: ignore[arg-type]
+    assert part.edits == ()
+    found = [f for f in part.findings if f.code == code]
+    assert found, [(f.code, f.message) for f in part.findings]
+    return found[0].message
+
+
+def test_region_variable_set_in_the_build_phase_is_set_before_the_cache_uri() -> None:
+    # The setup used to go to the end of pre_build, where $REGION is still empty: `ref=.dkr.ecr..amazonaws.com`.
+    text = HEAD + ("  pre_build:\n    commands:\n      - echo start\n"
+                   "  build:\n    commands:\n      - REGION=eu-west-1\n"
+                   "      - aws ecr get-login-password --region $REGION | docker login --username AWS "
+                   "--password-stdin $AWS_ACCOUNT_ID.dkr.ecr.$REGION.amazonaws.com\n"
+                   "      - docker build -t x .\n")
+    out = edited(text)
+    assert out.index("- REGION=eu-west-1") < out.index("- CACHE_URI=")
+
+
+def test_region_variable_set_only_after_the_builds_is_not_used() -> None:
+    text = HEAD + ("  build:\n    commands:\n      - docker build -t x .\n"
+                   "  post_build:\n    commands:\n      - REGION=eu-west-1\n"
+                   "      - aws ecr get-login-password --region $REGION | docker login --username AWS "
+                   "--password-stdin 123456789012.dkr.ecr.$REGION.amazonaws.com\n      - docker push x\n")
+    out = edited(text)
+    assert "- CACHE_URI=$AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com/$CACHE_REPO_NAME" in out
+
+
+def test_region_of_a_command_that_is_not_about_ecr_is_not_the_cache_region() -> None:
+    text = HEAD + ("  build:\n    commands:\n      - docker build -t x .\n"
+                   "  post_build:\n    commands:\n"
+                   "      - aws cloudformation deploy --stack-name s --template-file t.yml --region $DEPLOY_REGION\n")
+    out = edited(text)
+    assert "DEPLOY_REGION" not in out.replace("--region $DEPLOY_REGION", "")
+
+
+def test_first_build_in_post_build_gets_its_setup_where_a_failed_build_phase_cannot_skip_it() -> None:
+    # POST_BUILD runs even when BUILD failed, so lines appended to `build` may never have run.
+    text = HEAD + ("  pre_build:\n    commands:\n      - echo login\n"
+                   "  build:\n    commands:\n      - mvn -B verify\n"
+                   "  post_build:\n    commands:\n      - docker build -t x .\n      - docker push x\n")
+    out = edited(text)
+    build_phase = out[out.index("  build:"):out.index("  post_build:")]
+    assert "CACHE_URI" not in build_phase and "buildx create" not in build_phase
+
+
+def test_build_inside_a_shell_loop_is_left_alone() -> None:
+    # Every iteration would write the same cache ref (one writer per ref).
+    text = HEAD + ("  build:\n    commands:\n"
+                   "      - for svc in api web; do docker build -t $svc ./$svc; done\n")
+    message = untouched(text, "build-in-loop")
+    assert "loop" in message
+
+
+def test_host_network_build_is_left_alone() -> None:
+    for flag in ("--network host", "--network=host", "--network build-net"):
+        text = HEAD + f"  build:\n    commands:\n      - docker build {flag} -t x .\n"
+        assert "network" in untouched(text, "build-network")
+    edited(HEAD + "  build:\n    commands:\n      - docker build --network=none -t x .\n")
+
+
+def test_private_builder_image_is_pulled_after_a_login() -> None:
+    # buildx pulls the builder image at `create --bootstrap` with the CLI's credentials.
+    image = "123456789012.dkr.ecr.us-east-1.amazonaws.com/buildkit:v0.16"
+    text = HEAD + ("  pre_build:\n    commands:\n      - echo start\n"
+                   "  build:\n    commands:\n"
+                   "      - aws ecr get-login-password --region $AWS_DEFAULT_REGION | docker login --username AWS "
+                   "--password-stdin $AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com\n"
+                   "      - docker build -t x .\n")
+    out = edited(text, options=Options(builder_image=image))
+    create = out.index("docker buildx create")
+    assert out.find("| docker login", 0, create) >= 0
+    # A public builder image needs no login before it.
+    out = edited(text, options=Options(builder_image="public.ecr.aws/vend/moby/buildkit:buildx-stable-1"))
+    assert out.count("docker login") == 1
+
+
+def test_secret_build_args_are_reported_when_every_stage_is_exported() -> None:
+    text = HEAD + ("  build:\n    commands:\n"
+                   "      - docker build --build-arg GITHUB_TOKEN=${GITHUB_TOKEN} --build-arg APP=1 -t x .\n")
+    _, part = plan_text(text)
+    (secret,) = [f for f in part.findings if f.code == "secret-build-arg"]
+    assert "GITHUB_TOKEN" in secret.message and "APP" not in secret.message
+    _, part = plan_text(text, options=Options(mode="min"))
+    assert "secret-build-arg" not in {f.code for f in part.findings}
+
+
+def test_flags_variable_known_to_hold_no_cache_is_named() -> None:
+    text = HEAD + ("  pre_build:\n    commands:\n      - BUILD_OPT=\"--no-cache --pull\"\n"
+                   "  build:\n    commands:\n      - docker build ${BUILD_OPT} -t x .\n")
+    _, part = plan_text(text)
+    messages = [f.message for f in part.findings if f.code == "no-cache"]
+    assert messages and "BUILD_OPT" in messages[0] and "--no-cache --pull" in messages[0]
+
+
+def test_login_with_an_account_variable_from_sts_covers_the_cache_registry() -> None:
+    text = HEAD + ("  pre_build:\n    commands:\n"
+                   "      - ACCOUNT_ID=$(aws sts get-caller-identity --query Account --output text)\n"
+                   "      - aws ecr get-login-password --region $AWS_REGION | docker login --username AWS "
+                   "--password-stdin ${ACCOUNT_ID}.dkr.ecr.$AWS_REGION.amazonaws.com\n"
+                   "  build:\n    commands:\n      - docker build -t x .\n")
+    assert edited(text).count("docker login") == 1
+
+
+def test_phases_that_run_as_another_user_are_left_alone() -> None:
+    # Builder and ECR credentials live in the home directory of the user who created them.
+    text = HEAD + ("  pre_build:\n    run-as: root\n    commands:\n      - echo start\n"
+                   "  build:\n    run-as: builder\n    commands:\n      - docker build -t x .\n")
+    assert "run-as" in untouched(text, "buildspec-unsupported")
+
+
+def test_build_in_finally_is_reported() -> None:
+    text = HEAD + ("  build:\n    commands:\n      - docker build -t x .\n"
+                   "    finally:\n      - docker build -t debug -f Dockerfile.debug .\n")
+    _, part = plan_text(text)
+    assert part.edits
+    assert any(f.code == "builder-switch" and "finally" in f.message for f in part.findings)
