@@ -237,9 +237,9 @@ def _reply_for(outcome: Outcome, state: RepoState, plan: Plan | None) -> str:
         kind = {"opened": "pr_opened", "updated": "pr_updated", "current": "pr_current"}[outcome.action]
         return pr_body.render_comment(kind, pr_url=outcome.pr_url, summary=summary)
     if outcome.action == "already" and plan is not None:
-        if not findings and (plan.buildspecs or plan.builds):
+        if plan.buildspecs or plan.builds:
             return pr_body.render_comment("already", repo=repo, default_branch=state.default_branch,
-                                          checked=_checked(state, plan))
+                                          checked=_checked(state, plan), findings=findings)
         return pr_body.render_comment("nothing", repo=repo, findings=list(plan.findings))
     if outcome.action == "human_edits":
         return pr_body.render_comment("human_edits_reply", pr_url=outcome.pr_url)

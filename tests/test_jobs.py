@@ -217,3 +217,15 @@ def test_web_runner_binds_the_queue_submit_for_fan_out(monkeypatch: pytest.Monke
     web.create_app(Settings(webhook_secret="s"))
     (queue,) = created
     assert queue.runner.submit == queue.submit
+
+
+def test_already_set_up_reply_keeps_the_planners_warnings(gh: GitHubDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    warning = Finding("buildspec.yml", "warning", "two-writers", "two builds share the cache tag `cache`")
+    monkeypatch.setattr(planner, "plan", lambda snapshot, options: Plan(findings=(warning,),
+                                                                        buildspecs=("buildspec.yml",)))
+    gh.add_repo(REPO, FILES, permissions={"dev": "write"})
+    (outcome,) = command(gh, "/ecr-cache")
+    assert outcome.action == "already"
+    (reply,) = gh.bot_comments(REPO, 5)
+    assert "already set up" in reply.body and "Notes:" in reply.body
+    assert "two builds share the cache tag `cache`" in reply.body
