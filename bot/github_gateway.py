@@ -28,6 +28,7 @@ _BASE_ROLES = frozenset({"admin", "maintain", "write", "triage", "read", "none"}
 MAX_BLOB_BYTES = 1024 * 1024
 MAX_CACHED_TREE_ENTRIES = 200_000  # per installation client: a few large repositories' listings
 MAX_CACHED_BLOB_CHARS = 16 * 1024 * 1024
+_GRAPHQL_STATUS = (("RATE_LIMITED", 429), ("NOT_FOUND", 404), ("FORBIDDEN", 403))
 _BLOB_BATCH = 100
 _TREE_WALK_LIMIT = 300
 
@@ -279,9 +280,13 @@ class GitHubGateway:
         data = self._call("POST", self._requester.graphql_url, body={"query": query, "variables": variables})
         if not isinstance(data, Mapping):
             raise GitHubError(0, "GraphQL answer is not an object")
-        if data.get("errors"):
-            messages = "; ".join(str(_get(e, "message")) for e in data["errors"])
-            raise GitHubError(200, f"GraphQL: {messages}")
+        errors = data.get("errors")
+        if errors:
+            messages = "; ".join(str(_get(e, "message")) for e in errors)
+            kinds = {_get(e, "type") for e in errors}
+            # GraphQL answers 200 with typed errors: map them onto the HTTP statuses the retry rules know.
+            status = next((code for kind, code in _GRAPHQL_STATUS if kind in kinds), 400 if any(kinds) else 502)
+            raise GitHubError(status, f"GraphQL: {messages}", data=data)
         return data.get("data") or {}
 
     # -- reading ---------------------------------------------------------------------------------------

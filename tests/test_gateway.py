@@ -545,3 +545,26 @@ def test_git_blob_sha_matches_git() -> None:
 
     # `printf 'hello\n' | git hash-object --stdin`
     assert git_blob_sha(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"
+
+
+@pytest.mark.parametrize("error_type, status, action", [("RATE_LIMITED", 429, "retry"), ("NOT_FOUND", 404, "fail"),
+                                                        (None, 502, "retry"), ("SOMETHING", 400, "fail")])
+def test_graphql_errors_map_to_retry_decisions(gh: GitHubDouble, error_type: str | None, status: int,
+                                               action: str) -> None:
+    gh.add_repo(REPO, FILES)
+    gw = factory(gh)(1)
+    real = gh._graphql
+
+    def failing(request: Any, body: Any, record: Recorded) -> Any:
+        error: dict[str, Any] = {"message": "nope"}
+        if error_type:
+            error["type"] = error_type
+        return {"data": None, "errors": [error, {"message": "second"}]}
+
+    gh._graphql = failing  # type: ignore[method-assign]
+    try:
+        with pytest.raises(GitHubError) as info:
+            gw.read_state(REPO)
+    finally:
+        gh._graphql = real  # type: ignore[method-assign]
+    assert info.value.status == status and classify_exception(info.value).action == action
