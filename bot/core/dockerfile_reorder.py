@@ -194,6 +194,12 @@ def _cache_mounted(inst: Instruction, eco: ecosystems.Ecosystem) -> bool:
     return False
 
 
+def _indent(df: Dockerfile, inst: Instruction) -> str:
+    """The leading whitespace of an instruction's first line, for lines inserted next to it."""
+    line = df.lines[inst.start]
+    return line[: len(line) - len(line.lstrip(" \t"))]
+
+
 def _copy_phrase(files: list[str]) -> str:
     return f"copy {_and_list(files)} first and " if files else "with the manifests already copied, "
 
@@ -280,9 +286,9 @@ class _StagePlan:
             dest = self.dest_text(c, rel, at)
             if dest is None:
                 return [], "the destination of the copy depends on a variable or an unknown working directory"
-            spaced = any(" " in p for p in group + [dest])
-            args = json.dumps(group + [dest]) if spaced else " ".join(group + [dest])
-            lines.append(" ".join([keyword, *flags, args]))
+            as_json = c.inst.json_args() is not None or any(" " in p for p in group + [dest])
+            args = json.dumps(group + [dest]) if as_json else " ".join(group + [dest])
+            lines.append(_indent(self.df, at) + " ".join([keyword, *flags, args]))
         return lines, None
 
     def install_files(self, c: CopyAll, step: _Step) -> tuple[list[str], str | None]:
@@ -540,7 +546,7 @@ class _StagePlan:
                                      "them would change how the dependencies are downloaded.")]
             keyword = "run" if c.inst.line_text.split()[0].islower() else "RUN"
             mounts = [f for f in inst.flags if f.startswith("--mount") and re.search(r"type=(cache|secret|ssh)", f)]
-            line = " ".join([keyword, *mounts, install.prefetch])
+            line = _indent(self.df, c.inst) + " ".join([keyword, *mounts, install.prefetch])
             reason = (f"Dockerfile {self.label}: run `{install.prefetch}` after the manifests are copied and "
                       f"before `{_short(c.inst)}`, so the {install.ecosystem} dependencies are downloaded in "
                       f"their own cached layer; `{install.command.text}` still runs after the source copy.")
@@ -635,7 +641,7 @@ class _StagePlan:
             return why
         keyword = "run" if c.inst.line_text.split()[0].islower() else "RUN"
         mounts = [f for f in inst.flags if f.startswith("--mount") and re.search(r"type=(cache|secret|ssh)", f)]
-        run_line = " ".join([keyword, *mounts, install.prefetch])
+        run_line = _indent(self.df, c.inst) + " ".join([keyword, *mounts, install.prefetch])
         ops: list[Op] = [("insert", c.inst.index, 0, line) for line in lines]
         ops.append(("insert", c.inst.index, 0, run_line))
         added = [f for f in files if any(f in line.split() or json.dumps(f) in line for line in lines)]
