@@ -58,3 +58,11 @@ def test_manifest_globs_and_bind_mounts() -> None:
     result = steps(parse(text))
     assert (result[0].reruns_on_source_change, result[0].reruns_on_manifest_change) == (False, True)
     assert result[1].reruns_on_source_change
+
+
+def test_run_mounting_a_stage_that_reran_misses() -> None:
+    text = ("FROM golang AS build\nCOPY . .\nRUN go build -o /out/app\n"
+            "FROM alpine\nRUN apk add curl\nRUN --mount=type=bind,from=build,source=/out,target=/in cp /in/app /app\n")
+    result = {s.line: s for s in steps(parse(text))}
+    assert not result[5].reruns_on_source_change
+    assert result[6].reruns_on_source_change and "stage `build`" in result[6].reason

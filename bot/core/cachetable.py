@@ -9,6 +9,7 @@ value changed misses (https://docs.docker.com/build/building/variables/#impact-o
 from __future__ import annotations
 
 import posixpath
+import re
 
 from bot.core.dockerfile_args import references, volatile_name
 from bot.core.dockerfile_parse import Dockerfile, Instruction, Stage
@@ -52,6 +53,17 @@ def _changed(sources: list[str], kind: str) -> bool:
     return False
 
 
+def _mounted_stages(inst: Instruction, df: Dockerfile, stage: Stage) -> list[Stage]:
+    """Earlier stages a RUN mounts with `--mount=...,from=<stage>`."""
+    out = []
+    for flag in inst.flags:
+        m = re.search(r"(?:^|,)from=([^,\s]+)", flag.split("=", 1)[1] if flag.startswith("--mount=") else "")
+        ref = _stage_ref(m.group(1), df, stage.index) if m else None
+        if ref is not None:
+            out.append(ref)
+    return out
+
+
 def _stage_ref(value: str, df: Dockerfile, upto: int) -> Stage | None:
     for stage in df.stages[:upto]:
         if stage.name == value.lower() or str(stage.index) == value:
@@ -78,6 +90,9 @@ def analyse(df: Dockerfile, kind: str) -> dict[int, tuple[bool, str]]:
                     ref = _stage_ref(inst.flag("from") or "", df, stage.index)
                     if ref is not None and missed.get(ref.index):
                         reason = f"it copies from stage `{_label(ref)}`, which re-runs"
+                elif inst.keyword == "RUN" and any(missed.get(r.index) for r in _mounted_stages(inst, df, stage)):
+                    ref = next(r for r in _mounted_stages(inst, df, stage) if missed.get(r.index))
+                    reason = f"it mounts stage `{_label(ref)}`, which re-runs"
                 elif inst.keyword in STEP_KEYWORDS:
                     sources = _sources(inst)
                     if sources and _changed(sources, kind):
