@@ -139,3 +139,33 @@ def test_build_in_finally_is_reported() -> None:
     _, part = plan_text(text)
     assert part.edits
     assert any(f.code == "builder-switch" and "finally" in f.message for f in part.findings)
+
+
+def test_build_inside_a_command_substitution_is_reported() -> None:
+    # The parser cannot rewrite it, yet it runs on the docker-container builder after `buildx use`.
+    text = HEAD + ("  build:\n    commands:\n      - docker build -t x .\n"
+                   "      - IMAGE_ID=$(docker build -q -f Dockerfile.test .)\n      - docker run $IMAGE_ID\n")
+    _, part = plan_text(text)
+    assert part.edits
+    assert any(f.code == "builder-switch" and "$(" in f.message for f in part.findings)
+    assert "builder-switch" not in {f.code for f in plan_text(HEAD + "  build:\n    commands:\n"
+                                                              "      - docker build -t x .\n")[1].findings}
+
+
+def test_build_against_another_docker_host_is_left_alone() -> None:
+    # The builder is created on the default context; `-H` would build on one daemon and load into another.
+    text = HEAD + "  build:\n    commands:\n      - docker -H tcp://127.0.0.1:2375 build -t x .\n"
+    assert "docker" in untouched(text, "build-docker-host")
+
+
+def test_a_cache_uri_of_the_project_that_is_not_the_bots_is_not_reused() -> None:
+    text = HEAD + ("  pre_build:\n    commands:\n      - CACHE_URI=s3://team-bucket/cache\n"
+                   "  build:\n    commands:\n      - docker build -t x .\n")
+    assert "CACHE_URI" in untouched(text, "buildspec-unsupported")
+
+
+def test_docker_hub_pull_of_the_builder_image_is_explained_unless_an_image_is_configured() -> None:
+    text = HEAD + "  build:\n    commands:\n      - docker build -t x .\n"
+    assert "builder-image" in {f.code for f in plan_text(text)[1].findings}
+    configured = Options(builder_image="public.ecr.aws/vend/moby/buildkit:buildx-stable-1")
+    assert "builder-image" not in {f.code for f in plan_text(text, options=configured)[1].findings}

@@ -10,6 +10,7 @@ from bot.core import buildspec_yaml as by
 from bot.core.buildspec_analysis import PHASES
 from bot.core.buildspec_edit import Parsed
 from bot.core.model import Finding, RepoSnapshot
+from bot.core.shellcmd import simple_commands, substitutions
 from bot.core.shellcmd_docker import find_builds
 
 _FROM = re.compile(r"(?im)^\s*FROM\s+(?:--\S+\s+)*([^\s\\\"']+)")
@@ -80,6 +81,14 @@ def builder_switch(p: Parsed) -> list[Finding]:
                                    "add `--load` to it (or `--builder default`) so its image reaches the local "
                                    "image store."))
     for c in p.analysis.commands:
+        hidden = [inner for sc in simple_commands(c.value or "") for w in (*sc.assignments, *sc.words)
+                  for inner in substitutions(w.raw) if find_builds(inner)]
+        if hidden:
+            out.append(Finding(p.path, "warning", "builder-switch",
+                               f"{p.path}:{c.node.start_mark.line + 1}: the build inside `$({hidden[0].strip()[:80]})` "
+                               "is not rewritten but runs on the docker-container builder selected for the cache, "
+                               "so its image does not reach the local image store: add `--load` to it (or "
+                               "`--builder default`)."))
         if _COMPOSE_BUILD.search(c.value or ""):
             out.append(Finding(p.path, "warning", "builder-switch",
                                f"{p.path}:{c.node.start_mark.line + 1}: Docker Compose builds here may use the "

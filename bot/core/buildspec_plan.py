@@ -16,6 +16,7 @@ from bot.core.buildspec_tags import assign_tags, existing_tag
 from bot.core.buildspec_verify import (
     ACCOUNT_LINE,
     GUARD_LINE,
+    is_bot_line,
     valid_repo_name,
     verify_buildspec_edit,
 )
@@ -78,6 +79,12 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery) 
                                 "`docker buildx` ships on aws/codebuild/standard:7.0 and newer and on "
                                 "amazonlinux 2023 images; on standard:5.0 or Amazon Linux 2 images the "
                                 "added guard stops the build with a clear message."))
+        if not options.builder_image:
+            findings.append(Finding(first, "info", "builder-image",
+                                    "`docker buildx create --bootstrap` pulls the `moby/buildkit` image from Docker "
+                                    "Hub on every build; CodeBuild machines share public IP addresses, so anonymous "
+                                    "pulls can hit Docker Hub's rate limit. Copy the image to ECR and set "
+                                    "`builder_image` in .github/ecr-cache.yml to avoid that."))
     return PartialPlan(edits=tuple(edits), findings=tuple(findings), builds=tuple(links),
                        extra={"cache_repositories": repos})
 
@@ -93,6 +100,12 @@ def _blocked(p: Parsed) -> tuple[str, str] | None:
                     f"line {line}: this build runs inside a shell loop, so every iteration would write the same "
                     "cache tag (two images on one cache ref keep evicting each other). Give each image its own "
                     "build command, or set the cache flags by hand with a tag per iteration.")
+        hosts = [f for f in b.build.global_flags if f.split("=")[0] in ("-H", "--host", "-c", "--context")
+                 or f.startswith("-H")]
+        if hosts:
+            return ("build-docker-host",
+                    f"line {line}: `docker {' '.join(b.build.global_flags)}` builds on another Docker daemon, but "
+                    "the cache builder is created on the default one, where `--load` would put the image.")
         networks = [v for v in b.build.values("--network") if v not in ("default", "none")]
         if networks:
             # docker-container builders run RUN steps in the builder's own container network, and buildx
@@ -380,7 +393,11 @@ def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: d
         setup.append(login_command(region, registry_host("$AWS_ACCOUNT_ID", region)))
         edit.reasons.append("Log in to this account's ECR registry before the build: the builder reads and "
                             "writes the cache there, and no existing login covers it.")
-    if not any(re.search(r"(?:^|\s)(?:export\s+)?CACHE_URI=", t) for t in texts):
+    own_uri = [t for t in texts if re.search(r"(?:^|[\s;&|(])(?:export\s+)?CACHE_URI=", t)]
+    if any(not is_bot_line(t) for t in own_uri):
+        raise by.Unsupported("the buildspec already sets `CACHE_URI` for its own purpose; the cache flags the bot "
+                             "adds read that name")
+    if not own_uri:
         setup.append(f"CACHE_URI={registry_host('$AWS_ACCOUNT_ID', region)}/$CACHE_REPO_NAME")
     if not any("docker buildx version" in t for t in texts):
         setup.append(GUARD_LINE)

@@ -62,6 +62,28 @@ def _skip_balanced(s: str, i: int, open_ch: str, close_ch: str) -> int:
     return n
 
 
+def substitutions(raw: str) -> list[str]:
+    """The text inside each `$(...)` and backtick command substitution of one word."""
+    out: list[str] = []
+    i, n = 0, len(raw)
+    while i < n:
+        if raw.startswith("$(", i):
+            j = _skip_balanced(raw, i + 1, "(", ")")
+            out.append(raw[i + 2:j - 1])
+            i = j
+        elif raw[i] == "`":
+            j = raw.find("`", i + 1)
+            j = n if j < 0 else j
+            out.append(raw[i + 1:j])
+            i = j + 1
+        elif raw[i] == "'":
+            j = raw.find("'", i + 1)
+            i = n if j < 0 else j + 1
+        else:
+            i += 1
+    return out
+
+
 def _skip_double(s: str, i: int) -> int:
     """Return the index after the double-quoted string starting at ``i``."""
     n = len(s)

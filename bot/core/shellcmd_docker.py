@@ -86,6 +86,12 @@ class DockerBuild:
         return self.values("-t", "--tag")
 
     @property
+    def global_flags(self) -> tuple[str, ...]:
+        """Flags between `docker` and the build verb (`-H tcp://...`, `--context x`)."""
+        words = self.command.words
+        return tuple(w.value for w in words[words.index(self.docker) + 1:words.index(self.verbs[0])])
+
+    @property
     def rewritten(self) -> bool:
         """True when the bot's cache flags are already on this command."""
         return any(o.name == "--cache-from" and (o.value or "").startswith(MARKER) for o in self.options)
