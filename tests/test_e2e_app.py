@@ -40,12 +40,17 @@ PACKAGE = ('{\n  "name": "seed-app",\n  "version": "1.0.0",\n  "scripts": {"buil
            '  "dependencies": {"express": "^4.19.2"}\n}\n')
 
 
-def seed_files(shared: Path) -> dict[str, str]:
-    seed = shared / "examples" / "seed-app"
-    return {"buildspec.yml": (seed / "buildspec.before.yml").read_text(),
-            "Dockerfile": (seed / "Dockerfile.before").read_text(),
-            "package.json": PACKAGE, "package-lock.json": LOCK, "src/index.ts": "console.log('hi')\n",
-            "README.md": "# seed app\n"}
+def seed_files() -> dict[str, str]:
+    """The tutorial's seed app from ../shared when present, else the repository's own Node example."""
+    seed = ROOT.parent / "shared" / "examples" / "seed-app"
+    if seed.is_dir():
+        return {"buildspec.yml": (seed / "buildspec.before.yml").read_text(),
+                "Dockerfile": (seed / "Dockerfile.before").read_text(),
+                "package.json": PACKAGE, "package-lock.json": LOCK, "src/index.ts": "console.log('hi')\n",
+                "README.md": "# seed app\n"}
+    base = ROOT / "examples" / "node-service"
+    files = {str(p.relative_to(base)): p.read_text() for p in sorted(base.rglob("*")) if p.is_file()}
+    return {**files, "README.md": "# seed app\n"}
 
 
 def expected_plan(double: GitHubDouble, branch: str = "main") -> Plan:
@@ -62,11 +67,11 @@ def writes(requests: list[Recorded]) -> list[str]:
 
 
 @pytest.fixture
-def harness(shared: Path) -> Iterator[AppHarness]:
+def harness() -> Iterator[AppHarness]:
     double = GitHubDouble()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         double.activate(mock)
-        double.add_repo(REPO, seed_files(shared), permissions={"maintainer": "maintain", "guest": "read"})
+        double.add_repo(REPO, seed_files(), permissions={"maintainer": "maintain", "guest": "read"})
         yield AppHarness(double)
 
 
@@ -125,13 +130,13 @@ def test_install_push_command_merge_lifecycle(harness: AppHarness) -> None:
     before = repo.refs["main"]
     spec = gh.file_text(REPO, "main", "buildspec.yml")
     assert spec is not None
-    after = gh.commit_files(REPO, "main", {"buildspec.yml": spec.replace('"my-app"', '"my-service"')})
+    after = gh.commit_files(REPO, "main", {"buildspec.yml": spec + "# build notes: cache by ecr-cache-bot\n"})
     status, requests = h.deliver("push", push_payload(repo, before, after, ["buildspec.yml"]))
     assert status == 202 and [o.action for o in h.outcomes] == ["updated"]
     assert writes(requests) == [f"POST /repos/{REPO}/git/trees", f"POST /repos/{REPO}/git/commits",
                                 f"PATCH /repos/{REPO}/git/refs/heads/ecr-cache/setup", f"PATCH /repos/{REPO}/pulls/1"]
     plan = assert_pr_matches_planner(h)
-    assert "my-service" in gh.branch_files(REPO, "ecr-cache/setup")["buildspec.yml"]
+    assert "# build notes: cache by ecr-cache-bot" in gh.branch_files(REPO, "ecr-cache/setup")["buildspec.yml"]
     assert len(gh.pulls_for(REPO)) == 1
 
     # 6. A read-only user is refused once; a maintainer previews without creating anything.
