@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -53,11 +54,14 @@ class _LazyFactory:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._factory: GatewayFactory | None = None
+        self._lock = threading.Lock()
 
     def __call__(self, installation_id: int) -> GitHubGateway:
-        if self._factory is None:
-            self._factory = GatewayFactory(self._settings)
-        return self._factory(installation_id)
+        with self._lock:  # worker threads share one factory, hence one client per installation
+            if self._factory is None:
+                self._factory = GatewayFactory(self._settings)
+            factory = self._factory
+        return factory(installation_id)
 
 
 class JobRunner:
