@@ -6,7 +6,7 @@ import json
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_buildspec_support import plan_text
+from test_buildspec_support import plan_text, unset_uses
 
 from bot.core.buildspec_plan import verify_buildspec_edit
 
@@ -58,6 +58,10 @@ def buildspec(draw: st.DrawFn) -> str:
     style = draw(st.sampled_from(["plain", "single", "double", "literal", "folded", "continued"]))
     build = draw(build_command())
     login = draw(st.booleans())
+    # Where the region of the login is set, and which phase builds (POST_BUILD also runs after a failed BUILD).
+    region = draw(st.sampled_from(["predefined", "pre_build", "before-build"]))
+    build_phase = draw(st.sampled_from(["build", "post_build"]))
+    region_var = "$AWS_DEFAULT_REGION" if region == "predefined" else "$REGION"
     lines = ["version: 0.2"]
     env = ["env:"]
     if env_kind in ("variables", "both"):
@@ -68,11 +72,18 @@ def buildspec(draw: st.DrawFn) -> str:
         lines += env
     lines.append("phases:")
     item = unit * 2 + (unit if seq_indent else "")
-    if login:
-        lines += [f"{unit}pre_build:", f"{unit * 2}commands:", f"{item}# log in",
-                  f"{item}- aws ecr get-login-password --region $AWS_DEFAULT_REGION | docker login --username AWS "
-                  "--password-stdin $AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com"]
-    lines += [f"{unit}build:", f"{unit * 2}commands:"]
+    login_line = (f"{item}- aws ecr get-login-password --region {region_var} | docker login --username AWS "
+                  f"--password-stdin $AWS_ACCOUNT_ID.dkr.ecr.{region_var}.amazonaws.com")
+    if login or region == "pre_build":
+        lines += [f"{unit}pre_build:", f"{unit * 2}commands:"]
+        lines += [f"{item}- REGION=eu-west-1"] if region == "pre_build" else []
+        lines += [f"{item}# log in", login_line] if login and region != "before-build" else []
+        lines += [f"{item}- echo ready"] if region == "pre_build" and not login else []
+    if build_phase == "post_build":
+        lines += [f"{unit}build:", f"{unit * 2}commands:", f"{item}- mvn -B verify"]
+    lines += [f"{unit}{build_phase}:", f"{unit * 2}commands:"]
+    if region == "before-build":
+        lines += [f"{item}- REGION=eu-west-1"] + ([login_line] if login else [])
     lines += _item(item, build, style, comment)
     lines.append(f"{item}- docker push $REPO:latest")
     if env_pos == "after":
@@ -88,6 +99,7 @@ def test_generated_buildspecs_change_exactly_or_say_why(text: str) -> None:
     if part.edits:
         (edit,) = part.edits
         assert verify_buildspec_edit(text, edit.content) is None
+        assert unset_uses(edit.content, text) == []
         nl = "\r\n" if "\r\n" in text else "\n"
         added = edit.content.replace(nl, "\n")
         assert ("\r\n" in text) == ("\r\n" in edit.content)
