@@ -393,7 +393,8 @@ class GitHubGateway:
         if not isinstance(tree_sha, str) or not _SHA.match(tree_sha):
             raise GitHubError(0, f"tree listing of {full_name} has no sha")
         if _get(data, "truncated") and recursive:
-            # GitHub cut the recursive listing: list this level, then each subtree on its own.
+            # GitHub cut the recursive listing (100,000 entries or 7 MB): list this level, then each subtree
+            # on its own, as https://docs.github.com/rest/git/trees#get-a-tree advises.
             return self._walk(full_name, tree_sha, prefix, files, budget, recursive=False)
         subtrees = []
         for entry in _get(data, "tree") or []:
@@ -478,6 +479,9 @@ class GitHubGateway:
     def commit(self, full_name: str, base_oid: str, base_tree: str, files: Sequence[FileWrite],
                message: str) -> str:
         """Create one commit of ``files`` on top of ``base_oid``; GitHub signs it (no author or committer)."""
+        # Without author/committer, a commit made with an installation token is signed by GitHub and shows as
+        # Verified: https://docs.github.com/en/authentication/managing-commit-signature-verification/
+        # about-commit-signature-verification#signature-verification-for-bots
         tree = self._call("POST", f"/repos/{full_name}/git/trees", body={
             "base_tree": base_tree,
             "tree": [{"path": f.path, "mode": f.mode, "type": "blob", "content": f.content} for f in files],
