@@ -169,3 +169,21 @@ def test_docker_hub_pull_of_the_builder_image_is_explained_unless_an_image_is_co
     assert "builder-image" in {f.code for f in plan_text(text)[1].findings}
     configured = Options(builder_image="public.ecr.aws/vend/moby/buildkit:buildx-stable-1")
     assert "builder-image" not in {f.code for f in plan_text(text, options=configured)[1].findings}
+
+
+def test_cache_repository_is_named_after_the_one_ecr_repository_the_buildspec_pushes_to() -> None:
+    # A shared `ecr-build-cache` would put every repository of the account on the same `cache` ref.
+    literal = HEAD + ("  pre_build:\n    commands:\n"
+                      "      - REPOSITORY_URI=776875668468.dkr.ecr.ap-northeast-2.amazonaws.com/mybeautip-api\n"
+                      "  build:\n    commands:\n      - docker build -t $REPOSITORY_URI:dev .\n")
+    assert 'CACHE_REPO_NAME: "mybeautip-api-cache"' in edited(literal)
+    variable = ("version: 0.2\nenv:\n  variables:\n    ECR_REPOSITORY: \"orders\"\n" + literal[len("version: 0.2\n"):]
+                ).replace("mybeautip-api\n", "$ECR_REPOSITORY\n")
+    assert 'CACHE_REPO_NAME: "orders-cache"' in edited(variable)
+    # A base image pulled from another registry names nothing; two pushed repositories are ambiguous.
+    pulled = literal.replace("REPOSITORY_URI=", "docker pull ").replace("$REPOSITORY_URI", "app")
+    assert 'CACHE_REPO_NAME: "ecr-build-cache"' in edited(pulled)
+    two = literal.replace("      - docker build -t $REPOSITORY_URI:dev .\n",
+                          "      - docker build -t $REPOSITORY_URI:dev .\n"
+                          "      - docker push 776875668468.dkr.ecr.ap-northeast-2.amazonaws.com/other:1\n")
+    assert 'CACHE_REPO_NAME: "ecr-build-cache"' in edited(two)

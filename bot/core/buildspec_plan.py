@@ -22,6 +22,7 @@ from bot.core.buildspec_verify import (
 )
 from bot.core.discover import Discovery
 from bot.core.model import BuildLink, FileEdit, Finding, Options, PartialPlan, RepoSnapshot
+from bot.core.shellcmd import simple_commands
 from bot.core.shellcmd_docker import (
     CacheFlags,
     apply_splices,
@@ -189,6 +190,9 @@ def _cache_repo(an: Analysis, options: Options, path: str, findings: list[Findin
     image = options.image_repository
     if not image:
         image = next((an.env_vars[k] for k in _REPO_KEYS if k in an.env_vars and "$" not in an.env_vars[k]), None)
+    if not image:
+        pushed = _ecr_repositories(an)
+        image = pushed[0] if len(pushed) == 1 else None
     if image:
         name = f"{image}-cache"
         if valid_repo_name(name):
@@ -199,6 +203,30 @@ def _cache_repo(an: Analysis, options: Options, path: str, findings: list[Findin
                             ".github/ecr-cache.yml (or edit CACHE_REPO_NAME) if other repositories of this "
                             "AWS account use the same cache tags."))
     return "ecr-build-cache"
+
+
+_ECR_PATH = re.compile(r"\.dkr\.ecr\.[^/\s\"']+?\.amazonaws\.com(?:\.cn)?/"
+                       r"((?:\$\{[A-Za-z_][A-Za-z0-9_]*\}|[^\s:@\"'`;|&()])+)")
+_VAR_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+def _ecr_repositories(an: Analysis) -> list[str]:
+    """ECR repositories the buildspec tags, pushes or names (not the images it only pulls)."""
+    texts = list(an.env_vars.values())
+    for c in an.commands:
+        for sc in simple_commands(c.value or ""):
+            verbs = [w.value for w in sc.words[:3]]
+            if verbs[:2] == ["docker", "pull"] or verbs == ["docker", "image", "pull"]:
+                continue
+            texts.extend(w.raw for w in (*sc.assignments, *sc.words))
+    names: list[str] = []
+    for text in texts:
+        for m in _ECR_PATH.finditer(text):
+            # An unknown variable may name yet another repository: it stays a candidate of its own.
+            name = _VAR_REF.sub(lambda v: an.env_vars.get(v[1], "\0"), m[1])
+            names.append(name if "$" not in name and valid_repo_name(name) else "\0" + m[1])
+    unique = list(dict.fromkeys(names))
+    return [] if any(n.startswith("\0") for n in unique) else unique
 
 
 def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], findings: list[Finding],
