@@ -209,7 +209,6 @@ class SqliteLedger:
             for request in requests:
                 fresh = claim_in(cur, request.delivery_id, ttl, at)
                 results.append(fresh)
-                incr_in(cur, DELIVERIES, outcome="accepted" if fresh else "duplicate")
                 if not fresh:
                     continue
                 for entry in request.entries:
@@ -222,6 +221,10 @@ class SqliteLedger:
                     # huey's own table (SqliteStorage schema), written in our transaction.
                     cur.execute("INSERT INTO task (queue, data, priority) VALUES (?, ?, 0)",
                                 (self.huey_queue_name, entry.message))
+            accepted = sum(results)
+            for outcome, count in (("accepted", accepted), ("duplicate", len(results) - accepted)):
+                if count:
+                    incr_in(cur, DELIVERIES, count, outcome=outcome)
         return results
 
     def claim(self, job_id: str, at: float, lease: float) -> Claimed | None:

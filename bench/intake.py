@@ -1,0 +1,213 @@
+"""Webhook intake benchmark against the real gunicorn deployment (`bot.wsgi:app`), load from `wrk`.
+
+Each request is a signed ~8 KB push delivery with a unique X-GitHub-Delivery, at concurrency 1, 16 and 64,
+with keep-alive and with a new connection per request. After each run the durable queue is counted: every
+delivery answered 202 must be in it. Prints a markdown table (`--out` also writes it to a file).
+
+    python bench/intake.py                 # needs `wrk` (apt-get install -y wrk)
+    python bench/intake.py --redis redis://127.0.0.1:6379/15 --duration 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from runtime_fixtures import free_port, push_payload  # noqa: E402
+
+SECRET = "bench-webhook-secret"
+PATH = "/api/github/webhooks"
+
+LUA = r"""
+local threads = {}
+function setup(thread)
+  table.insert(threads, thread)
+  thread:set("tid", #threads)
+end
+function init(args)
+  prefix = args[1] .. "-" .. tid .. "-"
+  counter, accepted, other = 0, 0, 0
+end
+function request()
+  counter = counter + 1
+  local headers = {["Content-Type"] = "application/json", ["X-GitHub-Event"] = "push",
+                   ["X-GitHub-Delivery"] = prefix .. counter, ["X-Hub-Signature-256"] = SIG}
+  if CLOSE then headers["Connection"] = "close" end
+  return wrk.format("POST", PATH, headers, BODY)
+end
+function response(status, headers, body)
+  if status == 202 then accepted = accepted + 1 else other = other + 1 end
+end
+function done(summary, latency, requests)
+  local a, o = 0, 0
+  for _, t in ipairs(threads) do a = a + t:get("accepted"); o = o + t:get("other") end
+  local e = summary.errors
+  io.write(string.format('RESULT {"requests": %d, "duration_us": %d, "p50_us": %d, "p99_us": %d, ' ..
+    '"accepted": %d, "other": %d, "errors": %d}\n', summary.requests, summary.duration,
+    latency:percentile(50), latency:percentile(99), a, o, e.connect + e.read + e.write + e.timeout))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One gunicorn configuration."""
+
+    worker_class: str
+    workers: int
+    threads: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.worker_class} {self.workers}x{self.threads}"
+
+
+def _script(tmp: Path, close: bool) -> Path:
+    body = json.dumps(push_payload("octo-org/service-api", installation=7, pad_to=8192))
+    signature = "sha256=" + hmac.new(SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
+    script = tmp / f"intake-{'close' if close else 'keepalive'}.lua"
+    script.write_text(f'BODY = [==[{body}]==]\nSIG = "{signature}"\nPATH = "{PATH}"\n'
+                      f"CLOSE = {'true' if close else 'false'}\n" + LUA)
+    return script
+
+
+def _committed(data_dir: Path, redis_url: str | None) -> int:
+    """Deliveries in the durable queue (the dedupe claims committed with their jobs)."""
+    if redis_url:
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        return sum(1 for _ in client.scan_iter("ecr:delivery:*", count=10000))
+    with sqlite3.connect(data_dir / "queue.db") as conn:
+        (deliveries,) = conn.execute("SELECT count(*) FROM deliveries").fetchone()
+        (jobs,) = conn.execute("SELECT count(*) FROM jobs").fetchone()
+        (tasks,) = conn.execute("SELECT count(*) FROM task").fetchone()
+    assert deliveries == jobs == tasks, (deliveries, jobs, tasks)  # one job and one huey message each
+    return int(deliveries)
+
+
+def _wait_healthy(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("gunicorn did not become healthy")
+
+
+def run_deployment(dep: Deployment, args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
+    """Start gunicorn with `dep`, run every (concurrency, connection mode), return one row each."""
+    data_dir = tmp / f"data-{dep.worker_class}-{dep.workers}-{dep.threads}"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    if args.redis:
+        import redis
+
+        client = redis.Redis.from_url(args.redis)
+        for pattern in ("ecr:*", "huey.*ecrcachebot*"):
+            keys = list(client.scan_iter(pattern, count=10000))
+            for i in range(0, len(keys), 1000):
+                client.delete(*keys[i:i + 1000])
+    port = free_port()
+    env = {**os.environ, "WEBHOOK_SECRET": SECRET, "DATA_DIR": str(data_dir), "LOG_LEVEL": "INFO",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env.pop("REDIS_URL", None)
+    if args.redis:
+        env["REDIS_URL"] = args.redis
+    argv = [sys.executable, "-m", "gunicorn", args.app, "--bind", f"127.0.0.1:{port}",
+            "--worker-class", dep.worker_class, "--workers", str(dep.workers), "--threads", str(dep.threads),
+            "--keep-alive", "75", "--backlog", "2048", "--log-level", "warning"]
+    log = (tmp / "gunicorn.log").open("ab")
+    server = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=log)
+    rows = []
+    try:
+        _wait_healthy(port)
+        run = 0
+        for close in (False, True):
+            script = _script(tmp, close)
+            for concurrency in args.concurrency:
+                run += 1
+                before = _committed(data_dir, args.redis) if run > 1 else 0
+                threads = min(concurrency, args.wrk_threads)
+                out = subprocess.run(
+                    ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{args.duration}s", "--timeout", "5s",
+                     "-s", str(script), f"http://127.0.0.1:{port}{PATH}", "--", f"r{run}-{time.time_ns()}"],
+                    capture_output=True, text=True, check=True).stdout
+                result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
+                time.sleep(0.5)  # requests still in flight when wrk stopped may commit now
+                committed = _committed(data_dir, args.redis) - before
+                rows.append({"deployment": dep.label, "concurrency": concurrency,
+                             "connection": "new per request" if close else "keep-alive",
+                             "rps": result["requests"] / (result["duration_us"] / 1e6),
+                             "p50_ms": result["p50_us"] / 1000, "p99_ms": result["p99_us"] / 1000,
+                             "accepted": result["accepted"], "other": result["other"] + result["errors"],
+                             "committed": committed})
+                print(_row(rows[-1]), flush=True)
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+    return rows
+
+
+def _row(r: dict[str, Any]) -> str:
+    ok = "yes" if r["committed"] >= r["accepted"] else "**NO**"
+    return (f"| {r['deployment']} | {r['concurrency']} | {r['connection']} | {r['rps']:,.0f} | "
+            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['accepted']:,} | {r['other']} | "
+            f"{r['committed']:,} | {ok} |")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per run")
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (cores are shared with gunicorn)")
+    parser.add_argument("--deployment", action="append", default=None,
+                        help="worker_class:workers:threads, repeatable (default gthread:2:16)")
+    parser.add_argument("--redis", default=None, help="benchmark the Redis queue at this URL instead of SQLite")
+    parser.add_argument("--app", default="bot.wsgi:app", help="WSGI app (default: the real deployment)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk is needed: apt-get install -y wrk")
+    deployments = [Deployment(c, int(w), int(t)) for c, w, t in
+                   (d.split(":") for d in (args.deployment or ["gthread:2:16"]))]
+    header = ("| gunicorn | concurrency | connection | req/s | p50 ms | p99 ms | 202 | other | in queue "
+              "| all 202 queued |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---|")
+    print(header, flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="intake-") as tmp:
+        for dep in deployments:
+            rows += run_deployment(dep, args, Path(tmp))
+    backend = f"Redis ({args.redis})" if args.redis else "SQLite (WAL, synchronous=FULL, group commit)"
+    text = (f"Queue: {backend}. Machine: {os.cpu_count()} cores, {platform.platform()}, Python "
+            f"{platform.python_version()}; wrk on the same cores; {args.duration} s per run; ~8 KB signed push "
+            f"payload, unique delivery id per request.\n\n{header}\n" + "\n".join(_row(r) for r in rows) + "\n")
+    if args.out:
+        with args.out.open("a") as out:
+            out.write(text + "\n")
+    return 0 if all(r["committed"] >= r["accepted"] for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
