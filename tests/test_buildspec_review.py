@@ -187,3 +187,16 @@ def test_cache_repository_is_named_after_the_one_ecr_repository_the_buildspec_pu
                           "      - docker build -t $REPOSITORY_URI:dev .\n"
                           "      - docker push 776875668468.dkr.ecr.ap-northeast-2.amazonaws.com/other:1\n")
     assert 'CACHE_REPO_NAME: "ecr-build-cache"' in edited(two)
+
+
+def test_china_registry_hosts_keep_their_dns_suffix() -> None:
+    # ECR in the aws-cn partition answers on amazonaws.com.cn; a `$REGION` alone cannot tell.
+    host = "$AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com.cn"
+    text = HEAD + ("  pre_build:\n    commands:\n"
+                   "      - $(aws ecr get-login --no-include-email --region $AWS_DEFAULT_REGION)\n"
+                   "  build:\n    commands:\n      - docker build -t x .\n"
+                   f"      - docker push {host}/app:latest\n")
+    out = edited(text)
+    assert f"- CACHE_URI={host}/$CACHE_REPO_NAME\n" in out
+    assert f"--password-stdin {host}\n" in out
+    assert ".amazonaws.com/" not in out and ".amazonaws.com\n" not in out

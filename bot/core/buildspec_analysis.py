@@ -10,7 +10,14 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.core import buildspec_yaml as by
 from bot.core.shellcmd import Word, simple_commands
-from bot.core.shellcmd_docker import DockerBuild, LegacyLogin, Option, find_legacy_logins, parse_build
+from bot.core.shellcmd_docker import (
+    DockerBuild,
+    LegacyLogin,
+    Option,
+    find_legacy_logins,
+    is_china,
+    parse_build,
+)
 
 # CodeBuild runs the phases in this order; with buildspec 0.2 one shell session carries the working
 # directory and variables from command to command and phase to phase
@@ -66,6 +73,7 @@ class Analysis:
     cred_helper: bool = False
     flow_phases: list[str] = field(default_factory=list)
     account_vars: set[str] = field(default_factory=set)
+    china: bool = False
 
 
 def _scalar_map(node: Node | None) -> dict[str, str]:
@@ -173,6 +181,7 @@ def analyse(root: Node, path: str, paths: frozenset[str] = frozenset()) -> Analy
     known: dict[str, str | None] = {k: (v if "$" not in v and "`" not in v else None) for k, v in variables.items()}
     shell = _Shell(known)
     an.commands, an.flow_phases = phase_commands(root)
+    an.china = any(is_china(c.value or "") for c in an.commands) or any(is_china(v) for v in variables.values())
     for n, cmd in enumerate(an.commands):
         value = cmd.value
         if value is None:

@@ -371,7 +371,7 @@ def _login_covers(an: Analysis, region: str, options: Options, before: int, posi
     """True when a login to this account's registry in ``region`` runs before command ``before``."""
     if an.cred_helper:
         return True
-    host = _norm(registry_host("$AWS_ACCOUNT_ID", region))
+    host = _norm(registry_host("$AWS_ACCOUNT_ID", region, an.china))
     accounts = ({"$AWS_ACCOUNT_ID"} | {f"${v}" for v in an.account_vars}
                 | ({options.account_id} if options.account_id else set()))
     for cmd, lg in an.legacy:
@@ -383,7 +383,7 @@ def _login_covers(an: Analysis, region: str, options: Options, before: int, posi
         if positions[id(cmd)] > before:
             continue
         t = _norm(target)
-        if t.startswith(host) or any(t.startswith(_norm(registry_host(a, region))) for a in accounts):
+        if t.startswith(host) or any(t.startswith(_norm(registry_host(a, region, an.china))) for a in accounts):
             return True
     return False
 
@@ -393,7 +393,7 @@ def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: d
     texts = [c.value or "" for c in an.commands]
     todo = [b for b in an.builds if not b.build.rewritten]
     for cmd, lg in an.legacy:
-        edit.mods.setdefault(positions[id(cmd)], []).append((lg.start, lg.end, lg.replacement()))
+        edit.mods.setdefault(positions[id(cmd)], []).append((lg.start, lg.end, lg.replacement(an.china)))
         edit.reasons.append(f"Line {cmd.node.start_mark.line + 1}: `$(aws ecr get-login ...)` was removed in AWS "
                             "CLI v2 (on every current CodeBuild image it fails with \"Invalid choice\"); "
                             "replaced by `aws ecr get-login-password | docker login`.")
@@ -418,7 +418,7 @@ def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: d
         # `buildx create --bootstrap` pulls a private builder image with the CLI's credentials: log in first.
         first_pos = min(first_pos, setup_pos - 1)
     if todo and not _login_covers(an, region, options, first_pos, positions):
-        setup.append(login_command(region, registry_host("$AWS_ACCOUNT_ID", region)))
+        setup.append(login_command(region, registry_host("$AWS_ACCOUNT_ID", region, an.china)))
         edit.reasons.append("Log in to this account's ECR registry before the build: the builder reads and "
                             "writes the cache there, and no existing login covers it.")
     own_uri = [t for t in texts if re.search(r"(?:^|[\s;&|(])(?:export\s+)?CACHE_URI=", t)]
@@ -426,7 +426,7 @@ def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: d
         raise by.Unsupported("the buildspec already sets `CACHE_URI` for its own purpose; the cache flags the bot "
                              "adds read that name")
     if not own_uri:
-        setup.append(f"CACHE_URI={registry_host('$AWS_ACCOUNT_ID', region)}/$CACHE_REPO_NAME")
+        setup.append(f"CACHE_URI={registry_host('$AWS_ACCOUNT_ID', region, an.china)}/$CACHE_REPO_NAME")
     if not any("docker buildx version" in t for t in texts):
         setup.append(GUARD_LINE)
     if not any(re.search(rf"docker buildx create\b.*--name[= ]{re.escape(options.builder_name)}\b", t)

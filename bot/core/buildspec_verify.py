@@ -13,6 +13,7 @@ from bot.core.shellcmd_docker import (
     apply_splices,
     build_splices,
     find_legacy_logins,
+    is_china,
     output_flag,
     parse_bot_flags,
     parse_build,
@@ -41,9 +42,9 @@ def is_bot_line(value: object) -> bool:
     return isinstance(value, str) and any(p.fullmatch(value) for p in _BOT_LINES)
 
 
-def rewrite_command(old: str, flags: list[CacheFlags]) -> str | None:
+def rewrite_command(old: str, flags: list[CacheFlags], china: bool = False) -> str | None:
     """Apply the bot's command rewrite to ``old`` with the given per-build flags (None on mismatch)."""
-    splices = [(lg.start, lg.end, lg.replacement()) for lg in find_legacy_logins(old)]
+    splices = [(lg.start, lg.end, lg.replacement(china)) for lg in find_legacy_logins(old)]
     builds = [b for b in (parse_build(c) for c in simple_commands(old)) if b is not None]
     todo = [b for b in builds if not b.rewritten and len(b.real_positionals) == 1]
     if len(todo) != len(flags):
@@ -54,19 +55,19 @@ def rewrite_command(old: str, flags: list[CacheFlags]) -> str | None:
     return apply_splices(old, splices)
 
 
-def _command_changed_ok(old: object, new: object) -> bool:
+def _command_changed_ok(old: object, new: object, china: bool) -> bool:
     if not isinstance(old, str) or not isinstance(new, str):
         return False
     flags = [f for f in parse_bot_flags(new) if f not in parse_bot_flags(old)]
-    return rewrite_command(old, flags) == new
+    return rewrite_command(old, flags, china) == new
 
 
-def _commands_ok(old: object, new: object) -> str | None:
+def _commands_ok(old: object, new: object, china: bool = False) -> str | None:
     if not isinstance(old, list) or not isinstance(new, list):
         return None if old == new else "a phase's commands changed shape"
     i = 0
     for j, item in enumerate(new):
-        if i < len(old) and item == old[i] or i < len(old) and _command_changed_ok(old[i], item):
+        if i < len(old) and item == old[i] or i < len(old) and _command_changed_ok(old[i], item, china):
             i += 1
         elif is_bot_line(item):
             continue
@@ -144,7 +145,7 @@ def verify_buildspec_edit(original: str, edited: str) -> str | None:
             return f"keys of phase {name} changed"
         for k in ph:
             if k == "commands":
-                reason = _commands_ok(ph[k], nph[k])
+                reason = _commands_ok(ph[k], nph[k], is_china(original))
                 if reason:
                     return f"phase {name}: {reason}"
             elif ph[k] != nph[k]:

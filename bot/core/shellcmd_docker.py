@@ -230,20 +230,26 @@ class LegacyLogin:
     region: str
     registry_ids: tuple[str, ...]
 
-    def replacement(self) -> str:
+    def replacement(self, china: bool = False) -> str:
         """`aws ecr get-login-password | docker login` per registry account."""
         accounts = self.registry_ids or ("$AWS_ACCOUNT_ID",)
-        return " && ".join(login_command(self.region, f"{acct}.dkr.ecr.{self.region}.{_dns_suffix(self.region)}")
-                           for acct in accounts)
+        return " && ".join(login_command(self.region, registry_host(acct, self.region, china)) for acct in accounts)
 
 
-def _dns_suffix(region: str) -> str:
-    return "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+def _dns_suffix(region: str, china: bool = False) -> str:
+    # ECR endpoints of the aws-cn partition end in amazonaws.com.cn
+    # (https://docs.amazonaws.cn/en_us/aws/latest/userguide/endpoints-Beijing.html).
+    return "amazonaws.com.cn" if china or region.startswith("cn-") else "amazonaws.com"
 
 
-def registry_host(account: str, region: str) -> str:
-    """ECR registry host for an account and a region (literal or `$VAR`)."""
-    return f"{account}.dkr.ecr.{region}.{_dns_suffix(region)}"
+def is_china(text: str) -> bool:
+    """True when ``text`` already talks to ECR in the aws-cn partition."""
+    return ".amazonaws.com.cn" in text
+
+
+def registry_host(account: str, region: str, china: bool = False) -> str:
+    """ECR registry host for an account and a region (literal or `$VAR`); ``china`` for the aws-cn partition."""
+    return f"{account}.dkr.ecr.{region}.{_dns_suffix(region, china)}"
 
 
 def login_command(region: str, registry: str) -> str:
