@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from test_buildspec_support import plan_text, unset_uses
+from test_buildspec_support import plan_snapshot, plan_text, unset_uses
 
 from bot.core.buildspec_plan import verify_buildspec_edit
-from bot.core.model import Options
+from bot.core.model import Options, RepoSnapshot
 
 HEAD = "version: 0.2\nphases:\n"
 
@@ -200,3 +200,30 @@ def test_china_registry_hosts_keep_their_dns_suffix() -> None:
     assert f"- CACHE_URI={host}/$CACHE_REPO_NAME\n" in out
     assert f"--password-stdin {host}\n" in out
     assert ".amazonaws.com/" not in out and ".amazonaws.com\n" not in out
+
+
+def test_pushed_build_whose_image_is_used_locally_afterwards_is_left_alone() -> None:
+    # The default docker driver keeps a `--push` build in the local image store; docker-container does not.
+    text = HEAD + ("  build:\n    commands:\n      - docker buildx build --push -t $URI:1 .\n"
+                   "      - docker tag $URI:1 $URI:latest\n")
+    assert "--push" in untouched(text, "build-push-local-image")
+    pushed_only = HEAD + "  build:\n    commands:\n      - docker buildx build --push -t $URI:1 .\n"
+    assert "--load" not in edited(pushed_only)
+
+
+def test_later_build_from_a_local_image_passed_as_a_build_arg_is_refused() -> None:
+    text = HEAD + ("  build:\n    commands:\n      - docker build -t base:1 -f base/Dockerfile .\n"
+                   "      - docker build --build-arg BASE=base:1 -f app/Dockerfile -t app .\n")
+    snap = RepoSnapshot(("buildspec.yml", "base/Dockerfile", "app/Dockerfile"),
+                        {"buildspec.yml": text, "base/Dockerfile": "FROM python:3.12\n",
+                         "app/Dockerfile": "ARG BASE=python:3.12\nFROM ${BASE}\nCOPY . .\n"})
+    _, part = plan_snapshot(snap)
+    assert part.edits == ()
+    assert "local-base-image" in {f.code for f in part.findings}
+
+
+def test_images_loaded_from_a_tarball_are_pointed_out() -> None:
+    text = HEAD + ("  build:\n    commands:\n      - docker load -i base.tar\n      - docker build -t app .\n")
+    _, part = plan_text(text)
+    assert part.edits
+    assert any(f.code == "local-base-image" and "docker load" in f.message for f in part.findings)

@@ -16,6 +16,30 @@ from bot.core.shellcmd_docker import find_builds
 _FROM = re.compile(r"(?im)^\s*FROM\s+(?:--\S+\s+)*([^\s\\\"']+)")
 
 
+_ARG_DEFAULT = re.compile(r"(?im)^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)=[\"']?([^\s\"']+)")
+_ARG_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+_LOAD = re.compile(r"\bdocker\s+(?:image\s+)?(?:load|import)\b")
+
+
+def loaded_images(p: Parsed) -> list[Finding]:
+    """`docker load`/`docker import` before a build: a Dockerfile may start FROM an image the builder cannot see."""
+    builds = {id(b.command) for b in p.analysis.builds}
+    for c in p.analysis.commands:
+        if id(c) in builds:
+            return []
+        if _LOAD.search(c.value or ""):
+            return [Finding(p.path, "warning", "local-base-image",
+                            f"{p.path}:{c.node.start_mark.line + 1}: `docker load`/`docker import` puts an image in "
+                            "the local image store only; a Dockerfile that starts FROM it fails on the "
+                            "docker-container builder (which cannot see that store): push it to ECR and build "
+                            "FROM its registry reference.")]
+    return []
+
+
+def _expand(ref: str, args: dict[str, str]) -> str:
+    return _ARG_REF.sub(lambda v: args.get(v[1], v[0]), ref)
+
+
 def _image_name(ref: str) -> str:
     ref = ref.split("@", 1)[0]
     head, _, last = ref.rpartition("/")
@@ -31,8 +55,11 @@ def local_base(p: Parsed, snapshot: RepoSnapshot) -> str | None:
         line = b.command.node.start_mark.line + 1
         first = line if first is None else first
         text = snapshot.text(b.dockerfile) if b.dockerfile else None
+        args = dict(_ARG_DEFAULT.findall(text or ""))
+        args.update(a.partition("=")[::2] for a in b.build.values("--build-arg") if "=" in a)
         for m in _FROM.finditer(text or ""):
-            name = _image_name(m[1])
+            # `FROM ${BASE}` with `--build-arg BASE=<an image built above>` is the same chain.
+            name = _image_name(_expand(m[1], args))
             if name in built:
                 return (f"line {line}: `{b.dockerfile}` starts `FROM {m[1]}`, the image built on line "
                         f"{built[name]}. A docker-container builder (needed to export a registry cache) "

@@ -11,7 +11,7 @@ from yaml.nodes import MappingNode, ScalarNode
 from bot.core import buildspec_yaml as by
 from bot.core.buildspec_analysis import PHASES, Analysis, Build, Command, analyse
 from bot.core.buildspec_edit import Edit, Parsed, prove, splice
-from bot.core.buildspec_findings import builder_switch, dockerhub_pushes, local_base
+from bot.core.buildspec_findings import builder_switch, dockerhub_pushes, loaded_images, local_base
 from bot.core.buildspec_tags import assign_tags, existing_tag
 from bot.core.buildspec_verify import (
     ACCOUNT_LINE,
@@ -101,6 +101,13 @@ def _blocked(p: Parsed) -> tuple[str, str] | None:
                     f"line {line}: this build runs inside a shell loop, so every iteration would write the same "
                     "cache tag (two images on one cache ref keep evicting each other). Give each image its own "
                     "build command, or set the cache flags by hand with a tag per iteration.")
+        reuse = _local_use_after_push(p, b)
+        if reuse:
+            return ("build-push-local-image",
+                    f"line {line}: this build pushes with `--push`, and `{reuse}` then reads its image from the "
+                    "local image store. The default builder keeps pushed images there; the docker-container "
+                    "builder needed for the registry cache does not (and `--push --load` together needs buildx "
+                    "0.13 or newer), so this build was left as it is.")
         hosts = [f for f in b.build.global_flags if f.split("=")[0] in ("-H", "--host", "-c", "--context")
                  or f.startswith("-H")]
         if hosts:
@@ -123,6 +130,28 @@ def _blocked(p: Parsed) -> tuple[str, str] | None:
                     f"phase `{name}` sets `run-as`: the buildx builder and the ECR login are kept in the home "
                     "directory of the user who creates them, so they would not be found by a phase that runs "
                     "as another user.")
+    return None
+
+
+_LOCAL_IMAGE_VERBS = frozenset({"tag", "run", "save", "create", "inspect", "history"})
+
+
+def _local_use_after_push(p: Parsed, b: Build) -> str | None:
+    """The first later `docker tag|run|save|...` of an image that ``b`` only pushes (None if there is none)."""
+    db = b.build
+    pushes = db.has("--push") or any("push=true" in v or "type=registry" in v for v in db.values("--output", "-o"))
+    if not pushes or db.has("--load") or not db.tags:
+        return None
+    commands = p.analysis.commands
+    start = next(n for n, c in enumerate(commands) if c is b.command)
+    for n, c in enumerate(commands[start:], start):
+        for sc in simple_commands(c.value or ""):
+            if n == start and sc.words[:1] and sc.words[0].start <= db.docker.start:
+                continue
+            words = [w.value for w in sc.words]
+            verb = words[2:3] if words[1:2] in (["image"], ["container"]) else words[1:2]
+            if words[:1] == ["docker"] and verb and verb[0] in _LOCAL_IMAGE_VERBS and set(words) & set(db.tags):
+                return " ".join(words)[:120]
     return None
 
 
@@ -152,6 +181,7 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str],
     if blocked:
         findings.append(Finding(p.path, "warning", blocked[0], f"{p.path} left untouched: {blocked[1]}"))
         return None, findings, links, repo
+    findings.extend(loaded_images(p))
     findings.extend(dockerhub_pushes(p))
     findings.extend(builder_switch(p))
     try:
