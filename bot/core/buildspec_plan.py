@@ -90,6 +90,21 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery) 
                        extra={"cache_repositories": repos})
 
 
+def _old_image(p: Parsed) -> list[Finding]:
+    """`runtime-versions: docker: N` exists only on images without buildx (standard:2.0/3.0, AL2 1.0/2.0)."""
+    phases = by.get(p.root, "phases")
+    install = by.get(phases[1] if phases else None, "install")
+    runtimes = by.get(install[1] if install else None, "runtime-versions")
+    docker = by.get(runtimes[1] if runtimes else None, "docker")
+    if docker is None or not isinstance(docker[1], ScalarNode):
+        return []
+    return [Finding(p.path, "warning", "old-build-image",
+                    f"{p.path}:{docker[0].start_mark.line + 1}: `runtime-versions: docker: {docker[1].value}` is "
+                    "offered only by old CodeBuild images (standard:2.0/3.0, Amazon Linux 2 1.0/2.0), which have no "
+                    "`docker buildx`: the added guard stops the build there. Move the project to "
+                    "aws/codebuild/standard:7.0 (and drop the docker runtime line) before merging.")]
+
+
 def _blocked(p: Parsed) -> tuple[str, str] | None:
     """(code, why) when a build cannot move to a docker-container builder with one cache ref of its own."""
     for b in p.analysis.builds:
@@ -181,6 +196,7 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str],
     if blocked:
         findings.append(Finding(p.path, "warning", blocked[0], f"{p.path} left untouched: {blocked[1]}"))
         return None, findings, links, repo
+    findings.extend(_old_image(p))
     findings.extend(loaded_images(p))
     findings.extend(dockerhub_pushes(p))
     findings.extend(builder_switch(p))
