@@ -1,0 +1,57 @@
+"""The corpus report's invariants hold on the real corpus (the same checks `bench/corpus_report.py` prints)."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "corpus_report.py"
+
+
+def _report_module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("corpus_report", BENCH)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_repository_passes_every_invariant(corpus: Path) -> None:
+    report = _report_module()
+    rows = list(report.real_rows(corpus))
+    assert len(rows) == 40
+    failures = {r.name: (r.crashed, r.problems) for r in rows if not r.invariants_ok}
+    assert failures == {}
+    with_builds = [r for r in rows if r.builds]
+    changed = [r for r in with_builds if r.specs_changed]
+    assert len(changed) >= 0.9 * len(with_builds), [r.name for r in with_builds if not r.specs_changed]
+
+
+def test_yaml_suite_as_buildspecs_never_crashes_or_breaks(corpus: Path) -> None:
+    report = _report_module()
+    outcomes = dict(report.yaml_rows(corpus))
+    assert outcomes, "the YAML corpus is empty"
+    assert {case: o for case, o in outcomes.items() if o != "ok"} == {}
+
+
+def test_untouched_check_catches_a_changed_line() -> None:
+    report = _report_module()
+    from bot.core.model import FileEdit
+
+    original = "version: 0.2\nphases:\n  build:\n    commands:\n      - echo hi\n      - docker build .\n"
+    sneaky = original.replace("echo hi", "echo bye")
+    assert report.untouched_bytes_problem(FileEdit("buildspec.yml", "modify", sneaky, original))
+    crlf = original.replace("\n", "\r\n")
+    mixed = crlf + "      - echo added\n"
+    assert report.untouched_bytes_problem(FileEdit("buildspec.yml", "modify", mixed, crlf))
+    added = original + "      - echo added\n"
+    assert report.untouched_bytes_problem(FileEdit("buildspec.yml", "modify", added, original)) is None
+    lost = "FROM a\nRUN x\nCOPY . .\n"
+    assert report.untouched_bytes_problem(FileEdit("Dockerfile", "modify", "FROM a\nCOPY . .\n", lost))
+
+
+def test_missing_corpus_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _report_module().main(["--corpus", str(tmp_path)]) == 2
