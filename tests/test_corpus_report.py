@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -12,9 +13,12 @@ BENCH = Path(__file__).resolve().parents[1] / "bench" / "corpus_report.py"
 
 
 def _report_module() -> ModuleType:
+    if "corpus_report" in sys.modules:
+        return sys.modules["corpus_report"]
     spec = importlib.util.spec_from_file_location("corpus_report", BENCH)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules["corpus_report"] = module  # dataclasses look their module up while the class is built
     spec.loader.exec_module(module)
     return module
 
