@@ -76,10 +76,12 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery) 
         findings.append(Finding(first, "info", "privileged-mode",
                                 "The CodeBuild project must run in privileged mode to use Docker "
                                 "(Environment > Privileged); a buildspec cannot turn it on."))
+        # standard:6.0 has no buildx (aws/aws-codebuild-docker-images#653); standard:7.0 ships it
+        # (ubuntu/standard/7.0/Dockerfile, DOCKER_BUILDX_VERSION 0.11.0), so does the AL2023 standard:5.0 image.
         findings.append(Finding(first, "info", "buildx-required",
-                                "`docker buildx` ships on aws/codebuild/standard:7.0 and newer and on "
-                                "amazonlinux 2023 images; on standard:5.0 or Amazon Linux 2 images the "
-                                "added guard stops the build with a clear message."))
+                                "`docker buildx` ships on aws/codebuild/standard:7.0 and on the Amazon Linux 2023 "
+                                "standard:5.0 image; on images without it (for example aws/codebuild/standard:5.0 "
+                                "and 6.0) the added guard stops the build with a clear message."))
         if not options.builder_image:
             findings.append(Finding(first, "info", "builder-image",
                                     "`docker buildx create --bootstrap` pulls the `moby/buildkit` image from Docker "
@@ -132,7 +134,8 @@ def _blocked(p: Parsed) -> tuple[str, str] | None:
         networks = [v for v in b.build.values("--network") if v not in ("default", "none")]
         if networks:
             # docker-container builders run RUN steps in the builder's own container network, and buildx
-            # before v0.13 refuses `network.host` without an entitlement (docker/buildx#2255).
+            # before v0.13 refuses `network.host` without an entitlement (docker/buildx#2255); the
+            # standard:7.0 image ships buildx 0.11 (aws-codebuild-docker-images ubuntu/standard/7.0/Dockerfile).
             return ("build-network",
                     f"line {line}: `--network {networks[0]}` would run the RUN steps inside the docker-container "
                     "builder's own network (needed for the registry cache), not the one this build uses today, "
