@@ -4,7 +4,15 @@ import json
 from pathlib import Path
 
 from bot.core.model import BuildLink, Options
-from bot.core.policies import IAM_PATH, LIFECYCLE_PATH, aws_setup, iam_policy, lifecycle_policy
+from bot.core.policies import (
+    IAM_PATH,
+    LIFECYCLE_PATH,
+    aws_setup,
+    iam_policy,
+    lifecycle_policy,
+    render_json,
+    render_lifecycle_json,
+)
 
 BUILD = BuildLink("buildspec.yml", "build", 0, 10, "Dockerfile", ".", "cache")
 
@@ -24,6 +32,16 @@ phases:
 def test_lifecycle_matches_the_reference(shared: Path) -> None:
     reference = json.loads((shared / "examples/seed-app/lifecycle-policy.json").read_text())
     assert lifecycle_policy("cache", 14) == reference
+
+
+def test_lifecycle_text_is_laid_out_like_the_reference(shared: Path) -> None:
+    reference = (shared / "examples/seed-app/lifecycle-policy.json").read_text()
+    assert render_lifecycle_json(lifecycle_policy("cache", 14)) == reference
+
+
+def test_iam_text_is_laid_out_like_the_reference(shared: Path) -> None:
+    reference = (shared / "examples/seed-app/iam-policy.json").read_text()
+    assert render_json(iam_policy("us-east-1", "123456789012", ["my-app", "my-app-cache"])) == reference
 
 
 def test_lifecycle_never_expires_the_live_tag_by_age() -> None:

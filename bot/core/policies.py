@@ -122,6 +122,22 @@ def render_json(document: Mapping[str, object]) -> str:
     return json.dumps(document, indent=2) + "\n"
 
 
+def render_lifecycle_json(document: Mapping[str, object]) -> str:
+    """Lifecycle policy text with one line per rule field, as AWS's examples lay it out."""
+    rules = document["rules"]
+    assert isinstance(rules, list)
+    lines = ["{", '  "rules": [']
+    for index, rule in enumerate(rules):
+        lines.append("    {")
+        fields = list(rule.items())
+        for position, (key, value) in enumerate(fields):
+            comma = "," if position < len(fields) - 1 else ""
+            lines.append(f"      {json.dumps(key)}: {json.dumps(value, separators=(', ', ': '))}{comma}")
+        lines.append("    }" + ("," if index < len(rules) - 1 else ""))
+    lines.extend(["  ]", "}"])
+    return "\n".join(lines) + "\n"
+
+
 def _env_variables(text: str) -> dict[str, str]:
     try:
         data = yaml.safe_load(text.lstrip("\ufeff"))
@@ -184,7 +200,7 @@ def aws_setup(
     region_text = region or REGION_PLACEHOLDER
     account_text = account or ACCOUNT_PLACEHOLDER
     repositories = (images or (IMAGE_PLACEHOLDER,)) + cache_repositories
-    lifecycle = render_json(lifecycle_policy(options.cache_tag, options.lifecycle_days))
+    lifecycle = render_lifecycle_json(lifecycle_policy(options.cache_tag, options.lifecycle_days))
     iam = render_json(iam_policy(region_text, account_text, repositories))
     return AwsSetup(
         region=region_text,
