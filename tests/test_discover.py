@@ -81,3 +81,13 @@ def test_paths_to_read_picks_specs_dockerfiles_ignores_and_manifests() -> None:
 def test_paths_to_read_is_capped() -> None:
     many = tuple(f"pkg{i}/package.json" for i in range(5000))
     assert len(paths_to_read(many, Options())) <= 1000
+
+
+def test_windows_powershell_commands_are_not_edited() -> None:
+    # Windows images run buildspec commands in PowerShell by default, where the bot's sh lines fail.
+    ps = ("version: 0.2\nphases:\n  pre_build:\n    commands:\n"
+          "      - Invoke-Expression -Command (Get-ECRLoginCommand -Region $env:AWS_DEFAULT_REGION).Command\n"
+          "  build:\n    commands:\n      - docker build -t app .\n")
+    why = classify(ps)
+    assert why is not None and "PowerShell" in why
+    assert classify(SPEC) is None

@@ -103,7 +103,25 @@ def classify(text: str) -> str | None:
     if isinstance(env, dict) and str(env.get("shell", "")).lower() in ("powershell.exe", "powershell", "cmd",
                                                                         "cmd.exe", "pwsh"):
         return f"runs Windows `{env.get('shell')}` commands; only Linux shells are supported"
+    # Windows images run commands in PowerShell unless `env.shell` says otherwise
+    # (https://docs.aws.amazon.com/codebuild/latest/userguide/build-spec-ref.html, env/shell).
+    if any(_POWERSHELL.search(t) for t in _strings(data.get("phases"))):
+        return "runs Windows PowerShell commands (`$env:`, `Get-ECRLoginCommand`, ...); only Linux shells are supported"
     return None
+
+
+def _strings(node: object) -> list[str]:
+    """Every string value inside loaded YAML data."""
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [t for v in node.values() for t in _strings(v)]
+    if isinstance(node, list):
+        return [t for v in node for t in _strings(v)]
+    return []
+
+
+_POWERSHELL = re.compile(r"\$env:[A-Za-z_]|Get-ECRLoginCommand|Invoke-Expression|Write-Host\b")
 
 
 def _batch_refs(text: str) -> list[str]:
