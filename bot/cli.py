@@ -13,6 +13,7 @@ from bot.core import planner
 from bot.core.model import Options
 from bot.core.repo_config import CONFIG_PATH, ConfigError, options_from_mapping, parse_repo_config
 from bot.local_repo import LocalRepoError, read_snapshot, read_text, write_edits
+from bot.replay import add_replay_command
 from bot.report import json_report, text_report, unified_diff
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plan_options(apply_parser)
     check_parser = sub.add_parser("check", help="exit 0 when set up, 1 when changes would be made, 2 on error")
     _add_plan_options(check_parser)
+    add_replay_command(sub)
     add_runtime = _runtime_commands()
     if add_runtime is not None:
         add_runtime(sub)
