@@ -182,6 +182,9 @@ def cache_flags_text(flags: CacheFlags) -> str:
 
 def output_flag(build: DockerBuild) -> str | None:
     """`--load` unless the build already pushes, loads or exports (then nothing is added)."""
+    # A docker-container builder keeps its result in its own cache unless told otherwise; `--load`
+    # (`--output=type=docker`) puts the image in the local image store for later `docker tag/push/run`
+    # and scanners (https://docs.docker.com/reference/cli/docker/buildx/build/#load).
     if build.has("--push", "--load", "--output", "-o"):
         return None
     return "--load"
