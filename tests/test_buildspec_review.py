@@ -207,6 +207,9 @@ def test_pushed_build_whose_image_is_used_locally_afterwards_is_left_alone() -> 
     text = HEAD + ("  build:\n    commands:\n      - docker buildx build --push -t $URI:1 .\n"
                    "      - docker tag $URI:1 $URI:latest\n")
     assert "--push" in untouched(text, "build-push-local-image")
+    # Pushing the same tag again also reads the local image store.
+    again = text.replace("docker tag $URI:1 $URI:latest", "docker push $URI:1")
+    assert "docker push" in untouched(again, "build-push-local-image")
     pushed_only = HEAD + "  build:\n    commands:\n      - docker buildx build --push -t $URI:1 .\n"
     assert "--load" not in edited(pushed_only)
 

@@ -151,11 +151,11 @@ def _blocked(p: Parsed) -> tuple[str, str] | None:
     return None
 
 
-_LOCAL_IMAGE_VERBS = frozenset({"tag", "run", "save", "create", "inspect", "history"})
+_LOCAL_IMAGE_VERBS = frozenset({"tag", "push", "run", "save", "create", "inspect", "history"})
 
 
 def _local_use_after_push(p: Parsed, b: Build) -> str | None:
-    """The first later `docker tag|run|save|...` of an image that ``b`` only pushes (None if there is none)."""
+    """The first later `docker tag|push|run|...` of an image that ``b`` only pushes (None if there is none)."""
     db = b.build
     pushes = db.has("--push") or any("push=true" in v or "type=registry" in v for v in db.values("--output", "-o"))
     if not pushes or db.has("--load") or not db.tags:
