@@ -36,9 +36,9 @@ def claim_in(cur: sqlite3.Cursor, delivery_id: str, ttl: float, at: float) -> bo
     return cur.rowcount == 1
 
 
-def redis_key(delivery_id: str) -> str:
+def redis_key(delivery_id: str, prefix: str = KEY_PREFIX) -> str:
     """Redis key of one delivery id."""
-    return f"{KEY_PREFIX}delivery:{delivery_id}"
+    return f"{prefix}delivery:{delivery_id}"
 
 
 class SqliteDedupe:
@@ -64,10 +64,11 @@ class SqliteDedupe:
 class RedisDedupe:
     """`SET NX EX` per delivery id; Redis expires the keys."""
 
-    def __init__(self, client: redis.Redis, ttl: float = DEFAULT_TTL) -> None:
+    def __init__(self, client: redis.Redis, ttl: float = DEFAULT_TTL, prefix: str = KEY_PREFIX) -> None:
         self.client = client
         self.ttl = ttl
+        self.prefix = prefix
 
     def claim(self, delivery_id: str) -> bool:
         """SET NX EX: only the first caller within the TTL gets True."""
-        return bool(self.client.set(redis_key(delivery_id), b"1", nx=True, ex=max(1, int(self.ttl))))
+        return bool(self.client.set(redis_key(delivery_id, self.prefix), b"1", nx=True, ex=max(1, int(self.ttl))))

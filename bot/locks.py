@@ -48,14 +48,14 @@ def bump_in(cur: sqlite3.Cursor, key: str) -> int:
     return int(row[0])
 
 
-def lock_key(key: str) -> str:
+def lock_key(key: str, prefix: str = KEY_PREFIX) -> str:
     """Redis key of a lock."""
-    return f"{KEY_PREFIX}lock:{key}"
+    return f"{prefix}lock:{key}"
 
 
-def gen_key(key: str) -> str:
+def gen_key(key: str, prefix: str = KEY_PREFIX) -> str:
     """Redis key of a generation counter."""
-    return f"{KEY_PREFIX}gen:{key}"
+    return f"{prefix}gen:{key}"
 
 
 class SqliteLocks:
@@ -98,25 +98,26 @@ class SqliteLocks:
 class RedisLocks:
     """`SET NX PX` locks released by compare-and-delete; `INCR` generations."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, prefix: str = KEY_PREFIX) -> None:
         self.client = client
+        self.prefix = prefix
         self._release = client.register_script(_RELEASE_LUA)
 
     def acquire(self, key: str, ttl: float) -> str | None:
         """SET NX PX with a random owner token."""
         token = uuid.uuid4().hex
-        ok = self.client.set(lock_key(key), token.encode(), nx=True, px=max(1, int(ttl * 1000)))
+        ok = self.client.set(lock_key(key, self.prefix), token.encode(), nx=True, px=max(1, int(ttl * 1000)))
         return token if ok else None
 
     def release(self, key: str, token: str) -> bool:
         """Delete only when still owned (an expired lock may belong to someone else now)."""
-        return bool(self._release(keys=[lock_key(key)], args=[token.encode()]))
+        return bool(self._release(keys=[lock_key(key, self.prefix)], args=[token.encode()]))
 
     def bump(self, key: str) -> int:
         """INCR the generation of `key`."""
-        return int(self.client.incr(gen_key(key)))
+        return int(self.client.incr(gen_key(key, self.prefix)))
 
     def current_generation(self, key: str) -> int:
         """GET the generation of `key`."""
-        value = self.client.get(gen_key(key))
+        value = self.client.get(gen_key(key, self.prefix))
         return int(value) if value is not None else 0

@@ -17,7 +17,7 @@ SQLITE_DDL = (
     "CREATE TABLE IF NOT EXISTS counters (name TEXT NOT NULL, labels TEXT NOT NULL, "
     "value INTEGER NOT NULL, PRIMARY KEY (name, labels))",
 )
-REDIS_KEY = f"{KEY_PREFIX}counters"
+REDIS_KEY = "counters"  # under the key prefix
 
 HELP = {
     "ecr_cache_bot_deliveries_total": "Webhook deliveries by outcome (accepted, duplicate, ...).",
@@ -82,17 +82,18 @@ class SqliteCounters:
 class RedisCounters:
     """One Redis hash, HINCRBY per counter."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, prefix: str = KEY_PREFIX) -> None:
         self.client = client
+        self.key = prefix + REDIS_KEY
 
     def incr(self, name: str, amount: int = 1, **labels: str) -> None:
         """HINCRBY."""
-        self.client.hincrby(REDIS_KEY, redis_field(name, **labels), amount)
+        self.client.hincrby(self.key, redis_field(name, **labels), amount)
 
     def snapshot(self) -> dict[tuple[str, str], int]:
         """HGETALL."""
         result: dict[tuple[str, str], int] = {}
-        for field, value in self.client.hgetall(REDIS_KEY).items():
+        for field, value in self.client.hgetall(self.key).items():
             text = field.decode() if isinstance(field, bytes) else str(field)
             name, _, labels = text.partition("|")
             result[(name, labels)] = int(value)

@@ -199,26 +199,27 @@ return tostring(wait)
 class RedisPacer:
     """Sliding windows in one sorted set per installation."""
 
-    def __init__(self, client: redis.Redis, limits: PaceLimits | None = None) -> None:
+    def __init__(self, client: redis.Redis, limits: PaceLimits | None = None, prefix: str = KEY_PREFIX) -> None:
         self.client = client
+        self.prefix = prefix
         self.limits = limits or PaceLimits()
         self._reserve = client.register_script(_RESERVE_LUA)
 
     def reserve(self, installation_id: int, cost: int = 1) -> float:
         """Decide and insert in one Lua script (atomic on the server, so processes share the windows)."""
-        key = f"{KEY_PREFIX}pace:{installation_id}"
+        key = f"{self.prefix}pace:{installation_id}"
         args: list[float | int | str] = [now(), cost, self.limits.per_minute, self.limits.per_hour,
                                          uuid.uuid4().hex]
         return max(0.0, float(self._reserve(keys=[key], args=args)))
 
     def observe(self, installation_id: int, remaining: int, reset: float) -> None:
         """Store the latest budget until its reset."""
-        key = f"{KEY_PREFIX}budget:{installation_id}"
+        key = f"{self.prefix}budget:{installation_id}"
         self.client.set(key, f"{remaining} {reset}", ex=max(1, int(reset - now()) + 5))
 
     def budget_wait(self, installation_id: int) -> float:
         """Wait until reset when the budget is under the floor."""
-        value = self.client.get(f"{KEY_PREFIX}budget:{installation_id}")
+        value = self.client.get(f"{self.prefix}budget:{installation_id}")
         if value is None:
             return 0.0
         remaining, reset = (value.decode() if isinstance(value, bytes) else str(value)).split()
@@ -226,7 +227,7 @@ class RedisPacer:
 
     def progress(self, installation_id: int, total: int) -> int:
         """Count one more repository done for an installation's first pass."""
-        key = f"{KEY_PREFIX}progress:{installation_id}"
+        key = f"{self.prefix}progress:{installation_id}"
         done = int(self.client.hincrby(key, "done", 1))
         self.client.hset(key, "total", total)
         self.client.expire(key, 7 * 24 * 3600)

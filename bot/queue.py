@@ -101,6 +101,7 @@ class QueueOptions:
     fsync: bool = True
     batch_max: int = 256
     coalesce_kinds: frozenset[str] = frozenset({"sync", "install"})
+    namespace: str = ""  # isolates several deployments (or test runs) sharing one Redis
 
 
 @dataclass(frozen=True)
@@ -313,9 +314,6 @@ class SqliteLedger:
         return int(self.db.query("SELECT count(*) FROM jobs WHERE status != 'dead'")[0][0])
 
 
-_R_JOB = KEY_PREFIX + "job:"
-_R_ACTIVE = KEY_PREFIX + "jobs:active"
-_R_DEAD = KEY_PREFIX + "jobs:dead"
 
 _SUBMIT_LUA = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
@@ -411,9 +409,14 @@ return 1
 class RedisLedger:
     """Ledger as one hash per job, a deadline-sorted set of active jobs and a dead-letter sorted set."""
 
-    def __init__(self, client: Any, huey_queue_key: str) -> None:
+    def __init__(self, client: Any, huey_queue_key: str, prefix: str = KEY_PREFIX) -> None:
         self.client = client
         self.huey_queue_key = huey_queue_key
+        self.prefix = prefix
+        self._job = prefix + "job:"
+        self._active = prefix + "jobs:active"
+        self._dead = prefix + "jobs:dead"
+        self._counters = prefix + metrics.REDIS_KEY
         self._submit = client.register_script(_SUBMIT_LUA)
         self._claim = client.register_script(_CLAIM_LUA)
         self._finish = client.register_script(_FINISH_LUA)
@@ -426,19 +429,19 @@ class RedisLedger:
         """One pipelined round trip; each delivery is one atomic script."""
         pipe = self.client.pipeline(transaction=False)
         for request in requests:
-            args: list[Any] = [int(max(1, ttl)), at, at + stale, KEY_PREFIX,
+            args: list[Any] = [int(max(1, ttl)), at, at + stale, self.prefix,
                                redis_field(DELIVERIES, outcome="accepted"),
                                redis_field(DELIVERIES, outcome="duplicate")]
             for entry in request.entries:
                 args += [entry.job_id, entry.payload, entry.ckey, entry.message]
-            self._submit(keys=[redis_key(request.delivery_id), self.huey_queue_key, _R_ACTIVE,
-                               metrics.REDIS_KEY], args=args, client=pipe)
+            self._submit(keys=[redis_key(request.delivery_id, self.prefix), self.huey_queue_key, self._active,
+                               self._counters], args=args, client=pipe)
         return [bool(r) for r in pipe.execute()]
 
     def claim(self, job_id: str, at: float, lease: float) -> Claimed | None:
         """Conditional claim in Lua."""
         token = uuid.uuid4().hex
-        row = self._claim(keys=[_R_JOB + job_id, _R_ACTIVE], args=[at, lease, token, job_id])
+        row = self._claim(keys=[self._job + job_id, self._active], args=[at, lease, token, job_id])
         if not row:
             return None
         payload, gen, ckey, attempts = (v.decode() if isinstance(v, bytes) else v for v in row)
@@ -446,31 +449,31 @@ class RedisLedger:
 
     def finish(self, job_id: str, token: str, outcome: str) -> bool:
         """Delete and count."""
-        return bool(self._finish(keys=[_R_JOB + job_id, _R_ACTIVE, metrics.REDIS_KEY],
+        return bool(self._finish(keys=[self._job + job_id, self._active, self._counters],
                                  args=[token, job_id, redis_field(JOBS, outcome=outcome)]))
 
     def defer(self, job_id: str, token: str, eta: float, attempts: int, error: str, stale: float) -> bool:
         """Back to pending."""
-        return bool(self._defer(keys=[_R_JOB + job_id, _R_ACTIVE],
+        return bool(self._defer(keys=[self._job + job_id, self._active],
                                 args=[token, job_id, eta, eta + stale, attempts, error, now()]))
 
     def bury(self, job_id: str, token: str, outcome: str, error: str, attempts: int) -> bool:
         """Into the dead-letter set."""
-        return bool(self._bury(keys=[_R_JOB + job_id, _R_ACTIVE, _R_DEAD, metrics.REDIS_KEY],
+        return bool(self._bury(keys=[self._job + job_id, self._active, self._dead, self._counters],
                                args=[token, job_id, outcome, error, attempts, now(),
                                      redis_field(JOBS, outcome=outcome)]))
 
     def expired(self, at: float, stale: float, limit: int = 500) -> list[str]:
         """Reset overdue jobs in Lua."""
-        ids = self._expired(keys=[_R_ACTIVE], args=[at, stale, limit, KEY_PREFIX])
+        ids = self._expired(keys=[self._active], args=[at, stale, limit, self.prefix])
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
 
     def dead(self, limit: int = 1000) -> list[DeadLetter]:
         """Read the dead-letter set."""
         letters = []
-        for raw in self.client.zrange(_R_DEAD, 0, limit - 1):
+        for raw in self.client.zrange(self._dead, 0, limit - 1):
             job_id = raw.decode()
-            fields = self.client.hmget(_R_JOB + job_id, "payload", "attempts", "outcome", "error", "updated")
+            fields = self.client.hmget(self._job + job_id, "payload", "attempts", "outcome", "error", "updated")
             if fields[0] is None:
                 continue
             payload, attempts, outcome, error, updated = (f.decode() if f else "" for f in fields)
@@ -480,14 +483,14 @@ class RedisLedger:
 
     def revive(self, job_id: str, at: float, stale: float) -> bool:
         """Dead → pending."""
-        return bool(self._revive(keys=[_R_JOB + job_id, _R_ACTIVE, _R_DEAD], args=[job_id, at + stale, at]))
+        return bool(self._revive(keys=[self._job + job_id, self._active, self._dead], args=[job_id, at + stale, at]))
 
     def purge(self, at: float) -> None:
         """Nothing to do: Redis expires delivery ids and pacing windows itself."""
 
     def active_count(self) -> int:
         """Size of the active set."""
-        return int(self.client.zcard(_R_ACTIVE))
+        return int(self.client.zcard(self._active))
 
 
 class _Slot:
@@ -720,9 +723,11 @@ def build_queue(settings: Settings, runner: Runner | None, options: QueueOptions
     options = options or QueueOptions()
     if settings.redis_url:
         client = redis_client(settings.redis_url)
-        huey: Huey = RedisHuey(HUEY_NAME, url=settings.redis_url, results=False, utc=True)
-        return HueyQueue(huey, RedisLedger(client, huey.storage.queue_key), RedisLocks(client),
-                         RedisCounters(client), RedisPacer(client, options.pace), runner, options)
+        prefix = f"{KEY_PREFIX}{options.namespace}:" if options.namespace else KEY_PREFIX
+        name = f"{HUEY_NAME}-{options.namespace}" if options.namespace else HUEY_NAME
+        huey: Huey = RedisHuey(name, url=settings.redis_url, results=False, utc=True)
+        return HueyQueue(huey, RedisLedger(client, huey.storage.queue_key, prefix), RedisLocks(client, prefix),
+                         RedisCounters(client, prefix), RedisPacer(client, options.pace, prefix), runner, options)
     path = Path(settings.data_dir) / "queue.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     # fsync=None keeps SQLite's WAL default (FULL) for huey's own connections; False would turn syncing off.

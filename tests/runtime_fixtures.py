@@ -7,6 +7,7 @@ Run as a script for the crash test's worker: `python tests/runtime_fixtures.py w
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import http.client
@@ -70,12 +71,27 @@ def require_redis() -> str:
     return url
 
 
-def flush_redis(url: str) -> None:
-    """Delete this project's keys (ours and huey's) from the test database."""
+def namespace_for(tmp_path: Path) -> str:
+    """A namespace unique to one test of one pytest run (runs may share a Redis on a shared machine)."""
+    return hashlib.sha1(str(tmp_path).encode()).hexdigest()[:12]
+
+
+def options_for(tmp_path: Path, **changes: Any) -> QueueOptions:
+    """TEST_OPTIONS in this test's namespace."""
+    return dataclasses.replace(TEST_OPTIONS, namespace=namespace_for(tmp_path), **changes)
+
+
+def prefix_for(tmp_path: Path) -> str:
+    """Redis key prefix of this test's namespace (for building Redis primitives directly)."""
+    return f"ecr:{namespace_for(tmp_path)}:"
+
+
+def flush_redis(url: str, namespace: str) -> None:
+    """Delete one namespace's keys (ours and huey's) from the test database."""
     import redis
 
     client = redis.Redis.from_url(url)
-    for pattern in ("ecr:*", "huey.*ecrcachebot*"):
+    for pattern in (f"ecr:{namespace}:*", f"huey.*ecrcachebot{namespace}*"):
         keys = list(client.scan_iter(pattern, count=1000))
         for start in range(0, len(keys), 500):
             client.delete(*keys[start:start + 500])
@@ -85,7 +101,7 @@ def backend_settings(backend: str, tmp_path: Path) -> Settings:
     """Settings for `sqlite` (a fresh DATA_DIR) or `redis` (a flushed test database)."""
     if backend == "redis":
         url = require_redis()
-        flush_redis(url)
+        flush_redis(url, namespace_for(tmp_path))
         return Settings(webhook_secret=SECRET, data_dir=str(tmp_path / "data"), redis_url=url)
     return Settings(webhook_secret=SECRET, data_dir=str(tmp_path / "data"))
 
@@ -403,7 +419,11 @@ def web_app() -> Any:
 
     settings = Settings.from_env()
     configure_logging("INFO", secrets=(settings.webhook_secret,))
-    return create_app(settings, queue=build_queue(settings, None, TEST_OPTIONS))
+    return create_app(settings, queue=build_queue(settings, None, _subprocess_options()))
+
+
+def _subprocess_options() -> QueueOptions:
+    return dataclasses.replace(TEST_OPTIONS, namespace=os.environ.get("ECR_TEST_NAMESPACE", ""))
 
 
 def _worker_main() -> int:
@@ -413,7 +433,7 @@ def _worker_main() -> int:
     settings = Settings.from_env()
     configure_logging("INFO", secrets=(settings.webhook_secret,))
     runner = github_runner(os.environ["FAKE_GITHUB_URL"])
-    return run_worker(settings, runner=runner, threads=4, options=TEST_OPTIONS, reap_interval=0.5)
+    return run_worker(settings, runner=runner, threads=4, options=_subprocess_options(), reap_interval=0.5)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ from runtime_fixtures import (
     backend_settings,
     comment_payload,
     free_port,
+    namespace_for,
+    options_for,
     post_webhook,
     push_payload,
     wait_until,
@@ -84,7 +86,7 @@ def test_sigkill_of_worker_and_web_mid_burst_loses_and_duplicates_nothing(backen
     deliveries = _deliveries()
     statuses: dict[str, int] = {}
     with FakeGitHub(latency=0.002) as github:
-        env = backend_env(settings, FAKE_GITHUB_URL=github.url)
+        env = backend_env(settings, FAKE_GITHUB_URL=github.url, ECR_TEST_NAMESPACE=namespace_for(tmp_path))
         port = free_port()
         web = Proc([sys.executable, "-m", "gunicorn", "runtime_fixtures:web_app()", "--bind", f"127.0.0.1:{port}",
                     "--worker-class", "gthread", "--workers", "2", "--threads", "8", "--log-level", "warning"],
@@ -165,7 +167,7 @@ def test_sigkill_of_worker_and_web_mid_burst_loses_and_duplicates_nothing(backen
         assert state["comment_creates"].get(f"{repo}#{issue}") == 1, (repo, issue, delivery)
         [body] = state["comments"][f"{repo}#{issue}"]
         assert delivery in body
-    queue = build_queue(settings, None, TEST_OPTIONS)
+    queue = build_queue(settings, None, options_for(tmp_path))
     assert queue.dead_letters() == []
     assert queue.ledger.active_count() == 0
     logs = (tmp_path / "web.log").read_text() + (tmp_path / "worker.log").read_text()

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from runtime_fixtures import backend_settings
+from runtime_fixtures import backend_settings, prefix_for
 
 from bot.dedupe import Dedupe, RedisDedupe, SqliteDedupe
 from bot.storage import SqliteDb, redis_client
@@ -17,7 +17,7 @@ from bot.storage import SqliteDb, redis_client
 def _dedupe(backend: str, tmp_path: Path, ttl: float = 3600) -> Dedupe:
     settings = backend_settings(backend, tmp_path)
     if settings.redis_url:
-        return RedisDedupe(redis_client(settings.redis_url), ttl)
+        return RedisDedupe(redis_client(settings.redis_url), ttl, prefix_for(tmp_path))
     return SqliteDedupe(SqliteDb(Path(settings.data_dir) / "queue.db"), ttl)
 
 
@@ -41,8 +41,8 @@ def test_concurrent_claims_have_exactly_one_winner(backend: str, tmp_path: Path)
 
 
 def _claim_all(args: tuple[str, str, str | None, int]) -> list[str]:
-    _, db_path, url, start = args
-    dedupe: Dedupe = RedisDedupe(redis_client(url)) if url else SqliteDedupe(SqliteDb(db_path))
+    prefix, db_path, url, start = args
+    dedupe: Dedupe = RedisDedupe(redis_client(url), prefix=prefix) if url else SqliteDedupe(SqliteDb(db_path))
     return [f"id-{i}" for i in range(start, start + 40) if dedupe.claim(f"id-{i % 30}")]
 
 
@@ -50,7 +50,7 @@ def test_claims_from_several_processes_have_one_winner_per_id(backend: str, tmp_
     settings = backend_settings(backend, tmp_path)
     db_path = str(Path(settings.data_dir) / "queue.db")
     SqliteDb(db_path).ensure("x", ())
-    jobs = [(backend, db_path, settings.redis_url, start) for start in (0, 7, 13, 21)]
+    jobs = [(prefix_for(tmp_path), db_path, settings.redis_url, start) for start in (0, 7, 13, 21)]
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         won = [claim for result in pool.map(_claim_all, jobs) for claim in result]
     assert len(won) == 30  # every one of the 30 ids was won once, by one process

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from runtime_fixtures import (
-    TEST_OPTIONS,
     FakeGitHub,
     Fault,
     backend_settings,
     github_runner,
+    options_for,
     running_consumer,
     wait_until,
 )
@@ -38,7 +38,7 @@ def _run_one(backend: str, tmp_path: Path, github: FakeGitHub, timeout: float = 
     stream = io.StringIO()
     configure_logging("INFO", stream=stream)
     queue = build_queue(backend_settings(backend, tmp_path), github_runner(github.url, client_timeout),
-                        TEST_OPTIONS)
+                        options_for(tmp_path))
     queue.submit("delivery-1", [Job("sync", 42, "o/app", "delivery-1", {"trigger": "push"})])
     with running_consumer(queue):
         assert wait_until(lambda: queue.ledger.active_count() == 0, timeout), stream.getvalue()[-2000:]

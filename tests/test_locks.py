@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from runtime_fixtures import backend_settings
+from runtime_fixtures import backend_settings, prefix_for
 
 from bot.locks import RedisLocks, SqliteLocks
 from bot.storage import SqliteDb, redis_client
@@ -17,7 +17,7 @@ from bot.storage import SqliteDb, redis_client
 def locks(request: pytest.FixtureRequest, tmp_path: Path) -> SqliteLocks | RedisLocks:
     settings = backend_settings(str(request.param), tmp_path)
     if settings.redis_url:
-        return RedisLocks(redis_client(settings.redis_url))
+        return RedisLocks(redis_client(settings.redis_url), prefix_for(tmp_path))
     return SqliteLocks(SqliteDb(Path(settings.data_dir) / "queue.db"))
 
 

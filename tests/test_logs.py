@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from runtime_fixtures import (
     SECRET,
-    TEST_OPTIONS,
     backend_settings,
     comment_payload,
+    options_for,
     running_consumer,
     sign,
     wait_until,
@@ -77,7 +77,7 @@ def test_job_line_has_delivery_event_installation_repo_outcome_duration_and_rate
         captured: io.StringIO, tmp_path: Path) -> None:
     queue = build_queue(backend_settings("sqlite", tmp_path), lambda job: {"outcome": "opened",
                                                                          "rate_limit_remaining": 4321},
-                        TEST_OPTIONS)
+                        options_for(tmp_path))
     queue.submit("d-42", [Job("sync", 9, "o/app", "d-42", {"trigger": "push"})])
     with running_consumer(queue):
         assert wait_until(lambda: queue.ledger.active_count() == 0, 10)
@@ -97,7 +97,7 @@ def test_whole_pipeline_logs_no_secret(captured: io.StringIO, tmp_path: Path) ->
 
     settings = Settings(webhook_secret=SECRET, private_key=PRIVATE_KEY, app_id="1",
                         data_dir=str(tmp_path / "data"))
-    queue = build_queue(settings, runner, TEST_OPTIONS)
+    queue = build_queue(settings, runner, options_for(tmp_path))
     app = create_app(settings, queue=queue)
     client = app.test_client()
     body = json.dumps(comment_payload("o/app", 3, 77)).encode()

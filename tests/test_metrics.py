@@ -7,7 +7,7 @@ import multiprocessing
 from pathlib import Path
 
 import pytest
-from runtime_fixtures import SECRET, TEST_OPTIONS, backend_settings, push_payload, sign
+from runtime_fixtures import SECRET, backend_settings, options_for, prefix_for, push_payload, sign
 
 from bot.config import Settings
 from bot.job import Job
@@ -16,11 +16,11 @@ from bot.queue import build_queue
 from bot.storage import SqliteDb, redis_client
 
 
-def _counters(db_path: str, url: str | None) -> Counters:
-    return RedisCounters(redis_client(url)) if url else SqliteCounters(SqliteDb(db_path))
+def _counters(db_path: str, url: str | None, prefix: str) -> Counters:
+    return RedisCounters(redis_client(url), prefix) if url else SqliteCounters(SqliteDb(db_path))
 
 
-def _bump(args: tuple[str, str | None]) -> None:
+def _bump(args: tuple[str, str | None, str]) -> None:
     counters = _counters(*args)
     for i in range(100):
         counters.incr("ecr_cache_bot_jobs_total", outcome="succeeded" if i % 4 else "failed")
@@ -31,8 +31,8 @@ def test_counts_from_several_processes_add_up(backend: str, tmp_path: Path) -> N
     settings = backend_settings(backend, tmp_path)
     db_path = str(Path(settings.data_dir) / "queue.db")
     with multiprocessing.get_context("spawn").Pool(3) as pool:
-        pool.map(_bump, [(db_path, settings.redis_url)] * 3)
-    snapshot = _counters(db_path, settings.redis_url).snapshot()
+        pool.map(_bump, [(db_path, settings.redis_url, prefix_for(tmp_path))] * 3)
+    snapshot = _counters(db_path, settings.redis_url, prefix_for(tmp_path)).snapshot()
     assert snapshot == {("ecr_cache_bot_jobs_total", 'outcome="succeeded"'): 225,
                         ("ecr_cache_bot_jobs_total", 'outcome="failed"'): 75}
 
@@ -64,7 +64,7 @@ def test_metrics_endpoint_counts_deliveries_of_every_web_process(backend: str, t
 
     settings = backend_settings(backend, tmp_path)
     settings = Settings(webhook_secret=SECRET, data_dir=settings.data_dir, redis_url=settings.redis_url)
-    apps = [create_app(settings, queue=build_queue(settings, None, TEST_OPTIONS)) for _ in range(2)]
+    apps = [create_app(settings, queue=build_queue(settings, None, options_for(tmp_path))) for _ in range(2)]
     body = json.dumps(push_payload("o/app")).encode()
     for i, delivery in enumerate(["a", "b", "a"]):  # the third is a duplicate, seen by the other "process"
         response = apps[i % 2].test_client().post(settings.webhook_path, data=body, headers={
@@ -89,7 +89,7 @@ def test_job_outcomes_are_counted_with_the_work(tmp_path: Path) -> None:
         if job.repo == "o/bad":
             raise PermanentFailure("nope")
 
-    queue = build_queue(backend_settings("sqlite", tmp_path), runner, TEST_OPTIONS)
+    queue = build_queue(backend_settings("sqlite", tmp_path), runner, options_for(tmp_path))
     queue.submit("1", [Job("command", 1, "o/good", "1"), Job("command", 1, "o/bad", "1")])
     with running_consumer(queue):
         assert wait_until(lambda: queue.ledger.active_count() == 0, 10)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from runtime_fixtures import backend_settings
+from runtime_fixtures import backend_settings, prefix_for
 
 from bot import pacing
 from bot.logs import configure_logging
@@ -24,7 +24,7 @@ LIMITS = PaceLimits(per_minute=80, per_hour=500, request_floor=100)
 def _pacer(backend: str, tmp_path: Path, limits: PaceLimits = LIMITS) -> SqlitePacer | RedisPacer:
     settings = backend_settings(backend, tmp_path)
     if settings.redis_url:
-        return RedisPacer(redis_client(settings.redis_url), limits)
+        return RedisPacer(redis_client(settings.redis_url), limits, prefix_for(tmp_path))
     return SqlitePacer(SqliteDb(Path(settings.data_dir) / "queue.db"), limits)
 
 

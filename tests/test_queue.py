@@ -15,6 +15,7 @@ from runtime_fixtures import (
     FakeGitHub,
     backend_settings,
     github_runner,
+    options_for,
     running_consumer,
     wait_until,
 )
@@ -30,7 +31,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 def _queue(backend: str, tmp_path: Path, runner: Any) -> HueyQueue:
-    return build_queue(backend_settings(backend, tmp_path), runner, TEST_OPTIONS)
+    return build_queue(backend_settings(backend, tmp_path), runner, options_for(tmp_path))
 
 
 def test_create_queue_is_durable_and_picks_the_backend(backend: str, tmp_path: Path) -> None:
@@ -43,11 +44,11 @@ def test_create_queue_is_durable_and_picks_the_backend(backend: str, tmp_path: P
 
 def test_submit_commits_before_returning_and_survives_a_new_process_view(backend: str, tmp_path: Path) -> None:
     settings = backend_settings(backend, tmp_path)
-    queue = build_queue(settings, None, TEST_OPTIONS)
+    queue = build_queue(settings, None, options_for(tmp_path))
     result = queue.submit("d-1", [Job("sync", 1, "o/a", "d-1"), Job("command", 1, "o/b", "d-1", {"x": 1})])
     assert result.accepted and not result.duplicate and len(result.job_ids) == 2
     # A second queue object (as another process would build) sees both jobs and huey's messages.
-    other = build_queue(settings, None, TEST_OPTIONS)
+    other = build_queue(settings, None, options_for(tmp_path))
     assert other.ledger.active_count() == 2
     assert other.huey.pending_count() == 2
 
