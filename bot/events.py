@@ -26,6 +26,9 @@ _MANIFESTS = frozenset({
 _MANIFEST_PATTERNS = (re.compile(r"requirements[\w.-]*\.(txt|in)$"), re.compile(r".*\.(csproj|fsproj|sln)$"))
 
 
+_MAX_ID = 2**63  # GitHub ids are 64-bit; a bigger number cannot be a real id (nor stored by the queue)
+
+
 class MalformedPayload(ValueError):
     """The payload does not have the shape GitHub sends; the message says which field."""
 
@@ -75,8 +78,8 @@ def _str(obj: Mapping[str, Any], key: str, where: str) -> str:
 
 def _int(obj: Mapping[str, Any], key: str, where: str) -> int:
     value = obj.get(key)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise MalformedPayload(f"`{where}.{key}` must be a positive integer")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < _MAX_ID:
+        raise MalformedPayload(f"`{where}.{key}` must be a positive 64-bit integer")
     return value
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from bot import jobs, metrics, pr_body
 from bot.config import Settings
@@ -93,7 +93,9 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
         queue = create_queue(settings, runner)
         runner.submit = queue.submit
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # One byte over the limit: Werkzeug stops a streamed (chunked) body at MAX_CONTENT_LENGTH without an error,
+    # so reading up to limit + 1 bytes is how an over-long body without Content-Length is told apart.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     app.extensions["ecr_cache_bot.settings"] = settings
     app.extensions["ecr_cache_bot.queue"] = queue
     app.register_blueprint(metrics.blueprint)
@@ -105,6 +107,9 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
         except RequestEntityTooLarge:
             _count("too_large")
             return _reply(413, error=f"body larger than {settings.max_body_bytes} bytes")
+        except BadRequest:  # the client sent less than its Content-Length and hung up
+            _count("malformed")
+            return _reply(400, error="body shorter than Content-Length")
         if len(raw) > settings.max_body_bytes:
             _count("too_large")
             return _reply(413, error=f"body larger than {settings.max_body_bytes} bytes")
@@ -131,6 +136,8 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
             return _reply(200, status="ignored", reason=routed.reason)
         try:
             result = queue.submit(delivery, list(routed.jobs))
+            if not result.accepted:
+                raise RuntimeError("the queue did not accept the jobs")
         except Exception as exc:  # the delivery is not queued: make GitHub show a failure so it can redeliver
             log_event("queue_failed", level="error", delivery=delivery, error=f"{type(exc).__name__}: {exc}")
             return _reply(503, error="could not queue the delivery")

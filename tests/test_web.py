@@ -72,6 +72,42 @@ def test_body_over_limit_is_413() -> None:
     assert post(client, "ping", json.dumps({"zen": "ok"}).encode()).status_code == 200
 
 
+def _streamed(client: FlaskClient, raw: bytes, **environ: Any) -> Any:
+    """Post ``raw`` as a server that handles chunked bodies itself passes it on: no Content-Length."""
+    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "d-s", "X-Hub-Signature-256": sign(raw),
+               "Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    return client.post("/api/github/webhooks", data=raw, headers=headers,
+                       environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": "", **environ})
+
+
+def test_streamed_body_over_limit_is_413_not_a_bad_signature() -> None:
+    # Werkzeug stops a streamed body at the limit without an error: a correctly signed, too-long delivery
+    # must still be answered 413 (GitHub shows that), not 401 over a silently cut body.
+    client, queue = _client(max_body_bytes=1024)
+    big = json.dumps({"zen": "x" * 4000}).encode()
+    response = _streamed(client, big)
+    assert response.status_code == 413 and "1024" in response.get_json()["error"]
+    exact = json.dumps({"zen": "y" * (1024 - 11)}).encode()
+    assert len(exact) == 1024
+    assert _streamed(client, exact).status_code == 200  # exactly at the limit is fine
+    assert post(client, "ping", exact).status_code == 200
+    assert post(client, "ping", exact + b" ").status_code == 413
+    assert queue.pending == []
+
+
+def test_lying_content_length_never_reaches_the_parser() -> None:
+    client, queue = _client()
+    raw = b'{"zen": "z"}'
+    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "d", "X-Hub-Signature-256": sign(raw),
+               "Content-Type": "application/json"}
+    short = client.post("/api/github/webhooks", data=raw, headers=headers,
+                        environ_overrides={"CONTENT_LENGTH": "4"})
+    assert short.status_code == 401  # only the first 4 bytes are read: they do not match the signature
+    long = client.post("/api/github/webhooks", data=raw, headers=headers,
+                       environ_overrides={"CONTENT_LENGTH": "900"})
+    assert long.status_code == 400 and long.is_json  # the client hung up early: JSON, no HTML error page
+
+
 def test_missing_event_or_delivery_header_is_400() -> None:
     client, _ = _client()
     raw = b"{}"
@@ -135,6 +171,26 @@ def test_queue_failure_is_503_so_github_can_redeliver() -> None:
     client, _ = _client(queue=_FailingQueue())
     payload = {"action": "created", "installation": {"id": 7, "account": {"login": "acme"}}}
     assert post(client, "installation", payload).status_code == 503
+
+
+class _RefusingQueue:
+    def submit(self, delivery_id: str, jobs: Sequence[Job]) -> SubmitResult:
+        return SubmitResult(accepted=False)
+
+
+def test_queue_that_does_not_accept_is_503_not_202() -> None:
+    client, _ = _client(queue=_RefusingQueue())
+    payload = {"action": "created", "installation": {"id": 7, "account": {"login": "acme"}}}
+    assert post(client, "installation", payload).status_code == 503
+
+
+def test_ids_beyond_64_bits_are_400() -> None:
+    client, queue = _client()
+    payload = {"action": "created", "installation": {"id": 2**63, "account": {"login": "acme"}}}
+    response = post(client, "installation", payload)
+    assert response.status_code == 400 and "installation.id" in response.get_json()["error"]
+    payload["installation"]["id"] = 2**63 - 1
+    assert post(client, "installation", payload).status_code == 202
 
 
 def _expected(event: str, name: str) -> tuple[int, list[str]]:
