@@ -241,3 +241,12 @@ def test_docker_runtime_version_of_an_old_image_is_warned_about() -> None:
     (old,) = [f for f in part.findings if f.code == "old-build-image"]
     assert "docker: 18" in old.message and old.level == "warning"
     assert "old-build-image" not in {f.code for f in plan_text(text.replace("docker: 18", "python: 3.12"))[1].findings}
+
+
+def test_region_set_in_build_does_not_reach_a_post_build_build() -> None:
+    text = HEAD + ("  build:\n    commands:\n      - mvn -B verify\n      - REGION=eu-west-1\n"
+                   "      - aws ecr get-login-password --region $REGION | docker login --username AWS "
+                   "--password-stdin $AWS_ACCOUNT_ID.dkr.ecr.$REGION.amazonaws.com\n"
+                   "  post_build:\n    commands:\n      - docker build -t x .\n")
+    out = edited(text)
+    assert "- CACHE_URI=$AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com/$CACHE_REPO_NAME" in out

@@ -407,9 +407,14 @@ def _ready(an: Analysis, var: str, setup_pos: int, build_pos: int) -> bool | Non
     """False: ``var`` is set before the setup lines; True: only before the first build; None: too late."""
     sets = an.assigned.get(var, [])
     # Never assigned in the buildspec: a project variable, present from the start.
-    if var in an.env_names or var in _PREDEFINED_REGION or not sets or min(sets) < setup_pos:
+    if var in an.env_names or var in _PREDEFINED_REGION or not sets:
         return False
-    return True if min(sets) < build_pos else None
+    # A build in POST_BUILD also runs after a failed BUILD, so what BUILD sets may be missing there.
+    post = an.commands[build_pos].phase == "post_build"
+    usable = [n for n in sets if not (post and an.commands[n].phase == "build")]
+    if usable and min(usable) < setup_pos:
+        return False
+    return True if usable and min(usable) < build_pos else None
 
 
 def _norm(s: str) -> str:
@@ -507,37 +512,47 @@ def _setup_target(an: Analysis, first: Command) -> str | None:
 
 
 def _plan_account(p: Parsed, edit: Edit, positions: dict[int, int]) -> None:
-    """Insert the account-id derivation before its first use, unless something sets it first."""
+    """Insert the account-id derivation before its first use, unless something sets it first.
+
+    An added line in POST_BUILD gets its own derivation when only BUILD set the id before it: POST_BUILD
+    also runs after a failed BUILD (https://docs.aws.amazon.com/codebuild/latest/userguide/view-build-details-phases.html).
+    """
     an = p.analysis
     if "AWS_ACCOUNT_ID" in an.env_names:
         return
-    sequence: list[tuple[str, str, object]] = []
+    # (text, kind, command index, index in its list of added lines, phase)
+    sequence: list[tuple[str, str, int, int, str]] = []
     for phase in PHASES:
         for n, c in enumerate(an.commands):
             if c.phase != phase:
                 continue
             for k, line in enumerate(edit.before.get(n, [])):
-                sequence.append((line, "before", (n, k)))
+                sequence.append((line, "before", n, k, phase))
             value = c.value or ""
             if n in edit.mods:
                 value = apply_splices(value, edit.mods[n])
-            sequence.append((value, "item", n))
+            sequence.append((value, "item", n, 0, phase))
         for k, line in enumerate(edit.at_end.get(phase, [])):
-            sequence.append((line, "end", (phase, k)))
-    for text, kind, ref in sequence:
+            sequence.append((line, "end", -1, k, phase))
+    set_in: set[str] = set()
+    derived = False
+    shift: dict[tuple[int, str], int] = {}
+    for text, kind, n, k, phase in sequence:
         if _ACCOUNT_SET.search(text):
-            return
-        if not _ACCOUNT_USE.search(text):
+            set_in.add(phase)
             continue
-        edit.reasons.append("Derive `AWS_ACCOUNT_ID` from `$CODEBUILD_BUILD_ARN` before its first use "
-                            "(CodeBuild does not predefine it); a project variable of that name still wins.")
+        usable = set_in - ({"build"} if phase == "post_build" else set())
+        if not _ACCOUNT_USE.search(text) or usable or (kind == "item" and (derived or set_in)):
+            continue
+        if not derived:
+            edit.reasons.append("Derive `AWS_ACCOUNT_ID` from `$CODEBUILD_BUILD_ARN` before its first use "
+                                "(CodeBuild does not predefine it); a project variable of that name still wins.")
+        derived = True
+        set_in.add(phase)
         if kind == "item":
-            assert isinstance(ref, int)
-            edit.before.setdefault(ref, []).insert(0, ACCOUNT_LINE)
-        elif kind == "before":
-            n, k = ref  # type: ignore[misc]
-            edit.before[n].insert(k, ACCOUNT_LINE)
-        else:
-            phase, k = ref  # type: ignore[misc]
-            edit.at_end[phase].insert(k, ACCOUNT_LINE)
-        return
+            edit.before.setdefault(n, []).insert(0, ACCOUNT_LINE)
+            continue
+        key = (n, phase)
+        lines = edit.before[n] if kind == "before" else edit.at_end[phase]
+        lines.insert(k + shift.get(key, 0), ACCOUNT_LINE)
+        shift[key] = shift.get(key, 0) + 1
