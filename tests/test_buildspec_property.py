@@ -59,7 +59,7 @@ def buildspec(draw: st.DrawFn) -> str:
     build = draw(build_command())
     login = draw(st.booleans())
     # Where the region of the login is set, and which phase builds (POST_BUILD also runs after a failed BUILD).
-    region = draw(st.sampled_from(["predefined", "pre_build", "before-build"]))
+    region = draw(st.sampled_from(["predefined", "pre_build", "before-build", "build-phase"]))
     build_phase = draw(st.sampled_from(["build", "post_build"]))
     region_var = "$AWS_DEFAULT_REGION" if region == "predefined" else "$REGION"
     lines = ["version: 0.2"]
@@ -77,10 +77,15 @@ def buildspec(draw: st.DrawFn) -> str:
     if login or region == "pre_build":
         lines += [f"{unit}pre_build:", f"{unit * 2}commands:"]
         lines += [f"{item}- REGION=eu-west-1"] if region == "pre_build" else []
-        lines += [f"{item}# log in", login_line] if login and region != "before-build" else []
+        lines += [f"{item}# log in", login_line] if login and region not in ("before-build", "build-phase") else []
         lines += [f"{item}- echo ready"] if region == "pre_build" and not login else []
-    if build_phase == "post_build":
+    if build_phase == "post_build" or region == "build-phase":
         lines += [f"{unit}build:", f"{unit * 2}commands:", f"{item}- mvn -B verify"]
+        # A region (and account id) set only in BUILD: a POST_BUILD build cannot count on them.
+        if region == "build-phase":
+            lines += [f"{item}- REGION=eu-west-1", f"{item}- AWS_ACCOUNT_ID=123456789012"]
+        lines += [login_line] if login and region == "build-phase" else []
+        build_phase = "post_build"
     lines += [f"{unit}{build_phase}:", f"{unit * 2}commands:"]
     if region == "before-build":
         lines += [f"{item}- REGION=eu-west-1"] + ([login_line] if login else [])
