@@ -112,7 +112,12 @@ def _publish(gw: GitHubGateway, state: RepoState, plan: Plan, tree: dict[str, Tr
         if latest.merged and pr_body.parse_fingerprint(latest.body) == plan.fingerprint:
             return Outcome(repo, "merged_quiet", latest.url)
     branch = state.bot_branch
-    human = branch is not None and (not branch.by_bot or (open_pr is not None and open_pr.commit_count > 1))
+    # A branch whose head a merged bot PR took in protects nothing any more (its commits are on the default
+    # branch, whoever wrote them); only commits that exist nowhere else are a human's to keep.
+    merged_head = open_pr is None and branch is not None and any(
+        p.merged and p.head_oid == branch.oid for p in state.pulls)
+    human = branch is not None and not merged_head and (
+        not branch.by_bot or (open_pr is not None and open_pr.commit_count > 1))
     if open_pr is not None and pr_body.parse_fingerprint(open_pr.body) == plan.fingerprint and not (
             force and human):
         return Outcome(repo, "current", open_pr.url)

@@ -369,6 +369,28 @@ def test_merged_pr_stays_quiet_until_the_plan_differs(gh: GitHubDouble) -> None:
     assert outcome.action == "opened" and len(gh.pulls_for(REPO)) == 2
 
 
+def test_a_merged_branch_with_human_commits_does_not_block_the_next_pr(gh: GitHubDouble) -> None:
+    # Someone fixed the bot's PR by hand and merged it: those commits are on the default branch now, so the
+    # stale branch protects nothing. When the plan later differs, the bot opens a new PR on that branch.
+    gh.add_repo(REPO, FILES)
+    f = factory(gh)
+    sync(gh, f)
+    human = gh.commit_files(REPO, "ecr-cache/setup", {"README.md": "fixed by hand\n"}, "my fix")
+    gh.merge_pull(REPO, 1)
+    jobs.run(Job("pr_closed", 1, REPO, "m", {"number": 1, "merged": True}), f)
+    assert gh.repos[REPO].refs["ecr-cache/setup"] == human  # GitHub did not delete the branch
+    gh.commit_files(REPO, "main", {"buildspec.yml": "version: 0.2\n"})
+    (outcome,) = sync(gh, f)
+    assert outcome.action == "opened" and len(gh.pulls_for(REPO)) == 2
+    assert gh.branch_files(REPO, "ecr-cache/setup")["README.md"] == "fixed by hand\n"  # came back via main
+    # A commit pushed to the branch after the merge is not on the default branch: that one is protected.
+    gh.merge_pull(REPO, 2)
+    late = gh.commit_files(REPO, "ecr-cache/setup", {"notes.txt": "after the merge\n"}, "late")
+    gh.commit_files(REPO, "main", {"buildspec.yml": "version: 0.2\n# again\n"})
+    (outcome,) = sync(gh, f)
+    assert outcome.action == "human_edits" and gh.repos[REPO].refs["ecr-cache/setup"] == late
+
+
 def test_truncated_tree_is_walked_by_subtree(gh: GitHubDouble) -> None:
     gh.truncate_trees_over = 3
     gh.add_repo(REPO, {**FILES, "svc/a/Dockerfile": "FROM x\n", "svc/b/buildspec.yml": "version: 0.2\n"})
