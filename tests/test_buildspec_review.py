@@ -250,3 +250,14 @@ def test_region_set_in_build_does_not_reach_a_post_build_build() -> None:
                    "  post_build:\n    commands:\n      - docker build -t x .\n")
     out = edited(text)
     assert "- CACHE_URI=$AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com/$CACHE_REPO_NAME" in out
+
+
+def test_cache_repository_follows_a_repository_name_set_by_a_command() -> None:
+    text = HEAD + ("  pre_build:\n    commands:\n      - export IMAGE_REPO_NAME=fcj-backend\n"
+                   "      - export REPOSITORY_URI=$AWS_ACCOUNT_ID.dkr.ecr.$AWS_REGION.amazonaws.com/$IMAGE_REPO_NAME\n"
+                   "  build:\n    commands:\n      - docker build -t $REPOSITORY_URI:latest .\n")
+    assert 'CACHE_REPO_NAME: "fcj-backend-cache"' in edited(text)
+    # Set twice to different values: the name is not known.
+    twice = text.replace("      - export REPOSITORY_URI",
+                         "      - IMAGE_REPO_NAME=other\n      - export REPOSITORY_URI")
+    assert 'CACHE_REPO_NAME: "ecr-build-cache"' in edited(twice)

@@ -73,6 +73,7 @@ class Analysis:
     cred_helper: bool = False
     flow_phases: list[str] = field(default_factory=list)
     account_vars: set[str] = field(default_factory=set)
+    literal_vars: dict[str, str | None] = field(default_factory=dict)
     china: bool = False
 
 
@@ -237,6 +238,10 @@ _OWN_ACCOUNT = re.compile(r"sts\s+get-caller-identity\b.*\bAccount\b|CODEBUILD_B
 def _assign(an: Analysis, shell: _Shell, n: int, name: str, raw: str) -> None:
     shell.assign(name, raw)
     an.assigned.setdefault(name, []).append(n)
+    # A name set once to a literal (None once it is set to anything else as well).
+    value = _dequote(raw)
+    literal = value if not any(ch in value for ch in "$`\\") else None
+    an.literal_vars[name] = literal if an.literal_vars.get(name, literal) == literal else None
     # `ACCOUNT_ID=$(aws sts get-caller-identity --query Account ...)`: another name for this account.
     if _OWN_ACCOUNT.search(raw):
         an.account_vars.add(name)

@@ -237,8 +237,9 @@ def _cache_repo(an: Analysis, options: Options, path: str, findings: list[Findin
                                 "repository name; using `ecr-build-cache`."))
         return "ecr-build-cache"
     image = options.image_repository
+    known = _known_values(an)
     if not image:
-        image = next((an.env_vars[k] for k in _REPO_KEYS if k in an.env_vars and "$" not in an.env_vars[k]), None)
+        image = next((known[k] for k in _REPO_KEYS if k in known), None)
     if not image:
         pushed = _ecr_repositories(an)
         image = pushed[0] if len(pushed) == 1 else None
@@ -259,8 +260,16 @@ _ECR_PATH = re.compile(r"\.dkr\.ecr\.[^/\s\"']+?\.amazonaws\.com(?:\.cn)?/"
 _VAR_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 
 
+def _known_values(an: Analysis) -> dict[str, str]:
+    """Variables with one literal value: from `env.variables`, or set once by a command."""
+    known = {k: v for k, v in an.literal_vars.items() if v is not None and k not in an.env_vars}
+    known.update((k, v) for k, v in an.env_vars.items() if "$" not in v and k not in an.literal_vars)
+    return known
+
+
 def _ecr_repositories(an: Analysis) -> list[str]:
     """ECR repositories the buildspec tags, pushes or names (not the images it only pulls)."""
+    known = _known_values(an)
     texts = list(an.env_vars.values())
     for c in an.commands:
         for sc in simple_commands(c.value or ""):
@@ -272,7 +281,7 @@ def _ecr_repositories(an: Analysis) -> list[str]:
     for text in texts:
         for m in _ECR_PATH.finditer(text):
             # An unknown variable may name yet another repository: it stays a candidate of its own.
-            name = _VAR_REF.sub(lambda v: an.env_vars.get(v[1], "\0"), m[1])
+            name = _VAR_REF.sub(lambda v: known.get(v[1], "\0"), m[1])
             names.append(name if "$" not in name and valid_repo_name(name) else "\0" + m[1])
     unique = list(dict.fromkeys(names))
     return [] if any(n.startswith("\0") for n in unique) else unique
