@@ -89,8 +89,15 @@ def test_seed_app_reference() -> None:
     before = _read(seed / "Dockerfile.before")
     snapshot = RepoSnapshot(paths=("Dockerfile", "package.json", "package-lock.json", "src/index.ts"),
                             files={"Dockerfile": before, "package.json": '{"name": "seed"}'})
-    result = _plan(snapshot)
-    assert [e.content for e in result.edits] == [_read(seed / "Dockerfile.after")]
+    # The move needs node_modules out of the context; the same plan adds it to .dockerignore.
+    link = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache")
+    result = plan_dockerfiles(snapshot, Options(), (link,), Discovery(dockerfiles=("Dockerfile",)))
+    assert [e.content for e in result.edits if e.path == "Dockerfile"] == [_read(seed / "Dockerfile.after")]
+    ignore = [e.content for e in result.edits if e.path == ".dockerignore"]
+    assert len(ignore) == 1 and "**/node_modules" in ignore[0].splitlines()
+    without = _plan(snapshot)
+    assert not without.edits
+    assert any("`node_modules` is not excluded by .dockerignore" in f.message for f in without.findings)
 
 
 def test_reorder_off_leaves_dockerfiles_alone() -> None:

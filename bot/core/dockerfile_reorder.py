@@ -14,7 +14,8 @@ from bot.core.dockerfile_shell import Command, run_commands, system_only
 from bot.core.dockerfile_splice import Splice
 
 # Folders an install writes inside the project: the later source copy must not bring its own.
-_OUTPUTS = {"npm": "node_modules", "yarn": "node_modules", "pnpm": "node_modules", "composer": "vendor"}
+_OUTPUTS = {"npm": "node_modules", "yarn": "node_modules", "pnpm": "node_modules", "composer": "vendor",
+            "uv": ".venv"}
 _COPY_FLAGS_KEPT = ("chown", "chmod", "link")
 _FREE_KEYWORDS = {"LABEL", "EXPOSE", "STOPSIGNAL", "HEALTHCHECK", "CMD", "ENTRYPOINT", "MAINTAINER", "SHELL", "USER"}
 CARGO_CHEF = "https://github.com/LukeMathWalker/cargo-chef"
@@ -318,6 +319,13 @@ class _StagePlan:
             if output and self._holds(folder):
                 return [], (f"`{folder}` is in the build context and not in .dockerignore, "
                             f"so copying the source after `{install.command.text}` would overwrite what it installed")
+            if output and not self.ctx.excluded(folder):
+                # Before the move the install ran after the copy and replaced any such folder; after it, the
+                # copy lands on top of the installed one (a developer's local install, or one a buildspec ran
+                # before `docker build`, is in the context even though the repository does not track it).
+                return [], (f"`{folder}` is not excluded by .dockerignore, so a `{output}` folder in the build "
+                            f"context (a local install, or one the buildspec ran before `docker build`) would "
+                            f"overwrite what `{install.command.text}` installed once the source is copied after it")
             files += ecosystems.copy_files(install, project, self.ctx.exists, self.ctx.rel_paths())
         out: list[str] = []
         for f in files:
