@@ -169,6 +169,24 @@ def _classify_run(inst: Instruction, root: str | None) -> tuple[str, list[ecosys
     return ("install" if installs else "free"), installs, ""
 
 
+def _pip_destinations(words: tuple[str, ...]) -> list[str]:
+    """Folders a pip command writes besides the interpreter's own: `--target`/`--prefix`/`--root`/`--src`,
+    and the virtualenv a `venv/bin/pip` (or `venv/bin/python -m pip`) belongs to."""
+    out: list[str] = []
+    if "/" in words[0]:
+        out.append(posixpath.dirname(posixpath.dirname(words[0])) or ".")
+    for n, word in enumerate(words):
+        name, eq, value = word.partition("=")
+        if name in ("-t", "--target", "--prefix", "--root", "--src"):
+            if eq:
+                out.append(value)
+            elif n + 1 < len(words):
+                out.append(words[n + 1])
+        elif word.startswith("-t") and len(word) > 2 and not word.startswith("--"):
+            out.append(word[2:])
+    return out
+
+
 def _short(inst: Instruction) -> str:
     text = " ".join(inst.line_text.split())
     return text if len(text) <= 80 else text[:77] + "..."
@@ -300,6 +318,12 @@ class _StagePlan:
             return [], f"`{_short(step.inst)}` does not run inside the copied folder"
         for install in step.installs:
             if install.ecosystem == "pip":
+                inside = self._writes_into_copy(c, step.inst, _pip_destinations(install.command.words))
+                if inside:
+                    # Before the move the install wrote over the copied files; after it, the copy would
+                    # write over the installed ones wherever their names meet.
+                    return [], (f"`{install.command.text}` installs into `{inside}`, inside the folder "
+                                f"`{_short(c.inst)}` copies to, so the copy after it could overwrite installed files")
                 reqs = [self._req_path(c, step.inst, f) for f in install.files]
                 if any(r is None for r in reqs):
                     return [], f"`{install.command.text}` reads a file outside the copied folder"
@@ -332,6 +356,18 @@ class _StagePlan:
             if f not in out:
                 out.append(f)
         return out, None
+
+    def _writes_into_copy(self, c: CopyAll, inst: Instruction, paths: list[str]) -> str | None:
+        """The first of ``paths`` (as written in the RUN) that may lie inside the copy's destination."""
+        dest = self.copy_dest_dir(c)
+        for path in paths:
+            full = _join(self.cwds[inst.index], path)
+            if dest is None or full is None or full[0] != dest[0]:
+                return path
+            rel = posixpath.relpath(full[1], dest[1])
+            if rel != ".." and not rel.startswith("../"):
+                return path
+        return None
 
     def _holds(self, folder: str) -> bool:
         """True when the context sends some file under ``folder`` (present and not ignored)."""
