@@ -122,11 +122,14 @@ def bind(counters: Counters | None) -> None:
 
 
 def current() -> Counters | None:
-    """The counters /metrics serves: the app's `extensions["ecr_cache_bot.counters"]`, else the bound ones."""
+    """The counters /metrics serves: the app's own (extension or its queue's), else this process's bound ones."""
     try:
-        found = current_app.extensions.get("ecr_cache_bot.counters")
+        extensions = current_app.extensions
     except RuntimeError:
-        found = None
+        return _bound
+    found = extensions.get("ecr_cache_bot.counters")
+    if found is None:  # the web app keeps its queue there; a durable queue carries its counters
+        found = getattr(extensions.get("ecr_cache_bot.queue"), "counters", None)
     return found if found is not None else _bound
 
 

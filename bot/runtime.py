@@ -85,7 +85,10 @@ def reap_forever(queue: HueyQueue, stop: threading.Event, interval: float | None
 def run_worker(settings: Settings, runner: Runner | None = None, threads: int = DEFAULT_JOB_THREADS,
                options: QueueOptions | None = None, reap_interval: float | None = None) -> int:
     """Run huey consumer threads and the reaper until SIGINT/SIGTERM."""
-    queue = build_queue(settings, runner or default_runner(settings), options)
+    runner = runner or default_runner(settings)
+    queue = build_queue(settings, runner, options)
+    if hasattr(runner, "submit") and getattr(runner, "submit", None) is None:
+        runner.submit = queue.submit  # installation jobs fan out into one queued job per repository
     stop = threading.Event()
     reaper = threading.Thread(target=reap_forever, args=(queue, stop, reap_interval), name="reaper", daemon=True)
     reaper.start()
