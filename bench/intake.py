@@ -79,6 +79,21 @@ class Deployment:
         return f"{self.worker_class} {self.workers}x{self.threads}"
 
 
+APPS = {"bot.wsgi:app": "bot.wsgi:app (FULL)", "intake:normal_sync_app()": "synchronous=NORMAL"}
+
+
+def normal_sync_app() -> Any:
+    """`intake:normal_sync_app()`: the real app with SQLite `synchronous=NORMAL` (no fsync per commit)."""
+    from bot.config import Settings
+    from bot.logs import configure_logging
+    from bot.queue import QueueOptions, build_queue
+    from bot.web import create_app
+
+    settings = Settings.from_env()
+    configure_logging(settings.log_level, secrets=(settings.webhook_secret,))
+    return create_app(settings, queue=build_queue(settings, None, QueueOptions(fsync=False)))
+
+
 def _script(tmp: Path, close: bool) -> Path:
     body = json.dumps(push_payload("octo-org/service-api", installation=7, pad_to=8192))
     signature = "sha256=" + hmac.new(SECRET.encode(), body.encode(), hashlib.sha256).hexdigest()
@@ -124,13 +139,16 @@ def run_deployment(dep: Deployment, args: argparse.Namespace, tmp: Path) -> list
         import redis
 
         client = redis.Redis.from_url(args.redis)
-        for pattern in ("ecr:*", "huey.*ecrcachebot*"):
+        # The default namespace only (tests on the same Redis use their own `ecr:<namespace>:` keys).
+        for pattern in ("ecr:delivery:*", "ecr:job:*", "ecr:jobs:*", "ecr:gen:*", "ecr:counters",
+                        "huey.*.ecrcachebot"):
             keys = list(client.scan_iter(pattern, count=10000))
             for i in range(0, len(keys), 1000):
                 client.delete(*keys[i:i + 1000])
     port = free_port()
     env = {**os.environ, "WEBHOOK_SECRET": SECRET, "DATA_DIR": str(data_dir), "LOG_LEVEL": "INFO",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "bench"), str(ROOT / "tests"),
+                                          *filter(None, [os.environ.get("PYTHONPATH")])])}
     env.pop("REDIS_URL", None)
     if args.redis:
         env["REDIS_URL"] = args.redis
@@ -156,7 +174,7 @@ def run_deployment(dep: Deployment, args: argparse.Namespace, tmp: Path) -> list
                 result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
                 time.sleep(0.5)  # requests still in flight when wrk stopped may commit now
                 committed = _committed(data_dir, args.redis) - before
-                rows.append({"deployment": dep.label, "concurrency": concurrency,
+                rows.append({"deployment": f"{dep.label}, {APPS.get(args.app, args.app)}", "concurrency": concurrency,
                              "connection": "new per request" if close else "keep-alive",
                              "rps": result["requests"] / (result["duration_us"] / 1e6),
                              "p50_ms": result["p50_us"] / 1000, "p99_ms": result["p99_us"] / 1000,

@@ -720,7 +720,9 @@ def _result_fields(result: object) -> tuple[str | None, int | None]:
 
 def build_queue(settings: Settings, runner: Runner | None, options: QueueOptions | None = None) -> HueyQueue:
     """The durable queue for these settings: Redis when `redis_url` is set, else SQLite in `data_dir`."""
-    options = options or QueueOptions()
+    if options is None:
+        # `queue_fsync` (QUEUE_FSYNC=normal): WAL commits survive a killed process but not a power cut.
+        options = QueueOptions(fsync=bool(getattr(settings, "queue_fsync", True)))
     if settings.redis_url:
         client = redis_client(settings.redis_url)
         prefix = f"{KEY_PREFIX}{options.namespace}:" if options.namespace else KEY_PREFIX
