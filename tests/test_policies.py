@@ -1,5 +1,6 @@
 """Lifecycle and IAM policies: the reference documents, partitions, placeholders, setup commands."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -87,15 +88,47 @@ def test_setup_reads_names_from_the_buildspec() -> None:
     assert any("get-caller-identity" in c for c in setup.commands)
 
 
-def test_setup_options_win_and_literal_registry_is_used() -> None:
+def test_literal_image_registry_keeps_its_own_account_and_region() -> None:
     spec = SPEC.replace('IMAGE_REPO_NAME: "my-app"', "REPO: 987654321098.dkr.ecr.eu-west-1.amazonaws.com/shop")
     spec = spec.replace('    AWS_DEFAULT_REGION: "us-east-1"\n', "")
+    spec += "      - CACHE_URI=$AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com/$CACHE_REPO_NAME\n"
     setup = aws_setup({"buildspec.yml": spec}, Options(cache_repository="shop-cache"), (BUILD,))
-    assert setup.region == "eu-west-1"
-    assert setup.account_id == "987654321098"
+    # The cache sits in the project's own region, which this buildspec does not name.
+    assert setup.region == "REGION"
+    assert setup.account_id is None
     assert setup.cache_repositories == ("shop-cache", "my-app-cache")
     assert setup.image_repositories == ("shop",)
-    assert not any("sed" in c for c in setup.commands)
+    resources = json.loads(setup.iam_policy_json)["Statement"][1]["Resource"]
+    assert resources == [
+        "arn:aws:ecr:eu-west-1:987654321098:repository/shop",
+        "arn:aws:ecr:REGION:ACCOUNT_ID:repository/shop-cache",
+        "arn:aws:ecr:REGION:ACCOUNT_ID:repository/my-app-cache",
+    ]
+
+
+def test_cache_region_comes_from_the_cache_uri_line() -> None:
+    spec = SPEC.replace('    AWS_DEFAULT_REGION: "us-east-1"\n', '    REGION: "ap-south-1"\n')
+    spec += "      - CACHE_URI=$AWS_ACCOUNT_ID.dkr.ecr.${REGION}.amazonaws.com/$CACHE_REPO_NAME\n"
+    setup = aws_setup({"buildspec.yml": spec}, Options(account_id="123456789012"), (BUILD,))
+    assert setup.region == "ap-south-1"
+    assert "arn:aws:ecr:ap-south-1:123456789012:repository/my-app-cache" in setup.iam_policy_json
+    assert not any(c.startswith("sed ") for c in setup.commands)
+
+
+def test_every_live_tag_is_kept_before_the_age_rule() -> None:
+    builds = (
+        dataclasses.replace(BUILD, cache_tag="cache-web"),
+        dataclasses.replace(BUILD, cache_tag="cache-api"),
+        dataclasses.replace(BUILD, cache_tag="cache-root-$CODEBUILD_BATCH_BUILD_IDENTIFIER"),
+    )
+    rules = json.loads(aws_setup({"buildspec.yml": SPEC}, Options(), builds).lifecycle_policy_json)["rules"]
+    assert [r["rulePriority"] for r in rules] == [1, 2, 3, 4, 5, 6]
+    kept = [r["selection"]["tagPatternList"][0] for r in rules if r["selection"]["countType"] == "imageCountMoreThan"]
+    assert kept == ["cache", "cache-api", "cache-root-*", "cache-web"]
+    age_rule = next(i for i, r in enumerate(rules) if r["selection"].get("countUnit") == "days"
+                    and r["selection"]["tagStatus"] == "tagged")
+    assert age_rule == 4 and rules[age_rule]["selection"]["tagPatternList"] == ["cache-*"]
+    assert rules[2]["selection"]["countNumber"] == 100
 
 
 def test_setup_without_names_uses_placeholders_and_fills_them() -> None:

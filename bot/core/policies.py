@@ -49,55 +49,73 @@ _REGISTRY_LITERAL = re.compile(
 )
 
 
-def lifecycle_policy(cache_tag: str, days: int) -> dict[str, object]:
-    """Keep the live cache tag, expire idle `<tag>-*` caches after ``days``, untagged after 1 day."""
-    # An image matched by a higher-priority rule cannot be expired by a lower-priority rule, so rule 1
-    # shields the live tag; an `any`+age rule would delete the live cache.
-    # https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html#lifecycle_policy_evaluation
+MAX_PROTECTED_TAGS = 20
+_VARIABLE = re.compile(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
+# Per-task tags (`cache-x-$CODEBUILD_BATCH_BUILD_IDENTIFIER`) become one wildcard rule that keeps this many.
+TASK_TAGS_KEPT = 100
+
+
+def _keep_rule(priority: int, description: str, pattern: str, count: int) -> dict[str, object]:
     return {
-        "rules": [
-            {
-                "rulePriority": 1,
-                "description": "Keep the live cache of the default branch",
-                "selection": {
-                    "tagStatus": "tagged",
-                    "tagPatternList": [cache_tag],
-                    "countType": "imageCountMoreThan",
-                    "countNumber": 1,
-                },
-                "action": {"type": "expire"},
-            },
-            {
-                "rulePriority": 2,
-                "description": f"Expire branch and task caches not refreshed for {days} days",
-                "selection": {
-                    "tagStatus": "tagged",
-                    "tagPatternList": [f"{cache_tag}-*"],
-                    "countType": "sinceImagePushed",
-                    "countUnit": "days",
-                    "countNumber": days,
-                },
-                "action": {"type": "expire"},
-            },
-            {
-                "rulePriority": 3,
-                "description": "Expire superseded cache manifests",
-                "selection": {
-                    "tagStatus": "untagged",
-                    "countType": "sinceImagePushed",
-                    "countUnit": "days",
-                    "countNumber": 1,
-                },
-                "action": {"type": "expire"},
-            },
-        ]
+        "rulePriority": priority,
+        "description": description,
+        "selection": {
+            "tagStatus": "tagged",
+            "tagPatternList": [pattern],
+            "countType": "imageCountMoreThan",
+            "countNumber": count,
+        },
+        "action": {"type": "expire"},
     }
 
 
-def iam_policy(region: str, account: str, repositories: Iterable[str]) -> dict[str, object]:
-    """Least-privilege policy: ECR login on `*`, push/pull only on the named repositories."""
+def lifecycle_policy(cache_tag: str, days: int, live_tags: Iterable[str] = ()) -> dict[str, object]:
+    """Keep every live cache tag, expire idle `<tag>-*` caches after ``days``, untagged after 1 day."""
+    # An image matched by a higher-priority rule cannot be expired by a lower-priority rule, so the keep
+    # rules shield the live tags the builds write; an `any`+age rule would delete the live cache.
+    # https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html#lifecycle_policy_evaluation
+    rules = [_keep_rule(1, "Keep the live cache of the default branch", cache_tag, 1)]
+    patterns = dict.fromkeys(_VARIABLE.sub("*", tag) for tag in live_tags if tag != cache_tag)
+    for pattern in list(patterns)[:MAX_PROTECTED_TAGS]:
+        count = TASK_TAGS_KEPT if "*" in pattern else 1
+        description = f"Keep the live cache tag{'s' if count > 1 else ''} {pattern}"
+        rules.append(_keep_rule(len(rules) + 1, description, pattern, count))
+    rules.append({
+        "rulePriority": len(rules) + 1,
+        "description": f"Expire branch and task caches not refreshed for {days} days",
+        "selection": {
+            "tagStatus": "tagged",
+            "tagPatternList": [f"{cache_tag}-*"],
+            "countType": "sinceImagePushed",
+            "countUnit": "days",
+            "countNumber": days,
+        },
+        "action": {"type": "expire"},
+    })
+    rules.append({
+        "rulePriority": len(rules) + 1,
+        "description": "Expire superseded cache manifests",
+        "selection": {
+            "tagStatus": "untagged",
+            "countType": "sinceImagePushed",
+            "countUnit": "days",
+            "countNumber": 1,
+        },
+        "action": {"type": "expire"},
+    })
+    return {"rules": rules}
+
+
+def repository_arn(region: str, account: str, name: str) -> str:
+    """ARN of an ECR repository, partition derived from the region."""
     partition = partition_for_region(region) if region != REGION_PLACEHOLDER else "aws"
-    arns = [f"arn:{partition}:ecr:{region}:{account}:repository/{name}" for name in dict.fromkeys(repositories)]
+    return f"arn:{partition}:ecr:{region}:{account}:repository/{name}"
+
+
+def iam_policy(region: str, account: str, repositories: Iterable[str],
+               extra_arns: Iterable[str] = ()) -> dict[str, object]:
+    """Least-privilege policy: ECR login on `*`, push/pull only on the named repositories."""
+    arns = list(dict.fromkeys([*extra_arns, *(repository_arn(region, account, n) for n in repositories)]))
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -159,49 +177,62 @@ def _first_valid(candidates: Iterable[str | None], problem: object) -> str | Non
     return None
 
 
+_CACHE_URI_LINE = re.compile(
+    r"CACHE_URI=(?P<account>\S+?)\.dkr\.ecr\.(?P<region>\S+?)\.amazonaws\.com(?:\.cn)?/"
+)
+
+
+def _resolve(token: str, variables: Mapping[str, str]) -> str | None:
+    """A literal, or the literal value of a `$NAME`/`${NAME}` set in env.variables."""
+    match = re.fullmatch(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", token)
+    return variables.get(match.group(1)) if match else token
+
+
 def aws_setup(
     buildspec_texts: Mapping[str, str], options: Options, builds: tuple[BuildLink, ...]
 ) -> AwsSetup:
     """The one-time AWS setup for the cache repositories these buildspecs use."""
-    variables: list[dict[str, str]] = []
-    literals: list[re.Match[str]] = []
+    regions: list[str | None] = [options.region]
+    accounts: list[str | None] = [options.account_id]
+    cache_names: list[str | None] = [options.cache_repository]
+    image_names: list[str | None] = [options.image_repository]
+    literal_images: list[re.Match[str]] = []
     for path in sorted({b.buildspec for b in builds} or buildspec_texts):
         text = buildspec_texts.get(path, "")
-        variables.append(_env_variables(text))
-        literals.extend(_REGISTRY_LITERAL.finditer(text))
-    region = _first_valid(
-        [options.region]
-        + [v.get(k) for v in variables for k in ("AWS_DEFAULT_REGION", "AWS_REGION", "REGION")]
-        + [m.group("region") for m in literals],
-        region_problem,
-    )
-    account = _first_valid(
-        [options.account_id]
-        + [v.get(k) for v in variables for k in ("AWS_ACCOUNT_ID", "ACCOUNT_ID")]
-        + [m.group("account") for m in literals],
-        account_id_problem,
-    )
+        variables = _env_variables(text)
+        # The cache lives where the bot's CACHE_URI line points; other registries named in the file may
+        # belong to another account or region.
+        for line in _CACHE_URI_LINE.finditer(text):
+            regions.append(_resolve(line.group("region"), variables))
+            accounts.append(_resolve(line.group("account"), variables))
+        regions.extend(variables.get(k) for k in ("AWS_DEFAULT_REGION", "AWS_REGION"))
+        accounts.extend(variables.get(k) for k in ("AWS_ACCOUNT_ID", "ACCOUNT_ID"))
+        cache_names.append(variables.get("CACHE_REPO_NAME"))
+        image_names.extend(variables.get(k) for k in _IMAGE_REPO_VARIABLES)
+        literal_images.extend(m for m in _REGISTRY_LITERAL.finditer(text) if m.group("repo"))
+    region = _first_valid(regions, region_problem)
+    account = _first_valid(accounts, account_id_problem)
     cache_repositories = tuple(
-        dict.fromkeys(
-            name
-            for name in [options.cache_repository] + [v.get("CACHE_REPO_NAME") for v in variables]
-            if name and ecr_repository_problem(name) is None
-        )
+        dict.fromkeys(n for n in cache_names if n and ecr_repository_problem(n) is None)
     ) or (DEFAULT_CACHE_REPOSITORY,)
-    images = tuple(
-        dict.fromkeys(
-            name
-            for name in [options.image_repository]
-            + [v.get(k) for v in variables for k in _IMAGE_REPO_VARIABLES]
-            + [m.group("repo") for m in literals]
-            if name and name not in cache_repositories and ecr_repository_problem(name) is None
-        )
-    )
+    literal_arns = {
+        m.group("repo"): repository_arn(m.group("region"), m.group("account"), m.group("repo"))
+        for m in literal_images
+        if ecr_repository_problem(m.group("repo")) is None and m.group("repo") not in cache_repositories
+    }
+    images = tuple(dict.fromkeys(
+        [n for n in image_names if n and n not in cache_repositories and ecr_repository_problem(n) is None]
+        + list(literal_arns)
+    ))
     region_text = region or REGION_PLACEHOLDER
     account_text = account or ACCOUNT_PLACEHOLDER
-    repositories = (images or (IMAGE_PLACEHOLDER,)) + cache_repositories
-    lifecycle = render_lifecycle_json(lifecycle_policy(options.cache_tag, options.lifecycle_days))
-    iam = render_json(iam_policy(region_text, account_text, repositories))
+    own_account_images = [n for n in images if n not in literal_arns]
+    if not images:
+        own_account_images = [IMAGE_PLACEHOLDER]
+    live_tags = sorted({b.cache_tag for b in builds})
+    lifecycle = render_lifecycle_json(lifecycle_policy(options.cache_tag, options.lifecycle_days, live_tags))
+    iam = render_json(iam_policy(region_text, account_text, own_account_images + list(cache_repositories),
+                                 extra_arns=literal_arns.values()))
     return AwsSetup(
         region=region_text,
         cache_repository=cache_repositories[0],
