@@ -74,8 +74,10 @@ def test_extend_keeps_existing_bytes_and_line_endings() -> None:
 
 
 def test_never_excludes_a_copied_path() -> None:
-    dockerfile = parse("FROM eclipse-temurin:21\nCOPY target/app.jar /app.jar\nRUN mvn -v\nRUN mvn package\n")
-    text, added = extend(None, [dockerfile], ("target/app.jar", "pom.xml"))
+    # `target/app.jar` is built by the buildspec before `docker build`: not in the tree, still needed.
+    dockerfile = parse("FROM maven:3\nWORKDIR /src\nCOPY . .\nCOPY target/app.jar /app.jar\n"
+                       "RUN mvn dependency:go-offline\n")
+    text, added = extend(None, [dockerfile], ("pom.xml",))
     assert "target" not in [a.pattern for a in added]
     assert text is not None and not Matcher(read_patterns(text)).excluded("target/app.jar")
 
@@ -138,3 +140,37 @@ def test_manifest_excluded_by_dockerignore_blocks_the_reorder() -> None:
     result = plan_dockerfiles(snapshot, Options(), (LINK,), Discovery(dockerfiles=("Dockerfile",)))
     assert not [e for e in result.edits if e.path == "Dockerfile"]
     assert any("no lock file" in f.message for f in result.findings)
+
+
+def _added(dockerfile: str, paths: tuple[str, ...] = ()) -> list[str]:
+    _, added = extend(None, [parse(dockerfile)], paths)
+    return [a.pattern for a in added]
+
+
+def test_only_entries_a_copy_would_bring_in() -> None:
+    # BuildKit sends only what the COPY sources name, and a COPY's cache key covers only the files it copies
+    # (https://docs.docker.com/build/cache/invalidation/): ignoring anything else changes nothing.
+    assert _added("FROM eclipse-temurin:21\nCOPY target/app.jar /app.jar\nRUN mvn -v\n", ("pom.xml",)) == []
+    folder = "FROM python:3.12\nWORKDIR /app\nCOPY src ./src\nRUN pip install -r src/requirements.txt\n"
+    assert _added(folder, ("src/app.py", "src/requirements.txt")) == ["**/__pycache__", "**/*.pyc"]
+
+
+def test_tracked_files_a_copy_brings_in_are_never_excluded() -> None:
+    ruby = "FROM ruby:3.3\nWORKDIR /app\nCOPY . .\nRUN bundle install\n"
+    assert ".bundle" not in _added(ruby, ("Gemfile", "Gemfile.lock", ".bundle/config"))
+    assert ".bundle" in _added(ruby, ("Gemfile", "Gemfile.lock"))
+    web = "FROM node:20\nWORKDIR /app\nCOPY web ./web\nRUN cd web && npm ci\n"
+    assert "**/node_modules" not in _added(web, ("web/package.json", "web/node_modules/x/index.js"))
+    assert "**/node_modules" in _added(web, ("web/package.json", "web/package-lock.json"))
+
+
+@pytest.mark.parametrize(("build", "keeps_git"), [
+    ("RUN go build -o /bin/app .", True),  # Go 1.18+ stamps the Git revision (https://go.dev/doc/go1.18#go-version)
+    ("RUN mvn -B package", True),  # e.g. git-commit-id-maven-plugin fails without .git
+    ("RUN make", True),
+    ("RUN npm ci", False),
+    ("RUN pip install -r requirements.txt && rm -rf /root/.cache", False),
+])
+def test_git_kept_when_a_step_after_the_whole_copy_may_read_it(build: str, keeps_git: bool) -> None:
+    dockerfile = f"FROM golang:1.22\nWORKDIR /src\nCOPY . .\n{build}\n"
+    assert (".git" not in _added(dockerfile, ("go.mod", "package.json", "requirements.txt"))) is keeps_git

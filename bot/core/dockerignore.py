@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 from bot.core import ecosystems
 from bot.core.dockerfile_parse import Dockerfile
-from bot.core.dockerfile_reorder import copy_parts
-from bot.core.dockerfile_shell import run_commands
+from bot.core.dockerfile_reorder import _join, copy_parts, stage_cwds
+from bot.core.dockerfile_shell import run_commands, system_only
 
 HEADER = "# Added by ecr-cache-bot: not needed in the image; a change here must not invalidate the layer cache."
 
@@ -208,27 +208,96 @@ def _glob(source: str) -> re.Pattern[str]:
     return re.compile("^" + re.escape(source).replace(r"\*", "[^/]*").replace(r"\?", "[^/]") + "$")
 
 
+def _brought_in(source: str, paths: tuple[str, ...]) -> list[str]:
+    """The tracked context paths a COPY of ``source`` brings in (a folder copies everything under it)."""
+    if source == ".":
+        return list(paths)
+    if any(c in source for c in "*?["):
+        rx = _glob(source)
+        return [p for p in paths if any(rx.match("/".join(p.split("/")[: i + 1])) for i in range(p.count("/") + 1))]
+    return [p for p in paths if p == source or p.startswith(source + "/")]
+
+
+def _reaches(pattern: str, source: str, paths: tuple[str, ...]) -> bool:
+    """True when a copy of ``source`` would pick up what ``pattern`` names, were it in the context."""
+    nested = pattern.startswith("**/")
+    name = pattern.replace("**/", "").replace("*", "x")
+    if source == ".":
+        return True
+    if any(c in source for c in "*?["):
+        rx = _glob(source)
+        if rx.match(name):
+            return True
+        # A glob that names folders copies their contents, where a nested pattern may match.
+        return nested and any(rx.match(p.split("/", 1)[0]) for p in paths if "/" in p)
+    return nested and any(p.startswith(source + "/") for p in paths)
+
+
+def _may_read_git(dockerfiles: Iterable[Dockerfile]) -> bool:
+    """True when a step after a copy of the whole context may read `.git` without naming it.
+
+    Builds read the Git metadata on their own: Go 1.18+ stamps the revision into binaries
+    (https://go.dev/doc/go1.18#go-version), Maven/Gradle/sbt plugins and setuptools-scm derive versions
+    from it, Makefiles run `git describe`. Only dependency installs and system commands are known blind to it.
+    """
+    for df in dockerfiles:
+        cwds = stage_cwds(df)
+        root: str | None = None
+        copied = False
+        for inst in df.instructions:
+            if inst.keyword in ("COPY", "ADD") and inst.flag("from") is None and not copied:
+                parts = copy_parts(inst)
+                if parts and any(posixpath.normpath(s.lstrip("/") or ".") == "." or s.startswith(("*", ".*"))
+                                 for s in parts[0]):
+                    copied = True
+                    dest = _join(cwds.get(inst.index), parts[1])
+                    root = dest[1] if dest is not None and dest[0] == "" else None
+                continue
+            if inst.keyword != "RUN":
+                continue
+            binds_root = any(f.startswith("--mount") and "type=bind" in f and "from=" not in f
+                             and not re.search(r"(?:source|src)=(?!\.?/?(?:,|$))", f) for f in inst.flags)
+            if not copied and not binds_root:
+                continue
+            commands = run_commands(inst)
+            if commands is None:
+                return True
+            for cmd in commands:
+                found = ecosystems.recognise(cmd)
+                if found is not None and found.deps_only:
+                    continue
+                if system_only(cmd, root) is not None:
+                    return True
+    return False
+
+
 def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: tuple[str, ...],
            repo_root: bool = True) -> tuple[str | None, list[Candidate]]:
     """New .dockerignore text (None: nothing to add) and the entries added.
 
-    ``repo_root``: the context is the repository root, the only folder where `.git` lives.
+    ``repo_root``: the context is the repository root, the only folder where `.git` lives. An entry is
+    added only when some COPY/ADD would otherwise bring what it names into the image (BuildKit transfers
+    and checksums only what the COPY sources name, https://docs.docker.com/build/cache/invalidation/),
+    and never when it would drop a tracked file a COPY brings in.
     """
     current = read_patterns(existing or "")
     before = Matcher(current)
     sources, uses_git = needed_sources(dockerfiles)
+    dockerfiles = list(dockerfiles)
     added: list[Candidate] = []
     for cand in candidates(dockerfiles):
         names_git = any(s == ".git" or s.startswith(".git/") for s in sources)
-        if cand.pattern == ".git" and (not repo_root or uses_git or names_git):
+        if cand.pattern == ".git" and (not repo_root or uses_git or names_git or _may_read_git(dockerfiles)):
             continue
         if _covered(before, cand.pattern):
+            continue
+        if not any(_reaches(cand.pattern, s, context_paths) for s in sources):
             continue
         base = cand.pattern.replace("**/", "").replace("*", "x").rsplit("/", 1)[-1]
         if any(p.startswith("!") and base.split(".")[0] in p for p in current):
             continue
         trial = Matcher(current + [a.pattern for a in added] + [cand.pattern])
-        if any(_needs(trial, s, context_paths) for s in sources):
+        if any(_needs(trial, before, s, context_paths) for s in sources):
             continue
         added.append(cand)
     if not added:
@@ -241,12 +310,10 @@ def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: t
     return nl.join(lines) + nl, added
 
 
-def _needs(matcher: Matcher, source: str, paths: tuple[str, ...]) -> bool:
-    """True when ``matcher`` would exclude something the COPY source needs."""
-    if source == ".":
-        return False
-    if any(c in source for c in "*?["):
-        rx = _glob(source)
-        hits = [p for p in paths if rx.match(p)]
-        return any(matcher.excluded(p) for p in hits) or (not hits and matcher.excluded(source))
-    return matcher.excluded(source)
+def _needs(trial: Matcher, before: Matcher, source: str, paths: tuple[str, ...]) -> bool:
+    """True when ``trial`` newly excludes something a copy of ``source`` needs: the source itself, or a
+    tracked file it brings in (dropping it would change the image)."""
+    hits = _brought_in(source, paths)
+    if any(trial.excluded(p) and not before.excluded(p) for p in hits):
+        return True
+    return source != "." and not hits and trial.excluded(source) and not before.excluded(source)
