@@ -104,3 +104,19 @@ def test_tool_config_in_the_source_tree_is_unsafe() -> None:
     assert maven is not None
     why = unsafe_reason(maven, ".", {"pom.xml", ".mvn/maven.config"}.__contains__, {"pom.xml": "<project/>"}.get)
     assert why is not None and ".mvn/maven.config" in why
+
+
+@pytest.mark.parametrize("pom", [
+    "<project><dependencies><dependency><scope>system</scope>"
+    "<systemPath>${project.basedir}/lib/vendor.jar</systemPath></dependency></dependencies></project>",
+    "<project><repositories><repository><id>local</id><url>file://${basedir}/repo</url></repository>"
+    "</repositories></project>",
+])
+def test_maven_reading_files_from_the_project_folder_is_unsafe(pom: str) -> None:
+    from bot.core.ecosystems import unsafe_reason
+
+    maven = _first("mvn -B dependency:go-offline")
+    assert maven is not None
+    why = unsafe_reason(maven, ".", {"pom.xml"}.__contains__, {"pom.xml": pom}.get)
+    assert why is not None and "source tree" in why
+    assert unsafe_reason(maven, ".", {"pom.xml"}.__contains__, {"pom.xml": "<project/>"}.get) is None

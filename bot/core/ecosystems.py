@@ -407,6 +407,9 @@ def _check_maven(install: Install, project: str, at: Callable[[str], str], exist
     if "<parent>" in text and not re.search(r"<relativePath\s*/>|<relativePath>\s*</relativePath>", text) and exists(
             posixpath.normpath(posixpath.join(project, "..", "pom.xml"))):
         return f"`{at('pom.xml')}` inherits from a parent POM in the source tree"
+    if re.search(r"<systemPath>|<url>\s*file:", text):
+        # `dependency:go-offline` resolves these too, and fails before the files they name are copied.
+        return f"`{at('pom.xml')}` reads dependencies from the source tree (`<systemPath>` or a `file:` repository)"
     for name in ("extensions.xml", "maven.config", "jvm.config"):
         if exists(at(f".mvn/{name}")):
             return f"`{at('.mvn/' + name)}` configures Maven from the source tree"
