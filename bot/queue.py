@@ -684,9 +684,12 @@ class HueyQueue:
 
     def consumer(self, workers: int = 4, **options: Any) -> Any:
         """A huey consumer for this queue (threads; short polling so SQLite jobs start promptly)."""
+        # SIGTERM (what Heroku-style platforms and `serve` send) lets running jobs finish for up to 20 s;
+        # a job still running after that is re-run by the reaper once its lease ends.
         settings: dict[str, Any] = {"workers": workers, "worker_type": "thread", "periodic": False,
                                     "initial_delay": 0.05, "backoff": 1.5, "max_delay": 1.0,
-                                    "check_worker_health": True}
+                                    "check_worker_health": True, "graceful_signal": "TERM",
+                                    "shutdown_timeout": 20}
         settings.update(options)
         return self.huey.create_consumer(**settings)
 
