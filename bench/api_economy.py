@@ -1,7 +1,8 @@
 """API economy: GitHub requests per event, measured against the stateful GitHub double.
 
 Runs the real Flask app with the real planner on `examples/node-service`, posts signed webhooks, drains the
-queue and counts the requests each step sent to GitHub (the same harness as `tests/test_e2e_app.py`).
+queue and counts the requests each step sent to GitHub (the same harness as `tests/test_e2e_app.py`). A GraphQL
+mutation counts as a write.
 Run: `python bench/api_economy.py`.
 """
 
@@ -90,8 +91,12 @@ def measure() -> list[Row]:
              lambda: h.deliver("issue_comment", comment_payload(repo, ask)), h)
         cold = AppHarness(gh)
         ask2 = gh.add_comment(REPO, 9, "/ecr-cache", "maintainer")
-        step("/ecr-cache, set up; new process (cold: token, tree, blobs)", "<= 4",
+        step("/ecr-cache, set up; new process (cold)", "<= 4 incl. token",
              lambda: cold.deliver("issue_comment", comment_payload(repo, ask2)), cold)
+        stranger = AppHarness(gh)
+        ask3 = gh.add_comment(REPO, 9, "/ecr-cache", "passer-by")
+        step("/ecr-cache by a non-collaborator (refused, cold)", "no tree read",
+             lambda: stranger.deliver("issue_comment", comment_payload(repo, ask3, association="NONE")), stranger)
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         gh, h = _fresh(mock)

@@ -76,6 +76,11 @@ def _str(obj: Mapping[str, Any], key: str, where: str) -> str:
     return value
 
 
+def _opt_str(obj: Mapping[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    return value if isinstance(value, str) and 0 < len(value) <= 200 else None
+
+
 def _int(obj: Mapping[str, Any], key: str, where: str) -> int:
     value = obj.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < _MAX_ID:
@@ -185,6 +190,11 @@ def _comment(payload: Mapping[str, Any], installation_id: int, delivery_id: str)
         "issue_number": _int(issue, "number", "issue"),
         "user": _str(user, "login", "comment.user"),
         "default_branch": default if isinstance(default, str) and default else None,
+        # GraphQL ids let the reaction and the reply go out as one mutation; the association only decides
+        # whether to read the tree before the permission is known (the permission itself is asked of the API).
+        "comment_node_id": _opt_str(comment, "node_id"),
+        "issue_node_id": _opt_str(issue, "node_id"),
+        "association": _opt_str(comment, "author_association"),
     }
     return Routed((Job("command", installation_id, repo, delivery_id, data),), f"command {command.name}")
 

@@ -70,6 +70,7 @@ class Comment:
 
     id: int
     body: str
+    node_id: str = ""  # GraphQL id, for `updateIssueComment`
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class RepoState:
     bot_branch: BranchHead | None
     pulls: tuple[PullRequest, ...]
     issue_comments: tuple[Comment, ...] = ()
+    commenter_permission: str | None = None  # a role GraphQL showed for the commenter; None: ask REST
 
     @property
     def open_pr(self) -> PullRequest | None:
@@ -152,7 +154,7 @@ def is_bot_commit(message: str, author_email: str | None, committer_email: str |
     return committer_email in _WEB_FLOW or committer_email == author_email
 
 
-_COMMENTS = "comments(last: 100) { nodes { databaseId body viewerDidAuthor } }"
+_COMMENTS = "comments(last: 100) { nodes { id databaseId body viewerDidAuthor } }"
 _STATE_QUERY = """query EcrCacheState($owner: String!, $name: String!, $head: String!, $qualified: String!%(vars)s) {
   repository(owner: $owner, name: $name) {
     nameWithOwner isArchived isFork isEmpty
@@ -163,8 +165,12 @@ _STATE_QUERY = """query EcrCacheState($owner: String!, $name: String!, $head: St
     pullRequests(headRefName: $head, first: 10, orderBy: {field: CREATED_AT, direction: DESC}) {
       nodes { number state merged body url headRefOid headRepository { nameWithOwner }
               commits { totalCount } %(comments)s } }
-%(issue)s  }
+%(issue)s%(commenter)s  }
 }"""
+# GraphQL lists direct and team grants only (no organization owners or base permissions) and needs more App
+# permissions than the REST check, so a write role it shows is trusted and anything else is asked of REST.
+_COMMENTER_PART = "    commenter: collaborators(login: $login, first: 1) { edges { permission node { login } } }\n"
+_OPTIONAL_FIELDS = (("repository", "commenter"), ("reaction",))
 _ISSUE_PART = ("    issueOrPullRequest(number: $issue) { ... on Issue { " + _COMMENTS
                + " } ... on PullRequest { " + _COMMENTS + " } }\n")
 
@@ -176,11 +182,26 @@ def _blob_fields(shas: Sequence[str]) -> str:
                    for i, sha in enumerate(shas))
 
 
-def state_query(with_issue: bool, blob_shas: Sequence[str] = ()) -> str:
+def state_query(with_issue: bool, blob_shas: Sequence[str] = (), with_commenter: bool = False) -> str:
     """The one GraphQL query that reads everything the lifecycle rules need (and, cold, the first blobs)."""
-    return _STATE_QUERY % {"vars": ", $issue: Int!" if with_issue else "", "config": CONFIG_PATH,
-                           "comments": _COMMENTS,
-                           "issue": (_ISSUE_PART if with_issue else "") + _blob_fields(blob_shas)}
+    variables = (", $issue: Int!" if with_issue else "") + (", $login: String!" if with_commenter else "")
+    return _STATE_QUERY % {"vars": variables, "config": CONFIG_PATH, "comments": _COMMENTS,
+                           "issue": (_ISSUE_PART if with_issue else "") + _blob_fields(blob_shas),
+                           "commenter": _COMMENTER_PART if with_commenter else ""}
+
+
+def reply_mutation(react: bool, reply: str) -> str:
+    """One GraphQL mutation: the 👀 reaction on a command comment and/or the bot's reply (``add`` or ``update``)."""
+    variables = (["$comment: ID!"] if react else []) + (["$body: String!", "$target: ID!"] if reply else [])
+    fields = ["  reaction: addReaction(input: {subjectId: $comment, content: EYES}) { clientMutationId }"] if react \
+        else []
+    if reply == "update":
+        fields.append("  reply: updateIssueComment(input: {id: $target, body: $body}) { issueComment { databaseId } }")
+    elif reply == "add":
+        fields.append("  reply: addComment(input: {subjectId: $target, body: $body}) "
+                      "{ commentEdge { node { databaseId } } }")
+    return f"mutation EcrCacheReply({', '.join(variables)}) {{\n" + "\n".join(fields) + "\n}"
+
 
 
 def blobs_query(shas: Sequence[str]) -> str:
@@ -207,7 +228,7 @@ def _get(obj: Any, *keys: str) -> Any:
 def _comments(conn: Any) -> tuple[Comment, ...]:
     nodes = _get(conn, "nodes") or []
     return tuple(
-        Comment(int(n["databaseId"]), str(n.get("body") or ""))
+        Comment(int(n["databaseId"]), str(n.get("body") or ""), str(n.get("id") or ""))
         for n in nodes
         if isinstance(n, Mapping) and n.get("viewerDidAuthor") and isinstance(n.get("databaseId"), int)
     )
@@ -280,7 +301,10 @@ class GitHubGateway:
         data = self._call("POST", self._requester.graphql_url, body={"query": query, "variables": variables})
         if not isinstance(data, Mapping):
             raise GitHubError(0, "GraphQL answer is not an object")
-        errors = data.get("errors")
+        # An error on an optional field (the commenter's role, the reaction) leaves that field null; the rest
+        # of the answer stands.
+        errors = [e for e in data.get("errors") or []
+                  if not any(tuple(_get(e, "path") or ())[:len(f)] == f for f in _OPTIONAL_FIELDS)]
         if errors:
             messages = "; ".join(str(_get(e, "message")) for e in errors)
             kinds = {_get(e, "type") for e in errors}
@@ -314,14 +338,17 @@ class GitHubGateway:
             page += 1
 
     def read_state(self, full_name: str, issue_number: int | None = None,
-                   prefetch: Sequence[TreeFile] = ()) -> RepoState:
-        """Default branch head, repo config, bot branch, bot PRs, an issue's bot comments, uncached blobs."""
+                   prefetch: Sequence[TreeFile] = (), commenter: str | None = None) -> RepoState:
+        """Default branch head, repo config, bot branch, bot PRs, an issue's bot comments, uncached blobs, and
+        the role GraphQL shows for ``commenter``."""
         owner, name = _split(full_name)
         variables: dict[str, Any] = {"owner": owner, "name": name, "head": BOT_BRANCH, "qualified": BOT_REF}
         shas = self._missing_blobs(prefetch)[:_BLOB_BATCH]
-        query = state_query(bool(issue_number), shas)
+        query = state_query(bool(issue_number), shas, with_commenter=bool(commenter))
         if issue_number:
             variables["issue"] = issue_number
+        if commenter:
+            variables["login"] = commenter
         repo = _get(self._graphql(query, variables), "repository")
         if not isinstance(repo, Mapping):
             raise NotFound(404, f"repository {full_name} is not visible to the installation")
@@ -357,6 +384,7 @@ class GitHubGateway:
             bot_branch=bot_branch,
             pulls=pulls,
             issue_comments=_comments(_get(issue, "comments")),
+            commenter_permission=_commenter_role(_get(repo, "commenter", "edges"), commenter),
         )
 
     def has_seen(self, full_name: str) -> bool:
@@ -476,6 +504,22 @@ class GitHubGateway:
         data = self._call("POST", f"/repos/{full_name}/issues/{issue_number}/comments", body={"body": text})
         return int(_get(data, "id") or 0)
 
+    def react_and_reply(self, issue_node_id: str, comment_node_id: str | None, key: str, body: str,
+                        existing: Iterable[Comment]) -> None:
+        """`upsert_comment` and (with ``comment_node_id``) the 👀 reaction on the command, in one request."""
+        marker = comment_marker(key)
+        text = f"{marker}\n{body}"
+        mine = next((c for c in existing if marker in c.body), None)
+        reply = "" if mine is not None and mine.body == text else "update" if mine is not None else "add"
+        if not reply and not comment_node_id:
+            return
+        variables: dict[str, Any] = {}
+        if comment_node_id:
+            variables["comment"] = comment_node_id
+        if reply:
+            variables.update(body=text, target=mine.node_id if mine is not None else issue_node_id)
+        self._graphql(reply_mutation(bool(comment_node_id), reply), variables)
+
     def commit(self, full_name: str, base_oid: str, base_tree: str, files: Sequence[FileWrite],
                message: str) -> str:
         """Create one commit of ``files`` on top of ``base_oid``; GitHub signs it (no author or committer)."""
@@ -540,6 +584,16 @@ class GitHubGateway:
     def update_pull(self, full_name: str, number: int, title: str, body: str) -> None:
         """Refresh the bot pull request's title and body in place."""
         self._call("PATCH", f"/repos/{full_name}/pulls/{number}", body={"title": title, "body": body})
+
+
+def _commenter_role(edges: Any, login: str | None) -> str | None:
+    """The role GraphQL shows for ``login`` (lower case), or None when it shows none."""
+    for edge in edges if isinstance(edges, list) else []:
+        if (isinstance(edge, Mapping) and login
+                and str(_get(edge, "node", "login") or "").lower() == login.lower()
+                and isinstance(edge.get("permission"), str)):
+            return edge["permission"].lower()
+    return None
 
 
 def git_blob_sha(data: bytes) -> str:

@@ -59,7 +59,7 @@ def read_plan(gw: GitHubGateway, state: RepoState, options: Options) -> tuple[Pl
 
 
 def read_state(gw: GitHubGateway, repo: str, issue_number: int | None = None,
-               default_branch: str | None = None) -> RepoState:
+               default_branch: str | None = None, commenter: str | None = None) -> RepoState:
     """State first when this process has the repository's trees cached by sha; otherwise read the tree of the
     default branch first, so the state query also brings the blobs the planner will ask for (one call fewer)."""
     if default_branch and not gw.has_seen(repo):
@@ -70,8 +70,9 @@ def read_state(gw: GitHubGateway, repo: str, issue_number: int | None = None,
                 raise
         else:
             guess = planner.paths_to_read(tuple(sorted(tree)), Options())
-            return gw.read_state(repo, issue_number, prefetch=[tree[p] for p in guess if p in tree])
-    return gw.read_state(repo, issue_number)
+            return gw.read_state(repo, issue_number, prefetch=[tree[p] for p in guess if p in tree],
+                                 commenter=commenter)
+    return gw.read_state(repo, issue_number, commenter=commenter)
 
 
 def _config_block(repo: str, options: Options, findings: tuple[Finding, ...]) -> Outcome | None:
@@ -100,7 +101,7 @@ def _skip_reason(state: RepoState) -> str | None:
 
 
 def _publish(gw: GitHubGateway, state: RepoState, plan: Plan, tree: dict[str, TreeFile], options: Options, *,
-             override_optout: bool, force: bool) -> Outcome:
+             override_optout: bool, force: bool, before_write: Callable[[], None] | None = None) -> Outcome:
     """Apply the lifecycle rules, then write at most one commit, one ref update and one PR write."""
     repo = state.full_name
     open_pr, latest = state.open_pr, state.latest_pr
@@ -128,6 +129,8 @@ def _publish(gw: GitHubGateway, state: RepoState, plan: Plan, tree: dict[str, Tr
         return Outcome(repo, "human_edits", open_pr.url if open_pr else "")
     files = [FileWrite(e.path, e.content, tree[e.path].mode if e.path in tree and tree[e.path].mode in (
         "100644", "100755") else "100644") for e in plan.edits]
+    if before_write is not None:
+        before_write()
     sha = gw.commit(repo, state.base_oid, state.base_tree, files, _commit_message(plan))
     if branch is None:
         gw.create_branch(repo, sha)
@@ -142,11 +145,14 @@ def _publish(gw: GitHubGateway, state: RepoState, plan: Plan, tree: dict[str, Tr
 
 
 def sync_repo(gw: GitHubGateway, repo: str, *, override_optout: bool = False, force: bool = False,
-              issue_number: int | None = None,
-              default_branch: str | None = None) -> tuple[Outcome, RepoState, Plan | None]:
-    """Read → plan → publish for one repository; a lost 422 race re-reads once and decides again."""
+              issue_number: int | None = None, default_branch: str | None = None,
+              state: RepoState | None = None,
+              before_write: Callable[[], None] | None = None) -> tuple[Outcome, RepoState, Plan | None]:
+    """Read → plan → publish for one repository; a lost 422 race re-reads once and decides again. ``state``:
+    already read by the caller; ``before_write`` runs once before the first commit is written."""
     for attempt in (1, 2):
-        state = read_state(gw, repo, issue_number, default_branch)
+        if state is None or attempt == 2:
+            state = read_state(gw, repo, issue_number, default_branch)
         skip = _skip_reason(state)
         if skip:
             return Outcome(repo, "skipped", detail=skip), state, None
@@ -162,7 +168,7 @@ def sync_repo(gw: GitHubGateway, repo: str, *, override_optout: bool = False, fo
         plan = dataclasses.replace(plan, findings=config_findings + plan.findings)
         try:
             return _publish(gw, state, plan, tree, options, override_optout=override_optout,
-                            force=force), state, plan
+                            force=force, before_write=before_write), state, plan
         except LostRace as exc:
             log_event("lost_race", repo=repo, attempt=attempt, message=exc.message)
             if attempt == 2:
@@ -257,65 +263,103 @@ def _reply_for(outcome: Outcome, state: RepoState, plan: Plan | None) -> str:
     return pr_body.render_comment("nothing", repo=repo, findings=findings)
 
 
+class _Reply:
+    """The 👀 acknowledgement and the reply of one command: both in one GraphQL mutation when nothing else is
+    written, the reaction first (REST) when a commit is about to be written so the commenter sees it early."""
+
+    def __init__(self, gw: GitHubGateway, job: Job) -> None:
+        self.gw, self.repo = gw, job.repo
+        self.issue, self.comment_id = int(job.data["issue_number"]), int(job.data["comment_id"])
+        self.comment_node = _text(job.data.get("comment_node_id"))
+        self.issue_node = _text(job.data.get("issue_node_id"))
+        self.key = f"reply-{self.comment_id}"
+        self.acknowledged = False
+
+    def acknowledge(self) -> None:
+        """The reaction, now (once)."""
+        if not self.acknowledged:
+            self.gw.react(self.repo, self.comment_id, "eyes")
+            self.acknowledged = True
+
+    def send(self, body: str, existing: Sequence[Comment]) -> None:
+        """The reply, with the reaction if it is still owed."""
+        if self.issue_node and all(c.node_id for c in existing):
+            node = None if self.acknowledged else self.comment_node
+            if node is None:
+                self.acknowledge()
+            self.gw.react_and_reply(self.issue_node, node, self.key, body, existing)
+            self.acknowledged = True
+            return
+        self.acknowledge()
+        self.gw.upsert_comment(self.repo, self.issue, self.key, body, existing)
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _command(gw: GitHubGateway, job: Job) -> list[Outcome]:
     data = job.data
     repo, user = job.repo, str(data["user"])
-    issue, comment_id = int(data["issue_number"]), int(data["comment_id"])
+    issue = int(data["issue_number"])
     command = str(data.get("command") or "open")
-    role = gw.permission(repo, user)
+    # Members and collaborators usually may run the command: read the tree first so the state query brings
+    # the blobs too. For anyone else, read no tree before the permission is known.
+    likely = data.get("association") in ("OWNER", "MEMBER", "COLLABORATOR") and command in ("open", "recreate",
+                                                                                         "preview")
+    state = read_state(gw, repo, issue, _branch(job) if likely else None, commenter=user)
+    role = state.commenter_permission
     if role not in WRITE_ROLES:
-        state = gw.read_state(repo, issue)
+        role = gw.permission(repo, user)  # the authoritative answer: every grant, organization ones included
+    if role not in WRITE_ROLES:
         gw.upsert_comment(repo, issue, f"refusal-{user.lower()}", pr_body.render_comment(
             "refusal", user=user, repo=repo, permission=role), state.issue_comments)
         return [Outcome(repo, "refused", detail=role)]
-    gw.react(repo, comment_id, "eyes")
-    key = f"reply-{comment_id}"
+    reply = _Reply(gw, job)
     try:
-        return _run_command(gw, job, command, key)
+        return _run_command(gw, job, command, reply, state)
     except GitHubError as exc:
         if 400 <= exc.status < 500 and not isinstance(exc, LostRace) and not _rate_limited(exc):
-            # A final failure: say why under the command instead of leaving only the reaction.
+            # A final failure: say why under the command instead of leaving the commenter without an answer.
             try:
-                gw.upsert_comment(repo, issue, key, pr_body.render_comment(
-                    "failed", repo=repo, status=exc.status, message=exc.message), ())
+                gw.upsert_comment(repo, issue, reply.key, pr_body.render_comment(
+                    "failed", repo=repo, status=exc.status, message=exc.message), state.issue_comments)
             except GitHubError as inner:
                 log_event("reply_failed", level="warning", repo=repo, error=str(inner))
         raise
 
 
-def _run_command(gw: GitHubGateway, job: Job, command: str, key: str) -> list[Outcome]:
+def _run_command(gw: GitHubGateway, job: Job, command: str, reply: _Reply, state: RepoState) -> list[Outcome]:
     data = job.data
     repo = job.repo
     issue = int(data["issue_number"])
     if command == "help":
-        state = gw.read_state(repo, issue)
-        gw.upsert_comment(repo, issue, key, pr_body.render_comment("help", unknown=data.get("unknown") or ""),
-                          state.issue_comments)
+        reply.send(pr_body.render_comment("help", unknown=data.get("unknown") or ""), state.issue_comments)
         return [Outcome(repo, "help")]
     if command == "preview":
-        state = read_state(gw, repo, issue, _branch(job))
         skip = _skip_reason(state)
         if skip:
-            reply, outcome = pr_body.render_comment("skipped", repo=repo, why=skip), Outcome(repo, "skipped")
+            text, outcome = pr_body.render_comment("skipped", repo=repo, why=skip), Outcome(repo, "skipped")
         else:
             options, config_findings = _options(state.config_text)
             blocked = _config_block(repo, options, config_findings)
             plan = Plan(findings=config_findings) if blocked else read_plan(gw, state, options)[0]
             findings = list(config_findings + (plan.findings if not blocked else ()))
             if blocked is not None:
-                reply = _reply_for(blocked, state, plan)
+                text = _reply_for(blocked, state, plan)
             elif plan.is_empty:
-                reply = _reply_for(Outcome(repo, "already"), state, dataclasses.replace(
+                text = _reply_for(Outcome(repo, "already"), state, dataclasses.replace(
                     plan, findings=tuple(findings)))
             else:
-                reply = pr_body.render_comment("preview", repo=repo, edits=list(plan.edits),
-                                               diff=pr_body.unified_diff(plan.edits), findings=findings)
+                text = pr_body.render_comment("preview", repo=repo, edits=list(plan.edits),
+                                              diff=pr_body.unified_diff(plan.edits), findings=findings)
             outcome = Outcome(repo, "previewed", detail=plan.fingerprint)
-        gw.upsert_comment(repo, issue, key, reply, state.issue_comments)
+        reply.send(text, state.issue_comments)
         return [outcome]
     synced, state, maybe_plan = sync_repo(gw, repo, override_optout=True, force=command == "recreate",
-                                          issue_number=issue, default_branch=_branch(job))
-    gw.upsert_comment(repo, issue, key, _reply_for(synced, state, maybe_plan), state.issue_comments)
+                                          issue_number=issue, default_branch=_branch(job), state=state,
+                                          before_write=reply.acknowledge)
+    reply.send(_reply_for(synced, state, maybe_plan), state.issue_comments)
     return [synced]
 
 
@@ -344,6 +388,10 @@ class DryRunGateway:
 
     def react(self, full_name: str, comment_id: int, content: str = "eyes") -> None:
         log_event("dry_run", write="react", repo=full_name, comment_id=comment_id)
+
+    def react_and_reply(self, issue_node_id: str, comment_node_id: str | None, key: str, body: str,
+                        existing: Sequence[Comment]) -> None:
+        log_event("dry_run", write="react_and_reply", issue=issue_node_id, key=key)
 
     def upsert_comment(self, full_name: str, issue_number: int, key: str, body: str,
                        existing: Sequence[Comment]) -> int:

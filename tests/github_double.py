@@ -40,10 +40,14 @@ class Recorded:
     status: int = 0
     blobs: int = 0
 
+    mutation: bool = False
+
     @property
     def is_write(self) -> bool:
         """True for requests that change GitHub state (not reads, not GraphQL queries, not the token)."""
-        return self.method != "GET" and self.path != "/graphql" and not self.path.endswith("/access_tokens")
+        if self.path == "/graphql":
+            return self.mutation
+        return self.method != "GET" and not self.path.endswith("/access_tokens")
 
     def __str__(self) -> str:
         return f"{self.method} {self.path}" + (f" {self.operation}" if self.operation else "")
@@ -73,6 +77,11 @@ class IssueComment:
     author: str
     reactions: list[str] = field(default_factory=list)
 
+    @property
+    def node_id(self) -> str:
+        """The comment's GraphQL id."""
+        return f"IC_{self.id}"
+
 
 @dataclass
 class Repo:
@@ -87,6 +96,10 @@ class Repo:
     pulls: list[Pull] = field(default_factory=list)
     comments: list[IssueComment] = field(default_factory=list)
     permissions: dict[str, str] = field(default_factory=dict)  # login -> role name
+    # Logins whose role comes from the organization (owners, base permission): REST reports it, GraphQL's
+    # `collaborators` does not list them.
+    org_grants: set[str] = field(default_factory=set)
+    collaborators_forbidden: bool = False  # GraphQL `collaborators` answers FORBIDDEN (App lacks the permission)
     next_number: int = 1
 
 
@@ -538,12 +551,18 @@ class GitHubDouble:
 
     def _graphql(self, request: Any, body: Any, record: Recorded) -> dict[str, Any]:
         query, variables = str(body.get("query", "")), body.get("variables") or {}
-        m = re.match(r"\s*query\s+(\w+)", query)
-        record.operation = m.group(1) if m else "?"
+        m = re.match(r"\s*(query|mutation)\s+(\w+)", query)
+        record.operation = m.group(2) if m else "?"
+        record.mutation = bool(m and m.group(1) == "mutation")
+        if record.mutation:
+            return self._mutation(request, query, variables, record)
         repo = self._repo(request, variables["owner"], variables["name"])
         if record.operation not in ("EcrCacheState", "EcrCacheBlobs"):
             return {"errors": [{"message": f"unknown operation {record.operation}"}]}
+        errors: list[dict[str, Any]] = []
         out: dict[str, Any] = self._state(repo, query, variables) if record.operation == "EcrCacheState" else {}
+        if "commenter: collaborators(" in query:
+            out["commenter"] = self._collaborator(repo, str(variables["login"]), errors)
         # Blob aliases may ride along in either query.
         for alias, sha in re.findall(r'(\w+): object\(oid: "([0-9a-f]{40})"\)', query):
             obj = self.objects.get(sha)
@@ -556,7 +575,62 @@ class GitHubDouble:
             except UnicodeDecodeError:
                 out[alias] = {"text": None, "isBinary": True, "isTruncated": False}
         record.blobs = len(re.findall(r'object\(oid: "', query))
-        return {"data": {"repository": out}}
+        answer: dict[str, Any] = {"data": {"repository": out}}
+        if errors:
+            answer["errors"] = errors
+        return answer
+
+    def _collaborator(self, repo: Repo, login: str, errors: list[dict[str, Any]]) -> dict[str, Any] | None:
+        if repo.collaborators_forbidden:
+            errors.append({"type": "FORBIDDEN", "path": ["repository", "commenter"],
+                           "message": "You do not have permission to view repository collaborators."})
+            return None
+        role = repo.permissions.get(login)
+        if role is None or login in repo.org_grants:
+            return {"edges": []}
+        base = {"admin": "ADMIN", "maintain": "MAINTAIN", "write": "WRITE", "triage": "TRIAGE", "read": "READ"}
+        return {"edges": [{"permission": base.get(role, "READ"), "node": {"login": login}}]}
+
+    def _find_comment(self, installation: int, node_id: str) -> tuple[Repo, IssueComment]:
+        for repo in self.repos.values():
+            for comment in repo.comments:
+                if repo.installation_id == installation and comment.node_id == node_id:
+                    return repo, comment
+        raise KeyError(node_id)
+
+    def _mutation(self, request: Any, query: str, variables: Mapping[str, Any],
+                  record: Recorded) -> dict[str, Any]:
+        """`addReaction`, `addComment` and `updateIssueComment`, run in the order the mutation names them."""
+        installation = self._installation_of(request)
+        data: dict[str, Any] = {}
+        errors: list[dict[str, Any]] = []
+        for alias, field_name, subject in re.findall(r"(\w+): (\w+)\(input: \{(?:subjectId|id): \$(\w+)", query):
+            node = str(variables.get(subject, ""))
+            try:
+                if field_name == "addReaction":
+                    self._find_comment(installation, node)[1].reactions.append("eyes")
+                    data[alias] = {"clientMutationId": None}
+                elif field_name == "updateIssueComment":
+                    comment = self._find_comment(installation, node)[1]
+                    comment.body = str(variables["body"])
+                    data[alias] = {"issueComment": {"databaseId": comment.id}}
+                elif field_name == "addComment":
+                    m = re.fullmatch(r"I_(.+)#(\d+)", node)
+                    repo = self.repos.get(m.group(1)) if m else None
+                    if m is None or repo is None or repo.installation_id != installation:
+                        raise KeyError(node)
+                    comment = self.add_comment(repo.full_name, int(m.group(2)), str(variables["body"]), BOT_LOGIN)
+                    data[alias] = {"commentEdge": {"node": {"databaseId": comment.id}}}
+                else:
+                    raise KeyError(field_name)
+            except KeyError:
+                data[alias] = None
+                errors.append({"type": "NOT_FOUND", "path": [alias],
+                               "message": f"Could not resolve to a node with the global id of '{node}'"})
+        answer: dict[str, Any] = {"data": data}
+        if errors:
+            answer["errors"] = errors
+        return answer
 
     def _commit_node(self, sha: str) -> dict[str, Any]:
         data = self.objects[sha]["data"]
@@ -598,7 +672,7 @@ class GitHubDouble:
         return out
 
     def _comments(self, repo: Repo, number: int) -> dict[str, Any]:
-        nodes = [{"databaseId": c.id, "body": c.body, "viewerDidAuthor": c.author == BOT_LOGIN}
+        nodes = [{"id": c.node_id, "databaseId": c.id, "body": c.body, "viewerDidAuthor": c.author == BOT_LOGIN}
                  for c in repo.comments if c.issue == number]
         return {"nodes": nodes[-100:]}
 
@@ -622,11 +696,18 @@ def push_payload(repo: Repo, before: str, after: str, changed: list[str], *, sen
             "sender": {"login": "octocat", "type": sender_type}}
 
 
-def comment_payload(repo: Repo, comment: IssueComment, *, user_type: str = "User") -> dict[str, Any]:
+def issue_node_id(repo: Repo, number: int) -> str:
+    """The GraphQL id of an issue or pull request."""
+    return f"I_{repo.full_name}#{number}"
+
+
+def comment_payload(repo: Repo, comment: IssueComment, *, user_type: str = "User",
+                    association: str = "COLLABORATOR") -> dict[str, Any]:
     """An `issue_comment.created` delivery."""
-    return {"action": "created", "issue": {"number": comment.issue},
-            "comment": {"id": comment.id, "body": comment.body, "user": {"login": comment.author,
-                                                                           "type": user_type}},
+    return {"action": "created", "issue": {"number": comment.issue, "node_id": issue_node_id(repo, comment.issue)},
+            "comment": {"id": comment.id, "node_id": comment.node_id, "body": comment.body,
+                        "author_association": association,
+                        "user": {"login": comment.author, "type": user_type}},
             "repository": _repository(repo), "installation": {"id": repo.installation_id},
             "sender": {"login": comment.author, "type": user_type}}
 

@@ -146,8 +146,8 @@ def test_install_push_command_merge_lifecycle(harness: AppHarness) -> None:
     assert writes(requests) == [f"POST /repos/{REPO}/issues/7/comments"]
     preview = gh.add_comment(REPO, 7, "/ecr-cache preview", "maintainer")
     status, requests = h.deliver("issue_comment", comment_payload(repo, preview))
-    assert writes(requests) == [f"POST /repos/{REPO}/issues/comments/{preview.id}/reactions",
-                                f"POST /repos/{REPO}/issues/7/comments"]
+    assert writes(requests) == ["POST /graphql EcrCacheReply"]  # the reaction and the reply in one mutation
+    assert preview.reactions == ["eyes"] and guest.reactions == []
     reply = gh.bot_comments(REPO, 7)[-1].body
     assert "```diff" in reply and "+++ b/buildspec.yml" in reply
 
@@ -161,7 +161,7 @@ def test_install_push_command_merge_lifecycle(harness: AppHarness) -> None:
     assert status == 202 and [o.action for o in h.outcomes] == ["already"] and writes(requests) == []
     assert expected_plan(gh).is_empty  # the planner is idempotent on the merged result
 
-    # 8. `/ecr-cache` on the set-up repository: permission, reaction, one state read, one reply.
+    # 8. `/ecr-cache` on the set-up repository: one state read (with the permission), one reply mutation.
     ask = gh.add_comment(REPO, 8, "/ecr-cache", "maintainer")
     status, requests = h.deliver("issue_comment", comment_payload(repo, ask))
     assert status == 202 and [o.action for o in h.outcomes] == ["already"]
@@ -245,9 +245,16 @@ def _operations(corpus: Path, history: list[Recorded]) -> set[str]:
         pattern = pattern.replace("/git/refs/[^/]+", "/git/refs/.+")  # `ref` is multi-segment
         templates += [(m.upper(), re.compile(f"^{pattern}$"), op) for m, op in ops.items()
                       if m in ("get", "post", "patch", "put", "delete")]
+    graphql = pytest.importorskip("graphql")
+    graphql_schema = graphql.build_schema((corpus / "github-api" / "github-graphql-subset.graphql").read_text())
     seen = set()
     for request in history:
         if request.path == "/graphql":
+            document = graphql.parse(request.body["query"])
+            assert graphql.validate(graphql_schema, document) == [], str(request)
+            defined = {d.variable.name.value for op in document.definitions for d in op.variable_definitions}
+            assert set(request.body["variables"]) == defined, str(request)
+            seen.add(f"graphql/{request.operation}")
             continue
         matches = [op for method, t, op in templates if method == request.method and t.match(request.path)]
         assert matches, f"{request} is not one of the 31 documented operations"
@@ -262,9 +269,9 @@ def test_lifecycle_requests_match_githubs_openapi_description(harness: AppHarnes
     test_install_push_command_merge_lifecycle(harness)
     assert _operations(corpus, harness.double.history) >= {
         "git/get-tree", "git/create-tree", "git/create-commit", "git/create-ref", "git/update-ref",
-        "pulls/create", "pulls/update", "issues/create-comment", "reactions/create-for-issue-comment",
-        "repos/get-collaborator-permission-level", "apps/create-installation-access-token",
-        "apps/list-repos-accessible-to-installation"}
+        "pulls/create", "pulls/update", "issues/create-comment", "repos/get-collaborator-permission-level",
+        "apps/create-installation-access-token", "apps/list-repos-accessible-to-installation",
+        "graphql/EcrCacheState", "graphql/EcrCacheReply"}
 
 
 def test_opt_out_requests_match_githubs_openapi_description(harness: AppHarness, corpus: Path) -> None:
@@ -286,5 +293,7 @@ def test_api_economy_bench_meets_its_goals() -> None:
     assert rows["relevant push, plan unchanged (PR up to date)"].writes == 0
     assert counts["/ecr-cache on the set-up repository (warm)"] <= 4
     assert counts["/ecr-cache, set up by merging the bot's PR (warm)"] <= 4
-    # A process that never saw the repository also needs the token, the tree and the blobs.
-    assert counts["/ecr-cache, set up; new process (cold: token, tree, blobs)"] <= 6
+    # A process that never saw the repository: token, tree, state with permission and blobs, reply mutation.
+    assert counts["/ecr-cache, set up; new process (cold)"] <= 4
+    refused = rows["/ecr-cache by a non-collaborator (refused, cold)"]
+    assert refused.outcome == "refused" and not any("/git/trees" in r.path for r in refused.requests)

@@ -86,7 +86,12 @@ def test_command_comment_routes_command_job(corpus: Path) -> None:
     (job,) = route("issue_comment", payload, "d-3").jobs
     assert job.kind == "command" and job.repo == "Codertocat/Hello-World"
     assert job.data == {"command": "preview", "unknown": None, "comment_id": 492700400, "issue_number": 1,
-                        "user": "Codertocat", "default_branch": "master"}
+                        "user": "Codertocat", "default_branch": "master",
+                        "comment_node_id": payload["comment"]["node_id"], "issue_node_id": payload["issue"]["node_id"],
+                        "association": "OWNER"}
+    payload["comment"]["node_id"] = {"not": "a string"}  # optional: a wrong shape drops it, the job still runs
+    (job,) = route("issue_comment", payload, "d-4").jobs
+    assert job.data["comment_node_id"] is None
 
 
 def test_edited_comment_and_bot_comment_are_ignored(corpus: Path) -> None:

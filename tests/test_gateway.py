@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 import responses
-from github_double import BOT_EMAIL, WEB_FLOW_EMAIL, GitHubDouble, Recorded, private_key_pem
+from github_double import BOT_EMAIL, WEB_FLOW_EMAIL, GitHubDouble, Recorded, issue_node_id, private_key_pem
 
 from bot import jobs, pr_body
 from bot.config import Settings
 from bot.core import planner
 from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
-from bot.github_gateway import GatewayFactory, GitHubError, blobs_query, state_query
+from bot.github_gateway import GatewayFactory, GitHubError, blobs_query, reply_mutation, state_query
 from bot.job import Job
 from bot.retry import classify_exception
 
@@ -63,12 +63,17 @@ def sync(double: GitHubDouble, f: GatewayFactory, delivery: str = "d") -> list[j
     return jobs.run(Job("sync", 1, REPO, delivery), f)
 
 
-def command(double: GitHubDouble, f: GatewayFactory, body: str, user: str, issue: int = 50) -> list[jobs.Outcome]:
+def command(double: GitHubDouble, f: GatewayFactory, body: str, user: str, issue: int = 50,
+            association: str | None = None, dry_run: bool = False) -> list[jobs.Outcome]:
+    """Run a command job; with ``association`` the job carries what a real delivery carries (GraphQL ids)."""
     comment = double.add_comment(REPO, issue, body, user)
     double.reset_requests()
     data: dict[str, Any] = {"command": body.split()[1] if len(body.split()) > 1 else "open", "unknown": None,
                             "comment_id": comment.id, "issue_number": issue, "user": user}
-    return jobs.run(Job("command", 1, REPO, f"c-{comment.id}", data), f)
+    if association is not None:
+        data.update(association=association, comment_node_id=comment.node_id, default_branch="main",
+                    issue_node_id=issue_node_id(double.repos[REPO], issue))
+    return jobs.run(Job("command", 1, REPO, f"c-{comment.id}", data), f, dry_run=dry_run)
 
 
 def tree_of(double: GitHubDouble, branch: str = "main") -> str:
@@ -217,11 +222,10 @@ def test_closed_unmerged_pr_is_an_opt_out_until_a_command(gh: GitHubDouble) -> N
     (outcome,) = command(gh, f, "/ecr-cache", "maintainer")
     assert outcome.action == "opened"
     assert seq(gh.requests) == [
-        f"GET /repos/{REPO}/collaborators/maintainer/permission",
-        f"POST /repos/{REPO}/issues/comments/{gh.repos[REPO].comments[-2].id}/reactions",
-        "POST /graphql EcrCacheState",
+        "POST /graphql EcrCacheState",  # GraphQL shows the maintainer's direct grant: no REST permission check
         f"GET /repos/{REPO}/git/trees/{tree_of(gh)}",
         "POST /graphql EcrCacheBlobs",
+        f"POST /repos/{REPO}/issues/comments/{gh.repos[REPO].comments[-2].id}/reactions",  # before the writes
         f"POST /repos/{REPO}/git/trees",
         f"POST /repos/{REPO}/git/commits",
         f"POST /repos/{REPO}/git/refs",
@@ -280,8 +284,8 @@ def test_read_only_user_gets_one_polite_refusal_and_nothing_else(gh: GitHubDoubl
     (outcome,) = command(gh, f, "/ecr-cache", "reader")
     assert outcome.action == "refused"
     assert seq(gh.requests) == ["POST /app/installations/1/access_tokens",
+                                "POST /graphql EcrCacheState",  # GraphQL shows `read`: REST has the last word
                                 f"GET /repos/{REPO}/collaborators/reader/permission",
-                                "POST /graphql EcrCacheState",
                                 f"POST /repos/{REPO}/issues/50/comments"]
     (refusal,) = gh.bot_comments(REPO, 50)
     assert refusal.body.startswith("<!-- ecr-cache-bot:comment=refusal-reader -->\n")
@@ -492,7 +496,12 @@ def test_dry_run_reads_but_never_writes(gh: GitHubDouble) -> None:
     assert [r for r in gh.requests if r.is_write] == [] and gh.pulls_for(REPO) == []
 
 
-@pytest.mark.parametrize("query", [state_query(True), state_query(False), blobs_query(["a" * 40, "b" * 40])])
+@pytest.mark.parametrize("query", [
+    state_query(True), state_query(False), blobs_query(["a" * 40, "b" * 40]),
+    state_query(True, ["c" * 40], with_commenter=True),
+    reply_mutation(True, "add"), reply_mutation(True, "update"), reply_mutation(False, "add"),
+    reply_mutation(True, ""),
+])
 def test_graphql_queries_validate_against_githubs_schema(corpus: Any, query: str) -> None:
     graphql = pytest.importorskip("graphql")
     schema = graphql.build_schema((corpus / "github-api" / "github-graphql-subset.graphql").read_text())
@@ -590,3 +599,79 @@ def test_graphql_errors_map_to_retry_decisions(gh: GitHubDouble, error_type: str
     finally:
         gh._graphql = real  # type: ignore[method-assign]
     assert info.value.status == status and classify_exception(info.value).action == action
+
+
+def test_command_of_a_collaborator_costs_four_requests_cold_and_two_warm(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, {**FILES, "buildspec.yml": SPEC + MARK}, permissions={"dev": "write"})
+    f = factory(gh)
+    (outcome,) = command(gh, f, "/ecr-cache", "dev", association="COLLABORATOR")
+    assert outcome.action == "already"
+    assert seq(gh.requests) == ["POST /app/installations/1/access_tokens", f"GET /repos/{REPO}/git/trees/main",
+                                "POST /graphql EcrCacheState", "POST /graphql EcrCacheReply"]
+    state = next(r for r in gh.requests if r.operation == "EcrCacheState")
+    assert state.blobs >= 1 and state.body["variables"]["login"] == "dev"
+    (reply,) = gh.bot_comments(REPO, 50)
+    assert "already set up" in reply.body and reply.body.startswith("<!-- ecr-cache-bot:comment=reply-")
+    assert gh.repos[REPO].comments[0].reactions == ["eyes"]
+    (outcome,) = command(gh, f, "/ecr-cache", "dev", association="COLLABORATOR")
+    assert seq(gh.requests) == ["POST /graphql EcrCacheState", "POST /graphql EcrCacheReply"]
+    assert len(gh.bot_comments(REPO, 50)) == 2  # one reply per command comment
+
+
+def test_a_rerun_command_edits_its_reply_in_the_same_mutation(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, {**FILES, "buildspec.yml": SPEC + MARK}, permissions={"dev": "write"})
+    f = factory(gh)
+    comment = gh.add_comment(REPO, 50, "/ecr-cache help", "dev")
+    data = {"command": "help", "unknown": None, "comment_id": comment.id, "issue_number": 50, "user": "dev",
+            "association": "MEMBER", "comment_node_id": comment.node_id,
+            "issue_node_id": issue_node_id(gh.repos[REPO], 50)}
+    jobs.run(Job("command", 1, REPO, "c", data), f)
+    (reply,) = gh.bot_comments(REPO, 50)
+    reply.body = reply.body.replace("preview", "PREVIEW")  # an older wording of the same reply
+    gh.reset_requests()
+    jobs.run(Job("command", 1, REPO, "c", data), f)
+    (mutation,) = [r for r in gh.requests if r.is_write]
+    assert "updateIssueComment" in mutation.body["query"] and "addComment" not in mutation.body["query"]
+    assert gh.bot_comments(REPO, 50) == [reply] and "preview" in reply.body
+
+
+@pytest.mark.parametrize("how", ["organization owner", "collaborators forbidden"])
+def test_a_writer_graphql_does_not_show_is_asked_of_rest_not_refused(gh: GitHubDouble, how: str) -> None:
+    repo = gh.add_repo(REPO, FILES, permissions={"owner": "admin"})
+    if how == "organization owner":
+        repo.org_grants.add("owner")  # GraphQL `collaborators` lists direct and team grants only
+    else:
+        repo.collaborators_forbidden = True  # the App lacks the permission GraphQL wants: the field errors
+    (outcome,) = command(gh, factory(gh), "/ecr-cache", "owner", association="MEMBER")
+    assert outcome.action == "opened"
+    assert f"GET /repos/{REPO}/collaborators/owner/permission" in seq(gh.requests)
+    assert gh.repos[REPO].comments[0].reactions == ["eyes"]
+
+
+def test_a_stranger_costs_no_tree_read_and_gets_no_reaction(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, FILES)
+    (outcome,) = command(gh, factory(gh), "/ecr-cache", "passer-by", association="NONE")
+    assert outcome.action == "refused"
+    assert seq(gh.requests) == ["POST /app/installations/1/access_tokens", "POST /graphql EcrCacheState",
+                                f"GET /repos/{REPO}/collaborators/passer-by/permission",
+                                f"POST /repos/{REPO}/issues/50/comments"]
+    assert gh.repos[REPO].comments[0].reactions == []
+
+
+def test_a_command_that_writes_a_pr_reacts_before_the_first_write(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, FILES, permissions={"dev": "maintain"})
+    (outcome,) = command(gh, factory(gh), "/ecr-cache", "dev", association="COLLABORATOR")
+    assert outcome.action == "opened"
+    writes = [str(r) for r in gh.requests if r.is_write]
+    assert writes[0].endswith("/reactions") and writes[1] == f"POST /repos/{REPO}/git/trees"
+    assert writes[-1] == "POST /graphql EcrCacheReply"
+    reply = next(r for r in gh.requests if r.operation == "EcrCacheReply")
+    assert "addReaction" not in reply.body["query"]  # reacted once, early
+    assert gh.repos[REPO].comments[0].reactions == ["eyes"]
+
+
+def test_dry_run_command_writes_nothing(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, FILES, permissions={"dev": "write"})
+    (outcome,) = command(gh, factory(gh), "/ecr-cache", "dev", association="OWNER", dry_run=True)
+    assert outcome.action == "opened"
+    assert [r for r in gh.requests if r.is_write] == [] and gh.bot_comments(REPO) == []
