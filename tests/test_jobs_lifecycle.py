@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import responses
-from github_double import BOT_EMAIL, GitHubDouble, private_key_pem
+from github_double import BOT_EMAIL, GitHubDouble, issue_node_id, private_key_pem
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
@@ -106,16 +106,20 @@ class Lifecycle(RuleBasedStateMachine):
             self.opted_out = True
         self.run(Job("pr_closed", 1, REPO, f"close-{pull.number}", {"number": pull.number, "merged": merged}))
 
-    @rule(user=st.sampled_from(["writer", "reader"]), command=st.sampled_from(["open", "recreate", "preview"]))
-    def someone_comments(self, user: str, command: str) -> None:
+    @rule(user=st.sampled_from(["writer", "reader"]), command=st.sampled_from(["open", "recreate", "preview"]),
+          delivered=st.booleans())
+    def someone_comments(self, user: str, command: str, delivered: bool) -> None:
         self.issue += 1
         body = "/ecr-cache" if command == "open" else f"/ecr-cache {command}"
         comment = self.gh.add_comment(REPO, self.issue, body, user)
         refs_before = dict(self.repo.refs)
         pulls_before = [(p.number, p.state, p.body) for p in self.gh.pulls_for(REPO)]
-        self.run(Job("command", 1, REPO, f"c-{comment.id}", {
-            "command": command, "unknown": None, "comment_id": comment.id, "issue_number": self.issue,
-            "user": user, "default_branch": "main"}))
+        data = {"command": command, "unknown": None, "comment_id": comment.id, "issue_number": self.issue,
+                "user": user, "default_branch": "main"}
+        if delivered:  # what a fresh delivery carries: GraphQL ids (one mutation replies) and the association
+            data.update(comment_node_id=comment.node_id, issue_node_id=issue_node_id(self.repo, self.issue),
+                        association="COLLABORATOR")
+        self.run(Job("command", 1, REPO, f"c-{comment.id}", data))
         if user == "reader" or command == "preview":
             assert self.repo.refs == refs_before
             assert [(p.number, p.state, p.body) for p in self.gh.pulls_for(REPO)] == pulls_before
