@@ -133,9 +133,29 @@ def current() -> Counters | None:
     return found if found is not None else _bound
 
 
+def render_gauges(gauges: Mapping[str, tuple[str, int]]) -> str:
+    """Gauges {name: (help, value)} in Prometheus text format."""
+    lines = []
+    for name, (text, value) in sorted(gauges.items()):
+        lines += [f"# HELP {name} {text}", f"# TYPE {name} gauge", f"{name} {value}"]
+    return "\n".join(lines) + "\n" if lines else ""
+
+
+def _queue_gauges() -> dict[str, tuple[str, int]]:
+    try:
+        queue = current_app.extensions.get("ecr_cache_bot.queue")
+        ledger = getattr(queue, "ledger", None)
+        if ledger is None:
+            return {}
+        return {"ecr_cache_bot_jobs_active": ("Jobs queued, scheduled or running.", ledger.active_count()),
+                "ecr_cache_bot_jobs_dead": ("Jobs in the dead-letter list.", len(ledger.dead()))}
+    except Exception:  # a storage hiccup must not break the counters; the gauges are simply left out
+        return {}
+
+
 @blueprint.get("/metrics")
 def metrics() -> Response:
-    """Expose counters in Prometheus text format."""
+    """Expose counters (and queue gauges) in Prometheus text format."""
     counters = current()
     body = render(counters.snapshot()) if counters is not None else ""
-    return Response(body, mimetype="text/plain; version=0.0.4")
+    return Response(body + render_gauges(_queue_gauges()), mimetype="text/plain; version=0.0.4")

@@ -7,6 +7,7 @@ is full they get the wait back and reschedule themselves (`RetryLater`) instead 
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -74,10 +75,15 @@ def require(pacer: Pacer, installation_id: int, cost: int = 1) -> None:
     """Reserve `cost` writes or raise `RetryLater` (not counted as an attempt) with the wait."""
     budget = pacer.budget_wait(installation_id)
     if budget > 0:
-        raise RetryLater(budget, "installation request budget low")
+        raise RetryLater(_spread(budget), "installation request budget low")
     delay = pacer.reserve(installation_id, cost)
     if delay > 0:
-        raise RetryLater(delay, "content-creation pacing")
+        raise RetryLater(_spread(delay), "content-creation pacing")
+
+
+def _spread(delay: float) -> float:
+    # Jobs deferred by one full window would all wake at the same instant and mostly defer again.
+    return delay + random.uniform(0, min(30.0, 0.1 * delay + 1.0))
 
 
 _bound: SqlitePacer | RedisPacer | None = None

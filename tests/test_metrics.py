@@ -78,6 +78,8 @@ def test_metrics_endpoint_counts_deliveries_of_every_web_process(backend: str, t
         assert 'ecr_cache_bot_deliveries_total{outcome="accepted"} 2' in text
         assert 'ecr_cache_bot_deliveries_total{outcome="duplicate"} 1' in text
         assert "# TYPE ecr_cache_bot_deliveries_total counter" in text
+        assert "ecr_cache_bot_jobs_active 2\n" in text  # two accepted pushes wait for a worker
+        assert "ecr_cache_bot_jobs_dead 0\n" in text
 
 
 def test_job_outcomes_are_counted_with_the_work(tmp_path: Path) -> None:
