@@ -120,3 +120,26 @@ def test_maven_reading_files_from_the_project_folder_is_unsafe(pom: str) -> None
     why = unsafe_reason(maven, ".", {"pom.xml"}.__contains__, {"pom.xml": pom}.get)
     assert why is not None and "source tree" in why
     assert unsafe_reason(maven, ".", {"pom.xml"}.__contains__, {"pom.xml": "<project/>"}.get) is None
+
+
+@pytest.mark.parametrize(("script", "files", "expected"), [
+    ("pnpm install --frozen-lockfile",
+     {"package.json": '{"pnpm": {"patchedDependencies": {"left-pad@1.3.0": "patches/left-pad.patch"}}}'},
+     "patches"),
+    ("npm ci", {"package.json": '{"overrides": {"lodash": "file:./vendor/lodash"}}'}, "file:./vendor/lodash"),
+    ("yarn install --frozen-lockfile", {"package.json": '{"resolutions": {"x": "link:../x"}}'}, "link:../x"),
+    ("bundle install", {"Gemfile": "source 'https://rubygems.org'\nruby File.read('.ruby-version').strip\n"},
+     "reads files"),
+    ("bundle install", {"Gemfile": "source 'https://rubygems.org'\nruby file: '.ruby-version'\n"}, "reads files"),
+    ("composer install --no-scripts --no-autoloader",
+     {"composer.json": '{"repositories": [{"type": "artifact", "url": "zips/"}]}'}, "artifact"),
+])
+def test_manifests_that_read_other_source_files_are_unsafe(script: str, files: dict[str, str],
+                                                           expected: str) -> None:
+    from bot.core.ecosystems import unsafe_reason
+
+    install = _first(script)
+    assert install is not None
+    paths = {*files, "package-lock.json", "yarn.lock", "pnpm-lock.yaml", "Gemfile.lock", "composer.lock"}
+    why = unsafe_reason(install, ".", paths.__contains__, files.get)
+    assert why is not None and expected in why, why

@@ -306,18 +306,34 @@ def _check_node(install: Install, project: str, at: Callable[[str], str], exists
     if hooks and not ignore:
         return (f"`{at('package.json')}` has the install script `{hooks[0]}` "
                 f"(`{scripts[hooks[0]]}`), which may need the sources")
-    for section in ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies"):
-        deps = data.get(section) or {}
+    pnpm_section = data.get("pnpm")
+    pnpm: dict[str, object] = pnpm_section if isinstance(pnpm_section, dict) else {}
+    if pnpm.get("patchedDependencies"):
+        return f"`{at('package.json')}` applies `pnpm.patchedDependencies`, whose patches live in the source tree"
+    sections = [data.get(s) for s in ("dependencies", "devDependencies", "optionalDependencies",
+                                      "peerDependencies", "overrides", "resolutions")] + [pnpm.get("overrides")]
+    for deps in sections:
         if not isinstance(deps, dict):
             continue
-        for dep, spec in deps.items():
-            if isinstance(spec, str) and (spec.startswith(("file:", "link:", "portal:", "workspace:", ".", "/", "~/"))):
+        for dep, spec in _flat_specs(deps):
+            if spec.startswith(("file:", "link:", "portal:", "patch:", "workspace:", ".", "/", "~/")):
                 return f"`{at('package.json')}` has the local dependency `{dep}: {spec}`"
     if install.ecosystem == "yarn" and exists(at(".yarnrc.yml")):
         return "Yarn Berry (`.yarnrc.yml`) may need `.yarn/releases` and plugins from the source tree"
     if install.ecosystem == "pnpm" and exists(at("pnpm-workspace.yaml")):
         return f"`{at('pnpm-workspace.yaml')}` makes this a pnpm workspace"
     return None
+
+
+def _flat_specs(deps: dict[str, object]) -> list[tuple[str, str]]:
+    """(name, spec) pairs of a dependency map; npm `overrides` nest maps inside maps."""
+    out: list[tuple[str, str]] = []
+    for name, spec in deps.items():
+        if isinstance(spec, str):
+            out.append((name, spec))
+        elif isinstance(spec, dict):
+            out += _flat_specs(spec)
+    return out
 
 
 _LOCAL_REQ = re.compile(r"^(-e|--editable)\b|^\.|^/|^~|file:|^[^#\s]*/[^#\s]*$")
@@ -393,6 +409,8 @@ def _check_bundler(install: Install, project: str, at: Callable[[str], str], exi
         return f"`{at('Gemfile')}` uses `gemspec`, which reads the gem's own sources"
     if re.search(r"\bpath:|:path\s*=>|^\s*path\b|eval_gemfile", text, re.M):
         return f"`{at('Gemfile')}` has a `path:` gem from the source tree"
+    if re.search(r"\b(File|IO|Pathname)\.|\brequire_relative\b|^\s*load\b|\bfile:\s*[\"']", text, re.M):
+        return f"`{at('Gemfile')}` reads files from the source tree (`File.read`, `ruby file:`, `require_relative`)"
     if exists(at(".bundle/config")):
         return f"`{at('.bundle/config')}` in the source tree configures `bundle install`"
     return None
@@ -443,8 +461,8 @@ def _check_composer(install: Install, project: str, at: Callable[[str], str], ex
     repos = data.get("repositories") if isinstance(data, dict) else None
     items = repos.values() if isinstance(repos, dict) else repos if isinstance(repos, list) else []
     for repo in items:
-        if isinstance(repo, dict) and repo.get("type") == "path":
-            return f"`{at('composer.json')}` has a `path` repository in the source tree"
+        if isinstance(repo, dict) and repo.get("type") in ("path", "artifact"):
+            return f"`{at('composer.json')}` has a `{repo.get('type')}` repository in the source tree"
     return None
 
 
