@@ -45,3 +45,40 @@ def test_pip_installing_outside_the_copied_folder_still_moves(install: str) -> N
     result = _plan(dockerfile, PY_TREE, PY_FILES)
     assert [e.path for e in result.edits] == ["Dockerfile"], result.findings
     assert result.edits[0].content.index("COPY requirements.txt") < result.edits[0].content.index("COPY . /app")
+
+
+@pytest.mark.parametrize(("env", "install", "tree"), [
+    ("ENV PIP_CONFIG_FILE=/app/pip.conf", "pip install -r requirements.txt", PY_TREE + ("pip.conf",)),
+    ("ENV NPM_CONFIG_USERCONFIG /app/ci/npmrc", "npm ci", ("package.json", "package-lock.json", "ci/npmrc")),
+    ("ENV BUNDLE_GEMFILE=gems/Gemfile", "bundle install", ("gems/Gemfile", "gems/Gemfile.lock", "Gemfile")),
+])
+def test_tool_config_an_env_points_into_the_copied_folder_blocks_the_move(env: str, install: str,
+                                                                          tree: tuple[str, ...]) -> None:
+    dockerfile = f"FROM base\nWORKDIR /app\n{env}\nCOPY . /app\nRUN {install}\n"
+    files = {**PY_FILES, "package.json": "{}", "Gemfile": "source 'https://rubygems.org'\n",
+             ".dockerignore": "node_modules\n"}
+    result = _plan(dockerfile, (*tree, ".dockerignore"), files)
+    assert not result.edits
+    name = env.split()[1].split("=")[0]
+    assert any(f"`{name}`" in f.message for f in result.findings), result.findings
+
+
+def test_path_entries_inside_the_copied_folder_do_not_block_the_move() -> None:
+    dockerfile = "FROM node:20\nWORKDIR /app\nENV PATH=/app/node_modules/.bin:$PATH\nCOPY . /app\nRUN npm ci\n"
+    result = _plan(dockerfile, ("package.json", "package-lock.json", ".dockerignore"),
+                   {"package.json": "{}", ".dockerignore": "node_modules\n"})
+    assert [e.path for e in result.edits] == ["Dockerfile"], result.findings
+
+
+def test_dotnet_restore_gets_the_build_configuration_of_the_whole_copied_folder() -> None:
+    # MSBuild and NuGet read Directory.Build.props / NuGet.config from every parent folder of the project,
+    # so a restore run in src/Api needs the ones at the root of the copied folder too.
+    dockerfile = ("FROM mcr.microsoft.com/dotnet/sdk:8.0\nWORKDIR /src/src/Api\nCOPY . /src\n"
+                  "RUN dotnet publish -c Release -o /out\n")
+    tree = ("NuGet.config", "Directory.Packages.props", "src/Api/Api.csproj", "src/Api/Program.cs",
+            "src/Core/Core.csproj")
+    result = _plan(dockerfile, tree)
+    assert [e.path for e in result.edits] == ["Dockerfile"], result.findings
+    content = result.edits[0].content
+    for needed in ("NuGet.config", "Directory.Packages.props", "src/Core/Core.csproj"):
+        assert needed in content.split("RUN dotnet restore")[0], content

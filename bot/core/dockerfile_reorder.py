@@ -187,6 +187,19 @@ def _pip_destinations(words: tuple[str, ...]) -> list[str]:
     return out
 
 
+# Variables through which package tools read configuration or manifests from a path.
+_TOOL_VARIABLE = re.compile(r"^(PIP|NPM|YARN|PNPM|BUNDLE|GEM|COMPOSER|POETRY|PIPENV|UV|GO|CARGO|NUGET|DOTNET|MAVEN|"
+                            r"GRADLE)_|^(HOME|XDG_CONFIG_HOME|COMPOSER|GOFLAGS|GOENV)$", re.I)
+
+
+def _assignments(inst: Instruction) -> list[tuple[str, str]]:
+    """(name, value) pairs an ENV or ARG sets (`ENV A=1 B=2`, legacy `ENV A 1`, `ARG A=1`)."""
+    words = split_words(inst.args)
+    if inst.keyword == "ENV" and words and "=" not in words[0]:
+        return [(words[0], " ".join(words[1:]))]
+    return [tuple(w.split("=", 1)) for w in words if "=" in w]  # type: ignore[misc]
+
+
 def _short(inst: Instruction) -> str:
     text = " ".join(inst.line_text.split())
     return text if len(text) <= 80 else text[:77] + "..."
@@ -316,6 +329,9 @@ class _StagePlan:
         project = self.project_of(c, step.inst)
         if project is None:
             return [], f"`{_short(step.inst)}` does not run inside the copied folder"
+        env = self._env_into_copy(c, step.inst)
+        if env:
+            return [], env
         for install in step.installs:
             if install.ecosystem == "pip":
                 inside = self._writes_into_copy(c, step.inst, _pip_destinations(install.command.words))
@@ -356,6 +372,23 @@ class _StagePlan:
             if f not in out:
                 out.append(f)
         return out, None
+
+    def _env_into_copy(self, c: CopyAll, inst: Instruction) -> str | None:
+        """Why an install reads a copied file through a tool variable (`PIP_CONFIG_FILE=/app/pip.conf`)."""
+        for other in self.df.stage_instructions(self.stage):
+            if other.index >= inst.index:
+                break
+            if other.keyword not in ("ENV", "ARG"):
+                continue
+            for name, value in _assignments(other):
+                if not _TOOL_VARIABLE.match(name):
+                    continue
+                paths = [p for p in re.split(r"[:\s=,]+", value) if "/" in p and "$" not in p and "://" not in p]
+                inside = self._writes_into_copy(c, inst, paths) if paths else None
+                if inside:
+                    return (f"`{name}` (set by `{_short(other)}`) makes the install read `{inside}`, which the "
+                            f"copy brings in")
+        return None
 
     def _writes_into_copy(self, c: CopyAll, inst: Instruction, paths: list[str]) -> str | None:
         """The first of ``paths`` (as written in the RUN) that may lie inside the copy's destination."""
@@ -667,6 +700,9 @@ class _StagePlan:
         project = self.project_of(c, inst)
         if project is None:
             return f"`{_short(inst)}` does not run inside the copied folder"
+        env = self._env_into_copy(c, inst)
+        if env:
+            return env
         cmd = Command(tuple(install.prefetch.split()), ())
         pre = ecosystems.recognise(cmd)
         if pre is None or not pre.deps_only:
@@ -674,7 +710,10 @@ class _StagePlan:
         why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read)
         if why:
             return why
-        files = ecosystems.copy_files(install, project, self.ctx.exists, self.ctx.rel_paths())
+        # MSBuild and NuGet also read Directory.Build.props, Directory.Packages.props and NuGet.config from
+        # every parent folder, and project references may point to sibling folders: take the whole copy.
+        scan = c.source if install.ecosystem == "dotnet" else project
+        files = ecosystems.copy_files(install, scan, self.ctx.exists, self.ctx.rel_paths())
         if install.ecosystem == "dotnet":
             if not any(f.endswith(ecosystems.DOTNET_PROJECTS) for f in files):
                 return "no .NET project file is in the build context"
