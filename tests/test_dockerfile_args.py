@@ -13,6 +13,11 @@ from bot.core.dockerfile_verify import verify_dockerfile_edit
     ("GIT_COMMIT", True), ("COMMIT_SHA", True), ("BUILD_NUMBER", True), ("VERSION", True), ("BUILD_DATE", True),
     ("CODEBUILD_RESOLVED_SOURCE_VERSION", True), ("VCS_REF", True), ("NODE_VERSION", False), ("PORT", False),
     ("PYTHON_VERSION", False), ("APP_VERSION", True),
+    # git and the package tools read these from the environment of every RUN (a token in .npmrc, git's own
+    # GIT_* settings for `go mod download`); they are not per-build values and must stay where they are.
+    ("GIT_TOKEN", False), ("GIT_SSH_COMMAND", False), ("GIT_TERMINAL_PROMPT", False), ("GIT_CONFIG_COUNT", False),
+    ("CI_JOB_TOKEN", False), ("CI_REGISTRY_PASSWORD", False), ("CODEBUILD_GIT_CREDENTIALS", False),
+    ("GIT_BRANCH", True), ("GIT_SHORT_SHA", True), ("CI_COMMIT_SHA", True), ("CI_PIPELINE_ID", True),
 ])
 def test_volatile_names(name: str, volatile: bool) -> None:
     inst = parse(f"FROM a\nARG {name}\n").instructions[1]

@@ -12,11 +12,16 @@ from bot.core.dockerfile_splice import Splice
 
 _MAX_ROUNDS = 6
 VOLATILE = re.compile(
-    r"^(CODEBUILD_\w+|GIT_\w+|\w*COMMIT\w*|\w*_SHA|SHA|\w*SHA1|\w*REVISION|VCS_REF|SOURCE_VERSION"
+    r"^(CODEBUILD_\w+|GIT_(COMMIT\w*|SHA\w*|SHORT_\w+|HASH|REV|REVISION|BRANCH|TAG|DESCRIBE|VERSION|REF)"
+    r"|\w*COMMIT\w*|\w*_SHA|SHA|\w*SHA1|\w*REVISION|VCS_REF|SOURCE_VERSION"
     r"|BUILD_(NUMBER|ID|DATE|TIME|TIMESTAMP|VERSION|NUM)|BUILD_?DATE|\w*TIMESTAMP|VERSION"
-    r"|(APP|BUILD|RELEASE|IMAGE|SERVICE|PROJECT)_VERSION|RELEASE|IMAGE_TAG|CI_\w+|GITHUB_SHA|BUILDTIME)$",
+    r"|(APP|BUILD|RELEASE|IMAGE|SERVICE|PROJECT)_VERSION|RELEASE|IMAGE_TAG"
+    r"|CI_(COMMIT_\w+|PIPELINE_\w+|JOB_ID|BUILD_\w+)|GITHUB_SHA|BUILDTIME)$",
     re.I,
 )
+# Every RUN after an ARG gets it in its environment, and git and the package tools read credentials and
+# settings from there (`${CI_JOB_TOKEN}` in .npmrc, GIT_* for git fetches): such an ARG never moves.
+_CREDENTIAL = re.compile(r"TOKEN|PASS|SECRET|KEY|AUTH|CRED|USER|SSH|CONFIG|PROXY|PROMPT", re.I)
 
 
 def volatile_name(inst: Instruction) -> str | None:
@@ -27,7 +32,7 @@ def volatile_name(inst: Instruction) -> str | None:
     if len(words) != 1:
         return None
     name = words[0].split("=", 1)[0]
-    return name if VOLATILE.match(name) else None
+    return name if VOLATILE.match(name) and not _CREDENTIAL.search(name) else None
 
 
 def references(df: Dockerfile, inst: Instruction, name: str) -> bool:
