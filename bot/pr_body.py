@@ -18,8 +18,12 @@ from bot.events import BOT_BRANCH
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 MAX_BODY = 65_536  # GitHub rejects longer PR bodies and comments
 SAFE_BODY = MAX_BODY - 1_024
+ROLE_PLACEHOLDER = "YOUR-CODEBUILD-SERVICE-ROLE"  # what `policies.setup_commands` leaves for the operator
 PR_TITLE = "Cache Docker layers of CodeBuild builds in Amazon ECR"
 _BLANKS = re.compile(r"\n{3,}")
+# Findings the setup section states itself (privileged mode always; these two as numbered steps): listing
+# them again under "What the reviewer must know" would say the same thing twice.
+_SETUP_FINDINGS = {"privileged-mode": "", "buildx-required": "Build image", "builder-image": "Builder image"}
 _MARKER = re.compile(r"<!-- ecr-cache-bot:v1 fingerprint=([0-9a-f]{64}) -->")
 
 _env = Environment(
@@ -109,7 +113,15 @@ def _edit(e: FileEdit, reasons: int | None) -> dict[str, Any]:
 def render_pr_body(plan: Plan, repo: str, options: Options | None = None) -> str:
     """The PR description: changes and reasons, flags, AWS setup, cache table, findings; under 65,536 chars."""
     options = options or Options()
-    ordered = sorted(plan.findings, key=lambda f: {"error": 0, "warning": 1, "info": 2}.get(f.level, 3))
+    setup_codes = _SETUP_FINDINGS if plan.setup is not None else {}
+    setup_notes: dict[str, tuple[str, str]] = {}
+    for f in plan.findings:
+        if setup_codes.get(f.code):
+            setup_notes.setdefault(f.code, (setup_codes[f.code], " ".join(f.message.split())))
+    kept = [f for f in plan.findings if f.code not in setup_codes]
+    ordered = sorted(kept, key=lambda f: {"error": 0, "warning": 1, "info": 2}.get(f.level, 3))
+    cache_repos = list(plan.setup.cache_repositories or (plan.setup.cache_repository,)) if plan.setup else []
+    tags = list(dict.fromkeys(b.cache_tag for b in plan.builds)) or [options.cache_tag]
     body = ""
     for level in _LEVELS:
         findings = ordered if level.findings is None else ordered[: level.findings]
@@ -121,6 +133,8 @@ def render_pr_body(plan: Plan, repo: str, options: Options | None = None) -> str
         body = _env.get_template("pr_body.md.j2").render(
             marker=fingerprint_marker(plan.fingerprint), plan=view, repo=repo, options=options,
             flags=_flags(plan, options), branch=BOT_BRANCH, show_json=level.show_json,
+            cache_repos=cache_repos, tags=tags, setup_notes=list(setup_notes.values()),
+            role_placeholder=plan.setup is not None and any(ROLE_PLACEHOLDER in c for c in plan.setup.commands),
             tables=[_table(t, level.rows) for t in plan.cache_tables],
             findings=[_finding(f) for f in findings], hidden_findings=len(ordered) - len(findings),
         )

@@ -168,7 +168,17 @@ def test_a_final_failure_during_a_command_is_explained_under_it(gh: GitHubDouble
         command(gh, "/ecr-cache")
     (reply,) = gh.bot_comments(REPO, 5)
     assert "GitHub answered **403** (Resource not accessible by integration)" in reply.body
+    assert "needs read and write access" in reply.body
     assert gh.pulls_for(REPO) == []
+
+
+def test_a_validation_failure_is_not_blamed_on_the_apps_permissions(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, FILES, permissions={"dev": "write"})
+    gh.fail_next.append(("POST", f"/repos/{REPO}/pulls", 422, {"message": "Validation Failed"}))
+    with pytest.raises(GitHubError):
+        command(gh, "/ecr-cache")
+    (reply,) = gh.bot_comments(REPO, 5)
+    assert "GitHub answered **422** (Validation Failed)" in reply.body and "access" not in reply.body
 
 
 def test_a_server_error_during_a_command_is_left_to_the_queue_retry(gh: GitHubDouble) -> None:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot import pr_body
+from bot.core import planner
 from bot.core.model import AwsSetup, BuildLink, CacheStep, CacheTable, FileEdit, Finding, Options, Plan
+from bot.local_repo import read_snapshot
 
 LIMIT = 65_536
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _step(text: str, source: bool) -> CacheStep:
@@ -24,7 +30,8 @@ def sample_plan(**overrides: object) -> Plan:
             FileEdit(".dockerignore", "create", ".git\n", None, ("keeps .git out of the build context",)),
         ),
         "findings": (Finding("buildspec.yml", "warning", "get-login-replaced", "`aws ecr get-login` replaced"),
-                     Finding("buildspec.yml", "info", "privileged-mode", "needs privileged mode")),
+                     Finding("buildspec.yml", "info", "privileged-mode", "needs privileged mode"),
+                     Finding("Dockerfile", "info", "cache-mount", "a cache mount is not exported")),
         "builds": (BuildLink("buildspec.yml", "build", 0, 17, "Dockerfile", ".", "cache", "load"),
                    BuildLink("api/buildspec.yml", "build", 0, 9, "api/Dockerfile", "api", "cache-api", "push")),
         "cache_tables": (CacheTable("Dockerfile",
@@ -79,7 +86,7 @@ def test_body_has_the_before_after_table() -> None:
 def test_body_has_findings_troubleshooting_close_and_commands() -> None:
     body = pr_body.render_pr_body(sample_plan(), "octo/app")
     assert "- **warning** `buildspec.yml` (get-login-replaced): `aws ecr get-login` replaced" in body
-    assert body.index("get-login-replaced") < body.index("privileged-mode")  # warnings before info
+    assert body.index("get-login-replaced") < body.index("cache-mount")  # warnings before info
     for known in ("400 Bad Request", "Cache export is not supported for the docker driver", "standard:5.0",
                   "moby/buildkit", "image-manifest=true,oci-mediatypes=true", "docker-container"):
         assert known in body
@@ -153,3 +160,61 @@ def test_comments_name_the_next_step() -> None:
     kept = pr_body.render_comment("closed", repo="o/r", deleted=False)
     assert "left the branch" in kept
     assert "/ecr-cache recreate" in pr_body.render_comment("human_edits", repo="o/r")
+
+
+def test_setup_findings_are_said_once_as_setup_steps_not_again_as_notes() -> None:
+    notes = (Finding("buildspec.yml", "info", "privileged-mode", "The project must run in privileged mode."),
+             Finding("buildspec.yml", "info", "buildx-required", "buildx ships on standard:7.0 only."),
+             Finding("buildspec.yml", "info", "builder-image", "moby/buildkit comes from Docker Hub."))
+    body = pr_body.render_pr_body(sample_plan(findings=notes), "octo/app")
+    assert "## What the reviewer must know" not in body  # nothing left that the setup does not already say
+    assert "The project must run in privileged mode." not in body and "3. Turn on **privileged mode**" in body
+    assert "4. **Build image**: buildx ships on standard:7.0 only." in body
+    assert "5. **Builder image**: moby/buildkit comes from Docker Hub." in body
+    # Without an AWS setup section (nothing to set up), the same findings stay in the list.
+    bare = pr_body.render_pr_body(sample_plan(findings=notes, setup=None), "octo/app")
+    assert "(privileged-mode): The project must run in privileged mode." in bare
+
+
+def test_every_cache_repository_and_tag_is_named() -> None:
+    setup = AwsSetup("eu-west-1", "web-cache", ("web", "api"), "{}", "{}",
+                     ("aws ecr create-repository --repository-name web-cache --region eu-west-1",
+                      "aws iam put-role-policy --role-name YOUR-CODEBUILD-SERVICE-ROLE --policy-name ecr-cache-bot"),
+                     cache_repositories=("web-cache", "api-cache"))
+    body = pr_body.render_pr_body(sample_plan(setup=setup), "octo/app")
+    assert "from the Amazon ECR repositories `web-cache`, `api-cache`," in body
+    assert "cache repositories `web-cache`, `api-cache`, image repositories `web`, `api`" in body
+    assert "Keep the cache tags `cache`, `cache-api` **mutable**" in body
+    assert "aws codebuild batch-get-projects --names YOUR-PROJECT --query 'projects[0].serviceRole'" in body
+
+
+def test_docker_hub_entry_only_while_the_builder_image_comes_from_docker_hub() -> None:
+    assert "`toomanyrequests`" in pr_body.render_pr_body(sample_plan(), "octo/app")
+    image = "1.dkr.ecr.eu-west-1.amazonaws.com/buildkit:v0.13"
+    own = pr_body.render_pr_body(sample_plan(), "octo/app", Options(builder_image=image))
+    assert "`toomanyrequests`" not in own
+
+
+def test_node_service_body_as_a_platform_engineer_reads_it() -> None:
+    plan = planner.plan(read_snapshot(ROOT / "examples" / "node-service"), Options())
+    body = pr_body.render_pr_body(plan, "octo/node-service", Options())
+    assert len(body) < LIMIT and pr_body.parse_fingerprint(body) == plan.fingerprint
+    for heading in ("## What changes and why", "## Cache flags", "## One-time AWS setup", "## Troubleshooting",
+                    "## Steps that re-run when only source files change", "## If you close this pull request"):
+        assert body.count(heading) == 1, heading
+    commands = body.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
+    assert commands[0] == ("aws ecr create-repository --repository-name orders-api-cache --region eu-west-1 "
+                           "--image-tag-mutability MUTABLE")
+    assert commands[1] == ("aws ecr put-lifecycle-policy --repository-name orders-api-cache --region eu-west-1 "
+                           "--lifecycle-policy-text file://ecr-cache/lifecycle-policy.json")
+    assert commands[-1].startswith("aws iam put-role-policy --role-name YOUR-CODEBUILD-SERVICE-ROLE ")
+    assert "replace `YOUR-CODEBUILD-SERVICE-ROLE`" in body
+    # Every policy file the commands read is a file of this PR.
+    for ref in re.findall(r"file://(ecr-cache/[\w.-]+)", body):
+        assert ref in {e.path for e in plan.edits}
+    for error in ("Cannot connect to the Docker daemon", "unexpected status: 400 Bad Request",
+                  "Cache export is not supported for the docker driver", "toomanyrequests",
+                  "failed to configure registry cache importer"):
+        assert body.count(error) == 1, error
+    assert "standard:7.0" in body and "oci-mediatypes=false" not in body
+    assert "}\n\n```" not in body  # the policy documents end right at their closing fence
