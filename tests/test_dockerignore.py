@@ -174,3 +174,15 @@ def test_tracked_files_a_copy_brings_in_are_never_excluded() -> None:
 def test_git_kept_when_a_step_after_the_whole_copy_may_read_it(build: str, keeps_git: bool) -> None:
     dockerfile = f"FROM golang:1.22\nWORKDIR /src\nCOPY . .\n{build}\n"
     assert (".git" not in _added(dockerfile, ("go.mod", "package.json", "requirements.txt"))) is keeps_git
+
+
+def test_context_shared_with_an_unread_dockerfile_is_left_alone() -> None:
+    # `Dockerfile.dev` builds from the same folder and reads the same .dockerignore; it was not read, so
+    # nothing it may copy can be checked.
+    snapshot = _snapshot(paths=("Dockerfile.dev",))
+    result = plan_dockerfiles(snapshot, Options(), (LINK,), Discovery(dockerfiles=("Dockerfile", "Dockerfile.dev")))
+    assert not [e for e in result.edits if e.path.endswith(".dockerignore")]
+    assert any(f.code == "dockerignore-not-extended" and "Dockerfile.dev" in f.message for f in result.findings)
+    own_ignore = _snapshot({"Dockerfile.dev.dockerignore": "*.md\n"}, paths=("Dockerfile.dev",))
+    result = plan_dockerfiles(own_ignore, Options(), (LINK,), Discovery(dockerfiles=("Dockerfile", "Dockerfile.dev")))
+    assert [e.path for e in result.edits if e.path.endswith(".dockerignore")] == [".dockerignore"]

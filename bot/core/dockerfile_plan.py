@@ -143,7 +143,15 @@ def plan_dockerfiles(
         patterns = dockerignore.read_patterns(existing or "")
         known = any(targets[d].known for d in dockerfiles)
         specific = len({_ignore_path(snapshot, ctx, d) for d in dockerfiles}) == 1
-        if options.dockerignore and known and specific:
+        # Other Dockerfiles built from this folder read the same file; one not read cannot be checked.
+        unread = sorted(t.path for t in targets.values() if t.path not in parsed and t.path in paths
+                        and ctx in t.contexts
+                        and _ignore_path(snapshot, ctx, t.path) == ignore_path)
+        if options.dockerignore and known and specific and unread:
+            findings.append(Finding(ignore_path, "info", "dockerignore-not-extended",
+                                    f"`{ignore_path}` was not extended: `{unread[0]}` builds from the same folder "
+                                    "and was not read, so what it copies could not be checked."))
+        elif options.dockerignore and known and specific:
             ignore_text, added = dockerignore.extend(existing, [parsed[d] for d in dockerfiles],
                                                   _context_paths(paths, ctx), repo_root=not ctx)
             if ignore_text is not None:
