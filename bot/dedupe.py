@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from typing import Protocol
 
 import redis
@@ -34,6 +35,22 @@ def claim_in(cur: sqlite3.Cursor, delivery_id: str, ttl: float, at: float) -> bo
         (delivery_id, at + ttl, at),
     )
     return cur.rowcount == 1
+
+
+def claim_many_in(cur: sqlite3.Cursor, delivery_ids: Sequence[str], ttl: float, at: float) -> set[str]:
+    """Claim distinct ids in one statement inside an open transaction; return the ids this call won."""
+    if not delivery_ids:
+        return set()
+    values = ",".join("(?, ?)" for _ in delivery_ids)
+    params: list[object] = []
+    for delivery_id in delivery_ids:
+        params += [delivery_id, at + ttl]
+    cur.execute(
+        f"INSERT INTO deliveries (id, expires) VALUES {values} "
+        "ON CONFLICT(id) DO UPDATE SET expires = excluded.expires WHERE deliveries.expires < ? RETURNING id",
+        [*params, at],
+    )
+    return {str(row[0]) for row in cur.fetchall()}
 
 
 def redis_key(delivery_id: str, prefix: str = KEY_PREFIX) -> str:

@@ -37,12 +37,12 @@ class Locks(Protocol):
         ...
 
 
-def bump_in(cur: sqlite3.Cursor, key: str) -> int:
-    """Increment the generation of `key` inside an open transaction; return the new value."""
+def bump_in(cur: sqlite3.Cursor, key: str, by: int = 1) -> int:
+    """Add `by` to the generation of `key` inside an open transaction; return the new value."""
     cur.execute(
-        "INSERT INTO generations (key, gen) VALUES (?, 1) "
-        "ON CONFLICT(key) DO UPDATE SET gen = gen + 1 RETURNING gen",
-        (key,),
+        "INSERT INTO generations (key, gen) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET gen = gen + excluded.gen RETURNING gen",
+        (key, by),
     )
     row = cur.fetchone()
     return int(row[0])

@@ -15,6 +15,7 @@ import random
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +25,7 @@ from huey import Huey, RedisHuey, SqliteHuey
 
 from bot import metrics, pacing
 from bot.config import Settings
-from bot.dedupe import DEFAULT_TTL, claim_in, redis_key
+from bot.dedupe import DEFAULT_TTL, claim_many_in, redis_key
 from bot.dedupe import SQLITE_DDL as DEDUPE_DDL
 from bot.job import Job
 from bot.locks import SQLITE_DDL as LOCKS_DDL
@@ -205,23 +206,35 @@ class SqliteLedger:
 
     def submit_many(self, requests: Sequence[_Request], at: float, ttl: float, stale: float) -> list[bool]:
         """One transaction for the whole batch (group commit: one fsync for many webhooks)."""
-        results = []
+        # A delivery id twice in one batch: the first is the claim, the rest are duplicates.
+        distinct = list(dict.fromkeys(r.delivery_id for r in requests))
         with self.db.tx() as cur:
+            won = claim_many_in(cur, distinct, ttl, at)
+            results = []
+            fresh_requests = []
             for request in requests:
-                fresh = claim_in(cur, request.delivery_id, ttl, at)
+                fresh = request.delivery_id in won
+                won.discard(request.delivery_id)
                 results.append(fresh)
-                if not fresh:
-                    continue
-                for entry in request.entries:
-                    gen = bump_in(cur, entry.ckey) if entry.ckey else 0
-                    cur.execute(
-                        "INSERT INTO jobs (id, delivery_id, payload, status, gen, ckey, deadline, updated) "
-                        "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
-                        (entry.job_id, request.delivery_id, entry.payload, gen, entry.ckey, at + stale, at),
-                    )
-                    # huey's own table (SqliteStorage schema), written in our transaction.
-                    cur.execute("INSERT INTO task (queue, data, priority) VALUES (?, ?, 0)",
-                                (self.huey_queue_name, entry.message))
+                if fresh:
+                    fresh_requests.append(request)
+            entries = [(r, e) for r in fresh_requests for e in r.entries]
+            per_key = Counter(e.ckey for _, e in entries if e.ckey)
+            # Generations in submission order: bump each key once by its count, hand out the range.
+            next_gen = {key: bump_in(cur, key, count) - count + 1 for key, count in per_key.items()}
+            rows = []
+            for request, entry in entries:
+                gen = 0
+                if entry.ckey:
+                    gen = next_gen[entry.ckey]
+                    next_gen[entry.ckey] += 1
+                rows.append((entry.job_id, request.delivery_id, entry.payload, gen, entry.ckey, at + stale, at))
+            cur.executemany(
+                "INSERT INTO jobs (id, delivery_id, payload, status, gen, ckey, deadline, updated) "
+                "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)", rows)
+            # huey's own table (SqliteStorage schema), written in our transaction.
+            cur.executemany("INSERT INTO task (queue, data, priority) VALUES (?, ?, 0)",
+                            [(self.huey_queue_name, e.message) for _, e in entries])
             accepted = sum(results)
             for outcome, count in (("accepted", accepted), ("duplicate", len(results) - accepted)):
                 if count:

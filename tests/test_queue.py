@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections import Counter
@@ -216,3 +217,27 @@ def test_in_memory_queue_still_dedupes() -> None:
     assert not queue.submit("x", [Job("sync", 1, "o/a", "x")]).duplicate
     assert queue.submit("x", [Job("sync", 1, "o/a", "x")]).duplicate
     assert queue.drain() == 1 and len(ran) == 1
+
+
+def test_one_batch_claims_each_delivery_once_and_numbers_generations_in_order(backend: str,
+                                                                               tmp_path: Path) -> None:
+    from bot.queue import _Entry, _Request
+
+    queue = _queue(backend, tmp_path, None)
+
+    def request(delivery: str, repo: str) -> _Request:
+        job_id = f"{delivery}-{repo}".replace("/", "-")
+        message = queue.huey.serialize_task(queue.task.s(job_id))
+        payload = json.dumps(Job("sync", 1, repo, delivery).to_dict())
+        return _Request(delivery, (_Entry(job_id, payload, f"1:{repo}:sync", message),))
+
+    batch = [request("A", "o/x"), request("A", "o/x"), request("B", "o/x"), request("C", "o/y")]
+    assert queue.ledger.submit_many(batch, time.time(), 3600, 60) == [True, False, True, True]
+    assert queue.ledger.submit_many([request("B", "o/x")], time.time(), 3600, 60) == [False]
+    gens = {}
+    for job_id in ("A-o-x", "B-o-x", "C-o-y"):
+        claimed = queue.ledger.claim(job_id, time.time(), 60)
+        assert claimed is not None
+        gens[job_id] = claimed.gen
+    assert gens == {"A-o-x": 1, "B-o-x": 2, "C-o-y": 1}
+    assert queue.huey.pending_count() == 3  # one queue message per accepted job, none for the duplicate
