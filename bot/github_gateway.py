@@ -254,6 +254,7 @@ class GitHubGateway:
         self._trees: OrderedDict[str, dict[str, TreeFile]] = OrderedDict()
         self._blobs: OrderedDict[str, str | None] = OrderedDict()
         self._seen: set[str] = set()
+        self._ask_commenter = True  # False once GitHub (an older Enterprise Server) rejects `collaborators(login:)`
         self._cache_size = cache_size
         self._tree_entries = 0
         self._blob_chars = 0
@@ -309,7 +310,10 @@ class GitHubGateway:
             messages = "; ".join(str(_get(e, "message")) for e in errors)
             kinds = {_get(e, "type") for e in errors}
             # GraphQL answers 200 with typed errors: map them onto the HTTP statuses the retry rules know.
-            status = next((code for kind, code in _GRAPHQL_STATUS if kind in kinds), 400 if any(kinds) else 502)
+            # A query the schema rejects carries `extensions.code` (e.g. argumentNotAccepted): permanent, not a 502.
+            invalid = any(_get(e, "extensions", "code") for e in errors)
+            status = next((code for kind, code in _GRAPHQL_STATUS if kind in kinds),
+                          400 if any(kinds) or invalid else 502)
             raise GitHubError(status, f"GraphQL: {messages}", data=data)
         return data.get("data") or {}
 
@@ -344,12 +348,20 @@ class GitHubGateway:
         owner, name = _split(full_name)
         variables: dict[str, Any] = {"owner": owner, "name": name, "head": BOT_BRANCH, "qualified": BOT_REF}
         shas = self._missing_blobs(prefetch)[:_BLOB_BATCH]
+        commenter = commenter if self._ask_commenter else None
         query = state_query(bool(issue_number), shas, with_commenter=bool(commenter))
         if issue_number:
             variables["issue"] = issue_number
         if commenter:
             variables["login"] = commenter
-        repo = _get(self._graphql(query, variables), "repository")
+        try:
+            answer = self._graphql(query, variables)
+        except GitHubError as exc:
+            if not commenter or exc.status != 400 or "'collaborators'" not in exc.message:
+                raise
+            self._ask_commenter = False  # a schema without the argument: the REST check answers instead
+            return self.read_state(full_name, issue_number, prefetch)
+        repo = _get(answer, "repository")
         if not isinstance(repo, Mapping):
             raise NotFound(404, f"repository {full_name} is not visible to the installation")
         self._store_blobs(full_name, shas, repo)

@@ -122,6 +122,7 @@ class GitHubDouble:
         graphql_prefix = self._prefix[:-3] if self._prefix.endswith("/v3") else self._prefix
         self.graphql_url = f"{parts.scheme}://{parts.netloc}{graphql_prefix}/graphql"
         self.truncate_trees_over = truncate_trees_over
+        self.collaborators_without_login = False  # an older GitHub Enterprise Server schema
         self.objects: dict[str, dict[str, Any]] = {}
         self.repos: dict[str, Repo] = {}
         self.tokens: dict[str, int] = {}
@@ -562,6 +563,12 @@ class GitHubDouble:
         errors: list[dict[str, Any]] = []
         out: dict[str, Any] = self._state(repo, query, variables) if record.operation == "EcrCacheState" else {}
         if "commenter: collaborators(" in query:
+            if self.collaborators_without_login:
+                return {"errors": [{"path": ["query EcrCacheState", "repository", "commenter"],
+                                    "extensions": {"code": "argumentNotAccepted", "name": "collaborators",
+                                                   "typeName": "Field", "argumentName": "login"},
+                                    "locations": [{"line": 12, "column": 29}],
+                                    "message": "Field 'collaborators' doesn't accept argument 'login'"}]}
             out["commenter"] = self._collaborator(repo, str(variables["login"]), errors)
         # Blob aliases may ride along in either query.
         for alias, sha in re.findall(r'(\w+): object\(oid: "([0-9a-f]{40})"\)', query):

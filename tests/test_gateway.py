@@ -579,7 +579,8 @@ def test_git_blob_sha_matches_git() -> None:
 
 
 @pytest.mark.parametrize("error_type, status, action", [("RATE_LIMITED", 429, "retry"), ("NOT_FOUND", 404, "fail"),
-                                                        (None, 502, "retry"), ("SOMETHING", 400, "fail")])
+                                                        (None, 502, "retry"), ("SOMETHING", 400, "fail"),
+                                                        ("extensions.code", 400, "fail")])
 def test_graphql_errors_map_to_retry_decisions(gh: GitHubDouble, error_type: str | None, status: int,
                                                action: str) -> None:
     gh.add_repo(REPO, FILES)
@@ -588,7 +589,9 @@ def test_graphql_errors_map_to_retry_decisions(gh: GitHubDouble, error_type: str
 
     def failing(request: Any, body: Any, record: Recorded) -> Any:
         error: dict[str, Any] = {"message": "nope"}
-        if error_type:
+        if error_type == "extensions.code":  # the schema rejected the query: retrying cannot help
+            error["extensions"] = {"code": "undefinedField"}
+        elif error_type:
             error["type"] = error_type
         return {"data": None, "errors": [error, {"message": "second"}]}
 
@@ -675,3 +678,16 @@ def test_dry_run_command_writes_nothing(gh: GitHubDouble) -> None:
     (outcome,) = command(gh, factory(gh), "/ecr-cache", "dev", association="OWNER", dry_run=True)
     assert outcome.action == "opened"
     assert [r for r in gh.requests if r.is_write] == [] and gh.bot_comments(REPO) == []
+
+
+def test_a_schema_without_collaborators_login_falls_back_to_rest_once(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, {**FILES, "buildspec.yml": SPEC + MARK}, permissions={"dev": "write"})
+    gh.collaborators_without_login = True
+    f = factory(gh)
+    (outcome,) = command(gh, f, "/ecr-cache", "dev", association="MEMBER")
+    assert outcome.action == "already"
+    assert seq(gh.requests)[2:] == ["POST /graphql EcrCacheState", "POST /graphql EcrCacheState",
+                                    f"GET /repos/{REPO}/collaborators/dev/permission", "POST /graphql EcrCacheReply"]
+    (outcome,) = command(gh, f, "/ecr-cache", "dev", association="MEMBER")  # remembered: no rejected query
+    assert seq(gh.requests) == ["POST /graphql EcrCacheState", f"GET /repos/{REPO}/collaborators/dev/permission",
+                                "POST /graphql EcrCacheReply"]
