@@ -11,7 +11,7 @@ from pathlib import Path
 
 from infra import WORK, engine_args, proxy_env, wipe_engine
 
-STAMP_RE = re.compile(r"^\[\s*[\d.]+\] ")
+STAMP_RE = re.compile(r"^\[\s*([\d.]+)\] ")
 STEP_RE = re.compile(r"^STEP (\d+)/(\d+): (.*)$")
 # buildah prints one of these after a STEP line when the step's layer came from a cache.
 CACHED_RE = re.compile(r"^--> (Using cache|Cache pulled from remote)\b")
@@ -24,6 +24,7 @@ class Step:
     index: int
     instruction: str
     cached: bool
+    seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -46,22 +47,22 @@ class Build:
 
 
 def parse_steps(output: str) -> tuple[Step, ...]:
-    """Per-step cached/not-cached from buildah's ``bud`` output."""
-    steps: list[Step] = []
-    current: tuple[int, str] | None = None
-    cached = False
-    for line in output.splitlines():
-        line = STAMP_RE.sub("", line)
+    """Per-step cached/not-cached and duration from buildah's timestamped ``bud`` output."""
+    starts: list[tuple[int, str, float]] = []
+    cached: set[int] = set()
+    end = 0.0
+    for raw in output.splitlines():
+        stamp = STAMP_RE.match(raw)
+        at = float(stamp.group(1)) if stamp else end
+        end = max(end, at)
+        line = STAMP_RE.sub("", raw)
         match = STEP_RE.match(line)
         if match:
-            if current:
-                steps.append(Step(current[0], current[1], cached))
-            current, cached = (int(match.group(1)), match.group(3)), False
-        elif current and CACHED_RE.match(line):
-            cached = True
-    if current:
-        steps.append(Step(current[0], current[1], cached))
-    return tuple(steps)
+            starts.append((int(match.group(1)), match.group(3), at))
+        elif starts and CACHED_RE.match(line):
+            cached.add(len(starts) - 1)
+    ends = [s[2] for s in starts[1:]] + [end]
+    return tuple(Step(index, text, i in cached, ends[i] - at) for i, (index, text, at) in enumerate(starts))
 
 
 def build(context: Path, dockerfile: Path, cache_repo: str) -> Build:

@@ -165,11 +165,24 @@ def summary_table(results: list[AppResult]) -> str:
         cold, before, after, ideal = r.cold["before"].seconds, r.median("before"), r.median("after"), \
             r.median("ideal")
         agree = "agree" if not r.mismatches and r.agreement else "DISAGREE"
+        same = " (same file)" if r.dockerfiles["after"] == r.dockerfiles["ideal"] else ""
         rows.append(
             f"| {r.app.name} ({r.app.ecosystem}) | {cold:.1f} s | {before:.1f} s | {after:.1f} s | {ideal:.1f} s "
             f"| {cached_column(r.warm['before'])} → {cached_column(r.warm['after'])} "
-            f"| **{cold / after:.1f}x** | {cold / before:.1f}x | {after / ideal:.2f} | {agree} |"
+            f"| **{cold / after:.1f}x** | {cold / before:.1f}x | {after / ideal:.2f}{same} | {agree} |"
         )
+    return "\n".join(rows)
+
+
+def step_table(result: AppResult, variant: str) -> str:
+    """Seconds per step in the no-cache build and the median warm build, and the engine's cache verdict."""
+    warm = sorted(result.warm[variant], key=lambda b: b.seconds)[len(result.warm[variant]) // 2]
+    rows = ["| step | no-cache | warm | warm: from cache? |", "|---|---:|---:|:---:|"]
+    for cold_step, warm_step in zip(result.cold[variant].steps, warm.steps, strict=False):
+        verdict = "pull" if warm_step.instruction.upper().startswith("FROM ") else (
+            "cached" if warm_step.cached else "re-run")
+        text = warm_step.instruction if len(warm_step.instruction) <= 60 else warm_step.instruction[:57] + "..."
+        rows.append(f"| `{text}` | {cold_step.seconds:.1f} s | {warm_step.seconds:.1f} s | {verdict} |")
     return "\n".join(rows)
 
 
@@ -183,6 +196,9 @@ def details(results: list[AppResult]) -> str:
         for v in VARIANTS:
             runs = ", ".join(f"{b.seconds:.1f} s" for b in r.warm[v])
             out.append(f"| {v} | {r.cold[v].seconds:.1f} s | {runs} | {r.median(v):.1f} s |")
+        for v in ("before", "after"):
+            out.append(f"\nWhere the time goes, {v} (no-cache build / median warm build):\n")
+            out.append(step_table(r, v))
         diff = difflib.unified_diff(r.dockerfiles["before"].splitlines(), r.dockerfiles["after"].splitlines(),
                                     "Dockerfile (before)", "Dockerfile (bot's output)", lineterm="")
         out.append("\nThe bot's Dockerfile change:\n\n```diff\n" + "\n".join(diff) + "\n```\n")
@@ -202,6 +218,20 @@ def machine() -> str:
     return f"{buildah}; Linux {platform.release()}; {cores} cores shared with other work"
 
 
+def verdicts(results: list[AppResult]) -> str:
+    """The issue's goals, checked against the medians: >= 3x, within 1.3x of the ideal, tables agree."""
+    lines = []
+    for r in results:
+        speedup, vs_ideal = r.cold["before"].seconds / r.median("after"), r.median("after") / r.median("ideal")
+        lines.append(
+            f"- {r.app.name}: speed-up {speedup:.1f}x ({'meets' if speedup >= 3 else 'MISSES'} the 3x goal); "
+            f"after/ideal {vs_ideal:.2f} ({'within' if vs_ideal <= 1.3 else 'OUTSIDE'} 1.3x); cache table "
+            f"{'agrees' if not r.mismatches and r.agreement else 'DISAGREES'} with the engine "
+            f"({len(r.agreement)} step checks, {len(r.mismatches)} mismatches)."
+        )
+    return "\n".join(lines)
+
+
 def write_results(results: list[AppResult], repeats: int, started: str, seconds: float) -> str:
     """Render RESULTS.md."""
     text = f"""# Build benchmark results
@@ -214,6 +244,8 @@ output (`bot.core.planner.plan`), "ideal" a hand-made Dockerfile in which only t
 the changed file re-run. Speed-up = no-cache time of the original Dockerfile / warm time of the bot's.
 
 {summary_table(results)}
+
+{verdicts(results)}
 
 ## Details
 

@@ -1,4 +1,4 @@
-FROM 127.0.0.1:5000/bench/node:18-slim-bookworm
+FROM 127.0.0.1:5000/bench/node:18-slim-bookworm-npm10
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci
