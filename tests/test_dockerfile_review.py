@@ -82,3 +82,17 @@ def test_dotnet_restore_gets_the_build_configuration_of_the_whole_copied_folder(
     content = result.edits[0].content
     for needed in ("NuGet.config", "Directory.Packages.props", "src/Core/Core.csproj"):
         assert needed in content.split("RUN dotnet restore")[0], content
+
+
+@pytest.mark.parametrize("flag", ["--chown=node:node", "--chmod=775"])
+def test_workdir_is_not_moved_ahead_of_a_copy_that_owns_the_folder(flag: str) -> None:
+    # `COPY --chown` gives the folders it creates to the user (moby/buildkit#640, tonistiigi/fsutil#49); a WORKDIR
+    # moved ahead of it would create /app as root first, and the copy would leave it so.
+    dockerfile = f"FROM node:20\nCOPY {flag} . /app\nWORKDIR /app\nRUN npm ci\nRUN npm run build\n"
+    result = _plan(dockerfile, ("package.json", "package-lock.json", ".dockerignore"),
+                   {"package.json": "{}", ".dockerignore": "node_modules\n"})
+    assert not result.edits
+    assert any("WORKDIR /app" in f.message for f in result.findings), result.findings
+    plain = _plan(dockerfile.replace(flag + " ", ""), ("package.json", "package-lock.json", ".dockerignore"),
+                  {"package.json": "{}", ".dockerignore": "node_modules\n"})
+    assert [e.path for e in plain.edits] == ["Dockerfile"]

@@ -45,3 +45,10 @@ def test_copy_may_not_move_past_a_run_that_reads_sources() -> None:
     before = "FROM a\nWORKDIR /app\nCOPY . .\nRUN chmod +x run.sh\nRUN npm ci\n"
     moved = "FROM a\nWORKDIR /app\nRUN chmod +x run.sh\nCOPY package.json package-lock.json ./\nRUN npm ci\nCOPY . .\n"
     assert verify_dockerfile_edit(before, moved) is not None
+
+
+def test_owned_copy_may_not_move_past_a_workdir() -> None:
+    before = "FROM a\nCOPY --chown=app:app . /srv\nWORKDIR /srv\nRUN pip install -r requirements.txt\n"
+    moved = ("FROM a\nWORKDIR /srv\nCOPY --chown=app:app requirements.txt /srv/\nRUN pip install -r requirements.txt\n"
+             "COPY --chown=app:app . /srv\n")
+    assert "--chown" in (verify_dockerfile_edit(before, moved) or "")

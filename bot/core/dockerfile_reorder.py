@@ -432,6 +432,15 @@ class _StagePlan:
                 return f"`{_short(inst)}` changes the folder the relative `{_short(c.inst)}` copies to"
             if seen_user:
                 return f"`{_short(inst)}` would create the folder as a non-root user"
+            owned = [f for f in c.flags if f[2:].split("=", 1)[0].lower() in ("chown", "chmod")]
+            if owned:
+                # COPY --chown/--chmod applies to the folders the copy creates (moby/buildkit#640); a folder the
+                # WORKDIR created first stays root's.
+                target, dest = _join(self.cwds[inst.index], inst.args.strip()), self.copy_dest_dir(c)
+                if target is None or dest is None or target[0] != dest[0] or not posixpath.relpath(
+                        target[1], dest[1]).startswith(".."):
+                    return (f"`{_short(inst)}` would create the folder before `{_short(c.inst)}`, which then "
+                            f"no longer applies `{owned[0]}` to it")
             return None
         if kw in _FREE_KEYWORDS:
             return None

@@ -78,6 +78,9 @@ def _may_swap(orig: Dockerfile, a: Instruction, b: Instruction, cwds: dict[int, 
                 return f"`{copy.line_text.strip()}` uses a variable set by `{other.line_text.strip()}`"
             return None
         if other.keyword == "WORKDIR":
+            if any(f[2:].split("=", 1)[0].lower() in ("chown", "chmod") for f in copy.flags):
+                # The WORKDIR might create a folder the copy would have created with its owner/mode.
+                return "a COPY --chown/--chmod moved across a WORKDIR"
             return None if parts[1].startswith("/") else "a relative copy moved across a WORKDIR"
         if other.keyword in _FREE_KEYWORDS:
             return None
