@@ -186,10 +186,11 @@ def test_queue_that_does_not_accept_is_503_not_202() -> None:
 
 def test_ids_beyond_64_bits_are_400() -> None:
     client, queue = _client()
-    payload = {"action": "created", "installation": {"id": 2**63, "account": {"login": "acme"}}}
+    installation: dict[str, Any] = {"id": 2**63, "account": {"login": "acme"}}
+    payload = {"action": "created", "installation": installation}
     response = post(client, "installation", payload)
     assert response.status_code == 400 and "installation.id" in response.get_json()["error"]
-    payload["installation"]["id"] = 2**63 - 1
+    installation["id"] = 2**63 - 1
     assert post(client, "installation", payload).status_code == 202
 
 
