@@ -209,6 +209,9 @@ def test_node_service_body_as_a_platform_engineer_reads_it() -> None:
                            "--lifecycle-policy-text file://ecr-cache/lifecycle-policy.json")
     assert commands[-1].startswith("aws iam put-role-policy --role-name YOUR-CODEBUILD-SERVICE-ROLE ")
     assert "replace `YOUR-CODEBUILD-SERVICE-ROLE`" in body
+    assert ("aws ecr put-image-tag-mutability --repository-name orders-api-cache --region eu-west-1 "
+            "--image-tag-mutability MUTABLE") in body
+    assert "deletes its branch unless someone else pushed to it" in body
     # Every policy file the commands read is a file of this PR.
     for ref in re.findall(r"file://(ecr-cache/[\w.-]+)", body):
         assert ref in {e.path for e in plan.edits}
