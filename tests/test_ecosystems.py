@@ -143,3 +143,22 @@ def test_manifests_that_read_other_source_files_are_unsafe(script: str, files: d
     paths = {*files, "package-lock.json", "yarn.lock", "pnpm-lock.yaml", "Gemfile.lock", "composer.lock"}
     why = unsafe_reason(install, ".", paths.__contains__, files.get)
     assert why is not None and expected in why, why
+
+
+@pytest.mark.parametrize(("rc", "text"), [
+    (".npmrc", "registry=https://npm.example.com/\ncafile=./certs/corp-ca.pem\n"),
+    (".yarnrc", 'yarn-offline-mirror "./npm-packages-offline-cache"\n'),
+])
+def test_tool_rc_files_naming_source_paths_are_unsafe(rc: str, text: str) -> None:
+    from bot.core.ecosystems import unsafe_reason
+
+    install = _first("yarn install --frozen-lockfile" if rc == ".yarnrc" else "npm ci")
+    assert install is not None
+    paths = {"package.json", "package-lock.json", "yarn.lock", rc}
+    files = {"package.json": "{}", rc: text}
+    why = unsafe_reason(install, ".", paths.__contains__, files.get)
+    assert why is not None and rc in why
+    plain = {"package.json": "{}", rc: "registry=https://npm.example.com/\n//npm.example.com/:_authToken=${T}\n"}
+    assert unsafe_reason(install, ".", paths.__contains__, plain.get) is None
+    unread = {"package.json": "{}"}
+    assert "not read" in (unsafe_reason(install, ".", paths.__contains__, unread.get) or "")

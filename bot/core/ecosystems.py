@@ -318,6 +318,15 @@ def _check_node(install: Install, project: str, at: Callable[[str], str], exists
         for dep, spec in _flat_specs(deps):
             if spec.startswith(("file:", "link:", "portal:", "patch:", "workspace:", ".", "/", "~/")):
                 return f"`{at('package.json')}` has the local dependency `{dep}: {spec}`"
+    for rc in TABLE[install.ecosystem].optional:
+        if not rc.startswith(".") or not rc.endswith("rc") or not exists(at(rc)):
+            continue
+        rc_text = read(at(rc))
+        if rc_text is None:
+            return f"`{at(rc)}` was not read, so the settings it gives the install cannot be checked"
+        # Only the rc file is copied early: a setting naming a path (cafile, an offline mirror) needs more.
+        if re.search(r"""^[^#;\n]*(=|\s)\s*["']?(\.{1,2}/|file:)""", rc_text, re.M):
+            return f"`{at(rc)}` names a path in the source tree"
     if install.ecosystem == "yarn" and exists(at(".yarnrc.yml")):
         return "Yarn Berry (`.yarnrc.yml`) may need `.yarn/releases` and plugins from the source tree"
     if install.ecosystem == "pnpm" and exists(at("pnpm-workspace.yaml")):
