@@ -96,3 +96,24 @@ def test_workdir_is_not_moved_ahead_of_a_copy_that_owns_the_folder(flag: str) ->
     plain = _plan(dockerfile.replace(flag + " ", ""), ("package.json", "package-lock.json", ".dockerignore"),
                   {"package.json": "{}", ".dockerignore": "node_modules\n"})
     assert [e.path for e in plain.edits] == ["Dockerfile"]
+
+
+@pytest.mark.parametrize("run", [
+    "useradd -m -d /app app",  # creates /app with /etc/skel files, owned by app, if it is not there yet
+    "adduser -D -h /app/home app",
+    "apt-key add /app/deploy/repo.gpg",  # reads a copied file through an absolute path
+    "useradd -m app",  # home /home/app is where the copy goes
+])
+def test_system_commands_touching_the_copy_destination_keep_the_copy_first(run: str) -> None:
+    dest = "/home/app" if run == "useradd -m app" else "/app"
+    dockerfile = f"FROM python:3.12\nCOPY . {dest}\nRUN {run}\nWORKDIR {dest}\nRUN pip install -r requirements.txt\n"
+    result = _plan(dockerfile, PY_TREE, PY_FILES)
+    assert not result.edits, result.edits[0].content
+    assert any(run.split()[0] in f.message for f in result.findings), result.findings
+
+
+def test_system_commands_elsewhere_still_allow_the_move() -> None:
+    dockerfile = ("FROM python:3.12\nCOPY . /app\nRUN useradd -m -d /srv/home app && apt-get install -y curl\n"
+                  "WORKDIR /app\nRUN pip install -r requirements.txt\n")
+    result = _plan(dockerfile, PY_TREE, PY_FILES)
+    assert [e.path for e in result.edits] == ["Dockerfile"], result.findings

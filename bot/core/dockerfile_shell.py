@@ -137,7 +137,18 @@ def system_only(cmd: Command, copy_root: str | None) -> str | None:
     positional = [a for a in args if not a.startswith("-")]
     if name in _PACKAGE_TOOLS:
         bad = [a for a in positional if looks_like_path(a) and not a.startswith("/")]
-        return f"`{cmd.text}` names a relative path" if bad else None
+        if bad:
+            return f"`{cmd.text}` names a relative path"
+        if name in ("echo", "printf", "true", "set", "export"):
+            return None
+        # An absolute path under the copy is read (`apt-key add /app/key.gpg`) or created (`useradd -d /app`,
+        # which also fills a new home with /etc/skel files and gives it to the user).
+        inside = [a for a in positional if a.startswith("/") and under(a, copy_root)]
+        if inside:
+            return f"`{cmd.text}` names `{inside[0]}`, inside the copied folder"
+        if name in ("useradd", "adduser") and copy_root is not None and under(copy_root, "/home"):
+            return f"`{cmd.text}` may create a home folder where the copy goes"
+        return None
     if name in _PATH_TOOLS:
         paths = positional[1:] if name in _FIRST_ARG_NOT_PATH else positional
         for p in paths:
