@@ -64,12 +64,15 @@ def _policy_files(snapshot: RepoSnapshot, setup: AwsSetup) -> tuple[list[FileEdi
                                         "it is left as it is."))
             continue
         edits.append(FileEdit(path=path, action="create", content=content, reasons=(reason,)))
-    placeholders = [p for p in (policies.ACCOUNT_PLACEHOLDER, policies.REGION_PLACEHOLDER,
-                                policies.IMAGE_PLACEHOLDER) if p in setup.iam_policy_json]
+    names = {policies.ACCOUNT_PLACEHOLDER: "AWS account id", policies.REGION_PLACEHOLDER: "region",
+             policies.IMAGE_PLACEHOLDER: "image repository"}
+    placeholders = [p for p in names if p in setup.iam_policy_json]
     if placeholders and policies.IAM_PATH not in snapshot.paths:
         findings.append(Finding(policies.IAM_PATH, "info", "iam-placeholders",
-                                f"{policies.IAM_PATH} uses the placeholders {', '.join(placeholders)}: the "
-                                "buildspec does not name them; the setup commands fill them in."))
+                                f"The buildspec does not name the {' or '.join(names[p] for p in placeholders)}, "
+                                f"so {policies.IAM_PATH} says {' and '.join(placeholders)} there; the one-time "
+                                f"setup commands fill {'it' if len(placeholders) == 1 else 'them'} in before "
+                                "attaching the policy."))
     return edits, findings
 
 
