@@ -91,3 +91,14 @@ def test_windows_powershell_commands_are_not_edited() -> None:
     why = classify(ps)
     assert why is not None and "PowerShell" in why
     assert classify(SPEC) is None
+
+
+def test_requirement_folders_are_read_for_pip_includes() -> None:
+    from bot.core.discover import paths_to_read
+    from bot.core.model import Options
+
+    paths = ("Dockerfile", "requirements/base.txt", "requirements/dev.in", "requirements/README.md",
+             "docs/notes.txt")
+    wanted = paths_to_read(paths, Options())
+    assert "requirements/base.txt" in wanted and "requirements/dev.in" in wanted
+    assert "requirements/README.md" not in wanted and "docs/notes.txt" not in wanted

@@ -41,7 +41,11 @@ def _is_dockerfile(path: str) -> bool:
 
 def _is_manifest(path: str) -> bool:
     base = posixpath.basename(path)
-    return base in _MANIFESTS or any(fnmatch.fnmatchcase(base, g) for g in _MANIFEST_GLOBS)
+    if base in _MANIFESTS or any(fnmatch.fnmatchcase(base, g) for g in _MANIFEST_GLOBS):
+        return True
+    # `requirements/base.txt`-style folders: pip `-r`/`-c` includes the reorder must follow.
+    folder = posixpath.basename(posixpath.dirname(path))
+    return folder.lower().startswith("requirements") and base.endswith((".txt", ".in"))
 
 
 def _matches(path: str, globs: tuple[str, ...]) -> bool:
