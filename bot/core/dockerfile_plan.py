@@ -20,7 +20,8 @@ __all__ = ["plan_dockerfiles", "verify_dockerfile_edit", "counts"]
 REORDER_PREFIX = "Dockerfile stage"
 ARG_PREFIX = "Dockerfile: moved `ARG"
 _MAX_ROUNDS = 6
-CACHE_MOUNT_DOC = "https://docs.docker.com/build/cache/backends/#cache-mounts"
+# Cache exports hold layers only; exporting cache mounts is an open BuildKit request.
+CACHE_MOUNT_DOC = "https://github.com/moby/buildkit/issues/1512"
 
 
 def _norm(path: str | None) -> str:
