@@ -117,3 +117,14 @@ def test_system_commands_elsewhere_still_allow_the_move() -> None:
                   "WORKDIR /app\nRUN pip install -r requirements.txt\n")
     result = _plan(dockerfile, PY_TREE, PY_FILES)
     assert [e.path for e in result.edits] == ["Dockerfile"], result.findings
+
+
+def test_unpinned_requirements_are_pointed_out_when_the_install_moves() -> None:
+    dockerfile = "FROM python:3.12\nWORKDIR /app\nCOPY . .\nRUN pip install -r requirements.txt\n"
+    loose = _plan(dockerfile, PY_TREE, {"requirements.txt": "# web\nflask\nrequests>=2 ; python_version > '3'\n"})
+    assert [e.path for e in loose.edits] == ["Dockerfile"]
+    notes = [f for f in loose.findings if f.code == "dockerfile-unpinned-requirements"]
+    assert len(notes) == 1 and "`flask`" in notes[0].message and notes[0].level == "info"
+    pinned = _plan(dockerfile, PY_TREE, {"requirements.txt": "flask==3.0.0 --hash=sha256:abc\nx @ https://h/x.whl\n"})
+    assert [e.path for e in pinned.edits] == ["Dockerfile"]
+    assert not [f for f in pinned.findings if f.code == "dockerfile-unpinned-requirements"]

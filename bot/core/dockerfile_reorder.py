@@ -668,13 +668,31 @@ class _StagePlan:
             copied += [f for f in step.files if any(f in line.split() or json.dumps(f) in line for line in lines)]
         last = steps[-1].inst
         ops.append(("move_after", c.inst.index, last.index, ""))
-        notes = self._rid_mismatch(steps, after)
+        notes = self._rid_mismatch(steps, after) + self._unpinned(steps)
         tools = sorted({i.ecosystem for s in steps for i in s.installs})
         installs = _and_list([i.command.text for s in steps for i in s.installs])
         reason = (f"Dockerfile {self.label}: {_copy_phrase(copied)}run {installs} before "
                   f"`{_short(c.inst)}`, so a change to the application source no longer re-installs the "
                   f"{'/'.join(tools)} dependencies.")
         return ops, [reason], notes
+
+    def _unpinned(self, steps: list[_Step]) -> list[tuple[str, str, str]]:
+        """Requirements without `==`: once the install layer is cached they stay at the versions it resolved."""
+        for step in steps:
+            if not any(i.ecosystem == "pip" for i in step.installs):
+                continue
+            for path in step.files:
+                for raw in (self.ctx.read(path) or "").splitlines():
+                    line = raw.split(" #", 1)[0].split(";", 1)[0].strip()
+                    if not line or line.startswith(("#", "-")) or "==" in line or "@" in line or "://" in line:
+                        continue
+                    name = re.split(r"[<>=!~\[\s]", line, maxsplit=1)[0]
+                    return [("info", "dockerfile-unpinned-requirements",
+                             f"{self.label}: `{path}` does not pin `{name}` with `==`; after this change the "
+                             f"cached install keeps the versions it first resolved until `{path}` changes "
+                             f"(before, every source change installed the newest). Pin the versions (for "
+                             f"example with pip-compile) so every build installs the same ones.")]
+        return []
 
     def _rid_mismatch(self, steps: list[_Step], after: list[Instruction]) -> list[tuple[str, str, str]]:
         """A `dotnet publish -r X` after a restore for another runtime restores again (no cache benefit)."""
