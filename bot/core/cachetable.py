@@ -4,6 +4,11 @@ Layer-cache model (BuildKit and the classic builder agree here): a COPY/ADD miss
 copies changed; once a step misses, every later step of its stage misses; a stage built `FROM` another
 stage, or that `COPY --from`s it, misses from there when that stage missed; a RUN after an `ARG` whose
 value changed misses (https://docs.docker.com/build/building/variables/#impact-on-build-caching).
+
+A "source-only change" is the worst case of a commit that touches no dependency manifest: every COPY/ADD of
+a file that is not a manifest (by name) counts as changed, config files included, so before and after are
+compared on the same footing. A COPY's key is the checksum of the files it copies, not their mtimes
+(https://docs.docker.com/build/cache/invalidation/).
 """
 
 from __future__ import annotations
