@@ -162,3 +162,13 @@ def test_tool_rc_files_naming_source_paths_are_unsafe(rc: str, text: str) -> Non
     assert unsafe_reason(install, ".", paths.__contains__, plain.get) is None
     unread = {"package.json": "{}"}
     assert "not read" in (unsafe_reason(install, ".", paths.__contains__, unread.get) or "")
+
+
+def test_uv_project_config_is_copied_with_the_manifests() -> None:
+    from bot.core.ecosystems import copy_files
+
+    uv = _first("uv sync --frozen --no-install-project")
+    assert uv is not None
+    paths = ("pyproject.toml", "uv.lock", "uv.toml", "app.py")
+    # uv.toml can set the package index: without it the early `uv sync` would resolve elsewhere.
+    assert copy_files(uv, ".", set(paths).__contains__, paths) == ["pyproject.toml", "uv.lock", "uv.toml"]

@@ -39,7 +39,7 @@ TABLE: dict[str, Ecosystem] = {e.name: e for e in (
               ("pipenv",)),
     Ecosystem("poetry", ("pyproject.toml",), ("poetry.lock",), ("poetry.toml",),
               ("**/__pycache__", "**/*.pyc", ".venv"), (), ("poetry",)),
-    Ecosystem("uv", ("pyproject.toml",), ("uv.lock",), (".python-version",),
+    Ecosystem("uv", ("pyproject.toml",), ("uv.lock",), (".python-version", "uv.toml"),
               ("**/__pycache__", "**/*.pyc", ".venv"), (), ("uv",)),
     Ecosystem("go", ("go.mod",), ("go.sum",), (), (), ("/go/pkg/mod", "pkg/mod"), ("go",)),
     Ecosystem("bundler", ("Gemfile",), ("Gemfile.lock",), (), (".bundle",), (), ("bundle", "bundler")),
