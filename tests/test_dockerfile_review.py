@@ -128,3 +128,15 @@ def test_unpinned_requirements_are_pointed_out_when_the_install_moves() -> None:
     pinned = _plan(dockerfile, PY_TREE, {"requirements.txt": "flask==3.0.0 --hash=sha256:abc\nx @ https://h/x.whl\n"})
     assert [e.path for e in pinned.edits] == ["Dockerfile"]
     assert not [f for f in pinned.findings if f.code == "dockerfile-unpinned-requirements"]
+
+
+def test_poetry_install_moved_early_needs_the_in_project_virtualenv_ignored() -> None:
+    dockerfile = ("FROM python:3.12\nENV POETRY_VIRTUALENVS_IN_PROJECT=true\nWORKDIR /app\nCOPY . .\n"
+                  "RUN poetry install --no-root --only main\nRUN poetry build\n")
+    tree = ("pyproject.toml", "poetry.lock", "app/__init__.py")
+    files = {"pyproject.toml": "[tool.poetry]\nname = 'a'\n"}
+    result = _plan(dockerfile, tree, files)
+    assert not result.edits
+    assert any("`.venv` is not excluded by .dockerignore" in f.message for f in result.findings), result.findings
+    ignored = _plan(dockerfile, (*tree, ".dockerignore"), {**files, ".dockerignore": ".venv\n"})
+    assert [e.path for e in ignored.edits] == ["Dockerfile"]

@@ -14,8 +14,9 @@ from bot.core.dockerfile_shell import Command, run_commands, system_only
 from bot.core.dockerfile_splice import Splice
 
 # Folders an install writes inside the project: the later source copy must not bring its own.
+# (Poetry puts its virtualenv there with `virtualenvs.in-project`, a common Docker setting.)
 _OUTPUTS = {"npm": "node_modules", "yarn": "node_modules", "pnpm": "node_modules", "composer": "vendor",
-            "uv": ".venv"}
+            "uv": ".venv", "poetry": ".venv", "pipenv": ".venv"}
 _COPY_FLAGS_KEPT = ("chown", "chmod", "link")
 _FREE_KEYWORDS = {"LABEL", "EXPOSE", "STOPSIGNAL", "HEALTHCHECK", "CMD", "ENTRYPOINT", "MAINTAINER", "SHELL", "USER"}
 CARGO_CHEF = "https://github.com/LukeMathWalker/cargo-chef"
@@ -355,6 +356,8 @@ class _StagePlan:
             if why:
                 return [], why
             output = _OUTPUTS.get(install.ecosystem)
+            if install.ecosystem == "pipenv" and "--system" in install.command.words:
+                output = None  # installs into the interpreter's site-packages, no virtualenv
             folder = posixpath.normpath(posixpath.join(project, output or "."))
             if output and self._holds(folder):
                 return [], (f"`{folder}` is in the build context and not in .dockerignore, "
