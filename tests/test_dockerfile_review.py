@@ -140,3 +140,15 @@ def test_poetry_install_moved_early_needs_the_in_project_virtualenv_ignored() ->
     assert any("`.venv` is not excluded by .dockerignore" in f.message for f in result.findings), result.findings
     ignored = _plan(dockerfile, (*tree, ".dockerignore"), {**files, ".dockerignore": ".venv\n"})
     assert [e.path for e in ignored.edits] == ["Dockerfile"]
+
+
+@pytest.mark.parametrize(("install", "folder"), [("bundle install --deployment", "vendor/bundle")])
+def test_bundler_installing_into_the_project_needs_that_folder_ignored(install: str, folder: str) -> None:
+    dockerfile = f"FROM ruby:3.3\nWORKDIR /app\nCOPY . .\nRUN {install}\nCMD [\"rails\", \"s\"]\n"
+    tree = ("Gemfile", "Gemfile.lock", "app/x.rb")
+    files = {"Gemfile": "source 'https://rubygems.org'\ngem 'rails'\n"}
+    result = _plan(dockerfile, tree, files)
+    assert not result.edits
+    assert any(f"`{folder}` is not excluded by .dockerignore" in f.message for f in result.findings), result.findings
+    ignored = _plan(dockerfile, (*tree, ".dockerignore"), {**files, ".dockerignore": "vendor\n"})
+    assert [e.path for e in ignored.edits] == ["Dockerfile"]

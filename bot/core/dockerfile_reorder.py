@@ -356,8 +356,11 @@ class _StagePlan:
             if why:
                 return [], why
             output = _OUTPUTS.get(install.ecosystem)
-            if install.ecosystem == "pipenv" and "--system" in install.command.words:
+            words = install.command.words
+            if install.ecosystem == "pipenv" and "--system" in words:
                 output = None  # installs into the interpreter's site-packages, no virtualenv
+            if install.ecosystem == "bundler" and "--deployment" in words:
+                output = "vendor/bundle"  # https://bundler.io/man/bundle-install.1.html#DEPLOYMENT-MODE
             folder = posixpath.normpath(posixpath.join(project, output or "."))
             if output and self._holds(folder):
                 return [], (f"`{folder}` is in the build context and not in .dockerignore, "
