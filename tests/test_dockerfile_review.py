@@ -152,3 +152,12 @@ def test_bundler_installing_into_the_project_needs_that_folder_ignored(install: 
     assert any(f"`{folder}` is not excluded by .dockerignore" in f.message for f in result.findings), result.findings
     ignored = _plan(dockerfile, (*tree, ".dockerignore"), {**files, ".dockerignore": "vendor\n"})
     assert [e.path for e in ignored.edits] == ["Dockerfile"]
+
+
+def test_full_plan_ignores_vendor_bundle_so_a_deployment_install_can_move() -> None:
+    dockerfile = "FROM ruby:3.3\nWORKDIR /app\nCOPY . .\nRUN bundle install --deployment\nCMD [\"rails\", \"s\"]\n"
+    result = _plan(dockerfile, ("Gemfile", "Gemfile.lock", "app/x.rb"),
+                   {"Gemfile": "source 'https://rubygems.org'\ngem 'rails'\n"}, Options())
+    ignore = [e.content for e in result.edits if e.path == ".dockerignore"]
+    assert ignore and "vendor/bundle" in ignore[0].splitlines()
+    assert "Dockerfile" in [e.path for e in result.edits], result.findings

@@ -42,7 +42,7 @@ TABLE: dict[str, Ecosystem] = {e.name: e for e in (
     Ecosystem("uv", ("pyproject.toml",), ("uv.lock",), (".python-version", "uv.toml"),
               ("**/__pycache__", "**/*.pyc", ".venv"), (), ("uv",)),
     Ecosystem("go", ("go.mod",), ("go.sum",), (), (), ("/go/pkg/mod", "pkg/mod"), ("go",)),
-    Ecosystem("bundler", ("Gemfile",), ("Gemfile.lock",), (), (".bundle",), (), ("bundle", "bundler")),
+    Ecosystem("bundler", ("Gemfile",), ("Gemfile.lock",), (), (".bundle", "vendor/bundle"), (), ("bundle", "bundler")),
     Ecosystem("maven", ("pom.xml",), (), (), ("target",), (".m2",), ("mvn", "mvnw")),
     Ecosystem("gradle", ("build.gradle", "build.gradle.kts"), (),
               ("settings.gradle", "settings.gradle.kts", "gradle.properties", "gradlew"),
