@@ -73,7 +73,7 @@ def instruction_lines(text: str) -> list[int]:
     with tempfile.TemporaryDirectory() as tmp:
         parser = DockerfileParser(path=tmp)
         parser.content = text
-        return [int(item["startline"]) + 1 for item in parser.structure]
+        return [int(item["startline"]) + 1 for item in parser.structure if item["instruction"] != "COMMENT"]
 
 
 def compare_table(result: AppResult, variant: str) -> None:
