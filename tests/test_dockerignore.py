@@ -57,7 +57,7 @@ NODE = "FROM node:20\nWORKDIR /app\nCOPY . .\nRUN npm ci\n"
 
 
 def test_extend_creates_with_git_and_tool_outputs() -> None:
-    text, added = extend(None, [parse(NODE)], ("package.json",))
+    text, added = extend(None, [parse(NODE)], ("package.json",), read={"package.json": "{}"}.get)
     assert text == "\n".join([HEADER, ".git", "**/node_modules", "npm-debug.log"]) + "\n"
     assert [a.pattern for a in added] == [".git", "**/node_modules", "npm-debug.log"]
 
@@ -173,7 +173,7 @@ def test_tracked_files_a_copy_brings_in_are_never_excluded() -> None:
 ])
 def test_git_kept_when_a_step_after_the_whole_copy_may_read_it(build: str, keeps_git: bool) -> None:
     dockerfile = f"FROM golang:1.22\nWORKDIR /src\nCOPY . .\n{build}\n"
-    assert (".git" not in _added(dockerfile, ("go.mod", "package.json", "requirements.txt"))) is keeps_git
+    assert (".git" not in _added(dockerfile, ("go.mod", "requirements.txt"))) is keeps_git
 
 
 def test_context_shared_with_an_unread_dockerfile_is_left_alone() -> None:
@@ -186,3 +186,16 @@ def test_context_shared_with_an_unread_dockerfile_is_left_alone() -> None:
     own_ignore = _snapshot({"Dockerfile.dev.dockerignore": "*.md\n"}, paths=("Dockerfile.dev",))
     result = plan_dockerfiles(own_ignore, Options(), (LINK,), Discovery(dockerfiles=("Dockerfile", "Dockerfile.dev")))
     assert [e.path for e in result.edits if e.path.endswith(".dockerignore")] == [".dockerignore"]
+
+
+def test_git_kept_when_an_install_runs_the_project_lifecycle_scripts() -> None:
+    # `npm ci` runs the root package's `prepare` script (husky, `git describe`...), which may read .git.
+    hooked = {"package.json": '{"scripts": {"prepare": "husky install"}}'}
+    text, added = extend(None, [parse(NODE)], ("package.json", "package-lock.json"), read=hooked.get)
+    assert ".git" not in [a.pattern for a in added]
+    plain = {"package.json": '{"scripts": {"build": "tsc"}}'}
+    _, added = extend(None, [parse(NODE)], ("package.json", "package-lock.json"), read=plain.get)
+    assert ".git" in [a.pattern for a in added]
+    ignoring = parse(NODE.replace("npm ci", "npm ci --ignore-scripts"))
+    _, added = extend(None, [ignoring], ("package.json", "package-lock.json"), read=hooked.get)
+    assert ".git" in [a.pattern for a in added]

@@ -153,8 +153,11 @@ def plan_dockerfiles(
                                     f"`{ignore_path}` was not extended: `{unread[0]}` builds from the same folder "
                                     "and was not read, so what it copies could not be checked."))
         elif options.dockerignore and known and specific:
+            def read(rel: str, ctx: str = ctx) -> str | None:
+                return snapshot.text(posixpath.join(ctx, rel) if ctx else rel)
+
             ignore_text, added = dockerignore.extend(existing, [parsed[d] for d in dockerfiles],
-                                                  _context_paths(paths, ctx), repo_root=not ctx)
+                                                  _context_paths(paths, ctx), repo_root=not ctx, read=read)
             if ignore_text is not None:
                 patterns = dockerignore.read_patterns(ignore_text)
                 verb = "Extended" if existing is not None else "Created"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import posixpath
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot.core import ecosystems
@@ -12,6 +13,7 @@ from bot.core.dockerfile_parse import Dockerfile
 from bot.core.dockerfile_reorder import _join, copy_parts, stage_cwds
 from bot.core.dockerfile_shell import run_commands, system_only
 
+Read = Callable[[str], "str | None"]
 HEADER = "# Added by ecr-cache-bot: not needed in the image; a change here must not invalidate the layer cache."
 
 
@@ -233,7 +235,30 @@ def _reaches(pattern: str, source: str, paths: tuple[str, ...]) -> bool:
     return nested and any(p.startswith(source + "/") for p in paths)
 
 
-def _may_read_git(dockerfiles: Iterable[Dockerfile]) -> bool:
+_LIFECYCLE = ("preinstall", "install", "postinstall", "prepare", "preprepare", "postprepare")
+
+
+def _runs_project_scripts(found: ecosystems.Install, paths: tuple[str, ...], read: Read) -> bool:
+    """True when a Node install would run a lifecycle script of a package.json in the context."""
+    if found.ecosystem not in ("npm", "yarn", "pnpm") or "--ignore-scripts" in found.command.words:
+        return False
+    for path in paths:
+        if posixpath.basename(path) != "package.json" or "node_modules/" in path:
+            continue
+        text = read(path)
+        if text is None:
+            return True
+        try:
+            scripts = json.loads(text).get("scripts") or {}
+        except (ValueError, AttributeError):
+            return True
+        if isinstance(scripts, dict) and any(k in scripts for k in _LIFECYCLE):
+            return True
+    return False
+
+
+def _may_read_git(dockerfiles: Iterable[Dockerfile], paths: tuple[str, ...] = (),
+                  read: Read = lambda _p: None) -> bool:
     """True when a step after a copy of the whole context may read `.git` without naming it.
 
     Builds read the Git metadata on their own: Go 1.18+ stamps the revision into binaries
@@ -265,6 +290,8 @@ def _may_read_git(dockerfiles: Iterable[Dockerfile]) -> bool:
             for cmd in commands:
                 found = ecosystems.recognise(cmd)
                 if found is not None and found.deps_only:
+                    if _runs_project_scripts(found, paths, read):
+                        return True
                     continue
                 if system_only(cmd, root) is not None:
                     return True
@@ -272,10 +299,11 @@ def _may_read_git(dockerfiles: Iterable[Dockerfile]) -> bool:
 
 
 def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: tuple[str, ...],
-           repo_root: bool = True) -> tuple[str | None, list[Candidate]]:
+           repo_root: bool = True, read: Read = lambda _p: None) -> tuple[str | None, list[Candidate]]:
     """New .dockerignore text (None: nothing to add) and the entries added.
 
-    ``repo_root``: the context is the repository root, the only folder where `.git` lives. An entry is
+    ``repo_root``: the context is the repository root, the only folder where `.git` lives; ``read`` gives the
+    text of a context file (None when unknown). An entry is
     added only when some COPY/ADD would otherwise bring what it names into the image (BuildKit transfers
     and checksums only what the COPY sources name, https://docs.docker.com/build/cache/invalidation/),
     and never when it would drop a tracked file a COPY brings in.
@@ -287,7 +315,8 @@ def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: t
     added: list[Candidate] = []
     for cand in candidates(dockerfiles):
         names_git = any(s == ".git" or s.startswith(".git/") for s in sources)
-        if cand.pattern == ".git" and (not repo_root or uses_git or names_git or _may_read_git(dockerfiles)):
+        if cand.pattern == ".git" and (not repo_root or uses_git or names_git
+                                       or _may_read_git(dockerfiles, context_paths, read)):
             continue
         if _covered(before, cand.pattern):
             continue
