@@ -16,7 +16,7 @@ from bot.core.dockerfile_splice import Splice
 # Folders an install writes inside the project: the later source copy must not bring its own.
 # (Poetry puts its virtualenv there with `virtualenvs.in-project`, a common Docker setting.)
 _OUTPUTS = {"npm": "node_modules", "yarn": "node_modules", "pnpm": "node_modules", "composer": "vendor",
-            "uv": ".venv", "poetry": ".venv", "pipenv": ".venv"}
+            "uv": ".venv", "poetry": ".venv", "pipenv": ".venv", "gradle": ".gradle"}
 _COPY_FLAGS_KEPT = ("chown", "chmod", "link")
 _FREE_KEYWORDS = {"LABEL", "EXPOSE", "STOPSIGNAL", "HEALTHCHECK", "CMD", "ENTRYPOINT", "MAINTAINER", "SHELL", "USER"}
 CARGO_CHEF = "https://github.com/LukeMathWalker/cargo-chef"
