@@ -118,6 +118,23 @@ def _committed(data_dir: Path, redis_url: str | None) -> int:
     return int(deliveries)
 
 
+def _cpu_seconds(root_pid: int) -> float:
+    """User + system CPU time of a process and its children (gunicorn master and workers), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [root_pid]
+    children = Path(f"/proc/{root_pid}/task/{root_pid}/children")
+    if children.exists():
+        pids += [int(p) for p in children.read_text().split()]
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
+
+
 def _wait_healthy(port: int, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -167,11 +184,13 @@ def run_deployment(dep: Deployment, args: argparse.Namespace, tmp: Path) -> list
                 run += 1
                 before = _committed(data_dir, args.redis) if run > 1 else 0
                 threads = min(concurrency, args.wrk_threads)
+                cpu_before = _cpu_seconds(server.pid)
                 out = subprocess.run(
                     ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{args.duration}s", "--timeout", "5s",
                      "-s", str(script), f"http://127.0.0.1:{port}{PATH}", "--", f"r{run}-{time.time_ns()}"],
                     capture_output=True, text=True, check=True).stdout
                 result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
+                cpu = _cpu_seconds(server.pid) - cpu_before
                 time.sleep(0.5)  # requests still in flight when wrk stopped may commit now
                 committed = _committed(data_dir, args.redis) - before
                 rows.append({"deployment": f"{dep.label}, {APPS.get(args.app, args.app)}", "concurrency": concurrency,
@@ -179,7 +198,8 @@ def run_deployment(dep: Deployment, args: argparse.Namespace, tmp: Path) -> list
                              "rps": result["requests"] / (result["duration_us"] / 1e6),
                              "p50_ms": result["p50_us"] / 1000, "p99_ms": result["p99_us"] / 1000,
                              "accepted": result["accepted"], "other": result["other"] + result["errors"],
-                             "committed": committed})
+                             "committed": committed,
+                             "cpu_us": cpu / max(1, result["requests"]) * 1e6})
                 print(_row(rows[-1]), flush=True)
     finally:
         server.terminate()
@@ -191,7 +211,7 @@ def run_deployment(dep: Deployment, args: argparse.Namespace, tmp: Path) -> list
 def _row(r: dict[str, Any]) -> str:
     ok = "yes" if r["committed"] >= r["accepted"] else "**NO**"
     return (f"| {r['deployment']} | {r['concurrency']} | {r['connection']} | {r['rps']:,.0f} | "
-            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['accepted']:,} | {r['other']} | "
+            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['cpu_us']:.0f} | {r['accepted']:,} | {r['other']} | "
             f"{r['committed']:,} | {ok} |")
 
 
@@ -210,15 +230,17 @@ def main() -> int:
         sys.exit("wrk is needed: apt-get install -y wrk")
     deployments = [Deployment(c, int(w), int(t)) for c, w, t in
                    (d.split(":") for d in (args.deployment or ["gthread:2:16"]))]
-    header = ("| gunicorn | concurrency | connection | req/s | p50 ms | p99 ms | 202 | other | in queue "
-              "| all 202 queued |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---|")
+    header = ("| gunicorn | concurrency | connection | req/s | p50 ms | p99 ms | web CPU µs/req | 202 | other "
+              "| in queue | all 202 queued |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")
     print(header, flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="intake-") as tmp:
         for dep in deployments:
             rows += run_deployment(dep, args, Path(tmp))
     backend = f"Redis ({args.redis})" if args.redis else "SQLite (WAL, synchronous=FULL, group commit)"
-    text = (f"Queue: {backend}. Machine: {os.cpu_count()} cores, {platform.platform()}, Python "
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    text = (f"Queue: {backend}. Load average after the runs (1/5/15 min): {load} (the 2 cores are shared "
+            f"with other work). Machine: {os.cpu_count()} cores, {platform.platform()}, Python "
             f"{platform.python_version()}; wrk on the same cores; {args.duration} s per run; ~8 KB signed push "
             f"payload, unique delivery id per request.\n\n{header}\n" + "\n".join(_row(r) for r in rows) + "\n")
     if args.out:

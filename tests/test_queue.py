@@ -241,3 +241,35 @@ def test_one_batch_claims_each_delivery_once_and_numbers_generations_in_order(ba
         gens[job_id] = claimed.gen
     assert gens == {"A-o-x": 1, "B-o-x": 2, "C-o-y": 1}
     assert queue.huey.pending_count() == 3  # one queue message per accepted job, none for the duplicate
+
+
+def test_group_commit_batches_concurrent_submits_and_answers_each_its_own_result() -> None:
+    from bot.queue import GroupCommitter, _Request
+
+    batches: list[int] = []
+
+    def commit(requests: Any) -> list[bool]:
+        batches.append(len(requests))
+        time.sleep(0.01)  # an fsync: later arrivals pile up for the next batch
+        return [r.delivery_id.endswith("new") for r in requests]
+
+    committer = GroupCommitter(commit, batch_max=4)
+    ids = [f"{i}-{'new' if i % 3 else 'dup'}" for i in range(40)]
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(lambda d: committer.submit(_Request(d, ())), ids))
+    assert results == [d.endswith("new") for d in ids]
+    assert sum(batches) == 40 and max(batches) <= 4 and len(batches) < 40
+
+
+def test_group_commit_failure_reaches_every_waiter_of_the_batch() -> None:
+    from bot.queue import GroupCommitter, _Request
+
+    def commit(requests: Any) -> list[bool]:
+        raise OSError("disk full")
+
+    committer = GroupCommitter(commit, batch_max=8)
+    with ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(committer.submit, _Request(str(i), ())) for i in range(8)]
+    for future in futures:
+        with pytest.raises(OSError, match="disk full"):
+            future.result()
