@@ -161,3 +161,27 @@ def test_full_plan_ignores_vendor_bundle_so_a_deployment_install_can_move() -> N
     ignore = [e.content for e in result.edits if e.path == ".dockerignore"]
     assert ignore and "vendor/bundle" in ignore[0].splitlines()
     assert "Dockerfile" in [e.path for e in result.edits], result.findings
+
+
+GO_TREE = ("go.mod", "go.sum", "main.go")
+GO_FILES = {"go.mod": "module example.com/app\n\ngo 1.22\n"}
+
+
+@pytest.mark.parametrize("between", [
+    'RUN git config --global url."https://x@github.com/".insteadOf "https://github.com/"',
+    "RUN apk add --no-cache git",
+    "RUN go env -w GOPRIVATE=example.com/*",
+    "RUN chown -R nobody /src",  # would also give the downloaded dependencies to nobody
+])
+def test_prefetch_is_not_inserted_ahead_of_a_run_that_prepares_the_download(between: str) -> None:
+    # The prefetch goes where the copy was, so it would run before these set up git or the module proxy.
+    dockerfile = f"FROM golang:1.22\nWORKDIR /src\nCOPY . .\n{between}\nRUN go build -o /app .\n"
+    result = _plan(dockerfile, GO_TREE, GO_FILES)
+    assert not result.edits, result.edits[0].content
+    assert any(between.split()[1] in f.message for f in result.findings), result.findings
+
+
+def test_prefetch_may_go_ahead_of_a_run_that_only_touches_copied_files() -> None:
+    dockerfile = "FROM golang:1.22\nWORKDIR /src\nCOPY . .\nRUN chmod +x ./scripts/gen.sh\nRUN go build -o /app .\n"
+    result = _plan(dockerfile, GO_TREE, GO_FILES)
+    assert [e.path for e in result.edits] == ["Dockerfile"], result.findings

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from bot.core import ecosystems
 from bot.core.dockerfile_parse import Dockerfile, Instruction, Stage, split_words
-from bot.core.dockerfile_shell import Command, run_commands, system_only
+from bot.core.dockerfile_shell import _FIRST_ARG_NOT_PATH, _PATH_TOOLS, Command, run_commands, system_only, under
 from bot.core.dockerfile_splice import Splice
 
 # Folders an install writes inside the project: the later source copy must not bring its own.
@@ -379,6 +379,28 @@ class _StagePlan:
                 out.append(f)
         return out, None
 
+    def _touches_only_copy(self, c: CopyAll, inst: Instruction) -> bool:
+        """True when a RUN only changes copied files (`chmod +x ./run.sh`): it cannot prepare a download."""
+        dest = self.copy_dest_dir(c)
+        root = dest[1] if dest is not None and dest[0] == "" else None
+        inside_cwd = self.project_of(c, inst) is not None
+        for cmd in run_commands(inst) or [Command((), ())]:
+            if cmd.redirects or not cmd.words or cmd.name not in _PATH_TOOLS | {"echo", "true"}:
+                return False
+            args = [a for a in cmd.words[1:] if not a.startswith("-")]
+            paths = args[1:] if cmd.name in _FIRST_ARG_NOT_PATH else args
+            if cmd.name in ("echo", "true"):
+                continue
+            if cmd.name in _FIRST_ARG_NOT_PATH and any(a in ("-R", "--recursive") or (
+                    a.startswith("-") and not a.startswith("--") and "R" in a) for a in cmd.words[1:]):
+                return False  # would also change what the added download step put in the project folder
+            for path in paths:
+                if path.startswith("/") and (root is None or not under(path, root) or path.rstrip("/") == root):
+                    return False
+                if not path.startswith("/") and (not inside_cwd or "$" in path or path.startswith("..")):
+                    return False
+        return True
+
     def _env_into_copy(self, c: CopyAll, inst: Instruction) -> str | None:
         """Why an install reads a copied file through a tool variable (`PIP_CONFIG_FILE=/app/pip.conf`)."""
         for other in self.df.stage_instructions(self.stage):
@@ -633,7 +655,8 @@ class _StagePlan:
             if not install.prefetch or _cache_mounted(inst, eco):
                 return None
             for other in between:
-                if other.keyword in ("WORKDIR", "ENV", "ARG", "USER", "SHELL"):
+                if other.keyword in ("WORKDIR", "ENV", "ARG", "USER", "SHELL") or (
+                        other.keyword == "RUN" and not self._touches_only_copy(c, other)):
                     return [], [], [("warning", "dockerfile-not-reordered", f"{where}: `{_short(other)}` between "
                                      "them would change how the dependencies are downloaded.")]
             keyword = "run" if c.inst.line_text.split()[0].islower() else "RUN"
@@ -730,6 +753,9 @@ class _StagePlan:
                 break
             if between.keyword in ("WORKDIR", "ENV", "ARG", "USER", "SHELL"):
                 return f"`{_short(between)}` between them would change how the dependencies are installed"
+            if between.keyword == "RUN" and not self._touches_only_copy(c, between):
+                return (f"`{_short(between)}` runs between them and may prepare the download (git, credentials, "
+                        f"a proxy); an added download step would run before it")
         project = self.project_of(c, inst)
         if project is None:
             return f"`{_short(inst)}` does not run inside the copied folder"
