@@ -185,3 +185,11 @@ def test_prefetch_may_go_ahead_of_a_run_that_only_touches_copied_files() -> None
     dockerfile = "FROM golang:1.22\nWORKDIR /src\nCOPY . .\nRUN chmod +x ./scripts/gen.sh\nRUN go build -o /app .\n"
     result = _plan(dockerfile, GO_TREE, GO_FILES)
     assert [e.path for e in result.edits] == ["Dockerfile"], result.findings
+
+
+def test_a_copy_between_is_named_as_the_reason() -> None:
+    dockerfile = ("FROM python:3.12\nWORKDIR /app\nCOPY . .\nCOPY conf/app.ini /etc/app.ini\n"
+                  "RUN pip install -r requirements.txt\n")
+    result = _plan(dockerfile, (*PY_TREE, "conf/app.ini"), PY_FILES)
+    assert not result.edits
+    assert any("never swaps two copies" in f.message for f in result.findings), result.findings

@@ -472,6 +472,8 @@ class _StagePlan:
             return None
         if kw in _FREE_KEYWORDS:
             return None
+        if kw in ("COPY", "ADD"):
+            return f"`{_short(inst)}` also writes files there, and the bot never swaps two copies"
         return f"`{_short(inst)}` may depend on the copied files"
 
     def plan(self) -> StagePlan:
