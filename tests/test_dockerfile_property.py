@@ -25,7 +25,7 @@ BODY = [
     "RUN mkdir -p /app/data", "COPY --chown=node:node . .", "RUN --mount=type=cache,target=/root/.npm npm ci",
 ]
 TREE = ["package.json", "package-lock.json", "requirements.txt", "go.mod", "go.sum", "composer.json",
-        "composer.lock", "src/index.js", "run.sh"]
+        "composer.lock", "src/index.js", "run.sh", ".dockerignore"]
 
 
 @st.composite
@@ -48,6 +48,8 @@ def dockerfiles(draw: st.DrawFn) -> tuple[str, tuple[str, ...], dict[str, str]]:
     scripts = {"postinstall": "node x.js"} if draw(st.booleans()) else {"build": "tsc"}
     files = {"Dockerfile": text, "package.json": json.dumps({"scripts": scripts}), "requirements.txt": "flask\n",
              "go.mod": "module x\n", "composer.json": "{}"}
+    if ".dockerignore" in tree:  # moving an npm install needs node_modules out of the context
+        files[".dockerignore"] = "**/node_modules\n"
     return text, tree, files
 
 
