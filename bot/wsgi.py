@@ -1,11 +1,95 @@
-"""gunicorn entry point: `gunicorn bot.wsgi:app` (settings from the environment, JSON logs)."""
+"""gunicorn entry point `bot.wsgi:app`: the Flask app behind a lean WSGI path for the common webhook.
+
+A delivery that will be queued (POST, JSON, signed, routed to jobs) is handled here without Flask's request
+machinery, which costs more CPU than the rest of the intake together (bench/RESULTS-intake.md). Every other
+request, and every delivery that is not plainly acceptable, goes to the Flask app untouched, so `bot/web.py`
+stays the one place that decides errors; tests/test_queue_wsgi.py checks both paths answer alike.
+"""
 
 from __future__ import annotations
 
-from bot.config import Settings
-from bot.logs import configure_logging
-from bot.web import create_app
+import io
+import json
+from collections.abc import Callable, Iterable
+from typing import Any
 
-settings = Settings.from_env()
-configure_logging(settings.log_level, secrets=(settings.webhook_secret, settings.private_key))
-app = create_app(settings)
+from flask import Flask
+
+from bot.config import Settings
+from bot.events import route
+from bot.logs import configure_logging, log_event
+from bot.web import create_app, signature_ok
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def _json(status: str, fields: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    # Byte-for-byte what Flask's `jsonify` sends (sorted keys, compact, trailing newline).
+    body = (json.dumps(fields, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class FastWebhook:
+    """WSGI middleware: accept plain deliveries directly, delegate everything else to the Flask app."""
+
+    def __init__(self, app: Flask, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.queue = app.extensions["ecr_cache_bot.queue"]
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != self.settings.webhook_path or environ.get("REQUEST_METHOD") != "POST":
+            return self.app.wsgi_app(environ, start_response)
+        content_type = str(environ.get("CONTENT_TYPE", "")).split(";", 1)[0].strip().lower()
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or -1)
+        except ValueError:
+            length = -1
+        if content_type != "application/json" or not 0 <= length <= self.settings.max_body_bytes:
+            return self.app.wsgi_app(environ, start_response)
+        raw = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(raw)  # Flask reads it again if we hand over
+        event = environ.get("HTTP_X_GITHUB_EVENT", "")
+        delivery = environ.get("HTTP_X_GITHUB_DELIVERY", "")
+        if (len(raw) != length or not event or len(event) > 100 or not delivery or len(delivery) > 200
+                or not signature_ok(self.settings.webhook_secret, raw, environ.get("HTTP_X_HUB_SIGNATURE_256"))):
+            return self.app.wsgi_app(environ, start_response)
+        try:
+            routed = route(event, json.loads(raw), delivery)
+        except (ValueError, RecursionError):
+            return self.app.wsgi_app(environ, start_response)
+        if not routed.jobs:
+            return self.app.wsgi_app(environ, start_response)
+        try:
+            result = self.queue.submit(delivery, list(routed.jobs))
+            if not result.accepted:
+                raise RuntimeError("the queue did not accept the jobs")
+        except Exception as exc:  # not queued: a 503 lets GitHub show the failure and redeliver
+            log_event("queue_failed", level="error", delivery=delivery, error=f"{type(exc).__name__}: {exc}")
+            return _json("503 SERVICE UNAVAILABLE", {"error": "could not queue the delivery"}, start_response)
+        log_event("webhook_queued", event_name=event, delivery=delivery, jobs=len(routed.jobs),
+                  duplicate=result.duplicate)
+        return _json("202 ACCEPTED", {"status": "duplicate" if result.duplicate else "queued",
+                                      "jobs": len(routed.jobs), "reason": routed.reason}, start_response)
+
+
+def build(settings: Settings | None = None) -> FastWebhook:
+    """The deployed WSGI app: JSON logs, the Flask app, the lean webhook path."""
+    settings = settings or Settings.from_env()
+    configure_logging(settings.log_level, secrets=(settings.webhook_secret, settings.private_key))
+    return FastWebhook(create_app(settings), settings)
+
+
+_app: FastWebhook | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # Built on first access (gunicorn's `bot.wsgi:app`), so importing this module needs no environment.
+    global _app
+    if name == "app":
+        if _app is None:
+            _app = build()
+        return _app
+    raise AttributeError(name)

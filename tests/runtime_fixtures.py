@@ -413,13 +413,14 @@ def post_webhook(conn: http.client.HTTPConnection, path: str, event: str, delive
 # --- subprocess entry points ----------------------------------------------------------------------------
 
 def web_app() -> Any:
-    """gunicorn factory (`runtime_fixtures:web_app()`): the real web app on a queue with test timings."""
+    """gunicorn factory (`runtime_fixtures:web_app()`): the deployed app (as `bot.wsgi`) with test timings."""
     from bot.logs import configure_logging
     from bot.web import create_app
+    from bot.wsgi import FastWebhook
 
     settings = Settings.from_env()
     configure_logging("INFO", secrets=(settings.webhook_secret,))
-    return create_app(settings, queue=build_queue(settings, None, _subprocess_options()))
+    return FastWebhook(create_app(settings, queue=build_queue(settings, None, _subprocess_options())), settings)
 
 
 def _subprocess_options() -> QueueOptions:

@@ -1,0 +1,107 @@
+"""The lean webhook path in `bot.wsgi` answers exactly like the Flask app, and takes only plain deliveries."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from runtime_fixtures import SECRET, comment_payload, options_for, push_payload, sign
+from werkzeug.test import Client
+
+from bot.config import Settings
+from bot.queue import build_queue
+from bot.web import create_app
+from bot.wsgi import FastWebhook
+
+PATH = "/api/github/webhooks"
+
+
+def _apps(tmp_path: Path) -> tuple[Client, Client, list[str]]:
+    """A plain Flask app and a FastWebhook-wrapped one, each on its own durable queue."""
+    flask_calls: list[str] = []
+    clients = []
+    for name in ("flask", "fast"):
+        settings = Settings(webhook_secret=SECRET, data_dir=str(tmp_path / name), max_body_bytes=20_000)
+        app = create_app(settings, queue=build_queue(settings, None, options_for(tmp_path / name)))
+        if name == "flask":
+            clients.append(Client(app))
+            continue
+        fast = FastWebhook(app, settings)
+        inner = app.wsgi_app
+
+        def counting(environ: dict[str, Any], start_response: Any, inner: Any = inner) -> Any:
+            flask_calls.append(environ["PATH_INFO"])
+            return inner(environ, start_response)
+
+        app.wsgi_app = counting  # type: ignore[method-assign]
+        clients.append(Client(fast))
+    return clients[0], clients[1], flask_calls
+
+
+def _post(client: Client, event: str, delivery: str, body: bytes, *, signature: str | None = None,
+          content_type: str = "application/json") -> tuple[int, Any, str]:
+    headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
+               "X-Hub-Signature-256": signature if signature is not None else sign(body),
+               "Content-Type": content_type}
+    response = client.post(PATH, data=body, headers=headers)
+    return response.status_code, response.get_data(), response.headers.get("Content-Type", "")
+
+
+PUSH = json.dumps(push_payload("o/app")).encode()
+COMMENT = json.dumps(comment_payload("o/app", 4, 44)).encode()
+NOT_DEFAULT = json.dumps({**push_payload("o/app"), "ref": "refs/heads/feature"}).encode()
+
+
+@pytest.mark.parametrize(("event", "delivery", "body", "kwargs"), [
+    ("push", "d1", PUSH, {}),
+    ("issue_comment", "d2", COMMENT, {}),
+    ("push", "d3", PUSH, {"signature": "sha256=" + "0" * 64}),
+    ("push", "d4", PUSH, {"signature": ""}),
+    ("push", "", PUSH, {}),
+    ("", "d5", PUSH, {}),
+    ("push", "d6", b"{not json", {}),
+    ("push", "d7", b"[1, 2]", {}),
+    ("ping", "d8", b'{"zen": "Keep it logically awesome."}', {}),
+    ("push", "d9", NOT_DEFAULT, {}),
+    ("push", "d10", urlencode({"payload": PUSH.decode()}).encode(),
+     {"content_type": "application/x-www-form-urlencoded"}),
+    ("push", "d11", b"x" * 20_001, {}),
+], ids=["push", "comment", "bad-signature", "no-signature", "no-delivery", "no-event", "bad-json",
+        "not-an-object", "ping", "other-branch", "form-encoded", "too-large"])
+def test_both_paths_answer_alike(tmp_path: Path, event: str, delivery: str, body: bytes,
+                                 kwargs: dict[str, Any]) -> None:
+    flask, fast, _ = _apps(tmp_path)
+    assert _post(fast, event, delivery, body, **kwargs) == _post(flask, event, delivery, body, **kwargs)
+
+
+def test_plain_deliveries_skip_flask_and_everything_else_reaches_it(tmp_path: Path) -> None:
+    flask, fast, calls = _apps(tmp_path)
+    first = _post(fast, "push", "same", PUSH)
+    again = _post(fast, "push", "same", PUSH)
+    assert first == _post(flask, "push", "same", PUSH) and first[0] == 202
+    assert again == _post(flask, "push", "same", PUSH) and b"duplicate" in again[1]
+    assert calls == []
+    _post(fast, "push", "x", PUSH, signature="sha256=" + "0" * 64)
+    assert fast.get("/healthz").status_code == 200
+    assert fast.get("/metrics").status_code == 200
+    assert calls == [PATH, "/healthz", "/metrics"]
+
+
+def test_queue_failure_is_a_503_like_flask(tmp_path: Path) -> None:
+    flask, fast, _ = _apps(tmp_path)
+    for client in (flask, fast):
+        app = client.application
+        target = app.app if isinstance(app, FastWebhook) else app
+        queue = target.extensions["ecr_cache_bot.queue"]
+
+        def broken(*args: Any) -> Any:
+            raise OSError("disk full")
+
+        queue.submit = broken
+        if isinstance(app, FastWebhook):
+            app.queue = queue
+    assert _post(fast, "push", "z", PUSH) == _post(flask, "push", "z", PUSH)
+    assert _post(fast, "push", "z", PUSH)[0] == 503
