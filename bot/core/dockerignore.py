@@ -210,14 +210,15 @@ def _glob(source: str) -> re.Pattern[str]:
     return re.compile("^" + re.escape(source).replace(r"\*", "[^/]*").replace(r"\?", "[^/]") + "$")
 
 
-def _brought_in(source: str, paths: tuple[str, ...]) -> list[str]:
-    """The tracked context paths a COPY of ``source`` brings in (a folder copies everything under it)."""
+def _brings(source: str, path: str) -> bool:
+    """True when a COPY of ``source`` brings the tracked context ``path`` in (a folder copies what is under it)."""
     if source == ".":
-        return list(paths)
+        return True
     if any(c in source for c in "*?["):
         rx = _glob(source)
-        return [p for p in paths if any(rx.match("/".join(p.split("/")[: i + 1])) for i in range(p.count("/") + 1))]
-    return [p for p in paths if p == source or p.startswith(source + "/")]
+        parts = path.split("/")
+        return any(rx.match("/".join(parts[: i + 1])) for i in range(len(parts)))
+    return path == source or path.startswith(source + "/")
 
 
 def _reaches(pattern: str, source: str, paths: tuple[str, ...]) -> bool:
@@ -326,7 +327,7 @@ def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: t
         if any(p.startswith("!") and base.split(".")[0] in p for p in current):
             continue
         trial = Matcher(current + [a.pattern for a in added] + [cand.pattern])
-        if any(_needs(trial, before, s, context_paths) for s in sources):
+        if _needs(trial, before, Matcher([cand.pattern]), sources, context_paths):
             continue
         added.append(cand)
     if not added:
@@ -339,10 +340,13 @@ def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: t
     return nl.join(lines) + nl, added
 
 
-def _needs(trial: Matcher, before: Matcher, source: str, paths: tuple[str, ...]) -> bool:
-    """True when ``trial`` newly excludes something a copy of ``source`` needs: the source itself, or a
-    tracked file it brings in (dropping it would change the image)."""
-    hits = _brought_in(source, paths)
-    if any(trial.excluded(p) and not before.excluded(p) for p in hits):
+def _needs(trial: Matcher, before: Matcher, alone: Matcher, sources: list[str], paths: tuple[str, ...]) -> bool:
+    """True when ``trial`` newly excludes something a COPY needs: a source itself, or a tracked file a source
+    brings in (dropping it would change the image). ``alone`` is the new pattern by itself: only what it
+    matches can be newly excluded, which keeps this linear in the tree."""
+    newly = [p for p in paths if alone.excluded(p) and trial.excluded(p) and not before.excluded(p)]
+    if any(_brings(s, p) for p in newly for s in sources):
         return True
-    return source != "." and not hits and trial.excluded(source) and not before.excluded(source)
+    # A source the tree does not hold (built before `docker build`, e.g. target/app.jar) is checked by name.
+    return any(s != "." and trial.excluded(s) and not before.excluded(s) and not any(_brings(s, p) for p in paths)
+               for s in sources)
