@@ -193,3 +193,18 @@ def test_a_copy_between_is_named_as_the_reason() -> None:
     result = _plan(dockerfile, (*PY_TREE, "conf/app.ini"), PY_FILES)
     assert not result.edits
     assert any("never swaps two copies" in f.message for f in result.findings), result.findings
+
+
+def test_each_dockerfile_is_checked_against_the_ignore_file_its_build_reads() -> None:
+    # BuildKit reads `<Dockerfile>.dockerignore` instead of the context's .dockerignore when it exists.
+    node = "FROM node:20\nWORKDIR /app\nCOPY . .\nRUN npm ci\n"
+    paths = ("Dockerfile", "api.Dockerfile", "api.Dockerfile.dockerignore", ".dockerignore", "package.json",
+             "package-lock.json")
+    files = {"Dockerfile": node, "api.Dockerfile": node, "package.json": "{}",
+             ".dockerignore": "node_modules\n", "api.Dockerfile.dockerignore": "*.md\n"}
+    links = tuple(BuildLink("buildspec.yml", "build", n, 1, d, ".", f"c{n}")
+                  for n, d in enumerate(("Dockerfile", "api.Dockerfile")))
+    result = plan_dockerfiles(RepoSnapshot(paths=paths, files=files), Options(dockerignore=False), links,
+                              Discovery(dockerfiles=("Dockerfile", "api.Dockerfile")))
+    assert [e.path for e in result.edits] == ["Dockerfile"], result.findings
+    assert any(f.path == "api.Dockerfile" and "`node_modules` is not excluded" in f.message for f in result.findings)

@@ -127,7 +127,7 @@ def plan_dockerfiles(
             findings.append(Finding(path, "warning", "dockerfile-unparsed",
                                     f"Left as is: the Dockerfile does not parse ({exc})."))
 
-    ignores: dict[str, dockerignore.Matcher] = {}
+    ignores: dict[str, dockerignore.Matcher] = {}  # by ignore-file path
     by_context: dict[str, list[str]] = {}
     for target in targets.values():
         if target.path in parsed:
@@ -139,7 +139,7 @@ def plan_dockerfiles(
         if ignore_path in paths and existing is None:
             findings.append(Finding(ignore_path, "warning", "dockerignore-not-read",
                                     "The .dockerignore was not read; it was neither checked nor extended."))
-            ignores[ctx] = dockerignore.Matcher([])
+            ignores[ignore_path] = dockerignore.Matcher([])
             continue
         patterns = dockerignore.read_patterns(existing or "")
         known = any(targets[d].known for d in dockerfiles)
@@ -169,7 +169,7 @@ def plan_dockerfiles(
                          f"longer invalidates the layer cache.",)
                 edits.append(FileEdit(ignore_path, "modify" if existing is not None else "create", ignore_text,
                                       original=existing, reasons=notes))
-        ignores[ctx] = dockerignore.Matcher(patterns)
+        ignores[ignore_path] = dockerignore.Matcher(patterns)
 
     for path in sorted(parsed):
         df = parsed[path]
@@ -199,7 +199,10 @@ def _reorder_all(df: Dockerfile, target: _Target, snapshot: RepoSnapshot, paths:
     """Reorder for every context the Dockerfile is built with (all must agree), then move volatile ARGs."""
     results = []
     for ctx in target.contexts:
-        matcher = ignores.get(ctx, dockerignore.Matcher([]))
+        # Each build reads its own `<Dockerfile>.dockerignore` when there is one, else the context's file.
+        ignore_path = _ignore_path(snapshot, ctx, target.path)
+        matcher = ignores.get(ignore_path) or dockerignore.Matcher(
+            dockerignore.read_patterns(snapshot.text(ignore_path) or ""))
         build_ctx = BuildContext(ctx, paths, snapshot.files, matcher.excluded)
         results.append(_reorder_fixpoint(df, build_ctx))
     first = results[0]
