@@ -360,7 +360,7 @@ class _StagePlan:
             if install.ecosystem == "pipenv" and "--system" in words:
                 output = None  # installs into the interpreter's site-packages, no virtualenv
             if install.ecosystem == "bundler" and "--deployment" in words:
-                output = "vendor/bundle"  # https://bundler.io/man/bundle-install.1.html#DEPLOYMENT-MODE
+                output = "vendor/bundle"  # deployment mode installs there: https://guides.rubygems.org/deploying/
             folder = posixpath.normpath(posixpath.join(project, output or "."))
             if output and self._holds(folder):
                 return [], (f"`{folder}` is in the build context and not in .dockerignore, "
