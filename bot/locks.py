@@ -20,6 +20,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+_EXTEND_LUA = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 
 class Locks(Protocol):
     """Expiring mutual exclusion by key."""
@@ -30,6 +35,10 @@ class Locks(Protocol):
 
     def release(self, key: str, token: str) -> bool:
         """Release if `token` still owns the lock."""
+        ...
+
+    def extend(self, key: str, token: str, ttl: float) -> bool:
+        """Push the expiry of a lock `token` still owns to `ttl` seconds from now."""
         ...
 
     def current_generation(self, key: str) -> int:
@@ -84,6 +93,12 @@ class SqliteLocks:
             cur.execute("DELETE FROM locks WHERE key = ? AND owner = ?", (key, token))
             return cur.rowcount == 1
 
+    def extend(self, key: str, token: str, ttl: float) -> bool:
+        """Move the expiry if `token` still owns the lock."""
+        with self.db.tx() as cur:
+            cur.execute("UPDATE locks SET expires = ? WHERE key = ? AND owner = ?", (now() + ttl, key, token))
+            return cur.rowcount == 1
+
     def bump(self, key: str) -> int:
         """Increment the generation of `key`."""
         with self.db.tx() as cur:
@@ -102,6 +117,7 @@ class RedisLocks:
         self.client = client
         self.prefix = prefix
         self._release = client.register_script(_RELEASE_LUA)
+        self._extend = client.register_script(_EXTEND_LUA)
 
     def acquire(self, key: str, ttl: float) -> str | None:
         """SET NX PX with a random owner token."""
@@ -112,6 +128,10 @@ class RedisLocks:
     def release(self, key: str, token: str) -> bool:
         """Delete only when still owned (an expired lock may belong to someone else now)."""
         return bool(self._release(keys=[lock_key(key, self.prefix)], args=[token.encode()]))
+
+    def extend(self, key: str, token: str, ttl: float) -> bool:
+        """PEXPIRE only when still owned."""
+        return bool(self._extend(keys=[lock_key(key, self.prefix)], args=[token.encode(), max(1, int(ttl * 1000))]))
 
     def bump(self, key: str) -> int:
         """INCR the generation of `key`."""

@@ -10,6 +10,7 @@ worker vanished (at-least-once delivery, claimed once, on idempotent jobs: exact
 from __future__ import annotations
 
 import json
+import os
 import random
 import threading
 import time
@@ -92,7 +93,7 @@ class InMemoryQueue:
 class QueueOptions:
     """Timing knobs (production defaults; tests shorten them)."""
 
-    lease: float = 900.0  # a job running longer is presumed dead (worker killed) and re-queued
+    lease: float = 120.0  # renewed every lease/3 while a job runs; a killed worker's job is re-run after it
     stale_after: float = 600.0  # a queued job nobody picked up by then is re-queued (lost pop)
     lock_retry: float = 1.0  # wait before retrying a job whose repository is busy
     dedupe_ttl: float = DEFAULT_TTL
@@ -167,6 +168,10 @@ class Ledger(Protocol):
 
     def expired(self, at: float, stale: float, limit: int = 500) -> list[str]:
         """Rows past their deadline, reset to pending for re-enqueueing (a running one counts an attempt)."""
+        ...
+
+    def renew(self, job_id: str, token: str, deadline: float) -> bool:
+        """Move a running job's deadline (its worker is alive)."""
         ...
 
     def dead(self, limit: int = 1000) -> list[DeadLetter]:
@@ -299,6 +304,13 @@ class SqliteLedger:
             )
             return [str(row[0]) for row in cur.fetchall()]
 
+    def renew(self, job_id: str, token: str, deadline: float) -> bool:
+        """Conditional deadline update."""
+        with self.db.tx() as cur:
+            cur.execute("UPDATE jobs SET deadline = ? WHERE id = ? AND token = ? AND status = 'running'",
+                        (deadline, job_id, token))
+            return cur.rowcount == 1
+
     def dead(self, limit: int = 1000) -> list[DeadLetter]:
         """Rows with status dead."""
         rows = self.db.query(
@@ -408,6 +420,15 @@ end
 return out
 """
 
+_RENEW_LUA = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' or redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'deadline', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1
+"""
+
 _REVIVE_LUA = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'dead' then return 0 end
 redis.call('HSET', KEYS[1], 'status', 'pending', 'attempts', 0, 'not_before', 0, 'deadline', ARGV[2],
@@ -436,6 +457,7 @@ class RedisLedger:
         self._bury = client.register_script(_BURY_LUA)
         self._expired = client.register_script(_EXPIRED_LUA)
         self._revive = client.register_script(_REVIVE_LUA)
+        self._renew = client.register_script(_RENEW_LUA)
 
     def submit_many(self, requests: Sequence[_Request], at: float, ttl: float, stale: float) -> list[bool]:
         """One pipelined round trip; each delivery is one atomic script."""
@@ -479,6 +501,10 @@ class RedisLedger:
         """Reset overdue jobs in Lua."""
         ids = self._expired(keys=[self._active], args=[at, stale, limit, self.prefix])
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
+
+    def renew(self, job_id: str, token: str, deadline: float) -> bool:
+        """Conditional deadline update in Lua."""
+        return bool(self._renew(keys=[self._job + job_id, self._active], args=[token, deadline, job_id]))
 
     def dead(self, limit: int = 1000) -> list[DeadLetter]:
         """Read the dead-letter set."""
@@ -579,6 +605,10 @@ class HueyQueue:
         self.runner = runner
         self.options = options or QueueOptions()
         self._rng = random.Random()
+        self._running: dict[str, tuple[Claimed, str]] = {}  # job id -> (claim, lock token), renewed while alive
+        self._running_lock = threading.Lock()
+        self._heartbeat: threading.Thread | None = None
+        self._heartbeat_pid = 0
         self.task = huey.task(name=TASK_NAME)(self.execute)
         self._committer = GroupCommitter(self._commit, self.options.batch_max)
         metrics.bind(counters)
@@ -617,6 +647,7 @@ class HueyQueue:
             self._defer(claimed, delay, claimed.attempts, "repository busy", fields, counts=False)
             return
         start = time.monotonic()
+        self._track(claimed, lock)
         try:
             if claimed.ckey and self.locks.current_generation(claimed.ckey) > claimed.gen:
                 self.ledger.finish(job_id, claimed.token, "coalesced")
@@ -632,7 +663,35 @@ class HueyQueue:
             log_event("job", outcome="succeeded", result=outcome, duration_ms=_ms(start),
                       rate_limit_remaining=remaining, attempts=claimed.attempts + 1, **fields)
         finally:
+            with self._running_lock:
+                self._running.pop(job_id, None)
             self.locks.release(job.repo_key, lock)
+
+    def _track(self, claimed: Claimed, lock: str) -> None:
+        with self._running_lock:
+            self._running[claimed.job_id] = (claimed, lock)
+        if self._heartbeat is None or self._heartbeat_pid != os.getpid() or not self._heartbeat.is_alive():
+            with self._running_lock:
+                if self._heartbeat is None or self._heartbeat_pid != os.getpid() or not self._heartbeat.is_alive():
+                    self._heartbeat_pid = os.getpid()
+                    self._heartbeat = threading.Thread(target=self._renew_forever, name="lease-renewal",
+                                                       daemon=True)
+                    self._heartbeat.start()
+
+    def _renew_forever(self) -> None:
+        """Keep the leases (ledger deadline and repository lock) of this process's running jobs alive."""
+        lease = self.options.lease
+        while True:
+            time.sleep(lease / 3)
+            with self._running_lock:
+                running = list(self._running.values())
+            for claimed, lock in running:
+                try:
+                    self.ledger.renew(claimed.job_id, claimed.token, now() + lease)
+                    self.locks.extend(claimed.job.repo_key, lock, lease)
+                except Exception as exc:  # the next round retries; a lapse only risks a harmless re-run
+                    log_event("queue.renew_failed", level="warning", job_id=claimed.job_id,
+                              error=f"{type(exc).__name__}: {exc}")
 
     def _failed(self, claimed: Claimed, exc: Exception, fields: dict[str, Any], start: float) -> None:
         policy = self.options.retry

@@ -56,3 +56,12 @@ def test_generations_count_up_per_key(locks: SqliteLocks | RedisLocks) -> None:
     assert seen == list(range(1, 21))
     assert locks.current_generation("g") == 20
     assert locks.current_generation("other") == 0
+
+
+def test_owner_can_extend_a_lock_others_cannot(locks: SqliteLocks | RedisLocks) -> None:
+    token = locks.acquire("k", 0.3)
+    assert token is not None
+    assert locks.extend("k", "intruder", 30) is False
+    assert locks.extend("k", token, 30) is True
+    time.sleep(0.4)
+    assert locks.acquire("k", 30) is None  # still held: the extension moved the expiry

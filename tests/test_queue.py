@@ -273,3 +273,25 @@ def test_group_commit_failure_reaches_every_waiter_of_the_batch() -> None:
     for future in futures:
         with pytest.raises(OSError, match="disk full"):
             future.result()
+
+
+def test_a_job_longer_than_its_lease_keeps_it_while_its_worker_lives(backend: str, tmp_path: Path) -> None:
+    runs: list[str] = []
+    reaped: list[int] = []
+
+    def runner(job: Job) -> None:
+        runs.append(job.delivery_id)
+        if job.delivery_id == "long":
+            deadline = time.monotonic() + TEST_OPTIONS.lease * 1.7
+            while time.monotonic() < deadline:  # meanwhile the reaper looks for dead workers' jobs
+                reaped.append(queue.reap())
+                time.sleep(0.3)
+
+    queue = _queue(backend, tmp_path, runner)
+    queue.submit("long", [Job("command", 1, "o/a", "long")])
+    with running_consumer(queue, workers=2):
+        assert wait_until(lambda: runs == ["long"], 5)
+        queue.submit("next", [Job("command", 1, "o/a", "next")])  # same repository: must wait its turn
+        assert wait_until(lambda: queue.ledger.active_count() == 0, 20)
+    assert runs == ["long", "next"]
+    assert sum(reaped) == 0
