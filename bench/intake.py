@@ -193,7 +193,8 @@ def run_deployment(dep: Deployment, args: argparse.Namespace, tmp: Path) -> list
                 cpu = _cpu_seconds(server.pid) - cpu_before
                 time.sleep(0.5)  # requests still in flight when wrk stopped may commit now
                 committed = _committed(data_dir, args.redis) - before
-                rows.append({"deployment": f"{dep.label}, {APPS.get(args.app, args.app)}", "concurrency": concurrency,
+                app = "Redis queue" if args.redis else APPS.get(args.app, args.app)
+                rows.append({"deployment": f"{dep.label}, {app}", "concurrency": concurrency,
                              "connection": "new per request" if close else "keep-alive",
                              "rps": result["requests"] / (result["duration_us"] / 1e6),
                              "p50_ms": result["p50_us"] / 1000, "p99_ms": result["p99_us"] / 1000,
