@@ -261,11 +261,22 @@ def verdicts(results: list[AppResult]) -> str:
     return "\n".join(lines)
 
 
-def write_results(results: list[AppResult], repeats: int, started: str, seconds: float) -> str:
+def bot_revision() -> str:
+    """The commit the planner ran at, marked when bot/ had uncommitted changes."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                          cwd=HERE).stdout.strip() or "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "--", "bot"], capture_output=True, text=True,
+                           cwd=HERE.parents[1]).stdout.strip()
+    return f"{head} (bot/ had uncommitted changes)" if dirty else head
+
+
+def write_results(results: list[AppResult], repeats: int, started: str, seconds: float,
+                  revision: str = "") -> str:
     """Render RESULTS.md."""
     text = f"""# Build benchmark results
 
-Measured by `python bench/build/run.py` on {started} ({seconds / 60:.0f} min); {machine()}.
+Measured by `python bench/build/run.py` on {started} ({seconds / 60:.0f} min), planner at commit
+{revision or bot_revision()}; {machine()}.
 See README.md for the method. Every build ran in a fresh, empty buildah storage; the only cache was the
 app's own cache repository in the local registry (`--cache-from`/`--cache-to`). "Warm" = the next build
 after a one-line change to one source file; medians of {repeats} runs (no-cache too). "after PR" is the bot's own
@@ -293,19 +304,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         saved = pickle.loads(args.render.read_bytes())
         results = saved["results"]
-        write_results(results, saved["repeats"], saved["started"], saved["seconds"])
+        write_results(results, saved["repeats"], saved["started"], saved["seconds"], saved.get("revision", ""))
         print(summary_table(results))
         return 0 if all(not r.mismatches for r in results) else 1
     started, t0 = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), time.monotonic()
     infra.ensure_all()
     goproxy.ensure_goproxy()
     run_id = time.strftime("%Y%m%d%H%M%S", time.gmtime())
+    revision = bot_revision()
     results = [bench_app(app, run_id, args.repeats) for app in APPS if app.name in args.apps]
     seconds = time.monotonic() - t0
     # Keep the raw results so the report can be re-rendered without re-running 40 builds.
     (WORK / f"results-{run_id}.pickle").write_bytes(pickle.dumps(
-        {"results": results, "repeats": args.repeats, "started": started, "seconds": seconds}))
-    write_results(results, args.repeats, started, seconds)
+        {"results": results, "repeats": args.repeats, "started": started, "seconds": seconds,
+         "revision": revision}))
+    write_results(results, args.repeats, started, seconds, revision)
     print(summary_table(results))
     return 0 if all(not r.mismatches for r in results) else 1
 
