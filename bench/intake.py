@@ -216,6 +216,32 @@ def _row(r: dict[str, Any]) -> str:
             f"{r['committed']:,} | {ok} |")
 
 
+def queue_only(fsync: bool, count: int = 4000, threads: int = 16) -> float:
+    """Deliveries/s `HueyQueue.submit` commits from `threads` threads in one process (no HTTP)."""
+    import threading
+    import uuid
+
+    from bot.config import Settings
+    from bot.job import Job
+    from bot.queue import QueueOptions, build_queue
+
+    with tempfile.TemporaryDirectory(prefix="intake-queue-") as tmp:
+        queue = build_queue(Settings(webhook_secret=SECRET, data_dir=tmp), None, QueueOptions(fsync=fsync))
+        job = [Job("sync", 7, "octo-org/service-api", "bench", {"trigger": "push"})]
+
+        def work() -> None:
+            for _ in range(count // threads):
+                queue.submit(uuid.uuid4().hex, job)
+
+        pool = [threading.Thread(target=work) for _ in range(threads)]
+        start = time.perf_counter()
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            thread.join()
+        return (count // threads * threads) / (time.perf_counter() - start)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per run")
@@ -226,7 +252,13 @@ def main() -> int:
     parser.add_argument("--redis", default=None, help="benchmark the Redis queue at this URL instead of SQLite")
     parser.add_argument("--app", default="bot.wsgi:app", help="WSGI app (default: the real deployment)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
+    parser.add_argument("--queue-only", action="store_true", help="time `submit` in-process, no HTTP")
     args = parser.parse_args()
+    if args.queue_only:
+        for fsync in (True, False):
+            print(f"queue only, 16 threads, synchronous={'FULL' if fsync else 'NORMAL'}: "
+                  f"{queue_only(fsync):,.0f} deliveries/s")
+        return 0
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
     deployments = [Deployment(c, int(w), int(t)) for c, w, t in
