@@ -10,8 +10,10 @@ import redis
 
 from bot.storage import KEY_PREFIX, SqliteDb, now
 
-# GitHub lets an operator redeliver a delivery for 3 days; a day covers its own automatic retries.
-DEFAULT_TTL = 24 * 3600
+# GitHub never redelivers by itself, but an operator can redeliver a delivery for 3 days (GitHub.com) or
+# 7 days (GitHub Enterprise Server): docs.github.com/webhooks/testing-and-troubleshooting-webhooks/
+# redelivering-webhooks. Remembering ids that long makes redelivering an accepted delivery a no-op.
+DEFAULT_TTL = 7 * 24 * 3600 + 3600
 
 SQLITE_DDL = (
     "CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, expires REAL NOT NULL)",
