@@ -107,6 +107,10 @@ def configure_logging(level: str = "INFO", stream: IO[str] | None = None,
     for name in ("gunicorn.error", "gunicorn.access", "huey", "huey.consumer"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True
+    _configure_structlog(out, level)
+
+
+def _configure_structlog(out: IO[str], level: str) -> None:
     # Our own events skip the stdlib machinery (a per-delivery line must stay cheap on the webhook path).
     structlog.configure(
         processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
@@ -131,3 +135,8 @@ _logger: Any = None
 def log_event(event: str, /, *, level: str = "info", **fields: Any) -> None:
     """Write one structured log line (`event` names what happened; fields are JSON values)."""
     getattr(_logger or structlog.get_logger("ecr_cache_bot"), level)(event, **fields)
+
+
+# Until a process configures logging, events still go out as redacted JSON on stderr: structlog's own
+# default would print them to stdout, into the output of `ecr-cache-bot plan --json`.
+_configure_structlog(sys.stderr, "INFO")

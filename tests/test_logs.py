@@ -110,3 +110,16 @@ def test_whole_pipeline_logs_no_secret(captured: io.StringIO, tmp_path: Path) ->
     text = captured.getvalue()
     _assert_clean(text)
     assert '"outcome": "failed"' in text and "d-secret" in text
+
+
+def test_before_configuration_events_go_to_stderr_as_redacted_json_never_stdout() -> None:
+    import subprocess
+    import sys
+
+    from runtime_fixtures import ROOT
+
+    code = f"from bot.logs import log_event; log_event('early', token={TOKEN!r}, note='ok')"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout == ""
+    line = json.loads(result.stderr)
+    assert line["event"] == "early" and line["token"] == REDACTED and line["note"] == "ok"
