@@ -94,6 +94,7 @@ class QueueOptions:
     """Timing knobs (production defaults; tests shorten them)."""
 
     lease: float = 120.0  # renewed every lease/3 while a job runs; a killed worker's job is re-run after it
+    max_runtime: float = 900.0  # a job still running after this (hung) stops being renewed and is re-run
     stale_after: float = 600.0  # a queued job nobody picked up by then is re-queued (lost pop)
     lock_retry: float = 1.0  # wait before retrying a job whose repository is busy
     dedupe_ttl: float = DEFAULT_TTL
@@ -605,7 +606,7 @@ class HueyQueue:
         self.runner = runner
         self.options = options or QueueOptions()
         self._rng = random.Random()
-        self._running: dict[str, tuple[Claimed, str]] = {}  # job id -> (claim, lock token), renewed while alive
+        self._running: dict[str, tuple[Claimed, str, float]] = {}  # job id -> (claim, lock token, start)
         self._running_lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
         self._heartbeat_pid = 0
@@ -659,9 +660,11 @@ class HueyQueue:
                 self._failed(claimed, exc, fields, start)
                 return
             outcome, remaining = _result_fields(result)
-            self.ledger.finish(job_id, claimed.token, "succeeded")
-            log_event("job", outcome="succeeded", result=outcome, duration_ms=_ms(start),
-                      rate_limit_remaining=remaining, attempts=claimed.attempts + 1, **fields)
+            # Not ours any more when the lease lapsed (hung or paused) and another run took over.
+            done = self.ledger.finish(job_id, claimed.token, "succeeded")
+            log_event("job", outcome="succeeded" if done else "superseded", result=outcome,
+                      duration_ms=_ms(start), rate_limit_remaining=remaining, attempts=claimed.attempts + 1,
+                      **fields)
         finally:
             with self._running_lock:
                 self._running.pop(job_id, None)
@@ -669,7 +672,7 @@ class HueyQueue:
 
     def _track(self, claimed: Claimed, lock: str) -> None:
         with self._running_lock:
-            self._running[claimed.job_id] = (claimed, lock)
+            self._running[claimed.job_id] = (claimed, lock, time.monotonic())
         if self._heartbeat is None or self._heartbeat_pid != os.getpid() or not self._heartbeat.is_alive():
             with self._running_lock:
                 if self._heartbeat is None or self._heartbeat_pid != os.getpid() or not self._heartbeat.is_alive():
@@ -685,7 +688,9 @@ class HueyQueue:
             time.sleep(lease / 3)
             with self._running_lock:
                 running = list(self._running.values())
-            for claimed, lock in running:
+            for claimed, lock, started in running:
+                if time.monotonic() - started > self.options.max_runtime:
+                    continue  # hung: let the lease lapse so the reaper hands the job to a live thread
                 try:
                     self.ledger.renew(claimed.job_id, claimed.token, now() + lease)
                     self.locks.extend(claimed.job.repo_key, lock, lease)

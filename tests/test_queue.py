@@ -295,3 +295,23 @@ def test_a_job_longer_than_its_lease_keeps_it_while_its_worker_lives(backend: st
         assert wait_until(lambda: queue.ledger.active_count() == 0, 20)
     assert runs == ["long", "next"]
     assert sum(reaped) == 0
+
+
+def test_a_hung_job_stops_being_renewed_and_another_thread_reruns_it(backend: str, tmp_path: Path) -> None:
+    release = threading.Event()
+    runs: list[str] = []
+
+    def runner(job: Job) -> None:
+        runs.append(threading.current_thread().name)
+        if len(runs) == 1:
+            release.wait(20)  # the first run hangs (a stalled connection without a timeout)
+
+    queue = build_queue(backend_settings(backend, tmp_path), runner,
+                        options_for(tmp_path, lease=1.5, max_runtime=0.5))
+    queue.submit("hang", [Job("command", 1, "o/a", "hang")])
+    with running_consumer(queue, workers=2):
+        assert wait_until(lambda: len(runs) == 1, 5)
+        assert wait_until(lambda: queue.reap() == 1, 10)  # the lease lapsed although the thread lives
+        assert wait_until(lambda: len(runs) == 2 and queue.ledger.active_count() == 0, 15)
+        release.set()
+    assert runs[0] != runs[1]
