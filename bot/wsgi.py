@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -56,8 +57,10 @@ class FastWebhook:
         if (len(raw) != length or not event or len(event) > 100 or not delivery or len(delivery) > 200
                 or not signature_ok(self.settings.webhook_secret, raw, environ.get("HTTP_X_HUB_SIGNATURE_256"))):
             return self.app.wsgi_app(environ, start_response)
+        start = time.monotonic()
         try:
-            routed = route(event, json.loads(raw), delivery)
+            payload = json.loads(raw)
+            routed = route(event, payload, delivery)
         except (ValueError, RecursionError):
             return self.app.wsgi_app(environ, start_response)
         if not routed.jobs:
@@ -69,8 +72,12 @@ class FastWebhook:
         except Exception as exc:  # not queued: a 503 lets GitHub show the failure and redeliver
             log_event("queue_failed", level="error", delivery=delivery, error=f"{type(exc).__name__}: {exc}")
             return _json("503 SERVICE UNAVAILABLE", {"error": "could not queue the delivery"}, start_response)
+        first = routed.jobs[0]
         log_event("webhook_queued", event_name=event, delivery=delivery, jobs=len(routed.jobs),
-                  duplicate=result.duplicate)
+                  duplicate=result.duplicate, delivery_id=delivery, action=payload.get("action"),
+                  installation=first.installation_id, repository=first.repo, job_ids=list(result.job_ids),
+                  outcome="duplicate" if result.duplicate else "queued",
+                  duration_ms=round((time.monotonic() - start) * 1000, 2))
         return _json("202 ACCEPTED", {"status": "duplicate" if result.duplicate else "queued",
                                       "jobs": len(routed.jobs), "reason": routed.reason}, start_response)
 

@@ -105,3 +105,23 @@ def test_queue_failure_is_a_503_like_flask(tmp_path: Path) -> None:
             app.queue = queue
     assert _post(fast, "push", "z", PUSH) == _post(flask, "push", "z", PUSH)
     assert _post(fast, "push", "z", PUSH)[0] == 503
+
+
+def test_one_structured_line_per_accepted_delivery(tmp_path: Path) -> None:
+    import io
+
+    from bot.logs import configure_logging
+
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    _, fast, _ = _apps(tmp_path)
+    _post(fast, "issue_comment", "line-1", COMMENT)
+    _post(fast, "issue_comment", "line-1", COMMENT)
+    lines = [json.loads(x) for x in stream.getvalue().splitlines()]
+    queued = [x for x in lines if x["event"] == "webhook_queued"]
+    assert [x["outcome"] for x in queued] == ["queued", "duplicate"]
+    first = queued[0]
+    assert (first["delivery_id"], first["event_name"], first["action"]) == ("line-1", "issue_comment", "created")
+    assert (first["installation"], first["repository"]) == (1, "o/app")
+    assert len(first["job_ids"]) == 1 and first["duration_ms"] >= 0
+    assert queued[1]["job_ids"] == []
