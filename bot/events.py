@@ -13,6 +13,9 @@ from bot.job import Job
 
 BOT_BRANCH = "ecr-cache/setup"
 CONFIG_PATH = ".github/ecr-cache.yml"
+# The organization-wide config (install opt-in) lives in the owner's `.github` repository, at the same path.
+ORG_CONFIG_REPO = ".github"
+ORG_CONFIG_PATH = CONFIG_PATH
 
 # Files whose change can change the plan: buildspecs, Dockerfiles, .dockerignore, dependency manifests,
 # lock files and the repo config (the ecosystems the planner reorders for).

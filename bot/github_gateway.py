@@ -7,7 +7,8 @@ import hashlib
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -15,8 +16,10 @@ from urllib.parse import quote
 from github import Auth, Github, GithubException
 from urllib3.util.retry import Retry
 
+from bot import pacing
 from bot.config import Settings
-from bot.events import BOT_BRANCH, CONFIG_PATH
+from bot.events import BOT_BRANCH, CONFIG_PATH, ORG_CONFIG_PATH, ORG_CONFIG_REPO
+from bot.retry import rate_limit_remaining
 
 BOT_REF = f"refs/heads/{BOT_BRANCH}"
 # Trailer in every commit the bot makes: with the bot's noreply author it tells bot commits from human ones.
@@ -259,6 +262,41 @@ class GitHubGateway:
         self._tree_entries = 0
         self._blob_chars = 0
         self._lock = threading.Lock()
+        self._credit = threading.local()  # writes this thread reserved with `paced` and has not sent yet
+
+    # -- pacing (GitHub's secondary limits: about 80 content-creating requests a minute, 500 an hour) -------
+
+    @contextmanager
+    def paced(self, writes: int) -> Iterator[None]:
+        """Reserve ``writes`` content-creating requests at once with the process's pacer (`RetryLater` when
+        the window is full, before anything is sent); writes in the block spend them, any beyond reserve one."""
+        pacer = pacing.current()
+        if pacer is not None and writes > 0:
+            pacing.require(pacer, self.installation_id, writes)
+        self._credit.left = writes if pacer is not None else 0
+        try:
+            yield
+        finally:
+            self._credit.left = 0  # an unspent reservation is never carried into a later window
+
+    def _reserve_write(self) -> None:
+        pacer = pacing.current()
+        if pacer is None:
+            return
+        left = getattr(self._credit, "left", 0)
+        if left > 0:
+            self._credit.left = left - 1
+            return
+        pacing.require(pacer, self.installation_id, 1)
+
+    def _observe(self, headers: Mapping[str, Any] | None) -> None:
+        pacer = pacing.current()
+        remaining = rate_limit_remaining(headers)
+        # Only a budget near the floor can make work wait, so a healthy one costs no shared write; REST and
+        # GraphQL budgets both land here, and the lower one (the one near the floor) is the one that binds.
+        if pacer is None or remaining is None or remaining >= 2 * pacer.limits.request_floor:
+            return
+        pacing.observe_headers(pacer, self.installation_id, headers or {})
 
     # -- caches (Git objects never change, so entries are valid forever; only memory bounds them) --------
 
@@ -286,20 +324,26 @@ class GitHubGateway:
     # -- transport -------------------------------------------------------------------------------------
 
     def _call(self, verb: str, path: str, params: dict[str, Any] | None = None,
-              body: Any | None = None) -> Any:
+              body: Any | None = None, *, write: bool | None = None) -> Any:
+        """One request; a write (by default any verb but GET) is reserved with the pacer before it is sent."""
+        if verb != "GET" if write is None else write:
+            self._reserve_write()
         try:
-            _, data = self._requester.requestJsonAndCheck(verb, path, parameters=params, input=body)
+            headers, data = self._requester.requestJsonAndCheck(verb, path, parameters=params, input=body)
         except GithubException as exc:
+            self._observe(exc.headers)
             message = _message(exc)
             if exc.status == 422 and "already exists" in message.lower():
                 raise LostRace(422, message, exc.headers, exc.data) from exc
             if exc.status == 404:
                 raise NotFound(404, message, exc.headers, exc.data) from exc
             raise GitHubError(exc.status, message, exc.headers, exc.data) from exc
+        self._observe(headers)
         return data
 
-    def _graphql(self, query: str, variables: dict[str, Any]) -> Mapping[str, Any]:
-        data = self._call("POST", self._requester.graphql_url, body={"query": query, "variables": variables})
+    def _graphql(self, query: str, variables: dict[str, Any], *, mutation: bool = False) -> Mapping[str, Any]:
+        data = self._call("POST", self._requester.graphql_url, body={"query": query, "variables": variables},
+                          write=mutation)
         if not isinstance(data, Mapping):
             raise GitHubError(0, "GraphQL answer is not an object")
         # An error on an optional field (the commenter's role, the reaction) leaves that field null; the rest
@@ -485,6 +529,21 @@ class GitHubGateway:
         except (ValueError, UnicodeDecodeError):
             return None
 
+    def read_org_config(self, owner: str) -> str | None:
+        """Text of the organization-wide config (``.github/ecr-cache.yml`` in the owner's ``.github``
+        repository, GitHub's home for org-wide files); None when the repository or file is missing or unreadable."""
+        path = f"/repos/{quote(owner, safe='')}/{ORG_CONFIG_REPO}/contents/{ORG_CONFIG_PATH}"
+        try:
+            data = self._call("GET", path)
+        except NotFound:
+            return None
+        if not isinstance(data, Mapping) or data.get("encoding") != "base64":
+            return None  # a folder, or a file over the contents API's 1 MB inline limit: not a config
+        try:
+            return base64.b64decode(str(data.get("content") or "")).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return None
+
     def permission(self, full_name: str, user: str) -> str:
         """The user's permission on the repository (admin, maintain, write, triage, read or none)."""
         try:
@@ -530,7 +589,7 @@ class GitHubGateway:
             variables["comment"] = comment_node_id
         if reply:
             variables.update(body=text, target=mine.node_id if mine is not None else issue_node_id)
-        self._graphql(reply_mutation(bool(comment_node_id), reply), variables)
+        self._graphql(reply_mutation(bool(comment_node_id), reply), variables, mutation=True)
 
     def commit(self, full_name: str, base_oid: str, base_tree: str, files: Sequence[FileWrite],
                message: str) -> str:

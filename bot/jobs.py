@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+import random
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot import pr_body
-from bot.core import planner
+from bot import fanout, pacing, pr_body
+from bot.core import discover, planner
 from bot.core.model import Finding, Options, Plan, RepoSnapshot
+from bot.events import CONFIG_PATH
 from bot.github_gateway import (
     COMMIT_TRAILER,
     Comment,
@@ -22,8 +25,14 @@ from bot.github_gateway import (
 )
 from bot.job import Job
 from bot.logs import log_event
+from bot.retry import RetryLater, classify_exception
 
 WRITE_ROLES = frozenset({"admin", "maintain", "write"})
+# A publish writes a tree, a commit, the branch ref and the pull request: reserved together, so the pacer never
+# stops it half-way (a branch without its pull request).
+PUBLISH_WRITES = 4
+# What a preview (no writes) reports instead of the write it would have made.
+_PREVIEWED = {"opened": "would_open", "updated": "would_update"}
 GatewayFactory = Callable[[int], GitHubGateway]
 Submit = Callable[[str, Sequence[Job]], object]  # the queue's `submit(delivery_id, jobs)`
 
@@ -58,20 +67,37 @@ def read_plan(gw: GitHubGateway, state: RepoState, options: Options) -> tuple[Pl
     return planner.plan(snapshot, options), tree
 
 
+def first_tree(gw: GitHubGateway, repo: str, default_branch: str | None) -> dict[str, TreeFile] | None:
+    """The default branch's tree, read before the state when this process has not seen the repository (None:
+    seen before, no branch known, or an empty repository)."""
+    if not default_branch or gw.has_seen(repo):
+        return None
+    try:
+        return gw.read_tree_at(repo, default_branch)[1]
+    except GitHubError as exc:
+        if exc.status not in (404, 409):  # 409: "Git Repository is empty"
+            raise
+        return None
+
+
+def nothing_to_plan(tree: dict[str, TreeFile]) -> bool:
+    """True when no configuration could make the planner act: no buildspec, no Dockerfile, no repo config."""
+    paths = tuple(tree)
+    return CONFIG_PATH not in tree and not discover.buildspec_candidates(paths, Options()) \
+        and not discover.dockerfile_candidates(paths, Options())
+
+
 def read_state(gw: GitHubGateway, repo: str, issue_number: int | None = None,
-               default_branch: str | None = None, commenter: str | None = None) -> RepoState:
+               default_branch: str | None = None, commenter: str | None = None,
+               tree: dict[str, TreeFile] | None = None) -> RepoState:
     """State first when this process has the repository's trees cached by sha; otherwise read the tree of the
     default branch first, so the state query also brings the blobs the planner will ask for (one call fewer)."""
-    if default_branch and not gw.has_seen(repo):
-        try:
-            _, tree = gw.read_tree_at(repo, default_branch)
-        except GitHubError as exc:
-            if exc.status not in (404, 409):  # 409: "Git Repository is empty"
-                raise
-        else:
-            guess = planner.paths_to_read(tuple(sorted(tree)), Options())
-            return gw.read_state(repo, issue_number, prefetch=[tree[p] for p in guess if p in tree],
-                                 commenter=commenter)
+    if tree is None:
+        tree = first_tree(gw, repo, default_branch)
+    if tree is not None:
+        guess = planner.paths_to_read(tuple(sorted(tree)), Options())
+        return gw.read_state(repo, issue_number, prefetch=[tree[p] for p in guess if p in tree],
+                             commenter=commenter)
     return gw.read_state(repo, issue_number, commenter=commenter)
 
 
@@ -131,28 +157,30 @@ def _publish(gw: GitHubGateway, state: RepoState, plan: Plan, tree: dict[str, Tr
         "100644", "100755") else "100644") for e in plan.edits]
     if before_write is not None:
         before_write()
-    sha = gw.commit(repo, state.base_oid, state.base_tree, files, _commit_message(plan))
-    if branch is None:
-        gw.create_branch(repo, sha)
-    else:
-        gw.move_branch(repo, sha)
-    body = pr_body.render_pr_body(plan, repo, options)
-    if open_pr is not None:
-        gw.update_pull(repo, open_pr.number, pr_body.PR_TITLE, body)
-        return Outcome(repo, "updated", open_pr.url)
-    _, url = gw.create_pull(repo, state.default_branch, pr_body.PR_TITLE, body)
-    return Outcome(repo, "opened", url)
+    with gw.paced(PUBLISH_WRITES):
+        sha = gw.commit(repo, state.base_oid, state.base_tree, files, _commit_message(plan))
+        if branch is None:
+            gw.create_branch(repo, sha)
+        else:
+            gw.move_branch(repo, sha)
+        body = pr_body.render_pr_body(plan, repo, options)
+        if open_pr is not None:
+            gw.update_pull(repo, open_pr.number, pr_body.PR_TITLE, body)
+            return Outcome(repo, "updated", open_pr.url)
+        _, url = gw.create_pull(repo, state.default_branch, pr_body.PR_TITLE, body)
+        return Outcome(repo, "opened", url)
 
 
 def sync_repo(gw: GitHubGateway, repo: str, *, override_optout: bool = False, force: bool = False,
               issue_number: int | None = None, default_branch: str | None = None,
-              state: RepoState | None = None,
+              state: RepoState | None = None, tree: dict[str, TreeFile] | None = None, preview: bool = False,
               before_write: Callable[[], None] | None = None) -> tuple[Outcome, RepoState, Plan | None]:
     """Read → plan → publish for one repository; a lost 422 race re-reads once and decides again. ``state``:
-    already read by the caller; ``before_write`` runs once before the first commit is written."""
+    already read by the caller; ``tree``: the default branch's tree, already read; ``preview``: decide, write
+    nothing (the outcome says what would have been written); ``before_write`` runs once before the first commit."""
     for attempt in (1, 2):
         if state is None or attempt == 2:
-            state = read_state(gw, repo, issue_number, default_branch)
+            state = read_state(gw, repo, issue_number, default_branch, tree=tree if attempt == 1 else None)
         skip = _skip_reason(state)
         if skip:
             return Outcome(repo, "skipped", detail=skip), state, None
@@ -164,10 +192,15 @@ def sync_repo(gw: GitHubGateway, repo: str, *, override_optout: bool = False, fo
         if (not override_optout and state.open_pr is None and latest is not None
                 and latest.state == "CLOSED" and not latest.merged):
             return Outcome(repo, "opted_out", latest.url), state, None  # no tree read for an opted-out repo
-        plan, tree = read_plan(gw, state, options)
+        plan, listing = read_plan(gw, state, options)
         plan = dataclasses.replace(plan, findings=config_findings + plan.findings)
+        if preview:
+            no_writes: Any = DryRunGateway(gw, quiet=True)
+            decided = _publish(no_writes, state, plan, listing, options,
+                               override_optout=override_optout, force=force)
+            return dataclasses.replace(decided, action=_PREVIEWED.get(decided.action, decided.action)), state, plan
         try:
-            return _publish(gw, state, plan, tree, options, override_optout=override_optout,
+            return _publish(gw, state, plan, listing, options, override_optout=override_optout,
                             force=force, before_write=before_write), state, plan
         except LostRace as exc:
             log_event("lost_race", repo=repo, attempt=attempt, message=exc.message)
@@ -176,7 +209,7 @@ def sync_repo(gw: GitHubGateway, repo: str, *, override_optout: bool = False, fo
     raise AssertionError("unreachable")
 
 
-def _install(gw: GitHubGateway, job: Job, submit: Submit | None) -> list[Outcome]:
+def _install(gw: GitHubGateway, job: Job, submit: Submit | None, preview_threshold: int | None) -> list[Outcome]:
     outcomes = []
     usable = []
     for ref in gw.list_installation_repos():
@@ -185,27 +218,48 @@ def _install(gw: GitHubGateway, job: Job, submit: Submit | None) -> list[Outcome
             outcomes.append(Outcome(ref.full_name, "skipped", detail="archived" if ref.archived else "a fork"))
         else:
             usable.append(ref)
+    preview = _preview_mode(gw, job, len(usable), preview_threshold)
+    data: dict[str, Any] = {"trigger": "install", "total": len(usable), "account": job.repo}
+    if preview:
+        data["preview"] = True
+    repo_jobs = [Job("sync", job.installation_id, ref.full_name, job.delivery_id,
+                     {**data, "default_branch": ref.default_branch}) for ref in usable]
+    log_event("install.fanout", installation=job.installation_id, account=job.repo, delivery=job.delivery_id,
+              repositories=len(usable), skipped=len(outcomes), preview=preview)
     if submit is not None:
         # One sync job per repository: serialised per repository, retried on its own, and no single job runs
         # for as long as a large installation takes. A re-run of this job re-submits the same delivery id,
         # which the queue drops as a duplicate.
-        repo_jobs = [Job("sync", job.installation_id, ref.full_name, job.delivery_id,
-                         {"trigger": "install", "default_branch": ref.default_branch}) for ref in usable]
         if repo_jobs:
             submit(f"{job.delivery_id}/repositories", repo_jobs)
         return outcomes + [Outcome(j.repo, "queued") for j in repo_jobs]
-    for ref in usable:
+    for repo_job in repo_jobs:
         try:
-            outcomes.append(sync_repo(gw, ref.full_name, default_branch=ref.default_branch)[0])
+            outcomes.extend(_sync(gw, repo_job, in_loop=True))
+        except RetryLater:
+            raise  # the whole (idempotent) installation job waits for the pacer and runs again
         except GitHubError as exc:
             if exc.status in (403, 429) and _rate_limited(exc):
                 raise  # the whole (idempotent) installation job waits and runs again
-            log_event("repo_failed", level="warning", repo=ref.full_name, error=str(exc))
-            outcomes.append(Outcome(ref.full_name, "error", detail=str(exc)))
+            log_event("repo_failed", level="warning", repo=repo_job.repo, error=str(exc))
+            outcomes.append(Outcome(repo_job.repo, "error", detail=str(exc)))
         except Exception as exc:  # one broken repository must not stop the rest of the installation
-            log_event("repo_failed", level="warning", repo=ref.full_name, error=f"{type(exc).__name__}: {exc}")
-            outcomes.append(Outcome(ref.full_name, "error", detail=str(exc)))
+            log_event("repo_failed", level="warning", repo=repo_job.repo, error=f"{type(exc).__name__}: {exc}")
+            outcomes.append(Outcome(repo_job.repo, "error", detail=str(exc)))
     return outcomes
+
+
+def _preview_mode(gw: GitHubGateway, job: Job, count: int, threshold: int | None) -> bool:
+    """A fan-out over more than ``threshold`` repositories opens no pull requests unless the organization
+    config opts in (read only then: one request, on large installations only)."""
+    if threshold is None or not pacing.preview_mode(count, threshold, opted_in=False):
+        return False
+    opted_in, why = fanout.parse_opt_in(gw.read_org_config(job.repo))
+    preview = pacing.preview_mode(count, threshold, opted_in)
+    log_event("install.preview_mode", level="warning" if preview else "info", installation=job.installation_id,
+              account=job.repo, delivery=job.delivery_id, repositories=count, threshold=threshold,
+              preview=preview, reason=why)
+    return preview
 
 
 def _rate_limited(exc: GitHubError) -> bool:
@@ -363,8 +417,46 @@ def _run_command(gw: GitHubGateway, job: Job, command: str, reply: _Reply, state
     return [synced]
 
 
-def _sync(gw: GitHubGateway, job: Job) -> list[Outcome]:
-    return [sync_repo(gw, job.repo, default_branch=_branch(job))[0]]
+def _sync(gw: GitHubGateway, job: Job, *, in_loop: bool = False) -> list[Outcome]:
+    background = job.data.get("trigger") == "install"
+    if background:
+        _await_budget(job.installation_id)
+    try:
+        outcome = _sync_outcome(gw, job)
+    except Exception as exc:
+        if background and _final(exc, in_loop):
+            fanout.finished(job, "error")
+        raise
+    if background:
+        fanout.finished(job, outcome.action)
+    return [outcome]
+
+
+def _sync_outcome(gw: GitHubGateway, job: Job) -> Outcome:
+    branch = _branch(job)
+    tree = first_tree(gw, job.repo, branch)
+    if tree is not None and nothing_to_plan(tree):
+        # The tree read settles it: no state query, no blob read, nothing written.
+        return Outcome(job.repo, "already", detail="no buildspec, Dockerfile or repo config")
+    return sync_repo(gw, job.repo, default_branch=branch, tree=tree, preview=job.data.get("preview") is True)[0]
+
+
+def _final(exc: Exception, in_loop: bool) -> bool:
+    """True when this failure ends the repository's part of the fan-out (nobody will run it again)."""
+    if isinstance(exc, RetryLater):
+        return False
+    if in_loop:  # the installation job itself syncs: only a rate limit re-runs it
+        return not (isinstance(exc, GitHubError) and exc.status in (403, 429) and _rate_limited(exc))
+    return classify_exception(exc).action == "fail"
+
+
+def _await_budget(installation_id: int) -> None:
+    """Background work waits while the installation's request budget is under the pacer's floor, leaving it to
+    pushes and commands (the wait is spread so deferred jobs do not all wake at once)."""
+    pacer = pacing.current()
+    wait = pacer.budget_wait(installation_id) if pacer is not None else 0.0
+    if wait > 0:
+        raise RetryLater(wait + random.uniform(0, min(30.0, 0.1 * wait + 1.0)), "installation request budget low")
 
 
 def _branch(job: Job) -> str | None:
@@ -378,58 +470,71 @@ _KINDS: dict[str, Callable[[GitHubGateway, Job], list[Outcome]]] = {
 
 
 class DryRunGateway:
-    """Reads through to GitHub, turns every write into a log line (DRY_RUN=1)."""
+    """Reads through to GitHub, turns every write into a log line (DRY_RUN=1), or into nothing (``quiet``)."""
 
-    def __init__(self, inner: GitHubGateway) -> None:
+    def __init__(self, inner: GitHubGateway, *, quiet: bool = False) -> None:
         self._inner = inner
+        self._quiet = quiet
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
+    @contextmanager
+    def paced(self, writes: int) -> Iterator[None]:
+        """Nothing is sent, so nothing is reserved."""
+        yield
+
+    def _log(self, **fields: Any) -> None:
+        if not self._quiet:
+            log_event("dry_run", **fields)
+
     def react(self, full_name: str, comment_id: int, content: str = "eyes") -> None:
-        log_event("dry_run", write="react", repo=full_name, comment_id=comment_id)
+        self._log(write="react", repo=full_name, comment_id=comment_id)
 
     def react_and_reply(self, issue_node_id: str, comment_node_id: str | None, key: str, body: str,
                         existing: Sequence[Comment]) -> None:
-        log_event("dry_run", write="react_and_reply", issue=issue_node_id, key=key)
+        self._log(write="react_and_reply", issue=issue_node_id, key=key)
 
     def upsert_comment(self, full_name: str, issue_number: int, key: str, body: str,
                        existing: Sequence[Comment]) -> int:
-        log_event("dry_run", write="comment", repo=full_name, issue=issue_number, key=key)
+        self._log(write="comment", repo=full_name, issue=issue_number, key=key)
         return 0
 
     def commit(self, full_name: str, base_oid: str, base_tree: str, files: Sequence[FileWrite],
                message: str) -> str:
-        log_event("dry_run", write="commit", repo=full_name, files=[f.path for f in files])
+        self._log(write="commit", repo=full_name, files=[f.path for f in files])
         return "0" * 40
 
     def create_branch(self, full_name: str, sha: str) -> None:
-        log_event("dry_run", write="create_branch", repo=full_name)
+        self._log(write="create_branch", repo=full_name)
 
     def move_branch(self, full_name: str, sha: str) -> None:
-        log_event("dry_run", write="move_branch", repo=full_name)
+        self._log(write="move_branch", repo=full_name)
 
     def delete_branch(self, full_name: str) -> None:
-        log_event("dry_run", write="delete_branch", repo=full_name)
+        self._log(write="delete_branch", repo=full_name)
 
     def create_pull(self, full_name: str, base: str, title: str, body: str) -> tuple[int, str]:
-        log_event("dry_run", write="create_pull", repo=full_name)
+        self._log(write="create_pull", repo=full_name)
         return 0, ""
 
     def update_pull(self, full_name: str, number: int, title: str, body: str) -> None:
-        log_event("dry_run", write="update_pull", repo=full_name, number=number)
+        self._log(write="update_pull", repo=full_name, number=number)
 
 
 def run(job: Job, gateway_factory: GatewayFactory, *, dry_run: bool = False,
-        submit: Submit | None = None) -> list[Outcome]:
+        submit: Submit | None = None, preview_threshold: int | None = None) -> list[Outcome]:
     """Run one job. GitHub errors propagate with their status and headers: the queue retries rate limits,
-    5xx and known 422 races, and fails every other 4xx once (`bot/retry.py`). With ``submit`` (the queue's),
-    an installation job queues one sync job per repository instead of syncing them all itself."""
+    5xx and known 422 races, and fails every other 4xx once (`bot/retry.py`); a full pacing window raises
+    `RetryLater`. With ``submit`` (the queue's), an installation job queues one sync job per repository instead
+    of syncing them all itself. An installation over ``preview_threshold`` repositories (None: no limit) opens
+    no pull requests unless its organization config opts in."""
     gw: Any = gateway_factory(job.installation_id)
     if dry_run:
         gw = DryRunGateway(gw)
     try:
-        outcomes = _install(gw, job, submit) if job.kind == "install" else _KINDS[job.kind](gw, job)
+        outcomes = (_install(gw, job, submit, preview_threshold) if job.kind == "install"
+                    else _KINDS[job.kind](gw, job))
     except GitHubError as exc:
         log_event("job_failed", level="warning", kind=job.kind, repo=job.repo, delivery=job.delivery_id,
                   status=exc.status, error=exc.message)

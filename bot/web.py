@@ -76,7 +76,8 @@ class JobRunner:
         self.submit = submit
 
     def __call__(self, job: Job) -> dict[str, str]:
-        outcomes = jobs.run(job, self._factory, dry_run=self._settings.dry_run, submit=self.submit)
+        outcomes = jobs.run(job, self._factory, dry_run=self._settings.dry_run, submit=self.submit,
+                            preview_threshold=self._settings.preview_threshold)
         return {"outcome": ",".join(sorted({o.action for o in outcomes})) or "none"}
 
 

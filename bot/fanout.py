@@ -1,0 +1,96 @@
+"""An installation's fan-out: the organization's install opt-in, progress, and the preview-mode summary."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from typing import Any
+
+import yaml
+
+from bot import metrics, pacing
+from bot.events import ORG_CONFIG_PATH, ORG_CONFIG_REPO
+from bot.job import Job
+from bot.logs import log_event
+
+OPT_IN_KEY = "install"
+OPT_IN_VALUE = "open-pull-requests"
+PREVIEW_COUNTER = "ecr_cache_bot_install_preview_repositories_total"
+# Preview outcomes that mean "this repository would get a pull request (opened or refreshed)".
+WOULD_WRITE = ("would_open", "would_update")
+PROGRESS_EVERY = 50
+
+_lock = threading.Lock()
+_done: Counter[str] = Counter()  # per fan-out, when no durable queue shares the count (tests, one process)
+_tallies: dict[str, Counter[str]] = {}
+
+
+def parse_opt_in(text: str | None) -> tuple[bool, str]:
+    """Whether the organization config opts in to pull requests on a large first install, and why (not)."""
+    where = f"{ORG_CONFIG_REPO}/{ORG_CONFIG_PATH}"
+    if text is None:
+        return False, f"no {where}"
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return False, f"{where} is not valid YAML ({type(exc).__name__})"
+    if not isinstance(data, dict) or OPT_IN_KEY not in data:
+        return False, f"{where} has no `{OPT_IN_KEY}` key"
+    value = data[OPT_IN_KEY]
+    if value != OPT_IN_VALUE:
+        return False, f"`{OPT_IN_KEY}` in {where} must be `{OPT_IN_VALUE}`, got {value!r}"
+    return True, f"`{OPT_IN_KEY}: {OPT_IN_VALUE}` in {where}"
+
+
+def finished(job: Job, action: str) -> None:
+    """Count one repository of a fan-out as done: progress lines, and the preview summary after the last one."""
+    total = job.data.get("total")
+    if not isinstance(total, int) or isinstance(total, bool) or total <= 0:
+        return  # not a fan-out job (a push, or a job queued before fan-outs carried their size)
+    key = job.delivery_id
+    preview = job.data.get("preview") is True
+    if preview:
+        _tally(job, action)
+    pacer = pacing.current()
+    if pacer is not None:
+        done = pacing.log_progress(pacer, job.installation_id, total, job.repo, every=PROGRESS_EVERY)
+    else:
+        with _lock:
+            _done[key] += 1
+            done = _done[key]
+        if done % PROGRESS_EVERY == 0 or done >= total:
+            log_event("install.progress", installation=job.installation_id, done=done, total=total,
+                      repository=job.repo)
+    if preview and done == total:  # exactly one job sees the last count
+        counts = _counts(job)
+        log_event("install.preview_summary", level="warning", installation=job.installation_id,
+                  delivery=key, account=job.data.get("account"), repositories=total,
+                  would_get_pr=sum(counts.get(a, 0) for a in WOULD_WRITE),
+                  outcomes=dict(sorted(counts.items())),
+                  opt_in=f"set `{OPT_IN_KEY}: {OPT_IN_VALUE}` in {ORG_CONFIG_REPO}/{ORG_CONFIG_PATH} "
+                         "and reinstall or add repositories to open the pull requests")
+
+
+def _tally(job: Job, action: str) -> None:
+    counters = metrics.current()
+    if counters is not None:
+        counters.incr(PREVIEW_COUNTER, installation=str(job.installation_id), delivery=job.delivery_id,
+                      result=action)
+        return
+    with _lock:
+        _tallies.setdefault(job.delivery_id, Counter())[action] += 1
+
+
+def _counts(job: Job) -> dict[str, int]:
+    counters = metrics.current()
+    if counters is None:
+        with _lock:
+            return dict(_tallies.get(job.delivery_id, Counter()))
+    wanted = {f'delivery="{job.delivery_id}"', f'installation="{job.installation_id}"'}
+    out: dict[str, int] = {}
+    for (name, labels), value in counters.snapshot().items():
+        parts = labels.split(",")
+        if name == PREVIEW_COUNTER and wanted <= set(parts):
+            result = next((p[len('result="'):-1] for p in parts if p.startswith('result="')), "")
+            out[result] = out.get(result, 0) + value
+    return out
