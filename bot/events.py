@@ -168,6 +168,12 @@ def _push(payload: Mapping[str, Any], installation_id: int, delivery_id: str) ->
     after = payload.get("after")
     job = Job("sync", installation_id, full_name, delivery_id,
               {"trigger": "push", "after": after if isinstance(after, str) else None, "default_branch": default})
+    owner, _, name = full_name.partition("/")
+    if name == ORG_CONFIG_REPO and ORG_CONFIG_PATH in paths:
+        # The organization config changed (maybe opting in after a preview-mode install): go over every
+        # repository again; the fan-out reads the opt-in afresh.
+        install = Job("install", installation_id, owner, delivery_id, {"trigger": "install"})
+        return Routed((job, install), "organization config changed: sync every repository of the installation")
     return Routed((job,), "relevant push to the default branch")
 
 

@@ -123,6 +123,7 @@ class GitHubDouble:
         self.graphql_url = f"{parts.scheme}://{parts.netloc}{graphql_prefix}/graphql"
         self.truncate_trees_over = truncate_trees_over
         self.collaborators_without_login = False  # an older GitHub Enterprise Server schema
+        self.response_headers: dict[str, str] = {}  # added to every answer (e.g. X-RateLimit-Remaining)
         self.objects: dict[str, dict[str, Any]] = {}
         self.repos: dict[str, Repo] = {}
         self.tokens: dict[str, int] = {}
@@ -311,7 +312,8 @@ class GitHubDouble:
         except _Error as exc:
             status, answer = exc.status, exc.body
         record.status = status
-        return status, {"Content-Type": "application/json"}, "" if answer is None else json.dumps(answer)
+        headers = {"Content-Type": "application/json", **self.response_headers}
+        return status, headers, "" if answer is None else json.dumps(answer)
 
     def _installation_of(self, request: Any) -> int:
         auth = request.headers.get("Authorization", "")
@@ -381,6 +383,7 @@ class GitHubDouble:
             ("PATCH", r"/issues/comments/(\d+)", self._update_comment),
             ("POST", r"/issues/comments/(\d+)/reactions", self._create_reaction),
             ("GET", r"/collaborators/([^/]+)/permission", self._permission),
+            ("GET", r"/contents/(.+)", self._get_contents),
         ]
         for verb, regex, handler in routes:
             m = re.fullmatch(regex, rest)
@@ -542,6 +545,16 @@ class GitHubDouble:
             raise _Error(422, "Validation Failed")
         comment.reactions.append(body["content"])
         return 201, {"id": next(self._ids), "content": body["content"]}
+
+    def _get_contents(self, repo: Repo, query: dict[str, str], body: Any, path: str) -> tuple[int, Any]:
+        branch = query.get("ref") or repo.default_branch
+        head = repo.refs.get(branch)
+        entry = self.flatten(self.objects[head]["data"]["tree"]).get(path) if head else None
+        if entry is None:
+            raise _Error(404, "Not Found")
+        data = bytes(self.objects[entry[1]]["data"])
+        return 200, {"type": "file", "encoding": "base64", "path": path, "sha": entry[1], "size": len(data),
+                     "content": base64.b64encode(data).decode()}
 
     def _permission(self, repo: Repo, query: dict[str, str], body: Any, user: str) -> tuple[int, Any]:
         role = repo.permissions.get(user, "none")
