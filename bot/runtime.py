@@ -17,9 +17,10 @@ from bot.config import Settings, SettingsError
 from bot.logs import configure_logging, log_event
 from bot.queue import HueyQueue, QueueOptions, Runner, build_queue
 
-# Measured on 2 cores (bench/RESULTS-intake.md): gthread workers batch concurrent submits into one commit.
-DEFAULT_WEB_WORKERS = 2
-DEFAULT_WEB_THREADS = 16
+# Measured on 2 cores (bench/RESULTS-intake.md): one gthread process batches every concurrent delivery into
+# one SQLite commit and never waits for another process's write lock; the other core runs the worker.
+DEFAULT_WEB_WORKERS = 1
+DEFAULT_WEB_THREADS = 32
 DEFAULT_JOB_THREADS = 4
 
 
