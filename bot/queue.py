@@ -796,8 +796,11 @@ def _result_fields(result: object) -> tuple[str | None, int | None]:
 def build_queue(settings: Settings, runner: Runner | None, options: QueueOptions | None = None) -> HueyQueue:
     """The durable queue for these settings: Redis when `redis_url` is set, else SQLite in `data_dir`."""
     if options is None:
-        # `queue_fsync` (QUEUE_FSYNC=normal): WAL commits survive a killed process but not a power cut.
-        options = QueueOptions(fsync=bool(getattr(settings, "queue_fsync", True)))
+        # Optional settings (read when `Settings` has them): `queue_fsync` False (QUEUE_FSYNC=normal) keeps
+        # commits safe from a killed process but not from a power cut; `queue_namespace` lets several
+        # deployments share one Redis.
+        options = QueueOptions(fsync=bool(getattr(settings, "queue_fsync", True)),
+                               namespace=str(getattr(settings, "queue_namespace", "") or ""))
     if settings.redis_url:
         client = redis_client(settings.redis_url)
         prefix = f"{KEY_PREFIX}{options.namespace}:" if options.namespace else KEY_PREFIX
