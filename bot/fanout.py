@@ -68,7 +68,11 @@ def finished(job: Job, action: str) -> None:
                   would_get_pr=sum(counts.get(a, 0) for a in WOULD_WRITE),
                   outcomes=dict(sorted(counts.items())),
                   opt_in=f"set `{OPT_IN_KEY}: {OPT_IN_VALUE}` in {ORG_CONFIG_REPO}/{ORG_CONFIG_PATH} "
-                         "and reinstall or add repositories to open the pull requests")
+                         "(pushing it runs the install again when the App is installed on that repository)")
+    if pacer is None and done >= total:
+        with _lock:
+            _done.pop(key, None)
+            _tallies.pop(key, None)
 
 
 def _tally(job: Job, action: str) -> None:
