@@ -132,6 +132,12 @@ class GitHubDouble:
         self.fail_next: list[tuple[str, str, int, dict[str, Any]]] = []  # (method, path regex, status, body)
         self._ids = itertools.count(1000)
         self._commit_counter = itertools.count(1)
+        # A fresh GitHub is a fresh deployment: the pacer and counters an earlier test's durable queue bound to
+        # this process must not pace (or count) this test's writes. A test that wants them binds its own after.
+        from bot import metrics, pacing
+
+        pacing.bind(None)
+        metrics.bind(None)
 
     # -- Git objects -----------------------------------------------------------------------------------
 
