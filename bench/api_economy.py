@@ -107,6 +107,14 @@ def measure() -> list[Row]:
         ask = gh.add_comment(REPO, 9, "/ecr-cache", "maintainer")
         step("/ecr-cache, set up by merging the bot's PR (warm)", "<= 4",
              lambda: h.deliver("issue_comment", comment_payload(repo, ask)), h)
+
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        gh = GitHubDouble()
+        gh.activate(mock)
+        gh.add_repo("octo/docs", {"README.md": "# docs\n", "docs/index.md": "hello\n", "package.json": "{}\n"})
+        h = AppHarness(gh)
+        step("installation.created, 1 repository without a buildspec", "1 read after listing",
+             lambda: h.deliver("installation", installation_payload(1, "octo")), h)
     return rows
 
 
