@@ -23,7 +23,7 @@ from bot.github_gateway import (
     RepoState,
     TreeFile,
 )
-from bot.job import Job
+from bot.job import Job, JobKind
 from bot.logs import log_event
 from bot.retry import RetryLater, classify_exception
 
@@ -222,7 +222,11 @@ def _install(gw: GitHubGateway, job: Job, submit: Submit | None, preview_thresho
     data: dict[str, Any] = {"trigger": "install", "total": len(usable), "account": job.repo}
     if preview:
         data["preview"] = True
-    repo_jobs = [Job("sync", job.installation_id, ref.full_name, job.delivery_id,
+    # A preview job is not a sync: queued as kind `install` (one repository), so the queue never coalesces it
+    # with a push's sync of the same repository (either way round, one of them would be dropped: the push's
+    # pull request, or the preview's count in the summary).
+    kind: JobKind = "install" if preview else "sync"
+    repo_jobs = [Job(kind, job.installation_id, ref.full_name, job.delivery_id,
                      {**data, "default_branch": ref.default_branch}) for ref in usable]
     log_event("install.fanout", installation=job.installation_id, account=job.repo, delivery=job.delivery_id,
               repositories=len(usable), skipped=len(outcomes), preview=preview)
@@ -533,8 +537,10 @@ def run(job: Job, gateway_factory: GatewayFactory, *, dry_run: bool = False,
     if dry_run:
         gw = DryRunGateway(gw)
     try:
-        outcomes = (_install(gw, job, submit, preview_threshold) if job.kind == "install"
-                    else _KINDS[job.kind](gw, job))
+        if job.kind == "install" and "/" not in job.repo:  # an account login: the installation's fan-out
+            outcomes = _install(gw, job, submit, preview_threshold)
+        else:  # `install` on one repository: its part of a preview fan-out
+            outcomes = _KINDS["sync" if job.kind == "install" else job.kind](gw, job)
     except GitHubError as exc:
         log_event("job_failed", level="warning", kind=job.kind, repo=job.repo, delivery=job.delivery_id,
                   status=exc.status, error=exc.message)

@@ -213,3 +213,33 @@ def test_the_web_runner_applies_the_configured_threshold(gh: GitHubDouble, monke
 
 def test_preview_threshold_is_read_from_the_environment() -> None:
     assert Settings.from_env({"WEBHOOK_SECRET": "s", "PREVIEW_THRESHOLD": "1000"}).preview_threshold == 1000
+
+
+def test_a_preview_job_and_a_push_on_the_same_repository_both_run(gh: GitHubDouble, tmp_path: Path) -> None:
+    from runtime_fixtures import backend_settings, options_for
+
+    from bot.queue import build_queue
+
+    organization(gh, with_buildspec=3, without=3)
+    f = factory(gh)
+    queued: list[Job] = []
+    jobs.run(Job("install", 1, "octo", "install-1"), f, submit=lambda d, batch: queued.extend(batch),
+             preview_threshold=5)
+    preview_job = next(j for j in queued if j.repo == "octo/svc0")
+    assert (preview_job.kind, preview_job.data["preview"]) == ("install", True)
+    repo = gh.repos["octo/svc0"]
+    after = gh.commit_files("octo/svc0", "main", {"buildspec.yml": "version: 0.2\n# v2\n"})
+    (push_job,) = route("push", push_payload(repo, "0" * 40, after, ["buildspec.yml"]), "push-1").jobs
+    outcomes: list[jobs.Outcome] = []
+    queue = build_queue(backend_settings("sqlite", tmp_path), lambda job: outcomes.extend(jobs.run(job, f)),
+                        options_for(tmp_path))
+    try:
+        # The push is queued first, the preview job after it: neither supersedes the other.
+        ids = queue.submit("push-1", [push_job]).job_ids + queue.submit("install-1/x", [preview_job]).job_ids
+        for job_id in ids:
+            queue.execute(job_id)
+    finally:
+        pacing.bind(None)
+        metrics.bind(None)
+    assert sorted(o.action for o in outcomes) == ["current", "opened"]  # the push's PR, then the preview sees it
+    assert len(gh.pulls_for("octo/svc0")) == 1
