@@ -326,7 +326,7 @@ class GitHubGateway:
     def _call(self, verb: str, path: str, params: dict[str, Any] | None = None,
               body: Any | None = None, *, write: bool | None = None) -> Any:
         """One request; a write (by default any verb but GET) is reserved with the pacer before it is sent."""
-        if verb != "GET" if write is None else write:
+        if (verb != "GET") if write is None else write:
             self._reserve_write()
         try:
             headers, data = self._requester.requestJsonAndCheck(verb, path, parameters=params, input=body)

@@ -256,3 +256,20 @@ def test_the_loop_without_a_queue_logs_progress_too(gh: GitHubDouble) -> None:
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [(x["done"], x["total"]) for x in lines if x["event"] == "install.progress"] == [(3, 3)]
     assert time.monotonic() - started < 5
+
+
+def test_a_graphql_mutation_is_a_write_and_a_graphql_query_is_not(gh: GitHubDouble, clock: Clock, bind: Bind) -> None:
+    pacer = bind(PaceLimits(per_minute=4, per_hour=500))
+    gh.add_repo("octo/app", SPEC, permissions={"dev": "write"})
+    comment = gh.add_comment("octo/app", 5, "/ecr-cache help", "dev")
+    data = {"command": "help", "unknown": None, "comment_id": comment.id, "issue_number": 5, "user": "dev",
+            "comment_node_id": comment.node_id, "issue_node_id": "I_octo/app#5"}
+    assert pacer.reserve(1, cost=4) == 0.0  # the minute is full
+    with pytest.raises(RetryLater):
+        jobs.run(Job("command", 1, "octo/app", "h", data), factory(gh))
+    assert "POST /graphql EcrCacheState" in [str(r) for r in gh.requests]  # reads went out
+    assert writes(gh.requests) == [] and gh.bot_comments("octo/app") == [] and comment.reactions == []
+    clock.at += 61
+    jobs.run(Job("command", 1, "octo/app", "h", data), factory(gh))
+    assert [str(r) for r in gh.requests if r.is_write] == ["POST /graphql EcrCacheReply"]
+    assert len(gh.bot_comments("octo/app", 5)) == 1 and comment.reactions == ["eyes"]
