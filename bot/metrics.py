@@ -18,6 +18,9 @@ SQLITE_DDL = (
     "value INTEGER NOT NULL, PRIMARY KEY (name, labels))",
 )
 REDIS_KEY = "counters"  # under the key prefix
+DELIVERIES = "ecr_cache_bot_deliveries_total"
+JOBS = "ecr_cache_bot_jobs_total"
+RETRIES = "ecr_cache_bot_job_retries_total"
 
 HELP = {
     "ecr_cache_bot_deliveries_total": "Webhook deliveries by outcome (accepted, duplicate, ...).",

@@ -221,15 +221,15 @@ def test_in_memory_queue_still_dedupes() -> None:
 
 def test_one_batch_claims_each_delivery_once_and_numbers_generations_in_order(backend: str,
                                                                                tmp_path: Path) -> None:
-    from bot.queue import _Entry, _Request
+    from bot.ledger import Entry, SubmitRequest
 
     queue = _queue(backend, tmp_path, None)
 
-    def request(delivery: str, repo: str) -> _Request:
+    def request(delivery: str, repo: str) -> SubmitRequest:
         job_id = f"{delivery}-{repo}".replace("/", "-")
         message = queue.huey.serialize_task(queue.task.s(job_id))
         payload = json.dumps(Job("sync", 1, repo, delivery).to_dict())
-        return _Request(delivery, (_Entry(job_id, payload, f"1:{repo}:sync", message),))
+        return SubmitRequest(delivery, (Entry(job_id, payload, f"1:{repo}:sync", message),))
 
     batch = [request("A", "o/x"), request("A", "o/x"), request("B", "o/x"), request("C", "o/y")]
     assert queue.ledger.submit_many(batch, time.time(), 3600, 60) == [True, False, True, True]
@@ -244,7 +244,8 @@ def test_one_batch_claims_each_delivery_once_and_numbers_generations_in_order(ba
 
 
 def test_group_commit_batches_concurrent_submits_and_answers_each_its_own_result() -> None:
-    from bot.queue import GroupCommitter, _Request
+    from bot.ledger import SubmitRequest
+    from bot.queue import GroupCommitter
 
     batches: list[int] = []
 
@@ -256,20 +257,21 @@ def test_group_commit_batches_concurrent_submits_and_answers_each_its_own_result
     committer = GroupCommitter(commit, batch_max=4)
     ids = [f"{i}-{'new' if i % 3 else 'dup'}" for i in range(40)]
     with ThreadPoolExecutor(16) as pool:
-        results = list(pool.map(lambda d: committer.submit(_Request(d, ())), ids))
+        results = list(pool.map(lambda d: committer.submit(SubmitRequest(d, ())), ids))
     assert results == [d.endswith("new") for d in ids]
     assert sum(batches) == 40 and max(batches) <= 4 and len(batches) < 40
 
 
 def test_group_commit_failure_reaches_every_waiter_of_the_batch() -> None:
-    from bot.queue import GroupCommitter, _Request
+    from bot.ledger import SubmitRequest
+    from bot.queue import GroupCommitter
 
     def commit(requests: Any) -> list[bool]:
         raise OSError("disk full")
 
     committer = GroupCommitter(commit, batch_max=8)
     with ThreadPoolExecutor(8) as pool:
-        futures = [pool.submit(committer.submit, _Request(str(i), ())) for i in range(8)]
+        futures = [pool.submit(committer.submit, SubmitRequest(str(i), ())) for i in range(8)]
     for future in futures:
         with pytest.raises(OSError, match="disk full"):
             future.result()
