@@ -111,6 +111,22 @@ def observe_headers(pacer: Pacer, installation_id: int, headers: Mapping[str, An
     pacer.observe(installation_id, remaining, reset)
 
 
+def pace_writes(installation_id: int, cost: int) -> None:
+    """Before a job's writes: reserve `cost` of them with this process's pacer or raise `RetryLater`.
+
+    A no-op without a durable queue (the CLI, `InMemoryQueue` tests): nothing to share a budget with."""
+    pacer = current()
+    if pacer is not None:
+        require(pacer, installation_id, cost)
+
+
+def note_rate_limit(installation_id: int, remaining: int, reset: float) -> None:
+    """After GitHub answers: record the installation's `x-ratelimit-remaining` / `-reset` (no-op unbound)."""
+    pacer = current()
+    if pacer is not None:
+        pacer.observe(installation_id, remaining, reset)
+
+
 def preview_mode(repository_count: int, threshold: int, opted_in: bool) -> bool:
     """First install on more than `threshold` repositories opens no PRs until the organization opts in."""
     return repository_count > threshold and not opted_in
