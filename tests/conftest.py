@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,16 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
 CORPUS = SHARED / "corpus"
+
+
+@pytest.fixture(autouse=True)
+def _unbind_process_state() -> Iterator[None]:
+    """A queue built by one test binds its pacer and counters process-wide; later tests start unbound."""
+    yield
+    from bot import metrics, pacing
+
+    pacing.bind(None)
+    metrics.bind(None)
 
 
 @pytest.fixture

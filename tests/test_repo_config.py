@@ -99,3 +99,10 @@ def test_flags_override_file_values() -> None:
     assert merged.region == "eu-west-1" and merged.cache_tag == "c2"
     with pytest.raises(ConfigError, match="`mode`"):
         options_from_mapping({"mode": "all"}, base)
+
+
+def test_organization_install_key_is_accepted_and_validated() -> None:
+    options, findings = parse_repo_config("install: open-pull-requests\n")
+    assert findings == [] and options.install == "open-pull-requests"
+    _, findings = parse_repo_config("install: yes-please\n")
+    assert "`install`" in findings[0].message

@@ -45,6 +45,7 @@ class Options:
     enabled: bool = True
     account_id: str | None = None
     image_repository: str | None = None
+    install: str | None = None
 
 
 @dataclass(frozen=True)

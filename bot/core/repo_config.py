@@ -72,6 +72,14 @@ def _image(key: str, value: Any) -> str:
     return text
 
 
+def _install(key: str, value: Any) -> str:
+    if value not in ("open-pull-requests", "preview"):
+        raise ConfigError(
+            f"`{key}` must be `open-pull-requests` or `preview` (organization config only), got {value!r}"
+        )
+    return str(value)
+
+
 def _builder_name(key: str, value: Any) -> str:
     text = _string(key, value)
     if not all(c.isalnum() or c in "-_." for c in text):
@@ -94,6 +102,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "dockerignore": ("dockerignore", _bool),
     "builder_image": ("builder_image", _image),
     "builder_name": ("builder_name", _builder_name),
+    # Read from the organization's `.github` repository: opts a large first install in to pull requests.
+    "install": ("install", _install),
 }
 KNOWN_KEYS = tuple(_FIELDS)
 
