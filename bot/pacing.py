@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -86,18 +87,22 @@ def _spread(delay: float) -> float:
     return delay + random.uniform(0, min(30.0, 0.1 * delay + 1.0))
 
 
-_bound: SqlitePacer | RedisPacer | None = None
+_current: ContextVar[SqlitePacer | RedisPacer | None] = ContextVar("ecr_cache_bot_pacer", default=None)
 
 
-def bind(pacer: SqlitePacer | RedisPacer | None) -> None:
-    """Make `pacer` this process's shared pacer (the queue does this when it is created)."""
-    global _bound
-    _bound = pacer
+def bind(pacer: SqlitePacer | RedisPacer | None) -> Token[SqlitePacer | RedisPacer | None]:
+    """Make `pacer` the one `pace_writes` uses in this context (the queue binds it around each job)."""
+    return _current.set(pacer)
+
+
+def unbind(token: Token[SqlitePacer | RedisPacer | None]) -> None:
+    """Undo a `bind`."""
+    _current.reset(token)
 
 
 def current() -> SqlitePacer | RedisPacer | None:
-    """The pacer of this process's queue (None before a durable queue exists)."""
-    return _bound
+    """The pacer of the queue running the current job (None outside a job)."""
+    return _current.get()
 
 
 def observe_headers(pacer: Pacer, installation_id: int, headers: Mapping[str, Any]) -> None:

@@ -104,20 +104,28 @@ def test_following_the_waits_never_exceeds_either_window(requests: list[tuple[fl
             assert sum(w for ts, w in taken if start - window < ts <= start) <= limit
 
 
-def test_pace_writes_uses_the_queue_pacer_and_is_a_no_op_without_one(tmp_path: Path) -> None:
-    from runtime_fixtures import options_for
+def test_pace_writes_uses_the_running_jobs_queue_and_is_a_no_op_elsewhere(tmp_path: Path) -> None:
+    from runtime_fixtures import options_for, running_consumer, wait_until
 
+    from bot.job import Job
     from bot.queue import build_queue
 
-    pacing.bind(None)
-    pacing.pace_writes(1, cost=10_000)  # no durable queue in this process: nothing to pace against
+    pacing.pace_writes(1, cost=10_000)  # not inside a job (CLI, tests): nothing to pace against
     pacing.note_rate_limit(1, 0, time.time() + 60)
-    queue = build_queue(backend_settings("sqlite", tmp_path), None,
+    seen: list[object] = []
+    queue = build_queue(backend_settings("sqlite", tmp_path), lambda job: seen.append(pacing.current()),
                         options_for(tmp_path, pace=PaceLimits(per_minute=5, per_hour=500)))
-    assert pacing.current() is queue.pacer
-    pacing.pace_writes(4, cost=5)
-    with pytest.raises(RetryLater):
-        pacing.pace_writes(4, cost=1)
-    pacing.note_rate_limit(9, 3, time.time() + 600)
-    with pytest.raises(RetryLater, match="budget"):
-        pacing.pace_writes(9, cost=1)
+    queue.submit("d", [Job("command", 1, "o/a", "d")])
+    with running_consumer(queue):
+        assert wait_until(lambda: len(seen) == 1, 10)
+    assert seen == [queue.pacer] and pacing.current() is None
+    token = pacing.bind(queue.pacer)
+    try:
+        pacing.pace_writes(4, cost=5)
+        with pytest.raises(RetryLater):
+            pacing.pace_writes(4, cost=1)
+        pacing.note_rate_limit(9, 3, time.time() + 600)
+        with pytest.raises(RetryLater, match="budget"):
+            pacing.pace_writes(9, cost=1)
+    finally:
+        pacing.unbind(token)
