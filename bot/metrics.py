@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Protocol
 
 import redis
@@ -116,6 +118,17 @@ def render(snapshot: Mapping[tuple[str, str], int]) -> str:
 
 
 _bound: Counters | None = None
+_job_counters: ContextVar[Counters | None] = ContextVar("ecr_cache_bot_counters", default=None)
+
+
+@contextmanager
+def scoped(counters: Counters | None) -> Iterator[None]:
+    """Use `counters` for the code inside (the queue wraps each job: no state outlives it)."""
+    token = _job_counters.set(counters)
+    try:
+        yield
+    finally:
+        _job_counters.reset(token)
 
 
 def bind(counters: Counters | None) -> None:
@@ -129,11 +142,11 @@ def current() -> Counters | None:
     try:
         extensions = current_app.extensions
     except RuntimeError:
-        return _bound
+        return _job_counters.get() or _bound
     found = extensions.get("ecr_cache_bot.counters")
     if found is None:  # the web app keeps its queue there; a durable queue carries its counters
         found = getattr(extensions.get("ecr_cache_bot.queue"), "counters", None)
-    return found if found is not None else _bound
+    return found if found is not None else (_job_counters.get() or _bound)
 
 
 def render_gauges(gauges: Mapping[str, tuple[str, int]]) -> str:

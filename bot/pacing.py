@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterable, Mapping
-from contextvars import ContextVar, Token
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -87,22 +88,29 @@ def _spread(delay: float) -> float:
     return delay + random.uniform(0, min(30.0, 0.1 * delay + 1.0))
 
 
-_current: ContextVar[SqlitePacer | RedisPacer | None] = ContextVar("ecr_cache_bot_pacer", default=None)
+_bound: SqlitePacer | RedisPacer | None = None
+_job_pacer: ContextVar[SqlitePacer | RedisPacer | None] = ContextVar("ecr_cache_bot_pacer", default=None)
 
 
-def bind(pacer: SqlitePacer | RedisPacer | None) -> Token[SqlitePacer | RedisPacer | None]:
-    """Make `pacer` the one `pace_writes` uses in this context (the queue binds it around each job)."""
-    return _current.set(pacer)
+def bind(pacer: SqlitePacer | RedisPacer | None) -> None:
+    """Make `pacer` this process's pacer outside queue jobs (tests, one-off scripts); None unbinds."""
+    global _bound
+    _bound = pacer
 
 
-def unbind(token: Token[SqlitePacer | RedisPacer | None]) -> None:
-    """Undo a `bind`."""
-    _current.reset(token)
+@contextmanager
+def scoped(pacer: SqlitePacer | RedisPacer | None) -> Iterator[None]:
+    """Use `pacer` for the code inside (the queue wraps each job: no state outlives it)."""
+    token = _job_pacer.set(pacer)
+    try:
+        yield
+    finally:
+        _job_pacer.reset(token)
 
 
 def current() -> SqlitePacer | RedisPacer | None:
-    """The pacer of the queue running the current job (None outside a job)."""
-    return _current.get()
+    """The pacer of the queue running the current job, else the one bound for the process, else None."""
+    return _job_pacer.get() or _bound
 
 
 def observe_headers(pacer: Pacer, installation_id: int, headers: Mapping[str, Any]) -> None:

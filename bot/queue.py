@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from huey import Huey, RedisHuey, SqliteHuey
 
-from bot import pacing
+from bot import metrics, pacing
 from bot.config import Settings
 from bot.dedupe import DEFAULT_TTL
 from bot.job import Job
@@ -220,14 +220,13 @@ class HueyQueue:
                 self.ledger.finish(job_id, claimed.token, "coalesced")
                 log_event("job", outcome="coalesced", duration_ms=_ms(start), **fields)
                 return
-            token = pacing.bind(self.pacer)  # `pacing.pace_writes` inside the job uses this queue's store
             try:
-                result = self.runner(job) if self.runner is not None else None
+                # Pacing and counters inside the job use this queue's shared store.
+                with pacing.scoped(self.pacer), metrics.scoped(self.counters):
+                    result = self.runner(job) if self.runner is not None else None
             except Exception as exc:
                 self._failed(claimed, exc, fields, start)
                 return
-            finally:
-                pacing.unbind(token)
             outcome, remaining = _result_fields(result)
             # Not ours any more when the lease lapsed (hung or paused) and another run took over.
             done = self.ledger.finish(job_id, claimed.token, "succeeded")

@@ -119,13 +119,11 @@ def test_pace_writes_uses_the_running_jobs_queue_and_is_a_no_op_elsewhere(tmp_pa
     with running_consumer(queue):
         assert wait_until(lambda: len(seen) == 1, 10)
     assert seen == [queue.pacer] and pacing.current() is None
-    token = pacing.bind(queue.pacer)
-    try:
+    with pacing.scoped(queue.pacer):
         pacing.pace_writes(4, cost=5)
         with pytest.raises(RetryLater):
             pacing.pace_writes(4, cost=1)
         pacing.note_rate_limit(9, 3, time.time() + 600)
         with pytest.raises(RetryLater, match="budget"):
             pacing.pace_writes(9, cost=1)
-    finally:
-        pacing.unbind(token)
+    assert pacing.current() is None
