@@ -32,6 +32,8 @@ class Settings:
     dry_run: bool = False
     max_body_bytes: int = 25 * 1024 * 1024
     preview_threshold: int = 200
+    queue_fsync: bool = True
+    queue_namespace: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -59,6 +61,12 @@ class Settings:
             raise SettingsError(
                 f"PREVIEW_THRESHOLD must be a number, got {env.get('PREVIEW_THRESHOLD')!r}"
             ) from exc
+        fsync = (env.get("QUEUE_FSYNC") or "full").strip().lower()
+        if fsync not in ("full", "normal"):
+            raise SettingsError(f"QUEUE_FSYNC must be `full` or `normal`, got {env.get('QUEUE_FSYNC')!r}")
+        namespace = (env.get("QUEUE_NAMESPACE") or "").strip()
+        if namespace and not all(c.isalnum() or c in "-_." for c in namespace):
+            raise SettingsError(f"QUEUE_NAMESPACE may use letters, digits, '-', '_' and '.', got {namespace!r}")
         path = env.get("WEBHOOK_PATH", "/api/github/webhooks") or "/api/github/webhooks"
         if not path.startswith("/"):
             raise SettingsError(f"WEBHOOK_PATH must start with '/', got {path!r}")
@@ -74,6 +82,8 @@ class Settings:
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
             dry_run=_flag(env.get("DRY_RUN")),
             preview_threshold=preview_threshold,
+            queue_fsync=fsync == "full",
+            queue_namespace=namespace,
         )
 
     def missing_for_github(self) -> tuple[str, ...]:
