@@ -15,7 +15,7 @@ from bot.logs import log_event
 
 OPT_IN_KEY = "install"
 OPT_IN_VALUE = "open-pull-requests"
-PREVIEW_COUNTER = "ecr_cache_bot_install_preview_repositories_total"
+PREVIEW_COUNTER = metrics.INSTALL_PREVIEW
 # Preview outcomes that mean "this repository would get a pull request (opened or refreshed)".
 WOULD_WRITE = ("would_open", "would_update")
 PROGRESS_EVERY = 50
@@ -53,14 +53,14 @@ def finished(job: Job, action: str) -> None:
         _tally(job, action)
     pacer = pacing.current()
     if pacer is not None:
-        done = pacing.log_progress(pacer, job.installation_id, total, job.repo, every=PROGRESS_EVERY)
+        done = pacing.log_progress(pacer, job.installation_id, key, total, job.repo, every=PROGRESS_EVERY)
     else:
         with _lock:
             _done[key] += 1
             done = _done[key]
         if done % PROGRESS_EVERY == 0 or done >= total:
-            log_event("install.progress", installation=job.installation_id, done=done, total=total,
-                      repository=job.repo)
+            log_event("install.progress", installation=job.installation_id, delivery=key, done=done,
+                      total=total, repository=job.repo)
     if preview and done == total:  # exactly one job sees the last count
         counts = _counts(job)
         log_event("install.preview_summary", level="warning", installation=job.installation_id,

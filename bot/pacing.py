@@ -26,9 +26,12 @@ SQLITE_DDL = (
     "CREATE INDEX IF NOT EXISTS pace_installation_ts ON pace (installation, ts)",
     "CREATE TABLE IF NOT EXISTS request_budget (installation INTEGER PRIMARY KEY, remaining INTEGER NOT NULL, "
     "reset REAL NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS install_progress (installation INTEGER PRIMARY KEY, done INTEGER NOT NULL, "
-    "total INTEGER NOT NULL)",
+    # Keyed per fan-out (its delivery id): a later fan-out of the same installation counts from zero.
+    "DROP TABLE IF EXISTS install_progress",
+    "CREATE TABLE IF NOT EXISTS fanout_progress (installation INTEGER NOT NULL, key TEXT NOT NULL, "
+    "done INTEGER NOT NULL, total INTEGER NOT NULL, updated REAL NOT NULL, PRIMARY KEY (installation, key))",
 )
+PROGRESS_TTL = 7 * 24 * 3600.0  # a fan-out's count is kept this long after its last repository
 
 
 @dataclass(frozen=True)
@@ -68,14 +71,19 @@ class Pacer(Protocol):
         """Record the installation's request budget from `x-ratelimit-remaining` / `x-ratelimit-reset`."""
         ...
 
-    def budget_wait(self, installation_id: int) -> float:
+    def budget_wait(self, installation_id: int, interactive: bool = False) -> float:
         """Seconds to wait before spending more of the installation's request budget (0.0 when fine)."""
         ...
 
 
-def require(pacer: Pacer, installation_id: int, cost: int = 1) -> None:
-    """Reserve `cost` writes or raise `RetryLater` (not counted as an attempt) with the wait."""
-    budget = pacer.budget_wait(installation_id)
+def require(pacer: Pacer, installation_id: int, cost: int = 1, interactive: bool | None = None) -> None:
+    """Reserve `cost` writes or raise `RetryLater` (not counted as an attempt) with the wait.
+
+    ``interactive`` (default: the current job's, see `interactive_scope`): a push's or a command's writes go
+    ahead while any request budget remains; background work waits while the budget is under the floor."""
+    if interactive is None:
+        interactive = _interactive.get()
+    budget = pacer.budget_wait(installation_id, interactive)
     if budget > 0:
         raise RetryLater(_spread(budget), "installation request budget low")
     delay = pacer.reserve(installation_id, cost)
@@ -89,6 +97,7 @@ def _spread(delay: float) -> float:
 
 
 _bound: SqlitePacer | RedisPacer | None = None
+_interactive: ContextVar[bool] = ContextVar("ecr_cache_bot_interactive", default=False)
 _job_pacer: ContextVar[SqlitePacer | RedisPacer | None] = ContextVar("ecr_cache_bot_pacer", default=None)
 
 
@@ -106,6 +115,16 @@ def scoped(pacer: SqlitePacer | RedisPacer | None) -> Iterator[None]:
         yield
     finally:
         _job_pacer.reset(token)
+
+
+@contextmanager
+def interactive_scope(interactive: bool) -> Iterator[None]:
+    """Mark the code inside as a person's work (a push, a command) or background work (a fan-out's sync)."""
+    token = _interactive.set(interactive)
+    try:
+        yield
+    finally:
+        _interactive.reset(token)
 
 
 def current() -> SqlitePacer | RedisPacer | None:
@@ -171,29 +190,33 @@ class SqlitePacer:
             cur.execute("INSERT OR REPLACE INTO request_budget (installation, remaining, reset) VALUES (?, ?, ?)",
                         (installation_id, remaining, reset))
 
-    def budget_wait(self, installation_id: int) -> float:
-        """Wait until reset when the budget is under the floor."""
+    def budget_wait(self, installation_id: int, interactive: bool = False) -> float:
+        """Wait until reset when the budget is under the floor (interactive: when it is spent)."""
         rows = self.db.query("SELECT remaining, reset FROM request_budget WHERE installation = ?",
                              (installation_id,))
         if not rows:
             return 0.0
         remaining, reset = rows[0]
-        return _budget_wait(int(remaining), float(reset), self.limits)
+        return _budget_wait(int(remaining), float(reset), self.limits, interactive)
 
-    def progress(self, installation_id: int, total: int) -> int:
-        """Count one more repository done for an installation's first pass; return how many are done."""
+    def progress(self, installation_id: int, key: str, total: int) -> int:
+        """Count one more repository done for the fan-out `key` (its delivery id); return how many are done."""
+        at = now()
         with self.db.tx() as cur:
+            cur.execute("DELETE FROM fanout_progress WHERE updated < ?", (at - PROGRESS_TTL,))
             cur.execute(
-                "INSERT INTO install_progress (installation, done, total) VALUES (?, 1, ?) "
-                "ON CONFLICT(installation) DO UPDATE SET done = done + 1, total = excluded.total RETURNING done",
-                (installation_id, total),
+                "INSERT INTO fanout_progress (installation, key, done, total, updated) VALUES (?, ?, 1, ?, ?) "
+                "ON CONFLICT(installation, key) DO UPDATE SET done = done + 1, total = excluded.total, "
+                "updated = excluded.updated RETURNING done",
+                (installation_id, key, total, at),
             )
             return int(cur.fetchone()[0])
 
 
-def _budget_wait(remaining: int, reset: float, limits: PaceLimits) -> float:
+def _budget_wait(remaining: int, reset: float, limits: PaceLimits, interactive: bool = False) -> float:
     at = now()
-    if remaining >= limits.request_floor or reset <= at:
+    floor = 1 if interactive else limits.request_floor  # interactive work may spend the floor, not past zero
+    if remaining >= floor or reset <= at:
         return 0.0
     return reset - at + 1.0
 
@@ -252,27 +275,29 @@ class RedisPacer:
         key = f"{self.prefix}budget:{installation_id}"
         self.client.set(key, f"{remaining} {reset}", ex=max(1, int(reset - now()) + 5))
 
-    def budget_wait(self, installation_id: int) -> float:
-        """Wait until reset when the budget is under the floor."""
+    def budget_wait(self, installation_id: int, interactive: bool = False) -> float:
+        """Wait until reset when the budget is under the floor (interactive: when it is spent)."""
         value = self.client.get(f"{self.prefix}budget:{installation_id}")
         if value is None:
             return 0.0
         remaining, reset = (value.decode() if isinstance(value, bytes) else str(value)).split()
-        return _budget_wait(int(remaining), float(reset), self.limits)
+        return _budget_wait(int(remaining), float(reset), self.limits, interactive)
 
-    def progress(self, installation_id: int, total: int) -> int:
-        """Count one more repository done for an installation's first pass."""
-        key = f"{self.prefix}progress:{installation_id}"
-        done = int(self.client.hincrby(key, "done", 1))
-        self.client.hset(key, "total", total)
-        self.client.expire(key, 7 * 24 * 3600)
-        return done
+    def progress(self, installation_id: int, key: str, total: int) -> int:
+        """Count one more repository done for the fan-out `key` (its delivery id); the hash expires by itself."""
+        name = f"{self.prefix}progress:{installation_id}:{key}"
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hincrby(name, "done", 1)
+        pipe.hset(name, "total", total)
+        pipe.expire(name, int(PROGRESS_TTL))
+        return int(pipe.execute()[0])
 
 
-def log_progress(pacer: SqlitePacer | RedisPacer, installation_id: int, total: int, repo: str,
+def log_progress(pacer: SqlitePacer | RedisPacer, installation_id: int, key: str, total: int, repo: str,
                  every: int = 50) -> int:
-    """Record one repository of an installation's first pass and log every `every` and at the end."""
-    done = pacer.progress(installation_id, total)
+    """Record one repository of the fan-out `key` and log every `every` and at the end."""
+    done = pacer.progress(installation_id, key, total)
     if done % every == 0 or done >= total:
-        log_event("install.progress", installation=installation_id, done=done, total=total, repository=repo)
+        log_event("install.progress", installation=installation_id, delivery=key, done=done, total=total,
+                  repository=repo)
     return done

@@ -78,9 +78,46 @@ def test_progress_is_counted_across_processes_and_logged(backend: str, tmp_path:
     configure_logging("INFO", stream=stream)
     first, second = _pacer(backend, tmp_path), _pacer(backend, tmp_path)
     for i in range(10):
-        log_progress(first if i % 2 else second, 9, total=10, repo=f"o/r{i}", every=4)
+        log_progress(first if i % 2 else second, 9, "install-1", total=10, repo=f"o/r{i}", every=4)
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert [(x["done"], x["total"]) for x in lines if x["event"] == "install.progress"] == [(4, 10), (8, 10), (10, 10)]
+
+
+def test_a_second_fan_out_of_the_same_installation_counts_from_zero(backend: str, tmp_path: Path) -> None:
+    pacer = _pacer(backend, tmp_path)
+    assert [pacer.progress(9, "install-1", 3) for _ in range(3)] == [1, 2, 3]
+    # `installation_repositories.added` later: its own count, the first one's untouched.
+    assert [pacer.progress(9, "added-1", 2) for _ in range(2)] == [1, 2]
+    assert pacer.progress(8, "install-1", 5) == 1  # another installation, same delivery id
+    assert pacer.progress(9, "install-1", 3) == 4
+
+
+def test_old_fan_out_counts_expire(backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pacer = _pacer(backend, tmp_path)
+    pacer.progress(9, "old", 10)
+    if isinstance(pacer, RedisPacer):
+        ttl = pacer.client.ttl(f"{pacer.prefix}progress:9:old")
+        assert 0 < ttl <= pacing.PROGRESS_TTL
+        return
+    monkeypatch.setattr(pacing, "now", lambda: time.time() + pacing.PROGRESS_TTL + 60)
+    pacer.progress(9, "new", 10)  # any later count sweeps the expired ones
+    assert pacer.db.query("SELECT key FROM fanout_progress") == [("new",)]
+
+
+def test_interactive_work_may_spend_the_floor_but_not_past_zero(backend: str, tmp_path: Path) -> None:
+    pacer = _pacer(backend, tmp_path)
+    reset = str(time.time() + 900)
+    pacing.observe_headers(pacer, 5, {"X-RateLimit-Remaining": "12", "X-RateLimit-Reset": reset})
+    with pytest.raises(RetryLater, match="budget"):
+        require(pacer, 5, interactive=False)  # a fan-out's sync waits for the reset
+    require(pacer, 5, interactive=True)  # a push or a command goes ahead
+    with pacing.interactive_scope(True):
+        require(pacer, 5)  # the job's own flag when none is passed
+    with pacing.interactive_scope(False), pytest.raises(RetryLater, match="budget"):
+        require(pacer, 5)
+    pacing.observe_headers(pacer, 5, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset})
+    with pytest.raises(RetryLater, match="budget"):
+        require(pacer, 5, interactive=True)  # nothing left: GitHub would refuse it anyway
 
 
 def test_preview_mode_threshold() -> None:
