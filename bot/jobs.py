@@ -23,7 +23,7 @@ from bot.github_gateway import (
     RepoState,
     TreeFile,
 )
-from bot.job import Job, JobKind
+from bot.job import Job
 from bot.logs import log_event
 from bot.retry import RetryLater, classify_exception
 
@@ -222,11 +222,9 @@ def _install(gw: GitHubGateway, job: Job, submit: Submit | None, preview_thresho
     data: dict[str, Any] = {"trigger": "install", "total": len(usable), "account": job.repo}
     if preview:
         data["preview"] = True
-    # A preview job is not a sync: queued as kind `install` (one repository), so the queue never coalesces it
-    # with a push's sync of the same repository (either way round, one of them would be dropped: the push's
-    # pull request, or the preview's count in the summary).
-    kind: JobKind = "install" if preview else "sync"
-    repo_jobs = [Job(kind, job.installation_id, ref.full_name, job.delivery_id,
+    # Preview jobs are ordinary syncs: the queue keeps the preview flag in its coalescing key, so a preview never
+    # supersedes a push's sync of the same repository, nor the other way round.
+    repo_jobs = [Job("sync", job.installation_id, ref.full_name, job.delivery_id,
                      {**data, "default_branch": ref.default_branch}) for ref in usable]
     log_event("install.fanout", installation=job.installation_id, account=job.repo, delivery=job.delivery_id,
               repositories=len(usable), skipped=len(outcomes), preview=preview)
@@ -526,6 +524,24 @@ class DryRunGateway:
         self._log(write="update_pull", repo=full_name, number=number)
 
 
+def interactive(job: Job) -> bool:
+    """A person is waiting (a push, a command, a closed pull request): its writes may spend the request budget's
+    floor, which background work (an installation's fan-out and its syncs) leaves alone."""
+    return job.kind != "install" and job.data.get("trigger") != "install"
+
+
+def rate_limit_remaining(gw: object) -> int | None:
+    """`x-ratelimit-remaining` of the last GitHub answer the gateway saw (None before any)."""
+    value = getattr(gw, "rate_limit_remaining", None)  # the gateway's own, where it exposes one
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    # Else PyGithub's requester, which records the header of every answer (REST and GraphQL alike).
+    limits = getattr(getattr(gw, "_requester", None), "rate_limiting", None)
+    if isinstance(limits, tuple) and limits and isinstance(limits[0], int) and limits[0] >= 0:
+        return limits[0]
+    return None
+
+
 def run(job: Job, gateway_factory: GatewayFactory, *, dry_run: bool = False,
         submit: Submit | None = None, preview_threshold: int | None = None) -> list[Outcome]:
     """Run one job. GitHub errors propagate with their status and headers: the queue retries rate limits,
@@ -537,10 +553,11 @@ def run(job: Job, gateway_factory: GatewayFactory, *, dry_run: bool = False,
     if dry_run:
         gw = DryRunGateway(gw)
     try:
-        if job.kind == "install" and "/" not in job.repo:  # an account login: the installation's fan-out
-            outcomes = _install(gw, job, submit, preview_threshold)
-        else:  # `install` on one repository: its part of a preview fan-out
-            outcomes = _KINDS["sync" if job.kind == "install" else job.kind](gw, job)
+        with pacing.interactive_scope(interactive(job)):
+            if job.kind == "install" and "/" not in job.repo:  # an account login: the installation's fan-out
+                outcomes = _install(gw, job, submit, preview_threshold)
+            else:  # `install` on one repository: a preview job queued before previews were syncs
+                outcomes = _KINDS["sync" if job.kind == "install" else job.kind](gw, job)
     except GitHubError as exc:
         log_event("job_failed", level="warning", kind=job.kind, repo=job.repo, delivery=job.delivery_id,
                   status=exc.status, error=exc.message)

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from huey import Huey, RedisHuey, SqliteHuey
 
-from bot import metrics, pacing
+from bot import fanout, metrics, pacing
 from bot.config import Settings
 from bot.dedupe import DEFAULT_TTL
 from bot.job import Job
@@ -189,7 +189,7 @@ class HueyQueue:
         entries = []
         for job in jobs:
             job_id = uuid.uuid4().hex
-            ckey = f"{job.repo_key}:{job.kind}" if job.kind in self.options.coalesce_kinds else ""
+            ckey = coalesce_key(job) if job.kind in self.options.coalesce_kinds else ""
             message = self.huey.serialize_task(self.task.s(job_id))
             entries.append(Entry(job_id, json.dumps(job.to_dict(), separators=(",", ":")), ckey, message))
         fresh = self._committer.submit(SubmitRequest(delivery_id, tuple(entries)))
@@ -217,7 +217,11 @@ class HueyQueue:
         self._track(claimed, lock)
         try:
             if claimed.ckey and self.locks.current_generation(claimed.ckey) > claimed.gen:
-                self.ledger.finish(job_id, claimed.token, "coalesced")
+                if self.ledger.finish(job_id, claimed.token, "coalesced"):
+                    # A later job does this repository's work, but this fan-out still counts it as done (else
+                    # its last progress line and its preview summary never come).
+                    with pacing.scoped(self.pacer), metrics.scoped(self.counters):
+                        fanout.finished(job, "coalesced")
                 log_event("job", outcome="coalesced", duration_ms=_ms(start), **fields)
                 return
             try:
@@ -332,6 +336,13 @@ class HueyQueue:
                                     "shutdown_timeout": 20}
         settings.update(options)
         return self.huey.create_consumer(**settings)
+
+
+def coalesce_key(job: Job) -> str:
+    """Jobs sharing this key supersede each other (the latest runs). A preview job only decides and reports, so
+    it never stands in for a sync that writes, nor the other way round."""
+    key = f"{job.repo_key}:{job.kind}"
+    return f"{key}:preview" if job.data.get("preview") is True else key
 
 
 def _ms(start: float) -> float:

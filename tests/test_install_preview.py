@@ -215,7 +215,9 @@ def test_preview_threshold_is_read_from_the_environment() -> None:
     assert Settings.from_env({"WEBHOOK_SECRET": "s", "PREVIEW_THRESHOLD": "1000"}).preview_threshold == 1000
 
 
-def test_a_preview_job_and_a_push_on_the_same_repository_both_run(gh: GitHubDouble, tmp_path: Path) -> None:
+@pytest.mark.parametrize("push_first", [True, False])
+def test_a_preview_job_and_a_push_on_the_same_repository_both_run(gh: GitHubDouble, tmp_path: Path,
+                                                                  push_first: bool) -> None:
     from runtime_fixtures import backend_settings, options_for
 
     from bot.queue import build_queue
@@ -226,20 +228,53 @@ def test_a_preview_job_and_a_push_on_the_same_repository_both_run(gh: GitHubDoub
     jobs.run(Job("install", 1, "octo", "install-1"), f, submit=lambda d, batch: queued.extend(batch),
              preview_threshold=5)
     preview_job = next(j for j in queued if j.repo == "octo/svc0")
-    assert (preview_job.kind, preview_job.data["preview"]) == ("install", True)
+    assert (preview_job.kind, preview_job.data["preview"]) == ("sync", True)  # an ordinary sync, flagged
     repo = gh.repos["octo/svc0"]
     after = gh.commit_files("octo/svc0", "main", {"buildspec.yml": "version: 0.2\n# v2\n"})
     (push_job,) = route("push", push_payload(repo, "0" * 40, after, ["buildspec.yml"]), "push-1").jobs
+    assert push_job.kind == "sync"
     outcomes: list[jobs.Outcome] = []
     queue = build_queue(backend_settings("sqlite", tmp_path), lambda job: outcomes.extend(jobs.run(job, f)),
                         options_for(tmp_path))
-    try:
-        # The push is queued first, the preview job after it: neither supersedes the other.
-        ids = queue.submit("push-1", [push_job]).job_ids + queue.submit("install-1/x", [preview_job]).job_ids
-        for job_id in ids:
-            queue.execute(job_id)
-    finally:
-        pacing.bind(None)
-        metrics.bind(None)
-    assert sorted(o.action for o in outcomes) == ["current", "opened"]  # the push's PR, then the preview sees it
+    submits = [("push-1", push_job), ("install-1/x", preview_job)]
+    if not push_first:
+        submits.reverse()
+    # Both are queued before either runs: neither supersedes the other, whichever came first.
+    ids = [queue.submit(delivery, [job]).job_ids[0] for delivery, job in submits]
+    for job_id in ids:
+        queue.execute(job_id)
+    actions = [o.action for o in outcomes]
+    # The push's pull request is opened either way; the preview decides around it and writes nothing.
+    assert actions == (["opened", "current"] if push_first else ["would_open", "opened"])
     assert len(gh.pulls_for("octo/svc0")) == 1
+
+
+def test_a_coalesced_fan_out_sync_still_counts_towards_the_summary(gh: GitHubDouble, tmp_path: Path) -> None:
+    from runtime_fixtures import backend_settings, options_for
+
+    from bot.queue import build_queue
+
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    organization(gh, with_buildspec=3, without=3)
+    f = factory(gh)
+    queued: list[Job] = []
+    jobs.run(Job("install", 1, "octo", "install-1"), f, submit=lambda d, batch: queued.extend(batch),
+             preview_threshold=5)
+    assert len(queued) == 6 and all(j.data["preview"] is True for j in queued)
+    queue = build_queue(backend_settings("sqlite", tmp_path), lambda job: jobs.run(job, f), options_for(tmp_path))
+    ids = list(queue.submit("install-1/repositories", queued).job_ids)
+    # A second preview fan-out (say a redelivery under a new id) queues svc0 again before the first one ran.
+    later = Job("sync", 1, "octo/svc0", "install-2", {**queued[0].data, "total": 1})
+    ids += queue.submit("install-2/repositories", [later]).job_ids
+    for job_id in ids:
+        queue.execute(job_id)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [x["outcome"] for x in lines if x["event"] == "job"].count("coalesced") == 1
+    summaries = {x["delivery"]: x for x in lines if x["event"] == "install.preview_summary"}
+    assert summaries["install-1"]["repositories"] == 6
+    assert summaries["install-1"]["outcomes"]["coalesced"] == 1
+    assert summaries["install-2"]["outcomes"] == {"would_open": 1}
+    progress = [(x["delivery"], x["done"], x["total"]) for x in lines if x["event"] == "install.progress"]
+    assert progress == [("install-1", 6, 6), ("install-2", 1, 1)] or progress == [
+        ("install-2", 1, 1), ("install-1", 6, 6)]
