@@ -6,6 +6,8 @@ import hashlib
 import hmac
 import json
 import threading
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -42,6 +44,25 @@ def _json_text(raw: bytes, mimetype: str) -> bytes | str:
     return raw
 
 
+def delivery_fields(event: str | None, delivery: str | None, payload: object, routed_jobs: Sequence[Job],
+                    job_ids: Sequence[str], outcome: str, start: float) -> dict[str, Any]:
+    """The fields of every `webhook_*` log line (both intake paths): one delivery, what came of it, how long."""
+    body = payload if isinstance(payload, Mapping) else {}
+    first = routed_jobs[0] if routed_jobs else None
+    installation = body.get("installation")
+    repository = body.get("repository")
+    action = body.get("action")
+    return {
+        "delivery_id": delivery or None, "event_name": event or None,
+        "action": action if isinstance(action, str) else None,
+        "installation": first.installation_id if first is not None else (
+            installation.get("id") if isinstance(installation, Mapping) else None),
+        "repository": first.repo if first is not None else (
+            repository.get("full_name") if isinstance(repository, Mapping) else None),
+        "job_ids": list(job_ids), "outcome": outcome, "duration_ms": round((time.monotonic() - start) * 1000, 2),
+    }
+
+
 def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
     """Constant-time check of `X-Hub-Signature-256` (HMAC-SHA256 of the raw body)."""
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -75,10 +96,19 @@ class JobRunner:
         self._factory = _LazyFactory(settings)
         self.submit = submit
 
-    def __call__(self, job: Job) -> dict[str, str]:
-        outcomes = jobs.run(job, self._factory, dry_run=self._settings.dry_run, submit=self.submit,
+    def __call__(self, job: Job) -> dict[str, Any]:
+        """Run the job; the outcome and the last `x-ratelimit-remaining` GitHub sent go on the job's log line."""
+        used: list[GitHubGateway] = []
+
+        def factory(installation_id: int) -> GitHubGateway:
+            gateway = self._factory(installation_id)
+            used.append(gateway)
+            return gateway
+
+        outcomes = jobs.run(job, factory, dry_run=self._settings.dry_run, submit=self.submit,
                             preview_threshold=self._settings.preview_threshold)
-        return {"outcome": ",".join(sorted({o.action for o in outcomes})) or "none"}
+        return {"outcome": ",".join(sorted({o.action for o in outcomes})) or "none",
+                "rate_limit_remaining": jobs.rate_limit_remaining(used[-1]) if used else None}
 
 
 def make_runner(settings: Settings, submit: jobs.Submit | None = None) -> JobRunner:
@@ -103,36 +133,48 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
 
     @app.post(settings.webhook_path)
     def webhook() -> tuple[Response, int]:
+        start = time.monotonic()
+        event = request.headers.get("X-GitHub-Event", "")
+        delivery = request.headers.get("X-GitHub-Delivery", "")
+
+        def log(name: str, outcome: str, payload: object = None, routed_jobs: Sequence[Job] = (),
+                job_ids: Sequence[str] = (), level: str = "info", **extra: Any) -> None:
+            log_event(name, level=level, delivery=delivery or None, **extra,
+                      **delivery_fields(event, delivery, payload, routed_jobs, job_ids, outcome, start))
+
         try:
             raw = request.get_data(cache=False)
         except RequestEntityTooLarge:
             _count("too_large")
+            log("webhook_rejected", "too_large", level="warning", reason="body too large")
             return _reply(413, error=f"body larger than {settings.max_body_bytes} bytes")
         except BadRequest:  # the client sent less than its Content-Length and hung up
             _count("malformed")
+            log("webhook_malformed", "malformed", level="warning", error="body shorter than Content-Length")
             return _reply(400, error="body shorter than Content-Length")
         if len(raw) > settings.max_body_bytes:
             _count("too_large")
+            log("webhook_rejected", "too_large", level="warning", reason="body too large")
             return _reply(413, error=f"body larger than {settings.max_body_bytes} bytes")
         if not signature_ok(settings.webhook_secret, raw, request.headers.get("X-Hub-Signature-256")):
-            log_event("webhook_rejected", level="warning", reason="bad signature")
+            log("webhook_rejected", "bad_signature", level="warning", reason="bad signature")
             _count("bad_signature")
             return _reply(401, error="missing or invalid X-Hub-Signature-256")
-        event = request.headers.get("X-GitHub-Event", "")
-        delivery = request.headers.get("X-GitHub-Delivery", "")
         if not event or len(event) > 100 or not delivery or len(delivery) > 200:
             _count("malformed")
+            log("webhook_malformed", "malformed", level="warning", error="missing or over-long GitHub headers")
             return _reply(400, error="X-GitHub-Event and X-GitHub-Delivery headers are required")
+        payload: object = None
         try:
             payload = json.loads(_json_text(raw, request.mimetype))
             routed = route(event, payload, delivery)
         except (ValueError, RecursionError) as exc:
             message = str(exc) if isinstance(exc, MalformedPayload) else "body is not valid JSON"
-            log_event("webhook_malformed", level="warning", event_name=event, delivery=delivery, error=message)
+            log("webhook_malformed", "malformed", payload, level="warning", error=message)
             _count("malformed")
             return _reply(400, error=message)
         if not routed.jobs:
-            log_event("webhook_ignored", event_name=event, delivery=delivery, reason=routed.reason)
+            log("webhook_ignored", "ignored", payload, reason=routed.reason)
             _count("ignored")
             return _reply(200, status="ignored", reason=routed.reason)
         try:
@@ -140,12 +182,13 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
             if not result.accepted:
                 raise RuntimeError("the queue did not accept the jobs")
         except Exception as exc:  # the delivery is not queued: make GitHub show a failure so it can redeliver
-            log_event("queue_failed", level="error", delivery=delivery, error=f"{type(exc).__name__}: {exc}")
+            log("queue_failed", "queue_failed", payload, routed.jobs, level="error",
+                error=f"{type(exc).__name__}: {exc}")
             return _reply(503, error="could not queue the delivery")
-        log_event("webhook_queued", event_name=event, delivery=delivery, jobs=len(routed.jobs),
-                  duplicate=result.duplicate)
-        return _reply(202, status="duplicate" if result.duplicate else "queued", jobs=len(routed.jobs),
-                      reason=routed.reason)
+        outcome = "duplicate" if result.duplicate else "queued"
+        log("webhook_queued", outcome, payload, routed.jobs, result.job_ids, jobs=len(routed.jobs),
+            duplicate=result.duplicate)
+        return _reply(202, status=outcome, jobs=len(routed.jobs), reason=routed.reason)
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

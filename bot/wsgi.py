@@ -19,7 +19,7 @@ from flask import Flask
 from bot.config import Settings
 from bot.events import route
 from bot.logs import configure_logging, log_event
-from bot.web import create_app, signature_ok
+from bot.web import create_app, delivery_fields, signature_ok
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -70,14 +70,12 @@ class FastWebhook:
             if not result.accepted:
                 raise RuntimeError("the queue did not accept the jobs")
         except Exception as exc:  # not queued: a 503 lets GitHub show the failure and redeliver
-            log_event("queue_failed", level="error", delivery=delivery, error=f"{type(exc).__name__}: {exc}")
+            log_event("queue_failed", level="error", delivery=delivery, error=f"{type(exc).__name__}: {exc}",
+                      **delivery_fields(event, delivery, payload, routed.jobs, (), "queue_failed", start))
             return _json("503 SERVICE UNAVAILABLE", {"error": "could not queue the delivery"}, start_response)
-        first = routed.jobs[0]
-        log_event("webhook_queued", event_name=event, delivery=delivery, jobs=len(routed.jobs),
-                  duplicate=result.duplicate, delivery_id=delivery, action=payload.get("action"),
-                  installation=first.installation_id, repository=first.repo, job_ids=list(result.job_ids),
-                  outcome="duplicate" if result.duplicate else "queued",
-                  duration_ms=round((time.monotonic() - start) * 1000, 2))
+        log_event("webhook_queued", delivery=delivery, jobs=len(routed.jobs), duplicate=result.duplicate,
+                  **delivery_fields(event, delivery, payload, routed.jobs, result.job_ids,
+                                    "duplicate" if result.duplicate else "queued", start))
         return _json("202 ACCEPTED", {"status": "duplicate" if result.duplicate else "queued",
                                       "jobs": len(routed.jobs), "reason": routed.reason}, start_response)
 
