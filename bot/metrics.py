@@ -23,11 +23,14 @@ REDIS_KEY = "counters"  # under the key prefix
 DELIVERIES = "ecr_cache_bot_deliveries_total"
 JOBS = "ecr_cache_bot_jobs_total"
 RETRIES = "ecr_cache_bot_job_retries_total"
+INSTALL_PREVIEW = "ecr_cache_bot_install_preview_repositories_total"
 
 HELP = {
     "ecr_cache_bot_deliveries_total": "Webhook deliveries by outcome (accepted, duplicate, ...).",
     "ecr_cache_bot_jobs_total": "Jobs finished by outcome (succeeded, coalesced, failed, dead, ...).",
     "ecr_cache_bot_job_retries_total": "Job runs deferred for a retry, by reason class.",
+    INSTALL_PREVIEW: "Repositories of a preview-mode install (no pull request opened), by installation, "
+                     "fan-out delivery and what would have happened.",
 }
 
 Labels = tuple[tuple[str, str], ...]
