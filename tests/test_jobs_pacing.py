@@ -273,3 +273,28 @@ def test_a_graphql_mutation_is_a_write_and_a_graphql_query_is_not(gh: GitHubDoub
     jobs.run(Job("command", 1, "octo/app", "h", data), factory(gh))
     assert [str(r) for r in gh.requests if r.is_write] == ["POST /graphql EcrCacheReply"]
     assert len(gh.bot_comments("octo/app", 5)) == 1 and comment.reactions == ["eyes"]
+
+
+def test_under_the_budget_floor_pushes_and_commands_write_and_fan_out_syncs_wait(
+        gh: GitHubDouble, clock: Clock, bind: Bind) -> None:
+    pacer = bind(PaceLimits(request_floor=200))
+    for name in ("octo/a", "octo/b", "octo/c"):
+        gh.add_repo(name, SPEC, permissions={"dev": "write"})
+    gh.response_headers = {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "60",
+                           "X-RateLimit-Reset": str(int(clock.at) + 900)}
+    (pushed,) = jobs.run(Job("sync", 1, "octo/a", "p", {"trigger": "push", "default_branch": "main"}), factory(gh))
+    assert pushed.action == "opened" and len(gh.pulls_for("octo/a")) == 1
+    assert pacer.budget_wait(1) > 0  # the reads recorded a budget under the floor
+    comment = gh.add_comment("octo/b", 5, "/ecr-cache", "dev")
+    data = {"command": "open", "unknown": None, "comment_id": comment.id, "issue_number": 5, "user": "dev",
+            "comment_node_id": comment.node_id, "issue_node_id": "I_octo/b#5"}
+    (commanded,) = jobs.run(Job("command", 1, "octo/b", "c", data), factory(gh))
+    assert commanded.action == "opened" and len(gh.bot_comments("octo/b", 5)) == 1
+    background = Job("sync", 1, "octo/c", "i", {"trigger": "install", "default_branch": "main", "total": 1})
+    with pytest.raises(RetryLater, match="budget"):
+        jobs.run(background, factory(gh))
+    assert gh.pulls_for("octo/c") == []
+    gh.response_headers = {**gh.response_headers, "X-RateLimit-Remaining": "0"}
+    gh.commit_files("octo/a", "main", {"buildspec.yml": "version: 0.2\n# v2\n"})
+    with pytest.raises(RetryLater, match="budget"):  # nothing left at all: even a push waits for the reset
+        jobs.run(Job("sync", 1, "octo/a", "p2", {"trigger": "push", "default_branch": "main"}), factory(gh))
