@@ -10,6 +10,7 @@ or one Lua script per delivery (Redis).
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections import Counter
 from collections.abc import Sequence
@@ -24,6 +25,18 @@ from bot.locks import SQLITE_DDL as LOCKS_DDL
 from bot.locks import bump_in
 from bot.metrics import DELIVERIES, JOBS, incr_in, redis_field
 from bot.storage import KEY_PREFIX, SqliteDb, now
+
+# Job ids are uuid4 hex: 32 hex digits in a row, which huey's own (dashed) task ids never contain.
+_JOB_ID = re.compile(rb"[0-9a-f]{32}")
+
+
+def queued_job_ids(messages: Sequence[bytes | str]) -> set[str]:
+    """Job ids named by serialised huey messages (an uncompressed pickle keeps the id's bytes as they are)."""
+    found: set[str] = set()
+    for message in messages:
+        raw = message.encode() if isinstance(message, str) else bytes(message)
+        found.update(m.decode() for m in _JOB_ID.findall(raw))
+    return found
 
 
 @dataclass(frozen=True)
@@ -219,15 +232,25 @@ class SqliteLedger:
             return done
 
     def expired(self, at: float, stale: float, limit: int = 500) -> list[str]:
-        """Reset overdue rows and return their ids."""
+        """Reset overdue rows and return their ids; a pending job whose message still waits in huey's queue or
+        schedule (a large backlog, not a lost pop) only gets a new deadline, so it is not queued twice."""
         with self.db.tx() as cur:
-            cur.execute(
+            cur.execute("SELECT id, status FROM jobs WHERE status IN ('pending', 'running') AND deadline < ? "
+                        "LIMIT ?", (at, limit))
+            overdue = cur.fetchall()
+            waiting: set[str] = set()
+            if any(status == "pending" for _, status in overdue):
+                cur.execute("SELECT data FROM task WHERE queue = ? UNION ALL SELECT data FROM schedule "
+                            "WHERE queue = ?", (self.huey_queue_name, self.huey_queue_name))
+                queued = queued_job_ids([row[0] for row in cur.fetchall()])
+                waiting = {str(i) for i, status in overdue if status == "pending" and i in queued}
+            cur.executemany("UPDATE jobs SET deadline = ? WHERE id = ? AND status = 'pending'",
+                            [(at + stale, i) for i in waiting])
+            lost = [(at + stale, at, str(i)) for i, _ in overdue if i not in waiting]
+            cur.executemany(
                 "UPDATE jobs SET attempts = attempts + (status = 'running'), status = 'pending', token = NULL, "
-                "not_before = 0, deadline = ?, updated = ? WHERE id IN (SELECT id FROM jobs "
-                "WHERE status IN ('pending', 'running') AND deadline < ? LIMIT ?) RETURNING id",
-                (at + stale, at, at, limit),
-            )
-            return [str(row[0]) for row in cur.fetchall()]
+                "not_before = 0, deadline = ?, updated = ? WHERE id = ?", lost)
+            return [i for _, _, i in lost]
 
     def renew(self, job_id: str, token: str, deadline: float) -> bool:
         """Conditional deadline update."""
@@ -328,11 +351,16 @@ return 1
 _EXPIRED_LUA = """
 local at, stale = tonumber(ARGV[1]), tonumber(ARGV[2])
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local waiting = {}
+for i = 5, #ARGV do waiting[ARGV[i]] = true end
 local out = {}
 for _, id in ipairs(ids) do
   local key = ARGV[4] .. 'job:' .. id
   local st = redis.call('HGET', key, 'status')
-  if st == 'running' or st == 'pending' then
+  if st == 'pending' and waiting[id] then
+    redis.call('HSET', key, 'deadline', at + stale)
+    redis.call('ZADD', KEYS[1], at + stale, id)
+  elseif st == 'running' or st == 'pending' then
     if st == 'running' then redis.call('HINCRBY', key, 'attempts', 1) end
     redis.call('HSET', key, 'status', 'pending', 'token', '', 'not_before', 0, 'deadline', at + stale,
                'updated', ARGV[1])
@@ -367,9 +395,11 @@ return 1
 class RedisLedger:
     """Ledger as one hash per job, a deadline-sorted set of active jobs and a dead-letter sorted set."""
 
-    def __init__(self, client: Any, huey_queue_key: str, prefix: str = KEY_PREFIX) -> None:
+    def __init__(self, client: Any, huey_queue_key: str, prefix: str = KEY_PREFIX,
+                 huey_schedule_key: str | None = None) -> None:
         self.client = client
         self.huey_queue_key = huey_queue_key
+        self.huey_schedule_key = huey_schedule_key
         self.prefix = prefix
         self._job = prefix + "job:"
         self._active = prefix + "jobs:active"
@@ -423,8 +453,17 @@ class RedisLedger:
                                      redis_field(JOBS, outcome=outcome)]))
 
     def expired(self, at: float, stale: float, limit: int = 500) -> list[str]:
-        """Reset overdue jobs in Lua."""
-        ids = self._expired(keys=[self._active], args=[at, stale, limit, self.prefix])
+        """Reset overdue jobs in Lua; one whose message still waits in huey's list or schedule gets a new
+        deadline instead (read first: at worst a message popped meanwhile is found by the next sweep)."""
+        waiting: list[str] = []
+        overdue = self.client.zrangebyscore(self._active, "-inf", f"({at}", start=0, num=limit)
+        if overdue:
+            messages = list(self.client.lrange(self.huey_queue_key, 0, -1))
+            if self.huey_schedule_key:
+                messages += self.client.zrange(self.huey_schedule_key, 0, -1)
+            queued = queued_job_ids(messages)
+            waiting = [i for i in (o.decode() if isinstance(o, bytes) else str(o) for o in overdue) if i in queued]
+        ids = self._expired(keys=[self._active], args=[at, stale, limit, self.prefix, *waiting])
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
 
     def renew(self, job_id: str, token: str, deadline: float) -> bool:

@@ -385,7 +385,8 @@ def build_queue(settings: Settings, runner: Runner | None, options: QueueOptions
         prefix = f"{KEY_PREFIX}{options.namespace}:" if options.namespace else KEY_PREFIX
         name = f"{HUEY_NAME}-{options.namespace}" if options.namespace else HUEY_NAME
         huey: Huey = RedisHuey(name, url=settings.redis_url, results=False, utc=True)
-        return HueyQueue(huey, RedisLedger(client, huey.storage.queue_key, prefix), RedisLocks(client, prefix),
+        ledger = RedisLedger(client, huey.storage.queue_key, prefix, huey.storage.schedule_key)
+        return HueyQueue(huey, ledger, RedisLocks(client, prefix),
                          RedisCounters(client, prefix), RedisPacer(client, options.pace, prefix), runner, options)
     path = Path(settings.data_dir) / "queue.db"
     path.parent.mkdir(parents=True, exist_ok=True)

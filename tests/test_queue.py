@@ -189,6 +189,21 @@ def test_reaper_rescues_a_job_whose_worker_died(backend: str, tmp_path: Path) ->
         assert wait_until(lambda: ran == ["d-orphan"] and queue.ledger.active_count() == 0, 10)
 
 
+def test_reaper_leaves_jobs_whose_message_still_waits_in_a_backlog(backend: str, tmp_path: Path) -> None:
+    queue = _queue(backend, tmp_path, lambda job: None)
+    ids = queue.submit("d-backlog", [Job("command", 1, f"o/r{i}", "d-backlog") for i in range(4)]).job_ids
+    # One job was deferred: its message waits in huey's schedule, not in the queue.
+    scheduled = queue.huey.deserialize_task(queue.huey.storage.dequeue()).args[0]
+    queue.huey.add_schedule(queue.task.s(scheduled, delay=3600))
+    time.sleep(TEST_OPTIONS.stale_after + 0.1)
+    assert queue.reap() == 0  # a slow queue is not a lost message: nothing queued twice
+    assert queue.huey.pending_count() == 3 and queue.huey.scheduled_count() == 1
+    lost = queue.huey.deserialize_task(queue.huey.storage.dequeue()).args[0]  # popped by a worker that died
+    time.sleep(TEST_OPTIONS.stale_after + 0.1)
+    assert queue.ledger.expired(time.time(), TEST_OPTIONS.stale_after) == [lost]
+    assert lost in ids and queue.huey.pending_count() == 2
+
+
 def test_reaper_rescues_a_message_lost_between_pop_and_claim(backend: str, tmp_path: Path) -> None:
     ran: list[str] = []
     queue = _queue(backend, tmp_path, lambda job: ran.append(job.delivery_id))
