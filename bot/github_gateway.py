@@ -263,6 +263,7 @@ class GitHubGateway:
         self._blob_chars = 0
         self._lock = threading.Lock()
         self._credit = threading.local()  # writes this thread reserved with `paced` and has not sent yet
+        self.rate_limit_remaining: int | None = None  # `x-ratelimit-remaining` of the last answer seen
 
     # -- pacing (GitHub's secondary limits: about 80 content-creating requests a minute, 500 an hour) -------
 
@@ -292,6 +293,8 @@ class GitHubGateway:
     def _observe(self, headers: Mapping[str, Any] | None) -> None:
         pacer = pacing.current()
         remaining = rate_limit_remaining(headers)
+        if remaining is not None:
+            self.rate_limit_remaining = remaining
         # Only a budget near the floor can make work wait, so a healthy one costs no shared write; REST and
         # GraphQL budgets both land here, and the lower one (the one near the floor) is the one that binds.
         if pacer is None or remaining is None or remaining >= 2 * pacer.limits.request_floor:

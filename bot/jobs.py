@@ -532,14 +532,8 @@ def interactive(job: Job) -> bool:
 
 def rate_limit_remaining(gw: object) -> int | None:
     """`x-ratelimit-remaining` of the last GitHub answer the gateway saw (None before any)."""
-    value = getattr(gw, "rate_limit_remaining", None)  # the gateway's own, where it exposes one
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    # Else PyGithub's requester, which records the header of every answer (REST and GraphQL alike).
-    limits = getattr(getattr(gw, "_requester", None), "rate_limiting", None)
-    if isinstance(limits, tuple) and limits and isinstance(limits[0], int) and limits[0] >= 0:
-        return limits[0]
-    return None
+    value = getattr(gw, "rate_limit_remaining", None)  # doubles and dry-run wrappers may have none
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def run(job: Job, gateway_factory: GatewayFactory, *, dry_run: bool = False,
