@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import responses
+from github_double import GitHubDouble
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
@@ -36,3 +38,12 @@ def shared() -> Path:
     if not SHARED.is_dir():
         pytest.skip("../shared is not present beside this checkout")
     return SHARED
+
+
+@pytest.fixture
+def gh() -> Iterator[GitHubDouble]:
+    """The stateful GitHub double, answering every request PyGithub sends through `responses`."""
+    double = GitHubDouble()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        double.activate(mock)
+        yield double

@@ -20,6 +20,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import responses
 
+from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
+
 BOT_SLUG = "ecr-cache-bot"
 BOT_USER_ID = 41898282
 BOT_LOGIN = f"{BOT_SLUG}[bot]"
@@ -839,3 +841,12 @@ def wsgi_app(double: GitHubDouble) -> Any:
         return [body.encode()]
 
     return app
+
+
+def appending_plan(snapshot: RepoSnapshot, options: Options) -> Plan:
+    """A deterministic, idempotent stand-in planner: appends `# cached` to the buildspec once."""
+    spec = snapshot.text("buildspec.yml")
+    if spec is None or spec.endswith("# cached\n"):
+        return Plan()
+    return Plan(edits=(FileEdit("buildspec.yml", "modify", spec + "# cached\n", spec, ("cache",)),),
+                buildspecs=("buildspec.yml",))

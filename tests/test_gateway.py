@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -38,14 +37,6 @@ def _planner(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(planner, "plan", fake_plan)
     monkeypatch.setattr(planner, "paths_to_read",
                         lambda paths, options: tuple(p for p in paths if p in ("buildspec.yml", "Dockerfile")))
-
-
-@pytest.fixture
-def gh() -> Iterator[GitHubDouble]:
-    double = GitHubDouble()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        double.activate(mock)
-        yield double
 
 
 def factory(double: GitHubDouble) -> GatewayFactory:

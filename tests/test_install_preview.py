@@ -10,13 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import responses
 from github_double import GitHubDouble, Recorded, private_key_pem, push_payload
+from github_double import appending_plan as fake_plan
 
 from bot import jobs, metrics, pacing, web
 from bot.config import Settings
 from bot.core import planner
-from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
 from bot.events import route
 from bot.fanout import parse_opt_in
 from bot.github_gateway import GatewayFactory
@@ -32,25 +31,11 @@ ORG_CONFIG = ".github/ecr-cache.yml"
 OPT_IN = "install: open-pull-requests\n"
 
 
-def fake_plan(snapshot: RepoSnapshot, options: Options) -> Plan:
-    spec = snapshot.text("buildspec.yml")
-    if spec is None or spec.endswith("# cached\n"):
-        return Plan()
-    return Plan(edits=(FileEdit("buildspec.yml", "modify", spec + "# cached\n", spec, ("cache",)),),
-                buildspecs=("buildspec.yml",))
 
 
 @pytest.fixture(autouse=True)
 def _planner(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(planner, "plan", fake_plan)
-
-
-@pytest.fixture
-def gh() -> Iterator[GitHubDouble]:
-    double = GitHubDouble()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        double.activate(mock)
-        yield double
 
 
 @pytest.fixture

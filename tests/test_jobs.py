@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -35,14 +34,6 @@ def fake_plan(snapshot: RepoSnapshot, options: Options) -> Plan:
 def _planner(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(planner, "plan", fake_plan)
     monkeypatch.setattr(planner, "paths_to_read", lambda paths, options: tuple(paths))
-
-
-@pytest.fixture
-def gh() -> Iterator[GitHubDouble]:
-    double = GitHubDouble()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        double.activate(mock)
-        yield double
 
 
 def factory(double: GitHubDouble) -> GatewayFactory:

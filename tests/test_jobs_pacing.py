@@ -13,13 +13,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-import responses
 from github_double import GitHubDouble, Recorded, private_key_pem
+from github_double import appending_plan as fake_plan
 
 from bot import jobs, metrics, pacing
 from bot.config import Settings
 from bot.core import planner
-from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
 from bot.github_gateway import GatewayFactory
 from bot.job import Job
 from bot.logs import configure_logging
@@ -33,25 +32,11 @@ SPEC = {"buildspec.yml": "version: 0.2\n"}
 PLAIN = {"README.md": "docs\n", "src/main.py": "print('hi')\n"}
 
 
-def fake_plan(snapshot: RepoSnapshot, options: Options) -> Plan:
-    spec = snapshot.text("buildspec.yml")
-    if spec is None or spec.endswith("# cached\n"):
-        return Plan()
-    return Plan(edits=(FileEdit("buildspec.yml", "modify", spec + "# cached\n", spec, ("cache",)),),
-                buildspecs=("buildspec.yml",))
 
 
 @pytest.fixture(autouse=True)
 def _planner(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(planner, "plan", fake_plan)
-
-
-@pytest.fixture
-def gh() -> Iterator[GitHubDouble]:
-    double = GitHubDouble()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        double.activate(mock)
-        yield double
 
 
 class Clock:

@@ -7,17 +7,15 @@ from __future__ import annotations
 import io
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import responses
 from github_double import GitHubDouble, comment_payload, private_key_pem
 from runtime_fixtures import SECRET, options_for, sign
 from werkzeug.test import Client
 
-from bot import metrics, pacing, web
+from bot import web
 from bot.config import Settings
 from bot.logs import configure_logging
 from bot.queue import build_queue
@@ -27,16 +25,6 @@ DELIVERY_FIELDS = ("delivery_id", "event_name", "action", "installation", "repos
                    "duration_ms")
 JOB_FIELDS = ("job_id", "delivery_id", "event_name", "action", "installation", "repository", "outcome",
               "duration_ms", "rate_limit_remaining")
-
-
-@pytest.fixture
-def gh() -> Iterator[GitHubDouble]:
-    double = GitHubDouble()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        double.activate(mock)
-        yield double
-    pacing.bind(None)
-    metrics.bind(None)
 
 
 def _lines(stream: io.StringIO, event: str) -> list[dict[str, Any]]:

@@ -5,11 +5,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-import responses
 from github_double import GitHubDouble, private_key_pem
 from runtime_fixtures import SECRET, options_for, push_payload, running_consumer, sign, wait_until
 
@@ -44,12 +41,6 @@ def families(text: str) -> dict[str, dict[str, str]]:
     return found
 
 
-@pytest.fixture
-def gh() -> Iterator[GitHubDouble]:
-    double = GitHubDouble()
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        double.activate(mock)
-        yield double
     pacing.bind(None)
     metrics.bind(None)
 
