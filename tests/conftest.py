@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import responses
-from github_double import GitHubDouble
+from github_double import GitHubDouble, wsgi_app
+from werkzeug.serving import make_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED = REPO_ROOT.parent / "shared"
@@ -47,3 +49,19 @@ def gh() -> Iterator[GitHubDouble]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         double.activate(mock)
         yield double
+
+
+@pytest.fixture
+def github() -> Iterator[GitHubDouble]:
+    """The stateful GitHub double served over real HTTP on 127.0.0.1 (PyGithub talks to it by URL)."""
+    double = GitHubDouble()
+    server = make_server("127.0.0.1", 0, wsgi_app(double), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    double.base_url = f"http://127.0.0.1:{server.server_port}"
+    double.graphql_url = f"{double.base_url}/graphql"
+    try:
+        yield double
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)

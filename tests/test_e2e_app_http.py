@@ -6,13 +6,12 @@ import hashlib
 import hmac
 import json
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from github_double import GitHubDouble, private_key_pem, push_payload, wsgi_app
+from github_double import GitHubDouble, private_key_pem, push_payload
 from werkzeug.serving import make_server
 
 from bot import jobs
@@ -30,19 +29,6 @@ def _serve(app: Any) -> tuple[Any, threading.Thread]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server, thread
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubDouble]:
-    double = GitHubDouble()
-    server, thread = _serve(wsgi_app(double))
-    double.base_url = f"http://127.0.0.1:{server.server_port}"
-    double.graphql_url = f"{double.base_url}/graphql"
-    try:
-        yield double
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
 
 
 @pytest.mark.slow

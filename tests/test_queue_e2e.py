@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from github_double import GitHubDouble, installation_payload, private_key_pem, push_payload, wsgi_app
+from github_double import GitHubDouble, installation_payload, private_key_pem, push_payload
 from runtime_fixtures import SECRET, options_for, running_consumer, sign, wait_until
-from werkzeug.serving import make_server
 from werkzeug.test import Client
 
 from bot import jobs
@@ -27,21 +24,6 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "node-service"
-
-
-@pytest.fixture
-def github() -> Iterator[GitHubDouble]:
-    double = GitHubDouble()
-    server = make_server("127.0.0.1", 0, wsgi_app(double), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    double.base_url = f"http://127.0.0.1:{server.server_port}"
-    double.graphql_url = f"{double.base_url}/graphql"
-    try:
-        yield double
-    finally:
-        server.shutdown()
-        thread.join(timeout=5)
 
 
 def _files() -> dict[str, str]:
