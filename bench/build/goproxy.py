@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import time
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -94,7 +95,5 @@ def ensure_goproxy() -> None:
     for _ in range(50):
         if proxy_up():
             return
-        import time
-
         time.sleep(0.2)
     raise RuntimeError(f"Go proxy did not start, see {WORK / 'goproxy.log'}")
