@@ -1,1 +1,1 @@
-"""A tiny Flask API used as a build-benchmark sample."""
+"""A churn-scoring API (FastAPI + scikit-learn) used as a build-benchmark sample."""
