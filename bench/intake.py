@@ -1,4 +1,4 @@
-"""Webhook intake benchmark against the real gunicorn deployment (`bot.wsgi:app`), load from `wrk`.
+"""Webhook intake benchmark against the real gunicorn deployments (`bot.asgi:app`, `bot.wsgi:app`), load from `wrk`.
 
 Each request is a signed ~8 KB push delivery with a unique X-GitHub-Delivery, at concurrency 1, 16 and 64,
 with keep-alive and with a new connection per request. After each run the durable queue is counted: every
@@ -76,10 +76,18 @@ class Deployment:
 
     @property
     def label(self) -> str:
+        if self.worker_class == "bot.asgi.Worker":
+            return f"uvicorn {self.workers}x1"
         return f"{self.worker_class} {self.workers}x{self.threads}"
 
 
-APPS = {"bot.wsgi:app": "bot.wsgi:app (FULL)", "intake:normal_sync_app()": "synchronous=NORMAL"}
+# `--deployment asgi:W:T` is the ASGI deployment (`bot.asgi:app` on uvicorn workers); anything else is gthread/sync
+# with `--app` (default `bot.wsgi:app`).
+ASGI = "asgi"
+
+
+APPS = {"bot.wsgi:app": "bot.wsgi:app (FULL)", "bot.asgi:app": "bot.asgi:app (FULL)",
+        "intake:normal_sync_app()": "synchronous=NORMAL"}
 
 
 def normal_sync_app() -> Any:
@@ -169,7 +177,8 @@ def run_deployment(dep: Deployment, args: argparse.Namespace, tmp: Path) -> list
     env.pop("REDIS_URL", None)
     if args.redis:
         env["REDIS_URL"] = args.redis
-    argv = [sys.executable, "-m", "gunicorn", args.app, "--bind", f"127.0.0.1:{port}",
+    app = "bot.asgi:app" if dep.worker_class == "bot.asgi.Worker" else args.app
+    argv = [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}",
             "--worker-class", dep.worker_class, "--workers", str(dep.workers), "--threads", str(dep.threads),
             "--keep-alive", "75", "--backlog", "2048", "--log-level", "warning"]
     log = (tmp / "gunicorn.log").open("ab")
@@ -193,8 +202,8 @@ def run_deployment(dep: Deployment, args: argparse.Namespace, tmp: Path) -> list
                 cpu = _cpu_seconds(server.pid) - cpu_before
                 time.sleep(0.5)  # requests still in flight when wrk stopped may commit now
                 committed = _committed(data_dir, args.redis) - before
-                app = "Redis queue" if args.redis else APPS.get(args.app, args.app)
-                rows.append({"deployment": f"{dep.label}, {app}", "concurrency": concurrency,
+                name = f"Redis queue, {app}" if args.redis else APPS.get(app, app)
+                rows.append({"deployment": f"{dep.label}, {name}", "concurrency": concurrency,
                              "connection": "new per request" if close else "keep-alive",
                              "rps": result["requests"] / (result["duration_us"] / 1e6),
                              "p50_ms": result["p50_us"] / 1000, "p99_ms": result["p99_us"] / 1000,
@@ -248,7 +257,8 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (cores are shared with gunicorn)")
     parser.add_argument("--deployment", action="append", default=None,
-                        help="worker_class:workers:threads, repeatable (default gthread:2:16)")
+                        help="worker_class:workers:threads, repeatable; `asgi:W:1` = bot.asgi:app on uvicorn "
+                             "(default asgi:1:1, asgi:2:1, gthread:1:32)")
     parser.add_argument("--redis", default=None, help="benchmark the Redis queue at this URL instead of SQLite")
     parser.add_argument("--app", default="bot.wsgi:app", help="WSGI app (default: the real deployment)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
@@ -261,8 +271,8 @@ def main() -> int:
         return 0
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
-    deployments = [Deployment(c, int(w), int(t)) for c, w, t in
-                   (d.split(":") for d in (args.deployment or ["gthread:2:16"]))]
+    deployments = [Deployment("bot.asgi.Worker" if c == ASGI else c, int(w), int(t)) for c, w, t in
+                   (d.split(":") for d in (args.deployment or ["asgi:1:1", "asgi:2:1", "gthread:1:32"]))]
     header = ("| gunicorn | concurrency | connection | req/s | p50 ms | p99 ms | web CPU µs/req | 202 | other "
               "| in queue | all 202 queued |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")
     print(header, flush=True)

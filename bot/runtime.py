@@ -17,8 +17,12 @@ from bot.config import Settings, SettingsError
 from bot.logs import configure_logging, log_event
 from bot.queue import HueyQueue, QueueOptions, Runner, build_queue
 
-# Measured on 2 cores (bench/RESULTS-intake.md): one gthread process batches every concurrent delivery into
-# one SQLite commit and never waits for another process's write lock; the other core runs the worker.
+# Measured on 2 cores (bench/RESULTS-intake.md): `bot.asgi:app` on uvicorn (C HTTP parser, group commit on the
+# event loop) takes deliveries at about twice the rate of `bot.wsgi:app` on gthread for half the CPU; one web
+# process batches every concurrent delivery into one SQLite commit and never waits for another process's write
+# lock, and the other core runs the worker. `--web-server gthread` keeps the WSGI deployment selectable.
+WEB_SERVERS = ("asgi", "gthread")
+DEFAULT_WEB_SERVER = "asgi"
 DEFAULT_WEB_WORKERS = 1
 DEFAULT_WEB_THREADS = 32
 DEFAULT_JOB_THREADS = 4
@@ -30,7 +34,10 @@ def add_runtime_commands(subparsers: Any) -> None:
     serve.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     serve.add_argument("--port", type=int, default=None, help="port (default $PORT or 3000)")
     serve.add_argument("--web-workers", type=int, default=DEFAULT_WEB_WORKERS, help="gunicorn processes")
-    serve.add_argument("--web-threads", type=int, default=DEFAULT_WEB_THREADS, help="threads per web process")
+    serve.add_argument("--web-threads", type=int, default=DEFAULT_WEB_THREADS,
+                       help="threads per web process (gthread only)")
+    serve.add_argument("--web-server", choices=WEB_SERVERS, default=DEFAULT_WEB_SERVER,
+                       help="asgi: bot.asgi:app on uvicorn workers (default); gthread: bot.wsgi:app on threads")
     serve.add_argument("--threads", type=int, default=DEFAULT_JOB_THREADS, help="job threads of the worker")
     serve.set_defaults(handler=serve_command)
 
@@ -111,10 +118,15 @@ def worker_command(args: argparse.Namespace) -> int:
     return run_worker(settings, threads=args.threads)
 
 
-def gunicorn_argv(host: str, port: int, workers: int, threads: int) -> list[str]:
-    """The gunicorn command line of the web process."""
-    return [sys.executable, "-m", "gunicorn", "bot.wsgi:app", "--bind", f"{host}:{port}",
-            "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
+def gunicorn_argv(host: str, port: int, workers: int, threads: int, server: str = DEFAULT_WEB_SERVER) -> list[str]:
+    """The gunicorn command line of the web process (`server`: "asgi" or "gthread")."""
+    if server == "asgi":
+        app = ["bot.asgi:app", "--worker-class", "bot.asgi.Worker"]
+    elif server == "gthread":
+        app = ["bot.wsgi:app", "--worker-class", "gthread", "--threads", str(threads)]
+    else:
+        raise ValueError(f"unknown web server {server!r} (one of {', '.join(WEB_SERVERS)})")
+    return [sys.executable, "-m", "gunicorn", *app, "--bind", f"{host}:{port}", "--workers", str(workers),
             "--keep-alive", "75", "--graceful-timeout", "20", "--log-level", "warning"]
 
 
@@ -126,10 +138,10 @@ def serve_command(args: argparse.Namespace) -> int:
     _logging(settings)
     port = args.port or settings.port
     children = [
-        subprocess.Popen(gunicorn_argv(args.host, port, args.web_workers, args.web_threads)),
+        subprocess.Popen(gunicorn_argv(args.host, port, args.web_workers, args.web_threads, args.web_server)),
         subprocess.Popen([sys.executable, "-m", "bot.cli", "worker", "--threads", str(args.threads)]),
     ]
-    log_event("serve.started", port=port, backend="redis" if settings.redis_url else "sqlite",
+    log_event("serve.started", port=port, backend="redis" if settings.redis_url else "sqlite", web=args.web_server,
               pids=[c.pid for c in children])
     return supervise(children)
 

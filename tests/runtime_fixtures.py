@@ -423,6 +423,18 @@ def web_app() -> Any:
     return FastWebhook(create_app(settings, queue=build_queue(settings, None, _subprocess_options())), settings)
 
 
+def asgi_app() -> Any:
+    """gunicorn factory (`runtime_fixtures:asgi_app()`, worker class `bot.asgi.Worker`): `bot.asgi` with test
+    timings."""
+    from bot.asgi import FastAsgiWebhook
+    from bot.logs import configure_logging
+    from bot.web import create_app
+
+    settings = Settings.from_env()
+    configure_logging("INFO", secrets=(settings.webhook_secret,))
+    return FastAsgiWebhook(create_app(settings, queue=build_queue(settings, None, _subprocess_options())), settings)
+
+
 def _subprocess_options() -> QueueOptions:
     return dataclasses.replace(TEST_OPTIONS, namespace=os.environ.get("ECR_TEST_NAMESPACE", ""))
 

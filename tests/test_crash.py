@@ -80,17 +80,23 @@ def _deliveries() -> list[tuple[str, str, dict[str, Any]]]:
     return out
 
 
+# Both web deployments: `bot.wsgi` on gthread and `bot.asgi` on uvicorn (what `serve` runs by default).
+WEB = {"gthread": ["runtime_fixtures:web_app()", "--worker-class", "gthread", "--threads", "8"],
+       "asgi": ["runtime_fixtures:asgi_app()", "--worker-class", "bot.asgi.Worker"]}
+
+
+@pytest.mark.parametrize("web_server", list(WEB))
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
-def test_sigkill_of_worker_and_web_mid_burst_loses_and_duplicates_nothing(backend: str, tmp_path: Path) -> None:
+def test_sigkill_of_worker_and_web_mid_burst_loses_and_duplicates_nothing(backend: str, web_server: str,
+                                                                          tmp_path: Path) -> None:
     settings = backend_settings(backend, tmp_path)
     deliveries = _deliveries()
     statuses: dict[str, int] = {}
     with FakeGitHub(latency=0.002) as github:
         env = backend_env(settings, FAKE_GITHUB_URL=github.url, ECR_TEST_NAMESPACE=namespace_for(tmp_path))
         port = free_port()
-        web = Proc([sys.executable, "-m", "gunicorn", "runtime_fixtures:web_app()", "--bind", f"127.0.0.1:{port}",
-                    "--worker-class", "gthread", "--workers", "2", "--threads", "8", "--log-level", "warning"],
-                   env, tmp_path / "web.log")
+        web = Proc([sys.executable, "-m", "gunicorn", *WEB[web_server], "--bind", f"127.0.0.1:{port}",
+                    "--workers", "2", "--log-level", "warning"], env, tmp_path / "web.log")
         worker = Proc([sys.executable, str(ROOT / "tests" / "runtime_fixtures.py"), "worker"], env,
                       tmp_path / "worker.log")
         try:
