@@ -146,7 +146,10 @@ class FastAsgiWebhook:
         if scope["type"] != "http" or scope["path"] != self.settings.webhook_path or scope["method"] != "POST":
             await self.wsgi(scope, receive, send)
             return
-        headers = {k: v for k, v in scope["headers"]}  # last one wins, as in the WSGI environ
+        headers = dict(scope["headers"])
+        if len(headers) != len(scope["headers"]):  # a repeated header: Flask decides how to join it
+            await self.wsgi(scope, receive, send)
+            return
         content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
         try:
             length = int(headers.get(b"content-length") or -1)

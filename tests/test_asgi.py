@@ -58,9 +58,10 @@ def _headers(event: str, delivery: str, body: bytes, signature: str | None,
 
 
 async def _call(app: FastAsgiWebhook, method: str, path: str, body: bytes = b"",
-                headers: dict[str, str] | None = None, chunk: int = 0) -> Reply:
+                headers: dict[str, str] | None = None, chunk: int = 0,
+                extra: Sequence[tuple[bytes, bytes]] = ()) -> Reply:
     """One request through the ASGI app, as uvicorn delivers it (optionally in `chunk`-byte pieces)."""
-    raw_headers = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    raw_headers = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()] + list(extra)
     if method == "POST":
         raw_headers.append((b"content-length", str(len(body)).encode()))
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "path": path,
@@ -134,6 +135,17 @@ def test_asgi_and_flask_answer_alike(tmp_path: Path, event: str, delivery: str, 
     chunk = kwargs.pop("chunk", 0)
     assert _post_asgi(app, event, delivery, body, chunk=chunk, **kwargs) == _post_flask(
         _flask(tmp_path), event, delivery, body, **kwargs)
+
+
+def test_a_repeated_signature_header_is_flasks_to_judge(tmp_path: Path) -> None:
+    app, calls = _asgi(tmp_path)
+    flask = _flask(tmp_path)
+    headers = _headers("push", "twice", PUSH, None, "application/json")
+    asgi_reply = asyncio.run(_call(app, "POST", PATH, PUSH, {**headers, "X-Hub-Signature-256": "sha256=" + "0" * 64},
+                                   extra=[(b"x-hub-signature-256", sign(PUSH).encode())]))
+    response = flask.post(PATH, data=PUSH, headers=[*headers.items(), ("X-Hub-Signature-256", "sha256=" + "0" * 64)])
+    assert asgi_reply[:2] == (response.status_code, response.get_data()) and calls == [PATH]
+    assert asgi_reply[0] == 401  # the joined header is no valid signature
 
 
 def test_plain_deliveries_skip_flask_and_everything_else_reaches_it(tmp_path: Path) -> None:
