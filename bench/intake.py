@@ -251,6 +251,60 @@ def queue_only(fsync: bool, count: int = 4000, threads: int = 16) -> float:
         return (count // threads * threads) / (time.perf_counter() - start)
 
 
+def asgi_only(mode: str, count: int = 4000, concurrency: int = 16) -> tuple[float, float]:
+    """(deliveries/s, CPU µs per delivery) of `bot.asgi` called in-process (no HTTP, no server).
+
+    mode "batched": the deployed path (group commit on the event loop); "thread": one `queue.submit` per
+    delivery in the thread pool (the queue's own group commit); "memory": in-memory queue (no commit)."""
+    import asyncio
+    import io
+
+    from bot.asgi import FastAsgiWebhook
+    from bot.config import Settings
+    from bot.logs import configure_logging
+    from bot.queue import InMemoryQueue
+    from bot.web import create_app
+
+    body = json.dumps(push_payload("octo-org/service-api", installation=7, pad_to=8192)).encode()
+    signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    with tempfile.TemporaryDirectory(prefix="intake-asgi-") as tmp:
+        settings = Settings(webhook_secret=SECRET, data_dir=tmp)
+        configure_logging("INFO", stream=io.StringIO(), secrets=(SECRET,))  # the log line is built, not printed
+        app = FastAsgiWebhook(create_app(settings, queue=InMemoryQueue() if mode == "memory" else None), settings)
+        if mode == "thread":
+            app.batcher = None
+        left = iter(range(count))
+
+        async def client() -> None:
+            for i in left:
+                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                           (b"x-github-event", b"push"), (b"x-github-delivery", f"d{i}".encode()),
+                           (b"x-hub-signature-256", signature.encode())]
+                scope = {"type": "http", "path": PATH, "method": "POST", "headers": headers}
+                status: list[int] = []
+
+                async def receive() -> dict[str, Any]:
+                    return {"type": "http.request", "body": body, "more_body": False}
+
+                async def send(message: Any, status: list[int] = status) -> None:
+                    if message["type"] == "http.response.start":
+                        status.append(message["status"])
+
+                await app(scope, receive, send)
+                assert status == [202], status
+
+        async def run() -> None:
+            await asyncio.gather(*(client() for _ in range(concurrency)))
+
+        import uvloop
+
+        start, cpu = time.perf_counter(), time.process_time()
+        uvloop.run(run())
+        elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+        app.pool.shutdown()
+        return count / elapsed, cpu / count * 1e6
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per run")
@@ -263,7 +317,13 @@ def main() -> int:
     parser.add_argument("--app", default="bot.wsgi:app", help="WSGI app (default: the real deployment)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     parser.add_argument("--queue-only", action="store_true", help="time `submit` in-process, no HTTP")
+    parser.add_argument("--asgi-only", action="store_true", help="time `bot.asgi` in-process, no HTTP")
     args = parser.parse_args()
+    if args.asgi_only:
+        for mode in ("batched", "thread", "memory"):
+            rate, cpu_us = asgi_only(mode)
+            print(f"bot.asgi in-process, 16 concurrent, {mode}: {rate:,.0f} deliveries/s, {cpu_us:.0f} µs CPU each")
+        return 0
     if args.queue_only:
         for fsync in (True, False):
             print(f"queue only, 16 threads, synchronous={'FULL' if fsync else 'NORMAL'}: "
