@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
@@ -24,9 +23,9 @@ from uvicorn_worker import UvicornWorker
 from bot.config import Settings
 from bot.events import route
 from bot.job import Job
-from bot.ledger import Entry, SubmitRequest
+from bot.ledger import SubmitRequest
 from bot.logs import configure_logging, log_event
-from bot.queue import HueyQueue, JobQueue, SubmitResult, coalesce_key
+from bot.queue import HueyQueue, JobQueue, SubmitResult
 from bot.storage import now
 from bot.web import create_app, delivery_fields, signature_ok
 
@@ -81,14 +80,7 @@ class LoopBatcher:
 
     def request(self, delivery_id: str, jobs: Sequence[Job]) -> SubmitRequest:
         """The ledger rows and huey messages of one delivery, as `HueyQueue.submit` builds them."""
-        queue = self.queue
-        entries = []
-        for job in jobs:
-            job_id = uuid.uuid4().hex
-            ckey = coalesce_key(job) if job.kind in queue.options.coalesce_kinds else ""
-            message = queue.huey.serialize_task(queue.task.s(job_id))
-            entries.append(Entry(job_id, json.dumps(job.to_dict(), separators=(",", ":")), ckey, message))
-        return SubmitRequest(delivery_id, tuple(entries))
+        return self.queue.submit_request(delivery_id, jobs)
 
     async def submit(self, delivery_id: str, jobs: Sequence[Job]) -> SubmitResult:
         """Return once the delivery's jobs are committed (or were committed before: a duplicate)."""

@@ -184,18 +184,22 @@ class HueyQueue:
     def _commit(self, requests: Sequence[SubmitRequest]) -> list[bool]:
         return self.ledger.submit_many(requests, now(), self.options.dedupe_ttl, self.options.stale_after)
 
-    def submit(self, delivery_id: str, jobs: Sequence[Job]) -> SubmitResult:
-        """Claim the delivery id and commit its jobs and their queue messages atomically."""
+    def submit_request(self, delivery_id: str, jobs: Sequence[Job]) -> SubmitRequest:
+        """The ledger rows and huey messages of one delivery, ready for one atomic commit."""
         entries = []
         for job in jobs:
             job_id = uuid.uuid4().hex
             ckey = coalesce_key(job) if job.kind in self.options.coalesce_kinds else ""
             message = self.huey.serialize_task(self.task.s(job_id))
             entries.append(Entry(job_id, json.dumps(job.to_dict(), separators=(",", ":")), ckey, message))
-        fresh = self._committer.submit(SubmitRequest(delivery_id, tuple(entries)))
-        if not fresh:
+        return SubmitRequest(delivery_id, tuple(entries))
+
+    def submit(self, delivery_id: str, jobs: Sequence[Job]) -> SubmitResult:
+        """Claim the delivery id and commit its jobs and their queue messages atomically."""
+        request = self.submit_request(delivery_id, jobs)
+        if not self._committer.submit(request):
             return SubmitResult(accepted=True, duplicate=True)
-        return SubmitResult(accepted=True, job_ids=tuple(e.job_id for e in entries))
+        return SubmitResult(accepted=True, job_ids=tuple(e.job_id for e in request.entries))
 
     def execute(self, job_id: str) -> None:
         """Run one job under its repository lock; classify failures; never sleep for a retry."""
