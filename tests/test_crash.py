@@ -18,7 +18,7 @@ import pytest
 from runtime_fixtures import (
     ROOT,
     SECRET,
-    TEST_OPTIONS,
+    SUBPROCESS_OPTIONS,
     FakeGitHub,
     backend_env,
     backend_settings,
@@ -162,7 +162,7 @@ def test_sigkill_of_worker_and_web_mid_burst_loses_and_duplicates_nothing(backen
                 return set(state["pulls"]) >= pushed and replies >= len(commands)
 
             assert wait_until(complete, 40, 0.2), json.dumps(github.state())[:2000]
-            time.sleep(TEST_OPTIONS.lease + 1)  # let any re-run of a killed job finish: it must change nothing
+            time.sleep(SUBPROCESS_OPTIONS.lease + 1)  # let any re-run of a killed job finish: it must change nothing
             state = github.state()
         finally:
             worker.kill()
