@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-WORK = HERE / "work"
+WORK = HERE / "scratch"
 REGISTRY = "127.0.0.1:5000"
 DEBIAN_IMAGE = f"{REGISTRY}/bench/debian:bookworm-slim"
 HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
@@ -94,7 +94,7 @@ def registry_up() -> bool:
 
 
 def ensure_registry() -> None:
-    """Start Debian's docker-registry on 127.0.0.1:5000 (storage in work/) unless one answers."""
+    """Start Debian's docker-registry on 127.0.0.1:5000 (storage in scratch/) unless one answers."""
     if registry_up():
         return
     storage = WORK / "registry"

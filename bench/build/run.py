@@ -120,7 +120,7 @@ def change_source(ctx: Path, app: App, token: str) -> None:
 
 
 def save_log(run_id: str, name: str, engine: Build) -> None:
-    """Keep the engine's timestamped output for inspection (work/ is git-ignored)."""
+    """Keep the engine's timestamped output for inspection (scratch/ is git-ignored)."""
     folder = WORK / "logs" / run_id
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.log").write_text(engine.log)
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apps", nargs="*", default=[a.name for a in APPS], help="subset of sample apps")
     parser.add_argument("--repeats", type=int, default=2, help="warm builds per variant (median reported)")
-    parser.add_argument("--render", type=Path, help="re-render RESULTS.md from a saved work/results-*.pickle")
+    parser.add_argument("--render", type=Path, help="re-render RESULTS.md from a saved scratch/results-*.pickle")
     args = parser.parse_args(argv)
     if args.render:
         saved = pickle.loads(args.render.read_bytes())

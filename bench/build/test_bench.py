@@ -14,7 +14,7 @@ from run import App, AppResult, compare_table, instruction_lines  # noqa: E402
 
 from bot.core.model import CacheStep, CacheTable  # noqa: E402
 
-# Trimmed from a real run (work/logs), timestamps as measure.build writes them.
+# Trimmed from a real run (scratch/logs), timestamps as measure.build writes them.
 WARM_LOG = """\
 [   0.04] STEP 1/5: FROM 127.0.0.1:5000/bench/python:3.11-slim-bookworm
 [   7.26] Writing manifest to image destination
