@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.core import buildspec_yaml as by
+from bot.core.build_args import volatile_build_args
+from bot.core.model import WrittenFile
 from bot.core.shellcmd import Word, simple_commands
 from bot.core.shellcmd_docker import (
     DockerBuild,
@@ -56,6 +58,9 @@ class Build:
     context: str | None
     unresolved: tuple[str, ...]
     flag_values: dict[str, str] = field(default_factory=dict)
+    volatile_args: tuple[str, ...] = ()
+    target: str | None = None
+    written_before: tuple[WrittenFile, ...] = ()
 
 
 @dataclass
@@ -111,9 +116,12 @@ def phase_commands(root: Node) -> tuple[list[Command], list[str]]:
 class _Shell:
     """Enough of a shell to follow `cd`, `pushd`, `popd` and simple variable assignments."""
 
-    def __init__(self, known: dict[str, str | None]) -> None:
+    def __init__(self, known: dict[str, str | None], env_raw: dict[str, str] | None = None) -> None:
         self.vars: dict[str, str | None] = dict(known)
         self.raw: dict[str, str] = {}
+        self.env_raw: dict[str, str] = dict(env_raw or {})
+        self.written: dict[str, WrittenFile] = {}
+        self.outputs: frozenset[str] = frozenset()
         self.cwd: str | None = "."
         self.cwd_unresolved: tuple[str, ...] = ()
         self.stack: list[tuple[str | None, tuple[str, ...]]] = []
@@ -180,7 +188,8 @@ def analyse(root: Node, path: str, paths: frozenset[str] = frozenset()) -> Analy
         if sec and isinstance(sec[1], MappingNode):
             an.env_names.update(k.value for k, _ in sec[1].value if isinstance(k, ScalarNode))
     known: dict[str, str | None] = {k: (v if "$" not in v and "`" not in v else None) for k, v in variables.items()}
-    shell = _Shell(known)
+    shell = _Shell(known, variables)
+    shell.outputs = artifact_files(root)
     an.commands, an.flow_phases = phase_commands(root)
     an.china = any(is_china(c.value or "") for c in an.commands) or any(is_china(v) for v in variables.values())
     for n, cmd in enumerate(an.commands):
@@ -226,6 +235,7 @@ def _walk(an: Analysis, shell: _Shell, cmd: Command, n: int, value: str, paths: 
             shell.cwd, shell.cwd_unresolved = shell.stack.pop()
         elif head == "docker" and len(words) > 1 and words[1] == "login":
             an.logins.append((cmd, _login_target(sc.words[2:], shell)))
+        _record_writes(shell, cmd, sc.writes, sc.words if head == "tee" else ())
         b = parse_build(sc) if head in ("docker", "/usr/bin/docker", "/usr/local/bin/docker") else None
         if b is not None:
             an.builds.append(_link(cmd, b, shell, paths))
@@ -293,7 +303,44 @@ def _link(cmd: Command, b: DockerBuild, shell: _Shell, paths: frozenset[str]) ->
             dockerfile = lower
     values = {raw: _dequote(shell.raw[name]) for raw in b.flag_vars
               if (name := raw.strip("${}")) in shell.raw}
-    return Build(cmd, b, dockerfile, context, tuple(dict.fromkeys(unresolved)), values)
+    variables = {**shell.env_raw, **shell.raw}
+    targets = b.values("--target")
+    return Build(cmd, b, dockerfile, context, tuple(dict.fromkeys(unresolved)), values,
+                 volatile_build_args(b.values("--build-arg"), variables), targets[-1] if targets else None,
+                 tuple(shell.written.values()))
+
+
+# Files a buildspec writes for CodePipeline's deploy actions, not for the image
+# (https://docs.aws.amazon.com/codepipeline/latest/userguide/file-reference.html).
+_DEPLOY_OUTPUTS = frozenset({"imagedefinitions.json", "imagedetail.json", "taskdef.json"})
+
+
+def artifact_files(root: Node) -> frozenset[str]:
+    """Literal paths listed under `artifacts.files` (with `base-directory`): outputs CodeBuild uploads."""
+    pair = by.get(root, "artifacts")
+    node = pair[1] if pair else None
+    base_pair = by.get(node, "base-directory")
+    base = base_pair[1].value if base_pair and isinstance(base_pair[1], ScalarNode) else ""
+    files_pair = by.get(node, "files")
+    items = files_pair[1].value if files_pair and isinstance(files_pair[1], SequenceNode) else []
+    out = set()
+    for item in items:
+        if isinstance(item, ScalarNode) and not any(c in item.value for c in "*?[$") and item.value:
+            out.add(posixpath.normpath(posixpath.join(base, item.value)))
+    return frozenset(out)
+
+
+def _record_writes(shell: _Shell, cmd: Command, redirects: tuple[Word, ...], tee: tuple[Word, ...]) -> None:
+    """Remember source-tree files this command writes with `>`/`>>` or `tee`."""
+    targets = list(redirects) + [w for w in tee[1:] if not w.value.startswith("-")]
+    for word in targets:
+        path, _ = shell.resolve(_dequote(word.raw))
+        if path is None or path == "." or path.startswith("/"):
+            continue
+        output = (posixpath.basename(path).lower() in _DEPLOY_OUTPUTS or path.endswith(".log")
+                  or path in shell.outputs)
+        where = f"`{cmd.phase}` command {cmd.index + 1}"
+        shell.written.setdefault(path, WrittenFile(path, where, output))
 
 
 def _dequote(raw: str) -> str:

@@ -314,7 +314,8 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
                                 f"{where}: CodeBuild runs commands from the source root ($CODEBUILD_SRC_DIR), so "
                                 f"this build reads `{b.dockerfile}`, which is not in the repository.{hint}"))
     link = BuildLink(p.path, cmd.phase, cmd.index, line, b.dockerfile if not b.unresolved else None,
-                     b.context, tag, output, b.unresolved)  # type: ignore[arg-type]
+                     b.context, tag, output, b.unresolved,  # type: ignore[arg-type]
+                     b.volatile_args, b.target, b.written_before)
     if db.rewritten:
         return link
     if malformed:

@@ -76,8 +76,34 @@ def _stage_ref(value: str, df: Dockerfile, upto: int) -> Stage | None:
     return None
 
 
-def analyse(df: Dockerfile, kind: str) -> dict[int, tuple[bool, str]]:
-    """instruction index → (re-runs, reason) for one kind of change ("source" or "manifest")."""
+def built_stages(df: Dockerfile, targets: tuple[str | None, ...]) -> set[int]:
+    """Indexes of the stages BuildKit builds for these `--target`s (None: every stage, as the classic builder)."""
+    if not targets or None in targets:
+        return {stage.index for stage in df.stages}
+    wanted = [s for t in targets if (s := _stage_ref(t or "", df, len(df.stages))) is not None]
+    if len(wanted) != len(targets):
+        return {stage.index for stage in df.stages}
+    seen: set[int] = set()
+    while wanted:
+        stage = wanted.pop()
+        if stage.index in seen:
+            continue
+        seen.add(stage.index)
+        refs = [_stage_ref(stage.base, df, stage.index)]
+        for inst in df.stage_instructions(stage)[1:]:
+            if inst.keyword in ("COPY", "ADD") and inst.flag("from") is not None:
+                refs.append(_stage_ref(inst.flag("from") or "", df, stage.index))
+            elif inst.keyword == "RUN":
+                refs.extend(_mounted_stages(inst, df, stage))
+        wanted.extend(r for r in refs if r is not None)
+    return seen
+
+
+def analyse(df: Dockerfile, kind: str, passed: frozenset[str] = frozenset()) -> dict[int, tuple[bool, str]]:
+    """instruction index → (re-runs, reason) for one kind of change ("source" or "manifest").
+
+    ``passed`` names the ARGs the buildspec sets to a per-build value.
+    """
     out: dict[int, tuple[bool, str]] = {}
     missed: dict[int, bool] = {}
     for stage in df.stages:
@@ -103,7 +129,7 @@ def analyse(df: Dockerfile, kind: str) -> dict[int, tuple[bool, str]]:
                     if sources and _changed(sources, kind):
                         what = "application source" if kind == "source" else "a dependency manifest"
                         reason = f"`{' '.join(inst.line_text.split())[:60]}` copies {what}"
-            name = volatile_name(inst)
+            name = volatile_name(inst, passed)
             if name:
                 volatile.append(name)
             out[inst.index] = (bool(reason), reason)
@@ -111,12 +137,16 @@ def analyse(df: Dockerfile, kind: str) -> dict[int, tuple[bool, str]]:
     return out
 
 
-def steps(df: Dockerfile) -> tuple[CacheStep, ...]:
-    """One CacheStep per RUN/COPY/ADD, with the reason on the first step of each stage that re-runs."""
-    source = analyse(df, "source")
-    manifest = analyse(df, "manifest")
+def steps(df: Dockerfile, passed: frozenset[str] = frozenset(),
+          targets: tuple[str | None, ...] = ()) -> tuple[CacheStep, ...]:
+    """One CacheStep per RUN/COPY/ADD of the built stages, with the reason on each stage's first re-run."""
+    source = analyse(df, "source", passed)
+    manifest = analyse(df, "manifest", passed)
+    built = built_stages(df, targets)
     out: list[CacheStep] = []
     for stage in df.stages:
+        if stage.index not in built:
+            continue
         first_source = first_manifest = True
         for inst in df.stage_instructions(stage)[1:]:
             if inst.keyword not in STEP_KEYWORDS:
@@ -136,6 +166,8 @@ def steps(df: Dockerfile) -> tuple[CacheStep, ...]:
     return tuple(out)
 
 
-def table(path: str, before: Dockerfile, after: Dockerfile | None) -> CacheTable:
+def table(path: str, before: Dockerfile, after: Dockerfile | None, passed: frozenset[str] = frozenset(),
+          targets: tuple[str | None, ...] = ()) -> CacheTable:
     """The before/after cache table of one Dockerfile (after = before when unchanged)."""
-    return CacheTable(dockerfile=path, before=steps(before), after=steps(after or before))
+    return CacheTable(dockerfile=path, before=steps(before, passed, targets),
+                      after=steps(after or before, passed, targets))

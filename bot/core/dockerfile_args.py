@@ -24,15 +24,18 @@ VOLATILE = re.compile(
 _CREDENTIAL = re.compile(r"TOKEN|PASS|SECRET|KEY|AUTH|CRED|USER|SSH|CONFIG|PROXY|PROMPT", re.I)
 
 
-def volatile_name(inst: Instruction) -> str | None:
-    """The name of a single-name ARG whose value changes every build, else None."""
+def volatile_name(inst: Instruction, passed: frozenset[str] = frozenset()) -> str | None:
+    """The name of a single-name ARG whose value changes every build, else None.
+
+    ``passed`` names the ARGs a buildspec sets to a per-build value (`--build-arg REV=$CODEBUILD_...`).
+    """
     if inst.keyword != "ARG":
         return None
     words = split_words(inst.args)
     if len(words) != 1:
         return None
     name = words[0].split("=", 1)[0]
-    return name if VOLATILE.match(name) and not _CREDENTIAL.search(name) else None
+    return name if (VOLATILE.match(name) or name in passed) and not _CREDENTIAL.search(name) else None
 
 
 def references(df: Dockerfile, inst: Instruction, name: str) -> bool:
@@ -70,13 +73,13 @@ def first_use(df: Dockerfile, arg: Instruction, name: str) -> Instruction | None
     return None
 
 
-def plan_moves(df: Dockerfile) -> list[tuple[Instruction, Instruction, str]]:
+def plan_moves(df: Dockerfile, passed: frozenset[str] = frozenset()) -> list[tuple[Instruction, Instruction, str]]:
     """(ARG, instruction it moves before, name) for every volatile ARG that can move down."""
     moves = []
     for inst in df.instructions:
         if inst.stage < 0:
             continue
-        name = volatile_name(inst)
+        name = volatile_name(inst, passed)
         if name is None:
             continue
         target = first_use(df, inst, name)
@@ -87,21 +90,22 @@ def plan_moves(df: Dockerfile) -> list[tuple[Instruction, Instruction, str]]:
     return moves
 
 
-def move_args(df: Dockerfile) -> tuple[str | None, list[str]]:
+def move_args(df: Dockerfile, passed: frozenset[str] = frozenset()) -> tuple[str | None, list[str]]:
     """New text with the volatile ARGs moved (round after round until none moves), one reason per ARG."""
     text: str | None = None
     reasons: dict[str, str] = {}
     for _ in range(_MAX_ROUNDS):
-        moves = plan_moves(df)
+        moves = plan_moves(df, passed)
         if not moves:
             break
         splice = Splice(df)
         for arg, target, name in moves:
             splice.move_before(arg.index, target.index)
+            source = " (the buildspec passes it a per-build value)" if name in passed else ""
             reasons.setdefault(f"{arg.stage}:{name}", (
                 f"Dockerfile: moved `ARG {name}` (line {arg.lineno}) down to just before its first use "
-                f"(`{' '.join(target.line_text.split())[:60]}`), because its value changes on every build and "
-                f"every RUN after an ARG re-runs when the value changes."))
+                f"(`{' '.join(target.line_text.split())[:60]}`), because its value changes on every build{source} "
+                f"and every RUN after an ARG re-runs when the value changes."))
         text = splice.text()
         df = parse(text)
     return text, list(reasons.values())

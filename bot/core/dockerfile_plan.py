@@ -13,7 +13,16 @@ from bot.core.dockerfile_parse import Dockerfile, DockerfileParseError, parse
 from bot.core.dockerfile_reorder import BuildContext, Outcome, reorder
 from bot.core.dockerfile_shell import run_commands
 from bot.core.dockerfile_verify import verify_dockerfile_edit
-from bot.core.model import BuildLink, CacheTable, FileEdit, Finding, Options, PartialPlan, RepoSnapshot
+from bot.core.model import (
+    BuildLink,
+    CacheTable,
+    FileEdit,
+    Finding,
+    Options,
+    PartialPlan,
+    RepoSnapshot,
+    WrittenFile,
+)
 
 __all__ = ["plan_dockerfiles", "verify_dockerfile_edit", "counts"]
 
@@ -38,6 +47,8 @@ class _Target:
     path: str
     contexts: list[str] = field(default_factory=list)
     known: bool = False
+    passed: set[str] = field(default_factory=set)
+    targets: list[str | None] = field(default_factory=list)
 
 
 def _targets(snapshot: RepoSnapshot, builds: tuple[BuildLink, ...], found: Discovery) -> dict[str, _Target]:
@@ -51,11 +62,28 @@ def _targets(snapshot: RepoSnapshot, builds: tuple[BuildLink, ...], found: Disco
         if ctx not in target.contexts:
             target.contexts.append(ctx)
         target.known = True
+        target.passed.update(link.volatile_args)
+        if link.target not in target.targets:
+            target.targets.append(link.target)
     for path in found.dockerfiles:
         target = targets.setdefault(_norm(path), _Target(_norm(path)))
         if not target.contexts:
             target.contexts.append(_norm(posixpath.dirname(_norm(path))))
     return targets
+
+
+def _written_in(builds: tuple[BuildLink, ...], context: str) -> list[WrittenFile]:
+    """Files written before a build of this context, as context-relative paths, each once."""
+    out: dict[str, WrittenFile] = {}
+    prefix = context + "/" if context else ""
+    for link in builds:
+        if _norm(link.context) != context:
+            continue
+        for w in link.written_before:
+            if w.path.startswith(prefix) and w.path not in (context, prefix):
+                rel = w.path[len(prefix):]
+                out.setdefault(rel, WrittenFile(rel, w.where, w.output))
+    return list(out.values())
 
 
 def _ignore_path(snapshot: RepoSnapshot, context: str, dockerfile: str) -> str:
@@ -156,8 +184,16 @@ def plan_dockerfiles(
             def read(rel: str, ctx: str = ctx) -> str | None:
                 return snapshot.text(posixpath.join(ctx, rel) if ctx else rel)
 
+            written = _written_in(builds, ctx)
             ignore_text, added = dockerignore.extend(existing, [parsed[d] for d in dockerfiles],
-                                                  _context_paths(paths, ctx), repo_root=not ctx, read=read)
+                                                  _context_paths(paths, ctx), repo_root=not ctx, read=read,
+                                                  written=written)
+            for w in dockerignore.written_into_copy([parsed[d] for d in dockerfiles], written, existing):
+                findings.append(Finding(dockerfiles[0], "info", "written-file-in-context", (
+                    f"`{w.path}` is written by {w.where} before the build, and a COPY of the whole context "
+                    f"brings it into the image, so that COPY and every later step re-run on every build even when "
+                    f"no source changed. It was left in the context because the image may read it; if it does "
+                    f"not, add `{w.path}` to `{ignore_path}`.")))
             if ignore_text is not None:
                 patterns = dockerignore.read_patterns(ignore_text)
                 verb = "Extended" if existing is not None else "Created"
@@ -182,15 +218,16 @@ def plan_dockerfiles(
             new_text, reasons, extra = _reorder_all(df, target, snapshot, paths, ignores)
             findings += [Finding(path, level, code, msg) for level, code, msg in extra]  # type: ignore[arg-type]
         final_df = df
+        passed = frozenset(target.passed)
         if new_text is not None and new_text != text:
-            why = verify_dockerfile_edit(text, new_text)
+            why = verify_dockerfile_edit(text, new_text, passed)
             if why:
                 findings.append(Finding(path, "warning", "dockerfile-proof-failed",
                                         f"Left as is: the reordered Dockerfile failed the check ({why})."))
             else:
                 final_df = parse(new_text)
                 edits.append(FileEdit(path, "modify", new_text, original=text, reasons=tuple(reasons)))
-        tables.append(cachetable.table(path, df, final_df))
+        tables.append(cachetable.table(path, df, final_df, passed, tuple(target.targets)))
     return PartialPlan(edits=tuple(edits), findings=tuple(findings), cache_tables=tuple(tables))
 
 
@@ -215,7 +252,7 @@ def _reorder_all(df: Dockerfile, target: _Target, snapshot: RepoSnapshot, paths:
     else:
         text, reasons = first.text, list(first.reasons)
     current = parse(text) if text is not None else df
-    moved, arg_reasons = move_args(current)
+    moved, arg_reasons = move_args(current, frozenset(target.passed))
     if moved is not None:
         text = moved
         reasons += arg_reasons

@@ -54,12 +54,13 @@ def _whole_copy(inst: Instruction) -> bool:
     return not ecosystems.is_manifest_name(src) and not any(c in src for c in "*?[$")
 
 
-def _may_swap(orig: Dockerfile, a: Instruction, b: Instruction, cwds: dict[int, object]) -> str | None:
+def _may_swap(orig: Dockerfile, a: Instruction, b: Instruction, cwds: dict[int, object],
+              passed: frozenset[str] = frozenset()) -> str | None:
     """None when original-order ``a`` then ``b`` may run as ``b`` then ``a``."""
     for arg, other in ((a, b), (b, a)):
-        name = volatile_name(arg)
+        name = volatile_name(arg, passed)
         if name and not references(orig, other, name) and (other.keyword != "RUN" or env_blind(other)) \
-                and other.keyword not in ("ONBUILD", "FROM") and not volatile_name(other):
+                and other.keyword not in ("ONBUILD", "FROM") and not volatile_name(other, passed):
             return None
     for copy, other in ((a, b), (b, a)):
         if not _whole_copy(copy):
@@ -87,8 +88,11 @@ def _may_swap(orig: Dockerfile, a: Instruction, b: Instruction, cwds: dict[int, 
     return f"`{a.line_text.strip()}` and `{b.line_text.strip()}` changed order"
 
 
-def verify_dockerfile_edit(original: str, edited: str) -> str | None:
-    """None when ``edited`` is a valid reorder of ``original``; otherwise what is wrong."""
+def verify_dockerfile_edit(original: str, edited: str, passed: frozenset[str] = frozenset()) -> str | None:
+    """None when ``edited`` is a valid reorder of ``original``; otherwise what is wrong.
+
+    ``passed`` names the ARGs the buildspec sets to a per-build value, which may move like volatile ones.
+    """
     try:
         orig = parse(original)
     except DockerfileParseError as exc:
@@ -142,7 +146,7 @@ def verify_dockerfile_edit(original: str, edited: str) -> str | None:
         for x, a in enumerate(o_insts):
             for b in o_insts[x + 1:]:
                 if where[a.index] > where[b.index]:
-                    why = _may_swap(orig, a, b, cwds)  # type: ignore[arg-type]
+                    why = _may_swap(orig, a, b, cwds, passed)  # type: ignore[arg-type]
                     if why:
                         return f"stage {os_.index + 1}: {why}"
         why = _check_installs_fed(orig, o_insts, n_insts, where, added, new)

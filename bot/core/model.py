@@ -70,6 +70,15 @@ class FileEdit:
 
 
 @dataclass(frozen=True)
+class WrittenFile:
+    """A file a buildspec command writes into the source tree before a build reads it."""
+
+    path: str
+    where: str
+    output: bool = False
+
+
+@dataclass(frozen=True)
 class BuildLink:
     """One `docker build` command in a buildspec and what it builds."""
 
@@ -82,6 +91,9 @@ class BuildLink:
     cache_tag: str
     output: OutputMode = "none"
     unresolved: tuple[str, ...] = ()
+    volatile_args: tuple[str, ...] = ()
+    target: str | None = None
+    written_before: tuple[WrittenFile, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,44 @@
+"""Which `--build-arg`s a buildspec passes a value that changes on every build (commit, build number, time)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+# CodeBuild variables whose value differs from one build to the next
+# (https://docs.aws.amazon.com/codebuild/latest/userguide/build-env-ref-env-vars.html).
+_PER_BUILD_VARS = re.compile(
+    r"\$\{?CODEBUILD_(RESOLVED_SOURCE_VERSION|SOURCE_VERSION|BUILD_NUMBER|BUILD_ID|BUILD_ARN|START_TIME"
+    r"|LOG_PATH|PUBLIC_BUILD_URL|WEBHOOK_MERGE_COMMIT|WEBHOOK_PREV_COMMIT)(?![A-Za-z0-9_])"
+    r"|\$\{?RANDOM(?![A-Za-z0-9_])"
+)
+# Commands whose output changes with every commit or every run.
+_PER_BUILD_COMMANDS = re.compile(r"(\$\(|`)\s*(date|uuidgen|git\s+(rev-parse|describe|log|show))\b")
+_VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
+_MAX_DEPTH = 8
+
+
+def changes_every_build(text: str, variables: Mapping[str, str], depth: int = 0) -> bool:
+    """True when ``text`` (a shell word) reads a per-build value, directly or through assigned variables."""
+    if _PER_BUILD_VARS.search(text) or _PER_BUILD_COMMANDS.search(text):
+        return True
+    if depth >= _MAX_DEPTH:
+        return False
+    return any(name in variables and changes_every_build(variables[name], variables, depth + 1)
+               for name in _VAR.findall(text))
+
+
+def volatile_build_args(build_args: list[str], variables: Mapping[str, str]) -> tuple[str, ...]:
+    """Names of the `--build-arg NAME[=VALUE]` values that change on every build.
+
+    ``variables`` maps a shell variable to the raw text last assigned to it (buildspec `env` or a command).
+    A bare `--build-arg NAME` takes the value of the variable NAME from the environment.
+    """
+    out: list[str] = []
+    for arg in build_args:
+        name, eq, value = arg.partition("=")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            continue
+        if changes_every_build(value if eq else f"${name}", variables):
+            out.append(name)
+    return tuple(dict.fromkeys(out))
