@@ -12,6 +12,7 @@ from bot.core import ecosystems
 from bot.core.dockerfile_parse import Dockerfile
 from bot.core.dockerfile_reorder import _join, copy_parts, stage_cwds
 from bot.core.dockerfile_shell import run_commands, system_only
+from bot.core.model import WrittenFile
 
 Read = Callable[[str], "str | None"]
 HEADER = "# Added by ecr-cache-bot: not needed in the image; a change here must not invalidate the layer cache."
@@ -299,12 +300,49 @@ def _may_read_git(dockerfiles: Iterable[Dockerfile], paths: tuple[str, ...] = ()
     return False
 
 
+def _named_in(dockerfiles: Iterable[Dockerfile], path: str) -> bool:
+    """True when some Dockerfile mentions the file by name (a RUN or CMD may read it)."""
+    name = posixpath.basename(path)
+    return any(re.search(r"(?<![\w.-])" + re.escape(name) + r"(?![\w-])", "".join(df.lines)) for df in dockerfiles)
+
+
+def written_candidates(dockerfiles: list[Dockerfile], written: Iterable[WrittenFile]) -> list[Candidate]:
+    """Entries for files the buildspec writes before the build for CodeBuild/CodePipeline, not for the image."""
+    out = []
+    for w in written:
+        if w.output and not any(c in w.path for c in "*?[\\!#") and not _named_in(dockerfiles, w.path):
+            out.append(Candidate(w.path, f"written by {w.where} before the build, as an output for "
+                                         "CodeBuild/CodePipeline; it differs on every build"))
+    return out
+
+
+def written_into_copy(dockerfiles: list[Dockerfile], written: Iterable[WrittenFile], existing: str | None,
+                      ) -> list[WrittenFile]:
+    """Files written before the build that a whole-context COPY brings in (the cache misses there every build)."""
+    sources, _ = needed_sources(dockerfiles)
+    whole = any(_whole_copy(df) for df in dockerfiles)
+    matcher = Matcher(read_patterns(existing or ""))
+    return [w for w in written if whole and not w.output and not matcher.excluded(w.path)
+            and not any(s != "." and _brings(s, w.path) for s in sources)]
+
+
+def _whole_copy(df: Dockerfile) -> bool:
+    for inst in df.instructions:
+        if inst.keyword in ("COPY", "ADD") and inst.flag("from") is None:
+            parts = copy_parts(inst)
+            if parts and any(posixpath.normpath(src.lstrip("/") or ".") == "." for src in parts[0]):
+                return True
+    return False
+
+
 def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: tuple[str, ...],
-           repo_root: bool = True, read: Read = lambda _p: None) -> tuple[str | None, list[Candidate]]:
+           repo_root: bool = True, read: Read = lambda _p: None,
+           written: Iterable[WrittenFile] = ()) -> tuple[str | None, list[Candidate]]:
     """New .dockerignore text (None: nothing to add) and the entries added.
 
     ``repo_root``: the context is the repository root, the only folder where `.git` lives; ``read`` gives the
-    text of a context file (None when unknown). An entry is
+    text of a context file (None when unknown); ``written``: files the buildspec writes into the context
+    before the build (context-relative). An entry is
     added only when some COPY/ADD would otherwise bring what it names into the image (BuildKit transfers
     and checksums only what the COPY sources name, https://docs.docker.com/build/cache/invalidation/),
     and never when it would drop a tracked file a COPY brings in.
@@ -314,7 +352,7 @@ def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: t
     sources, uses_git = needed_sources(dockerfiles)
     dockerfiles = list(dockerfiles)
     added: list[Candidate] = []
-    for cand in candidates(dockerfiles):
+    for cand in candidates(dockerfiles) + written_candidates(dockerfiles, written):
         names_git = any(s == ".git" or s.startswith(".git/") for s in sources)
         if cand.pattern == ".git" and (not repo_root or uses_git or names_git
                                        or _may_read_git(dockerfiles, context_paths, read)):

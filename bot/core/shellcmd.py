@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 _PREFIX_WORDS = frozenset({"if", "then", "else", "elif", "while", "until", "do", "{", "!", "time", "sudo"})
 _END_WORDS = frozenset({"fi", "done", "}", "esac"})
 _OPERATORS = ("&&", "||", ";;", "|&", ";", "&", "|", "(", ")")
+_WRITE_REDIRECTS = frozenset({">", ">>", ">|"})
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class SimpleCommand:
     before: str
     depth: int
     loops: int = 0
+    writes: tuple[Word, ...] = ()
 
 
 @dataclass
@@ -248,25 +250,28 @@ def tokenize(s: str) -> list[tuple[str, object]]:
 
 
 def simple_commands(s: str) -> list[SimpleCommand]:
-    """Group the tokens of ``s`` into simple commands (reserved words and redirections dropped)."""
+    """Group the tokens of ``s`` into simple commands (reserved words dropped; output redirections kept apart)."""
     cmds: list[SimpleCommand] = []
     words: list[Word] = []
     assigns: list[Word] = []
+    writes: list[Word] = []
     before = "\n"
     depth = 0
     loops = 0
     skip_next = False
+    write_next = False
 
     def close(op: str) -> None:
-        nonlocal words, assigns, before
+        nonlocal words, assigns, writes, before
         if words or assigns:
-            cmds.append(SimpleCommand(tuple(words), tuple(assigns), before, depth, loops))
-        words, assigns = [], []
+            cmds.append(SimpleCommand(tuple(words), tuple(assigns), before, depth, loops, tuple(writes)))
+        words, assigns, writes = [], [], []
         before = op
 
     for kind, tok in tokenize(s):
         if kind == "redir":
-            skip_next = tok != "<<" or True
+            skip_next = True
+            write_next = tok in _WRITE_REDIRECTS
             continue
         if kind == "op":
             assert isinstance(tok, str)
@@ -278,7 +283,9 @@ def simple_commands(s: str) -> list[SimpleCommand]:
             continue
         assert isinstance(tok, Word)
         if skip_next:
-            skip_next = False
+            if write_next:
+                writes.append(tok)
+            skip_next = write_next = False
             continue
         if not words:
             if tok.raw in _END_WORDS:
