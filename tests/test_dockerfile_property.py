@@ -20,7 +20,7 @@ BODY = [
     "COPY src ./src", "RUN npm ci", "RUN npm install --omit=dev", "RUN npm run build", "RUN apk add --no-cache git",
     "RUN pip install -r requirements.txt", "RUN go build ./...", "RUN composer install --no-dev",
     "RUN chmod +x ./run.sh", "ENV NODE_ENV=production", "ARG GIT_COMMIT", "ARG BUILD_NUMBER=1", "ARG FOO",
-    "LABEL rev=$GIT_COMMIT", "RUN echo $GIT_COMMIT > /version", "USER node", "EXPOSE 8080", "# a comment", "",
+    "LABEL rev=$GIT_COMMIT", "RUN echo $GIT_COMMIT > /version", "LABEL foo=$FOO", "USER node", "EXPOSE 8080", "# a comment", "",
     "RUN <<EOF\necho hi\nEOF", "RUN apt-get update && \\\n    apt-get install -y curl", "CMD [\"node\", \"x\"]",
     "RUN mkdir -p /app/data", "COPY --chown=node:node . .", "RUN --mount=type=cache,target=/root/.npm npm ci",
 ]
@@ -53,9 +53,11 @@ def dockerfiles(draw: st.DrawFn) -> tuple[str, tuple[str, ...], dict[str, str]]:
     return text, tree, files
 
 
-def _plan(text: str, tree: tuple[str, ...], files: dict[str, str]) -> PartialPlan:
+def _plan(text: str, tree: tuple[str, ...], files: dict[str, str], passed: tuple[str, ...] = (),
+          target: str | None = None) -> PartialPlan:
     snapshot = RepoSnapshot(paths=tree, files={**files, "Dockerfile": text})
-    link = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache")
+    # `passed`: build args the buildspec sets to a per-build value; `target`: `--target`.
+    link = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache", volatile_args=passed, target=target)
     return plan_dockerfiles(snapshot, Options(dockerignore=False), (link,), Discovery(dockerfiles=("Dockerfile",)))
 
 
@@ -81,18 +83,19 @@ def _unexplained_copy_before_install(text: str, tree: tuple[str, ...], files: di
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(dockerfiles())
-def test_reordered_safely_or_left_with_a_finding(case: tuple[str, tuple[str, ...], dict[str, str]]) -> None:
+@given(dockerfiles(), st.sampled_from([(), ("FOO",)]), st.sampled_from([None, "s0", "s1"]))
+def test_reordered_safely_or_left_with_a_finding(case: tuple[str, tuple[str, ...], dict[str, str]],
+                                                 passed: tuple[str, ...], target: str | None) -> None:
     text, tree, files = case
-    result = _plan(text, tree, files)
+    result = _plan(text, tree, files, passed, target)
     edits = [e for e in result.edits if e.path == "Dockerfile"]
     final = edits[0].content if edits else text
     if edits:
-        assert verify_dockerfile_edit(text, final) is None
+        assert verify_dockerfile_edit(text, final, frozenset(passed)) is None
         assert final.endswith("\n") == text.endswith("\n")
         assert ("\r\n" in final) == ("\r\n" in text)
         parse(final)
-        again = _plan(final, tree, files)
+        again = _plan(final, tree, files, passed, target)
         assert not [e for e in again.edits if e.path == "Dockerfile"], "not idempotent"
     if not edits and _unexplained_copy_before_install(text, tree, files):
         assert any(f.code in ("dockerfile-not-reordered", "dockerfile-proof-failed") for f in result.findings)
