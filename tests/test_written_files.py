@@ -63,6 +63,9 @@ def test_an_output_the_dockerfile_names_is_kept() -> None:
     plan = _plan(_buildspec("      - printf '[]' > imagedefinitions.json\n"),
                  DOCKERFILE.replace("COPY . .", "COPY imagedefinitions.json app.py ./"))
     assert "imagedefinitions.json" not in _ignored(plan)
+    plan = _plan(_buildspec("      - printf '[]' > imagedefinitions.json\n"),
+                 DOCKERFILE.replace("COPY . .", "COPY . .\nCOPY *.json /etc/app/"))
+    assert "imagedefinitions.json" not in _ignored(plan)
 
 
 def test_paths_follow_cd_and_are_relative_to_the_context() -> None:

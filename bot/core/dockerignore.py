@@ -308,9 +308,11 @@ def _named_in(dockerfiles: Iterable[Dockerfile], path: str) -> bool:
 
 def written_candidates(dockerfiles: list[Dockerfile], written: Iterable[WrittenFile]) -> list[Candidate]:
     """Entries for files the buildspec writes before the build for CodeBuild/CodePipeline, not for the image."""
+    sources, _ = needed_sources(dockerfiles)
     out = []
     for w in written:
-        if w.output and not any(c in w.path for c in "*?[\\!#") and not _named_in(dockerfiles, w.path):
+        picked = any(s != "." and _brings(s, w.path) for s in sources)  # `COPY *.json ./` wants it
+        if w.output and not picked and not any(c in w.path for c in "*?[\\!#") and not _named_in(dockerfiles, w.path):
             out.append(Candidate(w.path, f"written by {w.where} before the build, as an output for "
                                          "CodeBuild/CodePipeline; it differs on every build"))
     return out
