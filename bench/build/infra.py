@@ -144,6 +144,39 @@ def apt_mirror() -> str:
     return "http://deb.debian.org/debian"
 
 
+ENGINE_ROOT = WORK / "engine"
+ENGINE_TMPFS_SIZE = "8g"
+
+
+def engine_tmpfs_mounted() -> bool:
+    """True when ENGINE_ROOT is a tmpfs mount point."""
+    target = str(ENGINE_ROOT.resolve())
+    for line in Path("/proc/mounts").read_text().splitlines():
+        fields = line.split()
+        if len(fields) > 2 and fields[1] == target and fields[2] == "tmpfs":
+            return True
+    return False
+
+
+def mount_engine_tmpfs() -> None:
+    """Put the measured builds' engine storage on a tmpfs.
+
+    This sandbox's disk creates files slowly and unevenly (strace: `openat` 0.6 ms on average; the same
+    167 MB base-image pull took 1.6 s to 8.0 s within an hour, 7 s of it in the kernel). A CodeBuild host
+    writes image layers to local SSD, so a tmpfs is the closer model; the registry (the network side) stays
+    on disk. Every variant builds on the same tmpfs.
+    """
+    ENGINE_ROOT.mkdir(parents=True, exist_ok=True)
+    if not engine_tmpfs_mounted():
+        run(["mount", "-t", "tmpfs", "-o", f"size={ENGINE_TMPFS_SIZE}", "tmpfs", str(ENGINE_ROOT)])
+
+
+def unmount_engine_tmpfs() -> None:
+    """Remove the tmpfs again (its content is gone with it)."""
+    if engine_tmpfs_mounted():
+        subprocess.run(["umount", "-R", str(ENGINE_ROOT)], capture_output=True)
+
+
 def engine_args(root: Path) -> list[str]:
     """Global buildah flags for one private storage root."""
     return ["buildah", "--root", str(root / "storage"), "--runroot", str(root / "run"),

@@ -9,7 +9,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from infra import WORK, engine_args, proxy_env, wipe_engine
+from infra import ENGINE_ROOT, engine_args, proxy_env, wipe_engine
 
 STAMP_RE = re.compile(r"^\[\s*([\d.]+)\] ")
 STEP_RE = re.compile(r"^STEP (\d+)/(\d+): (.*)$")
@@ -67,7 +67,7 @@ def parse_steps(output: str) -> tuple[Step, ...]:
 
 def build(context: Path, dockerfile: Path, cache_repo: str) -> Build:
     """Build with a fresh, empty engine; import and export the layer cache via ``cache_repo``."""
-    engine = WORK / "engine" / uuid.uuid4().hex[:12]
+    engine = ENGINE_ROOT / uuid.uuid4().hex[:12]
     wipe_engine(engine)
     cmd = [*engine_args(engine), "bud", "--isolation", "chroot", "--layers", "--tls-verify=false",
            "--cache-from", cache_repo, "--cache-to", cache_repo,
