@@ -21,13 +21,14 @@ from flask import Flask
 from uvicorn_worker import UvicornWorker
 
 from bot.config import Settings
+from bot.entrypoint import deployed, lazy_app
 from bot.events import route
 from bot.job import Job
 from bot.ledger import SubmitRequest
-from bot.logs import configure_logging, log_event
+from bot.logs import log_event
 from bot.queue import HueyQueue, JobQueue, SubmitResult
 from bot.storage import now
-from bot.web import create_app, delivery_fields, signature_ok
+from bot.web import delivery_fields, signature_ok
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -222,19 +223,7 @@ class Worker(UvicornWorker):
 
 def build(settings: Settings | None = None) -> FastAsgiWebhook:
     """The deployed ASGI app: JSON logs, the Flask app, the lean webhook path."""
-    settings = settings or Settings.from_env()
-    configure_logging(settings.log_level, secrets=(settings.webhook_secret, settings.private_key))
-    return FastAsgiWebhook(create_app(settings), settings)
+    return deployed(FastAsgiWebhook, settings)
 
 
-_app: FastAsgiWebhook | None = None
-
-
-def __getattr__(name: str) -> Any:
-    # Built on first access (gunicorn's `bot.asgi:app`), so importing this module needs no environment.
-    global _app
-    if name == "app":
-        if _app is None:
-            _app = build()
-        return _app
-    raise AttributeError(name)
+__getattr__ = lazy_app(build)

@@ -17,9 +17,10 @@ from typing import Any
 from flask import Flask
 
 from bot.config import Settings
+from bot.entrypoint import deployed, lazy_app
 from bot.events import route
-from bot.logs import configure_logging, log_event
-from bot.web import create_app, delivery_fields, signature_ok
+from bot.logs import log_event
+from bot.web import delivery_fields, signature_ok
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -82,19 +83,7 @@ class FastWebhook:
 
 def build(settings: Settings | None = None) -> FastWebhook:
     """The deployed WSGI app: JSON logs, the Flask app, the lean webhook path."""
-    settings = settings or Settings.from_env()
-    configure_logging(settings.log_level, secrets=(settings.webhook_secret, settings.private_key))
-    return FastWebhook(create_app(settings), settings)
+    return deployed(FastWebhook, settings)
 
 
-_app: FastWebhook | None = None
-
-
-def __getattr__(name: str) -> Any:
-    # Built on first access (gunicorn's `bot.wsgi:app`), so importing this module needs no environment.
-    global _app
-    if name == "app":
-        if _app is None:
-            _app = build()
-        return _app
-    raise AttributeError(name)
+__getattr__ = lazy_app(build)
