@@ -34,18 +34,19 @@ def test_volatile_build_args(args: list[str], variables: dict[str, str], expecte
     assert volatile_build_args(args, variables) == expected
 
 
-BUILDSPEC = """version: 0.2
+REGISTRY = "111122223333.dkr.ecr.eu-west-1.amazonaws.com"
+BUILDSPEC = f"""version: 0.2
 env:
   variables:
     IMAGE_REPO_NAME: web
 phases:
   pre_build:
     commands:
-      - aws ecr get-login-password --region eu-west-1 | docker login --username AWS --password-stdin 111122223333.dkr.ecr.eu-west-1.amazonaws.com
+      - aws ecr get-login-password --region eu-west-1 | docker login --username AWS --password-stdin {REGISTRY}
       - SHORT=$(echo $CODEBUILD_RESOLVED_SOURCE_VERSION | cut -c 1-7)
   build:
     commands:
-      - docker build --build-arg LABEL_REF=$SHORT --target app -t 111122223333.dkr.ecr.eu-west-1.amazonaws.com/web:latest .
+      - docker build --build-arg LABEL_REF=$SHORT --target app -t {REGISTRY}/web:latest .
 """
 DOCKERFILE = """FROM python:3.12-slim AS app
 ARG LABEL_REF

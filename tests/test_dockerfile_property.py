@@ -20,7 +20,8 @@ BODY = [
     "COPY src ./src", "RUN npm ci", "RUN npm install --omit=dev", "RUN npm run build", "RUN apk add --no-cache git",
     "RUN pip install -r requirements.txt", "RUN go build ./...", "RUN composer install --no-dev",
     "RUN chmod +x ./run.sh", "ENV NODE_ENV=production", "ARG GIT_COMMIT", "ARG BUILD_NUMBER=1", "ARG FOO",
-    "LABEL rev=$GIT_COMMIT", "RUN echo $GIT_COMMIT > /version", "LABEL foo=$FOO", "USER node", "EXPOSE 8080", "# a comment", "",
+    "LABEL rev=$GIT_COMMIT", "RUN echo $GIT_COMMIT > /version", "LABEL foo=$FOO", "USER node", "EXPOSE 8080",
+    "# a comment", "",
     "RUN <<EOF\necho hi\nEOF", "RUN apt-get update && \\\n    apt-get install -y curl", "CMD [\"node\", \"x\"]",
     "RUN mkdir -p /app/data", "COPY --chown=node:node . .", "RUN --mount=type=cache,target=/root/.npm npm ci",
 ]
