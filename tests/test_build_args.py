@@ -27,6 +27,9 @@ from bot.core.model import Options, RepoSnapshot
     (["REV=$CODEBUILD_RESOLVED_SOURCE_VERSION_X"], {}, ()),
     # A self-referencing variable does not loop.
     (["A=$A"], {"A": "$A"}, ()),
+    # The account id read from the build ARN never changes (the line the bot itself writes).
+    (["AWS_ACCOUNT_ID=$AWS_ACCOUNT_ID"],
+     {"AWS_ACCOUNT_ID": "${AWS_ACCOUNT_ID:-$(echo $CODEBUILD_BUILD_ARN | cut -d':' -f5)}"}, ()),
     # Not a name.
     (["=x", "1X=$CODEBUILD_BUILD_ID"], {}, ()),
 ])
@@ -95,13 +98,33 @@ def test_target_leaves_unbuilt_stages_out_of_the_cache_table() -> None:
     assert not any("pytest" in s.instruction for s in table.after)
 
 
-def test_no_target_counts_every_stage() -> None:
-    snapshot = _snapshot()
+def test_no_target_builds_the_last_stage_and_what_it_needs() -> None:
+    snapshot = _snapshot(DOCKERFILE + "FROM python:3.12-slim AS runtime\nCOPY --from=app /app /app\n")
     files = dict(snapshot.files)
     files["buildspec.yml"] = BUILDSPEC.replace(" --target app", "")
     result = planner.plan(RepoSnapshot(snapshot.paths, files), Options(region="eu-west-1"))
     table = next(t for t in result.cache_tables if t.dockerfile == "Dockerfile")
-    assert {s.stage for s in table.before} == {"app", "tests"}
+    assert {s.stage for s in table.before} == {"app", "runtime"}
+
+
+def test_variables_referring_to_each_other_many_times_are_followed_once() -> None:
+    # V0 reads V1 twelve times, V1 reads V2 twelve times, ...: each variable is looked at once.
+    variables = {f"V{n}": f"${{V{n + 1}}}" * 12 for n in range(6)}
+    assert volatile_build_args(["X=$V0"], variables) == ()
+    variables["V6"] = "$CODEBUILD_BUILD_ID"
+    assert volatile_build_args(["X=$V0"], variables) == ("X",)
+
+
+def test_the_bot_s_own_account_line_does_not_make_an_arg_volatile() -> None:
+    buildspec = BUILDSPEC.replace("--build-arg LABEL_REF=$SHORT", "--build-arg AWS_ACCOUNT_ID=$AWS_ACCOUNT_ID")
+    dockerfile = DOCKERFILE.replace("LABEL_REF", "AWS_ACCOUNT_ID")
+    files = {"buildspec.yml": buildspec, "Dockerfile": dockerfile, "requirements.txt": "flask==3.0.0\n",
+             ".dockerignore": ".git\n"}
+    first = planner.plan(RepoSnapshot((*sorted(files), "app.py"), files), Options(region="eu-west-1"))
+    assert not any(e.path == "Dockerfile" for e in first.edits)
+    merged = files | {e.path: e.content for e in first.edits}
+    again = planner.plan(RepoSnapshot(tuple(sorted({*merged, "app.py"})), merged), Options(region="eu-west-1"))
+    assert again.edits == ()
 
 
 def test_second_plan_is_idempotent() -> None:

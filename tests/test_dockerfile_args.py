@@ -41,6 +41,8 @@ def test_moves_past_installs_and_copies_to_first_use() -> None:
     "FROM a\nARG VERSION\nRUN apk add x\n",                           # never used in the stage
     "ARG VERSION=1\nFROM a:$VERSION\nRUN apk add x\nLABEL v=$VERSION\n",  # global ARG before FROM stays
     "FROM a\nARG VERSION\nONBUILD RUN echo hi\nLABEL v=$VERSION\n",     # ONBUILD is not analysed
+    # The default reads BASE, which a later ENV changes: moving the ARG would change its default.
+    "FROM a\nENV BASE=1\nARG GIT_SHA=${BASE}\nENV BASE=2\nCOPY . .\nLABEL x=$GIT_SHA\n",
 ])
 def test_no_move(text: str) -> None:
     assert move_args(parse(text)) == (None, [])

@@ -13,9 +13,9 @@ DOCKERFILE = ("FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt ./\nRU
               "COPY . .\nCMD [\"python\", \"app.py\"]\n")
 
 
-def _buildspec(pre: str, post: str = "", ctx: str = ".", artifacts: str = "") -> str:
+def _buildspec(pre: str, post: str = "", ctx: str = ".") -> str:
     return ("version: 0.2\nphases:\n  pre_build:\n    commands:\n" + LOGIN + pre + "  build:\n    commands:\n"
-            + BUILD.format(ctx=ctx) + ("  post_build:\n    commands:\n" + post if post else "") + artifacts)
+            + BUILD.format(ctx=ctx) + ("  post_build:\n    commands:\n" + post if post else ""))
 
 
 def _plan(buildspec: str, dockerfile: str = DOCKERFILE, prefix: str = "") -> PartialPlan:
@@ -43,10 +43,19 @@ def test_a_file_written_after_the_build_is_not_the_build_s_concern() -> None:
     assert "imagedefinitions.json" not in _ignored(plan)
 
 
-def test_artifacts_and_logs_count_as_outputs_and_tee_writes_too() -> None:
-    artifacts = "artifacts:\n  base-directory: out\n  files:\n    - report.json\n"
-    plan = _plan(_buildspec("      - ./scan.sh | tee out/report.json scan.log > /dev/null\n", artifacts=artifacts))
-    assert {"out/report.json", "scan.log"} <= set(_ignored(plan))
+def test_logs_count_as_outputs_and_tee_and_bash_redirects_write_too() -> None:
+    plan = _plan(_buildspec("      - ./scan.sh | tee scan.log out/report.json > /dev/null\n"
+                            "      - ./lint.sh &> lint.log\n"))
+    assert {"scan.log", "lint.log"} <= set(_ignored(plan))
+    # An artifact the buildspec uploads may also be read by the image: reported, not left out.
+    assert "out/report.json" not in _ignored(plan)
+    assert any(f.code == "written-file-in-context" and "out/report.json" in f.message for f in plan.findings)
+
+
+def test_comparisons_and_process_substitution_write_no_file() -> None:
+    plan = _plan(_buildspec("      - if [[ \"$CODEBUILD_BUILD_NUMBER\" > 5 ]]; then echo big; fi\n"
+                            "      - ./scan.sh > >(tee -a scan.log)\n"))
+    assert not any(f.code == "written-file-in-context" for f in plan.findings)
 
 
 def test_a_file_the_image_may_read_stays_and_is_reported() -> None:

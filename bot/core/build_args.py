@@ -8,24 +8,32 @@ from collections.abc import Mapping
 # CodeBuild variables whose value differs from one build to the next
 # (https://docs.aws.amazon.com/codebuild/latest/userguide/build-env-ref-env-vars.html).
 _PER_BUILD_VARS = re.compile(
-    r"\$\{?CODEBUILD_(RESOLVED_SOURCE_VERSION|SOURCE_VERSION|BUILD_NUMBER|BUILD_ID|BUILD_ARN|START_TIME"
+    r"\$\{?CODEBUILD_(RESOLVED_SOURCE_VERSION|SOURCE_VERSION|BUILD_NUMBER|BUILD_ID|START_TIME"
     r"|LOG_PATH|PUBLIC_BUILD_URL|WEBHOOK_MERGE_COMMIT|WEBHOOK_PREV_COMMIT)(?![A-Za-z0-9_])"
     r"|\$\{?RANDOM(?![A-Za-z0-9_])"
 )
+# CODEBUILD_BUILD_ARN is left out: buildspecs read it for the account id (`cut -d: -f5`), which never changes.
 # Commands whose output changes with every commit or every run.
 _PER_BUILD_COMMANDS = re.compile(r"(\$\(|`)\s*(date|uuidgen|git\s+(rev-parse|describe|log|show))\b")
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 _MAX_DEPTH = 8
 
 
-def changes_every_build(text: str, variables: Mapping[str, str], depth: int = 0) -> bool:
+def changes_every_build(text: str, variables: Mapping[str, str]) -> bool:
     """True when ``text`` (a shell word) reads a per-build value, directly or through assigned variables."""
-    if _PER_BUILD_VARS.search(text) or _PER_BUILD_COMMANDS.search(text):
-        return True
-    if depth >= _MAX_DEPTH:
-        return False
-    return any(name in variables and changes_every_build(variables[name], variables, depth + 1)
-               for name in _VAR.findall(text))
+    seen: set[str] = set()
+    pending = [(text, 0)]
+    while pending:
+        current, depth = pending.pop()
+        if _PER_BUILD_VARS.search(current) or _PER_BUILD_COMMANDS.search(current):
+            return True
+        if depth >= _MAX_DEPTH:
+            continue
+        for name in dict.fromkeys(_VAR.findall(current)):
+            if name in variables and name not in seen:  # each variable once: no blow-up on `$A$A$A...`
+                seen.add(name)
+                pending.append((variables[name], depth + 1))
+    return False
 
 
 def volatile_build_args(build_args: list[str], variables: Mapping[str, str]) -> tuple[str, ...]:

@@ -121,7 +121,6 @@ class _Shell:
         self.raw: dict[str, str] = {}
         self.env_raw: dict[str, str] = dict(env_raw or {})
         self.written: dict[str, WrittenFile] = {}
-        self.outputs: frozenset[str] = frozenset()
         self.cwd: str | None = "."
         self.cwd_unresolved: tuple[str, ...] = ()
         self.stack: list[tuple[str | None, tuple[str, ...]]] = []
@@ -189,7 +188,6 @@ def analyse(root: Node, path: str, paths: frozenset[str] = frozenset()) -> Analy
             an.env_names.update(k.value for k, _ in sec[1].value if isinstance(k, ScalarNode))
     known: dict[str, str | None] = {k: (v if "$" not in v and "`" not in v else None) for k, v in variables.items()}
     shell = _Shell(known, variables)
-    shell.outputs = artifact_files(root)
     an.commands, an.flow_phases = phase_commands(root)
     an.china = any(is_china(c.value or "") for c in an.commands) or any(is_china(v) for v in variables.values())
     for n, cmd in enumerate(an.commands):
@@ -235,7 +233,8 @@ def _walk(an: Analysis, shell: _Shell, cmd: Command, n: int, value: str, paths: 
             shell.cwd, shell.cwd_unresolved = shell.stack.pop()
         elif head == "docker" and len(words) > 1 and words[1] == "login":
             an.logins.append((cmd, _login_target(sc.words[2:], shell)))
-        _record_writes(shell, cmd, sc.writes, sc.words if head == "tee" else ())
+        if head not in ("[[", "[", "test"):  # `[[ $A > $B ]]` compares strings, it writes nothing
+            _record_writes(shell, cmd, sc.writes, sc.words if head == "tee" else ())
         b = parse_build(sc) if head in ("docker", "/usr/bin/docker", "/usr/local/bin/docker") else None
         if b is not None:
             an.builds.append(_link(cmd, b, shell, paths))
@@ -315,30 +314,16 @@ def _link(cmd: Command, b: DockerBuild, shell: _Shell, paths: frozenset[str]) ->
 _DEPLOY_OUTPUTS = frozenset({"imagedefinitions.json", "imagedetail.json", "taskdef.json"})
 
 
-def artifact_files(root: Node) -> frozenset[str]:
-    """Literal paths listed under `artifacts.files` (with `base-directory`): outputs CodeBuild uploads."""
-    pair = by.get(root, "artifacts")
-    node = pair[1] if pair else None
-    base_pair = by.get(node, "base-directory")
-    base = base_pair[1].value if base_pair and isinstance(base_pair[1], ScalarNode) else ""
-    files_pair = by.get(node, "files")
-    items = files_pair[1].value if files_pair and isinstance(files_pair[1], SequenceNode) else []
-    out = set()
-    for item in items:
-        if isinstance(item, ScalarNode) and not any(c in item.value for c in "*?[$") and item.value:
-            out.add(posixpath.normpath(posixpath.join(base, item.value)))
-    return frozenset(out)
-
-
 def _record_writes(shell: _Shell, cmd: Command, redirects: tuple[Word, ...], tee: tuple[Word, ...]) -> None:
     """Remember source-tree files this command writes with `>`/`>>` or `tee`."""
     targets = list(redirects) + [w for w in tee[1:] if not w.value.startswith("-")]
     for word in targets:
         path, _ = shell.resolve(_dequote(word.raw))
-        if path is None or path == "." or path.startswith("/"):
+        if word.raw.startswith((">(", "<(")):  # process substitution: a command, not a file
             continue
-        output = (posixpath.basename(path).lower() in _DEPLOY_OUTPUTS or path.endswith(".log")
-                  or path in shell.outputs)
+        if path is None or path == "." or path.startswith("/") or path.isdigit():
+            continue
+        output = posixpath.basename(path).lower() in _DEPLOY_OUTPUTS or path.endswith(".log")
         where = f"`{cmd.phase}` command {cmd.index + 1}"
         shell.written.setdefault(path, WrittenFile(path, where, output))
 

@@ -77,15 +77,21 @@ def _stage_ref(value: str, df: Dockerfile, upto: int) -> Stage | None:
 
 
 def built_stages(df: Dockerfile, targets: tuple[str | None, ...]) -> set[int]:
-    """Indexes of the stages BuildKit builds for these `--target`s (None: every stage, as the classic builder)."""
-    if not targets or None in targets:
+    """Indexes of the stages BuildKit builds for these `--target`s and their dependencies.
+
+    None stands for a build without `--target`: BuildKit builds the last stage and what it needs
+    (https://docs.docker.com/build/building/multi-stage/#differences-between-legacy-builder-and-buildkit).
+    No targets at all (a Dockerfile no buildspec builds) counts every stage.
+    """
+    if not targets or not df.stages:
         return {stage.index for stage in df.stages}
-    wanted = [s for t in targets if (s := _stage_ref(t or "", df, len(df.stages))) is not None]
-    if len(wanted) != len(targets):
+    wanted = [df.stages[-1] if t is None else _stage_ref(t, df, len(df.stages)) for t in targets]
+    if any(s is None for s in wanted):
         return {stage.index for stage in df.stages}
     seen: set[int] = set()
     while wanted:
         stage = wanted.pop()
+        assert stage is not None
         if stage.index in seen:
             continue
         seen.add(stage.index)

@@ -43,6 +43,13 @@ def references(df: Dockerfile, inst: Instruction, name: str) -> bool:
     return re.search(r"\$\{?" + re.escape(name) + r"(?![A-Za-z0-9_])", df.block(inst)) is not None
 
 
+def default_refs(arg: Instruction, name: str) -> set[str]:
+    """Variables an `ARG NAME=default` reads: an ENV or ARG that sets one must stay after the ARG."""
+    words = split_words(arg.args)
+    default = words[0].split("=", 1)[1] if len(words) == 1 and "=" in words[0] else ""
+    return set(re.findall(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)", default)) - {name}
+
+
 def env_blind(inst: Instruction) -> bool:
     """A RUN that only installs packages or touches system paths: it never reads a build ARG implicitly."""
     cmds = run_commands(inst)
@@ -63,8 +70,9 @@ def env_blind(inst: Instruction) -> bool:
 def first_use(df: Dockerfile, arg: Instruction, name: str) -> Instruction | None:
     """The instruction a volatile ARG must stay before; None when it is not used in its stage."""
     stage = df.stages[arg.stage]
+    default_reads = default_refs(arg, name)
     for inst in df.instructions[arg.index + 1: stage.last + 1]:
-        if references(df, inst, name) or name in _declared(inst):
+        if references(df, inst, name) or name in _declared(inst) or _declared(inst) & default_reads:
             return inst
         if inst.keyword == "RUN" and not env_blind(inst):
             return inst

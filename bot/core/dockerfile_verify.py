@@ -6,7 +6,7 @@ import posixpath
 from collections import Counter
 
 from bot.core import ecosystems
-from bot.core.dockerfile_args import env_blind, references, volatile_name
+from bot.core.dockerfile_args import default_refs, env_blind, references, volatile_name
 from bot.core.dockerfile_parse import Dockerfile, DockerfileParseError, Instruction, parse
 from bot.core.dockerfile_reorder import _FREE_KEYWORDS, _classify_run, _declared, _join, _refs, copy_parts, stage_cwds
 from bot.core.dockerfile_shell import run_commands
@@ -60,7 +60,8 @@ def _may_swap(orig: Dockerfile, a: Instruction, b: Instruction, cwds: dict[int, 
     for arg, other in ((a, b), (b, a)):
         name = volatile_name(arg, passed)
         if name and not references(orig, other, name) and (other.keyword != "RUN" or env_blind(other)) \
-                and other.keyword not in ("ONBUILD", "FROM") and not volatile_name(other, passed):
+                and other.keyword not in ("ONBUILD", "FROM") and not volatile_name(other, passed) \
+                and not _declared(other) & default_refs(arg, name):
             return None
     for copy, other in ((a, b), (b, a)):
         if not _whole_copy(copy):

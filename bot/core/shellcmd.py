@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 _PREFIX_WORDS = frozenset({"if", "then", "else", "elif", "while", "until", "do", "{", "!", "time", "sudo"})
 _END_WORDS = frozenset({"fi", "done", "}", "esac"})
 _OPERATORS = ("&&", "||", ";;", "|&", ";", "&", "|", "(", ")")
-_WRITE_REDIRECTS = frozenset({">", ">>", ">|"})
+_WRITE_REDIRECTS = frozenset({">", ">>", ">|", ">&", "&>", "&>>"})
 
 
 @dataclass(frozen=True)
@@ -216,6 +216,16 @@ def tokenize(s: str) -> list[tuple[str, object]]:
                 start = i
             i = _skip_balanced(s, i + 1, s[i + 1], ")" if s[i + 1] == "(" else "}")
             continue
+        if c == "&" and s.startswith("&>", i):  # bash's `&>file` / `&>>file`: stdout and stderr to a file
+            flush(i)
+            op = "&>>" if s.startswith("&>>", i) else "&>"
+            toks.append(("redir", op))
+            i += len(op)
+            continue
+        if c in "<>" and i + 1 < n and s[i + 1] == "(" and start < 0:  # process substitution `>(cmd)`
+            start = i
+            i = _skip_balanced(s, i + 1, "(", ")")
+            continue
         if c in "<>":
             word_is_fd = start >= 0 and s[start:i].isdigit()
             if not word_is_fd:
@@ -275,6 +285,7 @@ def simple_commands(s: str) -> list[SimpleCommand]:
             continue
         if kind == "op":
             assert isinstance(tok, str)
+            skip_next = write_next = False
             close(tok)
             if tok == "(":
                 depth += 1
