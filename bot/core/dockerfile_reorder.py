@@ -268,6 +268,20 @@ class _StagePlan:
     def copy_dest_dir(self, c: CopyAll) -> Cwd:
         return _join(self.cwds[c.inst.index], c.dest)
 
+    def inherits_user(self) -> bool:
+        """True when the stage is built FROM an earlier stage that sets USER (WORKDIR creates folders as it)."""
+        base, seen = self.stage.base.lower(), set()
+        while base not in seen:
+            seen.add(base)
+            parent = next((st for st in self.df.stages[: self.stage.index]
+                           if st.name == base or str(st.index) == base), None)
+            if parent is None:
+                return False
+            if any(i.keyword == "USER" for i in self.df.stage_instructions(parent)):
+                return True
+            base = parent.base.lower()
+        return False
+
     def project_of(self, c: CopyAll, inst: Instruction) -> str | None:
         """Context-relative folder the RUN works in, when it lies inside the copied folder."""
         dest = self.copy_dest_dir(c)
@@ -409,14 +423,26 @@ class _StagePlan:
             if other.keyword not in ("ENV", "ARG"):
                 continue
             for name, value in _assignments(other):
-                if not _TOOL_VARIABLE.match(name):
-                    continue
-                paths = [p for p in re.split(r"[:\s=,]+", value) if "/" in p and "$" not in p and "://" not in p]
-                inside = self._writes_into_copy(c, inst, paths) if paths else None
+                inside = self._tool_path_in_copy(c, inst, name, value)
                 if inside:
                     return (f"`{name}` (set by `{_short(other)}`) makes the install read `{inside}`, which the "
                             f"copy brings in")
+        # `RUN PIP_CONSTRAINT=constraints.txt pip install ...`: an assignment on the RUN line itself.
+        for name, value in re.findall(r"(?:^|[\s;&|(])([A-Za-z_][A-Za-z0-9_]*)=(\S+)", inst.args):
+            inside = self._tool_path_in_copy(c, inst, name, value.strip("\"'"))
+            if inside:
+                return (f"`{name}={value}` on `{_short(inst)}` makes the install read `{inside}`, which the copy "
+                        "brings in")
         return None
+
+    def _tool_path_in_copy(self, c: CopyAll, inst: Instruction, name: str, value: str) -> str | None:
+        """The file a tool variable names inside the copy's destination, if any."""
+        if not _TOOL_VARIABLE.match(name):
+            return None
+        # A value names a file when it has a folder or a file extension (`constraints.txt`, `Gemfile.docker`).
+        paths = [p for p in re.split(r"[:\s=,]+", value) if p and "$" not in p and "://" not in p
+                 and ("/" in p or re.search(r"\.[A-Za-z]\w*$", p) or p.startswith("Gemfile"))]
+        return self._writes_into_copy(c, inst, paths) if paths else None
 
     def _writes_into_copy(self, c: CopyAll, inst: Instruction, paths: list[str]) -> str | None:
         """The first of ``paths`` (as written in the RUN) that may lie inside the copy's destination."""
@@ -544,7 +570,7 @@ class _StagePlan:
                              f"in their own layer.")]
         steps: list[_Step] = []
         blocker = ""
-        seen_user = any(i.keyword == "USER" for i in before)
+        seen_user = self.inherits_user() or any(i.keyword == "USER" for i in before)
         root = self.copy_dest_dir(c)
         root_text = root[1] if root and root[0] == "" else None
         for inst in after:
@@ -670,7 +696,7 @@ class _StagePlan:
             return [("insert", c.inst.index, 0, line)], [reason], []
         root = self.copy_dest_dir(c)
         root_text = root[1] if root and root[0] == "" else None
-        seen_user = any(i.keyword == "USER" for i in before)
+        seen_user = self.inherits_user() or any(i.keyword == "USER" for i in before)
         for other in between + [inst]:
             if other.keyword == "RUN":
                 kind, _, blocked = _classify_run(other, root_text)

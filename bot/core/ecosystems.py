@@ -63,7 +63,8 @@ MANIFEST_NAMES = frozenset(
 ) | {"requirements.txt"}
 # Files whose text the planner needs to judge safety (for discover.paths_to_read).
 CONTENT_FILES = ("package.json", "Pipfile", "pyproject.toml", "go.mod", "Gemfile", "composer.json", "pom.xml",
-                 "settings.gradle", "settings.gradle.kts", ".dockerignore")
+                 "settings.gradle", "settings.gradle.kts", "build.gradle", "build.gradle.kts", "NuGet.config",
+                 "nuget.config", "NuGet.Config", ".dockerignore")
 CONTENT_PATTERNS = (r"(^|/)requirements[^/]*\.(txt|in)$", r"(^|/)constraints[^/]*\.txt$", r"\.dockerignore$")
 
 
@@ -118,10 +119,16 @@ def _pip_files(args: list[str]) -> tuple[list[str], list[str], bool]:
             files.append(a[2:])
         elif a in ("-e", "--editable") or a.startswith("--editable="):
             local = True
+        elif a.startswith("--find-links=") or (a.startswith("-f") and len(a) > 2 and not a.startswith("--")):
+            link = a.split("=", 1)[1] if a.startswith("--") else a[2:].removeprefix("=")
+            if "://" not in link or link.startswith("file:"):
+                local = True
         elif a in ("-t", "--target", "--prefix", "--root", "-i", "--index-url", "--extra-index-url",
                    "-f", "--find-links", "--trusted-host", "--platform", "--python-version",
                    "--implementation", "--abi", "--progress-bar", "--cache-dir", "--src") and i + 1 < len(args):
-            if a in ("-f", "--find-links") and looks_like_path(args[i + 1]) and "://" not in args[i + 1]:
+            link = args[i + 1]
+            if a in ("-f", "--find-links") and (looks_like_path(link) and "://" not in link
+                                                or link.startswith("file:")):
                 local = True
             i += 2
             continue
@@ -316,7 +323,8 @@ def _check_node(install: Install, project: str, at: Callable[[str], str], exists
         if not isinstance(deps, dict):
             continue
         for dep, spec in _flat_specs(deps):
-            if spec.startswith(("file:", "link:", "portal:", "patch:", "workspace:", ".", "/", "~/")):
+            tarball = spec.endswith((".tgz", ".tar.gz", ".tar")) and "://" not in spec
+            if spec.startswith(("file:", "link:", "portal:", "patch:", "workspace:", ".", "/", "~/")) or tarball:
                 return f"`{at('package.json')}` has the local dependency `{dep}: {spec}`"
     for rc in TABLE[install.ecosystem].optional:
         if not rc.startswith(".") or not rc.endswith("rc") or not exists(at(rc)):
@@ -325,7 +333,8 @@ def _check_node(install: Install, project: str, at: Callable[[str], str], exists
         if rc_text is None:
             return f"`{at(rc)}` was not read, so the settings it gives the install cannot be checked"
         # Only the rc file is copied early: a setting naming a path (cafile, an offline mirror) needs more.
-        if re.search(r"""^[^#;\n]*(=|\s)\s*["']?(\.{1,2}/|file:)""", rc_text, re.M):
+        # `yarn-path ".yarn/releases/yarn-1.22.19.cjs"`: a relative path needs no `./`.
+        if re.search(r"""^[^#;\n]*(=|\s)\s*["']?(\.{1,2}/|file:|\.?[\w-]+/)""", rc_text, re.M):
             return f"`{at(rc)}` names a path in the source tree"
     if install.ecosystem == "yarn" and exists(at(".yarnrc.yml")):
         return "Yarn Berry (`.yarnrc.yml`) may need `.yarn/releases` and plugins from the source tree"
@@ -369,10 +378,10 @@ def requirement_closure(files: tuple[str, ...], cwd: str, read: Read) -> tuple[l
                 todo.append(posixpath.normpath(posixpath.join(posixpath.dirname(path), m.group(2))))
                 continue
             if line.startswith("-") and not line.startswith(("-e", "--editable")):
-                if re.match(r"^(-f|--find-links)[\s=]+(?!\w+://)", line):
+                if re.match(r"^(-f|--find-links)[\s=]+(?!\w+://)|^(-f|--find-links)[\s=]+file:", line):
                     return seen, f"`{path}` uses a local `--find-links` folder"
                 continue
-            if _LOCAL_REQ.search(line) and "://" not in line:
+            if _LOCAL_REQ.search(line) and ("://" not in line or "file://" in line):
                 return seen, f"`{path}` installs the local path `{line}`"
     return seen, None
 
@@ -403,8 +412,15 @@ def _check_go(install: Install, project: str, at: Callable[[str], str], exists: 
         return f"`{at('go.mod')}` was not read"
     if re.search(r"=>\s*(\.{1,2}/|/|\.\.?\s*$)", text, re.M):
         return f"`{at('go.mod')}` has a `replace` directive to a local folder"
-    if exists(at("go.work")):
-        return f"`{at('go.work')}` makes this a Go workspace"
+    # The go command looks for go.work in the module's folder and every folder above it.
+    folder = posixpath.normpath(project)
+    while True:
+        work = posixpath.normpath(posixpath.join(folder, "go.work"))
+        if exists(work):
+            return f"`{work}` makes this a Go workspace"
+        if folder in (".", "", "/"):
+            break
+        folder = posixpath.dirname(folder) or "."
     if exists(at("vendor/modules.txt")):
         return "the Go modules are vendored (`vendor/`), so there is nothing to download first"
     return None
@@ -434,6 +450,11 @@ def _check_maven(install: Install, project: str, at: Callable[[str], str], exist
     if "<parent>" in text and not re.search(r"<relativePath\s*/>|<relativePath>\s*</relativePath>", text) and exists(
             posixpath.normpath(posixpath.join(project, "..", "pom.xml"))):
         return f"`{at('pom.xml')}` inherits from a parent POM in the source tree"
+    relative = re.search(r"<parent>.*?<relativePath>\s*([^<\s]+)\s*</relativePath>", text, re.S)
+    if relative:
+        target = posixpath.normpath(posixpath.join(project, relative.group(1)))
+        if exists(target) or exists(posixpath.join(target, "pom.xml")):
+            return f"`{at('pom.xml')}` inherits from the parent POM `{relative.group(1)}` in the source tree"
     if re.search(r"<systemPath>|<url>\s*file:", text):
         # `dependency:go-offline` resolves these too, and fails before the files they name are copied.
         return f"`{at('pom.xml')}` reads dependencies from the source tree (`<systemPath>` or a `file:` repository)"
@@ -451,6 +472,17 @@ def _check_gradle(install: Install, project: str, at: Callable[[str], str], exis
                 return f"`{at(name)}` was not read"
             if re.search(r"^\s*include(Build)?\b", text, re.M):
                 return f"`{at(name)}` includes subprojects from the source tree"
+            if "versionCatalogs" in text:
+                return f"`{at(name)}` defines version catalogs from files in the source tree"
+    if exists(at("gradle/libs.versions.toml")):
+        return f"`{at('gradle/libs.versions.toml')}` is the version catalog Gradle reads with the build script"
+    for name in ("build.gradle", "build.gradle.kts"):
+        if exists(at(name)):
+            script = read(at(name))
+            if script is None:
+                return f"`{at(name)}` was not read, so the files it applies cannot be checked"
+            if re.search(r"\bapply\s*\(?\s*from\b|\b(files?|fileTree)\s*\(", script):
+                return f"`{at(name)}` applies scripts or reads files from the source tree"
     if exists(at("buildSrc/build.gradle")) or exists(at("buildSrc/build.gradle.kts")):
         return "`buildSrc/` is compiled from the source tree before dependencies resolve"
     if install.command.name == "gradlew" and not exists(at("gradle/wrapper/gradle-wrapper.properties")):
@@ -477,6 +509,16 @@ def _check_composer(install: Install, project: str, at: Callable[[str], str], ex
 
 def _check_dotnet(install: Install, project: str, at: Callable[[str], str], exists: Exists,
                   read: Read) -> str | None:
+    for name in ("NuGet.config", "nuget.config", "NuGet.Config"):
+        if not exists(at(name)):
+            continue
+        text = read(at(name))
+        if text is None:
+            return f"`{at(name)}` was not read, so its package sources cannot be checked"
+        sources = "".join(re.findall(r"<packageSources>(.*?)</packageSources>", text, re.S | re.I))
+        for value in re.findall(r"<add\b[^>]*\bvalue\s*=\s*[\"']([^\"']*)[\"']", sources):
+            if "://" not in value and not value.startswith("%"):
+                return f"`{at(name)}` has the local package source `{value}`"
     return None
 
 
