@@ -51,6 +51,8 @@ def local_base(p: Parsed, snapshot: RepoSnapshot) -> str | None:
     an = p.analysis
     built: dict[str, int] = {}
     first = None
+    order = {id(c): n for n, c in enumerate(an.commands)}
+    tagged = _local_tags(p)
     for b in an.builds:
         line = b.command.node.start_mark.line + 1
         first = line if first is None else first
@@ -60,6 +62,13 @@ def local_base(p: Parsed, snapshot: RepoSnapshot) -> str | None:
         for m in _FROM.finditer(text or ""):
             # `FROM ${BASE}` with `--build-arg BASE=<an image built above>` is the same chain.
             name = _image_name(_expand(m[1], args))
+            tag = next((t for t in tagged if t[0] <= order[id(b.command)] and t[1] == name), None)
+            if tag is not None:
+                return (f"line {line}: `{b.dockerfile}` starts `FROM {m[1]}`, a name that `docker tag` gives an "
+                        f"image on line {tag[2]} in the local Docker image store only. A docker-container builder "
+                        "(needed to export a registry cache) cannot see that store and would look for the name "
+                        "in a registry, so this build must be changed by hand (build FROM the registry "
+                        "reference that was pulled, or pass it with `--build-context`).")
             if name in built:
                 return (f"line {line}: `{b.dockerfile}` starts `FROM {m[1]}`, the image built on line "
                         f"{built[name]}. A docker-container builder (needed to export a registry cache) "
@@ -81,6 +90,20 @@ def local_base(p: Parsed, snapshot: RepoSnapshot) -> str | None:
                             "cannot see images in the local Docker image store, so this chain of builds "
                             "must be changed by hand.")
     return None
+
+
+def _local_tags(p: Parsed) -> list[tuple[int, str, int]]:
+    """(command index, image name, line) of every `docker tag SRC DST` / `docker image tag SRC DST`."""
+    out = []
+    for n, c in enumerate(p.analysis.commands):
+        for sc in simple_commands(c.value or ""):
+            words = [w.value for w in sc.words]
+            rest = words[2:] if words[1:2] == ["tag"] else words[3:] if words[1:3] == ["image", "tag"] else None
+            if words[:1] == ["docker"] and rest is not None:
+                args = [w for w in rest if not w.startswith("-")]
+                if len(args) == 2 and "$" not in args[1]:
+                    out.append((n, _image_name(args[1]), c.node.start_mark.line + 1))
+    return out
 
 
 _COMPOSE_BUILD = re.compile(r"\bdocker(?:-compose|\s+compose)\b[^\n;&|]*\s(?:build|up\b[^\n;&|]*--build)\b")

@@ -131,6 +131,29 @@ def _blocked(p: Parsed) -> tuple[str, str] | None:
             return ("build-docker-host",
                     f"line {line}: `docker {' '.join(b.build.global_flags)}` builds on another Docker daemon, but "
                     "the cache builder is created on the default one, where `--load` would put the image.")
+        if any(f.split("=")[0] == "--config" for f in b.build.global_flags):
+            # buildx keeps its builders beside the CLI config, so this build would not see the cache builder.
+            return ("build-docker-host",
+                    f"line {line}: `docker {' '.join(b.build.global_flags)}` uses another Docker CLI config, where "
+                    "the cache builder created with the default config does not exist.")
+        inline = {a.raw.split("=", 1)[0]: a.raw for a in b.build.command.assignments}
+        moved = sorted(set(inline) & {"DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "BUILDX_CONFIG",
+                                      "BUILDX_BUILDER"})
+        if moved:
+            return ("build-docker-host",
+                    f"line {line}: `{inline[moved[0]]}` makes this one build use another Docker daemon, CLI config "
+                    "or builder than the cache builder the bot sets up.")
+        if "DOCKER_BUILDKIT=0" in inline.values():
+            return ("buildkit-disabled",
+                    f"line {line}: this build sets `DOCKER_BUILDKIT=0`, so it runs on the legacy builder on "
+                    "purpose; the registry cache needs BuildKit, and some legacy flags are refused by `buildx build`.")
+        images = [v for v in b.build.values("--output", "-o") if re.search(r"(^|,)type=image\b", v)
+                  and not re.search(r"(^|,)push=true\b", v)]
+        if images and not b.build.has("--load", "--push"):
+            return ("build-output-image",
+                    f"line {line}: `--output {images[0]}` keeps the image in the local image store with the "
+                    "default builder; the docker-container builder needed for the registry cache keeps it inside "
+                    "the builder, so later steps would not find it.")
         networks = [v for v in b.build.values("--network") if v not in ("default", "none")]
         if networks:
             # docker-container builders run RUN steps in the builder's own container network, and buildx
@@ -140,6 +163,11 @@ def _blocked(p: Parsed) -> tuple[str, str] | None:
                     f"line {line}: `--network {networks[0]}` would run the RUN steps inside the docker-container "
                     "builder's own network (needed for the registry cache), not the one this build uses today, "
                     "and older buildx versions refuse `--network host` there without an entitlement.")
+    env = {**p.analysis.env_vars, **{k: v for k, v in p.analysis.literal_vars.items() if v is not None}}
+    if env.get("DOCKER_BUILDKIT", "").strip("\"'") in ("0", "false"):
+        return ("buildkit-disabled",
+                "`DOCKER_BUILDKIT` is set to `0`, so the builds run on the legacy builder on purpose; the "
+                "registry cache needs BuildKit.")
     phases = by.get(p.root, "phases")
     for name in PHASES:
         ph = by.get(phases[1] if phases else None, name)
@@ -472,6 +500,10 @@ def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: d
     setup: list[str] = []
     first = an.builds[0].command
     target = _setup_target(an, first)
+    if target is not None and _continues_on_failure(p, target):
+        # A failed command stops the rest of its phase; with `on-failure: CONTINUE` the next phase still runs,
+        # so lines appended to the end of that phase might never run before the build.
+        target = None
     build_pos = positions[id(first)]
     setup_pos = build_pos if target is None else 1 + max(positions[id(c)] for c in an.commands if c.phase == target)
     region, wait = _region(an, options, setup_pos, build_pos)
@@ -493,8 +525,12 @@ def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: d
         setup.append(f"CACHE_URI={registry_host('$AWS_ACCOUNT_ID', region, an.china)}/$CACHE_REPO_NAME")
     if not any("docker buildx version" in t for t in texts):
         setup.append(GUARD_LINE)
-    if not any(re.search(rf"docker buildx create\b.*--name[= ]{re.escape(options.builder_name)}\b", t)
-               for t in texts):
+    own_builder = _users_builder(texts, options.builder_name)
+    if own_builder:
+        edit.reasons.append(f"The builds keep the buildspec's own buildx builder ({own_builder}); it is not "
+                            "the `docker` driver, so it can export the registry cache.")
+    elif not any(re.search(rf"docker buildx create\b.*--name[= ]{re.escape(options.builder_name)}\b", t)
+                 for t in texts):
         opt = f" --driver-opt image={options.builder_image}" if options.builder_image else ""
         setup.append(f"docker buildx create --name {options.builder_name} --driver docker-container{opt} "
                      f"--use --bootstrap || docker buildx use {options.builder_name}")
@@ -506,6 +542,26 @@ def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: d
         else:
             edit.at_end.setdefault(target, []).extend(setup)
     _plan_account(p, edit, positions)
+
+
+def _users_builder(texts: list[str], ours: str) -> str | None:
+    """The buildspec's own selected builder (`buildx create ... --use`, `buildx use X`), if it has one."""
+    for text in texts:
+        for sc in simple_commands(text):
+            words = [w.value for w in sc.words]
+            if words[:3] == ["docker", "buildx", "create"] and "--use" in words and ours not in words:
+                return f"`{' '.join(words)[:80]}`"
+            if words[:3] == ["docker", "buildx", "use"] and len(words) > 3 and words[-1] not in (ours, "default"):
+                return f"`{' '.join(words)[:80]}`"
+    return None
+
+
+def _continues_on_failure(p: Parsed, phase: str) -> bool:
+    """True when the phase sets `on-failure` to anything but ABORT (the next phase then runs anyway)."""
+    phases = by.get(p.root, "phases")
+    ph = by.get(phases[1] if phases else None, phase)
+    value = by.get(ph[1], "on-failure") if ph else None
+    return value is not None and str(getattr(value[1], "value", "")).strip().upper() != "ABORT"
 
 
 def _setup_target(an: Analysis, first: Command) -> str | None:
