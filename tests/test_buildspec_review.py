@@ -135,19 +135,25 @@ def test_phases_that_run_as_another_user_are_left_alone() -> None:
 
 def test_build_in_finally_is_reported() -> None:
     text = HEAD + ("  build:\n    commands:\n      - docker build -t x .\n"
-                   "    finally:\n      - docker build -t debug -f Dockerfile.debug .\n")
+                   "    finally:\n      - docker buildx build -t debug -f Dockerfile.debug .\n")
     _, part = plan_text(text)
     assert part.edits
     assert any(f.code == "builder-switch" and "finally" in f.message for f in part.findings)
+    # A plain `docker build` keeps the default builder whatever `buildx use` selected (Docker 23+).
+    plain = text.replace("docker buildx build -t debug", "docker build -t debug")
+    assert "builder-switch" not in {f.code for f in plan_text(plain)[1].findings}
 
 
 def test_build_inside_a_command_substitution_is_reported() -> None:
-    # The parser cannot rewrite it, yet it runs on the docker-container builder after `buildx use`.
+    # The parser cannot rewrite it, yet `docker buildx build` runs on the docker-container builder after
+    # `buildx use`; a plain `docker build` keeps the default builder (Docker 23+, docker/cli#3676).
     text = HEAD + ("  build:\n    commands:\n      - docker build -t x .\n"
-                   "      - IMAGE_ID=$(docker build -q -f Dockerfile.test .)\n      - docker run $IMAGE_ID\n")
+                   "      - IMAGE_ID=$(docker buildx build -q -f Dockerfile.test .)\n      - docker run $IMAGE_ID\n")
     _, part = plan_text(text)
     assert part.edits
     assert any(f.code == "builder-switch" and "$(" in f.message for f in part.findings)
+    plain = text.replace("$(docker buildx build", "$(docker build")
+    assert "builder-switch" not in {f.code for f in plan_text(plain)[1].findings}
     assert "builder-switch" not in {f.code for f in plan_text(HEAD + "  build:\n    commands:\n"
                                                               "      - docker build -t x .\n")[1].findings}
 

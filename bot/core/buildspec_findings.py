@@ -109,11 +109,22 @@ def _local_tags(p: Parsed) -> list[tuple[int, str, int]]:
 _COMPOSE_BUILD = re.compile(r"\bdocker(?:-compose|\s+compose)\b[^\n;&|]*\s(?:build|up\b[^\n;&|]*--build)\b")
 
 
+def _follows_selected_builder(text: str) -> bool:
+    """True when a build in ``text`` runs on the builder `docker buildx use` selected.
+
+    Since Docker 23 a plain `docker build` keeps the default builder whatever `buildx use` selected
+    (https://docs.docker.com/build/builders/#difference-between-docker-build-and-docker-buildx-build);
+    `docker buildx build` follows the selection unless it names `--builder`.
+    """
+    return any(b.kind == "buildx" and not b.has("--builder") for b in find_builds(text))
+
+
 def builder_switch(p: Parsed) -> list[Finding]:
-    """Builds the bot does not rewrite also run on the new default builder: say where."""
+    """Builds the bot does not rewrite but that run on the builder it selects: say where."""
     out: list[Finding] = []
     for b in p.analysis.builds:
-        if len(b.build.real_positionals) != 1 and not b.build.rewritten:
+        if len(b.build.real_positionals) != 1 and not b.build.rewritten and b.build.kind == "buildx" \
+                and not b.build.has("--builder"):
             out.append(Finding(p.path, "warning", "builder-switch",
                                f"{p.path}:{b.command.node.start_mark.line + 1}: this build is not rewritten but "
                                "runs after `docker buildx use` selected the docker-container builder; add "
@@ -124,7 +135,7 @@ def builder_switch(p: Parsed) -> list[Finding]:
         fin = by.get(ph[1] if ph else None, "finally")
         items = fin[1].value if fin is not None and isinstance(fin[1], SequenceNode) else []
         for item in items:
-            if isinstance(item, ScalarNode) and find_builds(item.value):
+            if isinstance(item, ScalarNode) and _follows_selected_builder(item.value):
                 out.append(Finding(p.path, "warning", "builder-switch",
                                    f"{p.path}:{item.start_mark.line + 1}: this build in `{name}.finally` is not "
                                    "rewritten but runs on the docker-container builder selected for the cache: "
@@ -132,7 +143,7 @@ def builder_switch(p: Parsed) -> list[Finding]:
                                    "image store."))
     for c in p.analysis.commands:
         hidden = [inner for sc in simple_commands(c.value or "") for w in (*sc.assignments, *sc.words)
-                  for inner in substitutions(w.raw) if find_builds(inner)]
+                  for inner in substitutions(w.raw) if _follows_selected_builder(inner)]
         if hidden:
             out.append(Finding(p.path, "warning", "builder-switch",
                                f"{p.path}:{c.node.start_mark.line + 1}: the build inside `$({hidden[0].strip()[:80]})` "
