@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 # Reserved words that may start a line without being the command itself (`if docker build ...; then`).
 _PREFIX_WORDS = frozenset({"if", "then", "else", "elif", "while", "until", "do", "{", "!", "time", "sudo"})
@@ -259,7 +260,8 @@ def tokenize(s: str) -> list[tuple[str, object]]:
     return toks
 
 
-def simple_commands(s: str) -> list[SimpleCommand]:
+@lru_cache(maxsize=4096)
+def simple_commands(s: str) -> tuple[SimpleCommand, ...]:
     """Group the tokens of ``s`` into simple commands (reserved words dropped; output redirections kept apart)."""
     cmds: list[SimpleCommand] = []
     words: list[Word] = []
@@ -311,7 +313,7 @@ def simple_commands(s: str) -> list[SimpleCommand]:
                 continue
         words.append(tok)
     close("\n")
-    return cmds
+    return tuple(cmds)
 
 
 def _is_assignment(raw: str) -> bool:
