@@ -20,7 +20,7 @@ import yaml
 
 from bot.core import buildspec_plan, dockerfile_plan, planner
 from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
-from bot.core.shellcmd import simple_commands
+from bot.core.shellcmd import clear_cache
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPUS = REPO_ROOT.parent / "shared" / "corpus"
@@ -137,7 +137,7 @@ def check_repository(name: str, snapshot: RepoSnapshot, repeats: int = 3) -> Row
         timings = []
         result: Plan | None = None
         for _ in range(repeats):
-            simple_commands.cache_clear()  # each timed plan starts cold, as for a repository seen the first time
+            clear_cache()  # each timed plan starts cold, as for a repository seen the first time
             start = time.perf_counter()
             result = planner.plan(snapshot, Options())
             timings.append((time.perf_counter() - start) * 1000)

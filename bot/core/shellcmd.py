@@ -260,8 +260,26 @@ def tokenize(s: str) -> list[tuple[str, object]]:
     return toks
 
 
-@lru_cache(maxsize=4096)
+_CACHED_LENGTH = 4096  # longer command texts are tokenized every time, so the cache stays small
+
+
 def simple_commands(s: str) -> tuple[SimpleCommand, ...]:
+    """Group the tokens of ``s`` into simple commands; short texts are tokenized once per process."""
+    return _cached_commands(s) if len(s) <= _CACHED_LENGTH else _simple_commands(s)
+
+
+@lru_cache(maxsize=4096)
+def _cached_commands(s: str) -> tuple[SimpleCommand, ...]:
+    """The cached tokenization: at most 4096 texts of at most 4096 characters each."""
+    return _simple_commands(s)
+
+
+def clear_cache() -> None:
+    """Forget every tokenized command (benchmarks time cold runs)."""
+    _cached_commands.cache_clear()
+
+
+def _simple_commands(s: str) -> tuple[SimpleCommand, ...]:
     """Group the tokens of ``s`` into simple commands (reserved words dropped; output redirections kept apart)."""
     cmds: list[SimpleCommand] = []
     words: list[Word] = []
