@@ -13,6 +13,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from bot.core.model import CacheTable, FileEdit, Finding, Options, Plan
+from bot.core.policies import REGION_PLACEHOLDER
 from bot.events import BOT_BRANCH
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
@@ -113,14 +114,18 @@ def _edit(e: FileEdit, reasons: int | None) -> dict[str, Any]:
 def render_pr_body(plan: Plan, repo: str, options: Options | None = None) -> str:
     """The PR description: changes and reasons, flags, AWS setup, cache table, findings; under 65,536 chars."""
     options = options or Options()
-    setup_codes = _SETUP_FINDINGS if plan.setup is not None else {}
+    # Flags and the one-time setup belong to a buildspec change; a Dockerfile-only pull request has neither.
+    buildspec_changed = any(e.path in plan.buildspecs for e in plan.edits)
+    setup = plan.setup if buildspec_changed else None
+    setup_codes = _SETUP_FINDINGS if setup is not None else {}
     setup_notes: dict[str, tuple[str, str]] = {}
     for f in plan.findings:
         if setup_codes.get(f.code):
             setup_notes.setdefault(f.code, (setup_codes[f.code], " ".join(f.message.split())))
     kept = [f for f in plan.findings if f.code not in setup_codes]
     ordered = sorted(kept, key=lambda f: {"error": 0, "warning": 1, "info": 2}.get(f.level, 3))
-    cache_repos = list(plan.setup.cache_repositories or (plan.setup.cache_repository,)) if plan.setup else []
+    cache_repos = list(setup.cache_repositories or (setup.cache_repository,)) if setup else []
+    region = "" if setup is None else "$AWS_REGION" if setup.region == REGION_PLACEHOLDER else setup.region
     tags = list(dict.fromkeys(b.cache_tag for b in plan.builds)) or [options.cache_tag]
     body = ""
     for level in _LEVELS:
@@ -128,13 +133,14 @@ def render_pr_body(plan: Plan, repo: str, options: Options | None = None) -> str
         view = {
             "edits": [_edit(e, level.reasons) for e in plan.edits],
             "builds": plan.builds,
-            "setup": plan.setup,
+            "setup": setup,
         }
         body = _env.get_template("pr_body.md.j2").render(
             marker=fingerprint_marker(plan.fingerprint), plan=view, repo=repo, options=options,
-            flags=_flags(plan, options), branch=BOT_BRANCH, show_json=level.show_json,
+            flags=_flags(plan, options) if buildspec_changed else [], branch=BOT_BRANCH,
+            show_json=level.show_json, region=region, buildspec_changed=buildspec_changed,
             cache_repos=cache_repos, tags=tags, setup_notes=list(setup_notes.values()),
-            role_placeholder=plan.setup is not None and any(ROLE_PLACEHOLDER in c for c in plan.setup.commands),
+            role_placeholder=setup is not None and any(ROLE_PLACEHOLDER in c for c in setup.commands),
             tables=[_table(t, level.rows) for t in plan.cache_tables],
             findings=[_finding(f) for f in findings], hidden_findings=len(ordered) - len(findings),
         )

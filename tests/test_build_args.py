@@ -74,7 +74,8 @@ def test_an_arg_named_anything_moves_when_the_buildspec_passes_a_commit() -> Non
     edit = next(e for e in result.edits if e.path == "Dockerfile")
     assert edit.content == DOCKERFILE.replace("ARG LABEL_REF\n", "").replace(
         "LABEL ref=", "ARG LABEL_REF\nLABEL ref=")
-    assert any("LABEL_REF" in r and "the buildspec passes it a per-build value" in r for r in edit.reasons)
+    assert any("LABEL_REF" in r and "the buildspec passes it a value that changes on every build" in r
+               for r in edit.reasons)
     table = next(t for t in result.cache_tables if t.dockerfile == "Dockerfile")
     # Before: every RUN after the ARG re-runs on every build; after: the install stays cached.
     install_before = next(s for s in table.before if "pip install -r" in s.instruction)
@@ -134,3 +135,22 @@ def test_second_plan_is_idempotent() -> None:
     paths = tuple(sorted(set(snapshot.paths) | {e.path for e in first.edits}))
     again = planner.plan(RepoSnapshot(paths, files), Options(region="eu-west-1"))
     assert again.edits == ()
+
+
+def test_an_arg_the_builds_never_pass_keeps_its_default_and_stays() -> None:
+    # `ARG VERSION=1.0` is constant when no build passes VERSION: no move, and the install stays cached.
+    dockerfile = DOCKERFILE.replace("ARG LABEL_REF\n", "ARG VERSION=1.0\n").replace("$LABEL_REF", "$VERSION")
+    result = planner.plan(_snapshot(dockerfile), Options(region="eu-west-1"))
+    assert not any(e.path == "Dockerfile" for e in result.edits)
+    table = next(t for t in result.cache_tables if t.dockerfile == "Dockerfile")
+    assert not next(s for s in table.before if "pip install -r" in s.instruction).reruns_on_source_change
+
+
+def test_an_arg_passed_from_a_project_variable_is_judged_by_its_name() -> None:
+    # `$VERSION` is not set in the buildspec (a project variable): its name says it may change.
+    snapshot = _snapshot(DOCKERFILE.replace("LABEL_REF", "VERSION"))
+    files = dict(snapshot.files)
+    files["buildspec.yml"] = BUILDSPEC.replace("--build-arg LABEL_REF=$SHORT", "--build-arg VERSION=$VERSION")
+    result = planner.plan(RepoSnapshot(snapshot.paths, files), Options(region="eu-west-1"))
+    edit = next(e for e in result.edits if e.path == "Dockerfile")
+    assert any("its name says it holds a per-build value" in r for r in edit.reasons)

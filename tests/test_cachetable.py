@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bot.core.cachetable import steps, table
+from bot.core.dockerfile_args import ArgFacts
 from bot.core.dockerfile_parse import parse
 
 SEED_BEFORE = "FROM node:20\nWORKDIR /app\nCOPY . .\nRUN npm ci\nRUN npm run build\nCMD [\"node\"]\n"
@@ -47,7 +48,13 @@ def test_volatile_arg_misses_at_first_use_not_definition() -> None:
     assert manifest_only == [(3, False), (4, True)]
     only_arg = steps(parse("FROM alpine\nARG GIT_COMMIT\nRUN apk add curl\n"))
     assert only_arg[0].reruns_on_source_change and only_arg[0].reruns_on_manifest_change
-    assert only_arg[0].reason == "`ARG GIT_COMMIT` changes on every build"
+    assert only_arg[0].reason == ("`ARG GIT_COMMIT` may change on every build (its name suggests a commit, build "
+                                  "number or date)")
+    # When the buildspec passes it a per-build value, that is said; when its builds never pass it, it is constant.
+    passed = steps(parse("FROM alpine\nARG GIT_COMMIT\nRUN apk add curl\n"), ArgFacts(frozenset({"GIT_COMMIT"})))
+    assert passed[0].reason == "`ARG GIT_COMMIT` changes on every build (the buildspec passes it a per-build value)"
+    never = steps(parse("FROM alpine\nARG GIT_COMMIT\nRUN apk add curl\n"), ArgFacts(frozenset(), frozenset()))
+    assert not never[0].reruns_on_source_change
     moved = steps(parse("FROM alpine\nRUN apk add curl\nARG GIT_COMMIT\nLABEL rev=$GIT_COMMIT\n"))
     assert [s.reruns_on_source_change for s in moved] == [False]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.build_args import OPAQUE  # these cases have no buildspec: ARG names decide
 from bot.core.discover import Discovery
 from bot.core.dockerfile_parse import parse
 from bot.core.dockerfile_plan import counts, plan_dockerfiles, verify_dockerfile_edit
@@ -44,8 +45,8 @@ def _snapshot(row: dict[str, str]) -> RepoSnapshot:
 
 
 def _plan(snapshot: RepoSnapshot, dockerfiles: tuple[str, ...]) -> PartialPlan:
-    links = tuple(BuildLink("buildspec.yml", "build", n, 1, d, posixpath.dirname(d) or ".", f"cache-{n}")
-                  for n, d in enumerate(dockerfiles))
+    links = tuple(BuildLink("buildspec.yml", "build", n, 1, d, posixpath.dirname(d) or ".", f"cache-{n}",
+                            unknown_args=(OPAQUE,)) for n, d in enumerate(dockerfiles))
     return plan_dockerfiles(snapshot, Options(), links, Discovery(dockerfiles=dockerfiles))
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.build_args import OPAQUE  # these cases have no buildspec: ARG names decide
 from bot.core.discover import Discovery
 from bot.core.dockerfile_plan import plan_dockerfiles, verify_dockerfile_edit
 from bot.core.model import BuildLink, Options, PartialPlan, RepoSnapshot
@@ -31,7 +32,7 @@ def _snapshot(case: str, dockerfile: str) -> RepoSnapshot:
 
 
 def _plan(snapshot: RepoSnapshot) -> PartialPlan:
-    link = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache")
+    link = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache", unknown_args=(OPAQUE,))
     return plan_dockerfiles(snapshot, OPTIONS, (link,), Discovery(dockerfiles=("Dockerfile",)))
 
 
@@ -90,7 +91,7 @@ def test_seed_app_reference() -> None:
     snapshot = RepoSnapshot(paths=("Dockerfile", "package.json", "package-lock.json", "src/index.ts"),
                             files={"Dockerfile": before, "package.json": '{"name": "seed"}'})
     # The move needs node_modules out of the context; the same plan adds it to .dockerignore.
-    link = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache")
+    link = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache", unknown_args=(OPAQUE,))
     result = plan_dockerfiles(snapshot, Options(), (link,), Discovery(dockerfiles=("Dockerfile",)))
     assert [e.content for e in result.edits if e.path == "Dockerfile"] == [_read(seed / "Dockerfile.after")]
     ignore = [e.content for e in result.edits if e.path == ".dockerignore"]
@@ -103,7 +104,7 @@ def test_seed_app_reference() -> None:
 def test_reorder_off_leaves_dockerfiles_alone() -> None:
     before = _read(GOLDEN / "npm-safe" / "Dockerfile.before")
     snapshot = _snapshot("npm-safe", before)
-    link = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache")
+    link = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache", unknown_args=(OPAQUE,))
     result = plan_dockerfiles(snapshot, Options(reorder=False, dockerignore=False), (link,), Discovery())
     assert result.edits == ()
     assert len(result.cache_tables) == 1

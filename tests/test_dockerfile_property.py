@@ -8,7 +8,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.core import ecosystems
+from bot.core.build_args import OPAQUE
 from bot.core.discover import Discovery
+from bot.core.dockerfile_args import ArgFacts
 from bot.core.dockerfile_parse import parse
 from bot.core.dockerfile_plan import plan_dockerfiles, verify_dockerfile_edit
 from bot.core.dockerfile_reorder import BuildContext, copy_all
@@ -55,10 +57,11 @@ def dockerfiles(draw: st.DrawFn) -> tuple[str, tuple[str, ...], dict[str, str]]:
 
 
 def _plan(text: str, tree: tuple[str, ...], files: dict[str, str], passed: tuple[str, ...] = (),
-          target: str | None = None) -> PartialPlan:
+          target: str | None = None, opaque: bool = True) -> PartialPlan:
     snapshot = RepoSnapshot(paths=tree, files={**files, "Dockerfile": text})
     # `passed`: build args the buildspec sets to a per-build value; `target`: `--target`.
-    link = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache", volatile_args=passed, target=target)
+    link = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache", volatile_args=passed, target=target,
+                     unknown_args=(OPAQUE,) if opaque else ())
     return plan_dockerfiles(snapshot, Options(dockerignore=False), (link,), Discovery(dockerfiles=("Dockerfile",)))
 
 
@@ -84,19 +87,20 @@ def _unexplained_copy_before_install(text: str, tree: tuple[str, ...], files: di
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(dockerfiles(), st.sampled_from([(), ("FOO",)]), st.sampled_from([None, "s0", "s1"]))
+@given(dockerfiles(), st.sampled_from([(), ("FOO",)]), st.sampled_from([None, "s0", "s1"]), st.booleans())
 def test_reordered_safely_or_left_with_a_finding(case: tuple[str, tuple[str, ...], dict[str, str]],
-                                                 passed: tuple[str, ...], target: str | None) -> None:
+                                                 passed: tuple[str, ...], target: str | None, opaque: bool) -> None:
     text, tree, files = case
-    result = _plan(text, tree, files, passed, target)
+    result = _plan(text, tree, files, passed, target, opaque)
     edits = [e for e in result.edits if e.path == "Dockerfile"]
     final = edits[0].content if edits else text
     if edits:
-        assert verify_dockerfile_edit(text, final, frozenset(passed)) is None
+        facts = ArgFacts(frozenset(passed), None if opaque else frozenset())
+        assert verify_dockerfile_edit(text, final, facts) is None
         assert final.endswith("\n") == text.endswith("\n")
         assert ("\r\n" in final) == ("\r\n" in text)
         parse(final)
-        again = _plan(final, tree, files, passed, target)
+        again = _plan(final, tree, files, passed, target, opaque)
         assert not [e for e in again.edits if e.path == "Dockerfile"], "not idempotent"
     if not edits and _unexplained_copy_before_install(text, tree, files):
         assert any(f.code in ("dockerfile-not-reordered", "dockerfile-proof-failed") for f in result.findings)

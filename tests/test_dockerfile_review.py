@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from bot.core.build_args import OPAQUE  # these cases have no buildspec: ARG names decide
 from bot.core.discover import Discovery
 from bot.core.dockerfile_plan import plan_dockerfiles
 from bot.core.model import BuildLink, Options, PartialPlan, RepoSnapshot
 
-LINK = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache")
+LINK = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache", unknown_args=(OPAQUE,))
 
 
 def _plan(dockerfile: str, paths: tuple[str, ...], files: dict[str, str] | None = None,
@@ -202,7 +203,7 @@ def test_each_dockerfile_is_checked_against_the_ignore_file_its_build_reads() ->
              "package-lock.json")
     files = {"Dockerfile": node, "api.Dockerfile": node, "package.json": "{}",
              ".dockerignore": "node_modules\n", "api.Dockerfile.dockerignore": "*.md\n"}
-    links = tuple(BuildLink("buildspec.yml", "build", n, 1, d, ".", f"c{n}")
+    links = tuple(BuildLink("buildspec.yml", "build", n, 1, d, ".", f"c{n}", unknown_args=(OPAQUE,))
                   for n, d in enumerate(("Dockerfile", "api.Dockerfile")))
     result = plan_dockerfiles(RepoSnapshot(paths=paths, files=files), Options(dockerignore=False), links,
                               Discovery(dockerfiles=("Dockerfile", "api.Dockerfile")))

@@ -13,6 +13,7 @@ from bot.core.policies import (
     lifecycle_policy,
     render_json,
     render_lifecycle_json,
+    setup_commands,
 )
 
 BUILD = BuildLink("buildspec.yml", "build", 0, 10, "Dockerfile", ".", "cache")
@@ -147,3 +148,13 @@ def test_invalid_names_in_the_buildspec_are_ignored() -> None:
     setup = aws_setup({"buildspec.yml": spec}, Options(), (BUILD,))
     assert setup.cache_repository == "ecr-build-cache"
     assert setup.region == "REGION"
+
+
+def test_unknown_image_repository_is_set_in_a_visible_first_command() -> None:
+    commands = setup_commands(None, None, ("app-cache",), ())
+    assert commands[:2] == ("AWS_REGION=us-east-1  # the region of your CodeBuild project and ECR repositories",
+                            "IMAGE_REPOSITORY=my-image-repository  # the ECR repository your build pushes its "
+                            "image to")
+    sed = next(c for c in commands if c.startswith("sed "))
+    assert '"s/IMAGE_REPOSITORY/$IMAGE_REPOSITORY/g"' in sed and "my-image-repository" not in sed
+    assert not any(c.startswith("IMAGE_REPOSITORY=") for c in setup_commands(None, None, ("c",), ("app",)))

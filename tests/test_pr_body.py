@@ -221,3 +221,22 @@ def test_node_service_body_as_a_platform_engineer_reads_it() -> None:
         assert body.count(error) == 1, error
     assert "standard:7.0" in body and "oci-mediatypes=false" not in body
     assert "}\n\n```" not in body  # the policy documents end right at their closing fence
+
+
+def test_dockerfile_only_pull_request_has_no_flags_or_setup() -> None:
+    # The buildspec was left untouched (or was set up before): no cache flags, no AWS setup to run.
+    plan = sample_plan(edits=sample_plan().edits[1:])
+    body = pr_body.render_pr_body(plan, "octo/app")
+    assert "leaves the buildspec as it is, so it needs no AWS setup" in body
+    assert "## Cache flags" not in body and "One-time AWS setup" not in body
+    assert "aws ecr create-repository" not in body and "start warm: BuildKit imports" not in body
+    assert "copies package.json before the sources" in body
+
+
+def test_unknown_region_is_not_shown_as_a_literal_placeholder() -> None:
+    setup = AwsSetup("REGION", "my-app-cache", (), '{"rules": []}', '{"Version": "2012-10-17"}',
+                     ("AWS_REGION=us-east-1  # the region", "aws ecr create-repository --repository-name my-app-cache "
+                                                             "--region $AWS_REGION"))
+    body = pr_body.render_pr_body(sample_plan(setup=setup), "octo/app")
+    assert "`REGION`" not in body and "--region REGION" not in body
+    assert "Region: the one you set in `AWS_REGION`" in body and "--region $AWS_REGION" in body

@@ -50,3 +50,30 @@ def volatile_build_args(build_args: list[str], variables: Mapping[str, str]) -> 
         if changes_every_build(value if eq else f"${name}", variables):
             out.append(name)
     return tuple(dict.fromkeys(out))
+
+
+OPAQUE = "*"  # a build whose arguments the bot cannot read (`docker build $ARGS .`): any ARG may be passed
+
+
+def unknown_build_args(build_args: list[str], variables: Mapping[str, str]) -> tuple[str, ...]:
+    """Names passed a value the bot cannot pin down: not per-build for sure, not a constant either."""
+    out: list[str] = []
+    for arg in build_args:
+        name, eq, value = arg.partition("=")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            continue
+        text = value if eq else f"${name}"
+        if changes_every_build(text, variables) or _constant(text, variables):
+            continue
+        out.append(name)
+    return tuple(dict.fromkeys(out))
+
+
+def _constant(text: str, variables: Mapping[str, str], depth: int = 0) -> bool:
+    """True when ``text`` is a literal, or reads only variables the buildspec sets to literals."""
+    if "`" in text or "$(" in text:
+        return False
+    names = _VAR.findall(text)
+    if depth >= _MAX_DEPTH and names:
+        return False
+    return all(name in variables and _constant(variables[name], variables, depth + 1) for name in names)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.core import buildspec_yaml as by
-from bot.core.build_args import volatile_build_args
+from bot.core.build_args import OPAQUE, unknown_build_args, volatile_build_args
 from bot.core.model import WrittenFile
 from bot.core.shellcmd import Word, simple_commands
 from bot.core.shellcmd_docker import (
@@ -61,6 +61,7 @@ class Build:
     volatile_args: tuple[str, ...] = ()
     target: str | None = None
     written_before: tuple[WrittenFile, ...] = ()
+    unknown_args: tuple[str, ...] = ()
 
 
 @dataclass
@@ -306,7 +307,8 @@ def _link(cmd: Command, b: DockerBuild, shell: _Shell, paths: frozenset[str]) ->
     targets = b.values("--target")
     return Build(cmd, b, dockerfile, context, tuple(dict.fromkeys(unresolved)), values,
                  volatile_build_args(b.values("--build-arg"), variables), targets[-1] if targets else None,
-                 tuple(shell.written.values()))
+                 tuple(shell.written.values()),
+                 (OPAQUE,) if b.flag_vars else unknown_build_args(b.values("--build-arg"), variables))
 
 
 # Files a buildspec writes for CodePipeline's deploy actions, not for the image

@@ -343,7 +343,7 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
                                 f"this build reads `{b.dockerfile}`, which is not in the repository.{hint}"))
     link = BuildLink(p.path, cmd.phase, cmd.index, line, b.dockerfile if not b.unresolved else None,
                      b.context, tag, output, b.unresolved,  # type: ignore[arg-type]
-                     b.volatile_args, b.target, b.written_before)
+                     b.volatile_args, b.target, b.written_before, b.unknown_args)
     if db.rewritten:
         return link
     if malformed:
@@ -357,12 +357,13 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
     edit.mods.setdefault(pos, []).extend(build_splices(db, flags))
     spelled = "docker " + " ".join(w.value for w in db.verbs)
     keep = "" if flags.output is None else ", with `--load` so the later steps find the image locally"
-    edit.reasons.append(f"Line {line}: `{spelled}` becomes `docker buildx build` importing and exporting its "
-                        f"layer cache at `$CACHE_URI:{tag}` (mode={options.mode}, image manifest + OCI media "
-                        f"types, which ECR requires){keep}.")
+    edit.reasons.append(f"Line {line} (before this change): `{spelled}` becomes `docker buildx build` importing "
+                        f"and exporting its layer cache at `$CACHE_URI:{tag}` (mode={options.mode}, image manifest "
+                        f"+ OCI media types, which ECR requires){keep}.")
     for o in db.options:
         if o.name in ("--cache-from", "--cache-to"):
-            edit.reasons.append(f"Line {line}: removed `{o.name} {o.value}`; the ECR registry cache replaces it.")
+            edit.reasons.append(f"Line {line} (before this change): removed `{o.name} {o.value}`; the ECR registry "
+                                "cache replaces it.")
             findings.append(Finding(p.path, "info", "cache-from-replaced",
                                     f"{where}: the existing `{o.name} {o.value}` was replaced by the ECR "
                                     "registry cache (a pulled image only seeds the cache when it was built "
@@ -486,9 +487,9 @@ def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: d
     todo = [b for b in an.builds if not b.build.rewritten]
     for cmd, lg in an.legacy:
         edit.mods.setdefault(positions[id(cmd)], []).append((lg.start, lg.end, lg.replacement(an.china)))
-        edit.reasons.append(f"Line {cmd.node.start_mark.line + 1}: `$(aws ecr get-login ...)` was removed in AWS "
-                            "CLI v2 (on every current CodeBuild image it fails with \"Invalid choice\"); "
-                            "replaced by `aws ecr get-login-password | docker login`.")
+        edit.reasons.append(f"Line {cmd.node.start_mark.line + 1} (before this change): `$(aws ecr get-login ...)` "
+                            "was removed in AWS CLI v2 (on every current CodeBuild image it fails with \"Invalid "
+                            "choice\"); replaced by `aws ecr get-login-password | docker login`.")
     env_vars = an.env_vars
     if "DOCKER_BUILDKIT" not in env_vars:
         edit.env_add.append(("DOCKER_BUILDKIT", "1"))

@@ -16,10 +16,11 @@ from __future__ import annotations
 import posixpath
 import re
 
-from bot.core.dockerfile_args import references, volatile_name
+from bot.core.dockerfile_args import NAMES_ONLY, ArgFacts, references, volatile_name
 from bot.core.dockerfile_parse import Dockerfile, Instruction, Stage
 from bot.core.dockerfile_reorder import copy_parts
 from bot.core.ecosystems import is_manifest_name
+from bot.core.markdown import code_span
 from bot.core.model import CacheStep, CacheTable
 
 STEP_KEYWORDS = ("RUN", "COPY", "ADD")
@@ -105,10 +106,10 @@ def built_stages(df: Dockerfile, targets: tuple[str | None, ...]) -> set[int]:
     return seen
 
 
-def analyse(df: Dockerfile, kind: str, passed: frozenset[str] = frozenset()) -> dict[int, tuple[bool, str]]:
+def analyse(df: Dockerfile, kind: str, facts: ArgFacts = NAMES_ONLY) -> dict[int, tuple[bool, str]]:
     """instruction index → (re-runs, reason) for one kind of change ("source" or "manifest").
 
-    ``passed`` names the ARGs the buildspec sets to a per-build value.
+    ``facts`` says which ARGs change on every build (for sure, or by their name).
     """
     out: dict[int, tuple[bool, str]] = {}
     missed: dict[int, bool] = {}
@@ -122,7 +123,9 @@ def analyse(df: Dockerfile, kind: str, passed: frozenset[str] = frozenset()) -> 
             if not reason:
                 used = [n for n in volatile if inst.keyword == "RUN" or references(df, inst, n)]
                 if used:
-                    reason = f"`ARG {used[0]}` changes on every build"
+                    reason = (f"`ARG {used[0]}` may change on every build (its name suggests a commit, build "
+                              "number or date)" if facts.by_name(used[0]) else f"`ARG {used[0]}` changes on every "
+                              "build (the buildspec passes it a per-build value)")
                 elif inst.keyword in ("COPY", "ADD") and inst.flag("from") is not None:
                     ref = _stage_ref(inst.flag("from") or "", df, stage.index)
                     if ref is not None and missed.get(ref.index):
@@ -134,8 +137,8 @@ def analyse(df: Dockerfile, kind: str, passed: frozenset[str] = frozenset()) -> 
                     sources = _sources(inst)
                     if sources and _changed(sources, kind):
                         what = "application source" if kind == "source" else "a dependency manifest"
-                        reason = f"`{' '.join(inst.line_text.split())[:60]}` copies {what}"
-            name = volatile_name(inst, passed)
+                        reason = f"{code_span(' '.join(inst.line_text.split())[:60])} copies {what}"
+            name = volatile_name(inst, facts)
             if name:
                 volatile.append(name)
             out[inst.index] = (bool(reason), reason)
@@ -143,11 +146,11 @@ def analyse(df: Dockerfile, kind: str, passed: frozenset[str] = frozenset()) -> 
     return out
 
 
-def steps(df: Dockerfile, passed: frozenset[str] = frozenset(),
+def steps(df: Dockerfile, facts: ArgFacts = NAMES_ONLY,
           targets: tuple[str | None, ...] = ()) -> tuple[CacheStep, ...]:
     """One CacheStep per RUN/COPY/ADD of the built stages, with the reason on each stage's first re-run."""
-    source = analyse(df, "source", passed)
-    manifest = analyse(df, "manifest", passed)
+    source = analyse(df, "source", facts)
+    manifest = analyse(df, "manifest", facts)
     built = built_stages(df, targets)
     out: list[CacheStep] = []
     for stage in df.stages:
@@ -172,8 +175,8 @@ def steps(df: Dockerfile, passed: frozenset[str] = frozenset(),
     return tuple(out)
 
 
-def table(path: str, before: Dockerfile, after: Dockerfile | None, passed: frozenset[str] = frozenset(),
+def table(path: str, before: Dockerfile, after: Dockerfile | None, facts: ArgFacts = NAMES_ONLY,
           targets: tuple[str | None, ...] = ()) -> CacheTable:
     """The before/after cache table of one Dockerfile (after = before when unchanged)."""
-    return CacheTable(dockerfile=path, before=steps(before, passed, targets),
-                      after=steps(after or before, passed, targets))
+    return CacheTable(dockerfile=path, before=steps(before, facts, targets),
+                      after=steps(after or before, facts, targets))

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from bot.core import ecosystems
 from bot.core.dockerfile_parse import Dockerfile, Instruction, parse, split_words
 from bot.core.dockerfile_reorder import _declared
 from bot.core.dockerfile_shell import _PACKAGE_TOOLS, _PATH_TOOLS, _named_install, run_commands
 from bot.core.dockerfile_splice import Splice
+from bot.core.markdown import code_span
 
 _MAX_ROUNDS = 6
 VOLATILE = re.compile(
@@ -24,18 +26,40 @@ VOLATILE = re.compile(
 _CREDENTIAL = re.compile(r"TOKEN|PASS|SECRET|KEY|AUTH|CRED|USER|SSH|CONFIG|PROXY|PROMPT", re.I)
 
 
-def volatile_name(inst: Instruction, passed: frozenset[str] = frozenset()) -> str | None:
-    """The name of a single-name ARG whose value changes every build, else None.
+@dataclass(frozen=True)
+class ArgFacts:
+    """What the buildspecs that build a Dockerfile pass as build args.
 
-    ``passed`` names the ARGs a buildspec sets to a per-build value (`--build-arg REV=$CODEBUILD_...`).
+    ``per_build``: ARGs set to a per-build value (`--build-arg REV=$CODEBUILD_...`). ``unknown``: ARGs passed a
+    value the bot cannot pin down; None when no buildspec is known to build the Dockerfile, so an ARG's name
+    alone (`GIT_COMMIT`, `BUILD_NUMBER`) decides. An ARG the known builds never pass keeps its default.
     """
+
+    per_build: frozenset[str] = frozenset()
+    unknown: frozenset[str] | None = None
+
+    def by_name(self, name: str) -> bool:
+        """True when only the ARG's name, not the buildspec, says its value changes."""
+        return name not in self.per_build
+
+
+NAMES_ONLY = ArgFacts()
+
+
+def volatile_name(inst: Instruction, facts: ArgFacts = NAMES_ONLY) -> str | None:
+    """The name of a single-name ARG whose value changes every build (or may, by its name), else None."""
     if inst.keyword != "ARG":
         return None
     words = split_words(inst.args)
     if len(words) != 1:
         return None
     name = words[0].split("=", 1)[0]
-    return name if (VOLATILE.match(name) or name in passed) and not _CREDENTIAL.search(name) else None
+    if _CREDENTIAL.search(name):
+        return None
+    if name in facts.per_build:
+        return name
+    named = VOLATILE.match(name) is not None
+    return name if named and (facts.unknown is None or name in facts.unknown) else None
 
 
 def references(df: Dockerfile, inst: Instruction, name: str) -> bool:
@@ -81,13 +105,13 @@ def first_use(df: Dockerfile, arg: Instruction, name: str) -> Instruction | None
     return None
 
 
-def plan_moves(df: Dockerfile, passed: frozenset[str] = frozenset()) -> list[tuple[Instruction, Instruction, str]]:
+def plan_moves(df: Dockerfile, facts: ArgFacts = NAMES_ONLY) -> list[tuple[Instruction, Instruction, str]]:
     """(ARG, instruction it moves before, name) for every volatile ARG that can move down."""
     moves = []
     for inst in df.instructions:
         if inst.stage < 0:
             continue
-        name = volatile_name(inst, passed)
+        name = volatile_name(inst, facts)
         if name is None:
             continue
         target = first_use(df, inst, name)
@@ -98,22 +122,23 @@ def plan_moves(df: Dockerfile, passed: frozenset[str] = frozenset()) -> list[tup
     return moves
 
 
-def move_args(df: Dockerfile, passed: frozenset[str] = frozenset()) -> tuple[str | None, list[str]]:
+def move_args(df: Dockerfile, facts: ArgFacts = NAMES_ONLY) -> tuple[str | None, list[str]]:
     """New text with the volatile ARGs moved (round after round until none moves), one reason per ARG."""
     text: str | None = None
     reasons: dict[str, str] = {}
     for _ in range(_MAX_ROUNDS):
-        moves = plan_moves(df, passed)
+        moves = plan_moves(df, facts)
         if not moves:
             break
         splice = Splice(df)
         for arg, target, name in moves:
             splice.move_before(arg.index, target.index)
-            source = " (the buildspec passes it a per-build value)" if name in passed else ""
+            why = ("its name says it holds a per-build value (a commit, build number or date)" if facts.by_name(name)
+                   else "the buildspec passes it a value that changes on every build")
             reasons.setdefault(f"{arg.stage}:{name}", (
                 f"Dockerfile: moved `ARG {name}` (line {arg.lineno}) down to just before its first use "
-                f"(`{' '.join(target.line_text.split())[:60]}`), because its value changes on every build{source} "
-                f"and every RUN after an ARG re-runs when the value changes."))
+                f"({code_span(' '.join(target.line_text.split())[:60])}), because {why}, and every RUN after an "
+                f"ARG re-runs when its value changes."))
         text = splice.text()
         df = parse(text)
     return text, list(reasons.values())

@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass, field
 
 from bot.core import cachetable, dockerignore, ecosystems
+from bot.core.build_args import OPAQUE
 from bot.core.discover import Discovery
-from bot.core.dockerfile_args import move_args
+from bot.core.dockerfile_args import ArgFacts, move_args
 from bot.core.dockerfile_parse import Dockerfile, DockerfileParseError, parse
 from bot.core.dockerfile_reorder import BuildContext, Outcome, reorder
 from bot.core.dockerfile_shell import run_commands
@@ -48,6 +49,7 @@ class _Target:
     contexts: list[str] = field(default_factory=list)
     known: bool = False
     passed: set[str] = field(default_factory=set)
+    unknown: set[str] = field(default_factory=set)
     targets: list[str | None] = field(default_factory=list)
 
 
@@ -63,6 +65,7 @@ def _targets(snapshot: RepoSnapshot, builds: tuple[BuildLink, ...], found: Disco
             target.contexts.append(ctx)
         target.known = True
         target.passed.update(link.volatile_args)
+        target.unknown.update(link.unknown_args)
         if link.target not in target.targets:
             target.targets.append(link.target)
     for path in found.dockerfiles:
@@ -70,6 +73,12 @@ def _targets(snapshot: RepoSnapshot, builds: tuple[BuildLink, ...], found: Disco
         if not target.contexts:
             target.contexts.append(_norm(posixpath.dirname(_norm(path))))
     return targets
+
+
+def _arg_facts(target: _Target) -> ArgFacts:
+    """Build-arg facts of one Dockerfile; names alone decide when no known build reads its arguments."""
+    opaque = not target.known or OPAQUE in target.unknown
+    return ArgFacts(frozenset(target.passed), None if opaque else frozenset(target.unknown))
 
 
 def _written_in(builds: tuple[BuildLink, ...], context: str) -> list[WrittenFile]:
@@ -218,16 +227,16 @@ def plan_dockerfiles(
             new_text, reasons, extra = _reorder_all(df, target, snapshot, paths, ignores)
             findings += [Finding(path, level, code, msg) for level, code, msg in extra]  # type: ignore[arg-type]
         final_df = df
-        passed = frozenset(target.passed)
+        facts = _arg_facts(target)
         if new_text is not None and new_text != text:
-            why = verify_dockerfile_edit(text, new_text, passed)
+            why = verify_dockerfile_edit(text, new_text, facts)
             if why:
                 findings.append(Finding(path, "warning", "dockerfile-proof-failed",
                                         f"Left as is: the reordered Dockerfile failed the check ({why})."))
             else:
                 final_df = parse(new_text)
                 edits.append(FileEdit(path, "modify", new_text, original=text, reasons=tuple(reasons)))
-        tables.append(cachetable.table(path, df, final_df, passed, tuple(target.targets)))
+        tables.append(cachetable.table(path, df, final_df, facts, tuple(target.targets)))
     return PartialPlan(edits=tuple(edits), findings=tuple(findings), cache_tables=tuple(tables))
 
 
@@ -252,7 +261,7 @@ def _reorder_all(df: Dockerfile, target: _Target, snapshot: RepoSnapshot, paths:
     else:
         text, reasons = first.text, list(first.reasons)
     current = parse(text) if text is not None else df
-    moved, arg_reasons = move_args(current, frozenset(target.passed))
+    moved, arg_reasons = move_args(current, _arg_facts(target))
     if moved is not None:
         text = moved
         reasons += arg_reasons

@@ -12,6 +12,7 @@ from bot.core import ecosystems
 from bot.core.dockerfile_parse import Dockerfile, Instruction, Stage, split_words
 from bot.core.dockerfile_shell import _FIRST_ARG_NOT_PATH, _PATH_TOOLS, Command, run_commands, system_only, under
 from bot.core.dockerfile_splice import Splice
+from bot.core.markdown import code_span
 
 # Folders an install writes inside the project: the later source copy must not bring its own.
 # (Poetry puts its virtualenv there with `virtualenvs.in-project`, a common Docker setting.)
@@ -149,10 +150,10 @@ def _classify_run(inst: Instruction, root: str | None) -> tuple[str, list[ecosys
     """('install'|'free'|'dep', deps-only installs, why dependent) for a RUN after the source copy."""
     for flag in inst.flags:
         if flag.startswith("--mount") and "type=bind" in flag and "from=" not in flag:
-            return "dep", [], f"`{_short(inst)}` bind-mounts the build context"
+            return "dep", [], f"{_short(inst)} bind-mounts the build context"
     cmds = run_commands(inst)
     if cmds is None:
-        return "dep", [], f"`{_short(inst)}` is a shell script this bot does not analyse"
+        return "dep", [], f"{_short(inst)} is a shell script this bot does not analyse"
     installs: list[ecosystems.Install] = []
     for cmd in cmds:
         found = ecosystems.recognise(cmd)
@@ -202,8 +203,9 @@ def _assignments(inst: Instruction) -> list[tuple[str, str]]:
 
 
 def _short(inst: Instruction) -> str:
+    """The instruction on one line, cut to 80 characters, as a markdown code span."""
     text = " ".join(inst.line_text.split())
-    return text if len(text) <= 80 else text[:77] + "..."
+    return code_span(text if len(text) <= 80 else text[:77] + "...")
 
 
 def _runtime(words: tuple[str, ...]) -> str | None:
@@ -343,7 +345,7 @@ class _StagePlan:
         files: list[str] = []
         project = self.project_of(c, step.inst)
         if project is None:
-            return [], f"`{_short(step.inst)}` does not run inside the copied folder"
+            return [], f"{_short(step.inst)} does not run inside the copied folder"
         env = self._env_into_copy(c, step.inst)
         if env:
             return [], env
@@ -354,7 +356,7 @@ class _StagePlan:
                     # Before the move the install wrote over the copied files; after it, the copy would
                     # write over the installed ones wherever their names meet.
                     return [], (f"`{install.command.text}` installs into `{inside}`, inside the folder "
-                                f"`{_short(c.inst)}` copies to, so the copy after it could overwrite installed files")
+                                f"{_short(c.inst)} copies to, so the copy after it could overwrite installed files")
                 reqs = [self._req_path(c, step.inst, f) for f in install.files]
                 if any(r is None for r in reqs):
                     return [], f"`{install.command.text}` reads a file outside the copied folder"
@@ -425,13 +427,13 @@ class _StagePlan:
             for name, value in _assignments(other):
                 inside = self._tool_path_in_copy(c, inst, name, value)
                 if inside:
-                    return (f"`{name}` (set by `{_short(other)}`) makes the install read `{inside}`, which the "
+                    return (f"`{name}` (set by {_short(other)}) makes the install read `{inside}`, which the "
                             f"copy brings in")
         # `RUN PIP_CONSTRAINT=constraints.txt pip install ...`: an assignment on the RUN line itself.
         for name, value in re.findall(r"(?:^|[\s;&|(])([A-Za-z_][A-Za-z0-9_]*)=(\S+)", inst.args):
             inside = self._tool_path_in_copy(c, inst, name, value.strip("\"'"))
             if inside:
-                return (f"`{name}={value}` on `{_short(inst)}` makes the install read `{inside}`, which the copy "
+                return (f"`{name}={value}` on {_short(inst)} makes the install read `{inside}`, which the copy "
                         "brings in")
         return None
 
@@ -480,12 +482,12 @@ class _StagePlan:
         copy_refs = _refs(c.inst.line_text)
         if kw in ("ENV", "ARG"):
             hit = _declared(inst) & copy_refs
-            return f"`{_short(c.inst)}` uses `${sorted(hit)[0]}`, set by `{_short(inst)}`" if hit else None
+            return f"{_short(c.inst)} uses `${sorted(hit)[0]}`, set by {_short(inst)}" if hit else None
         if kw == "WORKDIR":
             if not c.dest.startswith("/"):
-                return f"`{_short(inst)}` changes the folder the relative `{_short(c.inst)}` copies to"
+                return f"{_short(inst)} changes the folder the relative {_short(c.inst)} copies to"
             if seen_user:
-                return f"`{_short(inst)}` would create the folder as a non-root user"
+                return f"{_short(inst)} would create the folder as a non-root user"
             owned = [f for f in c.flags if f[2:].split("=", 1)[0].lower() in ("chown", "chmod")]
             if owned:
                 # COPY --chown/--chmod applies to the folders the copy creates (moby/buildkit#640); a folder the
@@ -493,14 +495,14 @@ class _StagePlan:
                 target, dest = _join(self.cwds[inst.index], inst.args.strip()), self.copy_dest_dir(c)
                 if target is None or dest is None or target[0] != dest[0] or not posixpath.relpath(
                         target[1], dest[1]).startswith(".."):
-                    return (f"`{_short(inst)}` would create the folder before `{_short(c.inst)}`, which then "
+                    return (f"{_short(inst)} would create the folder before {_short(c.inst)}, which then "
                             f"no longer applies `{owned[0]}` to it")
             return None
         if kw in _FREE_KEYWORDS:
             return None
         if kw in ("COPY", "ADD"):
-            return f"`{_short(inst)}` also writes files there, and the bot never swaps two copies"
-        return f"`{_short(inst)}` may depend on the copied files"
+            return f"{_short(inst)} also writes files there, and the bot never swaps two copies"
+        return f"{_short(inst)} may depend on the copied files"
 
     def plan(self) -> StagePlan:
         """Operations, reasons and findings for this stage."""
@@ -548,11 +550,11 @@ class _StagePlan:
             if dest is not None and cwd is not None and dest[0] == cwd[0]:
                 return self._plan_partial(c, first_inst, first_install, after, before)
             return [], [], [("warning", "dockerfile-not-reordered",
-                             f"{self.label}: `{_short(c.inst)}` (line {c.inst.lineno}) stays before "
-                             f"`{_short(first_inst)}` (line {first_inst.lineno}): the working directory comes "
+                             f"{self.label}: {_short(c.inst)} (line {c.inst.lineno}) stays before "
+                             f"{_short(first_inst)} (line {first_inst.lineno}): the working directory comes "
                              f"from the base image or a variable, so it is unknown whether the install reads "
                              f"the copied files.")]
-        where = f"{self.label}: `{_short(c.inst)}` (line {c.inst.lineno}) stays before `{_short(first_inst)}` " \
+        where = f"{self.label}: {_short(c.inst)} (line {c.inst.lineno}) stays before {_short(first_inst)} " \
                 f"(line {first_inst.lineno})"
         bad_flags = [f for f in c.flags if f[2:].split("=", 1)[0].lower() not in _COPY_FLAGS_KEPT]
         if bad_flags:
@@ -654,11 +656,11 @@ class _StagePlan:
         if not install.deps_only and not install.prefetch:
             return None
         placed = self.placed(before, cwd)
-        where = f"{self.label}: `{_short(c.inst)}` (line {c.inst.lineno}) stays before `{_short(inst)}` " \
+        where = f"{self.label}: {_short(c.inst)} (line {c.inst.lineno}) stays before {_short(inst)} " \
                 f"(line {inst.lineno})"
         from_stage = self.placed_from_stage(before + after[: after.index(inst)], cwd)
         unknown = [("warning", "dockerfile-not-reordered", f"{where}: " + (
-            f"the manifests `{install.command.text}` reads come from another stage (`{_short(from_stage)}`), "
+            f"the manifests `{install.command.text}` reads come from another stage ({_short(from_stage)}), "
             f"so the bot cannot check what they need." if from_stage else
             f"the files `{install.command.text}` reads are not copied into its folder by an earlier COPY, so "
             f"it is unknown whether it reads the copied sources."))]
@@ -685,13 +687,13 @@ class _StagePlan:
             for other in between:
                 if other.keyword in ("WORKDIR", "ENV", "ARG", "USER", "SHELL") or (
                         other.keyword == "RUN" and not self._touches_only_copy(c, other)):
-                    return [], [], [("warning", "dockerfile-not-reordered", f"{where}: `{_short(other)}` between "
+                    return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {_short(other)} between "
                                      "them would change how the dependencies are downloaded.")]
             keyword = "run" if c.inst.line_text.split()[0].islower() else "RUN"
             mounts = [f for f in inst.flags if f.startswith("--mount") and re.search(r"type=(cache|secret|ssh)", f)]
             line = _indent(self.df, c.inst) + " ".join([keyword, *mounts, install.prefetch])
             reason = (f"Dockerfile {self.label}: run `{install.prefetch}` after the manifests are copied and "
-                      f"before `{_short(c.inst)}`, so the {install.ecosystem} dependencies are downloaded in "
+                      f"before {_short(c.inst)}, so the {install.ecosystem} dependencies are downloaded in "
                       f"their own cached layer; `{install.command.text}` still runs after the source copy.")
             return [("insert", c.inst.index, 0, line)], [reason], []
         root = self.copy_dest_dir(c)
@@ -706,7 +708,7 @@ class _StagePlan:
             blocked2 = self.free(c, other, seen_user)
             if blocked2:
                 return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {blocked2}.")]
-        reason = (f"Dockerfile {self.label}: moved `{_short(c.inst)}` below `{install.command.text}`, which reads "
+        reason = (f"Dockerfile {self.label}: moved {_short(c.inst)} below `{install.command.text}`, which reads "
                   f"only the manifests copied before it, so a change to the application source no longer "
                   f"re-installs the {install.ecosystem} dependencies.")
         return [("move_after", c.inst.index, inst.index, "")], [reason], []
@@ -718,7 +720,7 @@ class _StagePlan:
         for step in steps:
             lines, why = self.manifest_copies(c, step.files, step.inst)
             if why:
-                where = f"{self.label}: `{_short(c.inst)}` (line {c.inst.lineno}) stays before `{_short(step.inst)}`"
+                where = f"{self.label}: {_short(c.inst)} (line {c.inst.lineno}) stays before {_short(step.inst)}"
                 return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {why}.")]
             for line in lines:
                 ops.append(("insert", step.inst.index, 0, line))
@@ -729,7 +731,7 @@ class _StagePlan:
         tools = sorted({i.ecosystem for s in steps for i in s.installs})
         installs = _and_list([i.command.text for s in steps for i in s.installs])
         reason = (f"Dockerfile {self.label}: {_copy_phrase(copied)}run {installs} before "
-                  f"`{_short(c.inst)}`, so a change to the application source no longer re-installs the "
+                  f"{_short(c.inst)}, so a change to the application source no longer re-installs the "
                   f"{'/'.join(tools)} dependencies.")
         return ops, [reason], notes
 
@@ -775,18 +777,18 @@ class _StagePlan:
             return None
         eco = ecosystems.TABLE[install.ecosystem]
         if _cache_mounted(inst, eco):
-            return f"`{_short(inst)}` keeps the dependencies in a cache mount, which a layer cannot pre-fill"
+            return f"{_short(inst)} keeps the dependencies in a cache mount, which a layer cannot pre-fill"
         for between in after:
             if between is inst:
                 break
             if between.keyword in ("WORKDIR", "ENV", "ARG", "USER", "SHELL"):
-                return f"`{_short(between)}` between them would change how the dependencies are installed"
+                return f"{_short(between)} between them would change how the dependencies are installed"
             if between.keyword == "RUN" and not self._touches_only_copy(c, between):
-                return (f"`{_short(between)}` runs between them and may prepare the download (git, credentials, "
+                return (f"{_short(between)} runs between them and may prepare the download (git, credentials, "
                         f"a proxy); an added download step would run before it")
         project = self.project_of(c, inst)
         if project is None:
-            return f"`{_short(inst)}` does not run inside the copied folder"
+            return f"{_short(inst)} does not run inside the copied folder"
         env = self._env_into_copy(c, inst)
         if env:
             return env
@@ -816,7 +818,7 @@ class _StagePlan:
         ops.append(("insert", c.inst.index, 0, run_line))
         added = [f for f in files if any(f in line.split() or json.dumps(f) in line for line in lines)]
         reason = (f"Dockerfile {self.label}: {_copy_phrase(added)}run `{install.prefetch}` before "
-                  f"`{_short(c.inst)}`, "
+                  f"{_short(c.inst)}, "
                   f"so the {install.ecosystem} dependencies are downloaded in their own cached layer; "
                   f"`{install.command.text}` still runs after the source copy.")
         return ops, [reason], []

@@ -6,7 +6,7 @@ import posixpath
 from collections import Counter
 
 from bot.core import ecosystems
-from bot.core.dockerfile_args import default_refs, env_blind, references, volatile_name
+from bot.core.dockerfile_args import NAMES_ONLY, ArgFacts, default_refs, env_blind, references, volatile_name
 from bot.core.dockerfile_parse import Dockerfile, DockerfileParseError, Instruction, parse
 from bot.core.dockerfile_reorder import _FREE_KEYWORDS, _classify_run, _declared, _join, _refs, copy_parts, stage_cwds
 from bot.core.dockerfile_shell import run_commands
@@ -55,12 +55,12 @@ def _whole_copy(inst: Instruction) -> bool:
 
 
 def _may_swap(orig: Dockerfile, a: Instruction, b: Instruction, cwds: dict[int, object],
-              passed: frozenset[str] = frozenset()) -> str | None:
+              facts: ArgFacts = NAMES_ONLY) -> str | None:
     """None when original-order ``a`` then ``b`` may run as ``b`` then ``a``."""
     for arg, other in ((a, b), (b, a)):
-        name = volatile_name(arg, passed)
+        name = volatile_name(arg, facts)
         if name and not references(orig, other, name) and (other.keyword != "RUN" or env_blind(other)) \
-                and other.keyword not in ("ONBUILD", "FROM") and not volatile_name(other, passed) \
+                and other.keyword not in ("ONBUILD", "FROM") and not volatile_name(other, facts) \
                 and not _declared(other) & default_refs(arg, name):
             return None
     for copy, other in ((a, b), (b, a)):
@@ -89,10 +89,10 @@ def _may_swap(orig: Dockerfile, a: Instruction, b: Instruction, cwds: dict[int, 
     return f"`{a.line_text.strip()}` and `{b.line_text.strip()}` changed order"
 
 
-def verify_dockerfile_edit(original: str, edited: str, passed: frozenset[str] = frozenset()) -> str | None:
+def verify_dockerfile_edit(original: str, edited: str, facts: ArgFacts = NAMES_ONLY) -> str | None:
     """None when ``edited`` is a valid reorder of ``original``; otherwise what is wrong.
 
-    ``passed`` names the ARGs the buildspec sets to a per-build value, which may move like volatile ones.
+    ``facts`` says which ARGs change on every build, which may move like volatile ones.
     """
     try:
         orig = parse(original)
@@ -147,7 +147,7 @@ def verify_dockerfile_edit(original: str, edited: str, passed: frozenset[str] = 
         for x, a in enumerate(o_insts):
             for b in o_insts[x + 1:]:
                 if where[a.index] > where[b.index]:
-                    why = _may_swap(orig, a, b, cwds, passed)  # type: ignore[arg-type]
+                    why = _may_swap(orig, a, b, cwds, facts)  # type: ignore[arg-type]
                     if why:
                         return f"stage {os_.index + 1}: {why}"
         why = _check_installs_fed(orig, o_insts, n_insts, where, added, new)

@@ -94,6 +94,7 @@ class BuildLink:
     volatile_args: tuple[str, ...] = ()
     target: str | None = None
     written_before: tuple[WrittenFile, ...] = ()
+    unknown_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,10 @@ def _policy_files(snapshot: RepoSnapshot, setup: AwsSetup) -> tuple[list[FileEdi
     wanted = {
         policies.LIFECYCLE_PATH: (
             setup.lifecycle_policy_json,
-            "ECR lifecycle policy for the cache repository: keeps the live cache tag, expires idle "
-            "branch/task caches and superseded manifests (never an age rule on every image, which "
-            "would delete the live cache).",
+            "ECR lifecycle policy for the cache repository: keeps the newest image of every cache tag these "
+            "builds write, expires other cache tags some days after their last push and superseded "
+            "(untagged) cache manifests after 1 day (never an age rule on every image, which would delete "
+            "the live cache).",
         ),
         policies.IAM_PATH: (
             setup.iam_policy_json,
@@ -67,12 +68,15 @@ def _policy_files(snapshot: RepoSnapshot, setup: AwsSetup) -> tuple[list[FileEdi
     names = {policies.ACCOUNT_PLACEHOLDER: "AWS account id", policies.REGION_PLACEHOLDER: "region",
              policies.IMAGE_PLACEHOLDER: "image repository"}
     placeholders = [p for p in names if p in setup.iam_policy_json]
+    how = {policies.ACCOUNT_PLACEHOLDER: "the account id comes from `aws sts get-caller-identity`",
+           policies.REGION_PLACEHOLDER: "set `AWS_REGION` in the first command",
+           policies.IMAGE_PLACEHOLDER: "set `IMAGE_REPOSITORY` to the repository your build pushes to"}
     if placeholders and policies.IAM_PATH not in snapshot.paths:
         findings.append(Finding(policies.IAM_PATH, "info", "iam-placeholders",
                                 f"The buildspec does not name the {' or '.join(names[p] for p in placeholders)}, "
                                 f"so {policies.IAM_PATH} says {' and '.join(placeholders)} there; the one-time "
-                                f"setup commands fill {'it' if len(placeholders) == 1 else 'them'} in before "
-                                "attaching the policy."))
+                                f"setup commands replace {'it' if len(placeholders) == 1 else 'them'} before "
+                                f"attaching the policy ({'; '.join(how[p] for p in placeholders)})."))
     return edits, findings
 
 

@@ -70,7 +70,10 @@ def _keep_rule(priority: int, description: str, pattern: str, count: int) -> dic
 
 
 def lifecycle_policy(cache_tag: str, days: int, live_tags: Iterable[str] = ()) -> dict[str, object]:
-    """Keep every live cache tag, expire idle `<tag>-*` caches after ``days``, untagged after 1 day."""
+    """Keep every live cache tag, expire other `<tag>-*` tags ``days`` after their last push, untagged after 1 day.
+
+    The rule descriptions are those of the reference policy (shared/examples/seed-app).
+    """
     # An image matched by a higher-priority rule cannot be expired by a lower-priority rule, so the keep
     # rules shield the live tags the builds write; an `any`+age rule would delete the live cache.
     # https://docs.aws.amazon.com/AmazonECR/latest/userguide/LifecyclePolicies.html#lifecycle_policy_evaluation
@@ -254,6 +257,8 @@ def setup_commands(
     commands: list[str] = []
     if region is None:
         commands.append("AWS_REGION=us-east-1  # the region of your CodeBuild project and ECR repositories")
+    if not images:
+        commands.append("IMAGE_REPOSITORY=my-image-repository  # the ECR repository your build pushes its image to")
     for name in cache_repositories:
         # The cache tag is overwritten by every build, so the repository must keep mutable tags.
         commands.append(
@@ -272,7 +277,7 @@ def setup_commands(
     if region is None:
         substitutions.append(f'-e "s/{REGION_PLACEHOLDER}/$AWS_REGION/g"')
     if not images:
-        substitutions.append(f'-e "s/{IMAGE_PLACEHOLDER}/my-image-repository/g"')
+        substitutions.append(f'-e "s/{IMAGE_PLACEHOLDER}/$IMAGE_REPOSITORY/g"')
     document = f"file://{IAM_PATH}"
     if substitutions:
         commands.append(f"sed {' '.join(substitutions)} {IAM_PATH} > /tmp/ecr-cache-iam-policy.json")
