@@ -158,3 +158,16 @@ def test_unknown_image_repository_is_set_in_a_visible_first_command() -> None:
     sed = next(c for c in commands if c.startswith("sed "))
     assert '"s/IMAGE_REPOSITORY/$IMAGE_REPOSITORY/g"' in sed and "my-image-repository" not in sed
     assert not any(c.startswith("IMAGE_REPOSITORY=") for c in setup_commands(None, None, ("c",), ("app",)))
+
+
+def test_a_private_builder_image_is_pulled_not_pushed() -> None:
+    mirror = "111122223333.dkr.ecr.us-east-1.amazonaws.com/mirror/buildkit:buildx-stable-1"
+    text = SPEC + f"      - docker buildx create --driver-opt image={mirror} --use\n"
+    setup = aws_setup({"buildspec.yml": text}, Options(builder_image=mirror), (BUILD,))
+    statements = json.loads(setup.iam_policy_json)["Statement"]
+    arn = "arn:aws:ecr:us-east-1:111122223333:repository/mirror/buildkit"
+    push = next(s for s in statements if s["Sid"] == "PushPullImageAndCache")
+    pull = next(s for s in statements if s["Sid"] == "PullBuilderImage")
+    assert arn not in push["Resource"] and pull["Resource"] == [arn]
+    assert "ecr:PutImage" not in pull["Action"] and "ecr:BatchGetImage" in pull["Action"]
+    assert "mirror/buildkit" not in setup.image_repositories

@@ -88,6 +88,13 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery) 
                                     "Hub on every build; CodeBuild machines share public IP addresses, so anonymous "
                                     "pulls can hit Docker Hub's rate limit. Copy the image to ECR and set "
                                     "`builder_image` in .github/ecr-cache.yml to avoid that."))
+        elif ".dkr.ecr." in options.builder_image:
+            registry = options.builder_image.split("/", 1)[0]
+            findings.append(Finding(first, "info", "builder-image-login",
+                                    f"The builder image comes from `{registry}`. The buildspec logs in only to "
+                                    "this account's registry in the build's region before `docker buildx create`, "
+                                    "so if the image is in another account or region, add a `docker login` for "
+                                    "that registry first (the IAM policy already allows pulling it)."))
     return PartialPlan(edits=tuple(edits), findings=tuple(findings), builds=tuple(links),
                        extra={"cache_repositories": repos})
 

@@ -34,6 +34,7 @@ PUSH_PULL_ACTIONS = (
     "ecr:CompleteLayerUpload",
     "ecr:PutImage",
 )
+PULL_ACTIONS = PUSH_PULL_ACTIONS[:3]
 _IMAGE_REPO_VARIABLES = (
     "IMAGE_REPO_NAME",
     "ECR_REPO_NAME",
@@ -116,26 +117,28 @@ def repository_arn(region: str, account: str, name: str) -> str:
 
 
 def iam_policy(region: str, account: str, repositories: Iterable[str],
-               extra_arns: Iterable[str] = ()) -> dict[str, object]:
-    """Least-privilege policy: ECR login on `*`, push/pull only on the named repositories."""
+               extra_arns: Iterable[str] = (), pull_only_arns: Iterable[str] = ()) -> dict[str, object]:
+    """Least-privilege policy: ECR login on `*`, push/pull on the named repositories, pull on the builder image."""
     arns = list(dict.fromkeys([*extra_arns, *(repository_arn(region, account, n) for n in repositories)]))
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "EcrLogin",
-                "Effect": "Allow",
-                "Action": "ecr:GetAuthorizationToken",
-                "Resource": "*",
-            },
-            {
-                "Sid": "PushPullImageAndCache",
-                "Effect": "Allow",
-                "Action": list(PUSH_PULL_ACTIONS),
-                "Resource": arns,
-            },
-        ],
-    }
+    statements: list[dict[str, object]] = [
+        {
+            "Sid": "EcrLogin",
+            "Effect": "Allow",
+            "Action": "ecr:GetAuthorizationToken",
+            "Resource": "*",
+        },
+        {
+            "Sid": "PushPullImageAndCache",
+            "Effect": "Allow",
+            "Action": list(PUSH_PULL_ACTIONS),
+            "Resource": arns,
+        },
+    ]
+    pulls = [a for a in dict.fromkeys(pull_only_arns) if a not in arns]
+    if pulls:
+        statements.append({"Sid": "PullBuilderImage", "Effect": "Allow", "Action": list(PULL_ACTIONS),
+                           "Resource": pulls})
+    return {"Version": "2012-10-17", "Statement": statements}
 
 
 def render_json(document: Mapping[str, object]) -> str:
@@ -212,7 +215,9 @@ def aws_setup(
         accounts.extend(variables.get(k) for k in ("AWS_ACCOUNT_ID", "ACCOUNT_ID"))
         cache_names.append(variables.get("CACHE_REPO_NAME"))
         image_names.extend(variables.get(k) for k in _IMAGE_REPO_VARIABLES)
-        literal_images.extend(m for m in _REGISTRY_LITERAL.finditer(text) if m.group("repo"))
+        # The builder image (`--driver-opt image=...`) is only pulled: it gets its own pull-only statement.
+        literal_images.extend(m for m in _REGISTRY_LITERAL.finditer(text) if m.group("repo")
+                              and not (options.builder_image and options.builder_image.startswith(m.group(0))))
     region = _first_valid(regions, region_problem)
     account = _first_valid(accounts, account_id_problem)
     cache_repositories = tuple(
@@ -234,8 +239,11 @@ def aws_setup(
         own_account_images = [IMAGE_PLACEHOLDER]
     live_tags = sorted({b.cache_tag for b in builds})
     lifecycle = render_lifecycle_json(lifecycle_policy(options.cache_tag, options.lifecycle_days, live_tags))
+    builder = _REGISTRY_LITERAL.match(options.builder_image or "")
+    builder_arns = ([repository_arn(builder.group("region"), builder.group("account"), builder.group("repo"))]
+                    if builder and builder.group("repo") else [])
     iam = render_json(iam_policy(region_text, account_text, own_account_images + list(cache_repositories),
-                                 extra_arns=literal_arns.values()))
+                                 extra_arns=literal_arns.values(), pull_only_arns=builder_arns))
     return AwsSetup(
         region=region_text,
         cache_repository=cache_repositories[0],
