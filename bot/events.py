@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import posixpath
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from bot.commands import parse_command
+from bot.core.discover import may_change_plan
 from bot.job import Job
 
 BOT_BRANCH = "ecr-cache/setup"
@@ -16,18 +15,6 @@ CONFIG_PATH = ".github/ecr-cache.yml"
 # The organization-wide config (install opt-in) lives in the owner's `.github` repository, at the same path.
 ORG_CONFIG_REPO = ".github"
 ORG_CONFIG_PATH = CONFIG_PATH
-
-# Files whose change can change the plan: buildspecs, Dockerfiles, .dockerignore, dependency manifests,
-# lock files and the repo config (the ecosystems the planner reorders for).
-_MANIFESTS = frozenset({
-    "package.json", "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml", ".npmrc",
-    ".yarnrc", ".yarnrc.yml", "requirements.txt", "pipfile", "pipfile.lock", "poetry.lock", "pyproject.toml",
-    "uv.lock", "setup.py", "setup.cfg", "go.mod", "go.sum", "pom.xml", "build.gradle", "build.gradle.kts",
-    "settings.gradle", "gradle.properties", "gemfile", "gemfile.lock", "composer.json", "composer.lock",
-    "cargo.toml", "cargo.lock", "build.sbt", "mix.exs", "mix.lock", "packages.config", "nuget.config",
-})
-_MANIFEST_PATTERNS = (re.compile(r"requirements[\w.-]*\.(txt|in)$"), re.compile(r".*\.(csproj|fsproj|sln)$"))
-
 
 _MAX_ID = 2**63  # GitHub ids are 64-bit; a bigger number cannot be a real id (nor stored by the queue)
 
@@ -46,14 +33,8 @@ class Routed:
 
 def is_relevant_path(path: str) -> bool:
     """True when a change to ``path`` can change the plan."""
-    if path == CONFIG_PATH:
-        return True
-    name = posixpath.basename(path).lower()
-    if "dockerfile" in name or name == ".dockerignore" or name.endswith(".dockerignore"):
-        return True
-    if name.startswith("buildspec") and name.endswith((".yml", ".yaml")):
-        return True
-    return name in _MANIFESTS or any(p.fullmatch(name) for p in _MANIFEST_PATTERNS)
+    # The planner's own discovery rules, so a push and `/ecr-cache` see the same files.
+    return path == CONFIG_PATH or may_change_plan(path)
 
 
 def _obj(payload: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -161,8 +142,9 @@ def _push(payload: Mapping[str, Any], installation_id: int, delivery_id: str) ->
         raise MalformedPayload("`commits` must be a list")
     head = _opt_obj(payload, "head_commit")
     paths = list(_changed_paths(commits + ([head] if head else [])))
-    # A push without file lists (force-push back to an older commit) may change anything.
-    unknown = not commits and head is None and payload.get("forced") is True
+    # A force-push may drop or replace commits the file lists do not show (GitHub always sends the new
+    # head_commit), and a push without file lists may change anything: both re-plan.
+    unknown = payload.get("forced") is True or (not commits and head is None)
     if not unknown and not any(is_relevant_path(p) for p in paths):
         return _ignored("push touches no buildspec, Dockerfile, manifest or repo config")
     after = payload.get("after")

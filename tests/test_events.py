@@ -55,6 +55,17 @@ def test_push_touching_a_relevant_file_routes_sync(corpus: Path, changed: str) -
         ("sync", "Codertocat/Hello-World", 1, payload["after"])]
 
 
+def test_force_push_re_plans_whatever_the_head_commit_lists(corpus: Path) -> None:
+    # A force-push back to an older commit may drop a buildspec change the file lists do not show.
+    payload = _load(corpus, "push/with-new-branch.payload.json")
+    payload.update(forced=True, commits=[])
+    assert payload["head_commit"] is not None
+    payload["head_commit"]["modified"] = ["README.md"]
+    assert [j.kind for j in route("push", payload, "d-f").jobs] == ["sync"]
+    payload["forced"] = False
+    assert route("push", payload, "d-g").jobs == ()
+
+
 def test_push_to_other_branch_or_tag_or_by_bot_is_ignored(corpus: Path) -> None:
     payload = _load(corpus, "push/with-new-branch.payload.json")
     payload["commits"][0]["modified"] = ["Dockerfile"]
@@ -146,6 +157,10 @@ def test_hostile_comment_shapes_raise_malformed() -> None:
 
 
 def test_relevance_of_paths() -> None:
+    # Every naming form discovery reads counts, so a push and `/ecr-cache` see the same files.
+    for path in ("deploy-buildspec.yml", "ci/prod.buildspec.yaml", "Containerfile", "pnpm-workspace.yaml",
+                 "requirements/base.txt", "build.gradle.kts", "app.gemspec"):
+        assert is_relevant_path(path), path
     assert is_relevant_path("api/Tinyllama.Dockerfile")
     assert is_relevant_path("go.sum")
     assert not is_relevant_path("README.md")

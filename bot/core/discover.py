@@ -48,6 +48,14 @@ def _is_manifest(path: str) -> bool:
     return folder.lower().startswith("requirements") and base.endswith((".txt", ".in"))
 
 
+def may_change_plan(path: str) -> bool:
+    """True when a change to ``path`` can change the plan: what discovery reads, by name (config globs aside)."""
+    base = posixpath.basename(path)
+    if _BUILDSPEC.match(base) or _is_dockerfile(path) or _is_manifest(path):
+        return True
+    return base == ".dockerignore" or base.endswith(".dockerignore") or base.lower() == "packages.config"
+
+
 def _matches(path: str, globs: tuple[str, ...]) -> bool:
     return any(fnmatch.fnmatchcase(path, g) or path == g.lstrip("./") for g in globs)
 
