@@ -363,7 +363,13 @@ def _command(gw: GitHubGateway, job: Job) -> list[Outcome]:
     # the blobs too. For anyone else, read no tree before the permission is known.
     likely = data.get("association") in ("OWNER", "MEMBER", "COLLABORATOR") and command in ("open", "recreate",
                                                                                          "preview")
-    state = read_state(gw, repo, issue, _branch(job) if likely else None, commenter=user)
+    try:
+        state = read_state(gw, repo, issue, _branch(job) if likely else None, commenter=user)
+    except GitHubError as exc:
+        if not likely or classify_exception(exc).action != "fail":
+            raise
+        # The tree could not be read: learn the permission first, so the failure is answered below.
+        state = read_state(gw, repo, issue, None, commenter=user)
     role = state.commenter_permission
     if role not in WRITE_ROLES:
         role = gw.permission(repo, user)  # the authoritative answer: every grant, organization ones included
@@ -374,12 +380,15 @@ def _command(gw: GitHubGateway, job: Job) -> list[Outcome]:
     reply = _Reply(gw, job)
     try:
         return _run_command(gw, job, command, reply, state)
-    except GitHubError as exc:
-        if 400 <= exc.status < 500 and not isinstance(exc, LostRace) and not _rate_limited(exc):
+    except Exception as exc:
+        # Only a failure nobody retries gets the reply; a retried one may still succeed.
+        if classify_exception(exc).action == "fail" and not isinstance(exc, LostRace):
             # A final failure: say why under the command instead of leaving the commenter without an answer.
+            status = exc.status if isinstance(exc, GitHubError) and exc.status else 0
+            message = exc.message if isinstance(exc, GitHubError) else f"{type(exc).__name__}: {exc}"
             try:
                 gw.upsert_comment(repo, issue, reply.key, pr_body.render_comment(
-                    "failed", repo=repo, status=exc.status, message=exc.message), state.issue_comments)
+                    "failed", repo=repo, status=status, message=message[:500]), state.issue_comments)
             except GitHubError as inner:
                 log_event("reply_failed", level="warning", repo=repo, error=str(inner))
         raise

@@ -297,3 +297,18 @@ def test_api_economy_bench_meets_its_goals() -> None:
     assert counts["/ecr-cache, set up; new process (cold)"] <= 4
     refused = rows["/ecr-cache by a non-collaborator (refused, cold)"]
     assert refused.outcome == "refused" and not any("/git/trees" in r.path for r in refused.requests)
+
+
+def test_command_that_fails_for_good_gets_a_reply_saying_why() -> None:
+    # A tree too large to list is not a 4xx answer, yet nothing will retry it: the commenter is told.
+    double = GitHubDouble(truncate_trees_over=50)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        double.activate(mock)
+        files = seed_files() | {f"svc{i}/src/a.txt": "x\n" for i in range(310)}
+        double.add_repo(REPO, files, permissions={"maintainer": "maintain"})
+        h = AppHarness(double)
+        ask = double.add_comment(REPO, 9, "/ecr-cache", "maintainer")
+        with pytest.raises(Exception, match="too large"):  # the job fails for good; a queue dead-letters it
+            h.deliver("issue_comment", comment_payload(double.repos[REPO], ask))
+        (reply,) = double.bot_comments(REPO, 9)
+        assert "could not finish" in reply.body and "too large" in reply.body
