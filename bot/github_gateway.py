@@ -253,6 +253,7 @@ class GitHubGateway:
     def __init__(self, client: Github, installation_id: int, cache_size: int = 128) -> None:
         self._client = client
         self._requester = client.requester
+        self._last_headers: dict[str, Any] = {}  # of the last answer: GraphQL errors come with status 200
         self.installation_id = installation_id
         self._trees: OrderedDict[str, dict[str, TreeFile]] = OrderedDict()
         self._blobs: OrderedDict[str, str | None] = OrderedDict()
@@ -342,6 +343,7 @@ class GitHubGateway:
                 raise NotFound(404, message, exc.headers, exc.data) from exc
             raise GitHubError(exc.status, message, exc.headers, exc.data) from exc
         self._observe(headers)
+        self._last_headers = dict(headers or {})
         return data
 
     def _graphql(self, query: str, variables: dict[str, Any], *, mutation: bool = False) -> Mapping[str, Any]:
@@ -361,7 +363,11 @@ class GitHubGateway:
             invalid = any(_get(e, "extensions", "code") for e in errors)
             status = next((code for kind, code in _GRAPHQL_STATUS if kind in kinds),
                           400 if any(kinds) or invalid else 502)
-            raise GitHubError(status, f"GraphQL: {messages}", data=data)
+            if status not in (403, 429) and "rate limit" in messages.lower():
+                status = 403  # "API rate limit exceeded" without a type: the rate-limit rules decide
+            # The answer's rate-limit headers tell the retry rules when the limit resets.
+            raise GitHubError(status, f"GraphQL: {messages}", headers=self._last_headers,
+                              data={**data, "message": f"GraphQL: {messages}"})
         return data.get("data") or {}
 
     # -- reading ---------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -682,3 +683,23 @@ def test_a_schema_without_collaborators_login_falls_back_to_rest_once(gh: GitHub
     (outcome,) = command(gh, f, "/ecr-cache", "dev", association="MEMBER")  # remembered: no rejected query
     assert seq(gh.requests) == ["POST /graphql EcrCacheState", f"GET /repos/{REPO}/collaborators/dev/permission",
                                 "POST /graphql EcrCacheReply"]
+
+
+def test_graphql_rate_limit_waits_for_the_reset_without_spending_attempts(gh: GitHubDouble) -> None:
+    # GraphQL answers 200 with a typed (or untyped) rate-limit error; the headers say when the limit resets.
+    gh.add_repo(REPO, FILES)
+    gw = factory(gh)(1)
+    real = gh._graphql
+    reset = int(time.time()) + 3000
+    for error in ({"type": "RATE_LIMITED", "message": "API rate limit exceeded"},
+                  {"message": "API rate limit already exceeded for installation ID 1."}):
+        gh._graphql = lambda request, body, record, error=error: {"data": None, "errors": [error]}  # type: ignore
+        gh.response_headers = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
+        try:
+            with pytest.raises(GitHubError) as info:
+                gw.read_state(REPO)
+        finally:
+            gh._graphql = real  # type: ignore[method-assign]
+            gh.response_headers = {}
+        decision = classify_exception(info.value)
+        assert decision.action == "retry" and not decision.counts and decision.delay > 2900, error
