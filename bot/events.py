@@ -113,6 +113,24 @@ def _install(payload: Mapping[str, Any], installation_id: int, delivery_id: str)
     return Routed((job,), "sync every repository of the installation")
 
 
+# Up to this many added repositories get a sync each; more go through the installation's fan-out (and its
+# preview mode), as a first install does.
+MAX_ADDED_SYNCS = 20
+
+
+def _repositories_added(payload: Mapping[str, Any], installation_id: int, delivery_id: str) -> Routed:
+    added = payload.get("repositories_added")
+    if added is not None and not isinstance(added, list):
+        raise MalformedPayload("`repositories_added` must be a list")
+    names = list(dict.fromkeys(r["full_name"] for r in added or ()
+                               if isinstance(r, Mapping) and isinstance(r.get("full_name"), str)
+                               and "/" in r["full_name"]))
+    if not names or len(names) > MAX_ADDED_SYNCS:
+        return _install(payload, installation_id, delivery_id)
+    jobs = tuple(Job("sync", installation_id, name, delivery_id, {"trigger": "install"}) for name in names)
+    return Routed(jobs, f"sync the {len(jobs)} added repositor{'y' if len(jobs) == 1 else 'ies'}")
+
+
 def _changed_paths(commits: Iterable[Any]) -> Iterable[str]:
     for commit in commits:
         if not isinstance(commit, Mapping):
@@ -203,7 +221,7 @@ def _pr_closed(payload: Mapping[str, Any], installation_id: int, delivery_id: st
 
 _HANDLERS = {
     ("installation", "created"): _install,
-    ("installation_repositories", "added"): _install,
+    ("installation_repositories", "added"): _repositories_added,
     ("push", None): _push,
     ("issue_comment", "created"): _comment,
     ("pull_request", "closed"): _pr_closed,

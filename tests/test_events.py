@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bot.commands import Command, parse_command
-from bot.events import BOT_BRANCH, MalformedPayload, is_relevant_path, route
+from bot.events import BOT_BRANCH, MAX_ADDED_SYNCS, MalformedPayload, is_relevant_path, route
 
 
 def _load(corpus: Path, name: str) -> dict[str, Any]:
@@ -23,11 +23,15 @@ def test_installation_created_routes_one_install_job(corpus: Path) -> None:
         ("install", 957387, "Codertocat", "d-1")]
 
 
-def test_installation_repositories_added_routes_install_job_not_only_payload_list(corpus: Path) -> None:
+def test_installation_repositories_added_syncs_the_added_repositories(corpus: Path) -> None:
     payload = _load(corpus, "installation_repositories/added.payload.json")
     routed = route("installation_repositories", payload, "d-2")
-    # One job for the installation: the job pages every repository through the API.
-    assert [(j.kind, j.installation_id) for j in routed.jobs] == [("install", 957387)]
+    # Only the added repository: the others were synced before, and preview mode is for a first install.
+    assert [(j.kind, j.installation_id, j.repo) for j in routed.jobs] == [("sync", 957387, "Codertocat/Space")]
+    # Nothing listed, or more than a handful: the installation's fan-out pages every repository.
+    for added in ([], [{"full_name": f"Codertocat/r{n}"} for n in range(MAX_ADDED_SYNCS + 1)]):
+        routed = route("installation_repositories", {**payload, "repositories_added": added}, "d-3")
+        assert [(j.kind, j.installation_id) for j in routed.jobs] == [("install", 957387)]
 
 
 @pytest.mark.parametrize("name", ["installation/deleted.payload.json", "installation/suspend.payload.json",
