@@ -113,8 +113,9 @@ def _install(payload: Mapping[str, Any], installation_id: int, delivery_id: str)
     return Routed((job,), "sync every repository of the installation")
 
 
-# Up to this many added repositories get a sync each; more go through the installation's fan-out (and its
-# preview mode), as a first install does.
+# Up to this many added repositories are named to the installation job, which still pages the repositories
+# through the API (their default branch, archived and fork flags) but syncs only those; more are synced like
+# a first install, preview mode included.
 MAX_ADDED_SYNCS = 20
 
 
@@ -125,10 +126,12 @@ def _repositories_added(payload: Mapping[str, Any], installation_id: int, delive
     names = list(dict.fromkeys(r["full_name"] for r in added or ()
                                if isinstance(r, Mapping) and isinstance(r.get("full_name"), str)
                                and "/" in r["full_name"]))
+    routed = _install(payload, installation_id, delivery_id)
     if not names or len(names) > MAX_ADDED_SYNCS:
-        return _install(payload, installation_id, delivery_id)
-    jobs = tuple(Job("sync", installation_id, name, delivery_id, {"trigger": "install"}) for name in names)
-    return Routed(jobs, f"sync the {len(jobs)} added repositor{'y' if len(jobs) == 1 else 'ies'}")
+        return routed
+    (job,) = routed.jobs
+    return Routed((Job(job.kind, job.installation_id, job.repo, job.delivery_id, {**job.data, "added": names}),),
+                  f"sync the {len(names)} added repositor{'y' if len(names) == 1 else 'ies'}")
 
 
 def _changed_paths(commits: Iterable[Any]) -> Iterable[str]:

@@ -212,7 +212,11 @@ def sync_repo(gw: GitHubGateway, repo: str, *, override_optout: bool = False, fo
 def _install(gw: GitHubGateway, job: Job, submit: Submit | None, preview_threshold: int | None) -> list[Outcome]:
     outcomes = []
     usable = []
+    added = job.data.get("added")
+    wanted = set(added) if isinstance(added, list) else None  # installation_repositories.added names them
     for ref in gw.list_installation_repos():
+        if wanted is not None and ref.full_name not in wanted:
+            continue
         # `size` 0 is not proof of an empty repository (it lags behind pushes): the state read decides that.
         if ref.archived or ref.fork:
             outcomes.append(Outcome(ref.full_name, "skipped", detail="archived" if ref.archived else "a fork"))

@@ -346,6 +346,10 @@ def coalesce_key(job: Job) -> str:
     """Jobs sharing this key supersede each other (the latest runs). A preview job only decides and reports, so
     it never stands in for a sync that writes, nor the other way round."""
     key = f"{job.repo_key}:{job.kind}"
+    added = job.data.get("added")
+    if job.kind == "install" and isinstance(added, list):
+        # An installation job for some added repositories stands in only for a job adding the same ones.
+        key += ":added=" + ",".join(sorted(str(name).lower() for name in added))
     return f"{key}:preview" if job.data.get("preview") is True else key
 
 

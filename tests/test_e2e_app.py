@@ -27,7 +27,7 @@ from github_double import (
     push_payload,
 )
 
-from bot import pr_body
+from bot import jobs, pr_body
 from bot.core import planner
 from bot.core.model import Options, Plan, RepoSnapshot
 
@@ -312,3 +312,28 @@ def test_command_that_fails_for_good_gets_a_reply_saying_why() -> None:
             h.deliver("issue_comment", comment_payload(double.repos[REPO], ask))
         (reply,) = double.bot_comments(REPO, 9)
         assert "could not finish" in reply.body and "too large" in reply.body
+
+
+def test_added_repositories_are_synced_alone_without_preview() -> None:
+    # A big installation gains one repository: only that one is synced, and it gets its PR (no preview mode).
+    double = GitHubDouble()
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        double.activate(mock)
+        for n in range(4):
+            double.add_repo(f"octo/old-{n}", seed_files())
+        double.add_repo("octo/new-one", seed_files())
+        h = AppHarness(double)
+        # As the worker runs jobs: with the installation's preview threshold (3, below its 5 repositories).
+        h.queue.runner = lambda job: h.outcomes.extend(  # type: ignore[attr-defined]
+            jobs.run(job, h.factory, submit=h.queue.submit, preview_threshold=3))
+        payload = {**installation_payload(1, "octo"), "action": "added", "repository_selection": "selected",
+                   "repositories_added": [{"full_name": "octo/new-one"}]}
+        status, _ = h.deliver("installation_repositories", payload)
+        assert status == 202
+        assert [(o.repo, o.action) for o in h.outcomes] == [("octo/new-one", "queued"), ("octo/new-one", "opened")]
+        assert [p.state for p in double.pulls_for("octo/new-one")] == ["open"]
+        assert all(double.pulls_for(f"octo/old-{n}") == [] for n in range(4))
+        # The same installation job without the added names would go into preview mode and open nothing.
+        status, _ = h.deliver("installation", installation_payload(1, "octo"))
+        assert all(double.pulls_for(f"octo/old-{n}") == [] for n in range(4))
+        assert {o.action for o in h.outcomes if o.repo.startswith("octo/old-")} <= {"queued", "would_open"}

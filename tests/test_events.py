@@ -26,12 +26,13 @@ def test_installation_created_routes_one_install_job(corpus: Path) -> None:
 def test_installation_repositories_added_syncs_the_added_repositories(corpus: Path) -> None:
     payload = _load(corpus, "installation_repositories/added.payload.json")
     routed = route("installation_repositories", payload, "d-2")
-    # Only the added repository: the others were synced before, and preview mode is for a first install.
-    assert [(j.kind, j.installation_id, j.repo) for j in routed.jobs] == [("sync", 957387, "Codertocat/Space")]
-    # Nothing listed, or more than a handful: the installation's fan-out pages every repository.
+    # One installation job that pages the repositories through the API and syncs only the added one.
+    assert [(j.kind, j.installation_id, j.data.get("added")) for j in routed.jobs] == [
+        ("install", 957387, ["Codertocat/Space"])]
+    # Nothing listed, or more than a handful: every repository, as a first install.
     for added in ([], [{"full_name": f"Codertocat/r{n}"} for n in range(MAX_ADDED_SYNCS + 1)]):
         routed = route("installation_repositories", {**payload, "repositories_added": added}, "d-3")
-        assert [(j.kind, j.installation_id) for j in routed.jobs] == [("install", 957387)]
+        assert [(j.kind, j.installation_id, j.data.get("added")) for j in routed.jobs] == [("install", 957387, None)]
 
 
 @pytest.mark.parametrize("name", ["installation/deleted.payload.json", "installation/suspend.payload.json",

@@ -332,3 +332,14 @@ def test_a_hung_job_stops_being_renewed_and_another_thread_reruns_it(backend: st
         assert wait_until(lambda: len(runs) == 2 and queue.ledger.active_count() == 0, 15)
         release.set()
     assert runs[0] != runs[1]
+
+
+def test_installation_jobs_for_different_added_repositories_do_not_supersede_each_other() -> None:
+    from bot.queue import coalesce_key
+
+    def added(*names: str) -> Job:
+        return Job("install", 1, "octo", "d", {"trigger": "install", "added": list(names)})
+
+    assert coalesce_key(added("octo/a")) != coalesce_key(added("octo/b"))
+    assert coalesce_key(added("octo/a", "octo/b")) == coalesce_key(added("octo/B", "octo/a"))
+    assert coalesce_key(added("octo/a")) != coalesce_key(Job("install", 1, "octo", "d", {"trigger": "install"}))
