@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -57,6 +58,8 @@ class RetryPolicy:
     base: float = 2.0
     cap: float = 900.0
     secondary_min: float = 60.0
+    # GitHub's primary limit resets within the hour; a longer Retry-After or reset is not believed.
+    max_delay: float = 3900.0
 
     def backoff(self, attempt: int, rng: random.Random | None = None) -> float:
         """Delay before retry number `attempt` (1-based): half fixed, half random, capped."""
@@ -66,8 +69,8 @@ class RetryPolicy:
     def delay(self, decision: Decision, attempt: int, rng: random.Random | None = None) -> float:
         """The wait for this retry: never shorter than what GitHub asked for."""
         if not decision.counts:
-            return decision.delay
-        return max(decision.delay, self.backoff(attempt, rng))
+            return min(max(0.0, decision.delay), self.max_delay)
+        return min(max(decision.delay, self.backoff(attempt, rng)), self.max_delay)
 
     def exhausted(self, attempts: int) -> bool:
         """True once `attempts` failures used up the budget."""
@@ -85,9 +88,10 @@ def _header(headers: Mapping[str, Any] | None, name: str) -> str | None:
 
 def _number(value: str | None) -> float | None:
     try:
-        return float(value) if value is not None else None
+        number = float(value) if value is not None else None
     except ValueError:
         return None
+    return number if number is not None and math.isfinite(number) else None
 
 
 def _message(body: Any) -> str:

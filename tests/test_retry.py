@@ -107,3 +107,14 @@ def test_jitter_spreads_retries() -> None:
 def test_exhausted_after_max_attempts() -> None:
     policy = RetryPolicy(max_attempts=3)
     assert [policy.exhausted(n) for n in (1, 2, 3)] == [False, False, True]
+
+
+def test_absurd_retry_after_and_reset_are_capped_not_trusted() -> None:
+    from bot.retry import RetryPolicy, classify_response
+
+    policy = RetryPolicy()
+    for headers in ({"Retry-After": "1e12"}, {"Retry-After": "inf"}, {"Retry-After": "nan"},
+                    {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1e15"}):
+        decision = classify_response(403, headers, {"message": "API rate limit exceeded"}, at=1000.0)
+        assert decision.action == "retry"
+        assert 0 <= policy.delay(decision, 1) <= policy.max_delay, headers
