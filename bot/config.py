@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 
 class SettingsError(ValueError):
     """A required setting is missing or invalid; the message names it."""
@@ -49,6 +51,8 @@ class Settings:
                 private_key = Path(key_path).read_text()
             except OSError as exc:
                 raise SettingsError(f"PRIVATE_KEY_PATH={key_path!r} cannot be read: {exc.strerror}") from exc
+            except UnicodeDecodeError as exc:
+                raise SettingsError(f"PRIVATE_KEY_PATH={key_path!r} is not a PEM text file") from exc
         if private_key and "\\n" in private_key and "\n" not in private_key:
             private_key = private_key.replace("\\n", "\n")
         try:
@@ -61,6 +65,17 @@ class Settings:
             raise SettingsError(
                 f"PREVIEW_THRESHOLD must be a number, got {env.get('PREVIEW_THRESHOLD')!r}"
             ) from exc
+        if preview_threshold < 0:
+            raise SettingsError(f"PREVIEW_THRESHOLD must be 0 or more, got {preview_threshold}")
+        log_level = (env.get("LOG_LEVEL") or "INFO").strip().upper()
+        if log_level not in _LOG_LEVELS:
+            raise SettingsError(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}, got {env.get('LOG_LEVEL')!r}")
+        redis_url = env.get("REDIS_URL") or None
+        if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError(f"REDIS_URL must start with redis://, rediss:// or unix://, got {redis_url!r}")
+        data_dir = env.get("DATA_DIR") or "data"
+        if Path(data_dir).exists() and not Path(data_dir).is_dir():
+            raise SettingsError(f"DATA_DIR={data_dir!r} exists and is not a directory")
         fsync = (env.get("QUEUE_FSYNC") or "full").strip().lower()
         if fsync not in ("full", "normal"):
             raise SettingsError(f"QUEUE_FSYNC must be `full` or `normal`, got {env.get('QUEUE_FSYNC')!r}")
@@ -76,10 +91,10 @@ class Settings:
             private_key=private_key,
             webhook_path=path,
             github_api_url=(env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
-            redis_url=env.get("REDIS_URL") or None,
-            data_dir=env.get("DATA_DIR") or "data",
+            redis_url=redis_url,
+            data_dir=data_dir,
             port=port,
-            log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
+            log_level=log_level,
             dry_run=_flag(env.get("DRY_RUN")),
             preview_threshold=preview_threshold,
             queue_fsync=fsync == "full",

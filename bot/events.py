@@ -57,6 +57,10 @@ def _str(obj: Mapping[str, Any], key: str, where: str) -> str:
     value = obj.get(key)
     if not isinstance(value, str) or not value:
         raise MalformedPayload(f"`{where}.{key}` must be a non-empty string")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate (`\ud800`): valid JSON, not storable text
+        raise MalformedPayload(f"`{where}.{key}` is not valid UTF-8 text") from exc
     return value
 
 

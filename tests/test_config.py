@@ -48,8 +48,20 @@ def test_escaped_newlines_in_an_inline_key_are_restored() -> None:
 @pytest.mark.parametrize(
     ("name", "value"),
     [("PORT", "http"), ("PREVIEW_THRESHOLD", "many"), ("WEBHOOK_PATH", "hooks"), ("QUEUE_FSYNC", "sometimes"),
-     ("QUEUE_NAMESPACE", "a b"), ("PRIVATE_KEY_PATH", "/nonexistent/key.pem")],
+     ("QUEUE_NAMESPACE", "a b"), ("PRIVATE_KEY_PATH", "/nonexistent/key.pem"), ("PREVIEW_THRESHOLD", "-1"),
+     ("LOG_LEVEL", "verbose"), ("REDIS_URL", "garbage")],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({"WEBHOOK_SECRET": "s", name: value})
+
+
+def test_a_data_dir_that_is_a_file_or_a_binary_key_is_named(tmp_path: Path) -> None:
+    afile = tmp_path / "data"
+    afile.write_text("x")
+    with pytest.raises(SettingsError, match="DATA_DIR"):
+        Settings.from_env({"WEBHOOK_SECRET": "s", "DATA_DIR": str(afile)})
+    key = tmp_path / "key.pem"
+    key.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(SettingsError, match="PRIVATE_KEY_PATH"):
+        Settings.from_env({"WEBHOOK_SECRET": "s", "PRIVATE_KEY_PATH": str(key)})

@@ -188,3 +188,11 @@ def test_relevance_of_paths() -> None:
 ])
 def test_parse_command(body: object, expected: Command | None) -> None:
     assert parse_command(body) == expected
+
+
+def test_a_lone_surrogate_in_a_name_is_malformed_not_a_queue_failure(corpus: Path) -> None:
+    payload = _load(corpus, "push/with-new-branch.payload.json")
+    payload["repository"]["full_name"] = "o/\ud800x"
+    payload["commits"][0]["modified"] = ["Dockerfile"]
+    with pytest.raises(MalformedPayload, match="UTF-8"):
+        route("push", payload, "d-s")
