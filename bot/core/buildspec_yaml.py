@@ -16,16 +16,77 @@ class Unsupported(Exception):
     """The input is outside what the bot edits safely; the message says why."""
 
 
+# Aliases share one object, so loading is cheap, but every walk over the data meets each alias again: a few
+# hundred bytes of nested aliases ("billion laughs") would expand to billions of values. Real files stay far
+# below this many values once expanded.
+MAX_EXPANDED_VALUES = 200_000
+
+
+class TooLarge(yaml.YAMLError):
+    """The document expands (through its aliases) beyond MAX_EXPANDED_VALUES."""
+
+
+def _expanded(root: object) -> int:
+    """Values in ``root`` counting every alias again, computed once per shared object."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[object, bool]] = [(root, False)]
+    while stack:
+        item, done = stack.pop()
+        if id(item) in sizes:
+            continue
+        children = _children(item)
+        if done or not children:
+            sizes[id(item)] = 1 + sum(sizes.get(id(c), 1) for c in children)
+            if sizes[id(item)] > MAX_EXPANDED_VALUES:
+                raise TooLarge(f"the YAML expands to more than {MAX_EXPANDED_VALUES:,} values through its "
+                               "aliases (`*name`), which is refused")
+            continue
+        stack.append((item, True))
+        stack.extend((c, False) for c in children if id(c) not in sizes)
+    return sizes[id(root)]
+
+
+def _children(item: object) -> list[object]:
+    if isinstance(item, MappingNode):
+        return [x for pair in item.value for x in pair]
+    if isinstance(item, Node) and isinstance(item.value, list):
+        return list(item.value)
+    if isinstance(item, dict):
+        return [*item.keys(), *item.values()]
+    if isinstance(item, list):
+        return list(item)
+    return []
+
+
+class NotText(yaml.YAMLError):
+    """The file is not UTF-8 text (read with surrogate escapes), which YAML requires."""
+
+
+def _utf8(text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        line = text.count("\n", 0, exc.start) + 1
+        raise NotText(f"line {line}: the file is not UTF-8 text, which YAML requires") from exc
+
+
 def compose(text: str) -> Node | None:
-    """Compose the YAML node graph; marks index into ``text`` itself."""
+    """Compose the YAML node graph; marks index into ``text`` itself. Raises TooLarge for an alias bomb."""
+    _utf8(text)
     # libyaml drops a BOM from its character offsets, so only the pure-Python loader is exact then.
     loader = yaml.SafeLoader if text.startswith("\ufeff") else _Loader
-    return yaml.compose(text, Loader=loader)  # noqa: S506 - SafeLoader composes no objects
+    node = yaml.compose(text, Loader=loader)  # noqa: S506 - SafeLoader composes no objects
+    if node is not None:
+        _expanded(node)
+    return node
 
 
 def safe_load(text: str) -> object:
-    """Load data with the fastest safe loader."""
-    return yaml.load(text, Loader=_FastLoader)  # noqa: S506 - CSafeLoader/SafeLoader are safe
+    """Load data with the fastest safe loader. Raises TooLarge for an alias bomb, NotText for bad bytes."""
+    _utf8(text)
+    data = yaml.load(text, Loader=_FastLoader)  # noqa: S506 - CSafeLoader/SafeLoader are safe
+    _expanded(data)
+    return data
 
 
 def get(node: Node | None, key: str) -> tuple[ScalarNode, Node] | None:

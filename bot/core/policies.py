@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 
 import yaml
 
+from bot.core import buildspec_yaml as by
 from bot.core.model import AwsSetup, BuildLink, Options
 from bot.core.names import (
     account_id_problem,
@@ -164,7 +165,7 @@ def render_lifecycle_json(document: Mapping[str, object]) -> str:
 
 def _env_variables(text: str) -> dict[str, str]:
     try:
-        data = yaml.safe_load(text.lstrip("\ufeff"))
+        data = by.safe_load(text.lstrip("\ufeff"))
     except yaml.YAMLError:
         return {}
     if not isinstance(data, dict):

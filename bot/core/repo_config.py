@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import reprlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
 
+from bot.core import buildspec_yaml as by
 from bot.core.model import Finding, Options
 from bot.core.names import account_id_problem, ecr_repository_problem, image_tag_problem, region_problem
+
+_REPR = reprlib.Repr()
+_REPR.maxstring, _REPR.maxother, _REPR.maxlist, _REPR.maxdict, _REPR.maxlevel = 80, 80, 4, 4, 2
+
+
+def _shown(value: object) -> str:
+    """A short repr for error messages: a hostile value (an alias bomb) must not be printed in full."""
+    return _REPR.repr(value)
+
 
 CONFIG_PATH = ".github/ecr-cache.yml"
 MAX_CONFIG_BYTES = 64 * 1024
@@ -22,7 +33,7 @@ class ConfigError(ValueError):
 
 def _string(key: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"`{key}` must be a non-empty string, got {value!r}")
+        raise ConfigError(f"`{key}` must be a non-empty string, got {_shown(value)}")
     return value.strip()
 
 
@@ -39,43 +50,44 @@ def _checked(problem: Callable[[str], str | None]) -> Callable[[str, Any], str]:
 
 def _bool(key: str, value: Any) -> bool:
     if not isinstance(value, bool):
-        raise ConfigError(f"`{key}` must be true or false, got {value!r}")
+        raise ConfigError(f"`{key}` must be true or false, got {_shown(value)}")
     return value
 
 
 def _mode(key: str, value: Any) -> str:
     if value not in ("max", "min"):
-        raise ConfigError(f"`{key}` must be `max` (cache every stage) or `min` (final stage only), got {value!r}")
+        raise ConfigError(f"`{key}` must be `max` (cache every stage) or `min` (final stage only), got {_shown(value)}")
     return str(value)
 
 
 def _days(key: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 3650:
-        raise ConfigError(f"`{key}` must be a whole number of days from 1 to 3650, got {value!r}")
+        raise ConfigError(f"`{key}` must be a whole number of days from 1 to 3650, got {_shown(value)}")
     return value
 
 
 def _paths(key: str, value: Any) -> tuple[str, ...]:
     items = [value] if isinstance(value, str) else value
     if not isinstance(items, list) or not items or not all(isinstance(i, str) and i.strip() for i in items):
-        raise ConfigError(f"`{key}` must be a path or glob, or a list of them, got {value!r}")
+        raise ConfigError(f"`{key}` must be a path or glob, or a list of them, got {_shown(value)}")
     for item in items:
         if item.startswith("/") or ".." in item.split("/"):
-            raise ConfigError(f"`{key}`: {item!r} must be relative to the repository root, without '..'")
+            raise ConfigError(f"`{key}`: {_shown(item)} must be relative to the repository root, without '..'")
     return tuple(i.strip() for i in items)
 
 
 def _image(key: str, value: Any) -> str:
     text = _string(key, value)
     if any(c.isspace() for c in text) or text.startswith("-"):
-        raise ConfigError(f"`{key}` must be an image reference such as 'public.ecr.aws/x/buildkit:v0.16', got {text!r}")
+        raise ConfigError(f"`{key}` must be an image reference such as 'public.ecr.aws/x/buildkit:v0.16', "
+                          f"got {_shown(text)}")
     return text
 
 
 def _install(key: str, value: Any) -> str:
     if value not in ("open-pull-requests", "preview"):
         raise ConfigError(
-            f"`{key}` must be `open-pull-requests` or `preview` (organization config only), got {value!r}"
+            f"`{key}` must be `open-pull-requests` or `preview` (organization config only), got {_shown(value)}"
         )
     return str(value)
 
@@ -83,7 +95,7 @@ def _install(key: str, value: Any) -> str:
 def _builder_name(key: str, value: Any) -> str:
     text = _string(key, value)
     if not all(c.isalnum() or c in "-_." for c in text):
-        raise ConfigError(f"`{key}` may use letters, digits, '-', '_' and '.', got {text!r}")
+        raise ConfigError(f"`{key}` may use letters, digits, '-', '_' and '.', got {_shown(text)}")
     return text
 
 
@@ -129,11 +141,12 @@ def parse_repo_config(text: str | None, path: str = CONFIG_PATH) -> tuple[Option
         return Options(), [Finding(path, "error", "config-too-large",
                                    f"{path} is larger than {MAX_CONFIG_BYTES // 1024} KiB; it is not read.")]
     try:
-        raw = yaml.safe_load(text.lstrip("\ufeff"))
+        raw = by.safe_load(text.lstrip("\ufeff"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or "it is not valid YAML"
+        problem = getattr(exc, "problem", None) or (str(exc) if isinstance(exc, (by.TooLarge, by.NotText))
+                                                     else "it is not valid YAML")
         return Options(), [Finding(path, "error", "config-invalid-yaml", f"{path}{where}: {problem}")]
     if raw is None:
         return Options(), []
