@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 from bot.core import planner
 from bot.core.model import Options
 from bot.core.repo_config import CONFIG_PATH, ConfigError, options_from_mapping, parse_repo_config
-from bot.local_repo import LocalRepoError, read_snapshot, read_text, write_edits
+from bot.local_repo import LocalRepoError, read_snapshot_checked, read_text, why_unreadable, write_edits
 from bot.replay import add_replay_command
 from bot.report import json_report, text_report, unified_diff
 
@@ -52,6 +53,10 @@ def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def load_options(root: Path, args: argparse.Namespace) -> Options:
     """Repo config merged with command-line flags (flags win); ConfigError names the bad key."""
+    if (root / CONFIG_PATH).exists() or (root / CONFIG_PATH).is_symlink():
+        why = why_unreadable(root, CONFIG_PATH)
+        if why is not None:
+            raise ConfigError(f"{CONFIG_PATH} {why}")
     options, findings = parse_repo_config(read_text(root, CONFIG_PATH))
     errors = [f for f in findings if f.level == "error"]
     if errors:
@@ -65,7 +70,14 @@ def load_options(root: Path, args: argparse.Namespace) -> Options:
 def _plan_command(args: argparse.Namespace) -> int:
     root = Path(args.path)
     options = load_options(root, args)
-    snapshot = read_snapshot(root, options)
+    snapshot, unread = read_snapshot_checked(root, options)
+    links = [u for u in unread if "symbolic link" in u]
+    for line in links[:10]:
+        sys.stderr.write(f"ecr-cache-bot: not read: {line}\n")
+    broken = [u for u in unread if u not in links]
+    if broken:
+        # A file the plan depends on was skipped: saying "already set up" (or writing half a plan) would mislead.
+        raise LocalRepoError("not planned, these files could not be read: " + "; ".join(broken[:10]))
     result = planner.plan(snapshot, options)
     if args.command == "plan":
         if args.json:
@@ -119,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `ecr-cache-bot` console script."""
+    for stream in (sys.stdout, sys.stderr):
+        # File names and texts keep undecodable bytes as surrogates: print them back as the same bytes.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="surrogateescape")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command in ("plan", "apply", "check"):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -31,56 +33,122 @@ def list_paths(root: Path) -> tuple[str, ...]:
         )
         if result.returncode == 0:
             names = [n for n in result.stdout.decode("utf-8", "surrogateescape").split("\0") if n]
-            return tuple(sorted(n for n in names if (root / n).is_file()))
+            return tuple(sorted(n for n in names if (root / n).is_file() or (root / n).is_symlink()))
     found: list[str] = []
     for directory, subdirs, files in os.walk(root):
         subdirs[:] = sorted(d for d in subdirs if d not in _SKIP_DIRS)
         for name in files:
             full = Path(directory, name)
-            if full.is_file() and not full.is_symlink():
+            if full.is_file() or full.is_symlink():  # a symlink is listed, never read (see why_unreadable)
                 found.append(full.relative_to(root).as_posix())
     return tuple(sorted(found))
 
 
-def read_text(root: Path, path: str) -> str | None:
-    """File text decoded as UTF-8 with every byte kept (CRLF, BOM); None when too large or unreadable."""
-    full = root / path
+def why_unreadable(root: Path, path: str) -> str | None:
+    """Why ``path`` will not be read (a symlink, not a regular file, too large); None when it can be."""
     try:
-        if full.stat().st_size > MAX_FILE_BYTES:
-            return None
-        return full.read_bytes().decode("utf-8", "surrogateescape")
+        info = (root / path).lstat()
+    except OSError as exc:
+        return exc.strerror or "cannot be read"
+    if stat.S_ISLNK(info.st_mode):
+        return "is a symbolic link (the bot reads and writes only regular files inside the checkout)"
+    if not stat.S_ISREG(info.st_mode):
+        return "is not a regular file"
+    if info.st_size > MAX_FILE_BYTES:
+        return f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB"
+    return None
+
+
+def read_text(root: Path, path: str) -> str | None:
+    """File text decoded as UTF-8 with every byte kept (CRLF, BOM); None when it cannot or should not be read."""
+    if why_unreadable(root, path) is not None:
+        return None
+    try:
+        with open(root / path, "rb") as handle:
+            data = handle.read(MAX_FILE_BYTES + 1)  # the size may have changed since lstat
     except OSError:
         return None
+    return None if len(data) > MAX_FILE_BYTES else data.decode("utf-8", "surrogateescape")
 
 
 def read_snapshot(root: Path | str, options: Options | None = None) -> RepoSnapshot:
     """Snapshot of a checkout: all paths, and the text of the files the planner needs."""
+    return read_snapshot_checked(root, options)[0]
+
+
+def read_snapshot_checked(root: Path | str, options: Options | None = None) -> tuple[RepoSnapshot, list[str]]:
+    """The snapshot, and one line per file the planner wanted but could not read (path: why)."""
     root = Path(root)
     paths = list_paths(root)
     wanted = planner.paths_to_read(paths, options or Options())
     files = {p: t for p in wanted if (t := read_text(root, p)) is not None}
+    unread = [f"{p}: {why_unreadable(root, p) or 'cannot be read'}" for p in wanted if p not in files]
     config_text = read_text(root, CONFIG_PATH) if CONFIG_PATH in paths else None
-    return RepoSnapshot(paths=paths, files=files, config_text=config_text)
+    return RepoSnapshot(paths=paths, files=files, config_text=config_text), unread
 
 
 def write_edits(root: Path | str, edits: tuple[FileEdit, ...]) -> list[str]:
-    """Write each edit atomically (temp file + rename, mode kept); return the paths written."""
+    """Write every edit, all or nothing as far as the filesystem allows; return the paths written.
+
+    Every target is checked and every new text written to a temp file beside it first; only then are the temp
+    files renamed over the targets (each rename is atomic). A rename that still fails names what was written.
+    """
     root = Path(root).resolve()
-    written = []
-    for edit in edits:
-        target = (root / edit.path).resolve()
-        if root not in target.parents:
-            raise LocalRepoError(f"refusing to write {edit.path}: it is outside {root}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
-        fd, tmp = tempfile.mkstemp(prefix=".ecr-cache-", dir=target.parent)
-        try:
+    staged: list[tuple[str, str, Path]] = []
+    created_dirs = [d for e in edits for d in reversed((root / e.path).parents)
+                    if root in d.parents and not d.exists()]
+    try:
+        for edit in edits:
+            target = root / edit.path
+            if root not in target.resolve().parents or target.is_symlink():
+                raise LocalRepoError(f"refusing to write {edit.path}: it is a symbolic link or outside {root}")
+            if target.exists() and not target.is_file():
+                raise LocalRepoError(f"refusing to write {edit.path}: it is not a regular file")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            mode = target.stat().st_mode & 0o7777 if target.exists() else 0o644
+            fd, tmp = tempfile.mkstemp(prefix=".ecr-cache-", dir=target.parent)
+            staged.append((edit.path, tmp, target))
             with os.fdopen(fd, "wb") as handle:
                 handle.write(edit.content.encode("utf-8", "surrogateescape"))
             os.chmod(tmp, mode)
-            os.replace(tmp, target)
-        except BaseException:
+    except BaseException:
+        for _, tmp, _ in staged:
             Path(tmp).unlink(missing_ok=True)
-            raise
-        written.append(edit.path)
+        _remove_empty(created_dirs)
+        raise
+    written: list[str] = []
+    for n, (path, tmp, target) in enumerate(staged):
+        try:
+            os.replace(tmp, target)
+        except OSError as exc:
+            for _, rest, _ in staged[n:]:
+                Path(rest).unlink(missing_ok=True)
+            kept = _roll_back(root, [e for e in edits if e.path in written])
+            _remove_empty(created_dirs)
+            state = (f"the files already written ({', '.join(kept)}) could not be restored" if kept
+                     else "nothing was changed")
+            raise LocalRepoError(f"could not write {path} ({exc.strerror}); {state}") from exc
+        written.append(path)
     return written
+
+
+def _roll_back(root: Path, edits: list[FileEdit]) -> list[str]:
+    """Put back the original text of files already written (delete created ones); return those that failed."""
+    failed = []
+    for edit in edits:
+        target = root / edit.path
+        try:
+            if edit.original is None:
+                target.unlink()
+            else:
+                target.write_bytes(edit.original.encode("utf-8", "surrogateescape"))
+        except OSError:
+            failed.append(edit.path)
+    return failed
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders the write created, deepest first, when they are still empty."""
+    for folder in sorted(set(folders), key=lambda d: len(d.parts), reverse=True):
+        with contextlib.suppress(OSError):  # not empty (someone else wrote there) or already gone
+            folder.rmdir()
