@@ -128,6 +128,10 @@ class Ledger(Protocol):
         """Jobs queued, scheduled or running."""
         ...
 
+    def dead_count(self) -> int:
+        """Jobs in the dead-letter list (all of them, unlike `dead`, which pages)."""
+        ...
+
 
 _LEDGER_DDL = (
     "CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, delivery_id TEXT NOT NULL, payload TEXT NOT NULL, "
@@ -284,6 +288,10 @@ class SqliteLedger:
     def active_count(self) -> int:
         """Rows not dead."""
         return int(self.db.query("SELECT count(*) FROM jobs WHERE status != 'dead'")[0][0])
+
+    def dead_count(self) -> int:
+        """Rows dead."""
+        return int(self.db.query("SELECT count(*) FROM jobs WHERE status = 'dead'")[0][0])
 
 
 
@@ -493,3 +501,7 @@ class RedisLedger:
     def active_count(self) -> int:
         """Size of the active set."""
         return int(self.client.zcard(self._active))
+
+    def dead_count(self) -> int:
+        """Size of the dead set."""
+        return int(self.client.zcard(self._dead))

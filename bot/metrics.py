@@ -167,7 +167,7 @@ def _queue_gauges() -> dict[str, tuple[str, int]]:
         if ledger is None:
             return {}
         return {"ecr_cache_bot_jobs_active": ("Jobs queued, scheduled or running.", ledger.active_count()),
-                "ecr_cache_bot_jobs_dead": ("Jobs in the dead-letter list.", len(ledger.dead()))}
+                "ecr_cache_bot_jobs_dead": ("Jobs in the dead-letter list.", ledger.dead_count())}
     except Exception:  # a storage hiccup must not break the counters; the gauges are simply left out
         return {}
 

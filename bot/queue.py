@@ -322,13 +322,25 @@ class HueyQueue:
 
     def redrive(self, job_ids: Sequence[str] | None = None) -> list[str]:
         """Put dead jobs (all when `job_ids` is None) back on the queue with a fresh retry budget."""
-        targets = [d.job_id for d in self.dead_letters()] if job_ids is None else list(job_ids)
-        revived = []
-        for job_id in targets:
-            if self.ledger.revive(job_id, now(), self.options.stale_after):
-                self.huey.enqueue(self.task.s(job_id))
-                revived.append(job_id)
-        return revived
+        revived: list[str] = []
+        if job_ids is not None:
+            for job_id in job_ids:
+                if self._revive(job_id):
+                    revived.append(job_id)
+            return revived
+        while True:  # the list is read a page at a time; revived jobs leave it
+            page = [d.job_id for d in self.dead_letters() if d.job_id not in revived]
+            done = [job_id for job_id in page if self._revive(job_id)]
+            revived += done
+            if not done:
+                return revived
+
+    def _revive(self, job_id: str) -> bool:
+        """One dead job back on the queue with a fresh retry budget."""
+        if not self.ledger.revive(job_id, now(), self.options.stale_after):
+            return False
+        self.huey.enqueue(self.task.s(job_id))
+        return True
 
     def consumer(self, workers: int = 4, **options: Any) -> Any:
         """A huey consumer for this queue (threads; short polling so SQLite jobs start promptly)."""

@@ -191,7 +191,9 @@ def dead_letter_command(args: argparse.Namespace) -> int:
                 sys.stdout.write("{job_id}  {failed_at}  {outcome:<6} {attempts:>2}x  {repository}  "
                                  "{kind}  {error}\n".format(**row))
         if not args.json:
-            sys.stdout.write(f"{len(letters)} dead job(s)\n")
+            total = queue.ledger.dead_count()
+            more = f" (the {total - len(letters)} newer ones are not listed)" if total > len(letters) else ""
+            sys.stdout.write(f"{total} dead job(s){more}\n")
         return 0
     if not args.all and not args.job_ids:
         sys.stderr.write("ecr-cache-bot: give job ids or --all\n")

@@ -343,3 +343,17 @@ def test_installation_jobs_for_different_added_repositories_do_not_supersede_eac
     assert coalesce_key(added("octo/a")) != coalesce_key(added("octo/b"))
     assert coalesce_key(added("octo/a", "octo/b")) == coalesce_key(added("octo/B", "octo/a"))
     assert coalesce_key(added("octo/a")) != coalesce_key(Job("install", 1, "octo", "d", {"trigger": "install"}))
+
+
+def test_more_than_a_page_of_dead_jobs_is_counted_and_redriven(backend: str, tmp_path: Path) -> None:
+    queue = _queue(backend, tmp_path, lambda job: None)
+    ids: list[str] = []
+    for n in range(1_050):  # more than one page of `dead()` (1,000)
+        ids += queue.submit(f"d{n}", [Job("command", 1, f"o/r{n}", f"d{n}")]).job_ids
+    for job_id in ids:
+        claimed = queue.ledger.claim(job_id, time.time(), 60)
+        assert claimed is not None
+        assert queue.ledger.bury(job_id, claimed.token, "failed", "gone", 1)
+    assert len(queue.dead_letters()) == 1_000 and queue.ledger.dead_count() == 1_050
+    assert len(queue.redrive()) == 1_050
+    assert queue.ledger.dead_count() == 0 and queue.ledger.active_count() == 1_050
