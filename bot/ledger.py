@@ -284,6 +284,10 @@ class SqliteLedger:
         with self.db.tx() as cur:
             cur.execute("DELETE FROM deliveries WHERE expires < ?", (at,))
             cur.execute("DELETE FROM pace WHERE ts < ?", (at - 3600,))
+            # One generation per set of added repositories: forget it once no live job carries it (a missing
+            # generation reads as 0, which can only cause an extra run).
+            cur.execute("DELETE FROM generations WHERE key LIKE '%:added=%' AND key NOT IN "
+                        "(SELECT ckey FROM jobs WHERE status != 'dead')")
 
     def active_count(self) -> int:
         """Rows not dead."""
@@ -303,7 +307,11 @@ end
 for i = 7, #ARGV, 4 do
   local id, payload, ckey, msg = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local gen = 0
-  if ckey ~= '' then gen = redis.call('INCR', ARGV[4] .. 'gen:' .. ckey) end
+  if ckey ~= '' then
+    gen = redis.call('INCR', ARGV[4] .. 'gen:' .. ckey)
+    -- A lapsed generation reads as 0, which can only cause an extra run, never a dropped job.
+    redis.call('EXPIRE', ARGV[4] .. 'gen:' .. ckey, 604800)
+  end
   redis.call('HSET', ARGV[4] .. 'job:' .. id, 'payload', payload, 'status', 'pending', 'gen', gen,
              'ckey', ckey, 'attempts', 0, 'not_before', 0, 'deadline', ARGV[3], 'updated', ARGV[2])
   redis.call('ZADD', KEYS[3], ARGV[3], id)

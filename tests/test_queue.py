@@ -357,3 +357,22 @@ def test_more_than_a_page_of_dead_jobs_is_counted_and_redriven(backend: str, tmp
     assert len(queue.dead_letters()) == 1_000 and queue.ledger.dead_count() == 1_050
     assert len(queue.redrive()) == 1_050
     assert queue.ledger.dead_count() == 0 and queue.ledger.active_count() == 1_050
+
+
+def test_generations_do_not_pile_up(backend: str, tmp_path: Path) -> None:
+    from bot.queue import coalesce_key
+
+    queue = _queue(backend, tmp_path, lambda job: None)
+    job = Job("install", 1, "octo", "d-add", {"trigger": "install", "added": ["octo/a"]})
+    (job_id,) = queue.submit("d-add", [job]).job_ids
+    key = coalesce_key(job)
+    if backend == "redis":
+        ttl = queue.ledger.client.ttl(f"{queue.ledger.prefix}gen:{key}")  # type: ignore[attr-defined]
+        assert 0 < ttl <= 7 * 86400
+        return
+    claimed = queue.ledger.claim(job_id, time.time(), 60)
+    assert claimed is not None and queue.ledger.finish(job_id, claimed.token, "succeeded")
+    db = queue.ledger.db  # type: ignore[attr-defined]
+    assert db.query("SELECT count(*) FROM generations WHERE key = ?", (key,))[0][0] == 1
+    queue.ledger.purge(time.time())
+    assert db.query("SELECT count(*) FROM generations WHERE key = ?", (key,))[0][0] == 0
