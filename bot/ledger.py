@@ -272,11 +272,16 @@ class SqliteLedger:
                 for i, p, a, o, e, u in rows]
 
     def revive(self, job_id: str, at: float, stale: float) -> bool:
-        """Dead → pending."""
+        """Dead → pending, as the newest job of its coalescing key (a redriven job must not count as superseded)."""
         with self.db.tx() as cur:
+            cur.execute("SELECT ckey FROM jobs WHERE id = ? AND status = 'dead'", (job_id,))
+            row = cur.fetchone()
+            if row is None:
+                return False
+            gen = bump_in(cur, row[0]) if row[0] else 0
             cur.execute(
                 "UPDATE jobs SET status = 'pending', attempts = 0, not_before = 0, deadline = ?, outcome = NULL, "
-                "updated = ? WHERE id = ? AND status = 'dead'", (at + stale, at, job_id))
+                "updated = ?, gen = ? WHERE id = ? AND status = 'dead'", (at + stale, at, gen, job_id))
             return cur.rowcount == 1
 
     def purge(self, at: float) -> None:
@@ -400,8 +405,15 @@ return 1
 
 _REVIVE_LUA = """
 if redis.call('HGET', KEYS[1], 'status') ~= 'dead' then return 0 end
+local ckey = redis.call('HGET', KEYS[1], 'ckey') or ''
+local gen = 0
+if ckey ~= '' then
+  -- The redriven job becomes the newest of its key, so it is not dropped as superseded.
+  gen = redis.call('INCR', ARGV[4] .. 'gen:' .. ckey)
+  redis.call('EXPIRE', ARGV[4] .. 'gen:' .. ckey, 604800)
+end
 redis.call('HSET', KEYS[1], 'status', 'pending', 'attempts', 0, 'not_before', 0, 'deadline', ARGV[2],
-           'outcome', '', 'updated', ARGV[3])
+           'outcome', '', 'updated', ARGV[3], 'gen', gen)
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 return 1
@@ -501,7 +513,8 @@ class RedisLedger:
 
     def revive(self, job_id: str, at: float, stale: float) -> bool:
         """Dead → pending."""
-        return bool(self._revive(keys=[self._job + job_id, self._active, self._dead], args=[job_id, at + stale, at]))
+        return bool(self._revive(keys=[self._job + job_id, self._active, self._dead],
+                                 args=[job_id, at + stale, at, self.prefix]))
 
     def purge(self, at: float) -> None:
         """Nothing to do: Redis expires delivery ids and pacing windows itself."""

@@ -376,3 +376,23 @@ def test_generations_do_not_pile_up(backend: str, tmp_path: Path) -> None:
     assert db.query("SELECT count(*) FROM generations WHERE key = ?", (key,))[0][0] == 1
     queue.ledger.purge(time.time())
     assert db.query("SELECT count(*) FROM generations WHERE key = ?", (key,))[0][0] == 0
+
+
+def test_a_redriven_job_runs_even_when_a_newer_job_of_its_repository_died_too(backend: str, tmp_path: Path) -> None:
+    calls: list[str] = []
+    broken = {"on": True}
+
+    def runner(job: Job) -> None:
+        calls.append(job.delivery_id)
+        if broken["on"]:
+            raise PermanentFailure("no access")
+
+    queue = _queue(backend, tmp_path, runner)
+    with running_consumer(queue):
+        (first,) = queue.submit("d-a", [Job("sync", 1, "o/app", "d-a")]).job_ids
+        assert wait_until(lambda: queue.ledger.dead_count() == 1, 10)
+        queue.submit("d-b", [Job("sync", 1, "o/app", "d-b")])
+        assert wait_until(lambda: queue.ledger.dead_count() == 2, 10)
+        broken["on"] = False
+        assert queue.redrive([first]) == [first]
+        assert wait_until(lambda: calls.count("d-a") == 2, 10), calls
