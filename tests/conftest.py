@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,3 +66,14 @@ def github() -> Iterator[GitHubDouble]:
     finally:
         server.shutdown()
         thread.join(timeout=5)
+
+
+EXAMPLE_REPO = Path(__file__).resolve().parents[1] / "examples" / "node-service"
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """A copy of the example checkout (`examples/node-service`) the CLI tests may change."""
+    target = tmp_path / "repo"
+    shutil.copytree(EXAMPLE_REPO, target)
+    return target

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,6 @@ from bot.cli import main
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "node-service"
 
 
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    target = tmp_path / "repo"
-    shutil.copytree(EXAMPLE, target)
-    return target
 
 
 def test_plan_json_contract(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,15 +14,6 @@ import pytest
 from bot import local_repo
 from bot.cli import main
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "node-service"
-
-
-@pytest.fixture
-def repo(tmp_path: Path) -> Path:
-    target = tmp_path / "repo"
-    shutil.copytree(EXAMPLE, target)
-    return target
-
 
 def _digest(root: Path) -> dict[str, str]:
     return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
