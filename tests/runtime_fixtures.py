@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
@@ -461,3 +461,25 @@ if __name__ == "__main__":
     if sys.argv[1:] == ["worker"]:
         sys.exit(_worker_main())
     sys.exit(f"usage: {sys.argv[0]} worker")
+
+
+PUSH_BODY = json.dumps(push_payload("o/app")).encode()
+COMMENT_BODY = json.dumps(comment_payload("o/app", 4, 44)).encode()
+# Every intake path (Flask, the lean WSGI path, the ASGI path) must answer each of these alike:
+# (event, delivery id, body, keyword arguments of the test's post helper), with ids.
+INTAKE_CASES = [
+    pytest.param("push", "d1", PUSH_BODY, {}, id="push"),
+    pytest.param("issue_comment", "d2", COMMENT_BODY, {}, id="comment"),
+    pytest.param("push", "d3", PUSH_BODY, {"signature": "sha256=" + "0" * 64}, id="bad-signature"),
+    pytest.param("push", "d4", PUSH_BODY, {"signature": ""}, id="no-signature"),
+    pytest.param("push", "", PUSH_BODY, {}, id="no-delivery"),
+    pytest.param("", "d5", PUSH_BODY, {}, id="no-event"),
+    pytest.param("push", "d6", b"{not json", {}, id="bad-json"),
+    pytest.param("push", "d7", b"[1, 2]", {}, id="not-an-object"),
+    pytest.param("ping", "d8", b'{"zen": "Keep it logically awesome."}', {}, id="ping"),
+    pytest.param("push", "d9", json.dumps({**push_payload("o/app"), "ref": "refs/heads/feature"}).encode(), {},
+                 id="other-branch"),
+    pytest.param("push", "d10", urlencode({"payload": PUSH_BODY.decode()}).encode(),
+                 {"content_type": "application/x-www-form-urlencoded"}, id="form-encoded"),
+    pytest.param("push", "d11", b"x" * 20_001, {}, id="too-large"),
+]

@@ -10,10 +10,9 @@ import threading
 from collections.abc import MutableMapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
-from runtime_fixtures import SECRET, comment_payload, options_for, push_payload, sign
+from runtime_fixtures import COMMENT_BODY, INTAKE_CASES, PUSH_BODY, SECRET, options_for, sign
 from werkzeug.test import Client
 
 from bot.asgi import FastAsgiWebhook
@@ -107,28 +106,11 @@ def _deliveries(tmp_path: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM deliveries").fetchone()[0])
 
 
-PUSH = json.dumps(push_payload("o/app")).encode()
-COMMENT = json.dumps(comment_payload("o/app", 4, 44)).encode()
-NOT_DEFAULT = json.dumps({**push_payload("o/app"), "ref": "refs/heads/feature"}).encode()
+PUSH, COMMENT = PUSH_BODY, COMMENT_BODY
 
 
 @pytest.mark.parametrize(("event", "delivery", "body", "kwargs"), [
-    ("push", "d1", PUSH, {}),
-    ("push", "d1b", PUSH, {"chunk": 1000}),
-    ("issue_comment", "d2", COMMENT, {}),
-    ("push", "d3", PUSH, {"signature": "sha256=" + "0" * 64}),
-    ("push", "d4", PUSH, {"signature": ""}),
-    ("push", "", PUSH, {}),
-    ("", "d5", PUSH, {}),
-    ("push", "d6", b"{not json", {}),
-    ("push", "d7", b"[1, 2]", {}),
-    ("ping", "d8", b'{"zen": "Keep it logically awesome."}', {}),
-    ("push", "d9", NOT_DEFAULT, {}),
-    ("push", "d10", urlencode({"payload": PUSH.decode()}).encode(),
-     {"content_type": "application/x-www-form-urlencoded"}),
-    ("push", "d11", b"x" * 20_001, {}),
-], ids=["push", "push-in-chunks", "comment", "bad-signature", "no-signature", "no-delivery", "no-event",
-        "bad-json", "not-an-object", "ping", "other-branch", "form-encoded", "too-large"])
+    *INTAKE_CASES, pytest.param("push", "d1b", PUSH_BODY, {"chunk": 1000}, id="push-in-chunks")])
 def test_asgi_and_flask_answer_alike(tmp_path: Path, event: str, delivery: str, body: bytes,
                                      kwargs: dict[str, Any]) -> None:
     app, _ = _asgi(tmp_path)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 import pytest
-from runtime_fixtures import SECRET, comment_payload, options_for, push_payload, sign
+from runtime_fixtures import COMMENT_BODY, INTAKE_CASES, PUSH_BODY, SECRET, options_for, sign
 from werkzeug.test import Client
 
 from bot.config import Settings
@@ -50,27 +49,10 @@ def _post(client: Client, event: str, delivery: str, body: bytes, *, signature: 
     return response.status_code, response.get_data(), response.headers.get("Content-Type", "")
 
 
-PUSH = json.dumps(push_payload("o/app")).encode()
-COMMENT = json.dumps(comment_payload("o/app", 4, 44)).encode()
-NOT_DEFAULT = json.dumps({**push_payload("o/app"), "ref": "refs/heads/feature"}).encode()
+PUSH, COMMENT = PUSH_BODY, COMMENT_BODY
 
 
-@pytest.mark.parametrize(("event", "delivery", "body", "kwargs"), [
-    ("push", "d1", PUSH, {}),
-    ("issue_comment", "d2", COMMENT, {}),
-    ("push", "d3", PUSH, {"signature": "sha256=" + "0" * 64}),
-    ("push", "d4", PUSH, {"signature": ""}),
-    ("push", "", PUSH, {}),
-    ("", "d5", PUSH, {}),
-    ("push", "d6", b"{not json", {}),
-    ("push", "d7", b"[1, 2]", {}),
-    ("ping", "d8", b'{"zen": "Keep it logically awesome."}', {}),
-    ("push", "d9", NOT_DEFAULT, {}),
-    ("push", "d10", urlencode({"payload": PUSH.decode()}).encode(),
-     {"content_type": "application/x-www-form-urlencoded"}),
-    ("push", "d11", b"x" * 20_001, {}),
-], ids=["push", "comment", "bad-signature", "no-signature", "no-delivery", "no-event", "bad-json",
-        "not-an-object", "ping", "other-branch", "form-encoded", "too-large"])
+@pytest.mark.parametrize(("event", "delivery", "body", "kwargs"), INTAKE_CASES)
 def test_both_paths_answer_alike(tmp_path: Path, event: str, delivery: str, body: bytes,
                                  kwargs: dict[str, Any]) -> None:
     flask, fast, _ = _apps(tmp_path)
