@@ -110,9 +110,13 @@ def route(event: str, payload: Any, delivery_id: str) -> Routed:
     return handler(payload, installation_id, delivery_id)
 
 
-def _install(payload: Mapping[str, Any], installation_id: int, delivery_id: str) -> Routed:
+def _install(payload: Mapping[str, Any], installation_id: int, delivery_id: str,
+             added: list[str] | None = None) -> Routed:
     account = _obj(_obj(payload, "installation"), "account")
     login = _str(account, "login", "installation.account")
+    if added:
+        job = Job("install", installation_id, login, delivery_id, {"trigger": "install", "added": added})
+        return Routed((job,), f"sync the {len(added)} added repositor{'y' if len(added) == 1 else 'ies'}")
     job = Job("install", installation_id, login, delivery_id, {"trigger": "install"})
     return Routed((job,), "sync every repository of the installation")
 
@@ -130,12 +134,7 @@ def _repositories_added(payload: Mapping[str, Any], installation_id: int, delive
     names = list(dict.fromkeys(r["full_name"] for r in added or ()
                                if isinstance(r, Mapping) and isinstance(r.get("full_name"), str)
                                and "/" in r["full_name"]))
-    routed = _install(payload, installation_id, delivery_id)
-    if not names or len(names) > MAX_ADDED_SYNCS:
-        return routed
-    (job,) = routed.jobs
-    return Routed((Job(job.kind, job.installation_id, job.repo, job.delivery_id, {**job.data, "added": names}),),
-                  f"sync the {len(names)} added repositor{'y' if len(names) == 1 else 'ies'}")
+    return _install(payload, installation_id, delivery_id, names if len(names) <= MAX_ADDED_SYNCS else None)
 
 
 def _changed_paths(commits: Iterable[Any]) -> Iterable[str]:

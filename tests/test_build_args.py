@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.core import planner
-from bot.core.build_args import volatile_build_args
+from bot.core.build_args import unknown_build_args, volatile_build_args
 from bot.core.model import Options, RepoSnapshot
 
 
@@ -112,8 +112,12 @@ def test_variables_referring_to_each_other_many_times_are_followed_once() -> Non
     # V0 reads V1 twelve times, V1 reads V2 twelve times, ...: each variable is looked at once.
     variables = {f"V{n}": f"${{V{n + 1}}}" * 12 for n in range(6)}
     assert volatile_build_args(["X=$V0"], variables) == ()
+    assert unknown_build_args(["X=$V0"], variables) == ("X",)  # V6 is not set in the buildspec
     variables["V6"] = "$CODEBUILD_BUILD_ID"
     assert volatile_build_args(["X=$V0"], variables) == ("X",)
+    assert unknown_build_args(["X=$V0"], variables) == ()
+    variables["V6"] = "stable"
+    assert unknown_build_args(["X=$V0"], variables) == () and volatile_build_args(["X=$V0"], variables) == ()
 
 
 def test_the_bot_s_own_account_line_does_not_make_an_arg_volatile() -> None:

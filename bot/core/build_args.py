@@ -19,37 +19,53 @@ _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 _MAX_DEPTH = 8
 
 
-def changes_every_build(text: str, variables: Mapping[str, str]) -> bool:
-    """True when ``text`` (a shell word) reads a per-build value, directly or through assigned variables."""
+def _reachable(text: str, variables: Mapping[str, str]) -> list[str]:
+    """``text`` and the values of every variable it reads, directly or through others; each variable once.
+
+    Past _MAX_DEPTH levels a `$(...)` stands for the rest, so the value counts as unknown.
+    """
     seen: set[str] = set()
+    texts = [text]
     pending = [(text, 0)]
     while pending:
         current, depth = pending.pop()
-        if _PER_BUILD_VARS.search(current) or _PER_BUILD_COMMANDS.search(current):
-            return True
         if depth >= _MAX_DEPTH:
+            texts.append("$(...)")
             continue
-        for name in dict.fromkeys(_VAR.findall(current)):
+        for name in _VAR.findall(current):
             if name in variables and name not in seen:  # each variable once: no blow-up on `$A$A$A...`
                 seen.add(name)
+                texts.append(variables[name])
                 pending.append((variables[name], depth + 1))
-    return False
+    return texts
+
+
+def _unset_or_computed(texts: list[str], variables: Mapping[str, str]) -> bool:
+    """True when some text reads a variable the buildspec does not set, or runs a command for its value."""
+    return any("`" in t or "$(" in t or any(n not in variables for n in _VAR.findall(t)) for t in texts)
+
+
+def changes_every_build(text: str, variables: Mapping[str, str]) -> bool:
+    """True when ``text`` (a shell word) reads a per-build value, directly or through assigned variables."""
+    return any(_PER_BUILD_VARS.search(t) or _PER_BUILD_COMMANDS.search(t) for t in _reachable(text, variables))
+
+
+def _passed(build_args: list[str]) -> list[tuple[str, str]]:
+    """(name, value text) of each `--build-arg NAME[=VALUE]`; a bare NAME passes the variable of that name."""
+    out = []
+    for arg in build_args:
+        name, eq, value = arg.partition("=")
+        if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            out.append((name, value if eq else f"${name}"))
+    return out
 
 
 def volatile_build_args(build_args: list[str], variables: Mapping[str, str]) -> tuple[str, ...]:
     """Names of the `--build-arg NAME[=VALUE]` values that change on every build.
 
     ``variables`` maps a shell variable to the raw text last assigned to it (buildspec `env` or a command).
-    A bare `--build-arg NAME` takes the value of the variable NAME from the environment.
     """
-    out: list[str] = []
-    for arg in build_args:
-        name, eq, value = arg.partition("=")
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            continue
-        if changes_every_build(value if eq else f"${name}", variables):
-            out.append(name)
-    return tuple(dict.fromkeys(out))
+    return tuple(dict.fromkeys(name for name, text in _passed(build_args) if changes_every_build(text, variables)))
 
 
 OPAQUE = "*"  # a build whose arguments the bot cannot read (`docker build $ARGS .`): any ARG may be passed
@@ -57,23 +73,10 @@ OPAQUE = "*"  # a build whose arguments the bot cannot read (`docker build $ARGS
 
 def unknown_build_args(build_args: list[str], variables: Mapping[str, str]) -> tuple[str, ...]:
     """Names passed a value the bot cannot pin down: not per-build for sure, not a constant either."""
-    out: list[str] = []
-    for arg in build_args:
-        name, eq, value = arg.partition("=")
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-            continue
-        text = value if eq else f"${name}"
-        if changes_every_build(text, variables) or _constant(text, variables):
-            continue
-        out.append(name)
+    out = []
+    for name, text in _passed(build_args):
+        texts = _reachable(text, variables)
+        per_build = any(_PER_BUILD_VARS.search(t) or _PER_BUILD_COMMANDS.search(t) for t in texts)
+        if not per_build and _unset_or_computed(texts, variables):
+            out.append(name)
     return tuple(dict.fromkeys(out))
-
-
-def _constant(text: str, variables: Mapping[str, str], depth: int = 0) -> bool:
-    """True when ``text`` is a literal, or reads only variables the buildspec sets to literals."""
-    if "`" in text or "$(" in text:
-        return False
-    names = _VAR.findall(text)
-    if depth >= _MAX_DEPTH and names:
-        return False
-    return all(name in variables and _constant(variables[name], variables, depth + 1) for name in names)

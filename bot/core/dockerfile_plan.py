@@ -52,6 +52,12 @@ class _Target:
     unknown: set[str] = field(default_factory=set)
     targets: list[str | None] = field(default_factory=list)
 
+    @property
+    def facts(self) -> ArgFacts:
+        """Build-arg facts of the Dockerfile; names alone decide when no known build reads its arguments."""
+        opaque = not self.known or OPAQUE in self.unknown
+        return ArgFacts(frozenset(self.passed), None if opaque else frozenset(self.unknown))
+
 
 def _targets(snapshot: RepoSnapshot, builds: tuple[BuildLink, ...], found: Discovery) -> dict[str, _Target]:
     targets: dict[str, _Target] = {}
@@ -73,12 +79,6 @@ def _targets(snapshot: RepoSnapshot, builds: tuple[BuildLink, ...], found: Disco
         if not target.contexts:
             target.contexts.append(_norm(posixpath.dirname(_norm(path))))
     return targets
-
-
-def _arg_facts(target: _Target) -> ArgFacts:
-    """Build-arg facts of one Dockerfile; names alone decide when no known build reads its arguments."""
-    opaque = not target.known or OPAQUE in target.unknown
-    return ArgFacts(frozenset(target.passed), None if opaque else frozenset(target.unknown))
 
 
 def _written_in(builds: tuple[BuildLink, ...], context: str) -> list[WrittenFile]:
@@ -227,7 +227,7 @@ def plan_dockerfiles(
             new_text, reasons, extra = _reorder_all(df, target, snapshot, paths, ignores)
             findings += [Finding(path, level, code, msg) for level, code, msg in extra]  # type: ignore[arg-type]
         final_df = df
-        facts = _arg_facts(target)
+        facts = target.facts
         if new_text is not None and new_text != text:
             why = verify_dockerfile_edit(text, new_text, facts)
             if why:
@@ -261,7 +261,7 @@ def _reorder_all(df: Dockerfile, target: _Target, snapshot: RepoSnapshot, paths:
     else:
         text, reasons = first.text, list(first.reasons)
     current = parse(text) if text is not None else df
-    moved, arg_reasons = move_args(current, _arg_facts(target))
+    moved, arg_reasons = move_args(current, target.facts)
     if moved is not None:
         text = moved
         reasons += arg_reasons

@@ -430,8 +430,8 @@ class _StagePlan:
                     return (f"`{name}` (set by {_short(other)}) makes the install read `{inside}`, which the "
                             f"copy brings in")
         # `RUN PIP_CONSTRAINT=constraints.txt pip install ...`: an assignment on the RUN line itself.
-        for name, value in re.findall(r"(?:^|[\s;&|(])([A-Za-z_][A-Za-z0-9_]*)=(\S+)", inst.args):
-            inside = self._tool_path_in_copy(c, inst, name, value.strip("\"'"))
+        for name, _, value in (a.partition("=") for cmd in run_commands(inst) or () for a in cmd.assignments):
+            inside = self._tool_path_in_copy(c, inst, name, value)
             if inside:
                 return (f"`{name}={value}` on {_short(inst)} makes the install read `{inside}`, which the copy "
                         "brings in")

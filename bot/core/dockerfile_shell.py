@@ -28,10 +28,11 @@ _FIRST_ARG_NOT_PATH = {"chmod", "chown", "chgrp"}
 
 @dataclass(frozen=True)
 class Command:
-    """One simple command: environment assignments stripped, `sudo` dropped."""
+    """One simple command: environment assignments set apart (`A=1 cmd`), `sudo` dropped."""
 
     words: tuple[str, ...]
     redirects: tuple[str, ...]
+    assignments: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -105,7 +106,7 @@ def _command(words: list[str], redirects: list[str]) -> Command:
         rest = [w for w in rest[1:]]
         while rest and rest[0].startswith("-"):
             rest = rest[1:]
-    return Command(tuple(rest), tuple(redirects))
+    return Command(tuple(rest), tuple(redirects), tuple(words[:i]))
 
 
 def looks_like_path(word: str) -> bool:

@@ -306,9 +306,9 @@ def _named_in(dockerfiles: Iterable[Dockerfile], path: str) -> bool:
     return any(re.search(r"(?<![\w.-])" + re.escape(name) + r"(?![\w-])", "".join(df.lines)) for df in dockerfiles)
 
 
-def written_candidates(dockerfiles: list[Dockerfile], written: Iterable[WrittenFile]) -> list[Candidate]:
+def written_candidates(dockerfiles: list[Dockerfile], sources: list[str],
+                       written: Iterable[WrittenFile]) -> list[Candidate]:
     """Entries for files the buildspec writes before the build for CodeBuild/CodePipeline, not for the image."""
-    sources, _ = needed_sources(dockerfiles)
     out = []
     for w in written:
         picked = any(s != "." and _brings(s, w.path) for s in sources)  # `COPY *.json ./` wants it
@@ -322,19 +322,10 @@ def written_into_copy(dockerfiles: list[Dockerfile], written: Iterable[WrittenFi
                       ) -> list[WrittenFile]:
     """Files written before the build that a whole-context COPY brings in (the cache misses there every build)."""
     sources, _ = needed_sources(dockerfiles)
-    whole = any(_whole_copy(df) for df in dockerfiles)
+    whole = "." in sources  # a COPY, ADD or bind mount of the whole context
     matcher = Matcher(read_patterns(existing or ""))
     return [w for w in written if whole and not w.output and not matcher.excluded(w.path)
             and not any(s != "." and _brings(s, w.path) for s in sources)]
-
-
-def _whole_copy(df: Dockerfile) -> bool:
-    for inst in df.instructions:
-        if inst.keyword in ("COPY", "ADD") and inst.flag("from") is None:
-            parts = copy_parts(inst)
-            if parts and any(posixpath.normpath(src.lstrip("/") or ".") == "." for src in parts[0]):
-                return True
-    return False
 
 
 def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: tuple[str, ...],
@@ -354,7 +345,7 @@ def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: t
     sources, uses_git = needed_sources(dockerfiles)
     dockerfiles = list(dockerfiles)
     added: list[Candidate] = []
-    for cand in candidates(dockerfiles) + written_candidates(dockerfiles, written):
+    for cand in candidates(dockerfiles) + written_candidates(dockerfiles, sources, written):
         names_git = any(s == ".git" or s.startswith(".git/") for s in sources)
         if cand.pattern == ".git" and (not repo_root or uses_git or names_git
                                        or _may_read_git(dockerfiles, context_paths, read)):
