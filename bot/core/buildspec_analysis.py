@@ -236,6 +236,8 @@ def _walk(an: Analysis, shell: _Shell, cmd: Command, n: int, value: str, paths: 
             an.logins.append((cmd, _login_target(sc.words[2:], shell)))
         if head not in ("[[", "[", "test"):  # `[[ $A > $B ]]` compares strings, it writes nothing
             _record_writes(shell, cmd, sc.writes, sc.words if head == "tee" else ())
+        if head in ("cp", "mv"):
+            _record_writes(shell, cmd, _copy_targets(sc.words[1:]), ())
         b = parse_build(sc) if head in ("docker", "/usr/bin/docker", "/usr/local/bin/docker") else None
         if b is not None:
             an.builds.append(_link(cmd, b, shell, paths))
@@ -328,6 +330,22 @@ def _record_writes(shell: _Shell, cmd: Command, redirects: tuple[Word, ...], tee
         output = posixpath.basename(path).lower() in _DEPLOY_OUTPUTS or path.endswith(".log")
         where = f"`{cmd.phase}` command {cmd.index + 1}"
         shell.written.setdefault(path, WrittenFile(path, where, output))
+
+
+def _copy_targets(args: tuple[Word, ...]) -> tuple[Word, ...]:
+    """The files a `cp`/`mv` writes: its last operand, or each source's name inside it when it is a folder."""
+    if any(w.value in ("-t", "--target-directory") or w.value.startswith("--target-directory=") for w in args):
+        return ()
+    operands = [w for w in args if not w.value.startswith("-")]
+    if len(operands) < 2:
+        return ()
+    dest = operands[-1]
+    folder = dest.value.endswith("/") or posixpath.basename(dest.value) in (".", "..") or len(operands) > 2
+    if not folder:
+        return (dest,)
+    base = dest.raw.rstrip("/") or "."
+    return tuple(Word(dest.start, dest.end, f"{base}/{posixpath.basename(_dequote(s.raw).rstrip('/'))}", "")
+                 for s in operands[:-1])
 
 
 def _dequote(raw: str) -> str:

@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from bot.core import ecosystems
-from bot.core.dockerfile_parse import Dockerfile
+from bot.core.dockerfile_parse import Dockerfile, split_words
 from bot.core.dockerfile_reorder import _join, copy_parts, stage_cwds
-from bot.core.dockerfile_shell import run_commands, system_only
+from bot.core.dockerfile_shell import run_commands, split_commands, system_only
 from bot.core.model import WrittenFile
 
 Read = Callable[[str], "str | None"]
@@ -328,6 +328,65 @@ def written_into_copy(dockerfiles: list[Dockerfile], written: Iterable[WrittenFi
             and not any(s != "." and _brings(s, w.path) for s in sources)]
 
 
+def _copy_roots(df: Dockerfile) -> set[str] | None:
+    """Absolute folders COPY/ADD put context files in (None when one of them cannot be told)."""
+    cwds = stage_cwds(df)
+    roots: set[str] = set()
+    for inst in df.instructions:
+        if inst.keyword not in ("COPY", "ADD") or inst.flag("from") is not None:
+            continue
+        parts = copy_parts(inst)
+        dest = _join(cwds.get(inst.index), parts[1]) if parts else None
+        if dest is None:
+            return None
+        roots.add(dest[1])
+    return roots
+
+
+def _suffixes(path: str) -> list[str]:
+    parts = path.split("/")
+    return ["/".join(parts[i:]) for i in range(len(parts))]
+
+
+def run_names(dockerfiles: Iterable[Dockerfile]) -> list[str]:
+    """Context-relative paths (and their trailing parts) of the files CMD/ENTRYPOINT name, exec or shell form.
+
+    The image path maps to the context through the COPY destinations; a trailing part stands for a copy of a
+    subfolder (`COPY src/ /app/` runs `/app/x.pyc` from `src/x.pyc`), so a pattern never hides any of them.
+    """
+    out: list[str] = []
+    for df in dockerfiles:
+        roots = _copy_roots(df)
+        for inst in df.instructions:
+            if inst.keyword not in ("CMD", "ENTRYPOINT"):
+                continue
+            words = inst.json_args()
+            if words is None:
+                commands = split_commands(inst.args)
+                words = [w for c in commands for w in c.words] if commands is not None else split_words(inst.args)
+            for word in words:
+                if word.startswith("-") or "://" in word or "$" in word or not re.search(r"[./]", word.strip("./")):
+                    continue
+                path = posixpath.normpath(word)
+                if not path.startswith("/"):
+                    out += _suffixes(path)
+                    continue
+                under = [r for r in roots or () if r == "/" or path.startswith(r.rstrip("/") + "/")]
+                if roots is None:
+                    out += _suffixes(path.lstrip("/"))
+                for root in under:
+                    out += _suffixes(posixpath.relpath(path, root))
+    return list(dict.fromkeys(out))
+
+
+def needed_files(dockerfiles: list[Dockerfile], sources: list[str], written: Iterable[WrittenFile]) -> list[str]:
+    """Files the image needs that the tree listing does not show: written before the build and brought in by a
+    COPY (an output for CodeBuild is left to `written_candidates`), and files CMD/ENTRYPOINT run."""
+    made = [w.path.replace("*", "x") for w in written
+            if not w.output and any(_brings(s, w.path) for s in sources)]
+    return list(dict.fromkeys(made + run_names(dockerfiles)))
+
+
 def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: tuple[str, ...],
            repo_root: bool = True, read: Read = lambda _p: None,
            written: Iterable[WrittenFile] = ()) -> tuple[str | None, list[Candidate]]:
@@ -344,6 +403,8 @@ def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: t
     before = Matcher(current)
     sources, uses_git = needed_sources(dockerfiles)
     dockerfiles = list(dockerfiles)
+    written = list(written)
+    needed = needed_files(dockerfiles, sources, written)
     added: list[Candidate] = []
     for cand in candidates(dockerfiles) + written_candidates(dockerfiles, sources, written):
         names_git = any(s == ".git" or s.startswith(".git/") for s in sources)
@@ -360,6 +421,8 @@ def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: t
         trial = Matcher(current + [a.pattern for a in added] + [cand.pattern])
         if _needs(trial, before, Matcher([cand.pattern]), sources, context_paths):
             continue
+        if any(trial.excluded(n) and not before.excluded(n) for n in needed):
+            continue  # dropped rather than re-included with `!`: the image path maps to the context only loosely
         added.append(cand)
     if not added:
         return None, []
