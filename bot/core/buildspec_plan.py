@@ -16,6 +16,7 @@ from bot.core.buildspec_tags import assign_tags, existing_tag
 from bot.core.buildspec_verify import (
     ACCOUNT_LINE,
     GUARD_LINE,
+    builder_line,
     is_bot_line,
     valid_repo_name,
     verify_buildspec_edit,
@@ -359,7 +360,7 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
                                 f"({' '.join(w.raw for w in db.real_positionals) or 'none'}); docker accepts "
                                 "exactly one context, so the command was left as it is."))
         return link
-    flags = CacheFlags(tag, options.mode, output_flag(db))
+    flags = CacheFlags(tag, options.mode, output_flag(db), options.cache_errors == "ignore")
     pos = positions[id(cmd)]
     edit.mods.setdefault(pos, []).extend(build_splices(db, flags))
     spelled = "docker " + " ".join(w.value for w in db.verbs)
@@ -367,6 +368,11 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
     edit.reasons.append(f"Line {line} (before this change): `{spelled}` becomes `docker buildx build` importing "
                         f"and exporting its layer cache at `$CACHE_URI:{tag}` (mode={options.mode}, image manifest "
                         f"+ OCI media types, which ECR requires){keep}.")
+    if flags.best_effort:
+        edit.reasons.append(f"Line {line} (before this change): the export has `ignore-error=true`, so a missing "
+                            "cache repository or push permission (merging before the one-time AWS setup) never "
+                            "fails the build, and a missing cache on import is only a warning; set "
+                            "`cache_errors: fatal` in .github/ecr-cache.yml to make cache errors fail it.")
     for o in db.options:
         if o.name in ("--cache-from", "--cache-to"):
             edit.reasons.append(f"Line {line} (before this change): removed `{o.name} {o.value}`; the ECR registry "
@@ -539,9 +545,12 @@ def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: d
                             "the `docker` driver, so it can export the registry cache.")
     elif not any(re.search(rf"docker buildx create\b.*--name[= ]{re.escape(options.builder_name)}\b", t)
                  for t in texts):
-        opt = f" --driver-opt image={options.builder_image}" if options.builder_image else ""
-        setup.append(f"docker buildx create --name {options.builder_name} --driver docker-container{opt} "
-                     f"--use --bootstrap || docker buildx use {options.builder_name}")
+        best_effort = options.cache_errors == "ignore"
+        setup.append(builder_line(options.builder_name, options.builder_image, best_effort))
+        if best_effort:
+            edit.reasons.append("If that builder cannot start (its BuildKit image is pulled on every build, from "
+                                "Docker Hub unless `builder_image` is set), the build goes on with the default "
+                                "builder and without the layer cache, and the log says so in one line.")
         edit.reasons.append("Create a `docker-container` buildx builder once per build (the default `docker` "
                             "driver cannot export a registry cache), after checking that buildx is installed.")
     if setup:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import yaml
@@ -31,10 +32,32 @@ _BOT_LINES = (
     re.compile(rf"CACHE_URI=\$AWS_ACCOUNT_ID\.dkr\.ecr\.{_REGION}\.{_SUFFIX}/\$CACHE_REPO_NAME"),
     re.compile(r"docker buildx create --name (?P<n>[A-Za-z0-9_.-]+) --driver docker-container"
                r"(?: --driver-opt image=[^\s;|&]+)? --use --bootstrap \|\| docker buildx use (?P=n)"),
+    re.compile(r"docker buildx create --name (?P<n>[A-Za-z0-9_.-]+) --driver docker-container"
+               r"(?: --driver-opt image=[^\s;|&]+)? --use --bootstrap \|\| docker buildx inspect --bootstrap (?P=n)"
+               r" && docker buildx use (?P=n) \|\| \{ echo \"ecr-cache - [^\"$`\\]*\"; docker buildx use default; "
+               r"CACHE_URI=\"\"; \}"),
     re.compile(rf"aws ecr get-login-password --region {_REGION} \| docker login --username AWS "
                rf"--password-stdin \$AWS_ACCOUNT_ID\.dkr\.ecr\.{_REGION}\.{_SUFFIX}"),
 )
 BOT_ENV = {"DOCKER_BUILDKIT", "CACHE_REPO_NAME"}
+
+
+def builder_line(name: str, image: str | None, best_effort: bool) -> str:
+    """The setup line that creates and selects the docker-container builder.
+
+    Best effort: when the builder cannot start (its image is pulled on every build, from Docker Hub unless
+    ``image`` says otherwise), the build goes on with the default builder and an empty CACHE_URI, which drops
+    the cache flags. `buildx create --bootstrap` keeps a builder it could not boot, so the branch for a builder
+    that already exists boots it (`inspect --bootstrap`) before selecting it.
+    """
+    opt = f" --driver-opt image={image}" if image else ""
+    create = f"docker buildx create --name {name} --driver docker-container{opt} --use --bootstrap"
+    if not best_effort:
+        return f"{create} || docker buildx use {name}"
+    why = f"could {image} be pulled?" if image else "Docker Hub outage or rate limit?"
+    say = f"ecr-cache - the BuildKit builder could not start ({why}), so this build runs without the layer cache"
+    return (f"{create} || docker buildx inspect --bootstrap {name} && docker buildx use {name} "
+            f'|| {{ echo "{say}"; docker buildx use default; CACHE_URI=""; }}')
 
 
 def is_bot_line(value: object) -> bool:
@@ -51,7 +74,7 @@ def rewrite_command(old: str, flags: list[CacheFlags], china: bool = False) -> s
         return None
     for b, f in zip(todo, flags, strict=True):
         # The output flag follows from the original command; the regex cannot tell it from a user's `--push`.
-        splices.extend(build_splices(b, CacheFlags(f.tag, f.mode, output_flag(b))))
+        splices.extend(build_splices(b, dataclasses.replace(f, output=output_flag(b))))
     return apply_splices(old, splices)
 
 

@@ -11,6 +11,7 @@ Level = Literal["info", "warning", "error"]
 Action = Literal["create", "modify"]
 CacheMode = Literal["max", "min"]
 OutputMode = Literal["push", "load", "none"]
+CacheErrors = Literal["ignore", "fatal"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,8 @@ class Options:
     account_id: str | None = None
     image_repository: str | None = None
     install: str | None = None
+    # "ignore": a failed cache export or a builder that cannot start never fails the build; "fatal": it does.
+    cache_errors: CacheErrors = "ignore"
 
 
 @dataclass(frozen=True)

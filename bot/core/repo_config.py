@@ -84,6 +84,13 @@ def _image(key: str, value: Any) -> str:
     return text
 
 
+def _cache_errors(key: str, value: Any) -> str:
+    if value not in ("ignore", "fatal"):
+        raise ConfigError(f"`{key}` must be `ignore` (a failed cache export or builder never fails the build) or "
+                          f"`fatal`, got {_shown(value)}")
+    return str(value)
+
+
 def _install(key: str, value: Any) -> str:
     if value not in ("open-pull-requests", "preview"):
         raise ConfigError(
@@ -114,6 +121,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "dockerignore": ("dockerignore", _bool),
     "builder_image": ("builder_image", _image),
     "builder_name": ("builder_name", _builder_name),
+    "cache_errors": ("cache_errors", _cache_errors),
     # Read from the organization's `.github` repository: opts a large first install in to pull requests.
     "install": ("install", _install),
 }

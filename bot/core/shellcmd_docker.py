@@ -20,11 +20,20 @@ _VALUE_SHORT = frozenset("ftmco")
 _DOCKER_GLOBAL_VALUE = frozenset({"-H", "--host", "--config", "-c", "--context", "-l", "--log-level"})
 _VAR_ONLY = re.compile(r"^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)$")
 MARKER = "type=registry,ref=$CACHE_URI:"
+IGNORE_ERROR = ",ignore-error=true"
+_TAG = r"(?:\$\{[A-Za-z_][A-Za-z0-9_]*\}|[^\s,{}])+"
+# Strict flags (`cache_errors: fatal`, and every build the bot rewrote before `ignore-error` existed), or
+# best-effort flags: the export ignores errors and both flags vanish when the setup emptied CACHE_URI.
 _BOT_FLAGS = re.compile(
-    r" --cache-from type=registry,ref=\$CACHE_URI:(?P<tag>[^\s,]+)"
+    rf" --cache-from type=registry,ref=\$CACHE_URI:(?P<tag>{_TAG})"
     r" --cache-to type=registry,ref=\$CACHE_URI:(?P=tag),mode=(?P<mode>max|min),"
     r"image-manifest=true,oci-mediatypes=true(?P<out> --load| --push)?"
+    rf"| \$\{{CACHE_URI:\+--cache-from type=registry,ref=\$CACHE_URI:(?P<btag>{_TAG})\}}"
+    r" \$\{CACHE_URI:\+--cache-to type=registry,ref=\$CACHE_URI:(?P=btag),mode=(?P<bmode>max|min),"
+    r"image-manifest=true,oci-mediatypes=true,ignore-error=true\}(?P<bout> --load| --push)?"
 )
+# `${VAR:+--flag value}`: a flag that is there only when VAR is set and not empty.
+_CONDITIONAL_FLAG = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:\+(?P<name>--[a-z][a-z-]*)(?:[ =](?P<value>[^\s]+))?\}")
 
 
 @dataclass(frozen=True)
@@ -119,6 +128,11 @@ def parse_build(cmd: SimpleCommand) -> DockerBuild | None:
     while j < len(words):
         w = words[j]
         v = w.value
+        conditional = None if only_positional else _CONDITIONAL_FLAG.fullmatch(v)
+        if conditional:
+            options.append(Option(conditional["name"], conditional["value"], w.start, w.end))
+            j += 1
+            continue
         if only_positional or not v.startswith("-") or v == "-":
             positionals.append(w)
             j += 1
@@ -165,18 +179,28 @@ def find_builds(s: str) -> list[DockerBuild]:
 
 @dataclass(frozen=True)
 class CacheFlags:
-    """What the bot adds to one build: its cache tag, the cache mode and the output flag."""
+    """What the bot adds to one build: its cache tag, the cache mode, the output flag, and whether cache errors
+    are ignored (`best_effort`) or fail the build."""
 
     tag: str
     mode: str = "max"
     output: str | None = "--load"
+    best_effort: bool = False
 
 
 def cache_flags_text(flags: CacheFlags) -> str:
     """The exact flag text inserted after `build`."""
     ref = f"{MARKER}{flags.tag}"
-    text = (f" --cache-from {ref} --cache-to {ref},mode={flags.mode},"
-            "image-manifest=true,oci-mediatypes=true")
+    cache_from = f"--cache-from {ref}"
+    cache_to = f"--cache-to {ref},mode={flags.mode},image-manifest=true,oci-mediatypes=true"
+    if flags.best_effort:
+        # `ignore-error` keeps a failed export (no repository yet, no push permission) from failing the build
+        # (https://docs.docker.com/build/cache/backends/); a failed import is only a warning anyway
+        # (moby/buildkit#948). `${CACHE_URI:+...}` drops both flags when the builder could not start and the
+        # setup emptied CACHE_URI: the default `docker` driver refuses a cache export.
+        text = f" ${{CACHE_URI:+{cache_from}}} ${{CACHE_URI:+{cache_to}{IGNORE_ERROR}}}"
+    else:
+        text = f" {cache_from} {cache_to}"
     return text + (f" {flags.output}" if flags.output else "")
 
 
@@ -209,8 +233,12 @@ def build_splices(build: DockerBuild, flags: CacheFlags) -> list[Splice]:
 
 def parse_bot_flags(command: str) -> list[CacheFlags]:
     """The cache flags the bot added to ``command``, in order (used to verify an edit)."""
-    return [CacheFlags(m["tag"], m["mode"], (m["out"] or "").strip() or None)
-            for m in _BOT_FLAGS.finditer(command)]
+    out = []
+    for m in _BOT_FLAGS.finditer(command):
+        best = m["btag"] is not None
+        out.append(CacheFlags(m["btag"] if best else m["tag"], m["bmode"] if best else m["mode"],
+                              ((m["bout"] if best else m["out"]) or "").strip() or None, best))
+    return out
 
 
 def apply_splices(s: str, splices: list[Splice]) -> str:
