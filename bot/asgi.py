@@ -21,6 +21,7 @@ from flask import Flask
 from uvicorn_worker import UvicornWorker
 
 from bot.config import Settings
+from bot.credentials import webhook_secret
 from bot.entrypoint import deployed, lazy_app
 from bot.events import route
 from bot.job import Job
@@ -167,7 +168,7 @@ class FastAsgiWebhook:
         delivery = headers.get(b"x-github-delivery", b"").decode("latin-1")
         signature = headers.get(b"x-hub-signature-256", b"").decode("latin-1")
         if (len(raw) != length or not event or len(event) > 100 or not delivery or len(delivery) > 200
-                or not signature_ok(self.settings.webhook_secret, raw, signature)):
+                or not signature_ok(webhook_secret(self.settings), raw, signature)):
             await self.wsgi(scope, _replay(raw, receive), send)
             return
         start = time.monotonic()

@@ -1,4 +1,4 @@
-"""Process settings: `Settings.from_env()` is the only reader of the environment."""
+"""Process settings: `Settings.from_env()` is the only reader of the environment (and of `.env`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,29 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from dotenv import dotenv_values
+
+from bot.manifest import web_url_for
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(ValueError):
     """A required setting is missing or invalid; the message names it."""
+
+
+def read_environment(dotenv_path: str | Path = ".env") -> dict[str, str]:
+    """The process environment over the `.env` file in the working directory, as Probot reads it (env wins)."""
+    # No interpolation: a `$` in a secret or key stays a `$`.
+    from_file = {k: v for k, v in dotenv_values(dotenv_path, interpolate=False).items() if v is not None}
+    return {**from_file, **os.environ}
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    value = (env.get(name) or default).strip().rstrip("/")
+    if not value.startswith(("http://", "https://")) or len(value) <= len("https://"):
+        raise SettingsError(f"{name} must be an http:// or https:// URL, got {env.get(name)!r}")
+    return value
 
 
 def _flag(value: str | None) -> bool:
@@ -22,11 +40,12 @@ def _flag(value: str | None) -> bool:
 class Settings:
     """Everything the web app, workers and gateway need, read once at start-up."""
 
-    webhook_secret: str
+    webhook_secret: str  # "" in setup mode: no App yet, the manifest flow's store supplies it later
     app_id: str | None = None
     private_key: str | None = None
     webhook_path: str = "/api/github/webhooks"
     github_api_url: str = "https://api.github.com"
+    github_url: str = "https://github.com"
     redis_url: str | None = None
     data_dir: str = "data"
     port: int = 3000
@@ -39,11 +58,12 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from environment variables (Probot's names); refuse to start without a secret."""
-        env = os.environ if env is None else env
+        """Build settings from environment variables (Probot's names) over `./.env`.
+
+        Without WEBHOOK_SECRET it starts only in setup mode (no APP_ID or key in the environment), where the
+        App is registered from `/` and its secret is stored in DATA_DIR."""
+        env = read_environment() if env is None else env
         secret = env.get("WEBHOOK_SECRET", "")
-        if not secret:
-            raise SettingsError("WEBHOOK_SECRET is required: set it to the webhook secret of the GitHub App")
         private_key = env.get("PRIVATE_KEY") or None
         key_path = env.get("PRIVATE_KEY_PATH")
         if private_key is None and key_path:
@@ -85,12 +105,18 @@ class Settings:
         path = env.get("WEBHOOK_PATH", "/api/github/webhooks") or "/api/github/webhooks"
         if not path.startswith("/"):
             raise SettingsError(f"WEBHOOK_PATH must start with '/', got {path!r}")
+        app_id = env.get("APP_ID") or None
+        if not secret and (app_id or private_key):
+            raise SettingsError("WEBHOOK_SECRET is required when APP_ID or PRIVATE_KEY is set: set it to the "
+                                "webhook secret of the GitHub App")
+        api_url = _url(env, "GITHUB_API_URL", "https://api.github.com")
         return cls(
             webhook_secret=secret,
-            app_id=env.get("APP_ID") or None,
+            app_id=app_id,
             private_key=private_key,
             webhook_path=path,
-            github_api_url=(env.get("GITHUB_API_URL") or "https://api.github.com").rstrip("/"),
+            github_api_url=api_url,
+            github_url=_url(env, "GITHUB_URL", web_url_for(api_url)),
             redis_url=redis_url,
             data_dir=data_dir,
             port=port,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import zip_longest
 from pathlib import Path
@@ -12,6 +12,7 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from bot import manifest
 from bot.core.model import CacheTable, FileEdit, Finding, Options, Plan
 from bot.core.policies import REGION_PLACEHOLDER
 from bot.events import BOT_BRANCH
@@ -190,19 +191,15 @@ def summary(plan: Plan) -> str:
     return f"{len(plan.edits)} file{'s' if len(plan.edits) != 1 else ''} changed ({paths}{more})"
 
 
-PERMISSIONS: Sequence[tuple[str, str]] = (
-    ("Contents", "read and write"),
-    ("Pull requests", "read and write"),
-    ("Issues", "read and write"),
-    ("Metadata", "read"),
-)
-EVENTS: Sequence[str] = ("Installation", "Installation repositories", "Push", "Issue comment", "Pull request")
-
-
-def render_setup_page(*, missing: Sequence[str], app_id: str | None, api_url: str, webhook_path: str,
-                      dry_run: bool) -> str:
-    """The `GET /` page: configuration status, missing settings, permissions and events to give the App."""
-    return _env.get_template("setup.html.j2").render(
-        missing=list(missing), app_id=app_id, api_url=api_url, webhook_path=webhook_path, dry_run=dry_run,
-        permissions=PERMISSIONS, events=EVENTS,
-    )
+def render_setup_page(page: str = "index", **context: Any) -> str:
+    """A setup page: `index` (status, missing settings, registration), `continue`, `done` or `refused`."""
+    # The page lists exactly what the manifest asks for.
+    context.setdefault("permissions", [(manifest.PERMISSION_LABELS[k], manifest.ACCESS_LABELS[v])
+                                       for k, v in manifest.PERMISSIONS.items()])
+    context.setdefault("events", [manifest.EVENT_LABELS[e] for e in manifest.EVENTS])
+    context.setdefault("always_sent", manifest.ALWAYS_SENT_EVENTS)
+    for key in ("missing",):
+        context.setdefault(key, [])
+    for key in ("check", "store_error", "registration_open", "dry_run", "warning", "organization"):
+        context.setdefault(key, None)
+    return _env.get_template("setup.html.j2").render(page=page, **context)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.config import Settings, SettingsError
+from bot.credentials import webhook_secret
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -72,10 +73,14 @@ def replay_command(args: argparse.Namespace) -> int:
     except ValueError as exc:
         sys.stderr.write(f"ecr-cache-bot: {args.payload} is not JSON: {exc}\n")
         return 2
+    secret = webhook_secret(settings)
+    if secret is None:
+        sys.stderr.write("ecr-cache-bot: no webhook secret to sign with: set WEBHOOK_SECRET or register the App\n")
+        return 2
     url = args.url or f"http://127.0.0.1:{settings.port}{settings.webhook_path}"
     delivery_id = args.delivery_id or str(uuid.uuid4())
     try:
-        status = deliver(url, settings.webhook_secret, args.event, body, delivery_id)
+        status = deliver(url, secret, args.event, body, delivery_id)
     except (urllib.error.URLError, OSError) as exc:
         sys.stderr.write(f"ecr-cache-bot: cannot reach {url}: {getattr(exc, 'reason', exc)}\n")
         return 2

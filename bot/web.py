@@ -14,13 +14,14 @@ from urllib.parse import parse_qs
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
-from bot import jobs, metrics, pr_body
+from bot import credentials, jobs, metrics, setup_page
 from bot.config import Settings
 from bot.events import MalformedPayload, route
 from bot.github_gateway import GatewayFactory, GitHubGateway
 from bot.job import Job
 from bot.logs import log_event
 from bot.queue import JobQueue, create_queue
+from bot.readiness import blueprint as readiness_blueprint
 
 
 def _reply(code: int, **fields: Any) -> tuple[Response, int]:
@@ -63,8 +64,10 @@ def delivery_fields(event: str | None, delivery: str | None, payload: object, ro
     }
 
 
-def signature_ok(secret: str, body: bytes, header: str | None) -> bool:
-    """Constant-time check of `X-Hub-Signature-256` (HMAC-SHA256 of the raw body)."""
+def signature_ok(secret: str | None, body: bytes, header: str | None) -> bool:
+    """Constant-time check of `X-Hub-Signature-256` (HMAC-SHA256 of the raw body); never true without a secret."""
+    if not secret:
+        return False
     expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected.encode(), (header or "").encode("utf-8", "replace"))
 
@@ -80,7 +83,7 @@ class _LazyFactory:
     def __call__(self, installation_id: int) -> GitHubGateway:
         with self._lock:  # worker threads share one factory, hence one client per installation
             if self._factory is None:
-                self._factory = GatewayFactory(self._settings)
+                self._factory = GatewayFactory(credentials.effective(self._settings))  # stored App too
             factory = self._factory
         return factory(installation_id)
 
@@ -117,7 +120,7 @@ def make_runner(settings: Settings, submit: jobs.Submit | None = None) -> JobRun
 
 
 def create_app(settings: Settings | None = None, queue: JobQueue | None = None) -> Flask:
-    """Build the web app; settings come only from `Settings.from_env()` (which refuses a missing secret)."""
+    """Build the web app; settings come only from `Settings.from_env()` (a missing secret means setup mode)."""
     settings = settings or Settings.from_env()
     if queue is None:
         runner = make_runner(settings)
@@ -130,6 +133,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.extensions["ecr_cache_bot.settings"] = settings
     app.extensions["ecr_cache_bot.queue"] = queue
     app.register_blueprint(metrics.blueprint)
+    app.register_blueprint(readiness_blueprint)  # GET /readyz
 
     @app.post(settings.webhook_path)
     def webhook() -> tuple[Response, int]:
@@ -156,7 +160,12 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
             _count("too_large")
             log("webhook_rejected", "too_large", level="warning", reason="body too large")
             return _reply(413, error=f"body larger than {settings.max_body_bytes} bytes")
-        if not signature_ok(settings.webhook_secret, raw, request.headers.get("X-Hub-Signature-256")):
+        secret = credentials.webhook_secret(settings)
+        if secret is None:  # setup mode: nothing can be verified until the App is registered from `/`
+            _count("not_configured")
+            log("webhook_rejected", "not_configured", level="warning", reason="no webhook secret yet")
+            return _reply(503, error="no webhook secret yet: register the GitHub App from this server's / page")
+        if not signature_ok(secret, raw, request.headers.get("X-Hub-Signature-256")):
             log("webhook_rejected", "bad_signature", level="warning", reason="bad signature")
             _count("bad_signature")
             return _reply(401, error="missing or invalid X-Hub-Signature-256")
@@ -194,11 +203,5 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     def healthz() -> tuple[Response, int]:
         return _reply(200, status="ok")
 
-    @app.get("/")
-    def index() -> Response:
-        html = pr_body.render_setup_page(
-            missing=settings.missing_for_github(), app_id=settings.app_id, api_url=settings.github_api_url,
-            webhook_path=settings.webhook_path, dry_run=settings.dry_run)
-        return Response(html, mimetype="text/html")
-
+    setup_page.register(app)
     return app

@@ -17,6 +17,7 @@ from typing import Any
 from flask import Flask
 
 from bot.config import Settings
+from bot.credentials import webhook_secret
 from bot.entrypoint import deployed, lazy_app
 from bot.events import route
 from bot.logs import log_event
@@ -56,7 +57,7 @@ class FastWebhook:
         event = environ.get("HTTP_X_GITHUB_EVENT", "")
         delivery = environ.get("HTTP_X_GITHUB_DELIVERY", "")
         if (len(raw) != length or not event or len(event) > 100 or not delivery or len(delivery) > 200
-                or not signature_ok(self.settings.webhook_secret, raw, environ.get("HTTP_X_HUB_SIGNATURE_256"))):
+                or not signature_ok(webhook_secret(self.settings), raw, environ.get("HTTP_X_HUB_SIGNATURE_256"))):
             return self.app.wsgi_app(environ, start_response)
         start = time.monotonic()
         try:

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import responses
 
@@ -134,6 +134,9 @@ class GitHubDouble:
         self.fail_next: list[tuple[str, str, int, dict[str, Any]]] = []  # (method, path regex, status, body)
         self._ids = itertools.count(1000)
         self._commit_counter = itertools.count(1)
+        self.apps: dict[int, dict[str, Any]] = {}  # App id -> the App (with its public key and webhook config)
+        self.manifest_codes: dict[str, dict[str, Any]] = {}  # pending redirect code -> manifest and owner
+        self.manifests: list[dict[str, Any]] = []  # every manifest posted to the "new App" page
         # A fresh GitHub is a fresh deployment: the pacer and counters an earlier test's durable queue bound to
         # this process must not pace (or count) this test's writes. A test that wants them binds its own after.
         from bot import metrics, pacing
@@ -340,6 +343,9 @@ class GitHubDouble:
     def _dispatch(self, request: Any, path: str, query: dict[str, str], body: Any,
                   record: Recorded) -> tuple[int, Any]:
         method = request.method
+        answer = self._app_call(request, method, path, body)
+        if answer is not None:
+            return answer
         m = re.fullmatch(r"/app/installations/(\d+)/access_tokens", path)
         if m and method == "POST":
             if not request.headers.get("Authorization", "").startswith("Bearer "):
@@ -357,6 +363,93 @@ class GitHubDouble:
             raise _Error(404, "Not Found")
         repo = self._repo(request, m.group(1), m.group(2))
         return self._repo_call(repo, method, m.group(3) or "", query, body)
+
+    # -- Apps and the manifest flow ----------------------------------------------------------------------
+
+    @property
+    def web_url(self) -> str:
+        """GitHub's web origin for this API (https://HOST for https://HOST/api/v3)."""
+        parts = urlsplit(self.base_url)
+        prefix = self._prefix[:-len("/api/v3")] if self._prefix.endswith("/api/v3") else self._prefix
+        return f"{parts.scheme}://{parts.netloc}{prefix}"
+
+    def register_app(self, pem: str | None = None, name: str = "ecr-cache-bot", owner: str = "octocat",
+                     webhook_secret: str | None = None, manifest: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Create an App (a fresh RSA key unless ``pem`` is given); returns its conversion answer."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        if pem is None:
+            key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                    serialization.NoEncryption()).decode()
+        private = serialization.load_pem_private_key(pem.encode(), password=None)
+        public = private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        app_id = next(self._ids)
+        slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+        manifest = dict(manifest or {})
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        app = {"id": app_id, "slug": slug, "node_id": f"A_{app_id}", "name": name,
+               "owner": {"login": owner, "id": next(self._ids), "type": "User"},
+               "description": manifest.get("description", ""), "external_url": manifest.get("url", ""),
+               "html_url": f"{self.web_url}/apps/{slug}", "created_at": now, "updated_at": now,
+               "permissions": dict(manifest.get("default_permissions", {})),
+               "events": list(manifest.get("default_events", [])),
+               "client_id": f"Iv1.{app_id:016x}", "client_secret": f"{app_id:040x}",
+               "webhook_secret": webhook_secret or hashlib.sha256(f"secret-{app_id}".encode()).hexdigest(),
+               "pem": pem}
+        self.apps[app_id] = {**app, "public_key": public,
+                             "hook": {"url": manifest.get("hook_attributes", {}).get("url", ""),
+                                      "content_type": "json", "secret": app["webhook_secret"]}}
+        return app
+
+    def start_manifest(self, form_manifest: str, organization: str | None = None) -> tuple[str, str]:
+        """The "new App" page: GitHub reads the posted manifest; returns (code, redirect URL) once confirmed."""
+        manifest = json.loads(form_manifest)
+        for field_name in ("url", "hook_attributes"):
+            if field_name not in manifest:
+                raise _Error(422, f"manifest is missing `{field_name}`")
+        for event in manifest.get("default_events", []):
+            if event in ("installation", "installation_repositories"):
+                raise _Error(422, f"`{event}` is not an event an App can subscribe to")
+        self.manifests.append({"manifest": manifest, "organization": organization})
+        code = hashlib.sha1(f"code-{next(self._ids)}".encode()).hexdigest()
+        self.manifest_codes[code] = {"manifest": manifest, "owner": organization or "octocat"}
+        return code, str(manifest.get("redirect_url", ""))
+
+    def _app_of_jwt(self, request: Any) -> dict[str, Any]:
+        """The App whose key signed the request's `Bearer` JWT (401 as GitHub answers otherwise)."""
+        import jwt
+
+        auth = request.headers.get("Authorization", "")
+        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        try:
+            issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+            app = self.apps[int(issuer)]
+            jwt.decode(token, app["public_key"], algorithms=["RS256"], options={"require": ["iat", "exp", "iss"]})
+        except (jwt.PyJWTError, KeyError, TypeError, ValueError) as exc:
+            raise _Error(401, "A JSON web token could not be decoded") from exc
+        return app
+
+    def _app_call(self, request: Any, method: str, path: str, body: Any) -> tuple[int, Any] | None:
+        m = re.fullmatch(r"/app-manifests/([^/]+)/conversions", path)
+        if m and method == "POST":
+            pending = self.manifest_codes.pop(m.group(1), None)  # a code converts once
+            if pending is None:
+                raise _Error(404, "Not Found")
+            manifest = pending["manifest"]
+            return 201, self.register_app(name=manifest.get("name", "app"), owner=pending["owner"],
+                                          manifest=manifest)
+        if path == "/app" and method == "GET":
+            app = self._app_of_jwt(request)
+            return 200, {k: v for k, v in app.items()
+                         if k not in ("pem", "public_key", "hook", "webhook_secret", "client_secret")}
+        if path == "/app/hook/config" and method == "PATCH":
+            app = self._app_of_jwt(request)
+            app["hook"].update({k: v for k, v in (body or {}).items() if k in ("url", "content_type", "secret")})
+            return 200, {k: v for k, v in app["hook"].items() if k != "secret"}
+        return None
 
     def _list_repos(self, request: Any, query: dict[str, str]) -> dict[str, Any]:
         installation = self._installation_of(request)
@@ -850,3 +943,28 @@ def appending_plan(snapshot: RepoSnapshot, options: Options) -> Plan:
         return Plan()
     return Plan(edits=(FileEdit("buildspec.yml", "modify", spec + "# cached\n", spec, ("cache",)),),
                 buildspecs=("buildspec.yml",))
+
+
+def web_and_api_app(double: GitHubDouble) -> Any:
+    """Serve GitHub's "new App" pages of the manifest flow and, under the API prefix, the API, over real HTTP."""
+    from werkzeug.wrappers import Request, Response
+
+    api = wsgi_app(double)
+    new_app = re.compile(r"(?:/organizations/([^/]+))?/settings/apps/new")
+
+    def app(environ: Mapping[str, Any], start_response: Any) -> Any:
+        request = Request(dict(environ))
+        m = new_app.fullmatch(request.path)
+        if m is None:
+            return api(environ, start_response)
+        if request.method != "POST" or "manifest" not in request.form:
+            return Response("post a manifest", status=400)(environ, start_response)
+        try:
+            code, redirect_url = double.start_manifest(request.form["manifest"], m.group(1))
+        except (_Error, ValueError) as exc:
+            return Response(str(exc), status=422)(environ, start_response)
+        # GitHub asks the user to confirm, creates the App, then sends the browser to the redirect URL.
+        location = f"{redirect_url}?{urlencode({'code': code, 'state': request.args.get('state', '')})}"
+        return Response("", status=302, headers={"Location": location})(environ, start_response)
+
+    return app

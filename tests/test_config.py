@@ -9,9 +9,10 @@ import pytest
 from bot.config import Settings, SettingsError
 
 
-def test_secret_is_required() -> None:
+def test_secret_is_required_once_an_app_is_named() -> None:
     with pytest.raises(SettingsError, match="WEBHOOK_SECRET"):
-        Settings.from_env({})
+        Settings.from_env({"APP_ID": "1"})
+    assert Settings.from_env({}).webhook_secret == ""  # setup mode: the App is registered from `/`
 
 
 def test_defaults() -> None:

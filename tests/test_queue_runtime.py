@@ -92,6 +92,6 @@ def test_serve_then_dead_letter_list_and_redrive(web_server: str, tmp_path: Path
 
 def test_worker_refuses_to_start_without_a_webhook_secret(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "WEBHOOK_SECRET"}
-    env.update(DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT))
+    env.update(DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT), APP_ID="1")
     result = _cli(env, "worker")
     assert result.returncode == 2 and "WEBHOOK_SECRET" in result.stderr

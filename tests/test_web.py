@@ -140,6 +140,7 @@ def test_custom_webhook_path_is_honoured() -> None:
 
 def test_app_refuses_to_start_without_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("WEBHOOK_SECRET", raising=False)
+    monkeypatch.setenv("APP_ID", "1")  # without an App named, it starts in setup mode (tests/test_manifest_flow.py)
     with pytest.raises(SettingsError, match="WEBHOOK_SECRET"):
         create_app(queue=InMemoryQueue())
     monkeypatch.setenv("WEBHOOK_SECRET", "s")
