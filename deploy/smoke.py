@@ -119,31 +119,44 @@ def main() -> int:
     # Values travel in the engine's environment (`--env NAME`), never on its command line.
     env = {**os.environ, "WEBHOOK_SECRET": secret, "APP_ID": "77", "PRIVATE_KEY": private_key_pem(),
            "GITHUB_API_URL": double.base_url, "PORT": str(port)}
-    run = [*engine, "run", "--detach", "--name", name, "--network", "host", *shlex.split(args.run_flags),
-           *[f"--env={k}" for k in ("WEBHOOK_SECRET", "APP_ID", "PRIVATE_KEY", "GITHUB_API_URL", "PORT")],
-           args.image]
+    names = ("WEBHOOK_SECRET", "APP_ID", "PRIVATE_KEY", "GITHUB_API_URL", "PORT")
+    # As the Kubernetes manifests run it: read-only root filesystem, no capabilities, no privilege escalation.
+    hardened = ["--read-only", "--cap-drop=ALL", "--security-opt=no-new-privileges"]
+    run = [*engine, "run", "--detach", "--network", "host", *shlex.split(args.run_flags), *hardened,
+           *[f"--env={k}" for k in names]]
+    web = [*run, "--name", name, args.image]  # the image's default command: `serve`
+    # A second container running `worker` on the same DATA_DIR volume (SQLite queue), under its own hostname.
+    worker = [*run, "--name", f"{name}-worker", "--hostname", "smoke-worker", f"--volumes-from={name}",
+              args.image, "worker"]
     ok = False
     try:
-        started = subprocess.run(run, env=env, capture_output=True, text=True)
-        if started.returncode != 0:
-            print(f"container did not start: {started.stderr.strip()}")
-            return 1
+        for command in (web, worker):
+            started = subprocess.run(command, env=env, capture_output=True, text=True)
+            if started.returncode != 0:
+                print(f"container did not start: {started.stderr.strip()}")
+                return 1
         base = f"http://127.0.0.1:{port}"
         status, body, waited = wait_ready(base, timeout=90)
         print(f"/readyz: HTTP {status} after {waited:.1f} s: {body}")
-        health = subprocess.run([*engine, "healthcheck", "run", name], capture_output=True, text=True)
-        print(f"image HEALTHCHECK: {'healthy' if health.returncode == 0 else 'unhealthy ' + health.stdout.strip()}")
+        healthy = True
+        for container in (name, f"{name}-worker"):
+            health = subprocess.run([*engine, "healthcheck", "run", container], capture_output=True, text=True)
+            healthy = healthy and health.returncode == 0
+            print(f"HEALTHCHECK of {container}: {'healthy' if health.returncode == 0 else 'unhealthy'}"
+                  f"{(' ' + health.stdout.strip()) if health.stdout.strip() else ''}")
         if status != 200:
             return 1
         code, seconds, outcome = deliver_push(double, base, secret)
         print(f"signed push delivery: HTTP {code}, processed in {seconds:.1f} s: {outcome}")
-        ok = code == 202 and bool(double.pulls_for(REPO))
-        return 0 if ok and health.returncode == 0 else 1
+        ok = code == 202 and bool(double.pulls_for(REPO)) and healthy
+        return 0 if ok else 1
     finally:
         if not ok:
-            logs = subprocess.run([*engine, "logs", "--tail", "40", name], capture_output=True, text=True)
-            print("container log (last 40 lines):\n" + logs.stdout + logs.stderr)
-        subprocess.run([*engine, "rm", "--force", "--volumes", name], capture_output=True)
+            for container in (name, f"{name}-worker"):
+                logs = subprocess.run([*engine, "logs", "--tail", "30", container], capture_output=True, text=True)
+                print(f"{container} log (last 30 lines):\n{logs.stdout}{logs.stderr}")
+        for container in (f"{name}-worker", name):
+            subprocess.run([*engine, "rm", "--force", "--volumes", container], capture_output=True)
         server.shutdown()
 
 
