@@ -426,7 +426,7 @@ class GitHubDouble:
         token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
         try:
             issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
-            app = self.apps[int(issuer)]
+            app = self.apps[int(str(issuer))]
             jwt.decode(token, app["public_key"], algorithms=["RS256"], options={"require": ["iat", "exp", "iss"]})
         except (jwt.PyJWTError, KeyError, TypeError, ValueError) as exc:
             raise _Error(401, "A JSON web token could not be decoded") from exc
@@ -952,8 +952,8 @@ def web_and_api_app(double: GitHubDouble) -> Any:
     api = wsgi_app(double)
     new_app = re.compile(r"(?:/organizations/([^/]+))?/settings/apps/new")
 
-    def app(environ: Mapping[str, Any], start_response: Any) -> Any:
-        request = Request(dict(environ))
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
         m = new_app.fullmatch(request.path)
         if m is None:
             return api(environ, start_response)
