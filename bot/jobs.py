@@ -63,7 +63,7 @@ def read_plan(gw: GitHubGateway, state: RepoState, options: Options) -> tuple[Pl
     wanted = planner.paths_to_read(paths, options)
     texts = gw.read_blobs(state.full_name, [tree[p] for p in wanted if p in tree])
     snapshot = RepoSnapshot(paths=paths, files=texts, config_text=state.config_text,
-                            default_branch=state.default_branch)
+                            default_branch=state.default_branch, repository=state.full_name)
     return planner.plan(snapshot, options), tree
 
 

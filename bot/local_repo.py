@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
 import subprocess
 import tempfile
@@ -84,7 +85,38 @@ def read_snapshot_checked(root: Path | str, options: Options | None = None) -> t
     files = {p: t for p in wanted if (t := read_text(root, p)) is not None}
     unread = [f"{p}: {why_unreadable(root, p) or 'cannot be read'}" for p in wanted if p not in files]
     config_text = read_text(root, CONFIG_PATH) if CONFIG_PATH in paths else None
-    return RepoSnapshot(paths=paths, files=files, config_text=config_text), unread
+    return RepoSnapshot(paths=paths, files=files, config_text=config_text, repository=repository_name(root)), unread
+
+
+_SECTION = re.compile(r"^\s*\[\s*([^\]]*?)\s*\]\s*$")
+_URL = re.compile(r"^\s*url\s*=\s*(.+?)\s*$", re.IGNORECASE)
+
+
+def repository_name(root: Path) -> str | None:
+    """`owner/name` of the checkout's `origin` remote, else the checkout folder's name.
+
+    The remote is read from `.git/config` as text: running git would run the checkout's own hooks and
+    fsmonitor command. A symlinked `.git` or config is not followed.
+    """
+    origin = None
+    if not (root / ".git").is_symlink() and why_unreadable(root, ".git/config") is None:
+        section = ""
+        for line in (read_text(root, ".git/config") or "").splitlines():
+            header = _SECTION.match(line)
+            if header:
+                section = header.group(1)
+                continue
+            url = _URL.match(line)
+            if url and section in ('remote "origin"', "remote 'origin'") and origin is None:
+                origin = url.group(1).strip("\"'")
+    if origin:
+        parts = [p for p in re.split(r"[/:]", origin.rstrip("/")) if p]
+        if parts:
+            name = parts[-1].removesuffix(".git")
+            owner = parts[-2] if len(parts) > 1 and "@" not in parts[-2] else None
+            if name:
+                return f"{owner}/{name}" if owner else name
+    return root.resolve().name or None
 
 
 def write_edits(root: Path | str, edits: tuple[FileEdit, ...]) -> list[str]:

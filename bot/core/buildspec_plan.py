@@ -23,6 +23,7 @@ from bot.core.buildspec_verify import (
 )
 from bot.core.discover import Discovery
 from bot.core.model import BuildLink, FileEdit, Finding, Options, PartialPlan, RepoSnapshot
+from bot.core.policies import default_cache_repository
 from bot.core.shellcmd import simple_commands
 from bot.core.shellcmd_docker import (
     CacheFlags,
@@ -219,7 +220,7 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str],
     findings: list[Finding] = []
     if not an.builds:
         return None, findings, [], None
-    repo = _cache_repo(an, options, p.path, findings)
+    repo = _cache_repo(an, options, p.path, findings, snapshot.repository)
     links: list[BuildLink] = []
     edit = Edit()
     positions = {id(c): n for n, c in enumerate(an.commands)}
@@ -262,7 +263,8 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str],
             findings, links, repo)
 
 
-def _cache_repo(an: Analysis, options: Options, path: str, findings: list[Finding]) -> str:
+def _cache_repo(an: Analysis, options: Options, path: str, findings: list[Finding],
+                repository: str | None = None) -> str:
     if "CACHE_REPO_NAME" in an.env_vars:
         return an.env_vars["CACHE_REPO_NAME"]
     if options.cache_repository:
@@ -283,6 +285,20 @@ def _cache_repo(an: Analysis, options: Options, path: str, findings: list[Findin
         name = f"{image}-cache"
         if valid_repo_name(name):
             return name
+    own = default_cache_repository(repository)
+    if own:
+        # One cache repository per GitHub repository: a shared default would let every repository of the
+        # account overwrite the others' `cache` tag.
+        findings.append(Finding(path, "info", "cache-repository-default",
+                                f"The image repository name is not in the buildspec, so the cache goes to "
+                                f"`{own}`, named after this repository; set `cache_repository` in "
+                                ".github/ecr-cache.yml (or edit CACHE_REPO_NAME) to choose another name."))
+        return own
+    findings.append(Finding(path, "info", "cache-repository-default",
+                            "The image repository name is not in the buildspec, so the cache goes to the "
+                            "shared `ecr-build-cache` repository; set `cache_repository` in "
+                            ".github/ecr-cache.yml (or edit CACHE_REPO_NAME) if other repositories of this "
+                            "AWS account use the same cache tags."))
     findings.append(Finding(path, "info", "cache-repository-default",
                             "The image repository name is not in the buildspec, so the cache goes to the "
                             "shared `ecr-build-cache` repository; set `cache_repository` in "

@@ -22,6 +22,8 @@ class RepoSnapshot:
     files: Mapping[str, str]
     config_text: str | None = None
     default_branch: str = "main"
+    # The GitHub repository (`owner/name`), or a checkout's folder name; names the default cache repository.
+    repository: str | None = None
 
     def text(self, path: str) -> str | None:
         """Return the text of ``path`` if it was read, else ``None``."""

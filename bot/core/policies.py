@@ -111,6 +111,93 @@ def lifecycle_policy(cache_tag: str, days: int, live_tags: Iterable[str] = ()) -
     return {"rules": rules}
 
 
+_DEFAULT_SUFFIX = "-build-cache"
+_NAME_SEPARATORS = re.compile(r"[._-]*([._-])[._-]*")
+
+
+def default_cache_repository(repository: str | None) -> str | None:
+    """`<repository name>-build-cache`, sanitised to the ECR name pattern; None when no usable name is left.
+
+    The last part of `owner/name` is used: the CLI (a checkout's folder or its origin) and the App (the GitHub
+    full name) then plan the same name for the same repository.
+    """
+    if not repository:
+        return None
+    base = repository.rstrip("/").rsplit("/", 1)[-1].lower()
+    base = re.sub(r"[^a-z0-9._-]+", "-", base)
+    base = _NAME_SEPARATORS.sub(lambda m: m.group(1), base).strip("._-")
+    base = base[:256 - len(_DEFAULT_SUFFIX)].rstrip("._-")
+    name = f"{base}{_DEFAULT_SUFFIX}"
+    return name if base and ecr_repository_problem(name) is None else None
+
+
+def _rule_rank(selection: Mapping[str, object]) -> int:
+    """Keep rules first (they shield the live tags), then tagged age rules, untagged, and `any` rules last."""
+    status = selection.get("tagStatus")
+    if status == "any":
+        return 3  # ECR requires an `any` rule to have the lowest priority
+    if status == "untagged":
+        return 2
+    return 0 if selection.get("countType") == "imageCountMoreThan" else 1
+
+
+def _rule_key(selection: Mapping[str, object]) -> tuple[object, ...]:
+    if selection.get("tagStatus") == "untagged":
+        return ("untagged",)
+    patterns, prefixes = selection.get("tagPatternList") or [], selection.get("tagPrefixList") or []
+    assert isinstance(patterns, list) and isinstance(prefixes, list)
+    return (selection.get("tagStatus"), selection.get("countType"), tuple(patterns), tuple(prefixes))
+
+
+def merge_lifecycle_policies(current: Mapping[str, object], ours: Mapping[str, object]) -> dict[str, object]:
+    """The lifecycle policy that covers both: every rule of either, one per tag pattern, renumbered.
+
+    For one pattern the larger count or age wins (the rule that deletes less); one untagged rule (the one already
+    there); an `any` rule expiring by age is dropped, since it would delete the live cache of every repository.
+    `MERGE_SCRIPT` is this function for the operator's shell; a test keeps the two equal.
+    """
+    merged: dict[tuple[object, ...], dict[str, object]] = {}
+    for rule in [*(current.get("rules") or []), *(ours.get("rules") or [])]:  # type: ignore[misc]
+        selection = rule.get("selection") or {}
+        if selection.get("tagStatus") == "any" and selection.get("countType") == "sinceImagePushed":
+            continue
+        key = _rule_key(selection)
+        kept = merged.get(key)
+        if kept is None:
+            merged[key] = json.loads(json.dumps(rule))
+        elif key != ("untagged",):
+            sel = kept["selection"]
+            assert isinstance(sel, dict)
+            sel["countNumber"] = max(sel.get("countNumber", 0), selection.get("countNumber", 0))
+    rules = sorted(merged.values(), key=lambda r: _rule_rank(r["selection"]))  # type: ignore[arg-type]
+    for priority, rule in enumerate(rules, 1):
+        rule["rulePriority"] = priority
+    return {"rules": rules}
+
+
+# `merge_lifecycle_policies` for the operator's shell: python3 is there wherever AWS CLI v1 runs, on macOS,
+# AWS CloudShell and the usual Linux images. argv: our policy file, the current policy file.
+MERGE_SCRIPT = (
+    "import json,sys\n"
+    "o,c=(json.load(open(f)) for f in sys.argv[1:3])\n"
+    "m={}\n"
+    "for r in (c.get(\"rules\") or [])+(o.get(\"rules\") or []):\n"
+    " s=r.get(\"selection\") or {}\n"
+    " if s.get(\"tagStatus\")==\"any\" and s.get(\"countType\")==\"sinceImagePushed\": continue\n"
+    " k=(\"untagged\",) if s.get(\"tagStatus\")==\"untagged\" else (s.get(\"tagStatus\"),s.get(\"countType\"),"
+    "tuple(s.get(\"tagPatternList\") or ()),tuple(s.get(\"tagPrefixList\") or ()))\n"
+    " if k not in m: m[k]=json.loads(json.dumps(r))\n"
+    " elif k!=(\"untagged\",): t=m[k][\"selection\"]; t[\"countNumber\"]=max(t.get(\"countNumber\",0),"
+    "s.get(\"countNumber\",0))\n"
+    "def rank(s):\n"
+    " t=s.get(\"tagStatus\")\n"
+    " return 3 if t==\"any\" else 2 if t==\"untagged\" else 0 if s.get(\"countType\")==\"imageCountMoreThan\" else 1\n"
+    "rs=sorted(m.values(),key=lambda r:rank(r[\"selection\"]))\n"
+    "for i,r in enumerate(rs,1): r[\"rulePriority\"]=i\n"
+    "print(json.dumps({\"rules\":rs},indent=2))\n"
+)
+
+
 def repository_arn(region: str, account: str, name: str) -> str:
     """ARN of an ECR repository, partition derived from the region."""
     partition = partition_for_region(region) if region != REGION_PLACEHOLDER else "aws"
@@ -251,17 +338,40 @@ def aws_setup(
         image_repositories=images,
         lifecycle_policy_json=lifecycle,
         iam_policy_json=iam,
-        commands=setup_commands(region, account, cache_repositories, images),
+        commands=setup_commands(region, account, cache_repositories, images,
+                                shared=tuple(n for n in cache_repositories if n == options.cache_repository)),
         cache_repositories=cache_repositories,
         account_id=account,
         files=(LIFECYCLE_PATH, IAM_PATH),
     )
 
 
+_CURRENT_POLICY = "/tmp/ecr-cache-lifecycle-current.json"
+_MERGED_POLICY = "/tmp/ecr-cache-lifecycle-merged.json"
+
+
+def _merge_lifecycle_commands(name: str, region_arg: str) -> list[str]:
+    """Read the repository's lifecycle policy (none yet: empty), merge ours into it, put the result."""
+    return [
+        f"aws ecr get-lifecycle-policy --repository-name {name} --region {region_arg} --query lifecyclePolicyText "
+        f"--output text > {_CURRENT_POLICY} 2> /tmp/ecr-cache-lifecycle.err || {{ grep -q "
+        f"LifecyclePolicyNotFoundException /tmp/ecr-cache-lifecycle.err && echo '{{\"rules\": []}}' > "
+        f"{_CURRENT_POLICY}; }}",
+        f"python3 -c '{MERGE_SCRIPT}' {LIFECYCLE_PATH} {_CURRENT_POLICY} > {_MERGED_POLICY} && "
+        f"aws ecr put-lifecycle-policy --repository-name {name} --region {region_arg} "
+        f"--lifecycle-policy-text file://{_MERGED_POLICY}",
+    ]
+
+
 def setup_commands(
-    region: str | None, account: str | None, cache_repositories: tuple[str, ...], images: tuple[str, ...]
+    region: str | None, account: str | None, cache_repositories: tuple[str, ...], images: tuple[str, ...],
+    shared: tuple[str, ...] = (),
 ) -> tuple[str, ...]:
-    """Shell commands an operator runs once (region and account filled in where known)."""
+    """Shell commands an operator runs once (region and account filled in where known).
+
+    A cache repository in ``shared`` (named in the config, so other repositories may use it too) gets its
+    current lifecycle policy merged with ours instead of replaced, which would drop the others' keep rules.
+    """
     region_arg = region or "$AWS_REGION"
     commands: list[str] = []
     if region is None:
@@ -274,6 +384,9 @@ def setup_commands(
             f"aws ecr create-repository --repository-name {name} --region {region_arg} "
             "--image-tag-mutability MUTABLE"
         )
+        if name in shared:
+            commands.extend(_merge_lifecycle_commands(name, region_arg))
+            continue
         commands.append(
             f"aws ecr put-lifecycle-policy --repository-name {name} --region {region_arg} "
             f"--lifecycle-policy-text file://{LIFECYCLE_PATH}"
