@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import importlib.metadata
 import io
 import sys
 from pathlib import Path
@@ -18,6 +19,15 @@ from bot.replay import add_replay_command
 from bot.report import json_report, text_report, unified_diff
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
+DISTRIBUTION = "ecr-cache-bot"
+
+
+def installed_version() -> str:
+    """The version of the installed distribution (its metadata, not the source tree)."""
+    try:
+        return importlib.metadata.version(DISTRIBUTION)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed)"
 
 
 def _add_plan_options(parser: argparse.ArgumentParser) -> None:
@@ -114,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ecr-cache-bot",
         description="Make Docker builds on AWS CodeBuild fast: BuildKit layer cache in Amazon ECR.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     plan_parser = sub.add_parser("plan", help="print the diff and report for a local checkout")
     _add_plan_options(plan_parser)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Protocol
@@ -11,7 +11,8 @@ from typing import Protocol
 import redis
 from flask import Blueprint, Response, current_app
 
-from bot.storage import KEY_PREFIX, SqliteDb
+from bot.heartbeat import LIVE_WITHIN, Beat, live
+from bot.storage import KEY_PREFIX, SqliteDb, now
 
 blueprint = Blueprint("metrics", __name__)
 
@@ -172,9 +173,36 @@ def _queue_gauges() -> dict[str, tuple[str, int]]:
         return {}
 
 
+WORKERS_LIVE = "ecr_cache_bot_workers_live"
+HEARTBEAT_AGE = "ecr_cache_bot_worker_heartbeat_age_seconds"
+
+
+def render_workers(beats: Sequence[Beat], at: float) -> str:
+    """The live-worker count and each known worker's heartbeat age, in Prometheus text format."""
+    lines = [f"# HELP {WORKERS_LIVE} Workers that reported a heartbeat in the last {LIVE_WITHIN:.0f} s.",
+             f"# TYPE {WORKERS_LIVE} gauge", f"{WORKERS_LIVE} {len(live(list(beats), at))}"]
+    if beats:
+        lines += [f"# HELP {HEARTBEAT_AGE} Seconds since each worker's last heartbeat (a stopped one leaves; "
+                  "a dead one ages).", f"# TYPE {HEARTBEAT_AGE} gauge"]
+        for beat in sorted(beats, key=lambda b: b.worker_id):
+            labels = _labels({"worker": beat.worker_id, "host": beat.host, "pid": str(beat.pid)})
+            lines.append(f"{HEARTBEAT_AGE}{{{labels}}} {beat.age(at):.3f}")
+    return "\n".join(lines) + "\n"
+
+
+def _worker_gauges() -> str:
+    store = getattr(current_app.extensions.get("ecr_cache_bot.queue"), "heartbeats", None)
+    if store is None:
+        return ""
+    try:
+        return render_workers(store.all(), now())
+    except Exception:  # a storage hiccup must not break the counters; the gauges are simply left out
+        return ""
+
+
 @blueprint.get("/metrics")
 def metrics() -> Response:
-    """Expose counters (and queue gauges) in Prometheus text format."""
+    """Expose counters, queue gauges and worker heartbeats in Prometheus text format."""
     counters = current()
     body = render(counters.snapshot()) if counters is not None else ""
-    return Response(body + render_gauges(_queue_gauges()), mimetype="text/plain; version=0.0.4")
+    return Response(body + render_gauges(_queue_gauges()) + _worker_gauges(), mimetype="text/plain; version=0.0.4")

@@ -1,4 +1,7 @@
-"""Render the PR body, the bot's comments and the setup page from the Jinja2 templates in `templates/`."""
+"""Render the PR body, the bot's comments and the setup page from the Jinja2 templates in `templates/`.
+
+The folder ships inside the package as `bot.templates` (pyproject.toml maps it), so the templates are found
+through the installed package: in a wheel, a container image and an editable checkout alike."""
 
 from __future__ import annotations
 
@@ -7,17 +10,17 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import zip_longest
-from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import BaseLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from bot import manifest
 from bot.core.model import CacheTable, FileEdit, Finding, Options, Plan
 from bot.core.policies import REGION_PLACEHOLDER
 from bot.events import BOT_BRANCH
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+TEMPLATE_PACKAGE = "bot.templates"
+TEMPLATES = ("pr_body.md.j2", "comment.md.j2", "setup.html.j2")  # the ones rendered by name here
 MAX_BODY = 65_536  # GitHub rejects longer PR bodies and comments
 SAFE_BODY = MAX_BODY - 1_024
 ROLE_PLACEHOLDER = "YOUR-CODEBUILD-SERVICE-ROLE"  # what `policies.setup_commands` leaves for the operator
@@ -28,13 +31,46 @@ _BLANKS = re.compile(r"\n{3,}")
 _SETUP_FINDINGS = {"privileged-mode": "", "buildx-required": "Build image", "builder-image": "Builder image"}
 _MARKER = re.compile(r"<!-- ecr-cache-bot:v1 fingerprint=([0-9a-f]{64}) -->")
 
+
+class _PackageTemplates(BaseLoader):
+    """Templates of an installed package, looked up on first use: a broken install fails the render (and
+    `/readyz` says why) instead of the import of every module that renders."""
+
+    def __init__(self, package: str) -> None:
+        self.package = package
+        self._loader: PackageLoader | None = None
+
+    def _found(self) -> PackageLoader:
+        if self._loader is None:
+            self._loader = PackageLoader(self.package, ".")
+        return self._loader
+
+    def get_source(self, environment: Environment, template: str) -> tuple[str, str | None, Any]:
+        """The template's text, file name and up-to-date check (jinja2's `PackageLoader`)."""
+        return self._found().get_source(environment, template)
+
+    def list_templates(self) -> list[str]:
+        """Every `.j2` file of the package."""
+        return [name for name in self._found().list_templates() if name.endswith(".j2")]
+
+
 _env = Environment(
-    loader=FileSystemLoader(str(TEMPLATES)),
+    loader=_PackageTemplates(TEMPLATE_PACKAGE),
     autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False, default=False),
     undefined=StrictUndefined,
     keep_trailing_newline=True,
     trim_blocks=False,
 )
+
+
+def check_templates() -> str | None:
+    """None when every template loads and compiles, else why not (what `/readyz` reports)."""
+    try:
+        for name in sorted(set(TEMPLATES) | set(_env.list_templates())):
+            _env.get_template(name)
+    except Exception as exc:  # any failure here means rendering fails: report it, never raise from a probe
+        return f"{type(exc).__name__}: {exc}"
+    return None
 
 
 def fingerprint_marker(fingerprint: str) -> str:

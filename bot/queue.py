@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from huey import Huey, RedisHuey, SqliteHuey
 
-from bot import fanout, metrics, pacing
+from bot import fanout, heartbeat, metrics, pacing
 from bot.config import Settings
 from bot.dedupe import DEFAULT_TTL
 from bot.job import Job
@@ -98,6 +98,7 @@ class QueueOptions:
     batch_max: int = 256
     coalesce_kinds: frozenset[str] = frozenset({"sync", "install"})
     namespace: str = ""  # isolates several deployments (or test runs) sharing one Redis
+    beat_interval: float = heartbeat.BEAT_INTERVAL  # seconds between a worker's heartbeats in the queue store
 
 
 class _Slot:
@@ -165,8 +166,9 @@ class HueyQueue:
 
     def __init__(self, huey: Huey, ledger: Ledger, locks: Locks, counters: Counters,
                  pacer: SqlitePacer | RedisPacer, runner: Runner | None,
-                 options: QueueOptions | None = None) -> None:
+                 options: QueueOptions | None = None, heartbeats: heartbeat.Heartbeats | None = None) -> None:
         self.huey = huey
+        self.heartbeats = heartbeats  # where workers report (and whether the store takes writes: /readyz)
         self.ledger = ledger
         self.locks = locks
         self.counters = counters
@@ -407,7 +409,8 @@ def build_queue(settings: Settings, runner: Runner | None, options: QueueOptions
         huey: Huey = RedisHuey(name, url=settings.redis_url, results=False, utc=True)
         ledger = RedisLedger(client, huey.storage.queue_key, prefix, huey.storage.schedule_key)
         return HueyQueue(huey, ledger, RedisLocks(client, prefix),
-                         RedisCounters(client, prefix), RedisPacer(client, options.pace, prefix), runner, options)
+                         RedisCounters(client, prefix), RedisPacer(client, options.pace, prefix), runner, options,
+                         heartbeat.RedisHeartbeats(client, prefix))
     path = Path(settings.data_dir) / "queue.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     # fsync=None keeps SQLite's WAL default (FULL) for huey's own connections; False would turn syncing off.
@@ -415,7 +418,7 @@ def build_queue(settings: Settings, runner: Runner | None, options: QueueOptions
                       fsync=True if options.fsync else None)
     db = SqliteDb(path, fsync=options.fsync)
     return HueyQueue(huey, SqliteLedger(db, huey.storage.name), SqliteLocks(db), SqliteCounters(db),
-                     SqlitePacer(db, options.pace), runner, options)
+                     SqlitePacer(db, options.pace), runner, options, heartbeat.SqliteHeartbeats(db))
 
 
 def create_queue(settings: Settings, runner: Runner) -> JobQueue:

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from bot import heartbeat
 from bot.config import Settings, SettingsError
 from bot.logs import configure_logging, log_event
 from bot.queue import HueyQueue, QueueOptions, Runner, build_queue
@@ -100,12 +101,23 @@ def run_worker(settings: Settings, runner: Runner | None = None, threads: int = 
     stop = threading.Event()
     reaper = threading.Thread(target=reap_forever, args=(queue, stop, reap_interval), name="reaper", daemon=True)
     reaper.start()
+    me = heartbeat.this_worker()
+    beats = threading.Thread(target=heartbeat.beat_forever, name="heartbeat", daemon=True,
+                             args=(queue.heartbeats, me, stop, queue.options.beat_interval))
+    if queue.heartbeats is not None:
+        beats.start()
     backend = "redis" if settings.redis_url else "sqlite"
-    log_event("worker.started", backend=backend, threads=threads, pid=os.getpid())
+    log_event("worker.started", backend=backend, threads=threads, pid=os.getpid(), worker=me.worker_id)
     try:
         queue.consumer(workers=threads).run()
     finally:
         stop.set()
+        if queue.heartbeats is not None:
+            beats.join(15)  # its last beat must not land after the leave
+            try:  # a clean stop leaves at once instead of aging out of /readyz
+                queue.heartbeats.leave(me.worker_id)
+            except Exception as exc:
+                log_event("worker.leave_failed", level="warning", error=f"{type(exc).__name__}: {exc}")
     return 0
 
 

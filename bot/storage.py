@@ -97,6 +97,22 @@ class SqliteDb:
         finally:
             cur.close()
 
+    def probe_write(self, at: float, timeout: float = 2.0) -> None:
+        """Commit one row through a fresh connection to the existing file; raise when SQLite refuses.
+
+        Fresh, because a connection opened earlier keeps writing to a database file that was deleted or
+        replaced (a vanished volume) without an error; `mode=rw` never creates an empty file in its place."""
+        conn = sqlite3.connect(f"{Path(self.path).absolute().as_uri()}?mode=rw", uri=True, timeout=timeout,
+                               isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("CREATE TABLE IF NOT EXISTS ready_probe (id INTEGER PRIMARY KEY, at REAL NOT NULL)")
+            conn.execute("INSERT OR REPLACE INTO ready_probe (id, at) VALUES (1, ?)", (at,))
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Read rows outside a write transaction."""
         conn = self.connection()
