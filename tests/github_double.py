@@ -441,6 +441,9 @@ class GitHubDouble:
             manifest = pending["manifest"]
             return 201, self.register_app(name=manifest.get("name", "app"), owner=pending["owner"],
                                           manifest=manifest)
+        if self.apps and method == "POST" and re.fullmatch(r"/app/installations/\d+/access_tokens", path):
+            self._app_of_jwt(request)  # once Apps are registered here, the token is minted for their JWT only
+            return None
         if path == "/app" and method == "GET":
             app = self._app_of_jwt(request)
             return 200, {k: v for k, v in app.items()

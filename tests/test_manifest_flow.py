@@ -339,3 +339,67 @@ def test_a_broken_store_is_shown_not_a_traceback(tmp_path: Path) -> None:
     assert response.status_code == 200
     assert 'id="store-error"' in response.get_data(as_text=True)
     assert _ping(_client(settings), "") == 503
+
+
+# -- `serve`: the web and worker processes pick the stored App up without a restart -----------------------
+
+
+@pytest.mark.slow
+def test_serve_started_without_an_app_uses_the_registered_one(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from tests.github_double import web_and_api_app
+    from tests.runtime_fixtures import ROOT, free_port, push_payload, sign, wait_until
+
+    double = GitHubDouble("http://127.0.0.1:1/api/v3")
+    github = make_server("127.0.0.1", 0, web_and_api_app(double), threaded=True)
+    threading.Thread(target=github.serve_forever, daemon=True).start()
+    double.base_url = f"http://127.0.0.1:{github.server_port}/api/v3"
+    double.add_repo("o/app", {"Dockerfile": "FROM scratch\n"})
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in (
+        "WEBHOOK_SECRET", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "REDIS_URL", "GITHUB_URL", "DRY_RUN")}
+    env.update(DATA_DIR=str(tmp_path / "data"), GITHUB_API_URL=double.base_url, PYTHONPATH=str(ROOT))
+    log = (tmp_path / "serve.log").open("wb")
+    serve = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                              "--threads", "1"], env=env, cwd=tmp_path, stdout=log, stderr=log,
+                             start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def up() -> bool:
+            try:
+                return requests.get(base + "/healthz", timeout=1).status_code == 200
+            except requests.RequestException:
+                return False
+
+        assert wait_until(up, 30), (tmp_path / "serve.log").read_text()[-3000:]
+        browser = requests.Session()  # what the browser does, cookie included
+        action, posted = _form(browser.post(base + "/setup/github-app", timeout=10).text)
+        done = browser.post(action, data={"manifest": json.dumps(posted)}, timeout=30)
+        assert done.status_code == 200 and "GitHub App registered" in done.text, done.text
+        [app] = double.apps.values()
+        raw = json.dumps(push_payload("o/app")).encode()
+        delivered = requests.post(base + "/api/github/webhooks", data=raw, timeout=10, headers={
+            "Content-Type": "application/json", "X-GitHub-Event": "push", "X-GitHub-Delivery": "after-setup",
+            "X-Hub-Signature-256": sign(raw, app["webhook_secret"])})
+        assert delivered.status_code == 202, delivered.text
+
+        def token_minted() -> bool:
+            return any(r.path == "/app/installations/1/access_tokens" and r.status == 201
+                       for r in list(double.history))
+
+        # The worker process signed its JWT with the stored key (the double checks it against the App's).
+        assert wait_until(token_minted, 30), (tmp_path / "serve.log").read_text()[-3000:]
+    finally:
+        serve.terminate()
+        try:
+            serve.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(serve.pid, 9)
+        log.close()
+        github.shutdown()
