@@ -128,7 +128,10 @@ def start() -> Response:
     if organization is not None and not manifest.valid_login(organization):
         return _refused(400, "Bad organization name", "An organization name has letters, digits and single "
                         "hyphens (not at either end), at most 39 characters.")
-    state = app_store.StateStore(settings.data_dir).mint()
+    try:
+        state = app_store.StateStore(settings.data_dir).mint()
+    except OSError as exc:
+        return _refused(500, "DATA_DIR is not writable", f"The one-time state cannot be stored: {exc}")
     response = _page(
         200, "continue", organization=organization, script_url=SCRIPT_PATH,
         action=manifest.creation_url(settings.github_url, state, organization),
@@ -180,7 +183,12 @@ def callback() -> Response:
         if not registration_open(settings):
             return _refused(409, "Already configured", "Another registration finished first; this one is not "
                             "stored (delete the App it created on GitHub).")
-        app_store.save_app(settings.data_dir, app)
+        try:
+            app_store.save_app(settings.data_dir, app)
+        except OSError as exc:
+            return _refused(500, "DATA_DIR is not writable", f"App {app.app_id} was created on GitHub but "
+                            f"cannot be stored ({exc}); set APP_ID, PRIVATE_KEY and WEBHOOK_SECRET from its "
+                            "settings page instead.")
         credentials.forget(settings.data_dir)
     return _page(200, "done", name=app.name or app.slug, slug=app.slug, app_id=app.app_id, warning=warning,
                  store_path=str(Path(settings.data_dir) / app_store.APP_DIR),

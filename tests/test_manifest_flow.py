@@ -170,19 +170,40 @@ def test_starts_without_a_secret_only_while_no_app_is_named(tmp_path: Path) -> N
 
 
 def test_webhook_answers_503_until_a_secret_exists_on_every_path(tmp_path: Path) -> None:
-    settings = _settings(tmp_path)
-    app = create_app(settings, queue=InMemoryQueue())
-    assert _ping(app.test_client(), "") == 503
-    # The lean WSGI path must not accept a delivery signed with the empty key either.
-    lean = FastWebhook(app, settings)
-    raw = json.dumps({"ref": "refs/heads/main", "repository": {"full_name": "o/r"},
-                      "installation": {"id": 1}}).encode()
+    import asyncio
+
     from werkzeug.test import Client
 
-    answer = Client(lean).post("/api/github/webhooks", data=raw, headers={
-        "X-GitHub-Event": "push", "X-GitHub-Delivery": "d-2", "Content-Type": "application/json",
-        "X-Hub-Signature-256": _sign(raw, "")})
-    assert answer.status_code == 503
+    from bot.asgi import FastAsgiWebhook
+    from tests.runtime_fixtures import push_payload
+
+    settings = _settings(tmp_path)
+    queue = InMemoryQueue()
+    app = create_app(settings, queue=queue)
+    assert _ping(app.test_client(), "") == 503
+    # The lean WSGI and ASGI paths must not accept a delivery signed with the empty key either.
+    raw = json.dumps(push_payload("o/r")).encode()
+    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-2", "Content-Type": "application/json",
+               "X-Hub-Signature-256": _sign(raw, "")}
+    lean = Client(FastWebhook(app, settings))
+    assert lean.post("/api/github/webhooks", data=raw, headers=headers).status_code == 503
+    replies: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": raw, "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: Any) -> None:
+        replies.append(dict(message))
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+             "path": "/api/github/webhooks", "raw_path": b"/api/github/webhooks", "query_string": b"",
+             "root_path": "", "scheme": "http", "server": ("127.0.0.1", 3000), "client": ("127.0.0.1", 5),
+             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+             + [(b"content-length", str(len(raw)).encode())]}
+    asyncio.run(FastAsgiWebhook(app, settings)(scope, receive, send))
+    assert replies[0]["status"] == 503
+    assert queue.seen == set()  # nothing was queued
 
 
 # -- the flow through the web app -------------------------------------------------------------------------
@@ -403,3 +424,11 @@ def test_serve_started_without_an_app_uses_the_registered_one(tmp_path: Path) ->
             os.killpg(serve.pid, 9)
         log.close()
         github.shutdown()
+
+
+def test_an_unwritable_data_dir_is_a_clear_page(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    Path(settings.data_dir).mkdir()
+    (Path(settings.data_dir) / app_store.STATE_DIR).write_text("a file where the states folder goes")
+    response = _client(settings).post("/setup/github-app")
+    assert response.status_code == 500 and "DATA_DIR is not writable" in response.get_data(as_text=True)
