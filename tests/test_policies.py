@@ -94,17 +94,22 @@ def test_literal_image_registry_keeps_its_own_account_and_region() -> None:
     spec = spec.replace('    AWS_DEFAULT_REGION: "us-east-1"\n', "")
     spec += "      - CACHE_URI=$AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com/$CACHE_REPO_NAME\n"
     setup = aws_setup({"buildspec.yml": spec}, Options(cache_repository="shop-cache"), (BUILD,))
-    # The cache sits in the project's own region, which this buildspec does not name.
-    assert setup.region == "REGION"
-    assert setup.account_id is None
+    # The only registry the buildspec names gives the setup its region and account, and says so.
+    assert setup.region == "eu-west-1"
+    assert setup.account_id == "987654321098"
+    assert setup.commands[0].startswith("# region eu-west-1 (from the ECR registry named at buildspec.yml:4) and "
+                                        "account 987654321098 (from the ECR registry named at buildspec.yml:4)")
     assert setup.cache_repositories == ("shop-cache", "my-app-cache")
     assert setup.image_repositories == ("shop",)
     resources = json.loads(setup.iam_policy_json)["Statement"][1]["Resource"]
     assert resources == [
         "arn:aws:ecr:eu-west-1:987654321098:repository/shop",
-        "arn:aws:ecr:REGION:ACCOUNT_ID:repository/shop-cache",
-        "arn:aws:ecr:REGION:ACCOUNT_ID:repository/my-app-cache",
+        "arn:aws:ecr:eu-west-1:987654321098:repository/shop-cache",
+        "arn:aws:ecr:eu-west-1:987654321098:repository/my-app-cache",
     ]
+    # An explicit region still wins, and the registry's region then only fills the account.
+    other = aws_setup({"buildspec.yml": spec}, Options(region="us-west-2"), (BUILD,))
+    assert other.region == "us-west-2" and other.commands[0].startswith("# account 987654321098 (from ")
 
 
 def test_cache_region_comes_from_the_cache_uri_line() -> None:

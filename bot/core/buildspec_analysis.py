@@ -6,6 +6,7 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
+import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from bot.core import buildspec_yaml as by
@@ -18,6 +19,7 @@ from bot.core.shellcmd_docker import (
     Option,
     find_legacy_logins,
     is_china,
+    legacy_login_uses,
     parse_build,
 )
 
@@ -71,6 +73,7 @@ class Analysis:
     commands: list[Command] = field(default_factory=list)
     builds: list[Build] = field(default_factory=list)
     legacy: list[tuple[Command, LegacyLogin]] = field(default_factory=list)
+    legacy_uses: list[tuple[Command, str]] = field(default_factory=list)
     logins: list[tuple[Command, str]] = field(default_factory=list)
     region_vars: list[tuple[int, str]] = field(default_factory=list)
     assigned: dict[str, list[int]] = field(default_factory=dict)
@@ -190,18 +193,28 @@ def analyse(root: Node, path: str, paths: frozenset[str] = frozenset()) -> Analy
     known: dict[str, str | None] = {k: (v if "$" not in v and "`" not in v else None) for k, v in variables.items()}
     shell = _Shell(known, variables)
     an.commands, an.flow_phases = phase_commands(root)
-    an.china = any(is_china(c.value or "") for c in an.commands) or any(is_china(v) for v in variables.values())
+    an.china = (any(is_china(_without_comments(c.value or "")) for c in an.commands)
+                or any(is_china(v) for v in variables.values()))
     for n, cmd in enumerate(an.commands):
         value = cmd.value
         if value is None:
             continue
-        an.region_vars.extend((n, m[1]) for m in _REGION_VAR.finditer(value))
-        if "ecr-login" in value:
+        code = _without_comments(value)
+        an.region_vars.extend((n, m[1]) for m in _REGION_VAR.finditer(code))
+        if "ecr-login" in code:
             an.cred_helper = True
         for legacy in find_legacy_logins(value):
             an.legacy.append((cmd, legacy))
+        an.legacy_uses.extend((cmd, use) for use in legacy_login_uses(value))
         _walk(an, shell, cmd, n, value, paths)
     return an
+
+
+def _without_comments(value: str) -> str:
+    """The command text as the shell runs it, one simple command a line: `# ...` comments are never facts."""
+    if "#" not in value:
+        return value
+    return "\n".join(" ".join(w.raw for w in (*sc.assignments, *sc.words)) for sc in simple_commands(value))
 
 
 def _walk(an: Analysis, shell: _Shell, cmd: Command, n: int, value: str, paths: frozenset[str]) -> None:
@@ -363,3 +376,33 @@ def _raw_value(cmd: Command, opt: Option, b: DockerBuild) -> str:
             text = text[len(prefix):]
             break
     return _dequote(text.lstrip("= \t\n\\"))
+
+
+def command_values(text: str) -> list[tuple[int, str]]:
+    """(line, text) of every env variable value and every word of every command: never a YAML or shell comment.
+
+    Words and assignments come from the shell splitter, so `# docker push ...` inside a `|` block is skipped
+    too. An unparsable buildspec names nothing.
+    """
+    try:
+        root = by.compose(text)
+    except yaml.YAMLError:
+        return []
+    if not isinstance(root, MappingNode):
+        return []
+    out: list[tuple[int, str]] = []
+    env = by.get(root, "env")
+    variables = by.get(env[1] if env else None, "variables")
+    if variables and isinstance(variables[1], MappingNode):
+        out.extend((v.start_mark.line + 1, v.value) for _, v in variables[1].value if isinstance(v, ScalarNode))
+    for cmd in phase_commands(root)[0]:
+        node = cmd.node
+        if not isinstance(node, ScalarNode):
+            continue
+        mapped = by.map_scalar(text, node)
+        for sc in simple_commands(node.value):
+            for w in (*sc.assignments, *sc.words):
+                pos = mapped.positions[w.start] if mapped is not None and w.start < len(mapped.positions) else -1
+                line = text.count("\n", 0, pos) + 1 if pos >= 0 else node.start_mark.line + 1
+                out.append((line, w.raw))
+    return out

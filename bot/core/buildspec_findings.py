@@ -1,13 +1,15 @@
-"""Findings about a buildspec as a whole: chained local images, Docker Hub pushes, the builder switch."""
+"""Findings about a buildspec as a whole: chained local images, Docker Hub pushes, the builder switch, refusals."""
 
 from __future__ import annotations
 
 import re
 
-from yaml.nodes import ScalarNode, SequenceNode
+import yaml
+from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from bot.core import buildspec_yaml as by
-from bot.core.buildspec_analysis import PHASES
+from bot.core import codebuild_images
+from bot.core.buildspec_analysis import PHASES, Command
 from bot.core.buildspec_edit import Parsed
 from bot.core.model import Finding, RepoSnapshot
 from bot.core.shellcmd import simple_commands, substitutions
@@ -177,4 +179,84 @@ def dockerhub_pushes(p: Parsed) -> list[Finding]:
                                f"{p.path}:{c.node.start_mark.line + 1}: pushes `{ref}` to Docker Hub, not ECR; "
                                "the layer cache still goes to the ECR cache repository."))
             return out
+    return out
+
+
+def refusals(p: Parsed) -> list[Finding]:
+    """Why this buildspec must be left untouched although its builds could be cached (empty: go ahead)."""
+    return [*mapping_commands(p), *legacy_login_outputs(p), *old_runtime_pins(p)]
+
+
+def _line(p: Parsed, cmd: Command, needle: str) -> int:
+    """The file line of ``needle`` inside the command ``cmd`` (its first line when not found)."""
+    node = cmd.node
+    offset = (cmd.value or "").find(needle)
+    if isinstance(node, ScalarNode) and offset >= 0:
+        m = by.map_scalar(p.text, node)
+        if m is not None and offset < len(m.positions) and m.positions[offset] >= 0:
+            return p.text.count("\n", 0, m.positions[offset]) + 1
+    return node.start_mark.line + 1
+
+
+def legacy_login_outputs(p: Parsed) -> list[Finding]:
+    """`aws ecr get-login` whose output is stored or parsed: no replacement is equivalent, so say where."""
+    out = []
+    for cmd, use in p.analysis.legacy_uses:
+        out.append(Finding(p.path, "warning", "legacy-login-output",
+                           f"{p.path}:{_line(p, cmd, use)}: `{use[:100]}` uses the output of `aws ecr get-login`, "
+                           "which AWS CLI v2 (on every current CodeBuild image) no longer has. The bot replaces "
+                           "that login only where its output is run as a command; here it is kept or parsed, "
+                           "so the buildspec was left untouched. Log in with `aws ecr get-login-password "
+                           "--region REGION | docker login --username AWS --password-stdin REGISTRY` (the "
+                           "password alone is what `get-login-password` prints), then run /ecr-cache again."))
+    return out
+
+
+def mapping_commands(p: Parsed) -> list[Finding]:
+    """Commands YAML reads as a mapping (an unquoted `: `): CodeBuild rejects such a buildspec before it runs."""
+    out = []
+    for cmd in p.analysis.commands:
+        node = cmd.node
+        if not isinstance(node, MappingNode):
+            continue
+        raw = p.text[node.start_mark.index:node.end_mark.index].rstrip()
+        quoted = "'" + raw.replace("'", "''") + "'"
+        hint = ""
+        try:
+            # Suggest the quoted form only when it reads back as exactly what was written.
+            if "\n" not in raw and " #" not in raw and by.safe_load(f"- {quoted}\n") == [raw]:
+                hint = f" Quote the whole command to keep it as written: `- {quoted}`."
+        except yaml.YAMLError:
+            hint = ""
+        out.append(Finding(p.path, "warning", "buildspec-command-mapping",
+                           f"{p.path}:{node.start_mark.line + 1}: YAML reads this `{cmd.phase}` command as a "
+                           f"mapping, not a string (an unquoted `: ` inside it), so CodeBuild rejects the "
+                           f"buildspec before any command runs; the file was left untouched.{hint}"))
+    return out
+
+
+def old_runtime_pins(p: Parsed) -> list[Finding]:
+    """`runtime-versions` pins that only CodeBuild images without `docker buildx` offer."""
+    phases = by.get(p.root, "phases")
+    install = by.get(phases[1] if phases else None, "install")
+    runtimes = by.get(install[1] if install else None, "runtime-versions")
+    node = runtimes[1] if runtimes else None
+    out: list[Finding] = []
+    for key, value in node.value if isinstance(node, MappingNode) else []:
+        if not isinstance(key, ScalarNode) or not isinstance(value, ScalarNode):
+            continue
+        images = codebuild_images.old_only(key.value, value.value)
+        if not images:
+            continue
+        offered = codebuild_images.recommended_versions(key.value)
+        move = (f"pin `{key.value}: {' or '.join(offered)}` there" if offered
+                else f"drop the `{key.value}` line (that image offers no such runtime)")
+        out.append(Finding(p.path, "warning", "old-build-image",
+                           f"{p.path}:{key.start_mark.line + 1}: `runtime-versions: {key.value}: {value.value}` "
+                           f"is offered only by CodeBuild images without `docker buildx` "
+                           f"({', '.join(i.name.removeprefix('aws/codebuild/') for i in images)}), so this "
+                           "project builds on one of them today and the registry cache (which needs buildx) "
+                           "would stop that build; the file was left untouched. To move on, set the CodeBuild "
+                           f"project's image to {codebuild_images.RECOMMENDED} (Environment > Image), {move}, "
+                           "and run /ecr-cache again."))
     return out

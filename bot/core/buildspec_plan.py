@@ -9,9 +9,10 @@ import yaml
 from yaml.nodes import MappingNode, ScalarNode
 
 from bot.core import buildspec_yaml as by
+from bot.core import codebuild_images
 from bot.core.buildspec_analysis import PHASES, Analysis, Build, Command, analyse
 from bot.core.buildspec_edit import Edit, Parsed, prove, splice
-from bot.core.buildspec_findings import builder_switch, dockerhub_pushes, loaded_images, local_base
+from bot.core.buildspec_findings import builder_switch, dockerhub_pushes, loaded_images, local_base, refusals
 from bot.core.buildspec_tags import assign_tags, existing_tag
 from bot.core.buildspec_verify import (
     ACCOUNT_LINE,
@@ -78,12 +79,11 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery) 
         findings.append(Finding(first, "info", "privileged-mode",
                                 "The CodeBuild project must run in privileged mode to use Docker "
                                 "(Environment > Privileged); a buildspec cannot turn it on."))
-        # standard:6.0 has no buildx (aws/aws-codebuild-docker-images#653); standard:7.0 ships it
-        # (ubuntu/standard/7.0/Dockerfile, DOCKER_BUILDX_VERSION 0.11.0), so does the AL2023 standard:5.0 image.
         findings.append(Finding(first, "info", "buildx-required",
-                                "`docker buildx` ships on aws/codebuild/standard:7.0 and on the Amazon Linux 2023 "
-                                "standard:5.0 image; on images without it (for example aws/codebuild/standard:5.0 "
-                                "and 6.0) the added guard stops the build with a clear message."))
+                                "The added steps need `docker buildx`, which ships on "
+                                f"{codebuild_images.summary(True)}; on an image without it "
+                                f"({codebuild_images.summary(False)}) the added guard stops the build with a clear "
+                                "message."))
         if not options.builder_image:
             findings.append(Finding(first, "info", "builder-image",
                                     "`docker buildx create --bootstrap` pulls the `moby/buildkit` image from Docker "
@@ -99,21 +99,6 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery) 
                                     "that registry first (the IAM policy already allows pulling it)."))
     return PartialPlan(edits=tuple(edits), findings=tuple(findings), builds=tuple(links),
                        extra={"cache_repositories": repos})
-
-
-def _old_image(p: Parsed) -> list[Finding]:
-    """`runtime-versions: docker: N` exists only on images without buildx (standard:2.0/3.0, AL2 1.0/2.0)."""
-    phases = by.get(p.root, "phases")
-    install = by.get(phases[1] if phases else None, "install")
-    runtimes = by.get(install[1] if install else None, "runtime-versions")
-    docker = by.get(runtimes[1] if runtimes else None, "docker")
-    if docker is None or not isinstance(docker[1], ScalarNode):
-        return []
-    return [Finding(p.path, "warning", "old-build-image",
-                    f"{p.path}:{docker[0].start_mark.line + 1}: `runtime-versions: docker: {docker[1].value}` is "
-                    "offered only by old CodeBuild images (standard:2.0/3.0, Amazon Linux 2 1.0/2.0), which have no "
-                    "`docker buildx`: the added guard stops the build there. Move the project to "
-                    "aws/codebuild/standard:7.0 (and drop the docker runtime line) before merging.")]
 
 
 def _blocked(p: Parsed) -> tuple[str, str] | None:
@@ -236,7 +221,10 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str],
     if blocked:
         findings.append(Finding(p.path, "warning", blocked[0], f"{p.path} left untouched: {blocked[1]}"))
         return None, findings, links, repo
-    findings.extend(_old_image(p))
+    refused = refusals(p)
+    if refused:
+        findings.extend(refused)
+        return None, findings, links, repo
     findings.extend(loaded_images(p))
     findings.extend(dockerhub_pushes(p))
     findings.extend(builder_switch(p))

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import yaml
 
 from bot.core import buildspec_yaml as by
+from bot.core.buildspec_analysis import command_values
 from bot.core.model import AwsSetup, BuildLink, Options
 from bot.core.names import (
     account_id_problem,
@@ -271,6 +273,7 @@ def _first_valid(candidates: Iterable[str | None], problem: object) -> str | Non
     return None
 
 
+_REGISTRY_HOST = re.compile(r"(?P<account>\$\{\w+\}|\$?\w+)\.dkr\.ecr\.(?P<region>\$\{\w+\}|\$?[\w-]+)\.amazonaws\.com")
 _CACHE_URI_LINE = re.compile(
     r"CACHE_URI=(?P<account>\S+?)\.dkr\.ecr\.(?P<region>\S+?)\.amazonaws\.com(?:\.cn)?/"
 )
@@ -282,6 +285,32 @@ def _resolve(token: str, variables: Mapping[str, str]) -> str | None:
     return variables.get(match.group(1)) if match else token
 
 
+@dataclass(frozen=True)
+class _Named:
+    """The account and region registry hosts name (None when absent or when hosts disagree), and notes."""
+
+    region: str | None = None
+    account: str | None = None
+    notes: tuple[str, ...] = ()
+
+
+def _named_by_hosts(hosts: list[tuple[str, str, str]], region: str | None, account: str | None) -> _Named:
+    """The region/account of the registry hosts, used where nothing surer set them, and where they came from."""
+    regions = {r for _, r, _ in hosts if region_problem(r) is None}
+    accounts = {a for a, _, _ in hosts if account_id_problem(a) is None}
+    found = _Named(None if region or len(regions) != 1 else regions.pop(),
+                   None if account or len(accounts) != 1 else accounts.pop())
+    where_region = next((w for _, r, w in hosts if r == found.region), "")
+    where_account = next((w for a, _, w in hosts if a == found.account), "")
+    used = [f"region {found.region} (from the ECR registry named at {where_region})" if found.region else "",
+            f"account {found.account} (from the ECR registry named at {where_account})" if found.account else ""]
+    if not any(used):
+        return found
+    # The buildspec's CACHE_URI follows the build's own account and region: these are a default to check.
+    note = f"# {' and '.join(u for u in used if u)}: use your CodeBuild project's own if they differ"
+    return _Named(found.region, found.account, (note,))
+
+
 def aws_setup(
     buildspec_texts: Mapping[str, str], options: Options, builds: tuple[BuildLink, ...]
 ) -> AwsSetup:
@@ -291,23 +320,34 @@ def aws_setup(
     cache_names: list[str | None] = [options.cache_repository]
     image_names: list[str | None] = [options.image_repository]
     literal_images: list[re.Match[str]] = []
+    # (account, region, where): registry hosts that real commands and env values name (never comments).
+    hosts: list[tuple[str, str, str]] = []
     for path in sorted({b.buildspec for b in builds} or buildspec_texts):
         text = buildspec_texts.get(path, "")
         variables = _env_variables(text)
+        values = command_values(text)
         # The cache lives where the bot's CACHE_URI line points; other registries named in the file may
         # belong to another account or region.
-        for line in _CACHE_URI_LINE.finditer(text):
-            regions.append(_resolve(line.group("region"), variables))
-            accounts.append(_resolve(line.group("account"), variables))
+        for _, value in values:
+            for line in _CACHE_URI_LINE.finditer(value):
+                regions.append(_resolve(line.group("region"), variables))
+                accounts.append(_resolve(line.group("account"), variables))
         regions.extend(variables.get(k) for k in ("AWS_DEFAULT_REGION", "AWS_REGION"))
         accounts.extend(variables.get(k) for k in ("AWS_ACCOUNT_ID", "ACCOUNT_ID"))
         cache_names.append(variables.get("CACHE_REPO_NAME"))
         image_names.extend(variables.get(k) for k in _IMAGE_REPO_VARIABLES)
         # The builder image (`--driver-opt image=...`) is only pulled: it gets its own pull-only statement.
-        literal_images.extend(m for m in _REGISTRY_LITERAL.finditer(text) if m.group("repo")
-                              and not (options.builder_image and options.builder_image.startswith(m.group(0))))
+        builder_ref = options.builder_image or "\0"
+        for number, value in values:
+            # `123456789012.dkr.ecr.$AWS_REGION...` still names the account, `$ACCOUNT.dkr.ecr.eu-west-1...` the region.
+            hosts.extend((m["account"], m["region"], f"{path}:{number}") for m in _REGISTRY_HOST.finditer(value)
+                         if not builder_ref.startswith(m.group(0)))
+            literal_images.extend(m for m in _REGISTRY_LITERAL.finditer(value)
+                                  if m.group("repo") and not builder_ref.startswith(m.group(0)))
     region = _first_valid(regions, region_problem)
     account = _first_valid(accounts, account_id_problem)
+    named = _named_by_hosts(hosts, region, account)
+    region, account = region or named.region, account or named.account
     cache_repositories = tuple(
         dict.fromkeys(n for n in cache_names if n and ecr_repository_problem(n) is None)
     ) or (DEFAULT_CACHE_REPOSITORY,)
@@ -338,8 +378,9 @@ def aws_setup(
         image_repositories=images,
         lifecycle_policy_json=lifecycle,
         iam_policy_json=iam,
-        commands=setup_commands(region, account, cache_repositories, images,
-                                shared=tuple(n for n in cache_repositories if n == options.cache_repository)),
+        commands=named.notes + setup_commands(region, account, cache_repositories, images,
+                                              shared=tuple(n for n in cache_repositories
+                                                           if n == options.cache_repository)),
         cache_repositories=cache_repositories,
         account_id=account,
         files=(LIFECYCLE_PATH, IAM_PATH),

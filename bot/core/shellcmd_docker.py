@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.core.shellcmd import SimpleCommand, Word, simple_commands
+from bot.core.shellcmd import SimpleCommand, Word, simple_commands, substitutions
 
 # Flags of `docker build` / `docker buildx build` that take a value
 # (https://docs.docker.com/reference/cli/docker/buildx/build/).
@@ -249,7 +249,6 @@ def apply_splices(s: str, splices: list[Splice]) -> str:
     return out
 
 
-_GET_LOGIN = re.compile(r"(?:eval\s+)?\$\(\s*aws\s+ecr\s+get-login\s(?P<args>[^()`]*)\)")
 
 
 @dataclass(frozen=True)
@@ -288,30 +287,102 @@ def login_command(region: str, registry: str) -> str:
     return f"aws ecr get-login-password --region {region} | docker login --username AWS --password-stdin {registry}"
 
 
-def find_legacy_logins(s: str) -> list[LegacyLogin]:
-    """Every `$(aws ecr get-login ...)` in ``s`` with its region and `--registry-ids`."""
-    found: list[LegacyLogin] = []
-    for m in _GET_LOGIN.finditer(s):
-        args = m["args"].split()
-        region = "$AWS_DEFAULT_REGION"
-        ids: list[str] = []
-        k = 0
-        while k < len(args):
-            a = args[k]
-            if a.startswith("--region="):
-                region = a.split("=", 1)[1]
-            elif a == "--region" and k + 1 < len(args):
-                region = args[k + 1]
-                k += 1
-            elif a.startswith("--registry-ids"):
-                rest = [a.split("=", 1)[1]] if "=" in a else []
-                k += 1
-                while k < len(args) and not args[k].startswith("-"):
-                    rest.append(args[k])
-                    k += 1
-                ids.extend(rest)
-                continue
+# Text after which a word starts a new command (`a && $(...)`, `if x; then $(...)`): anything else before
+# `$(aws ecr get-login)` (`sudo`, `time`, an assignment) changes what running its output means.
+_COMMAND_OPERATORS = ("\n", ";", "&&", "||", "(")
+_COMMAND_WORDS = frozenset({"{", "then", "do", "else"})
+
+
+def _whole_substitution(raw: str) -> str | None:
+    """The command inside a word that is exactly one `$(...)` or `` `...` `` (also double-quoted), else None."""
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        raw = raw[1:-1]
+    inner = substitutions(raw)
+    if len(inner) == 1 and raw in (f"$({inner[0]})", f"`{inner[0]}`"):
+        return inner[0]
+    return None
+
+
+def _get_login(inner: str) -> tuple[str, tuple[str, ...]] | None:
+    """(region, registry ids) when ``inner`` is exactly one `aws ecr get-login` with arguments the bot knows."""
+    cmds = simple_commands(inner)
+    if len(cmds) != 1 or cmds[0].assignments or cmds[0].writes:
+        return None
+    args = [w.value for w in cmds[0].words]
+    if args[:3] != ["aws", "ecr", "get-login"] or any("$(" in a or "`" in a for a in args):
+        return None
+    # Without --region, AWS CLI v1 used the configured region: CodeBuild sets AWS_DEFAULT_REGION.
+    region = "$AWS_DEFAULT_REGION"
+    ids: list[str] = []
+    k = 3
+    while k < len(args):
+        a = args[k]
+        if a.startswith("--region="):
+            region = a.split("=", 1)[1]
+        elif a == "--region" and k + 1 < len(args):
+            region = args[k + 1]
             k += 1
-        region = region.strip("'\"")
-        found.append(LegacyLogin(m.start(), m.end(), region, tuple(i.strip("'\"") for i in ids)))
+        elif a.split("=", 1)[0] == "--registry-ids":
+            ids.extend([a.split("=", 1)[1]] if "=" in a else [])
+            while k + 1 < len(args) and not args[k + 1].startswith("-"):
+                ids.append(args[k + 1])
+                k += 1
+        elif a not in ("--no-include-email", "--include-email"):
+            return None  # `--profile`, `--endpoint-url`, ...: no equivalent the bot can prove
+        k += 1
+    return region, tuple(ids)
+
+
+def _run_as_command(s: str, sc: SimpleCommand) -> tuple[int, int, str] | None:
+    """(start, end, inner) when ``sc`` runs the output of a substitution as a command (alone or via eval)."""
+    words = sc.words
+    if sc.assignments or not words:
+        return None
+    head = s[:words[0].start].rstrip(" \t")
+    last = head.split()[-1] if head.split() else ""
+    if head and not head.endswith(_COMMAND_OPERATORS) and last not in _COMMAND_WORDS:
+        return None
+    if len(words) == 1:
+        inner = _whole_substitution(words[0].raw)
+        return None if inner is None else (words[0].start, words[0].end, inner)
+    if len(words) == 2 and words[0].raw == "eval":
+        inner = _whole_substitution(words[1].raw)
+        return None if inner is None else (words[0].start, words[1].end, inner)
+    return None
+
+
+def find_legacy_logins(s: str) -> list[LegacyLogin]:
+    """Every `$(aws ecr get-login ...)` in ``s`` that is run as a command, with its region and `--registry-ids`.
+
+    Only a login whose output is run (`$(...)` as the whole command, `eval $(...)`, `` `...` ``) is replaced:
+    where the output is stored or parsed, `get-login-password | docker login` is no equivalent.
+    """
+    if "get-login" not in s:
+        return []
+    found: list[LegacyLogin] = []
+    for sc in simple_commands(s):
+        run = _run_as_command(s, sc)
+        login = _get_login(run[2]) if run else None
+        if run and login:
+            found.append(LegacyLogin(run[0], run[1], login[0], login[1]))
     return found
+
+
+def legacy_login_uses(s: str) -> list[str]:
+    """Every `aws ecr get-login` in ``s`` that `find_legacy_logins` does not replace (its output is data)."""
+    if "get-login" not in s:
+        return []
+    replaced = {(lg.start, lg.end) for lg in find_legacy_logins(s)}
+    uses: list[str] = []
+    for sc in simple_commands(s):
+        if [w.value for w in sc.words[:3]] == ["aws", "ecr", "get-login"]:
+            uses.append(" ".join(w.raw for w in sc.words))
+            continue
+        run = _run_as_command(s, sc)
+        if run and (run[0], run[1]) in replaced:
+            continue
+        for w in (*sc.assignments, *sc.words):
+            for inner in substitutions(w.raw):
+                if "get-login" in inner and legacy_login_uses(inner):
+                    uses.append(w.raw)
+    return uses
