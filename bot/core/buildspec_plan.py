@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Mapping
 
 import yaml
 from yaml.nodes import MappingNode, ScalarNode
@@ -43,8 +44,12 @@ _REPO_KEYS = ("IMAGE_REPO_NAME", "IMAGE_REPOSITORY_NAME", "ECR_REPO_NAME", "ECR_
               "REPOSITORY_NAME")
 
 
-def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery) -> PartialPlan:
-    """Return buildspec edits, findings and the BuildLinks of every `docker build`."""
+def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery,
+                    skip: frozenset[tuple[str, int]] = frozenset()) -> PartialPlan:
+    """Return buildspec edits, findings and the BuildLinks of every `docker build`.
+
+    ``skip``: builds (buildspec, index) to leave as they are, as far as `_skippable` allows.
+    """
     findings: list[Finding] = []
     parsed: list[Parsed] = []
     all_paths = frozenset(snapshot.paths)
@@ -63,11 +68,12 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery) 
         parsed.append(Parsed(path, text, root, analyse(root, path, all_paths)))
     tags = assign_tags([(p.path, p.root, p.analysis) for p in parsed], options,
                        frozenset(found.batch_buildspecs))
+    skip = _skippable(parsed, skip)
     edits: list[FileEdit] = []
     links: list[BuildLink] = []
     repos: dict[str, str] = {}
     for p in parsed:
-        edit, more, blinks, repo = _plan_one(p, options, tags, snapshot)
+        edit, more, blinks, repo = _plan_one(p, options, tags, snapshot, skip)
         findings.extend(more)
         links.extend(blinks)
         if edit is not None:
@@ -98,7 +104,7 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery) 
                                     "so if the image is in another account or region, add a `docker login` for "
                                     "that registry first (the IAM policy already allows pulling it)."))
     return PartialPlan(edits=tuple(edits), findings=tuple(findings), builds=tuple(links),
-                       extra={"cache_repositories": repos})
+                       extra={"cache_repositories": repos, "skipped": skip})
 
 
 def _blocked(p: Parsed) -> tuple[str, str] | None:
@@ -195,12 +201,40 @@ def _local_use_after_push(p: Parsed, b: Build) -> str | None:
     return None
 
 
+def _skippable(parsed: list[Parsed], wanted: frozenset[tuple[str, int]]) -> frozenset[tuple[str, int]]:
+    """The builds of ``wanted`` (buildspec, index) that can be left as they are while others are rewritten.
+
+    A `docker buildx build` left alone next to rewritten builds would run on the docker-container builder they
+    select, without `--load`; such a build is left alone only with every build of its buildspec.
+    """
+    out: set[tuple[str, int]] = set()
+    for p in parsed:
+        todo = [k for k, b in enumerate(p.analysis.builds)
+                if not b.build.rewritten and len(b.build.real_positionals) == 1]
+        chosen = [k for k in todo if (p.path, k) in wanted]
+        whole = len(chosen) == len(todo)
+        out.update((p.path, k) for k in chosen if whole or p.analysis.builds[k].build.kind != "buildx")
+    return frozenset(out)
+
+
+def _no_cache(b: Build, env: Mapping[str, str]) -> str:
+    """Where this build's `--no-cache` comes from (the flag, or a variable of the buildspec set to it)."""
+    if b.build.has("--no-cache"):
+        return "`--no-cache`"
+    for raw in b.build.flag_vars:
+        value = b.flag_values.get(raw, env.get(raw.strip("${}"), ""))
+        if re.search(r"(?:^|\s)--no-cache(?:\s|$)", value):
+            return f"`{raw}` (`{value}`)"
+    return ""
+
+
 def _first_line(exc: Exception) -> str:
     return " ".join(str(exc).split())[:300]
 
 
-def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str],
-              snapshot: RepoSnapshot) -> tuple[FileEdit | None, list[Finding], list[BuildLink], str | None]:
+def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str], snapshot: RepoSnapshot,
+              skip: frozenset[tuple[str, int]] = frozenset(),
+              ) -> tuple[FileEdit | None, list[Finding], list[BuildLink], str | None]:
     an = p.analysis
     findings: list[Finding] = []
     if not an.builds:
@@ -210,8 +244,9 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str],
     edit = Edit()
     positions = {id(c): n for n, c in enumerate(an.commands)}
     for k, b in enumerate(an.builds):
-        links.append(_build_link(p, b, k, tags, findings, snapshot, edit, positions, options))
-    if not any(b.build.rewritten or len(b.build.real_positionals) == 1 for b in an.builds):
+        links.append(_build_link(p, b, k, tags, findings, snapshot, edit, positions, options, (p.path, k) in skip))
+    if not any(b.build.rewritten or len(b.build.real_positionals) == 1 and (p.path, k) not in skip
+               for k, b in enumerate(an.builds)):
         return None, findings, links, repo
     chain = local_base(p, snapshot)
     if chain:
@@ -328,7 +363,8 @@ def _ecr_repositories(an: Analysis) -> list[str]:
 
 
 def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], findings: list[Finding],
-                snapshot: RepoSnapshot, edit: Edit, positions: dict[int, int], options: Options) -> BuildLink:
+                snapshot: RepoSnapshot, edit: Edit, positions: dict[int, int], options: Options,
+                skip: bool = False) -> BuildLink:
     db = b.build
     cmd = b.command
     line = _line_of(p.text, cmd, db.verbs[0].start)
@@ -355,8 +391,9 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
                                 f"this build reads `{b.dockerfile}`, which is not in the repository.{hint}"))
     link = BuildLink(p.path, cmd.phase, cmd.index, line, b.dockerfile if not b.unresolved else None,
                      b.context, tag, output, b.unresolved,  # type: ignore[arg-type]
-                     b.volatile_args, b.target, b.written_before, b.unknown_args)
-    if db.rewritten:
+                     b.volatile_args, b.target, b.written_before, b.unknown_args,
+                     no_cache=_no_cache(b, p.analysis.env_vars))
+    if db.rewritten or skip:
         return link
     if malformed:
         findings.append(Finding(p.path, "warning", "docker-build-malformed",

@@ -13,12 +13,14 @@ compared on the same footing. A COPY's key is the checksum of the files it copie
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 import re
 
 from bot.core.dockerfile_args import NAMES_ONLY, ArgFacts, references, volatile_name
 from bot.core.dockerfile_parse import Dockerfile, Instruction, Stage
 from bot.core.dockerfile_reorder import copy_parts
+from bot.core.dockerfile_shell import run_commands
 from bot.core.ecosystems import is_manifest_name
 from bot.core.markdown import code_span
 from bot.core.model import CacheStep, CacheTable
@@ -46,6 +48,35 @@ def _sources(inst: Instruction) -> list[str] | None:
     if parts is None:
         return None
     return [s for s in parts[0] if "://" not in s] or None
+
+
+# Commands that take no time worth caching: file modes and owners, users and groups, folders and links.
+_CHEAP = frozenset({"mkdir", "chmod", "chown", "chgrp", "ln", "addgroup", "adduser", "groupadd", "useradd",
+                    "usermod", "touch", "echo", "printf", "true", "rm", "mv", "cp", "cd", "set", "export"})
+
+
+def is_trivial(inst: Instruction) -> bool:
+    """True when running ``inst`` again costs nothing worth caching: a copy of context files, or a RUN of
+    only cheap commands (`mkdir`, `chown`, `adduser`, `ln`, ...)."""
+    if inst.keyword in ("COPY", "ADD"):
+        return _sources(inst) is not None
+    if inst.keyword != "RUN" or inst.flags:
+        return False
+    commands = run_commands(inst)
+    return bool(commands) and all(c.name in _CHEAP for c in commands or ())
+
+
+def reuses_nothing(steps: tuple[CacheStep, ...]) -> bool:
+    """True when a source-only change re-runs every step that is not trivial (also: no steps at all)."""
+    return all(s.reruns_on_source_change or s.trivial for s in steps)
+
+
+def all_rerun(table: CacheTable, reason: str) -> CacheTable:
+    """The table of a Dockerfile whose every build runs with `--no-cache`: every step re-runs, always."""
+    def rerun(steps: tuple[CacheStep, ...]) -> tuple[CacheStep, ...]:
+        return tuple(dataclasses.replace(s, reruns_on_source_change=True, reruns_on_manifest_change=True,
+                                         reason=reason if n == 0 else "") for n, s in enumerate(steps))
+    return dataclasses.replace(table, before=rerun(table.before), after=rerun(table.after))
 
 
 def _changed(sources: list[str], kind: str) -> bool:
@@ -171,7 +202,8 @@ def steps(df: Dockerfile, facts: ArgFacts = NAMES_ONLY,
                 first_manifest = False
             text = " ".join(inst.line_text.split())
             out.append(CacheStep(stage=_label(stage), line=inst.lineno, instruction=text[:120],
-                                 reruns_on_source_change=src, reruns_on_manifest_change=man, reason=reason))
+                                 reruns_on_source_change=src, reruns_on_manifest_change=man, reason=reason,
+                                 trivial=is_trivial(inst)))
     return tuple(out)
 
 

@@ -100,6 +100,8 @@ class BuildLink:
     target: str | None = None
     written_before: tuple[WrittenFile, ...] = ()
     unknown_args: tuple[str, ...] = ()
+    # Where `--no-cache` comes from (the flag, or a variable that expands to it); empty when the build has none.
+    no_cache: str = ""
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,8 @@ class CacheStep:
     reruns_on_source_change: bool
     reruns_on_manifest_change: bool
     reason: str = ""
+    # Cheap to run again (mkdir, chown, useradd, a copy of context files): reusing it saves nothing.
+    trivial: bool = False
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,22 @@
 
 from __future__ import annotations
 
-from bot.core import buildspec_plan, discover, dockerfile_plan, policies
-from bot.core.model import AwsSetup, FileEdit, Finding, Options, Plan, RepoSnapshot
+import posixpath
+import re
+from dataclasses import dataclass
+
+from bot.core import buildspec_plan, cachetable, discover, dockerfile_plan, policies
+from bot.core.model import (
+    AwsSetup,
+    BuildLink,
+    CacheTable,
+    FileEdit,
+    Finding,
+    Options,
+    PartialPlan,
+    Plan,
+    RepoSnapshot,
+)
 
 
 def plan(snapshot: RepoSnapshot, options: Options) -> Plan:
@@ -14,8 +28,13 @@ def plan(snapshot: RepoSnapshot, options: Options) -> Plan:
     found = discover.discover(snapshot, options)
     spec_part = buildspec_plan.plan_buildspecs(snapshot, options, found)
     docker_part = dockerfile_plan.plan_dockerfiles(snapshot, options, spec_part.builds, found)
+    tables = _no_cache_tables(docker_part.cache_tables, spec_part.builds)
+    costless = _costless(spec_part, tables)
+    if costless:
+        spec_part = buildspec_plan.plan_buildspecs(snapshot, options, found, frozenset(costless))
     edits = list(spec_part.edits + docker_part.edits)
     findings = list(found.findings + spec_part.findings + docker_part.findings)
+    findings.extend(_costless_findings(spec_part, costless))
     setup = None
     if spec_part.builds:
         final_texts = {path: snapshot.files.get(path, "") for path in found.buildspecs}
@@ -31,11 +50,90 @@ def plan(snapshot: RepoSnapshot, options: Options) -> Plan:
         edits=tuple(sorted(edits, key=lambda e: e.path)),
         findings=tuple(findings),
         builds=spec_part.builds,
-        cache_tables=docker_part.cache_tables,
+        cache_tables=tuple(tables.values()),
         setup=setup,
         buildspecs=found.buildspecs,
         dockerfiles=found.dockerfiles,
     )
+
+
+def _dockerfile(link: BuildLink) -> str | None:
+    """The repository path of the Dockerfile a build reads, as the Dockerfile planner keys its tables."""
+    if link.dockerfile is None or link.context is None or link.unresolved:
+        return None
+    norm = posixpath.normpath(link.dockerfile.lstrip("/")).removeprefix("./")
+    return None if norm in (".", "") else norm
+
+
+def _no_cache_tables(tables: tuple[CacheTable, ...], builds: tuple[BuildLink, ...]) -> dict[str, CacheTable]:
+    """Tables by Dockerfile; one that every build reads with `--no-cache` shows every step re-running."""
+    out = {t.dockerfile: t for t in tables}
+    for path, table in out.items():
+        links = [b for b in builds if _dockerfile(b) == path]
+        if links and all(b.no_cache for b in links):
+            out[path] = cachetable.all_rerun(table, f"the build runs with {links[0].no_cache}, so no step is reused")
+    return out
+
+
+@dataclass(frozen=True)
+class _Costless:
+    """A build that would gain nothing from the layer cache, and why."""
+
+    link: BuildLink
+    why: str
+    advice: str
+
+
+_HOST_BUILT = re.compile(r"^(?:ADD|COPY)\b.*(?:\.(?:jar|war|ear|zip|tar\.gz)\b|\s(?:\./)?(?:target|build|dist|out)/)",
+                         re.IGNORECASE)
+
+
+def _costless(part: PartialPlan, tables: dict[str, CacheTable]) -> dict[tuple[str, int], _Costless]:
+    """Builds of edited buildspecs whose Dockerfile reuses no real step on a source-only change, before and
+    after this plan (or that run with `--no-cache`): the cache would only add a builder, a login and an export."""
+    edited = {e.path for e in part.edits}
+    out: dict[tuple[str, int], _Costless] = {}
+    seen: dict[str, int] = {}
+    for link in part.builds:
+        k = seen[link.buildspec] = seen.get(link.buildspec, -1) + 1
+        path = _dockerfile(link)
+        table = tables.get(path) if path else None
+        if link.buildspec not in edited or table is None:
+            continue
+        if link.no_cache:
+            out[(link.buildspec, k)] = _Costless(link, f"it builds with {link.no_cache}, which re-runs every "
+                                                 f"step of `{table.dockerfile}` on every build",
+                                                 "remove `--no-cache` so the build can reuse its layers")
+        elif cachetable.reuses_nothing(table.before) and cachetable.reuses_nothing(table.after):
+            first = next((s for s in table.after if s.reruns_on_source_change), None)
+            host = first is not None and _HOST_BUILT.match(first.instruction)
+            advice = (f"`{first.instruction}` copies a file built on the build host, which changes on every build; "
+                      "build it in an earlier stage of a multi-stage Dockerfile (dependencies first) so that the "
+                      "dependency download is cached" if host and first else
+                      "the image is its base image plus files of the repository, so there is nothing slow to "
+                      "reuse; slow steps (package installs, downloads) placed before the first COPY of the source "
+                      "would be reused")
+            out[(link.buildspec, k)] = _Costless(link, f"on a source-only change every step of "
+                                                 f"`{table.dockerfile}` that takes time re-runs, before and after "
+                                                 "this change", advice)
+    return out
+
+
+def _costless_findings(part: PartialPlan, costless: dict[tuple[str, int], _Costless]) -> list[Finding]:
+    skipped = part.extra.get("skipped") or frozenset()
+    assert isinstance(skipped, frozenset)
+    out = []
+    for key, c in costless.items():
+        where = f"{c.link.buildspec}:{c.link.line}"
+        if key in skipped:
+            text = (f"{where}: left as it is: {c.why}, so a BuildKit builder, an ECR login, `--load` and a cache "
+                    f"export would only make this build slower. What would help: {c.advice}.")
+        else:
+            text = (f"{where}: this build gains nothing from the layer cache ({c.why}); it still gets the cache "
+                    "flags because it is a `docker buildx build` next to rewritten builds and would otherwise run "
+                    f"on their builder without `--load`, which only makes it slower. What would help: {c.advice}.")
+        out.append(Finding(c.link.buildspec, "info", "cache-reuses-nothing", text))
+    return out
 
 
 def _policy_files(snapshot: RepoSnapshot, setup: AwsSetup) -> tuple[list[FileEdit], list[Finding]]:
