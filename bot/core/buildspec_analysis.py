@@ -378,11 +378,12 @@ def _raw_value(cmd: Command, opt: Option, b: DockerBuild) -> str:
     return _dequote(text.lstrip("= \t\n\\"))
 
 
-def command_values(text: str) -> list[tuple[int, str]]:
+def command_values(text: str, skip_pulls: bool = False) -> list[tuple[int, str]]:
     """(line, text) of every env variable value and every word of every command: never a YAML or shell comment.
 
     Words and assignments come from the shell splitter, so `# docker push ...` inside a `|` block is skipped
-    too. An unparsable buildspec names nothing.
+    too; ``skip_pulls`` also skips the words of `docker pull` (a pulled image may live in any account). An
+    unparsable buildspec names nothing.
     """
     try:
         root = by.compose(text)
@@ -401,6 +402,9 @@ def command_values(text: str) -> list[tuple[int, str]]:
             continue
         mapped = by.map_scalar(text, node)
         for sc in simple_commands(node.value):
+            head = [w.value for w in sc.words[:3]]
+            if skip_pulls and (head[:2] == ["docker", "pull"] or head == ["docker", "image", "pull"]):
+                continue
             for w in (*sc.assignments, *sc.words):
                 pos = mapped.positions[w.start] if mapped is not None and w.start < len(mapped.positions) else -1
                 line = text.count("\n", 0, pos) + 1 if pos >= 0 else node.start_mark.line + 1

@@ -4,10 +4,12 @@ Source: the aws/aws-codebuild-docker-images repository. Runtimes come from each 
 (`ubuntu/standard/N.0/runtimes.yml`, `al2/x86_64/standard/N.0/runtimes.yml`,
 `al2/aarch64/standard/N.0/runtimes.yml`, and their later homes `al/x86_64/standard/N.0/runtimes.yml` and
 `al/aarch64/standard/N.0/runtimes.yml`, merged per image); buildx comes from each image's `Dockerfile`
-(`DOCKER_BUILDX_VERSION`: 0.11.0 with Docker 23 on ubuntu standard 7.0, and on standard 6.0 since its
-Docker 23 update; the static Docker 18-20 tarballs of the older images carry no buildx plugin). Only the
-versions an image lists by name count as offered: the `default` entry of the newer images installs any
-other version on demand, which a pin written for an older image does not rely on. The Windows and
+(`DOCKER_BUILDX_VERSION` with the `docker-buildx` CLI plugin: 0.11.0 with Docker 23 in ubuntu/standard/7.0
+and 8.0, 0.32.1 in al/x86_64/standard/5.0; the static Docker 18-20 tarballs of the older images carry no
+buildx plugin). Standard 6.0 and the aarch64 3.0/4.0 images (Docker 23) are marked as in the project's design:
+the first 6.0 Dockerfiles installed Docker 20.10 without buildx, later builds of it have buildx 0.11.0.
+Only the versions an image lists by name count as offered: the `default` entry of the newer images installs
+any other version on demand, which a pin written for an older image does not rely on. The Windows and
 corretto-only images are left out (they offer no pin this table decides).
 """
 

@@ -326,6 +326,7 @@ def aws_setup(
         text = buildspec_texts.get(path, "")
         variables = _env_variables(text)
         values = command_values(text)
+        named_values = command_values(text, skip_pulls=True)
         # The cache lives where the bot's CACHE_URI line points; other registries named in the file may
         # belong to another account or region.
         for _, value in values:
@@ -338,10 +339,11 @@ def aws_setup(
         image_names.extend(variables.get(k) for k in _IMAGE_REPO_VARIABLES)
         # The builder image (`--driver-opt image=...`) is only pulled: it gets its own pull-only statement.
         builder_ref = options.builder_image or "\0"
-        for number, value in values:
+        for number, value in named_values:
             # `123456789012.dkr.ecr.$AWS_REGION...` still names the account, `$ACCOUNT.dkr.ecr.eu-west-1...` the region.
             hosts.extend((m["account"], m["region"], f"{path}:{number}") for m in _REGISTRY_HOST.finditer(value)
                          if not builder_ref.startswith(m.group(0)))
+        for _, value in values:
             literal_images.extend(m for m in _REGISTRY_LITERAL.finditer(value)
                                   if m.group("repo") and not builder_ref.startswith(m.group(0)))
     region = _first_valid(regions, region_problem)
