@@ -98,6 +98,22 @@ def test_dockerfile_shape() -> None:
     assert not any(word in declared for word in ("SECRET", "PRIVATE_KEY", "TOKEN", "PASSWORD"))
 
 
+def test_build_context_keeps_what_the_dockerfile_copies_and_nothing_secret() -> None:
+    from bot.core.dockerignore import Matcher, read_patterns
+
+    # BuildKit (and podman) read `<Dockerfile>.dockerignore` beside the Dockerfile before the context's file.
+    ignore = Matcher(read_patterns((DEPLOY / "Dockerfile.dockerignore").read_text()))
+    sources = [v.split()[0].rstrip("/") for k, v in _instructions(DOCKERFILE.read_text())
+               if k == "COPY" and not v.startswith("--from")]
+    assert sources == ["pyproject.toml", "README.md", "templates", "bot", "deploy/healthcheck.py"]
+    for path in ("pyproject.toml", "README.md", "templates/pr_body.md.j2", "bot/cli.py", "bot/core/planner.py",
+                 "deploy/healthcheck.py"):
+        assert not ignore.excluded(path), path
+    for path in ("deploy/ecr-cache-bot.env", "deploy/secrets/github-app.pem", ".env", ".git/config",
+                 "data/queue.db", "tests/test_cli.py", "bot/__pycache__/cli.cpython-311.pyc"):
+        assert ignore.excluded(path), path
+
+
 def _context(tmp_path: Path, dockerfile: str) -> Path:
     """The build context the Dockerfile is built from (the repository root), with the Dockerfile at its top.
 
@@ -114,6 +130,7 @@ def _context(tmp_path: Path, dockerfile: str) -> Path:
     (ctx / "deploy").mkdir()
     shutil.copy2(DEPLOY / "healthcheck.py", ctx / "deploy" / "healthcheck.py")
     (ctx / "Dockerfile").write_text(dockerfile)
+    shutil.copy2(DEPLOY / "Dockerfile.dockerignore", ctx / "Dockerfile.dockerignore")
     return ctx
 
 
