@@ -42,11 +42,14 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dockerfile", action="append", help="Dockerfile path or glob (repeatable)")
     parser.add_argument("--no-reorder", action="store_true", help="do not reorder Dockerfiles")
     parser.add_argument("--no-dockerignore", action="store_true", help="do not create or extend .dockerignore")
+    parser.add_argument("--cache-errors", choices=["ignore", "fatal"],
+                        help="fatal: a failed cache export or builder fails the build (default: ignore)")
 
 
 def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     raw: dict[str, Any] = {}
-    for key in ("region", "cache_repository", "cache_tag", "mode", "lifecycle_days", "builder_image"):
+    for key in ("region", "cache_repository", "cache_tag", "mode", "lifecycle_days", "builder_image",
+                "cache_errors"):
         value = getattr(args, key)
         if value is not None:
             raw[key] = value

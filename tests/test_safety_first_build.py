@@ -267,3 +267,19 @@ def test_setup_lines_stay_plain_yaml_scalars() -> None:
         stripped = line.strip()
         if stripped.startswith("- ") and not stripped[2:].startswith(("'", '"')):
             assert ": " not in stripped[2:] and " #" not in stripped[2:], line
+
+
+def test_the_cli_flag_makes_cache_errors_fatal(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from bot.cli import main
+
+    (tmp_path / "buildspec.yml").write_text(BUILDSPEC)
+    (tmp_path / "Dockerfile").write_text("FROM python:3.12\nRUN pip install flask\nCOPY . /app\n")
+    assert main(["plan", str(tmp_path), "--json", "--cache-errors", "fatal"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    spec = next(c for c in out["changes"] if c["path"] == "buildspec.yml")["content"]
+    assert "ignore-error" not in spec and "--cache-to type=registry" in spec
+    assert main(["plan", str(tmp_path), "--json"]) == 0
+    spec = next(c for c in json.loads(capsys.readouterr().out)["changes"] if c["path"] == "buildspec.yml")["content"]
+    assert "ignore-error=true" in spec
