@@ -221,8 +221,8 @@ def test_a_registry_host_names_the_setup_region_and_the_iam_account() -> None:
     edited = next(e.content for e in result.edits if e.path == "buildspec.yml").splitlines()
     login = 1 + next(n for n, line in enumerate(edited) if "--password-stdin 123456789012.dkr" in line)
     assert any(c.startswith("#") and f"buildspec.yml:{login}" in c for c in result.setup.commands)
-    assert not any("does not name the AWS account id or region" in f.message for f in result.findings)
-    assert not any("does not name the AWS account id" in f.message for f in result.findings)
+    notes = [f.message for f in result.findings if f.code == "iam-placeholders"]
+    assert not any("AWS account id" in n or "region" in n for n in notes), notes
 
 
 def test_a_pulled_image_names_no_account() -> None:
@@ -239,6 +239,9 @@ def test_two_accounts_named_leave_the_account_a_placeholder() -> None:
     assert result.setup is not None
     assert result.setup.account_id is None
     assert result.setup.region == "eu-west-1"
+    # Two accounts are named, so none is settled: the note must not say that none is named.
+    (note,) = [f.message for f in result.findings if f.code == "iam-placeholders"]
+    assert "AWS account id" in note and "does not name" not in note
 
 
 def test_a_registry_host_with_a_region_variable_still_names_the_account() -> None:

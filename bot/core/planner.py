@@ -171,7 +171,8 @@ def _policy_files(snapshot: RepoSnapshot, setup: AwsSetup) -> tuple[list[FileEdi
            policies.IMAGE_PLACEHOLDER: "set `IMAGE_REPOSITORY` to the repository your build pushes to"}
     if placeholders and policies.IAM_PATH not in snapshot.paths:
         findings.append(Finding(policies.IAM_PATH, "info", "iam-placeholders",
-                                f"The buildspec does not name the {' or '.join(names[p] for p in placeholders)}, "
+                                f"Neither the buildspec nor the repo config settles the "
+                                f"{' or '.join(names[p] for p in placeholders)}, "
                                 f"so {policies.IAM_PATH} says {' and '.join(placeholders)} there; the one-time "
                                 f"setup commands replace {'it' if len(placeholders) == 1 else 'them'} before "
                                 f"attaching the policy ({'; '.join(how[p] for p in placeholders)})."))
