@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Build deploy/Dockerfile with podman and prove the image works: /readyz answers 200 and one signed webhook
-# delivery is processed against the GitHub test double (deploy/smoke.py). Prints build time, image size,
-# the /readyz answer and the delivery's result.
+# Build deploy/Dockerfile with podman and prove the image works (deploy/smoke.py): for `serve` with a `worker`
+# container (SQLite), then for compose's web and two workers on Redis, /readyz answers 200, every container's
+# HEALTHCHECK passes and one signed webhook delivery is processed against the GitHub test double. Prints build
+# time, image size, the /readyz answers and the deliveries' results.
 #
 # Needs root (it mounts a tmpfs and runs rootful podman), Debian's packages (installed when missing) and the
 # dev install (`pip install -e '.[dev]'`, for the double). No registry is needed: unless BASE_IMAGE is set,
@@ -27,9 +28,10 @@ fail() { say "FAILED: $*"; say "details: $LOG"; exit 1; }
 mkdir -p "$WORK"
 : >"$LOG"
 
-# Debian's packages: podman, runc (crun refuses this machine's hybrid cgroup layout), debootstrap.
+# Debian's packages: podman, runc (crun refuses this machine's hybrid cgroup layout), debootstrap, and
+# redis-server for the scale-out run.
 missing=()
-for pkg in podman runc debootstrap; do
+for pkg in podman runc debootstrap redis-server; do
   command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
