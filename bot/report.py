@@ -63,7 +63,8 @@ def text_report(plan: Plan) -> str:
         out.append("Dockerfile steps that re-run when only application source changes:")
         for table in plan.cache_tables:
             out.extend(_cache_table_lines(table))
-    if plan.setup and plan.edits:
+    # The setup belongs to a buildspec change (as in the PR body): only then are the policy files it reads written.
+    if plan.setup and any(e.path in plan.buildspecs for e in plan.edits):
         out.append("One-time AWS setup (run once, with credentials for the account):")
         out.extend(f"  {command}" for command in plan.setup.commands)
     return "\n".join(out) + "\n"

@@ -423,10 +423,13 @@ def setup_commands(
         commands.append("IMAGE_REPOSITORY=my-image-repository  # the ECR repository your build pushes its image to")
     for name in cache_repositories:
         # The cache tag is overwritten by every build, so the repository must keep mutable tags.
-        commands.append(
-            f"aws ecr create-repository --repository-name {name} --region {region_arg} "
-            "--image-tag-mutability MUTABLE"
-        )
+        create = (f"aws ecr create-repository --repository-name {name} --region {region_arg} "
+                  "--image-tag-mutability MUTABLE")
+        if name in shared:
+            # The setup of another repository sharing it may have created it (RepositoryAlreadyExistsException).
+            create = (f"aws ecr describe-repositories --repository-names {name} --region {region_arg} "
+                      f"> /dev/null 2>&1 || {create}")
+        commands.append(create)
         if name in shared:
             commands.extend(_merge_lifecycle_commands(name, region_arg))
             continue
@@ -440,6 +443,12 @@ def setup_commands(
             f"-e \"s/{ACCOUNT_PLACEHOLDER}/$(aws sts get-caller-identity --query Account --output text)/g\""
         )
     if region is None:
+        # The ARNs say `arn:aws:` until the region is known; an operator who picks a China or GovCloud region
+        # holds credentials of that partition, so the caller's own ARN names the partition to use.
+        substitutions.append(
+            f'-e "s/arn:aws:ecr:{REGION_PLACEHOLDER}:/arn:$(aws sts get-caller-identity --query Arn --output text'
+            f' | cut -d: -f2):ecr:{REGION_PLACEHOLDER}:/g"'
+        )
         substitutions.append(f'-e "s/{REGION_PLACEHOLDER}/$AWS_REGION/g"')
     if not images:
         substitutions.append(f'-e "s/{IMAGE_PLACEHOLDER}/$IMAGE_REPOSITORY/g"')
