@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import tomllib
 import zipfile
@@ -61,6 +62,11 @@ def _build(out: Path, env: dict[str, str]) -> Path:
     [wheel] = out.glob("*.whl")
     [sdist] = out.glob("*.tar.gz")
     assert sdist.name.startswith(f"ecr_cache_bot-{VERSION}")
+    with tarfile.open(sdist) as archive:
+        shipped = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    for template in sorted((ROOT / "templates").iterdir()):
+        if template.is_file():
+            assert f"templates/{template.name}" in shipped
     return wheel
 
 
