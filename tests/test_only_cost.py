@@ -75,6 +75,24 @@ def test_the_finding_names_the_host_built_jar() -> None:
     assert "multi-stage" in finding.message
 
 
+# `worker-requirement.txt` is no manifest name the bot knows, so the table counts it as changed (its worst case),
+# but a source-only change rarely touches it: that is no proof that nothing is reused.
+UNKNOWN_MANIFEST = """\
+FROM python:3.12-slim
+COPY worker-requirement.txt .
+RUN pip install --no-cache-dir -r worker-requirement.txt
+COPY worker.py .
+"""
+SINGLE_SOURCE_FILE = "FROM nginx:1.27\nCOPY site/index.html /usr/share/nginx/html/index.html\n"
+
+
+def test_a_worst_case_guess_is_no_reason_to_leave_a_build_alone() -> None:
+    plan = _plan(UNKNOWN_MANIFEST)
+    assert "buildspec.yml" in _edited(plan)
+    assert not any(f.code == "cache-reuses-nothing" for f in plan.findings)
+    assert "buildspec.yml" not in _edited(_plan(SINGLE_SOURCE_FILE))
+
+
 @pytest.mark.parametrize("dockerfile", [INSTALLS_FIRST, REORDERABLE], ids=["install-first", "reordered"])
 def test_a_build_that_reuses_a_real_step_is_still_cached(dockerfile: str) -> None:
     extra = {"package.json": '{"name": "x"}\n', "package-lock.json": '{"lockfileVersion": 3}\n'}

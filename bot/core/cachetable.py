@@ -68,22 +68,40 @@ def is_trivial(inst: Instruction) -> bool:
 
 def reuses_nothing(steps: tuple[CacheStep, ...]) -> bool:
     """True when a source-only change re-runs every step that is not trivial (also: no steps at all)."""
-    return all(s.reruns_on_source_change or s.trivial for s in steps)
+    return all(s.reruns_on_source_change and s.certain or s.trivial for s in steps)
 
 
 def all_rerun(table: CacheTable, reason: str) -> CacheTable:
     """The table of a Dockerfile whose every build runs with `--no-cache`: every step re-runs, always."""
     def rerun(steps: tuple[CacheStep, ...]) -> tuple[CacheStep, ...]:
         return tuple(dataclasses.replace(s, reruns_on_source_change=True, reruns_on_manifest_change=True,
-                                         reason=reason if n == 0 else "") for n, s in enumerate(steps))
+                                         certain=True, reason=reason if n == 0 else "")
+                     for n, s in enumerate(steps))
     return dataclasses.replace(table, before=rerun(table.before), after=rerun(table.after))
 
 
+# Files a source-only change surely touches: code, web pages and artifacts built from code.
+_SOURCE_SUFFIXES = frozenset({
+    "py", "js", "mjs", "cjs", "ts", "tsx", "jsx", "go", "java", "kt", "scala", "groovy", "rb", "php", "cs", "fs",
+    "rs", "c", "cc", "cpp", "h", "hpp", "swift", "dart", "ex", "exs", "erl", "clj", "html", "htm", "css", "scss",
+    "vue", "svelte", "jar", "war", "ear", "pyc", "sh",
+})
+
+
+def _surely_source(src: str) -> bool:
+    """A folder, a glob or a code file: not a config or a manifest the bot does not know by name."""
+    name = posixpath.basename(src.rstrip("/"))
+    return src.endswith("/") or "." not in name or name.rsplit(".", 1)[1].lower() in _SOURCE_SUFFIXES
+
+
 def _changed(sources: list[str], kind: str) -> bool:
+    """``kind``: "source" (the table's worst case), "sure" (only what a source change surely touches), "manifest"."""
     for src in sources:
         whole = src in _WHOLE or posixpath.normpath(src) == "."
         manifest = is_manifest_name(src)
         if kind == "source" and (whole or not manifest):
+            return True
+        if kind == "sure" and (whole or not manifest and _surely_source(src)):
             return True
         if kind == "manifest" and (whole or manifest):
             return True
@@ -181,6 +199,7 @@ def steps(df: Dockerfile, facts: ArgFacts = NAMES_ONLY,
           targets: tuple[str | None, ...] = ()) -> tuple[CacheStep, ...]:
     """One CacheStep per RUN/COPY/ADD of the built stages, with the reason on each stage's first re-run."""
     source = analyse(df, "source", facts)
+    sure = analyse(df, "sure", facts)
     manifest = analyse(df, "manifest", facts)
     built = built_stages(df, targets)
     out: list[CacheStep] = []
@@ -203,7 +222,7 @@ def steps(df: Dockerfile, facts: ArgFacts = NAMES_ONLY,
             text = " ".join(inst.line_text.split())
             out.append(CacheStep(stage=_label(stage), line=inst.lineno, instruction=text[:120],
                                  reruns_on_source_change=src, reruns_on_manifest_change=man, reason=reason,
-                                 trivial=is_trivial(inst)))
+                                 trivial=is_trivial(inst), certain=sure[inst.index][0] or not src))
     return tuple(out)
 
 

@@ -116,6 +116,9 @@ class CacheStep:
     reason: str = ""
     # Cheap to run again (mkdir, chown, useradd, a copy of context files): reusing it saves nothing.
     trivial: bool = False
+    # False when the step re-runs on a source-only change only in the table's worst case (it follows a copy of a
+    # file that is neither a known manifest nor surely source, such as a config or `worker-requirement.txt`).
+    certain: bool = True
 
 
 @dataclass(frozen=True)

@@ -105,18 +105,27 @@ def _costless(part: PartialPlan, tables: dict[str, CacheTable]) -> dict[tuple[st
                                                  f"step of `{table.dockerfile}` on every build",
                                                  "remove `--no-cache` so the build can reuse its layers")
         elif cachetable.reuses_nothing(table.before) and cachetable.reuses_nothing(table.after):
-            first = next((s for s in table.after if s.reruns_on_source_change), None)
-            host = first is not None and _HOST_BUILT.match(first.instruction)
-            advice = (f"`{first.instruction}` copies a file built on the build host, which changes on every build; "
-                      "build it in an earlier stage of a multi-stage Dockerfile (dependencies first) so that the "
-                      "dependency download is cached" if host and first else
-                      "the image is its base image plus files of the repository, so there is nothing slow to "
-                      "reuse; slow steps (package installs, downloads) placed before the first COPY of the source "
-                      "would be reused")
             out[(link.buildspec, k)] = _Costless(link, f"on a source-only change every step of "
                                                  f"`{table.dockerfile}` that takes time re-runs, before and after "
-                                                 "this change", advice)
+                                                 "this change", _advice(table))
     return out
+
+
+def _advice(table: CacheTable) -> str:
+    """What would let the layer cache help this Dockerfile."""
+    first = next((s for s in table.after if s.reruns_on_source_change), None)
+    if first is not None and _HOST_BUILT.match(first.instruction):
+        return (f"`{first.instruction}` copies a file built on the build host, which changes on every build; build "
+                "it in an earlier stage of a multi-stage Dockerfile (dependencies first) so that the dependency "
+                "download is cached")
+    slow = next((s for s in table.after if not s.trivial and s.instruction.startswith("RUN")), None)
+    if slow is not None:
+        cause = next((s for s in table.after if s.stage == slow.stage and s.reason), first)
+        because = f" ({cause.reason})" if cause is not None and cause.reason else ""
+        return (f"`{slow.instruction}` re-runs after every source change{because}; copy only the files it needs "
+                "(dependency manifests, a lock file) before it and the rest of the source after it")
+    return ("the image is its base image plus files of the repository, so there is nothing slow to reuse; slow "
+            "steps (package installs, downloads) placed before the first COPY of the source would be reused")
 
 
 def _costless_findings(part: PartialPlan, costless: dict[tuple[str, int], _Costless]) -> list[Finding]:
