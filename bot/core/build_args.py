@@ -12,6 +12,13 @@ _PER_BUILD_VARS = re.compile(
     r"|LOG_PATH|PUBLIC_BUILD_URL|WEBHOOK_MERGE_COMMIT|WEBHOOK_PREV_COMMIT)(?![A-Za-z0-9_])"
     r"|\$\{?RANDOM(?![A-Za-z0-9_])"
 )
+# Credentials CodeBuild hands each build: the container-credentials path and the role's temporary keys
+# (https://docs.aws.amazon.com/codebuild/latest/userguide/build-env-ref-env-vars.html). They count only when the
+# buildspec does not set them itself (then their value is followed like any other).
+_PER_BUILD_CREDENTIALS = re.compile(
+    r"\$\{?(AWS_CONTAINER_CREDENTIALS_RELATIVE_URI|AWS_CONTAINER_CREDENTIALS_FULL_URI|AWS_CONTAINER_AUTHORIZATION_TOKEN"
+    r"|AWS_SESSION_TOKEN|AWS_SECRET_ACCESS_KEY|AWS_ACCESS_KEY_ID)(?![A-Za-z0-9_])"
+)
 # CODEBUILD_BUILD_ARN is left out: buildspecs read it for the account id (`cut -d: -f5`), which never changes.
 # Commands whose output changes with every commit or every run.
 _PER_BUILD_COMMANDS = re.compile(r"(\$\(|`)\s*(date|uuidgen|git\s+(rev-parse|describe|log|show))\b")
@@ -45,9 +52,19 @@ def _unset_or_computed(texts: list[str], variables: Mapping[str, str]) -> bool:
     return any("`" in t or "$(" in t or any(n not in variables for n in _VAR.findall(t)) for t in texts)
 
 
+def _per_build(texts: list[str], variables: Mapping[str, str]) -> bool:
+    return any(_PER_BUILD_VARS.search(t) or _PER_BUILD_COMMANDS.search(t)
+               or any(m not in variables for m in _PER_BUILD_CREDENTIALS.findall(t)) for t in texts)
+
+
 def changes_every_build(text: str, variables: Mapping[str, str]) -> bool:
     """True when ``text`` (a shell word) reads a per-build value, directly or through assigned variables."""
-    return any(_PER_BUILD_VARS.search(t) or _PER_BUILD_COMMANDS.search(t) for t in _reachable(text, variables))
+    return _per_build(_reachable(text, variables), variables)
+
+
+def passed_args(build_args: list[str]) -> list[tuple[str, str]]:
+    """(name, value text) of each `--build-arg NAME[=VALUE]`; a bare NAME passes the variable of that name."""
+    return _passed(build_args)
 
 
 def _passed(build_args: list[str]) -> list[tuple[str, str]]:
@@ -76,7 +93,7 @@ def unknown_build_args(build_args: list[str], variables: Mapping[str, str]) -> t
     out = []
     for name, text in _passed(build_args):
         texts = _reachable(text, variables)
-        per_build = any(_PER_BUILD_VARS.search(t) or _PER_BUILD_COMMANDS.search(t) for t in texts)
+        per_build = _per_build(texts, variables)
         if not per_build and _unset_or_computed(texts, variables):
             out.append(name)
     return tuple(dict.fromkeys(out))

@@ -10,7 +10,7 @@ import yaml
 from yaml.nodes import MappingNode, ScalarNode
 
 from bot.core import buildspec_yaml as by
-from bot.core import codebuild_images
+from bot.core import codebuild_images, secret_leaks
 from bot.core.buildspec_analysis import PHASES, Analysis, Build, Command, analyse
 from bot.core.buildspec_edit import Edit, Parsed, prove, splice
 from bot.core.buildspec_findings import builder_switch, dockerhub_pushes, loaded_images, local_base, refusals
@@ -45,10 +45,13 @@ _REPO_KEYS = ("IMAGE_REPO_NAME", "IMAGE_REPOSITORY_NAME", "ECR_REPO_NAME", "ECR_
 
 
 def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery,
+                    ignores: Mapping[str, str] | None = None,
                     skip: frozenset[tuple[str, int]] = frozenset()) -> PartialPlan:
     """Return buildspec edits, findings and the BuildLinks of every `docker build`.
 
-    ``skip``: builds (buildspec, index) to leave as they are, as far as `_skippable` allows.
+    ``ignores``: the text of each `.dockerignore` the same plan creates or extends (it decides whether `.git` is
+    left out of a build context). ``skip``: builds (buildspec, index) to leave as they are, as far as
+    `_skippable` allows.
     """
     findings: list[Finding] = []
     parsed: list[Parsed] = []
@@ -73,7 +76,10 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery,
     links: list[BuildLink] = []
     repos: dict[str, str] = {}
     for p in parsed:
-        edit, more, blinks, repo = _plan_one(p, options, tags, snapshot, skip)
+        edit, more, blinks, repo = _plan_one(p, options, tags, snapshot, ignores or {}, skip)
+        if edit is None:
+            # That warning says the layers are exported; a buildspec left as it is exports nothing.
+            more = [f for f in more if f.code != "secret-build-arg"]
         findings.extend(more)
         links.extend(blinks)
         if edit is not None:
@@ -179,6 +185,19 @@ def _blocked(p: Parsed) -> tuple[str, str] | None:
     return None
 
 
+def _secret_refusal(p: Parsed, snapshot: RepoSnapshot, options: Options, ignores: Mapping[str, str],
+                    skip: frozenset[tuple[str, int]]) -> list[Finding]:
+    """One warning per credential a build's cache export would carry out of the build machine."""
+    out: list[Finding] = []
+    for k, b in enumerate(p.analysis.builds):
+        if b.build.rewritten or len(b.build.real_positionals) != 1 or (p.path, k) in skip:
+            continue
+        for why in secret_leaks.build_refusal(p.analysis, b, p.path, snapshot, options, ignores,
+                                              lambda c, o: _line_of(p.text, c, o)):
+            out.append(Finding(p.path, "warning", "secret-in-cache", f"{p.path} left untouched: {why}"))
+    return out
+
+
 _LOCAL_IMAGE_VERBS = frozenset({"tag", "push", "run", "save", "create", "inspect", "history"})
 
 
@@ -233,7 +252,7 @@ def _first_line(exc: Exception) -> str:
 
 
 def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str], snapshot: RepoSnapshot,
-              skip: frozenset[tuple[str, int]] = frozenset(),
+              ignores: Mapping[str, str], skip: frozenset[tuple[str, int]] = frozenset(),
               ) -> tuple[FileEdit | None, list[Finding], list[BuildLink], str | None]:
     an = p.analysis
     findings: list[Finding] = []
@@ -248,18 +267,23 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str], sna
     if not any(b.build.rewritten or len(b.build.real_positionals) == 1 and (p.path, k) not in skip
                for k, b in enumerate(an.builds)):
         return None, findings, links, repo
+    # Said even when another reason leaves the buildspec alone: fixing that one must not lead to a leak.
+    leaks = _secret_refusal(p, snapshot, options, ignores, skip)
     chain = local_base(p, snapshot)
     if chain:
         findings.append(Finding(p.path, "warning", "local-base-image", f"{p.path} left untouched: {chain}"))
-        return None, findings, links, repo
+        return None, findings + leaks, links, repo
     blocked = _blocked(p)
     if blocked:
         findings.append(Finding(p.path, "warning", blocked[0], f"{p.path} left untouched: {blocked[1]}"))
-        return None, findings, links, repo
+        return None, findings + leaks, links, repo
     refused = refusals(p)
     if refused:
         findings.extend(refused)
-        return None, findings, links, repo
+        return None, findings + leaks, links, repo
+    if leaks:
+        # The whole buildspec stays: its setup lines would switch every later build to the cache builder.
+        return None, findings + leaks, links, repo
     findings.extend(loaded_images(p))
     findings.extend(dockerhub_pushes(p))
     findings.extend(builder_switch(p))

@@ -18,7 +18,7 @@ import posixpath
 import re
 
 from bot.core.dockerfile_args import NAMES_ONLY, ArgFacts, references, volatile_name
-from bot.core.dockerfile_parse import Dockerfile, Instruction, Stage
+from bot.core.dockerfile_parse import Dockerfile, Instruction, Stage, split_words
 from bot.core.dockerfile_reorder import copy_parts
 from bot.core.dockerfile_shell import run_commands
 from bot.core.ecosystems import is_manifest_name
@@ -155,6 +155,15 @@ def built_stages(df: Dockerfile, targets: tuple[str | None, ...]) -> set[int]:
     return seen
 
 
+def _passed_per_build(inst: Instruction, facts: ArgFacts) -> str | None:
+    """A credential ARG the buildspec passes a per-build value (`AWS_SESSION_TOKEN`): never moved, but it misses."""
+    if inst.keyword != "ARG":
+        return None
+    words = split_words(inst.args)
+    name = words[0].split("=", 1)[0] if len(words) == 1 else None
+    return name if name in facts.per_build else None
+
+
 def analyse(df: Dockerfile, kind: str, facts: ArgFacts = NAMES_ONLY) -> dict[int, tuple[bool, str]]:
     """instruction index → (re-runs, reason) for one kind of change ("source" or "manifest").
 
@@ -187,7 +196,7 @@ def analyse(df: Dockerfile, kind: str, facts: ArgFacts = NAMES_ONLY) -> dict[int
                     if sources and _changed(sources, kind):
                         what = "application source" if kind == "source" else "a dependency manifest"
                         reason = f"{code_span(' '.join(inst.line_text.split())[:60])} copies {what}"
-            name = volatile_name(inst, facts)
+            name = volatile_name(inst, facts) or _passed_per_build(inst, facts)
             if name:
                 volatile.append(name)
             out[inst.index] = (bool(reason), reason)

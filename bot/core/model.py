@@ -102,6 +102,8 @@ class BuildLink:
     unknown_args: tuple[str, ...] = ()
     # Where `--no-cache` comes from (the flag, or a variable that expands to it); empty when the build has none.
     no_cache: str = ""
+    # False when this plan leaves the build's buildspec as it is (refused, e.g. a secret would reach the cache).
+    cache_added: bool = True
 
 
 @dataclass(frozen=True)

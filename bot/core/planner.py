@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from bot.core import buildspec_plan, cachetable, discover, dockerfile_plan, policies
 from bot.core.model import (
@@ -28,11 +28,16 @@ def plan(snapshot: RepoSnapshot, options: Options) -> Plan:
     found = discover.discover(snapshot, options)
     spec_part = buildspec_plan.plan_buildspecs(snapshot, options, found)
     docker_part = dockerfile_plan.plan_dockerfiles(snapshot, options, spec_part.builds, found)
+    ignores = {e.path: e.content for e in docker_part.edits if e.path.endswith(".dockerignore")}
     tables = _no_cache_tables(docker_part.cache_tables, spec_part.builds)
     costless = _costless(spec_part, tables)
-    if costless:
-        spec_part = buildspec_plan.plan_buildspecs(snapshot, options, found, frozenset(costless))
+    leak = bool(ignores) and any(f.code == "secret-in-cache" for f in spec_part.findings)
+    if leak or costless:
+        # A `.git` holding a token is no leak once the `.dockerignore` this same plan writes leaves it out.
+        spec_part = buildspec_plan.plan_buildspecs(snapshot, options, found, ignores if leak else None,
+                                                   frozenset(costless))
     edits = list(spec_part.edits + docker_part.edits)
+    changed = {e.path for e in spec_part.edits}
     findings = list(found.findings + spec_part.findings + docker_part.findings)
     findings.extend(_costless_findings(spec_part, costless))
     setup = None
@@ -49,7 +54,7 @@ def plan(snapshot: RepoSnapshot, options: Options) -> Plan:
     return Plan(
         edits=tuple(sorted(edits, key=lambda e: e.path)),
         findings=tuple(findings),
-        builds=spec_part.builds,
+        builds=tuple(replace(b, cache_added=b.buildspec in changed) for b in spec_part.builds),
         cache_tables=tuple(tables.values()),
         setup=setup,
         buildspecs=found.buildspecs,
