@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from test_buildspec_support import GOLDEN, golden_cases, read
+from test_buildspec_support import GOLDEN, corpus_snapshot, golden_cases, read
 
 from bot.cli import build_parser, load_options, main
 from bot.core import planner, policies
@@ -266,6 +267,8 @@ def _execute(ready: Prepared, endpoint: str, fresh: bool = True) -> Account:
     home = ready.checkout.parent / f"home-{ready.case.name}"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    # The `aws` the dev extras installed beside this Python comes first (not one the machine may also have).
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
     env.update(account.env, HOME=str(home), AWS_ENDPOINT_URL=endpoint, AWS_DEFAULT_REGION=ready.region,
                AWS_CONFIG_FILE=str(home / "config"), AWS_SHARED_CREDENTIALS_FILE=str(home / "credentials"))
     script = "set -euxo pipefail\n" + ready.printed.replace(ROLE_PLACEHOLDER, ROLE)
@@ -357,8 +360,8 @@ def test_parliament_reports_what_this_test_forbids() -> None:
 
 def test_the_aws_cli_is_the_real_one_and_reads_the_endpoint_variable(tmp_path: Path) -> None:
     # AWS_ENDPOINT_URL is how the test points the CLI at moto without touching the printed commands.
-    aws = shutil.which("aws")
-    assert aws is not None
+    aws = shutil.which("aws", path=str(Path(sys.executable).parent))
+    assert aws is not None, "the dev extras install the AWS CLI (awscli) beside this Python"
     version = subprocess.run([aws, "--version"], capture_output=True, text=True, check=True)
     assert (version.stdout + version.stderr).startswith("aws-cli/")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
@@ -409,3 +412,27 @@ def test_the_report_prints_a_setup_only_with_the_files_it_reads(with_manifests: 
     assert bool(printed) == with_manifests
     for path in re.findall(r"file://(?!/)(\S+)", printed):
         assert (tmp_path / path).is_file(), f"the setup reads {path}, which the change does not write"
+
+
+def test_every_corpus_iam_policy_passes_parliament(corpus: Path) -> None:
+    # Without the CLI (fast): each corpus plan's IAM policy, placeholders filled as the printed sed fills them.
+    fill = {policies.ACCOUNT_PLACEHOLDER: MOTO_ACCOUNT, policies.IMAGE_PLACEHOLDER: "my-image-repository",
+            f":{policies.REGION_PLACEHOLDER}:": ":us-east-1:"}
+    linted = 0
+    for repo in sorted(p for p in (corpus / "real").iterdir() if p.is_dir() and not p.name.startswith("_")):
+        plan = planner.plan(corpus_snapshot(repo, corpus / "real" / "_trees"), Options())
+        if plan.setup is None:
+            continue
+        text = plan.setup.iam_policy_json
+        for placeholder, value in fill.items():
+            text = text.replace(placeholder, value)
+        document = json.loads(text)
+        worse = [f for f in parliament_findings(document)
+                 if f[1] not in ("LOW", "INFO") and (f[0], f[3]) not in ALLOWED_FINDINGS]
+        assert worse == [], f"{repo.name}: parliament: {worse}"
+        for statement in _statements(document):
+            for arn in _listed(statement["Resource"]):
+                fields = arn.split(":")
+                assert arn == "*" or fields[1] == _partition(fields[3]), f"{repo.name}: {arn}"
+        linted += 1
+    assert linted >= 30
