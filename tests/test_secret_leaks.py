@@ -57,7 +57,8 @@ def test_token_in_the_checkout_s_git_config_copied_by_copy_all_is_refused() -> N
     assert leak.level == "warning" and leak.path == "buildspec.yml"
     assert "buildspec.yml:9" in leak.message  # the line that puts the token into .git/config
     assert "Dockerfile:5" in leak.message  # the COPY that brings `.git` into a layer
-    assert "`.git`" in leak.message and ".dockerignore" in leak.message
+    # The Dockerfile runs git, so leaving `.git` out is no advice: the token must go.
+    assert "keep `.git`" in leak.message and "git remote set-url" in leak.message
     # No cache flag for that build, and the PR never says it exports one.
     body = render_pr_body(plan, "acme/web")
     assert "## Cache flags" not in body and "ref=$CACHE_URI" not in body
@@ -75,7 +76,7 @@ def test_clone_shapes_that_put_a_token_into_a_nested_git_config(line: str) -> No
     pre = ("      - git clone https://github.com/acme/lib.git lib\n" if line.startswith("git -C lib") else "")
     files = {"buildspec.yml": _buildspec(pre + f"      - {line}\n"), "Dockerfile": PY, ".dockerignore": ".git\n"}
     plan = _plan(files)
-    assert _untouched(plan) and "lib/.git" in _leaks(plan)[0].message
+    assert _untouched(plan) and "Add `lib/.git` to `.dockerignore`" in _leaks(plan)[0].message
     files[".dockerignore"] = "**/.git\n"
     plan = _plan(files)
     assert not _leaks(plan) and not _untouched(plan)

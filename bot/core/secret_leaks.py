@@ -20,7 +20,7 @@ from bot.core.cachetable import built_stages
 from bot.core.dockerfile_parse import Dockerfile, DockerfileParseError, Instruction, Stage, parse, split_words
 from bot.core.dockerfile_reorder import _join, copy_parts, stage_cwds
 from bot.core.dockerfile_shell import run_commands
-from bot.core.dockerignore import Matcher, _brings, read_patterns
+from bot.core.dockerignore import Matcher, _brings, needed_sources, read_patterns
 from bot.core.model import Options, RepoSnapshot
 from bot.core.shellcmd import simple_commands
 
@@ -152,7 +152,9 @@ def _final_chain(df: Dockerfile, target: str | None) -> list[Stage]:
     """The stage the build outputs and the stages it is built FROM: their layers are the final image's."""
     stages = list(df.stages)
     by_name = {s.name: s for s in stages if s.name} | {str(s.index): s for s in stages}
-    final = by_name.get(target.lower()) if target else stages[-1]
+    final = by_name.get(target.lower()) if target else stages[-1] if stages else None
+    if final is None:
+        return stages  # an unknown --target: count every stage as the image's
     chain: list[Stage] = []
     while final is not None and final not in chain:
         chain.append(final)
@@ -341,9 +343,11 @@ def checkout_leaks(df: Dockerfile | None, dockerfile: str, context: str, checkou
             continue
         said = (f"{buildspec}:{co.line} (`{co.text}`) writes a token into `{git}/config` in the build context, and "
                 f"`{ignore_path}` does not leave `{git}` out")
-        fix = (f"Add `{git}` to `{ignore_path}`, or take the token out of the Git configuration before the build "
-               "(clone without it and give it to Git through a credential helper, or `git remote set-url` to the "
-               "URL without it).")
+        unhook = ("take the token out of the Git configuration before the build (clone without it and give it to Git "
+                  "through a credential helper, or `git remote set-url` to the URL without it)")
+        runs_git = df is not None and needed_sources([df])[1]
+        fix = (f"The Dockerfile runs git, so keep `{git}` and {unhook}." if runs_git
+               else f"Add `{git}` to `{ignore_path}`, or {unhook}.")
         if df is None:
             out.append(Leak(f"{said}; `{dockerfile}` could not be read, so a COPY of the whole context may copy it "
                             "into a layer.", fix, -1, None))
