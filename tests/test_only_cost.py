@@ -140,3 +140,10 @@ def test_the_pr_never_promises_a_warm_start() -> None:
     plan = _plan(INSTALLS_FIRST)
     body = pr_body.render_pr_body(plan, "octo/site", Options())
     assert "warm" not in body.lower()
+
+
+def test_a_conditional_no_cache_of_the_user_is_not_always_on() -> None:
+    buildspec = BUILDSPEC.replace("docker build -t", "docker build ${FRESH:+--no-cache} -t")
+    plan = _plan(INSTALLS_FIRST, buildspec)
+    # (The word is no context and no flag the bot can read, so the build is reported as it was before.)
+    assert not any(f.code == "cache-reuses-nothing" for f in plan.findings)

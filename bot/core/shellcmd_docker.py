@@ -32,8 +32,9 @@ _BOT_FLAGS = re.compile(
     r" \$\{CACHE_URI:\+--cache-to type=registry,ref=\$CACHE_URI:(?P=btag),mode=(?P<bmode>max|min),"
     r"image-manifest=true,oci-mediatypes=true,ignore-error=true\}(?P<bout> --load| --push)?"
 )
-# `${VAR:+--flag value}`: a flag that is there only when VAR is set and not empty.
-_CONDITIONAL_FLAG = re.compile(r"\$\{[A-Za-z_][A-Za-z0-9_]*:\+(?P<name>--[a-z][a-z-]*)(?:[ =](?P<value>[^\s]+))?\}")
+# The bot's own `${CACHE_URI:+--cache-from ...}` words are cache flags; any other conditional word stays a
+# positional (a `${FRESH:+--no-cache}` of the user's is not always on).
+_CONDITIONAL_FLAG = re.compile(r"\$\{CACHE_URI:\+(?P<name>--cache-(?:from|to)) (?P<value>\S+)\}")
 
 
 @dataclass(frozen=True)
