@@ -244,3 +244,26 @@ def test_refusal_is_idempotent() -> None:
     again = files | {e.path: e.content for e in first.edits}
     second = _plan(again, extra=tuple(e.path for e in first.edits))
     assert second.edits == () and _leaks(second) == _leaks(first)
+
+
+@pytest.mark.parametrize(("copy", "leaks"), [
+    ("ADD . /app", True), ("COPY ./ ./", True), ("COPY * ./", True), ("COPY --chown=app . .", True),
+    ("COPY src/ ./src/", False), ("COPY --from=python:3.12 / /", False),
+])
+def test_whole_context_copies_bring_the_git_config_in(copy: str, leaks: bool) -> None:
+    dockerfile = PY.replace("COPY . .", copy).replace("RUN pip", "RUN git describe; pip")
+    plan = _plan({"buildspec.yml": _buildspec(SET_URL), "Dockerfile": dockerfile}, extra=("src/main.py",))
+    assert bool(_leaks(plan)) is leaks and _untouched(plan) is leaks
+
+
+def test_a_dockerfile_the_bot_cannot_read_is_assumed_to_copy_what_it_is_given() -> None:
+    build = "docker build -f $DOCKERFILE -t $REPO:latest ."
+    plan = _plan({"buildspec.yml": _buildspec(SET_URL, build=build)})
+    assert _untouched(plan) and "could not be read" in _leaks(plan)[0].message
+    # A credential passed as a build arg to a Dockerfile the bot cannot read: it cannot tell where it ends up.
+    build = "docker build -f $DOCKERFILE --build-arg NPM_TOKEN=$NPM_TOKEN -t $REPO:latest ."
+    plan = _plan({"buildspec.yml": _buildspec(build=build), ".dockerignore": ".git\n"})
+    assert _untouched(plan) and "NPM_TOKEN" in _leaks(plan)[0].message
+    # With `mode: min` only the final image's layers go to the cache: what the image already holds.
+    assert not _leaks(_plan({"buildspec.yml": _buildspec(build=build), ".dockerignore": ".git\n"},
+                            Options(region="eu-west-1", mode="min")))

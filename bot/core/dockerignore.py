@@ -211,7 +211,7 @@ def _glob(source: str) -> re.Pattern[str]:
     return re.compile("^" + re.escape(source).replace(r"\*", "[^/]*").replace(r"\?", "[^/]") + "$")
 
 
-def _brings(source: str, path: str) -> bool:
+def brings(source: str, path: str) -> bool:
     """True when a COPY of ``source`` brings the tracked context ``path`` in (a folder copies what is under it)."""
     if source == ".":
         return True
@@ -311,7 +311,7 @@ def written_candidates(dockerfiles: list[Dockerfile], sources: list[str],
     """Entries for files the buildspec writes before the build for CodeBuild/CodePipeline, not for the image."""
     out = []
     for w in written:
-        picked = any(s != "." and _brings(s, w.path) for s in sources)  # `COPY *.json ./` wants it
+        picked = any(s != "." and brings(s, w.path) for s in sources)  # `COPY *.json ./` wants it
         if w.output and not picked and not any(c in w.path for c in "*?[\\!#") and not _named_in(dockerfiles, w.path):
             out.append(Candidate(w.path, f"written by {w.where} before the build, as an output for "
                                          "CodeBuild/CodePipeline; it differs on every build"))
@@ -325,7 +325,7 @@ def written_into_copy(dockerfiles: list[Dockerfile], written: Iterable[WrittenFi
     whole = "." in sources  # a COPY, ADD or bind mount of the whole context
     matcher = Matcher(read_patterns(existing or ""))
     return [w for w in written if whole and not w.output and not matcher.excluded(w.path)
-            and not any(s != "." and _brings(s, w.path) for s in sources)]
+            and not any(s != "." and brings(s, w.path) for s in sources)]
 
 
 def _copy_roots(df: Dockerfile) -> set[str] | None:
@@ -383,7 +383,7 @@ def needed_files(dockerfiles: list[Dockerfile], sources: list[str], written: Ite
     """Files the image needs that the tree listing does not show: written before the build and brought in by a
     COPY (an output for CodeBuild is left to `written_candidates`), and files CMD/ENTRYPOINT run."""
     made = [w.path.replace("*", "x") for w in written
-            if not w.output and any(_brings(s, w.path) for s in sources)]
+            if not w.output and any(brings(s, w.path) for s in sources)]
     return list(dict.fromkeys(made + run_names(dockerfiles)))
 
 
@@ -439,8 +439,8 @@ def _needs(trial: Matcher, before: Matcher, alone: Matcher, sources: list[str], 
     brings in (dropping it would change the image). ``alone`` is the new pattern by itself: only what it
     matches can be newly excluded, which keeps this linear in the tree."""
     newly = [p for p in paths if alone.excluded(p) and trial.excluded(p) and not before.excluded(p)]
-    if any(_brings(s, p) for p in newly for s in sources):
+    if any(brings(s, p) for p in newly for s in sources):
         return True
     # A source the tree does not hold (built before `docker build`, e.g. target/app.jar) is checked by name.
-    return any(s != "." and trial.excluded(s) and not before.excluded(s) and not any(_brings(s, p) for p in paths)
+    return any(s != "." and trial.excluded(s) and not before.excluded(s) and not any(brings(s, p) for p in paths)
                for s in sources)

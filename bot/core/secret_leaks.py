@@ -20,7 +20,7 @@ from bot.core.cachetable import built_stages
 from bot.core.dockerfile_parse import Dockerfile, DockerfileParseError, Instruction, Stage, parse, split_words
 from bot.core.dockerfile_reorder import _join, copy_parts, stage_cwds
 from bot.core.dockerfile_shell import run_commands
-from bot.core.dockerignore import Matcher, _brings, needed_sources, read_patterns
+from bot.core.dockerignore import Matcher, brings, needed_sources, read_patterns
 from bot.core.model import Options, RepoSnapshot
 from bot.core.shellcmd import simple_commands
 
@@ -358,7 +358,7 @@ def checkout_leaks(df: Dockerfile | None, dockerfile: str, context: str, checkou
                 continue
             parts = copy_parts(inst)
             sources = [posixpath.normpath(s.lstrip("/") or ".") for s in parts[0]] if parts else []
-            hit = next((s for s in sources if _brings(s, f"{git}/config")), None)
+            hit = next((s for s in sources if brings(s, f"{git}/config")), None)
             if parts is None or hit is None:
                 continue
             dest = _join(cwds.get(inst.index), parts[1])
