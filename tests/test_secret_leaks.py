@@ -13,6 +13,7 @@ from bot.core.build_args import volatile_build_args
 from bot.core.dockerignore import Matcher, read_patterns
 from bot.core.model import Finding, Options, Plan, RepoSnapshot
 from bot.pr_body import render_pr_body
+from bot.report import text_report
 
 REGISTRY = "111122223333.dkr.ecr.eu-west-1.amazonaws.com"
 LOGIN = (f"      - aws ecr get-login-password --region eu-west-1 | docker login --username AWS --password-stdin "
@@ -267,3 +268,10 @@ def test_a_dockerfile_the_bot_cannot_read_is_assumed_to_copy_what_it_is_given() 
     # With `mode: min` only the final image's layers go to the cache: what the image already holds.
     assert not _leaks(_plan({"buildspec.yml": _buildspec(build=build), ".dockerignore": ".git\n"},
                             Options(region="eu-west-1", mode="min")))
+
+
+def test_the_cli_report_says_the_refused_build_gets_no_cache() -> None:
+    files = {"buildspec.yml": _buildspec(SET_URL), "Dockerfile": PY.replace("RUN pip", "RUN git describe; pip")}
+    report = text_report(_plan(files))
+    line = next(x for x in report.splitlines() if x.strip().startswith("buildspec.yml:12"))
+    assert "no cache" in line and "cache tag" not in line
