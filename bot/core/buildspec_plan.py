@@ -346,11 +346,6 @@ def _cache_repo(an: Analysis, options: Options, path: str, findings: list[Findin
                             "shared `ecr-build-cache` repository; set `cache_repository` in "
                             ".github/ecr-cache.yml (or edit CACHE_REPO_NAME) if other repositories of this "
                             "AWS account use the same cache tags."))
-    findings.append(Finding(path, "info", "cache-repository-default",
-                            "The image repository name is not in the buildspec, so the cache goes to the "
-                            "shared `ecr-build-cache` repository; set `cache_repository` in "
-                            ".github/ecr-cache.yml (or edit CACHE_REPO_NAME) if other repositories of this "
-                            "AWS account use the same cache tags."))
     return "ecr-build-cache"
 
 
