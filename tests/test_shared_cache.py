@@ -71,6 +71,8 @@ def test_any_repository_name_gives_a_valid_name_or_none(repository: str) -> None
 
 def test_without_a_repository_name_the_old_default_stays() -> None:
     assert _cache_repo_name(None) == "ecr-build-cache"
+    _, part = plan_snapshot(_snapshot(None))
+    assert [f.code for f in part.findings].count("cache-repository-default") == 1
     assert policies.default_cache_repository("octo/__") is None
 
 
