@@ -110,7 +110,7 @@ _LEVELS = (
 def _flags(plan: Plan, options: Options) -> list[dict[str, str]]:
     seen: dict[tuple[str, str], dict[str, str]] = {}
     for build in plan.builds:
-        if not build.cache_added:
+        if not build.cached:
             continue  # its buildspec is left as it is: no flags, no claim that it exports a cache
         ref = f"type=registry,ref=$CACHE_URI:{build.cache_tag}"
         seen.setdefault((build.buildspec, build.cache_tag), {

@@ -45,7 +45,7 @@ def text_report(plan: Plan) -> str:
         out.append("Builds:")
         for b in plan.builds:
             target = b.dockerfile or "(Dockerfile not resolved)"
-            cache = f"cache tag `{b.cache_tag}`" if b.cache_added else "left as it is, no cache (see the findings)"
+            cache = f"cache tag `{b.cache_tag}`" if b.cached else "left as it is, no cache (see the findings)"
             out.append(
                 f"  {b.buildspec}:{b.line} [{b.phase}] {target} (context {b.context or '?'}) "
                 f"-> {cache}, output {b.output}"

@@ -275,3 +275,11 @@ def test_the_cli_report_says_the_refused_build_gets_no_cache() -> None:
     report = text_report(_plan(files))
     line = next(x for x in report.splitlines() if x.strip().startswith("buildspec.yml:12"))
     assert "no cache" in line and "cache tag" not in line
+
+
+def test_a_build_set_up_before_still_counts_as_cached() -> None:
+    files = {"buildspec.yml": _buildspec(), "Dockerfile": PY, ".dockerignore": ".git\n"}
+    first = _plan(files)
+    again = _plan(files | {e.path: e.content for e in first.edits}, extra=tuple(e.path for e in first.edits))
+    assert again.edits == () and [b.cached for b in again.builds] == [True]
+    assert [b.cached for b in first.builds] == [True]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 import re
 from collections.abc import Mapping
+from dataclasses import replace
 
 import yaml
 from yaml.nodes import MappingNode, ScalarNode
@@ -80,6 +81,8 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery,
         if edit is None:
             # That warning says the layers are exported; a buildspec left as it is exports nothing.
             more = [f for f in more if f.code != "secret-build-arg"]
+            blinks = [link if b.build.rewritten else replace(link, cached=False)
+                      for link, b in zip(blinks, p.analysis.builds, strict=False)]
         findings.extend(more)
         links.extend(blinks)
         if edit is not None:
@@ -411,7 +414,7 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
     link = BuildLink(p.path, cmd.phase, cmd.index, line, b.dockerfile if not b.unresolved else None,
                      b.context, tag, output, b.unresolved,  # type: ignore[arg-type]
                      b.volatile_args, b.target, b.written_before, b.unknown_args,
-                     no_cache=_no_cache(b, p.analysis.env_vars))
+                     no_cache=_no_cache(b, p.analysis.env_vars), cached=db.rewritten or not (skip or malformed))
     if db.rewritten or skip:
         return link
     if malformed:

@@ -102,8 +102,9 @@ class BuildLink:
     unknown_args: tuple[str, ...] = ()
     # Where `--no-cache` comes from (the flag, or a variable that expands to it); empty when the build has none.
     no_cache: str = ""
-    # False when this plan leaves the build's buildspec as it is (refused, e.g. a secret would reach the cache).
-    cache_added: bool = True
+    # True when the build runs with the registry cache once the plan is merged (set up before, or by this plan);
+    # False when its buildspec line is left as it is (refused: a secret would reach the cache, nothing to gain, ...).
+    cached: bool = True
 
 
 @dataclass(frozen=True)

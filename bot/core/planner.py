@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from bot.core import buildspec_plan, cachetable, discover, dockerfile_plan, policies
 from bot.core.model import (
@@ -37,7 +37,6 @@ def plan(snapshot: RepoSnapshot, options: Options) -> Plan:
         spec_part = buildspec_plan.plan_buildspecs(snapshot, options, found, ignores if leak else None,
                                                    frozenset(costless))
     edits = list(spec_part.edits + docker_part.edits)
-    changed = {e.path for e in spec_part.edits}
     findings = list(found.findings + spec_part.findings + docker_part.findings)
     findings.extend(_costless_findings(spec_part, costless))
     setup = None
@@ -54,7 +53,7 @@ def plan(snapshot: RepoSnapshot, options: Options) -> Plan:
     return Plan(
         edits=tuple(sorted(edits, key=lambda e: e.path)),
         findings=tuple(findings),
-        builds=tuple(replace(b, cache_added=b.buildspec in changed) for b in spec_part.builds),
+        builds=spec_part.builds,
         cache_tables=tuple(tables.values()),
         setup=setup,
         buildspecs=found.buildspecs,
