@@ -171,7 +171,8 @@ def render_pr_body(plan: Plan, repo: str, options: Options | None = None) -> str
         findings = ordered if level.findings is None else ordered[: level.findings]
         view = {
             "edits": [_edit(e, level.reasons) for e in plan.edits],
-            "builds": plan.builds,
+            "builds": [b for b in plan.builds if b.cached],
+            "uncached": sum(1 for b in plan.builds if not b.cached),
             "setup": setup,
         }
         body = _env.get_template("pr_body.md.j2").render(

@@ -237,6 +237,8 @@ def test_other_buildspecs_keep_their_change_and_the_pr_claims_no_export_for_the_
     body = render_pr_body(plan, "acme/web")
     flags = body.split("## Cache flags", 1)[1].split("##", 1)[0]
     assert "`api/buildspec.yml`" in flags and "`buildspec.yml`" not in flags
+    assert "makes the Docker build of **acme/web**" in body
+    assert "1 other build keeps running as today, without the cache" in body
 
 
 def test_refusal_is_idempotent() -> None:
