@@ -87,6 +87,7 @@ class Case:
     name: str
     files: dict[str, str]
     chosen_region: str | None = None
+    pushes_to: str | None = None  # our own cases: the region of the registry the build pushes to
 
 
 def _with_dockerfiles(buildspec: str, dockerfiles: tuple[str, ...]) -> dict[str, str]:
@@ -114,9 +115,16 @@ def _cases() -> list[Case]:
                                        "Dockerfile": read(SEED / "Dockerfile.before"), **PACKAGE}))
     # Our own: the registry host names the partition's region and account.
     cases.append(Case("own-cn-north-1", _with_dockerfiles(
-        _own_buildspec("210987654321", "cn-north-1", "amazonaws.com.cn"), ("Dockerfile",))))
+        _own_buildspec("210987654321", "cn-north-1", "amazonaws.com.cn"), ("Dockerfile",)), pushes_to="cn-north-1"))
     cases.append(Case("own-us-gov-west-1", _with_dockerfiles(
-        _own_buildspec("210987654321", "us-gov-west-1", "amazonaws.com"), ("Dockerfile",))))
+        _own_buildspec("210987654321", "us-gov-west-1", "amazonaws.com"), ("Dockerfile",)),
+        pushes_to="us-gov-west-1"))
+    # A BuildKit image copied into the same private registry (pull-only statement, and its registry must still
+    # say where the cache lives).
+    builder = "builder_image: 210987654321.dkr.ecr.ap-southeast-2.amazonaws.com/buildkit:buildx-stable-1\n"
+    cases.append(Case("own-private-builder-image", {**_with_dockerfiles(
+        _own_buildspec("210987654321", "ap-southeast-2", "amazonaws.com"), ("Dockerfile",)),
+        ".github/ecr-cache.yml": builder}, pushes_to="ap-southeast-2"))
     # A golden case whose setup leaves the region to the operator, who builds in another partition.
     open_region = GOLDEN / "no-env"
     for region in ("cn-north-1", "us-gov-west-1"):
@@ -308,6 +316,7 @@ def test_printed_setup_runs_with_the_aws_cli(case: Case, tmp_path: Path, endpoin
     seen = _OBSERVED[ready.key()]
     plan, region, checkout = ready.plan, ready.region, ready.checkout
     assert plan.setup is not None
+    assert case.pushes_to in (None, region), f"{case.name}: the cache is set up in {region}, not beside the image"
     lifecycle_text = (checkout / policies.LIFECYCLE_PATH).read_text(encoding="utf-8")
     live_tags = [ready.options.cache_tag, *(b.cache_tag for b in plan.builds)]
     assert lifecycle_problems(lifecycle_text, live_tags) == []

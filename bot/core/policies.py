@@ -341,11 +341,12 @@ def aws_setup(
         builder_ref = options.builder_image or "\0"
         for number, value in named_values:
             # `123456789012.dkr.ecr.$AWS_REGION...` still names the account, `$ACCOUNT.dkr.ecr.eu-west-1...` the region.
+            # Only the builder reference itself is skipped, not every host of the builder's registry.
             hosts.extend((m["account"], m["region"], f"{path}:{number}") for m in _REGISTRY_HOST.finditer(value)
-                         if not builder_ref.startswith(m.group(0)))
+                         if not value.startswith(builder_ref, m.start()))
         for _, value in values:
             literal_images.extend(m for m in _REGISTRY_LITERAL.finditer(value)
-                                  if m.group("repo") and not builder_ref.startswith(m.group(0)))
+                                  if m.group("repo") and not value.startswith(builder_ref, m.start()))
     region = _first_valid(regions, region_problem)
     account = _first_valid(accounts, account_id_problem)
     named = _named_by_hosts(hosts, region, account)
