@@ -70,6 +70,8 @@ def test_token_in_the_checkout_s_git_config_copied_by_copy_all_is_refused() -> N
     "git clone https://$GH_TOKEN@github.com/acme/lib.git lib",
     "git clone https://oauth2:${CI_TOKEN}@gitlab.com/acme/lib.git lib",
     "git clone --depth 1 https://x-access-token:ghs_abc123@github.com/acme/lib lib",
+    "git clone -b main https://ghp_0123456789abcdefABCDEF@github.com/acme/lib.git lib",
+    "git clone https://${BB_USER}:${BB_APP_PASSWORD}@bitbucket.org/acme/lib.git lib",
     "git -C lib config url.\"https://${GITHUB_TOKEN}@github.com/\".insteadOf \"https://github.com/\"",
 ])
 def test_clone_shapes_that_put_a_token_into_a_nested_git_config(line: str) -> None:
@@ -86,6 +88,8 @@ def test_clone_shapes_that_put_a_token_into_a_nested_git_config(line: str) -> No
 @pytest.mark.parametrize("line", [
     "git clone https://github.com/acme/lib.git lib",
     "git clone https://ci@github.com/acme/lib.git lib",
+    "git clone https://$GIT_USER@github.com/$ORG/lib.git lib",
+    "git clone git@github.com:acme/lib.git lib",
     "git config --global url.\"https://${GITHUB_TOKEN}@github.com/\".insteadOf \"https://github.com/\"",
     "echo '{\"credsStore\":\"ecr-login\"}' > ~/.docker/config.json",
 ])

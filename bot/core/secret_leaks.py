@@ -26,11 +26,14 @@ from bot.core.shellcmd import simple_commands
 
 SECRETS_DOC = "https://docs.docker.com/build/building/secrets/"
 CACHE_DOC = "https://docs.docker.com/build/cache/backends/"
-_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|_KEY$|^NPM_AUTH|CREDENTIAL|PRIVATE_?KEY|API_?KEY", re.I)
+_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|_KEY$|^NPM_AUTH|CREDENTIAL|CREDS\b|PRIVATE_?KEY|API_?KEY"
+                          r"|(?:^|_)PAT(?:_|$)", re.I)
 _CRED_FILES = frozenset({".netrc", "_netrc", ".npmrc", ".pypirc", "pip.conf", "pip.ini", ".git-credentials",
                          ".gitconfig"})
 # Userinfo with a password or a variable: `https://user:$TOKEN@`, `https://$TOKEN@`, `x-access-token:ghs_...@`.
-_TOKEN_URL = re.compile(r"\b(?:https?|git)://(?:[^/@\s\"'$]*:[^/@\s\"']+|[^/@\s\"']*\$[^/@\s\"']*)@")
+_USERINFO = re.compile(r"\b(?:https?|git)://([^/@\s\"']+)@")
+# Tokens GitHub and GitLab accept as the user name of an HTTPS URL.
+_LITERAL_TOKEN = re.compile(r"^(gh[pousr]_|github_pat_|glpat-)|^[A-Za-z0-9_-]{32,}$")
 _AUTH_WORDS = re.compile(r"password|passwd|_auth|token|secret|authorization", re.I)
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 _CLONE_VALUE_OPTS = frozenset({"--depth", "-b", "--branch", "-o", "--origin", "-c", "--config", "--reference",
@@ -65,6 +68,22 @@ class Leak:
 
 # --- the buildspec side: checkouts with a token in .git/config --------------------------------------------------
 
+def url_tokens(text: str) -> list[str]:
+    """The user-info parts of the URLs in ``text`` that hold a credential.
+
+    `user:password@` (literal or a variable), a variable whose name says it is secret (`https://$TOKEN@`), or a
+    literal token (`https://ghp_...@`); a bare user name (`https://ci@`, `https://$USER@`) is no credential.
+    """
+    out = []
+    for m in _USERINFO.finditer(text):
+        info = m[1]
+        user, colon, password = info.partition(":")
+        names = _VAR.findall(info)
+        if colon and password or any(is_secret_name(n) for n in names) or not names and _LITERAL_TOKEN.search(user):
+            out.append(info)
+    return out
+
+
 def _clone_dir(words: list[str]) -> tuple[str, str] | None:
     """(URL, folder) of a `git clone`."""
     operands: list[str] = []
@@ -93,15 +112,15 @@ def _token_target(words: list[str]) -> str | None:
     text = " ".join(words)
     if sub == ["clone"]:
         found = _clone_dir(words[2:])
-        if found and _TOKEN_URL.search(found[0]):
+        if found and url_tokens(found[0]):
             return posixpath.join(where, found[1])
         return None
-    if sub == ["remote"] and words[2:3] in (["set-url"], ["add"]) and _TOKEN_URL.search(text):
+    if sub == ["remote"] and words[2:3] in (["set-url"], ["add"]) and url_tokens(text):
         return where
     if sub == ["config"] and not set(words) & {"--global", "--system", "--file", "-f", "--get", "--unset"}:
         keyed = any(re.match(r"(?i)url\..*\.(push)?insteadof$", w) for w in words[2:])
         header = any(re.match(r"(?i)http\..*extraheader$", w) for w in words[2:]) and "$" in text
-        if (keyed and _TOKEN_URL.search(text)) or header:
+        if (keyed and url_tokens(text)) or header:
             return where
     return None
 
@@ -256,7 +275,7 @@ def _run_leaks(df: Dockerfile, inst: Instruction, scope: _Scope, cwd: tuple[str,
         refs = [n for n in _VAR.findall(joined) if n in scope.valued]
         secret_refs = [n for n in refs if is_secret_name(n)]
         folder = _token_target(list(words)) if words[:1] == ("git",) else None
-        if folder is not None and any(_has_value(u, scope.valued) for u in _TOKEN_URL.findall(joined)):
+        if folder is not None and any(_has_value(u, scope.valued) for u in url_tokens(joined)):
             path = _abs(posixpath.join(folder, ".git"), cwd, root)
             if not _removed(path or posixpath.join(folder, ".git"), later):
                 return [Leak(f"{where} (stage {_label(stage)}) runs `{joined[:80]}`, which writes the token into "
@@ -264,7 +283,7 @@ def _run_leaks(df: Dockerfile, inst: Instruction, scope: _Scope, cwd: tuple[str,
                              stage.index, path)]
         for target in _writes(words, redirects):
             cred = _is_cred_file(target)
-            if words[:1] == ("git",) and not (_TOKEN_URL.search(joined) or "extraheader" in joined.lower()):
+            if words[:1] == ("git",) and not (url_tokens(joined) or "extraheader" in joined.lower()):
                 continue
             carries = bool(secret_refs) or "/run/secrets/" in joined or cred and (
                 run_secret or bool(run_refs) and _AUTH_WORDS.search(text) is not None)
