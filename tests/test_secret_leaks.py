@@ -289,3 +289,12 @@ def test_a_build_set_up_before_still_counts_as_cached() -> None:
     again = _plan(files | {e.path: e.content for e in first.edits}, extra=tuple(e.path for e in first.edits))
     assert again.edits == () and [b.cached for b in again.builds] == [True]
     assert [b.cached for b in first.builds] == [True]
+
+
+def test_a_clone_in_the_same_command_as_the_build_counts_and_one_after_it_does_not() -> None:
+    dockerfile = PY.replace("RUN pip", "RUN git describe; pip")
+    build = ("git clone https://$GH_TOKEN@github.com/acme/lib.git lib && docker build -t $REPO:latest . && "
+             "git clone https://$GH_TOKEN@github.com/acme/other.git other")
+    plan = _plan({"buildspec.yml": _buildspec(build=build), "Dockerfile": dockerfile, ".dockerignore": ".git\n"})
+    leak, = _leaks(plan)
+    assert "lib/.git" in leak.message and "other" not in leak.message

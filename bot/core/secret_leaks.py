@@ -30,7 +30,7 @@ _SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|_KEY$|^NPM_AUTH|CREDENT
                           r"|(?:^|_)PAT(?:_|$)", re.I)
 _CRED_FILES = frozenset({".netrc", "_netrc", ".npmrc", ".pypirc", "pip.conf", "pip.ini", ".git-credentials",
                          ".gitconfig"})
-# Userinfo with a password or a variable: `https://user:$TOKEN@`, `https://$TOKEN@`, `x-access-token:ghs_...@`.
+# The user-info part of an HTTPS (or git://) URL: `https://user:$TOKEN@`, `https://$TOKEN@`, `https://ci@`.
 _USERINFO = re.compile(r"\b(?:https?|git)://([^/@\s\"']+)@")
 # Tokens GitHub and GitLab accept as the user name of an HTTPS URL.
 _LITERAL_TOKEN = re.compile(r"^(gh[pousr]_|github_pat_|glpat-)|^[A-Za-z0-9_-]{32,}$")
@@ -125,15 +125,19 @@ def _token_target(words: list[str]) -> str | None:
     return None
 
 
-def token_checkouts(an: Analysis, until: Command, line_of: Callable[[Command, int], int]) -> list[Checkout]:
-    """Folders whose `.git/config` holds a token by the time command ``until`` runs (one CodeBuild shell)."""
+def token_checkouts(an: Analysis, until: Command, offset: int,
+                    line_of: Callable[[Command, int], int]) -> list[Checkout]:
+    """Folders whose `.git/config` holds a token when the build at ``offset`` of command ``until`` starts.
+
+    The commands run in one shell session (buildspec version 0.2), so a `cd` carries over.
+    """
     known = {k: (v if "$" not in v and "`" not in v else None) for k, v in an.env_vars.items()}
     shell = _Shell(known, an.env_vars)
     out: list[Checkout] = []
     for cmd in an.commands:
-        if cmd is until:
-            break
         for sc in simple_commands(cmd.value or ""):
+            if cmd is until and (sc.words[0].start if sc.words else offset) >= offset:
+                break
             words = [w.value for w in sc.words]
             if not words:
                 for a in sc.assignments:
@@ -158,6 +162,8 @@ def token_checkouts(an: Analysis, until: Command, line_of: Callable[[Command, in
                 if path is not None:
                     text = " ".join(words)
                     out.append(Checkout(path, line_of(cmd, sc.words[0].start), text[:100]))
+        if cmd is until:
+            break
     return out
 
 
@@ -444,7 +450,7 @@ def build_refusal(an: Analysis, b: Build, buildspec: str, snapshot: RepoSnapshot
         ignore_path = _ignore_path(paths, ignores, context, b.dockerfile)
         ignore_text = ignores.get(ignore_path, snapshot.text(ignore_path))
         matcher = Matcher(read_patterns(ignore_text or ""))
-        checkouts = token_checkouts(an, b.command, line_of)
+        checkouts = token_checkouts(an, b.command, b.build.docker.start, line_of)
         leaks += checkout_leaks(df, dockerfile, context, checkouts, matcher, ignore_path, stages, buildspec)
     if df is not None:
         leaks += dockerfile_leaks(df, dockerfile, b.target, passed, opaque, stages, build_where, per_build)
