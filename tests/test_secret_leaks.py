@@ -298,3 +298,15 @@ def test_a_clone_in_the_same_command_as_the_build_counts_and_one_after_it_does_n
     plan = _plan({"buildspec.yml": _buildspec(build=build), "Dockerfile": dockerfile, ".dockerignore": ".git\n"})
     leak, = _leaks(plan)
     assert "lib/.git" in leak.message and "other" not in leak.message
+
+
+def test_an_env_carries_a_passed_secret_into_a_stage_built_from_it() -> None:
+    dockerfile = ("FROM node:20 AS base\nARG NPM_TOKEN\nENV NPM_TOKEN=$NPM_TOKEN\nWORKDIR /app\n\n"
+                  "FROM base AS deps\nCOPY package.json package-lock.json ./\n"
+                  "RUN echo \"//registry.npmjs.org/:_authToken=${NPM_TOKEN}\" > .npmrc && npm ci\n\n"
+                  "FROM node:20-slim\nCOPY --from=deps /app/node_modules /app/node_modules\n")
+    files = {"buildspec.yml": _buildspec(build="docker build --build-arg NPM_TOKEN -t $REPO:latest ."),
+             "Dockerfile": dockerfile, ".dockerignore": ".git\n"}
+    messages = " ".join(f.message for f in _leaks(_plan(files, extra=("package.json", "package-lock.json"))))
+    assert "Dockerfile:8 (stage `deps`) writes `$NPM_TOKEN` into `.npmrc`" in messages
+    assert "mode: min" in messages  # only node_modules comes out of `deps`

@@ -208,6 +208,7 @@ class _Scope:
     """The variables a stage's RUN steps see with a value: ARGs with a default or passed, ENVs."""
 
     valued: set[str]
+    env: set[str]  # what a stage built FROM this one inherits (an ARG's scope ends with its stage)
 
 
 def _writes(words: tuple[str, ...], redirects: tuple[str, ...]) -> list[str]:
@@ -322,7 +323,7 @@ def dockerfile_leaks(df: Dockerfile, dockerfile: str, target: str | None, passed
     for stage in df.stages:
         base = by_name.get(stage.base.lower())
         inherited = scopes.get(base.index) if base is not None and base.index < stage.index else None
-        scope = _Scope(set(inherited.valued) if inherited else set())
+        scope = _Scope(set(inherited.env) if inherited else set(), set(inherited.env) if inherited else set())
         scopes[stage.index] = scope
         for inst in df.stage_instructions(stage)[1:]:
             where = f"{dockerfile}:{inst.lineno}"
@@ -348,8 +349,10 @@ def dockerfile_leaks(df: Dockerfile, dockerfile: str, target: str | None, passed
                 pairs = [w.partition("=") for w in words] if all("=" in w for w in words) else [
                     (words[0], "=", " ".join(words[1:]))] if words else []
                 for name, _, value in pairs:
-                    if value.strip("\"'"):
+                    refs = _VAR.findall(value)
+                    if value.strip("\"'") and (not refs or set(refs) & scope.valued):
                         scope.valued.add(name)
+                        scope.env.add(name)
             elif inst.keyword == "RUN" and stage.index in stages:
                 out += _run_leaks(df, inst, scope, cwds.get(inst.index), where, stage)
     return out
