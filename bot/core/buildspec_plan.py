@@ -285,7 +285,8 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str], sna
         findings.extend(refused)
         return None, findings + leaks, links, repo
     if leaks:
-        # The whole buildspec stays: its setup lines would switch every later build to the cache builder.
+        # The whole buildspec stays as it is: a `docker buildx build` left alone among rewritten ones would run on
+        # the cache builder the added setup lines select (without `--load`), so a per-build refusal is not safe.
         return None, findings + leaks, links, repo
     findings.extend(loaded_images(p))
     findings.extend(dockerhub_pushes(p))
