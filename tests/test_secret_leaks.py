@@ -125,6 +125,8 @@ NODE = ("FROM node:20\nWORKDIR /app\nCOPY package.json package-lock.json ./\n{ru
     # Removed in the same RUN: the layer does not hold the file (the passed ARG still refuses, by itself).
     ("ARG NPM_TOKEN\nRUN echo \"//registry.npmjs.org/:_authToken=${NPM_TOKEN}\" > .npmrc && npm ci && rm -f .npmrc",
      True, False),
+    # Single quotes keep `${NPM_TOKEN}` a placeholder npm expands when it reads the file (the ARG still refuses).
+    ("ARG NPM_TOKEN\nRUN echo '//registry.npmjs.org/:_authToken=${NPM_TOKEN}' > .npmrc && npm ci", True, False),
     ("RUN cp /run/secrets/npmrc /root/.npmrc && npm ci", True, True),
     ("RUN cp /run/secrets/npmrc /root/.npmrc && npm ci; rm /root/.npmrc", False, False),
     ("RUN --mount=type=secret,id=npm NPM_TOKEN=$(cat /run/secrets/npm) && echo \"_authToken=$NPM_TOKEN\" > ~/.npmrc",

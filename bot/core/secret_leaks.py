@@ -267,7 +267,9 @@ def _run_leaks(df: Dockerfile, inst: Instruction, scope: _Scope, cwd: tuple[str,
     """The credential one RUN leaves in its layer (the first one found), if any."""
     text = df.block(inst)
     root = not any(i.keyword == "USER" and i.index < inst.index for i in df.instructions)
-    run_refs = [n for n in _VAR.findall(text) if n in scope.valued]
+    # `'${NPM_TOKEN}'` stays a placeholder that npm expands when it reads the file: no secret is written.
+    expanded = set(_VAR.findall(re.sub(r"'[^'\n]*'", "", text)))
+    run_refs = [n for n in _VAR.findall(text) if n in scope.valued and n in expanded]
     run_secret = any(is_secret_name(n) for n in run_refs) or "/run/secrets/" in text
     commands = run_commands(inst)
     parts: list[tuple[tuple[str, ...], tuple[str, ...], list[tuple[str, ...]]]]
@@ -279,7 +281,7 @@ def _run_leaks(df: Dockerfile, inst: Instruction, scope: _Scope, cwd: tuple[str,
         parts = [(c.words, c.redirects, [d.words for d in commands[n + 1:]]) for n, c in enumerate(commands)]
     for words, redirects, later in parts:
         joined = " ".join(words) or text
-        refs = [n for n in _VAR.findall(joined) if n in scope.valued]
+        refs = [n for n in _VAR.findall(joined) if n in scope.valued and n in expanded]
         secret_refs = [n for n in refs if is_secret_name(n)]
         folder = _token_target(list(words)) if words[:1] == ("git",) else None
         if folder is not None and any(_has_value(u, scope.valued) for u in url_tokens(joined)):
