@@ -117,6 +117,7 @@ class Row:
     dockerignore: int = 0
     steps_saved: int = 0
     findings: int = 0
+    warning_codes: frozenset[str] = frozenset()
     reparse_ok: bool = True
     idempotent: bool = True
     untouched_ok: bool = True
@@ -147,6 +148,8 @@ def check_repository(name: str, snapshot: RepoSnapshot, repeats: int = 3) -> Row
         row.dockerfiles = len(result.dockerfiles)
         row.builds = len(result.builds)
         row.findings = len(result.findings)
+        row.warning_codes = frozenset(f.code for f in result.findings
+                                      if f.level == "warning" or f.code == "cache-reuses-nothing")
         row.steps_saved = sum(t.saved_on_source_change for t in result.cache_tables)
         figures = dockerfile_plan.counts(result.edits, result.cache_tables)
         row.dockerfiles_changed = figures["dockerfiles_reordered"]

@@ -16,7 +16,11 @@ def _buildspec(pre: str, build: str) -> str:
             + "  build:\n    commands:\n" + build)
 
 
-def _plan(buildspec: str, dockerfile: str = "FROM alpine\n") -> PartialPlan:
+# A Dockerfile with a step the cache can reuse: a build that reuses nothing is left alone for that reason alone.
+REUSABLE = "FROM alpine\nRUN apk add --no-cache curl\nCOPY . /app\n"
+
+
+def _plan(buildspec: str, dockerfile: str = REUSABLE) -> PartialPlan:
     files = {"buildspec.yml": buildspec, "Dockerfile": dockerfile}
     return planner.plan(RepoSnapshot(tuple(files), files), Options())
 
@@ -60,7 +64,8 @@ def test_pushed_output_and_a_pulled_base_are_still_rewritten() -> None:
     pushed = _buildspec("", f"      - docker buildx build --output type=image,name={REG}/app,push=true .\n")
     assert _buildspec_edit(_plan(pushed)) is not None
     pulled = _buildspec(f"      - docker pull {REG}/base:1\n", f"      - docker build -t {REG}/app .\n")
-    assert _buildspec_edit(_plan(pulled, f"FROM {REG.replace('$AWS_ACCOUNT_ID', '111122223333')}/base:1\n"))
+    base = f"{REG.replace('$AWS_ACCOUNT_ID', '111122223333')}/base:1"
+    assert _buildspec_edit(_plan(pulled, f"FROM {base}\nRUN make deps\nCOPY . /app\n"))
 
 
 def test_the_buildspec_s_own_builder_is_kept() -> None:

@@ -35,9 +35,9 @@ def test_options_shape_the_added_lines() -> None:
     assert 'CACHE_REPO_NAME: "team/cache"' in out
     assert "- CACHE_URI=$AWS_ACCOUNT_ID.dkr.ecr.eu-central-1.amazonaws.com/$CACHE_REPO_NAME\n" in out
     assert ("- docker buildx create --name warm --driver docker-container --driver-opt "
-            "image=public.ecr.aws/vend/moby/buildkit:buildx-stable-1 --use --bootstrap || docker buildx use warm"
-            in out)
-    assert "ref=$CACHE_URI:main,mode=min,image-manifest=true,oci-mediatypes=true --load -t" in out
+            "image=public.ecr.aws/vend/moby/buildkit:buildx-stable-1 --use --bootstrap || "
+            "docker buildx inspect --bootstrap warm && docker buildx use warm || {" in out)
+    assert "ref=$CACHE_URI:main,mode=min,image-manifest=true,oci-mediatypes=true,ignore-error=true} --load -t" in out
     # The existing login is for $AWS_DEFAULT_REGION, not the configured region: log in to the cache registry.
     assert ("aws ecr get-login-password --region eu-central-1 | docker login --username AWS --password-stdin "
             "$AWS_ACCOUNT_ID.dkr.ecr.eu-central-1.amazonaws.com") in out

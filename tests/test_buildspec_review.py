@@ -99,14 +99,16 @@ def test_private_builder_image_is_pulled_after_a_login() -> None:
     assert out.count("docker login") == 1
 
 
-def test_secret_build_args_are_reported_when_every_stage_is_exported() -> None:
+def test_secret_build_args_refuse_the_export_when_every_stage_is_exported() -> None:
     text = HEAD + ("  build:\n    commands:\n"
                    "      - docker build --build-arg GITHUB_TOKEN=${GITHUB_TOKEN} --build-arg APP=1 -t x .\n")
     _, part = plan_text(text)
-    (secret,) = [f for f in part.findings if f.code == "secret-build-arg"]
-    assert "GITHUB_TOKEN" in secret.message and "APP" not in secret.message
+    (secret,) = [f for f in part.findings if f.code == "secret-in-cache"]
+    assert "GITHUB_TOKEN" in secret.message and "`--build-arg APP`" not in secret.message
+    assert part.edits == ()
+    # min mode exports only the final image's layers, which the build pushes anyway.
     _, part = plan_text(text, options=Options(mode="min"))
-    assert "secret-build-arg" not in {f.code for f in part.findings}
+    assert "secret-in-cache" not in {f.code for f in part.findings} and len(part.edits) == 1
 
 
 def test_flags_variable_known_to_hold_no_cache_is_named() -> None:

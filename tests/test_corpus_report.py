@@ -29,9 +29,11 @@ def test_every_repository_passes_every_invariant(corpus: Path) -> None:
     assert len(rows) == 40
     failures = {r.name: (r.crashed, r.problems) for r in rows if not r.invariants_ok}
     assert failures == {}
+    # Every repository with a build either gets its buildspec changed or is left alone with a stated reason.
     with_builds = [r for r in rows if r.builds]
-    changed = [r for r in with_builds if r.specs_changed]
-    assert len(changed) >= 0.9 * len(with_builds), [r.name for r in with_builds if not r.specs_changed]
+    silent = [r.name for r in with_builds if not r.specs_changed and not r.warning_codes]
+    assert silent == []
+    assert sum(1 for r in with_builds if r.specs_changed) >= 0.5 * len(with_builds)
 
 
 def test_yaml_suite_as_buildspecs_never_crashes_or_breaks(corpus: Path) -> None:

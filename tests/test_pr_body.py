@@ -62,7 +62,7 @@ def test_body_explains_every_change_and_the_exact_flags() -> None:
                  "copies package.json before the sources"):
         assert text in body
     assert ("`--cache-to type=registry,ref=$CACHE_URI:cache-api,mode=min,image-manifest=true,"
-            "oci-mediatypes=true`") in body
+            "oci-mediatypes=true,ignore-error=true`") in body
     assert "`--cache-from type=registry,ref=$CACHE_URI:cache`" in body
     assert "oci-mediatypes=false" not in body
 
@@ -229,7 +229,7 @@ def test_dockerfile_only_pull_request_has_no_flags_or_setup() -> None:
     body = pr_body.render_pr_body(plan, "octo/app")
     assert "leaves the buildspec as it is, so it needs no AWS setup" in body
     assert "## Cache flags" not in body and "One-time AWS setup" not in body
-    assert "aws ecr create-repository" not in body and "start warm: BuildKit imports" not in body
+    assert "aws ecr create-repository" not in body and "Merging before the one-time AWS setup" not in body
     assert "copies package.json before the sources" in body
 
 
