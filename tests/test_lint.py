@@ -18,7 +18,7 @@ def _run(*command: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is installed by the dev extra")
 def test_ruff_clean() -> None:
-    result = _run("ruff", "check", "bot", "tests", "bench")
+    result = _run("ruff", "check", "bot", "tests", "bench", "deploy")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
