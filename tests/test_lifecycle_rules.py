@@ -198,3 +198,27 @@ def test_every_corpus_plan_emits_a_sound_lifecycle_policy(corpus: Path) -> None:
         emitted += sum(_assert_sound(planner.plan(snapshot, o), o, repo.name) for o in OPTION_VARIANTS)
     # Most corpus repositories build with `docker build` in a buildspec, so most plans carry a policy.
     assert emitted >= 20 * len(OPTION_VARIANTS)
+
+
+def test_the_planner_never_proposes_a_policy_that_breaks_the_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.core import policies
+
+    files = {"buildspec.yml": ("version: 0.2\nphases:\n  build:\n    commands:\n"
+                               "      - docker build -t 111122223333.dkr.ecr.eu-west-1.amazonaws.com/app .\n"),
+             "Dockerfile": "FROM python:3.12\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\n"
+                           "COPY . .\n"}
+    snapshot = RepoSnapshot(tuple(files) + ("requirements.txt",), files)
+    good = planner.plan(snapshot, Options())
+    assert policies.LIFECYCLE_PATH in {e.path for e in good.edits}
+    assert "lifecycle-policy-invalid" not in {f.code for f in good.findings}
+
+    def any_and_age(cache_tag: str, days: int, live_tags: Any = ()) -> dict[str, object]:
+        return {"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "sinceImagePushed",
+                                                             "countUnit": "days", "countNumber": days},
+                           "action": {"type": "expire"}}]}
+
+    monkeypatch.setattr(policies, "lifecycle_policy", any_and_age)
+    bad = planner.plan(snapshot, Options())
+    assert policies.LIFECYCLE_PATH not in {e.path for e in bad.edits}
+    (finding,) = [f for f in bad.findings if f.code == "lifecycle-policy-invalid"]
+    assert finding.level == "error" and "any" in finding.message

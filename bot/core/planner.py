@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from bot.core import buildspec_plan, cachetable, discover, dockerfile_plan, policies
+from bot.core.lifecycle_rules import lifecycle_problems
 from bot.core.model import (
     AwsSetup,
     BuildLink,
@@ -44,7 +45,14 @@ def plan(snapshot: RepoSnapshot, options: Options) -> Plan:
         final_texts = {path: snapshot.files.get(path, "") for path in found.buildspecs}
         final_texts.update({e.path: e.content for e in spec_part.edits})
         setup = policies.aws_setup(final_texts, options, spec_part.builds)
-        if spec_part.edits:
+        live_tags = (options.cache_tag, *(b.cache_tag for b in spec_part.builds))
+        broken = lifecycle_problems(setup.lifecycle_policy_json, live_tags)
+        if broken:
+            # ECR accepts some invalid policies silently (and moto all of them): never propose one.
+            findings.append(Finding(policies.LIFECYCLE_PATH, "error", "lifecycle-policy-invalid",
+                                    "The lifecycle policy the bot would write breaks ECR's rules, so no policy "
+                                    "file is proposed: " + "; ".join(broken)))
+        elif spec_part.edits:
             # Policy files ride along with a buildspec change only: a repository already set up by
             # hand is not nagged for them.
             policy_edits, policy_findings = _policy_files(snapshot, setup)
