@@ -4,6 +4,11 @@
 (`bot/ledger.py`), batching concurrent submits of a process into one commit. Workers run each job under its
 repository lock, coalesce superseded pushes, classify failures (`bot/retry.py`) and retry without sleeping;
 the reaper re-enqueues jobs whose worker vanished (at-least-once, claimed once: exactly once in effect).
+
+A run's lease (its ledger deadline and its repository lock) is renewed for as long as the thread running it
+lives, however long that is: re-running a job whose first run still lives would run one repository twice at
+once. A run past `max_runtime` is reported (a `job.overrun` warning and `OVERRUNS`) and keeps its repository
+until it ends or its process exits; only then does the lease lapse and the reaper hand the job on.
 """
 
 from __future__ import annotations
@@ -34,6 +39,9 @@ from bot.retry import RetryPolicy, classify_exception, rate_limit_remaining
 from bot.storage import KEY_PREFIX, SqliteDb, now, redis_client
 
 Runner = Callable[[Job], object]
+
+OVERRUNS = "ecr_cache_bot_job_overruns_total"
+metrics.HELP.setdefault(OVERRUNS, "Job runs still going after max_runtime (their repository stays locked), by kind.")
 
 HUEY_NAME = "ecr-cache-bot"
 TASK_NAME = "ecr_cache_bot.run_job"
@@ -88,7 +96,7 @@ class QueueOptions:
     """Timing knobs (production defaults; tests shorten them)."""
 
     lease: float = 120.0  # renewed every lease/3 while a job runs; a killed worker's job is re-run after it
-    max_runtime: float = 900.0  # a job still running after this (hung) stops being renewed and is re-run
+    max_runtime: float = 900.0  # a run still going after this is reported as overrun; it keeps its lease
     stale_after: float = 600.0  # a queued job nobody picked up by then is re-queued (lost pop)
     lock_retry: float = 1.0  # wait before retrying a job whose repository is busy
     dedupe_ttl: float = DEFAULT_TTL
@@ -176,7 +184,7 @@ class HueyQueue:
         self.runner = runner
         self.options = options or QueueOptions()
         self._rng = random.Random()
-        self._running: dict[str, tuple[Claimed, str, float]] = {}  # job id -> (claim, lock token, start)
+        self._running: dict[str, _Run] = {}  # job id -> the run holding its lease
         self._running_lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
         self._heartbeat_pid = 0
@@ -220,7 +228,7 @@ class HueyQueue:
             self._defer(claimed, delay, claimed.attempts, "repository busy", fields, counts=False)
             return
         start = time.monotonic()
-        self._track(claimed, lock)
+        self._track(claimed, lock, threading.current_thread())
         try:
             if claimed.ckey and self.locks.current_generation(claimed.ckey) > claimed.gen:
                 if self.ledger.finish(job_id, claimed.token, "coalesced"):
@@ -248,9 +256,9 @@ class HueyQueue:
                 self._running.pop(job_id, None)
             self.locks.release(job.repo_key, lock)
 
-    def _track(self, claimed: Claimed, lock: str) -> None:
+    def _track(self, claimed: Claimed, lock: str, thread: threading.Thread) -> None:
         with self._running_lock:
-            self._running[claimed.job_id] = (claimed, lock, time.monotonic())
+            self._running[claimed.job_id] = _Run(claimed, lock, thread, time.monotonic())
         if self._heartbeat is None or self._heartbeat_pid != os.getpid() or not self._heartbeat.is_alive():
             with self._running_lock:
                 if self._heartbeat is None or self._heartbeat_pid != os.getpid() or not self._heartbeat.is_alive():
@@ -260,21 +268,39 @@ class HueyQueue:
                     self._heartbeat.start()
 
     def _renew_forever(self) -> None:
-        """Keep the leases (ledger deadline and repository lock) of this process's running jobs alive."""
+        """Keep the leases (ledger deadline and repository lock) of this process's live runs alive."""
         lease = self.options.lease
         while True:
             time.sleep(lease / 3)
             with self._running_lock:
                 running = list(self._running.values())
-            for claimed, lock, started in running:
-                if time.monotonic() - started > self.options.max_runtime:
-                    continue  # hung: let the lease lapse so the reaper hands the job to a live thread
-                try:
-                    self.ledger.renew(claimed.job_id, claimed.token, now() + lease)
-                    self.locks.extend(claimed.job.repo_key, lock, lease)
-                except Exception as exc:  # the next round retries; a lapse only risks a harmless re-run
-                    log_event("queue.renew_failed", level="warning", job_id=claimed.job_id,
-                              error=f"{type(exc).__name__}: {exc}")
+            for run in running:
+                if not run.thread.is_alive():
+                    continue  # no run behind it any more: let the lease lapse so the reaper hands the job on
+                self._renew(run, lease)
+
+    def _renew(self, run: _Run, lease: float) -> None:
+        claimed = run.claimed
+        if not run.overrun and time.monotonic() - run.started > self.options.max_runtime:
+            # Reported, not taken away: a second run beside a live first one is worse than a stuck repository.
+            run.overrun = True
+            fields = _job_fields(claimed)
+            log_event("job.overrun", level="warning", max_runtime_s=self.options.max_runtime,
+                      running_s=round(time.monotonic() - run.started, 1), thread=run.thread.name, **fields)
+            try:
+                self.counters.incr(OVERRUNS, kind=claimed.job.kind)
+            except Exception as exc:  # the report must not cost the lease
+                log_event("queue.count_failed", level="warning", error=f"{type(exc).__name__}: {exc}")
+        try:
+            held = self.ledger.renew(claimed.job_id, claimed.token, now() + lease)
+            locked = self.locks.extend(claimed.job.repo_key, run.lock, lease)
+        except Exception as exc:  # the next round retries; the lease outlives two failed rounds
+            log_event("queue.renew_failed", level="warning", job_id=claimed.job_id,
+                      error=f"{type(exc).__name__}: {exc}")
+            return
+        if not (held and locked) and not run.lost:
+            run.lost = True  # renewed too late (a paused process): the job or its repository moved on
+            log_event("queue.lease_lost", level="error", job=held, lock=locked, **_job_fields(claimed))
 
     def _failed(self, claimed: Claimed, exc: Exception, fields: dict[str, Any], start: float) -> None:
         policy = self.options.retry
@@ -354,6 +380,18 @@ class HueyQueue:
                                     "shutdown_timeout": 20}
         settings.update(options)
         return self.huey.create_consumer(**settings)
+
+
+@dataclass
+class _Run:
+    """One job running in this process: its claim, its repository lock and the thread running it."""
+
+    claimed: Claimed
+    lock: str
+    thread: threading.Thread
+    started: float
+    overrun: bool = False
+    lost: bool = False
 
 
 def coalesce_key(job: Job) -> str:
