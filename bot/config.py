@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,11 @@ from dotenv import dotenv_values
 from bot.manifest import web_url_for
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# A webhook secret shorter than this is guessable; GitHub asks for "a random string of text with high entropy"
+# (docs.github.com/webhooks/using-webhooks/validating-webhook-deliveries).
+MIN_SECRET_LENGTH = 16
+# A literal URL path: Flask reads `<...>` as a converter, and `?`, `#`, `%` or spaces never reach the route as typed.
+_LITERAL_PATH = re.compile(r"/|(/[A-Za-z0-9._~-]+)+/?")
 
 
 class SettingsError(ValueError):
@@ -64,6 +70,11 @@ class Settings:
         App is registered from `/` and its secret is stored in DATA_DIR."""
         env = read_environment() if env is None else env
         secret = env.get("WEBHOOK_SECRET", "")
+        if not secret.strip():
+            secret = ""  # blank is unset
+        elif len(secret) < MIN_SECRET_LENGTH:  # the value itself is never echoed
+            raise SettingsError(f"WEBHOOK_SECRET must be at least {MIN_SECRET_LENGTH} characters, got {len(secret)}: "
+                                "use a long random value (e.g. `openssl rand -hex 32`)")
         private_key = env.get("PRIVATE_KEY") or None
         key_path = env.get("PRIVATE_KEY_PATH")
         if private_key is None and key_path:
@@ -105,6 +116,9 @@ class Settings:
         path = env.get("WEBHOOK_PATH", "/api/github/webhooks") or "/api/github/webhooks"
         if not path.startswith("/"):
             raise SettingsError(f"WEBHOOK_PATH must start with '/', got {path!r}")
+        if not _LITERAL_PATH.fullmatch(path) or any(part in (".", "..") for part in path.split("/")):
+            raise SettingsError(f"WEBHOOK_PATH must be a literal path of '/'-separated letters, digits and "
+                                f"'-', '_', '.', '~' (no '<converter>', '?', '#', '%' or spaces), got {path!r}")
         app_id = env.get("APP_ID") or None
         if not secret and (app_id or private_key):
             raise SettingsError("WEBHOOK_SECRET is required when APP_ID or PRIVATE_KEY is set: set it to the "

@@ -8,6 +8,8 @@ import pytest
 
 from bot.config import Settings, SettingsError
 
+SECRET = "config-test-secret-16+"  # WEBHOOK_SECRET must be at least 16 characters
+
 
 def test_secret_is_required_once_an_app_is_named() -> None:
     with pytest.raises(SettingsError, match="WEBHOOK_SECRET"):
@@ -16,7 +18,7 @@ def test_secret_is_required_once_an_app_is_named() -> None:
 
 
 def test_defaults() -> None:
-    settings = Settings.from_env({"WEBHOOK_SECRET": "s"})
+    settings = Settings.from_env({"WEBHOOK_SECRET": SECRET})
     assert settings.webhook_path == "/api/github/webhooks"
     assert settings.github_api_url == "https://api.github.com"
     assert settings.redis_url is None and settings.port == 3000 and settings.dry_run is False
@@ -28,7 +30,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
     key = tmp_path / "key.pem"
     key.write_text("-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----\n")
     settings = Settings.from_env({
-        "WEBHOOK_SECRET": "s", "APP_ID": "42", "PRIVATE_KEY_PATH": str(key), "WEBHOOK_PATH": "/hooks",
+        "WEBHOOK_SECRET": SECRET, "APP_ID": "42", "PRIVATE_KEY_PATH": str(key), "WEBHOOK_PATH": "/hooks",
         "GITHUB_API_URL": "https://ghe.example/api/v3/", "REDIS_URL": "redis://127.0.0.1:6379/1",
         "DATA_DIR": "/var/lib/bot", "PORT": "8080", "LOG_LEVEL": "debug", "DRY_RUN": "true",
         "PREVIEW_THRESHOLD": "50", "QUEUE_FSYNC": "normal", "QUEUE_NAMESPACE": "staging",
@@ -42,7 +44,7 @@ def test_every_variable_is_read(tmp_path: Path) -> None:
 
 
 def test_escaped_newlines_in_an_inline_key_are_restored() -> None:
-    settings = Settings.from_env({"WEBHOOK_SECRET": "s", "PRIVATE_KEY": "-----BEGIN-----\\nabc\\n-----END-----"})
+    settings = Settings.from_env({"WEBHOOK_SECRET": SECRET, "PRIVATE_KEY": "-----BEGIN-----\\nabc\\n-----END-----"})
     assert settings.private_key == "-----BEGIN-----\nabc\n-----END-----"
 
 
@@ -54,15 +56,15 @@ def test_escaped_newlines_in_an_inline_key_are_restored() -> None:
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):
-        Settings.from_env({"WEBHOOK_SECRET": "s", name: value})
+        Settings.from_env({"WEBHOOK_SECRET": SECRET, name: value})
 
 
 def test_a_data_dir_that_is_a_file_or_a_binary_key_is_named(tmp_path: Path) -> None:
     afile = tmp_path / "data"
     afile.write_text("x")
     with pytest.raises(SettingsError, match="DATA_DIR"):
-        Settings.from_env({"WEBHOOK_SECRET": "s", "DATA_DIR": str(afile)})
+        Settings.from_env({"WEBHOOK_SECRET": SECRET, "DATA_DIR": str(afile)})
     key = tmp_path / "key.pem"
     key.write_bytes(b"\xff\xfe\x00binary")
     with pytest.raises(SettingsError, match="PRIVATE_KEY_PATH"):
-        Settings.from_env({"WEBHOOK_SECRET": "s", "PRIVATE_KEY_PATH": str(key)})
+        Settings.from_env({"WEBHOOK_SECRET": SECRET, "PRIVATE_KEY_PATH": str(key)})

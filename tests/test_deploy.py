@@ -230,7 +230,7 @@ def test_healthcheck_web_is_healthy_only_on_200(readyz_server: ThreadingHTTPServ
 
 def test_healthcheck_worker_wants_its_own_recent_heartbeat(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REDIS_URL", raising=False)
-    monkeypatch.setenv("WEBHOOK_SECRET", "s")
+    monkeypatch.setenv("WEBHOOK_SECRET", "s" * 16)
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     store = build_queue(Settings(webhook_secret="s", data_dir=str(tmp_path / "data")), None).heartbeats
     assert store is not None
@@ -258,7 +258,7 @@ def test_healthcheck_worker_reports_an_unreachable_store(monkeypatch: pytest.Mon
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))  # bound, not listening: connection refused
         monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{sock.getsockname()[1]}/0")
-        monkeypatch.setenv("WEBHOOK_SECRET", "s")
+        monkeypatch.setenv("WEBHOOK_SECRET", "s" * 16)
         healthy, detail = hc.check_worker()
     assert healthy is False and "cannot be read" in detail
 

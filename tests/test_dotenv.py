@@ -25,14 +25,14 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_dotenv_file_is_read_and_the_environment_wins(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (workdir / ".env").write_text(
         "# written by hand\n"
-        "WEBHOOK_SECRET=from-file\n"
+        "WEBHOOK_SECRET=from-file-secret-16\n"
         "APP_ID=123\n"
         'PRIVATE_KEY="-----BEGIN RSA PRIVATE KEY-----\nabc$HOME\n-----END RSA PRIVATE KEY-----"\n'
         "WEBHOOK_PATH=/from-file\n"
         "LOG_LEVEL=debug\n")
     monkeypatch.setenv("WEBHOOK_PATH", "/from-env")
     settings = Settings.from_env()
-    assert settings.webhook_secret == "from-file" and settings.app_id == "123"
+    assert settings.webhook_secret == "from-file-secret-16" and settings.app_id == "123"
     assert settings.private_key == "-----BEGIN RSA PRIVATE KEY-----\nabc$HOME\n-----END RSA PRIVATE KEY-----"
     assert settings.webhook_path == "/from-env"
     assert settings.log_level == "DEBUG"

@@ -197,7 +197,7 @@ def test_the_web_runner_applies_the_configured_threshold(gh: GitHubDouble, monke
 
 
 def test_preview_threshold_is_read_from_the_environment() -> None:
-    assert Settings.from_env({"WEBHOOK_SECRET": "s", "PREVIEW_THRESHOLD": "1000"}).preview_threshold == 1000
+    assert Settings.from_env({"WEBHOOK_SECRET": "s" * 16, "PREVIEW_THRESHOLD": "1000"}).preview_threshold == 1000
 
 
 @pytest.mark.parametrize("push_first", [True, False])

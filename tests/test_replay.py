@@ -50,7 +50,7 @@ def test_wrong_secret_is_refused_by_the_app(app_url: tuple[str, InMemoryQueue], 
                                             monkeypatch: pytest.MonkeyPatch,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     url, _ = app_url
-    monkeypatch.setenv("WEBHOOK_SECRET", "not-the-secret")
+    monkeypatch.setenv("WEBHOOK_SECRET", "not-the-right-secret")
     payload = _payload(tmp_path, {"zen": "x", "hook_id": 1})
     assert main(["replay", "ping", str(payload), "--url", url]) == 1
     assert "HTTP 401" in capsys.readouterr().out

@@ -143,12 +143,12 @@ def test_app_refuses_to_start_without_secret(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("APP_ID", "1")  # without an App named, it starts in setup mode (tests/test_manifest_flow.py)
     with pytest.raises(SettingsError, match="WEBHOOK_SECRET"):
         create_app(queue=InMemoryQueue())
-    monkeypatch.setenv("WEBHOOK_SECRET", "s")
+    monkeypatch.setenv("WEBHOOK_SECRET", "s" * 16)
     monkeypatch.setenv("WEBHOOK_PATH", "/from-env")
     client = create_app(queue=InMemoryQueue()).test_client()
     raw = b'{"zen": "z"}'
     response = client.post("/from-env", data=raw, headers={
-        "X-GitHub-Event": "ping", "X-GitHub-Delivery": "d", "X-Hub-Signature-256": sign(raw, "s")})
+        "X-GitHub-Event": "ping", "X-GitHub-Delivery": "d", "X-Hub-Signature-256": sign(raw, "s" * 16)})
     assert response.status_code == 200
 
 
