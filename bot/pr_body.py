@@ -15,6 +15,7 @@ from typing import Any
 from jinja2 import BaseLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from bot import manifest
+from bot.core import codebuild_images
 from bot.core.model import CacheTable, FileEdit, Finding, Options, Plan
 from bot.core.policies import REGION_PLACEHOLDER
 from bot.events import BOT_BRANCH
@@ -181,6 +182,8 @@ def render_pr_body(plan: Plan, repo: str, options: Options | None = None) -> str
             show_json=level.show_json, region=region, buildspec_changed=buildspec_changed,
             cache_repos=cache_repos, tags=tags, setup_notes=list(setup_notes.values()),
             role_placeholder=setup is not None and any(ROLE_PLACEHOLDER in c for c in setup.commands),
+            images_without_buildx=", ".join(f"`{i.short}`" for i in codebuild_images.IMAGES if not i.buildx),
+            recommended_image=codebuild_images.RECOMMENDED,
             tables=[_table(t, level.rows) for t in plan.cache_tables],
             findings=[_finding(f) for f in findings], hidden_findings=len(ordered) - len(findings),
         )

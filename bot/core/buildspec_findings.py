@@ -254,7 +254,7 @@ def old_runtime_pins(p: Parsed) -> list[Finding]:
         out.append(Finding(p.path, "warning", "old-build-image",
                            f"{p.path}:{key.start_mark.line + 1}: `runtime-versions: {key.value}: {value.value}` "
                            f"is offered only by CodeBuild images without `docker buildx` "
-                           f"({', '.join(i.name.removeprefix('aws/codebuild/') for i in images)}), so this "
+                           f"({', '.join(i.short for i in images)}), so this "
                            "project builds on one of them today and the registry cache (which needs buildx) "
                            "would stop that build; the file was left untouched. To move on, set the CodeBuild "
                            f"project's image to {codebuild_images.RECOMMENDED} (Environment > Image), {move}, "

@@ -166,8 +166,8 @@ def _blocked(p: Parsed) -> tuple[str, str] | None:
         networks = [v for v in b.build.values("--network") if v not in ("default", "none")]
         if networks:
             # docker-container builders run RUN steps in the builder's own container network, and buildx
-            # before v0.13 refuses `network.host` without an entitlement (docker/buildx#2255); the
-            # standard:7.0 image ships buildx 0.11 (aws-codebuild-docker-images ubuntu/standard/7.0/Dockerfile).
+            # before v0.13 refuses `network.host` without an entitlement (docker/buildx#2255), and the
+            # recommended CodeBuild image ships an older one (codebuild_images names the versions).
             return ("build-network",
                     f"line {line}: `--network {networks[0]}` would run the RUN steps inside the docker-container "
                     "builder's own network (needed for the registry cache), not the one this build uses today, "

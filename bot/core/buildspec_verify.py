@@ -8,6 +8,7 @@ import re
 import yaml
 
 from bot.core import buildspec_yaml as by
+from bot.core import codebuild_images
 from bot.core.shellcmd import simple_commands
 from bot.core.shellcmd_docker import (
     CacheFlags,
@@ -22,7 +23,8 @@ from bot.core.shellcmd_docker import (
 
 ECR_NAME = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")
 ACCOUNT_LINE = "AWS_ACCOUNT_ID=${AWS_ACCOUNT_ID:-$(echo $CODEBUILD_BUILD_ARN | cut -d':' -f5)}"
-GUARD_LINE = ('docker buildx version || { echo "docker buildx is missing - use aws/codebuild/standard:7.0 '
+# Written into buildspecs: earlier output is recognised by this exact text (the image comes from the table).
+GUARD_LINE = (f'docker buildx version || {{ echo "docker buildx is missing - use {codebuild_images.RECOMMENDED} '
               'or newer"; exit 1; }')
 _REGION = r"(?:\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|[a-z]{2}(?:-[a-z]+)+-\d)"
 _SUFFIX = r"amazonaws\.com(?:\.cn)?"

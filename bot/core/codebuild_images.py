@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-RECOMMENDED = "aws/codebuild/standard:7.0"
+_PREFIX = "aws/codebuild/"
+RECOMMENDED = _PREFIX + "standard:7.0"
 
 
 @dataclass(frozen=True)
@@ -28,17 +29,22 @@ class Image:
     buildx: bool
     runtimes: dict[str, frozenset[str]]
 
+    @property
+    def short(self) -> str:
+        """The name without its `aws/codebuild/` prefix (`standard:7.0`)."""
+        return self.name.removeprefix(_PREFIX)
+
 
 def _r(**versions: str) -> dict[str, frozenset[str]]:
     return {name: frozenset(v.split()) for name, v in versions.items()}
 
 
-_STD = "aws/codebuild/standard:"
-_AL2 = "aws/codebuild/amazonlinux2-x86_64-standard:"
-_ARM = "aws/codebuild/amazonlinux2-aarch64-standard:"
+_STD = _PREFIX + "standard:"
+_AL2 = _PREFIX + "amazonlinux2-x86_64-standard:"
+_ARM = _PREFIX + "amazonlinux2-aarch64-standard:"
 # The Amazon Linux 2023 images (al/ folders) dropped the "2" from their names.
-_AL = "aws/codebuild/amazonlinux-x86_64-standard:"
-_ARM_AL = "aws/codebuild/amazonlinux-aarch64-standard:"
+_AL = _PREFIX + "amazonlinux-x86_64-standard:"
+_ARM_AL = _PREFIX + "amazonlinux-aarch64-standard:"
 
 IMAGES: tuple[Image, ...] = (
     Image(_STD + "2.0", False, _r(android="28 29", java="openjdk8 openjdk11", golang="1.12 1.13", python="3.7",
@@ -110,6 +116,6 @@ def summary(buildx: bool) -> str:
     families: dict[str, list[str]] = {}
     for image in IMAGES:
         if image.buildx == buildx:
-            family, _, version = image.name.removeprefix("aws/codebuild/").partition(":")
+            family, _, version = image.short.partition(":")
             families.setdefault(family, []).append(version)
     return "; ".join(f"{family}:{', '.join(versions)}" for family, versions in families.items())

@@ -1,0 +1,97 @@
+"""Every sentence the bot writes is true: image facts come from one table, registry hosts settle the setup,
+the IAM policy and setup ask only for the repositories a build really pushes to (issue 12)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from bot import pr_body, report
+from bot.core import codebuild_images, planner
+from bot.core.model import Options, Plan, RepoSnapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = "FROM python:3.12-slim\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\n"
+
+
+def _plan(spec: str, **options: object) -> Plan:
+    files = {"buildspec.yml": spec, "Dockerfile": DOCKERFILE, "requirements.txt": "flask==3.0.0\n"}
+    return planner.plan(RepoSnapshot(tuple(files), files, repository="acme/shop"), Options(**options))  # type: ignore[arg-type]
+
+
+def _spec(*commands: str, env: str = "") -> str:
+    lines = ["version: 0.2", *([env] if env else []), "phases:", "  build:", "    commands:"]
+    return "\n".join(lines + [f"      - {c}" for c in commands]) + "\n"
+
+
+def _outputs(plan: Plan) -> str:
+    return pr_body.render_pr_body(plan, "acme/shop") + "\n" + report.text_report(plan)
+
+
+def _iam(plan: Plan) -> dict[str, object]:
+    assert plan.setup is not None
+    return json.loads(plan.setup.iam_policy_json)  # type: ignore[no-any-return]
+
+
+def _resources(plan: Plan) -> list[str]:
+    statements = _iam(plan)["Statement"]
+    assert isinstance(statements, list)
+    out: list[str] = []
+    for s in statements:
+        out.extend([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
+    return out
+
+
+# --- item: image facts ------------------------------------------------------------------------------------
+
+_IMAGE_FACT = re.compile(r"standard[:/ ]?\d+\.\d|amazonlinux|aws/codebuild/")
+
+
+def test_no_image_fact_is_written_outside_the_table() -> None:
+    """Image names and versions appear only in bot/core/codebuild_images.py (its source is named there)."""
+    files = [*sorted((ROOT / "bot").rglob("*.py")), *sorted((ROOT / "templates").rglob("*.j2")), ROOT / "README.md"]
+    outside = [f"{f.relative_to(ROOT)}:{n}" for f in files if f.name != "codebuild_images.py"
+               for n, line in enumerate(f.read_text().splitlines(), 1) if _IMAGE_FACT.search(line)]
+    assert outside == []
+
+
+def test_pr_body_names_only_the_table_images_without_buildx() -> None:
+    body = pr_body.render_pr_body(_plan(_spec("docker build -t shop .")), "acme/shop")
+    (line,) = [x for x in body.splitlines() if "docker buildx is missing" in x]
+    assert codebuild_images.RECOMMENDED in line
+    listed = re.findall(r"`([a-z0-9_-]+:\d+\.\d+)`", line.split("Switch")[0])
+    assert listed == [i.short for i in codebuild_images.IMAGES if not i.buildx]
+
+
+def test_the_guard_line_recommends_the_table_image() -> None:
+    from bot.core.buildspec_verify import GUARD_LINE
+    assert codebuild_images.RECOMMENDED in GUARD_LINE
+    assert next(i for i in codebuild_images.IMAGES if i.name == codebuild_images.RECOMMENDED).buildx
+
+
+# --- item: a registry host that names the account and region ----------------------------------------------
+
+_FALSE_NAMING = re.compile(r"(?i)does(?: not|n't) name the AWS account|not name the (?:AWS )?(?:account|region)"
+                           r"|account id or region")
+
+
+def test_a_host_naming_account_and_region_is_never_called_unnamed() -> None:
+    plan = _plan(_spec("docker build -t 123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop:latest .",
+                       "docker push 123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop:latest"))
+    text = _outputs(plan)
+    assert not _FALSE_NAMING.search(text)
+    assert not re.search(r"(?<![A-Z_])ACCOUNT_ID", text)
+    assert "--region $AWS_REGION" not in text and "AWS_REGION=us-east-1" not in text
+    assert "arn:aws:ecr:eu-west-1:123456789012:repository/shop" in _resources(plan)
+    assert "Region `eu-west-1`" in text and "--region eu-west-1" in report.text_report(plan)
+
+
+def test_a_host_naming_only_the_account_is_not_said_to_leave_the_account_open() -> None:
+    plan = _plan(_spec("docker build -t 123456789012.dkr.ecr.$MY_REGION.amazonaws.com/shop:latest .",
+                       "docker push 123456789012.dkr.ecr.$MY_REGION.amazonaws.com/shop:latest"))
+    text = _outputs(plan)
+    assert not _FALSE_NAMING.search(text)
+    notes = [f.message for f in plan.findings if f.code == "iam-placeholders"]
+    assert notes and all("account" not in n for n in notes)
+    assert "123456789012" in plan.setup.iam_policy_json  # type: ignore[union-attr]
