@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from bot.core import ecosystems
 from bot.core.dockerfile_parse import Dockerfile, split_words
 from bot.core.dockerfile_reorder import _join, copy_parts, stage_cwds
-from bot.core.dockerfile_shell import run_commands, split_commands, system_only
+from bot.core.dockerfile_shell import Command, run_commands, split_commands, system_only
 from bot.core.model import WrittenFile
 
 Read = Callable[[str], "str | None"]
@@ -269,6 +269,7 @@ def _may_read_git(dockerfiles: Iterable[Dockerfile], paths: tuple[str, ...] = ()
     """
     for df in dockerfiles:
         cwds = stage_cwds(df)
+        goflags = _goflags_at(df)
         root: str | None = None
         copied = False
         for inst in df.instructions:
@@ -295,9 +296,39 @@ def _may_read_git(dockerfiles: Iterable[Dockerfile], paths: tuple[str, ...] = ()
                     if _runs_project_scripts(found, paths, read):
                         return True
                     continue
+                if _go_build_without_vcs(cmd, goflags.get(inst.index, "")):
+                    continue
                 if system_only(cmd, root) is not None:
                     return True
     return False
+
+
+def _go_build_without_vcs(cmd: Command, env_goflags: str) -> bool:
+    """True for `go build`/`go install` with `-buildvcs=false` (flag, `GOFLAGS=` on the command or in ENV).
+
+    Without it Go 1.18+ runs git to stamp the binary; with it the build never reads `.git`
+    (https://pkg.go.dev/cmd/go#hdr-Build_flags).
+    """
+    if cmd.name != "go" or cmd.words[1:2] not in (("build",), ("install",)):
+        return False
+    goflags = " ".join([env_goflags] + [a.split("=", 1)[1] for a in cmd.assignments if a.startswith("GOFLAGS=")])
+    return "-buildvcs=false" in cmd.words[2:] or "-buildvcs=false" in goflags.split()
+
+
+def _goflags_at(df: Dockerfile) -> dict[int, str]:
+    """instruction index → the GOFLAGS an earlier `ENV` of its stage set (ARG does not reach `go`'s environment)."""
+    out: dict[int, str] = {}
+    current: dict[int, str] = {}
+    for inst in df.instructions:
+        out[inst.index] = current.get(inst.stage, "")
+        if inst.keyword == "ENV":
+            words = split_words(inst.args)
+            pairs = [(words[0], " ".join(words[1:]))] if words and "=" not in words[0] else \
+                [tuple(w.split("=", 1)) for w in words if "=" in w]
+            for name, value in pairs:
+                if name == "GOFLAGS":
+                    current[inst.stage] = value
+    return out
 
 
 def _named_in(dockerfiles: Iterable[Dockerfile], path: str) -> bool:
