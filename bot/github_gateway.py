@@ -29,8 +29,14 @@ _WEB_FLOW = {"noreply@github.com"}
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _BASE_ROLES = frozenset({"admin", "maintain", "write", "triage", "read", "none"})
 MAX_BLOB_BYTES = 1024 * 1024
-MAX_CACHED_TREE_ENTRIES = 200_000  # per installation client: a few large repositories' listings
+# One budget for the whole process (every installation's gateway shares one `GitObjectCache`), so memory does
+# not grow with the number of installations: a few large repositories' listings, and their files' texts.
+MAX_CACHED_TREE_ENTRIES = 200_000
 MAX_CACHED_BLOB_CHARS = 16 * 1024 * 1024
+MAX_CACHED_TREES = 1024  # counts bound the objects that cost (next to) nothing: empty trees, binary blobs
+MAX_CACHED_BLOBS = 16_384
+MAX_SEEN_REPOS = 16_384
+MAX_GATEWAYS = 64  # installation clients kept (each holds a token and a connection pool); the idlest go first
 _GRAPHQL_STATUS = (("RATE_LIMITED", 429), ("NOT_FOUND", 404), ("FORBIDDEN", 403))
 _BLOB_BATCH = 100
 _TREE_WALK_LIMIT = 300
@@ -247,22 +253,130 @@ def _message(exc: GithubException) -> str:
     return str(data or exc)
 
 
+@dataclass(frozen=True)
+class CacheUsage:
+    """What a `GitObjectCache` holds, counted from its contents."""
+
+    trees: int
+    tree_entries: int
+    blobs: int
+    blob_chars: int
+    repos_seen: int
+
+
+_Key = tuple[int, str]  # (installation id, sha or repository name)
+
+
+class GitObjectCache:
+    """Trees and blob texts by (installation, sha), least recently used first out, under one budget.
+
+    Git objects never change, so entries stay valid; only memory bounds them. Keys carry the installation, so
+    one installation is never answered from what another read (GitHub checks its access on every read)."""
+
+    def __init__(self, max_tree_entries: int | None = None, max_blob_chars: int | None = None,
+                 max_trees: int = MAX_CACHED_TREES, max_blobs: int = MAX_CACHED_BLOBS,
+                 max_repos: int = MAX_SEEN_REPOS) -> None:
+        self._max_entries = max_tree_entries  # None: the module's budget, read at each use
+        self._max_chars = max_blob_chars
+        self._max_trees = max_trees
+        self._max_blobs = max_blobs
+        self._max_repos = max_repos
+        self._trees: OrderedDict[_Key, dict[str, TreeFile]] = OrderedDict()
+        self._blobs: OrderedDict[_Key, str | None] = OrderedDict()
+        self._seen: OrderedDict[_Key, None] = OrderedDict()
+        self._tree_entries = 0
+        self._blob_chars = 0
+        self._lock = threading.Lock()
+
+    def _budget(self) -> tuple[int, int]:
+        return (MAX_CACHED_TREE_ENTRIES if self._max_entries is None else self._max_entries,
+                MAX_CACHED_BLOB_CHARS if self._max_chars is None else self._max_chars)
+
+    def tree(self, installation_id: int, sha: str) -> dict[str, TreeFile] | None:
+        """A cached tree listing (now the most recently used), or None."""
+        with self._lock:
+            files = self._trees.get((installation_id, sha))
+            if files is not None:
+                self._trees.move_to_end((installation_id, sha))
+            return files
+
+    def put_tree(self, installation_id: int, sha: str, files: dict[str, TreeFile]) -> None:
+        """Keep a tree listing, dropping the least recently used ones over the budget (one over it alone: not kept)."""
+        max_entries = self._budget()[0]
+        if len(files) > max_entries:
+            return
+        key = (installation_id, sha)
+        with self._lock:
+            old = self._trees.pop(key, None)
+            self._tree_entries -= len(old) if old is not None else 0
+            self._trees[key] = files
+            self._tree_entries += len(files)
+            while len(self._trees) > 1 and (len(self._trees) > self._max_trees or self._tree_entries > max_entries):
+                _, dropped = self._trees.popitem(last=False)
+                self._tree_entries -= len(dropped)
+
+    def missing(self, installation_id: int, shas: Iterable[str]) -> list[str]:
+        """The given blob shas not cached, sorted."""
+        with self._lock:
+            return sorted({sha for sha in shas if (installation_id, sha) not in self._blobs})
+
+    def blobs(self, installation_id: int, shas: Iterable[str]) -> dict[str, str | None]:
+        """Cached texts by sha (None: binary or unreadable), each now the most recently used."""
+        found: dict[str, str | None] = {}
+        with self._lock:
+            for sha in shas:
+                key = (installation_id, sha)
+                if key in self._blobs:
+                    self._blobs.move_to_end(key)
+                    found[sha] = self._blobs[key]
+        return found
+
+    def put_blob(self, installation_id: int, sha: str, text: str | None) -> None:
+        """Keep a blob's text, dropping the least recently used ones over the budget."""
+        max_chars = self._budget()[1]
+        key = (installation_id, sha)
+        with self._lock:
+            if key in self._blobs:
+                self._blob_chars -= len(self._blobs.pop(key) or "")
+            self._blobs[key] = text
+            self._blob_chars += len(text or "")
+            while len(self._blobs) > 1 and (len(self._blobs) > self._max_blobs or self._blob_chars > max_chars):
+                _, dropped = self._blobs.popitem(last=False)
+                self._blob_chars -= len(dropped or "")
+
+    def saw(self, installation_id: int, full_name: str) -> None:
+        """Remember that this installation read a tree of the repository."""
+        with self._lock:
+            self._seen[(installation_id, full_name)] = None
+            self._seen.move_to_end((installation_id, full_name))
+            while len(self._seen) > self._max_repos:
+                self._seen.popitem(last=False)
+
+    def has_seen(self, installation_id: int, full_name: str) -> bool:
+        """True when this installation read a tree of the repository (and that is still remembered)."""
+        with self._lock:
+            return (installation_id, full_name) in self._seen
+
+    def usage(self) -> CacheUsage:
+        """Counts recomputed from the contents (what the budget bounds)."""
+        with self._lock:
+            return CacheUsage(len(self._trees), sum(len(t) for t in self._trees.values()), len(self._blobs),
+                              sum(len(b or "") for b in self._blobs.values()), len(self._seen))
+
+
 class GitHubGateway:
     """GitHub operations of one installation; reuses one authenticated client and caches objects by sha."""
 
-    def __init__(self, client: Github, installation_id: int, cache_size: int = 128) -> None:
+    def __init__(self, client: Github, installation_id: int, cache_size: int = 128,
+                 cache: GitObjectCache | None = None) -> None:
         self._client = client
         self._requester = client.requester
         self._last_headers: dict[str, Any] = {}  # of the last answer: GraphQL errors come with status 200
         self.installation_id = installation_id
-        self._trees: OrderedDict[str, dict[str, TreeFile]] = OrderedDict()
-        self._blobs: OrderedDict[str, str | None] = OrderedDict()
-        self._seen: set[str] = set()
+        # Shared with every gateway of the factory (one process-wide budget); a gateway on its own keeps its own.
+        self._cache = cache if cache is not None else GitObjectCache(max_trees=cache_size,
+                                                                     max_blobs=4 * cache_size)
         self._ask_commenter = True  # False once GitHub (an older Enterprise Server) rejects `collaborators(login:)`
-        self._cache_size = cache_size
-        self._tree_entries = 0
-        self._blob_chars = 0
-        self._lock = threading.Lock()
         self._credit = threading.local()  # writes this thread reserved with `paced` and has not sent yet
         self.rate_limit_remaining: int | None = None  # `x-ratelimit-remaining` of the last answer seen
 
@@ -301,29 +415,6 @@ class GitHubGateway:
         if pacer is None or remaining is None or remaining >= 2 * pacer.limits.request_floor:
             return
         pacing.observe_headers(pacer, self.installation_id, headers or {})
-
-    # -- caches (Git objects never change, so entries are valid forever; only memory bounds them) --------
-
-    def _cache_tree(self, sha: str, files: dict[str, TreeFile]) -> None:
-        if len(files) > MAX_CACHED_TREE_ENTRIES:
-            return
-        self._trees[sha] = files
-        self._trees.move_to_end(sha)
-        self._tree_entries = sum(len(t) for t in self._trees.values())
-        while len(self._trees) > 1 and (len(self._trees) > self._cache_size
-                                        or self._tree_entries > MAX_CACHED_TREE_ENTRIES):
-            _, dropped = self._trees.popitem(last=False)
-            self._tree_entries -= len(dropped)
-
-    def _cache_blob(self, sha: str, text: str | None) -> None:
-        if sha in self._blobs:
-            self._blob_chars -= len(self._blobs.pop(sha) or "")
-        self._blobs[sha] = text
-        self._blob_chars += len(text or "")
-        while len(self._blobs) > 1 and (len(self._blobs) > 4 * self._cache_size
-                                        or self._blob_chars > MAX_CACHED_BLOB_CHARS):
-            _, dropped = self._blobs.popitem(last=False)
-            self._blob_chars -= len(dropped or "")
 
     # -- transport -------------------------------------------------------------------------------------
 
@@ -454,25 +545,21 @@ class GitHubGateway:
 
     def has_seen(self, full_name: str) -> bool:
         """True when this process already read a tree of the repository (its objects are cached by sha)."""
-        with self._lock:
-            return full_name in self._seen
+        return self._cache.has_seen(self.installation_id, full_name)
 
     def read_tree(self, full_name: str, tree_sha: str) -> dict[str, TreeFile]:
         """Every file of a tree: one recursive read, walking subtrees only when GitHub truncates it."""
-        with self._lock:
-            cached = self._trees.get(tree_sha)
-            if cached is not None:
-                self._trees.move_to_end(tree_sha)
-                return cached
+        cached = self._cache.tree(self.installation_id, tree_sha)
+        if cached is not None:
+            return cached
         return self.read_tree_at(full_name, tree_sha)[1]
 
     def read_tree_at(self, full_name: str, ref: str) -> tuple[str, dict[str, TreeFile]]:
         """The tree of a branch (or tree sha) and its sha, read without knowing the commit first."""
         files: dict[str, TreeFile] = {}
         sha = self._walk(full_name, ref, "", files, [_TREE_WALK_LIMIT], recursive=True)
-        with self._lock:
-            self._seen.add(full_name)
-            self._cache_tree(sha, files)
+        self._cache.saw(self.installation_id, full_name)
+        self._cache.put_tree(self.installation_id, sha, files)
         return sha, files
 
     def _walk(self, full_name: str, sha: str, prefix: str, files: dict[str, TreeFile], budget: list[int],
@@ -504,9 +591,8 @@ class GitHubGateway:
         return tree_sha
 
     def _missing_blobs(self, files: Sequence[TreeFile]) -> list[str]:
-        with self._lock:
-            return sorted({f.sha for f in files if f.mode != "120000" and f.size <= MAX_BLOB_BYTES
-                           and _SHA.match(f.sha) and f.sha not in self._blobs})
+        return self._cache.missing(self.installation_id, (f.sha for f in files if f.mode != "120000"
+                                                          and f.size <= MAX_BLOB_BYTES and _SHA.match(f.sha)))
 
     def _store_blobs(self, full_name: str, shas: Sequence[str], repo: Mapping[str, Any]) -> None:
         for i, sha in enumerate(shas):
@@ -516,8 +602,7 @@ class GitHubGateway:
                 text = blob.get("text") if isinstance(blob.get("text"), str) else None
                 if blob.get("isTruncated"):
                     text = self._rest_blob(full_name, sha)
-            with self._lock:
-                self._cache_blob(sha, text)
+            self._cache.put_blob(self.installation_id, sha, text)
 
     def read_blobs(self, full_name: str, files: Sequence[TreeFile]) -> dict[str, str]:
         """Text of the given files, by blob sha, in one GraphQL query per 100 (binary or huge files left out)."""
@@ -527,9 +612,8 @@ class GitHubGateway:
             batch = missing[start:start + _BLOB_BATCH]
             repo = _get(self._graphql(blobs_query(batch), {"owner": owner, "name": name}), "repository")
             self._store_blobs(full_name, batch, repo if isinstance(repo, Mapping) else {})
-        with self._lock:
-            out = {f.path: self._blobs.get(f.sha) for f in files if f.mode != "120000"}
-        return {path: text for path, text in out.items() if text is not None}
+        texts = self._cache.blobs(self.installation_id, [f.sha for f in files if f.mode != "120000"])
+        return {f.path: text for f in files if f.mode != "120000" and (text := texts.get(f.sha)) is not None}
 
     def _rest_blob(self, full_name: str, sha: str) -> str | None:
         data = self._call("GET", f"/repos/{full_name}/git/blobs/{sha}")
@@ -621,20 +705,19 @@ class GitHubGateway:
 
     def _remember_tree(self, base_tree: str, new_tree: Any, files: Sequence[FileWrite]) -> None:
         """Cache the tree and blobs just written (Git ids are content hashes), so reading them back is free."""
-        with self._lock:
-            base = self._trees.get(base_tree)
-            if base is None or not isinstance(new_tree, str):
+        base = self._cache.tree(self.installation_id, base_tree)
+        if base is None or not isinstance(new_tree, str):
+            return
+        listing = dict(base)
+        for f in files:
+            try:
+                data = f.content.encode("utf-8")
+            except UnicodeEncodeError:
                 return
-            listing = dict(base)
-            for f in files:
-                try:
-                    data = f.content.encode("utf-8")
-                except UnicodeEncodeError:
-                    return
-                sha = git_blob_sha(data)
-                listing[f.path] = TreeFile(f.path, f.mode, sha, len(data))
-                self._cache_blob(sha, f.content)
-            self._cache_tree(new_tree, listing)
+            sha = git_blob_sha(data)
+            listing[f.path] = TreeFile(f.path, f.mode, sha, len(data))
+            self._cache.put_blob(self.installation_id, sha, f.content)
+        self._cache.put_tree(self.installation_id, new_tree, listing)
 
     def create_branch(self, full_name: str, sha: str) -> None:
         """Create the bot branch at ``sha`` (LostRace when it already exists)."""
@@ -694,10 +777,12 @@ def _transient_retry() -> Retry:
 
 
 class GatewayFactory:
-    """Hands out one gateway (one PyGithub client, one cached installation token) per installation."""
+    """Hands out one gateway (one PyGithub client, one cached installation token) per installation, keeping the
+    `max_gateways` most recently used ones and one Git object cache for them all."""
 
     def __init__(self, settings: Settings, *, seconds_between_requests: float | None = 0.25,
-                 seconds_between_writes: float | None = 1.0, retry: Any = "default") -> None:
+                 seconds_between_writes: float | None = 1.0, retry: Any = "default",
+                 cache: GitObjectCache | None = None, max_gateways: int = MAX_GATEWAYS) -> None:
         missing = settings.missing_for_github()
         if missing:
             raise ValueError("cannot talk to GitHub, missing: " + ", ".join(missing))
@@ -707,18 +792,30 @@ class GatewayFactory:
         self._base_url = settings.github_api_url
         self._pacing = (seconds_between_requests, seconds_between_writes)
         self._retry = retry
-        self._gateways: dict[int, GitHubGateway] = {}
+        self.cache = cache if cache is not None else GitObjectCache()
+        self._max_gateways = max(1, max_gateways)
+        self._gateways: OrderedDict[int, GitHubGateway] = OrderedDict()
         self._lock = threading.Lock()
 
+    def gateways(self) -> int:
+        """How many installation gateways are kept."""
+        with self._lock:
+            return len(self._gateways)
+
     def __call__(self, installation_id: int) -> GitHubGateway:
-        """The gateway of one installation (created once, reused across jobs)."""
+        """The gateway of one installation (reused across jobs while it is among the most recently used)."""
         with self._lock:
             gateway = self._gateways.get(installation_id)
-            if gateway is None:
+            if gateway is not None:
+                self._gateways.move_to_end(installation_id)
+            else:
                 retry = _transient_retry() if self._retry == "default" else self._retry
                 client = Github(auth=self._app_auth.get_installation_auth(installation_id),
                                 base_url=self._base_url, seconds_between_requests=self._pacing[0],
                                 seconds_between_writes=self._pacing[1], retry=retry)
-                gateway = GitHubGateway(client, installation_id)
+                gateway = GitHubGateway(client, installation_id, cache=self.cache)
                 self._gateways[installation_id] = gateway
+                while len(self._gateways) > self._max_gateways:
+                    # A job still running on an evicted gateway keeps using it; the next job gets a new one.
+                    self._gateways.popitem(last=False)
             return gateway
