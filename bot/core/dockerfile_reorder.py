@@ -235,6 +235,16 @@ def _indent(df: Dockerfile, inst: Instruction) -> str:
     return line[: len(line) - len(line.lstrip(" \t"))]
 
 
+def _makes_executable(insts: list[Instruction], program: str) -> str | None:
+    """The first `chmod` in these RUNs that names ``program`` (`chmod +x mvnw` before `./mvnw package`)."""
+    name = posixpath.basename(program)
+    for inst in insts:
+        for cmd in (run_commands(inst) or []) if inst.keyword == "RUN" else []:
+            if cmd.name == "chmod" and any(posixpath.basename(w) == name for w in cmd.words[1:]):
+                return cmd.text
+    return None
+
+
 def _copy_phrase(files: list[str]) -> str:
     return f"copy {_and_list(files)} first and " if files else "with the manifests already copied, "
 
@@ -523,7 +533,8 @@ class _StagePlan:
             for cmd in run_commands(inst) or []:
                 found = ecosystems.recognise(cmd)
                 if found is not None and (found.deps_only or found.prefetch or found.note
-                                          or found.ecosystem == "cargo" or found.ecosystem not in ecosystems.TABLE):
+                                          or found.ecosystem in ("cargo", "maven", "gradle")
+                                          or found.ecosystem not in ecosystems.TABLE):
                     return inst, found
         return None
 
@@ -545,6 +556,13 @@ class _StagePlan:
         first_inst, first_install = first
         if self._already_first(before, first_install.ecosystem):
             return None
+        if self.copy_dest_dir(c) == ("", "/"):
+            return [], [], [("warning", "dockerfile-not-reordered",
+                             f"{self.label}: {_short(c.inst)} (line {c.inst.lineno}) stays before "
+                             f"{_short(first_inst)} (line {first_inst.lineno}): it copies the build context over "
+                             f"the root filesystem (`/`), so every later step may read the copied files; copy the "
+                             f"application into its own folder (for example `WORKDIR /app` and `COPY . .`) to let "
+                             f"the dependencies install before it.")]
         if self.project_of(c, first_inst) is None:
             dest, cwd = self.copy_dest_dir(c), self.cwds[first_inst.index]
             if dest is not None and cwd is not None and dest[0] == cwd[0]:
@@ -786,6 +804,10 @@ class _StagePlan:
             if between.keyword == "RUN" and not self._touches_only_copy(c, between):
                 return (f"{_short(between)} runs between them and may prepare the download (git, credentials, "
                         f"a proxy); an added download step would run before it")
+        chmod = _makes_executable(after[: after.index(inst) + 1], install.command.words[0])
+        if chmod:
+            return (f"`{chmod}` shows `{install.command.words[0]}` may not be executable in the repository, and "
+                    f"an added download step would run it before that")
         project = self.project_of(c, inst)
         if project is None:
             return f"{_short(inst)} does not run inside the copied folder"

@@ -32,7 +32,7 @@ def _added_kind(inst: Instruction, requirement_names: set[str] = frozenset()) ->
     """'copy' / 'install' for an instruction the bot may add, else None."""
     if inst.keyword == "COPY" and inst.flag("from") is None:
         parts = copy_parts(inst)
-        if parts and all(ecosystems.is_manifest_name(s) or "/gradle/wrapper/" in "/" + s
+        if parts and all(ecosystems.is_manifest_name(s) or "/gradle/wrapper/" in "/" + s or "/.mvn/wrapper/" in "/" + s
                          or posixpath.basename(s) in requirement_names
                          or (s.endswith((".txt", ".in")) and "requirements" in s) for s in parts[0]):
             return "copy"

@@ -58,9 +58,10 @@ TABLE: dict[str, Ecosystem] = {e.name: e for e in (
 
 UNSUPPORTED_TOOLS = frozenset({"sbt", "lein", "mix", "stack", "cabal", "swift", "dart", "flutter", "conan"})
 DOTNET_PROJECTS = (".csproj", ".fsproj", ".vbproj", ".sln", ".slnx")
+# The Maven wrapper (`mvnw` and `.mvn/wrapper/`) pins the Maven version, as `gradlew` pins Gradle's.
 MANIFEST_NAMES = frozenset(
     n for e in TABLE.values() for n in e.manifests + e.locks + e.optional
-) | {"requirements.txt"}
+) | {"requirements.txt", "mvnw", "maven-wrapper.properties"}
 # Files whose text the planner needs to judge safety (for discover.paths_to_read).
 CONTENT_FILES = ("package.json", "Pipfile", "pyproject.toml", "go.mod", "Gemfile", "composer.json", "pom.xml",
                  "settings.gradle", "settings.gradle.kts", "build.gradle", "build.gradle.kts", "NuGet.config",
@@ -208,16 +209,22 @@ def recognise(cmd: Command) -> Install | None:
         goals = [a for a in w[1:] if not a.startswith("-")]
         if goals and all(g.startswith("dependency:") for g in goals):
             return Install("maven", cmd, True)
-        if name == "mvn" and not any(a in ("-f", "--file", "-s", "--settings", "-pl", "--projects") for a in w):
+        if not any(a in ("-f", "--file", "-s", "--settings", "-pl", "--projects") for a in w):
             keep = [a for a in w[1:] if a in ("-B", "--batch-mode", "-q", "--quiet", "-ntp",
                                                "--no-transfer-progress", "-U") or a.startswith("-D")]
-            return Install("maven", cmd, False, prefetch=" ".join(["mvn", *keep, "dependency:go-offline"]))
-        return Install("maven", cmd, False)
+            # The wrapper keeps its spelling (`./mvnw`): it runs from the project folder.
+            return Install("maven", cmd, False, prefetch=" ".join([w[0] if name == "mvnw" else "mvn", *keep,
+                                                                   "dependency:go-offline"]))
+        return Install("maven", cmd, False, note="names a POM, settings file or module list (`-f`, `-s` or "
+                                                 "`-pl`) that the bot does not follow, so it adds no "
+                                                 "dependencies-only step for it")
     if name in ("gradle", "gradlew"):
         tasks = [a for a in w[1:] if not a.startswith("-")]
         if tasks and all(t in ("dependencies", "androidDependencies", "resolveDependencies") for t in tasks):
             return Install("gradle", cmd, True)
-        return Install("gradle", cmd, False)
+        return Install("gradle", cmd, False, note="resolves the dependencies and compiles in one step, and Gradle "
+                                                  "has no built-in task that only downloads them, so the bot adds "
+                                                  "no dependencies-only step for it")
     if name == "composer" and sub in ("install", "i"):
         deps = "--no-scripts" in rest and "--no-autoloader" in rest
         keep = [a for a in rest if a not in ("--optimize-autoloader", "-o", "--classmap-authoritative", "-a",
@@ -461,6 +468,9 @@ def _check_maven(install: Install, project: str, at: Callable[[str], str], exist
     for name in ("extensions.xml", "maven.config", "jvm.config"):
         if exists(at(f".mvn/{name}")):
             return f"`{at('.mvn/' + name)}` configures Maven from the source tree"
+    if install.command.name == "mvnw" and not (exists(at("mvnw")) and exists(
+            at(".mvn/wrapper/maven-wrapper.properties"))):
+        return "the Maven wrapper files (`mvnw`, `.mvn/wrapper/`) are not in the build context"
     return None
 
 
@@ -543,6 +553,8 @@ def copy_files(install: Install, project: str, exists: Exists, paths: tuple[str,
     out += [at(o) for o in eco.optional if exists(at(o))]
     if eco.name == "gradle" and install.command.name == "gradlew":
         out += [p for p in paths if p.startswith(at("gradle/wrapper") + "/")]
+    if eco.name == "maven" and install.command.name == "mvnw":
+        out += [at("mvnw")] + [p for p in paths if p.startswith(at(".mvn/wrapper") + "/")]
     if eco.name == "dotnet":
         prefix = "" if project == "." else project + "/"
         out += sorted(p for p in paths if p.startswith(prefix) and p.endswith(DOTNET_PROJECTS)

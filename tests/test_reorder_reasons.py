@@ -1,0 +1,76 @@
+"""The reason given for leaving a Dockerfile as it is is the real one, and no install stays silently."""
+
+from __future__ import annotations
+
+from bot.core.discover import Discovery
+from bot.core.dockerfile_plan import plan_dockerfiles, verify_dockerfile_edit
+from bot.core.model import BuildLink, Options, PartialPlan, RepoSnapshot
+
+LINK = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache")
+LOCKED_NODE = {"package.json": '{"dependencies": {"express": "^4.19.0"}}', "package-lock.json": "{}"}
+POM = "<project><modelVersion>4.0.0</modelVersion><artifactId>shop</artifactId></project>\n"
+MAVEN = {"pom.xml": POM, "mvnw": "#!/bin/sh\n", ".mvn/wrapper/maven-wrapper.properties": "distributionUrl=x\n",
+         "src/main/java/shop/App.java": "class App {}\n"}
+
+
+def _plan(dockerfile: str, files: dict[str, str]) -> PartialPlan:
+    snapshot = RepoSnapshot(paths=("Dockerfile", *files), files={"Dockerfile": dockerfile, **files})
+    return plan_dockerfiles(snapshot, Options(), (LINK,), Discovery(dockerfiles=("Dockerfile",)))
+
+
+def _not_reordered(result: PartialPlan) -> list[str]:
+    return [f.message for f in result.findings if f.code == "dockerfile-not-reordered"]
+
+
+def test_copy_over_the_root_filesystem_is_named_as_the_blocker() -> None:
+    result = _plan("FROM node:20-alpine\nCOPY ./ /\nRUN npm ci\nCMD [\"node\", \"/server.js\"]\n",
+                   {**LOCKED_NODE, "server.js": "require('express')\n"})
+    assert not [e for e in result.edits if e.path == "Dockerfile"]
+    [message] = _not_reordered(result)
+    assert "root filesystem" in message and "working directory" not in message
+
+
+MAVEN_WRAPPER = """FROM eclipse-temurin:21-jdk AS build
+WORKDIR /workspace
+COPY . .
+RUN ./mvnw -B package -DskipTests
+
+FROM eclipse-temurin:21-jre
+COPY --from=build /workspace/target/shop.jar /shop.jar
+ENTRYPOINT ["java", "-jar", "/shop.jar"]
+"""
+
+
+def test_maven_wrapper_build_gets_a_dependency_prefetch() -> None:
+    result = _plan(MAVEN_WRAPPER, MAVEN)
+    [edit] = [e for e in result.edits if e.path == "Dockerfile"]
+    assert edit.content.split("COPY . .")[0].endswith(
+        "WORKDIR /workspace\nCOPY pom.xml mvnw ./\nCOPY .mvn/wrapper/maven-wrapper.properties .mvn/wrapper/\n"
+        "RUN ./mvnw -B -DskipTests dependency:go-offline\n")
+    assert verify_dockerfile_edit(MAVEN_WRAPPER, edit.content) is None
+    assert "dependency:go-offline" in edit.reasons[0]
+
+
+def test_maven_wrapper_made_executable_in_the_build_is_left_with_its_reason() -> None:
+    # The added step would run the wrapper before the `chmod +x` that makes it runnable.
+    chmod = MAVEN_WRAPPER.replace("RUN ./mvnw", "RUN chmod +x mvnw && ./mvnw")
+    result = _plan(chmod, MAVEN)
+    assert not [e for e in result.edits if e.path == "Dockerfile"]
+    [message] = _not_reordered(result)
+    assert "chmod +x mvnw" in message
+
+
+def test_every_build_tool_install_that_stays_gets_a_finding() -> None:
+    gradle = "FROM gradle:8-jdk21 AS build\nWORKDIR /src\nCOPY . .\nRUN ./gradlew build\n"
+    result = _plan(gradle, {"build.gradle": "plugins { id 'java' }\n", "gradlew": "#!/bin/sh\n",
+                            "gradle/wrapper/gradle-wrapper.properties": "x=1\n"})
+    [message] = _not_reordered(result)
+    assert "`./gradlew build`" in message
+    other_pom = "FROM maven:3-eclipse-temurin-21\nWORKDIR /src\nCOPY . .\nRUN mvn -f service/pom.xml package\n"
+    result = _plan(other_pom, {"service/pom.xml": POM})
+    [message] = _not_reordered(result)
+    assert "`-f`" in message
+    no_wrapper_files = {k: v for k, v in MAVEN.items() if not k.startswith(".mvn/")}
+    result = _plan(MAVEN_WRAPPER, no_wrapper_files)
+    [message] = _not_reordered(result)
+    assert ".mvn/wrapper" in message
