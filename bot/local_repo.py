@@ -22,19 +22,47 @@ class LocalRepoError(OSError):
     """The checkout cannot be read or written; the message says which path and why."""
 
 
+# `git ls-files` reads the checkout's own `.git/config`, whose author may not be the person running the CLI:
+# `core.fsmonitor` there is a command git runs (git-scm.com/docs/git-config, core.fsmonitor).
+# Command-line `-c` wins over every config file (includes too), so these turn off what could run or write:
+# the fsmonitor hook, hooks, the untracked cache and the optional index refresh; the operator's own system and
+# global config are left out as well. git's `safe.directory` check stays on: a checkout owned by someone
+# else is then walked without git.
+_GIT_SAFE = ("git", "--no-optional-locks", "-c", "core.fsmonitor=false", "-c", f"core.hooksPath={os.devnull}",
+             "-c", "core.untrackedCache=false", "-c", "core.splitIndex=false")
+_GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0",
+            "GIT_OPTIONAL_LOCKS": "0"}
+# Variables that would point git at another repository, work tree or config than the checkout's own.
+_GIT_UNSET = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS",
+              "GIT_CONFIG_COUNT", "GIT_OBJECT_DIRECTORY", "GIT_CEILING_DIRECTORIES", "GIT_EXTERNAL_DIFF")
+
+
+def _git_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _GIT_UNSET and not k.startswith("GIT_CONFIG_")}
+    return {**env, **_GIT_ENV}
+
+
+def _inside(path: str) -> bool:
+    """True for a plain relative path (no `.`, `..`, empty or absolute parts)."""
+    parts = path.split("/")
+    return bool(path) and not path.startswith("/") and all(p not in ("", ".", "..") for p in parts)
+
+
 def list_paths(root: Path) -> tuple[str, ...]:
     """Every file path relative to ``root`` (git's view when it is a git checkout)."""
     if not root.is_dir():
         raise LocalRepoError(f"{root} is not a directory")
     if (root / ".git").exists():
         result = subprocess.run(
-            ["git", "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            [*_GIT_SAFE, "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
             capture_output=True,
             check=False,
+            env=_git_env(),
+            stdin=subprocess.DEVNULL,
         )
         if result.returncode == 0:
-            names = [n for n in result.stdout.decode("utf-8", "surrogateescape").split("\0") if n]
-            return tuple(sorted(n for n in names if (root / n).is_file() or (root / n).is_symlink()))
+            names = [n for n in result.stdout.decode("utf-8", "surrogateescape").split("\0") if _inside(n)]
+            return tuple(sorted(set(n for n in names if (root / n).is_file() or (root / n).is_symlink())))
     found: list[str] = []
     for directory, subdirs, files in os.walk(root):
         subdirs[:] = sorted(d for d in subdirs if d not in _SKIP_DIRS)
@@ -46,7 +74,22 @@ def list_paths(root: Path) -> tuple[str, ...]:
 
 
 def why_unreadable(root: Path, path: str) -> str | None:
-    """Why ``path`` will not be read (a symlink, not a regular file, too large); None when it can be."""
+    """Why ``path`` will not be read (outside the checkout, a symlink or under one, not a regular file, too
+    large); None when it can be."""
+    if not _inside(path):
+        return "is not a path inside the checkout"
+    parts = path.split("/")
+    for depth in range(1, len(parts)):  # every folder on the way must be a real folder of the checkout
+        folder = "/".join(parts[:depth])
+        try:
+            mode = (root / folder).lstat().st_mode
+        except OSError as exc:
+            return exc.strerror or "cannot be read"
+        if stat.S_ISLNK(mode):
+            return (f"is inside {folder}, a symbolic link (the bot reads and writes only regular files inside "
+                    "the checkout)")
+        if not stat.S_ISDIR(mode):
+            return f"is inside {folder}, which is not a folder"
     try:
         info = (root / path).lstat()
     except OSError as exc:
@@ -65,7 +108,8 @@ def read_text(root: Path, path: str) -> str | None:
     if why_unreadable(root, path) is not None:
         return None
     try:
-        with open(root / path, "rb") as handle:
+        # O_NOFOLLOW: a file swapped for a symlink since the lstat is still not followed.
+        with open(os.open(root / path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK), "rb") as handle:
             data = handle.read(MAX_FILE_BYTES + 1)  # the size may have changed since lstat
     except OSError:
         return None
