@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bot import heartbeat
+from bot import heartbeat, lifeline
 from bot.config import Settings, SettingsError
 from bot.logs import configure_logging, log_event
 from bot.queue import HueyQueue, QueueOptions, Runner, build_queue
@@ -127,6 +127,9 @@ def worker_command(args: argparse.Namespace) -> int:
     if settings is None:
         return 2
     _logging(settings)
+    parent = lifeline.parent_from_env()
+    if parent is not None:  # started by `serve`: stop when it is gone, however it went
+        lifeline.watch_parent(parent)
     return run_worker(settings, threads=args.threads)
 
 
@@ -149,9 +152,14 @@ def serve_command(args: argparse.Namespace) -> int:
         return 2
     _logging(settings)
     port = args.port or settings.port
+    # Spawned from this (main) thread: the kernel's parent-death signal follows the thread that forked.
+    me = os.getpid()
+    env = {**os.environ, lifeline.PARENT_ENV: str(me)}
     children = [
-        subprocess.Popen(gunicorn_argv(args.host, port, args.web_workers, args.web_threads, args.web_server)),
-        subprocess.Popen([sys.executable, "-m", "bot.cli", "worker", "--threads", str(args.threads)]),
+        subprocess.Popen(gunicorn_argv(args.host, port, args.web_workers, args.web_threads, args.web_server),
+                         preexec_fn=lifeline.die_with_parent(me)),
+        subprocess.Popen([sys.executable, "-m", "bot.cli", "worker", "--threads", str(args.threads)], env=env,
+                         preexec_fn=lifeline.die_with_parent(me)),
     ]
     log_event("serve.started", port=port, backend="redis" if settings.redis_url else "sqlite", web=args.web_server,
               pids=[c.pid for c in children])
