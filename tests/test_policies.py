@@ -138,7 +138,8 @@ def test_every_live_tag_is_kept_before_the_age_rule() -> None:
 
 
 def test_setup_without_names_uses_placeholders_and_fills_them() -> None:
-    spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build .\n"
+    # The build pushes to a repository the buildspec does not name (a build that pushes nothing has no image).
+    spec = "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build .\n      - docker push $IMAGE_URI\n"
     setup = aws_setup({"buildspec.yml": spec}, Options(), (BUILD,))
     assert setup.region == "REGION"
     assert setup.cache_repository == "ecr-build-cache"

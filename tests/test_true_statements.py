@@ -95,3 +95,91 @@ def test_a_host_naming_only_the_account_is_not_said_to_leave_the_account_open() 
     notes = [f.message for f in plan.findings if f.code == "iam-placeholders"]
     assert notes and all("account" not in n for n in notes)
     assert "123456789012" in plan.setup.iam_policy_json  # type: ignore[union-attr]
+
+
+# --- item: only the repositories a build pushes to ----------------------------------------------------------
+
+_ASKED = "the ECR repository your build pushes its image to"
+
+
+def test_a_build_that_pushes_nothing_is_not_asked_for_an_image_repository() -> None:
+    plan = _plan(_spec("docker build -t shop:test .", "docker run --rm shop:test pytest"))
+    assert plan.setup is not None
+    assert _ASKED not in _outputs(plan) and "IMAGE_REPOSITORY" not in "\n".join(plan.setup.commands)
+    assert "IMAGE_REPOSITORY" not in plan.setup.iam_policy_json
+    assert _resources(plan) == ["*", "arn:aws:ecr:REGION:ACCOUNT_ID:repository/shop-build-cache"]
+    assert not any("image repository" in f.message for f in plan.findings if f.code == "iam-placeholders")
+
+
+def test_a_docker_hub_push_gets_only_the_cache_repository() -> None:
+    plan = _plan(_spec("docker build -t acme/shop:latest .", "docker push acme/shop:latest"))
+    assert plan.setup is not None
+    assert _ASKED not in _outputs(plan) and "IMAGE_REPOSITORY" not in plan.setup.iam_policy_json
+    assert _resources(plan) == ["*", "arn:aws:ecr:REGION:ACCOUNT_ID:repository/shop-build-cache"]
+
+
+def test_an_ecr_public_push_gets_the_ecr_public_actions_on_its_repository() -> None:
+    plan = _plan(_spec("aws ecr-public get-login-password --region us-east-1 | docker login --username AWS "
+                       "--password-stdin public.ecr.aws",
+                       "docker build -t public.ecr.aws/acme/shop:latest .",
+                       "docker push public.ecr.aws/acme/shop:latest"),
+                 account_id="123456789012", region="eu-west-1")
+    assert plan.setup is not None
+    assert _ASKED not in _outputs(plan) and "IMAGE_REPOSITORY" not in plan.setup.iam_policy_json
+    statements = _iam(plan)["Statement"]
+    assert isinstance(statements, list)
+    public = [s for s in statements if any(a.startswith("ecr-public:") for a in s["Action"])]
+    # https://docs.aws.amazon.com/AmazonECR/latest/public/public-repository-policy-examples.html
+    login = next(s for s in public if s["Resource"] == "*")
+    assert set(login["Action"]) == {"ecr-public:GetAuthorizationToken", "sts:GetServiceBearerToken"}
+    push = next(s for s in public if s["Resource"] != "*")
+    assert push["Resource"] == ["arn:aws:ecr-public::123456789012:repository/shop"]
+    assert set(push["Action"]) == {"ecr-public:BatchCheckLayerAvailability", "ecr-public:InitiateLayerUpload",
+                                   "ecr-public:UploadLayerPart", "ecr-public:CompleteLayerUpload",
+                                   "ecr-public:PutImage"}
+    private = [r for s in statements if s not in public for r in
+               ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])]
+    assert private == ["*", "arn:aws:ecr:eu-west-1:123456789012:repository/shop-build-cache"]
+
+
+def test_a_push_to_an_unnamed_ecr_repository_is_still_asked_for() -> None:
+    plan = _plan(_spec("docker build -t $AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com/$APP:latest .",
+                       "docker push $AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com/$APP:latest"))
+    assert plan.setup is not None
+    assert "arn:aws:ecr:REGION:ACCOUNT_ID:repository/IMAGE_REPOSITORY" in _resources(plan)
+    assert any(c.startswith("IMAGE_REPOSITORY=") for c in plan.setup.commands)
+
+
+def test_every_pushed_repository_gets_its_own_placeholder() -> None:
+    plan = _plan(_spec("docker build -t $API_URI:latest -t $WEB_URI:latest .",
+                       "docker push $API_URI:latest", "docker push $WEB_URI:latest"))
+    assert plan.setup is not None
+    resources = _resources(plan)
+    assert "arn:aws:ecr:REGION:ACCOUNT_ID:repository/IMAGE_REPOSITORY" in resources
+    assert "arn:aws:ecr:REGION:ACCOUNT_ID:repository/IMAGE_REPOSITORY_2" in resources
+    commands = "\n".join(plan.setup.commands)
+    assert "IMAGE_REPOSITORY=" in commands and "IMAGE_REPOSITORY_2=" in commands
+    assert "$API_URI" in commands and "$WEB_URI" in commands
+    sed = next(c for c in plan.setup.commands if c.startswith("sed "))
+    # The longer name is replaced first, or `s/IMAGE_REPOSITORY/` would eat the start of `IMAGE_REPOSITORY_2`.
+    assert sed.index("s/IMAGE_REPOSITORY_2/") < sed.index("s/IMAGE_REPOSITORY/")
+
+
+def test_every_named_repository_gets_its_own_arn() -> None:
+    host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
+    plan = _plan(_spec(f"docker build -t {host}/api:latest -t {host}/web:latest .",
+                       f"docker push {host}/api:latest", f"docker push {host}/web:latest"))
+    resources = _resources(plan)
+    assert "arn:aws:ecr:eu-west-1:123456789012:repository/api" in resources
+    assert "arn:aws:ecr:eu-west-1:123456789012:repository/web" in resources
+    assert "IMAGE_REPOSITORY" not in plan.setup.iam_policy_json  # type: ignore[union-attr]
+
+
+def test_the_ecr_public_statements_name_real_actions_and_arns() -> None:
+    import parliament  # the dev extras' IAM linter, which knows every action and ARN format
+    plan = _plan(_spec("docker build -t public.ecr.aws/acme/shop:latest .",
+                       "docker push public.ecr.aws/acme/shop:latest"), account_id="123456789012",
+                 region="eu-west-1")
+    policy = parliament.analyze_policy_string(plan.setup.iam_policy_json)  # type: ignore[union-attr]
+    issues = {f.issue for f in policy.findings}
+    assert not issues & {"UNKNOWN_ACTION", "UNKNOWN_PREFIX", "RESOURCE_MISMATCH", "MALFORMED", "INVALID_ARN"}

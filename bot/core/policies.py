@@ -11,6 +11,7 @@ import yaml
 
 from bot.core import buildspec_yaml as by
 from bot.core.buildspec_analysis import command_values
+from bot.core.image_refs import ImageRef, buildspec_images
 from bot.core.model import AwsSetup, BuildLink, Options
 from bot.core.names import (
     account_id_problem,
@@ -38,6 +39,17 @@ PUSH_PULL_ACTIONS = (
     "ecr:PutImage",
 )
 PULL_ACTIONS = PUSH_PULL_ACTIONS[:3]
+# ECR Public: login needs both actions on `*`, a push the five layer/image actions on the repository
+# (https://docs.aws.amazon.com/AmazonECR/latest/public/public-repository-policy-examples.html); its ARN has no
+# region (Service Authorization Reference: arn:${Partition}:ecr-public::${Account}:repository/${RepositoryName}).
+PUBLIC_LOGIN_ACTIONS = ("ecr-public:GetAuthorizationToken", "sts:GetServiceBearerToken")
+PUBLIC_PUSH_ACTIONS = (
+    "ecr-public:BatchCheckLayerAvailability",
+    "ecr-public:InitiateLayerUpload",
+    "ecr-public:UploadLayerPart",
+    "ecr-public:CompleteLayerUpload",
+    "ecr-public:PutImage",
+)
 _IMAGE_REPO_VARIABLES = (
     "IMAGE_REPO_NAME",
     "ECR_REPO_NAME",
@@ -206,9 +218,16 @@ def repository_arn(region: str, account: str, name: str) -> str:
     return f"arn:{partition}:ecr:{region}:{account}:repository/{name}"
 
 
+def public_repository_arn(account: str, name: str) -> str:
+    """ARN of an ECR Public repository (ECR Public lives in the `aws` partition only, without a region)."""
+    return f"arn:aws:ecr-public::{account}:repository/{name}"
+
+
 def iam_policy(region: str, account: str, repositories: Iterable[str],
-               extra_arns: Iterable[str] = (), pull_only_arns: Iterable[str] = ()) -> dict[str, object]:
-    """Least-privilege policy: ECR login on `*`, push/pull on the named repositories, pull on the builder image."""
+               extra_arns: Iterable[str] = (), pull_only_arns: Iterable[str] = (),
+               public_arns: Iterable[str] = ()) -> dict[str, object]:
+    """Least-privilege policy: ECR login on `*`, push/pull on the named repositories, pull on the builder image
+    and private base images, ECR Public login and push on the public repositories a build pushes to."""
     arns = list(dict.fromkeys([*extra_arns, *(repository_arn(region, account, n) for n in repositories)]))
     statements: list[dict[str, object]] = [
         {
@@ -228,6 +247,12 @@ def iam_policy(region: str, account: str, repositories: Iterable[str],
     if pulls:
         statements.append({"Sid": "PullBuilderImage", "Effect": "Allow", "Action": list(PULL_ACTIONS),
                            "Resource": pulls})
+    public = list(dict.fromkeys(public_arns))
+    if public:
+        statements.append({"Sid": "EcrPublicLogin", "Effect": "Allow", "Action": list(PUBLIC_LOGIN_ACTIONS),
+                           "Resource": "*"})
+        statements.append({"Sid": "PushPublicImage", "Effect": "Allow", "Action": list(PUBLIC_PUSH_ACTIONS),
+                           "Resource": public})
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -322,6 +347,7 @@ def aws_setup(
     literal_images: list[re.Match[str]] = []
     # (account, region, where): registry hosts that real commands and env values name (never comments).
     hosts: list[tuple[str, str, str]] = []
+    pushes: list[ImageRef] = []
     for path in sorted({b.buildspec for b in builds} or buildspec_texts):
         text = buildspec_texts.get(path, "")
         variables = _env_variables(text)
@@ -344,9 +370,11 @@ def aws_setup(
             # Only the builder reference itself is skipped, not every host of the builder's registry.
             hosts.extend((m["account"], m["region"], f"{path}:{number}") for m in _REGISTRY_HOST.finditer(value)
                          if not value.startswith(builder_ref, m.start()))
-        for _, value in values:
+        # A pulled image is only read: it never gets push rights.
+        for _, value in named_values:
             literal_images.extend(m for m in _REGISTRY_LITERAL.finditer(value)
                                   if m.group("repo") and not value.startswith(builder_ref, m.start()))
+        pushes.extend(buildspec_images(path, text).pushes)
     region = _first_valid(regions, region_problem)
     account = _first_valid(accounts, account_id_problem)
     named = _named_by_hosts(hosts, region, account)
@@ -359,35 +387,61 @@ def aws_setup(
         for m in literal_images
         if ecr_repository_problem(m.group("repo")) is None and m.group("repo") not in cache_repositories
     }
+    region_text = region or REGION_PLACEHOLDER
+    account_text = account or ACCOUNT_PLACEHOLDER
+    for push in pushes:
+        # `$AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com/$IMAGE_REPO_NAME` once its name is known.
+        name = push.repository
+        if push.kind == "ecr" and name and name not in cache_repositories and name not in literal_arns:
+            literal_arns[name] = repository_arn(
+                push.region if push.region and region_problem(push.region) is None else region_text,
+                push.account if push.account and account_id_problem(push.account) is None else account_text, name)
     images = tuple(dict.fromkeys(
         [n for n in image_names if n and n not in cache_repositories and ecr_repository_problem(n) is None]
         + list(literal_arns)
     ))
-    region_text = region or REGION_PLACEHOLDER
-    account_text = account or ACCOUNT_PLACEHOLDER
     own_account_images = [n for n in images if n not in literal_arns]
-    if not images:
-        own_account_images = [IMAGE_PLACEHOLDER]
+    public = {f"{p.alias}/{p.repository}": public_repository_arn(account_text, p.repository)
+              for p in pushes if p.kind == "ecr-public" and p.repository}
+    placeholders = [] if images else _image_placeholders(pushes)
+    own_account_images += [name for name, _ in placeholders]
     live_tags = sorted({b.cache_tag for b in builds})
     lifecycle = render_lifecycle_json(lifecycle_policy(options.cache_tag, options.lifecycle_days, live_tags))
     builder = _REGISTRY_LITERAL.match(options.builder_image or "")
     builder_arns = ([repository_arn(builder.group("region"), builder.group("account"), builder.group("repo"))]
                     if builder and builder.group("repo") else [])
     iam = render_json(iam_policy(region_text, account_text, own_account_images + list(cache_repositories),
-                                 extra_arns=literal_arns.values(), pull_only_arns=builder_arns))
+                                 extra_arns=literal_arns.values(), pull_only_arns=builder_arns,
+                                 public_arns=public.values()))
     return AwsSetup(
         region=region_text,
         cache_repository=cache_repositories[0],
-        image_repositories=images,
+        image_repositories=images + tuple(f"public.ecr.aws/{name}" for name in public),
         lifecycle_policy_json=lifecycle,
         iam_policy_json=iam,
         commands=named.notes + setup_commands(region, account, cache_repositories, images,
                                               shared=tuple(n for n in cache_repositories
-                                                           if n == options.cache_repository)),
+                                                           if n == options.cache_repository),
+                                              placeholders=tuple(placeholders)),
         cache_repositories=cache_repositories,
         account_id=account,
         files=(LIFECYCLE_PATH, IAM_PATH),
     )
+
+
+def _image_placeholders(pushes: Iterable[ImageRef]) -> list[tuple[str, str]]:
+    """(placeholder, what it stands for) for each distinct push to an ECR repository the buildspec leaves
+    unnamed: a private ECR host with a variable name, or a reference whose registry is a variable."""
+    unnamed = dict.fromkeys((p.written, p.where) for p in pushes
+                            if p.kind == "unknown" or p.kind == "ecr" and not p.repository)
+    seen: dict[str, str] = {}
+    for written, where in unnamed:
+        seen.setdefault(written, where)
+    out = []
+    for n, (written, where) in enumerate(seen.items(), 1):
+        name = IMAGE_PLACEHOLDER if n == 1 else f"{IMAGE_PLACEHOLDER}_{n}"
+        out.append((name, f"the ECR repository `{written}` ({where}) pushes to, if that is in ECR"))
+    return out
 
 
 _CURRENT_POLICY = "/tmp/ecr-cache-lifecycle-current.json"
@@ -409,19 +463,24 @@ def _merge_lifecycle_commands(name: str, region_arg: str) -> list[str]:
 
 def setup_commands(
     region: str | None, account: str | None, cache_repositories: tuple[str, ...], images: tuple[str, ...],
-    shared: tuple[str, ...] = (),
+    shared: tuple[str, ...] = (), placeholders: tuple[tuple[str, str], ...] | None = None,
 ) -> tuple[str, ...]:
     """Shell commands an operator runs once (region and account filled in where known).
 
     A cache repository in ``shared`` (named in the config, so other repositories may use it too) gets its
     current lifecycle policy merged with ours instead of replaced, which would drop the others' keep rules.
+    ``placeholders``: (name, what it stands for) of each image repository the operator names; None: one
+    `IMAGE_REPOSITORY` when ``images`` is empty.
     """
+    if placeholders is None:
+        placeholders = () if images else ((IMAGE_PLACEHOLDER, ""),)
     region_arg = region or "$AWS_REGION"
     commands: list[str] = []
     if region is None:
         commands.append("AWS_REGION=us-east-1  # the region of your CodeBuild project and ECR repositories")
-    if not images:
-        commands.append("IMAGE_REPOSITORY=my-image-repository  # the ECR repository your build pushes its image to")
+    for n, (name, what) in enumerate(placeholders, 1):
+        value = "my-image-repository" + (f"-{n}" if n > 1 else "")
+        commands.append(f"{name}={value}  # {what or 'the ECR repository your build pushes its image to'}")
     for name in cache_repositories:
         # The cache tag is overwritten by every build, so the repository must keep mutable tags.
         create = (f"aws ecr create-repository --repository-name {name} --region {region_arg} "
@@ -451,8 +510,9 @@ def setup_commands(
             f' | cut -d: -f2):ecr:{REGION_PLACEHOLDER}:/g"'
         )
         substitutions.append(f'-e "s/{REGION_PLACEHOLDER}/$AWS_REGION/g"')
-    if not images:
-        substitutions.append(f'-e "s/{IMAGE_PLACEHOLDER}/$IMAGE_REPOSITORY/g"')
+    # The longest name first: `s/IMAGE_REPOSITORY/` would also rewrite the start of `IMAGE_REPOSITORY_2`.
+    for name, _ in sorted(placeholders, key=lambda p: (-len(p[0]), p[0])):
+        substitutions.append(f'-e "s/{name}/${name}/g"')
     document = f"file://{IAM_PATH}"
     if substitutions:
         commands.append(f"sed {' '.join(substitutions)} {IAM_PATH} > /tmp/ecr-cache-iam-policy.json")
