@@ -11,14 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.core import planner
-from bot.core.model import Options
+from bot.core import discover, planner
+from bot.core.model import Options, Plan
 from bot.core.repo_config import CONFIG_PATH, ConfigError, options_from_mapping, parse_repo_config
 from bot.local_repo import LocalRepoError, read_snapshot_checked, read_text, why_unreadable, write_edits
 from bot.replay import add_replay_command
-from bot.report import json_report, text_report, unified_diff
+from bot.report import json_report, plan_status, text_report, unified_diff
 
-EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_CHANGES, EXIT_ERROR, EXIT_NOTHING, EXIT_DISABLED = 0, 1, 2, 3, 4
 DISTRIBUTION = "ecr-cache-bot"
 
 
@@ -71,19 +71,56 @@ def load_options(root: Path, args: argparse.Namespace) -> Options:
         if why is not None:
             raise ConfigError(f"{CONFIG_PATH} {why}")
     options, findings = parse_repo_config(read_text(root, CONFIG_PATH))
-    errors = [f for f in findings if f.level == "error"]
+    errors = [f.message for f in findings if f.level == "error"]
     if errors:
-        raise ConfigError(errors[0].message)
+        raise ConfigError("; ".join(errors), tuple(errors))
     try:
         return options_from_mapping(_flag_overrides(args), dataclasses.replace(options))
     except ConfigError as exc:
-        raise ConfigError(f"command-line flag: {exc}") from exc
+        problems = tuple(f"command-line flag: {p}" for p in exc.problems)
+        raise ConfigError("; ".join(problems), problems) from exc
+
+
+def _unmatched_flags(args: argparse.Namespace, paths: tuple[str, ...]) -> list[str]:
+    """`--buildspec`/`--dockerfile` values that name no file: a typo, not a request for nothing."""
+    return [f"command-line flag: `--{flag} {pattern}` matches no file of the checkout"
+            for flag, patterns in (("buildspec", args.buildspec), ("dockerfile", args.dockerfile))
+            for pattern in patterns or () if not discover.configured_matches(paths, pattern)]
+
+
+def _check(plan: Plan) -> int:
+    """One line that says what was found, and the exit code of that state (README, "Command line")."""
+    status = plan_status(plan)
+    if status == "disabled":
+        sys.stdout.write(f"Disabled: `enabled: false` in {CONFIG_PATH}; nothing was checked.\n")
+        return EXIT_DISABLED
+    if status == "changes":
+        sys.stdout.write(f"Not set up: {len(plan.edits)} file(s) would change: "
+                         f"{', '.join(e.path for e in plan.edits)}\n")
+        return EXIT_CHANGES
+    if status == "nothing-found":
+        where = (f"no `docker build` in {', '.join(plan.buildspecs)}" if plan.buildspecs
+                 else "no CodeBuild buildspec")
+        dockerfiles = f", {len(plan.dockerfiles)} Dockerfile(s) need no change" if plan.dockerfiles else ""
+        sys.stdout.write(f"No CodeBuild Docker build found ({where}{dockerfiles}): nothing to set up.\n")
+        return EXIT_NOTHING
+    cached = sum(1 for b in plan.builds if b.cached)
+    if cached == len(plan.builds):
+        sys.stdout.write(f"Already set up: {cached} CodeBuild Docker build(s) use the registry cache; "
+                         "no change needed.\n")
+    else:
+        sys.stdout.write(f"Nothing to change: {cached} of {len(plan.builds)} CodeBuild Docker builds use the "
+                         f"registry cache; the others are left as they are (see `ecr-cache-bot plan`).\n")
+    return EXIT_OK
 
 
 def _plan_command(args: argparse.Namespace) -> int:
     root = Path(args.path)
     options = load_options(root, args)
     snapshot, unread = read_snapshot_checked(root, options)
+    unmatched = _unmatched_flags(args, snapshot.paths)
+    if unmatched:
+        raise ConfigError("; ".join(unmatched), tuple(unmatched))
     links = [u for u in unread if "symbolic link" in u]
     for line in links[:10]:
         sys.stderr.write(f"ecr-cache-bot: not read: {line}\n")
@@ -104,12 +141,10 @@ def _plan_command(args: argparse.Namespace) -> int:
         sys.stdout.write(text_report(result))
         sys.stdout.write(f"Wrote {len(written)} file(s): {', '.join(written) or 'none'}\n")
         return EXIT_OK
-    if result.edits:
-        sys.stdout.write(f"Not set up: {len(result.edits)} file(s) would change: "
-                         f"{', '.join(e.path for e in result.edits)}\n")
-        return EXIT_CHANGES
-    sys.stdout.write("Already set up: no change needed.\n")
-    return EXIT_OK
+    for finding in result.findings:
+        if finding.path == CONFIG_PATH and finding.level != "info":
+            sys.stderr.write(f"ecr-cache-bot: {finding.level}: {finding.message}\n")
+    return _check(result)
 
 
 def _runtime_commands() -> Any:
@@ -134,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     plan_parser.add_argument("--json", action="store_true", help="machine-readable output")
     apply_parser = sub.add_parser("apply", help="write the planned changes into the checkout")
     _add_plan_options(apply_parser)
-    check_parser = sub.add_parser("check", help="exit 0 when set up, 1 when changes would be made, 2 on error")
+    check_parser = sub.add_parser("check", help="exit 0 when set up, 1 when changes would be made, 2 on error, "
+                                  "3 when no CodeBuild Docker build is found, 4 when disabled by the repo config")
     _add_plan_options(check_parser)
     add_replay_command(sub)
     add_runtime = _runtime_commands()
@@ -155,7 +191,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return _plan_command(args)
         except ConfigError as exc:
-            sys.stderr.write(f"ecr-cache-bot: invalid configuration: {exc}\n")
+            if len(exc.problems) > 1:
+                listed = "".join(f"\n  - {p}" for p in exc.problems)
+                sys.stderr.write(f"ecr-cache-bot: invalid configuration ({len(exc.problems)} problems):{listed}\n")
+            else:
+                sys.stderr.write(f"ecr-cache-bot: invalid configuration: {exc}\n")
             return EXIT_ERROR
         except (LocalRepoError, OSError) as exc:
             sys.stderr.write(f"ecr-cache-bot: {exc}\n")

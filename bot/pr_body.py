@@ -9,13 +9,12 @@ import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from itertools import zip_longest
 from typing import Any
 
 from jinja2 import BaseLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from bot import manifest
-from bot.core import codebuild_images
+from bot.core import cachetable, codebuild_images
 from bot.core.model import CacheTable, FileEdit, Finding, Options, Plan
 from bot.core.policies import REGION_PLACEHOLDER
 from bot.events import BOT_BRANCH
@@ -124,18 +123,20 @@ def _flags(plan: Plan, options: Options) -> list[dict[str, str]]:
 
 
 def _table(table: CacheTable, rows: int | None) -> dict[str, Any]:
-    pairs = list(zip_longest(table.before, table.after))
+    pairs = list(cachetable.paired(table))
     shown = pairs if rows is None else pairs[:rows]
     return {
         "dockerfile": table.dockerfile,
+        "unchanged": cachetable.unchanged(table),
+        "steps": len(table.before),
         "before_count": sum(1 for s in table.before if s.reruns_on_source_change),
         "after_count": sum(1 for s in table.after if s.reruns_on_source_change),
         "hidden": len(pairs) - len(shown),
+        # One row per instruction (paired by instruction, not by position): an added step has no before.
         "rows": [{
-            "before": _code(b.instruction) if b else "",
-            "before_rerun": ("yes" if b.reruns_on_source_change else "no") if b else "",
-            "after": _code(a.instruction) if a else "",
-            "after_rerun": ("yes" if a.reruns_on_source_change else "no") if a else "",
+            "step": _code((a or b).instruction),  # type: ignore[union-attr]
+            "before_rerun": ("yes" if b.reruns_on_source_change else "no") if b else "added",
+            "after_rerun": ("yes" if a.reruns_on_source_change else "no") if a else "removed",
         } for b, a in shown],
     }
 

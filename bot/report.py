@@ -36,6 +36,22 @@ def _cache_table_lines(table: CacheTable) -> list[str]:
     ]
 
 
+def plan_status(plan: Plan) -> str:
+    """What `check` reports: `disabled`, `changes`, `nothing-found` (no CodeBuild Docker build) or `set-up`."""
+    if any(f.code == "disabled" for f in plan.findings):
+        return "disabled"
+    if plan.edits:
+        return "changes"
+    return "set-up" if plan.builds else "nothing-found"
+
+
+_NO_CHANGE = {
+    "disabled": "Changes: none (the bot is disabled by `enabled: false` in the repo config)",
+    "nothing-found": "Changes: none (no CodeBuild Docker build found)",
+    "set-up": "Changes: none (already set up, or nothing the bot can change safely)",
+}
+
+
 def text_report(plan: Plan) -> str:
     """A readable summary: files found, builds, changes with reasons, findings, cache table, AWS setup."""
     out: list[str] = []
@@ -56,12 +72,13 @@ def text_report(plan: Plan) -> str:
             out.append(f"  {'A' if edit.action == 'create' else 'M'} {edit.path}")
             out.extend(f"      - {reason}" for reason in edit.reasons)
     else:
-        out.append("Changes: none (already set up, or nothing the bot can change safely)")
+        out.append(_NO_CHANGE[plan_status(plan)])
     if plan.findings:
         out.append("Findings:")
         out.extend(f"  [{f.level}] {f.path}: {f.message} ({f.code})" for f in plan.findings)
     if plan.cache_tables:
-        out.append("Dockerfile steps that re-run when only application source changes:")
+        out.append("Dockerfile steps that re-run when only application source changes "
+                   "(any file that is not a dependency manifest):")
         for table in plan.cache_tables:
             out.extend(_cache_table_lines(table))
     # The setup belongs to a buildspec change (as in the PR body): only then are the policy files it reads written.
@@ -74,6 +91,7 @@ def text_report(plan: Plan) -> str:
 def json_report(plan: Plan) -> str:
     """The `--json` contract: changes and findings (plus builds and cache tables for tools)."""
     document: dict[str, Any] = {
+        "status": plan_status(plan),
         "changes": [{"path": e.path, "action": e.action, "content": e.content} for e in plan.edits],
         "findings": [
             {"path": f.path, "level": f.level, "code": f.code, "message": f.message} for f in plan.findings

@@ -79,8 +79,9 @@ def test_body_has_the_one_time_aws_setup() -> None:
 def test_body_has_the_before_after_table() -> None:
     body = pr_body.render_pr_body(sample_plan(), "octo/app")
     assert "**`Dockerfile`**: a source-only change re-runs 1 step instead of 2." in body
-    assert "| 2 | `COPY . .` | yes | `COPY package.json ./` | no |" in body
-    assert "| 4 |  |  | `COPY . .` | yes |" in body
+    assert "| 2 | `COPY package.json ./` | added | no |" in body  # rows pair the same instruction
+    assert "| 3 | `RUN npm ci` | yes | no |" in body
+    assert "| 4 | `COPY . .` | yes | yes |" in body
 
 
 def test_body_has_findings_troubleshooting_close_and_commands() -> None:
@@ -98,13 +99,13 @@ def test_body_has_findings_troubleshooting_close_and_commands() -> None:
 def test_table_cells_cannot_break_the_markdown_table() -> None:
     table = CacheTable("Dockerfile", before=(_step("RUN a | b `c`\n  && d", True),), after=())
     body = pr_body.render_pr_body(sample_plan(cache_tables=(table,)), "o/r")
-    assert "| 1 | `RUN a \\| b 'c' && d` | yes |  |  |" in body
+    assert "| 1 | `RUN a \\| b 'c' && d` | yes | removed |" in body
 
 
 def test_huge_plan_is_cut_gracefully_under_githubs_limit() -> None:
     findings = tuple(Finding(f"svc{i}/buildspec.yml", "warning", "unresolved", "x" * 300) for i in range(2000))
     steps = tuple(_step(f"RUN step {i} " + "y" * 80, True) for i in range(300))
-    tables = tuple(CacheTable(f"svc{i}/Dockerfile", steps, steps) for i in range(40))
+    tables = tuple(CacheTable(f"svc{i}/Dockerfile", steps, steps[1:]) for i in range(40))
     plan = sample_plan(findings=findings, cache_tables=tables)
     body = pr_body.render_pr_body(plan, "octo/app")
     assert len(body) <= LIMIT
@@ -200,7 +201,7 @@ def test_node_service_body_as_a_platform_engineer_reads_it() -> None:
     body = pr_body.render_pr_body(plan, "octo/node-service", Options())
     assert len(body) < LIMIT and pr_body.parse_fingerprint(body) == plan.fingerprint
     for heading in ("## What changes and why", "## Cache flags", "## One-time AWS setup", "## Troubleshooting",
-                    "## Steps that re-run when only source files change", "## If you close this pull request"):
+                    "## Steps that re-run when only application source changes", "## If you close this pull request"):
         assert body.count(heading) == 1, heading
     commands = body.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
     assert commands[0] == ("aws ecr create-repository --repository-name orders-api-cache --region eu-west-1 "

@@ -7,7 +7,8 @@ value changed misses (https://docs.docker.com/build/building/variables/#impact-o
 
 A "source-only change" is the worst case of a commit that touches no dependency manifest: every COPY/ADD of
 a file that is not a manifest (by name) counts as changed, config files included, so before and after are
-compared on the same footing. A COPY's key is the checksum of the files it copies, not their mtimes
+compared on the same footing. "Application source" means exactly that: any file that is not a dependency
+manifest. A COPY's key is the checksum of the files it copies, not their mtimes
 (https://docs.docker.com/build/cache/invalidation/).
 """
 
@@ -120,10 +121,7 @@ def _mounted_stages(inst: Instruction, df: Dockerfile, stage: Stage) -> list[Sta
 
 
 def _stage_ref(value: str, df: Dockerfile, upto: int) -> Stage | None:
-    for stage in df.stages[:upto]:
-        if stage.name == value.lower() or str(stage.index) == value:
-            return stage
-    return None
+    return df.stage_ref(value, upto)
 
 
 def built_stages(df: Dockerfile, targets: tuple[str | None, ...]) -> set[int]:
@@ -240,3 +238,38 @@ def table(path: str, before: Dockerfile, after: Dockerfile | None, facts: ArgFac
     """The before/after cache table of one Dockerfile (after = before when unchanged)."""
     return CacheTable(dockerfile=path, before=steps(before, facts, targets),
                       after=steps(after or before, facts, targets))
+
+
+Row = tuple[CacheStep | None, CacheStep | None]
+
+
+def unchanged(t: CacheTable) -> bool:
+    """True when the Dockerfile's steps are the same before and after (nothing to compare)."""
+    return t.before == t.after
+
+
+def paired(t: CacheTable) -> tuple[Row, ...]:
+    """(before, after) rows, one per instruction, in the order of the edited Dockerfile.
+
+    A step is matched to the first unused step of the same stage with the same text; an added step has no
+    before, and a step found only before sits right below the row of the step that preceded it.
+    """
+    unused: dict[tuple[str, str], list[int]] = {}
+    for n, step in enumerate(t.before):
+        unused.setdefault((step.stage, step.instruction), []).append(n)
+    rows: list[Row] = []
+    row_of: dict[int, int] = {}  # before index → row
+    for step in t.after:
+        queue = unused.get((step.stage, step.instruction))
+        if queue:
+            n = queue.pop(0)
+            row_of[n] = len(rows)
+            rows.append((t.before[n], step))
+        else:
+            rows.append((None, step))
+    for n in sorted(i for q in unused.values() for i in q):
+        at = row_of.get(n - 1, -1) + 1 if n else 0
+        rows.insert(at, (t.before[n], None))
+        row_of = {k: (v + 1 if v >= at else v) for k, v in row_of.items()}
+        row_of[n] = at
+    return tuple(rows)

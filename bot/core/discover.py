@@ -10,12 +10,28 @@ from dataclasses import dataclass
 import yaml
 
 from bot.core import buildspec_yaml as by
+from bot.core import globs
 from bot.core.model import Finding, Options, RepoSnapshot
+from bot.core.repo_config import CONFIG_PATH
 
-_SKIP_DIRS = frozenset({"node_modules", "vendor", ".git", ".venv", "venv", "__pycache__", ".terraform",
+# Installed third-party code: never read. `vendor/` is left out of buildspec/Dockerfile discovery by the default
+# `ignore_paths` only (a team may vendor its own images), and its manifests are never read.
+_SKIP_DIRS = frozenset({"node_modules", ".git", ".venv", "venv", "__pycache__", ".terraform",
                         "bower_components", ".tox", "site-packages"})
+_NO_MANIFESTS = _SKIP_DIRS | {"vendor"}
 _BUILDSPEC = re.compile(r"(?i)^.*buildspec.*\.ya?ml$")
-_DOCKERFILE = re.compile(r"(?i)^(?:dockerfile|containerfile|.+\.dockerfile|dockerfile[._-].+)$")
+# `Dockerfile`, `Dockerfile.dev`, `Dockerfile_prod`, `api.Dockerfile` and the same with `Containerfile` (Podman's name).
+_DOCKERFILE = re.compile(r"(?i)^(?:(?:docker|container)file(?:[._-].+)?|.+\.(?:docker|container)file)$")
+# A last extension that makes `dockerfile_parse.py`, `dockerfile.go` or `Dockerfile.md` a source file or a document,
+# never a Dockerfile (`Dockerfile.dev`, `Dockerfile.alpine`, `Dockerfile_arm.cpu` keep counting).
+_NOT_DOCKERFILE = frozenset({
+    "py", "pyc", "pyi", "ipynb", "js", "mjs", "cjs", "jsx", "ts", "tsx", "mts", "cts", "vue", "svelte", "go", "rb",
+    "java", "kt", "kts", "scala", "groovy", "gradle", "cs", "fs", "vb", "rs", "c", "h", "cc", "cpp", "cxx", "hpp",
+    "php", "pl", "pm", "swift", "dart", "lua", "r", "ex", "exs", "erl", "clj", "hs", "ml", "sql", "sh", "bash",
+    "zsh", "fish", "ps1", "psm1", "bat", "cmd", "md", "markdown", "rst", "adoc", "txt", "html", "htm", "css",
+    "scss", "json", "yml", "yaml", "toml", "xml", "lock", "tf", "hcl", "csv", "log", "diff", "patch", "png",
+    "jpg", "jpeg", "gif", "svg", "pdf", "dockerignore",
+})
 _MANIFESTS = frozenset({
     "package.json", "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml",
     "pnpm-workspace.yaml", "Pipfile", "Pipfile.lock", "pyproject.toml", "poetry.lock", "uv.lock", "setup.py",
@@ -30,13 +46,23 @@ _MAX_DOCKERFILES = 300
 _MAX_MANIFESTS = 600
 
 
-def _skipped(path: str) -> bool:
-    return any(part in _SKIP_DIRS for part in path.split("/")[:-1])
+def _skipped(path: str, dirs: frozenset[str] = _SKIP_DIRS) -> bool:
+    return any(part in dirs for part in path.split("/")[:-1])
 
 
-def _is_dockerfile(path: str) -> bool:
+def is_dockerfile(path: str) -> bool:
+    """True when the file name is a Dockerfile's: `Dockerfile[.*]`, `*.Dockerfile`, `Containerfile`, not code."""
     base = posixpath.basename(path)
-    return bool(_DOCKERFILE.match(base)) and not base.lower().endswith(".dockerignore")
+    if not _DOCKERFILE.match(base):
+        return False
+    lower = base.lower()
+    if lower.endswith(("dockerfile", "containerfile")):
+        return True
+    return "." not in base or lower.rsplit(".", 1)[1] not in _NOT_DOCKERFILE
+
+
+def _ignored(path: str, options: Options) -> bool:
+    return globs.matches_any(path, options.ignore_paths)
 
 
 def _is_manifest(path: str) -> bool:
@@ -51,26 +77,47 @@ def _is_manifest(path: str) -> bool:
 def may_change_plan(path: str) -> bool:
     """True when a change to ``path`` can change the plan: what discovery reads, by name (config globs aside)."""
     base = posixpath.basename(path)
-    if _BUILDSPEC.match(base) or _is_dockerfile(path) or _is_manifest(path):
+    if _skipped(path):
+        return False  # never read, whatever the config says
+    if _BUILDSPEC.match(base) or is_dockerfile(path) or _is_manifest(path):
         return True
     return base == ".dockerignore" or base.endswith(".dockerignore") or base.lower() == "packages.config"
 
 
-def _matches(path: str, globs: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(path, g) or path == g.lstrip("./") for g in globs)
+def _matches(path: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(path, g) or path == g.removeprefix("./") for g in patterns)
+
+
+def configured_matches(paths: tuple[str, ...], pattern: str) -> list[str]:
+    """The paths a `buildspecs:`/`dockerfiles:` entry (or `--buildspec`/`--dockerfile`) names."""
+    return [p for p in paths if not _skipped(p) and _matches(p, (pattern,))]
 
 
 def buildspec_candidates(paths: tuple[str, ...], options: Options) -> list[str]:
-    """Paths that look like buildspecs by name or are configured as such."""
-    out = [p for p in paths if not _skipped(p) and (_BUILDSPEC.match(posixpath.basename(p))
-                                                     or _matches(p, options.buildspec_paths))]
+    """Paths that look like buildspecs by name (outside `ignore_paths`) or are configured as such."""
+    out = [p for p in paths if not _skipped(p) and (
+        (_BUILDSPEC.match(posixpath.basename(p)) and not _ignored(p, options))
+        or _matches(p, options.buildspec_paths))]
     return out[:_MAX_SPECS]
 
 
 def dockerfile_candidates(paths: tuple[str, ...], options: Options) -> list[str]:
-    """Paths that look like Dockerfiles by name or are configured as such."""
-    out = [p for p in paths if not _skipped(p) and (_is_dockerfile(p) or _matches(p, options.dockerfile_paths))]
+    """Paths that look like Dockerfiles by name (outside `ignore_paths`) or are configured as such."""
+    out = [p for p in paths if not _skipped(p) and (
+        (is_dockerfile(p) and not _ignored(p, options)) or _matches(p, options.dockerfile_paths))]
     return out[:_MAX_DOCKERFILES]
+
+
+def _unmatched(paths: tuple[str, ...], options: Options) -> list[Finding]:
+    """A configured path or glob that names no file: a typo the user must hear about, not a silent no-op."""
+    out = []
+    for key, patterns in (("dockerfiles", options.dockerfile_paths), ("buildspecs", options.buildspec_paths)):
+        for pattern in patterns:
+            if not configured_matches(paths, pattern):
+                out.append(Finding(CONFIG_PATH, "warning", "config-glob-unmatched",
+                                   f"`{key}` entry `{pattern}` matches no file of the repository, so it adds "
+                                   "nothing; correct the path or remove it."))
+    return out
 
 
 def paths_to_read(paths: tuple[str, ...], options: Options) -> tuple[str, ...]:
@@ -78,7 +125,7 @@ def paths_to_read(paths: tuple[str, ...], options: Options) -> tuple[str, ...]:
     chosen = dict.fromkeys(buildspec_candidates(paths, options) + dockerfile_candidates(paths, options))
     ignores = [p for p in paths if not _skipped(p) and posixpath.basename(p).endswith(".dockerignore")]
     chosen.update(dict.fromkeys(ignores[:_MAX_DOCKERFILES]))
-    manifests = [p for p in paths if not _skipped(p) and _is_manifest(p)]
+    manifests = [p for p in paths if not _skipped(p, _NO_MANIFESTS) and _is_manifest(p)]
     chosen.update(dict.fromkeys(manifests[:_MAX_MANIFESTS]))
     return tuple(chosen)
 
@@ -162,7 +209,7 @@ def _batch_refs(text: str) -> list[str]:
 
 def discover(snapshot: RepoSnapshot, options: Options) -> Discovery:
     """Return the CodeBuild buildspecs and Dockerfiles of the snapshot."""
-    findings: list[Finding] = []
+    findings = _unmatched(snapshot.paths, options)
     candidates = buildspec_candidates(snapshot.paths, options)
     queue = list(candidates)
     seen: set[str] = set()

@@ -224,7 +224,7 @@ def plan_dockerfiles(
         new_text: str | None = None
         reasons: list[str] = []
         if options.reorder:
-            new_text, reasons, extra = _reorder_all(df, target, snapshot, paths, ignores)
+            new_text, reasons, extra = _reorder_all(df, target, snapshot, paths, ignores, options.reorder_unlocked)
             findings += [Finding(path, level, code, msg) for level, code, msg in extra]  # type: ignore[arg-type]
         final_df = df
         facts = target.facts
@@ -241,7 +241,8 @@ def plan_dockerfiles(
 
 
 def _reorder_all(df: Dockerfile, target: _Target, snapshot: RepoSnapshot, paths: frozenset[str],
-                 ignores: dict[str, dockerignore.Matcher]) -> tuple[str | None, list[str], list[tuple[str, str, str]]]:
+                 ignores: dict[str, dockerignore.Matcher], unlocked: bool = False
+                 ) -> tuple[str | None, list[str], list[tuple[str, str, str]]]:
     """Reorder for every context the Dockerfile is built with (all must agree), then move volatile ARGs."""
     results = []
     for ctx in target.contexts:
@@ -249,7 +250,7 @@ def _reorder_all(df: Dockerfile, target: _Target, snapshot: RepoSnapshot, paths:
         ignore_path = _ignore_path(snapshot, ctx, target.path)
         matcher = ignores.get(ignore_path) or dockerignore.Matcher(
             dockerignore.read_patterns(snapshot.text(ignore_path) or ""))
-        build_ctx = BuildContext(ctx, paths, snapshot.files, matcher.excluded)
+        build_ctx = BuildContext(ctx, paths, snapshot.files, matcher.excluded, unlocked)
         results.append(_reorder_fixpoint(df, build_ctx))
     first = results[0]
     findings = list(first.findings)

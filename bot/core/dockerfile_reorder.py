@@ -31,6 +31,8 @@ class BuildContext:
     paths: frozenset[str]
     files: Mapping[str, str]
     excluded: Callable[[str], bool] = field(default=lambda _p: False)
+    # Reorder Node and PHP installs without a lock file (repo setting `reorder_unlocked`).
+    unlocked: bool = False
 
     def repo_path(self, rel: str) -> str:
         """Repository path of a context-relative path."""
@@ -378,7 +380,7 @@ class _StagePlan:
                         return [], f"`{r}` is not in the build context"
                 files += closure
                 continue
-            why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read)
+            why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read, self.ctx.unlocked)
             if why:
                 return [], why
             output = _OUTPUTS.get(install.ecosystem)
@@ -695,7 +697,7 @@ class _StagePlan:
             if first not in placed:
                 return ([], [], unknown) if install.deps_only else None
             project = posixpath.dirname(placed[first]) or "."
-            why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read)
+            why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read, self.ctx.unlocked)
         if why:
             return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {why}.")]
         between = after[: after.index(inst)]
@@ -713,7 +715,8 @@ class _StagePlan:
             reason = (f"Dockerfile {self.label}: run `{install.prefetch}` after the manifests are copied and "
                       f"before {_short(c.inst)}, so the {install.ecosystem} dependencies are downloaded in "
                       f"their own cached layer; `{install.command.text}` still runs after the source copy.")
-            return [("insert", c.inst.index, 0, line)], [reason], []
+            note = self._unlocked_note(install, project)
+            return [("insert", c.inst.index, 0, line)], [reason], [note] if note else []
         root = self.copy_dest_dir(c)
         root_text = root[1] if root and root[0] == "" else None
         seen_user = self.inherits_user() or any(i.keyword == "USER" for i in before)
@@ -729,7 +732,8 @@ class _StagePlan:
         reason = (f"Dockerfile {self.label}: moved {_short(c.inst)} below `{install.command.text}`, which reads "
                   f"only the manifests copied before it, so a change to the application source no longer "
                   f"re-installs the {install.ecosystem} dependencies.")
-        return [("move_after", c.inst.index, inst.index, "")], [reason], []
+        note = self._unlocked_note(install, project)
+        return [("move_after", c.inst.index, inst.index, "")], [reason], [note] if note else []
 
     def _hoist(self, c: CopyAll, steps: list[_Step], after: list[Instruction]
                ) -> StagePlan:
@@ -745,13 +749,30 @@ class _StagePlan:
             copied += [f for f in step.files if any(f in line.split() or json.dumps(f) in line for line in lines)]
         last = steps[-1].inst
         ops.append(("move_after", c.inst.index, last.index, ""))
-        notes = self._rid_mismatch(steps, after) + self._unpinned(steps)
+        notes = self._rid_mismatch(steps, after) + self._unpinned(steps) + [
+            note for s in steps for i in s.installs
+            if (note := self._unlocked_note(i, self.project_of(c, s.inst) or "."))]
         tools = sorted({i.ecosystem for s in steps for i in s.installs})
         installs = _and_list([i.command.text for s in steps for i in s.installs])
         reason = (f"Dockerfile {self.label}: {_copy_phrase(copied)}run {installs} before "
                   f"{_short(c.inst)}, so a change to the application source no longer re-installs the "
                   f"{'/'.join(tools)} dependencies.")
         return ops, [reason], notes
+
+    def _unlocked_note(self, install: ecosystems.Install, project: str) -> tuple[str, str, str] | None:
+        """A Node/PHP install moved before the source copy without a lock file: it now refreshes less often."""
+        if install.ecosystem not in ecosystems.UNLOCKED_REORDERABLE:
+            return None
+        locks = ecosystems.missing_lock(install, project, self.ctx.exists)
+        if locks is None:
+            return None
+        manifest = posixpath.normpath(posixpath.join(project, ecosystems.TABLE[install.ecosystem].manifests[0]))
+        return ("info", "dockerfile-unlocked-install",
+                f"{self.label}: `{project}` has no lock file ({locks}), so `{install.command.text}` installs the "
+                f"newest versions `{manifest}` allows. After this change its cached layer is rebuilt, and newer "
+                f"versions picked up, only when `{manifest}` changes (before, every source change re-installed). "
+                f"Commit the lock file so every build installs the same versions; to keep such installs after "
+                f"the source copy, set `reorder_unlocked: false` in `.github/ecr-cache.yml`.")
 
     def _unpinned(self, steps: list[_Step]) -> list[tuple[str, str, str]]:
         """Requirements without `==`: once the install layer is cached they stay at the versions it resolved."""
@@ -818,7 +839,7 @@ class _StagePlan:
         pre = ecosystems.recognise(cmd)
         if pre is None or not pre.deps_only:
             return None
-        why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read)
+        why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read, self.ctx.unlocked)
         if why:
             return why
         # MSBuild and NuGet also read Directory.Build.props, Directory.Packages.props and NuGet.config from
@@ -843,7 +864,8 @@ class _StagePlan:
                   f"{_short(c.inst)}, "
                   f"so the {install.ecosystem} dependencies are downloaded in their own cached layer; "
                   f"`{install.command.text}` still runs after the source copy.")
-        return ops, [reason], []
+        note = self._unlocked_note(install, project)
+        return ops, [reason], [note] if note else []
 
 
 def reorder(df: Dockerfile, ctx: BuildContext) -> Outcome:

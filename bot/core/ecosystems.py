@@ -274,10 +274,24 @@ def _dotnet_restore(w: list[str]) -> str | None:
     return " ".join(out)
 
 
-def unsafe_reason(install: Install, project: str, exists: Exists, read: Read) -> str | None:
+# Without a lock file these still install from the manifest alone (what every Docker guide reorders); the other
+# ecosystems' lock files also carry what the install reads (go.sum checksums, Cargo.lock, Gemfile.lock platforms).
+UNLOCKED_REORDERABLE = frozenset({"npm", "yarn", "pnpm", "composer"})
+
+
+def missing_lock(install: Install, project: str, exists: Exists) -> str | None:
+    """The lock file names (`package-lock.json or npm-shrinkwrap.json`) when the project has none."""
+    eco = TABLE[install.ecosystem]
+    if eco.locks and not any(exists(posixpath.normpath(posixpath.join(project, lock))) for lock in eco.locks):
+        return " or ".join(eco.locks)
+    return None
+
+
+def unsafe_reason(install: Install, project: str, exists: Exists, read: Read, unlocked: bool = False) -> str | None:
     """Why installing with only the manifests copied is not provably the same; None when it is.
 
-    ``project`` is the context-relative folder the install runs in.
+    ``project`` is the context-relative folder the install runs in; ``unlocked``: a Node or PHP install
+    without a lock file is accepted.
     """
     eco = TABLE[install.ecosystem]
 
@@ -291,7 +305,8 @@ def unsafe_reason(install: Install, project: str, exists: Exists, read: Read) ->
             return f"{eco.name}: `{at(manifest)}` is not in the build context"
     if eco.name == "gradle" and not any(exists(at(m)) for m in eco.manifests):
         return f"gradle: no build.gradle or build.gradle.kts in `{project}`"
-    if eco.locks and not any(exists(at(lock)) for lock in eco.locks):
+    if eco.locks and not any(exists(at(lock)) for lock in eco.locks) and not (
+            unlocked and eco.name in UNLOCKED_REORDERABLE):
         return f"{eco.name}: no lock file ({' or '.join(eco.locks)}) in `{project}`, so the install is not pinned"
     check = _CHECKS.get(eco.name)
     return check(install, project, at, exists, read) if check else None

@@ -12,6 +12,10 @@ Action = Literal["create", "modify"]
 CacheMode = Literal["max", "min"]
 OutputMode = Literal["push", "load", "none"]
 CacheErrors = Literal["ignore", "fatal"]
+# Renovate's `:ignoreModulesAndTests` folders (https://docs.renovatebot.com/presets-default/#ignoremodulesandtests);
+# `ignore_paths` in the repo config replaces them, as Renovate's `ignorePaths` does.
+DEFAULT_IGNORE_PATHS = ("**/node_modules/**", "**/vendor/**", "**/test/**", "**/tests/**", "**/__tests__/**",
+                        "**/__fixtures__/**", "**/examples/**")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,9 @@ class Options:
     install: str | None = None
     # "ignore": a failed cache export or a builder that cannot start never fails the build; "fatal": it does.
     cache_errors: CacheErrors = "ignore"
+    # Globs of folders and files whose buildspecs and Dockerfiles discovery leaves out (paths in
+    # `buildspec_paths`/`dockerfile_paths` are still taken).
+    ignore_paths: tuple[str, ...] = DEFAULT_IGNORE_PATHS
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,11 @@ MAX_CONFIG_BYTES = 64 * 1024
 
 
 class ConfigError(ValueError):
-    """The repo config is invalid; the message names the key."""
+    """The repo config is invalid; the message names the key (``problems``: one message per bad key)."""
+
+    def __init__(self, message: str, problems: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems or (message,)
 
 
 def _string(key: str, value: Any) -> str:
@@ -76,6 +80,13 @@ def _paths(key: str, value: Any) -> tuple[str, ...]:
     return tuple(i.strip() for i in items)
 
 
+def _ignore_globs(key: str, value: Any) -> tuple[str, ...]:
+    # Unlike `buildspecs:`, an empty list is meaningful here: ignore nothing (the defaults are replaced).
+    if value == []:
+        return ()
+    return _paths(key, value)
+
+
 def _image(key: str, value: Any) -> str:
     text = _string(key, value)
     if any(c.isspace() for c in text) or text.startswith("-"):
@@ -117,6 +128,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "lifecycle_days": ("lifecycle_days", _days),
     "buildspecs": ("buildspec_paths", _paths),
     "dockerfiles": ("dockerfile_paths", _paths),
+    "ignore_paths": ("ignore_paths", _ignore_globs),
     "reorder": ("reorder", _bool),
     "dockerignore": ("dockerignore", _bool),
     "builder_image": ("builder_image", _image),
@@ -129,15 +141,22 @@ KNOWN_KEYS = tuple(_FIELDS)
 
 
 def options_from_mapping(raw: Mapping[str, Any], base: Options | None = None) -> Options:
-    """Validate a mapping of config keys into Options; raise ConfigError naming the first bad key."""
+    """Validate a mapping of config keys into Options; raise ConfigError listing every bad key."""
     changes: dict[str, Any] = {}
+    problems: list[str] = []
     for key, value in raw.items():
         if key not in _FIELDS:
             hint = difflib.get_close_matches(str(key), KNOWN_KEYS, n=1)
             suggestion = f" (did you mean `{hint[0]}`?)" if hint else ""
-            raise ConfigError(f"unknown key `{key}`{suggestion}; known keys: {', '.join(KNOWN_KEYS)}")
+            problems.append(f"unknown key `{key}`{suggestion}; known keys: {', '.join(KNOWN_KEYS)}")
+            continue
         field_name, convert = _FIELDS[key]
-        changes[field_name] = convert(key, value)
+        try:
+            changes[field_name] = convert(key, value)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise ConfigError("; ".join(problems), tuple(problems))
     return dataclasses.replace(base or Options(), **changes)
 
 
@@ -164,4 +183,4 @@ def parse_repo_config(text: str | None, path: str = CONFIG_PATH) -> tuple[Option
     try:
         return options_from_mapping(raw), []
     except ConfigError as exc:
-        return Options(), [Finding(path, "error", "config-invalid", f"{path}: {exc}")]
+        return Options(), [Finding(path, "error", "config-invalid", f"{path}: {problem}") for problem in exc.problems]
