@@ -210,6 +210,8 @@ def _comment(payload: Mapping[str, Any], installation_id: int, delivery_id: str)
         "comment_node_id": _opt_str(comment, "node_id"),
         "issue_node_id": _opt_str(issue, "node_id"),
         "association": _opt_str(comment, "author_association"),
+        # Signed with the body: a replay under a fresh delivery id carries the same time (bot/dedupe.py).
+        "created_at": _opt_str(comment, "created_at"),
     }
     return Routed((Job("command", installation_id, repo, delivery_id, data),), f"command {command.name}")
 

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot import fanout, pacing, pr_body
+from bot import dedupe, fanout, pacing, pr_body
 from bot.core import discover, planner
 from bot.core.model import Finding, Options, Plan, RepoSnapshot
 from bot.events import CONFIG_PATH
@@ -26,6 +26,7 @@ from bot.github_gateway import (
 from bot.job import Job
 from bot.logs import log_event
 from bot.retry import RetryLater, classify_exception
+from bot.storage import now
 
 WRITE_ROLES = frozenset({"admin", "maintain", "write"})
 # A publish writes a tree, a commit, the branch ref and the pull request: reserved together, so the pacer never
@@ -361,6 +362,9 @@ def _text(value: object) -> str | None:
 def _command(gw: GitHubGateway, job: Job) -> list[Outcome]:
     data = job.data
     repo, user = job.repo, str(data["user"])
+    answered = _answered_elsewhere(job)
+    if answered is not None:
+        return [answered]
     issue = int(data["issue_number"])
     command = str(data.get("command") or "open")
     # Members and collaborators usually may run the command: read the tree first so the state query brings
@@ -396,6 +400,21 @@ def _command(gw: GitHubGateway, job: Job) -> list[Outcome]:
             except GitHubError as inner:
                 log_event("reply_failed", level="warning", repo=repo, error=str(inner))
         raise
+
+
+def _answered_elsewhere(job: Job) -> Outcome | None:
+    """An outcome when this command comment must not be answered by this job (a replay, too old), else None."""
+    comment_id = int(job.data["comment_id"])
+    if dedupe.command_too_old(job.data.get("created_at"), now()):
+        log_event("command_ignored", level="warning", repo=job.repo, delivery=job.delivery_id,
+                  comment_id=comment_id, reason="comment older than the replay window")
+        return Outcome(job.repo, "stale", detail=f"comment {comment_id} is too old to answer")
+    claims = dedupe.claims_in(pacing.current())  # None without a durable queue (tests' in-memory queue)
+    if claims is not None and not claims.claim(job.installation_id, comment_id, job.delivery_id):
+        log_event("command_ignored", level="warning", repo=job.repo, delivery=job.delivery_id,
+                  comment_id=comment_id, reason="comment already answered under another delivery id")
+        return Outcome(job.repo, "duplicate", detail=f"comment {comment_id} is answered by another delivery")
+    return None
 
 
 def _run_command(gw: GitHubGateway, job: Job, command: str, reply: _Reply, state: RepoState) -> list[Outcome]:

@@ -104,7 +104,7 @@ def test_command_comment_routes_command_job(corpus: Path) -> None:
     assert job.data == {"command": "preview", "unknown": None, "comment_id": 492700400, "issue_number": 1,
                         "user": "Codertocat", "default_branch": "master",
                         "comment_node_id": payload["comment"]["node_id"], "issue_node_id": payload["issue"]["node_id"],
-                        "association": "OWNER"}
+                        "association": "OWNER", "created_at": payload["comment"]["created_at"]}
     payload["comment"]["node_id"] = {"not": "a string"}  # optional: a wrong shape drops it, the job still runs
     (job,) = route("issue_comment", payload, "d-4").jobs
     assert job.data["comment_node_id"] is None
