@@ -130,6 +130,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "dockerfiles": ("dockerfile_paths", _paths),
     "ignore_paths": ("ignore_paths", _ignore_globs),
     "reorder": ("reorder", _bool),
+    "reorder_unlocked": ("reorder_unlocked", _bool),
     "dockerignore": ("dockerignore", _bool),
     "builder_image": ("builder_image", _image),
     "builder_name": ("builder_name", _builder_name),
