@@ -25,6 +25,7 @@ from bot.core.buildspec_verify import (
     verify_buildspec_edit,
 )
 from bot.core.discover import Discovery
+from bot.core.image_refs import classify, dockerfile_bases
 from bot.core.model import BuildLink, FileEdit, Finding, Options, PartialPlan, RepoSnapshot
 from bot.core.policies import default_cache_repository
 from bot.core.shellcmd import simple_commands
@@ -296,7 +297,9 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str], sna
             raise by.Unsupported(f"the commands of phase(s) {', '.join(an.flow_phases)} are a flow "
                                  "sequence `[...]`, which the bot does not edit")
         by.check_block_indentation(p.text)
-        _plan_setup(p, options, repo, edit, positions)
+        bases = tuple(dict.fromkeys(r for link, b in zip(links, an.builds, strict=True) if not b.build.rewritten
+                                    for r in link.base_images))
+        _plan_setup(p, options, repo, edit, positions, bases)
         new_text = splice(p, edit)
     except by.Unsupported as exc:
         findings.append(Finding(p.path, "warning", "buildspec-unsupported",
@@ -415,7 +418,8 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
     link = BuildLink(p.path, cmd.phase, cmd.index, line, b.dockerfile if not b.unresolved else None,
                      b.context, tag, output, b.unresolved,  # type: ignore[arg-type]
                      b.volatile_args, b.target, b.written_before, b.unknown_args,
-                     no_cache=_no_cache(b, p.analysis.env_vars), cached=db.rewritten or not (skip or malformed))
+                     no_cache=_no_cache(b, p.analysis.env_vars), cached=db.rewritten or not (skip or malformed),
+                     base_images=_base_images(b, snapshot))
     if db.rewritten or skip:
         return link
     if malformed:
@@ -478,6 +482,15 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
                                 f"values of {', '.join(b.unresolved)}, they share the cache tag `{tag}`; give "
                                 "each its own tag to keep their caches apart."))
     return link
+
+
+def _base_images(b: Build, snapshot: RepoSnapshot) -> tuple[str, ...]:
+    """The private ECR images the build's Dockerfile starts FROM."""
+    text = snapshot.text(b.dockerfile) if b.dockerfile and not b.unresolved else None
+    if not text:
+        return ()
+    args = dict(a.split("=", 1) for a in b.build.values("--build-arg") if "=" in a)
+    return dockerfile_bases(text, args)
 
 
 def _line_of(text: str, cmd: Command, offset: int) -> int:
@@ -558,7 +571,36 @@ def _login_covers(an: Analysis, region: str, options: Options, before: int, posi
     return False
 
 
-def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: dict[int, int]) -> None:
+def _base_logins(an: Analysis, options: Options, region: str, bases: tuple[str, ...], before: int,
+                 positions: dict[int, int]) -> list[str]:
+    """Registry hosts of private base images that no login before command ``before`` covers.
+
+    The docker-container builder pulls base images with the docker CLI's credentials
+    (https://docs.docker.com/build/drivers/docker-container/), so each registry needs its own `docker login`.
+    """
+    if an.cred_helper:
+        return []
+    targets = [_norm(t) for cmd, t in an.logins if positions[id(cmd)] <= before]
+    legacy = [(_norm(lg.region), lg.registry_ids) for cmd, lg in an.legacy if positions[id(cmd)] <= before]
+    out: list[str] = []
+    for ref in bases:
+        found = classify(ref)
+        host = ref.split("/", 1)[0]
+        if "$" in host or found.account is None or found.region is None:
+            continue
+        # The bot's own login covers this account's registry in the build's region.
+        own = options.account_id == found.account and region == found.region
+        # A login to `$ACCOUNT.dkr.ecr.<this region>` may well be this account: taken as covering it.
+        covered = own or any(t.startswith(host) or (t.startswith("$") and f".dkr.ecr.{found.region}." in t)
+                             for t in targets)
+        covered = covered or any(r == found.region and (not ids or found.account in ids) for r, ids in legacy)
+        if not covered and host not in out:
+            out.append(host)
+    return out
+
+
+def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: dict[int, int],
+                bases: tuple[str, ...] = ()) -> None:
     an = p.analysis
     texts = [c.value or "" for c in an.commands]
     todo = [b for b in an.builds if not b.build.rewritten]
@@ -595,6 +637,11 @@ def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: d
         setup.append(login_command(region, registry_host("$AWS_ACCOUNT_ID", region, an.china)))
         edit.reasons.append("Log in to this account's ECR registry before the build: the builder reads and "
                             "writes the cache there, and no existing login covers it.")
+    for host in _base_logins(an, options, region, bases, first_pos, positions) if todo else []:
+        setup.append(login_command(host.split(".")[3], host))
+        edit.reasons.append(f"Log in to `{host}` before the build: a Dockerfile starts FROM an image there, which "
+                            "the docker-container builder pulls with the docker CLI's credentials, and no "
+                            "existing login covers that registry.")
     own_uri = [t for t in texts if re.search(r"(?:^|[\s;&|(])(?:export\s+)?CACHE_URI=", t)]
     if any(not is_bot_line(t) for t in own_uri):
         raise by.Unsupported("the buildspec already sets `CACHE_URI` for its own purpose; the cache flags the bot "

@@ -40,6 +40,9 @@ _BOT_LINES = (
                r"CACHE_URI=\"\"; \}"),
     re.compile(rf"aws ecr get-login-password --region {_REGION} \| docker login --username AWS "
                rf"--password-stdin \$AWS_ACCOUNT_ID\.dkr\.ecr\.{_REGION}\.{_SUFFIX}"),
+    # The login to the registry of a private base image in another account or region.
+    re.compile(r"aws ecr get-login-password --region (?P<r>[a-z]{2}(?:-[a-z]+)+-\d) \| docker login --username AWS "
+               rf"--password-stdin \d{{12}}\.dkr\.ecr\.(?P=r)\.{_SUFFIX}"),
 )
 BOT_ENV = {"DOCKER_BUILDKIT", "CACHE_REPO_NAME"}
 

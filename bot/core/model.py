@@ -114,6 +114,8 @@ class BuildLink:
     # True when the build runs with the registry cache once the plan is merged (set up before, or by this plan);
     # False when its buildspec line is left as it is (refused: a secret would reach the cache, nothing to gain, ...).
     cached: bool = True
+    # Private ECR images its Dockerfile starts FROM (ARG defaults and `--build-arg` values expanded).
+    base_images: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

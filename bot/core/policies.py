@@ -11,7 +11,7 @@ import yaml
 
 from bot.core import buildspec_yaml as by
 from bot.core.buildspec_analysis import command_values
-from bot.core.image_refs import ImageRef, buildspec_images
+from bot.core.image_refs import ImageRef, buildspec_images, classify
 from bot.core.model import AwsSetup, BuildLink, Options
 from bot.core.names import (
     account_id_problem,
@@ -225,7 +225,7 @@ def public_repository_arn(account: str, name: str) -> str:
 
 def iam_policy(region: str, account: str, repositories: Iterable[str],
                extra_arns: Iterable[str] = (), pull_only_arns: Iterable[str] = (),
-               public_arns: Iterable[str] = ()) -> dict[str, object]:
+               public_arns: Iterable[str] = (), base_arns: Iterable[str] = ()) -> dict[str, object]:
     """Least-privilege policy: ECR login on `*`, push/pull on the named repositories, pull on the builder image
     and private base images, ECR Public login and push on the public repositories a build pushes to."""
     arns = list(dict.fromkeys([*extra_arns, *(repository_arn(region, account, n) for n in repositories)]))
@@ -247,6 +247,10 @@ def iam_policy(region: str, account: str, repositories: Iterable[str],
     if pulls:
         statements.append({"Sid": "PullBuilderImage", "Effect": "Allow", "Action": list(PULL_ACTIONS),
                            "Resource": pulls})
+    bases = [a for a in dict.fromkeys(base_arns) if a not in arns and a not in pulls]
+    if bases:
+        statements.append({"Sid": "PullBaseImages", "Effect": "Allow", "Action": list(PULL_ACTIONS),
+                           "Resource": bases})
     public = list(dict.fromkeys(public_arns))
     if public:
         statements.append({"Sid": "EcrPublicLogin", "Effect": "Allow", "Action": list(PUBLIC_LOGIN_ACTIONS),
@@ -348,6 +352,7 @@ def aws_setup(
     # (account, region, where): registry hosts that real commands and env values name (never comments).
     hosts: list[tuple[str, str, str]] = []
     pushes: list[ImageRef] = []
+    pulls: list[ImageRef] = [classify(ref) for b in builds for ref in b.base_images]
     for path in sorted({b.buildspec for b in builds} or buildspec_texts):
         text = buildspec_texts.get(path, "")
         variables = _env_variables(text)
@@ -374,7 +379,9 @@ def aws_setup(
         for _, value in named_values:
             literal_images.extend(m for m in _REGISTRY_LITERAL.finditer(value)
                                   if m.group("repo") and not value.startswith(builder_ref, m.start()))
-        pushes.extend(buildspec_images(path, text).pushes)
+        seen = buildspec_images(path, text)
+        pushes.extend(seen.pushes)
+        pulls.extend(seen.pulls)
     region = _first_valid(regions, region_problem)
     account = _first_valid(accounts, account_id_problem)
     named = _named_by_hosts(hosts, region, account)
@@ -393,9 +400,8 @@ def aws_setup(
         # `$AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com/$IMAGE_REPO_NAME` once its name is known.
         name = push.repository
         if push.kind == "ecr" and name and name not in cache_repositories and name not in literal_arns:
-            literal_arns[name] = repository_arn(
-                push.region if push.region and region_problem(push.region) is None else region_text,
-                push.account if push.account and account_id_problem(push.account) is None else account_text, name)
+            literal_arns[name] = repository_arn(_or(push.region, region_problem, region_text),
+                                                _or(push.account, account_id_problem, account_text), name)
     images = tuple(dict.fromkeys(
         [n for n in image_names if n and n not in cache_repositories and ecr_repository_problem(n) is None]
         + list(literal_arns)
@@ -404,6 +410,9 @@ def aws_setup(
     public = {f"{p.alias}/{p.repository}": public_repository_arn(account_text, p.repository)
               for p in pushes if p.kind == "ecr-public" and p.repository}
     placeholders = [] if images else _image_placeholders(pushes)
+    base_arns = [repository_arn(_or(p.region, region_problem, region_text), _or(p.account, account_id_problem,
+                                                                                 account_text), p.repository)
+                 for p in pulls if p.kind == "ecr" and p.repository]
     own_account_images += [name for name, _ in placeholders]
     live_tags = sorted({b.cache_tag for b in builds})
     lifecycle = render_lifecycle_json(lifecycle_policy(options.cache_tag, options.lifecycle_days, live_tags))
@@ -412,7 +421,7 @@ def aws_setup(
                     if builder and builder.group("repo") else [])
     iam = render_json(iam_policy(region_text, account_text, own_account_images + list(cache_repositories),
                                  extra_arns=literal_arns.values(), pull_only_arns=builder_arns,
-                                 public_arns=public.values()))
+                                 public_arns=public.values(), base_arns=base_arns))
     return AwsSetup(
         region=region_text,
         cache_repository=cache_repositories[0],
@@ -427,6 +436,11 @@ def aws_setup(
         account_id=account,
         files=(LIFECYCLE_PATH, IAM_PATH),
     )
+
+
+def _or(value: str | None, problem: object, default: str) -> str:
+    """``value`` when it is a valid literal (``problem`` says None), else ``default``."""
+    return value if value and callable(problem) and problem(value) is None else default
 
 
 def _image_placeholders(pushes: Iterable[ImageRef]) -> list[tuple[str, str]]:
