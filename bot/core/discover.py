@@ -115,8 +115,9 @@ def _unmatched(paths: tuple[str, ...], options: Options) -> list[Finding]:
         for pattern in patterns:
             if not configured_matches(paths, pattern):
                 out.append(Finding(CONFIG_PATH, "warning", "config-glob-unmatched",
-                                   f"`{key}` entry `{pattern}` matches no file of the repository, so it adds "
-                                   "nothing; correct the path or remove it."))
+                                   f"`{key}` entry `{pattern}` matches no file the bot reads (none outside "
+                                   "node_modules, .git and virtualenv folders), so it adds nothing; correct the "
+                                   "path or remove it."))
     return out
 
 
