@@ -164,3 +164,18 @@ def test_push_routing_keeps_ignored_names_but_drops_installed_packages() -> None
     assert is_relevant_path("tests/e2e/Dockerfile")
     assert not is_relevant_path("ui/node_modules/left-pad/package.json")
     assert not is_relevant_path("bot/core/dockerfile_parse.py")
+
+
+def test_a_build_of_an_ignored_dockerfile_still_gets_the_cache() -> None:
+    """What the README says: the Dockerfile is not read (so not analysed), the buildspec's build is cached."""
+    spec = SPEC.replace("docker build -t app .", "docker build -t app -f test/img/Dockerfile test/img")
+    paths = ("buildspec.yml", "test/img/Dockerfile")
+    files = {"buildspec.yml": spec, "test/img/Dockerfile": DOCKERFILE}
+    snapshot = RepoSnapshot(paths, {p: files[p] for p in planner.paths_to_read(paths, Options())})
+    assert "test/img/Dockerfile" not in snapshot.files
+    result = planner.plan(snapshot, Options())
+    assert [(b.dockerfile, b.cached) for b in result.builds] == [("test/img/Dockerfile", True)]
+    assert "buildspec.yml" in {e.path for e in result.edits}
+    assert not [e for e in result.edits if e.path.startswith("test/")]
+    listed = planner.plan(RepoSnapshot(paths, files), Options(dockerfile_paths=("test/img/Dockerfile",)))
+    assert "test/img/Dockerfile" in listed.dockerfiles
