@@ -70,3 +70,11 @@ def test_other_ecosystems_still_need_their_lock_file() -> None:
     gemfile = "FROM ruby:3.3\nWORKDIR /app\nCOPY . .\nRUN bundle install\n"
     result = _plan(gemfile, {"Gemfile": "source 'https://rubygems.org'\ngem 'rack'\n"})
     assert _dockerfile_edit(result) is None
+
+
+def test_lock_file_left_out_by_dockerignore_still_blocks() -> None:
+    # The repository pins its versions but the build does not see the lock file: not an unpinned project.
+    files = {**NODE_FILES, "package-lock.json": "{}", ".dockerignore": "package-lock.json\n"}
+    result = _plan(NODE, files)
+    assert _dockerfile_edit(result) is None
+    assert any("no lock file" in f.message for f in result.findings)

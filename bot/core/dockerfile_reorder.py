@@ -41,6 +41,10 @@ class BuildContext:
             return self.root or "."
         return posixpath.normpath(posixpath.join(self.root, rel)) if self.root else rel
 
+    def tracked(self, rel: str) -> bool:
+        """True when the repository holds this context-relative file, even if .dockerignore leaves it out."""
+        return self.repo_path(rel) in self.paths
+
     def exists(self, rel: str) -> bool:
         """True when the context holds this file."""
         return self.repo_path(rel) in self.paths and not self.excluded(posixpath.normpath(rel))
@@ -167,10 +171,20 @@ def _classify_run(inst: Instruction, root: str | None) -> tuple[str, list[ecosys
             continue
         if cmd.name in ("npm", "yarn", "pnpm") and len(cmd.words) > 1 and cmd.words[1] == "cache":
             continue
-        blocked = system_only(cmd, root)
+        blocked = system_only(cmd, root) or _names_parent(cmd, root)
         if blocked:
             return "dep", [], blocked
     return ("install" if installs else "free"), installs, ""
+
+
+def _names_parent(cmd: Command, root: str | None) -> str | None:
+    """Why a command naming a folder above the copied one (`chmod -R g+w /srv` over `/srv/app`) may change it."""
+    if root is None or not root.startswith("/"):
+        return None
+    for word in cmd.words[1:]:
+        if word.startswith("/") and posixpath.normpath(word) != posixpath.normpath(root) and under(root, word):
+            return f"`{cmd.text}` names `{word}`, a folder above the copied files"
+    return None
 
 
 def _pip_destinations(words: tuple[str, ...]) -> list[str]:
@@ -380,7 +394,8 @@ class _StagePlan:
                         return [], f"`{r}` is not in the build context"
                 files += closure
                 continue
-            why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read, self.ctx.unlocked)
+            why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read,
+                                               self.may_float(install, project))
             if why:
                 return [], why
             output = _OUTPUTS.get(install.ecosystem)
@@ -697,7 +712,8 @@ class _StagePlan:
             if first not in placed:
                 return ([], [], unknown) if install.deps_only else None
             project = posixpath.dirname(placed[first]) or "."
-            why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read, self.ctx.unlocked)
+            why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read,
+                                               self.may_float(install, project))
         if why:
             return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {why}.")]
         between = after[: after.index(inst)]
@@ -759,6 +775,11 @@ class _StagePlan:
                   f"{'/'.join(tools)} dependencies.")
         return ops, [reason], notes
 
+    def may_float(self, install: ecosystems.Install, project: str) -> bool:
+        """True when the repo setting accepts an install without a lock file and the repository has none (a lock
+        file that .dockerignore leaves out is a different problem: the build does not see it)."""
+        return self.ctx.unlocked and ecosystems.missing_lock(install, project, self.ctx.tracked) is not None
+
     def _unlocked_note(self, install: ecosystems.Install, project: str) -> tuple[str, str, str] | None:
         """A Node/PHP install moved before the source copy without a lock file: it now refreshes less often."""
         if install.ecosystem not in ecosystems.UNLOCKED_REORDERABLE:
@@ -767,8 +788,9 @@ class _StagePlan:
         if locks is None:
             return None
         manifest = posixpath.normpath(posixpath.join(project, ecosystems.TABLE[install.ecosystem].manifests[0]))
+        where = "the build context" if project == "." else f"`{project}`"
         return ("info", "dockerfile-unlocked-install",
-                f"{self.label}: `{project}` has no lock file ({locks}), so `{install.command.text}` installs the "
+                f"{self.label}: {where} has no lock file ({locks}), so `{install.command.text}` installs the "
                 f"newest versions `{manifest}` allows. After this change its cached layer is rebuilt, and newer "
                 f"versions picked up, only when `{manifest}` changes (before, every source change re-installed). "
                 f"Commit the lock file so every build installs the same versions; to keep such installs after "
@@ -839,7 +861,8 @@ class _StagePlan:
         pre = ecosystems.recognise(cmd)
         if pre is None or not pre.deps_only:
             return None
-        why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read, self.ctx.unlocked)
+        why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read,
+                                           self.may_float(install, project))
         if why:
             return why
         # MSBuild and NuGet also read Directory.Build.props, Directory.Packages.props and NuGet.config from

@@ -1,0 +1,117 @@
+"""A copy of a build output, an artifact or a single source file moves below heavy installs that never read it."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.core.cachetable import table
+from bot.core.discover import Discovery
+from bot.core.dockerfile_parse import parse
+from bot.core.dockerfile_plan import counts, plan_dockerfiles, verify_dockerfile_edit
+from bot.core.model import BuildLink, Options, PartialPlan, RepoSnapshot
+
+LINK = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache")
+
+BUILD_OUTPUT = """FROM ubuntu:22.04
+WORKDIR /srv
+COPY build_output/ app/
+RUN apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless
+RUN curl -fsSL https://downloads.example.com/sdk-4.2.tgz -o /tmp/sdk.tgz && tar -xzf /tmp/sdk.tgz -C /opt
+EXPOSE 8080
+CMD ["/srv/app/run"]
+"""
+BUILD_OUTPUT_AFTER = """FROM ubuntu:22.04
+WORKDIR /srv
+RUN apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless
+RUN curl -fsSL https://downloads.example.com/sdk-4.2.tgz -o /tmp/sdk.tgz && tar -xzf /tmp/sdk.tgz -C /opt
+COPY build_output/ app/
+EXPOSE 8080
+CMD ["/srv/app/run"]
+"""
+PYC = """FROM python:3.12-slim
+WORKDIR /srv
+COPY app.pyc .
+RUN apt-get update && apt-get install -y libpq5
+RUN pip install flask==3.0.3 gunicorn==22.0.0
+CMD ["gunicorn", "app:app"]
+"""
+INDEX_JS = """FROM node:20-alpine
+ADD index.js .
+RUN apk add --no-cache ffmpeg
+RUN npm install -g pm2@5.4.2
+CMD ["pm2-runtime", "index.js"]
+"""
+FILES = ("build_output/run", "build_output/lib/app.jar", "app.pyc", "index.js")
+
+
+def _plan(dockerfile: str) -> PartialPlan:
+    snapshot = RepoSnapshot(paths=("Dockerfile", *FILES), files={"Dockerfile": dockerfile})
+    return plan_dockerfiles(snapshot, Options(dockerignore=False), (LINK,), Discovery(dockerfiles=("Dockerfile",)))
+
+
+def _edit(dockerfile: str) -> str | None:
+    edits = [e.content for e in _plan(dockerfile).edits if e.path == "Dockerfile"]
+    return edits[0] if edits else None
+
+
+def test_build_output_moves_below_the_sdk_installs() -> None:
+    result = _plan(BUILD_OUTPUT)
+    [edit] = [e for e in result.edits if e.path == "Dockerfile"]
+    assert edit.content == BUILD_OUTPUT_AFTER
+    assert verify_dockerfile_edit(BUILD_OUTPUT, edit.content) is None
+    [reason] = edit.reasons
+    assert "`COPY build_output/ app/`" in reason and "2 steps" in reason
+    assert counts(result.edits, result.cache_tables)["copies_moved_late"] == 1
+    assert table("Dockerfile", parse(BUILD_OUTPUT), parse(edit.content)).saved_on_source_change == 2
+    assert _edit(edit.content) is None  # idempotent
+
+
+@pytest.mark.parametrize("dockerfile", [PYC, INDEX_JS])
+def test_single_source_file_moves_below_system_and_named_installs(dockerfile: str) -> None:
+    after = _edit(dockerfile)
+    assert after is not None
+    lines = dockerfile.splitlines()
+    moved = lines[2] if lines[1].startswith("WORKDIR") else lines[1]
+    assert after.splitlines()[-2] == moved  # just above CMD, below both RUNs
+    assert verify_dockerfile_edit(dockerfile, after) is None
+    assert sorted(after.splitlines()) == sorted(lines)
+
+
+@pytest.mark.parametrize("change", [
+    # A step reads the copied files, or may.
+    ("RUN apt-get update", "RUN /srv/app/run --self-test && apt-get update"),
+    ("RUN apt-get update", "RUN python3 -m compileall /srv && apt-get update"),
+    # A step changes the mode or owner of a folder above the copy.
+    ("RUN apt-get update", "RUN chmod -R g+w /srv && apt-get update"),
+    # The copy sets an owner; a USER, WORKDIR or another COPY comes first.
+    ("COPY build_output/ app/", "COPY --chown=1000:1000 build_output/ app/"),
+    ("RUN apt-get update", "USER 1000\nRUN apt-get update"),
+    ("RUN apt-get update", "WORKDIR /srv/app\nRUN apt-get update"),
+    ("RUN apt-get update", "COPY config.yml /etc/app/\nRUN apt-get update"),
+    # Not an artifact: a config file may be what the package install reads.
+    ("COPY build_output/ app/", "COPY nginx.conf /etc/nginx/nginx.conf"),
+    ("COPY build_output/ app/", "COPY requirements.txt ."),
+    ("COPY build_output/ app/", "COPY $APP_DIR/ app/"),
+])
+def test_left_alone_when_not_provably_safe(change: tuple[str, str]) -> None:
+    text = BUILD_OUTPUT.replace(*change, 1)
+    after = _edit(text)
+    moved_late = after is not None and text.splitlines()[2] != after.splitlines()[2]
+    assert not moved_late, after
+
+
+def test_cheap_steps_alone_are_not_worth_a_move() -> None:
+    cheap = "FROM alpine:3.20\nWORKDIR /srv\nCOPY app.jar .\nRUN mkdir -p /var/log/app\nCMD [\"java\"]\n"
+    assert _edit(cheap) is None
+
+
+def test_unknown_working_directory_blocks_absolute_paths() -> None:
+    # `ADD index.js .` lands in the base image's WORKDIR, which may be any folder: a step naming an absolute
+    # path may touch it, so the copy stops above that step.
+    text = INDEX_JS.replace("npm install -g pm2@5.4.2", "npm install -g pm2@5.4.2 && rm -rf /root/.npm")
+    after = _edit(text)
+    assert after is not None
+    assert after.splitlines()[1:4] == ["RUN apk add --no-cache ffmpeg", "ADD index.js .",
+                                       "RUN npm install -g pm2@5.4.2 && rm -rf /root/.npm"]
+    only = "FROM node:20-alpine\nADD index.js .\nRUN apk add --no-cache ffmpeg && rm -rf /var/cache/apk/*\n"
+    assert _edit(only) is None
