@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot import dedupe, fanout, pacing, pr_body
+from bot import dedupe, fanout, pacing, pr_body, refusals
 from bot.core import discover, planner
 from bot.core.model import Finding, Options, Plan, RepoSnapshot
 from bot.events import CONFIG_PATH
@@ -22,6 +22,7 @@ from bot.github_gateway import (
     LostRace,
     RepoState,
     TreeFile,
+    comment_marker,
 )
 from bot.job import Job
 from bot.logs import log_event
@@ -382,9 +383,7 @@ def _command(gw: GitHubGateway, job: Job) -> list[Outcome]:
     if role not in WRITE_ROLES:
         role = gw.permission(repo, user)  # the authoritative answer: every grant, organization ones included
     if role not in WRITE_ROLES:
-        gw.upsert_comment(repo, issue, f"refusal-{user.lower()}", pr_body.render_comment(
-            "refusal", user=user, repo=repo, permission=role), state.issue_comments)
-        return [Outcome(repo, "refused", detail=role)]
+        return [_refuse(gw, job, state, role)]
     reply = _Reply(gw, job)
     try:
         return _run_command(gw, job, command, reply, state)
@@ -400,6 +399,27 @@ def _command(gw: GitHubGateway, job: Job) -> list[Outcome]:
             except GitHubError as inner:
                 log_event("reply_failed", level="warning", repo=repo, error=str(inner))
         raise
+
+
+def _refuse(gw: GitHubGateway, job: Job, state: RepoState, role: str) -> Outcome:
+    """The refusal in words once per user and issue, within `bot/refusals.py`'s limits; else a reaction or nothing."""
+    repo, user, issue = job.repo, str(job.data["user"]), int(job.data["issue_number"])
+    key = f"refusal-{user.lower()}"
+    if any(comment_marker(key) in c.body for c in state.issue_comments):
+        return Outcome(repo, "refused", detail=f"{role}; already answered on this issue")
+    pacer = pacing.current()
+    limiter = refusals.limiter_in(pacer)  # None without a durable queue: no store to share counts with
+    low = pacer is not None and pacer.budget_wait(job.installation_id) > 0  # under the background floor
+    answer = "comment" if limiter is None else limiter.take(job.installation_id, repo, user, budget_low=low)
+    if answer == "comment":
+        gw.upsert_comment(repo, issue, key, pr_body.render_comment(
+            "refusal", user=user, repo=repo, permission=role), state.issue_comments)
+        return Outcome(repo, "refused", detail=role)
+    if answer == "reaction":
+        gw.react(repo, int(job.data["comment_id"]), refusals.REACTION)
+    log_event("refusal_limited", repo=repo, delivery=job.delivery_id, user=user, answer=answer, budget_low=low)
+    how = "a reaction" if answer == "reaction" else "nothing"
+    return Outcome(repo, "refused", detail=f"{role}; answered with {how}")
 
 
 def _answered_elsewhere(job: Job) -> Outcome | None:
