@@ -89,7 +89,7 @@ class _LazyFactory:
 
 
 class JobRunner:
-    """The queue's runner: `jobs.run` with one gateway per installation for the life of the process.
+    """The queue's runner: `jobs.run` with the gateways of one `GatewayFactory` (bounded: see `MAX_GATEWAYS`).
 
     Set ``submit`` to the queue's `submit` once the queue exists, so installation jobs fan out into one
     sync job per repository; without it they sync every repository themselves."""
