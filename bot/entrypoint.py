@@ -13,6 +13,23 @@ from bot.web import create_app
 
 T = TypeVar("T")
 
+# Read deadlines of every request body in both deployments: a client that stalls, or trickles bytes, is
+# answered 408 and cut off instead of holding a connection (gthread: a thread) for as long as it likes.
+BODY_DEADLINE = 30.0  # seconds for a whole body, however fast it keeps coming
+BODY_GRACE = 2.0  # seconds before the minimum rate applies
+BODY_MIN_RATE = 16 * 1024  # bytes per second on average after the grace
+# Heads (request line and headers): refused with 414/431 as soon as they pass these sizes, 408 when a started
+# head is not complete in time. GitHub's deliveries send a short path and a few KiB of headers.
+MAX_REQUEST_LINE = 8190
+MAX_HEAD_BYTES = 64 * 1024
+HEAD_DEADLINE = 10.0
+TIMEOUT_ERROR = "request body not received in time"
+
+
+def body_due(started: float, received: int) -> float:
+    """The monotonic time by which more of a body must have arrived (whole-body deadline and minimum rate)."""
+    return started + min(BODY_DEADLINE, BODY_GRACE + received / BODY_MIN_RATE)
+
 
 def deployed(wrap: Callable[[Flask, Settings], T], settings: Settings | None = None) -> T:
     """JSON logs, the Flask app, and the lean webhook path ``wrap`` puts in front of it."""

@@ -132,6 +132,21 @@ def _add_logger_name(_logger: Any, _method: str, event_dict: MutableMapping[str,
 _logger: Any = None
 
 
+# Header values logged before (or whatever) the signature says: GitHub's delivery ids are GUIDs and its event
+# names are lower-case words (https://docs.github.com/en/webhooks/webhook-events-and-payloads); anything else
+# is logged as its length only, so a client cannot write what it likes, or megabytes, into the log.
+_HEADER_VALUE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}")
+
+
+def header_value(value: str | None) -> str | None:
+    """`value` if it has the shape of a delivery id or event name (at most 100 characters), else a placeholder."""
+    if not value:
+        return None
+    if _HEADER_VALUE.fullmatch(value):
+        return value
+    return f"<invalid: {len(value)} characters>"
+
+
 def log_event(event: str, /, *, level: str = "info", **fields: Any) -> None:
     """Write one structured log line (`event` names what happened; fields are JSON values)."""
     getattr(_logger or structlog.get_logger("ecr_cache_bot"), level)(event, **fields)

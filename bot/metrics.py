@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import re
 import sqlite3
+import threading
+import time
+from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -109,16 +114,77 @@ class RedisCounters:
         return result
 
 
+# /metrics stays bounded whatever the store holds: labels that name one delivery are summed away (the
+# install fan-out keeps them in the store to tally one install), and past MAX_SERIES label sets per counter the
+# rest are summed into one `overflow="true"` series.
+DROPPED_LABELS = frozenset({"delivery"})
+MAX_SERIES = 200
+_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
+
+
+def _exposed(labels: str) -> str:
+    if not any(f'{name}="' in labels for name in DROPPED_LABELS):
+        return labels
+    return ",".join(m.group(0) for m in _LABEL.finditer(labels) if m.group(1) not in DROPPED_LABELS)
+
+
 def render(snapshot: Mapping[tuple[str, str], int]) -> str:
-    """Prometheus text exposition format 0.0.4."""
+    """Prometheus text exposition format 0.0.4, with bounded label sets."""
+    series: dict[str, dict[str, int]] = {}
+    for (name, labels), value in snapshot.items():
+        exposed = series.setdefault(name, {})
+        key = _exposed(labels)
+        exposed[key] = exposed.get(key, 0) + value
     lines: list[str] = []
-    for name in sorted({n for n, _ in snapshot}):
+    for name in sorted(series):
         lines.append(f"# HELP {name} {HELP.get(name, name)}")
         lines.append(f"# TYPE {name} counter")
-        for (n, labels), value in sorted(snapshot.items()):
-            if n == name:
-                lines.append(f"{name}{{{labels}}} {value}" if labels else f"{name} {value}")
+        ordered = sorted(series[name].items())
+        kept, rest = ordered[:MAX_SERIES], ordered[MAX_SERIES:]
+        if rest:
+            kept.append(('overflow="true"', sum(v for _, v in rest)))
+        for labels, value in kept:
+            lines.append(f"{name}{{{labels}}} {value}" if labels else f"{name} {value}")
     return "\n".join(lines) + "\n" if lines else ""
+
+
+# Unauthenticated rejections (bad signature, oversized, timed out) are counted in memory and written to the
+# store at most once per FLUSH_EVERY seconds per process (and when /metrics is read, and at exit): each one
+# must not cost a durable write, which anyone could otherwise make the service do at line rate.
+FLUSH_EVERY = 10.0
+_pending_lock = threading.Lock()
+_pending: dict[int, tuple[Counters, Counter[tuple[str, Labels]]]] = {}
+_last_flush = [time.monotonic()]
+
+
+def count_unauthenticated(name: str, **labels: str) -> None:
+    """Count one unauthenticated request in memory; the store sees the sum on the next flush."""
+    counters = current()
+    if counters is None:
+        return
+    with _pending_lock:
+        _pending.setdefault(id(counters), (counters, Counter()))[1][(name, tuple(sorted(labels.items())))] += 1
+        due = time.monotonic() - _last_flush[0] >= FLUSH_EVERY
+    if due:
+        flush_pending()
+
+
+def flush_pending() -> None:
+    """Write the in-memory counts to their stores (a failed write keeps them for the next flush)."""
+    with _pending_lock:
+        taken = list(_pending.values())
+        _pending.clear()
+        _last_flush[0] = time.monotonic()
+    for counters, counts in taken:
+        for (name, labels), amount in counts.items():
+            try:
+                counters.incr(name, amount, **dict(labels))
+            except Exception:  # the store is down: keep the count, /readyz reports the store
+                with _pending_lock:
+                    _pending.setdefault(id(counters), (counters, Counter()))[1][(name, labels)] += amount
+
+
+atexit.register(flush_pending)
 
 
 _bound: Counters | None = None
@@ -203,6 +269,7 @@ def _worker_gauges() -> str:
 @blueprint.get("/metrics")
 def metrics() -> Response:
     """Expose counters, queue gauges and worker heartbeats in Prometheus text format."""
+    flush_pending()
     counters = current()
     body = render(counters.snapshot()) if counters is not None else ""
     return Response(body + render_gauges(_queue_gauges()) + _worker_gauges(), mimetype="text/plain; version=0.0.4")

@@ -19,7 +19,7 @@ from bot.config import Settings
 from bot.events import MalformedPayload, route
 from bot.github_gateway import GatewayFactory, GitHubGateway
 from bot.job import Job
-from bot.logs import log_event
+from bot.logs import header_value, log_event
 from bot.queue import JobQueue, create_queue
 from bot.readiness import blueprint as readiness_blueprint
 
@@ -28,8 +28,14 @@ def _reply(code: int, **fields: Any) -> tuple[Response, int]:
     return jsonify(fields), code
 
 
+UNAUTHENTICATED = frozenset({"too_large", "not_configured", "bad_signature"})
+
+
 def _count(outcome: str) -> None:
     """Count a delivery the queue never sees (the queue counts accepted and duplicate ones)."""
+    if outcome in UNAUTHENTICATED:  # in memory, batched: no durable write per unsigned request
+        metrics.count_unauthenticated("ecr_cache_bot_deliveries_total", outcome=outcome)
+        return
     counters = metrics.current()
     if counters is not None:
         counters.incr("ecr_cache_bot_deliveries_total", outcome=outcome)
@@ -54,7 +60,7 @@ def delivery_fields(event: str | None, delivery: str | None, payload: object, ro
     repository = body.get("repository")
     action = body.get("action")
     return {
-        "delivery_id": delivery or None, "event_name": event or None,
+        "delivery_id": header_value(delivery), "event_name": header_value(event),
         "action": action if isinstance(action, str) else None,
         "installation": first.installation_id if first is not None else (
             installation.get("id") if isinstance(installation, Mapping) else None),
@@ -143,7 +149,7 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
 
         def log(name: str, outcome: str, payload: object = None, routed_jobs: Sequence[Job] = (),
                 job_ids: Sequence[str] = (), level: str = "info", **extra: Any) -> None:
-            log_event(name, level=level, delivery=delivery or None, **extra,
+            log_event(name, level=level, delivery=header_value(delivery), **extra,
                       **delivery_fields(event, delivery, payload, routed_jobs, job_ids, outcome, start))
 
         try:
@@ -198,6 +204,11 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
         log("webhook_queued", outcome, payload, routed.jobs, result.job_ids, jobs=len(routed.jobs),
             duplicate=result.duplicate)
         return _reply(202, status=outcome, jobs=len(routed.jobs), reason=routed.reason)
+
+    @app.after_request
+    def nosniff(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
 
     @app.get("/healthz")
     def healthz() -> tuple[Response, int]:

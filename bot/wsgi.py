@@ -8,8 +8,10 @@ stays the one place that decides errors; tests/test_queue_wsgi.py checks both pa
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -18,7 +20,7 @@ from flask import Flask
 
 from bot.config import Settings
 from bot.credentials import webhook_secret
-from bot.entrypoint import deployed, lazy_app
+from bot.entrypoint import TIMEOUT_ERROR, body_due, deployed, lazy_app
 from bot.events import route
 from bot.logs import log_event
 from bot.web import delivery_fields, signature_ok
@@ -30,8 +32,65 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 def _json(status: str, fields: dict[str, Any], start_response: StartResponse) -> list[bytes]:
     # Byte-for-byte what Flask's `jsonify` sends (sorted keys, compact, trailing newline).
     body = (json.dumps(fields, sort_keys=True, separators=(",", ":")) + "\n").encode()
-    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                            ("X-Content-Type-Options", "nosniff")])
     return [body]
+
+
+def _has_body(environ: dict[str, Any]) -> bool:
+    return bool(environ.get("wsgi.input_terminated")) or str(environ.get("CONTENT_LENGTH") or "0") != "0"
+
+
+def read_body(environ: dict[str, Any], cap: int) -> str:
+    """Read the whole body under its deadline and `cap`, and put it back as `wsgi.input` with its length.
+
+    Returns "read", "timeout" or "too_large". gunicorn's gthread gives a thread to a connection once its
+    first bytes arrived; the body is then read on that thread with no deadline of gunicorn's own, so each
+    socket read here is bounded by the time left (`body_due`). A client that trickles bytes just fast enough
+    for each read can still hold the thread up to the whole-body deadline: the ASGI server is the one that
+    idle clients cannot exhaust (README, "Web server")."""
+    if not _has_body(environ):
+        return "read"
+    try:
+        declared = int(environ.get("CONTENT_LENGTH") or -1)
+    except ValueError:
+        declared = -1
+    if declared > cap:
+        return "too_large"
+    stream = environ["wsgi.input"]
+    sock = environ.get("gunicorn.socket")
+    started = time.monotonic()
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            left = body_due(started, size) - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            if sock is not None:
+                sock.settimeout(left)
+            chunk = stream.read(min(65536, cap + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > cap:
+                return "too_large"
+    except (TimeoutError, OSError):
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RD)  # gunicorn then closes the connection after the 408
+        return "timeout"
+    finally:
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.settimeout(None)
+    raw = b"".join(chunks)
+    environ["wsgi.input"] = io.BytesIO(raw)  # Flask reads it from here
+    environ["CONTENT_LENGTH"] = str(len(raw))
+    environ.pop("wsgi.input_terminated", None)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    return "read"
 
 
 class FastWebhook:
@@ -43,20 +102,23 @@ class FastWebhook:
         self.queue = app.extensions["ecr_cache_bot.queue"]
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        outcome = read_body(environ, self.settings.max_body_bytes)
+        if outcome == "timeout":
+            return _json("408 REQUEST TIMEOUT", {"error": TIMEOUT_ERROR}, start_response)
+        if outcome == "too_large":  # Flask answers it (413) from the declared length alone
+            environ.update({"CONTENT_LENGTH": str(self.settings.max_body_bytes + 2), "wsgi.input": io.BytesIO()})
+            environ.pop("wsgi.input_terminated", None)
+            environ.pop("HTTP_TRANSFER_ENCODING", None)  # Werkzeug ignores the length of a chunked request
+            return self.app.wsgi_app(environ, start_response)
         if environ.get("PATH_INFO") != self.settings.webhook_path or environ.get("REQUEST_METHOD") != "POST":
             return self.app.wsgi_app(environ, start_response)
         content_type = str(environ.get("CONTENT_TYPE", "")).split(";", 1)[0].strip().lower()
-        try:
-            length = int(environ.get("CONTENT_LENGTH") or -1)
-        except ValueError:
-            length = -1
-        if content_type != "application/json" or not 0 <= length <= self.settings.max_body_bytes:
+        if content_type != "application/json":
             return self.app.wsgi_app(environ, start_response)
-        raw = environ["wsgi.input"].read(length)
-        environ["wsgi.input"] = io.BytesIO(raw)  # Flask reads it again if we hand over
+        raw = environ["wsgi.input"].getvalue() if isinstance(environ["wsgi.input"], io.BytesIO) else b""
         event = environ.get("HTTP_X_GITHUB_EVENT", "")
         delivery = environ.get("HTTP_X_GITHUB_DELIVERY", "")
-        if (len(raw) != length or not event or len(event) > 100 or not delivery or len(delivery) > 200
+        if (not event or len(event) > 100 or not delivery or len(delivery) > 200
                 or not signature_ok(webhook_secret(self.settings), raw, environ.get("HTTP_X_HUB_SIGNATURE_256"))):
             return self.app.wsgi_app(environ, start_response)
         start = time.monotonic()
