@@ -44,7 +44,7 @@ def test_a_job_past_max_runtime_keeps_its_repository_and_is_not_run_twice(
                 inside[job.repo] -= 1
 
     queue = build_queue(backend_settings(backend, tmp_path), runner,
-                        options_for(tmp_path, lease=1.0, max_runtime=2.0))
+                        options_for(tmp_path, lease=1.5, max_runtime=2.0))
     stop = threading.Event()
     reaper = threading.Thread(target=reap_forever, args=(queue, stop, 0.2), daemon=True)
     reaper.start()
