@@ -115,3 +115,62 @@ def test_unknown_working_directory_blocks_absolute_paths() -> None:
                                        "RUN npm install -g pm2@5.4.2 && rm -rf /root/.npm"]
     only = "FROM node:20-alpine\nADD index.js .\nRUN apk add --no-cache ffmpeg && rm -rf /var/cache/apk/*\n"
     assert _edit(only) is None
+
+
+# Files copied before an install that the install does not read (the ecosystem table says what it reads).
+CONFIGS_FIRST = """FROM node:20-alpine AS build
+WORKDIR /web
+COPY package.json package-lock.json ./
+COPY tailwind.config.js jsconfig.json ./
+RUN npm ci
+COPY . .
+RUN npm run build
+"""
+WEB = {"package.json": '{"scripts": {"build": "next build"}, "dependencies": {"next": "14.2.3"}}',
+       "package-lock.json": "{}", ".dockerignore": "node_modules\n"}
+
+
+def _web_plan(dockerfile: str, files: dict[str, str] | None = None) -> PartialPlan:
+    files = WEB if files is None else files
+    snapshot = RepoSnapshot(paths=("Dockerfile", "tailwind.config.js", "jsconfig.json", "pages/index.js", *files),
+                            files={"Dockerfile": dockerfile, **files})
+    return plan_dockerfiles(snapshot, Options(dockerignore=False), (LINK,), Discovery(dockerfiles=("Dockerfile",)))
+
+
+def _web_edit(dockerfile: str, files: dict[str, str] | None = None) -> str | None:
+    edits = [e.content for e in _web_plan(dockerfile, files).edits if e.path == "Dockerfile"]
+    return edits[0] if edits else None
+
+
+def test_build_configs_move_below_the_install_that_does_not_read_them() -> None:
+    result = _web_plan(CONFIGS_FIRST)
+    [edit] = [e for e in result.edits if e.path == "Dockerfile"]
+    assert edit.content == CONFIGS_FIRST.replace("COPY tailwind.config.js jsconfig.json ./\nRUN npm ci\n",
+                                                 "RUN npm ci\nCOPY tailwind.config.js jsconfig.json ./\n")
+    assert verify_dockerfile_edit(CONFIGS_FIRST, edit.content) is None
+    assert "`npm ci`" in edit.reasons[0] and "the step it passes neither reads nor changes" in edit.reasons[0]
+    assert _web_edit(edit.content) is None
+
+
+def test_build_configs_stay_when_the_install_may_read_them() -> None:
+    hooked = {**WEB, "package.json": '{"scripts": {"postinstall": "node scripts/setup.js"}}'}
+    assert _web_edit(CONFIGS_FIRST, hooked) is None
+    # A file the install reads (`.npmrc`) or one the bot does not know as build-only configuration stays.
+    assert _web_edit(CONFIGS_FIRST.replace("jsconfig.json ./", ".npmrc ./")) is None
+    assert _web_edit(CONFIGS_FIRST.replace("jsconfig.json ./", "prisma/schema.prisma ./")) is None
+    # An install in another folder than the one the files go to, or one the bot cannot check.
+    assert _web_edit(CONFIGS_FIRST.replace("RUN npm ci", "RUN cd /other && npm ci")) is None
+    assert _web_edit(CONFIGS_FIRST.replace("RUN npm ci", "RUN npm ci && npx tailwindcss -o out.css")) is None
+
+
+def test_mixed_manifest_copy_gets_a_suggestion_not_an_edit() -> None:
+    mixed = CONFIGS_FIRST.replace("COPY package.json package-lock.json ./\nCOPY tailwind.config.js jsconfig.json ./",
+                                  "COPY package.json package-lock.json tailwind.config.js jsconfig.json ./")
+    result = _web_plan(mixed)
+    assert not [e for e in result.edits if e.path == "Dockerfile"]
+    [note] = [f for f in result.findings if f.code == "dockerfile-copy-not-read-by-install"]
+    assert "`tailwind.config.js` and `jsconfig.json`" in note.message and "`npm ci`" in note.message
+    assert "the later copy of the whole folder already brings them" in note.message
+    alone = _web_plan(mixed.replace("COPY . .", "COPY pages ./pages"))
+    [note] = [f for f in alone.findings if f.code == "dockerfile-copy-not-read-by-install"]
+    assert "already brings them" not in note.message

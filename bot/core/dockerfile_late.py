@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import posixpath
+import re
 
 from bot.core.cachetable import is_trivial
-from bot.core.dockerfile_parse import Dockerfile, Instruction
-from bot.core.dockerfile_reorder import BuildContext, Cwd, Outcome, _classify_run, _join, _short, copy_parts, stage_cwds
+from bot.core.dockerfile_parse import Dockerfile, Instruction, Stage
+from bot.core.dockerfile_reorder import (
+    BuildContext,
+    Cwd,
+    Outcome,
+    _and_list,
+    _classify_run,
+    _join,
+    _short,
+    _StagePlan,
+    copy_parts,
+    stage_cwds,
+)
 from bot.core.dockerfile_splice import Splice
-from bot.core.ecosystems import is_manifest_name
+from bot.core.ecosystems import Install, is_manifest_name, unsafe_reason
 
 # Folders builds write their output to (`COPY dist/ app/`), and files that are code or built from it.
 OUTPUT_FOLDERS = frozenset({"build", "build_output", "dist", "out", "output", "target", "publish", "artifacts"})
@@ -37,41 +49,128 @@ def late_material(inst: Instruction, ctx: BuildContext) -> str | None:
     return src if "." in name and name.rsplit(".", 1)[1].lower() in LATE_SUFFIXES else None
 
 
+# Configuration of JavaScript build tools: the bundler, compiler or linter reads it, `npm ci` never does.
+BUILD_CONFIG = re.compile(
+    r"(tailwind|postcss|vite|vitest|webpack|rollup|next|svelte|astro|babel|jest|playwright|eslint|prettier|"
+    r"stylelint)\.config\.(js|cjs|mjs|ts|cts|mts|json)|(tsconfig|jsconfig)(\.[\w-]+)?\.json|nest-cli\.json|"
+    r"\.(babelrc|eslintrc|prettierrc|stylelintrc)(\.(js|cjs|json|ya?ml))?|\.browserslistrc")
+_NODE = ("npm", "yarn", "pnpm")
+
+
+def config_split(inst: Instruction) -> tuple[list[str], list[str]] | None:
+    """(build configuration files, dependency manifests) a plain COPY copies, when those are all it copies."""
+    if inst.keyword != "COPY" or inst.heredocs or any(f[2:].split("=", 1)[0] != "link" for f in inst.flags):
+        return None
+    parts = copy_parts(inst)
+    if parts is None or "$" in inst.args:
+        return None
+    configs, manifests = [], []
+    for src in parts[0]:
+        if is_manifest_name(src) and not any(c in src for c in "*?["):
+            manifests.append(src)
+        elif not src.startswith("/") and not any(c in src for c in "*?[") and BUILD_CONFIG.fullmatch(
+                posixpath.basename(src)):
+            configs.append(src)
+        else:
+            return None
+    return (configs, manifests) if configs else None
+
+
 def _target(cwd: Cwd, dest: str) -> str | None:
     """Absolute folder or file the copy writes, when the working directory is known."""
     full = _join(cwd, dest)
     return full[1] if full is not None and full[0] == "" else None
 
 
-def _plan_stage(df: Dockerfile, insts: tuple[Instruction, ...], ctx: BuildContext, cwds: dict[int, Cwd],
-                label: str) -> tuple[int, int, str] | None:
-    """(copy index, index to move it after, reason) for the first copy in the stage that belongs later."""
+def _install_blind(df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[int, Cwd], copy: Instruction,
+                   run: Instruction, installs: list[Install]) -> bool:
+    """True when the Node installs of ``run`` provably read no build configuration ``copy`` puts in their folder:
+    they read only the manifests (ecosystems.TABLE) and the project has no install script or local package."""
+    parts = copy_parts(copy)
+    folder = _join(cwds[copy.index], parts[1]) if parts else None
+    if parts is None or not (parts[1].endswith("/") or parts[1] == "."):
+        return False
+    if folder is None or cwds[run.index] != folder or any(i.ecosystem not in _NODE or not i.deps_only
+                                                         for i in installs):
+        return False
+    earlier = [i for i in df.stage_instructions(stage) if i.index < run.index]
+    manifest = _StagePlan(df, stage, ctx, cwds).placed(earlier, folder).get("package.json")
+    if manifest is None:
+        return False
+    project = posixpath.dirname(manifest) or "."
+    plan = _StagePlan(df, stage, ctx, cwds)
+    return all(unsafe_reason(i, project, ctx.exists, ctx.read, plan.may_float(i, project)) is None for i in installs)
+
+
+def _passes(df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[int, Cwd], inst: Instruction,
+            after: tuple[Instruction, ...], configs: bool) -> tuple[Instruction | None, int, list[str]]:
+    """(last RUN the copy may pass, RUNs worth caching among them, installs passed)."""
+    parts = copy_parts(inst)
+    assert parts is not None
+    root = _target(cwds[inst.index], parts[1])
+    last: Instruction | None = None
+    heavy = 0
+    installs: list[str] = []
+    for other in after:
+        if other.keyword == "RUN":
+            if other.flags:
+                break
+            kind, found, _ = _classify_run(other, root)
+            if kind == "install" and configs and _install_blind(df, stage, ctx, cwds, inst, other, found):
+                installs += [i.command.text for i in found]
+            elif kind != "free":
+                break
+            last = other
+            heavy += 0 if is_trivial(other) else 1
+            continue
+        if other.keyword not in _PASSABLE:
+            break  # COPY/ADD, WORKDIR, USER, SHELL, VOLUME, ONBUILD: never crossed
+    return last, heavy, installs
+
+
+def _whole_later(after: tuple[Instruction, ...], cwds: dict[int, Cwd], folder: Cwd) -> bool:
+    """True when a later COPY of the whole context writes into ``folder``."""
+    for inst in after:
+        parts = copy_parts(inst) if inst.keyword in ("COPY", "ADD") and inst.flag("from") is None else None
+        if parts and len(parts[0]) == 1 and posixpath.normpath(parts[0][0].lstrip("/") or ".") == "." and \
+                folder is not None and _join(cwds[inst.index], parts[1]) == folder:
+            return True
+    return False
+
+
+def _plan_stage(df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[int, Cwd], label: str
+                ) -> tuple[tuple[int, int, str] | None, list[tuple[str, str, str]]]:
+    """(copy index, index to move it after, reason) for the first copy in the stage that belongs later, and
+    suggestions for manifest copies that also bring files the install does not read."""
+    insts = df.stage_instructions(stage)
+    notes: list[tuple[str, str, str]] = []
     for n, inst in enumerate(insts):
         src = late_material(inst, ctx)
-        if src is None:
+        split = config_split(inst) if src is None else None
+        if src is None and split is None:
             continue
-        parts = copy_parts(inst)
-        assert parts is not None
-        root = _target(cwds[inst.index], parts[1])
-        last: Instruction | None = None
-        passed = 0
-        for other in insts[n + 1:]:
-            if other.keyword == "RUN":
-                if other.flags or _classify_run(other, root)[0] != "free":
-                    break
-                last = other
-                passed += 0 if is_trivial(other) else 1
-                continue
-            if other.keyword not in _PASSABLE:
-                break  # COPY/ADD, WORKDIR, USER, SHELL, VOLUME, ONBUILD: never crossed
-        if last is None or passed == 0:
+        last, heavy, installs = _passes(df, stage, ctx, cwds, inst, insts[n + 1:], split is not None)
+        if split is not None and split[1]:
+            if installs:
+                later = " (the later copy of the whole folder already brings them)" if _whole_later(
+                    insts[n + 1:], cwds, _join(cwds[inst.index], copy_parts(inst)[1])) else ""  # type: ignore[index]
+                notes.append(("info", "dockerfile-copy-not-read-by-install", (
+                    f"{label}: {_short(inst)} (line {inst.lineno}) also copies {_and_list(split[0])}, which "
+                    f"{_and_list(installs)} does not read, so a change to them re-runs the install. Copy them in a "
+                    f"COPY of their own after the install{later}; the bot does not split a COPY line.")))
+            continue
+        if last is None or heavy == 0 or (split is not None and not installs):
             continue
         steps = sum(1 for o in insts[n + 1:] if o.index <= last.index and o.keyword == "RUN")
-        reason = (f"Dockerfile {label}: moved {_short(inst)}{LATE_MARK}{_short(last)} (line {last.lineno}): the "
-                  f"{steps} step{'s' if steps != 1 else ''} it passes neither read nor change what it copies, so a "
-                  f"change to `{src}` no longer re-runs them.")
-        return inst.index, last.index, reason
-    return None
+        what = f"`{src}`" if src is not None else " or ".join(f"`{c}`" for c in split[0])  # type: ignore[index]
+        reads = f" ({_and_list(installs)} reads only the dependency manifests)" if installs else ""
+        passed = "the step it passes neither reads nor changes" if steps == 1 else \
+            f"the {steps} steps it passes neither read nor change"
+        reason = (f"Dockerfile {label}: moved {_short(inst)}{LATE_MARK}{_short(last)} (line {last.lineno}): "
+                  f"{passed} what it copies{reads}, so a change to {what} no longer re-runs "
+                  f"{'it' if steps == 1 else 'them'}.")
+        return (inst.index, last.index, reason), notes
+    return None, notes
 
 
 def late_copies(df: Dockerfile, ctx: BuildContext) -> Outcome:
@@ -81,7 +180,8 @@ def late_copies(df: Dockerfile, ctx: BuildContext) -> Outcome:
     splice = Splice(df)
     for stage in df.stages:
         label = f"stage `{stage.name}`" if stage.name else f"stage {stage.index + 1}"
-        found = _plan_stage(df, df.stage_instructions(stage), ctx, cwds, label)
+        found, notes = _plan_stage(df, stage, ctx, cwds, label)
+        outcome.findings += notes
         if found is not None:
             splice.move_after(found[0], found[1])
             outcome.reasons.append(found[2])

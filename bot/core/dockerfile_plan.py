@@ -281,6 +281,7 @@ def _reorder_fixpoint(df: Dockerfile, ctx: BuildContext) -> Outcome:
             # Dependencies first; then copies that belong below the heavy steps after them.
             late = late_copies(current, ctx)
             outcome.text, outcome.reasons = late.text, late.reasons
+            outcome.findings += late.findings
         # Notes about a move that was made stay; "not reordered" findings count only from the last round.
         total.findings = kept + [f for f in outcome.findings if f not in kept]
         if outcome.text is None:

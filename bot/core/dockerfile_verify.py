@@ -45,13 +45,14 @@ def _added_kind(inst: Instruction, requirement_names: set[str] = frozenset()) ->
 
 
 def _whole_copy(inst: Instruction) -> bool:
+    """A copy of context files none of which is a dependency manifest: it may move below the steps that do not read
+    it (the whole source below the installs, an artifact or build configuration below heavy steps)."""
     if inst.keyword not in ("COPY", "ADD") or inst.flag("from") is not None:
         return False
     parts = copy_parts(inst)
-    if not parts or len(parts[0]) != 1:
+    if not parts:
         return False
-    src = parts[0][0]
-    return not ecosystems.is_manifest_name(src) and not any(c in src for c in "*?[$")
+    return all(not ecosystems.is_manifest_name(s) and not any(c in s for c in "*?[$") for s in parts[0])
 
 
 def _may_swap(orig: Dockerfile, a: Instruction, b: Instruction, cwds: dict[int, object],
