@@ -62,10 +62,17 @@ def _hostile(root: Path, marker: Path, key: str) -> None:
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
-def test_fsmonitor_of_the_checkout_runs_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("via", ["config", "include"])
+def test_fsmonitor_of_the_checkout_runs_nothing(via: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = _checkout(tmp_path / "repo")
     marker = tmp_path / "fsmonitor-ran"
     _hostile(root, marker, "core.fsmonitor")
+    if via == "include":  # the same key from a file the config includes
+        config = root / ".git" / "config"
+        text = config.read_text()
+        hook = text[text.rindex("[core]"):]
+        config.write_text(text[:text.rindex("[core]")] + "[include]\n\tpath = extra.cfg\n")
+        (root / ".git" / "extra.cfg").write_text(hook)
     subprocess.run(["git", "-C", str(root), "ls-files"], capture_output=True, check=False)
     assert marker.exists(), "the hostile config must be live for this test to mean anything"
     marker.unlink()
