@@ -53,13 +53,16 @@ def list_paths(root: Path) -> tuple[str, ...]:
     if not root.is_dir():
         raise LocalRepoError(f"{root} is not a directory")
     if (root / ".git").exists():
-        result = subprocess.run(
-            [*_GIT_SAFE, "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-            capture_output=True,
-            check=False,
-            env=_git_env(),
-            stdin=subprocess.DEVNULL,
-        )
+        try:
+            result = subprocess.run(
+                [*_GIT_SAFE, "-C", str(root), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                capture_output=True,
+                check=False,
+                env=_git_env(),
+                stdin=subprocess.DEVNULL,
+            )
+        except OSError:  # no git on this machine: walk the folder instead
+            result = subprocess.CompletedProcess([], 127, b"", b"")
         if result.returncode == 0:
             names = [n for n in result.stdout.decode("utf-8", "surrogateescape").split("\0") if _inside(n)]
             return tuple(sorted(set(n for n in names if (root / n).is_file() or (root / n).is_symlink())))

@@ -164,3 +164,11 @@ def test_paths_that_leave_the_checkout_are_never_read(path: str, tmp_path: Path)
     (root / "buildspec.yml").write_text(BUILDSPEC)
     assert read_text(root, path) is None
     assert why_unreadable(root, path) is not None
+
+
+def test_a_checkout_is_listed_without_git_installed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "repo"
+    (root / ".git").mkdir(parents=True)
+    (root / "buildspec.yml").write_text(BUILDSPEC)
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))
+    assert list_paths(root) == ("buildspec.yml",)
