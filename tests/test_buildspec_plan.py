@@ -37,7 +37,8 @@ def test_options_shape_the_added_lines() -> None:
     assert ("- docker buildx create --name warm --driver docker-container --driver-opt "
             "image=public.ecr.aws/vend/moby/buildkit:buildx-stable-1 --use --bootstrap || "
             "docker buildx inspect --bootstrap warm && docker buildx use warm || {" in out)
-    assert "ref=$CACHE_URI:main,mode=min,image-manifest=true,oci-mediatypes=true,ignore-error=true} --load -t" in out
+    # The only later use of the image is `docker push` of its tag: the build pushes it itself.
+    assert "ref=$CACHE_URI:main,mode=min,image-manifest=true,oci-mediatypes=true,ignore-error=true} --push -t" in out
     # The existing login is for $AWS_DEFAULT_REGION, not the configured region: log in to the cache registry.
     assert ("aws ecr get-login-password --region eu-central-1 | docker login --username AWS --password-stdin "
             "$AWS_ACCOUNT_ID.dkr.ecr.eu-central-1.amazonaws.com") in out
@@ -137,7 +138,9 @@ def test_several_buildspecs_never_share_a_cache_tag() -> None:
 
 
 def test_verify_rejects_anything_but_the_intended_change() -> None:
-    before = spec()
+    # A later `docker run` keeps `--load` and the push line (only-pushed images switch to `--push`).
+    before = spec().replace("      - docker push $REPO:latest\n",
+                            "      - docker push $REPO:latest\n      - docker run --rm $REPO:latest true\n")
     after = only_edit(before)
     assert verify_buildspec_edit(before, after) is None
     assert verify_buildspec_edit(before, after.replace("docker push $REPO:latest", "docker push $REPO:v2"))

@@ -33,6 +33,8 @@ class Edit:
     before: dict[int, list[str]] = field(default_factory=dict)
     at_end: dict[str, list[str]] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
+    # Commands removed whole (a `docker push` the build now does itself with `--push`).
+    drop: set[int] = field(default_factory=set)
 
 
 def splice(p: Parsed, edit: Edit) -> str:
@@ -67,6 +69,13 @@ def splice(p: Parsed, edit: Edit) -> str:
         last = [c for c in an.commands if c.phase == phase][-1]
         prefix = by.item_prefix(text, last.node)
         splices.append(_after(text, last.node, "".join(prefix + by.scalar_text(x) + nl for x in lines), nl))
+    for n in edit.drop:
+        node = an.commands[n].node
+        by.item_prefix(text, node)  # raises unless the item is `- value` on its own line
+        end = by.insert_after(text, node)
+        if end < 0:
+            raise by.Unsupported(f"line {node.start_mark.line + 1}: cannot remove the file's last line")
+        splices.append((by.line_start(text, node.start_mark.index), end, ""))
     if edit.env_add:
         splices.append(_env_splice(p, edit.env_add, nl))
     ordered = sorted(splices, key=lambda s: (s[0], s[1]))
@@ -150,6 +159,8 @@ def prove(p: Parsed, edit: Edit, new_text: str) -> str | None:
         for n, c in cmds:
             out.extend(edit.before.get(n, []))
             value = c.value
+            if n in edit.drop:
+                continue
             if n in edit.mods and value is not None:
                 out.append(apply_splices(value, edit.mods[n]))
             else:

@@ -21,6 +21,7 @@ from bot.core.buildspec_verify import (
     GUARD_LINE,
     builder_line,
     is_bot_line,
+    pushed_tag,
     valid_repo_name,
     verify_buildspec_edit,
 )
@@ -35,6 +36,7 @@ from bot.core.shellcmd_docker import (
     build_splices,
     login_command,
     output_flag,
+    parse_build,
     registry_host,
 )
 
@@ -200,6 +202,80 @@ def _secret_refusal(p: Parsed, snapshot: RepoSnapshot, options: Options, ignores
                                               lambda c, o: _line_of(p.text, c, o)):
             out.append(Finding(p.path, "warning", "secret-in-cache", f"{p.path} left untouched: {why}"))
     return out
+
+
+# Commands that never read the local Docker image store: after a build they do not need its image there.
+_STORE_FREE = frozenset({"echo", "printf", "aws", "cat", "sed", "jq", "envsubst", "ls", "mkdir", "cp", "mv", "rm",
+                         "tee", "cd", "export", "true", "test", "[", "[[", "git", "kubectl", "helm", "sleep", "date",
+                         "pwd", "env", "grep", "awk", "head", "tail", "tr", "cut", "zip", "unzip", "touch"})
+# ... and cannot fail in a way that should stop a push (allowed between the build and its pushes).
+_QUIET = frozenset({"echo", "printf"})
+
+
+def _push_only(p: Parsed, b: Build) -> list[int] | None:
+    """The `docker push` commands to remove when ``b`` can push its tags itself (`--push`), else None.
+
+    Only when every tag is pushed by a command of its own that follows the build with nothing but echo/printf
+    between (a failing step there must still stop the push), and no later command may read the local image:
+    each is a build, a registry login or a command known never to touch the image store, and no `finally`
+    block runs after it (https://docs.aws.amazon.com/codebuild/latest/userguide/build-spec-ref.html).
+    """
+    db = b.build
+    if output_flag(db) != "--load" or not db.tags or db.global_flags or db.command.loops or db.command.depth:
+        return None
+    tags = {_plain(t) for t in db.tags}
+    own = simple_commands(b.command.value or "")
+    after_build = [sc for sc in own if sc.words and sc.words[0].start > db.docker.start]
+    if any(sc.words[0].value not in _QUIET for sc in after_build) or _has_finally(p, b.command.phase):
+        return None
+    commands = p.analysis.commands
+    start = next(n for n, c in enumerate(commands) if c is b.command)
+    drops: list[int] = []
+    pushed: set[str] = set()
+    other = False
+    for n in range(start + 1, len(commands)):
+        value = commands[n].value
+        if value is None:
+            return None
+        tag = pushed_tag(value)
+        if tag is not None and tag in tags:
+            if other:
+                return None
+            drops.append(n)
+            pushed.add(tag)
+            continue
+        for sc in simple_commands(value):
+            words = [w.value for w in sc.words]
+            if any("$(" in w.raw or "`" in w.raw for w in (*sc.assignments, *sc.words)):
+                return None
+            if words[:1] and words[0] in _QUIET:
+                continue
+            other = True
+            if parse_build(sc) is not None or words[:2] in (["docker", "login"], ["docker", "logout"]):
+                continue  # a later build FROM this image is refused as a chain (local_base)
+            if words and words[0] not in _STORE_FREE:
+                return None
+    if pushed != tags:
+        return None
+    # A phase whose every command would go is left as it is: `commands:` with no item is no valid buildspec.
+    for phase in {commands[n].phase for n in drops}:
+        if all(n in drops for n, c in enumerate(commands) if c.phase == phase):
+            return None
+    return drops
+
+
+def _plain(tag: str) -> str:
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", r"$\1", tag)
+
+
+def _has_finally(p: Parsed, phase: str) -> bool:
+    """True when this phase or a later one has a `finally` block (its commands are not analysed)."""
+    phases = by.get(p.root, "phases")
+    for name in PHASES[PHASES.index(phase):]:
+        ph = by.get(phases[1] if phases else None, name)
+        if ph is not None and by.get(ph[1], "finally") is not None:
+            return True
+    return False
 
 
 _LOCAL_IMAGE_VERBS = frozenset({"tag", "push", "run", "save", "create", "inspect", "history"})
@@ -397,7 +473,8 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
     where = f"{p.path}:{line}"
     tag = existing_tag(db) or tags.get((p.path, k), options.cache_tag)
     output = "load"
-    if db.has("--push"):
+    drops = None if db.rewritten or skip or len(db.real_positionals) != 1 else _push_only(p, b)
+    if db.has("--push") or drops:
         output = "push"
     elif db.has("--output", "-o") and not db.has("--load"):
         output = "none"
@@ -428,11 +505,20 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
                                 f"({' '.join(w.raw for w in db.real_positionals) or 'none'}); docker accepts "
                                 "exactly one context, so the command was left as it is."))
         return link
-    flags = CacheFlags(tag, options.mode, output_flag(db), options.cache_errors == "ignore")
+    flags = CacheFlags(tag, options.mode, "--push" if drops else output_flag(db), options.cache_errors == "ignore")
     pos = positions[id(cmd)]
     edit.mods.setdefault(pos, []).extend(build_splices(db, flags))
     spelled = "docker " + " ".join(w.value for w in db.verbs)
     keep = "" if flags.output is None else ", with `--load` so the later steps find the image locally"
+    if drops:
+        keep = (", with `--push`: it pushes every `-t` tag itself, since the only later use of the image is "
+                "`docker push` of those tags, and skips exporting the whole image into the local image store")
+        for n in drops:
+            edit.drop.add(n)
+            edit.reasons.append(f"Line {p.analysis.commands[n].node.start_mark.line + 1} (before this change): "
+                                f"`{(p.analysis.commands[n].value or '').strip()}` removed: the build on line "
+                                f"{line} now pushes that tag itself with `--push`, which leaves no copy in the local "
+                                "image store, so this push would fail with \"An image does not exist locally\".")
     edit.reasons.append(f"Line {line} (before this change): `{spelled}` becomes `docker buildx build` importing "
                         f"and exporting its layer cache at `$CACHE_URI:{tag}` (mode={options.mode}, image manifest "
                         f"+ OCI media types, which ECR requires){keep}.")
@@ -722,6 +808,8 @@ def _plan_account(p: Parsed, edit: Edit, positions: dict[int, int]) -> None:
                 continue
             for k, line in enumerate(edit.before.get(n, [])):
                 sequence.append((line, "before", n, k, phase))
+            if n in edit.drop:
+                continue
             value = c.value or ""
             if n in edit.mods:
                 value = apply_splices(value, edit.mods[n])

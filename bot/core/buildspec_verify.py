@@ -70,8 +70,17 @@ def is_bot_line(value: object) -> bool:
     return isinstance(value, str) and any(p.fullmatch(value) for p in _BOT_LINES)
 
 
-def rewrite_command(old: str, flags: list[CacheFlags], china: bool = False) -> str | None:
-    """Apply the bot's command rewrite to ``old`` with the given per-build flags (None on mismatch)."""
+def _tag(value: str) -> str:
+    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", r"$\1", value)
+
+
+def rewrite_command(old: str, flags: list[CacheFlags], china: bool = False,
+                    pushed: frozenset[str] = frozenset(), switched: set[str] | None = None) -> str | None:
+    """Apply the bot's command rewrite to ``old`` with the given per-build flags (None on mismatch).
+
+    ``pushed``: tags whose later `docker push` lines were removed; a build whose every tag is one of them may
+    get `--push` instead of `--load` (its tags are added to ``switched``).
+    """
     splices = [(lg.start, lg.end, lg.replacement(china)) for lg in find_legacy_logins(old)]
     builds = [b for b in (parse_build(c) for c in simple_commands(old)) if b is not None]
     todo = [b for b in builds if not b.rewritten and len(b.real_positionals) == 1]
@@ -79,28 +88,75 @@ def rewrite_command(old: str, flags: list[CacheFlags], china: bool = False) -> s
         return None
     for b, f in zip(todo, flags, strict=True):
         # The output flag follows from the original command; the regex cannot tell it from a user's `--push`.
-        splices.extend(build_splices(b, dataclasses.replace(f, output=output_flag(b))))
+        output = output_flag(b)
+        tags = {_tag(t) for t in b.tags}
+        if f.output == "--push" and output == "--load" and tags and tags <= pushed:
+            output = "--push"
+            if switched is not None:
+                switched.update(tags)
+        splices.extend(build_splices(b, dataclasses.replace(f, output=output)))
     return apply_splices(old, splices)
 
 
-def _command_changed_ok(old: object, new: object, china: bool) -> bool:
+def _command_changed_ok(old: object, new: object, china: bool, pushed: frozenset[str] = frozenset(),
+                        switched: set[str] | None = None) -> bool:
     if not isinstance(old, str) or not isinstance(new, str):
         return False
     flags = [f for f in parse_bot_flags(new) if f not in parse_bot_flags(old)]
-    return rewrite_command(old, flags, china) == new
+    return rewrite_command(old, flags, china, pushed, switched) == new
 
 
-def _commands_ok(old: object, new: object, china: bool = False) -> str | None:
+def pushed_tag(command: object) -> str | None:
+    """The tag when ``command`` is exactly `docker push TAG` (or `docker image push TAG`), else None."""
+    if not isinstance(command, str):
+        return None
+    commands = simple_commands(command)
+    if len(commands) != 1 or commands[0].assignments or commands[0].writes:
+        return None
+    words = [w.value for w in commands[0].words]
+    if words[:2] == ["docker", "push"] and len(words) == 3 or words[:3] == ["docker", "image", "push"] \
+            and len(words) == 4:
+        return None if words[-1].startswith("-") else _tag(words[-1])
+    return None
+
+
+def _bot_pushed_tags(phases: dict[object, object]) -> frozenset[str]:
+    """Tags of the builds the bot's flags end with `--push` in the edited buildspec."""
+    out: set[str] = set()
+    for ph in phases.values():
+        commands = ph.get("commands") if isinstance(ph, dict) else None
+        for command in commands if isinstance(commands, list) else []:
+            if not isinstance(command, str):
+                continue
+            rewritten = [b for b in (parse_build(c) for c in simple_commands(command)) if b and b.rewritten]
+            for b, f in zip(rewritten, parse_bot_flags(command), strict=False):
+                if f.output == "--push":
+                    out.update(_tag(t) for t in b.tags)
+    return frozenset(out)
+
+
+def _commands_ok(old: object, new: object, china: bool = False, pushed: frozenset[str] = frozenset(),
+                 switched: set[str] | None = None, dropped: set[str] | None = None) -> str | None:
     if not isinstance(old, list) or not isinstance(new, list):
         return None if old == new else "a phase's commands changed shape"
     i = 0
     for j, item in enumerate(new):
-        if i < len(old) and item == old[i] or i < len(old) and _command_changed_ok(old[i], item, china):
+        while True:
+            if i < len(old) and (item == old[i] or _command_changed_ok(old[i], item, china, pushed, switched)):
+                i += 1
+                break
+            if is_bot_line(item):
+                break
+            tag = pushed_tag(old[i]) if i < len(old) else None
+            if tag is None or tag not in pushed:
+                return f"command {j + 1} is neither original, a bot rewrite of it, nor a bot line: {item!r:.120}"
+            if dropped is not None:
+                dropped.add(tag)
             i += 1
-        elif is_bot_line(item):
-            continue
-        else:
-            return f"command {j + 1} is neither original, a bot rewrite of it, nor a bot line: {item!r:.120}"
+    while i < len(old) and pushed_tag(old[i]) in pushed:
+        if dropped is not None:
+            dropped.add(str(pushed_tag(old[i])))
+        i += 1
     if i < len(old):
         return f"original command {i + 1} is missing: {old[i]!r:.120}"
     return None
@@ -163,6 +219,10 @@ def verify_buildspec_edit(original: str, edited: str) -> str | None:
         return None if op == np_ else "phases changed"
     if set(op) != set(np_):
         return "phase names changed"
+    # A `docker push` line may go only where a build the bot switched to `--push` pushes that tag itself.
+    pushed = _bot_pushed_tags(np_)
+    switched: set[str] = set()
+    dropped: set[str] = set()
     for name, ph in op.items():
         nph = np_[name]
         if not isinstance(ph, dict) or not isinstance(nph, dict):
@@ -173,9 +233,13 @@ def verify_buildspec_edit(original: str, edited: str) -> str | None:
             return f"keys of phase {name} changed"
         for k in ph:
             if k == "commands":
-                reason = _commands_ok(ph[k], nph[k], is_china(original))
+                reason = _commands_ok(ph[k], nph[k], is_china(original), pushed, switched, dropped)
                 if reason:
                     return f"phase {name}: {reason}"
             elif ph[k] != nph[k]:
                 return f"phase {name}.{k} changed"
+    if switched - dropped:
+        return f"a build now pushes `{sorted(switched - dropped)[0]}` with `--push`, which no removed line pushed"
+    if dropped - switched:
+        return f"`docker push {sorted(dropped - switched)[0]}` was removed, but no build pushes that tag itself"
     return None
