@@ -74,3 +74,36 @@ def test_every_build_tool_install_that_stays_gets_a_finding() -> None:
     result = _plan(MAVEN_WRAPPER, no_wrapper_files)
     [message] = _not_reordered(result)
     assert ".mvn/wrapper" in message
+
+
+def test_installs_after_the_whole_copy_that_no_rule_covers_get_a_finding() -> None:
+    named = "FROM python:3.12-slim\nWORKDIR /srv\nCOPY . .\nRUN pip install flask==3.0.3\nCMD [\"flask\", \"run\"]\n"
+    result = _plan(named, {"app.py": "import flask\n"})
+    assert not [e for e in result.edits if e.path == "Dockerfile"]
+    [finding] = [f for f in result.findings if f.code == "dockerfile-install-after-copy"]
+    assert "`RUN pip install flask==3.0.3` (line 4)" in finding.message and "named packages" in finding.message
+    project_only = ("FROM python:3.12-slim\nWORKDIR /srv\nCOPY pyproject.toml poetry.lock ./\n"
+                    "RUN poetry install --no-root\nCOPY . .\nRUN poetry install --only-root\n")
+    result = _plan(project_only, {"pyproject.toml": "[tool.poetry]\nname = 'x'\n", "poetry.lock": ""})
+    # Its dependencies install before the copy; what is left (the project itself) belongs after it.
+    assert not [f for f in result.findings if f.code == "dockerfile-install-after-copy"]
+    gems = "FROM ruby:3.3\nWORKDIR /app\nCOPY . .\nRUN gem install foreman -v 0.88.1 && bundle exec rake\n"
+    result = _plan(gems, {"config.ru": "run App\n"})
+    [finding] = [f for f in result.findings if f.code == "dockerfile-install-after-copy"]
+    assert "`gem install foreman -v 0.88.1` installs named packages" in finding.message
+    # A build step is not an install: `npm run build` after the source copy is where it belongs.
+    built = ("FROM node:20\nWORKDIR /app\nCOPY package.json package-lock.json ./\nRUN npm ci\nCOPY . .\n"
+             "RUN npm run build\n")
+    result = _plan(built, LOCKED_NODE)
+    assert not [f for f in result.findings if f.code in ("dockerfile-install-after-copy", "dockerfile-not-reordered")]
+
+
+def test_findings_name_the_lines_of_the_file_as_proposed() -> None:
+    # Stage 1 is reordered (a line is added above stage 2), so stage 2's lines move down by one.
+    two = ("FROM node:20 AS web\nWORKDIR /app\nCOPY . .\nRUN npm ci\n"
+           "FROM python:3.12-slim\nWORKDIR /srv\nCOPY . .\nRUN pip install flask==3.0.3\n")
+    result = _plan(two, {**LOCKED_NODE, ".dockerignore": "node_modules\n"})
+    [edit] = [e for e in result.edits if e.path == "Dockerfile"]
+    [finding] = [f for f in result.findings if f.code == "dockerfile-install-after-copy"]
+    line = edit.content.splitlines().index("RUN pip install flask==3.0.3") + 1
+    assert f"(line {line})" in finding.message

@@ -270,6 +270,10 @@ def _reorder_all(df: Dockerfile, target: _Target, snapshot: RepoSnapshot, paths:
     return text, reasons, findings
 
 
+# Findings about the file as it stands (with its line numbers): only the last round's count.
+_LAST_ROUND_ONLY = ("dockerfile-not-reordered", "dockerfile-install-after-copy", "dockerfile-copy-not-read-by-install")
+
+
 def _reorder_fixpoint(df: Dockerfile, ctx: BuildContext) -> Outcome:
     """Reorder until nothing changes (one move per stage per round), so the result is idempotent."""
     total = Outcome()
@@ -286,7 +290,7 @@ def _reorder_fixpoint(df: Dockerfile, ctx: BuildContext) -> Outcome:
         total.findings = kept + [f for f in outcome.findings if f not in kept]
         if outcome.text is None:
             break
-        kept += [f for f in outcome.findings if f[1] != "dockerfile-not-reordered" and f not in kept]
+        kept += [f for f in outcome.findings if f[1] not in _LAST_ROUND_ONLY and f not in kept]
         total.text = outcome.text
         total.reasons += outcome.reasons
         current = parse(outcome.text)

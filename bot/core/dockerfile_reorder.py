@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 
 from bot.core import ecosystems
 from bot.core.dockerfile_parse import Dockerfile, Instruction, Stage, split_words
-from bot.core.dockerfile_shell import _FIRST_ARG_NOT_PATH, _PATH_TOOLS, Command, run_commands, system_only, under
+from bot.core.dockerfile_shell import (
+    _FIRST_ARG_NOT_PATH,
+    _PATH_TOOLS,
+    Command,
+    _named_install,
+    run_commands,
+    system_only,
+    under,
+)
 from bot.core.dockerfile_splice import Splice
 from bot.core.markdown import code_span
 
@@ -249,6 +257,20 @@ def _indent(df: Dockerfile, inst: Instruction) -> str:
     """The leading whitespace of an instruction's first line, for lines inserted next to it."""
     line = df.lines[inst.start]
     return line[: len(line) - len(line.lstrip(" \t"))]
+
+
+def _install_kind(cmd: Command) -> str | None:
+    """Why an install command stays after the source copy, if ``cmd`` is an install (not a build or a script)."""
+    if len(cmd.words) < 2 or "config" in cmd.words[1:3]:
+        return None
+    if _named_install(cmd) == "":
+        return (f"`{cmd.text}` installs named packages, and the bot moves a copy of the whole context only below "
+                f"installs from a manifest; if it needs none of the copied files, move it above the copy")
+    found = ecosystems.recognise(cmd)
+    verb = cmd.words[2] if cmd.words[1] == "pip" and len(cmd.words) > 2 else cmd.words[1]
+    if found is None or verb not in ("install", "i", "ci", "sync", "restore"):
+        return None
+    return f"`{cmd.text}` {found.note or 'installs the project itself, which needs the copied sources'}"
 
 
 def _makes_executable(insts: list[Instruction], program: str) -> str | None:
@@ -541,7 +563,29 @@ class _StagePlan:
             result = self._plan_from(c, list(insts[n + 1:]), list(insts[:n]))
             if result is not None:
                 return result
-        return [], [], []
+        return [], [], self._unexplained_installs(insts)
+
+    def _unexplained_installs(self, insts: tuple[Instruction, ...]) -> list[tuple[str, str, str]]:
+        """A finding for each install after a copy of the whole context that no rule above spoke about."""
+        whole = next((i for i in insts if (c := copy_all(i, self.ctx)) is not None and c.source == "."), None)
+        if whole is None:
+            return []
+        out: list[tuple[str, str, str]] = []
+        for inst in insts:
+            if inst.index <= whole.index or inst.keyword != "RUN":
+                continue
+            for cmd in run_commands(inst) or []:
+                found = ecosystems.recognise(cmd)
+                if found is not None and self._already_first([i for i in insts if i.index < whole.index],
+                                                             found.ecosystem):
+                    continue  # its dependencies are installed before the copy; what is left needs the sources
+                why = _install_kind(cmd)
+                if why:
+                    out.append(("info", "dockerfile-install-after-copy",
+                                f"{self.label}: {_short(inst)} (line {inst.lineno}) stays after {_short(whole)} "
+                                f"(line {whole.lineno}), so it re-runs on every source change: {why}."))
+                    break
+        return out
 
     def _first_ecosystem(self, after: list[Instruction]) -> tuple[Instruction, ecosystems.Install] | None:
         for inst in after:
