@@ -92,12 +92,22 @@ def test_single_source_file_moves_below_system_and_named_installs(dockerfile: st
     ("COPY build_output/ app/", "COPY nginx.conf /etc/nginx/nginx.conf"),
     ("COPY build_output/ app/", "COPY requirements.txt ."),
     ("COPY build_output/ app/", "COPY $APP_DIR/ app/"),
+    # A system folder a package may write to, or a folder in the base image's unknown working directory.
+    ("COPY build_output/ app/", "COPY build_output/ /var/www/html/"),
+    ("COPY build_output/ app/", "COPY app.jar /opt/"),
+    ("WORKDIR /srv\n", ""),
 ])
 def test_left_alone_when_not_provably_safe(change: tuple[str, str]) -> None:
     text = BUILD_OUTPUT.replace(*change, 1)
     after = _edit(text)
     moved_late = after is not None and text.splitlines()[2] != after.splitlines()[2]
     assert not moved_late, after
+
+
+def test_application_folder_under_usr_src_moves() -> None:
+    text = BUILD_OUTPUT.replace("WORKDIR /srv", "WORKDIR /usr/src/app")
+    after = _edit(text)
+    assert after is not None and after.splitlines()[4] == "COPY build_output/ app/"
 
 
 def test_cheap_steps_alone_are_not_worth_a_move() -> None:

@@ -27,6 +27,9 @@ OUTPUT_FOLDERS = frozenset({"build", "build_output", "dist", "out", "output", "t
 LATE_SUFFIXES = frozenset({"py", "pyc", "js", "mjs", "cjs", "jar", "war", "ear", "class", "rb", "php", "wasm"})
 # Instructions a copy may pass: they neither read files nor change where or as whom a COPY writes.
 _PASSABLE = frozenset({"LABEL", "EXPOSE", "STOPSIGNAL", "HEALTHCHECK", "CMD", "ENTRYPOINT", "MAINTAINER", "ENV", "ARG"})
+# Folders package managers write to (apache2 puts an index.html in /var/www/html): a copy there keeps its place.
+_SYSTEM = ("/etc", "/var", "/usr", "/lib", "/lib64", "/bin", "/sbin", "/opt", "/boot", "/root")
+_APP_UNDER_SYSTEM = ("/usr/src", "/usr/local/src")
 # Marks the reason, so the corpus report can count these moves.
 LATE_MARK = " later, below "
 
@@ -128,6 +131,17 @@ def _passes(df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[int, Cwd
     return last, heavy, installs
 
 
+def _app_folder(cwd: Cwd, parts: tuple[list[str], str] | None, src: str, ctx: BuildContext) -> bool:
+    """True when the copy writes to an application folder no package install touches: a known folder outside the
+    system ones, or (for one file) the base image's working directory, where a package would have to ship a file
+    of that very name."""
+    target = _target(cwd, parts[1]) if parts else None
+    if target is None:
+        return parts is not None and "$" not in parts[1] and not (src.endswith("/") or ctx.is_dir(src))
+    under = [p for p in _SYSTEM if target == p or target.startswith(p + "/")]
+    return target != "/" and (not under or any(target == a or target.startswith(a + "/") for a in _APP_UNDER_SYSTEM))
+
+
 def _whole_later(after: tuple[Instruction, ...], cwds: dict[int, Cwd], folder: Cwd) -> bool:
     """True when a later COPY of the whole context writes into ``folder``."""
     for inst in after:
@@ -148,6 +162,8 @@ def _plan_stage(df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[int,
         src = late_material(inst, ctx)
         split = config_split(inst) if src is None else None
         if src is None and split is None:
+            continue
+        if src is not None and not _app_folder(cwds[inst.index], copy_parts(inst), src, ctx):
             continue
         last, heavy, installs = _passes(df, stage, ctx, cwds, inst, insts[n + 1:], split is not None)
         if split is not None and split[1]:
