@@ -231,6 +231,7 @@ class HueyQueue:
         self._track(claimed, lock, threading.current_thread())
         try:
             if claimed.ckey and self.locks.current_generation(claimed.ckey) > claimed.gen:
+                self._untrack(job_id)
                 if self.ledger.finish(job_id, claimed.token, "coalesced"):
                     # A later job does this repository's work, but this fan-out still counts it as done (else
                     # its last progress line and its preview summary never come).
@@ -243,8 +244,10 @@ class HueyQueue:
                 with pacing.scoped(self.pacer), metrics.scoped(self.counters):
                     result = self.runner(job) if self.runner is not None else None
             except Exception as exc:
+                self._untrack(job_id)
                 self._failed(claimed, exc, fields, start)
                 return
+            self._untrack(job_id)
             outcome, remaining = _result_fields(result)
             # Not ours any more when the lease lapsed (hung or paused) and another run took over.
             done = self.ledger.finish(job_id, claimed.token, "succeeded")
@@ -252,8 +255,7 @@ class HueyQueue:
                       duration_ms=_ms(start), rate_limit_remaining=remaining, attempts=claimed.attempts + 1,
                       **fields)
         finally:
-            with self._running_lock:
-                self._running.pop(job_id, None)
+            self._untrack(job_id)
             self.locks.release(job.repo_key, lock)
 
     def _track(self, claimed: Claimed, lock: str, thread: threading.Thread) -> None:
@@ -267,6 +269,14 @@ class HueyQueue:
                                                        daemon=True)
                     self._heartbeat.start()
 
+    def _untrack(self, job_id: str) -> None:
+        """The run is over: no renewal after this (so finishing never races a renewal into a false alarm)."""
+        with self._running_lock:
+            run = self._running.pop(job_id, None)
+        if run is not None:
+            with run.guard:
+                run.ended = True
+
     def _renew_forever(self) -> None:
         """Keep the leases (ledger deadline and repository lock) of this process's live runs alive."""
         lease = self.options.lease
@@ -277,7 +287,9 @@ class HueyQueue:
             for run in running:
                 if not run.thread.is_alive():
                     continue  # no run behind it any more: let the lease lapse so the reaper hands the job on
-                self._renew(run, lease)
+                with run.guard:
+                    if not run.ended:
+                        self._renew(run, lease)
 
     def _renew(self, run: _Run, lease: float) -> None:
         claimed = run.claimed
@@ -392,6 +404,8 @@ class _Run:
     started: float
     overrun: bool = False
     lost: bool = False
+    ended: bool = False
+    guard: threading.Lock = field(default_factory=threading.Lock)
 
 
 def coalesce_key(job: Job) -> str:

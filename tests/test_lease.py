@@ -59,7 +59,7 @@ def test_a_job_past_max_runtime_keeps_its_repository_and_is_not_run_twice(
         reaper.join(5)
     assert runs == ["long", "next"]
     assert most["o/a"] == 1
-    assert not [f for name, f in events if name == "queue.reaped"]
+    assert not [f for name, f in events if name in ("queue.reaped", "queue.lease_lost")]
     overruns = [f for name, f in events if name == "job.overrun"]
     assert len(overruns) == 1 and overruns[0]["delivery_id"] == "long" and overruns[0]["level"] == "warning"
     assert overruns[0]["max_runtime_s"] == 2.0
@@ -92,3 +92,26 @@ def test_renewal_stops_with_the_run_thread(backend: str, tmp_path: Path) -> None
     gone.join()
     queue._track(claimed, lock, gone)
     assert wait_until(lambda: queue.reap() == 1, 5)
+
+
+def test_a_lease_taken_over_while_the_run_lives_is_reported(
+        backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that renews too late (its process was paused) finds the job moved on, and says so."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr("bot.queue.log_event", lambda name, **f: events.append((name, f)))
+    release = threading.Event()
+    started = threading.Event()
+
+    def runner(job: Job) -> None:
+        started.set()
+        release.wait(10)
+
+    queue = build_queue(backend_settings(backend, tmp_path), runner, options_for(tmp_path, lease=0.6))
+    queue.submit("d", [Job("command", 1, "o/a", "d")])
+    with running_consumer(queue, workers=1):
+        assert started.wait(5)
+        assert queue.ledger.expired(time.time() + 60, 600)  # as a reaper would once the lease had lapsed
+        assert wait_until(lambda: any(name == "queue.lease_lost" for name, _ in events), 5)
+        release.set()
+    [lost] = [f for name, f in events if name == "queue.lease_lost"]
+    assert lost["delivery_id"] == "d" and lost["job"] is False and lost["level"] == "error"
