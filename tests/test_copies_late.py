@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from bot.core.cachetable import table
 from bot.core.discover import Discovery
@@ -184,3 +186,44 @@ def test_mixed_manifest_copy_gets_a_suggestion_not_an_edit() -> None:
     alone = _web_plan(mixed.replace("COPY . .", "COPY pages ./pages"))
     [note] = [f for f in alone.findings if f.code == "dockerfile-copy-not-read-by-install"]
     assert "already brings them" not in note.message
+
+
+# Generated Dockerfiles: a late move always verifies, is idempotent, and never crosses a step that reads the copy,
+# a folder above it, the working directory or the user.
+LATE_BODY = [
+    "WORKDIR /srv", "WORKDIR /var/www/html", "USER app", "COPY app.jar .", "COPY dist/ /srv/www/", "ADD index.js .",
+    "COPY tailwind.config.js jsconfig.json ./", "COPY package.json package-lock.json ./", "RUN npm ci",
+    "RUN apt-get update && apt-get install -y curl", "RUN pip install flask==3.0.3", "RUN npm install -g pm2@5",
+    "RUN java -jar app.jar --warmup", "RUN chmod -R 755 /srv", "RUN mkdir -p /srv/www/cache", "ENV MODE=prod",
+    "EXPOSE 80", "CMD [\"node\", \"index.js\"]", "COPY . .",
+]
+NEVER_CROSSED = {"WORKDIR /srv", "WORKDIR /var/www/html", "USER app", "RUN java -jar app.jar --warmup",
+                 "RUN chmod -R 755 /srv", "RUN mkdir -p /srv/www/cache", "COPY . ."}
+LATE_COPIES = {"COPY app.jar .", "COPY dist/ /srv/www/", "ADD index.js .", "COPY tailwind.config.js jsconfig.json ./"}
+
+
+@given(st.lists(st.sampled_from(LATE_BODY), min_size=1, max_size=8))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_generated_late_moves_are_safe(body: list[str]) -> None:
+    text = "FROM node:20\n" + "\n".join(body) + "\n"
+    files = {"Dockerfile": text, "package.json": '{"dependencies": {"next": "14.2.3"}}', "package-lock.json": "{}",
+             ".dockerignore": "node_modules\n"}
+    paths = ("Dockerfile", "package.json", "package-lock.json", ".dockerignore", "app.jar", "dist/index.html",
+             "index.js", "tailwind.config.js", "jsconfig.json")
+    snapshot = RepoSnapshot(paths=paths, files=files)
+    result = plan_dockerfiles(snapshot, Options(dockerignore=False), (LINK,), Discovery(dockerfiles=("Dockerfile",)))
+    edits = [e for e in result.edits if e.path == "Dockerfile"]
+    if not edits:
+        return
+    after = edits[0].content
+    assert verify_dockerfile_edit(text, after) is None
+    again = plan_dockerfiles(RepoSnapshot(paths=paths, files={**files, "Dockerfile": after}),
+                             Options(dockerignore=False), (LINK,), Discovery(dockerfiles=("Dockerfile",)))
+    assert not [e for e in again.edits if e.path == "Dockerfile"]
+    old, new = text.splitlines()[1:], after.splitlines()[1:]
+    if sorted(old) != sorted(new):
+        return  # the manifest reorder added lines: its own tests cover it
+    for i, a in enumerate(old):
+        for b in old[i + 1:]:
+            if a in LATE_COPIES and new.index(a) > new.index(b) and old.count(a) == 1 and old.count(b) == 1:
+                assert b not in NEVER_CROSSED, (a, b)
