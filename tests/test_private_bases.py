@@ -83,3 +83,15 @@ def test_a_base_whose_registry_has_a_login_gets_no_second_one() -> None:
     plan = _plan(_spec(LOGIN_OWN, other_login, *BUILD), f"FROM {OTHER}/base:1\n" + STEPS)
     (edit,) = [e for e in plan.edits if e.path == "buildspec.yml"]
     assert edit.content.count(OTHER) == (edit.original or "").count(OTHER)
+
+
+def test_a_login_that_may_be_to_the_base_registry_is_not_doubled() -> None:
+    # `$AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION...` may well be the base image's registry: no claim otherwise.
+    login = ("aws ecr get-login-password --region $AWS_DEFAULT_REGION | docker login --username AWS "
+             "--password-stdin $AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com")
+    files = {"buildspec.yml": _spec(login, "docker build -t shop .", "docker run --rm shop pytest"),
+             "Dockerfile": f"FROM {OTHER}/base:1\n" + STEPS, "app.py": "print('hi')\n"}
+    plan = planner.plan(RepoSnapshot(tuple(files), files), Options())
+    (edit,) = [e for e in plan.edits if e.path == "buildspec.yml"]
+    assert OTHER not in edit.content and not any(OTHER in r for r in edit.reasons)
+    assert _actions_on(plan, "arn:aws:ecr:us-west-2:210987654321:repository/base") == set(PULL_ACTIONS)

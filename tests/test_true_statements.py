@@ -183,3 +183,14 @@ def test_the_ecr_public_statements_name_real_actions_and_arns() -> None:
     policy = parliament.analyze_policy_string(plan.setup.iam_policy_json)  # type: ignore[union-attr]
     issues = {f.issue for f in policy.findings}
     assert not issues & {"UNKNOWN_ACTION", "UNKNOWN_PREFIX", "RESOURCE_MISMATCH", "MALFORMED", "INVALID_ARN"}
+
+
+def test_a_region_set_in_the_buildspec_and_used_by_the_pushed_host_settles_the_setup() -> None:
+    plan = _plan(_spec("export AWS_REGION=ap-northeast-1",
+                       "export URI=$AWS_ACCOUNT_ID.dkr.ecr.$AWS_REGION.amazonaws.com/shop",
+                       "docker build -t $URI:latest .", "docker run --rm $URI:latest pytest",
+                       "docker push $URI:latest"))
+    assert plan.setup is not None and plan.setup.region == "ap-northeast-1"
+    assert "arn:aws:ecr:ap-northeast-1:ACCOUNT_ID:repository/shop" in _resources(plan)
+    assert "arn:aws:ecr:ap-northeast-1:ACCOUNT_ID:repository/shop-cache" in _resources(plan)
+    assert not any(c.startswith("AWS_REGION=") for c in plan.setup.commands)

@@ -657,6 +657,9 @@ def _login_covers(an: Analysis, region: str, options: Options, before: int, posi
     return False
 
 
+_LOGIN_HOST = re.compile(r"(\$\w+|\d{12})\.dkr\.ecr\.([^./]+)\.")
+
+
 def _base_logins(an: Analysis, options: Options, region: str, bases: tuple[str, ...], before: int,
                  positions: dict[int, int]) -> list[str]:
     """Registry hosts of private base images that no login before command ``before`` covers.
@@ -674,12 +677,13 @@ def _base_logins(an: Analysis, options: Options, region: str, bases: tuple[str, 
         host = ref.split("/", 1)[0]
         if "$" in host or found.account is None or found.region is None:
             continue
-        # The bot's own login covers this account's registry in the build's region.
-        own = options.account_id == found.account and region == found.region
-        # A login to `$ACCOUNT.dkr.ecr.<this region>` may well be this account: taken as covering it.
-        covered = own or any(t.startswith(host) or (t.startswith("$") and f".dkr.ecr.{found.region}." in t)
-                             for t in targets)
-        covered = covered or any(r == found.region and (not ids or found.account in ids) for r, ids in legacy)
+        # A login whose account or region is a variable may be this registry's: only a login that surely goes
+        # elsewhere leaves it uncovered (the bot's own login is to this account's registry in ``region``).
+        logins = [(options.account_id or "$AWS_ACCOUNT_ID", region)]
+        logins += [(m[1], m[2]) for m in (_LOGIN_HOST.match(t) for t in targets) if m]
+        logins += [(account, r) for r, ids in legacy for account in (ids or ("$AWS_ACCOUNT_ID",))]
+        covered = any(a == found.account or a.startswith("$") for a, r in logins
+                      if r == found.region or r.startswith("$"))
         if not covered and host not in out:
             out.append(host)
     return out

@@ -382,6 +382,8 @@ def aws_setup(
         seen = buildspec_images(path, text)
         pushes.extend(seen.pushes)
         pulls.extend(seen.pulls)
+        # A registry host a pushed reference expands to (`REPOSITORY_URI=...` set in the buildspec) names them too.
+        hosts.extend((p.account or "", p.region or "", p.where) for p in seen.pushes if p.kind == "ecr")
     region = _first_valid(regions, region_problem)
     account = _first_valid(accounts, account_id_problem)
     named = _named_by_hosts(hosts, region, account)
@@ -446,14 +448,16 @@ def _or(value: str | None, problem: object, default: str) -> str:
 def _image_placeholders(pushes: Iterable[ImageRef]) -> list[tuple[str, str]]:
     """(placeholder, what it stands for) for each distinct push to an ECR repository the buildspec leaves
     unnamed: a private ECR host with a variable name, or a reference whose registry is a variable."""
-    unnamed = dict.fromkeys((p.written, p.where) for p in pushes
-                            if p.kind == "unknown" or p.kind == "ecr" and not p.repository)
-    seen: dict[str, str] = {}
-    for written, where in unnamed:
-        seen.setdefault(written, where)
+    seen: dict[str, list[str]] = {}
+    for p in pushes:
+        if p.kind == "unknown" or p.kind == "ecr" and not p.repository:
+            places = seen.setdefault(p.written, [])
+            if p.where not in places:
+                places.append(p.where)
     out = []
-    for n, (written, where) in enumerate(seen.items(), 1):
+    for n, (written, places) in enumerate(seen.items(), 1):
         name = IMAGE_PLACEHOLDER if n == 1 else f"{IMAGE_PLACEHOLDER}_{n}"
+        where = places[0] + (f" and {len(places) - 1} more" if len(places) > 1 else "")
         out.append((name, f"the ECR repository `{written}` ({where}) pushes to, if that is in ECR"))
     return out
 
