@@ -107,3 +107,23 @@ def test_findings_name_the_lines_of_the_file_as_proposed() -> None:
     [finding] = [f for f in result.findings if f.code == "dockerfile-install-after-copy"]
     line = edit.content.splitlines().index("RUN pip install flask==3.0.3") + 1
     assert f"(line {line})" in finding.message
+
+
+def test_prefetch_never_runs_before_a_copy_the_build_may_need() -> None:
+    # `settings.xml` (a private repository, a mirror) arrives between the source copy and the build: a download
+    # step added above the source copy would run without it.
+    settings = MAVEN_WRAPPER.replace("COPY . .\n", "COPY . .\nCOPY settings.xml /root/.m2/settings.xml\n")
+    result = _plan(settings, {**MAVEN, "settings.xml": "<settings/>\n"})
+    assert not [e for e in result.edits if e.path == "Dockerfile"]
+    [message] = _not_reordered(result)
+    assert "`COPY settings.xml /root/.m2/settings.xml`" in message
+    # The same when the sources come in parts and the wrapper files arrive after the first part.
+    parts = ("FROM eclipse-temurin:21-jdk\nWORKDIR /workspace\nCOPY pom.xml mvnw ./\nCOPY src src\n"
+             "COPY .mvn .mvn\nRUN ./mvnw -B package\n")
+    result = _plan(parts, MAVEN)
+    assert not [e for e in result.edits if e.path == "Dockerfile"]
+    chmod = ("FROM eclipse-temurin:21-jdk\nWORKDIR /workspace\nCOPY pom.xml mvnw ./\nCOPY .mvn .mvn\nCOPY src src\n"
+             "RUN chmod +x mvnw && ./mvnw -B package\n")
+    result = _plan(chmod, MAVEN)
+    assert not [e for e in result.edits if e.path == "Dockerfile"]
+    assert any("chmod +x mvnw" in m for m in _not_reordered(result))

@@ -765,10 +765,15 @@ class _StagePlan:
             if not install.prefetch or _cache_mounted(inst, eco):
                 return None
             for other in between:
-                if other.keyword in ("WORKDIR", "ENV", "ARG", "USER", "SHELL") or (
+                if other.keyword in ("WORKDIR", "ENV", "ARG", "USER", "SHELL", "COPY", "ADD") or (
                         other.keyword == "RUN" and not self._touches_only_copy(c, other)):
                     return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {_short(other)} between "
                                      "them would change how the dependencies are downloaded.")]
+            chmod = _makes_executable(between + [inst], install.command.words[0])
+            if chmod:
+                return [], [], [("warning", "dockerfile-not-reordered", (
+                    f"{where}: `{chmod}` shows `{install.command.words[0]}` may not be executable in the repository, "
+                    f"and an added download step would run it before that."))]
             keyword = "run" if c.inst.line_text.split()[0].islower() else "RUN"
             mounts = [f for f in inst.flags if f.startswith("--mount") and re.search(r"type=(cache|secret|ssh)", f)]
             line = _indent(self.df, c.inst) + " ".join([keyword, *mounts, install.prefetch])
@@ -888,6 +893,9 @@ class _StagePlan:
                 break
             if between.keyword in ("WORKDIR", "ENV", "ARG", "USER", "SHELL"):
                 return f"{_short(between)} between them would change how the dependencies are installed"
+            if between.keyword in ("COPY", "ADD"):
+                return (f"{_short(between)} between them may bring what the download needs (settings, credentials, "
+                        f"wrapper files); an added download step would run before it")
             if between.keyword == "RUN" and not self._touches_only_copy(c, between):
                 return (f"{_short(between)} runs between them and may prepare the download (git, credentials, "
                         f"a proxy); an added download step would run before it")
