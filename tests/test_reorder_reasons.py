@@ -127,3 +127,12 @@ def test_prefetch_never_runs_before_a_copy_the_build_may_need() -> None:
     result = _plan(chmod, MAVEN)
     assert not [e for e in result.edits if e.path == "Dockerfile"]
     assert any("chmod +x mvnw" in m for m in _not_reordered(result))
+
+
+def test_a_step_changing_a_folder_above_the_copy_keeps_the_copy_before_it() -> None:
+    # `chown -R` on /home/node also changes the copied /home/node/app; with the copy moved below it, it would not.
+    owned = ("FROM node:20\nWORKDIR /home/node/app\nCOPY . .\nRUN chown -R node:node /home/node\nRUN npm ci\n"
+             "USER node\n")
+    result = _plan(owned, {**LOCKED_NODE, ".dockerignore": "node_modules\n"})
+    assert not [e for e in result.edits if e.path == "Dockerfile"]
+    assert any("a folder above the copied files" in m for m in _not_reordered(result))
