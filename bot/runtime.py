@@ -173,13 +173,21 @@ def supervise(children: Sequence[subprocess.Popen[bytes]]) -> int:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    asked: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        asked.append(signum)
+        forward(signum, frame)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
     code = 0
     while True:
         exited = [c for c in children if c.poll() is not None]
         if exited:
             code = exited[0].returncode or 0
+            if asked and code == -signal.SIGTERM:
+                code = 0  # it died of the stop we forwarded, before its own handler was in place
             break
         time.sleep(0.2)
     forward(signal.SIGTERM, None)

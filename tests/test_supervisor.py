@@ -135,3 +135,18 @@ def test_each_layer_alone_stops_a_child_whose_parent_was_killed(mode: str, clean
     middle.kill()
     middle.wait(5)
     assert wait_until(lambda: not alive({child}), 5)
+
+
+def test_a_child_that_dies_of_the_forwarded_stop_counts_as_a_clean_stop() -> None:
+    """SIGTERM to `serve` while a child is still starting (no handler yet): the stop was asked for, exit 0."""
+    script = ("import subprocess, sys; from bot.runtime import supervise; "
+              "sys.exit(supervise([subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])]))")
+    serve = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(ROOT)},
+                             start_new_session=True)
+    try:
+        time.sleep(1.0)  # supervise's handlers are in place
+        serve.send_signal(signal.SIGTERM)
+        assert serve.wait(10) == 0
+    finally:
+        if serve.poll() is None:
+            os.killpg(serve.pid, signal.SIGKILL)
