@@ -38,7 +38,8 @@ def add_runtime_commands(subparsers: Any) -> None:
     serve.add_argument("--web-threads", type=int, default=DEFAULT_WEB_THREADS,
                        help="threads per web process (gthread only)")
     serve.add_argument("--web-server", choices=WEB_SERVERS, default=DEFAULT_WEB_SERVER,
-                       help="asgi: bot.asgi:app on uvicorn workers (default); gthread: bot.wsgi:app on threads")
+                       help="asgi: bot.asgi:app on uvicorn workers (default); gthread: bot.wsgi:app on threads, "
+                            "only behind a proxy that buffers whole requests (README)")
     serve.add_argument("--threads", type=int, default=DEFAULT_JOB_THREADS, help="job threads of the worker")
     serve.set_defaults(handler=serve_command)
 

@@ -3,6 +3,7 @@ counters, and the small exposures, against real gunicorn servers on 127.0.0.1 (b
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import http.client
 import io
@@ -12,15 +13,18 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 from runtime_fixtures import ROOT, SECRET, backend_settings, free_port, namespace_for, push_payload, sign, wait_until
 from werkzeug.test import Client
 
 from bot import metrics
+from bot.asgi import BoundedHttpToolsProtocol, FastAsgiWebhook, Worker
 from bot.config import Settings
 from bot.logs import configure_logging
 from bot.queue import build_queue
@@ -175,14 +179,45 @@ def test_huge_request_lines_and_headers_are_refused_before_they_are_buffered(kin
 
 def test_a_huge_head_in_flight_stalls_nobody(tmp_path: Path) -> None:
     with server("asgi", tmp_path) as port:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 30_000)  # under the limit, never finished
+        answers: list[tuple[bytes, int]] = []
+        sender = threading.Thread(target=lambda: answers.append(_huge_head(port, line=False)))
+        sender.start()
         try:
             replies = _answered_fast(port, "head-2")
             assert [(w, s) for w, s, _ in replies] == [("healthz", 200), ("unsigned", 401), ("signed", 202)]
             assert all(seconds < 1.0 for _, _, seconds in replies), replies
         finally:
-            sock.close()
+            sender.join(30)
+        assert answers and answers[0][0].startswith(b"HTTP/1.1 431")
+
+
+class QuickHeads(BoundedHttpToolsProtocol):
+    """The deployed protocol with a 1 s head deadline (10 s deployed), so the test stays short."""
+
+    head_deadline = 1.0
+
+
+class QuickHeadsWorker(Worker):
+    """`bot.asgi.Worker` serving `QuickHeads`."""
+
+    CONFIG_KWARGS = {**Worker.CONFIG_KWARGS, "http": QuickHeads}
+
+
+def test_stalled_heads_are_cut_at_their_deadline_and_stall_nobody(tmp_path: Path) -> None:
+    WEB["quick-heads"] = ["runtime_fixtures:asgi_app()", "--worker-class", "test_intake_hardening.QuickHeadsWorker"]
+    with server("quick-heads", tmp_path) as port:
+        socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(40)]
+        try:
+            for sock in socks:
+                sock.sendall(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n")
+            replies = _answered_fast(port, "heads-1")
+            assert [(w, s) for w, s, _ in replies] == [("healthz", 200), ("unsigned", 401), ("signed", 202)]
+            assert all(seconds < 1.0 for _, _, seconds in replies), replies
+            answers = [_closed_within(sock, 4) for sock in socks]
+            assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers[:3]
+        finally:
+            for sock in socks:
+                sock.close()
 
 
 def _chunked(port: int, body: bytes, headers: dict[str, str]) -> int:
@@ -276,3 +311,44 @@ def test_metrics_label_sets_are_bounded() -> None:
     assert f'{metrics.INSTALL_PREVIEW}{{installation="7",result="would_open"}} 5000' in text
     assert len(text.splitlines()) < 2 * (metrics.MAX_SERIES + 5)
     assert f'{metrics.DELIVERIES}{{overflow="true"}}' in text
+
+
+def test_an_unsigned_body_is_checked_as_it_streams_and_never_reaches_flask(tmp_path: Path) -> None:
+    settings = Settings(webhook_secret=SECRET, data_dir=str(tmp_path / "data"))
+    flask = create_app(settings, queue=build_queue(settings, None))
+    seen: list[str] = []
+    inner = flask.wsgi_app
+
+    def recording(environ: dict[str, Any], start_response: Any) -> Any:
+        seen.append(environ.get("CONTENT_LENGTH", ""))
+        return inner(environ, start_response)
+
+    flask.wsgi_app = recording  # type: ignore[method-assign]
+    app = FastAsgiWebhook(flask, settings)
+    body = b'{"pad": "' + b"x" * 2_000_000 + b'"}'
+    pieces = [body[i:i + 65536] for i in range(0, len(body), 65536)]
+
+    async def post(signature: str) -> int:
+        messages = [{"type": "http.request", "body": p, "more_body": i < len(pieces) - 1}
+                    for i, p in enumerate(pieces)]
+        status = [0]
+
+        async def receive() -> dict[str, Any]:
+            return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+
+        scope = {"type": "http", "method": "POST", "path": PATH, "raw_path": PATH.encode(), "query_string": b"",
+                 "root_path": "", "scheme": "http", "http_version": "1.1", "server": ("127.0.0.1", 3000),
+                 "client": ("127.0.0.1", 5), "headers": [
+                     (b"content-type", b"application/json"), (b"transfer-encoding", b"chunked"),
+                     (b"x-github-event", b"ping"), (b"x-github-delivery", b"m-1"),
+                     (b"x-hub-signature-256", signature.encode())]}
+        await app(scope, receive, send)
+        return status[0]
+
+    assert asyncio.run(post("sha256=" + "0" * 64)) == 401
+    assert asyncio.run(post(sign(body))) == 200  # the same body signed: Flask gets all of it (a ping: ignored)
+    assert seen == ["0", str(len(body))]
