@@ -91,11 +91,14 @@ class Body:
                    mac: HmacCheck | None) -> None:
         """Read until the end (kept only when `keep`); `mac` sees every byte, `declared` is Content-Length.
 
-        A body past `cap` is read on to its end (or its deadline) and dropped, so the client, which sends the
-        whole body before it reads an answer, gets to read the 413."""
+        A body past `cap` is read on (up to twice `cap`, and its deadline) and dropped, so a client that sends
+        the whole body before it reads an answer gets to read the 413."""
         started = time.monotonic()
         if declared is not None and declared > cap:
             self.outcome = "too_large"
+            if declared > 2 * cap:  # not worth reading: answer now and close
+                self.complete = False
+                return
         while True:
             try:
                 message = await asyncio.wait_for(receive(), max(0.0, body_due(started, self.size) - time.monotonic()))
@@ -112,6 +115,9 @@ class Body:
             if self.size > cap and self.outcome != "too_large":
                 self.chunks.clear()
                 self.outcome = "too_large"
+            if self.size > 2 * cap:  # drained as much as a 413 is worth
+                self.complete = False
+                return
             if self.outcome == "read":
                 if mac is not None:
                     mac.update(chunk)

@@ -48,49 +48,58 @@ def read_body(environ: dict[str, Any], cap: int) -> str:
     first bytes arrived; the body is then read on that thread with no deadline of gunicorn's own, so each
     socket read here is bounded by the time left (`body_due`). A client that trickles bytes just fast enough
     for each read can still hold the thread up to the whole-body deadline: the ASGI server is the one that
-    idle clients cannot exhaust (README, "Web server")."""
+    idle clients cannot exhaust (README, "Hostile clients"). A body past `cap` is read on and dropped (up to
+    twice `cap`, within its deadline) so the client can read the 413; past that the connection is closed."""
     if not _has_body(environ):
         return "read"
     try:
         declared = int(environ.get("CONTENT_LENGTH") or -1)
     except ValueError:
         declared = -1
-    if declared > cap:
-        return "too_large"
     stream = environ["wsgi.input"]
     sock = environ.get("gunicorn.socket")
     started = time.monotonic()
     chunks: list[bytes] = []
     size = 0
+    outcome = "too_large" if declared > cap else "read"
     try:
-        while True:
+        while size <= 2 * cap and declared <= 2 * cap:
             left = body_due(started, size) - time.monotonic()
             if left <= 0:
                 raise TimeoutError
             if sock is not None:
                 sock.settimeout(left)
-            chunk = stream.read(min(65536, cap + 1 - size))
+            chunk = stream.read(65536)
             if not chunk:
                 break
-            chunks.append(chunk)
             size += len(chunk)
             if size > cap:
-                return "too_large"
+                outcome = "too_large"
+                chunks.clear()
+            if outcome == "read":
+                chunks.append(chunk)
+        else:
+            _stop_reading(sock)  # not worth draining: gunicorn closes the connection after the 413
     except (TimeoutError, OSError):
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RD)  # gunicorn then closes the connection after the 408
-        return "timeout"
+        _stop_reading(sock)  # gunicorn then closes the connection after the answer
+        return outcome if outcome == "too_large" else "timeout"
     finally:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.settimeout(None)
-    raw = b"".join(chunks)
-    environ["wsgi.input"] = io.BytesIO(raw)  # Flask reads it from here
-    environ["CONTENT_LENGTH"] = str(len(raw))
-    environ.pop("wsgi.input_terminated", None)
-    environ.pop("HTTP_TRANSFER_ENCODING", None)
-    return "read"
+    if outcome == "read":
+        raw = b"".join(chunks)
+        environ["wsgi.input"] = io.BytesIO(raw)  # Flask reads it from here
+        environ["CONTENT_LENGTH"] = str(len(raw))
+        environ.pop("wsgi.input_terminated", None)
+        environ.pop("HTTP_TRANSFER_ENCODING", None)
+    return outcome
+
+
+def _stop_reading(sock: socket.socket | None) -> None:
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RD)
 
 
 class FastWebhook:
