@@ -64,6 +64,14 @@ def test_pushes_in_the_same_phase_right_after_the_build_count() -> None:
     assert " --push" in _build_line(edit) and "docker push" not in edit.content
 
 
+def test_each_of_several_builds_pushed_right_after_it_pushes_itself() -> None:
+    other = "$AWS_ACCOUNT_ID.dkr.ecr.eu-west-1.amazonaws.com/worker:latest"
+    edit = _edit(_plan(_spec([f"docker build -t {URI}:latest .", PUSH_LATEST,
+                              f"docker build -f Dockerfile -t {other} .", f"docker push {other}", "echo done"])))
+    builds = [line for line in edit.content.splitlines() if "docker buildx build" in line]
+    assert len(builds) == 2 and all(" --push" in b for b in builds) and "docker push" not in edit.content
+
+
 @pytest.mark.parametrize("later", [
     f"docker run --rm {URI}:latest pytest",
     f"docker save {URI}:latest -o image.tar",

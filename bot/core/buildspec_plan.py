@@ -251,8 +251,11 @@ def _push_only(p: Parsed, b: Build) -> list[int] | None:
             if words[:1] and words[0] in _QUIET:
                 continue
             other = True
-            if parse_build(sc) is not None or words[:2] in (["docker", "login"], ["docker", "logout"]):
-                continue  # a later build FROM this image is refused as a chain (local_base)
+            # A later build FROM this image is refused as a chain (local_base); a push of another name reads
+            # another image (a new name for this one needs `docker tag`, which keeps `--load`).
+            if parse_build(sc) is not None or words[:2] in (["docker", "login"], ["docker", "logout"]) \
+                    or pushed_tag(" ".join(w.raw for w in sc.words)) is not None:
+                continue
             if words and words[0] not in _STORE_FREE:
                 return None
     if pushed != tags:
