@@ -392,6 +392,7 @@ def command_values(text: str, skip_pulls: bool = False) -> list[tuple[int, str]]
     if not isinstance(root, MappingNode):
         return []
     out: list[tuple[int, str]] = []
+    line_of = by.line_numbers(text)
     env = by.get(root, "env")
     variables = by.get(env[1] if env else None, "variables")
     if variables and isinstance(variables[1], MappingNode):
@@ -407,6 +408,6 @@ def command_values(text: str, skip_pulls: bool = False) -> list[tuple[int, str]]
                 continue
             for w in (*sc.assignments, *sc.words):
                 pos = mapped.positions[w.start] if mapped is not None and w.start < len(mapped.positions) else -1
-                line = text.count("\n", 0, pos) + 1 if pos >= 0 else node.start_mark.line + 1
+                line = line_of(pos) if pos >= 0 else node.start_mark.line + 1
                 out.append((line, w.raw))
     return out

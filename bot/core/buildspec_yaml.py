@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import yaml
+from yaml.events import CollectionEndEvent, CollectionStartEvent
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -58,6 +62,29 @@ def _children(item: object) -> list[object]:
     return []
 
 
+# pyyaml composes, and copy/compare walk, nested collections recursively: a few kilobytes of `[[[[...` exhaust
+# Python's recursion limit. Real buildspecs and configs nest fewer than ten levels.
+MAX_DEPTH = 64
+
+
+class TooDeep(yaml.YAMLError):
+    """Collections nest deeper than MAX_DEPTH."""
+
+
+def _check_depth(text: str, loader: type) -> None:
+    """Raise TooDeep when collections nest deeper than MAX_DEPTH; reads the event stream, which is iterative."""
+    depth = 0
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, CollectionStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                where = f"line {event.start_mark.line + 1}: " if event.start_mark is not None else ""
+                raise TooDeep(f"{where}the YAML nests collections more than {MAX_DEPTH} levels deep, which is "
+                              "refused")
+        elif isinstance(event, CollectionEndEvent):
+            depth -= 1
+
+
 class NotText(yaml.YAMLError):
     """The file is not UTF-8 text (read with surrogate escapes), which YAML requires."""
 
@@ -71,10 +98,12 @@ def _utf8(text: str) -> None:
 
 
 def compose(text: str) -> Node | None:
-    """Compose the YAML node graph; marks index into ``text`` itself. Raises TooLarge for an alias bomb."""
+    """Compose the YAML node graph; marks index into ``text`` itself. Raises TooLarge for an alias bomb, TooDeep
+    for deep nesting."""
     _utf8(text)
     # libyaml drops a BOM from its character offsets, so only the pure-Python loader is exact then.
     loader = yaml.SafeLoader if text.startswith("\ufeff") else _Loader
+    _check_depth(text, loader)
     node = yaml.compose(text, Loader=loader)  # noqa: S506 - SafeLoader composes no objects
     if node is not None:
         _expanded(node)
@@ -82,8 +111,10 @@ def compose(text: str) -> Node | None:
 
 
 def safe_load(text: str) -> object:
-    """Load data with the fastest safe loader. Raises TooLarge for an alias bomb, NotText for bad bytes."""
+    """Load data with the fastest safe loader. Raises TooLarge for an alias bomb, TooDeep for deep nesting,
+    NotText for bad bytes."""
     _utf8(text)
+    _check_depth(text, _FastLoader)
     data = yaml.load(text, Loader=_FastLoader)  # noqa: S506 - CSafeLoader/SafeLoader are safe
     _expanded(data)
     return data
@@ -102,6 +133,12 @@ def get(node: Node | None, key: str) -> tuple[ScalarNode, Node] | None:
 def eol(text: str) -> str:
     """The file's line ending (added lines must match it)."""
     return "\r\n" if "\r\n" in text else "\n"
+
+
+def line_numbers(text: str) -> Callable[[int], int]:
+    """A function giving the 1-based line of an index into ``text`` in O(log n) (no re-count per call)."""
+    breaks = [m.start() for m in re.finditer("\n", text)]
+    return lambda idx: bisect.bisect_left(breaks, idx) + 1
 
 
 def line_start(text: str, idx: int) -> int:

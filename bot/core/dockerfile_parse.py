@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 _DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
 _HEREDOC = re.compile(r"^(\d*)<<(-?)([^<]*)$")
@@ -95,9 +96,9 @@ class Dockerfile:
         lf = sum(1 for line in self.lines if line.endswith("\n"))
         return "\r\n" if crlf and crlf * 2 >= lf else "\n"
 
-    @property
+    @cached_property
     def stages(self) -> tuple[Stage, ...]:
-        """The build stages in order."""
+        """The build stages in order (computed once: callers ask per instruction)."""
         out: list[Stage] = []
         froms = [i for i in self.instructions if i.keyword == "FROM"]
         for n, frm in enumerate(froms):
@@ -106,6 +107,37 @@ class Dockerfile:
             name = words[2].lower() if len(words) >= 3 and words[1].lower() == "as" else None
             out.append(Stage(n, name, words[0] if words else "", frm.index, last))
         return tuple(out)
+
+    @cached_property
+    def _first_named(self) -> dict[str, int]:
+        """Stage name -> index of the first stage with that name."""
+        out: dict[str, int] = {}
+        for stage in self.stages:
+            if stage.name is not None:
+                out.setdefault(stage.name, stage.index)
+        return out
+
+    @cached_property
+    def _first_of(self) -> dict[str, int]:
+        """Keyword -> index of its first instruction."""
+        out: dict[str, int] = {}
+        for inst in self.instructions:
+            out.setdefault(inst.keyword, inst.index)
+        return out
+
+    def first_index(self, keyword: str) -> int | None:
+        """Index of the first instruction with this (upper-case) keyword, else None."""
+        return self._first_of.get(keyword)
+
+    def stage_ref(self, value: str, upto: int) -> Stage | None:
+        """The first of the stages before ``upto`` named ``value`` (or numbered ``value``), else None."""
+        found = [i for i in (self._first_named.get(value.lower()),) if i is not None]
+        # Only the canonical decimal spelling names a stage by number (`01` does not); the length check keeps
+        # int() away from Python's limit on very long digit strings.
+        if value.isascii() and value.isdecimal() and len(value) < 19 and str(int(value)) == value:
+            found.append(int(value))
+        found = [i for i in found if i < min(upto, len(self.stages))]
+        return self.stages[min(found)] if found else None
 
     def stage_instructions(self, stage: Stage) -> tuple[Instruction, ...]:
         """Instructions of one stage, FROM included."""
@@ -232,6 +264,13 @@ def _split_command(line: str) -> tuple[str, tuple[str, ...], str]:
 
 def parse(text: str) -> Dockerfile:
     """Parse ``text``; raise DockerfileParseError where BuildKit would fail."""
+    # Every build of a buildspec reads its Dockerfile again: parse each text once (the result is immutable).
+    return _parse_cached(text)
+
+
+@lru_cache(maxsize=32)
+def _parse_cached(text: str) -> Dockerfile:
+    """The cached parse: at most 32 Dockerfiles, each under the 1 MiB the readers accept."""
     lines = split_lines(text)
     escape = "\\"
     cont = _continuation(escape)

@@ -6,6 +6,7 @@ import posixpath
 import re
 import shlex
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.core.dockerfile_parse import Instruction
 
@@ -57,6 +58,20 @@ def run_commands(inst: Instruction) -> list[Command] | None:
 
 def split_commands(script: str) -> list[Command] | None:
     """Split shell text on `&&`, `||`, `;`, `|`; None on quoting, subshells or substitutions."""
+    # Every build of a buildspec reads its Dockerfile's RUNs again: split each text once per process.
+    split = _split_cached(script) if len(script) <= _CACHED_LENGTH else _split(script)
+    return None if split is None else list(split)
+
+
+_CACHED_LENGTH = 4096  # the cache holds at most 4096 texts of at most this many characters
+
+
+@lru_cache(maxsize=4096)
+def _split_cached(script: str) -> tuple[Command, ...] | None:
+    return _split(script)
+
+
+def _split(script: str) -> tuple[Command, ...] | None:
     if "$(" in script or "`" in script or "<<" in script:
         return None
     lexer = shlex.shlex(script, posix=True, punctuation_chars=True)
@@ -94,7 +109,7 @@ def split_commands(script: str) -> list[Command] | None:
         return None
     if words:
         out.append(_command(words, redirects))
-    return out
+    return tuple(out)
 
 
 def _command(words: list[str], redirects: list[str]) -> Command:

@@ -266,7 +266,8 @@ def _run_leaks(df: Dockerfile, inst: Instruction, scope: _Scope, cwd: tuple[str,
                stage: Stage) -> list[Leak]:
     """The credential one RUN leaves in its layer (the first one found), if any."""
     text = df.block(inst)
-    root = not any(i.keyword == "USER" and i.index < inst.index for i in df.instructions)
+    first_user = df.first_index("USER")
+    root = first_user is None or first_user >= inst.index
     # `'${NPM_TOKEN}'` stays a placeholder that npm expands when it reads the file: no secret is written.
     expanded = set(_VAR.findall(re.sub(r"'[^'\n]*'", "", text)))
     run_refs = [n for n in _VAR.findall(text) if n in scope.valued and n in expanded]

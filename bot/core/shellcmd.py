@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -10,6 +11,10 @@ _PREFIX_WORDS = frozenset({"if", "then", "else", "elif", "while", "until", "do",
 _END_WORDS = frozenset({"fi", "done", "}", "esac"})
 _OPERATORS = ("&&", "||", ";;", "|&", ";", "&", "|", "(", ")")
 _WRITE_REDIRECTS = frozenset({">", ">>", ">|", ">&", "&>", "&>>"})
+_OPERATOR_CHARS = frozenset("&|;()")
+# Every character the tokenizer treats specially; a run of other characters is one stretch of a plain word.
+_QUOTING = re.compile(r"[\\$`'\"]")
+_SPECIAL = re.compile(r"[\\ \t\r\n#'\"`$&<>|;()]")
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,8 @@ def _skip_double(s: str, i: int) -> int:
 
 def _unquote(raw: str) -> str:
     """The value of a word after quote removal (expansions are left as written)."""
+    if _QUOTING.search(raw) is None:
+        return raw
     out: list[str] = []
     i, n = 0, len(raw)
     while i < n:
@@ -247,7 +254,7 @@ def tokenize(s: str) -> list[tuple[str, object]]:
             else:
                 toks.append(("redir", op))
             continue
-        matched = next((op for op in _OPERATORS if s.startswith(op, i)), None)
+        matched = next((op for op in _OPERATORS if s.startswith(op, i)), None) if c in _OPERATOR_CHARS else None
         if matched is not None:
             flush(i)
             toks.append(("op", matched))
@@ -255,7 +262,8 @@ def tokenize(s: str) -> list[tuple[str, object]]:
             continue
         if start < 0:
             start = i
-        i += 1
+        special = _SPECIAL.search(s, i + 1)
+        i = special.start() if special else n
     flush(n)
     return toks
 
@@ -275,8 +283,12 @@ def _cached_commands(s: str) -> tuple[SimpleCommand, ...]:
 
 
 def clear_cache() -> None:
-    """Forget every tokenized command (benchmarks time cold runs)."""
+    """Forget every tokenized command, split RUN and parsed Dockerfile (benchmarks time cold runs)."""
+    from bot.core import dockerfile_parse, dockerfile_shell
+
     _cached_commands.cache_clear()
+    dockerfile_parse._parse_cached.cache_clear()
+    dockerfile_shell._split_cached.cache_clear()
 
 
 def _simple_commands(s: str) -> tuple[SimpleCommand, ...]:
