@@ -18,7 +18,8 @@ from pathlib import Path
 
 import yaml
 
-from bot.core import buildspec_plan, dockerfile_plan, planner
+from bot import pr_body, report
+from bot.core import buildspec_plan, codebuild_images, dockerfile_plan, planner
 from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
 from bot.core.shellcmd import clear_cache
 
@@ -121,6 +122,9 @@ class Row:
     dockerignore: int = 0
     steps_saved: int = 0
     findings: int = 0
+    copies_late: int = 0
+    pushes: int = 0
+    false_statements: list[str] = dataclasses.field(default_factory=list)
     warning_codes: frozenset[str] = frozenset()
     reparse_ok: bool = True
     idempotent: bool = True
@@ -133,6 +137,27 @@ class Row:
     def invariants_ok(self) -> bool:
         """All three invariant checks passed and nothing raised."""
         return self.reparse_ok and self.idempotent and self.untouched_ok and not self.crashed
+
+
+# Sentences the PR body or the report must never say (issue 12: every sentence true).
+_FALSE_NAMING = re.compile(r"(?i)does(?: not|n't) name the AWS account|not name the (?:AWS )?(?:account|region)")
+_NO_BUILDX_LIST = re.compile(r"docker buildx is missing[^\n]*")
+
+
+def false_statements(result: Plan) -> list[str]:
+    """The checkable false statements in this plan's PR body and CLI report (empty when all hold)."""
+    body = pr_body.render_pr_body(result, "corpus/repo") + "\n" + report.text_report(result)
+    out = []
+    if "start warm" in body and not any(b.cached for b in result.builds):
+        out.append("says builds start warm with no build cached")
+    without = {i.short for i in codebuild_images.IMAGES if not i.buildx}
+    for line in _NO_BUILDX_LIST.findall(body):
+        named = set(re.findall(r"`([a-z0-9_-]+:\d+\.\d+)`", line.split("Switch")[0]))
+        if named - without:
+            out.append(f"names images with buildx as lacking it: {sorted(named - without)}")
+    if result.setup is not None and result.setup.account_id and _FALSE_NAMING.search(body):
+        out.append("says the account is not named while the setup knows it")
+    return out
 
 
 def check_repository(name: str, snapshot: RepoSnapshot, repeats: int = 3) -> Row:
@@ -158,6 +183,9 @@ def check_repository(name: str, snapshot: RepoSnapshot, repeats: int = 3) -> Row
         figures = dockerfile_plan.counts(result.edits, result.cache_tables)
         row.dockerfiles_changed = figures["dockerfiles_reordered"]
         row.args_moved = figures["args_moved"]
+        row.copies_late = figures["copies_moved_late"]
+        row.pushes = sum(1 for b in result.builds if b.cached and b.output == "push")
+        row.false_statements = false_statements(result)
         row.dockerignore = figures["dockerignore_created"] + figures["dockerignore_extended"]
         for edit in result.edits:
             if edit.path in result.buildspecs:
@@ -240,13 +268,16 @@ def main(argv: list[str] | None = None) -> int:
     share = 100 * len(changed) / len(with_builds) if with_builds else 0.0
     print(f"| ... of them with a verified buildspec change | {len(changed)} ({share:.0f}%) |")
     print(f"| Dockerfiles reordered | {sum(r.dockerfiles_changed for r in rows)} |")
+    print(f"| copies moved late | {sum(r.copies_late for r in rows)} |")
+    print(f"| builds switched to --push | {sum(r.pushes for r in rows)} |")
+    print(f"| false-statement checks passing | {sum(not r.false_statements for r in rows)}/{len(rows)} |")
     print(f"| ARGs moved | {sum(r.args_moved for r in rows)} |")
     print(f"| .dockerignore created or extended | {sum(r.dockerignore for r in rows)} |")
     print(f"| cache-table steps saved on a source-only change | {sum(r.steps_saved for r in rows)} |")
     print(f"| findings | {sum(r.findings for r in rows)} |")
     print(f"| planning time per repository, median / max | {statistics.median(times):.1f} ms / {max(times):.1f} ms |")
     for r in rows:
-        for problem in ([r.crashed] if r.crashed else []) + r.problems:
+        for problem in ([r.crashed] if r.crashed else []) + r.problems + r.false_statements:
             print(f"PROBLEM {r.name}: {problem}")
     yaml_results = list(yaml_rows(args.corpus))
     bad = [(case, outcome) for case, outcome in yaml_results if outcome != "ok"]

@@ -33,6 +33,7 @@ def test_every_repository_passes_every_invariant(corpus: Path) -> None:
     with_builds = [r for r in rows if r.builds]
     silent = [r.name for r in with_builds if not r.specs_changed and not r.warning_codes]
     assert silent == []
+    assert {r.name: r.false_statements for r in rows if r.false_statements} == {}
     assert sum(1 for r in with_builds if r.specs_changed) >= 0.5 * len(with_builds)
 
 
@@ -61,3 +62,14 @@ def test_untouched_check_catches_a_changed_line() -> None:
 
 def test_missing_corpus_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _report_module().main(["--corpus", str(tmp_path)]) == 2
+
+
+def test_false_statement_checks_catch_a_planted_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
+    report = _report_module()
+    files = {"buildspec.yml": "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t app .\n",
+             "Dockerfile": "FROM python:3.12\nRUN pip install flask\nCOPY . .\n"}
+    plan = report.planner.plan(report.RepoSnapshot(tuple(files), files), report.Options())
+    assert report.false_statements(plan) == []
+    monkeypatch.setattr(report.pr_body, "render_pr_body", lambda *a, **k: (
+        "docker buildx is missing on `standard:5.0` and `standard:7.0`. Switch to ..."))
+    assert report.false_statements(plan) == ["names images with buildx as lacking it: ['standard:7.0']"]
