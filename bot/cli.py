@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bot.core import discover, planner
+from bot.core import budget, discover, planner
 from bot.core.model import Options, Plan
 from bot.core.repo_config import CONFIG_PATH, ConfigError, options_from_mapping, parse_repo_config
 from bot.local_repo import LocalRepoError, read_snapshot_checked, read_text, why_unreadable, write_edits
@@ -129,6 +129,14 @@ def _plan_command(args: argparse.Namespace) -> int:
         # A file the plan depends on was skipped: saying "already set up" (or writing half a plan) would mislead.
         raise LocalRepoError("not planned, these files could not be read: " + "; ".join(broken[:10]))
     result = planner.plan(snapshot, options)
+    over = budget.refusals(result.findings)
+    if over:
+        # Too large to plan: nothing was decided, so no command may say "set up" or write (exit 2, an error).
+        if args.command == "plan":
+            sys.stdout.write(json_report(result) if args.json else text_report(result))
+        for finding in over:
+            sys.stderr.write(f"ecr-cache-bot: {finding.path}: {finding.message}\n")
+        return EXIT_ERROR
     if args.command == "plan":
         if args.json:
             sys.stdout.write(json_report(result))

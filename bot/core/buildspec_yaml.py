@@ -79,8 +79,7 @@ def _check_depth(text: str, loader: type) -> None:
             depth += 1
             if depth > MAX_DEPTH:
                 where = f"line {event.start_mark.line + 1}: " if event.start_mark is not None else ""
-                raise TooDeep(f"{where}the YAML nests collections more than {MAX_DEPTH} levels deep, which is "
-                              "refused")
+                raise TooDeep(f"{where}collections nest more than {MAX_DEPTH} levels deep")
         elif isinstance(event, CollectionEndEvent):
             depth -= 1
 

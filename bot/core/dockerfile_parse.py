@@ -62,7 +62,7 @@ class Instruction:
             return None
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested past Python's limit
             return None
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return value
@@ -369,7 +369,7 @@ def _is_json(args: str) -> bool:
         return False
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested past Python's limit
         return False
     return isinstance(value, list)
 
@@ -380,7 +380,7 @@ def _check(keyword: str, args: str) -> None:
     if keyword in _JSON_KEYWORDS and text.startswith("["):
         try:
             value = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested past Python's limit
             return
         if isinstance(value, list) and not all(isinstance(v, str) for v in value):
             raise DockerfileParseError(f"{keyword}: JSON array must hold only strings")

@@ -6,7 +6,7 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from bot.core import buildspec_plan, cachetable, discover, dockerfile_plan, policies
+from bot.core import budget, buildspec_plan, cachetable, discover, dockerfile_plan, policies
 from bot.core.lifecycle_rules import lifecycle_problems
 from bot.core.model import (
     AwsSetup,
@@ -26,6 +26,9 @@ def plan(snapshot: RepoSnapshot, options: Options) -> Plan:
     if not options.enabled:
         return Plan(findings=(Finding(".github/ecr-cache.yml", "info", "disabled",
                                       "ecr-cache-bot is disabled by `enabled: false` in the repo config."),))
+    over = budget.check(snapshot, options)
+    if over:
+        return Plan(findings=over)
     found = discover.discover(snapshot, options)
     spec_part = buildspec_plan.plan_buildspecs(snapshot, options, found)
     docker_part = dockerfile_plan.plan_dockerfiles(snapshot, options, spec_part.builds, found)

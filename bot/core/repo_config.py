@@ -173,7 +173,7 @@ def parse_repo_config(text: str | None, path: str = CONFIG_PATH) -> tuple[Option
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or (str(exc) if isinstance(exc, (by.TooLarge, by.NotText))
+        problem = getattr(exc, "problem", None) or (str(exc) if isinstance(exc, (by.TooLarge, by.TooDeep, by.NotText))
                                                      else "it is not valid YAML")
         return Options(), [Finding(path, "error", "config-invalid-yaml", f"{path}{where}: {problem}")]
     if raw is None:

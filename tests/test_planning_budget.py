@@ -1,0 +1,152 @@
+"""Hostile sizes cannot pin a worker: planning work grows linearly, and a repository past the budget is refused."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.core import planner
+from bot.core.model import Options, Plan, RepoSnapshot
+from bot.core.shellcmd import clear_cache
+
+BUILDSPEC = """version: 0.2
+phases:
+  build:
+    commands:
+      - docker build -t app:latest .
+      - docker push app:latest
+"""
+
+
+def chained_stages(n: int) -> str:
+    """`n` stages, each copying from the one before (issue 14: 65 s at 2,000 stages)."""
+    lines = ["FROM alpine:3.19 AS s0", "RUN echo 0 > /f0"]
+    for i in range(1, n):
+        lines += [f"FROM alpine:3.19 AS s{i}", f"COPY --from=s{i - 1} /f{i - 1} /f{i - 1}", f"RUN echo {i} > /f{i}"]
+    return "\n".join(lines) + "\n"
+
+
+def run_lines(n: int) -> str:
+    return "FROM alpine:3.19\nRUN apk add --no-cache curl\nCOPY . /src\n" + "".join(f"RUN echo {i}\n" for i in range(n))
+
+
+def build_args_line(n: int) -> str:
+    args = " ".join(f"--build-arg A{i}=v{i}" for i in range(n))
+    return BUILDSPEC.replace("docker build -t", f"docker build {args} -t")
+
+
+def many_builds(n: int) -> str:
+    cmds = "".join(f"      - docker build -t app{i}:latest .\n      - docker push app{i}:latest\n" for i in range(n))
+    return "version: 0.2\nphases:\n  build:\n    commands:\n" + cmds
+
+
+def snapshot(files: dict[str, str]) -> RepoSnapshot:
+    return RepoSnapshot(paths=tuple(sorted(files)), files=files, repository="octo/app")
+
+
+def calls(files: dict[str, str]) -> int:
+    """Python and C function calls one plan makes: a measure of work that does not depend on the machine's load."""
+    count = 0
+
+    def profile(frame: object, event: str, arg: object) -> None:
+        nonlocal count
+        if event in ("call", "c_call"):
+            count += 1
+
+    snap = snapshot(files)
+    clear_cache()  # every measured plan starts cold
+    sys.setprofile(profile)
+    try:
+        planner.plan(snap, Options())
+    finally:
+        sys.setprofile(None)
+    return count
+
+
+def growth(make: Callable[[int], dict[str, str]], n: int) -> float:
+    """How much more work a plan does at twice the size (2.0 is linear, 4.0 quadratic)."""
+    return calls(make(2 * n)) / calls(make(n))
+
+
+@pytest.mark.parametrize(("shape", "make", "n"), [
+    ("chained COPY --from stages", lambda n: {"buildspec.yml": BUILDSPEC, "Dockerfile": chained_stages(n)}, 60),
+    ("RUN lines", lambda n: {"buildspec.yml": BUILDSPEC, "Dockerfile": run_lines(n)}, 300),
+    ("--build-arg on one line", lambda n: {"buildspec.yml": build_args_line(n), "Dockerfile": run_lines(5)}, 500),
+])
+def test_planning_work_grows_linearly(shape: str, make: Callable[[int], dict[str, str]], n: int) -> None:
+    assert growth(make, n) < 2.4, f"planning {shape} does super-linear work"
+
+
+def refused(plan: Plan) -> list[str]:
+    return [f"{f.path}: {f.message}" for f in plan.findings if f.code == "plan-budget-exceeded"]
+
+
+def test_too_many_stages_is_refused_with_a_finding_and_no_edit() -> None:
+    plan = planner.plan(snapshot({"buildspec.yml": BUILDSPEC, "Dockerfile": chained_stages(501)}), Options())
+    assert plan.edits == ()
+    assert refused(plan) and "501 build stages" in refused(plan)[0] and refused(plan)[0].startswith("Dockerfile:")
+    assert all(f.level == "error" for f in plan.findings if f.code == "plan-budget-exceeded")
+
+
+def test_at_the_stage_limit_the_repository_is_still_planned() -> None:
+    plan = planner.plan(snapshot({"buildspec.yml": BUILDSPEC, "Dockerfile": chained_stages(500)}), Options())
+    assert not refused(plan)
+    assert "buildspec.yml" in {e.path for e in plan.edits}
+
+
+def test_too_many_instructions_is_refused() -> None:
+    plan = planner.plan(snapshot({"buildspec.yml": BUILDSPEC, "Dockerfile": run_lines(5_000)}), Options())
+    assert plan.edits == ()
+    assert "5,003 instructions" in refused(plan)[0]
+
+
+def test_a_huge_build_args_line_is_refused() -> None:
+    plan = planner.plan(snapshot({"buildspec.yml": build_args_line(30_000), "Dockerfile": run_lines(5)}), Options())
+    assert plan.edits == ()
+    assert "characters" in refused(plan)[0] and refused(plan)[0].startswith("buildspec.yml:")
+
+
+def test_too_many_builds_is_refused() -> None:
+    plan = planner.plan(snapshot({"buildspec.yml": many_builds(201), "Dockerfile": run_lines(5)}), Options())
+    assert plan.edits == ()
+    assert any("201 `docker build` commands" in r for r in refused(plan))
+
+
+def test_builds_times_instructions_are_counted_as_work_units() -> None:
+    # 150 builds are within their limit, and so is a 4,000-instruction Dockerfile; every build analysing that
+    # Dockerfile again is not.
+    files = {"buildspec.yml": many_builds(150), "Dockerfile": run_lines(4_000)}
+    plan = planner.plan(snapshot(files), Options())
+    assert plan.edits == ()
+    assert any("work units" in r and "150 builds" in r for r in refused(plan))
+    few = planner.plan(snapshot({"buildspec.yml": many_builds(50), "Dockerfile": run_lines(4_000)}), Options())
+    assert not refused(few) and few.edits
+
+
+def test_builds_repeated_by_yaml_aliases_count_once_per_repetition() -> None:
+    block = "".join(f"    - docker build -t app{i}:latest .\n" for i in range(100))
+    text = (f"version: 0.2\nx-builds: &builds\n{block}phases:\n  pre_build:\n    commands: *builds\n"
+            "  build:\n    commands: *builds\n  post_build:\n    commands: *builds\n")
+    plan = planner.plan(snapshot({"buildspec.yml": text, "Dockerfile": run_lines(5)}), Options())
+    assert any("400 `docker build` commands" in r for r in refused(plan))
+
+
+def write_repo(root: Path, files: dict[str, str]) -> dict[str, bytes]:
+    for name, text in files.items():
+        root.joinpath(name).write_text(text)
+    return {name: root.joinpath(name).read_bytes() for name in files}
+
+
+def test_check_and_apply_exit_2_on_a_repository_past_the_budget(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    before = write_repo(tmp_path, {"buildspec.yml": BUILDSPEC, "Dockerfile": chained_stages(2_000)})
+    assert main(["check", str(tmp_path)]) == 2
+    assert "2,000 build stages" in capsys.readouterr().err
+    assert main(["apply", str(tmp_path)]) == 2
+    assert {name: tmp_path.joinpath(name).read_bytes() for name in before} == before
+    assert main(["plan", str(tmp_path), "--json"]) == 2
+    assert "plan-budget-exceeded" in capsys.readouterr().out
