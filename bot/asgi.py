@@ -363,6 +363,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """A new connection starts in a head."""
         super().connection_made(transport)
         self._head_reset(in_head=True)
+        # A connection that sends nothing at all is closed at the head deadline too (uvicorn's keep-alive
+        # timeout starts only after a first response).
+        self._head_timer = self.loop.call_later(self.head_deadline, self._head_too_slow)
 
     def _head_reset(self, in_head: bool) -> None:
         self._in_head = in_head
@@ -414,8 +417,12 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _head_too_slow(self) -> None:
         self._head_timer = None
-        if self._in_head and self._head_bytes and not self.transport.is_closing():
+        if not self._in_head or self.transport.is_closing():
+            return
+        if self._head_bytes:
             self._refuse(408, "request head not received in time")
+        else:
+            self.transport.close()
 
     def _refuse(self, status: int, error: str) -> None:
         self._head_reset(in_head=False)

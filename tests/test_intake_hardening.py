@@ -207,6 +207,7 @@ def test_stalled_heads_are_cut_at_their_deadline_and_stall_nobody(tmp_path: Path
     WEB["quick-heads"] = ["runtime_fixtures:asgi_app()", "--worker-class", "test_intake_hardening.QuickHeadsWorker"]
     with server("quick-heads", tmp_path) as port:
         socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(40)]
+        silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(10)]
         try:
             for sock in socks:
                 sock.sendall(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n")
@@ -215,8 +216,11 @@ def test_stalled_heads_are_cut_at_their_deadline_and_stall_nobody(tmp_path: Path
             assert all(seconds < 1.0 for _, _, seconds in replies), replies
             answers = [_closed_within(sock, 4) for sock in socks]
             assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers[:3]
+            for sock in silent:  # a connection that never sent a byte is closed, not kept
+                sock.settimeout(4)
+                assert sock.recv(1) == b""
         finally:
-            for sock in socks:
+            for sock in socks + silent:
                 sock.close()
 
 
