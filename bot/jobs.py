@@ -310,7 +310,7 @@ def _reply_for(outcome: Outcome, state: RepoState, plan: Plan | None) -> str:
         kind = {"opened": "pr_opened", "updated": "pr_updated", "current": "pr_current"}[outcome.action]
         return pr_body.render_comment(kind, pr_url=outcome.pr_url, summary=summary)
     if outcome.action == "already" and plan is not None:
-        if plan.buildspecs or plan.builds:
+        if plan.builds:
             return pr_body.render_comment("already", repo=repo, default_branch=state.default_branch,
                                           checked=_checked(state, plan), findings=findings)
         return pr_body.render_comment("nothing", repo=repo, findings=list(plan.findings))

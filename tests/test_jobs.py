@@ -11,7 +11,7 @@ from github_double import GitHubDouble, private_key_pem
 from bot import jobs
 from bot.config import Settings
 from bot.core import planner
-from bot.core.model import FileEdit, Finding, Options, Plan, RepoSnapshot
+from bot.core.model import BuildLink, FileEdit, Finding, Options, Plan, RepoSnapshot
 from bot.github_gateway import GatewayFactory, GitHubError
 from bot.job import Job
 from bot.retry import classify_exception
@@ -222,7 +222,8 @@ def test_web_runner_binds_the_queue_submit_for_fan_out(monkeypatch: pytest.Monke
 
 def test_already_set_up_reply_keeps_the_planners_warnings(gh: GitHubDouble, monkeypatch: pytest.MonkeyPatch) -> None:
     warning = Finding("buildspec.yml", "warning", "two-writers", "two builds share the cache tag `cache`")
-    monkeypatch.setattr(planner, "plan", lambda snapshot, options: Plan(findings=(warning,),
+    build = BuildLink("buildspec.yml", "build", 0, 3, "Dockerfile", ".", "cache")
+    monkeypatch.setattr(planner, "plan", lambda snapshot, options: Plan(findings=(warning,), builds=(build,),
                                                                         buildspecs=("buildspec.yml",)))
     gh.add_repo(REPO, FILES, permissions={"dev": "write"})
     (outcome,) = command(gh, "/ecr-cache")
@@ -230,3 +231,12 @@ def test_already_set_up_reply_keeps_the_planners_warnings(gh: GitHubDouble, monk
     (reply,) = gh.bot_comments(REPO, 5)
     assert "already set up" in reply.body and "Notes:" in reply.body
     assert "two builds share the cache tag `cache`" in reply.body
+
+
+def test_a_buildspec_without_a_docker_build_is_never_called_set_up(gh: GitHubDouble,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(planner, "plan", lambda snapshot, options: Plan(buildspecs=("buildspec.yml",)))
+    gh.add_repo(REPO, FILES, permissions={"dev": "write"})
+    command(gh, "/ecr-cache")
+    (reply,) = gh.bot_comments(REPO, 5)
+    assert "already set up" not in reply.body and "No change could be made" in reply.body
