@@ -177,3 +177,16 @@ def test_a_private_builder_image_is_pulled_not_pushed() -> None:
     assert arn not in push["Resource"] and pull["Resource"] == [arn]
     assert "ecr:PutImage" not in pull["Action"] and "ecr:BatchGetImage" in pull["Action"]
     assert "mirror/buildkit" not in setup.image_repositories
+
+
+def test_scratch_files_go_to_a_private_folder_never_a_fixed_tmp_path() -> None:
+    from bot.core.policies import SETUP_DIR_LINE, setup_commands
+
+    commands = setup_commands(None, None, ("team-cache",), (), shared=("team-cache",))
+    text = "\n".join(commands)
+    assert "/tmp/" not in text
+    assert commands[0].startswith("AWS_REGION=")  # the first command stays the one the operator edits
+    first_use = next(n for n, c in enumerate(commands) if "$SETUP_DIR/" in c)
+    assert commands.index(SETUP_DIR_LINE) == first_use - 1
+    assert SETUP_DIR_LINE.startswith("SETUP_DIR=$(mktemp -d)")
+    assert SETUP_DIR_LINE not in setup_commands("eu-west-1", "123456789012", ("app-cache",), ("app",))

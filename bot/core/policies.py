@@ -462,16 +462,19 @@ def _image_placeholders(pushes: Iterable[ImageRef]) -> list[tuple[str, str]]:
     return out
 
 
-_CURRENT_POLICY = "/tmp/ecr-cache-lifecycle-current.json"
-_MERGED_POLICY = "/tmp/ecr-cache-lifecycle-merged.json"
+# Scratch files live in a private `mktemp -d` folder, never at a fixed /tmp path another user could plant first.
+SETUP_DIR_LINE = "SETUP_DIR=$(mktemp -d)  # a private folder for this setup's scratch files"
+_CURRENT_POLICY = "$SETUP_DIR/lifecycle-current.json"
+_MERGED_POLICY = "$SETUP_DIR/lifecycle-merged.json"
+_IAM_FILLED = "$SETUP_DIR/iam-policy.json"
 
 
 def _merge_lifecycle_commands(name: str, region_arg: str) -> list[str]:
     """Read the repository's lifecycle policy (none yet: empty), merge ours into it, put the result."""
     return [
         f"aws ecr get-lifecycle-policy --repository-name {name} --region {region_arg} --query lifecyclePolicyText "
-        f"--output text > {_CURRENT_POLICY} 2> /tmp/ecr-cache-lifecycle.err || {{ grep -q "
-        f"LifecyclePolicyNotFoundException /tmp/ecr-cache-lifecycle.err && echo '{{\"rules\": []}}' > "
+        f"--output text > {_CURRENT_POLICY} 2> $SETUP_DIR/lifecycle.err || {{ grep -q "
+        f"LifecyclePolicyNotFoundException $SETUP_DIR/lifecycle.err && echo '{{\"rules\": []}}' > "
         f"{_CURRENT_POLICY}; }}",
         f"python3 -c '{MERGE_SCRIPT}' {LIFECYCLE_PATH} {_CURRENT_POLICY} > {_MERGED_POLICY} && "
         f"aws ecr put-lifecycle-policy --repository-name {name} --region {region_arg} "
@@ -533,10 +536,13 @@ def setup_commands(
         substitutions.append(f'-e "s/{name}/${name}/g"')
     document = f"file://{IAM_PATH}"
     if substitutions:
-        commands.append(f"sed {' '.join(substitutions)} {IAM_PATH} > /tmp/ecr-cache-iam-policy.json")
-        document = "file:///tmp/ecr-cache-iam-policy.json"
+        commands.append(f"sed {' '.join(substitutions)} {IAM_PATH} > {_IAM_FILLED}")
+        document = f"file://{_IAM_FILLED}"
     commands.append(
         "aws iam put-role-policy --role-name YOUR-CODEBUILD-SERVICE-ROLE --policy-name ecr-cache-bot "
         f"--policy-document {document}"
     )
+    first_use = next((n for n, c in enumerate(commands) if "$SETUP_DIR" in c), None)
+    if first_use is not None:
+        commands.insert(first_use, SETUP_DIR_LINE)
     return tuple(commands)
