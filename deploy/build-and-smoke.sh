@@ -64,8 +64,12 @@ if [ -z "${BASE_IMAGE:-}" ]; then
   if [ ! -x "$ROOTFS/usr/bin/python3" ]; then
     say "debootstrap bookworm with python3 (once; cached in $ROOTFS)"
     rm -rf "$ROOTFS"
+    # The Debian mirror this machine's apt already uses (deb822 `URIs:` or one-line `deb` sources).
+    MIRROR=$(sed -n -e 's|^URIs: *\([^ ]*/debian\)/*$|\1|p' -e 's|^deb \([^ ]*/debian\)/* bookworm .*|\1|p' \
+      /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null | head -n 1)
+    [ -n "$MIRROR" ] || fail "no Debian mirror found in /etc/apt/sources.list*"
     debootstrap --variant=minbase --include=python3,python3-venv,python-is-python3,ca-certificates \
-      bookworm "$ROOTFS" http://deb.debian.org/debian >>"$LOG" 2>&1 || fail "debootstrap"
+      bookworm "$ROOTFS" "$MIRROR" >>"$LOG" 2>&1 || fail "debootstrap"
     rm -rf "$ROOTFS"/var/lib/apt/lists/* "$ROOTFS"/var/cache/apt/*.bin \
       "$ROOTFS"/usr/share/doc "$ROOTFS"/usr/share/man "$ROOTFS"/usr/share/info
   fi

@@ -121,18 +121,18 @@ NODE = ("FROM node:20\nWORKDIR /app\nCOPY package.json package-lock.json ./\n{ru
 
 
 @pytest.mark.parametrize(("run", "refused", "file_leak"), [
-    ("ARG NPM_TOKEN\nRUN echo \"//registry.npmjs.org/:_authToken=${NPM_TOKEN}\" > .npmrc && npm ci", True, True),
+    ("ARG NPM_TOKEN\nRUN echo \"//npm.example.com/:_authToken=${NPM_TOKEN}\" > .npmrc && npm ci", True, True),
     # Removed in the same RUN: the layer does not hold the file (the passed ARG still refuses, by itself).
-    ("ARG NPM_TOKEN\nRUN echo \"//registry.npmjs.org/:_authToken=${NPM_TOKEN}\" > .npmrc && npm ci && rm -f .npmrc",
+    ("ARG NPM_TOKEN\nRUN echo \"//npm.example.com/:_authToken=${NPM_TOKEN}\" > .npmrc && npm ci && rm -f .npmrc",
      True, False),
     # Single quotes keep `${NPM_TOKEN}` a placeholder npm expands when it reads the file (the ARG still refuses).
-    ("ARG NPM_TOKEN\nRUN echo '//registry.npmjs.org/:_authToken=${NPM_TOKEN}' > .npmrc && npm ci", True, False),
+    ("ARG NPM_TOKEN\nRUN echo '//npm.example.com/:_authToken=${NPM_TOKEN}' > .npmrc && npm ci", True, False),
     ("RUN cp /run/secrets/npmrc /root/.npmrc && npm ci", True, True),
     ("RUN cp /run/secrets/npmrc /root/.npmrc && npm ci; rm /root/.npmrc", False, False),
     ("RUN --mount=type=secret,id=npm NPM_TOKEN=$(cat /run/secrets/npm) && echo \"_authToken=$NPM_TOKEN\" > ~/.npmrc",
      True, True),
     ("RUN --mount=type=secret,id=npmrc,target=/root/.npmrc npm ci", False, False),
-    ("RUN echo \"registry=https://registry.npmjs.org/\" > .npmrc && npm ci", False, False),
+    ("RUN echo \"registry=https://npm.example.com/\" > .npmrc && npm ci", False, False),
     ("ARG PYPI_PASSWORD\nRUN printf '[pypi]\\npassword = %s\\n' \"$PYPI_PASSWORD\" | tee ~/.pypirc && npm ci",
      True, True),
     ("ARG GITHUB_TOKEN\nRUN git config --global url.\"https://${GITHUB_TOKEN}@github.com/\".insteadOf "
@@ -140,7 +140,7 @@ NODE = ("FROM node:20\nWORKDIR /app\nCOPY package.json package-lock.json ./\n{ru
     ("ARG API_SECRET\nRUN echo \"$API_SECRET\" > /etc/app.key && npm ci", True, True),
     ("ARG NODE_ENV\nRUN echo \"$NODE_ENV\" > env.txt && npm ci", False, False),
     # A secret ARG the build never passes is empty: writing it leaks nothing.
-    ("ARG NPM_TOKEN\nRUN echo \"//registry.npmjs.org/:_authToken=${NPM_TOKEN}\" > .npmrc && npm ci", False, False),
+    ("ARG NPM_TOKEN\nRUN echo \"//npm.example.com/:_authToken=${NPM_TOKEN}\" > .npmrc && npm ci", False, False),
 ])
 def test_run_that_writes_a_credential_file(run: str, refused: bool, file_leak: bool) -> None:
     dockerfile = NODE.format(run=run)
@@ -305,7 +305,7 @@ def test_a_clone_in_the_same_command_as_the_build_counts_and_one_after_it_does_n
 def test_an_env_carries_a_passed_secret_into_a_stage_built_from_it() -> None:
     dockerfile = ("FROM node:20 AS base\nARG NPM_TOKEN\nENV NPM_TOKEN=$NPM_TOKEN\nWORKDIR /app\n\n"
                   "FROM base AS deps\nCOPY package.json package-lock.json ./\n"
-                  "RUN echo \"//registry.npmjs.org/:_authToken=${NPM_TOKEN}\" > .npmrc && npm ci\n\n"
+                  "RUN echo \"//npm.example.com/:_authToken=${NPM_TOKEN}\" > .npmrc && npm ci\n\n"
                   "FROM node:20-slim\nCOPY --from=deps /app/node_modules /app/node_modules\n")
     files = {"buildspec.yml": _buildspec(build="docker build --build-arg NPM_TOKEN -t $REPO:latest ."),
              "Dockerfile": dockerfile, ".dockerignore": ".git\n"}

@@ -141,7 +141,7 @@ def apt_mirror() -> str:
                 return words[1]
             if words[:1] == ["deb"] and words[-2:-1] == ["bookworm"]:
                 return words[1]
-    return "http://deb.debian.org/debian"
+    raise RuntimeError("no Debian mirror found in /etc/apt/sources.list*")
 
 
 ENGINE_ROOT = WORK / "engine"
