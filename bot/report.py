@@ -37,9 +37,12 @@ def _cache_table_lines(table: CacheTable) -> list[str]:
 
 
 def plan_status(plan: Plan) -> str:
-    """What `check` reports: `disabled`, `changes`, `nothing-found` (no CodeBuild Docker build) or `set-up`."""
+    """What `check` reports: `disabled`, `changes`, `nothing-found` (no CodeBuild Docker build) or `set-up`; and
+    `not-planned` for a repository past the planning budget, which `check` answers with exit 2."""
     if any(f.code == "disabled" for f in plan.findings):
         return "disabled"
+    if any(f.code == "plan-budget-exceeded" for f in plan.findings):
+        return "not-planned"
     if plan.edits:
         return "changes"
     return "set-up" if plan.builds else "nothing-found"
@@ -49,6 +52,7 @@ _NO_CHANGE = {
     "disabled": "Changes: none (the bot is disabled by `enabled: false` in the repo config)",
     "nothing-found": "Changes: none (no CodeBuild Docker build found)",
     "set-up": "Changes: none (already set up, or nothing the bot can change safely)",
+    "not-planned": "Changes: none (not planned: the repository is past the planning budget, see the findings)",
 }
 
 

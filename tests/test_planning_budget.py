@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -149,4 +150,8 @@ def test_check_and_apply_exit_2_on_a_repository_past_the_budget(tmp_path: Path,
     assert main(["apply", str(tmp_path)]) == 2
     assert {name: tmp_path.joinpath(name).read_bytes() for name in before} == before
     assert main(["plan", str(tmp_path), "--json"]) == 2
-    assert "plan-budget-exceeded" in capsys.readouterr().out
+    document = json.loads(capsys.readouterr().out)
+    assert document["status"] == "not-planned" and document["changes"] == []
+    assert {f["code"] for f in document["findings"]} == {"plan-budget-exceeded"}
+    assert main(["plan", str(tmp_path)]) == 2
+    assert "not planned: the repository is past the planning budget" in capsys.readouterr().out
