@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import reprlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
+from jsonschema import Draft202012Validator
 
 from bot.core import buildspec_yaml as by
+from bot.core import config_schema
 from bot.core.model import Finding, Options
 from bot.core.names import account_id_problem, ecr_repository_problem, image_tag_problem, region_problem
 
@@ -117,7 +120,42 @@ def _builder_name(key: str, value: Any) -> str:
     return text
 
 
+def _names(pattern: str, what: str, limit: int | None = None) -> Callable[[str, Any], tuple[str, ...]]:
+    """A converter for a list of GitHub names (logins, team slugs) that must match the schema's ``pattern``."""
+    regex = re.compile(pattern)
+
+    def convert(key: str, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(i, str) for i in value):
+            raise ConfigError(f"`{key}` must be a list of {what}, got {_shown(value)}")
+        bad = [i for i in value if not regex.match(i)]
+        if bad:
+            raise ConfigError(f"`{key}`: {_shown(bad[0])} is not a {what[:-1]}")
+        if limit is not None and len(value) > limit:
+            raise ConfigError(f"`{key}` may name at most {limit} {what}, got {len(value)}")
+        return tuple(dict.fromkeys(value))
+
+    return convert
+
+
+def _labels(key: str, value: Any) -> tuple[str, ...]:
+    item = config_schema.SCHEMA["properties"][key]["items"]
+    if not isinstance(value, list) or not all(isinstance(i, str) and i.strip() for i in value):
+        raise ConfigError(f"`{key}` must be a list of label names, got {_shown(value)}")
+    long = [i for i in value if len(i) > item["maxLength"]]
+    if long:
+        raise ConfigError(f"`{key}`: {_shown(long[0])} is longer than {item['maxLength']} characters")
+    return tuple(dict.fromkeys(i.strip() for i in value))
+
+
+def _team(key: str, value: Any) -> tuple[str, ...]:
+    # The review-request API takes the slug alone: `my-org/platform` becomes `platform`.
+    return tuple(dict.fromkeys(i.rpartition("/")[2] for i in _TEAMS(key, value)))
+
+
+_TEAMS = _names(config_schema.TEAM_PATTERN, "team slugs")
+_PROPERTIES: Mapping[str, Any] = config_schema.SCHEMA["properties"]
 _FIELDS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
+    "extends": ("", _bool),  # read by `merge_configs`; not an option
     "enabled": ("enabled", _bool),
     "region": ("region", _checked(region_problem)),
     "account_id": ("account_id", lambda k, v: _checked(account_id_problem)(k, str(v) if isinstance(v, int) else v)),
@@ -137,8 +175,27 @@ _FIELDS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "cache_errors": ("cache_errors", _cache_errors),
     # Read from the organization's `.github` repository: opts a large first install in to pull requests.
     "install": ("install", _install),
+    "labels": ("labels", _labels),
+    "reviewers": ("reviewers", _names(config_schema.LOGIN_PATTERN, "GitHub user names")),
+    "team_reviewers": ("team_reviewers", _team),
+    "assignees": ("assignees", _names(config_schema.LOGIN_PATTERN, "GitHub user names",
+                                      _PROPERTIES["assignees"]["maxItems"])),
+    "draft": ("draft", _bool),
 }
-KNOWN_KEYS = tuple(_FIELDS)
+# The schema is the one list of keys: a key it lacks has no converter, and the other way round (a test checks).
+KNOWN_KEYS = config_schema.KEYS
+_VALIDATORS = {key: Draft202012Validator(_PROPERTIES[key]) for key in KNOWN_KEYS}
+
+
+def _problem(key: str, value: Any) -> tuple[str, Any]:
+    """The option field and value of one key, or raise ConfigError: the schema decides what is valid, the
+    converter words the message (and checks what a schema cannot, such as an AWS region code)."""
+    field_name, convert = _FIELDS[key]
+    error = next(iter(_VALIDATORS[key].iter_errors(value)), None)
+    converted = convert(key, value)  # raises with the friendly message
+    if error is not None:  # the schema is stricter than the converter: its own words, with the key
+        raise ConfigError(f"`{key}`: {error.message[:200]}")
+    return field_name, converted
 
 
 def options_from_mapping(raw: Mapping[str, Any], base: Options | None = None) -> Options:
@@ -151,37 +208,94 @@ def options_from_mapping(raw: Mapping[str, Any], base: Options | None = None) ->
             suggestion = f" (did you mean `{hint[0]}`?)" if hint else ""
             problems.append(f"unknown key `{key}`{suggestion}; known keys: {', '.join(KNOWN_KEYS)}")
             continue
-        field_name, convert = _FIELDS[key]
         try:
-            changes[field_name] = convert(key, value)
+            field_name, converted = _problem(key, value)
         except ConfigError as exc:
             problems.append(str(exc))
+            continue
+        if field_name:
+            changes[field_name] = converted
     if problems:
         raise ConfigError("; ".join(problems), tuple(problems))
     return dataclasses.replace(base or Options(), **changes)
 
 
-def parse_repo_config(text: str | None, path: str = CONFIG_PATH) -> tuple[Options, list[Finding]]:
-    """Options from the config text (None or empty: defaults); an invalid file gives an error finding."""
-    if text is None or not text.strip():
-        return Options(), []
-    if len(text.encode("utf-8", "surrogateescape")) > MAX_CONFIG_BYTES:
-        return Options(), [Finding(path, "error", "config-too-large",
-                                   f"{path} is larger than {MAX_CONFIG_BYTES // 1024} KiB; it is not read.")]
+def key_lines(text: str) -> dict[str, int]:
+    """The 1-based line of each top-level key of a YAML mapping (empty when the text is not one)."""
     try:
-        raw = by.safe_load(text.lstrip("\ufeff"))
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    if not isinstance(node, yaml.MappingNode):
+        return {}
+    return {str(k.value): k.start_mark.line + 1 for k, _ in node.value if isinstance(k, yaml.ScalarNode)}
+
+
+def _load(text: str | None, path: str) -> tuple[dict[str, Any], dict[str, int], list[Finding]]:
+    """The raw mapping of a config file, its keys' lines, and the findings that stop it from being read."""
+    if text is None or not text.strip():
+        return {}, {}, []
+    if len(text.encode("utf-8", "surrogateescape")) > MAX_CONFIG_BYTES:
+        return {}, {}, [Finding(path, "error", "config-too-large",
+                                f"{path} is larger than {MAX_CONFIG_BYTES // 1024} KiB; it is not read.")]
+    text = text.lstrip("\ufeff")
+    try:
+        raw = by.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or (str(exc) if isinstance(exc, (by.TooLarge, by.TooDeep, by.NotText))
                                                      else "it is not valid YAML")
-        return Options(), [Finding(path, "error", "config-invalid-yaml", f"{path}{where}: {problem}")]
+        return {}, {}, [Finding(path, "error", "config-invalid-yaml", f"{path}{where}: {problem}",
+                                mark.line + 1 if mark is not None else None)]
     if raw is None:
-        return Options(), []
+        return {}, {}, []
     if not isinstance(raw, dict):
-        return Options(), [Finding(path, "error", "config-not-mapping",
-                                   f"{path} must be a mapping of keys such as `region:`, got {type(raw).__name__}")]
-    try:
-        return options_from_mapping(raw), []
-    except ConfigError as exc:
-        return Options(), [Finding(path, "error", "config-invalid", f"{path}: {problem}") for problem in exc.problems]
+        return {}, {}, [Finding(path, "error", "config-not-mapping",
+                                f"{path} must be a mapping of keys such as `region:`, got {type(raw).__name__}")]
+    return raw, key_lines(text), []
+
+
+def _errors(raw: Mapping[str, Any], lines: Mapping[str, int], path: str) -> list[Finding]:
+    """One finding per bad key, on the key's line."""
+    findings = []
+    for key, value in raw.items():
+        try:
+            options_from_mapping({key: value})
+        except ConfigError as exc:
+            findings += [Finding(path, "error", "config-invalid", f"{path}: {problem}", lines.get(str(key)))
+                         for problem in exc.problems]
+    return findings
+
+
+def parse_repo_config(text: str | None, path: str = CONFIG_PATH) -> tuple[Options, list[Finding]]:
+    """Options from the config text (None or empty: defaults); an invalid file gives an error finding."""
+    raw, lines, findings = _load(text, path)
+    findings = findings or _errors(raw, lines, path)
+    if findings or not raw:
+        return Options(), findings
+    return options_from_mapping(raw), []
+
+
+def merge_configs(org_text: str | None, repo_text: str | None, org_path: str,
+                  repo_path: str = CONFIG_PATH) -> tuple[Options, list[Finding]]:
+    """The repository's config over the organization's defaults, key by key (`extends: false` in the repository
+    ignores the defaults); ``Options.sources`` names the file each key set came from. Errors in either file are
+    findings naming that file."""
+    repo_raw, repo_lines, findings = _load(repo_text, repo_path)
+    findings = findings or _errors(repo_raw, repo_lines, repo_path)
+    extends = repo_raw.get("extends", True) is not False
+    org_raw: dict[str, Any] = {}
+    if extends and org_text is not None:
+        org_raw, org_lines, org_findings = _load(org_text, org_path)
+        findings += org_findings or _errors(org_raw, org_lines, org_path)
+    if findings:
+        return Options(), findings
+    merged = {k: v for k, v in org_raw.items() if k != "extends"}
+    sources = {k: org_path for k in merged}
+    for key, value in repo_raw.items():
+        if key != "extends":
+            merged[key] = value
+            sources[key] = repo_path
+    options = options_from_mapping(merged)
+    return dataclasses.replace(options, sources=tuple(sources.items())), []
