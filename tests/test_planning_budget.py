@@ -155,3 +155,12 @@ def test_check_and_apply_exit_2_on_a_repository_past_the_budget(tmp_path: Path,
     assert {f["code"] for f in document["findings"]} == {"plan-budget-exceeded"}
     assert main(["plan", str(tmp_path)]) == 2
     assert "not planned: the repository is past the planning budget" in capsys.readouterr().out
+
+
+def test_many_buildspecs_count_together() -> None:
+    # 20 buildspecs of 230 KB each are each under the per-file limit; together they are past the budget.
+    spec = build_args_line(9_800)
+    files = {f"svc{i}/buildspec.yml": spec for i in range(20)} | {"Dockerfile": run_lines(5)}
+    plan = planner.plan(snapshot(files), Options())
+    assert plan.edits == ()
+    assert any("characters" in r and "buildspecs" in r for r in refused(plan))
