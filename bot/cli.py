@@ -7,16 +7,27 @@ import dataclasses
 import importlib
 import importlib.metadata
 import io
+import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from bot.core import budget, discover, planner
-from bot.core.model import Options, Plan
+from bot.core.model import Finding, Options, Plan
 from bot.core.repo_config import CONFIG_PATH, ConfigError, options_from_mapping, parse_repo_config
 from bot.local_repo import LocalRepoError, read_snapshot_checked, read_text, why_unreadable, write_edits
 from bot.replay import add_replay_command
-from bot.report import json_report, plan_status, text_report, unified_diff
+from bot.report import (
+    Style,
+    error_json,
+    github_annotations,
+    json_report,
+    plan_status,
+    summary,
+    text_report,
+    unified_diff,
+)
 
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR, EXIT_NOTHING, EXIT_DISABLED = 0, 1, 2, 3, 4
 DISTRIBUTION = "ecr-cache-bot"
@@ -88,30 +99,69 @@ def _unmatched_flags(args: argparse.Namespace, paths: tuple[str, ...]) -> list[s
             for pattern in patterns or () if not discover.configured_matches(paths, pattern)]
 
 
-def _check(plan: Plan) -> int:
-    """One line that says what was found, and the exit code of that state (README, "Command line")."""
+def _style() -> Style:
+    """Colour and wrapping only on a terminal; any non-empty NO_COLOR turns colour off (https://no-color.org)."""
+    try:
+        tty = sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if not tty:
+        # Piped or redirected: plain, and one line per finding so grep and diff tools see it whole.
+        return Style()
+    return Style(colour=not os.environ.get("NO_COLOR"), width=shutil.get_terminal_size().columns)
+
+
+_EXIT_OF_STATUS = {"disabled": EXIT_DISABLED, "changes": EXIT_CHANGES, "nothing-found": EXIT_NOTHING,
+                   "set-up": EXIT_OK, "not-planned": EXIT_ERROR}
+
+
+def _check_line(plan: Plan) -> str:
+    """One line that says what was found (README, "Command line")."""
     status = plan_status(plan)
+    if status == "not-planned":
+        return "Not planned: the repository is past the planning budget (see the findings).\n"
     if status == "disabled":
-        sys.stdout.write(f"Disabled: `enabled: false` in {CONFIG_PATH}; nothing was checked.\n")
-        return EXIT_DISABLED
+        return f"Disabled: `enabled: false` in {CONFIG_PATH}; nothing was checked.\n"
     if status == "changes":
-        sys.stdout.write(f"Not set up: {len(plan.edits)} file(s) would change: "
-                         f"{', '.join(e.path for e in plan.edits)}\n")
-        return EXIT_CHANGES
+        return f"Not set up: {len(plan.edits)} file(s) would change: {', '.join(e.path for e in plan.edits)}\n"
     if status == "nothing-found":
         where = (f"no `docker build` in {', '.join(plan.buildspecs)}" if plan.buildspecs
                  else "no CodeBuild buildspec")
         dockerfiles = f", {len(plan.dockerfiles)} Dockerfile(s) need no change" if plan.dockerfiles else ""
-        sys.stdout.write(f"No CodeBuild Docker build found ({where}{dockerfiles}): nothing to set up.\n")
-        return EXIT_NOTHING
+        return f"No CodeBuild Docker build found ({where}{dockerfiles}): nothing to set up.\n"
     cached = sum(1 for b in plan.builds if b.cached)
     if cached == len(plan.builds):
-        sys.stdout.write(f"Already set up: {cached} CodeBuild Docker build(s) use the registry cache; "
-                         "no change needed.\n")
-    else:
-        sys.stdout.write(f"Nothing to change: {cached} of {len(plan.builds)} CodeBuild Docker builds use the "
-                         f"registry cache; the others are left as they are (see `ecr-cache-bot plan`).\n")
-    return EXIT_OK
+        return f"Already set up: {cached} CodeBuild Docker build(s) use the registry cache; no change needed.\n"
+    return (f"Nothing to change: {cached} of {len(plan.builds)} CodeBuild Docker builds use the "
+            f"registry cache; the others are left as they are (see `ecr-cache-bot plan`).\n")
+
+
+def _check(plan: Plan, args: argparse.Namespace) -> int:
+    """The check's output (a line, `--json` or annotations plus the line) and the exit code of the state."""
+    code = _EXIT_OF_STATUS[plan_status(plan)]
+    if args.json:
+        sys.stdout.write(json_report(plan, exit_code=code))
+        return code
+    if args.github_annotations:
+        sys.stdout.write(github_annotations(plan.findings))
+    sys.stdout.write(_check_line(plan))
+    return code
+
+
+def _plan_output(plan: Plan, args: argparse.Namespace) -> None:
+    """`plan`: the summary, the diff and the report (or one of them, or the `--json` document)."""
+    if args.json:
+        sys.stdout.write(json_report(plan))
+        return
+    style = _style()
+    if not args.report_only and not args.diff_only:
+        sys.stdout.write(summary(plan, style))
+    if not args.report_only:
+        sys.stdout.write(unified_diff(plan, style))
+    if not args.diff_only:
+        if args.report_only:
+            sys.stdout.write(summary(plan, style))
+        sys.stdout.write(text_report(plan, style))
 
 
 def _plan_command(args: argparse.Namespace) -> int:
@@ -133,26 +183,38 @@ def _plan_command(args: argparse.Namespace) -> int:
     if over:
         # Too large to plan: nothing was decided, so no command may say "set up" or write (exit 2, an error).
         if args.command == "plan":
-            sys.stdout.write(json_report(result) if args.json else text_report(result))
+            sys.stdout.write(json_report(result) if args.json else summary(result) + text_report(result))
+        elif args.command == "check" and (args.json or args.github_annotations):
+            _check(result, args)
         for finding in over:
             sys.stderr.write(f"ecr-cache-bot: {finding.path}: {finding.message}\n")
         return EXIT_ERROR
     if args.command == "plan":
-        if args.json:
-            sys.stdout.write(json_report(result))
-        else:
-            sys.stdout.write(unified_diff(result))
-            sys.stdout.write(text_report(result))
+        _plan_output(result, args)
         return EXIT_OK
     if args.command == "apply":
         written = write_edits(root, result.edits)
-        sys.stdout.write(text_report(result))
+        sys.stdout.write(text_report(result, _style()))
         sys.stdout.write(f"Wrote {len(written)} file(s): {', '.join(written) or 'none'}\n")
         return EXIT_OK
     for finding in result.findings:
         if finding.path == CONFIG_PATH and finding.level != "info":
             sys.stderr.write(f"ecr-cache-bot: {finding.level}: {finding.message}\n")
-    return _check(result)
+    return _check(result, args)
+
+
+def _config_findings(problems: tuple[str, ...]) -> tuple[Finding, ...]:
+    """Config problems as error findings: on the config file, or on no file for a command-line flag."""
+    return tuple(Finding("" if p.startswith("command-line flag") else CONFIG_PATH, "error", "invalid-config", p)
+                 for p in problems)
+
+
+def _machine_output(args: argparse.Namespace, errors: tuple[str, ...], findings: tuple[Finding, ...]) -> None:
+    """An error also as the `--json` document or as annotations on stdout (stderr says it for people)."""
+    if getattr(args, "json", False):
+        sys.stdout.write(error_json(errors, findings, EXIT_ERROR))
+    elif getattr(args, "github_annotations", False):
+        sys.stdout.write(github_annotations(findings))
 
 
 def _runtime_commands() -> Any:
@@ -174,12 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     plan_parser = sub.add_parser("plan", help="print the diff and report for a local checkout")
     _add_plan_options(plan_parser)
-    plan_parser.add_argument("--json", action="store_true", help="machine-readable output")
+    shown = plan_parser.add_mutually_exclusive_group()
+    shown.add_argument("--json", action="store_true", help="machine-readable output")
+    shown.add_argument("--diff-only", action="store_true", help="print only the diff (for `git apply`)")
+    shown.add_argument("--report-only", action="store_true", help="print the summary and report, not the diff")
     apply_parser = sub.add_parser("apply", help="write the planned changes into the checkout")
     _add_plan_options(apply_parser)
     check_parser = sub.add_parser("check", help="exit 0 when set up, 1 when changes would be made, 2 on error, "
                                   "3 when no CodeBuild Docker build is found, 4 when disabled by the repo config")
     _add_plan_options(check_parser)
+    check_shown = check_parser.add_mutually_exclusive_group()
+    check_shown.add_argument("--json", action="store_true", help="the `plan --json` document with `exit_code`")
+    check_shown.add_argument("--github-annotations", action="store_true",
+                             help="print the findings as GitHub workflow commands (annotations on their lines)")
     add_replay_command(sub)
     add_runtime = _runtime_commands()
     if add_runtime is not None:
@@ -199,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return _plan_command(args)
         except ConfigError as exc:
+            problems = exc.problems or (str(exc),)
+            _machine_output(args, problems, _config_findings(problems))
             if len(exc.problems) > 1:
                 listed = "".join(f"\n  - {p}" for p in exc.problems)
                 sys.stderr.write(f"ecr-cache-bot: invalid configuration ({len(exc.problems)} problems):{listed}\n")
@@ -207,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_ERROR
         except (LocalRepoError, OSError) as exc:
             sys.stderr.write(f"ecr-cache-bot: {exc}\n")
+            _machine_output(args, (str(exc),), (Finding("", "error", "not-planned", str(exc)),))
             return EXIT_ERROR
     handler = getattr(args, "handler", None)
     if handler is None:

@@ -34,7 +34,7 @@ def loaded_images(p: Parsed) -> list[Finding]:
                             f"{p.path}:{c.node.start_mark.line + 1}: `docker load`/`docker import` puts an image in "
                             "the local image store only; a Dockerfile that starts FROM it fails on the "
                             "docker-container builder (which cannot see that store): push it to ECR and build "
-                            "FROM its registry reference.")]
+                            "FROM its registry reference.", line=c.node.start_mark.line + 1)]
     return []
 
 
@@ -130,7 +130,8 @@ def builder_switch(p: Parsed) -> list[Finding]:
             out.append(Finding(p.path, "warning", "builder-switch",
                                f"{p.path}:{b.command.node.start_mark.line + 1}: this build is not rewritten but "
                                "runs after `docker buildx use` selected the docker-container builder; add "
-                               "`--load` to it (or `--builder default`) once it is fixed."))
+                               "`--load` to it (or `--builder default`) once it is fixed.",
+                               line=b.command.node.start_mark.line + 1))
     phases = by.get(p.root, "phases")
     for name in PHASES:
         ph = by.get(phases[1] if phases else None, name)
@@ -142,7 +143,7 @@ def builder_switch(p: Parsed) -> list[Finding]:
                                    f"{p.path}:{item.start_mark.line + 1}: this build in `{name}.finally` is not "
                                    "rewritten but runs on the docker-container builder selected for the cache: "
                                    "add `--load` to it (or `--builder default`) so its image reaches the local "
-                                   "image store."))
+                                   "image store.", line=item.start_mark.line + 1))
     for c in p.analysis.commands:
         hidden = [inner for sc in simple_commands(c.value or "") for w in (*sc.assignments, *sc.words)
                   for inner in substitutions(w.raw) if _follows_selected_builder(inner)]
@@ -151,12 +152,13 @@ def builder_switch(p: Parsed) -> list[Finding]:
                                f"{p.path}:{c.node.start_mark.line + 1}: the build inside `$({hidden[0].strip()[:80]})` "
                                "is not rewritten but runs on the docker-container builder selected for the cache, "
                                "so its image does not reach the local image store: add `--load` to it (or "
-                               "`--builder default`)."))
+                               "`--builder default`).", line=c.node.start_mark.line + 1))
         if _COMPOSE_BUILD.search(c.value or ""):
             out.append(Finding(p.path, "warning", "builder-switch",
                                f"{p.path}:{c.node.start_mark.line + 1}: Docker Compose builds here may use the "
                                "docker-container builder selected for the cache; check that their images still "
-                               "reach the local image store (or run them before the builder is created)."))
+                               "reach the local image store (or run them before the builder is created).",
+                               line=c.node.start_mark.line + 1))
     return out
 
 
@@ -177,7 +179,8 @@ def dockerhub_pushes(p: Parsed) -> list[Finding]:
                 continue
             out.append(Finding(p.path, "info", "dockerhub-push",
                                f"{p.path}:{c.node.start_mark.line + 1}: pushes `{ref}` to Docker Hub, not ECR; "
-                               "the layer cache still goes to the ECR cache repository."))
+                               "the layer cache still goes to the ECR cache repository.",
+                               line=c.node.start_mark.line + 1))
             return out
     return out
 
@@ -208,7 +211,8 @@ def legacy_login_outputs(p: Parsed) -> list[Finding]:
                            "that login only where its output is run as a command; here it is kept or parsed, "
                            "so the buildspec was left untouched. Log in with `aws ecr get-login-password "
                            "--region REGION | docker login --username AWS --password-stdin REGISTRY` (the "
-                           "password alone is what `get-login-password` prints), then run /ecr-cache again."))
+                           "password alone is what `get-login-password` prints), then run /ecr-cache again.",
+                           line=_line(p, cmd, use)))
     return out
 
 
@@ -231,7 +235,8 @@ def mapping_commands(p: Parsed) -> list[Finding]:
         out.append(Finding(p.path, "warning", "buildspec-command-mapping",
                            f"{p.path}:{node.start_mark.line + 1}: YAML reads this `{cmd.phase}` command as a "
                            f"mapping, not a string (an unquoted `: ` inside it), so CodeBuild rejects the "
-                           f"buildspec before any command runs; the file was left untouched.{hint}"))
+                           f"buildspec before any command runs; the file was left untouched.{hint}",
+                           line=node.start_mark.line + 1))
     return out
 
 
@@ -258,5 +263,5 @@ def old_runtime_pins(p: Parsed) -> list[Finding]:
                            "project builds on one of them today and the registry cache (which needs buildx) "
                            "would stop that build; the file was left untouched. To move on, set the CodeBuild "
                            f"project's image to {codebuild_images.RECOMMENDED} (Environment > Image), {move}, "
-                           "and run /ecr-cache again."))
+                           "and run /ecr-cache again.", line=key.start_mark.line + 1))
     return out

@@ -487,14 +487,14 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
                                 f"{where}: cannot tell which Dockerfile/context this build uses: "
                                 f"{', '.join('`' + u + '`' for u in b.unresolved)} is not set in "
                                 "env/variables (a project variable or a value computed at build time); "
-                                "the Dockerfile was not analysed."))
+                                "the Dockerfile was not analysed.", line=line))
     elif b.dockerfile and b.dockerfile not in snapshot.paths and snapshot.paths:
         near = posixpath.normpath(posixpath.join(posixpath.dirname(p.path), b.dockerfile))
         hint = (f" `{near}` sits next to the buildspec: it is used only if this project's source root is "
                 f"`{posixpath.dirname(p.path)}`." if near in snapshot.paths and near != b.dockerfile else "")
         findings.append(Finding(p.path, "warning", "dockerfile-missing",
                                 f"{where}: CodeBuild runs commands from the source root ($CODEBUILD_SRC_DIR), so "
-                                f"this build reads `{b.dockerfile}`, which is not in the repository.{hint}"))
+                                f"this build reads `{b.dockerfile}`, which is not in the repository.{hint}", line=line))
     link = BuildLink(p.path, cmd.phase, cmd.index, line, b.dockerfile if not b.unresolved else None,
                      b.context, tag, output, b.unresolved,  # type: ignore[arg-type]
                      b.volatile_args, b.target, b.written_before, b.unknown_args,
@@ -506,7 +506,7 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
         findings.append(Finding(p.path, "warning", "docker-build-malformed",
                                 f"{where}: this build has {len(db.real_positionals)} positional arguments "
                                 f"({' '.join(w.raw for w in db.real_positionals) or 'none'}); docker accepts "
-                                "exactly one context, so the command was left as it is."))
+                                "exactly one context, so the command was left as it is.", line=line))
         return link
     flags = CacheFlags(tag, options.mode, "--push" if drops else output_flag(db), options.cache_errors == "ignore")
     pos = positions[id(cmd)]
@@ -537,15 +537,15 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
             findings.append(Finding(p.path, "info", "cache-from-replaced",
                                     f"{where}: the existing `{o.name} {o.value}` was replaced by the ECR "
                                     "registry cache (a pulled image only seeds the cache when it was built "
-                                    "with inline cache metadata)."))
+                                    "with inline cache metadata).", line=line))
     for name in db.values("--builder"):
         findings.append(Finding(p.path, "warning", "own-builder",
                                 f"{where}: the build selects its own builder `{name}`; it must use the "
-                                "docker-container driver, or the registry cache export fails."))
+                                "docker-container driver, or the registry cache export fails.", line=line))
     if db.has("--no-cache"):
         findings.append(Finding(p.path, "warning", "no-cache",
                                 f"{where}: `--no-cache` is kept, so this build never imports the cache (it "
-                                "still exports it). Remove `--no-cache` to get cached builds."))
+                                "still exports it). Remove `--no-cache` to get cached builds.", line=line))
     secrets = [a.split("=", 1)[0] for a in db.values("--build-arg") if _SECRET_ARG.search(a.split("=", 1)[0])]
     if secrets and options.mode == "max":
         # mode=max exports the layers of every stage, not only the pushed image's
@@ -554,22 +554,23 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
                                 f"{where}: {', '.join('`' + n + '`' for n in secrets)} reaches the build as a "
                                 "build argument; with `mode=max` the layers of every stage (also build stages "
                                 "that never left this machine before) are exported to the cache repository. Pass "
-                                "credentials with `--secret` and `RUN --mount=type=secret`, or use `mode: min`."))
+                                "credentials with `--secret` and `RUN --mount=type=secret`, or use `mode: min`.",
+                                line=line))
     for var, value in b.flag_values.items():
         if re.search(r"(?:^|\s)--no-cache(?:\s|$)", value):
             findings.append(Finding(p.path, "warning", "no-cache",
                                     f"{where}: `{var}` is set to `{value}` in this buildspec; its `--no-cache` "
-                                    "means this build never imports the cache (it still exports it)."))
+                                    "means this build never imports the cache (it still exports it).", line=line))
     for var in db.flag_vars:
         findings.append(Finding(p.path, "warning", "build-flags-variable",
                                 f"{where}: `{var}` may expand to extra build flags the bot cannot see (for "
                                 "example `--cache-from` or `--no-cache`); check that it does not conflict "
-                                "with the registry cache flags."))
+                                "with the registry cache flags.", line=line))
     if b.unresolved and tags.get((p.path, k)):
         findings.append(Finding(p.path, "info", "cache-tag-shared",
                                 f"{where}: if several CodeBuild projects run this buildspec with different "
                                 f"values of {', '.join(b.unresolved)}, they share the cache tag `{tag}`; give "
-                                "each its own tag to keep their caches apart."))
+                                "each its own tag to keep their caches apart.", line=line))
     return link
 
 

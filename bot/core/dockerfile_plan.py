@@ -137,7 +137,8 @@ def _cache_mount_findings(path: str, df: Dockerfile) -> list[Finding]:
                     f"line {inst.lineno}: `{cmd.text}` keeps the {eco.name} dependencies only in the cache mount "
                     f"`{hit[0]}`. Cache mounts are not exported to the registry cache ({CACHE_MOUNT_DOC}), so a "
                     f"fresh CodeBuild machine downloads them again whenever this step re-runs; download them "
-                    f"into a layer first (copy the manifests and fetch the dependencies in an earlier RUN).")))
+                    f"into a layer first (copy the manifests and fetch the dependencies in an earlier RUN)."),
+                    line=inst.lineno))
                 break
     return out
 

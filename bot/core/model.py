@@ -70,6 +70,8 @@ class Finding:
     level: Level
     code: str
     message: str
+    # The 1-based line of ``path`` the finding is about, where the planner knows it (`--json`, annotations).
+    line: int | None = None
 
 
 @dataclass(frozen=True)

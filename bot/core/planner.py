@@ -156,7 +156,7 @@ def _costless_findings(part: PartialPlan, costless: dict[tuple[str, int], _Costl
             text = (f"{where}: this build gains nothing from the layer cache ({c.why}); it still gets the cache "
                     "flags because it is a `docker buildx build` next to rewritten builds and would otherwise run "
                     f"on their builder without `--load`, which only makes it slower. What would help: {c.advice}.")
-        out.append(Finding(c.link.buildspec, "info", "cache-reuses-nothing", text))
+        out.append(Finding(c.link.buildspec, "info", "cache-reuses-nothing", text, line=c.link.line))
     return out
 
 
