@@ -65,8 +65,10 @@ if [ -z "${BASE_IMAGE:-}" ]; then
     say "debootstrap bookworm with python3 (once; cached in $ROOTFS)"
     rm -rf "$ROOTFS"
     # The Debian mirror this machine's apt already uses (deb822 `URIs:` or one-line `deb` sources).
-    MIRROR=$(sed -n -e 's|^URIs: *\([^ ]*/debian\)/*$|\1|p' -e 's|^deb \([^ ]*/debian\)/* bookworm .*|\1|p' \
-      /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null | head -n 1)
+    # (sed exits 2 on a glob that matched no file; what it read from the others still counts.)
+    MIRROR=$({ sed -n -e 's|^URIs: *\([^ ]*/debian\)/*$|\1|p' -e 's|^deb \([^ ]*/debian\)/* bookworm .*|\1|p' \
+      /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list 2>/dev/null || true; } \
+      | head -n 1)
     [ -n "$MIRROR" ] || fail "no Debian mirror found in /etc/apt/sources.list*"
     debootstrap --variant=minbase --include=python3,python3-venv,python-is-python3,ca-certificates \
       bookworm "$ROOTFS" "$MIRROR" >>"$LOG" 2>&1 || fail "debootstrap"
