@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from cli_fixtures import write_checkout
 
 from bot.cli import main
@@ -61,3 +62,14 @@ def test_annotations_and_json_exclude_each_other(checkout: Path, capsys: pytest.
     with pytest.raises(SystemExit) as exc:
         main(["check", str(checkout), "--json", "--github-annotations"])
     assert exc.value.code == 2
+
+
+def test_readme_workflow_example_runs_check_with_annotations() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Command line", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    workflow = yaml.safe_load(block)
+    steps = next(iter(workflow["jobs"].values()))["steps"]
+    runs = [s.get("run", "") for s in steps]
+    assert "ecr-cache-bot check . --github-annotations" in runs
+    assert any(s.get("uses", "").startswith("actions/checkout@") for s in steps)

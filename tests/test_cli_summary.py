@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import io
 import json
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from cli_fixtures import write_checkout
 
-from bot.cli import main
+from bot.cli import build_parser, main
 
 ESC = "\x1b["
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 class Tty(io.StringIO):
@@ -129,3 +132,22 @@ def test_piped_output_is_not_wrapped(checkout: Path, monkeypatch: pytest.MonkeyP
     assert main(["plan", str(checkout), "--report-only"]) == 0
     out = capsys.readouterr().out
     assert max(len(line) for line in out.splitlines()) > 100  # grep sees each finding on one line
+
+
+def test_diff_only_output_is_a_patch_git_applies(checkout: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", str(checkout), "--diff-only"]) == 0
+    patch = checkout.parent / "plan.patch"
+    patch.write_text(capsys.readouterr().out)
+    subprocess.run(["git", "apply", str(patch)], cwd=checkout, check=True, capture_output=True)
+    assert main(["check", str(checkout)]) == 0
+    assert capsys.readouterr().out.startswith("Already set up")
+
+
+def test_readme_documents_every_plan_and_check_flag() -> None:
+    section = README.read_text().split("## Command line", 1)[1].split("\n## ", 1)[0]
+    subcommands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name in ("plan", "check"):
+        for action in subcommands.choices[name]._actions:
+            for flag in action.option_strings:
+                if flag.startswith("--") and flag != "--help":
+                    assert f"`{flag}" in section or f" {flag}" in section, (name, flag)
