@@ -147,3 +147,15 @@ def test_line_of_a_dockerfile_cache_mount_finding() -> None:
     buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t app .\n"
     found = _lines(buildspec, {"Dockerfile": dockerfile, "package.json": "{}", "package-lock.json": "{}"})
     assert found.get("dockerfile-cache-mount-only") == 4, found
+
+
+def test_check_json_and_annotations_past_the_planning_budget(checkout: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    stages = "".join(f"FROM alpine:3.20 AS s{n}\nRUN echo {n}\n" for n in range(600))
+    (checkout / "Dockerfile").write_text(stages)
+    document = _run(["check", str(checkout), "--json"], capsys, 2)
+    assert document["status"] == "not-planned" and document["exit_code"] == 2 and document["changes"] == []
+    assert main(["check", str(checkout), "--github-annotations"]) == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("::") and "title=plan-budget-exceeded::" in line for line in lines)
+    assert lines[-1].startswith("Not planned:")
