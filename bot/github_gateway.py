@@ -102,6 +102,15 @@ class PullRequest:
 
 
 @dataclass(frozen=True)
+class Issue:
+    """An issue the bot opened."""
+
+    number: int
+    body: str
+    url: str
+
+
+@dataclass(frozen=True)
 class BranchHead:
     """The bot branch's head commit and whether only the bot wrote it."""
 
@@ -125,6 +134,7 @@ class RepoState:
     pulls: tuple[PullRequest, ...]
     issue_comments: tuple[Comment, ...] = ()
     commenter_permission: str | None = None  # a role GraphQL showed for the commenter; None: ask REST
+    org_config_text: str | None = None  # `.github/ecr-cache.yml` of the owner's `.github` repository
 
     @property
     def open_pr(self) -> PullRequest | None:
@@ -175,11 +185,14 @@ _STATE_QUERY = """query EcrCacheState($owner: String!, $name: String!, $head: St
       nodes { number state merged body url headRefOid headRepository { nameWithOwner }
               commits { totalCount } %(comments)s } }
 %(issue)s%(commenter)s  }
+  org: repository(owner: $owner, name: "%(org_repo)s") { defaultBranchRef { target { ... on Commit {
+    config: file(path: "%(config)s") { object { ... on Blob { text } } } } } } }
 }"""
 # GraphQL lists direct and team grants only (no organization owners or base permissions) and needs more App
 # permissions than the REST check, so a write role it shows is trusted and anything else is asked of REST.
 _COMMENTER_PART = "    commenter: collaborators(login: $login, first: 1) { edges { permission node { login } } }\n"
-_OPTIONAL_FIELDS = (("repository", "commenter"), ("reaction",))
+# `org`: the organization's `.github` repository (its defaults); missing, or not in the installation, is no defaults.
+_OPTIONAL_FIELDS = (("repository", "commenter"), ("reaction",), ("org",))
 _ISSUE_PART = ("    issueOrPullRequest(number: $issue) { ... on Issue { " + _COMMENTS
                + " } ... on PullRequest { " + _COMMENTS + " } }\n")
 
@@ -195,6 +208,7 @@ def state_query(with_issue: bool, blob_shas: Sequence[str] = (), with_commenter:
     """The one GraphQL query that reads everything the lifecycle rules need (and, cold, the first blobs)."""
     variables = (", $issue: Int!" if with_issue else "") + (", $login: String!" if with_commenter else "")
     return _STATE_QUERY % {"vars": variables, "config": CONFIG_PATH, "comments": _COMMENTS,
+                           "org_repo": ORG_CONFIG_REPO,
                            "issue": (_ISSUE_PART if with_issue else "") + _blob_fields(blob_shas),
                            "commenter": _COMMENTER_PART if with_commenter else ""}
 
@@ -541,6 +555,7 @@ class GitHubGateway:
             pulls=pulls,
             issue_comments=_comments(_get(issue, "comments")),
             commenter_permission=_commenter_role(_get(repo, "commenter", "edges"), commenter),
+            org_config_text=_get(answer, "org", "defaultBranchRef", "target", "config", "object", "text"),
         )
 
     def has_seen(self, full_name: str) -> bool:
@@ -737,12 +752,55 @@ class GitHubGateway:
             if exc.status != 422:  # 422 "Reference does not exist"
                 raise
 
-    def create_pull(self, full_name: str, base: str, title: str, body: str) -> tuple[int, str]:
-        """Open the bot pull request; LostRace when one already exists."""
-        data = self._call("POST", f"/repos/{full_name}/pulls", body={
-            "title": title, "head": BOT_BRANCH, "base": base, "body": body, "maintainer_can_modify": False,
-        })
+    def create_pull(self, full_name: str, base: str, title: str, body: str, draft: bool = False) -> tuple[int, str]:
+        """Open the bot pull request (a draft when asked); LostRace when one already exists."""
+        payload: dict[str, Any] = {"title": title, "head": BOT_BRANCH, "base": base, "body": body,
+                                   "maintainer_can_modify": False}
+        if draft:
+            payload["draft"] = True
+        data = self._call("POST", f"/repos/{full_name}/pulls", body=payload)
         return int(_get(data, "number") or 0), str(_get(data, "html_url") or "")
+
+    def add_labels(self, full_name: str, number: int, labels: Sequence[str]) -> None:
+        """Add labels to an issue or pull request; the ones it has stay (GitHub creates a missing label)."""
+        # https://docs.github.com/rest/issues/labels#add-labels-to-an-issue
+        self._call("POST", f"/repos/{full_name}/issues/{number}/labels", body={"labels": list(labels)})
+
+    def add_assignees(self, full_name: str, number: int, assignees: Sequence[str]) -> None:
+        """Add assignees to an issue or pull request; the ones it has stay."""
+        # https://docs.github.com/rest/issues/assignees#add-assignees-to-an-issue
+        self._call("POST", f"/repos/{full_name}/issues/{number}/assignees", body={"assignees": list(assignees)})
+
+    def request_reviewers(self, full_name: str, number: int, reviewers: Sequence[str],
+                          team_reviewers: Sequence[str]) -> None:
+        """Ask users and teams to review a pull request (422 for the author or a non-collaborator)."""
+        # https://docs.github.com/rest/pulls/review-requests#request-reviewers-for-a-pull-request
+        self._call("POST", f"/repos/{full_name}/pulls/{number}/requested_reviewers",
+                   body={"reviewers": list(reviewers), "team_reviewers": list(team_reviewers)})
+
+    def find_issue(self, full_name: str, title: str, marker: str) -> Issue | None:
+        """The open issue titled ``title`` whose body carries ``marker`` (the bot's own), among the 100 most
+        recently created open issues and pull requests."""
+        data = self._call("GET", f"/repos/{full_name}/issues",
+                          {"state": "open", "sort": "created", "direction": "desc", "per_page": 100})
+        for item in data if isinstance(data, list) else []:
+            if (isinstance(item, Mapping) and item.get("title") == title and "pull_request" not in item
+                    and marker in str(item.get("body") or "") and isinstance(item.get("number"), int)):
+                return Issue(int(item["number"]), str(item.get("body") or ""), str(item.get("html_url") or ""))
+        return None
+
+    def create_issue(self, full_name: str, title: str, body: str) -> Issue:
+        """Open an issue."""
+        data = self._call("POST", f"/repos/{full_name}/issues", body={"title": title, "body": body})
+        return Issue(int(_get(data, "number") or 0), body, str(_get(data, "html_url") or ""))
+
+    def update_issue(self, full_name: str, number: int, *, body: str | None = None,
+                     close: bool = False) -> None:
+        """Edit an issue's body, or close it as completed."""
+        payload: dict[str, Any] = {} if body is None else {"body": body}
+        if close:
+            payload.update(state="closed", state_reason="completed")
+        self._call("PATCH", f"/repos/{full_name}/issues/{number}", body=payload)
 
     def update_pull(self, full_name: str, number: int, title: str, body: str) -> None:
         """Refresh the bot pull request's title and body in place."""

@@ -9,16 +9,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot import dedupe, fanout, pacing, pr_body, refusals
+from bot import config_issue, dedupe, fanout, pacing, pr_body, pr_settings, refusals
 from bot.core import discover, planner
 from bot.core.model import Finding, Options, Plan, RepoSnapshot
-from bot.events import CONFIG_PATH
+from bot.events import CONFIG_PATH, ORG_CONFIG_PATH, ORG_CONFIG_REPO
 from bot.github_gateway import (
     COMMIT_TRAILER,
     Comment,
     FileWrite,
     GitHubError,
     GitHubGateway,
+    Issue,
     LostRace,
     RepoState,
     TreeFile,
@@ -49,12 +50,14 @@ class Outcome:
     detail: str = ""
 
 
-def _options(config_text: str | None) -> tuple[Options, tuple[Finding, ...]]:
-    try:
-        from bot.core.repo_config import parse_repo_config
-    except ImportError:  # the repo-config parser lands separately; defaults until then
-        return Options(), ()
-    options, findings = parse_repo_config(config_text)
+def _options(state: RepoState) -> tuple[Options, tuple[Finding, ...]]:
+    """The repository's config over its organization's defaults (the `.github` repository's same file)."""
+    from bot.core.repo_config import merge_configs
+
+    owner = state.full_name.partition("/")[0]
+    org_repo = f"{owner}/{ORG_CONFIG_REPO}"
+    org_text = None if state.full_name.lower() == org_repo.lower() else state.org_config_text
+    options, findings = merge_configs(org_text, state.config_text, f"{org_repo}:{ORG_CONFIG_PATH}")
     return options, tuple(findings)
 
 
@@ -159,7 +162,7 @@ def _publish(gw: GitHubGateway, state: RepoState, plan: Plan, tree: dict[str, Tr
         "100644", "100755") else "100644") for e in plan.edits]
     if before_write is not None:
         before_write()
-    with gw.paced(PUBLISH_WRITES):
+    with gw.paced(PUBLISH_WRITES + pr_settings.writes(options, opened=open_pr is None)):
         sha = gw.commit(repo, state.base_oid, state.base_tree, files, _commit_message(plan))
         if branch is None:
             gw.create_branch(repo, sha)
@@ -168,9 +171,11 @@ def _publish(gw: GitHubGateway, state: RepoState, plan: Plan, tree: dict[str, Tr
         body = pr_body.render_pr_body(plan, repo, options)
         if open_pr is not None:
             gw.update_pull(repo, open_pr.number, pr_body.PR_TITLE, body)
-            return Outcome(repo, "updated", open_pr.url)
-        _, url = gw.create_pull(repo, state.default_branch, pr_body.PR_TITLE, body)
-        return Outcome(repo, "opened", url)
+            refused = pr_settings.apply(gw, repo, open_pr.number, options, opened=False)
+            return Outcome(repo, "updated", open_pr.url, detail="; ".join(refused))
+        number, url = gw.create_pull(repo, state.default_branch, pr_body.PR_TITLE, body, draft=options.draft)
+        refused = pr_settings.apply(gw, repo, number, options, opened=True)
+        return Outcome(repo, "opened", url, detail="; ".join(refused))
 
 
 def sync_repo(gw: GitHubGateway, repo: str, *, override_optout: bool = False, force: bool = False,
@@ -186,7 +191,7 @@ def sync_repo(gw: GitHubGateway, repo: str, *, override_optout: bool = False, fo
         skip = _skip_reason(state)
         if skip:
             return Outcome(repo, "skipped", detail=skip), state, None
-        options, config_findings = _options(state.config_text)
+        options, config_findings = _options(state)
         blocked = _config_block(repo, options, config_findings)
         if blocked is not None:
             return blocked, state, Plan(findings=config_findings)
@@ -449,7 +454,7 @@ def _run_command(gw: GitHubGateway, job: Job, command: str, reply: _Reply, state
         if skip:
             text, outcome = pr_body.render_comment("skipped", repo=repo, why=skip), Outcome(repo, "skipped")
         else:
-            options, config_findings = _options(state.config_text)
+            options, config_findings = _options(state)
             blocked = _config_block(repo, options, config_findings)
             plan = Plan(findings=config_findings) if blocked else read_plan(gw, state, options)[0]
             findings = list(config_findings + (plan.findings if not blocked else ()))
@@ -492,7 +497,24 @@ def _sync_outcome(gw: GitHubGateway, job: Job) -> Outcome:
     if tree is not None and nothing_to_plan(tree):
         # The tree read settles it: no state query, no blob read, nothing written.
         return Outcome(job.repo, "already", detail="no buildspec, Dockerfile or repo config")
-    return sync_repo(gw, job.repo, default_branch=branch, tree=tree, preview=job.data.get("preview") is True)[0]
+    preview = job.data.get("preview") is True
+    outcome, state, plan = sync_repo(gw, job.repo, default_branch=branch, tree=tree, preview=preview)
+    if not preview and outcome.action != "skipped" and job.data.get("trigger") in ("push", "install"):
+        _config_issue(gw, state, plan)
+    return outcome
+
+
+def _config_issue(gw: GitHubGateway, state: RepoState, plan: Plan | None) -> None:
+    """Open, update or close the repository's config issue; a repository without issues (410) or an App without
+    the Issues permission (403) keeps the log line alone."""
+    errors = [f for f in (plan.findings if plan else ()) if f.level == "error" and f.code.startswith("config-")]
+    try:
+        config_issue.sync(gw, state.full_name, errors, (state.config_text, state.org_config_text))
+    except GitHubError as exc:
+        if exc.status not in (403, 404, 410, 422):
+            raise
+        log_event("config_issue_failed", level="warning", repo=state.full_name, status=exc.status,
+                  error=exc.message)
 
 
 def _final(exc: Exception, in_loop: bool) -> bool:
@@ -568,9 +590,26 @@ class DryRunGateway:
     def delete_branch(self, full_name: str) -> None:
         self._log(write="delete_branch", repo=full_name)
 
-    def create_pull(self, full_name: str, base: str, title: str, body: str) -> tuple[int, str]:
-        self._log(write="create_pull", repo=full_name)
+    def create_pull(self, full_name: str, base: str, title: str, body: str, draft: bool = False) -> tuple[int, str]:
+        self._log(write="create_pull", repo=full_name, draft=draft)
         return 0, ""
+
+    def add_labels(self, full_name: str, number: int, labels: Sequence[str]) -> None:
+        self._log(write="add_labels", repo=full_name, number=number, labels=list(labels))
+
+    def add_assignees(self, full_name: str, number: int, assignees: Sequence[str]) -> None:
+        self._log(write="add_assignees", repo=full_name, number=number, assignees=list(assignees))
+
+    def request_reviewers(self, full_name: str, number: int, reviewers: Sequence[str],
+                          team_reviewers: Sequence[str]) -> None:
+        self._log(write="request_reviewers", repo=full_name, number=number)
+
+    def create_issue(self, full_name: str, title: str, body: str) -> Any:
+        self._log(write="create_issue", repo=full_name, title=title)
+        return Issue(0, body, "")
+
+    def update_issue(self, full_name: str, number: int, *, body: str | None = None, close: bool = False) -> None:
+        self._log(write="update_issue", repo=full_name, number=number, close=close)
 
     def update_pull(self, full_name: str, number: int, title: str, body: str) -> None:
         self._log(write="update_pull", repo=full_name, number=number)

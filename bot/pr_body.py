@@ -63,6 +63,22 @@ _env = Environment(
 )
 
 
+def settings_rows(options: Options) -> list[dict[str, str]]:
+    """One row per key a config file set: the key, its effective value, and the file it came from."""
+    from bot.core.repo_config import field_of
+
+    rows = []
+    for key, source in options.sources:
+        value = getattr(options, field_of(key), None) if field_of(key) else None
+        shown = ", ".join(value) if isinstance(value, tuple) else str(value).lower() if isinstance(
+            value, bool) else str(value)
+        rows.append({"key": key, "value": _code(shown or "(none)", 120), "source": _code(source, 200)})
+    return rows
+
+
+_env.globals["settings_rows"] = settings_rows
+
+
 def check_templates() -> str | None:
     """None when every template loads and compiles, else why not (what `/readyz` reports)."""
     try:

@@ -67,6 +67,23 @@ class Pull:
     state: str = "open"
     merged: bool = False
     head_sha: str = ""
+    draft: bool = False
+    labels: list[str] = field(default_factory=list)
+    assignees: list[str] = field(default_factory=list)
+    requested_reviewers: list[str] = field(default_factory=list)
+    requested_teams: list[str] = field(default_factory=list)
+
+
+@dataclass
+class GhIssue:
+    """An issue (not a pull request)."""
+
+    number: int
+    title: str
+    body: str
+    author: str
+    state: str = "open"
+    state_reason: str | None = None
 
 
 @dataclass
@@ -103,6 +120,8 @@ class Repo:
     org_grants: set[str] = field(default_factory=set)
     collaborators_forbidden: bool = False  # GraphQL `collaborators` answers FORBIDDEN (App lacks the permission)
     next_number: int = 1
+    issues: list[GhIssue] = field(default_factory=list)
+    teams: set[str] = field(default_factory=set)  # team slugs with access (review requests to others: 422)
 
 
 class _Error(Exception):
@@ -488,6 +507,12 @@ class GitHubDouble:
             ("POST", r"/issues/comments/(\d+)/reactions", self._create_reaction),
             ("GET", r"/collaborators/([^/]+)/permission", self._permission),
             ("GET", r"/contents/(.+)", self._get_contents),
+            ("POST", r"/issues/(\d+)/labels", self._add_labels),
+            ("POST", r"/issues/(\d+)/assignees", self._add_assignees),
+            ("POST", r"/pulls/(\d+)/requested_reviewers", self._request_reviewers),
+            ("GET", r"/issues", self._list_issues),
+            ("POST", r"/issues", self._create_issue),
+            ("PATCH", r"/issues/(\d+)", self._update_issue),
         ]
         for verb, regex, handler in routes:
             m = re.fullmatch(regex, rest)
@@ -615,7 +640,8 @@ class GitHubDouble:
                          [{"message": f"A pull request already exists for {repo.full_name.split('/')[0]}:{head}."}])
         if repo.refs[head] in self._ancestors(repo.refs[base]):
             raise _Error(422, "Validation Failed", [{"message": f"No commits between {base} and {head}"}])
-        pull = Pull(repo.next_number, head, base, body.get("title", ""), body.get("body") or "")
+        pull = Pull(repo.next_number, head, base, body.get("title", ""), body.get("body") or "",
+                    draft=body.get("draft") is True)
         repo.next_number += 1
         repo.pulls.append(pull)
         return 201, self._pull_json(repo, pull)
@@ -626,6 +652,72 @@ class GitHubDouble:
             if key in body:
                 setattr(pull, key, body[key])
         return 200, self._pull_json(repo, pull)
+
+    def _issue(self, repo: Repo, number: int) -> GhIssue:
+        for issue in repo.issues:
+            if issue.number == number:
+                return issue
+        raise _Error(404, "Not Found")
+
+    def open_issues(self, full_name: str) -> list[GhIssue]:
+        """The repository's open issues."""
+        return [i for i in self.repos[full_name].issues if i.state == "open"]
+
+    def _add_labels(self, repo: Repo, query: dict[str, str], body: Any, number: str) -> tuple[int, Any]:
+        pull = self._pull(repo, int(number))
+        for label in body.get("labels") or []:  # GitHub creates a label the repository does not have yet
+            if label not in pull.labels:
+                pull.labels.append(label)
+        return 200, [{"name": name} for name in pull.labels]
+
+    def _add_assignees(self, repo: Repo, query: dict[str, str], body: Any, number: str) -> tuple[int, Any]:
+        pull = self._pull(repo, int(number))
+        for login in body.get("assignees") or []:  # GitHub silently drops users who cannot be assigned
+            if login in repo.permissions and login not in pull.assignees:
+                pull.assignees.append(login)
+        return 201, {"number": pull.number, "assignees": [{"login": a} for a in pull.assignees]}
+
+    def _request_reviewers(self, repo: Repo, query: dict[str, str], body: Any, number: str) -> tuple[int, Any]:
+        pull = self._pull(repo, int(number))
+        users, teams = list(body.get("reviewers") or []), list(body.get("team_reviewers") or [])
+        if BOT_LOGIN in users:
+            raise _Error(422, "Review cannot be requested from pull request author.")
+        if any(u not in repo.permissions for u in users) or any(t not in repo.teams for t in teams):
+            raise _Error(422, "Reviews may only be requested from collaborators. One or more of the users or "
+                              f"teams you specified is not a collaborator of the {repo.full_name} repository.")
+        pull.requested_reviewers += [u for u in users if u not in pull.requested_reviewers]
+        pull.requested_teams += [t for t in teams if t not in pull.requested_teams]
+        return 201, self._pull_json(repo, pull)
+
+    def _issue_json(self, repo: Repo, issue: GhIssue) -> dict[str, Any]:
+        return {"number": issue.number, "title": issue.title, "body": issue.body, "state": issue.state,
+                "html_url": f"https://github.test/{repo.full_name}/issues/{issue.number}",
+                "user": {"login": issue.author, "type": "Bot" if issue.author == BOT_LOGIN else "User"}}
+
+    def _list_issues(self, repo: Repo, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        wanted = query.get("state", "open")
+        items = [(i.number, self._issue_json(repo, i)) for i in repo.issues if wanted in ("all", i.state)]
+        items += [(p.number, {**self._pull_json(repo, p), "pull_request": {}}) for p in repo.pulls
+                  if wanted in ("all", p.state)]
+        items.sort(key=lambda pair: -pair[0])
+        return 200, [item for _, item in items][:int(query.get("per_page", "30"))]
+
+    def _create_issue(self, repo: Repo, query: dict[str, str], body: Any) -> tuple[int, Any]:
+        if not body.get("title"):
+            raise _Error(422, "Validation Failed", [{"message": "title is missing"}])
+        issue = GhIssue(repo.next_number, str(body["title"]), str(body.get("body") or ""), BOT_LOGIN)
+        repo.next_number += 1
+        repo.issues.append(issue)
+        return 201, self._issue_json(repo, issue)
+
+    def _update_issue(self, repo: Repo, query: dict[str, str], body: Any, number: str) -> tuple[int, Any]:
+        issue = self._issue(repo, int(number))
+        if "body" in body:
+            issue.body = str(body["body"])
+        if body.get("state") in ("open", "closed"):
+            issue.state = body["state"]
+            issue.state_reason = body.get("state_reason")
+        return 200, self._issue_json(repo, issue)
 
     def _create_comment(self, repo: Repo, query: dict[str, str], body: Any, number: str) -> tuple[int, Any]:
         comment = self.add_comment(repo.full_name, int(number), str(body.get("body", "")), BOT_LOGIN)
@@ -700,6 +792,17 @@ class GitHubDouble:
                 out[alias] = {"text": None, "isBinary": True, "isTruncated": False}
         record.blobs = len(re.findall(r'object\(oid: "', query))
         answer: dict[str, Any] = {"data": {"repository": out}}
+        if "org: repository(" in query:  # the organization's `.github` repository, for its defaults
+            org = self.repos.get(f"{variables['owner']}/.github")
+            if org is None or org.installation_id != repo.installation_id:
+                answer["data"]["org"] = None
+                missing = f"{variables['owner']}/.github"
+                errors.append({"type": "NOT_FOUND", "path": ["org"],
+                               "message": f"Could not resolve to a Repository with the name '{missing}'."})
+            else:
+                text = self.file_text(org.full_name, org.default_branch, ".github/ecr-cache.yml")
+                config = None if text is None else {"object": {"text": text}}
+                answer["data"]["org"] = {"defaultBranchRef": {"target": {"config": config}}}
         if errors:
             answer["errors"] = errors
         return answer

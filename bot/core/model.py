@@ -60,6 +60,14 @@ class Options:
     # Globs of folders and files whose buildspecs and Dockerfiles discovery leaves out (paths in
     # `buildspec_paths`/`dockerfile_paths` are still taken).
     ignore_paths: tuple[str, ...] = DEFAULT_IGNORE_PATHS
+    # The bot pull request, as Renovate's and Dependabot's settings of the same names.
+    labels: tuple[str, ...] = ()
+    reviewers: tuple[str, ...] = ()
+    team_reviewers: tuple[str, ...] = ()
+    assignees: tuple[str, ...] = ()
+    draft: bool = False
+    # Where each key set in a config file came from: (key, file), in the file's order (the PR body lists them).
+    sources: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

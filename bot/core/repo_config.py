@@ -187,6 +187,11 @@ KNOWN_KEYS = config_schema.KEYS
 _VALIDATORS = {key: Draft202012Validator(_PROPERTIES[key]) for key in KNOWN_KEYS}
 
 
+def field_of(key: str) -> str:
+    """The `Options` field a config key sets ("" for `extends` and unknown keys)."""
+    return _FIELDS[key][0] if key in _FIELDS else ""
+
+
 def _problem(key: str, value: Any) -> tuple[str, Any]:
     """The option field and value of one key, or raise ConfigError: the schema decides what is valid, the
     converter words the message (and checks what a schema cannot, such as an AWS region code)."""

@@ -1,0 +1,120 @@
+"""Config errors people can see: one issue per repository, listing every error with its line; updated while the
+errors change, closed once the file is fixed; never on a command, a preview or a dry run."""
+
+from __future__ import annotations
+
+import pytest
+from github_double import GitHubDouble, private_key_pem
+
+from bot import config_issue, jobs
+from bot.config import Settings
+from bot.core import planner
+from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
+from bot.github_gateway import GatewayFactory
+from bot.job import Job
+
+REPO = "acme/app"
+BAD = "region: us-east-1\nmode: turbo\n\nlifecycle_days: 0\n"
+
+
+def fake_plan(snapshot: RepoSnapshot, options: Options) -> Plan:
+    spec = snapshot.text("buildspec.yml") or ""
+    return Plan(edits=(FileEdit("buildspec.yml", "modify", spec + "# cached\n", spec, ("cache",)),),
+                buildspecs=("buildspec.yml",))
+
+
+@pytest.fixture(autouse=True)
+def _planner(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(planner, "plan", fake_plan)
+    monkeypatch.setattr(planner, "paths_to_read", lambda paths, options: tuple(paths))
+    config_issue._clean.clear()
+
+
+def factory(double: GitHubDouble) -> GatewayFactory:
+    settings = Settings(webhook_secret="s", app_id="7", private_key=private_key_pem(), github_api_url=double.base_url)
+    return GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)
+
+
+def sync(gh: GitHubDouble, f: GatewayFactory | None = None, trigger: str = "push", **data: object) -> jobs.Outcome:
+    gh.reset_requests()
+    job = Job("sync", 1, REPO, "d", {"trigger": trigger, "default_branch": "main", **data})
+    (outcome,) = jobs.run(job, f or factory(gh))
+    return outcome
+
+
+def push_config(gh: GitHubDouble, text: str) -> None:
+    gh.commit_files(REPO, "main", {".github/ecr-cache.yml": text})
+
+
+def test_a_bad_config_opens_one_issue_listing_every_error_with_its_line(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, {"buildspec.yml": "version: 0.2\n", ".github/ecr-cache.yml": BAD})
+    assert sync(gh).action == "config_error"
+    (issue,) = gh.open_issues(REPO)
+    assert issue.title == "ecr-cache: the configuration needs a fix"
+    assert "`.github/ecr-cache.yml` line 2: " in issue.body and "`mode`" in issue.body
+    assert "`.github/ecr-cache.yml` line 4: " in issue.body and "`lifecycle_days`" in issue.body
+    assert gh.pulls_for(REPO) == []
+    # the same errors again: no new issue, no edit
+    assert sync(gh).action == "config_error"
+    assert len(gh.repos[REPO].issues) == 1
+    assert not any(r.is_write for r in gh.requests)
+
+
+def test_changed_errors_update_the_issue_and_a_fix_closes_it(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, {"buildspec.yml": "version: 0.2\n", ".github/ecr-cache.yml": BAD})
+    f = factory(gh)
+    sync(gh, f)
+    push_config(gh, "region: Europe\n")
+    sync(gh, f)
+    (issue,) = gh.open_issues(REPO)
+    assert "line 1" in issue.body and "Europe" in issue.body and "lifecycle_days" not in issue.body
+    push_config(gh, "region: eu-west-1\n")
+    assert sync(gh, f).action == "opened"
+    assert gh.open_issues(REPO) == [] and gh.repos[REPO].issues[0].state_reason == "completed"
+    # once known clean, a later push with the same config costs no issue lookup
+    gh.commit_files(REPO, "main", {"buildspec.yml": "version: 0.2\n# more\n"})
+    sync(gh, f)
+    assert not any(r.path == f"/repos/{REPO}/issues" for r in gh.requests)
+
+
+def test_an_install_also_opens_the_issue(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, {"buildspec.yml": "version: 0.2\n", ".github/ecr-cache.yml": BAD})
+    sync(gh, trigger="install")
+    assert len(gh.open_issues(REPO)) == 1
+
+
+def test_an_organization_file_error_is_listed_with_its_file(gh: GitHubDouble) -> None:
+    gh.add_repo("acme/.github", {".github/ecr-cache.yml": "labels: ci\n"})
+    gh.add_repo(REPO, {"buildspec.yml": "version: 0.2\n"})
+    sync(gh)
+    (issue,) = gh.open_issues(REPO)
+    assert "`acme/.github:.github/ecr-cache.yml` line 1: " in issue.body
+
+
+def test_a_preview_or_a_command_opens_no_issue(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, {"buildspec.yml": "version: 0.2\n", ".github/ecr-cache.yml": BAD})
+    sync(gh, trigger="install", preview=True)
+    sync(gh, trigger="command")
+    assert gh.repos[REPO].issues == []
+
+
+def test_a_repository_without_a_config_file_costs_no_issue_lookup(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, {"buildspec.yml": "version: 0.2\n"})
+    assert sync(gh).action == "opened"
+    assert not any(r.path == f"/repos/{REPO}/issues" for r in gh.requests)
+
+
+def test_issues_turned_off_keep_the_log_line_and_the_job_succeeds(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, {"buildspec.yml": "version: 0.2\n", ".github/ecr-cache.yml": BAD})
+    gh.fail_next.append(("POST", f"/repos/{REPO}/issues", 410, {"message": "Issues are disabled for this repo"}))
+    assert sync(gh).action == "config_error" and gh.repos[REPO].issues == []
+
+
+def test_an_issue_a_person_opened_with_the_same_title_is_not_touched(gh: GitHubDouble) -> None:
+    from github_double import GhIssue
+
+    gh.add_repo(REPO, {"buildspec.yml": "version: 0.2\n", ".github/ecr-cache.yml": BAD})
+    gh.repos[REPO].issues.append(GhIssue(99, config_issue.TITLE, "me too", "octocat"))
+    sync(gh)
+    assert [i.body for i in gh.repos[REPO].issues if i.number == 99] == ["me too"]
+    assert len(gh.open_issues(REPO)) == 2
