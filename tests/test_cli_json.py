@@ -159,3 +159,13 @@ def test_check_json_and_annotations_past_the_planning_budget(checkout: Path,
     lines = capsys.readouterr().out.splitlines()
     assert any(line.startswith("::") and "title=plan-budget-exceeded::" in line for line in lines)
     assert lines[-1].startswith("Not planned:")
+
+
+def test_secret_in_cache_is_on_the_line_of_the_build_it_leaves_alone() -> None:
+    buildspec = ("version: 0.2\nphases:\n  build:\n    commands:\n"
+                 "      - git remote set-url origin https://x-access-token:${GITHUB_TOKEN}@github.com/acme/web.git\n"
+                 "      - echo building\n"
+                 "      - docker build -t app .\n")
+    dockerfile = DOCKERFILE.replace("COPY . .\n", "COPY . .\nRUN git describe\n")
+    found = _lines(buildspec, {"Dockerfile": dockerfile, "requirements.txt": "flask\n"})
+    assert found.get("secret-in-cache") == 7, found

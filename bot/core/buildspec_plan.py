@@ -200,7 +200,8 @@ def _secret_refusal(p: Parsed, snapshot: RepoSnapshot, options: Options, ignores
             continue
         for why in secret_leaks.build_refusal(p.analysis, b, p.path, snapshot, options, ignores,
                                               lambda c, o: _line_of(p.text, c, o)):
-            out.append(Finding(p.path, "warning", "secret-in-cache", f"{p.path} left untouched: {why}"))
+            out.append(Finding(p.path, "warning", "secret-in-cache", f"{p.path} left untouched: {why}",
+                               line=_line_of(p.text, b.command, b.build.verbs[0].start)))
     return out
 
 
