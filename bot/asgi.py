@@ -358,6 +358,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     max_line = MAX_REQUEST_LINE
     max_head = MAX_HEAD_BYTES
     head_deadline = HEAD_DEADLINE
+    _head_timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """A new connection starts in a head."""
@@ -373,10 +374,9 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._line_bytes = 0
         self._head_bytes = 0
         self._tail = b""
-        timer = getattr(self, "_head_timer", None)
-        if timer is not None:
-            timer.cancel()
-        self._head_timer: asyncio.TimerHandle | None = None
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+        self._head_timer = None
 
     def data_received(self, data: bytes) -> None:
         """Count the bytes of a head before the parser buffers them."""
