@@ -10,8 +10,10 @@ import yaml
 
 from bot import metrics, pacing
 from bot.events import ORG_CONFIG_PATH, ORG_CONFIG_REPO
+from bot.github_gateway import GitHubError, comment_marker
 from bot.job import Job
 from bot.logs import log_event
+from bot.retry import RetryLater
 
 OPT_IN_KEY = "install"
 OPT_IN_VALUE = "open-pull-requests"
@@ -19,6 +21,8 @@ PREVIEW_COUNTER = metrics.INSTALL_PREVIEW
 # Preview outcomes that mean "this repository would get a pull request (opened or refreshed)".
 WOULD_WRITE = ("would_open", "would_update")
 PROGRESS_EVERY = 50
+SUMMARY_TITLE = "ecr-cache: preview of the installation (no pull requests opened yet)"
+SUMMARY_MARKER = comment_marker("install-preview")
 
 _lock = threading.Lock()
 _done: Counter[str] = Counter()  # per fan-out, when no durable queue shares the count (tests, one process)
@@ -42,8 +46,9 @@ def parse_opt_in(text: str | None) -> tuple[bool, str]:
     return True, f"`{OPT_IN_KEY}: {OPT_IN_VALUE}` in {where}"
 
 
-def finished(job: Job, action: str) -> None:
-    """Count one repository of a fan-out as done: progress lines, and the preview summary after the last one."""
+def finished(job: Job, action: str, gw: Any = None) -> None:
+    """Count one repository of a fan-out as done: progress lines, and the preview summary after the last one
+    (logged, and with ``gw`` an issue in the organization's `.github` repository)."""
     total = job.data.get("total")
     if not isinstance(total, int) or isinstance(total, bool) or total <= 0:
         return  # not a fan-out job (a push, or a job queued before fan-outs carried their size)
@@ -69,6 +74,8 @@ def finished(job: Job, action: str) -> None:
                   outcomes=dict(sorted(counts.items())),
                   opt_in=f"set `{OPT_IN_KEY}: {OPT_IN_VALUE}` in {ORG_CONFIG_REPO}/{ORG_CONFIG_PATH} "
                          "(pushing it runs the install again when the App is installed on that repository)")
+        if gw is not None:
+            summary_issue(gw, job, total, counts)
     if pacer is None and done >= total:
         with _lock:
             _done.pop(key, None)
@@ -98,3 +105,41 @@ def _counts(job: Job) -> dict[str, int]:
             result = next((p[len('result="'):-1] for p in parts if p.startswith('result="')), "")
             out[result] = out.get(result, 0) + value
     return out
+
+
+def summary_body(account: str, total: int, counts: dict[str, int]) -> str:
+    """The preview summary as an issue body: what each repository would get, and how to opt in."""
+    would = sum(counts.get(a, 0) for a in WOULD_WRITE)
+    rows = "\n".join(f"| `{outcome}` | {n} |" for outcome, n in sorted(counts.items()))
+    return (f"{SUMMARY_MARKER}\nThe App was installed on **{total}** repositories of **{account}**, more than the "
+            "preview threshold, so it opened no pull request. "
+            f"**{would}** of them would get one.\n\n| outcome | repositories |\n|---|---|\n{rows}\n\n"
+            f"To open them, add `{OPT_IN_KEY}: {OPT_IN_VALUE}` to `{ORG_CONFIG_PATH}` in this repository: the push "
+            "runs the install again. Pull requests are paced to GitHub's limits on content-creating requests.\n")
+
+
+def summary_issue(gw: Any, job: Job, total: int, counts: dict[str, int]) -> str:
+    """Open (or update) the summary issue in `<account>/.github`; returns what was done. No `.github` repository,
+    one outside the installation, issues turned off or a full pacing window: the log line stays the summary."""
+    account = str(job.data.get("account") or job.repo.partition("/")[0])
+    repo = f"{account}/{ORG_CONFIG_REPO}"
+    body = summary_body(account, total, counts)
+    try:
+        issue = gw.find_issue(repo, SUMMARY_TITLE, SUMMARY_MARKER)
+        if issue is not None and issue.body.strip() == body.strip():
+            return "current"
+        with gw.paced(1):
+            if issue is None:
+                issue = gw.create_issue(repo, SUMMARY_TITLE, body)
+                done = "opened"
+            else:
+                gw.update_issue(repo, issue.number, body=body)
+                done = "updated"
+    except (GitHubError, RetryLater) as exc:
+        status = getattr(exc, "status", None)
+        log_event("install.preview_issue", level="warning" if status != 404 else "info", repository=repo,
+                  delivery=job.delivery_id, written=False, reason=str(exc)[:300])
+        return "not written"
+    log_event("install.preview_issue", repository=repo, delivery=job.delivery_id, written=True, action=done,
+              issue=issue.number)
+    return done

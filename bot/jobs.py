@@ -465,7 +465,8 @@ def _run_command(gw: GitHubGateway, job: Job, command: str, reply: _Reply, state
                     plan, findings=tuple(findings)))
             else:
                 text = pr_body.render_comment("preview", repo=repo, edits=list(plan.edits),
-                                              diff=pr_body.unified_diff(plan.edits), findings=findings)
+                                              diff=pr_body.unified_diff(plan.edits), findings=findings,
+                                              head=pr_body.render_summary(plan, repo, options))
             outcome = Outcome(repo, "previewed", detail=plan.fingerprint)
         reply.send(text, state.issue_comments)
         return [outcome]
@@ -484,10 +485,10 @@ def _sync(gw: GitHubGateway, job: Job, *, in_loop: bool = False) -> list[Outcome
         outcome = _sync_outcome(gw, job)
     except Exception as exc:
         if background and _final(exc, in_loop):
-            fanout.finished(job, "error")
+            fanout.finished(job, "error", gw)
         raise
     if background:
-        fanout.finished(job, outcome.action)
+        fanout.finished(job, outcome.action, gw)
     return [outcome]
 
 
@@ -508,13 +509,19 @@ def _config_issue(gw: GitHubGateway, state: RepoState, plan: Plan | None) -> Non
     """Open, update or close the repository's config issue; a repository without issues (410) or an App without
     the Issues permission (403) keeps the log line alone."""
     errors = [f for f in (plan.findings if plan else ()) if f.level == "error" and f.code.startswith("config-")]
-    try:
-        config_issue.sync(gw, state.full_name, errors, (state.config_text, state.org_config_text))
-    except GitHubError as exc:
-        if exc.status not in (403, 404, 410, 422):
-            raise
-        log_event("config_issue_failed", level="warning", repo=state.full_name, status=exc.status,
-                  error=exc.message)
+    org_repo = f"{state.full_name.partition('/')[0]}/{ORG_CONFIG_REPO}"
+    # An error in the organization's defaults is reported once, in its `.github` repository, not in every one.
+    in_org = [f for f in errors if f.path.startswith(f"{org_repo}:")]
+    targets = [(state.full_name, [f for f in errors if f not in in_org], (state.config_text,))]
+    if state.org_config_text is not None and state.full_name.lower() != org_repo.lower():
+        targets.append((org_repo, in_org, (state.org_config_text,)))
+    for repo, found, texts in targets:
+        try:
+            config_issue.sync(gw, repo, found, texts)
+        except GitHubError as exc:
+            if exc.status not in (403, 404, 410, 422):
+                raise
+            log_event("config_issue_failed", level="warning", repo=repo, status=exc.status, error=exc.message)
 
 
 def _final(exc: Exception, in_loop: bool) -> bool:

@@ -83,12 +83,23 @@ def test_an_install_also_opens_the_issue(gh: GitHubDouble) -> None:
     assert len(gh.open_issues(REPO)) == 1
 
 
-def test_an_organization_file_error_is_listed_with_its_file(gh: GitHubDouble) -> None:
-    gh.add_repo("acme/.github", {".github/ecr-cache.yml": "labels: ci\n"})
+def test_an_organization_file_error_gets_one_issue_in_the_github_repository(gh: GitHubDouble) -> None:
+    gh.add_repo("acme/.github", {".github/ecr-cache.yml": "install: preview\nlabels: ci\n"})
     gh.add_repo(REPO, {"buildspec.yml": "version: 0.2\n"})
-    sync(gh)
-    (issue,) = gh.open_issues(REPO)
-    assert "`acme/.github:.github/ecr-cache.yml` line 1: " in issue.body
+    gh.add_repo("acme/web", {"buildspec.yml": "version: 0.2\n"})
+    f = factory(gh)
+    assert sync(gh, f).action == "config_error"
+    (issue,) = gh.open_issues("acme/.github")
+    assert "`acme/.github:.github/ecr-cache.yml` line 2: " in issue.body and "`labels`" in issue.body
+    assert gh.open_issues(REPO) == []
+    gh.reset_requests()
+    (other,) = jobs.run(Job("sync", 1, "acme/web", "d2", {"trigger": "push", "default_branch": "main"}), f)
+    assert other.action == "config_error" and len(gh.repos["acme/.github"].issues) == 1
+    assert gh.open_issues("acme/web") == [] and not any(r.is_write for r in gh.requests)
+    # fixed in the organization: the next sync anywhere closes it
+    gh.commit_files("acme/.github", "main", {".github/ecr-cache.yml": "labels: [ci]\n"})
+    assert sync(gh, f).action == "opened" and gh.open_issues("acme/.github") == []
+    assert gh.pulls_for(REPO) and gh.repos["acme/.github"].issues[0].state == "closed"
 
 
 def test_a_preview_or_a_command_opens_no_issue(gh: GitHubDouble) -> None:
@@ -118,3 +129,53 @@ def test_an_issue_a_person_opened_with_the_same_title_is_not_touched(gh: GitHubD
     sync(gh)
     assert [i.body for i in gh.repos[REPO].issues if i.number == 99] == ["me too"]
     assert len(gh.open_issues(REPO)) == 2
+
+
+# -- the large-install preview summary, as an issue in the organization's `.github` repository -----------------
+
+def _install(gh: GitHubDouble, threshold: int, delivery: str = "install-1") -> list[jobs.Outcome]:
+    from collections.abc import Sequence
+
+    f = factory(gh)
+    queued: list[Job] = []
+
+    def submit(delivery_id: str, batch: Sequence[Job]) -> None:
+        queued.extend(batch)
+
+    outcomes = jobs.run(Job("install", 1, "octo", delivery), f, submit=submit, preview_threshold=threshold)
+    for job in queued:
+        outcomes += jobs.run(job, f, submit=submit, preview_threshold=threshold)
+    return outcomes
+
+
+def _organization(gh: GitHubDouble, with_github: bool) -> None:
+    for i in range(4):
+        gh.add_repo(f"octo/svc{i}", {"buildspec.yml": "version: 0.2\n"})
+    for i in range(2):
+        gh.add_repo(f"octo/lib{i}", {"README.md": "docs\n"})
+    if with_github:
+        gh.add_repo("octo/.github", {"profile/README.md": "hi\n"})
+
+
+def test_the_preview_summary_becomes_one_issue_in_the_github_repository(gh: GitHubDouble) -> None:
+    from bot import fanout
+
+    _organization(gh, with_github=True)
+    gh.reset_requests()
+    _install(gh, threshold=3)
+    assert all(gh.pulls_for(r) == [] for r in gh.repos)
+    (issue,) = gh.open_issues("octo/.github")
+    assert issue.title == fanout.SUMMARY_TITLE
+    assert "**7** repositories of **octo**" in issue.body and "**4** of them would get one" in issue.body
+    assert "| `would_open` | 4 |" in issue.body and "`install: open-pull-requests`" in issue.body
+    assert [str(r) for r in gh.requests if r.is_write] == ["POST /repos/octo/.github/issues"]
+    # the same preview again (a new delivery): the issue is kept, not duplicated
+    _install(gh, threshold=3, delivery="install-2")
+    assert len(gh.repos["octo/.github"].issues) == 1
+
+
+def test_without_a_github_repository_the_summary_stays_a_log_line(gh: GitHubDouble) -> None:
+    _organization(gh, with_github=False)
+    gh.reset_requests()
+    _install(gh, threshold=3)
+    assert [r for r in gh.requests if r.is_write] == []

@@ -293,10 +293,13 @@ def merge_configs(org_text: str | None, repo_text: str | None, org_path: str,
     org_raw: dict[str, Any] = {}
     if extends and org_text is not None:
         org_raw, org_lines, org_findings = _load(org_text, org_path)
+        # `install` is the organization's answer for its large installs (bot/fanout.py checks it), no
+        # repository's setting: a bad one must not stop every repository.
+        org_raw = {k: v for k, v in org_raw.items() if k not in ("extends", "install")}
         findings += org_findings or _errors(org_raw, org_lines, org_path)
     if findings:
         return Options(), findings
-    merged = {k: v for k, v in org_raw.items() if k != "extends"}
+    merged = dict(org_raw)
     sources = {k: org_path for k in merged}
     for key, value in repo_raw.items():
         if key != "extends":
