@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot import pr_body
-from bot.core import planner
+from bot.core import codebuild_images, planner
 from bot.core.model import AwsSetup, BuildLink, CacheStep, CacheTable, FileEdit, Finding, Options, Plan
 from bot.local_repo import read_snapshot
 
@@ -58,7 +59,7 @@ def test_body_starts_with_the_fingerprint_marker() -> None:
 
 def test_body_explains_every_change_and_the_exact_flags() -> None:
     body = pr_body.render_pr_body(sample_plan(), "octo/app", Options(mode="min"))
-    for text in ("`buildspec.yml` (modified)", "derives AWS_ACCOUNT_ID", "`.dockerignore` (new file)",
+    for text in ("| `buildspec.yml` | modified |", "derives AWS_ACCOUNT_ID", "| `.dockerignore` | new file |",
                  "copies package.json before the sources"):
         assert text in body
     assert ("`--cache-to type=registry,ref=$CACHE_URI:cache-api,mode=min,image-manifest=true,"
@@ -103,7 +104,9 @@ def test_table_cells_cannot_break_the_markdown_table() -> None:
 
 
 def test_huge_plan_is_cut_gracefully_under_githubs_limit() -> None:
-    findings = tuple(Finding(f"svc{i}/buildspec.yml", "warning", "unresolved", "x" * 300) for i in range(2000))
+    # Distinct messages: the same message in many files is one line of the body, which would fit.
+    findings = tuple(Finding(f"svc{i}/buildspec.yml", "warning", "unresolved", f"{i} " + "x" * 300)
+                     for i in range(2000))
     steps = tuple(_step(f"RUN step {i} " + "y" * 80, True) for i in range(300))
     tables = tuple(CacheTable(f"svc{i}/Dockerfile", steps, steps[1:]) for i in range(40))
     plan = sample_plan(findings=findings, cache_tables=tables)
@@ -111,7 +114,9 @@ def test_huge_plan_is_cut_gracefully_under_githubs_limit() -> None:
     assert len(body) <= LIMIT
     assert pr_body.parse_fingerprint(body) == plan.fingerprint
     assert "more findings not shown" in body and "more steps not shown" in body
-    assert "## Troubleshooting" in body and "## Commands" in body  # the fixed sections survive
+    assert "comment `/ecr-cache preview` or run `ecr-cache-bot plan` for all findings" in body
+    assert "<summary>Troubleshooting" in body and "<summary>Commands" in body  # the fixed sections survive
+    assert "## Before merging" in body and "- [ ] Attach the IAM policy" in body
 
 
 def test_absurd_plan_is_hard_cut_with_a_note() -> None:
@@ -121,7 +126,11 @@ def test_absurd_plan_is_hard_cut_with_a_note() -> None:
     body = pr_body.render_pr_body(plan, "octo/app")
     assert len(body) <= LIMIT
     assert body.startswith(pr_body.fingerprint_marker(plan.fingerprint))
-    assert body.rstrip().endswith("_This description was cut to fit GitHub's 65,536-character limit._")
+    assert body.rstrip().endswith("_This description was cut to fit GitHub's 65,536-character limit: comment "
+                                  "`/ecr-cache preview` on this pull request, or run `ecr-cache-bot plan` on a "
+                                  "checkout, for the rest._")
+    # The note is not swallowed by a fold or a code block left open by the cut.
+    assert body.count("<details>") == body.count("</details>") and body.count("```") % 2 == 0
 
 
 _text = st.text(st.characters(codec="utf-8"), max_size=400)
@@ -168,7 +177,8 @@ def test_setup_findings_are_said_once_as_setup_steps_not_again_as_notes() -> Non
              Finding("buildspec.yml", "info", "buildx-required", "buildx ships on standard:7.0 only."),
              Finding("buildspec.yml", "info", "builder-image", "moby/buildkit comes from Docker Hub."))
     body = pr_body.render_pr_body(sample_plan(findings=notes), "octo/app")
-    assert "## What the reviewer must know" not in body  # nothing left that the setup does not already say
+    # Nothing left that the setup does not already say: no warning list, no folded notes.
+    assert "## Warnings" not in body and "<summary>Notes" not in body
     assert "The project must run in privileged mode." not in body and "3. Turn on **privileged mode**" in body
     assert "4. **Build image**: buildx ships on standard:7.0 only." in body
     assert "5. **Builder image**: moby/buildkit comes from Docker Hub." in body
@@ -200,8 +210,10 @@ def test_node_service_body_as_a_platform_engineer_reads_it() -> None:
     plan = planner.plan(read_snapshot(ROOT / "examples" / "node-service"), Options())
     body = pr_body.render_pr_body(plan, "octo/node-service", Options())
     assert len(body) < LIMIT and pr_body.parse_fingerprint(body) == plan.fingerprint
-    for heading in ("## What changes and why", "## Cache flags", "## One-time AWS setup", "## Troubleshooting",
-                    "## Steps that re-run when only application source changes", "## If you close this pull request"):
+    for heading in ("## Before merging", "## Changes", "## Cache flags", "## Set up", "<summary>With the AWS CLI",
+                    "<summary>With CloudFormation", "<summary>With Terraform", "<summary>Troubleshooting",
+                    "<summary>Steps that re-run when only application source changes",
+                    "<summary>Commands, and what closing this pull request does"):
         assert body.count(heading) == 1, heading
     commands = body.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
     assert commands[0] == ("aws ecr create-repository --repository-name orders-api-cache --region eu-west-1 "
@@ -241,3 +253,117 @@ def test_unknown_region_is_not_shown_as_a_literal_placeholder() -> None:
     body = pr_body.render_pr_body(sample_plan(setup=setup), "octo/app")
     assert "`REGION`" not in body and "--region REGION" not in body
     assert "Region: the one you set in `AWS_REGION`" in body and "--region $AWS_REGION" in body
+
+
+# --- issue 13: a pull request a reviewer understands in thirty seconds ---------------------------------------
+
+def _folded(body: str) -> str:
+    """The body with every `<details>` fold taken out: what a reviewer sees without clicking."""
+    return re.sub(r"(?s)<details>.*?</details>", "", body)
+
+
+def test_first_line_is_the_impact_from_the_cache_table() -> None:
+    body = pr_body.render_pr_body(sample_plan(), "octo/app")
+    assert body.splitlines()[1] == "**A source-only change now re-runs 1 of 4 steps instead of 2 of 3 (`Dockerfile`).**"
+    two = sample_plan(cache_tables=sample_plan().cache_tables * 2)
+    assert "re-runs 2 of 8 steps instead of 4 of 6 (2 Dockerfiles)" in pr_body.render_pr_body(two, "octo/app")
+    unchanged = CacheTable("Dockerfile", before=(_step("FROM x", False), _step("COPY . .", True)),
+                           after=(_step("FROM x", False), _step("COPY . .", True)))
+    same = pr_body.render_pr_body(sample_plan(cache_tables=(unchanged,)), "octo/app")
+    assert same.splitlines()[1] == ("**With the layer cache in Amazon ECR, a source-only change re-runs 1 of 2 "
+                                    "Dockerfile steps; the others reuse cached layers.**")
+
+
+def test_before_merging_is_a_task_list_naming_account_and_region() -> None:
+    body = pr_body.render_pr_body(sample_plan(), "octo/app")
+    tasks = [line for line in body.splitlines() if line.startswith("- [ ] ")]
+    assert tasks[0] == ("- [ ] Create the cache repository `my-app-cache` in region `eu-west-1`, with mutable tags "
+                        "and its lifecycle policy.")
+    assert tasks[1].startswith("- [ ] Attach the IAM policy `ecr-cache/iam-policy.json`")
+    assert "**privileged mode**" in tasks[2]
+    assert len(tasks) == 3  # no buildx finding in this plan: no build image task
+    assert body.index("## Before merging") < body.index("## Changes")
+    setup = dataclasses.replace(sample_plan().setup, account_id="123456789012")  # type: ignore[type-var]
+    known = pr_body.render_pr_body(sample_plan(setup=setup), "octo/app")
+    assert "`my-app-cache` in account `123456789012`, region `eu-west-1`," in known
+    unknown = dataclasses.replace(sample_plan().setup, region="REGION")  # type: ignore[type-var]
+    assert "in the account and region of the CodeBuild project" in pr_body.render_pr_body(
+        sample_plan(setup=unknown), "octo/app")
+
+
+def test_build_image_task_only_when_the_plan_needs_buildx() -> None:
+    buildx = Finding("buildspec.yml", "info", "buildx-required", "buildx ships on some images.")
+    body = pr_body.render_pr_body(sample_plan(findings=(buildx,)), "octo/app")
+    (task,) = [line for line in body.splitlines() if line.startswith("- [ ] Build on an image")]
+    assert f"`{codebuild_images.RECOMMENDED}`" in task
+    no_setup = pr_body.render_pr_body(sample_plan(findings=(buildx,), edits=sample_plan().edits[1:]), "octo/app")
+    assert "- [ ]" not in no_setup and "## Before merging" not in no_setup
+
+
+def test_changes_table_has_one_line_per_file_and_details_hold_the_reasons() -> None:
+    body = pr_body.render_pr_body(sample_plan(), "octo/app")
+    rows = body.split("| file | change | why |\n|---|---|---|\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert rows == [
+        "| `buildspec.yml` | modified | `docker build` becomes a cached `docker buildx build` (+1 more below) |",
+        "| `Dockerfile` | modified | Steps reordered: a source-only change re-runs 1 of 4 steps instead of 2 of 3 |",
+        "| `.dockerignore` | new file | Keeps .git out of the build context |",
+    ]
+    folded = _folded(body)
+    assert "derives AWS_ACCOUNT_ID" in body and "derives AWS_ACCOUNT_ID" not in folded
+    for hidden in ("| `RUN npm ci` | yes | no |", "Cannot connect to the Docker daemon", "aws ecr create-repository",
+                   "`/ecr-cache recreate`"):
+        assert hidden in body and hidden not in folded, hidden
+
+
+def test_identical_reasons_across_buildspecs_are_said_once() -> None:
+    same = ("Line 9 (before this change): the export has `ignore-error=true`, so nothing breaks.",
+            "Derive `AWS_ACCOUNT_ID` first.")
+    edits = tuple(FileEdit(f"{d}/buildspec.yml", "modify", "n", "o",
+                           (f"Line {n} (before this change): `docker build` at `$CACHE_URI:cache-{d}`",
+                            same[0].replace("9", str(n)), same[1]))
+                  for n, d in enumerate(("a", "b", "c", "d"), 10))
+    plan = sample_plan(edits=edits, buildspecs=tuple(e.path for e in edits))
+    body = pr_body.render_pr_body(plan, "octo/app")
+    assert "- In all 4 buildspecs: the export has `ignore-error=true`, so nothing breaks." in body
+    assert "- In all 4 buildspecs: derive `AWS_ACCOUNT_ID` first." in body
+    assert body.count("ignore-error=true`, so nothing breaks") == 1 and body.count("Derive `AWS_ACCOUNT_ID`") == 0
+    assert "**`c/buildspec.yml`** (modified) also:\n- Line 12 (before this change): `docker build` at " in body
+    two = sample_plan(edits=edits[:2] + (FileEdit("e/buildspec.yml", "modify", "n", "o", ("other",)),),
+                      buildspecs=("a/buildspec.yml", "b/buildspec.yml", "e/buildspec.yml"))
+    assert "- In `a/buildspec.yml`, `b/buildspec.yml`: derive" in pr_body.render_pr_body(two, "octo/app")
+
+
+def test_warnings_stay_visible_info_is_folded_and_repeats_are_one_line() -> None:
+    findings = (*(Finding(f"s{i}/buildspec.yml", "warning", "build-path-unresolved",
+                          f"s{i}/buildspec.yml:12: cannot tell which Dockerfile") for i in range(3)),
+                Finding("Dockerfile", "info", "cache-mount", "a cache mount is not exported"))
+    body = pr_body.render_pr_body(sample_plan(findings=findings), "octo/app")
+    folded = _folded(body)
+    assert ("- **warning** in 3 files (`s0/buildspec.yml:12`, `s1/buildspec.yml:12`, `s2/buildspec.yml:12`) "
+            "(build-path-unresolved): cannot tell which Dockerfile") in folded
+    assert "<summary>Notes (1)</summary>" in body
+    assert "a cache mount is not exported" in body and "a cache mount is not exported" not in folded
+
+
+def test_setup_as_code_is_folded_and_a_shared_repository_is_said_to_be_left_out() -> None:
+    body = pr_body.render_pr_body(sample_plan(), "octo/app")
+    assert "```yaml\n# Deploy in region eu-west-1" in body and "Type: AWS::ECR::Repository" in body
+    assert "```hcl\n" in body and 'resource "aws_ecr_repository" "cache"' in body
+    assert "AWS::ECR::Repository" not in _folded(body) and "aws_iam_role_policy" not in _folded(body)
+    assert "other repositories may share" not in body
+    shared = pr_body.render_pr_body(sample_plan(), "octo/app", Options(cache_repository="my-app-cache"))
+    assert ("`my-app-cache` is named in `.github/ecr-cache.yml`, so other repositories may share it: the "
+            "CloudFormation and Terraform below leave it out") in _folded(shared)
+    assert "Type: AWS::ECR::Repository" not in shared and 'resource "aws_ecr_repository"' not in shared
+    assert ("- [ ] Create the cache repository `my-app-cache` in region `eu-west-1` unless it exists, with mutable "
+            "tags, and merge this lifecycle policy into its current one") in shared
+
+
+def test_preview_reply_has_the_summary_and_tasks_above_its_diff() -> None:
+    plan = sample_plan()
+    text = pr_body.render_comment("preview", repo="octo/app", edits=list(plan.edits),
+                                  diff=pr_body.unified_diff(plan.edits),
+                                  head=pr_body.render_summary(plan, "octo/app"))
+    assert text.index("**A source-only change now re-runs 1 of 4 steps") < text.index("- [ ] Create the cache")
+    assert text.index("- [ ] Create the cache") < text.index("```diff")
+    assert "ecr-cache-bot:v1" not in text  # the marker belongs to the PR body only
