@@ -762,7 +762,7 @@ class GitHubGateway:
         return int(_get(data, "number") or 0), str(_get(data, "html_url") or "")
 
     def add_labels(self, full_name: str, number: int, labels: Sequence[str]) -> None:
-        """Add labels to an issue or pull request; the ones it has stay (GitHub creates a missing label)."""
+        """Add labels to an issue or pull request; the ones it already has stay."""
         # https://docs.github.com/rest/issues/labels#add-labels-to-an-issue
         self._call("POST", f"/repos/{full_name}/issues/{number}/labels", body={"labels": list(labels)})
 

@@ -665,7 +665,7 @@ class GitHubDouble:
 
     def _add_labels(self, repo: Repo, query: dict[str, str], body: Any, number: str) -> tuple[int, Any]:
         pull = self._pull(repo, int(number))
-        for label in body.get("labels") or []:  # GitHub creates a label the repository does not have yet
+        for label in body.get("labels") or []:
             if label not in pull.labels:
                 pull.labels.append(label)
         return 200, [{"name": name} for name in pull.labels]
