@@ -22,9 +22,10 @@ KNOWN = ("version: 0.2\nphases:\n  build:\n    commands:\n"
 UNKNOWN = ("version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t $REPOSITORY_URI:latest .\n"
            "      - docker push $REPOSITORY_URI:latest\n")
 
-# Arguments of the AWS provider's resources (registry.terraform.io/providers/hashicorp/aws/latest/docs):
-# aws_ecr_repository (name, image_tag_mutability, ...), aws_ecr_lifecycle_policy (repository, policy),
-# aws_iam_role_policy (name, role, policy); only those the snippet uses are listed.
+# Arguments of the AWS provider's resources (registry.terraform.io/providers/hashicorp/aws/latest/docs, as the
+# provider-generated pulumi.com/registry/packages/aws/api-docs/ecr/repository and ecr/lifecyclepolicy pages show
+# them): aws_ecr_repository (name, image_tag_mutability, ...), aws_ecr_lifecycle_policy (repository, policy,
+# region), aws_iam_role_policy (name, name_prefix, role, policy); only those the snippet uses are listed.
 TF_RESOURCES = {"aws_ecr_repository": {"name", "image_tag_mutability"},
                 "aws_ecr_lifecycle_policy": {"repository", "policy"},
                 "aws_iam_role_policy": {"name", "role", "policy"}}
