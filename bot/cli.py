@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.core import budget, discover, planner
 from bot.core.model import Finding, Options, Plan
-from bot.core.repo_config import CONFIG_PATH, ConfigError, options_from_mapping, parse_repo_config
+from bot.core.repo_config import CONFIG_PATH, ConfigError, merge_configs, options_from_mapping, parse_repo_config
 from bot.local_repo import LocalRepoError, read_snapshot_checked, read_text, why_unreadable, write_edits
 from bot.replay import add_replay_command
 from bot.report import (
@@ -55,6 +55,9 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-dockerignore", action="store_true", help="do not create or extend .dockerignore")
     parser.add_argument("--cache-errors", choices=["ignore", "fatal"],
                         help="fatal: a failed cache export or builder fails the build (default: ignore)")
+    parser.add_argument("--org-config", metavar="PATH",
+                        help="organization defaults (its .github repository's .github/ecr-cache.yml); the repo "
+                             "config overrides them key by key, as the App does")
 
 
 def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -81,7 +84,15 @@ def load_options(root: Path, args: argparse.Namespace) -> Options:
         why = why_unreadable(root, CONFIG_PATH)
         if why is not None:
             raise ConfigError(f"{CONFIG_PATH} {why}")
-    options, findings = parse_repo_config(read_text(root, CONFIG_PATH))
+    org_config = getattr(args, "org_config", None)
+    if org_config:
+        try:
+            org_text = Path(org_config).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--org-config {org_config}: {getattr(exc, 'strerror', None) or exc}") from None
+        options, findings = merge_configs(org_text, read_text(root, CONFIG_PATH), org_config)
+    else:
+        options, findings = parse_repo_config(read_text(root, CONFIG_PATH))
     errors = [f.message for f in findings if f.level == "error"]
     if errors:
         raise ConfigError("; ".join(errors), tuple(errors))
