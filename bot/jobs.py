@@ -509,6 +509,9 @@ def _config_issue(gw: GitHubGateway, state: RepoState, plan: Plan | None) -> Non
     """Open, update or close the repository's config issue; a repository without issues (410) or an App without
     the Issues permission (403) keeps the log line alone."""
     errors = [f for f in (plan.findings if plan else ()) if f.level == "error" and f.code.startswith("config-")]
+    latest = state.latest_pr
+    if errors and state.open_pr is None and latest is not None and latest.state == "CLOSED" and not latest.merged:
+        return  # closing the bot's pull request opted the repository out: no new issue either
     org_repo = f"{state.full_name.partition('/')[0]}/{ORG_CONFIG_REPO}"
     # An error in the organization's defaults is reported once, in its `.github` repository, not in every one.
     in_org = [f for f in errors if f.path.startswith(f"{org_repo}:")]

@@ -179,3 +179,12 @@ def test_without_a_github_repository_the_summary_stays_a_log_line(gh: GitHubDoub
     gh.reset_requests()
     _install(gh, threshold=3)
     assert [r for r in gh.requests if r.is_write] == []
+
+
+def test_a_repository_that_opted_out_gets_no_issue(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, {"buildspec.yml": "version: 0.2\n"})
+    f = factory(gh)
+    sync(gh, f)
+    gh.close_pull(REPO, 1)
+    push_config(gh, BAD)
+    assert sync(gh, f).action == "config_error" and gh.repos[REPO].issues == []

@@ -124,4 +124,3 @@ def test_the_state_query_with_the_organization_part_validates(corpus: Any, query
     schema = graphql.build_schema((corpus / "github-api" / "github-graphql-subset.graphql").read_text())
     assert 'org: repository(owner: $owner, name: ".github")' in query
     assert graphql.validate(schema, graphql.parse(query)) == []
-
