@@ -12,7 +12,7 @@ from github_double import BOT_EMAIL, WEB_FLOW_EMAIL, GitHubDouble, Recorded, iss
 from bot import jobs, pr_body
 from bot.config import Settings
 from bot.core import planner
-from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
+from bot.core.model import BuildLink, FileEdit, Options, Plan, RepoSnapshot
 from bot.github_gateway import GatewayFactory, GitHubError, blobs_query, reply_mutation, state_query
 from bot.job import Job
 from bot.retry import classify_exception
@@ -28,7 +28,9 @@ def fake_plan(snapshot: RepoSnapshot, options: Options) -> Plan:
     """A deterministic, idempotent stand-in planner: appends one line to the buildspec once."""
     spec = snapshot.text("buildspec.yml")
     if spec is None or spec.endswith(MARK):
-        return Plan(buildspecs=("buildspec.yml",) if spec else ())
+        # Set up: the build it found already uses the cache.
+        built = (BuildLink("buildspec.yml", "build", 0, 5, "Dockerfile", ".", "cache"),) if spec else ()
+        return Plan(buildspecs=("buildspec.yml",) if spec else (), builds=built)
     return Plan(edits=(FileEdit("buildspec.yml", "modify", spec + MARK, spec, ("adds the cache",)),),
                 buildspecs=("buildspec.yml",), dockerfiles=("Dockerfile",))
 
