@@ -13,6 +13,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.core import repo_config
 from bot.core.config_schema import SCHEMA
@@ -107,3 +109,18 @@ def test_pull_request_settings_are_read() -> None:
     assert findings == []
     assert (options.labels, options.reviewers, options.team_reviewers, options.assignees, options.draft) == (
         ("dependencies", "ci"), ("octocat",), ("platform",), ("hubot",), True)
+
+
+_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-5, 5000) | st.floats(allow_nan=False)
+                       | st.text(max_size=12) | st.sampled_from(["max", "min", "fatal", "octocat", "a/b", "-x"]),
+                       lambda inner: st.lists(inner, max_size=4), max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(SCHEMA["properties"])), _VALUES)
+def test_no_value_the_schema_rejects_gets_through(key: str, value: Any) -> None:
+    if jsonschema.Draft202012Validator(SCHEMA).is_valid({key: value}):
+        return
+    with pytest.raises(repo_config.ConfigError) as info:
+        repo_config.options_from_mapping({key: value})
+    assert f"`{key}`" in str(info.value)
