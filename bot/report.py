@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.core.cachetable import unchanged
 from bot.core.model import CacheTable, Finding, Plan
 
 # 1: the first `--json` (status, changes, findings, builds, cache_tables, fingerprint); 2 adds schema_version,
@@ -104,6 +105,8 @@ def _cache_table_lines(table: CacheTable) -> list[str]:
         where = f"; first miss: line {first.line} `{first.instruction}` ({first.reason})" if first else ""
         return f"{count} of {len(steps)} steps re-run{where}"
 
+    if unchanged(table):
+        return [f"  {table.dockerfile}", f"    unchanged: {reruns(table.before)}"]
     return [
         f"  {table.dockerfile}",
         f"    before: {reruns(table.before)}",

@@ -46,6 +46,8 @@ class Options:
     buildspec_paths: tuple[str, ...] = ()
     dockerfile_paths: tuple[str, ...] = ()
     reorder: bool = True
+    # Reorder Node and PHP installs that have no lock file (they then refresh only when the manifest changes).
+    reorder_unlocked: bool = True
     dockerignore: bool = True
     builder_image: str | None = None
     builder_name: str = "ecr-cache"
@@ -55,8 +57,6 @@ class Options:
     install: str | None = None
     # "ignore": a failed cache export or a builder that cannot start never fails the build; "fatal": it does.
     cache_errors: CacheErrors = "ignore"
-    # Reorder Node and PHP installs that have no lock file (they then refresh only when the manifest changes).
-    reorder_unlocked: bool = True
     # Globs of folders and files whose buildspecs and Dockerfiles discovery leaves out (paths in
     # `buildspec_paths`/`dockerfile_paths` are still taken).
     ignore_paths: tuple[str, ...] = DEFAULT_IGNORE_PATHS
