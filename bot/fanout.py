@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from bot import metrics, pacing
+from bot.core import buildspec_yaml
 from bot.events import ORG_CONFIG_PATH, ORG_CONFIG_REPO
 from bot.github_gateway import GitHubError, comment_marker
 from bot.job import Job
@@ -35,7 +36,8 @@ def parse_opt_in(text: str | None) -> tuple[bool, str]:
     if text is None:
         return False, f"no {where}"
     try:
-        data: Any = yaml.safe_load(text)
+        # Bounded like a buildspec: nesting depth, alias expansion and UTF-8 are checked before loading.
+        data: Any = buildspec_yaml.safe_load(text)
     except yaml.YAMLError as exc:
         return False, f"{where} is not valid YAML ({type(exc).__name__})"
     if not isinstance(data, dict) or OPT_IN_KEY not in data:

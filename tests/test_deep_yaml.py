@@ -108,3 +108,30 @@ def test_the_app_answers_a_deep_buildspec_with_the_finding(gh: GitHubDouble) -> 
     jobs.run(Job("command", 1, repo, f"c{comment.id}", data), factory)
     (reply,) = gh.bot_comments(repo, 5)
     assert "plan-budget-exceeded" in reply.body and "64 levels deep" in reply.body
+
+
+@pytest.mark.parametrize("manifest", ["package.json", "composer.json"])
+def test_deeply_nested_json_manifests_do_not_crash_planning(manifest: str) -> None:
+    from bot.core import planner
+    from bot.core.model import Options, RepoSnapshot
+
+    install = "npm ci" if manifest == "package.json" else "composer install"
+    lock = "package-lock.json" if manifest == "package.json" else "composer.lock"
+    deep = '{"a":' * 50_000 + "1" + "}" * 50_000
+    files = {"buildspec.yml": "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t app .\n",
+             "Dockerfile": f"FROM node:20\nWORKDIR /app\nCOPY . .\nRUN {install}\n", manifest: deep,
+             ".dockerignore": "node_modules\nvendor\n"}
+    plan = planner.plan(RepoSnapshot((*files, lock), files), Options())
+    assert not [e for e in plan.edits if e.path == "Dockerfile"]
+    assert any(manifest in f.message for f in plan.findings), [f.message for f in plan.findings]
+
+
+@pytest.mark.parametrize("text", ["install: " + "[" * 2000 + "]" * 2000,
+                                  "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+                                      f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n"
+                                      for p, c in zip("abcdefgh", "bcdefghi", strict=True)) + "install: pull_requests\n"])
+def test_a_hostile_org_config_is_refused_not_crashed(text: str) -> None:
+    from bot import fanout
+
+    opted_in, why = fanout.parse_opt_in(text)
+    assert opted_in is False and "is not valid YAML" in why

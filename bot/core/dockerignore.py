@@ -252,7 +252,7 @@ def _runs_project_scripts(found: ecosystems.Install, paths: tuple[str, ...], rea
             return True
         try:
             scripts = json.loads(text).get("scripts") or {}
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             return True
         if isinstance(scripts, dict) and any(k in scripts for k in _LIFECYCLE):
             return True

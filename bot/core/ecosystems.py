@@ -324,6 +324,8 @@ def _check_node(install: Install, project: str, at: Callable[[str], str], exists
         data = json.loads(text)
     except ValueError:
         return f"`{at('package.json')}` is not valid JSON"
+    except RecursionError:
+        return f"`{at('package.json')}` nests too deeply to read"
     if not isinstance(data, dict):
         return f"`{at('package.json')}` is not a JSON object"
     if "workspaces" in data:
@@ -524,6 +526,8 @@ def _check_composer(install: Install, project: str, at: Callable[[str], str], ex
         data = json.loads(text)
     except ValueError:
         return f"`{at('composer.json')}` is not valid JSON"
+    except RecursionError:
+        return f"`{at('composer.json')}` nests too deeply to read"
     repos = data.get("repositories") if isinstance(data, dict) else None
     items = repos.values() if isinstance(repos, dict) else repos if isinstance(repos, list) else []
     for repo in items:
