@@ -7,12 +7,12 @@ import dataclasses
 import importlib
 import importlib.metadata
 import io
-import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+from bot.config import no_color
 from bot.core import budget, discover, planner
 from bot.core.model import Finding, Options, Plan
 from bot.core.repo_config import CONFIG_PATH, ConfigError, merge_configs, options_from_mapping, parse_repo_config
@@ -119,7 +119,7 @@ def _style() -> Style:
     if not tty:
         # Piped or redirected: plain, and one line per finding so grep and diff tools see it whole.
         return Style()
-    return Style(colour=not os.environ.get("NO_COLOR"), width=shutil.get_terminal_size().columns)
+    return Style(colour=not no_color(), width=shutil.get_terminal_size().columns)
 
 
 _EXIT_OF_STATUS = {"disabled": EXIT_DISABLED, "changes": EXIT_CHANGES, "nothing-found": EXIT_NOTHING,

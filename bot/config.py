@@ -20,6 +20,16 @@ MIN_SECRET_LENGTH = 16
 _LITERAL_PATH = re.compile(r"/|(/[A-Za-z0-9._~-]+)+/?")
 
 
+def process_env() -> dict[str, str]:
+    """A copy of this process's environment, to hand to a child process (git, gunicorn, the worker)."""
+    return dict(os.environ)
+
+
+def no_color() -> bool:
+    """Whether `NO_COLOR` asks for no colour: any non-empty value does (https://no-color.org)."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
 class SettingsError(ValueError):
     """A required setting is missing or invalid; the message names it."""
 

@@ -14,6 +14,8 @@ import sys
 import threading
 from collections.abc import Callable
 
+from bot.config import process_env
+
 PARENT_ENV = "ECR_CACHE_BOT_PARENT_PID"  # set by `serve` for the processes it supervises
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -54,5 +56,5 @@ def watch_parent(parent: int, signum: int = signal.SIGTERM, interval: float = 1.
 
 def parent_from_env() -> int | None:
     """The supervising `serve`'s pid when this process was started by one."""
-    value = os.environ.get(PARENT_ENV, "")
+    value = process_env().get(PARENT_ENV, "")
     return int(value) if value.isdigit() else None

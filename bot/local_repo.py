@@ -10,6 +10,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from bot.config import process_env
 from bot.core import planner
 from bot.core.model import FileEdit, Options, RepoSnapshot
 from bot.core.repo_config import CONFIG_PATH
@@ -38,7 +39,7 @@ _GIT_UNSET = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CONFIG", "GIT_C
 
 
 def _git_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_UNSET and not k.startswith("GIT_CONFIG_")}
+    env = {k: v for k, v in process_env().items() if k not in _GIT_UNSET and not k.startswith("GIT_CONFIG_")}
     return {**env, **_GIT_ENV}
 
 

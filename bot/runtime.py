@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot import heartbeat, lifeline
-from bot.config import Settings, SettingsError
+from bot.config import Settings, SettingsError, process_env
 from bot.logs import configure_logging, log_event
 from bot.queue import HueyQueue, QueueOptions, Runner, build_queue
 
@@ -155,7 +155,7 @@ def serve_command(args: argparse.Namespace) -> int:
     port = args.port or settings.port
     # Spawned from this (main) thread: the kernel's parent-death signal follows the thread that forked.
     me = os.getpid()
-    env = {**os.environ, lifeline.PARENT_ENV: str(me)}
+    env = {**process_env(), lifeline.PARENT_ENV: str(me)}
     children = [
         subprocess.Popen(gunicorn_argv(args.host, port, args.web_workers, args.web_threads, args.web_server),
                          preexec_fn=lifeline.die_with_parent(me)),
