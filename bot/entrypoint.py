@@ -14,7 +14,8 @@ from bot.web import create_app
 T = TypeVar("T")
 
 # Read deadlines of every request body in both deployments: a client that stalls, or trickles bytes, is
-# answered 408 and cut off instead of holding a connection (gthread: a thread) for as long as it likes.
+# answered 408 and cut off instead of holding a connection for as long as it likes (the ASGI event loop and
+# `bot.gthread_worker`'s poller loop keep them; a thread only ever sees a whole request).
 BODY_DEADLINE = 30.0  # seconds for a whole body, however fast it keeps coming
 BODY_GRACE = 2.0  # seconds before the minimum rate applies
 BODY_MIN_RATE = 16 * 1024  # bytes per second on average after the grace

@@ -38,8 +38,8 @@ def add_runtime_commands(subparsers: Any) -> None:
     serve.add_argument("--web-threads", type=int, default=DEFAULT_WEB_THREADS,
                        help="threads per web process (gthread only)")
     serve.add_argument("--web-server", choices=WEB_SERVERS, default=DEFAULT_WEB_SERVER,
-                       help="asgi: bot.asgi:app on uvicorn workers (default); gthread: bot.wsgi:app on threads, "
-                            "only behind a proxy that buffers whole requests (README)")
+                       help="asgi: bot.asgi:app on uvicorn workers (default); gthread: bot.wsgi:app on threads "
+                            "that get only whole requests (bot.gthread_worker)")
     serve.add_argument("--threads", type=int, default=DEFAULT_JOB_THREADS, help="job threads of the worker")
     serve.set_defaults(handler=serve_command)
 
@@ -139,7 +139,7 @@ def gunicorn_argv(host: str, port: int, workers: int, threads: int, server: str 
     if server == "asgi":
         app = ["bot.asgi:app", "--worker-class", "bot.asgi.Worker"]
     elif server == "gthread":
-        app = ["bot.wsgi:app", "--worker-class", "gthread", "--threads", str(threads)]
+        app = ["bot.wsgi:app", "--worker-class", "bot.gthread_worker.Worker", "--threads", str(threads)]
     else:
         raise ValueError(f"unknown web server {server!r} (one of {', '.join(WEB_SERVERS)})")
     return [sys.executable, "-m", "gunicorn", *app, "--bind", f"{host}:{port}", "--workers", str(workers),

@@ -8,10 +8,8 @@ stays the one place that decides errors; tests/test_queue_wsgi.py checks both pa
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
-import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -20,7 +18,7 @@ from flask import Flask
 
 from bot.config import Settings
 from bot.credentials import webhook_secret
-from bot.entrypoint import TIMEOUT_ERROR, body_due, deployed, lazy_app
+from bot.entrypoint import deployed, lazy_app
 from bot.events import route
 from bot.logs import log_event
 from bot.web import delivery_fields, signature_ok
@@ -42,64 +40,28 @@ def _has_body(environ: dict[str, Any]) -> bool:
 
 
 def read_body(environ: dict[str, Any], cap: int) -> str:
-    """Read the whole body under its deadline and `cap`, and put it back as `wsgi.input` with its length.
+    """Read the whole body, up to `cap` bytes, and put it back as `wsgi.input` with its length.
 
-    Returns "read", "timeout" or "too_large". gunicorn's gthread gives a thread to a connection once its
-    first bytes arrived; the body is then read on that thread with no deadline of gunicorn's own, so each
-    socket read here is bounded by the time left (`body_due`). A client that trickles bytes just fast enough
-    for each read can still hold the thread up to the whole-body deadline: the ASGI server is the one that
-    idle clients cannot exhaust (README, "Hostile clients"). A body past `cap` is read on and dropped (up to
-    twice `cap`, within its deadline) so the client can read the 413; past that the connection is closed."""
+    Returns "read" or "too_large". The worker class `bot.gthread_worker.Worker` hands a request to a thread
+    only once all of it is buffered (it answers a body past the cap itself, and cuts stalled clients at their
+    deadlines), so this reads bytes already in memory; it also gives Flask a chunked body as one of known
+    length."""
     if not _has_body(environ):
         return "read"
     try:
         declared = int(environ.get("CONTENT_LENGTH") or -1)
     except ValueError:
         declared = -1
-    stream = environ["wsgi.input"]
-    sock = environ.get("gunicorn.socket")
-    started = time.monotonic()
-    chunks: list[bytes] = []
-    size = 0
-    outcome = "too_large" if declared > cap else "read"
-    try:
-        while size <= 2 * cap and declared <= 2 * cap:
-            left = body_due(started, size) - time.monotonic()
-            if left <= 0:
-                raise TimeoutError
-            if sock is not None:
-                sock.settimeout(left)
-            chunk = stream.read(65536)
-            if not chunk:
-                break
-            size += len(chunk)
-            if size > cap:
-                outcome = "too_large"
-                chunks.clear()
-            if outcome == "read":
-                chunks.append(chunk)
-        else:
-            _stop_reading(sock)  # not worth draining: gunicorn closes the connection after the 413
-    except (TimeoutError, OSError):
-        _stop_reading(sock)  # gunicorn then closes the connection after the answer
-        return outcome if outcome == "too_large" else "timeout"
-    finally:
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.settimeout(None)
-    if outcome == "read":
-        raw = b"".join(chunks)
-        environ["wsgi.input"] = io.BytesIO(raw)  # Flask reads it from here
-        environ["CONTENT_LENGTH"] = str(len(raw))
-        environ.pop("wsgi.input_terminated", None)
-        environ.pop("HTTP_TRANSFER_ENCODING", None)
-    return outcome
-
-
-def _stop_reading(sock: socket.socket | None) -> None:
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RD)
+    if declared > cap:
+        return "too_large"
+    raw = environ["wsgi.input"].read(cap + 1)
+    if len(raw) > cap:
+        return "too_large"
+    environ["wsgi.input"] = io.BytesIO(raw)  # Flask reads it from here
+    environ["CONTENT_LENGTH"] = str(len(raw))
+    environ.pop("wsgi.input_terminated", None)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    return "read"
 
 
 class FastWebhook:
@@ -111,10 +73,8 @@ class FastWebhook:
         self.queue = app.extensions["ecr_cache_bot.queue"]
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        outcome = read_body(environ, self.settings.max_body_bytes)
-        if outcome == "timeout":
-            return _json("408 REQUEST TIMEOUT", {"error": TIMEOUT_ERROR}, start_response)
-        if outcome == "too_large":  # Flask answers it (413) from the declared length alone
+        if read_body(environ, self.settings.max_body_bytes) == "too_large":
+            # Flask answers it (413) from the declared length alone
             environ.update({"CONTENT_LENGTH": str(self.settings.max_body_bytes + 2), "wsgi.input": io.BytesIO()})
             environ.pop("wsgi.input_terminated", None)
             environ.pop("HTTP_TRANSFER_ENCODING", None)  # Werkzeug ignores the length of a chunked request

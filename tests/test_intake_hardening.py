@@ -23,17 +23,19 @@ import pytest
 from runtime_fixtures import ROOT, SECRET, backend_settings, free_port, namespace_for, push_payload, sign, wait_until
 from werkzeug.test import Client
 
-from bot import metrics
+from bot import gthread_worker, metrics
 from bot.asgi import BoundedHttpToolsProtocol, FastAsgiWebhook, Worker
 from bot.config import Settings
+from bot.gthread_worker import Worker as GthreadWorker
 from bot.logs import configure_logging
 from bot.queue import build_queue
+from bot.runtime import gunicorn_argv
 from bot.web import create_app
 
 PATH = "/api/github/webhooks"
 CAP = Settings(webhook_secret=SECRET).max_body_bytes  # the servers run with the default cap (25 MiB)
 WEB = {"asgi": ["runtime_fixtures:asgi_app()", "--worker-class", "bot.asgi.Worker"],
-       "gthread": ["runtime_fixtures:web_app()", "--worker-class", "gthread", "--threads", "32"]}
+       "gthread": ["runtime_fixtures:web_app()", "--worker-class", "bot.gthread_worker.Worker", "--threads", "32"]}
 
 
 @contextlib.contextmanager
@@ -112,17 +114,18 @@ def _closed_within(sock: socket.socket, seconds: float) -> bytes:
     return data
 
 
-@pytest.mark.parametrize(("kind", "stalled"), [("asgi", 12), ("gthread", 32)])
+@pytest.mark.parametrize(("kind", "stalled"), [("asgi", 32), ("gthread", 32), ("gthread", 40)])
 def test_stalled_bodies_neither_hold_the_server_nor_stay(kind: str, stalled: int, tmp_path: Path) -> None:
     with server(kind, tmp_path) as port:
         socks = [_stall(port, path) for path in [PATH] * stalled + ["/healthz", "/"]]
         time.sleep(0.3)
         try:
-            if kind == "asgi":  # the event loop reads every body: nothing waits for the stalled ones at all
-                replies = _answered_fast(port, "stall-1")
-                assert [(w, s) for w, s, _ in replies] == [("healthz", 200), ("unsigned", 401), ("signed", 202)]
-                assert all(seconds < 1.0 for _, _, seconds in replies), replies
-            # Both: a stalled body is cut at its read deadline (2 s grace, then a minimum rate) with a 408.
+            # The event loop (asgi) or the worker's poller loop (gthread) reads every body: nothing waits for
+            # the stalled ones at all.
+            replies = _answered_fast(port, "stall-1")
+            assert [(w, s) for w, s, _ in replies] == [("healthz", 200), ("unsigned", 401), ("signed", 202)]
+            assert all(seconds < 1.0 for _, _, seconds in replies), replies
+            # A stalled body is cut at its read deadline (2 s grace, then a minimum rate) with a 408.
             start = time.monotonic()
             answers = [_closed_within(sock, 6) for sock in socks]
             assert all(a.startswith(b"HTTP/1.1 408") for a in answers), answers[:3]
@@ -177,8 +180,9 @@ def test_huge_request_lines_and_headers_are_refused_before_they_are_buffered(kin
         assert all(seconds < 1.0 for _, _, seconds in replies), replies
 
 
-def test_a_huge_head_in_flight_stalls_nobody(tmp_path: Path) -> None:
-    with server("asgi", tmp_path) as port:
+@pytest.mark.parametrize("kind", ["asgi", "gthread"])
+def test_a_huge_head_in_flight_stalls_nobody(kind: str, tmp_path: Path) -> None:
+    with server(kind, tmp_path) as port:
         answers: list[tuple[bytes, int]] = []
         sender = threading.Thread(target=lambda: answers.append(_huge_head(port, line=False)))
         sender.start()
@@ -203,8 +207,24 @@ class QuickHeadsWorker(Worker):
     CONFIG_KWARGS = {**Worker.CONFIG_KWARGS, "http": QuickHeads}
 
 
-def test_stalled_heads_are_cut_at_their_deadline_and_stall_nobody(tmp_path: Path) -> None:
-    WEB["quick-heads"] = ["runtime_fixtures:asgi_app()", "--worker-class", "test_intake_hardening.QuickHeadsWorker"]
+class QuickHeadsThreadWorker(GthreadWorker):
+    """`bot.gthread_worker.Worker` with a 1 s head deadline (10 s deployed)."""
+
+    def run(self) -> None:
+        """Patch the deadline in this worker process only."""
+        gthread_worker.HEAD_DEADLINE = 1.0
+        super().run()
+
+
+QUICK_HEADS = {
+    "asgi": ["runtime_fixtures:asgi_app()", "--worker-class", "test_intake_hardening.QuickHeadsWorker"],
+    "gthread": ["runtime_fixtures:web_app()", "--worker-class", "test_intake_hardening.QuickHeadsThreadWorker",
+                "--threads", "32"]}
+
+
+@pytest.mark.parametrize("kind", ["asgi", "gthread"])
+def test_stalled_heads_are_cut_at_their_deadline_and_stall_nobody(kind: str, tmp_path: Path) -> None:
+    WEB["quick-heads"] = QUICK_HEADS[kind]
     with server("quick-heads", tmp_path) as port:
         socks = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(40)]
         silent = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(10)]
@@ -222,6 +242,62 @@ def test_stalled_heads_are_cut_at_their_deadline_and_stall_nobody(tmp_path: Path
         finally:
             for sock in socks + silent:
                 sock.close()
+
+
+def _responses(sock: socket.socket, count: int) -> list[int]:
+    """The statuses of `count` responses read off one connection (each with a Content-Length)."""
+    sock.settimeout(5)
+    data, statuses = b"", []
+    while len(statuses) < count:
+        head_end = data.find(b"\r\n\r\n")
+        if head_end < 0:
+            data += sock.recv(65536)
+            continue
+        head = data[:head_end].decode()
+        length = next(int(line.split(":")[1]) for line in head.split("\r\n")
+                      if line.lower().startswith("content-length"))
+        if len(data) < head_end + 4 + length:
+            data += sock.recv(65536)
+            continue
+        statuses.append(int(head.split()[1]))
+        data = data[head_end + 4 + length:]
+    return statuses
+
+
+def test_gthread_keeps_connections_alive_pipelined_and_expecting_100_continue(tmp_path: Path) -> None:
+    with server("gthread", tmp_path) as port:
+        body, headers = _signed("keep-1")
+        signed = (f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+                  + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode() + body
+        health = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            sock.sendall(health)  # one request, then the next on the same connection
+            assert _responses(sock, 1) == [200]
+            sock.sendall(health + signed.replace(b"keep-1", b"keep-2") + health)  # three at once, pipelined
+            assert _responses(sock, 3) == [200, 202, 200]
+            head, payload = signed.replace(b"keep-1", b"keep-3").split(b"\r\n\r\n", 1)
+            sock.sendall(head + b"\r\nExpect: 100-continue\r\n\r\n")
+            assert sock.recv(65536) == b"HTTP/1.1 100 Continue\r\n\r\n"  # sent once, before the body
+            sock.sendall(payload)
+            assert _responses(sock, 1) == [202]
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    (b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"400"),  # smuggling shape
+    (b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", b"400"),
+    (b"Content-Length: x\r\n\r\n", b"400"),
+    (b"Content-Length: %d\r\n\r\n{" % (CAP + 1), b"413"),  # answered from the declared length, at once
+])
+def test_gthread_answers_bad_framing_itself(request_bytes: bytes, status: bytes, tmp_path: Path) -> None:
+    with server("gthread", tmp_path) as port, socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        sock.sendall(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n" + request_bytes)
+        assert sock.recv(65536).startswith(b"HTTP/1.1 " + status)
+
+
+def test_serve_runs_gthread_with_the_worker_that_reads_whole_requests() -> None:
+    argv = gunicorn_argv("127.0.0.1", 3000, 1, 8, "gthread")
+    assert argv[argv.index("--worker-class") + 1] == "bot.gthread_worker.Worker"
+    assert WEB["gthread"][WEB["gthread"].index("--worker-class") + 1] == "bot.gthread_worker.Worker"
 
 
 def _chunked(port: int, body: bytes, headers: dict[str, str]) -> int:
