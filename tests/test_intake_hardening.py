@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -292,6 +293,23 @@ def test_gthread_answers_bad_framing_itself(request_bytes: bytes, status: bytes,
     with server("gthread", tmp_path) as port, socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n" + request_bytes)
         assert sock.recv(65536).startswith(b"HTTP/1.1 " + status)
+
+
+def test_the_gthread_reader_finds_the_end_of_a_chunked_body_however_it_arrives() -> None:
+    head = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+    body = b"5;ext=1\r\nhello\r\nA\r\n0123456789\r\n0\r\nX-Trailer: 1\r\n\r\n"
+    after = b"GET /healthz HTTP/1.1\r\n\r\n"
+    assert gthread_worker._framing(head) == (0, True, False)
+    for split in range(len(body)):  # the body in two reads, cut at every byte
+        conn = types.SimpleNamespace(buf=bytearray(head), head_end=len(head), pos=len(head), chunk_left=-1, end=-1)
+        conn.buf += body[:split]
+        gthread_worker._chunks(conn)  # type: ignore[arg-type]
+        assert conn.end == -1, split
+        conn.buf += body[split:] + after
+        gthread_worker._chunks(conn)  # type: ignore[arg-type]
+        assert bytes(conn.buf[conn.end:]) == after, split
+    with pytest.raises(gthread_worker.BadFraming):
+        gthread_worker._framing(head.replace(b"gzip, chunked", b"chunked, gzip"))
 
 
 def test_serve_runs_gthread_with_the_worker_that_reads_whole_requests() -> None:
