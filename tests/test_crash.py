@@ -80,8 +80,8 @@ def _deliveries() -> list[tuple[str, str, dict[str, Any]]]:
     return out
 
 
-# Both web deployments: `bot.wsgi` on gthread and `bot.asgi` on uvicorn (what `serve` runs by default).
-WEB = {"gthread": ["runtime_fixtures:web_app()", "--worker-class", "gthread", "--threads", "8"],
+# Both web deployments: `bot.wsgi` on the gthread worker `serve` deploys and `bot.asgi` on uvicorn (the default).
+WEB = {"gthread": ["runtime_fixtures:web_app()", "--worker-class", "bot.gthread_worker.Worker", "--threads", "8"],
        "asgi": ["runtime_fixtures:asgi_app()", "--worker-class", "bot.asgi.Worker"]}
 
 
