@@ -35,11 +35,13 @@ MAX_BUILDS = 200  # `docker build` commands in all buildspecs
 MAX_UNITS = 500_000  # the work units above
 
 
-def check(snapshot: RepoSnapshot, options: Options) -> tuple[Finding, ...]:
+def check(snapshot: RepoSnapshot, options: Options,
+          found: discover.Candidates | None = None) -> tuple[Finding, ...]:
     """Findings for every limit the repository's buildspecs and Dockerfiles exceed; empty when within budget."""
+    spec_candidates, dockerfile_candidates = found or discover.candidates(snapshot.paths, options)
     out: list[Finding] = []
     chars = builds = instructions = most_instructions = most_strings = 0
-    for path in discover.buildspec_candidates(snapshot.paths, options):
+    for path in spec_candidates:
         text = snapshot.text(path)
         if text is None:
             continue
@@ -59,7 +61,7 @@ def check(snapshot: RepoSnapshot, options: Options) -> tuple[Finding, ...]:
         chars += counted[0]
         most_strings = max(most_strings, counted[1])
         builds += counted[2]
-    for path in discover.dockerfile_candidates(snapshot.paths, options):
+    for path in dockerfile_candidates:
         text = snapshot.text(path)
         if text is None:
             continue
@@ -77,7 +79,7 @@ def check(snapshot: RepoSnapshot, options: Options) -> tuple[Finding, ...]:
             out.append(_finding(path, f"it has {len(df.stages):,} build stages, more than {MAX_STAGES:,}"))
         instructions += len(df.instructions)
         most_instructions = max(most_instructions, len(df.instructions))
-    where = ", ".join(discover.buildspec_candidates(snapshot.paths, options)[:3]) or "the repository"
+    where = ", ".join(spec_candidates[:3]) or "the repository"
     if chars > MAX_EXPANDED_CHARS:
         out.append(_finding(where, f"its buildspecs (each string counted once per YAML alias that repeats it) and "
                                    f"Dockerfiles hold more than {MAX_EXPANDED_CHARS:,} characters"))

@@ -108,6 +108,19 @@ def dockerfile_candidates(paths: tuple[str, ...], options: Options) -> list[str]
     return out[:_MAX_DOCKERFILES]
 
 
+Candidates = tuple[list[str], list[str]]
+
+
+def candidates(paths: tuple[str, ...], options: Options) -> Candidates:
+    """(buildspec, Dockerfile) candidates in one pass: a repository's tree can hold many thousand paths."""
+    kept = tuple(p for p in paths if not _skipped(p))
+    specs = [p for p in kept if (_BUILDSPEC.match(posixpath.basename(p)) and not _ignored(p, options))
+             or _matches(p, options.buildspec_paths)]
+    dockerfiles = [p for p in kept if (is_dockerfile(p) and not _ignored(p, options))
+                   or _matches(p, options.dockerfile_paths)]
+    return specs[:_MAX_SPECS], dockerfiles[:_MAX_DOCKERFILES]
+
+
 def _unmatched(paths: tuple[str, ...], options: Options) -> list[Finding]:
     """A configured path or glob that names no file: a typo the user must hear about, not a silent no-op."""
     out = []
@@ -208,11 +221,11 @@ def _batch_refs(text: str) -> list[str]:
     return refs
 
 
-def discover(snapshot: RepoSnapshot, options: Options) -> Discovery:
-    """Return the CodeBuild buildspecs and Dockerfiles of the snapshot."""
+def discover(snapshot: RepoSnapshot, options: Options, found: Candidates | None = None) -> Discovery:
+    """Return the CodeBuild buildspecs and Dockerfiles of the snapshot (``found``: its candidates, if known)."""
     findings = _unmatched(snapshot.paths, options)
-    candidates = buildspec_candidates(snapshot.paths, options)
-    queue = list(candidates)
+    spec_candidates, dockerfile_names = found or candidates(snapshot.paths, options)
+    queue = list(spec_candidates)
     seen: set[str] = set()
     specs: list[str] = []
     batch_refs: list[str] = []
@@ -233,5 +246,4 @@ def discover(snapshot: RepoSnapshot, options: Options) -> Discovery:
             if ref not in seen and ref in snapshot.files:
                 batch_refs.append(ref)
                 queue.append(ref)
-    dockerfiles = dockerfile_candidates(snapshot.paths, options)
-    return Discovery(tuple(specs), tuple(dockerfiles), tuple(findings), tuple(batch_refs))
+    return Discovery(tuple(specs), tuple(dockerfile_names), tuple(findings), tuple(batch_refs))

@@ -26,10 +26,11 @@ def plan(snapshot: RepoSnapshot, options: Options) -> Plan:
     if not options.enabled:
         return Plan(findings=(Finding(".github/ecr-cache.yml", "info", "disabled",
                                       "ecr-cache-bot is disabled by `enabled: false` in the repo config."),))
-    over = budget.check(snapshot, options)
+    candidates = discover.candidates(snapshot.paths, options)
+    over = budget.check(snapshot, options, candidates)
     if over:
         return Plan(findings=over)
-    found = discover.discover(snapshot, options)
+    found = discover.discover(snapshot, options, candidates)
     spec_part = buildspec_plan.plan_buildspecs(snapshot, options, found)
     docker_part = dockerfile_plan.plan_dockerfiles(snapshot, options, spec_part.builds, found)
     ignores = {e.path: e.content for e in docker_part.edits if e.path.endswith(".dockerignore")}
