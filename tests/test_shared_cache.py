@@ -283,3 +283,18 @@ def test_the_merge_commands_run_in_a_shell(tmp_path: Path, mode: str) -> None:
         return
     expected = policies.merge_lifecycle_policies(current if mode == "found" else {"rules": []}, ours)
     assert json.loads(put.read_text()) == expected
+
+
+def test_an_invalid_configured_name_falls_back_to_this_repository_s_own_cache() -> None:
+    from bot.core import planner
+    from bot.core.model import Options, RepoSnapshot
+
+    files = {"buildspec.yml": "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t app .\n",
+             "Dockerfile": "FROM python:3.12\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\n"
+                           "COPY . .\n"}
+    snapshot = RepoSnapshot((*files, "requirements.txt"), files, repository="acme/orders-api")
+    plan = planner.plan(snapshot, Options(cache_repository="Bad_Name!"))
+    spec = next(e.content for e in plan.edits if e.path == "buildspec.yml")
+    assert 'CACHE_REPO_NAME: "orders-api-build-cache"' in spec
+    (warning,) = [f for f in plan.findings if f.code == "cache-repository-invalid"]
+    assert "`orders-api-build-cache`" in warning.message

@@ -404,10 +404,11 @@ def _cache_repo(an: Analysis, options: Options, path: str, findings: list[Findin
     if options.cache_repository:
         if valid_repo_name(options.cache_repository):
             return options.cache_repository
+        fallback = default_cache_repository(repository) or "ecr-build-cache"
         findings.append(Finding(path, "warning", "cache-repository-invalid",
                                 f"cache repository {options.cache_repository!r} is not a valid ECR "
-                                "repository name; using `ecr-build-cache`."))
-        return "ecr-build-cache"
+                                f"repository name; using `{fallback}`."))
+        return fallback
     image = options.image_repository
     known = _known_values(an)
     if not image:
