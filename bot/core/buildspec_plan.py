@@ -18,6 +18,7 @@ from bot.core.buildspec_findings import builder_switch, dockerhub_pushes, loaded
 from bot.core.buildspec_tags import assign_tags, existing_tag
 from bot.core.buildspec_verify import (
     ACCOUNT_LINE,
+    BOT_ENV,
     GUARD_LINE,
     builder_line,
     is_bot_line,
@@ -36,6 +37,7 @@ from bot.core.shellcmd_docker import (
     build_splices,
     login_command,
     output_flag,
+    parse_bot_flags,
     parse_build,
     registry_host,
 )
@@ -742,6 +744,7 @@ def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: d
     if any(not is_bot_line(t) for t in own_uri):
         raise by.Unsupported("the buildspec already sets `CACHE_URI` for its own purpose; the cache flags the bot "
                              "adds read that name")
+    _check_own_names(p, texts)
     if not own_uri:
         setup.append(f"CACHE_URI={registry_host('$AWS_ACCOUNT_ID', region, an.china)}/$CACHE_REPO_NAME")
     if not any("docker buildx version" in t for t in texts):
@@ -766,6 +769,36 @@ def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: d
         else:
             edit.at_end.setdefault(target, []).extend(setup)
     _plan_account(p, edit, positions)
+
+
+def _check_own_names(p: Parsed, texts: list[str]) -> None:
+    """Raise Unsupported when the build already has a CACHE_URI, or a store gives a variable the bot adds.
+
+    The setup line `CACHE_URI=...` would overwrite the build's own value (a buildspec or project variable, or
+    one a pipeline reads through `exported-variables`); a name in `parameter-store`/`secrets-manager` that the
+    bot also wrote into `env.variables` would be defined twice in the buildspec.
+    """
+    env = by.get(p.root, "env")
+    names: dict[str, set[str]] = {}
+    for section in ("variables", "parameter-store", "secrets-manager", "exported-variables"):
+        sec = by.get(env[1] if env else None, section)
+        node = sec[1] if sec else None
+        keys = [k for k, _ in node.value] if isinstance(node, MappingNode) else (
+            node.value if isinstance(node, yaml.SequenceNode) else [])
+        names[section] = {k.value for k in keys if isinstance(k, ScalarNode)}
+    for section, found in names.items():
+        if "CACHE_URI" in found:
+            raise by.Unsupported(f"`env.{section}` names `CACHE_URI`, which the cache flags the bot adds read; the "
+                                 "setup line would overwrite that value")
+    stored = names["parameter-store"] | names["secrets-manager"]
+    clash = sorted(stored & BOT_ENV)
+    if clash:
+        raise by.Unsupported(f"`{clash[0]}` comes from Parameter Store or Secrets Manager, and the bot would "
+                             "also set it in `env.variables`")
+    for t in texts:
+        if re.search(r"\$\{?CACHE_URI\b", t) and not is_bot_line(t) and not parse_bot_flags(t):
+            raise by.Unsupported("a command reads `$CACHE_URI`, which no line of the buildspec sets: a project "
+                                 "variable of that name would be overwritten by the setup line the bot adds")
 
 
 def _users_builder(texts: list[str], ours: str) -> str | None:

@@ -1,0 +1,61 @@
+"""Review of the buildspec rewrite: inputs where the change would break a build that works today."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.core import planner
+from bot.core.model import Options, Plan, RepoSnapshot
+
+DOCKERFILE = "FROM python:3.12-slim\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\n"
+URI = "$AWS_ACCOUNT_ID.dkr.ecr.eu-west-1.amazonaws.com/shop"
+LOGIN = ("aws ecr get-login-password --region eu-west-1 | docker login --username AWS --password-stdin "
+         "$AWS_ACCOUNT_ID.dkr.ecr.eu-west-1.amazonaws.com")
+
+
+def _spec(build: list[str], post: list[str], env: str = "") -> str:
+    text = "version: 0.2\n" + env + "phases:\n  pre_build:\n    commands:\n      - " + LOGIN + "\n"
+    text += "  build:\n    commands:\n" + "".join(f"      - {c}\n" for c in build)
+    return text + "  post_build:\n    commands:\n" + "".join(f"      - {c}\n" for c in post)
+
+
+def _plan(spec: str) -> Plan:
+    files = {"buildspec.yml": spec, "Dockerfile": DOCKERFILE, "requirements.txt": "flask==3.0.0\n"}
+    return planner.plan(RepoSnapshot(tuple(files), files, repository="acme/shop"), Options(region="eu-west-1"))
+
+
+def _buildspec_edits(plan: Plan) -> list[str]:
+    return [e.content for e in plan.edits if e.path == "buildspec.yml"]
+
+
+# The bot's setup line `CACHE_URI=...` would overwrite a CACHE_URI the build already has for its own purpose
+# (a buildspec or project variable, a Parameter Store value, an exported variable a pipeline reads).
+@pytest.mark.parametrize("env", [
+    "env:\n  variables:\n    CACHE_URI: s3://bucket/cache\n",
+    "env:\n  parameter-store:\n    CACHE_URI: /ci/cache-uri\n",
+    "env:\n  secrets-manager:\n    CACHE_URI: arn:aws:secretsmanager:eu-west-1:123456789012:secret:ci:uri\n",
+    "env:\n  exported-variables:\n    - CACHE_URI\n",
+])
+def test_a_cache_uri_of_the_buildspec_env_is_not_overwritten(env: str) -> None:
+    plan = _plan(_spec([f"docker build -t {URI}:latest ."], [f"docker push {URI}:latest", "echo $CODEBUILD_BUILD_ID"],
+                       env))
+    assert _buildspec_edits(plan) == []
+    assert any(f.code == "buildspec-unsupported" and "CACHE_URI" in f.message for f in plan.findings)
+
+
+def test_a_cache_uri_only_read_by_the_commands_is_a_project_variable_and_not_overwritten() -> None:
+    plan = _plan(_spec([f"docker build -t {URI}:latest ."],
+                       [f"docker push {URI}:latest", "aws s3 sync ./reports $CACHE_URI/reports"]))
+    assert _buildspec_edits(plan) == []
+    assert any(f.code == "buildspec-unsupported" and "CACHE_URI" in f.message for f in plan.findings)
+
+
+# A name the bot adds to `env.variables` must not also come from Parameter Store or Secrets Manager: the
+# buildspec would then define it twice, and the bot's setup would name a cache repository the build may not use.
+@pytest.mark.parametrize("section,name", [("parameter-store", "CACHE_REPO_NAME"),
+                                          ("secrets-manager", "DOCKER_BUILDKIT")])
+def test_a_bot_variable_from_a_store_is_not_defined_twice(section: str, name: str) -> None:
+    env = f"env:\n  {section}:\n    {name}: /ci/value\n"
+    plan = _plan(_spec([f"docker build -t {URI}:latest ."], [f"docker push {URI}:latest", "echo done"], env))
+    assert _buildspec_edits(plan) == []
+    assert any(f.code == "buildspec-unsupported" and name in f.message for f in plan.findings)
