@@ -59,3 +59,23 @@ def test_a_bot_variable_from_a_store_is_not_defined_twice(section: str, name: st
     plan = _plan(_spec([f"docker build -t {URI}:latest ."], [f"docker push {URI}:latest", "echo done"], env))
     assert _buildspec_edits(plan) == []
     assert any(f.code == "buildspec-unsupported" and name in f.message for f in plan.findings)
+
+
+# The docker-container builder pushes from its own container: `localhost` there is the builder, and the daemon's
+# insecure-registry settings and the machine's /etc/hosts are not its own (docker/buildx#94, docker/buildx#218).
+# `docker push` goes through dockerd, which reaches them: such a build keeps `--load` and its push lines.
+@pytest.mark.parametrize("image", ["localhost:5000/shop", "127.0.0.1:5000/shop", "registry:5000/shop",
+                                   "10.0.3.7:5000/shop"])
+def test_a_push_to_a_registry_only_the_daemon_reaches_keeps_load(image: str) -> None:
+    plan = _plan(_spec([f"docker build -t {image}:latest .", f"docker push {image}:latest"], ["echo done"]))
+    (text,) = _buildspec_edits(plan)
+    build = next(line for line in text.splitlines() if "docker buildx build" in line)
+    assert " --load " in build and "--push" not in build
+    assert f"- docker push {image}:latest" in text
+
+
+def test_a_push_to_ecr_still_pushes_from_the_build() -> None:
+    plan = _plan(_spec([f"docker build -t {URI}:latest .", f"docker push {URI}:latest"], ["echo done"]))
+    (text,) = _buildspec_edits(plan)
+    assert " --push " in next(line for line in text.splitlines() if "docker buildx build" in line)
+    assert "docker push" not in text

@@ -227,6 +227,8 @@ def _push_only(p: Parsed, b: Build) -> list[int] | None:
     if output_flag(db) != "--load" or not db.tags or db.global_flags or db.command.loops or db.command.depth:
         return None
     tags = {_plain(t) for t in db.tags}
+    if any(_daemon_only_registry(t) for t in tags):
+        return None
     own = simple_commands(b.command.value or "")
     after_build = [sc for sc in own if sc.words and sc.words[0].start > db.docker.start]
     if any(sc.words[0].value not in _QUIET for sc in after_build) or _has_finally(p, b.command.phase):
@@ -268,6 +270,23 @@ def _push_only(p: Parsed, b: Build) -> list[int] | None:
         if all(n in drops for n, c in enumerate(commands) if c.phase == phase):
             return None
     return drops
+
+
+_IP_HOST = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}|\[[0-9A-Fa-f:.]*\]")
+
+
+def _daemon_only_registry(tag: str) -> bool:
+    """True when ``tag`` names a registry that `docker push` (dockerd) may reach and the builder may not.
+
+    The docker-container builder pushes from its own container: `localhost` there is the builder itself, and
+    dockerd's insecure-registry settings and the machine's /etc/hosts do not apply
+    (https://github.com/docker/buildx/issues/94, https://github.com/docker/buildx/issues/218).
+    """
+    first, sep, _ = tag.partition("/")
+    if not sep or "$" in first or not ("." in first or ":" in first or first == "localhost"):
+        return False
+    host = first.rsplit(":", 1)[0] if not first.endswith("]") else first
+    return host == "localhost" or "." not in host or _IP_HOST.fullmatch(host) is not None
 
 
 def _plain(tag: str) -> str:
