@@ -1,0 +1,79 @@
+"""Review of today's Dockerfile moves: a copy moved late never passes a step that may write where it lands."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.core.discover import Discovery
+from bot.core.dockerfile_plan import plan_dockerfiles
+from bot.core.model import BuildLink, Options, RepoSnapshot
+
+LINK = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache")
+COPY = "COPY build_output/ app/"
+BASE = f"""FROM ubuntu:22.04
+WORKDIR /srv
+{COPY}
+RUN apt-get update && apt-get install -y --no-install-recommends openjdk-17-jre-headless
+STEP
+CMD ["/srv/app/run"]
+"""
+
+
+def _after(dockerfile: str) -> str | None:
+    snapshot = RepoSnapshot(paths=("Dockerfile", "build_output/run"), files={"Dockerfile": dockerfile})
+    result = plan_dockerfiles(snapshot, Options(dockerignore=False), (LINK,), Discovery(dockerfiles=("Dockerfile",)))
+    edits = [e.content for e in result.edits if e.path == "Dockerfile"]
+    return edits[0] if edits else None
+
+
+def test_a_step_that_leaves_the_folder_alone_is_still_passed() -> None:
+    step = "RUN curl -fsSL https://example.com/sdk.tgz -o /tmp/sdk.tgz && tar -xzf /tmp/sdk.tgz -C /opt"
+    text = BASE.replace("STEP", step)
+    after = _after(text)
+    assert after is not None and after.splitlines()[4] == COPY
+
+
+@pytest.mark.parametrize("step", [
+    # A glob or a flag's attached value names the copied folder or one above it.
+    "RUN chown -R 1000:1000 /srv/*",
+    "RUN rm -rf /srv/*",
+    "RUN curl -fsSL https://example.com/sdk.tgz | tar -xz --directory=/srv",
+    "RUN curl -fsSL https://example.com/sdk.tgz | tar -xz -C/srv",
+    "RUN curl -fsSL https://example.com/run -o/srv/app/run",
+    "RUN wget -P /srv/app https://example.com/run",
+    "RUN cp -r --target-directory=/srv /opt/sdk",
+    "RUN pip install --target=/srv/app/lib requests==2.31.0",
+    "RUN cargo install --root /srv/app ripgrep",
+    "RUN GOBIN=/srv/app go install example.com/tool@v1.0.0",
+    # A download or unpack with no destination writes into the working directory, which holds the copy.
+    "RUN curl -fsSLO https://example.com/app/run",
+    "RUN wget https://example.com/app/run",
+    "RUN tar -xzf /tmp/sdk.tgz",
+    "RUN unzip /tmp/sdk.zip",
+    # A variable that aims a later install at the folder.
+    "ENV PIP_TARGET=/srv/app/lib\nRUN pip install requests==2.31.0",
+    "ENV HOME=/srv/app\nRUN pip install --user requests==2.31.0",
+    "ARG GOBIN=/srv/app\nRUN go install example.com/tool@v1.0.0",
+])
+def test_copy_stays_above_a_step_that_may_write_into_its_folder(step: str) -> None:
+    text = BASE.replace("STEP", step)
+    after = _after(text)
+    lines = (after or text).splitlines()
+    last = step.splitlines()[-1]
+    assert lines.index(COPY) < lines.index(last), after
+
+
+def test_more_late_copies_than_planning_rounds_stay_idempotent() -> None:
+    copies = "".join(f"COPY {name}.py .\n" for name in "abcdefgh")
+    text = f"FROM python:3.12-slim\nWORKDIR /srv\n{copies}RUN apt-get update && apt-get install -y libpq5\nCMD a\n"
+    files = {"Dockerfile": text}
+    paths = ("Dockerfile", *(f"{name}.py" for name in "abcdefgh"))
+    snapshot = RepoSnapshot(paths=paths, files=files)
+    result = plan_dockerfiles(snapshot, Options(dockerignore=False), (LINK,), Discovery(dockerfiles=("Dockerfile",)))
+    edits = [e.content for e in result.edits if e.path == "Dockerfile"]
+    if not edits:  # left as it is: then it must say why
+        assert any(f.code == "dockerfile-not-reordered" for f in result.findings), result.findings
+        return
+    again = plan_dockerfiles(RepoSnapshot(paths=paths, files={"Dockerfile": edits[0]}), Options(dockerignore=False),
+                             (LINK,), Discovery(dockerfiles=("Dockerfile",)))
+    assert not [e for e in again.edits if e.path == "Dockerfile"], edits[0]
