@@ -295,6 +295,12 @@ def _reorder_fixpoint(df: Dockerfile, ctx: BuildContext) -> Outcome:
         total.text = outcome.text
         total.reasons += outcome.reasons
         current = parse(outcome.text)
+    else:
+        # A move still pending after the last round: planning the result again would change it (not idempotent).
+        return Outcome(findings=[("warning", "dockerfile-not-reordered", (
+            f"Not reordered: putting its copies in order takes more than {_MAX_ROUNDS} rounds of moves (one per stage "
+            "each), and a partly reordered file would change again on the next plan; move the copies by hand."
+        ))])
     return total
 
 
