@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from bot.core.discover import Discovery
+from bot.core.dockerfile_parse import parse
 from bot.core.dockerfile_plan import plan_dockerfiles
+from bot.core.dockerignore import extend
 from bot.core.model import BuildLink, Options, RepoSnapshot
 
 LINK = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache")
@@ -77,3 +79,22 @@ def test_more_late_copies_than_planning_rounds_stay_idempotent() -> None:
     again = plan_dockerfiles(RepoSnapshot(paths=paths, files={"Dockerfile": edits[0]}), Options(dockerignore=False),
                              (LINK,), Discovery(dockerfiles=("Dockerfile",)))
     assert not [e for e in again.edits if e.path == "Dockerfile"], edits[0]
+
+
+@pytest.mark.parametrize("build", [
+    # A GOFLAGS on the command replaces the one ENV set (it is not added to it).
+    "RUN GOFLAGS=-mod=mod go build -o /bin/svc .",
+    # A flag on the command line comes after GOFLAGS, so it wins (https://pkg.go.dev/cmd/go#hdr-Environment_variables).
+    "RUN go build -buildvcs=true -o /bin/svc .",
+    "RUN go build -buildvcs -o /bin/svc .",
+])
+def test_git_stays_when_the_build_itself_turns_vcs_stamping_back_on(build: str) -> None:
+    dockerfile = f"FROM golang:1.22\nENV GOFLAGS=-buildvcs=false\nWORKDIR /src\nCOPY . .\n{build}\n"
+    _, added = extend(None, [parse(dockerfile)], ("go.mod", "go.sum", "main.go"))
+    assert ".git" not in [a.pattern for a in added]
+
+
+def test_the_last_buildvcs_flag_decides() -> None:
+    dockerfile = "FROM golang:1.22\nWORKDIR /src\nCOPY . .\nRUN go build -buildvcs -buildvcs=false -o /bin/svc .\n"
+    _, added = extend(None, [parse(dockerfile)], ("go.mod", "go.sum", "main.go"))
+    assert ".git" in [a.pattern for a in added]

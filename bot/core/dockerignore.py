@@ -311,8 +311,13 @@ def _go_build_without_vcs(cmd: Command, env_goflags: str) -> bool:
     """
     if cmd.name != "go" or cmd.words[1:2] not in (("build",), ("install",)):
         return False
-    goflags = " ".join([env_goflags] + [a.split("=", 1)[1] for a in cmd.assignments if a.startswith("GOFLAGS=")])
-    return "-buildvcs=false" in cmd.words[2:] or "-buildvcs=false" in goflags.split()
+    # GOFLAGS on the command replaces the ENV one; command-line flags come after GOFLAGS, so the last one wins
+    # (`go help environment`: "Flags listed on the command line are applied after this list and therefore
+    # override it"); a bare -buildvcs is -buildvcs=true.
+    goflags = ([a.split("=", 1)[1] for a in cmd.assignments if a.startswith("GOFLAGS=")] or [env_goflags])[-1]
+    flags = [w.lstrip("-") for w in [*goflags.split(), *cmd.words[2:]]
+             if w.startswith("-") and w.lstrip("-").split("=", 1)[0] == "buildvcs"]
+    return bool(flags) and flags[-1] == "buildvcs=false"
 
 
 def _goflags_at(df: Dockerfile) -> dict[int, str]:
