@@ -79,3 +79,35 @@ def test_a_push_to_ecr_still_pushes_from_the_build() -> None:
     (text,) = _buildspec_edits(plan)
     assert " --push " in next(line for line in text.splitlines() if "docker buildx build" in line)
     assert "docker push" not in text
+
+
+# A build argument whose value is a credential leaks like one with a credential's name: a builder stage that
+# writes it into a file puts it into a layer that only `mode=max` exports (before, it never left the machine).
+_CA = "https://aws:$CODEARTIFACT_AUTH_TOKEN@d-1.d.codeartifact.eu-west-1.amazonaws.com/pypi/p/simple/"
+_BUILDER_WRITES = ("FROM python:3.12 AS build\nARG {arg}\nRUN {write}\nCOPY requirements.txt .\n"
+                   "RUN pip wheel -w /w -r requirements.txt\nFROM python:3.12-slim\nCOPY --from=build /w /w\n"
+                   "RUN pip install /w/*\nCOPY . .\n")
+
+
+@pytest.mark.parametrize("arg,value,write", [
+    ("PIP_INDEX_URL", _CA, 'pip config set global.index-url "$PIP_INDEX_URL" > /dev/null && '
+                           'echo "index-url = $PIP_INDEX_URL" > /etc/pip.conf'),
+    ("GH", "$GITHUB_TOKEN", 'echo "$GH" > /root/gh-auth'),
+])
+def test_a_build_arg_whose_value_is_a_credential_refuses_the_export(arg: str, value: str, write: str) -> None:
+    spec = _spec([f"docker build --build-arg {arg}={value} -t {URI}:latest .", "docker tag a b"], ["echo done"])
+    files = {"buildspec.yml": spec, "Dockerfile": _BUILDER_WRITES.format(arg=arg, write=write),
+             "requirements.txt": "flask==3.0.0\n"}
+    plan = planner.plan(RepoSnapshot(tuple(files), files, repository="acme/shop"), Options(region="eu-west-1"))
+    assert _buildspec_edits(plan) == []
+    assert any(f.code == "secret-in-cache" for f in plan.findings)
+
+
+def test_a_build_arg_with_a_plain_value_is_no_credential() -> None:
+    spec = _spec([f"docker build --build-arg GH=production -t {URI}:latest .",
+                  "docker tag a b"], ["echo done"])
+    files = {"buildspec.yml": spec, "Dockerfile": _BUILDER_WRITES.format(arg="GH", write='echo "$GH" > /rev'),
+             "requirements.txt": "flask==3.0.0\n"}
+    plan = planner.plan(RepoSnapshot(tuple(files), files, repository="acme/shop"), Options(region="eu-west-1"))
+    assert len(_buildspec_edits(plan)) == 1
+    assert not any(f.code == "secret-in-cache" for f in plan.findings)

@@ -263,15 +263,18 @@ def _has_value(url_part: str, valued: set[str]) -> bool:
 
 
 def _run_leaks(df: Dockerfile, inst: Instruction, scope: _Scope, cwd: tuple[str, str] | None, where: str,
-               stage: Stage) -> list[Leak]:
-    """The credential one RUN leaves in its layer (the first one found), if any."""
+               stage: Stage, secret_args: frozenset[str] = frozenset()) -> list[Leak]:
+    """The credential one RUN leaves in its layer (the first one found), if any.
+
+    ``secret_args``: build args the build passes a credential in, whatever their names.
+    """
     text = df.block(inst)
     first_user = df.first_index("USER")
     root = first_user is None or first_user >= inst.index
     # `'${NPM_TOKEN}'` stays a placeholder that npm expands when it reads the file: no secret is written.
     expanded = set(_VAR.findall(re.sub(r"'[^'\n]*'", "", text)))
     run_refs = [n for n in _VAR.findall(text) if n in scope.valued and n in expanded]
-    run_secret = any(is_secret_name(n) for n in run_refs) or "/run/secrets/" in text
+    run_secret = any(is_secret_name(n) or n in secret_args for n in run_refs) or "/run/secrets/" in text
     commands = run_commands(inst)
     parts: list[tuple[tuple[str, ...], tuple[str, ...], list[tuple[str, ...]]]]
     if commands is None:
@@ -283,7 +286,7 @@ def _run_leaks(df: Dockerfile, inst: Instruction, scope: _Scope, cwd: tuple[str,
     for words, redirects, later in parts:
         joined = " ".join(words) or text
         refs = [n for n in _VAR.findall(joined) if n in scope.valued and n in expanded]
-        secret_refs = [n for n in refs if is_secret_name(n)]
+        secret_refs = [n for n in refs if is_secret_name(n) or n in secret_args]
         folder = _token_target(list(words)) if words[:1] == ("git",) else None
         if folder is not None and any(_has_value(u, scope.valued) for u in url_tokens(joined)):
             path = _abs(posixpath.join(folder, ".git"), cwd, root)
@@ -314,10 +317,12 @@ def _fix_file(target: str) -> str:
 
 
 def dockerfile_leaks(df: Dockerfile, dockerfile: str, target: str | None, passed: Mapping[str, int],
-                     opaque: bool, stages: set[int], build_where: str, per_build: frozenset[str]) -> list[Leak]:
+                     opaque: bool, stages: set[int], build_where: str, per_build: frozenset[str],
+                     secret_args: frozenset[str] = frozenset()) -> list[Leak]:
     """Credentials the RUN steps and passed build args leave in the stages this build runs.
 
-    ``passed``: build-arg name → line of the build that passes it; ``opaque``: the build may pass more args.
+    ``passed``: build-arg name → line of the build that passes it; ``opaque``: the build may pass more args;
+    ``secret_args``: the passed args whose value is a credential (`GH=$GITHUB_TOKEN`, a URL with a password).
     """
     cwds = stage_cwds(df)
     out: list[Leak] = []
@@ -335,7 +340,7 @@ def dockerfile_leaks(df: Dockerfile, dockerfile: str, target: str | None, passed
                     name, eq, default = word.partition("=")
                     if eq and default or name in passed or opaque:
                         scope.valued.add(name)
-                    if stage.index in stages and name in passed and is_secret_name(name):
+                    if stage.index in stages and name in passed and (is_secret_name(name) or name in secret_args):
                         volatile = (" It also changes on every build, so every RUN after it re-runs (the cache "
                                     "table shows it)." if name in per_build else "")
                         out.append(Leak(
@@ -357,7 +362,7 @@ def dockerfile_leaks(df: Dockerfile, dockerfile: str, target: str | None, passed
                         scope.valued.add(name)
                         scope.env.add(name)
             elif inst.keyword == "RUN" and stage.index in stages:
-                out += _run_leaks(df, inst, scope, cwds.get(inst.index), where, stage)
+                out += _run_leaks(df, inst, scope, cwds.get(inst.index), where, stage, secret_args)
     return out
 
 
@@ -438,6 +443,9 @@ def build_refusal(an: Analysis, b: Build, buildspec: str, snapshot: RepoSnapshot
     line = line_of(b.command, b.build.verbs[0].start)
     build_where = f"{buildspec}:{line}"
     passed = {name: line for name, _ in passed_args(b.build.values("--build-arg"))}
+    # `--build-arg GH=$GITHUB_TOKEN` carries a credential under a name that does not say so.
+    secret_args = frozenset(name for name, value in passed_args(b.build.values("--build-arg"))
+                            if any(is_secret_name(n) for n in _VAR.findall(value)) or url_tokens(value))
     per_build = frozenset(b.volatile_args)
     opaque = any(raw not in b.flag_values or "--build-arg" in b.flag_values[raw] for raw in b.build.flag_vars)
     text = snapshot.text(b.dockerfile) if b.dockerfile else None
@@ -459,9 +467,10 @@ def build_refusal(an: Analysis, b: Build, buildspec: str, snapshot: RepoSnapshot
         checkouts = token_checkouts(an, b.command, b.build.docker.start, line_of)
         leaks += checkout_leaks(df, dockerfile, context, checkouts, matcher, ignore_path, stages, buildspec)
     if df is not None:
-        leaks += dockerfile_leaks(df, dockerfile, b.target, passed, opaque, stages, build_where, per_build)
+        leaks += dockerfile_leaks(df, dockerfile, b.target, passed, opaque, stages, build_where, per_build,
+                                  secret_args)
     elif options.mode == "max":
-        secret = [n for n in passed if is_secret_name(n)]
+        secret = [n for n in passed if is_secret_name(n) or n in secret_args]
         if secret:
             leaks.append(Leak(f"`--build-arg {secret[0]}` ({build_where}) passes a credential to `{dockerfile}`, "
                               "which the bot could not read, so it cannot tell which layers hold it.",
