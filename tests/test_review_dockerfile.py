@@ -98,3 +98,29 @@ def test_the_last_buildvcs_flag_decides() -> None:
     dockerfile = "FROM golang:1.22\nWORKDIR /src\nCOPY . .\nRUN go build -buildvcs -buildvcs=false -o /bin/svc .\n"
     _, added = extend(None, [parse(dockerfile)], ("go.mod", "go.sum", "main.go"))
     assert ".git" in [a.pattern for a in added]
+
+
+@pytest.mark.parametrize("install", ["npm ci", "npm clean-install --omit=dev", "pnpm install --frozen-lockfile",
+                                     "yarn install --immutable"])
+def test_an_install_that_fails_without_a_lock_file_is_not_called_floating(install: str) -> None:
+    # `npm ci` needs package-lock.json or npm-shrinkwrap.json (https://docs.npmjs.com/cli/commands/npm-ci); pnpm's
+    # --frozen-lockfile and Yarn's --immutable refuse to create a missing lock file: the build fails today and
+    # after, and a note saying it "installs the newest versions" would be false.
+    text = f"FROM node:20\nWORKDIR /app\nCOPY . .\nRUN {install}\nRUN npm run build\n"
+    files = {"Dockerfile": text, "package.json": '{"dependencies": {"next": "14.2.3"}}',
+             ".dockerignore": "node_modules\n"}
+    snapshot = RepoSnapshot(paths=tuple(files), files=files)
+    result = plan_dockerfiles(snapshot, Options(dockerignore=False), (LINK,), Discovery(dockerfiles=("Dockerfile",)))
+    assert not [e for e in result.edits if e.path == "Dockerfile"]
+    assert not [f for f in result.findings if f.code == "dockerfile-unlocked-install"]
+    assert [f for f in result.findings if f.code == "dockerfile-not-reordered" and "no lock file" in f.message]
+
+
+def test_npm_install_without_a_lock_file_is_still_reordered() -> None:
+    text = "FROM node:20\nWORKDIR /app\nCOPY . .\nRUN npm install\nRUN npm run build\n"
+    files = {"Dockerfile": text, "package.json": '{"dependencies": {"next": "14.2.3"}}',
+             ".dockerignore": "node_modules\n"}
+    snapshot = RepoSnapshot(paths=tuple(files), files=files)
+    result = plan_dockerfiles(snapshot, Options(dockerignore=False), (LINK,), Discovery(dockerfiles=("Dockerfile",)))
+    assert [e for e in result.edits if e.path == "Dockerfile"]
+    assert [f for f in result.findings if f.code == "dockerfile-unlocked-install"]

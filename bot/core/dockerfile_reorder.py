@@ -826,8 +826,15 @@ class _StagePlan:
 
     def may_float(self, install: ecosystems.Install, project: str) -> bool:
         """True when the repo setting accepts an install without a lock file and the repository has none (a lock
-        file that .dockerignore leaves out is a different problem: the build does not see it)."""
-        return self.ctx.unlocked and ecosystems.missing_lock(install, project, self.ctx.tracked) is not None
+        file that .dockerignore leaves out is a different problem: the build does not see it). Never for an install
+        that fails without one: `npm ci` (https://docs.npmjs.com/cli/commands/npm-ci), pnpm --frozen-lockfile,
+        Yarn --immutable."""
+        words = install.command.words
+        strict = (install.ecosystem == "npm" and words[1:2] in (("ci",), ("clean-install",))) or \
+            (install.ecosystem == "pnpm" and "--frozen-lockfile" in words) or \
+            (install.ecosystem == "yarn" and "--immutable" in words)
+        return self.ctx.unlocked and not strict and \
+            ecosystems.missing_lock(install, project, self.ctx.tracked) is not None
 
     def _unlocked_note(self, install: ecosystems.Install, project: str) -> tuple[str, str, str] | None:
         """A Node/PHP install moved before the source copy without a lock file: it now refreshes less often."""
