@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.core import planner
+from bot.core.buildspec_verify import verify_buildspec_edit
 from bot.core.model import Options, Plan, RepoSnapshot
 
 DOCKERFILE = "FROM python:3.12-slim\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\n"
@@ -111,3 +112,15 @@ def test_a_build_arg_with_a_plain_value_is_no_credential() -> None:
     plan = planner.plan(RepoSnapshot(tuple(files), files, repository="acme/shop"), Options(region="eu-west-1"))
     assert len(_buildspec_edits(plan)) == 1
     assert not any(f.code == "secret-in-cache" for f in plan.findings)
+
+
+def test_the_verifier_refuses_removing_a_push_that_runs_before_the_build() -> None:
+    """Only a `docker push` after the build switched to `--push` may go: an earlier one pushes another image."""
+    push = f"docker push {URI}:latest"
+    original = _spec([f"docker build -t {URI}:latest .", push], ["echo done"]).replace(
+        LOGIN + "\n", f"{LOGIN}\n      - {push}\n", 1)
+    (edited,) = _buildspec_edits(_plan(original))
+    assert verify_buildspec_edit(original, edited) is None
+    assert f"      - {push}\n" in edited  # the planner keeps the early push
+    tampered = edited.replace(f"      - {push}\n", "", 1)
+    assert verify_buildspec_edit(original, tampered) is not None

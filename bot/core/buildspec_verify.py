@@ -45,6 +45,7 @@ _BOT_LINES = (
                rf"--password-stdin \d{{12}}\.dkr\.ecr\.(?P=r)\.{_SUFFIX}"),
 )
 BOT_ENV = {"DOCKER_BUILDKIT", "CACHE_REPO_NAME"}
+_PHASE_ORDER = ("install", "pre_build", "build", "post_build")
 
 
 def builder_line(name: str, image: str | None, best_effort: bool) -> str:
@@ -148,12 +149,13 @@ def _commands_ok(old: object, new: object, china: bool = False, pushed: frozense
             if is_bot_line(item):
                 break
             tag = pushed_tag(old[i]) if i < len(old) else None
-            if tag is None or tag not in pushed:
+            # Only a push after its build went `--push` may go (``switched`` holds the builds seen so far).
+            if tag is None or tag not in pushed or switched is not None and tag not in switched:
                 return f"command {j + 1} is neither original, a bot rewrite of it, nor a bot line: {item!r:.120}"
             if dropped is not None:
                 dropped.add(tag)
             i += 1
-    while i < len(old) and pushed_tag(old[i]) in pushed:
+    while i < len(old) and pushed_tag(old[i]) in pushed and (switched is None or pushed_tag(old[i]) in switched):
         if dropped is not None:
             dropped.add(str(pushed_tag(old[i])))
         i += 1
@@ -223,7 +225,8 @@ def verify_buildspec_edit(original: str, edited: str) -> str | None:
     pushed = _bot_pushed_tags(np_)
     switched: set[str] = set()
     dropped: set[str] = set()
-    for name, ph in op.items():
+    # In the order CodeBuild runs the phases, so that a removed push is checked against the builds before it.
+    for name, ph in sorted(op.items(), key=lambda kv: _PHASE_ORDER.index(kv[0]) if kv[0] in _PHASE_ORDER else 4):
         nph = np_[name]
         if not isinstance(ph, dict) or not isinstance(nph, dict):
             if ph != nph:
