@@ -55,6 +55,8 @@ def test_a_step_that_leaves_the_folder_alone_is_still_passed() -> None:
     # A variable that aims a later install at the folder.
     "ENV PIP_TARGET=/srv/app/lib\nRUN pip install requests==2.31.0",
     "ENV HOME=/srv/app\nRUN pip install --user requests==2.31.0",
+    'ENV PIP_TARGET="/srv/app/lib"\nRUN pip install requests==2.31.0',
+    "ENV HOME /srv\nRUN pip install --user requests==2.31.0",
     "ARG GOBIN=/srv/app\nRUN go install example.com/tool@v1.0.0",
 ])
 def test_copy_stays_above_a_step_that_may_write_into_its_folder(step: str) -> None:

@@ -125,7 +125,8 @@ def _overlaps(path: str, root: str | None) -> bool:
 def _names_overlap(words: list[str], root: str | None) -> str | None:
     """The first word naming a path that may be, hold or lie in the copied folder."""
     for word in words:
-        if "://" not in word and any(_overlaps(m, root) for m in _ABS_PATH.findall(word)):
+        bare = word.replace('"', "").replace("'", "")  # `ENV A="/srv/app"`
+        if "://" not in bare and any(_overlaps(m, root) for m in _ABS_PATH.findall(bare)):
             return word
     return None
 
