@@ -124,3 +124,15 @@ def test_the_verifier_refuses_removing_a_push_that_runs_before_the_build() -> No
     assert f"      - {push}\n" in edited  # the planner keeps the early push
     tampered = edited.replace(f"      - {push}\n", "", 1)
     assert verify_buildspec_edit(original, tampered) is not None
+
+
+@pytest.mark.parametrize("nl", ["\n", "\r\n"])
+def test_a_push_on_the_last_line_without_a_line_break_is_removed(nl: str) -> None:
+    """A file that ends in the push line, with no final line break, still gets the cache (and `--push`)."""
+    original = _spec([f"docker build -t {URI}:latest ."], ["echo pushing", f"docker push {URI}:latest"])
+    original = original.rstrip("\n").replace("\n", nl)
+    (edited,) = _buildspec_edits(_plan(original))
+    assert " --push " in edited and "docker push" not in edited
+    assert edited.endswith("      - echo pushing") and "\n" not in edited.replace(nl, "")
+    assert verify_buildspec_edit(original, edited) is None
+    assert _buildspec_edits(_plan(edited)) == []

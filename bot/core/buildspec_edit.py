@@ -73,9 +73,14 @@ def splice(p: Parsed, edit: Edit) -> str:
         node = an.commands[n].node
         by.item_prefix(text, node)  # raises unless the item is `- value` on its own line
         end = by.insert_after(text, node)
+        start = by.line_start(text, node.start_mark.index)
         if end < 0:
-            raise by.Unsupported(f"line {node.start_mark.line + 1}: cannot remove the file's last line")
-        splices.append((by.line_start(text, node.start_mark.index), end, ""))
+            # The file's last line, with no line break after it: the break before it goes instead, so the file
+            # still ends without one.
+            end, start = len(text), start - (2 if text[max(start - 2, 0):start] == "\r\n" else 1)
+            if start < 0 or text[start:start + 1] not in ("\n", "\r"):
+                raise by.Unsupported(f"line {node.start_mark.line + 1}: cannot remove the file's last line")
+        splices.append((start, end, ""))
     if edit.env_add:
         splices.append(_env_splice(p, edit.env_add, nl))
     ordered = sorted(splices, key=lambda s: (s[0], s[1]))
