@@ -126,3 +126,22 @@ def test_npm_install_without_a_lock_file_is_still_reordered() -> None:
     result = plan_dockerfiles(snapshot, Options(dockerignore=False), (LINK,), Discovery(dockerfiles=("Dockerfile",)))
     assert [e for e in result.edits if e.path == "Dockerfile"]
     assert [f for f in result.findings if f.code == "dockerfile-unlocked-install"]
+
+
+@pytest.mark.parametrize("step", [
+    "RUN curl -fsSLO https://example.com/config.yml",
+    "RUN wget https://example.com/config.yml",
+    "RUN tar -xzf /tmp/config.tgz",
+    "RUN curl -fsSL https://example.com/config.yml -o/app/config.yml",
+    "RUN tar -xzf /tmp/config.tgz --directory=/app",
+    "RUN cp --target-directory=/app /opt/config.yml",
+])
+def test_source_copy_stays_above_a_step_that_writes_into_its_folder(step: str) -> None:
+    # Before: the step overwrites the context's config.yml; moved below it, the copy would overwrite the step's.
+    text = f"FROM python:3.12\nWORKDIR /app\nCOPY . .\n{step}\nRUN pip install -r requirements.txt\nCMD python a.py\n"
+    files = {"Dockerfile": text, "requirements.txt": "flask==3.0.3\n", "config.yml": "a: 1\n",
+             ".dockerignore": ".git\n"}
+    snapshot = RepoSnapshot(paths=tuple(files), files=files)
+    result = plan_dockerfiles(snapshot, Options(dockerignore=False), (LINK,), Discovery(dockerfiles=("Dockerfile",)))
+    after = ([e.content for e in result.edits if e.path == "Dockerfile"] or [text])[0].splitlines()
+    assert after.index("COPY . .") < after.index(step), after

@@ -19,7 +19,7 @@ from bot.core.dockerfile_reorder import (
     copy_parts,
     stage_cwds,
 )
-from bot.core.dockerfile_shell import run_commands, under
+from bot.core.dockerfile_shell import names_overlap, overlaps, run_commands, writes_cwd
 from bot.core.dockerfile_splice import Splice
 from bot.core.ecosystems import Install, is_manifest_name, unsafe_reason
 
@@ -106,55 +106,18 @@ def _install_blind(df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[i
     return all(unsafe_reason(i, project, ctx.exists, ctx.read, plan.may_float(i, project)) is None for i in installs)
 
 
-# An absolute path in a word: the word itself, a flag's value (`--target=/srv/app`, `-C/srv`) or a list item (`:`).
-_ABS_PATH = re.compile(r"(?:^-[A-Za-z]*|^|=|:)(/[^:=]*)")
-# Destination flags of tools that otherwise write into the working directory (`tar -x`, `unzip`, `wget URL`).
-_CWD_DEST = {"tar": ("-C", "--directory"), "bsdtar": ("-C", "--directory"), "unzip": ("-d",),
-             "wget": ("-O", "--output-document", "-P", "--directory-prefix")}
-
-
-def _overlaps(path: str, root: str | None) -> bool:
-    """True when absolute ``path`` (a glob cut at its wildcard) may be ``root``, lie inside it or above it."""
-    literal = re.split(r"[*?\[]", path, maxsplit=1)[0]
-    if literal != path:
-        literal = posixpath.dirname(literal) or "/"  # `/srv/*` names what is in /srv
-    literal = posixpath.normpath(literal)
-    return root is None or under(literal, root) or under(root, literal)
-
-
-def _names_overlap(words: list[str], root: str | None) -> str | None:
-    """The first word naming a path that may be, hold or lie in the copied folder."""
-    for word in words:
-        bare = word.replace('"', "").replace("'", "")  # `ENV A="/srv/app"`
-        if "://" not in bare and any(_overlaps(m, root) for m in _ABS_PATH.findall(bare)):
-            return word
-    return None
-
-
-def _writes_cwd(words: tuple[str, ...]) -> bool:
-    """True when a download or unpack writes into its working directory (no destination named)."""
-    name = posixpath.basename(words[0]) if words else ""
-    args = words[1:]
-    if name == "curl":  # -O/-J name the file after the URL, in the working directory
-        return any(a in ("--remote-name", "--remote-name-all", "--remote-header-name") or (
-            a.startswith("-") and not a.startswith("--") and ("O" in a or "J" in a)) for a in args)
-    dest = _CWD_DEST.get(name)
-    return dest is not None and not any(a == d or a.startswith(d + ("=" if d.startswith("--") else ""))
-                                        for a in args for d in dest)
-
-
 def _late_blocker(inst: Instruction, root: str | None, cwd: Cwd) -> str | None:
     """Why a RUN, ENV or ARG the copy would pass may change what lands in its folder: it names a path in, at or
     above it (flag values, globs and variables included), or writes into a working directory that may hold it."""
     if inst.keyword in ("ENV", "ARG"):  # a variable aiming a later step at the folder (HOME, PIP_TARGET, GOBIN)
-        return _names_overlap(inst.args.split(), root)
+        return names_overlap(inst.args.split(), root)
     cmds = run_commands(inst) or []
     for cmd in cmds:
-        word = _names_overlap([*cmd.assignments, *cmd.words[1:]], root)
+        word = names_overlap([*cmd.assignments, *cmd.words[1:]], root)
         if word is not None:
             return word
         here = cwd[1] if cwd is not None and cwd[0] == "" else None
-        if _writes_cwd(cmd.words) and (here is None or _overlaps(here, root)):
+        if writes_cwd(cmd.words) and (here is None or overlaps(here, root)):
             return cmd.text
     return None
 
@@ -174,7 +137,7 @@ def _passes(df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[int, Cwd
         if other.keyword == "RUN":
             if other.flags:
                 break
-            kind, found, _ = _classify_run(other, root)
+            kind, found, _ = _classify_run(other, root, cwds[other.index])
             if kind == "install" and configs and _install_blind(df, stage, ctx, cwds, inst, other, found):
                 installs += [i.command.text for i in found]
             elif kind != "free":

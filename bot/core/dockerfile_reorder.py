@@ -15,9 +15,12 @@ from bot.core.dockerfile_shell import (
     _PATH_TOOLS,
     Command,
     _named_install,
+    names_overlap,
+    overlaps,
     run_commands,
     system_only,
     under,
+    writes_cwd,
 )
 from bot.core.dockerfile_splice import Splice
 from bot.core.markdown import code_span
@@ -160,8 +163,10 @@ class _Step:
     files: list[str] = field(default_factory=list)
 
 
-def _classify_run(inst: Instruction, root: str | None) -> tuple[str, list[ecosystems.Install], str]:
-    """('install'|'free'|'dep', deps-only installs, why dependent) for a RUN after the source copy."""
+def _classify_run(inst: Instruction, root: str | None, cwd: Cwd = None
+                  ) -> tuple[str, list[ecosystems.Install], str]:
+    """('install'|'free'|'dep', deps-only installs, why dependent) for a RUN after the source copy; ``cwd`` is
+    the RUN's working directory (None: unknown)."""
     for flag in inst.flags:
         if flag.startswith("--mount") and "type=bind" in flag and "from=" not in flag:
             return "dep", [], f"{_short(inst)} bind-mounts the build context"
@@ -182,6 +187,14 @@ def _classify_run(inst: Instruction, root: str | None) -> tuple[str, list[ecosys
         blocked = system_only(cmd, root) or _names_parent(cmd, root)
         if blocked:
             return "dep", [], blocked
+        # A path in a flag's value or a glob (`-o/app/x`, `--directory=/app`, `/app/*`), or a download or unpack
+        # into a working directory that holds the copy: the copy moved below it would overwrite what it wrote.
+        named = names_overlap([*cmd.assignments, *cmd.words[1:]], root)
+        if named is not None:
+            return "dep", [], f"`{cmd.text}` names `{named}`, where the copied files go"
+        here = cwd[1] if cwd is not None and cwd[0] == "" else None
+        if writes_cwd(cmd.words) and (here is None or overlaps(here, root)):
+            return "dep", [], f"`{cmd.text}` writes into its working directory, where the copied files go"
     return ("install" if installs else "free"), installs, ""
 
 
@@ -656,7 +669,7 @@ class _StagePlan:
         root_text = root[1] if root and root[0] == "" else None
         for inst in after:
             if inst.keyword == "RUN":
-                kind, installs, why = _classify_run(inst, root_text)
+                kind, installs, why = _classify_run(inst, root_text, self.cwds[inst.index])
                 if kind == "install":
                     step = _Step(inst, installs)
                     files, unsafe = self.install_files(c, step)
@@ -787,7 +800,7 @@ class _StagePlan:
         seen_user = self.inherits_user() or any(i.keyword == "USER" for i in before)
         for other in between + [inst]:
             if other.keyword == "RUN":
-                kind, _, blocked = _classify_run(other, root_text)
+                kind, _, blocked = _classify_run(other, root_text, self.cwds[other.index])
                 if kind == "dep":
                     return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {blocked}.")]
                 continue

@@ -221,3 +221,40 @@ def _named_install(cmd: Command) -> str | None:
     if name == "composer" and words[1:3] == ["global", "require"]:
         return ""
     return None
+
+
+# An absolute path in a word: the word itself, a flag's value (`--target=/srv/app`, `-C/srv`) or a list item (`:`).
+_ABS_PATH = re.compile(r"(?:^-[A-Za-z]*|^|=|:)(/[^:=]*)")
+# Destination flags of tools that otherwise write into the working directory (`tar -x`, `unzip`, `wget URL`).
+_CWD_DEST = {"tar": ("-C", "--directory"), "bsdtar": ("-C", "--directory"), "unzip": ("-d",),
+             "wget": ("-O", "--output-document", "-P", "--directory-prefix")}
+
+
+def overlaps(path: str, root: str | None) -> bool:
+    """True when absolute ``path`` (a glob cut at its wildcard) may be ``root``, lie inside it or above it."""
+    literal = re.split(r"[*?\[]", path, maxsplit=1)[0]
+    if literal != path:
+        literal = posixpath.dirname(literal) or "/"  # `/srv/*` names what is in /srv
+    literal = posixpath.normpath(literal)
+    return root is None or under(literal, root) or under(root, literal)
+
+
+def names_overlap(words: list[str] | tuple[str, ...], root: str | None) -> str | None:
+    """The first word naming a path that may be, hold or lie in ``root`` (flag values, globs, quotes included)."""
+    for word in words:
+        bare = word.replace('"', "").replace("'", "")  # `ENV A="/srv/app"`
+        if "://" not in bare and any(overlaps(m, root) for m in _ABS_PATH.findall(bare)):
+            return word
+    return None
+
+
+def writes_cwd(words: tuple[str, ...]) -> bool:
+    """True when a download or unpack writes into its working directory (no destination named)."""
+    name = posixpath.basename(words[0]) if words else ""
+    args = words[1:]
+    if name == "curl":  # -O/-J name the file after the URL, in the working directory
+        return any(a in ("--remote-name", "--remote-name-all", "--remote-header-name") or (
+            a.startswith("-") and not a.startswith("--") and ("O" in a or "J" in a)) for a in args)
+    dest = _CWD_DEST.get(name)
+    return dest is not None and not any(a == d or a.startswith(d + ("=" if d.startswith("--") else ""))
+                                        for a in args for d in dest)

@@ -72,7 +72,7 @@ def _may_swap(orig: Dockerfile, a: Instruction, b: Instruction, cwds: dict[int, 
         dest = _join(cwds.get(copy.index), parts[1])  # type: ignore[arg-type]
         root = dest[1] if dest and dest[0] == "" else None
         if other.keyword == "RUN":
-            kind, _, why = _classify_run(other, root)
+            kind, _, why = _classify_run(other, root, cwds.get(other.index))  # type: ignore[arg-type]
             if kind in ("free", "install"):
                 return None
             return why
