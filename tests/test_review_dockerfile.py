@@ -145,3 +145,15 @@ def test_source_copy_stays_above_a_step_that_writes_into_its_folder(step: str) -
     result = plan_dockerfiles(snapshot, Options(dockerignore=False), (LINK,), Discovery(dockerfiles=("Dockerfile",)))
     after = ([e.content for e in result.edits if e.path == "Dockerfile"] or [text])[0].splitlines()
     assert after.index("COPY . .") < after.index(step), after
+
+
+@pytest.mark.parametrize("run", [
+    'ENTRYPOINT ["/bin/sh", "-c", "exec .venv/bin/gunicorn -b 0.0.0.0 app:app"]',
+    'CMD ["bash", "-lc", "cd /app && .venv/bin/gunicorn app:app"]',
+])
+def test_a_file_a_shell_string_in_cmd_runs_stays_in_the_context(run: str) -> None:
+    # `pip install -r` installs into the system site-packages: the .venv the command runs can only come from
+    # the context (a buildspec may create it before `docker build`), so `.venv` must not be ignored.
+    dockerfile = f"FROM python:3.12\nWORKDIR /app\nCOPY . .\nRUN pip install -r requirements.txt\n{run}\n"
+    _, added = extend(None, [parse(dockerfile)], ("requirements.txt", "app.py"))
+    assert ".venv" not in [a.pattern for a in added]

@@ -396,10 +396,13 @@ def run_names(dockerfiles: Iterable[Dockerfile]) -> list[str]:
         for inst in df.instructions:
             if inst.keyword not in ("CMD", "ENTRYPOINT"):
                 continue
-            words = inst.json_args()
-            if words is None:
-                commands = split_commands(inst.args)
-                words = [w for c in commands for w in c.words] if commands is not None else split_words(inst.args)
+            exec_form = inst.json_args()
+            # A shell string in exec form (`["sh", "-c", "exec .venv/bin/app"]`) is read like the shell form.
+            scripts = [inst.args] if exec_form is None else [w for w in exec_form if " " in w]
+            words = [w for w in exec_form or [] if " " not in w]
+            for script in scripts:
+                commands = split_commands(script)
+                words += [w for c in commands for w in c.words] if commands is not None else split_words(script)
             for word in words:
                 if word.startswith("-") or "://" in word or "$" in word or not re.search(r"[./]", word.strip("./")):
                     continue
