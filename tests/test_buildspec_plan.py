@@ -38,7 +38,8 @@ def test_options_shape_the_added_lines() -> None:
             "image=public.ecr.aws/vend/moby/buildkit:buildx-stable-1 --use --bootstrap || "
             "docker buildx inspect --bootstrap warm && docker buildx use warm || {" in out)
     # The only later use of the image is `docker push` of its tag: the build pushes it itself.
-    assert "ref=$CACHE_URI:main,mode=min,image-manifest=true,oci-mediatypes=true,ignore-error=true} --push -t" in out
+    assert ("ref=$CACHE_URI:main,mode=min,image-manifest=true,oci-mediatypes=true,ignore-error=true} --push "
+            "--provenance=false -t") in out
     # The existing login is for $AWS_DEFAULT_REGION, not the configured region: log in to the cache registry.
     assert ("aws ecr get-login-password --region eu-central-1 | docker login --username AWS --password-stdin "
             "$AWS_ACCOUNT_ID.dkr.ecr.eu-central-1.amazonaws.com") in out

@@ -47,6 +47,9 @@ def test_a_build_whose_tags_are_only_pushed_pushes_itself() -> None:
     line = _build_line(edit)
     assert line.endswith(" --push .") or " --push " in line
     assert "--load" not in line
+    # Pushed from the builder, the tag must stay a plain image manifest (no provenance index), as before.
+    assert " --push --provenance=false " in line
+    assert any("`--provenance=false`" in r for r in edit.reasons)
     assert f"-t {URI}:latest" in line and f"-t {URI}:$CODEBUILD_RESOLVED_SOURCE_VERSION" in line
     assert PUSH_LATEST not in edit.content and PUSH_SHA not in edit.content
     assert "echo pushing" in edit.content and "imagedefinitions.json" in edit.content

@@ -538,7 +538,9 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
     keep = "" if flags.output is None else ", with `--load` so the later steps find the image locally"
     if drops:
         keep = (", with `--push`: it pushes every `-t` tag itself, since the only later use of the image is "
-                "`docker push` of those tags, and skips exporting the whole image into the local image store")
+                "`docker push` of those tags, and skips exporting the whole image into the local image store; "
+                "`--provenance=false` keeps each pushed tag a plain image manifest, as `docker push` gave (with a "
+                "provenance attestation it would become an image index, which AWS Lambda, for one, rejects)")
         for n in drops:
             edit.drop.add(n)
             edit.reasons.append(f"Line {p.analysis.commands[n].node.start_mark.line + 1} (before this change): "

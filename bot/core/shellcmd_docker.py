@@ -21,16 +21,17 @@ _DOCKER_GLOBAL_VALUE = frozenset({"-H", "--host", "--config", "-c", "--context",
 _VAR_ONLY = re.compile(r"^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)$")
 MARKER = "type=registry,ref=$CACHE_URI:"
 IGNORE_ERROR = ",ignore-error=true"
+NO_PROVENANCE = "--provenance=false"
 _TAG = r"(?:\$\{[A-Za-z_][A-Za-z0-9_]*\}|[^\s,{}])+"
 # Strict flags (`cache_errors: fatal`, and every build the bot rewrote before `ignore-error` existed), or
 # best-effort flags: the export ignores errors and both flags vanish when the setup emptied CACHE_URI.
 _BOT_FLAGS = re.compile(
     rf" --cache-from type=registry,ref=\$CACHE_URI:(?P<tag>{_TAG})"
     r" --cache-to type=registry,ref=\$CACHE_URI:(?P=tag),mode=(?P<mode>max|min),"
-    r"image-manifest=true,oci-mediatypes=true(?P<out> --load| --push)?"
+    r"image-manifest=true,oci-mediatypes=true(?P<out> --load| --push(?: --provenance=false)?)?"
     rf"| \$\{{CACHE_URI:\+--cache-from type=registry,ref=\$CACHE_URI:(?P<btag>{_TAG})\}}"
     r" \$\{CACHE_URI:\+--cache-to type=registry,ref=\$CACHE_URI:(?P=btag),mode=(?P<bmode>max|min),"
-    r"image-manifest=true,oci-mediatypes=true,ignore-error=true\}(?P<bout> --load| --push)?"
+    r"image-manifest=true,oci-mediatypes=true,ignore-error=true\}(?P<bout> --load| --push(?: --provenance=false)?)?"
 )
 # The bot's own `${CACHE_URI:+--cache-from ...}` words are cache flags; any other conditional word stays a
 # positional (a `${FRESH:+--no-cache}` of the user's is not always on).
@@ -202,6 +203,11 @@ def cache_flags_text(flags: CacheFlags) -> str:
         text = f" ${{CACHE_URI:+{cache_from}}} ${{CACHE_URI:+{cache_to}{IGNORE_ERROR}}}"
     else:
         text = f" {cache_from} {cache_to}"
+    if flags.output == "--push":
+        # Pushed from a docker-container builder, buildx (0.10+) adds a provenance attestation and the tag becomes
+        # an image index, which `docker push` of a loaded image never produced and AWS Lambda rejects
+        # (docker/buildx#1533): keep pushing a plain image manifest.
+        return text + f" {flags.output} {NO_PROVENANCE}"
     return text + (f" {flags.output}" if flags.output else "")
 
 
@@ -237,8 +243,9 @@ def parse_bot_flags(command: str) -> list[CacheFlags]:
     out = []
     for m in _BOT_FLAGS.finditer(command):
         best = m["btag"] is not None
+        output = ((m["bout"] if best else m["out"]) or "").split()
         out.append(CacheFlags(m["btag"] if best else m["tag"], m["bmode"] if best else m["mode"],
-                              ((m["bout"] if best else m["out"]) or "").strip() or None, best))
+                              output[0] if output else None, best))
     return out
 
 
