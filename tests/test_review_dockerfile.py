@@ -49,6 +49,7 @@ def test_a_step_that_leaves_the_folder_alone_is_still_passed() -> None:
     "RUN GOBIN=/srv/app go install example.com/tool@v1.0.0",
     # A download or unpack with no destination writes into the working directory, which holds the copy.
     "RUN curl -fsSLO https://example.com/app/run",
+    "RUN curl -fsSLo app/run https://example.com/run",
     "RUN wget https://example.com/app/run",
     "RUN tar -xzf /tmp/sdk.tgz",
     "RUN unzip /tmp/sdk.zip",

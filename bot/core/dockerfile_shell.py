@@ -252,9 +252,19 @@ def writes_cwd(words: tuple[str, ...]) -> bool:
     """True when a download or unpack writes into its working directory (no destination named)."""
     name = posixpath.basename(words[0]) if words else ""
     args = words[1:]
-    if name == "curl":  # -O/-J name the file after the URL, in the working directory
-        return any(a in ("--remote-name", "--remote-name-all", "--remote-header-name") or (
-            a.startswith("-") and not a.startswith("--") and ("O" in a or "J" in a)) for a in args)
+    if name == "curl":  # -O/-J name the file after the URL, in the working directory; -o a relative name too
+        for i, a in enumerate(args):
+            if a in ("--remote-name", "--remote-name-all", "--remote-header-name"):
+                return True
+            if not a.startswith("-") or a.startswith("--"):
+                continue
+            if "O" in a or "J" in a:
+                return True
+            if "o" in a:  # `-fsSLo run URL`, `-orun`
+                value = a[a.index("o") + 1:] or (args[i + 1] if i + 1 < len(args) else "")
+                if value != "-" and not value.startswith("/"):
+                    return True
+        return False
     dest = _CWD_DEST.get(name)
     return dest is not None and not any(a == d or a.startswith(d + ("=" if d.startswith("--") else ""))
                                         for a in args for d in dest)
