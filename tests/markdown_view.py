@@ -8,9 +8,7 @@ from pathlib import Path
 import cmarkgfm
 from cmarkgfm.cmark import Options as CmarkOptions
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+from tests.browser import launched
 
 # GitHub keeps raw HTML such as <details> (then sanitizes it): cmark-gfm needs UNSAFE to pass it through, and
 # its `tagfilter` extension (on in `github_flavored_markdown_to_html`) drops the tags GitHub drops.
@@ -46,16 +44,10 @@ def page(markdown: str, title: str = "PR body") -> str:
 
 def screenshot(markdown: str, out: Path) -> Path:
     """Render ``markdown`` to ``out.with_suffix('.html')`` and screenshot the full page to ``out`` (a .png)."""
-    from playwright.sync_api import sync_playwright
-
     page_file = out.with_suffix(".html")
     page_file.write_text(page(markdown), encoding="utf-8")
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            tab = browser.new_page(viewport={"width": 960, "height": 800})
-            tab.goto(page_file.as_uri())
-            tab.screenshot(path=str(out), full_page=True)
-        finally:
-            browser.close()
+    with launched() as browser:
+        tab = browser.new_page(viewport={"width": 960, "height": 800})
+        tab.goto(page_file.as_uri())
+        tab.screenshot(path=str(out), full_page=True)
     return out

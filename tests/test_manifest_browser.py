@@ -5,7 +5,6 @@ redirect back, then see `/` show the App that GitHub knows by the JWT the new ke
 from __future__ import annotations
 
 import re
-import shutil
 import stat
 import threading
 from collections.abc import Iterator
@@ -13,23 +12,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from bot import app_store
 from bot.config import Settings
 from bot.queue import InMemoryQueue
 from bot.web import create_app
+from tests.browser import launched, needs_chromium
 from tests.github_double import GitHubDouble, web_and_api_app
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None,
-                       reason="headless Chromium is not installed (apt-get install -y chromium)"),
+    needs_chromium,
 ]
 
 
@@ -68,12 +63,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched() as started:
+        yield started
 
 
 @pytest.mark.parametrize("organization", [None, "acme-corp"])

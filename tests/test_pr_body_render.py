@@ -3,22 +3,21 @@ Chromium: the task list checkboxes, the closed folds, the changes table, and a c
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from bot import pr_body
 from bot.core import planner
 from bot.core.model import CacheStep, CacheTable, Finding, Options, Plan, RepoSnapshot
-from tests.markdown_view import ARGS, CHROMIUM, page, to_html
+from tests.browser import launched, needs_chromium
+from tests.markdown_view import page, to_html
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None,
-                       reason="headless Chromium is not installed (apt-get install -y chromium)"),
+    needs_chromium,
 ]
 
 SPEC = """version: 0.2
@@ -59,12 +58,8 @@ def _four_buildspec_plan() -> Plan:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with launched() as started:
+        yield started
 
 
 def _open(browser: Browser, markdown: str, tmp_path: Path, name: str) -> Page:
