@@ -19,7 +19,7 @@ from bot.core.dockerfile_reorder import (
     copy_parts,
     stage_cwds,
 )
-from bot.core.dockerfile_shell import names_overlap, overlaps, run_commands, writes_cwd
+from bot.core.dockerfile_shell import names_overlap, overwrites, run_commands
 from bot.core.dockerfile_splice import Splice
 from bot.core.ecosystems import Install, is_manifest_name, unsafe_reason
 
@@ -111,15 +111,8 @@ def _late_blocker(inst: Instruction, root: str | None, cwd: Cwd) -> str | None:
     above it (flag values, globs and variables included), or writes into a working directory that may hold it."""
     if inst.keyword in ("ENV", "ARG"):  # a variable aiming a later step at the folder (HOME, PIP_TARGET, GOBIN)
         return names_overlap(inst.args.split(), root)
-    cmds = run_commands(inst) or []
-    for cmd in cmds:
-        word = names_overlap([*cmd.assignments, *cmd.words[1:]], root)
-        if word is not None:
-            return word
-        here = cwd[1] if cwd is not None and cwd[0] == "" else None
-        if writes_cwd(cmd.words) and (here is None or overlaps(here, root)):
-            return cmd.text
-    return None
+    here = cwd[1] if cwd is not None and cwd[0] == "" else None
+    return next(filter(None, (overwrites(cmd, root, here) for cmd in run_commands(inst) or [])), None)
 
 
 def _passes(df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[int, Cwd], inst: Instruction,

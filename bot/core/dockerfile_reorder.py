@@ -15,12 +15,10 @@ from bot.core.dockerfile_shell import (
     _PATH_TOOLS,
     Command,
     _named_install,
-    names_overlap,
-    overlaps,
+    overwrites,
     run_commands,
     system_only,
     under,
-    writes_cwd,
 )
 from bot.core.dockerfile_splice import Splice
 from bot.core.markdown import code_span
@@ -189,12 +187,9 @@ def _classify_run(inst: Instruction, root: str | None, cwd: Cwd = None
             return "dep", [], blocked
         # A path in a flag's value or a glob (`-o/app/x`, `--directory=/app`, `/app/*`), or a download or unpack
         # into a working directory that holds the copy: the copy moved below it would overwrite what it wrote.
-        named = names_overlap([*cmd.assignments, *cmd.words[1:]], root)
-        if named is not None:
-            return "dep", [], f"`{cmd.text}` names `{named}`, where the copied files go"
-        here = cwd[1] if cwd is not None and cwd[0] == "" else None
-        if writes_cwd(cmd.words) and (here is None or overlaps(here, root)):
-            return "dep", [], f"`{cmd.text}` writes into its working directory, where the copied files go"
+        overwritten = overwrites(cmd, root, cwd[1] if cwd is not None and cwd[0] == "" else None)
+        if overwritten:
+            return "dep", [], overwritten
     return ("install" if installs else "free"), installs, ""
 
 

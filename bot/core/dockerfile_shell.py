@@ -248,6 +248,17 @@ def names_overlap(words: list[str] | tuple[str, ...], root: str | None) -> str |
     return None
 
 
+def overwrites(cmd: Command, root: str | None, here: str | None) -> str | None:
+    """Why ``cmd`` may write where a copy to ``root`` lands, else None: it names a path at, in or above it (flag
+    values, globs, variables), or downloads or unpacks into its working directory ``here`` (None: unknown)."""
+    named = names_overlap([*cmd.assignments, *cmd.words[1:]], root)
+    if named is not None:
+        return f"`{cmd.text}` names `{named}`, where the copied files go"
+    if writes_cwd(cmd.words) and (here is None or overlaps(here, root)):
+        return f"`{cmd.text}` writes into its working directory, where the copied files go"
+    return None
+
+
 def writes_cwd(words: tuple[str, ...]) -> bool:
     """True when a download or unpack writes into its working directory (no destination named)."""
     name = posixpath.basename(words[0]) if words else ""
