@@ -27,7 +27,17 @@ from uvicorn_worker import UvicornWorker
 from bot import metrics
 from bot.config import Settings
 from bot.credentials import webhook_secret
-from bot.entrypoint import HEAD_DEADLINE, MAX_HEAD_BYTES, MAX_REQUEST_LINE, TIMEOUT_ERROR, body_due, deployed, lazy_app
+from bot.entrypoint import (
+    HEAD_DEADLINE,
+    MAX_HEAD_BYTES,
+    MAX_REQUEST_LINE,
+    TIMEOUT_ERROR,
+    body_due,
+    deployed,
+    json_body,
+    lazy_app,
+    refusal,
+)
 from bot.events import route
 from bot.job import Job
 from bot.ledger import SubmitRequest
@@ -45,11 +55,6 @@ AsgiApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # Threads for queues without batch commit (tests' in-memory queue): enough that concurrent deliveries wait in
 # `submit` together.
 SUBMIT_THREADS = 16
-
-
-def _json(fields: dict[str, Any]) -> bytes:
-    # Byte-for-byte what Flask's `jsonify` sends (sorted keys, compact, trailing newline).
-    return (json.dumps(fields, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
 async def _answer(send: Send, status: int, body: bytes) -> None:
@@ -270,7 +275,7 @@ class FastAsgiWebhook:
         if body.outcome == "timeout":
             if webhook:
                 metrics.count_unauthenticated("ecr_cache_bot_deliveries_total", outcome="timeout")
-            await _answer(send, 408, _json({"error": TIMEOUT_ERROR}))
+            await _answer(send, 408, json_body({"error": TIMEOUT_ERROR}))
             return
         if body.outcome == "too_large":  # Flask answers it (413) from the declared length alone
             await self.wsgi(_with_length(scope, self.settings.max_body_bytes + 2), _replay(b"", receive), send)
@@ -321,12 +326,12 @@ class FastAsgiWebhook:
         except Exception as exc:  # not queued: a 503 lets GitHub show the failure and redeliver
             log_event("queue_failed", level="error", delivery=delivery, error=f"{type(exc).__name__}: {exc}",
                       **delivery_fields(event, delivery, payload, routed.jobs, (), "queue_failed", start))
-            await _answer(send, 503, _json({"error": "could not queue the delivery"}))
+            await _answer(send, 503, json_body({"error": "could not queue the delivery"}))
             return
         log_event("webhook_queued", delivery=delivery, jobs=len(routed.jobs), duplicate=result.duplicate,
                   **delivery_fields(event, delivery, payload, routed.jobs, result.job_ids,
                                     "duplicate" if result.duplicate else "queued", start))
-        await _answer(send, 202, _json({"status": "duplicate" if result.duplicate else "queued",
+        await _answer(send, 202, json_body({"status": "duplicate" if result.duplicate else "queued",
                                         "jobs": len(routed.jobs), "reason": routed.reason}))
 
     async def _submit(self, delivery: str, jobs: Sequence[Job]) -> SubmitResult:
@@ -426,11 +431,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
 
     def _refuse(self, status: int, error: str) -> None:
         self._head_reset(in_head=False)
-        body = _json({"error": error})
-        reason = {408: b"Request Timeout", 414: b"URI Too Long", 431: b"Request Header Fields Too Large"}[status]
-        self.transport.write(b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
-                             b"x-content-type-options: nosniff\r\nconnection: close\r\n\r\n%s"
-                             % (status, reason, len(body), body))
+        self.transport.write(refusal(status, error))
         self.transport.close()
 
 

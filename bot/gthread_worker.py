@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import selectors
 import socket
 import time
@@ -23,7 +22,7 @@ from typing import Any
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from bot.config import Settings
-from bot.entrypoint import HEAD_DEADLINE, MAX_HEAD_BYTES, MAX_REQUEST_LINE, TIMEOUT_ERROR, body_due
+from bot.entrypoint import HEAD_DEADLINE, MAX_HEAD_BYTES, MAX_REQUEST_LINE, TIMEOUT_ERROR, body_due, refusal
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # A thread only ever reads bytes already buffered; this bounds what is left (sending the answer to a client
@@ -32,8 +31,6 @@ THREAD_IO_TIMEOUT = 5.0
 LINGER = 2.0  # seconds a closed connection is drained for, so the client reads the answer (RFC 9112, 9.6)
 READS_PER_EVENT = 4  # 64 KiB reads per readiness event: one fast client cannot starve the others
 MAX_CHUNK_LINE = 4096
-REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
-           431: "Request Header Fields Too Large"}
 
 
 class BadFraming(ValueError):
@@ -188,13 +185,6 @@ def _chunks(conn: Conn) -> int:
             raise BadFraming("invalid chunk size")
         conn.chunk_left = int(size, 16) or -3
     return seen
-
-
-def _answer(status: int, error: str) -> bytes:
-    # The shape of bot.asgi's refusals: Flask's `jsonify` body, nosniff, and the connection closed after it.
-    body = (json.dumps({"error": error}, sort_keys=True, separators=(",", ":")) + "\n").encode()
-    return (f"HTTP/1.1 {status} {REASONS[status]}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}"
-            "\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n").encode() + body
 
 
 class Worker(ThreadWorker):
@@ -355,7 +345,7 @@ class Worker(ThreadWorker):
 
     def _too_large(self, conn: Conn) -> None:
         """Answer 413 now (as `bot.web` does), then read the rest of the body and drop it."""
-        self._send(conn, _answer(413, f"body larger than {self.cap} bytes"))
+        self._send(conn, refusal(413, f"body larger than {self.cap} bytes"))
         conn.discard = True
         del conn.buf[:conn.pos]
         conn.head_end = conn.pos = 0
@@ -383,7 +373,7 @@ class Worker(ThreadWorker):
 
     def _refuse(self, conn: Conn, status: int, error: str) -> None:
         self._unwatch(conn)
-        self._send(conn, _answer(status, error))
+        self._send(conn, refusal(status, error))
         self._close_softly(conn)
 
     def _send(self, conn: Conn, data: bytes) -> None:

@@ -18,7 +18,7 @@ from flask import Flask
 
 from bot.config import Settings
 from bot.credentials import webhook_secret
-from bot.entrypoint import deployed, lazy_app
+from bot.entrypoint import deployed, json_body, lazy_app
 from bot.events import route
 from bot.logs import log_event
 from bot.web import delivery_fields, signature_ok
@@ -28,8 +28,7 @@ WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
 def _json(status: str, fields: dict[str, Any], start_response: StartResponse) -> list[bytes]:
-    # Byte-for-byte what Flask's `jsonify` sends (sorted keys, compact, trailing newline).
-    body = (json.dumps(fields, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    body = json_body(fields)
     start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                             ("X-Content-Type-Options", "nosniff")])
     return [body]
