@@ -10,7 +10,7 @@ from typing import Protocol
 
 import redis
 
-from bot.storage import KEY_PREFIX, SqliteDb, now
+from bot.storage import KEY_PREFIX, SqliteDb, in_store, now
 
 # GitHub never redelivers by itself, but an operator can redeliver a delivery for 3 days (GitHub.com) or
 # 7 days (GitHub Enterprise Server): docs.github.com/webhooks/testing-and-troubleshooting-webhooks/
@@ -173,10 +173,4 @@ def command_too_old(created_at: object, at: float) -> bool:
 
 def claims_in(store: object) -> CommandClaims | None:
     """The command claims kept in a queue store (a pacer's SQLite file or Redis); None without one."""
-    db = getattr(store, "db", None)
-    if isinstance(db, SqliteDb):
-        return SqliteCommandClaims(db)
-    client = getattr(store, "client", None)
-    if isinstance(client, redis.Redis):
-        return RedisCommandClaims(client, prefix=str(getattr(store, "prefix", KEY_PREFIX)))
-    return None
+    return in_store(store, SqliteCommandClaims, lambda client, prefix: RedisCommandClaims(client, prefix=prefix))

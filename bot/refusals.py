@@ -15,7 +15,7 @@ from typing import Literal
 
 import redis
 
-from bot.storage import KEY_PREFIX, SqliteDb, now
+from bot.storage import KEY_PREFIX, SqliteDb, in_store, now
 
 Answer = Literal["comment", "reaction", "none"]
 REACTION = "-1"
@@ -132,10 +132,4 @@ class RedisRefusals:
 
 def limiter_in(store: object) -> SqliteRefusals | RedisRefusals | None:
     """The limiter kept in a queue store (a pacer's SQLite file or Redis); None without one."""
-    db = getattr(store, "db", None)
-    if isinstance(db, SqliteDb):
-        return SqliteRefusals(db)
-    client = getattr(store, "client", None)
-    if isinstance(client, redis.Redis):
-        return RedisRefusals(client, prefix=str(getattr(store, "prefix", KEY_PREFIX)))
-    return None
+    return in_store(store, SqliteRefusals, lambda client, prefix: RedisRefusals(client, prefix=prefix))

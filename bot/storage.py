@@ -15,6 +15,8 @@ import redis
 
 KEY_PREFIX = "ecr:"
 T = TypeVar("T")
+S = TypeVar("S")
+R = TypeVar("R")
 
 
 def now() -> float:
@@ -133,3 +135,15 @@ def redis_client(url: str) -> redis.Redis:
                                           health_check_interval=30)
             _redis_clients[key] = client
         return client
+
+
+def in_store(store: object, on_sqlite: Callable[[SqliteDb], S],
+             on_redis: Callable[[redis.Redis, str], R]) -> S | R | None:
+    """Build a component on a queue store's backend (its SQLite file, or its Redis and key prefix); None without one."""
+    db = getattr(store, "db", None)
+    if isinstance(db, SqliteDb):
+        return on_sqlite(db)
+    client = getattr(store, "client", None)
+    if isinstance(client, redis.Redis):
+        return on_redis(client, str(getattr(store, "prefix", KEY_PREFIX)))
+    return None

@@ -72,3 +72,22 @@ def test_sqlite_purge_drops_only_expired_rows(tmp_path: Path) -> None:
     time.sleep(0.3)
     assert short.purge() == 1
     assert long.claim("new") is False
+
+
+def test_claims_and_limiter_live_on_the_queue_store_backend(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from bot.dedupe import RedisCommandClaims, SqliteCommandClaims, claims_in
+    from bot.refusals import RedisRefusals, SqliteRefusals, limiter_in
+
+    db = SqliteDb(tmp_path / "queue.db")
+    sqlite_store = SimpleNamespace(db=db)
+    claims, limiter = claims_in(sqlite_store), limiter_in(sqlite_store)
+    assert isinstance(claims, SqliteCommandClaims) and claims.db is db
+    assert isinstance(limiter, SqliteRefusals) and limiter.db is db
+    client = redis_client(str(backend_settings("redis", tmp_path).redis_url))
+    redis_store = SimpleNamespace(client=client, prefix="p:")
+    rclaims, rlimiter = claims_in(redis_store), limiter_in(redis_store)
+    assert isinstance(rclaims, RedisCommandClaims) and rclaims.client is client and rclaims.prefix == "p:"
+    assert isinstance(rlimiter, RedisRefusals) and rlimiter.client is client and rlimiter.prefix == "p:"
+    assert claims_in(object()) is None and limiter_in(object()) is None
