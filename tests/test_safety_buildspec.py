@@ -58,6 +58,13 @@ def test_stored_legacy_login_leaves_the_buildspec_untouched_with_its_line() -> N
     assert "get-login-password" in finding.message
 
 
+def test_stored_legacy_login_in_a_block_scalar_names_the_line_of_its_use() -> None:
+    text = _spec("      - |\n        echo logging in\n        ECR_LOGIN=$(aws ecr get-login --region eu-west-1)\n")
+    (finding,) = _findings(text, "legacy-login-output")
+    assert finding.line == 7
+    assert "buildspec.yml:7:" in finding.message
+
+
 def test_legacy_login_inside_a_pipeline_or_argument_is_data_too() -> None:
     for line in ("      - echo $(aws ecr get-login --region eu-west-1) > login.sh\n",
                  "      - aws ecr get-login --no-include-email --region eu-west-1 | sh\n",

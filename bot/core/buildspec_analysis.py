@@ -411,3 +411,13 @@ def command_values(text: str, skip_pulls: bool = False) -> list[tuple[int, str]]
                 line = line_of(pos) if pos >= 0 else node.start_mark.line + 1
                 out.append((line, w.raw))
     return out
+
+
+def command_line(text: str, cmd: Command, offset: int) -> int:
+    """The 1-based file line of character ``offset`` of ``cmd``'s value (the command's first line when unmapped)."""
+    node = cmd.node
+    if isinstance(node, ScalarNode) and offset >= 0:
+        m = by.map_scalar(text, node)
+        if m is not None and offset < len(m.positions) and m.positions[offset] >= 0:
+            return text.count("\n", 0, m.positions[offset]) + 1
+    return node.start_mark.line + 1

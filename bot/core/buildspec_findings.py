@@ -9,7 +9,7 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from bot.core import buildspec_yaml as by
 from bot.core import codebuild_images
-from bot.core.buildspec_analysis import PHASES, Command
+from bot.core.buildspec_analysis import PHASES, Command, command_line
 from bot.core.buildspec_edit import Parsed
 from bot.core.model import Finding, RepoSnapshot
 from bot.core.shellcmd import simple_commands, substitutions
@@ -192,13 +192,7 @@ def refusals(p: Parsed) -> list[Finding]:
 
 def _line(p: Parsed, cmd: Command, needle: str) -> int:
     """The file line of ``needle`` inside the command ``cmd`` (its first line when not found)."""
-    node = cmd.node
-    offset = (cmd.value or "").find(needle)
-    if isinstance(node, ScalarNode) and offset >= 0:
-        m = by.map_scalar(p.text, node)
-        if m is not None and offset < len(m.positions) and m.positions[offset] >= 0:
-            return p.text.count("\n", 0, m.positions[offset]) + 1
-    return node.start_mark.line + 1
+    return command_line(p.text, cmd, (cmd.value or "").find(needle))
 
 
 def legacy_login_outputs(p: Parsed) -> list[Finding]:

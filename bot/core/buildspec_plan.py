@@ -12,7 +12,7 @@ from yaml.nodes import MappingNode, ScalarNode
 
 from bot.core import buildspec_yaml as by
 from bot.core import codebuild_images, secret_leaks
-from bot.core.buildspec_analysis import PHASES, Analysis, Build, Command, analyse
+from bot.core.buildspec_analysis import PHASES, Analysis, Build, Command, analyse, command_line
 from bot.core.buildspec_edit import Edit, Parsed, prove, splice
 from bot.core.buildspec_findings import builder_switch, dockerhub_pushes, loaded_images, local_base, refusals
 from bot.core.buildspec_tags import assign_tags, existing_tag
@@ -126,7 +126,7 @@ def _blocked(p: Parsed) -> tuple[str, str] | None:
     for b in p.analysis.builds:
         if b.build.rewritten or len(b.build.real_positionals) != 1:
             continue
-        line = _line_of(p.text, b.command, b.build.verbs[0].start)
+        line = command_line(p.text, b.command, b.build.verbs[0].start)
         if b.build.command.loops:
             return ("build-in-loop",
                     f"line {line}: this build runs inside a shell loop, so every iteration would write the same "
@@ -201,9 +201,9 @@ def _secret_refusal(p: Parsed, snapshot: RepoSnapshot, options: Options, ignores
         if b.build.rewritten or len(b.build.real_positionals) != 1 or (p.path, k) in skip:
             continue
         for why in secret_leaks.build_refusal(p.analysis, b, p.path, snapshot, options, ignores,
-                                              lambda c, o: _line_of(p.text, c, o)):
+                                              lambda c, o: command_line(p.text, c, o)):
             out.append(Finding(p.path, "warning", "secret-in-cache", f"{p.path} left untouched: {why}",
-                               line=_line_of(p.text, b.command, b.build.verbs[0].start)))
+                               line=command_line(p.text, b.command, b.build.verbs[0].start)))
     return out
 
 
@@ -495,7 +495,7 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
                 skip: bool = False) -> BuildLink:
     db = b.build
     cmd = b.command
-    line = _line_of(p.text, cmd, db.verbs[0].start)
+    line = command_line(p.text, cmd, db.verbs[0].start)
     where = f"{p.path}:{line}"
     tag = existing_tag(db) or tags.get((p.path, k), options.cache_tag)
     output = "load"
@@ -606,15 +606,6 @@ def _base_images(b: Build, snapshot: RepoSnapshot) -> tuple[str, ...]:
         return ()
     args = dict(a.split("=", 1) for a in b.build.values("--build-arg") if "=" in a)
     return dockerfile_bases(text, args)
-
-
-def _line_of(text: str, cmd: Command, offset: int) -> int:
-    node = cmd.node
-    if isinstance(node, ScalarNode):
-        m = by.map_scalar(text, node)
-        if m is not None and offset < len(m.positions) and m.positions[offset] >= 0:
-            return text.count("\n", 0, m.positions[offset]) + 1
-    return node.start_mark.line + 1
 
 
 _SECRET_ARG = re.compile(r"(?i)token|passw|secret|private_?key|access_?key|api_?key|credential")
