@@ -278,7 +278,8 @@ def _impact(plan: Plan) -> str:
         return (f"A source-only change now re-runs {after} of {sum(len(t.after) for t in changed)} steps instead of "
                 f"{before} of {sum(len(t.before) for t in changed)} ({where}).")
     if not any(b.cached for b in plan.builds):
-        return summary(plan)[:1].upper() + summary(plan)[1:] + "."
+        line = summary(plan)
+        return line[:1].upper() + line[1:] + "."
     if tables:
         runs = sum(sum(1 for s in t.before if s.reruns_on_source_change) for t in tables)
         steps = sum(len(t.before) for t in tables)
@@ -313,10 +314,13 @@ def _context(plan: Plan, repo: str, options: Options) -> dict[str, Any]:
     }
 
 
+def _summary_of(context: dict[str, Any]) -> str:
+    return _BLANKS.sub("\n\n", _env.get_template("pr_summary.md.j2").render(**context)).strip() + "\n"
+
+
 def render_summary(plan: Plan, repo: str, options: Options | None = None) -> str:
     """The top of the PR body: one line of impact, what the pull request does, the **Before merging** tasks."""
-    context = _context(plan, repo, options or Options())
-    return _BLANKS.sub("\n\n", _env.get_template("pr_summary.md.j2").render(**context)).strip() + "\n"
+    return _summary_of(_context(plan, repo, options or Options()))
 
 
 def render_pr_body(plan: Plan, repo: str, options: Options | None = None) -> str:
@@ -334,7 +338,7 @@ def render_pr_body(plan: Plan, repo: str, options: Options | None = None) -> str
     visible = [f for f in ordered if f.level != "info"]
     folded = [f for f in ordered if f.level == "info"]
     tags = list(dict.fromkeys(b.cache_tag for b in plan.builds)) or [options.cache_tag]
-    head = render_summary(plan, repo, options)
+    head = _summary_of(shared)
     tables = {t.dockerfile: t for t in plan.cache_tables}
     groups, grouped = _groups(plan)
     whys = [_why(e, plan, tables) for e in plan.edits]
