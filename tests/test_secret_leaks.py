@@ -184,6 +184,21 @@ def test_min_is_not_offered_when_the_final_image_holds_the_secret(final: str) ->
     assert _untouched(_plan(files, Options(region="eu-west-1", mode="min")))
 
 
+@pytest.mark.parametrize(("target", "offered"), [
+    ("app", False),  # `FROM builder AS app`: the target is built on the secret's layers
+    ("2", False),  # the same stage by number
+    ("slim", True),  # a target built FROM another base copies only the binary out
+    ("1", True),
+])
+def test_min_is_offered_by_the_target_stage_and_its_bases(target: str, offered: bool) -> None:
+    dockerfile = GO_TWO_STAGES.replace("FROM gcr.io/distroless/static", "FROM gcr.io/distroless/static AS slim")
+    dockerfile += "\nFROM builder AS app\nENTRYPOINT [\"/out/app\"]\n"
+    build = f"docker build --build-arg GITHUB_TOKEN --target {target} -t $REPO:latest ."
+    leaks = _leaks(_plan({"buildspec.yml": _buildspec(build=build), "Dockerfile": dockerfile,
+                          ".dockerignore": ".git\n"}))
+    assert leaks and ("mode: min" in " ".join(f.message for f in leaks)) is offered
+
+
 def test_a_stage_the_build_does_not_build_exports_nothing() -> None:
     dockerfile = GO_TWO_STAGES + "\nFROM alpine AS tools\nRUN echo \"$HOME\"\n"
     build = "docker build --build-arg GITHUB_TOKEN --target tools -t $REPO:latest ."

@@ -176,15 +176,13 @@ def _label(stage: Stage) -> str:
 def _final_chain(df: Dockerfile, target: str | None) -> list[Stage]:
     """The stage the build outputs and the stages it is built FROM: their layers are the final image's."""
     stages = list(df.stages)
-    by_name = {s.name: s for s in stages if s.name} | {str(s.index): s for s in stages}
-    final = by_name.get(target.lower()) if target else stages[-1] if stages else None
+    final = df.stage_ref(target, len(stages)) if target else stages[-1] if stages else None
     if final is None:
         return stages  # an unknown --target: count every stage as the image's
     chain: list[Stage] = []
-    while final is not None and final not in chain:
+    while final is not None:
         chain.append(final)
-        base = by_name.get(final.base.lower())
-        final = base if base is not None and base.index < final.index else None
+        final = df.stage_ref(final.base, final.index)
     return chain
 
 
