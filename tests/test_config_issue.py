@@ -4,10 +4,11 @@ errors change, closed once the file is fixed; never on a command, a preview or a
 from __future__ import annotations
 
 import pytest
-from github_double import GitHubDouble, private_key_pem
+from github_double import GitHubDouble
+from job_fixtures import gateway_factory as factory
+from job_fixtures import run_install
 
 from bot import config_issue, jobs
-from bot.config import Settings
 from bot.core import planner
 from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
 from bot.github_gateway import GatewayFactory
@@ -28,11 +29,6 @@ def _planner(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(planner, "plan", fake_plan)
     monkeypatch.setattr(planner, "paths_to_read", lambda paths, options: tuple(paths))
     config_issue._clean.clear()
-
-
-def factory(double: GitHubDouble) -> GatewayFactory:
-    settings = Settings(webhook_secret="s", app_id="7", private_key=private_key_pem(), github_api_url=double.base_url)
-    return GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)
 
 
 def sync(gh: GitHubDouble, f: GatewayFactory | None = None, trigger: str = "push", **data: object) -> jobs.Outcome:
@@ -133,21 +129,6 @@ def test_an_issue_a_person_opened_with_the_same_title_is_not_touched(gh: GitHubD
 
 # -- the large-install preview summary, as an issue in the organization's `.github` repository -----------------
 
-def _install(gh: GitHubDouble, threshold: int, delivery: str = "install-1") -> list[jobs.Outcome]:
-    from collections.abc import Sequence
-
-    f = factory(gh)
-    queued: list[Job] = []
-
-    def submit(delivery_id: str, batch: Sequence[Job]) -> None:
-        queued.extend(batch)
-
-    outcomes = jobs.run(Job("install", 1, "octo", delivery), f, submit=submit, preview_threshold=threshold)
-    for job in queued:
-        outcomes += jobs.run(job, f, submit=submit, preview_threshold=threshold)
-    return outcomes
-
-
 def _organization(gh: GitHubDouble, with_github: bool) -> None:
     for i in range(4):
         gh.add_repo(f"octo/svc{i}", {"buildspec.yml": "version: 0.2\n"})
@@ -162,7 +143,7 @@ def test_the_preview_summary_becomes_one_issue_in_the_github_repository(gh: GitH
 
     _organization(gh, with_github=True)
     gh.reset_requests()
-    _install(gh, threshold=3)
+    run_install(gh, threshold=3)
     assert all(gh.pulls_for(r) == [] for r in gh.repos)
     (issue,) = gh.open_issues("octo/.github")
     assert issue.title == fanout.SUMMARY_TITLE
@@ -170,14 +151,14 @@ def test_the_preview_summary_becomes_one_issue_in_the_github_repository(gh: GitH
     assert "| `would_open` | 4 |" in issue.body and "`install: open-pull-requests`" in issue.body
     assert [str(r) for r in gh.requests if r.is_write] == ["POST /repos/octo/.github/issues"]
     # the same preview again (a new delivery): the issue is kept, not duplicated
-    _install(gh, threshold=3, delivery="install-2")
+    run_install(gh, threshold=3, delivery="install-2")
     assert len(gh.repos["octo/.github"].issues) == 1
 
 
 def test_without_a_github_repository_the_summary_stays_a_log_line(gh: GitHubDouble) -> None:
     _organization(gh, with_github=False)
     gh.reset_requests()
-    _install(gh, threshold=3)
+    run_install(gh, threshold=3)
     assert [r for r in gh.requests if r.is_write] == []
 
 

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from github_double import GitHubDouble, Recorded, private_key_pem, push_payload
 from github_double import appending_plan as fake_plan
+from job_fixtures import gateway_factory as factory
+from job_fixtures import run_install as install
 
 from bot import jobs, metrics, pacing, web
 from bot.config import Settings
 from bot.core import planner
 from bot.events import route
 from bot.fanout import parse_opt_in
-from bot.github_gateway import GatewayFactory
 from bot.job import Job
 from bot.logs import configure_logging
 from bot.metrics import SqliteCounters
@@ -57,11 +58,6 @@ def shared_state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     metrics.bind(None)
 
 
-def factory(double: GitHubDouble) -> GatewayFactory:
-    settings = Settings(webhook_secret="s", app_id="7", private_key=private_key_pem(), github_api_url=double.base_url)
-    return GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)
-
-
 def organization(gh: GitHubDouble, with_buildspec: int, without: int, org_config: str | None = None) -> None:
     for i in range(with_buildspec):
         gh.add_repo(f"octo/svc{i}", SPEC)
@@ -69,20 +65,6 @@ def organization(gh: GitHubDouble, with_buildspec: int, without: int, org_config
         gh.add_repo(f"octo/lib{i}", PLAIN)
     if org_config is not None:
         gh.add_repo("octo/.github", {ORG_CONFIG: org_config, "profile/README.md": "hi\n"})
-
-
-def install(gh: GitHubDouble, threshold: int | None, delivery: str = "install-1") -> list[jobs.Outcome]:
-    """The install job and then each queued repository job, as the queue would run them."""
-    f = factory(gh)
-    queued: list[Job] = []
-
-    def submit(delivery_id: str, batch: Sequence[Job]) -> None:
-        queued.extend(batch)
-
-    outcomes = jobs.run(Job("install", 1, "octo", delivery), f, submit=submit, preview_threshold=threshold)
-    for job in queued:
-        outcomes += jobs.run(job, f, submit=submit, preview_threshold=threshold)
-    return outcomes
 
 
 def events(stream: io.StringIO, name: str) -> list[dict[str, Any]]:

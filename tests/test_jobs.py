@@ -6,13 +6,14 @@ from typing import Any
 
 import pytest
 import responses
-from github_double import GitHubDouble, private_key_pem
+from github_double import GitHubDouble
+from job_fixtures import gateway_factory as factory
 
 from bot import jobs
 from bot.config import Settings
 from bot.core import planner
 from bot.core.model import BuildLink, FileEdit, Finding, Options, Plan, RepoSnapshot
-from bot.github_gateway import GatewayFactory, GitHubError
+from bot.github_gateway import GitHubError
 from bot.job import Job
 from bot.retry import classify_exception
 
@@ -34,11 +35,6 @@ def fake_plan(snapshot: RepoSnapshot, options: Options) -> Plan:
 def _planner(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(planner, "plan", fake_plan)
     monkeypatch.setattr(planner, "paths_to_read", lambda paths, options: tuple(paths))
-
-
-def factory(double: GitHubDouble) -> GatewayFactory:
-    settings = Settings(webhook_secret="s", app_id="7", private_key=private_key_pem(), github_api_url=double.base_url)
-    return GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)
 
 
 def command(gh: GitHubDouble, body: str, user: str = "dev") -> list[jobs.Outcome]:

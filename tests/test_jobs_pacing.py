@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from github_double import GitHubDouble, Recorded, private_key_pem
+from github_double import GitHubDouble, Recorded
 from github_double import appending_plan as fake_plan
+from job_fixtures import gateway_factory as factory
 
 from bot import jobs, metrics, pacing
-from bot.config import Settings
 from bot.core import planner
 from bot.github_gateway import GatewayFactory
 from bot.job import Job
@@ -70,11 +70,6 @@ def bind(tmp_path: Path) -> Iterator[Callable[[PaceLimits], SqlitePacer]]:
     yield make
     pacing.bind(None)
     metrics.bind(None)
-
-
-def factory(double: GitHubDouble) -> GatewayFactory:
-    settings = Settings(webhook_secret="s", app_id="7", private_key=private_key_pem(), github_api_url=double.base_url)
-    return GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)
 
 
 class SimulatedQueue:

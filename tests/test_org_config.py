@@ -5,14 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from github_double import GitHubDouble, private_key_pem
+from github_double import GitHubDouble
+from job_fixtures import gateway_factory as factory
 
 from bot import jobs
-from bot.config import Settings
 from bot.core import planner
 from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
 from bot.core.repo_config import merge_configs
-from bot.github_gateway import GatewayFactory, state_query
+from bot.github_gateway import state_query
 from bot.job import Job
 
 ORG_PATH = "acme/.github:.github/ecr-cache.yml"
@@ -33,11 +33,6 @@ def _planner(monkeypatch: pytest.MonkeyPatch) -> None:
     SEEN.clear()
     monkeypatch.setattr(planner, "plan", fake_plan)
     monkeypatch.setattr(planner, "paths_to_read", lambda paths, options: tuple(paths))
-
-
-def factory(double: GitHubDouble) -> GatewayFactory:
-    settings = Settings(webhook_secret="s", app_id="7", private_key=private_key_pem(), github_api_url=double.base_url)
-    return GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)
 
 
 def sync(gh: GitHubDouble, repo: str = REPO) -> jobs.Outcome:
