@@ -82,6 +82,15 @@ def test_a_push_to_ecr_still_pushes_from_the_build() -> None:
     assert "docker push" not in text
 
 
+def test_a_later_push_of_another_build_s_image_still_lets_the_first_build_push() -> None:
+    # The second build's `docker push` reads that build's image, not the first one's: both builds push themselves.
+    plan = _plan(_spec([f"docker build -t {URI}:latest .", f"docker push {URI}:latest",
+                        f"docker build -t {URI}:web --target web .", f"docker push {URI}:web"], ["echo done"]))
+    (text,) = _buildspec_edits(plan)
+    assert sum(" --push " in line for line in text.splitlines() if "docker buildx build" in line) == 2
+    assert "docker push" not in text
+
+
 # A build argument whose value is a credential leaks like one with a credential's name: a builder stage that
 # writes it into a file puts it into a layer that only `mode=max` exports (before, it never left the machine).
 _CA = "https://aws:$CODEARTIFACT_AUTH_TOKEN@d-1.d.codeartifact.eu-west-1.amazonaws.com/pypi/p/simple/"

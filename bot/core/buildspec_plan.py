@@ -22,6 +22,7 @@ from bot.core.buildspec_verify import (
     GUARD_LINE,
     builder_line,
     is_bot_line,
+    push_target,
     pushed_tag,
     valid_repo_name,
     verify_buildspec_edit,
@@ -259,7 +260,7 @@ def _push_only(p: Parsed, b: Build) -> list[int] | None:
             # A later build FROM this image is refused as a chain (local_base); a push of another name reads
             # another image (a new name for this one needs `docker tag`, which keeps `--load`).
             if parse_build(sc) is not None or words[:2] in (["docker", "login"], ["docker", "logout"]) \
-                    or pushed_tag(" ".join(w.raw for w in sc.words)) is not None:
+                    or push_target(words) is not None:
                 continue
             if words and words[0] not in _STORE_FREE:
                 return None

@@ -114,7 +114,11 @@ def pushed_tag(command: object) -> str | None:
     commands = simple_commands(command)
     if len(commands) != 1 or commands[0].assignments or commands[0].writes:
         return None
-    words = [w.value for w in commands[0].words]
+    return push_target([w.value for w in commands[0].words])
+
+
+def push_target(words: list[str]) -> str | None:
+    """The tag when the command ``words`` are exactly `docker push TAG` (or `docker image push TAG`), else None."""
     if words[:2] == ["docker", "push"] and len(words) == 3 or words[:3] == ["docker", "image", "push"] \
             and len(words) == 4:
         return None if words[-1].startswith("-") else _tag(words[-1])
