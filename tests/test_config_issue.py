@@ -5,23 +5,17 @@ from __future__ import annotations
 
 import pytest
 from github_double import GitHubDouble
+from github_double import appending_plan as fake_plan
 from job_fixtures import gateway_factory as factory
 from job_fixtures import run_install
 
 from bot import config_issue, jobs
 from bot.core import planner
-from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
 from bot.github_gateway import GatewayFactory
 from bot.job import Job
 
 REPO = "acme/app"
 BAD = "region: us-east-1\nmode: turbo\n\nlifecycle_days: 0\n"
-
-
-def fake_plan(snapshot: RepoSnapshot, options: Options) -> Plan:
-    spec = snapshot.text("buildspec.yml") or ""
-    return Plan(edits=(FileEdit("buildspec.yml", "modify", spec + "# cached\n", spec, ("cache",)),),
-                buildspecs=("buildspec.yml",))
 
 
 @pytest.fixture(autouse=True)

@@ -8,23 +8,18 @@ import json
 
 import pytest
 from github_double import BOT_LOGIN, GitHubDouble
+from github_double import appending_plan as fake_plan
 from job_fixtures import gateway_factory as factory
 
 from bot import jobs
 from bot.core import planner
-from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
+from bot.core.model import Options
 from bot.job import Job
 from bot.logs import configure_logging
 
 REPO = "acme/app"
 CONFIG = ("labels: [dependencies, ci]\nreviewers: [alice]\nteam_reviewers: [acme/platform]\n"
           "assignees: [bob]\ndraft: true\n")
-
-
-def fake_plan(snapshot: RepoSnapshot, options: Options) -> Plan:
-    spec = snapshot.text("buildspec.yml") or ""
-    return Plan(edits=(FileEdit("buildspec.yml", "modify", spec + "# cached\n", spec, ("cache",)),),
-                buildspecs=("buildspec.yml",))
 
 
 @pytest.fixture(autouse=True)
