@@ -48,8 +48,8 @@ def sync(gw: Any, repo: str, errors: Sequence[Finding], texts: Sequence[str | No
         return "none"
     if not errors and all(t is None for t in texts):
         return "none"  # no config file: no error to have fixed (the bot never opened an issue without one)
-    issue = gw.find_issue(repo, TITLE, MARKER)
     if not errors:
+        issue = gw.find_issue(repo, TITLE, MARKER)
         _remember_clean(key, _key(texts))
         if issue is None:
             return "none"
@@ -59,18 +59,10 @@ def sync(gw: Any, repo: str, errors: Sequence[Finding], texts: Sequence[str | No
         return "closed"
     with _lock:
         _clean.pop(key, None)
-    body = render(repo, errors)
-    if issue is None:
-        with gw.paced(1):
-            opened = gw.create_issue(repo, TITLE, body)
-        log_event("config_issue", repo=repo, action="opened", issue=opened.number, errors=len(errors))
-        return "opened"
-    if issue.body.strip() == body.strip():
-        return "current"
-    with gw.paced(1):
-        gw.update_issue(repo, issue.number, body=body)
-    log_event("config_issue", repo=repo, action="updated", issue=issue.number, errors=len(errors))
-    return "updated"
+    action, issue = gw.upsert_issue(repo, TITLE, MARKER, render(repo, errors))
+    if action != "current":
+        log_event("config_issue", repo=repo, action=action, issue=issue.number, errors=len(errors))
+    return str(action)
 
 
 def _remember_clean(key: tuple[int, str], value: str) -> None:

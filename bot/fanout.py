@@ -127,16 +127,9 @@ def summary_issue(gw: Any, job: Job, total: int, counts: dict[str, int]) -> str:
     repo = f"{account}/{ORG_CONFIG_REPO}"
     body = summary_body(account, total, counts)
     try:
-        issue = gw.find_issue(repo, SUMMARY_TITLE, SUMMARY_MARKER)
-        if issue is not None and issue.body.strip() == body.strip():
+        done, issue = gw.upsert_issue(repo, SUMMARY_TITLE, SUMMARY_MARKER, body)
+        if done == "current":
             return "current"
-        with gw.paced(1):
-            if issue is None:
-                issue = gw.create_issue(repo, SUMMARY_TITLE, body)
-                done = "opened"
-            else:
-                gw.update_issue(repo, issue.number, body=body)
-                done = "updated"
     except (GitHubError, RetryLater) as exc:
         status = getattr(exc, "status", None)
         log_event("install.preview_issue", level="warning" if status != 404 else "info", repository=repo,
