@@ -30,3 +30,13 @@ def run_install(double: GitHubDouble, threshold: int | None, delivery: str = "in
     for job in queued:
         outcomes += jobs.run(job, f, submit=submit, preview_threshold=threshold)
     return outcomes
+
+
+class Clock:
+    """A stand-in for a module's `now`: time moves only when a test sets `at`, never by sleeping."""
+
+    def __init__(self) -> None:
+        self.at = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.at

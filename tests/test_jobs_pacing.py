@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from github_double import GitHubDouble, Recorded
 from github_double import appending_plan as fake_plan
+from job_fixtures import Clock
 from job_fixtures import gateway_factory as factory
 
 from bot import jobs, metrics, pacing
@@ -37,16 +38,6 @@ PLAIN = {"README.md": "docs\n", "src/main.py": "print('hi')\n"}
 @pytest.fixture(autouse=True)
 def _planner(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(planner, "plan", fake_plan)
-
-
-class Clock:
-    """The pacer's clock, moved by the simulated queue instead of by sleeping."""
-
-    def __init__(self) -> None:
-        self.at = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.at
 
 
 @pytest.fixture

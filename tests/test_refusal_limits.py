@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import responses
 from github_double import AppHarness, GitHubDouble, Recorded, comment_payload
+from job_fixtures import Clock
 from runtime_fixtures import prefix_for, require_redis
 
 from bot import pacing, refusals
@@ -20,14 +21,6 @@ from bot.storage import SqliteDb, redis_client
 REPO = "octo/public"
 OTHER = "octo/other"
 SMALL = RefusalLimits(per_user=1, per_repo=2, per_installation=3, reactions_per_repo=3, reactions_per_installation=4)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.at = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.at
 
 
 @pytest.fixture
