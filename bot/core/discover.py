@@ -156,10 +156,20 @@ class Discovery:
 
 def classify(text: str) -> str | None:
     """None when ``text`` is a CodeBuild buildspec the bot can edit; else why it is not."""
+    return _load(text)[1]
+
+
+def _load(text: str) -> tuple[object, str | None]:
+    """(loaded YAML data, None when it is a CodeBuild buildspec the bot can edit, else why it is not)."""
     try:
         data = by.safe_load(text)
     except yaml.YAMLError as exc:
-        return "not valid YAML: " + " ".join(str(exc).split())[:200]
+        return None, "not valid YAML: " + " ".join(str(exc).split())[:200]
+    return data, _why_not(data)
+
+
+def _why_not(data: object) -> str | None:
+    """Why loaded YAML data is no Linux CodeBuild buildspec the bot can edit (None: it is one)."""
     if not isinstance(data, dict):
         return "not a YAML mapping"
     if "jobs" in data or True in data or "on" in data:
@@ -197,12 +207,8 @@ def _strings(node: object) -> list[str]:
 _POWERSHELL = re.compile(r"\$env:[A-Za-z_]|Get-ECRLoginCommand|Invoke-Expression|Write-Host\b")
 
 
-def _batch_refs(text: str) -> list[str]:
-    """`buildspec:` paths named by a batch build-list/build-graph/build-matrix."""
-    try:
-        data = by.safe_load(text)
-    except yaml.YAMLError:
-        return []
+def _batch_refs(data: object) -> list[str]:
+    """`buildspec:` paths named by a batch build-list/build-graph/build-matrix of loaded buildspec data."""
     refs: list[str] = []
 
     def walk(node: object) -> None:
@@ -237,12 +243,12 @@ def discover(snapshot: RepoSnapshot, options: Options, found: Candidates | None 
         text = snapshot.text(path)
         if text is None:
             continue
-        why = classify(text)
+        data, why = _load(text)  # loaded once: the batch references come from the same data
         if why is not None:
             findings.append(Finding(path, "info", "not-a-buildspec", f"{path} is left alone: {why}."))
             continue
         specs.append(path)
-        for ref in _batch_refs(text):
+        for ref in _batch_refs(data):
             if ref not in seen and ref in snapshot.files:
                 batch_refs.append(ref)
                 queue.append(ref)
