@@ -38,6 +38,15 @@ def _has_body(environ: dict[str, Any]) -> bool:
     return bool(environ.get("wsgi.input_terminated")) or str(environ.get("CONTENT_LENGTH") or "0") != "0"
 
 
+def _with_body(environ: dict[str, Any], raw: bytes, length: int) -> None:
+    """`environ` with `raw` as its body and a Content-Length of `length`: Werkzeug ignores the length of a
+    chunked request, so its framing goes."""
+    environ["wsgi.input"] = io.BytesIO(raw)  # Flask reads it from here
+    environ["CONTENT_LENGTH"] = str(length)
+    environ.pop("wsgi.input_terminated", None)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
+
+
 def read_body(environ: dict[str, Any], cap: int) -> str:
     """Read the whole body, up to `cap` bytes, and put it back as `wsgi.input` with its length.
 
@@ -56,10 +65,7 @@ def read_body(environ: dict[str, Any], cap: int) -> str:
     raw = environ["wsgi.input"].read(cap + 1)
     if len(raw) > cap:
         return "too_large"
-    environ["wsgi.input"] = io.BytesIO(raw)  # Flask reads it from here
-    environ["CONTENT_LENGTH"] = str(len(raw))
-    environ.pop("wsgi.input_terminated", None)
-    environ.pop("HTTP_TRANSFER_ENCODING", None)
+    _with_body(environ, raw, len(raw))
     return "read"
 
 
@@ -73,10 +79,7 @@ class FastWebhook:
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if read_body(environ, self.settings.max_body_bytes) == "too_large":
-            # Flask answers it (413) from the declared length alone
-            environ.update({"CONTENT_LENGTH": str(self.settings.max_body_bytes + 2), "wsgi.input": io.BytesIO()})
-            environ.pop("wsgi.input_terminated", None)
-            environ.pop("HTTP_TRANSFER_ENCODING", None)  # Werkzeug ignores the length of a chunked request
+            _with_body(environ, b"", self.settings.max_body_bytes + 2)  # Flask answers it (413) from the length
             return self.app.wsgi_app(environ, start_response)
         if environ.get("PATH_INFO") != self.settings.webhook_path or environ.get("REQUEST_METHOD") != "POST":
             return self.app.wsgi_app(environ, start_response)

@@ -107,3 +107,23 @@ def test_one_structured_line_per_accepted_delivery(tmp_path: Path) -> None:
     assert (first["installation"], first["repository"]) == (1, "o/app")
     assert len(first["job_ids"]) == 1 and first["duration_ms"] >= 0
     assert queued[1]["job_ids"] == []
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_a_body_past_the_cap_gets_flasks_413_declared_or_chunked(tmp_path: Path, chunked: bool) -> None:
+    """FastWebhook reads a chunked body itself; past the cap Flask answers 413 and never reads the body."""
+    import io
+
+    _, fast, flask_calls = _apps(tmp_path)
+    body = b'{"x": "' + b"a" * 25_000 + b'"}'
+    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "big-1", "X-Hub-Signature-256": sign(body),
+               "Content-Type": "application/json"}
+    if chunked:  # what a server sets for `Transfer-Encoding: chunked`: no length, a terminated input
+        headers["Transfer-Encoding"] = "chunked"
+        environ = {"wsgi.input_terminated": True, "wsgi.input": io.BytesIO(body)}
+        response = fast.post(PATH, headers=headers, environ_overrides=environ)
+    else:
+        response = fast.post(PATH, data=body, headers=headers)
+    assert response.status_code == 413
+    assert response.get_json() == {"error": "body larger than 20000 bytes"}
+    assert flask_calls == [PATH]
