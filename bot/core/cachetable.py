@@ -114,14 +114,10 @@ def _mounted_stages(inst: Instruction, df: Dockerfile, stage: Stage) -> list[Sta
     out = []
     for flag in inst.flags:
         m = re.search(r"(?:^|,)from=([^,\s]+)", flag.split("=", 1)[1] if flag.startswith("--mount=") else "")
-        ref = _stage_ref(m.group(1), df, stage.index) if m else None
+        ref = df.stage_ref(m.group(1), stage.index) if m else None
         if ref is not None:
             out.append(ref)
     return out
-
-
-def _stage_ref(value: str, df: Dockerfile, upto: int) -> Stage | None:
-    return df.stage_ref(value, upto)
 
 
 def built_stages(df: Dockerfile, targets: tuple[str | None, ...]) -> set[int]:
@@ -133,7 +129,7 @@ def built_stages(df: Dockerfile, targets: tuple[str | None, ...]) -> set[int]:
     """
     if not targets or not df.stages:
         return {stage.index for stage in df.stages}
-    wanted = [df.stages[-1] if t is None else _stage_ref(t, df, len(df.stages)) for t in targets]
+    wanted = [df.stages[-1] if t is None else df.stage_ref(t, len(df.stages)) for t in targets]
     if any(s is None for s in wanted):
         return {stage.index for stage in df.stages}
     seen: set[int] = set()
@@ -143,10 +139,10 @@ def built_stages(df: Dockerfile, targets: tuple[str | None, ...]) -> set[int]:
         if stage.index in seen:
             continue
         seen.add(stage.index)
-        refs = [_stage_ref(stage.base, df, stage.index)]
+        refs = [df.stage_ref(stage.base, stage.index)]
         for inst in df.stage_instructions(stage)[1:]:
             if inst.keyword in ("COPY", "ADD") and inst.flag("from") is not None:
-                refs.append(_stage_ref(inst.flag("from") or "", df, stage.index))
+                refs.append(df.stage_ref(inst.flag("from") or "", stage.index))
             elif inst.keyword == "RUN":
                 refs.extend(_mounted_stages(inst, df, stage))
         wanted.extend(r for r in refs if r is not None)
@@ -171,7 +167,7 @@ def analyse(df: Dockerfile, kind: str, facts: ArgFacts = NAMES_ONLY) -> dict[int
     missed: dict[int, bool] = {}
     for stage in df.stages:
         reason = ""
-        base = _stage_ref(stage.base, df, stage.index)
+        base = df.stage_ref(stage.base, stage.index)
         if base is not None and missed.get(base.index):
             reason = f"its base stage `{_label(base)}` re-runs"
         volatile: list[str] = []
@@ -183,7 +179,7 @@ def analyse(df: Dockerfile, kind: str, facts: ArgFacts = NAMES_ONLY) -> dict[int
                               "number or date)" if facts.by_name(used[0]) else f"`ARG {used[0]}` changes on every "
                               "build (the buildspec passes it a per-build value)")
                 elif inst.keyword in ("COPY", "ADD") and inst.flag("from") is not None:
-                    ref = _stage_ref(inst.flag("from") or "", df, stage.index)
+                    ref = df.stage_ref(inst.flag("from") or "", stage.index)
                     if ref is not None and missed.get(ref.index):
                         reason = f"it copies from stage `{_label(ref)}`, which re-runs"
                 elif inst.keyword == "RUN" and any(missed.get(r.index) for r in _mounted_stages(inst, df, stage)):
