@@ -11,14 +11,11 @@ from bot.core import buildspec_yaml as by
 from bot.core import codebuild_images
 from bot.core.buildspec_analysis import PHASES, Command, command_line
 from bot.core.buildspec_edit import Parsed
+from bot.core.image_refs import ARG_DEFAULT, FROM_IMAGE
 from bot.core.model import Finding, RepoSnapshot
 from bot.core.shellcmd import simple_commands, substitutions
 from bot.core.shellcmd_docker import find_builds
 
-_FROM = re.compile(r"(?im)^\s*FROM\s+(?:--\S+\s+)*([^\s\\\"']+)")
-
-
-_ARG_DEFAULT = re.compile(r"(?im)^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)=[\"']?([^\s\"']+)")
 _ARG_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 _LOAD = re.compile(r"\bdocker\s+(?:image\s+)?(?:load|import)\b")
 
@@ -59,9 +56,9 @@ def local_base(p: Parsed, snapshot: RepoSnapshot) -> str | None:
         line = b.command.node.start_mark.line + 1
         first = line if first is None else first
         text = snapshot.text(b.dockerfile) if b.dockerfile else None
-        args = dict(_ARG_DEFAULT.findall(text or ""))
+        args = dict(ARG_DEFAULT.findall(text or ""))
         args.update(a.partition("=")[::2] for a in b.build.values("--build-arg") if "=" in a)
-        for m in _FROM.finditer(text or ""):
+        for m in FROM_IMAGE.finditer(text or ""):
             # `FROM ${BASE}` with `--build-arg BASE=<an image built above>` is the same chain.
             name = _image_name(_expand(m[1], args))
             tag = next((t for t in tagged if t[0] <= order[id(b.command)] and t[1] == name), None)
@@ -84,7 +81,7 @@ def local_base(p: Parsed, snapshot: RepoSnapshot) -> str | None:
     if built and first is not None:
         for c in an.commands:
             line = c.node.start_mark.line + 1
-            for m in _FROM.finditer((c.value or "").replace("\\n", "\n")):
+            for m in FROM_IMAGE.finditer((c.value or "").replace("\\n", "\n")):
                 name = _image_name(m[1].split("$", 1)[0].rstrip(":")) if "$" in m[1] else _image_name(m[1])
                 if line > first and name in built:
                     return (f"line {line} writes a Dockerfile `FROM {m[1]}`, the image built on line "

@@ -170,18 +170,19 @@ def buildspec_images(path: str, text: str) -> BuildspecImages:
     return BuildspecImages(tuple(pushes), tuple(pulls))
 
 
-_FROM = re.compile(r"(?im)^[ \t]*FROM[ \t]+(?:--\S+[ \t]+)*([^\s\\\"']+)")
-_ARG = re.compile(r"(?im)^[ \t]*ARG[ \t]+([A-Za-z_][A-Za-z0-9_]*)=[\"']?([^\s\"']+)")
+# The image of each `FROM` line and the default of each `ARG NAME=value` of a Dockerfile's text.
+FROM_IMAGE = re.compile(r"(?im)^[ \t]*FROM[ \t]+(?:--\S+[ \t]+)*([^\s\\\"']+)")
+ARG_DEFAULT = re.compile(r"(?im)^[ \t]*ARG[ \t]+([A-Za-z_][A-Za-z0-9_]*)=[\"']?([^\s\"']+)")
 
 
 def dockerfile_bases(text: str, build_args: dict[str, str] | None = None) -> tuple[str, ...]:
     """The `FROM` images of a Dockerfile that live in a private ECR registry (ARG defaults and build args
     expanded; a stage name is never an image)."""
-    args = dict(_ARG.findall(text))
+    args = dict(ARG_DEFAULT.findall(text))
     args.update(build_args or {})
     stages = {m.lower() for m in re.findall(r"(?im)^[ \t]*FROM[ \t]+.*?[ \t]+AS[ \t]+(\S+)", text)}
     out: list[str] = []
-    for m in _FROM.finditer(text):
+    for m in FROM_IMAGE.finditer(text):
         ref = _VAR.sub(lambda v: args.get(v[1] or v[2], v[0]), m[1])
         if ref.lower() not in stages and classify(ref).kind == "ecr":
             out.append(ref)
