@@ -305,9 +305,9 @@ def unsafe_reason(install: Install, project: str, exists: Exists, read: Read, un
             return f"{eco.name}: `{at(manifest)}` is not in the build context"
     if eco.name == "gradle" and not any(exists(at(m)) for m in eco.manifests):
         return f"gradle: no build.gradle or build.gradle.kts in `{project}`"
-    if eco.locks and not any(exists(at(lock)) for lock in eco.locks) and not (
-            unlocked and eco.name in UNLOCKED_REORDERABLE):
-        return f"{eco.name}: no lock file ({' or '.join(eco.locks)}) in `{project}`, so the install is not pinned"
+    locks = missing_lock(install, project, exists)
+    if locks is not None and not (unlocked and eco.name in UNLOCKED_REORDERABLE):
+        return f"{eco.name}: no lock file ({locks}) in `{project}`, so the install is not pinned"
     check = _CHECKS.get(eco.name)
     return check(install, project, at, exists, read) if check else None
 
