@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bot.core.model import Finding
-from bot.github_gateway import comment_marker
+from bot.github_gateway import comment_marker, upsert_issue
 from bot.logs import log_event
 
 TITLE = "ecr-cache: the configuration needs a fix"
@@ -59,7 +59,7 @@ def sync(gw: Any, repo: str, errors: Sequence[Finding], texts: Sequence[str | No
         return "closed"
     with _lock:
         _clean.pop(key, None)
-    action, issue = gw.upsert_issue(repo, TITLE, MARKER, render(repo, errors))
+    action, issue = upsert_issue(gw, repo, TITLE, MARKER, render(repo, errors))
     if action != "current":
         log_event("config_issue", repo=repo, action=action, issue=issue.number, errors=len(errors))
     return str(action)

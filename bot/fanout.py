@@ -11,7 +11,7 @@ import yaml
 from bot import metrics, pacing
 from bot.core import buildspec_yaml
 from bot.events import ORG_CONFIG_PATH, ORG_CONFIG_REPO
-from bot.github_gateway import GitHubError, comment_marker
+from bot.github_gateway import GitHubError, comment_marker, upsert_issue
 from bot.job import Job
 from bot.logs import log_event
 from bot.retry import RetryLater
@@ -127,7 +127,7 @@ def summary_issue(gw: Any, job: Job, total: int, counts: dict[str, int]) -> str:
     repo = f"{account}/{ORG_CONFIG_REPO}"
     body = summary_body(account, total, counts)
     try:
-        done, issue = gw.upsert_issue(repo, SUMMARY_TITLE, SUMMARY_MARKER, body)
+        done, issue = upsert_issue(gw, repo, SUMMARY_TITLE, SUMMARY_MARKER, body)
         if done == "current":
             return "current"
     except (GitHubError, RetryLater) as exc:

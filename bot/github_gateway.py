@@ -802,18 +802,6 @@ class GitHubGateway:
             payload.update(state="closed", state_reason="completed")
         self._call("PATCH", f"/repos/{full_name}/issues/{number}", body=payload)
 
-    def upsert_issue(self, full_name: str, title: str, marker: str, body: str) -> tuple[str, Issue]:
-        """Open the issue, or edit the bot's open one (found by ``marker``) when its body differs; returns
-        ("opened" | "updated" | "current", the issue). The one write is paced."""
-        issue = self.find_issue(full_name, title, marker)
-        if issue is not None and issue.body.strip() == body.strip():
-            return "current", issue
-        with self.paced(1):
-            if issue is None:
-                return "opened", self.create_issue(full_name, title, body)
-            self.update_issue(full_name, issue.number, body=body)
-        return "updated", Issue(issue.number, body, issue.url)
-
     def update_pull(self, full_name: str, number: int, title: str, body: str) -> None:
         """Refresh the bot pull request's title and body in place."""
         self._call("PATCH", f"/repos/{full_name}/pulls/{number}", body={"title": title, "body": body})
@@ -889,3 +877,17 @@ class GatewayFactory:
                     # A job still running on an evicted gateway keeps using it; the next job gets a new one.
                     self._gateways.popitem(last=False)
             return gateway
+
+
+def upsert_issue(gw: Any, full_name: str, title: str, marker: str, body: str) -> tuple[str, Issue]:
+    """Open the issue, or edit the bot's open one (found by ``marker``) when its body differs; returns
+    ("opened" | "updated" | "current", the issue). Through ``gw``'s own methods, so a dry-run gateway writes nothing."""
+    issue: Issue | None = gw.find_issue(full_name, title, marker)
+    if issue is not None and issue.body.strip() == body.strip():
+        return "current", issue
+    with gw.paced(1):
+        if issue is None:
+            created: Issue = gw.create_issue(full_name, title, body)
+            return "opened", created
+        gw.update_issue(full_name, issue.number, body=body)
+    return "updated", Issue(issue.number, body, issue.url)

@@ -99,6 +99,20 @@ def test_a_preview_or_a_command_opens_no_issue(gh: GitHubDouble) -> None:
     assert gh.repos[REPO].issues == []
 
 
+def test_a_dry_run_opens_or_edits_no_issue(gh: GitHubDouble) -> None:
+    gh.add_repo(REPO, {"buildspec.yml": "version: 0.2\n", ".github/ecr-cache.yml": BAD})
+    f = factory(gh)
+    job = Job("sync", 1, REPO, "d", {"trigger": "push", "default_branch": "main"})
+    gh.reset_requests()
+    (outcome,) = jobs.run(job, f, dry_run=True)
+    assert outcome.action == "config_error" and gh.repos[REPO].issues == []
+    sync(gh, f)
+    push_config(gh, "region: Europe\n")
+    gh.reset_requests()
+    jobs.run(job, f, dry_run=True)
+    assert not any(r.is_write for r in gh.requests)
+
+
 def test_a_repository_without_a_config_file_costs_no_issue_lookup(gh: GitHubDouble) -> None:
     gh.add_repo(REPO, {"buildspec.yml": "version: 0.2\n"})
     assert sync(gh).action == "opened"
