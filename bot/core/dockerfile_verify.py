@@ -8,7 +8,16 @@ from collections import Counter
 from bot.core import ecosystems
 from bot.core.dockerfile_args import NAMES_ONLY, ArgFacts, default_refs, env_blind, references, volatile_name
 from bot.core.dockerfile_parse import Dockerfile, DockerfileParseError, Instruction, parse
-from bot.core.dockerfile_reorder import _FREE_KEYWORDS, _classify_run, _declared, _join, _refs, copy_parts, stage_cwds
+from bot.core.dockerfile_reorder import (
+    _FREE_KEYWORDS,
+    Cwd,
+    _classify_run,
+    _declared,
+    _join,
+    _refs,
+    copy_parts,
+    stage_cwds,
+)
 from bot.core.dockerfile_shell import run_commands
 
 
@@ -55,7 +64,7 @@ def _whole_copy(inst: Instruction) -> bool:
     return all(not ecosystems.is_manifest_name(s) and not any(c in s for c in "*?[$") for s in parts[0])
 
 
-def _may_swap(orig: Dockerfile, a: Instruction, b: Instruction, cwds: dict[int, object],
+def _may_swap(orig: Dockerfile, a: Instruction, b: Instruction, cwds: dict[int, Cwd],
               facts: ArgFacts = NAMES_ONLY) -> str | None:
     """None when original-order ``a`` then ``b`` may run as ``b`` then ``a``."""
     for arg, other in ((a, b), (b, a)):
@@ -69,10 +78,10 @@ def _may_swap(orig: Dockerfile, a: Instruction, b: Instruction, cwds: dict[int, 
             continue
         parts = copy_parts(copy)
         assert parts is not None
-        dest = _join(cwds.get(copy.index), parts[1])  # type: ignore[arg-type]
+        dest = _join(cwds.get(copy.index), parts[1])
         root = dest[1] if dest and dest[0] == "" else None
         if other.keyword == "RUN":
-            kind, _, why = _classify_run(other, root, cwds.get(other.index))  # type: ignore[arg-type]
+            kind, _, why = _classify_run(other, root, cwds.get(other.index))
             if kind in ("free", "install"):
                 return None
             return why
@@ -148,7 +157,7 @@ def verify_dockerfile_edit(original: str, edited: str, facts: ArgFacts = NAMES_O
         for x, a in enumerate(o_insts):
             for b in o_insts[x + 1:]:
                 if where[a.index] > where[b.index]:
-                    why = _may_swap(orig, a, b, cwds, facts)  # type: ignore[arg-type]
+                    why = _may_swap(orig, a, b, cwds, facts)
                     if why:
                         return f"stage {os_.index + 1}: {why}"
         why = _check_installs_fed(orig, o_insts, n_insts, where, added, new)
