@@ -19,6 +19,7 @@ from bot.core.shellcmd_docker import (
     Option,
     find_legacy_logins,
     is_china,
+    is_pull,
     legacy_login_uses,
     parse_build,
 )
@@ -403,8 +404,7 @@ def command_values(text: str, skip_pulls: bool = False) -> list[tuple[int, str]]
             continue
         mapped = by.map_scalar(text, node)
         for sc in simple_commands(node.value):
-            head = [w.value for w in sc.words[:3]]
-            if skip_pulls and (head[:2] == ["docker", "pull"] or head == ["docker", "image", "pull"]):
+            if skip_pulls and is_pull([w.value for w in sc.words[:3]]):
                 continue
             for w in (*sc.assignments, *sc.words):
                 pos = mapped.positions[w.start] if mapped is not None and w.start < len(mapped.positions) else -1

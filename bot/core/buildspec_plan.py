@@ -36,6 +36,7 @@ from bot.core.shellcmd_docker import (
     CacheFlags,
     apply_splices,
     build_splices,
+    is_pull,
     login_command,
     output_flag,
     parse_bot_flags,
@@ -477,8 +478,7 @@ def _ecr_repositories(an: Analysis) -> list[str]:
     texts = list(an.env_vars.values())
     for c in an.commands:
         for sc in simple_commands(c.value or ""):
-            verbs = [w.value for w in sc.words[:3]]
-            if verbs[:2] == ["docker", "pull"] or verbs == ["docker", "image", "pull"]:
+            if is_pull([w.value for w in sc.words[:3]]):
                 continue
             texts.extend(w.raw for w in (*sc.assignments, *sc.words))
     names: list[str] = []

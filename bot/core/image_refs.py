@@ -12,7 +12,7 @@ from yaml.nodes import MappingNode, ScalarNode
 from bot.core import buildspec_yaml as by
 from bot.core.buildspec_analysis import phase_commands
 from bot.core.shellcmd import SimpleCommand, simple_commands
-from bot.core.shellcmd_docker import parse_build
+from bot.core.shellcmd_docker import is_pull, parse_build
 
 Kind = Literal["ecr", "ecr-public", "other", "unknown"]
 
@@ -122,7 +122,7 @@ def _pushed_words(sc: SimpleCommand) -> tuple[list[str], bool]:
 
 def _pulled_words(sc: SimpleCommand) -> list[str]:
     words = [w.value for w in sc.words]
-    if words[:2] == ["docker", "pull"] or words[:3] == ["docker", "image", "pull"]:
+    if is_pull(words):
         return [w for w in words[2 if words[1] == "pull" else 3:] if not w.startswith("-")][:1]
     return []
 

@@ -172,6 +172,11 @@ def parse_build(cmd: SimpleCommand) -> DockerBuild | None:
     return DockerBuild(cmd, words[0], tuple(verbs), tuple(options), tuple(positionals), tuple(flag_vars))
 
 
+def is_pull(words: list[str]) -> bool:
+    """True when the command ``words`` are a `docker pull` (or `docker image pull`): it only reads an image."""
+    return words[:2] == ["docker", "pull"] or words[:3] == ["docker", "image", "pull"]
+
+
 def find_builds(s: str) -> list[DockerBuild]:
     """Every build command in the shell string ``s`` (commented-out lines are not commands)."""
     if "build" not in s:
