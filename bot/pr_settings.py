@@ -9,12 +9,21 @@ from bot.github_gateway import GitHubError
 from bot.logs import log_event
 
 
+def _requests(options: Options, opened: bool) -> list[tuple[str, str, tuple[Any, ...]]]:
+    """(setting, gateway method, its arguments after repo and number) for each request `apply` sends."""
+    requests: list[tuple[str, str, tuple[Any, ...]]] = []
+    if options.labels:
+        requests.append(("labels", "add_labels", (options.labels,)))
+    if options.assignees:
+        requests.append(("assignees", "add_assignees", (options.assignees,)))
+    if opened and (options.reviewers or options.team_reviewers):
+        requests.append(("reviewers", "request_reviewers", (options.reviewers, options.team_reviewers)))
+    return requests
+
+
 def writes(options: Options, opened: bool) -> int:
     """How many write requests `apply` sends (reserved with the publish's other writes)."""
-    count = int(bool(options.labels)) + int(bool(options.assignees))
-    if opened and (options.reviewers or options.team_reviewers):
-        count += 1
-    return count
+    return len(_requests(options, opened))
 
 
 def apply(gw: Any, repo: str, number: int, options: Options, *, opened: bool) -> list[str]:
@@ -23,17 +32,9 @@ def apply(gw: Any, repo: str, number: int, options: Options, *, opened: bool) ->
     has already reviewed. Returns what GitHub refused (a 422 for a reviewer who is the author or no
     collaborator): the job goes on."""
     refused: list[str] = []
-    steps: list[tuple[str, Any]] = []
-    if options.labels:
-        steps.append(("labels", lambda: gw.add_labels(repo, number, options.labels)))
-    if options.assignees:
-        steps.append(("assignees", lambda: gw.add_assignees(repo, number, options.assignees)))
-    if opened and (options.reviewers or options.team_reviewers):
-        steps.append(("reviewers", lambda: gw.request_reviewers(repo, number, options.reviewers,
-                                                                options.team_reviewers)))
-    for what, step in steps:
+    for what, method, args in _requests(options, opened):
         try:
-            step()
+            getattr(gw, method)(repo, number, *args)
         except GitHubError as exc:
             if exc.status not in (403, 404, 422):  # rate limits and server errors: the queue retries the job
                 raise

@@ -49,6 +49,10 @@ def test_an_opened_pull_request_gets_every_setting(gh: GitHubDouble) -> None:
     assert pull.draft is True
     assert pull.labels == ["dependencies", "ci"] and pull.assignees == ["bob"]
     assert (pull.requested_reviewers, pull.requested_teams) == (["alice"], ["platform"])
+    # exactly the requests `pr_settings.writes` reserved with the publish
+    settings = ("/labels", "/assignees", "/requested_reviewers")
+    sent = [r.path for r in gh.requests if r.is_write and r.path.endswith(settings)]
+    assert len(sent) == 3
 
 
 def test_an_update_adds_missing_labels_and_assignees_and_keeps_the_ones_people_added(gh: GitHubDouble) -> None:
