@@ -440,9 +440,10 @@ def build_refusal(an: Analysis, b: Build, buildspec: str, snapshot: RepoSnapshot
     """Why this build must not export a cache (one message per credential), or [] when it may."""
     line = line_of(b.command, b.build.verbs[0].start)
     build_where = f"{buildspec}:{line}"
-    passed = {name: line for name, _ in passed_args(b.build.values("--build-arg"))}
+    args = passed_args(b.build.values("--build-arg"))
+    passed = {name: line for name, _ in args}
     # `--build-arg GH=$GITHUB_TOKEN` carries a credential under a name that does not say so.
-    secret_args = frozenset(name for name, value in passed_args(b.build.values("--build-arg"))
+    secret_args = frozenset(name for name, value in args
                             if any(is_secret_name(n) for n in _VAR.findall(value)) or url_tokens(value))
     per_build = frozenset(b.volatile_args)
     opaque = any(raw not in b.flag_values or "--build-arg" in b.flag_values[raw] for raw in b.build.flag_vars)
