@@ -2,47 +2,34 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 from bot.cli import main
-from bot.core import planner
+from bot.core import budget, planner
 from bot.core.model import Options, Plan, RepoSnapshot
 from bot.core.shellcmd import clear_cache
 
-BUILDSPEC = """version: 0.2
-phases:
-  build:
-    commands:
-      - docker build -t app:latest .
-      - docker push app:latest
-"""
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "pathological.py"
 
 
-def chained_stages(n: int) -> str:
-    """`n` stages, each copying from the one before (issue 14: 65 s at 2,000 stages)."""
-    lines = ["FROM alpine:3.19 AS s0", "RUN echo 0 > /f0"]
-    for i in range(1, n):
-        lines += [f"FROM alpine:3.19 AS s{i}", f"COPY --from=s{i - 1} /f{i - 1} /f{i - 1}", f"RUN echo {i} > /f{i}"]
-    return "\n".join(lines) + "\n"
+def _bench() -> ModuleType:
+    """The hostile shapes `bench/pathological.py` measures, so the test and the benchmark plan the same inputs."""
+    spec = importlib.util.spec_from_file_location("pathological", BENCH)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def run_lines(n: int) -> str:
-    return "FROM alpine:3.19\nRUN apk add --no-cache curl\nCOPY . /src\n" + "".join(f"RUN echo {i}\n" for i in range(n))
-
-
-def build_args_line(n: int) -> str:
-    args = " ".join(f"--build-arg A{i}=v{i}" for i in range(n))
-    return BUILDSPEC.replace("docker build -t", f"docker build {args} -t")
-
-
-def many_builds(n: int) -> str:
-    cmds = "".join(f"      - docker build -t app{i}:latest .\n      - docker push app{i}:latest\n" for i in range(n))
-    return "version: 0.2\nphases:\n  build:\n    commands:\n" + cmds
+shapes = _bench()
+stages, runs, build_args, builds = shapes.stages, shapes.runs, shapes.build_args, shapes.builds
 
 
 def snapshot(files: dict[str, str]) -> RepoSnapshot:
@@ -74,9 +61,9 @@ def growth(make: Callable[[int], dict[str, str]], n: int) -> float:
 
 
 @pytest.mark.parametrize(("shape", "make", "n"), [
-    ("chained COPY --from stages", lambda n: {"buildspec.yml": BUILDSPEC, "Dockerfile": chained_stages(n)}, 60),
-    ("RUN lines", lambda n: {"buildspec.yml": BUILDSPEC, "Dockerfile": run_lines(n)}, 300),
-    ("--build-arg on one line", lambda n: {"buildspec.yml": build_args_line(n), "Dockerfile": run_lines(5)}, 500),
+    ("chained COPY --from stages", stages, 60),
+    ("RUN lines", runs, 300),
+    ("--build-arg on one line", build_args, 500),
 ])
 def test_planning_work_grows_linearly(shape: str, make: Callable[[int], dict[str, str]], n: int) -> None:
     assert growth(make, n) < 2.4, f"planning {shape} does super-linear work"
@@ -87,44 +74,47 @@ def refused(plan: Plan) -> list[str]:
 
 
 def test_too_many_stages_is_refused_with_a_finding_and_no_edit() -> None:
-    plan = planner.plan(snapshot({"buildspec.yml": BUILDSPEC, "Dockerfile": chained_stages(501)}), Options())
+    plan = planner.plan(snapshot(stages(501)), Options())
     assert plan.edits == ()
     assert refused(plan) and "501 build stages" in refused(plan)[0] and refused(plan)[0].startswith("Dockerfile:")
     assert all(f.level == "error" for f in plan.findings if f.code == "plan-budget-exceeded")
 
 
 def test_at_the_stage_limit_the_repository_is_still_planned() -> None:
-    plan = planner.plan(snapshot({"buildspec.yml": BUILDSPEC, "Dockerfile": chained_stages(500)}), Options())
+    plan = planner.plan(snapshot(stages(500)), Options())
     assert not refused(plan)
     assert "buildspec.yml" in {e.path for e in plan.edits}
 
 
 def test_too_many_instructions_is_refused() -> None:
-    plan = planner.plan(snapshot({"buildspec.yml": BUILDSPEC, "Dockerfile": run_lines(5_000)}), Options())
+    plan = planner.plan(snapshot(runs(5_000)), Options())
     assert plan.edits == ()
-    assert "5,003 instructions" in refused(plan)[0]
+    assert "5,004 instructions" in refused(plan)[0]
 
 
 def test_a_huge_build_args_line_is_refused() -> None:
-    plan = planner.plan(snapshot({"buildspec.yml": build_args_line(30_000), "Dockerfile": run_lines(5)}), Options())
+    files = build_args(30_000)
+    plan = planner.plan(snapshot(files), Options())
     assert plan.edits == ()
-    assert "characters" in refused(plan)[0] and refused(plan)[0].startswith("buildspec.yml:")
+    size = len(files["buildspec.yml"])
+    assert refused(plan)[0].startswith("buildspec.yml:")
+    assert f"it has {size:,} characters, more than {budget.MAX_BUILDSPEC_CHARS:,}" in refused(plan)[0]
 
 
 def test_too_many_builds_is_refused() -> None:
-    plan = planner.plan(snapshot({"buildspec.yml": many_builds(201), "Dockerfile": run_lines(5)}), Options())
+    plan = planner.plan(snapshot(builds(201)), Options())
     assert plan.edits == ()
     assert any("201 `docker build` commands" in r for r in refused(plan))
 
 
 def test_builds_times_instructions_are_counted_as_work_units() -> None:
-    # 150 builds are within their limit, and so is a 4,000-instruction Dockerfile; every build analysing that
+    # 150 builds are within their limit, and so is a 4,004-instruction Dockerfile; every build analysing that
     # Dockerfile again is not.
-    files = {"buildspec.yml": many_builds(150), "Dockerfile": run_lines(4_000)}
+    files = builds(150) | {"Dockerfile": runs(4_000)["Dockerfile"]}
     plan = planner.plan(snapshot(files), Options())
     assert plan.edits == ()
     assert any("work units" in r and "150 builds" in r for r in refused(plan))
-    few = planner.plan(snapshot({"buildspec.yml": many_builds(50), "Dockerfile": run_lines(4_000)}), Options())
+    few = planner.plan(snapshot(builds(50) | {"Dockerfile": runs(4_000)["Dockerfile"]}), Options())
     assert not refused(few) and few.edits
 
 
@@ -132,7 +122,7 @@ def test_builds_repeated_by_yaml_aliases_count_once_per_repetition() -> None:
     block = "".join(f"    - docker build -t app{i}:latest .\n" for i in range(100))
     text = (f"version: 0.2\nx-builds: &builds\n{block}phases:\n  pre_build:\n    commands: *builds\n"
             "  build:\n    commands: *builds\n  post_build:\n    commands: *builds\n")
-    plan = planner.plan(snapshot({"buildspec.yml": text, "Dockerfile": run_lines(5)}), Options())
+    plan = planner.plan(snapshot({"buildspec.yml": text, "Dockerfile": shapes.DOCKERFILE}), Options())
     assert any("400 `docker build` commands" in r for r in refused(plan))
 
 
@@ -144,7 +134,7 @@ def write_repo(root: Path, files: dict[str, str]) -> dict[str, bytes]:
 
 def test_check_and_apply_exit_2_on_a_repository_past_the_budget(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    before = write_repo(tmp_path, {"buildspec.yml": BUILDSPEC, "Dockerfile": chained_stages(2_000)})
+    before = write_repo(tmp_path, stages(2_000))
     assert main(["check", str(tmp_path)]) == 2
     assert "2,000 build stages" in capsys.readouterr().err
     assert main(["apply", str(tmp_path)]) == 2
@@ -159,8 +149,8 @@ def test_check_and_apply_exit_2_on_a_repository_past_the_budget(tmp_path: Path,
 
 def test_many_buildspecs_count_together() -> None:
     # 20 buildspecs of 230 KB each are each under the per-file limit; together they are past the budget.
-    spec = build_args_line(9_800)
-    files = {f"svc{i}/buildspec.yml": spec for i in range(20)} | {"Dockerfile": run_lines(5)}
+    spec = build_args(9_800)["buildspec.yml"]
+    files = {f"svc{i}/buildspec.yml": spec for i in range(20)} | {"Dockerfile": shapes.DOCKERFILE}
     plan = planner.plan(snapshot(files), Options())
     assert plan.edits == ()
     assert any("characters" in r and "buildspecs" in r for r in refused(plan))
