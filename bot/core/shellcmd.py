@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 
 # Reserved words that may start a line without being the command itself (`if docker build ...; then`).
@@ -37,11 +37,6 @@ class SimpleCommand:
     depth: int
     loops: int = 0
     writes: tuple[Word, ...] = ()
-
-
-@dataclass
-class _Tokens:
-    items: list[tuple[str, object]] = field(default_factory=list)
 
 
 def _skip_balanced(s: str, i: int, open_ch: str, close_ch: str) -> int:
