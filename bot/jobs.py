@@ -50,13 +50,17 @@ class Outcome:
     detail: str = ""
 
 
+def _org_config(state: RepoState) -> tuple[str, str | None]:
+    """The owner's `.github` repository and its config text (None when absent, or when it is this repository)."""
+    org_repo = f"{state.full_name.partition('/')[0]}/{ORG_CONFIG_REPO}"
+    return org_repo, None if state.full_name.lower() == org_repo.lower() else state.org_config_text
+
+
 def _options(state: RepoState) -> tuple[Options, tuple[Finding, ...]]:
     """The repository's config over its organization's defaults (the `.github` repository's same file)."""
     from bot.core.repo_config import merge_configs
 
-    owner = state.full_name.partition("/")[0]
-    org_repo = f"{owner}/{ORG_CONFIG_REPO}"
-    org_text = None if state.full_name.lower() == org_repo.lower() else state.org_config_text
+    org_repo, org_text = _org_config(state)
     options, findings = merge_configs(org_text, state.config_text, f"{org_repo}:{ORG_CONFIG_PATH}")
     return options, tuple(findings)
 
@@ -512,12 +516,12 @@ def _config_issue(gw: GitHubGateway, state: RepoState, plan: Plan | None) -> Non
     latest = state.latest_pr
     if errors and state.open_pr is None and latest is not None and latest.state == "CLOSED" and not latest.merged:
         return  # closing the bot's pull request opted the repository out: no new issue either
-    org_repo = f"{state.full_name.partition('/')[0]}/{ORG_CONFIG_REPO}"
+    org_repo, org_text = _org_config(state)
     # An error in the organization's defaults is reported once, in its `.github` repository, not in every one.
     in_org = [f for f in errors if f.path.startswith(f"{org_repo}:")]
     targets = [(state.full_name, [f for f in errors if f not in in_org], (state.config_text,))]
-    if state.org_config_text is not None and state.full_name.lower() != org_repo.lower():
-        targets.append((org_repo, in_org, (state.org_config_text,)))
+    if org_text is not None:
+        targets.append((org_repo, in_org, (org_text,)))
     for repo, found, texts in targets:
         try:
             config_issue.sync(gw, repo, found, texts)
