@@ -40,6 +40,10 @@ def test_goflags_set_by_env_counts() -> None:
     other_stage = ("FROM golang:1.22 AS tools\nENV GOFLAGS=-buildvcs=false\n"
                    "FROM golang:1.22\nWORKDIR /src\nCOPY . .\nRUN go build -o /bin/svc .\n")
     assert ".git" not in _added(other_stage)
+    legacy = "FROM golang:1.22\nENV GOFLAGS -buildvcs=false\nWORKDIR /src\nCOPY . .\nRUN go build -o /bin/svc .\n"
+    assert ".git" in _added(legacy)  # the legacy `ENV NAME value` form
+    several = "FROM golang:1.22\nENV CGO_ENABLED=0 GOFLAGS=-buildvcs=false\nCOPY . .\nRUN go build -o /bin/svc .\n"
+    assert ".git" in _added(several)
 
 
 def test_goflags_set_after_the_build_does_not_count() -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from bot.core import ecosystems
 from bot.core.dockerfile_parse import Dockerfile, split_words
-from bot.core.dockerfile_reorder import _join, copy_parts, stage_cwds
+from bot.core.dockerfile_reorder import _assignments, _join, copy_parts, stage_cwds
 from bot.core.dockerfile_shell import Command, run_commands, split_commands, system_only
 from bot.core.model import WrittenFile
 
@@ -327,10 +327,7 @@ def _goflags_at(df: Dockerfile) -> dict[int, str]:
     for inst in df.instructions:
         out[inst.index] = current.get(inst.stage, "")
         if inst.keyword == "ENV":
-            words = split_words(inst.args)
-            pairs = [(words[0], " ".join(words[1:]))] if words and "=" not in words[0] else \
-                [tuple(w.split("=", 1)) for w in words if "=" in w]
-            for name, value in pairs:
+            for name, value in _assignments(inst):
                 if name == "GOFLAGS":
                     current[inst.stage] = value
     return out
