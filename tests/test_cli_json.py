@@ -36,7 +36,7 @@ def test_plan_json_has_schema_version_reasons_and_keeps_the_contract(checkout: P
     spec = next(c for c in document["changes"] if c["path"] == "buildspec.yml")
     assert {"path", "action", "content"} <= set(spec) and spec["action"] == "modify"
     assert spec["reasons"] and all(isinstance(r, str) and r for r in spec["reasons"])
-    assert any("docker buildx build" in r or "cache" in r for r in spec["reasons"])
+    assert any("`docker buildx build`" in r and "$CACHE_URI:cache" in r for r in spec["reasons"])
     for finding in document["findings"]:
         assert {"path", "level", "code", "message", "line"} <= set(finding)
 
