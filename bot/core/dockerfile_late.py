@@ -98,11 +98,11 @@ def _install_blind(df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[i
                                                          for i in installs):
         return False
     earlier = [i for i in df.stage_instructions(stage) if i.index < run.index]
-    manifest = _StagePlan(df, stage, ctx, cwds).placed(earlier, folder).get("package.json")
+    plan = _StagePlan(df, stage, ctx, cwds)
+    manifest = plan.placed(earlier, folder).get("package.json")
     if manifest is None:
         return False
     project = posixpath.dirname(manifest) or "."
-    plan = _StagePlan(df, stage, ctx, cwds)
     return all(unsafe_reason(i, project, ctx.exists, ctx.read, plan.may_float(i, project)) is None for i in installs)
 
 
