@@ -82,6 +82,14 @@ def test_a_push_to_ecr_still_pushes_from_the_build() -> None:
     assert "docker push" not in text
 
 
+def test_a_push_spelling_the_tag_s_variable_without_braces_is_the_same_tag() -> None:
+    env = "env:\n  variables:\n    URI: " + URI + "\n"
+    plan = _plan(_spec(["docker build -t ${URI}:latest .", "docker push $URI:latest"], ["echo done"], env))
+    (text,) = _buildspec_edits(plan)
+    assert " --push " in next(line for line in text.splitlines() if "docker buildx build" in line)
+    assert "docker push" not in text
+
+
 def test_a_later_push_of_another_build_s_image_still_lets_the_first_build_push() -> None:
     # The second build's `docker push` reads that build's image, not the first one's: both builds push themselves.
     plan = _plan(_spec([f"docker build -t {URI}:latest .", f"docker push {URI}:latest",

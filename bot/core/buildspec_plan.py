@@ -24,6 +24,7 @@ from bot.core.buildspec_verify import (
     is_bot_line,
     push_target,
     pushed_tag,
+    tag_key,
     valid_repo_name,
     verify_buildspec_edit,
 )
@@ -228,7 +229,7 @@ def _push_only(p: Parsed, b: Build) -> list[int] | None:
     db = b.build
     if output_flag(db) != "--load" or not db.tags or db.global_flags or db.command.loops or db.command.depth:
         return None
-    tags = {_plain(t) for t in db.tags}
+    tags = {tag_key(t) for t in db.tags}
     if any(_daemon_only_registry(t) for t in tags):
         return None
     own = simple_commands(b.command.value or "")
@@ -289,10 +290,6 @@ def _daemon_only_registry(tag: str) -> bool:
         return False
     host = first.rsplit(":", 1)[0] if not first.endswith("]") else first
     return host == "localhost" or "." not in host or _IP_HOST.fullmatch(host) is not None
-
-
-def _plain(tag: str) -> str:
-    return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", r"$\1", tag)
 
 
 def _has_finally(p: Parsed, phase: str) -> bool:

@@ -71,7 +71,8 @@ def is_bot_line(value: object) -> bool:
     return isinstance(value, str) and any(p.fullmatch(value) for p in _BOT_LINES)
 
 
-def _tag(value: str) -> str:
+def tag_key(value: str) -> str:
+    """A tag as compared across commands: `${NAME}` spelled `$NAME` (a build's `-t` and its `docker push`)."""
     return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", r"$\1", value)
 
 
@@ -90,7 +91,7 @@ def rewrite_command(old: str, flags: list[CacheFlags], china: bool = False,
     for b, f in zip(todo, flags, strict=True):
         # The output flag follows from the original command; the regex cannot tell it from a user's `--push`.
         output = output_flag(b)
-        tags = {_tag(t) for t in b.tags}
+        tags = {tag_key(t) for t in b.tags}
         if f.output == "--push" and output == "--load" and tags and tags <= pushed:
             output = "--push"
             if switched is not None:
@@ -121,7 +122,7 @@ def push_target(words: list[str]) -> str | None:
     """The tag when the command ``words`` are exactly `docker push TAG` (or `docker image push TAG`), else None."""
     if words[:2] == ["docker", "push"] and len(words) == 3 or words[:3] == ["docker", "image", "push"] \
             and len(words) == 4:
-        return None if words[-1].startswith("-") else _tag(words[-1])
+        return None if words[-1].startswith("-") else tag_key(words[-1])
     return None
 
 
@@ -136,7 +137,7 @@ def _bot_pushed_tags(phases: dict[object, object]) -> frozenset[str]:
             rewritten = [b for b in (parse_build(c) for c in simple_commands(command)) if b and b.rewritten]
             for b, f in zip(rewritten, parse_bot_flags(command), strict=False):
                 if f.output == "--push":
-                    out.update(_tag(t) for t in b.tags)
+                    out.update(tag_key(t) for t in b.tags)
     return frozenset(out)
 
 
