@@ -45,7 +45,7 @@ def test_a_build_whose_tags_are_only_pushed_pushes_itself() -> None:
                                  "printf '[{\"imageUri\":\"%s\"}]' " + URI + ":latest > imagedefinitions.json"]))
     edit = _edit(plan)
     line = _build_line(edit)
-    assert line.endswith(" --push .") or " --push " in line
+    assert line.count(" --push ") == 1
     assert "--load" not in line
     # Pushed from the builder, the tag must stay a plain image manifest (no provenance index), as before.
     assert " --push --provenance=false " in line
