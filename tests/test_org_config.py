@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from github_double import GitHubDouble
+from github_double import GitHubDouble, appending_plan
 from job_fixtures import gateway_factory as factory
 
 from bot import jobs
 from bot.core import planner
-from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
+from bot.core.model import Options, Plan, RepoSnapshot
 from bot.core.repo_config import merge_configs
 from bot.github_gateway import state_query
 from bot.job import Job
@@ -22,10 +22,9 @@ SEEN: list[Options] = []
 
 
 def fake_plan(snapshot: RepoSnapshot, options: Options) -> Plan:
+    """The shared stand-in planner, recording the options each plan got."""
     SEEN.append(options)
-    spec = snapshot.text("buildspec.yml") or ""
-    return Plan(edits=(FileEdit("buildspec.yml", "modify", spec + "# cached\n", spec, ("cache",)),),
-                buildspecs=("buildspec.yml",))
+    return appending_plan(snapshot, options)
 
 
 @pytest.fixture(autouse=True)
