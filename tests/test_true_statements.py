@@ -154,9 +154,9 @@ def test_every_pushed_repository_gets_its_own_placeholder() -> None:
     plan = _plan(_spec("docker build -t $API_URI:latest -t $WEB_URI:latest .",
                        "docker push $API_URI:latest", "docker push $WEB_URI:latest"))
     assert plan.setup is not None
-    resources = _resources(plan)
-    assert "arn:aws:ecr:REGION:ACCOUNT_ID:repository/IMAGE_REPOSITORY" in resources
-    assert "arn:aws:ecr:REGION:ACCOUNT_ID:repository/IMAGE_REPOSITORY_2" in resources
+    assert _resources(plan) == ["*", "arn:aws:ecr:REGION:ACCOUNT_ID:repository/IMAGE_REPOSITORY",
+                                "arn:aws:ecr:REGION:ACCOUNT_ID:repository/IMAGE_REPOSITORY_2",
+                                "arn:aws:ecr:REGION:ACCOUNT_ID:repository/shop-build-cache"]
     commands = "\n".join(plan.setup.commands)
     assert "IMAGE_REPOSITORY=" in commands and "IMAGE_REPOSITORY_2=" in commands
     assert "$API_URI" in commands and "$WEB_URI" in commands
@@ -169,9 +169,9 @@ def test_every_named_repository_gets_its_own_arn() -> None:
     host = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
     plan = _plan(_spec(f"docker build -t {host}/api:latest -t {host}/web:latest .",
                        f"docker push {host}/api:latest", f"docker push {host}/web:latest"))
-    resources = _resources(plan)
-    assert "arn:aws:ecr:eu-west-1:123456789012:repository/api" in resources
-    assert "arn:aws:ecr:eu-west-1:123456789012:repository/web" in resources
+    assert _resources(plan) == ["*", "arn:aws:ecr:eu-west-1:123456789012:repository/api",
+                                "arn:aws:ecr:eu-west-1:123456789012:repository/web",
+                                "arn:aws:ecr:eu-west-1:123456789012:repository/shop-build-cache"]
     assert "IMAGE_REPOSITORY" not in plan.setup.iam_policy_json  # type: ignore[union-attr]
 
 
