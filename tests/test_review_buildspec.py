@@ -153,3 +153,13 @@ def test_a_push_on_the_last_line_without_a_line_break_is_removed(nl: str) -> Non
     assert edited.endswith("      - echo pushing") and "\n" not in edited.replace(nl, "")
     assert verify_buildspec_edit(original, edited) is None
     assert _buildspec_edits(_plan(edited)) == []
+
+
+def test_a_cd_inside_a_subshell_ends_with_it_for_the_next_command() -> None:
+    from test_buildspec_support import plan_text
+
+    text = ("version: 0.2\nphases:\n  build:\n    commands:\n      - (cd web && npm ci)\n"
+            "      - docker build -t app .\n")
+    _, part = plan_text(text)
+    (build,) = part.builds
+    assert build.context == "." and build.dockerfile == "Dockerfile"

@@ -327,3 +327,13 @@ def test_an_env_carries_a_passed_secret_into_a_stage_built_from_it() -> None:
     messages = " ".join(f.message for f in _leaks(_plan(files, extra=("package.json", "package-lock.json"))))
     assert "Dockerfile:8 (stage `deps`) writes `$NPM_TOKEN` into `.npmrc`" in messages
     assert "mode: min" in messages  # only node_modules comes out of `deps`
+
+
+def test_a_cd_inside_a_subshell_does_not_move_a_later_clone() -> None:
+    # `( ... )` runs in a subshell: its `cd` ends with it, so the clone lands in `lib`, not `tools/lib`.
+    line = "      - (cd tools && ls)\n      - git clone https://${GITHUB_TOKEN}@github.com/acme/lib.git lib\n"
+    files = {"buildspec.yml": _buildspec(line), "Dockerfile": PY, ".dockerignore": ".git\n"}
+    (leak,) = _leaks(_plan(files))
+    assert "Add `lib/.git` to `.dockerignore`" in leak.message
+    files[".dockerignore"] = ".git\nlib/.git\n"
+    assert not _leaks(_plan(files))

@@ -129,6 +129,16 @@ class _Shell:
         self.cwd: str | None = "."
         self.cwd_unresolved: tuple[str, ...] = ()
         self.stack: list[tuple[str | None, tuple[str, ...]]] = []
+        self.depth = 0
+
+    def at_depth(self, depth: int) -> None:
+        """Enter or leave `( ... )` subshells: a `cd` inside one ends with it."""
+        while depth > self.depth:
+            self.stack.append((self.cwd, self.cwd_unresolved))
+            self.depth += 1
+        while depth < self.depth and self.stack:
+            self.cwd, self.cwd_unresolved = self.stack.pop()
+            self.depth -= 1
 
     def expand(self, s: str) -> tuple[str | None, tuple[str, ...]]:
         missing: list[str] = []
@@ -208,6 +218,7 @@ def analyse(root: Node, path: str, paths: frozenset[str] = frozenset()) -> Analy
             an.legacy.append((cmd, legacy))
         an.legacy_uses.extend((cmd, use) for use in legacy_login_uses(value))
         _walk(an, shell, cmd, n, value, paths)
+        shell.at_depth(0)  # a command that ends inside `( ... )` leaves that subshell's `cd` behind
     return an
 
 
@@ -219,14 +230,8 @@ def _without_comments(value: str) -> str:
 
 
 def _walk(an: Analysis, shell: _Shell, cmd: Command, n: int, value: str, paths: frozenset[str]) -> None:
-    depth = 0
     for sc in simple_commands(value):
-        while sc.depth > depth:
-            shell.stack.append((shell.cwd, shell.cwd_unresolved))
-            depth += 1
-        while sc.depth < depth and shell.stack:
-            shell.cwd, shell.cwd_unresolved = shell.stack.pop()
-            depth -= 1
+        shell.at_depth(sc.depth)
         words = [w.value for w in sc.words]
         if not words:
             for a in sc.assignments:

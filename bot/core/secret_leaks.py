@@ -138,6 +138,7 @@ def token_checkouts(an: Analysis, until: Command, offset: int,
         for sc in simple_commands(cmd.value or ""):
             if cmd is until and (sc.words[0].start if sc.words else offset) >= offset:
                 break
+            shell.at_depth(sc.depth)
             words = [w.value for w in sc.words]
             if not words:
                 for a in sc.assignments:
@@ -162,6 +163,7 @@ def token_checkouts(an: Analysis, until: Command, offset: int,
                 if path is not None:
                     text = " ".join(words)
                     out.append(Checkout(path, line_of(cmd, sc.words[0].start), text[:100]))
+        shell.at_depth(0)  # the next command starts at the top level
         if cmd is until:
             break
     return out
