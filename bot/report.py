@@ -72,7 +72,7 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-_SUMMARY_NO_CHANGE = {
+_NO_CHANGE = {  # why a plan changes nothing: the summary line and the report say the same
     "disabled": "disabled by `enabled: false` in the repo config",
     "nothing-found": "no CodeBuild Docker build found",
     "set-up": "already set up, or nothing the bot can change safely",
@@ -94,7 +94,7 @@ def summary(plan: Plan, style: Style = PLAIN) -> str:
         created = len(plan.edits) - changed
         what = f"{_count(changed, 'file')} changed, {created} created"
     else:
-        what = f"no change ({_SUMMARY_NO_CHANGE[plan_status(plan)]})"
+        what = f"no change ({_NO_CHANGE[plan_status(plan)]})"
     return f"Summary: {what}; {', '.join(notes)}\n"
 
 
@@ -126,12 +126,6 @@ def plan_status(plan: Plan) -> str:
     return "set-up" if plan.builds else "nothing-found"
 
 
-_NO_CHANGE = {
-    "disabled": "Changes: none (the bot is disabled by `enabled: false` in the repo config)",
-    "nothing-found": "Changes: none (no CodeBuild Docker build found)",
-    "set-up": "Changes: none (already set up, or nothing the bot can change safely)",
-    "not-planned": "Changes: none (not planned: the repository is past the planning budget, see the findings)",
-}
 
 
 def text_report(plan: Plan, style: Style = PLAIN) -> str:
@@ -161,7 +155,7 @@ def text_report(plan: Plan, style: Style = PLAIN) -> str:
             for reason in edit.reasons:
                 prose(f"      - {reason}")
     else:
-        prose(_NO_CHANGE[plan_status(plan)])
+        prose(f"Changes: none ({_NO_CHANGE[plan_status(plan)]})")
     if plan.findings:
         out.append("Findings:")
         for f in plan.findings:
