@@ -18,10 +18,14 @@ from pathlib import Path
 
 import yaml
 
-from bot import pr_body, report
-from bot.core import buildspec_plan, codebuild_images, dockerfile_plan, planner
+from bot.core import planner
+from bot.core.buildspec import codebuild_images
+from bot.core.buildspec import plan as buildspec_plan
+from bot.core.dockerfile import plan as dockerfile_plan
 from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
-from bot.core.shellcmd import clear_cache
+from bot.core.shell.words import clear_cache
+from bot.render import pull_request as pr_body
+from bot.render import report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPUS = REPO_ROOT.parent / "shared" / "corpus"

@@ -1,4 +1,4 @@
-"""Webhook intake benchmark against the real gunicorn deployments (`bot.asgi:app`, `bot.wsgi:app`), load from `wrk`.
+"""Webhook intake benchmark against the real gunicorn deployments (`bot.web.asgi:app`, `bot.web.wsgi:app`), load: `wrk`.
 
 Each request is a signed ~8 KB push delivery with a unique X-GitHub-Delivery, at concurrency 1, 16 and 64,
 with keep-alive and with a new connection per request. After each run the durable queue is counted: every
@@ -76,26 +76,26 @@ class Deployment:
 
     @property
     def label(self) -> str:
-        if self.worker_class == "bot.asgi.Worker":
+        if self.worker_class == "bot.web.asgi.Worker":
             return f"uvicorn {self.workers}x1"
         return f"{self.worker_class} {self.workers}x{self.threads}"
 
 
-# `--deployment asgi:W:T` is the ASGI deployment (`bot.asgi:app` on uvicorn workers); anything else is gthread/sync
-# with `--app` (default `bot.wsgi:app`).
+# `--deployment asgi:W:T` is the ASGI deployment (`bot.web.asgi:app` on uvicorn workers); anything else is gthread/sync
+# with `--app` (default `bot.web.wsgi:app`).
 ASGI = "asgi"
 
 
-APPS = {"bot.wsgi:app": "bot.wsgi:app (FULL)", "bot.asgi:app": "bot.asgi:app (FULL)",
+APPS = {"bot.web.wsgi:app": "bot.web.wsgi:app (FULL)", "bot.web.asgi:app": "bot.web.asgi:app (FULL)",
         "intake:normal_sync_app()": "synchronous=NORMAL"}
 
 
 def normal_sync_app() -> Any:
     """`intake:normal_sync_app()`: the real app with SQLite `synchronous=NORMAL` (no fsync per commit)."""
-    from bot.config import Settings
     from bot.logs import configure_logging
-    from bot.queue import QueueOptions, build_queue
-    from bot.web import create_app
+    from bot.queue.durable import QueueOptions, build_queue
+    from bot.settings import Settings
+    from bot.web.flask_app import create_app
 
     settings = Settings.from_env()
     configure_logging(settings.log_level, secrets=(settings.webhook_secret,))
@@ -177,7 +177,7 @@ def run_deployment(dep: Deployment, args: argparse.Namespace, tmp: Path) -> list
     env.pop("REDIS_URL", None)
     if args.redis:
         env["REDIS_URL"] = args.redis
-    app = "bot.asgi:app" if dep.worker_class == "bot.asgi.Worker" else args.app
+    app = "bot.web.asgi:app" if dep.worker_class == "bot.web.asgi.Worker" else args.app
     argv = [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}",
             "--worker-class", dep.worker_class, "--workers", str(dep.workers), "--threads", str(dep.threads),
             "--keep-alive", "75", "--backlog", "2048", "--log-level", "warning"]
@@ -230,9 +230,9 @@ def queue_only(fsync: bool, count: int = 4000, threads: int = 16) -> float:
     import threading
     import uuid
 
-    from bot.config import Settings
-    from bot.job import Job
-    from bot.queue import QueueOptions, build_queue
+    from bot.app.payloads import Job
+    from bot.queue.durable import QueueOptions, build_queue
+    from bot.settings import Settings
 
     with tempfile.TemporaryDirectory(prefix="intake-queue-") as tmp:
         queue = build_queue(Settings(webhook_secret=SECRET, data_dir=tmp), None, QueueOptions(fsync=fsync))
@@ -252,18 +252,18 @@ def queue_only(fsync: bool, count: int = 4000, threads: int = 16) -> float:
 
 
 def asgi_only(mode: str, count: int = 4000, concurrency: int = 16) -> tuple[float, float]:
-    """(deliveries/s, CPU µs per delivery) of `bot.asgi` called in-process (no HTTP, no server).
+    """(deliveries/s, CPU µs per delivery) of `bot.web.asgi` called in-process (no HTTP, no server).
 
     mode "batched": the deployed path (group commit on the event loop); "thread": one `queue.submit` per
     delivery in the thread pool (the queue's own group commit); "memory": in-memory queue (no commit)."""
     import asyncio
     import io
 
-    from bot.asgi import FastAsgiWebhook
-    from bot.config import Settings
     from bot.logs import configure_logging
-    from bot.queue import InMemoryQueue
-    from bot.web import create_app
+    from bot.queue.durable import InMemoryQueue
+    from bot.settings import Settings
+    from bot.web.asgi import FastAsgiWebhook
+    from bot.web.flask_app import create_app
 
     body = json.dumps(push_payload("octo-org/service-api", installation=7, pad_to=8192)).encode()
     signature = "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
@@ -311,18 +311,18 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (cores are shared with gunicorn)")
     parser.add_argument("--deployment", action="append", default=None,
-                        help="worker_class:workers:threads, repeatable; `asgi:W:1` = bot.asgi:app on uvicorn "
+                        help="worker_class:workers:threads, repeatable; `asgi:W:1` = bot.web.asgi:app on uvicorn "
                              "(default asgi:1:1, asgi:2:1, gthread:1:32)")
     parser.add_argument("--redis", default=None, help="benchmark the Redis queue at this URL instead of SQLite")
-    parser.add_argument("--app", default="bot.wsgi:app", help="WSGI app (default: the real deployment)")
+    parser.add_argument("--app", default="bot.web.wsgi:app", help="WSGI app (default: the real deployment)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     parser.add_argument("--queue-only", action="store_true", help="time `submit` in-process, no HTTP")
-    parser.add_argument("--asgi-only", action="store_true", help="time `bot.asgi` in-process, no HTTP")
+    parser.add_argument("--asgi-only", action="store_true", help="time `bot.web.asgi` in-process, no HTTP")
     args = parser.parse_args()
     if args.asgi_only:
         for mode in ("batched", "thread", "memory"):
             rate, cpu_us = asgi_only(mode)
-            print(f"bot.asgi in-process, 16 concurrent, {mode}: {rate:,.0f} deliveries/s, {cpu_us:.0f} µs CPU each")
+            print(f"bot.web.asgi in-process, 16 concurrent, {mode}: {rate:,.0f} deliveries/s, {cpu_us:.0f} µs CPU each")
         return 0
     if args.queue_only:
         for fsync in (True, False):
@@ -331,7 +331,7 @@ def main() -> int:
         return 0
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
-    deployments = [Deployment("bot.asgi.Worker" if c == ASGI else c, int(w), int(t)) for c, w, t in
+    deployments = [Deployment("bot.web.asgi.Worker" if c == ASGI else c, int(w), int(t)) for c, w, t in
                    (d.split(":") for d in (args.deployment or ["asgi:1:1", "asgi:2:1", "gthread:1:32"]))]
     header = ("| gunicorn | concurrency | connection | req/s | p50 ms | p99 ms | web CPU µs/req | 202 | other "
               "| in queue | all 202 queued |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")

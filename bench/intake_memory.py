@@ -1,4 +1,4 @@
-"""Memory of unsigned deliveries (issue 14): peak and settled RSS of one `bot.asgi:app` gunicorn worker while
+"""Memory of unsigned deliveries (issue 14): peak and settled RSS of one `bot.web.asgi:app` gunicorn worker while
 `--clients` parallel clients each POST an unsigned JSON body of `--size` bytes with a well-formed but wrong
 `X-Hub-Signature-256` (the worst case: the body must be read to its end before the signature can fail).
 
@@ -65,8 +65,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as data:
         env = {**os.environ, "WEBHOOK_SECRET": "bench-webhook-secret", "DATA_DIR": data, "LOG_LEVEL": "WARNING"}
         env.pop("REDIS_URL", None)
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "bot.asgi:app", "--worker-class",
-                                 "bot.asgi.Worker", "--workers", "1", "--bind", f"127.0.0.1:{port}",
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "bot.web.asgi:app", "--worker-class",
+                                 "bot.web.asgi.Worker", "--workers", "1", "--bind", f"127.0.0.1:{port}",
                                  "--log-level", "warning"], env=env, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

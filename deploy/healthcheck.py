@@ -18,7 +18,7 @@ import urllib.request
 def mode_of(cmdline: list[str]) -> str:
     """`worker` when the main process is `ecr-cache-bot worker` (behind an init or not), else `web`."""
     for i, arg in enumerate(cmdline):
-        if os.path.basename(arg) in ("ecr-cache-bot", "cli.py") or arg == "bot.cli":
+        if os.path.basename(arg) in ("ecr-cache-bot", "cli.py") or arg == "bot.cli.main":
             return "worker" if cmdline[i + 1:i + 2] == ["worker"] else "web"
     return "web"
 
@@ -45,9 +45,9 @@ def check_web(port: str) -> tuple[bool, str]:
 
 def check_worker() -> tuple[bool, str]:
     """A heartbeat of a worker on this host (this container) within `heartbeat.LIVE_WITHIN` seconds."""
-    from bot import heartbeat
-    from bot.config import Settings, SettingsError
-    from bot.queue import build_queue
+    from bot.queue import heartbeat
+    from bot.queue.durable import build_queue
+    from bot.settings import Settings, SettingsError
 
     try:
         store = build_queue(Settings.from_env(), None).heartbeats

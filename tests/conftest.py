@@ -21,7 +21,8 @@ CORPUS = SHARED / "corpus"
 def _unbind_process_state() -> Iterator[None]:
     """A queue built by one test binds its pacer and counters process-wide; later tests start unbound."""
     yield
-    from bot import metrics, pacing
+    from bot.queue import counters as metrics
+    from bot.queue import pacing
 
     pacing.bind(None)
     metrics.bind(None)

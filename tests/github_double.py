@@ -158,7 +158,8 @@ class GitHubDouble:
         self.manifests: list[dict[str, Any]] = []  # every manifest posted to the "new App" page
         # A fresh GitHub is a fresh deployment: the pacer and counters an earlier test's durable queue bound to
         # this process must not pace (or count) this test's writes. A test that wants them binds its own after.
-        from bot import metrics, pacing
+        from bot.queue import counters as metrics
+        from bot.queue import pacing
 
         pacing.bind(None)
         metrics.bind(None)
@@ -979,11 +980,11 @@ class AppHarness:
         import hashlib as _hashlib
         import hmac as _hmac
 
-        from bot import jobs
-        from bot.config import Settings
-        from bot.github_gateway import GatewayFactory
-        from bot.queue import InMemoryQueue
-        from bot.web import create_app
+        from bot.app import handlers as jobs
+        from bot.github.client import GatewayFactory
+        from bot.queue.durable import InMemoryQueue
+        from bot.settings import Settings
+        from bot.web.flask_app import create_app
 
         self.double = double
         self.settings = Settings(webhook_secret=self.SECRET, app_id="4242", private_key=private_key_pem(),

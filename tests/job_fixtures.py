@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 from github_double import GitHubDouble, private_key_pem
 
-from bot import jobs
-from bot.config import Settings
-from bot.github_gateway import GatewayFactory
-from bot.job import Job
+from bot.app import handlers as jobs
+from bot.app.payloads import Job
+from bot.github.client import GatewayFactory
+from bot.settings import Settings
 
 
 def gateway_factory(double: GitHubDouble) -> GatewayFactory:

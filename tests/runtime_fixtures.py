@@ -35,10 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # when run as a script by the crash test
     sys.path.insert(0, str(ROOT))
 
-from bot.config import Settings  # noqa: E402
-from bot.job import Job  # noqa: E402
-from bot.queue import HueyQueue, QueueOptions, build_queue  # noqa: E402
-from bot.retry import RetryPolicy  # noqa: E402
+from bot.app.payloads import Job  # noqa: E402
+from bot.queue.durable import HueyQueue, QueueOptions, build_queue  # noqa: E402
+from bot.queue.retry import RetryPolicy  # noqa: E402
+from bot.settings import Settings  # noqa: E402
 
 SECRET = "whsec-test-9f2c1d7e5b3a"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
@@ -413,10 +413,10 @@ def post_webhook(conn: http.client.HTTPConnection, path: str, event: str, delive
 # --- subprocess entry points ----------------------------------------------------------------------------
 
 def web_app() -> Any:
-    """gunicorn factory (`runtime_fixtures:web_app()`): the deployed app (as `bot.wsgi`) with test timings."""
+    """gunicorn factory (`runtime_fixtures:web_app()`): the deployed app (as `bot.web.wsgi`) with test timings."""
     from bot.logs import configure_logging
-    from bot.web import create_app
-    from bot.wsgi import FastWebhook
+    from bot.web.flask_app import create_app
+    from bot.web.wsgi import FastWebhook
 
     settings = Settings.from_env()
     configure_logging("INFO", secrets=(settings.webhook_secret,))
@@ -424,11 +424,11 @@ def web_app() -> Any:
 
 
 def asgi_app() -> Any:
-    """gunicorn factory (`runtime_fixtures:asgi_app()`, worker class `bot.asgi.Worker`): `bot.asgi` with test
+    """gunicorn factory (`runtime_fixtures:asgi_app()`, worker class `bot.web.asgi.Worker`): `bot.web.asgi` with test
     timings."""
-    from bot.asgi import FastAsgiWebhook
     from bot.logs import configure_logging
-    from bot.web import create_app
+    from bot.web.asgi import FastAsgiWebhook
+    from bot.web.flask_app import create_app
 
     settings = Settings.from_env()
     configure_logging("INFO", secrets=(settings.webhook_secret,))
@@ -446,8 +446,8 @@ def _subprocess_options() -> QueueOptions:
 
 
 def _worker_main() -> int:
+    from bot.cli.processes import run_worker
     from bot.logs import configure_logging
-    from bot.runtime import run_worker
 
     settings = Settings.from_env()
     configure_logging("INFO", secrets=(settings.webhook_secret,))

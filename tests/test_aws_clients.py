@@ -24,14 +24,14 @@ from typing import Any
 import boto3
 import pytest
 import requests
-from test_buildspec_support import GOLDEN, corpus_snapshot, golden_cases, read
+from buildspec_support import GOLDEN, corpus_snapshot, golden_cases, read
 
-from bot.cli import build_parser, load_options, main
+from bot.cli.local_repo import read_snapshot
+from bot.cli.main import build_parser, load_options, main
 from bot.core import planner, policies
 from bot.core.lifecycle_rules import lifecycle_problems
 from bot.core.model import Options, Plan
-from bot.local_repo import read_snapshot
-from bot.pr_body import ROLE_PLACEHOLDER
+from bot.render.pull_request import ROLE_PLACEHOLDER
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings, SettingsError
+from bot.settings import Settings, SettingsError
 
 SECRET = "config-test-secret-16+"  # WEBHOOK_SECRET must be at least 16 characters
 

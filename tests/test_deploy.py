@@ -26,9 +26,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bot import cli, heartbeat
-from bot.config import Settings
-from bot.queue import build_queue
+from bot.cli import main as cli
+from bot.queue import heartbeat
+from bot.queue.durable import build_queue
+from bot.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
@@ -99,14 +100,14 @@ def test_dockerfile_shape() -> None:
 
 
 def test_build_context_keeps_what_the_dockerfile_copies_and_nothing_secret() -> None:
-    from bot.core.dockerignore import Matcher, read_patterns
+    from bot.core.dockerfile.dockerignore import Matcher, read_patterns
 
     # BuildKit (and podman) read `<Dockerfile>.dockerignore` beside the Dockerfile before the context's file.
     ignore = Matcher(read_patterns((DEPLOY / "Dockerfile.dockerignore").read_text()))
     sources = [v.split()[0].rstrip("/") for k, v in _instructions(DOCKERFILE.read_text())
                if k == "COPY" and not v.startswith("--from")]
     assert sources == ["pyproject.toml", "README.md", "templates", "bot", "deploy/healthcheck.py"]
-    for path in ("pyproject.toml", "README.md", "templates/pr_body.md.j2", "bot/cli.py", "bot/core/planner.py",
+    for path in ("pyproject.toml", "README.md", "templates/pr_body.md.j2", "bot/cli/main.py", "bot/core/planner.py",
                  "deploy/healthcheck.py"):
         assert not ignore.excluded(path), path
     for path in ("deploy/ecr-cache-bot.env", "deploy/secrets/github-app.pem", ".env", ".git/config",
@@ -179,8 +180,8 @@ def test_our_own_check_says_the_dockerfile_is_set_up(tmp_path: Path, capsys: pyt
      "worker"),
     (["/sbin/docker-init", "--", "ecr-cache-bot", "worker"], "worker"),
     (["/opt/ecr-cache-bot/bin/python3", "/opt/ecr-cache-bot/bin/ecr-cache-bot", "serve"], "web"),
-    (["/opt/ecr-cache-bot/bin/python3", "/opt/ecr-cache-bot/bin/gunicorn", "bot.asgi:app"], "web"),
-    (["python3", "-m", "bot.cli", "worker"], "worker"),
+    (["/opt/ecr-cache-bot/bin/python3", "/opt/ecr-cache-bot/bin/gunicorn", "bot.web.asgi:app"], "web"),
+    (["python3", "-m", "bot.cli.main", "worker"], "worker"),
     ([], "web"),
 ])
 def test_healthcheck_mode_follows_the_main_process(cmdline: list[str], mode: str) -> None:
@@ -299,7 +300,7 @@ def test_compose_scale_out_shape() -> None:
     assert services["web"]["healthcheck"]["test"][-1] == "web"
     assert services["worker"]["healthcheck"]["test"][-1] == "worker"
     assert services["worker"]["command"][0] == "worker" and services["worker"]["deploy"]["replicas"] >= 2
-    assert services["web"]["entrypoint"] == ["gunicorn"] and services["web"]["command"][0] == "bot.asgi:app"
+    assert services["web"]["entrypoint"] == ["gunicorn"] and services["web"]["command"][0] == "bot.web.asgi:app"
     for name in ("web", "worker"):
         service = services[name]
         assert service["depends_on"]["redis"]["condition"] == "service_healthy"
@@ -357,7 +358,7 @@ def test_kubernetes_probes_security_and_secrets() -> None:
     assert port["containerPort"] == 3000
     assert web["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port["name"]}
     assert web["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port["name"]}
-    assert web["command"] == ["gunicorn"] and web["args"][0] == "bot.asgi:app"
+    assert web["command"] == ["gunicorn"] and web["args"][0] == "bot.web.asgi:app"
     assert worker["args"][0] == "worker"
     assert worker["readinessProbe"]["exec"]["command"][-2:] == ["/opt/ecr-cache-bot/healthcheck.py", "worker"]
     service = docs[("Service", "ecr-cache-bot-web")]["spec"]

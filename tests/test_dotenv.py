@@ -1,4 +1,4 @@
-"""`.env` in the working directory is read at start, the environment wins, and only `bot/config.py` reads either."""
+"""`.env` in the working directory is read at start, the environment wins, and only `bot/settings.py` reads either."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import Settings
+from bot.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("WEBHOOK_SECRET", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "WEBHOOK_PATH", "LOG_LEVEL", "GITHUB_URL",
@@ -51,5 +51,5 @@ def test_an_explicit_mapping_ignores_the_dotenv_file(workdir: Path) -> None:
 def test_only_the_settings_reader_touches_the_environment() -> None:
     readers = re.compile(r"os\.environ|os\.getenv|getenv\(|dotenv")
     offenders = [str(path.relative_to(ROOT)) for path in sorted((ROOT / "bot").rglob("*.py"))
-                 if path.name != "config.py" and readers.search(path.read_text(encoding="utf-8"))]
+                 if path.name != "settings.py" and readers.search(path.read_text(encoding="utf-8"))]
     assert offenders == []

@@ -19,10 +19,10 @@ from runtime_fixtures import (
     wait_until,
 )
 
-from bot.config import Settings
-from bot.job import Job
+from bot.app.payloads import Job
 from bot.logs import REDACTED, configure_logging, log_event, redact_text
-from bot.queue import build_queue
+from bot.queue.durable import build_queue
+from bot.settings import Settings
 
 TOKEN = "ghs_16C7e42F292c6912E7710c838347Ae178B4a"
 PAT = "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz"
@@ -89,7 +89,7 @@ def test_job_line_has_delivery_event_installation_repo_outcome_duration_and_rate
 
 
 def test_whole_pipeline_logs_no_secret(captured: io.StringIO, tmp_path: Path) -> None:
-    from bot.web import create_app
+    from bot.web.flask_app import create_app
 
     def runner(job: Job) -> None:
         logging.getLogger("github.Requester").debug("POST with Authorization: token %s", TOKEN)

@@ -15,11 +15,11 @@ from github_double import GitHubDouble, comment_payload, private_key_pem
 from runtime_fixtures import SECRET, options_for, sign
 from werkzeug.test import Client
 
-from bot import web
-from bot.config import Settings
 from bot.logs import configure_logging
-from bot.queue import build_queue
-from bot.wsgi import FastWebhook
+from bot.queue.durable import build_queue
+from bot.settings import Settings
+from bot.web import flask_app as web
+from bot.web.wsgi import FastWebhook
 
 DELIVERY_FIELDS = ("delivery_id", "event_name", "action", "installation", "repository", "job_ids", "outcome",
                    "duration_ms")

@@ -25,7 +25,7 @@ def test_the_two_set_up_commands_use_a_venv_and_ci_runs_the_second() -> None:
 
 
 def test_every_setting_the_code_reads_is_in_the_settings_table() -> None:
-    source = (ROOT / "bot" / "config.py").read_text()
+    source = (ROOT / "bot" / "settings.py").read_text()
     read = set(re.findall(r"""env\.get\(["']([A-Z_]+)["']""", source))
     read |= set(re.findall(r"""_url\(env, ["']([A-Z_]+)["']""", source))
     assert {"WEBHOOK_SECRET", "QUEUE_FSYNC", "QUEUE_NAMESPACE", "GITHUB_URL"} <= read

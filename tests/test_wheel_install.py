@@ -29,10 +29,10 @@ RENDER = """
 import json, sys
 from pathlib import Path
 import bot
-from bot import pr_body
+from bot.render import pull_request as pr_body
 from bot.core import planner
 from bot.core.model import Options
-from bot.local_repo import read_snapshot
+from bot.cli.local_repo import read_snapshot
 
 options = Options()
 plan = planner.plan(read_snapshot(Path(sys.argv[1]), options), options)

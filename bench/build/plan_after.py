@@ -10,9 +10,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
+from bot.cli.local_repo import read_snapshot  # noqa: E402
 from bot.core.model import CacheTable, Options  # noqa: E402
 from bot.core.planner import plan  # noqa: E402
-from bot.local_repo import read_snapshot  # noqa: E402
 
 # Only these edits change what the engine builds; buildspec and policy edits are emulated by the
 # buildah --cache-from/--cache-to flags.

@@ -20,11 +20,11 @@ from collections.abc import Iterator
 
 import yaml
 
-from bot.core import buildspec_yaml as by
 from bot.core import discover
-from bot.core.dockerfile_parse import DockerfileParseError, parse
+from bot.core.buildspec import yaml_text as by
+from bot.core.dockerfile.parse import DockerfileParseError, parse
 from bot.core.model import Finding, Options, RepoSnapshot
-from bot.core.shellcmd_docker import find_builds
+from bot.core.shell.docker_build import find_builds
 
 CODE = "plan-budget-exceeded"
 MAX_BUILDSPEC_CHARS = 256 * 1024  # one buildspec file

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import yaml
 
-from bot.core import buildspec_yaml as by
 from bot.core import globs
+from bot.core.buildspec import yaml_text as by
 from bot.core.model import Finding, Options, RepoSnapshot
 from bot.core.repo_config import CONFIG_PATH
 

@@ -6,7 +6,10 @@ import posixpath
 import re
 from dataclasses import dataclass
 
-from bot.core import budget, buildspec_plan, cachetable, discover, dockerfile_plan, policies
+from bot.core import budget, discover, policies
+from bot.core.buildspec import plan as buildspec_plan
+from bot.core.dockerfile import cachetable
+from bot.core.dockerfile import plan as dockerfile_plan
 from bot.core.lifecycle_rules import lifecycle_problems
 from bot.core.model import (
     AwsSetup,

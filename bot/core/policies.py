@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import yaml
 
-from bot.core import buildspec_yaml as by
-from bot.core.buildspec_analysis import command_values
-from bot.core.image_refs import ImageRef, buildspec_images, classify
+from bot.core.buildspec import yaml_text as by
+from bot.core.buildspec.analysis import command_values
+from bot.core.buildspec.image_refs import ImageRef, buildspec_images, classify
 from bot.core.model import AwsSetup, BuildLink, Options
 from bot.core.names import (
     account_id_problem,

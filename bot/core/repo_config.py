@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-from bot.core import buildspec_yaml as by
 from bot.core import config_schema
+from bot.core.buildspec import yaml_text as by
 from bot.core.model import Finding, Options
 from bot.core.names import account_id_problem, ecr_repository_problem, image_tag_problem, region_problem
 
@@ -293,7 +293,7 @@ def merge_configs(org_text: str | None, repo_text: str | None, org_path: str,
     org_raw: dict[str, Any] = {}
     if extends and org_text is not None:
         org_raw, org_lines, org_findings = _load(org_text, org_path)
-        # `install` is the organization's answer for its large installs (bot/fanout.py checks it), no
+        # `install` is the organization's answer for its large installs (bot/app/fanout.py checks it), no
         # repository's setting: a bad one must not stop every repository.
         org_raw = {k: v for k, v in org_raw.items() if k not in ("extends", "install")}
         findings += org_findings or _errors(org_raw, org_lines, org_path)

@@ -14,15 +14,15 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from bot.core.build_args import passed_args
-from bot.core.buildspec_analysis import Analysis, Build, Command, _Shell
-from bot.core.cachetable import built_stages
-from bot.core.dockerfile_parse import Dockerfile, DockerfileParseError, Instruction, Stage, parse, split_words
-from bot.core.dockerfile_reorder import _join, copy_parts, stage_cwds
-from bot.core.dockerfile_shell import run_commands
-from bot.core.dockerignore import Matcher, brings, needed_sources, read_patterns
+from bot.core.buildspec.analysis import Analysis, Build, Command, _Shell
+from bot.core.buildspec.build_args import passed_args
+from bot.core.dockerfile.cachetable import built_stages
+from bot.core.dockerfile.dockerignore import Matcher, brings, needed_sources, read_patterns
+from bot.core.dockerfile.parse import Dockerfile, DockerfileParseError, Instruction, Stage, parse, split_words
+from bot.core.dockerfile.reorder import _join, copy_parts, stage_cwds
 from bot.core.model import Options, RepoSnapshot
-from bot.core.shellcmd import simple_commands
+from bot.core.shell.run_commands import run_commands
+from bot.core.shell.words import simple_commands
 
 SECRETS_DOC = "https://docs.docker.com/build/building/secrets/"
 CACHE_DOC = "https://docs.docker.com/build/cache/backends/"

@@ -1,0 +1,1 @@
+"""Command line: `ecr-cache-bot` and its process commands."""

@@ -1,0 +1,1 @@
+"""Dockerfile planning: parse, reorder, move ARGs and late copies, .dockerignore, cache tables."""

@@ -1,0 +1,1 @@
+"""All GitHub I/O: the Gateway Protocol, the PyGithub/GraphQL client behind it, App credentials."""

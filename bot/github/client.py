@@ -1,0 +1,893 @@
+"""The only module that talks to GitHub (through PyGithub): auth, cheap snapshot reads, publishing, comments."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from github import Auth, Github, GithubException
+from urllib3.util.retry import Retry
+
+from bot.identity import (
+    BOT_BRANCH,
+    BOT_REF,
+    COMMIT_TRAILER,
+    CONFIG_PATH,
+    ORG_CONFIG_PATH,
+    ORG_CONFIG_REPO,
+    comment_marker,
+)
+from bot.queue import pacing
+from bot.queue.retry import rate_limit_remaining
+from bot.settings import Settings
+
+_BOT_EMAIL = re.compile(r"^\d+\+[A-Za-z0-9-]+\[bot\]@users\.noreply\.github\.com$")
+_WEB_FLOW = {"noreply@github.com"}
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+_BASE_ROLES = frozenset({"admin", "maintain", "write", "triage", "read", "none"})
+MAX_BLOB_BYTES = 1024 * 1024
+# One budget for the whole process (every installation's gateway shares one `GitObjectCache`), so memory does
+# not grow with the number of installations: a few large repositories' listings, and their files' texts.
+MAX_CACHED_TREE_ENTRIES = 200_000
+MAX_CACHED_BLOB_CHARS = 16 * 1024 * 1024
+MAX_CACHED_TREES = 1024  # counts bound the objects that cost (next to) nothing: empty trees, binary blobs
+MAX_CACHED_BLOBS = 16_384
+MAX_SEEN_REPOS = 16_384
+MAX_GATEWAYS = 64  # installation clients kept (each holds a token and a connection pool); the idlest go first
+_GRAPHQL_STATUS = (("RATE_LIMITED", 429), ("NOT_FOUND", 404), ("FORBIDDEN", 403))
+_BLOB_BATCH = 100
+_TREE_WALK_LIMIT = 300
+
+
+class GitHubError(Exception):
+    """A GitHub API call failed; ``status`` is the HTTP status (0 for a malformed answer)."""
+
+    def __init__(self, status: int, message: str, headers: Mapping[str, Any] | None = None,
+                 data: Any = None) -> None:
+        super().__init__(f"GitHub API {status}: {message}")
+        self.status = status
+        self.message = message
+        self.headers = dict(headers or {})  # rate-limit headers, for the queue's retry decision
+        self.data = data if data is not None else {"message": message}
+
+
+class LostRace(GitHubError):
+    """422 'already exists': another worker created the same ref or pull request first."""
+
+
+class NotFound(GitHubError):
+    """404: the repository, ref or user is gone or not visible to the installation."""
+
+
+@dataclass(frozen=True)
+class RepoRef:
+    """One repository of an installation, as listed by the API."""
+
+    full_name: str
+    archived: bool
+    fork: bool
+    empty: bool
+    default_branch: str
+
+
+@dataclass(frozen=True)
+class Comment:
+    """An issue or pull-request comment the bot wrote (``viewerDidAuthor``)."""
+
+    id: int
+    body: str
+    node_id: str = ""  # GraphQL id, for `updateIssueComment`
+
+
+@dataclass(frozen=True)
+class PullRequest:
+    """A pull request whose head is the bot branch of this repository."""
+
+    number: int
+    state: str  # OPEN, CLOSED or MERGED
+    merged: bool
+    body: str
+    url: str
+    head_oid: str
+    commit_count: int
+    comments: tuple[Comment, ...] = ()
+
+    @property
+    def is_open(self) -> bool:
+        """True while the pull request is open."""
+        return self.state == "OPEN"
+
+
+@dataclass(frozen=True)
+class Issue:
+    """An issue the bot opened."""
+
+    number: int
+    body: str
+    url: str
+
+
+@dataclass(frozen=True)
+class BranchHead:
+    """The bot branch's head commit and whether only the bot wrote it."""
+
+    oid: str
+    by_bot: bool
+
+
+@dataclass(frozen=True)
+class RepoState:
+    """Everything the lifecycle rules need, read in one GraphQL query."""
+
+    full_name: str
+    archived: bool
+    fork: bool
+    empty: bool
+    default_branch: str
+    base_oid: str
+    base_tree: str
+    config_text: str | None
+    bot_branch: BranchHead | None
+    pulls: tuple[PullRequest, ...]
+    issue_comments: tuple[Comment, ...] = ()
+    commenter_permission: str | None = None  # a role GraphQL showed for the commenter; None: ask REST
+    org_config_text: str | None = None  # `.github/ecr-cache.yml` of the owner's `.github` repository
+
+    @property
+    def open_pr(self) -> PullRequest | None:
+        """The open bot pull request, if any."""
+        return next((p for p in self.pulls if p.is_open), None)
+
+    @property
+    def latest_pr(self) -> PullRequest | None:
+        """The most recently created bot pull request, if any."""
+        return self.pulls[0] if self.pulls else None
+
+
+@dataclass(frozen=True)
+class TreeFile:
+    """One file of a Git tree."""
+
+    path: str
+    mode: str
+    sha: str
+    size: int
+
+
+@dataclass(frozen=True)
+class FileWrite:
+    """One file of the bot's commit."""
+
+    path: str
+    content: str
+    mode: str = "100644"
+
+
+def is_bot_commit(message: str, author_email: str | None, committer_email: str | None) -> bool:
+    """True for a commit the bot made through the API (its noreply author, GitHub or itself as committer)."""
+    if COMMIT_TRAILER not in message or not author_email or not _BOT_EMAIL.match(author_email):
+        return False
+    return committer_email in _WEB_FLOW or committer_email == author_email
+
+
+_COMMENTS = "comments(last: 100) { nodes { id databaseId body viewerDidAuthor } }"
+_STATE_QUERY = """query EcrCacheState($owner: String!, $name: String!, $head: String!, $qualified: String!%(vars)s) {
+  repository(owner: $owner, name: $name) {
+    nameWithOwner isArchived isFork isEmpty
+    defaultBranchRef { name target { ... on Commit { oid tree { oid }
+      config: file(path: "%(config)s") { object { ... on Blob { text } } } } } }
+    botRef: ref(qualifiedName: $qualified) { target { ... on Commit {
+      oid message author { email } committer { email } } } }
+    pullRequests(headRefName: $head, first: 10, orderBy: {field: CREATED_AT, direction: DESC}) {
+      nodes { number state merged body url headRefOid headRepository { nameWithOwner }
+              commits { totalCount } %(comments)s } }
+%(issue)s%(commenter)s  }
+  org: repository(owner: $owner, name: "%(org_repo)s") { defaultBranchRef { target { ... on Commit {
+    config: file(path: "%(config)s") { object { ... on Blob { text } } } } } } }
+}"""
+# GraphQL lists direct and team grants only (no organization owners or base permissions) and needs more App
+# permissions than the REST check, so a write role it shows is trusted and anything else is asked of REST.
+_COMMENTER_PART = "    commenter: collaborators(login: $login, first: 1) { edges { permission node { login } } }\n"
+# `org`: the organization's `.github` repository (its defaults); missing, or not in the installation, is no defaults.
+_OPTIONAL_FIELDS = (("repository", "commenter"), ("reaction",), ("org",))
+_ISSUE_PART = ("    issueOrPullRequest(number: $issue) { ... on Issue { " + _COMMENTS
+               + " } ... on PullRequest { " + _COMMENTS + " } }\n")
+
+
+def _blob_fields(shas: Sequence[str]) -> str:
+    if not all(_SHA.match(sha) for sha in shas):
+        raise ValueError("blob ids must be 40 lowercase hex digits")
+    return "".join(f'    b{i}: object(oid: "{sha}") {{ ... on Blob {{ text isBinary isTruncated }} }}\n'
+                   for i, sha in enumerate(shas))
+
+
+def state_query(with_issue: bool, blob_shas: Sequence[str] = (), with_commenter: bool = False) -> str:
+    """The one GraphQL query that reads everything the lifecycle rules need (and, cold, the first blobs)."""
+    variables = (", $issue: Int!" if with_issue else "") + (", $login: String!" if with_commenter else "")
+    return _STATE_QUERY % {"vars": variables, "config": CONFIG_PATH, "comments": _COMMENTS,
+                           "org_repo": ORG_CONFIG_REPO,
+                           "issue": (_ISSUE_PART if with_issue else "") + _blob_fields(blob_shas),
+                           "commenter": _COMMENTER_PART if with_commenter else ""}
+
+
+def reply_mutation(react: bool, reply: str) -> str:
+    """One GraphQL mutation: the 👀 reaction on a command comment and/or the bot's reply (``add`` or ``update``)."""
+    variables = (["$comment: ID!"] if react else []) + (["$body: String!", "$target: ID!"] if reply else [])
+    fields = ["  reaction: addReaction(input: {subjectId: $comment, content: EYES}) { clientMutationId }"] if react \
+        else []
+    if reply == "update":
+        fields.append("  reply: updateIssueComment(input: {id: $target, body: $body}) { issueComment { databaseId } }")
+    elif reply == "add":
+        fields.append("  reply: addComment(input: {subjectId: $target, body: $body}) "
+                      "{ commentEdge { node { databaseId } } }")
+    return f"mutation EcrCacheReply({', '.join(variables)}) {{\n" + "\n".join(fields) + "\n}"
+
+
+
+def blobs_query(shas: Sequence[str]) -> str:
+    """One GraphQL query for the text of many blobs, by sha."""
+    return ("query EcrCacheBlobs($owner: String!, $name: String!) {\n"
+            f"  repository(owner: $owner, name: $name) {{\n{_blob_fields(shas)}  }}\n}}")
+
+
+def _split(full_name: str) -> tuple[str, str]:
+    owner, _, name = full_name.partition("/")
+    if not owner or not name or "/" in name:
+        raise ValueError(f"not an owner/name repository: {full_name!r}")
+    return owner, name
+
+
+def _get(obj: Any, *keys: str) -> Any:
+    for key in keys:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _comments(conn: Any) -> tuple[Comment, ...]:
+    nodes = _get(conn, "nodes") or []
+    return tuple(
+        Comment(int(n["databaseId"]), str(n.get("body") or ""), str(n.get("id") or ""))
+        for n in nodes
+        if isinstance(n, Mapping) and n.get("viewerDidAuthor") and isinstance(n.get("databaseId"), int)
+    )
+
+
+def _message(exc: GithubException) -> str:
+    data = exc.data
+    if isinstance(data, Mapping):
+        parts = [str(data.get("message") or "")]
+        for err in data.get("errors") or []:
+            parts.append(str(err.get("message") if isinstance(err, Mapping) else err))
+        return "; ".join(p for p in parts if p)
+    return str(data or exc)
+
+
+@dataclass(frozen=True)
+class CacheUsage:
+    """What a `GitObjectCache` holds, counted from its contents."""
+
+    trees: int
+    tree_entries: int
+    blobs: int
+    blob_chars: int
+    repos_seen: int
+
+
+_Key = tuple[int, str]  # (installation id, sha or repository name)
+
+
+class GitObjectCache:
+    """Trees and blob texts by (installation, sha), least recently used first out, under one budget.
+
+    Git objects never change, so entries stay valid; only memory bounds them. Keys carry the installation, so
+    one installation is never answered from what another read (GitHub checks its access on every read)."""
+
+    def __init__(self, max_tree_entries: int | None = None, max_blob_chars: int | None = None,
+                 max_trees: int = MAX_CACHED_TREES, max_blobs: int = MAX_CACHED_BLOBS,
+                 max_repos: int = MAX_SEEN_REPOS) -> None:
+        self._max_entries = max_tree_entries  # None: the module's budget, read at each use
+        self._max_chars = max_blob_chars
+        self._max_trees = max_trees
+        self._max_blobs = max_blobs
+        self._max_repos = max_repos
+        self._trees: OrderedDict[_Key, dict[str, TreeFile]] = OrderedDict()
+        self._blobs: OrderedDict[_Key, str | None] = OrderedDict()
+        self._seen: OrderedDict[_Key, None] = OrderedDict()
+        self._tree_entries = 0
+        self._blob_chars = 0
+        self._lock = threading.Lock()
+
+    def _budget(self) -> tuple[int, int]:
+        return (MAX_CACHED_TREE_ENTRIES if self._max_entries is None else self._max_entries,
+                MAX_CACHED_BLOB_CHARS if self._max_chars is None else self._max_chars)
+
+    def tree(self, installation_id: int, sha: str) -> dict[str, TreeFile] | None:
+        """A cached tree listing (now the most recently used), or None."""
+        with self._lock:
+            files = self._trees.get((installation_id, sha))
+            if files is not None:
+                self._trees.move_to_end((installation_id, sha))
+            return files
+
+    def put_tree(self, installation_id: int, sha: str, files: dict[str, TreeFile]) -> None:
+        """Keep a tree listing, dropping the least recently used ones over the budget (one over it alone: not kept)."""
+        max_entries = self._budget()[0]
+        if len(files) > max_entries:
+            return
+        key = (installation_id, sha)
+        with self._lock:
+            old = self._trees.pop(key, None)
+            self._tree_entries -= len(old) if old is not None else 0
+            self._trees[key] = files
+            self._tree_entries += len(files)
+            while len(self._trees) > 1 and (len(self._trees) > self._max_trees or self._tree_entries > max_entries):
+                _, dropped = self._trees.popitem(last=False)
+                self._tree_entries -= len(dropped)
+
+    def missing(self, installation_id: int, shas: Iterable[str]) -> list[str]:
+        """The given blob shas not cached, sorted."""
+        with self._lock:
+            return sorted({sha for sha in shas if (installation_id, sha) not in self._blobs})
+
+    def blobs(self, installation_id: int, shas: Iterable[str]) -> dict[str, str | None]:
+        """Cached texts by sha (None: binary or unreadable), each now the most recently used."""
+        found: dict[str, str | None] = {}
+        with self._lock:
+            for sha in shas:
+                key = (installation_id, sha)
+                if key in self._blobs:
+                    self._blobs.move_to_end(key)
+                    found[sha] = self._blobs[key]
+        return found
+
+    def put_blob(self, installation_id: int, sha: str, text: str | None) -> None:
+        """Keep a blob's text, dropping the least recently used ones over the budget."""
+        max_chars = self._budget()[1]
+        key = (installation_id, sha)
+        with self._lock:
+            if key in self._blobs:
+                self._blob_chars -= len(self._blobs.pop(key) or "")
+            self._blobs[key] = text
+            self._blob_chars += len(text or "")
+            while len(self._blobs) > 1 and (len(self._blobs) > self._max_blobs or self._blob_chars > max_chars):
+                _, dropped = self._blobs.popitem(last=False)
+                self._blob_chars -= len(dropped or "")
+
+    def saw(self, installation_id: int, full_name: str) -> None:
+        """Remember that this installation read a tree of the repository."""
+        with self._lock:
+            self._seen[(installation_id, full_name)] = None
+            self._seen.move_to_end((installation_id, full_name))
+            while len(self._seen) > self._max_repos:
+                self._seen.popitem(last=False)
+
+    def has_seen(self, installation_id: int, full_name: str) -> bool:
+        """True when this installation read a tree of the repository (and that is still remembered)."""
+        with self._lock:
+            return (installation_id, full_name) in self._seen
+
+    def usage(self) -> CacheUsage:
+        """Counts recomputed from the contents (what the budget bounds)."""
+        with self._lock:
+            return CacheUsage(len(self._trees), sum(len(t) for t in self._trees.values()), len(self._blobs),
+                              sum(len(b or "") for b in self._blobs.values()), len(self._seen))
+
+
+class GitHubGateway:
+    """GitHub operations of one installation; reuses one authenticated client and caches objects by sha."""
+
+    def __init__(self, client: Github, installation_id: int, cache_size: int = 128,
+                 cache: GitObjectCache | None = None) -> None:
+        self._client = client
+        self._requester = client.requester
+        self._last_headers: dict[str, Any] = {}  # of the last answer: GraphQL errors come with status 200
+        self.installation_id = installation_id
+        # Shared with every gateway of the factory (one process-wide budget); a gateway on its own keeps its own.
+        self._cache = cache if cache is not None else GitObjectCache(max_trees=cache_size,
+                                                                     max_blobs=4 * cache_size)
+        self._ask_commenter = True  # False once GitHub (an older Enterprise Server) rejects `collaborators(login:)`
+        self._credit = threading.local()  # writes this thread reserved with `paced` and has not sent yet
+        self.rate_limit_remaining: int | None = None  # `x-ratelimit-remaining` of the last answer seen
+
+    # -- pacing (GitHub's secondary limits: about 80 content-creating requests a minute, 500 an hour) -------
+
+    @contextmanager
+    def paced(self, writes: int) -> Iterator[None]:
+        """Reserve ``writes`` content-creating requests at once with the process's pacer (`RetryLater` when
+        the window is full, before anything is sent); writes in the block spend them, any beyond reserve one."""
+        pacer = pacing.current()
+        if pacer is not None and writes > 0:
+            pacing.require(pacer, self.installation_id, writes)
+        self._credit.left = writes if pacer is not None else 0
+        try:
+            yield
+        finally:
+            self._credit.left = 0  # an unspent reservation is never carried into a later window
+
+    def _reserve_write(self) -> None:
+        pacer = pacing.current()
+        if pacer is None:
+            return
+        left = getattr(self._credit, "left", 0)
+        if left > 0:
+            self._credit.left = left - 1
+            return
+        pacing.require(pacer, self.installation_id, 1)
+
+    def _observe(self, headers: Mapping[str, Any] | None) -> None:
+        pacer = pacing.current()
+        remaining = rate_limit_remaining(headers)
+        if remaining is not None:
+            self.rate_limit_remaining = remaining
+        # Only a budget near the floor can make work wait, so a healthy one costs no shared write; REST and
+        # GraphQL budgets both land here, and the lower one (the one near the floor) is the one that binds.
+        if pacer is None or remaining is None or remaining >= 2 * pacer.limits.request_floor:
+            return
+        pacing.observe_headers(pacer, self.installation_id, headers or {})
+
+    # -- transport -------------------------------------------------------------------------------------
+
+    def _call(self, verb: str, path: str, params: dict[str, Any] | None = None,
+              body: Any | None = None, *, write: bool | None = None) -> Any:
+        """One request; a write (by default any verb but GET) is reserved with the pacer before it is sent."""
+        if (verb != "GET") if write is None else write:
+            self._reserve_write()
+        try:
+            headers, data = self._requester.requestJsonAndCheck(verb, path, parameters=params, input=body)
+        except GithubException as exc:
+            self._observe(exc.headers)
+            message = _message(exc)
+            if exc.status == 422 and "already exists" in message.lower():
+                raise LostRace(422, message, exc.headers, exc.data) from exc
+            if exc.status == 404:
+                raise NotFound(404, message, exc.headers, exc.data) from exc
+            raise GitHubError(exc.status, message, exc.headers, exc.data) from exc
+        self._observe(headers)
+        self._last_headers = dict(headers or {})
+        return data
+
+    def _graphql(self, query: str, variables: dict[str, Any], *, mutation: bool = False) -> Mapping[str, Any]:
+        data = self._call("POST", self._requester.graphql_url, body={"query": query, "variables": variables},
+                          write=mutation)
+        if not isinstance(data, Mapping):
+            raise GitHubError(0, "GraphQL answer is not an object")
+        # An error on an optional field (the commenter's role, the reaction) leaves that field null; the rest
+        # of the answer stands.
+        errors = [e for e in data.get("errors") or []
+                  if not any(tuple(_get(e, "path") or ())[:len(f)] == f for f in _OPTIONAL_FIELDS)]
+        if errors:
+            messages = "; ".join(str(_get(e, "message")) for e in errors)
+            kinds = {_get(e, "type") for e in errors}
+            # GraphQL answers 200 with typed errors: map them onto the HTTP statuses the retry rules know.
+            # A query the schema rejects carries `extensions.code` (e.g. argumentNotAccepted): permanent, not a 502.
+            invalid = any(_get(e, "extensions", "code") for e in errors)
+            status = next((code for kind, code in _GRAPHQL_STATUS if kind in kinds),
+                          400 if any(kinds) or invalid else 502)
+            if status not in (403, 429) and "rate limit" in messages.lower():
+                status = 403  # "API rate limit exceeded" without a type: the rate-limit rules decide
+            # The answer's rate-limit headers tell the retry rules when the limit resets.
+            raise GitHubError(status, f"GraphQL: {messages}", headers=self._last_headers,
+                              data={**data, "message": f"GraphQL: {messages}"})
+        return data.get("data") or {}
+
+    # -- reading ---------------------------------------------------------------------------------------
+
+    def list_installation_repos(self) -> list[RepoRef]:
+        """Every repository the installation can see, paged 100 at a time."""
+        repos: list[RepoRef] = []
+        page = 1
+        while True:
+            data = self._call("GET", "/installation/repositories", {"per_page": 100, "page": page})
+            batch = _get(data, "repositories") or []
+            for raw in batch:
+                if not isinstance(raw, Mapping) or not isinstance(raw.get("full_name"), str):
+                    continue
+                repos.append(RepoRef(
+                    full_name=raw["full_name"],
+                    archived=bool(raw.get("archived")),
+                    fork=bool(raw.get("fork")),
+                    empty=raw.get("size") == 0,
+                    default_branch=str(raw.get("default_branch") or "main"),
+                ))
+            total = _get(data, "total_count")
+            if len(batch) < 100 or (isinstance(total, int) and len(repos) >= total):
+                return repos
+            page += 1
+
+    def read_state(self, full_name: str, issue_number: int | None = None,
+                   prefetch: Sequence[TreeFile] = (), commenter: str | None = None) -> RepoState:
+        """Default branch head, repo config, bot branch, bot PRs, an issue's bot comments, uncached blobs, and
+        the role GraphQL shows for ``commenter``."""
+        owner, name = _split(full_name)
+        variables: dict[str, Any] = {"owner": owner, "name": name, "head": BOT_BRANCH, "qualified": BOT_REF}
+        shas = self._missing_blobs(prefetch)[:_BLOB_BATCH]
+        commenter = commenter if self._ask_commenter else None
+        query = state_query(bool(issue_number), shas, with_commenter=bool(commenter))
+        if issue_number:
+            variables["issue"] = issue_number
+        if commenter:
+            variables["login"] = commenter
+        try:
+            answer = self._graphql(query, variables)
+        except GitHubError as exc:
+            if not commenter or exc.status != 400 or "'collaborators'" not in exc.message:
+                raise
+            self._ask_commenter = False  # a schema without the argument: the REST check answers instead
+            return self.read_state(full_name, issue_number, prefetch)
+        repo = _get(answer, "repository")
+        if not isinstance(repo, Mapping):
+            raise NotFound(404, f"repository {full_name} is not visible to the installation")
+        self._store_blobs(full_name, shas, repo)
+        target = _get(repo, "defaultBranchRef", "target") or {}
+        bot_target = _get(repo, "botRef", "target")
+        bot_branch = None
+        if isinstance(bot_target, Mapping) and isinstance(bot_target.get("oid"), str):
+            bot_branch = BranchHead(bot_target["oid"], is_bot_commit(
+                str(bot_target.get("message") or ""), _get(bot_target, "author", "email"),
+                _get(bot_target, "committer", "email")))
+        pulls = tuple(
+            PullRequest(
+                number=int(n["number"]), state=str(n.get("state")), merged=bool(n.get("merged")),
+                body=str(n.get("body") or ""), url=str(n.get("url") or ""),
+                head_oid=str(n.get("headRefOid") or ""),
+                commit_count=int(_get(n, "commits", "totalCount") or 0), comments=_comments(n.get("comments")),
+            )
+            for n in (_get(repo, "pullRequests", "nodes") or [])
+            if isinstance(n, Mapping) and isinstance(n.get("number"), int)
+            and _get(n, "headRepository", "nameWithOwner") == repo.get("nameWithOwner")
+        )
+        issue = repo.get("issueOrPullRequest")
+        return RepoState(
+            full_name=full_name,
+            archived=bool(repo.get("isArchived")),
+            fork=bool(repo.get("isFork")),
+            empty=bool(repo.get("isEmpty")) or not target,
+            default_branch=str(_get(repo, "defaultBranchRef", "name") or ""),
+            base_oid=str(target.get("oid") or ""),
+            base_tree=str(_get(target, "tree", "oid") or ""),
+            config_text=_get(target, "config", "object", "text"),
+            bot_branch=bot_branch,
+            pulls=pulls,
+            issue_comments=_comments(_get(issue, "comments")),
+            commenter_permission=_commenter_role(_get(repo, "commenter", "edges"), commenter),
+            org_config_text=_get(answer, "org", "defaultBranchRef", "target", "config", "object", "text"),
+        )
+
+    def has_seen(self, full_name: str) -> bool:
+        """True when this process already read a tree of the repository (its objects are cached by sha)."""
+        return self._cache.has_seen(self.installation_id, full_name)
+
+    def read_tree(self, full_name: str, tree_sha: str) -> dict[str, TreeFile]:
+        """Every file of a tree: one recursive read, walking subtrees only when GitHub truncates it."""
+        cached = self._cache.tree(self.installation_id, tree_sha)
+        if cached is not None:
+            return cached
+        return self.read_tree_at(full_name, tree_sha)[1]
+
+    def read_tree_at(self, full_name: str, ref: str) -> tuple[str, dict[str, TreeFile]]:
+        """The tree of a branch (or tree sha) and its sha, read without knowing the commit first."""
+        files: dict[str, TreeFile] = {}
+        sha = self._walk(full_name, ref, "", files, [_TREE_WALK_LIMIT], recursive=True)
+        self._cache.saw(self.installation_id, full_name)
+        self._cache.put_tree(self.installation_id, sha, files)
+        return sha, files
+
+    def _walk(self, full_name: str, sha: str, prefix: str, files: dict[str, TreeFile], budget: list[int],
+              recursive: bool) -> str:
+        if budget[0] <= 0:
+            raise GitHubError(0, f"tree of {full_name} is too large to list")
+        budget[0] -= 1
+        params = {"recursive": "1"} if recursive else None
+        data = self._call("GET", f"/repos/{full_name}/git/trees/{quote(sha, safe='/')}", params)
+        tree_sha = _get(data, "sha")
+        if not isinstance(tree_sha, str) or not _SHA.match(tree_sha):
+            raise GitHubError(0, f"tree listing of {full_name} has no sha")
+        if _get(data, "truncated") and recursive:
+            # GitHub cut the recursive listing (100,000 entries or 7 MB): list this level, then each subtree
+            # on its own, as https://docs.github.com/rest/git/trees#get-a-tree advises.
+            return self._walk(full_name, tree_sha, prefix, files, budget, recursive=False)
+        subtrees = []
+        for entry in _get(data, "tree") or []:
+            if not isinstance(entry, Mapping) or not isinstance(entry.get("path"), str):
+                continue
+            path = prefix + entry["path"]
+            if entry.get("type") == "blob":
+                files[path] = TreeFile(path, str(entry.get("mode")), str(entry.get("sha")),
+                                       int(entry.get("size") or 0))
+            elif entry.get("type") == "tree" and not recursive:
+                subtrees.append((str(entry.get("sha")), path + "/"))
+        for sub_sha, sub_prefix in subtrees:
+            self._walk(full_name, sub_sha, sub_prefix, files, budget, recursive=True)
+        return tree_sha
+
+    def _missing_blobs(self, files: Sequence[TreeFile]) -> list[str]:
+        return self._cache.missing(self.installation_id, (f.sha for f in files if f.mode != "120000"
+                                                          and f.size <= MAX_BLOB_BYTES and _SHA.match(f.sha)))
+
+    def _store_blobs(self, full_name: str, shas: Sequence[str], repo: Mapping[str, Any]) -> None:
+        for i, sha in enumerate(shas):
+            blob = repo.get(f"b{i}")
+            text: str | None = None
+            if isinstance(blob, Mapping) and not blob.get("isBinary"):
+                text = blob.get("text") if isinstance(blob.get("text"), str) else None
+                if blob.get("isTruncated"):
+                    text = self._rest_blob(full_name, sha)
+            self._cache.put_blob(self.installation_id, sha, text)
+
+    def read_blobs(self, full_name: str, files: Sequence[TreeFile]) -> dict[str, str]:
+        """Text of the given files, by blob sha, in one GraphQL query per 100 (binary or huge files left out)."""
+        missing = self._missing_blobs(files)
+        owner, name = _split(full_name)
+        for start in range(0, len(missing), _BLOB_BATCH):
+            batch = missing[start:start + _BLOB_BATCH]
+            repo = _get(self._graphql(blobs_query(batch), {"owner": owner, "name": name}), "repository")
+            self._store_blobs(full_name, batch, repo if isinstance(repo, Mapping) else {})
+        texts = self._cache.blobs(self.installation_id, [f.sha for f in files if f.mode != "120000"])
+        return {f.path: text for f in files if f.mode != "120000" and (text := texts.get(f.sha)) is not None}
+
+    def _rest_blob(self, full_name: str, sha: str) -> str | None:
+        data = self._call("GET", f"/repos/{full_name}/git/blobs/{sha}")
+        try:
+            return base64.b64decode(str(_get(data, "content") or "")).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+    def read_org_config(self, owner: str) -> str | None:
+        """Text of the organization-wide config (``.github/ecr-cache.yml`` in the owner's ``.github``
+        repository, GitHub's home for org-wide files); None when the repository or file is missing or unreadable."""
+        path = f"/repos/{quote(owner, safe='')}/{ORG_CONFIG_REPO}/contents/{ORG_CONFIG_PATH}"
+        try:
+            data = self._call("GET", path)
+        except NotFound:
+            return None
+        if not isinstance(data, Mapping) or data.get("encoding") != "base64":
+            return None  # a folder, or a file over the contents API's 1 MB inline limit: not a config
+        try:
+            return base64.b64decode(str(data.get("content") or "")).decode("utf-8")
+        except (ValueError, UnicodeDecodeError):
+            return None
+
+    def permission(self, full_name: str, user: str) -> str:
+        """The user's permission on the repository (admin, maintain, write, triage, read or none)."""
+        try:
+            data = self._call("GET", f"/repos/{full_name}/collaborators/{user}/permission")
+        except NotFound:
+            return "none"
+        role = _get(data, "role_name") or _get(data, "user", "role_name")
+        if role in _BASE_ROLES:
+            return str(role)
+        # A custom repository role: its base permission (admin, write, read or none) decides.
+        return str(_get(data, "permission") or "none")
+
+    # -- writing ---------------------------------------------------------------------------------------
+
+    def react(self, full_name: str, comment_id: int, content: str = "eyes") -> None:
+        """Acknowledge a command comment with a reaction."""
+        self._call("POST", f"/repos/{full_name}/issues/comments/{comment_id}/reactions", body={"content": content})
+
+    def upsert_comment(self, full_name: str, issue_number: int, key: str, body: str,
+                       existing: Iterable[Comment]) -> int:
+        """Create the comment carrying hidden ``key``, or edit the bot's earlier one; never duplicate it."""
+        marker = comment_marker(key)
+        text = f"{marker}\n{body}"
+        for comment in existing:
+            if marker in comment.body:
+                if comment.body != text:
+                    self._call("PATCH", f"/repos/{full_name}/issues/comments/{comment.id}", body={"body": text})
+                return comment.id
+        data = self._call("POST", f"/repos/{full_name}/issues/{issue_number}/comments", body={"body": text})
+        return int(_get(data, "id") or 0)
+
+    def react_and_reply(self, issue_node_id: str, comment_node_id: str | None, key: str, body: str,
+                        existing: Iterable[Comment]) -> None:
+        """`upsert_comment` and (with ``comment_node_id``) the 👀 reaction on the command, in one request."""
+        marker = comment_marker(key)
+        text = f"{marker}\n{body}"
+        mine = next((c for c in existing if marker in c.body), None)
+        reply = "" if mine is not None and mine.body == text else "update" if mine is not None else "add"
+        if not reply and not comment_node_id:
+            return
+        variables: dict[str, Any] = {}
+        if comment_node_id:
+            variables["comment"] = comment_node_id
+        if reply:
+            variables.update(body=text, target=mine.node_id if mine is not None else issue_node_id)
+        self._graphql(reply_mutation(bool(comment_node_id), reply), variables, mutation=True)
+
+    def commit(self, full_name: str, base_oid: str, base_tree: str, files: Sequence[FileWrite],
+               message: str) -> str:
+        """Create one commit of ``files`` on top of ``base_oid``; GitHub signs it (no author or committer)."""
+        # Without author/committer, a commit made with an installation token is signed by GitHub and shows as
+        # Verified: https://docs.github.com/en/authentication/managing-commit-signature-verification/
+        # about-commit-signature-verification#signature-verification-for-bots
+        tree = self._call("POST", f"/repos/{full_name}/git/trees", body={
+            "base_tree": base_tree,
+            "tree": [{"path": f.path, "mode": f.mode, "type": "blob", "content": f.content} for f in files],
+        })
+        self._remember_tree(base_tree, _get(tree, "sha"), files)
+        commit = self._call("POST", f"/repos/{full_name}/git/commits", body={
+            "message": message, "tree": _get(tree, "sha"), "parents": [base_oid],
+        })
+        sha = _get(commit, "sha")
+        if not isinstance(sha, str):
+            raise GitHubError(0, "create-commit answered without a sha")
+        return sha
+
+    def _remember_tree(self, base_tree: str, new_tree: Any, files: Sequence[FileWrite]) -> None:
+        """Cache the tree and blobs just written (Git ids are content hashes), so reading them back is free."""
+        base = self._cache.tree(self.installation_id, base_tree)
+        if base is None or not isinstance(new_tree, str):
+            return
+        listing = dict(base)
+        for f in files:
+            try:
+                data = f.content.encode("utf-8")
+            except UnicodeEncodeError:
+                return
+            sha = git_blob_sha(data)
+            listing[f.path] = TreeFile(f.path, f.mode, sha, len(data))
+            self._cache.put_blob(self.installation_id, sha, f.content)
+        self._cache.put_tree(self.installation_id, new_tree, listing)
+
+    def create_branch(self, full_name: str, sha: str) -> None:
+        """Create the bot branch at ``sha`` (LostRace when it already exists)."""
+        self._call("POST", f"/repos/{full_name}/git/refs", body={"ref": BOT_REF, "sha": sha})
+
+    def move_branch(self, full_name: str, sha: str) -> None:
+        """Point the bot branch at ``sha`` (only called when the bot alone wrote the branch)."""
+        self._call("PATCH", f"/repos/{full_name}/git/refs/heads/{BOT_BRANCH}", body={"sha": sha, "force": True})
+
+    def delete_branch(self, full_name: str) -> None:
+        """Delete the bot branch (already gone is fine)."""
+        try:
+            self._call("DELETE", f"/repos/{full_name}/git/refs/heads/{BOT_BRANCH}")
+        except NotFound:
+            return
+        except GitHubError as exc:
+            if exc.status != 422:  # 422 "Reference does not exist"
+                raise
+
+    def create_pull(self, full_name: str, base: str, title: str, body: str, draft: bool = False) -> tuple[int, str]:
+        """Open the bot pull request (a draft when asked); LostRace when one already exists."""
+        payload: dict[str, Any] = {"title": title, "head": BOT_BRANCH, "base": base, "body": body,
+                                   "maintainer_can_modify": False}
+        if draft:
+            payload["draft"] = True
+        data = self._call("POST", f"/repos/{full_name}/pulls", body=payload)
+        return int(_get(data, "number") or 0), str(_get(data, "html_url") or "")
+
+    def add_labels(self, full_name: str, number: int, labels: Sequence[str]) -> None:
+        """Add labels to an issue or pull request; the ones it already has stay."""
+        # https://docs.github.com/rest/issues/labels#add-labels-to-an-issue
+        self._call("POST", f"/repos/{full_name}/issues/{number}/labels", body={"labels": list(labels)})
+
+    def add_assignees(self, full_name: str, number: int, assignees: Sequence[str]) -> None:
+        """Add assignees to an issue or pull request; the ones it has stay."""
+        # https://docs.github.com/rest/issues/assignees#add-assignees-to-an-issue
+        self._call("POST", f"/repos/{full_name}/issues/{number}/assignees", body={"assignees": list(assignees)})
+
+    def request_reviewers(self, full_name: str, number: int, reviewers: Sequence[str],
+                          team_reviewers: Sequence[str]) -> None:
+        """Ask users and teams to review a pull request (422 for the author or a non-collaborator)."""
+        # https://docs.github.com/rest/pulls/review-requests#request-reviewers-for-a-pull-request
+        self._call("POST", f"/repos/{full_name}/pulls/{number}/requested_reviewers",
+                   body={"reviewers": list(reviewers), "team_reviewers": list(team_reviewers)})
+
+    def find_issue(self, full_name: str, title: str, marker: str) -> Issue | None:
+        """The open issue titled ``title`` whose body carries ``marker`` (the bot's own), among the 100 most
+        recently created open issues and pull requests."""
+        data = self._call("GET", f"/repos/{full_name}/issues",
+                          {"state": "open", "sort": "created", "direction": "desc", "per_page": 100})
+        for item in data if isinstance(data, list) else []:
+            if (isinstance(item, Mapping) and item.get("title") == title and "pull_request" not in item
+                    and marker in str(item.get("body") or "") and isinstance(item.get("number"), int)):
+                return Issue(int(item["number"]), str(item.get("body") or ""), str(item.get("html_url") or ""))
+        return None
+
+    def create_issue(self, full_name: str, title: str, body: str) -> Issue:
+        """Open an issue."""
+        data = self._call("POST", f"/repos/{full_name}/issues", body={"title": title, "body": body})
+        return Issue(int(_get(data, "number") or 0), body, str(_get(data, "html_url") or ""))
+
+    def update_issue(self, full_name: str, number: int, *, body: str | None = None,
+                     close: bool = False) -> None:
+        """Edit an issue's body, or close it as completed."""
+        payload: dict[str, Any] = {} if body is None else {"body": body}
+        if close:
+            payload.update(state="closed", state_reason="completed")
+        self._call("PATCH", f"/repos/{full_name}/issues/{number}", body=payload)
+
+    def update_pull(self, full_name: str, number: int, title: str, body: str) -> None:
+        """Refresh the bot pull request's title and body in place."""
+        self._call("PATCH", f"/repos/{full_name}/pulls/{number}", body={"title": title, "body": body})
+
+
+def _commenter_role(edges: Any, login: str | None) -> str | None:
+    """The role GraphQL shows for ``login`` (lower case), or None when it shows none."""
+    for edge in edges if isinstance(edges, list) else []:
+        if (isinstance(edge, Mapping) and login
+                and str(_get(edge, "node", "login") or "").lower() == login.lower()
+                and isinstance(edge.get("permission"), str)):
+            return edge["permission"].lower()
+    return None
+
+
+def git_blob_sha(data: bytes) -> str:
+    """The id Git gives a blob with these bytes."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+def _transient_retry() -> Retry:
+    """Retry only reads on a gateway error, briefly; rate limits go back to the queue, which waits without
+    holding a worker (PyGithub's default retry would sleep through `Retry-After` inside the request)."""
+    return Retry(total=2, connect=2, read=0, backoff_factor=0.5, status_forcelist=(502, 503, 504),
+                 allowed_methods=frozenset({"GET"}), respect_retry_after_header=False, raise_on_status=False)
+
+
+class GatewayFactory:
+    """Hands out one gateway (one PyGithub client, one cached installation token) per installation, keeping the
+    `max_gateways` most recently used ones and one Git object cache for them all."""
+
+    def __init__(self, settings: Settings, *, seconds_between_requests: float | None = 0.25,
+                 seconds_between_writes: float | None = 1.0, retry: Any = "default",
+                 cache: GitObjectCache | None = None, max_gateways: int = MAX_GATEWAYS) -> None:
+        missing = settings.missing_for_github()
+        if missing:
+            raise ValueError("cannot talk to GitHub, missing: " + ", ".join(missing))
+        assert settings.app_id is not None and settings.private_key is not None
+        app_id: int | str = int(settings.app_id) if settings.app_id.isdigit() else settings.app_id
+        self._app_auth = Auth.AppAuth(app_id, settings.private_key)
+        self._base_url = settings.github_api_url
+        self._pacing = (seconds_between_requests, seconds_between_writes)
+        self._retry = retry
+        self.cache = cache if cache is not None else GitObjectCache()
+        self._max_gateways = max(1, max_gateways)
+        self._gateways: OrderedDict[int, GitHubGateway] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def gateways(self) -> int:
+        """How many installation gateways are kept."""
+        with self._lock:
+            return len(self._gateways)
+
+    def __call__(self, installation_id: int) -> GitHubGateway:
+        """The gateway of one installation (reused across jobs while it is among the most recently used)."""
+        with self._lock:
+            gateway = self._gateways.get(installation_id)
+            if gateway is not None:
+                self._gateways.move_to_end(installation_id)
+            else:
+                retry = _transient_retry() if self._retry == "default" else self._retry
+                client = Github(auth=self._app_auth.get_installation_auth(installation_id),
+                                base_url=self._base_url, seconds_between_requests=self._pacing[0],
+                                seconds_between_writes=self._pacing[1], retry=retry)
+                gateway = GitHubGateway(client, installation_id, cache=self.cache)
+                self._gateways[installation_id] = gateway
+                while len(self._gateways) > self._max_gateways:
+                    # A job still running on an evicted gateway keeps using it; the next job gets a new one.
+                    self._gateways.popitem(last=False)
+            return gateway
+
+
+def upsert_issue(gw: Any, full_name: str, title: str, marker: str, body: str) -> tuple[str, Issue]:
+    """Open the issue, or edit the bot's open one (found by ``marker``) when its body differs; returns
+    ("opened" | "updated" | "current", the issue). Through ``gw``'s own methods, so a dry-run gateway writes nothing."""
+    issue: Issue | None = gw.find_issue(full_name, title, marker)
+    if issue is not None and issue.body.strip() == body.strip():
+        return "current", issue
+    with gw.paced(1):
+        if issue is None:
+            created: Issue = gw.create_issue(full_name, title, body)
+            return "opened", created
+        gw.update_issue(full_name, issue.number, body=body)
+    return "updated", Issue(issue.number, body, issue.url)

@@ -1,0 +1,1 @@
+"""The durable runtime: queue, ledger and dedupe, locks, pacing, retry, storage, counters."""

@@ -1,0 +1,1 @@
+"""Texts people read: the pull request, the comments, the one diff, the CLI report."""

@@ -1,0 +1,166 @@
+"""Content-creation pacing per installation (80/min, 500/hour), shared across processes; preview threshold."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from runtime_fixtures import backend_settings, prefix_for
+
+from bot.logs import configure_logging
+from bot.queue import pacing
+from bot.queue.pacing import PaceLimits, RedisPacer, SqlitePacer, log_progress, preview_mode, require, wait_for
+from bot.queue.retry import RetryLater
+from bot.queue.storage import SqliteDb, redis_client
+
+LIMITS = PaceLimits(per_minute=80, per_hour=500, request_floor=100)
+
+
+def _pacer(backend: str, tmp_path: Path, limits: PaceLimits = LIMITS) -> SqlitePacer | RedisPacer:
+    settings = backend_settings(backend, tmp_path)
+    if settings.redis_url:
+        return RedisPacer(redis_client(settings.redis_url), limits, prefix_for(tmp_path))
+    return SqlitePacer(SqliteDb(Path(settings.data_dir) / "queue.db"), limits)
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_eighty_a_minute_then_wait_for_the_window(backend: str, tmp_path: Path) -> None:
+    pacer = _pacer(backend, tmp_path)
+    assert [pacer.reserve(7) for _ in range(80)] == [0.0] * 80
+    wait = pacer.reserve(7)
+    assert 55 < wait <= 60.01
+    assert pacer.reserve(8) == 0.0  # another installation has its own budget
+
+
+def test_two_pacers_on_one_store_share_the_budget(backend: str, tmp_path: Path) -> None:
+    first, second = _pacer(backend, tmp_path), _pacer(backend, tmp_path)  # as two worker processes would
+    assert first.reserve(1, cost=50) == 0.0
+    assert second.reserve(1, cost=30) == 0.0
+    assert first.reserve(1, cost=1) > 0
+    assert second.reserve(1, cost=1) > 0
+
+
+def test_hour_window_binds_when_the_minute_window_would_not(backend: str, tmp_path: Path) -> None:
+    pacer = _pacer(backend, tmp_path, PaceLimits(per_minute=1000, per_hour=10))
+    assert pacer.reserve(3, cost=10) == 0.0
+    assert 3590 < pacer.reserve(3) <= 3600.01
+
+
+def test_require_raises_retry_later_that_does_not_use_an_attempt(backend: str, tmp_path: Path) -> None:
+    pacer = _pacer(backend, tmp_path, PaceLimits(per_minute=2, per_hour=500))
+    require(pacer, 1, cost=2)
+    with pytest.raises(RetryLater) as caught:
+        require(pacer, 1, cost=1)
+    assert caught.value.counts is False and caught.value.delay > 50
+
+
+def test_request_budget_below_the_floor_defers_until_reset(backend: str, tmp_path: Path) -> None:
+    pacer = _pacer(backend, tmp_path)
+    pacing.observe_headers(pacer, 5, {"X-RateLimit-Remaining": "4000", "X-RateLimit-Reset": str(time.time() + 900)})
+    assert pacer.budget_wait(5) == 0.0
+    pacing.observe_headers(pacer, 5, {"X-RateLimit-Remaining": "12", "X-RateLimit-Reset": str(time.time() + 900)})
+    assert 890 < pacer.budget_wait(5) <= 901
+    with pytest.raises(RetryLater, match="budget"):
+        require(pacer, 5)
+
+
+def test_progress_is_counted_across_processes_and_logged(backend: str, tmp_path: Path) -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", stream=stream)
+    first, second = _pacer(backend, tmp_path), _pacer(backend, tmp_path)
+    for i in range(10):
+        log_progress(first if i % 2 else second, 9, "install-1", total=10, repo=f"o/r{i}", every=4)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(x["done"], x["total"]) for x in lines if x["event"] == "install.progress"] == [(4, 10), (8, 10), (10, 10)]
+
+
+def test_a_second_fan_out_of_the_same_installation_counts_from_zero(backend: str, tmp_path: Path) -> None:
+    pacer = _pacer(backend, tmp_path)
+    assert [pacer.progress(9, "install-1", 3) for _ in range(3)] == [1, 2, 3]
+    # `installation_repositories.added` later: its own count, the first one's untouched.
+    assert [pacer.progress(9, "added-1", 2) for _ in range(2)] == [1, 2]
+    assert pacer.progress(8, "install-1", 5) == 1  # another installation, same delivery id
+    assert pacer.progress(9, "install-1", 3) == 4
+
+
+def test_old_fan_out_counts_expire(backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pacer = _pacer(backend, tmp_path)
+    pacer.progress(9, "old", 10)
+    if isinstance(pacer, RedisPacer):
+        ttl = pacer.client.ttl(f"{pacer.prefix}progress:9:old")
+        assert 0 < ttl <= pacing.PROGRESS_TTL
+        return
+    monkeypatch.setattr(pacing, "now", lambda: time.time() + pacing.PROGRESS_TTL + 60)
+    pacer.progress(9, "new", 10)  # any later count sweeps the expired ones
+    assert pacer.db.query("SELECT key FROM fanout_progress") == [("new",)]
+
+
+def test_interactive_work_may_spend_the_floor_but_not_past_zero(backend: str, tmp_path: Path) -> None:
+    pacer = _pacer(backend, tmp_path)
+    reset = str(time.time() + 900)
+    pacing.observe_headers(pacer, 5, {"X-RateLimit-Remaining": "12", "X-RateLimit-Reset": reset})
+    with pytest.raises(RetryLater, match="budget"):
+        require(pacer, 5, interactive=False)  # a fan-out's sync waits for the reset
+    require(pacer, 5, interactive=True)  # a push or a command goes ahead
+    with pacing.interactive_scope(True):
+        require(pacer, 5)  # the job's own flag when none is passed
+    with pacing.interactive_scope(False), pytest.raises(RetryLater, match="budget"):
+        require(pacer, 5)
+    pacing.observe_headers(pacer, 5, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset})
+    with pytest.raises(RetryLater, match="budget"):
+        require(pacer, 5, interactive=True)  # nothing left: GitHub would refuse it anyway
+
+
+def test_preview_mode_threshold() -> None:
+    assert preview_mode(201, threshold=200, opted_in=False) is True
+    assert preview_mode(200, threshold=200, opted_in=False) is False
+    assert preview_mode(5000, threshold=200, opted_in=True) is False
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 5000), st.integers(1, 12)), max_size=120))
+def test_following_the_waits_never_exceeds_either_window(requests: list[tuple[float, int]]) -> None:
+    limits = PaceLimits(per_minute=20, per_hour=60)
+    taken: list[tuple[float, int]] = []
+    for at, cost in sorted(requests):
+        recent = [(ts, w) for ts, w in taken if ts > at - 3600]
+        wait = wait_for(recent, cost, limits, at)
+        start = at + wait
+        assert wait_for([(ts, w) for ts, w in taken if ts > start - 3600], cost, limits, start) == 0.0
+        taken.append((start, cost))
+        for window, limit in ((60, limits.per_minute), (3600, limits.per_hour)):
+            assert sum(w for ts, w in taken if start - window < ts <= start) <= limit
+
+
+def test_pace_writes_uses_the_running_jobs_queue_and_is_a_no_op_elsewhere(tmp_path: Path) -> None:
+    from runtime_fixtures import options_for, running_consumer, wait_until
+
+    from bot.app.payloads import Job
+    from bot.queue.durable import build_queue
+
+    pacing.pace_writes(1, cost=10_000)  # not inside a job (CLI, tests): nothing to pace against
+    pacing.note_rate_limit(1, 0, time.time() + 60)
+    seen: list[object] = []
+    queue = build_queue(backend_settings("sqlite", tmp_path), lambda job: seen.append(pacing.current()),
+                        options_for(tmp_path, pace=PaceLimits(per_minute=5, per_hour=500)))
+    queue.submit("d", [Job("command", 1, "o/a", "d")])
+    with running_consumer(queue):
+        assert wait_until(lambda: len(seen) == 1, 10)
+    assert seen == [queue.pacer] and pacing.current() is None
+    with pacing.scoped(queue.pacer):
+        pacing.pace_writes(4, cost=5)
+        with pytest.raises(RetryLater):
+            pacing.pace_writes(4, cost=1)
+        pacing.note_rate_limit(9, 3, time.time() + 600)
+        with pytest.raises(RetryLater, match="budget"):
+            pacing.pace_writes(9, cost=1)
+    assert pacing.current() is None
