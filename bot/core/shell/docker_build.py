@@ -23,16 +23,6 @@ MARKER = "type=registry,ref=$CACHE_URI:"
 IGNORE_ERROR = ",ignore-error=true"
 NO_PROVENANCE = "--provenance=false"
 _TAG = r"(?:\$\{[A-Za-z_][A-Za-z0-9_]*\}|[^\s,{}])+"
-# Strict flags (`cache_errors: fatal`, and every build the bot rewrote before `ignore-error` existed), or
-# best-effort flags: the export ignores errors and both flags vanish when the setup emptied CACHE_URI.
-_BOT_FLAGS = re.compile(
-    rf" --cache-from type=registry,ref=\$CACHE_URI:(?P<tag>{_TAG})"
-    r" --cache-to type=registry,ref=\$CACHE_URI:(?P=tag),mode=(?P<mode>max|min),"
-    r"image-manifest=true,oci-mediatypes=true(?P<out> --load| --push(?: --provenance=false)?)?"
-    rf"| \$\{{CACHE_URI:\+--cache-from type=registry,ref=\$CACHE_URI:(?P<btag>{_TAG})\}}"
-    r" \$\{CACHE_URI:\+--cache-to type=registry,ref=\$CACHE_URI:(?P=btag),mode=(?P<bmode>max|min),"
-    r"image-manifest=true,oci-mediatypes=true,ignore-error=true\}(?P<bout> --load| --push(?: --provenance=false)?)?"
-)
 # The bot's own `${CACHE_URI:+--cache-from ...}` words are cache flags; any other conditional word stays a
 # positional (a `${FRESH:+--no-cache}` of the user's is not always on).
 _CONDITIONAL_FLAG = re.compile(r"\$\{CACHE_URI:\+(?P<name>--cache-(?:from|to)) (?P<value>\S+)\}")
@@ -195,11 +185,19 @@ class CacheFlags:
     best_effort: bool = False
 
 
+def cache_ref(tag: str) -> str:
+    """The registry cache reference of one cache tag (`type=registry,ref=$CACHE_URI:<tag>`)."""
+    return f"{MARKER}{tag}"
+
+
+def cache_flags(ref: str, mode: str) -> tuple[str, str]:
+    """The `--cache-from` and `--cache-to` words for the cache reference ``ref`` (see `cache_ref`) and ``mode``."""
+    return f"--cache-from {ref}", f"--cache-to {ref},mode={mode},image-manifest=true,oci-mediatypes=true"
+
+
 def cache_flags_text(flags: CacheFlags) -> str:
     """The exact flag text inserted after `build`."""
-    ref = f"{MARKER}{flags.tag}"
-    cache_from = f"--cache-from {ref}"
-    cache_to = f"--cache-to {ref},mode={flags.mode},image-manifest=true,oci-mediatypes=true"
+    cache_from, cache_to = cache_flags(cache_ref(flags.tag), flags.mode)
     if flags.best_effort:
         # `ignore-error` keeps a failed export (no repository yet, no push permission) from failing the build
         # (https://docs.docker.com/build/cache/backends/); a failed import is only a warning anyway
@@ -214,6 +212,21 @@ def cache_flags_text(flags: CacheFlags) -> str:
         # (docker/buildx#1533): keep pushing a plain image manifest.
         return text + f" {flags.output} {NO_PROVENANCE}"
     return text + (f" {flags.output}" if flags.output else "")
+
+
+def _bot_flags_pattern(group: str, best_effort: bool) -> str:
+    """A regex for the text `cache_flags_text` writes, its groups named ``group`` + tag/mode/out."""
+    tag, mode = "TAGxPLACEHOLDER", "MODExPLACEHOLDER"  # re.escape leaves letters as they are
+    text = re.escape(cache_flags_text(CacheFlags(tag, mode, None, best_effort)))
+    first = text.index(tag)
+    text = text[:first] + f"(?P<{group}tag>{_TAG})" + text[first + len(tag):].replace(tag, f"(?P={group}tag)")
+    output = rf"(?P<{group}out> --load| --push(?: {re.escape(NO_PROVENANCE)})?)?"
+    return text.replace(mode, f"(?P<{group}mode>max|min)") + output
+
+
+# Strict flags (`cache_errors: fatal`, and every build the bot rewrote before `ignore-error` existed), or
+# best-effort flags: the export ignores errors and both flags vanish when the setup emptied CACHE_URI.
+_BOT_FLAGS = re.compile(f"{_bot_flags_pattern('', False)}|{_bot_flags_pattern('b', True)}")
 
 
 def output_flag(build: DockerBuild) -> str | None:
