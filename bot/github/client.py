@@ -16,6 +16,20 @@ from urllib.parse import quote
 from github import Auth, Github, GithubException
 from urllib3.util.retry import Retry
 
+from bot.github.gateway import (
+    BranchHead,
+    Comment,
+    FileWrite,
+    GitHubError,
+    Issue,
+    LostRace,
+    NotFound,
+    PullRequest,
+    RepoRef,
+    RepoState,
+    TreeFile,
+    upsert_issue,  # noqa: F401 (re-exported until its callers import it from the seam)
+)
 from bot.identity import (
     BOT_BRANCH,
     BOT_REF,
@@ -45,130 +59,6 @@ MAX_GATEWAYS = 64  # installation clients kept (each holds a token and a connect
 _GRAPHQL_STATUS = (("RATE_LIMITED", 429), ("NOT_FOUND", 404), ("FORBIDDEN", 403))
 _BLOB_BATCH = 100
 _TREE_WALK_LIMIT = 300
-
-
-class GitHubError(Exception):
-    """A GitHub API call failed; ``status`` is the HTTP status (0 for a malformed answer)."""
-
-    def __init__(self, status: int, message: str, headers: Mapping[str, Any] | None = None,
-                 data: Any = None) -> None:
-        super().__init__(f"GitHub API {status}: {message}")
-        self.status = status
-        self.message = message
-        self.headers = dict(headers or {})  # rate-limit headers, for the queue's retry decision
-        self.data = data if data is not None else {"message": message}
-
-
-class LostRace(GitHubError):
-    """422 'already exists': another worker created the same ref or pull request first."""
-
-
-class NotFound(GitHubError):
-    """404: the repository, ref or user is gone or not visible to the installation."""
-
-
-@dataclass(frozen=True)
-class RepoRef:
-    """One repository of an installation, as listed by the API."""
-
-    full_name: str
-    archived: bool
-    fork: bool
-    empty: bool
-    default_branch: str
-
-
-@dataclass(frozen=True)
-class Comment:
-    """An issue or pull-request comment the bot wrote (``viewerDidAuthor``)."""
-
-    id: int
-    body: str
-    node_id: str = ""  # GraphQL id, for `updateIssueComment`
-
-
-@dataclass(frozen=True)
-class PullRequest:
-    """A pull request whose head is the bot branch of this repository."""
-
-    number: int
-    state: str  # OPEN, CLOSED or MERGED
-    merged: bool
-    body: str
-    url: str
-    head_oid: str
-    commit_count: int
-    comments: tuple[Comment, ...] = ()
-
-    @property
-    def is_open(self) -> bool:
-        """True while the pull request is open."""
-        return self.state == "OPEN"
-
-
-@dataclass(frozen=True)
-class Issue:
-    """An issue the bot opened."""
-
-    number: int
-    body: str
-    url: str
-
-
-@dataclass(frozen=True)
-class BranchHead:
-    """The bot branch's head commit and whether only the bot wrote it."""
-
-    oid: str
-    by_bot: bool
-
-
-@dataclass(frozen=True)
-class RepoState:
-    """Everything the lifecycle rules need, read in one GraphQL query."""
-
-    full_name: str
-    archived: bool
-    fork: bool
-    empty: bool
-    default_branch: str
-    base_oid: str
-    base_tree: str
-    config_text: str | None
-    bot_branch: BranchHead | None
-    pulls: tuple[PullRequest, ...]
-    issue_comments: tuple[Comment, ...] = ()
-    commenter_permission: str | None = None  # a role GraphQL showed for the commenter; None: ask REST
-    org_config_text: str | None = None  # `.github/ecr-cache.yml` of the owner's `.github` repository
-
-    @property
-    def open_pr(self) -> PullRequest | None:
-        """The open bot pull request, if any."""
-        return next((p for p in self.pulls if p.is_open), None)
-
-    @property
-    def latest_pr(self) -> PullRequest | None:
-        """The most recently created bot pull request, if any."""
-        return self.pulls[0] if self.pulls else None
-
-
-@dataclass(frozen=True)
-class TreeFile:
-    """One file of a Git tree."""
-
-    path: str
-    mode: str
-    sha: str
-    size: int
-
-
-@dataclass(frozen=True)
-class FileWrite:
-    """One file of the bot's commit."""
-
-    path: str
-    content: str
-    mode: str = "100644"
 
 
 def is_bot_commit(message: str, author_email: str | None, committer_email: str | None) -> bool:
@@ -877,17 +767,3 @@ class GatewayFactory:
                     # A job still running on an evicted gateway keeps using it; the next job gets a new one.
                     self._gateways.popitem(last=False)
             return gateway
-
-
-def upsert_issue(gw: Any, full_name: str, title: str, marker: str, body: str) -> tuple[str, Issue]:
-    """Open the issue, or edit the bot's open one (found by ``marker``) when its body differs; returns
-    ("opened" | "updated" | "current", the issue). Through ``gw``'s own methods, so a dry-run gateway writes nothing."""
-    issue: Issue | None = gw.find_issue(full_name, title, marker)
-    if issue is not None and issue.body.strip() == body.strip():
-        return "current", issue
-    with gw.paced(1):
-        if issue is None:
-            created: Issue = gw.create_issue(full_name, title, body)
-            return "opened", created
-        gw.update_issue(full_name, issue.number, body=body)
-    return "updated", Issue(issue.number, body, issue.url)
