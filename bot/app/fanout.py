@@ -1,4 +1,4 @@
-"""An installation's fan-out: the organization's install opt-in, progress, and the preview-mode summary."""
+"""An installation's fan-out: preview mode and the organization's opt-in, progress, and the preview summary."""
 
 from __future__ import annotations
 
@@ -8,18 +8,17 @@ from typing import Any
 
 import yaml
 
-from bot.app.payloads import Job
+from bot.app.context import Counters, Pacer
+from bot.app.payloads import AnyJob
 from bot.core.buildspec import yaml_text as buildspec_yaml
-from bot.github.client import GitHubError, upsert_issue
+from bot.github.gateway import Gateway, GitHubError, RetryLater, upsert_issue
 from bot.identity import ORG_CONFIG_PATH, ORG_CONFIG_REPO, comment_marker
 from bot.logs import log_event
-from bot.queue import counters as metrics
-from bot.queue import pacing
-from bot.queue.retry import RetryLater
 
 OPT_IN_KEY = "install"
 OPT_IN_VALUE = "open-pull-requests"
-PREVIEW_COUNTER = metrics.INSTALL_PREVIEW
+# The counter's name in /metrics (bot/queue/counters.py gives its help text under the same name).
+PREVIEW_COUNTER = "ecr_cache_bot_install_preview_repositories_total"
 # Preview outcomes that mean "this repository would get a pull request (opened or refreshed)".
 WOULD_WRITE = ("would_open", "would_update")
 PROGRESS_EVERY = 50
@@ -29,6 +28,20 @@ SUMMARY_MARKER = comment_marker("install-preview")
 _lock = threading.Lock()
 _done: Counter[str] = Counter()  # per fan-out, when no durable queue shares the count (tests, one process)
 _tallies: dict[str, Counter[str]] = {}
+
+
+def preview_mode(repository_count: int, threshold: int, opted_in: bool) -> bool:
+    """First install on more than `threshold` repositories opens no PRs until the organization opts in."""
+    return repository_count > threshold and not opted_in
+
+
+def log_progress(pacer: Pacer, installation_id: int, key: str, total: int, repo: str, every: int = 50) -> int:
+    """Record one repository of the fan-out `key` and log every `every` and at the end."""
+    done = pacer.progress(installation_id, key, total)
+    if done % every == 0 or done >= total:
+        log_event("install.progress", installation=installation_id, delivery=key, done=done, total=total,
+                  repository=repo)
+    return done
 
 
 def parse_opt_in(text: str | None) -> tuple[bool, str]:
@@ -49,28 +62,29 @@ def parse_opt_in(text: str | None) -> tuple[bool, str]:
     return True, f"`{OPT_IN_KEY}: {OPT_IN_VALUE}` in {where}"
 
 
-def finished(job: Job, action: str, gw: Any = None) -> None:
+def finished(job: AnyJob, action: str, *, pacer: Pacer | None = None, counters: Counters | None = None,
+             gw: Gateway | None = None) -> None:
     """Count one repository of a fan-out as done: progress lines, and the preview summary after the last one
-    (logged, and with ``gw`` an issue in the organization's `.github` repository)."""
+    (logged, and with ``gw`` an issue in the organization's `.github` repository). ``pacer`` and ``counters``:
+    the queue's shared store (None: counted in this process)."""
     total = job.data.get("total")
     if not isinstance(total, int) or isinstance(total, bool) or total <= 0:
         return  # not a fan-out job (a push, or a job queued before fan-outs carried their size)
     key = job.delivery_id
     preview = job.data.get("preview") is True
     if preview:
-        _tally(job, action)
-    pacer = pacing.current()
+        _tally(job, action, counters)
     if pacer is not None:
-        done = pacing.log_progress(pacer, job.installation_id, key, total, job.repo, every=PROGRESS_EVERY)
+        done = log_progress(pacer, job.installation_id, key, total, job.subject, every=PROGRESS_EVERY)
     else:
         with _lock:
             _done[key] += 1
             done = _done[key]
         if done % PROGRESS_EVERY == 0 or done >= total:
             log_event("install.progress", installation=job.installation_id, delivery=key, done=done,
-                      total=total, repository=job.repo)
+                      total=total, repository=job.subject)
     if preview and done == total:  # exactly one job sees the last count
-        counts = _counts(job)
+        counts = _counts(job, counters)
         log_event("install.preview_summary", level="warning", installation=job.installation_id,
                   delivery=key, account=job.data.get("account"), repositories=total,
                   would_get_pr=sum(counts.get(a, 0) for a in WOULD_WRITE),
@@ -85,8 +99,7 @@ def finished(job: Job, action: str, gw: Any = None) -> None:
             _tallies.pop(key, None)
 
 
-def _tally(job: Job, action: str) -> None:
-    counters = metrics.current()
+def _tally(job: AnyJob, action: str, counters: Counters | None) -> None:
     if counters is not None:
         counters.incr(PREVIEW_COUNTER, installation=str(job.installation_id), delivery=job.delivery_id,
                       result=action)
@@ -95,8 +108,7 @@ def _tally(job: Job, action: str) -> None:
         _tallies.setdefault(job.delivery_id, Counter())[action] += 1
 
 
-def _counts(job: Job) -> dict[str, int]:
-    counters = metrics.current()
+def _counts(job: AnyJob, counters: Counters | None) -> dict[str, int]:
     if counters is None:
         with _lock:
             return dict(_tallies.get(job.delivery_id, Counter()))
@@ -121,10 +133,10 @@ def summary_body(account: str, total: int, counts: dict[str, int]) -> str:
             "runs the install again. Pull requests are paced to GitHub's limits on content-creating requests.\n")
 
 
-def summary_issue(gw: Any, job: Job, total: int, counts: dict[str, int]) -> str:
+def summary_issue(gw: Gateway, job: AnyJob, total: int, counts: dict[str, int]) -> str:
     """Open (or update) the summary issue in `<account>/.github`; returns what was done. No `.github` repository,
     one outside the installation, issues turned off or a full pacing window: the log line stays the summary."""
-    account = str(job.data.get("account") or job.repo.partition("/")[0])
+    account = str(job.data.get("account") or job.subject.partition("/")[0])
     repo = f"{account}/{ORG_CONFIG_REPO}"
     body = summary_body(account, total, counts)
     try:
