@@ -15,6 +15,7 @@ from typing import Any
 from bot.cli.local_repo import LocalRepoError, read_snapshot_checked, read_text, why_unreadable, write_edits
 from bot.cli.replay import add_replay_command
 from bot.core import budget, discover, planner
+from bot.core.findings import Code
 from bot.core.model import Finding, Options, Plan
 from bot.core.repo_config import CONFIG_PATH, ConfigError, merge_configs, options_from_mapping, parse_repo_config
 from bot.render.report import (
@@ -216,7 +217,7 @@ def _plan_command(args: argparse.Namespace) -> int:
 
 def _config_findings(problems: tuple[str, ...]) -> tuple[Finding, ...]:
     """Config problems as error findings: on the config file, or on no file for a command-line flag."""
-    return tuple(Finding("" if p.startswith("command-line flag") else CONFIG_PATH, "error", "invalid-config", p)
+    return tuple(Finding("" if p.startswith("command-line flag") else CONFIG_PATH, "error", Code.INVALID_CONFIG, p)
                  for p in problems)
 
 
@@ -289,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_ERROR
         except (LocalRepoError, OSError) as exc:
             sys.stderr.write(f"ecr-cache-bot: {exc}\n")
-            _machine_output(args, (str(exc),), (Finding("", "error", "not-planned", str(exc)),))
+            _machine_output(args, (str(exc),), (Finding("", "error", Code.NOT_PLANNED, str(exc)),))
             return EXIT_ERROR
     handler = getattr(args, "handler", None)
     if handler is None:

@@ -23,10 +23,10 @@ import yaml
 from bot.core import discover
 from bot.core.buildspec import yaml_text as by
 from bot.core.dockerfile.parse import DockerfileParseError, parse
+from bot.core.findings import Code
 from bot.core.model import Finding, Options, RepoSnapshot
 from bot.core.shell.docker_build import find_builds
 
-CODE = "plan-budget-exceeded"
 MAX_BUILDSPEC_CHARS = 256 * 1024  # one buildspec file
 MAX_EXPANDED_CHARS = 4 * 1024 * 1024  # every buildspec string once per alias that repeats it, plus Dockerfiles
 MAX_STAGES = 500  # one Dockerfile
@@ -95,12 +95,13 @@ def check(snapshot: RepoSnapshot, options: Options,
 
 def refusals(findings: tuple[Finding, ...]) -> list[Finding]:
     """The findings that say the repository was not planned because it is over the budget."""
-    return [f for f in findings if f.code == CODE]
+    return [f for f in findings if f.code == Code.PLAN_BUDGET_EXCEEDED]
 
 
 def _finding(path: str, what: str) -> Finding:
-    return Finding(path, "error", CODE, f"Not planned, no file was changed: {what}, which is past what the bot "
-                                        "plans (see `bot/core/budget.py`).")
+    return Finding(path, "error", Code.PLAN_BUDGET_EXCEEDED,
+                   f"Not planned, no file was changed: {what}, which is past what the bot plans "
+                   "(see `bot/core/budget.py`).")
 
 
 def _count(data: object) -> tuple[int, int, int]:

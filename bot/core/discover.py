@@ -11,6 +11,7 @@ import yaml
 
 from bot.core import globs
 from bot.core.buildspec import yaml_text as by
+from bot.core.findings import Code
 from bot.core.model import Finding, Options, RepoSnapshot
 from bot.core.repo_config import CONFIG_PATH
 
@@ -127,7 +128,7 @@ def _unmatched(paths: tuple[str, ...], options: Options) -> list[Finding]:
     for key, patterns in (("dockerfiles", options.dockerfile_paths), ("buildspecs", options.buildspec_paths)):
         for pattern in patterns:
             if not configured_matches(paths, pattern):
-                out.append(Finding(CONFIG_PATH, "warning", "config-glob-unmatched",
+                out.append(Finding(CONFIG_PATH, "warning", Code.CONFIG_GLOB_UNMATCHED,
                                    f"`{key}` entry `{pattern}` matches no file the bot reads (none outside "
                                    "node_modules, .git and virtualenv folders), so it adds nothing; correct the "
                                    "path or remove it."))
@@ -245,7 +246,7 @@ def discover(snapshot: RepoSnapshot, options: Options, found: Candidates | None 
             continue
         data, why = _load(text)  # loaded once: the batch references come from the same data
         if why is not None:
-            findings.append(Finding(path, "info", "not-a-buildspec", f"{path} is left alone: {why}."))
+            findings.append(Finding(path, "info", Code.NOT_A_BUILDSPEC, f"{path} is left alone: {why}."))
             continue
         specs.append(path)
         for ref in _batch_refs(data):

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from bot.core.findings import Code
+
 Level = Literal["info", "warning", "error"]
 Action = Literal["create", "modify"]
 CacheMode = Literal["max", "min"]
@@ -76,10 +78,14 @@ class Finding:
 
     path: str
     level: Level
-    code: str
+    code: Code
     message: str
     # The 1-based line of ``path`` the finding is about, where the planner knows it (`--json`, annotations).
     line: int | None = None
+
+
+# A finding before the planner knows its path: (level, code, message).
+Note = tuple[Level, Code, str]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from bot.core import budget, discover, policies
 from bot.core.buildspec import plan as buildspec_plan
 from bot.core.dockerfile import cachetable
 from bot.core.dockerfile import plan as dockerfile_plan
+from bot.core.findings import Code
 from bot.core.lifecycle_rules import lifecycle_problems
 from bot.core.model import (
     AwsSetup,
@@ -27,7 +28,7 @@ from bot.core.model import (
 def plan(snapshot: RepoSnapshot, options: Options) -> Plan:
     """Decide every file edit and finding for one repository; idempotent on its own output."""
     if not options.enabled:
-        return Plan(findings=(Finding(".github/ecr-cache.yml", "info", "disabled",
+        return Plan(findings=(Finding(".github/ecr-cache.yml", "info", Code.DISABLED,
                                       "ecr-cache-bot is disabled by `enabled: false` in the repo config."),))
     candidates = discover.candidates(snapshot.paths, options)
     over = budget.check(snapshot, options, candidates)
@@ -39,7 +40,7 @@ def plan(snapshot: RepoSnapshot, options: Options) -> Plan:
     ignores = {e.path: e.content for e in docker_part.edits if e.path.endswith(".dockerignore")}
     tables = _no_cache_tables(docker_part.cache_tables, spec_part.builds)
     costless = _costless(spec_part, tables)
-    leak = bool(ignores) and any(f.code == "secret-in-cache" for f in spec_part.findings)
+    leak = bool(ignores) and any(f.code == Code.SECRET_IN_CACHE for f in spec_part.findings)
     if leak or costless:
         # A `.git` holding a token is no leak once the `.dockerignore` this same plan writes leaves it out.
         spec_part = buildspec_plan.plan_buildspecs(snapshot, options, found, ignores if leak else None,
@@ -56,7 +57,7 @@ def plan(snapshot: RepoSnapshot, options: Options) -> Plan:
         broken = lifecycle_problems(setup.lifecycle_policy_json, live_tags)
         if broken:
             # ECR accepts some invalid policies silently (and moto all of them): never propose one.
-            findings.append(Finding(policies.LIFECYCLE_PATH, "error", "lifecycle-policy-invalid",
+            findings.append(Finding(policies.LIFECYCLE_PATH, "error", Code.LIFECYCLE_POLICY_INVALID,
                                     "The lifecycle policy the bot would write breaks ECR's rules, so no policy "
                                     "file is proposed: " + "; ".join(broken)))
         elif spec_part.edits:
@@ -160,7 +161,7 @@ def _costless_findings(part: PartialPlan, costless: dict[tuple[str, int], _Costl
             text = (f"{where}: this build gains nothing from the layer cache ({c.why}); it still gets the cache "
                     "flags because it is a `docker buildx build` next to rewritten builds and would otherwise run "
                     f"on their builder without `--load`, which only makes it slower. What would help: {c.advice}.")
-        out.append(Finding(c.link.buildspec, "info", "cache-reuses-nothing", text, line=c.link.line))
+        out.append(Finding(c.link.buildspec, "info", Code.CACHE_REUSES_NOTHING, text, line=c.link.line))
     return out
 
 
@@ -186,7 +187,7 @@ def _policy_files(snapshot: RepoSnapshot, setup: AwsSetup) -> tuple[list[FileEdi
         if path in snapshot.paths:
             existing = snapshot.files.get(path)
             if existing is not None and existing != content:
-                findings.append(Finding(path, "info", "policy-file-kept",
+                findings.append(Finding(path, "info", Code.POLICY_FILE_KEPT,
                                         f"{path} already exists and differs from the generated policy; "
                                         "it is left as it is."))
             continue
@@ -198,7 +199,7 @@ def _policy_files(snapshot: RepoSnapshot, setup: AwsSetup) -> tuple[list[FileEdi
            policies.REGION_PLACEHOLDER: "set `AWS_REGION` in the first command",
            policies.IMAGE_PLACEHOLDER: "set `IMAGE_REPOSITORY` to the repository your build pushes to"}
     if placeholders and policies.IAM_PATH not in snapshot.paths:
-        findings.append(Finding(policies.IAM_PATH, "info", "iam-placeholders",
+        findings.append(Finding(policies.IAM_PATH, "info", Code.IAM_PLACEHOLDERS,
                                 f"Neither the buildspec nor the repo config settles the "
                                 f"{' or '.join(names[p] for p in placeholders)}, "
                                 f"so {policies.IAM_PATH} says {' and '.join(placeholders)} there; the one-time "

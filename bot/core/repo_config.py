@@ -14,6 +14,7 @@ from jsonschema import Draft202012Validator
 
 from bot.core import config_schema
 from bot.core.buildspec import yaml_text as by
+from bot.core.findings import Code
 from bot.core.model import Finding, Options
 from bot.core.names import account_id_problem, ecr_repository_problem, image_tag_problem, region_problem
 
@@ -241,7 +242,7 @@ def _load(text: str | None, path: str) -> tuple[dict[str, Any], dict[str, int], 
     if text is None or not text.strip():
         return {}, {}, []
     if len(text.encode("utf-8", "surrogateescape")) > MAX_CONFIG_BYTES:
-        return {}, {}, [Finding(path, "error", "config-too-large",
+        return {}, {}, [Finding(path, "error", Code.CONFIG_TOO_LARGE,
                                 f"{path} is larger than {MAX_CONFIG_BYTES // 1024} KiB; it is not read.")]
     text = text.lstrip("\ufeff")
     try:
@@ -251,12 +252,12 @@ def _load(text: str | None, path: str) -> tuple[dict[str, Any], dict[str, int], 
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or (str(exc) if isinstance(exc, (by.TooLarge, by.TooDeep, by.NotText))
                                                      else "it is not valid YAML")
-        return {}, {}, [Finding(path, "error", "config-invalid-yaml", f"{path}{where}: {problem}",
+        return {}, {}, [Finding(path, "error", Code.CONFIG_INVALID_YAML, f"{path}{where}: {problem}",
                                 mark.line + 1 if mark is not None else None)]
     if raw is None:
         return {}, {}, []
     if not isinstance(raw, dict):
-        return {}, {}, [Finding(path, "error", "config-not-mapping",
+        return {}, {}, [Finding(path, "error", Code.CONFIG_NOT_MAPPING,
                                 f"{path} must be a mapping of keys such as `region:`, got {type(raw).__name__}")]
     return raw, key_lines(text), []
 
@@ -268,7 +269,7 @@ def _errors(raw: Mapping[str, Any], lines: Mapping[str, int], path: str) -> list
         try:
             options_from_mapping({key: value})
         except ConfigError as exc:
-            findings += [Finding(path, "error", "config-invalid", f"{path}: {problem}", lines.get(str(key)))
+            findings += [Finding(path, "error", Code.CONFIG_INVALID, f"{path}: {problem}", lines.get(str(key)))
                          for problem in exc.problems]
     return findings
 

@@ -12,6 +12,7 @@ from bot.core.buildspec import yaml_text as by
 from bot.core.buildspec.analysis import PHASES, Command, command_line
 from bot.core.buildspec.edit import Parsed
 from bot.core.buildspec.image_refs import ARG_DEFAULT, FROM_IMAGE
+from bot.core.findings import Code
 from bot.core.model import Finding, RepoSnapshot
 from bot.core.shell.docker_build import find_builds
 from bot.core.shell.words import simple_commands, substitutions
@@ -27,7 +28,7 @@ def loaded_images(p: Parsed) -> list[Finding]:
         if id(c) in builds:
             return []
         if _LOAD.search(c.value or ""):
-            return [Finding(p.path, "warning", "local-base-image",
+            return [Finding(p.path, "warning", Code.LOCAL_BASE_IMAGE,
                             f"{p.path}:{c.node.start_mark.line + 1}: `docker load`/`docker import` puts an image in "
                             "the local image store only; a Dockerfile that starts FROM it fails on the "
                             "docker-container builder (which cannot see that store): push it to ECR and build "
@@ -124,7 +125,7 @@ def builder_switch(p: Parsed) -> list[Finding]:
     for b in p.analysis.builds:
         if len(b.build.real_positionals) != 1 and not b.build.rewritten and b.build.kind == "buildx" \
                 and not b.build.has("--builder"):
-            out.append(Finding(p.path, "warning", "builder-switch",
+            out.append(Finding(p.path, "warning", Code.BUILDER_SWITCH,
                                f"{p.path}:{b.command.node.start_mark.line + 1}: this build is not rewritten but "
                                "runs after `docker buildx use` selected the docker-container builder; add "
                                "`--load` to it (or `--builder default`) once it is fixed.",
@@ -136,7 +137,7 @@ def builder_switch(p: Parsed) -> list[Finding]:
         items = fin[1].value if fin is not None and isinstance(fin[1], SequenceNode) else []
         for item in items:
             if isinstance(item, ScalarNode) and _follows_selected_builder(item.value):
-                out.append(Finding(p.path, "warning", "builder-switch",
+                out.append(Finding(p.path, "warning", Code.BUILDER_SWITCH,
                                    f"{p.path}:{item.start_mark.line + 1}: this build in `{name}.finally` is not "
                                    "rewritten but runs on the docker-container builder selected for the cache: "
                                    "add `--load` to it (or `--builder default`) so its image reaches the local "
@@ -145,13 +146,13 @@ def builder_switch(p: Parsed) -> list[Finding]:
         hidden = [inner for sc in simple_commands(c.value or "") for w in (*sc.assignments, *sc.words)
                   for inner in substitutions(w.raw) if _follows_selected_builder(inner)]
         if hidden:
-            out.append(Finding(p.path, "warning", "builder-switch",
+            out.append(Finding(p.path, "warning", Code.BUILDER_SWITCH,
                                f"{p.path}:{c.node.start_mark.line + 1}: the build inside `$({hidden[0].strip()[:80]})` "
                                "is not rewritten but runs on the docker-container builder selected for the cache, "
                                "so its image does not reach the local image store: add `--load` to it (or "
                                "`--builder default`).", line=c.node.start_mark.line + 1))
         if _COMPOSE_BUILD.search(c.value or ""):
-            out.append(Finding(p.path, "warning", "builder-switch",
+            out.append(Finding(p.path, "warning", Code.BUILDER_SWITCH,
                                f"{p.path}:{c.node.start_mark.line + 1}: Docker Compose builds here may use the "
                                "docker-container builder selected for the cache; check that their images still "
                                "reach the local image store (or run them before the builder is created).",
@@ -174,7 +175,7 @@ def dockerhub_pushes(p: Parsed) -> list[Finding]:
                 continue
             if "$" in ref and not hub_var:
                 continue
-            out.append(Finding(p.path, "info", "dockerhub-push",
+            out.append(Finding(p.path, "info", Code.DOCKERHUB_PUSH,
                                f"{p.path}:{c.node.start_mark.line + 1}: pushes `{ref}` to Docker Hub, not ECR; "
                                "the layer cache still goes to the ECR cache repository.",
                                line=c.node.start_mark.line + 1))
@@ -196,7 +197,7 @@ def legacy_login_outputs(p: Parsed) -> list[Finding]:
     """`aws ecr get-login` whose output is stored or parsed: no replacement is equivalent, so say where."""
     out = []
     for cmd, use in p.analysis.legacy_uses:
-        out.append(Finding(p.path, "warning", "legacy-login-output",
+        out.append(Finding(p.path, "warning", Code.LEGACY_LOGIN_OUTPUT,
                            f"{p.path}:{_line(p, cmd, use)}: `{use[:100]}` uses the output of `aws ecr get-login`, "
                            "which AWS CLI v2 (on every current CodeBuild image) no longer has. The bot replaces "
                            "that login only where its output is run as a command; here it is kept or parsed, "
@@ -223,7 +224,7 @@ def mapping_commands(p: Parsed) -> list[Finding]:
                 hint = f" Quote the whole command to keep it as written: `- {quoted}`."
         except yaml.YAMLError:
             hint = ""
-        out.append(Finding(p.path, "warning", "buildspec-command-mapping",
+        out.append(Finding(p.path, "warning", Code.BUILDSPEC_COMMAND_MAPPING,
                            f"{p.path}:{node.start_mark.line + 1}: YAML reads this `{cmd.phase}` command as a "
                            f"mapping, not a string (an unquoted `: ` inside it), so CodeBuild rejects the "
                            f"buildspec before any command runs; the file was left untouched.{hint}",
@@ -247,7 +248,7 @@ def old_runtime_pins(p: Parsed) -> list[Finding]:
         offered = codebuild_images.recommended_versions(key.value)
         move = (f"pin `{key.value}: {' or '.join(offered)}` there" if offered
                 else f"drop the `{key.value}` line (that image offers no such runtime)")
-        out.append(Finding(p.path, "warning", "old-build-image",
+        out.append(Finding(p.path, "warning", Code.OLD_BUILD_IMAGE,
                            f"{p.path}:{key.start_mark.line + 1}: `runtime-versions: {key.value}: {value.value}` "
                            f"is offered only by CodeBuild images without `docker buildx` "
                            f"({', '.join(i.short for i in images)}), so this "

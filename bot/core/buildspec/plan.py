@@ -31,6 +31,7 @@ from bot.core.buildspec.verify import (
     verify_buildspec_edit,
 )
 from bot.core.discover import Discovery
+from bot.core.findings import Code
 from bot.core.model import BuildLink, FileEdit, Finding, Options, PartialPlan, RepoSnapshot
 from bot.core.policies import default_cache_repository
 from bot.core.shell.docker_build import (
@@ -73,7 +74,7 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery,
         try:
             root = by.compose(text)
         except yaml.YAMLError as exc:
-            findings.append(Finding(path, "warning", "buildspec-unparsable",
+            findings.append(Finding(path, "warning", Code.BUILDSPEC_UNPARSABLE,
                                     f"{path} is not valid YAML, left untouched: {_first_line(exc)}"))
             continue
         if not isinstance(root, MappingNode):
@@ -89,7 +90,7 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery,
         edit, more, blinks, repo = _plan_one(p, options, tags, snapshot, ignores or {}, skip)
         if edit is None:
             # That warning says the layers are exported; a buildspec left as it is exports nothing.
-            more = [f for f in more if f.code != "secret-build-arg"]
+            more = [f for f in more if f.code != Code.SECRET_BUILD_ARG]
             blinks = [link if b.build.rewritten else replace(link, cached=False)
                       for link, b in zip(blinks, p.analysis.builds, strict=False)]
         findings.extend(more)
@@ -100,23 +101,23 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery,
             repos[p.path] = repo
     if links:
         first = links[0].buildspec
-        findings.append(Finding(first, "info", "privileged-mode",
+        findings.append(Finding(first, "info", Code.PRIVILEGED_MODE,
                                 "The CodeBuild project must run in privileged mode to use Docker "
                                 "(Environment > Privileged); a buildspec cannot turn it on."))
-        findings.append(Finding(first, "info", "buildx-required",
+        findings.append(Finding(first, "info", Code.BUILDX_REQUIRED,
                                 "The added steps need `docker buildx`, which ships on "
                                 f"{codebuild_images.summary(True)}; on an image without it "
                                 f"({codebuild_images.summary(False)}) the added guard stops the build with a clear "
                                 "message."))
         if not options.builder_image:
-            findings.append(Finding(first, "info", "builder-image",
+            findings.append(Finding(first, "info", Code.BUILDER_IMAGE,
                                     "`docker buildx create --bootstrap` pulls the `moby/buildkit` image from Docker "
                                     "Hub on every build; CodeBuild machines share public IP addresses, so anonymous "
                                     "pulls can hit Docker Hub's rate limit. Copy the image to ECR and set "
                                     "`builder_image` in .github/ecr-cache.yml to avoid that."))
         elif ".dkr.ecr." in options.builder_image:
             registry = options.builder_image.split("/", 1)[0]
-            findings.append(Finding(first, "info", "builder-image-login",
+            findings.append(Finding(first, "info", Code.BUILDER_IMAGE_LOGIN,
                                     f"The builder image comes from `{registry}`. The buildspec logs in only to "
                                     "this account's registry in the build's region before `docker buildx create`, "
                                     "so if the image is in another account or region, add a `docker login` for "
@@ -125,20 +126,20 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery,
                        extra={"cache_repositories": repos, "skipped": skip})
 
 
-def _blocked(p: Parsed) -> tuple[str, str] | None:
+def _blocked(p: Parsed) -> tuple[Code, str] | None:
     """(code, why) when a build cannot move to a docker-container builder with one cache ref of its own."""
     for b in p.analysis.builds:
         if b.build.rewritten or len(b.build.real_positionals) != 1:
             continue
         line = command_line(p.text, b.command, b.build.verbs[0].start)
         if b.build.command.loops:
-            return ("build-in-loop",
+            return (Code.BUILD_IN_LOOP,
                     f"line {line}: this build runs inside a shell loop, so every iteration would write the same "
                     "cache tag (two images on one cache ref keep evicting each other). Give each image its own "
                     "build command, or set the cache flags by hand with a tag per iteration.")
         reuse = _local_use_after_push(p, b)
         if reuse:
-            return ("build-push-local-image",
+            return (Code.BUILD_PUSH_LOCAL_IMAGE,
                     f"line {line}: this build pushes with `--push`, and `{reuse}` then reads its image from the "
                     "local image store. The default builder keeps pushed images there; the docker-container "
                     "builder needed for the registry cache does not (and `--push --load` together needs buildx "
@@ -146,29 +147,29 @@ def _blocked(p: Parsed) -> tuple[str, str] | None:
         hosts = [f for f in b.build.global_flags if f.split("=")[0] in ("-H", "--host", "-c", "--context")
                  or f.startswith("-H")]
         if hosts:
-            return ("build-docker-host",
+            return (Code.BUILD_DOCKER_HOST,
                     f"line {line}: `docker {' '.join(b.build.global_flags)}` builds on another Docker daemon, but "
                     "the cache builder is created on the default one, where `--load` would put the image.")
         if any(f.split("=")[0] == "--config" for f in b.build.global_flags):
             # buildx keeps its builders beside the CLI config, so this build would not see the cache builder.
-            return ("build-docker-host",
+            return (Code.BUILD_DOCKER_HOST,
                     f"line {line}: `docker {' '.join(b.build.global_flags)}` uses another Docker CLI config, where "
                     "the cache builder created with the default config does not exist.")
         inline = {a.raw.split("=", 1)[0]: a.raw for a in b.build.command.assignments}
         moved = sorted(set(inline) & {"DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "BUILDX_CONFIG",
                                       "BUILDX_BUILDER"})
         if moved:
-            return ("build-docker-host",
+            return (Code.BUILD_DOCKER_HOST,
                     f"line {line}: `{inline[moved[0]]}` makes this one build use another Docker daemon, CLI config "
                     "or builder than the cache builder the bot sets up.")
         if "DOCKER_BUILDKIT=0" in inline.values():
-            return ("buildkit-disabled",
+            return (Code.BUILDKIT_DISABLED,
                     f"line {line}: this build sets `DOCKER_BUILDKIT=0`, so it runs on the legacy builder on "
                     "purpose; the registry cache needs BuildKit, and some legacy flags are refused by `buildx build`.")
         images = [v for v in b.build.values("--output", "-o") if re.search(r"(^|,)type=image\b", v)
                   and not re.search(r"(^|,)push=true\b", v)]
         if images and not b.build.has("--load", "--push"):
-            return ("build-output-image",
+            return (Code.BUILD_OUTPUT_IMAGE,
                     f"line {line}: `--output {images[0]}` keeps the image in the local image store with the "
                     "default builder; the docker-container builder needed for the registry cache keeps it inside "
                     "the builder, so later steps would not find it.")
@@ -177,20 +178,20 @@ def _blocked(p: Parsed) -> tuple[str, str] | None:
             # docker-container builders run RUN steps in the builder's own container network, and buildx
             # before v0.13 refuses `network.host` without an entitlement (docker/buildx#2255), and the
             # recommended CodeBuild image ships an older one (codebuild_images names the versions).
-            return ("build-network",
+            return (Code.BUILD_NETWORK,
                     f"line {line}: `--network {networks[0]}` would run the RUN steps inside the docker-container "
                     "builder's own network (needed for the registry cache), not the one this build uses today, "
                     "and older buildx versions refuse `--network host` there without an entitlement.")
     env = {**p.analysis.env_vars, **{k: v for k, v in p.analysis.literal_vars.items() if v is not None}}
     if env.get("DOCKER_BUILDKIT", "").strip("\"'") in ("0", "false"):
-        return ("buildkit-disabled",
+        return (Code.BUILDKIT_DISABLED,
                 "`DOCKER_BUILDKIT` is set to `0`, so the builds run on the legacy builder on purpose; the "
                 "registry cache needs BuildKit.")
     phases = by.get(p.root, "phases")
     for name in PHASES:
         ph = by.get(phases[1] if phases else None, name)
         if ph is not None and by.get(ph[1], "run-as") is not None:
-            return ("buildspec-unsupported",
+            return (Code.BUILDSPEC_UNSUPPORTED,
                     f"phase `{name}` sets `run-as`: the buildx builder and the ECR login are kept in the home "
                     "directory of the user who creates them, so they would not be found by a phase that runs "
                     "as another user.")
@@ -206,7 +207,7 @@ def _secret_refusal(p: Parsed, snapshot: RepoSnapshot, options: Options, ignores
             continue
         for why in secret_leaks.build_refusal(p.analysis, b, p.path, snapshot, options, ignores,
                                               lambda c, o: command_line(p.text, c, o)):
-            out.append(Finding(p.path, "warning", "secret-in-cache", f"{p.path} left untouched: {why}",
+            out.append(Finding(p.path, "warning", Code.SECRET_IN_CACHE, f"{p.path} left untouched: {why}",
                                line=command_line(p.text, b.command, b.build.verbs[0].start)))
     return out
 
@@ -376,7 +377,7 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str], sna
     leaks = _secret_refusal(p, snapshot, options, ignores, skip)
     chain = local_base(p, snapshot)
     if chain:
-        findings.append(Finding(p.path, "warning", "local-base-image", f"{p.path} left untouched: {chain}"))
+        findings.append(Finding(p.path, "warning", Code.LOCAL_BASE_IMAGE, f"{p.path} left untouched: {chain}"))
         return None, findings + leaks, links, repo
     blocked = _blocked(p)
     if blocked:
@@ -403,14 +404,14 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str], sna
         _plan_setup(p, options, repo, edit, positions, bases)
         new_text = splice(p, edit)
     except by.Unsupported as exc:
-        findings.append(Finding(p.path, "warning", "buildspec-unsupported",
+        findings.append(Finding(p.path, "warning", Code.BUILDSPEC_UNSUPPORTED,
                                 f"{p.path} left untouched: {exc}"))
         return None, findings, links, repo
     if new_text == p.text:
         return None, findings, links, repo
     reason = prove(p, edit, new_text)
     if reason:
-        findings.append(Finding(p.path, "warning", "buildspec-edit-unproven",
+        findings.append(Finding(p.path, "warning", Code.BUILDSPEC_EDIT_UNPROVEN,
                                 f"{p.path} left untouched: the edited file did not re-parse to exactly the "
                                 f"intended change ({reason})."))
         return None, findings, links, repo
@@ -426,7 +427,7 @@ def _cache_repo(an: Analysis, options: Options, path: str, findings: list[Findin
         if valid_repo_name(options.cache_repository):
             return options.cache_repository
         fallback = default_cache_repository(repository) or "ecr-build-cache"
-        findings.append(Finding(path, "warning", "cache-repository-invalid",
+        findings.append(Finding(path, "warning", Code.CACHE_REPOSITORY_INVALID,
                                 f"cache repository {options.cache_repository!r} is not a valid ECR "
                                 f"repository name; using `{fallback}`."))
         return fallback
@@ -445,12 +446,12 @@ def _cache_repo(an: Analysis, options: Options, path: str, findings: list[Findin
     if own:
         # One cache repository per GitHub repository: a shared default would let every repository of the
         # account overwrite the others' `cache` tag.
-        findings.append(Finding(path, "info", "cache-repository-default",
+        findings.append(Finding(path, "info", Code.CACHE_REPOSITORY_DEFAULT,
                                 f"The image repository name is not in the buildspec, so the cache goes to "
                                 f"`{own}`, named after this repository; set `cache_repository` in "
                                 ".github/ecr-cache.yml (or edit CACHE_REPO_NAME) to choose another name."))
         return own
-    findings.append(Finding(path, "info", "cache-repository-default",
+    findings.append(Finding(path, "info", Code.CACHE_REPOSITORY_DEFAULT,
                             "The image repository name is not in the buildspec, so the cache goes to the "
                             "shared `ecr-build-cache` repository; set `cache_repository` in "
                             ".github/ecr-cache.yml (or edit CACHE_REPO_NAME) if other repositories of this "
@@ -505,7 +506,7 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
         output = "none"
     malformed = len(db.real_positionals) != 1
     if b.unresolved and not malformed:
-        findings.append(Finding(p.path, "warning", "build-path-unresolved",
+        findings.append(Finding(p.path, "warning", Code.BUILD_PATH_UNRESOLVED,
                                 f"{where}: cannot tell which Dockerfile/context this build uses: "
                                 f"{', '.join('`' + u + '`' for u in b.unresolved)} is not set in "
                                 "env/variables (a project variable or a value computed at build time); "
@@ -514,7 +515,7 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
         near = posixpath.normpath(posixpath.join(posixpath.dirname(p.path), b.dockerfile))
         hint = (f" `{near}` sits next to the buildspec: it is used only if this project's source root is "
                 f"`{posixpath.dirname(p.path)}`." if near in snapshot.paths and near != b.dockerfile else "")
-        findings.append(Finding(p.path, "warning", "dockerfile-missing",
+        findings.append(Finding(p.path, "warning", Code.DOCKERFILE_MISSING,
                                 f"{where}: CodeBuild runs commands from the source root ($CODEBUILD_SRC_DIR), so "
                                 f"this build reads `{b.dockerfile}`, which is not in the repository.{hint}", line=line))
     link = BuildLink(p.path, cmd.phase, cmd.index, line, b.dockerfile if not b.unresolved else None,
@@ -525,7 +526,7 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
     if db.rewritten or skip:
         return link
     if malformed:
-        findings.append(Finding(p.path, "warning", "docker-build-malformed",
+        findings.append(Finding(p.path, "warning", Code.DOCKER_BUILD_MALFORMED,
                                 f"{where}: this build has {len(db.real_positionals)} positional arguments "
                                 f"({' '.join(w.raw for w in db.real_positionals) or 'none'}); docker accepts "
                                 "exactly one context, so the command was left as it is.", line=line))
@@ -558,23 +559,23 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
         if o.name in ("--cache-from", "--cache-to"):
             edit.reasons.append(f"Line {line} (before this change): removed `{o.name} {o.value}`; the ECR registry "
                                 "cache replaces it.")
-            findings.append(Finding(p.path, "info", "cache-from-replaced",
+            findings.append(Finding(p.path, "info", Code.CACHE_FROM_REPLACED,
                                     f"{where}: the existing `{o.name} {o.value}` was replaced by the ECR "
                                     "registry cache (a pulled image only seeds the cache when it was built "
                                     "with inline cache metadata).", line=line))
     for name in db.values("--builder"):
-        findings.append(Finding(p.path, "warning", "own-builder",
+        findings.append(Finding(p.path, "warning", Code.OWN_BUILDER,
                                 f"{where}: the build selects its own builder `{name}`; it must use the "
                                 "docker-container driver, or the registry cache export fails.", line=line))
     if db.has("--no-cache"):
-        findings.append(Finding(p.path, "warning", "no-cache",
+        findings.append(Finding(p.path, "warning", Code.NO_CACHE,
                                 f"{where}: `--no-cache` is kept, so this build never imports the cache (it "
                                 "still exports it). Remove `--no-cache` to get cached builds.", line=line))
     secrets = [a.split("=", 1)[0] for a in db.values("--build-arg") if _SECRET_ARG.search(a.split("=", 1)[0])]
     if secrets and options.mode == "max":
         # mode=max exports the layers of every stage, not only the pushed image's
         # (https://docs.docker.com/build/cache/backends/: use --secret, not ARG, for credentials).
-        findings.append(Finding(p.path, "warning", "secret-build-arg",
+        findings.append(Finding(p.path, "warning", Code.SECRET_BUILD_ARG,
                                 f"{where}: {', '.join('`' + n + '`' for n in secrets)} reaches the build as a "
                                 "build argument; with `mode=max` the layers of every stage (also build stages "
                                 "that never left this machine before) are exported to the cache repository. Pass "
@@ -582,16 +583,16 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
                                 line=line))
     for var, value in b.flag_values.items():
         if re.search(r"(?:^|\s)--no-cache(?:\s|$)", value):
-            findings.append(Finding(p.path, "warning", "no-cache",
+            findings.append(Finding(p.path, "warning", Code.NO_CACHE,
                                     f"{where}: `{var}` is set to `{value}` in this buildspec; its `--no-cache` "
                                     "means this build never imports the cache (it still exports it).", line=line))
     for var in db.flag_vars:
-        findings.append(Finding(p.path, "warning", "build-flags-variable",
+        findings.append(Finding(p.path, "warning", Code.BUILD_FLAGS_VARIABLE,
                                 f"{where}: `{var}` may expand to extra build flags the bot cannot see (for "
                                 "example `--cache-from` or `--no-cache`); check that it does not conflict "
                                 "with the registry cache flags.", line=line))
     if b.unresolved and tags.get((p.path, k)):
-        findings.append(Finding(p.path, "info", "cache-tag-shared",
+        findings.append(Finding(p.path, "info", Code.CACHE_TAG_SHARED,
                                 f"{where}: if several CodeBuild projects run this buildspec with different "
                                 f"values of {', '.join(b.unresolved)}, they share the cache tag `{tag}`; give "
                                 "each its own tag to keep their caches apart.", line=line))

@@ -21,6 +21,8 @@ from bot.core.dockerfile.reorder import (
     stage_cwds,
 )
 from bot.core.dockerfile.splice import Splice
+from bot.core.findings import Code
+from bot.core.model import Note
 from bot.core.shell.run_commands import names_overlap, overwrites, run_commands
 
 # Folders builds write their output to (`COPY dist/ app/`), and files that are code or built from it.
@@ -165,11 +167,11 @@ def _whole_later(after: tuple[Instruction, ...], cwds: dict[int, Cwd], folder: C
 
 
 def _plan_stage(df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[int, Cwd], label: str
-                ) -> tuple[tuple[int, int, str] | None, list[tuple[str, str, str]]]:
+                ) -> tuple[tuple[int, int, str] | None, list[Note]]:
     """(copy index, index to move it after, reason) for the first copy in the stage that belongs later, and
     suggestions for manifest copies that also bring files the install does not read."""
     insts = df.stage_instructions(stage)
-    notes: list[tuple[str, str, str]] = []
+    notes: list[Note] = []
     for n, inst in enumerate(insts):
         src = late_material(inst, ctx)
         split = config_split(inst) if src is None else None
@@ -182,7 +184,7 @@ def _plan_stage(df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[int,
             if installs:
                 later = " (the later copy of the whole folder already brings them)" if _whole_later(
                     insts[n + 1:], cwds, _join(cwds[inst.index], copy_parts(inst)[1])) else ""  # type: ignore[index]
-                notes.append(("info", "dockerfile-copy-not-read-by-install", (
+                notes.append(("info", Code.DOCKERFILE_COPY_NOT_READ_BY_INSTALL, (
                     f"{label}: {_short(inst)} (line {inst.lineno}) also copies {_and_list(split[0])}, which "
                     f"{_and_list(installs)} does not read, so a change to them re-runs the install. Copy them in a "
                     f"COPY of their own after the install{later}; the bot does not split a COPY line.")))

@@ -14,11 +14,13 @@ from bot.core.dockerfile.late_copies import LATE_MARK, late_copies
 from bot.core.dockerfile.parse import Dockerfile, DockerfileParseError, parse
 from bot.core.dockerfile.reorder import BuildContext, Outcome, reorder
 from bot.core.dockerfile.verify import verify_dockerfile_edit
+from bot.core.findings import Code
 from bot.core.model import (
     BuildLink,
     CacheTable,
     FileEdit,
     Finding,
+    Note,
     Options,
     PartialPlan,
     RepoSnapshot,
@@ -133,7 +135,7 @@ def _cache_mount_findings(path: str, df: Dockerfile) -> list[Finding]:
             hit = [t for t in targets
                    if any(t.rstrip("/").endswith(c) or f"/{c}/" in t + "/" for c in eco.cache_targets)]
             if hit:
-                out.append(Finding(path, "warning", "dockerfile-cache-mount-only", (
+                out.append(Finding(path, "warning", Code.DOCKERFILE_CACHE_MOUNT_ONLY, (
                     f"line {inst.lineno}: `{cmd.text}` keeps the {eco.name} dependencies only in the cache mount "
                     f"`{hit[0]}`. Cache mounts are not exported to the registry cache ({CACHE_MOUNT_DOC}), so a "
                     f"fresh CodeBuild machine downloads them again whenever this step re-runs; download them "
@@ -157,13 +159,13 @@ def plan_dockerfiles(
         text = snapshot.text(path)
         if text is None:
             if path in paths:
-                findings.append(Finding(path, "info", "dockerfile-not-read",
+                findings.append(Finding(path, "info", Code.DOCKERFILE_NOT_READ,
                                         "The Dockerfile was not read, so it was not analysed."))
             continue
         try:
             parsed[path] = parse(text)
         except DockerfileParseError as exc:
-            findings.append(Finding(path, "warning", "dockerfile-unparsed",
+            findings.append(Finding(path, "warning", Code.DOCKERFILE_UNPARSED,
                                     f"Left as is: the Dockerfile does not parse ({exc})."))
 
     ignores: dict[str, dockerignore.Matcher] = {}  # by ignore-file path
@@ -176,7 +178,7 @@ def plan_dockerfiles(
         ignore_path = _ignore_path(snapshot, ctx, dockerfiles[0])
         existing = snapshot.text(ignore_path)
         if ignore_path in paths and existing is None:
-            findings.append(Finding(ignore_path, "warning", "dockerignore-not-read",
+            findings.append(Finding(ignore_path, "warning", Code.DOCKERIGNORE_NOT_READ,
                                     "The .dockerignore was not read; it was neither checked nor extended."))
             ignores[ignore_path] = dockerignore.Matcher([])
             continue
@@ -188,7 +190,7 @@ def plan_dockerfiles(
                         and ctx in t.contexts
                         and _ignore_path(snapshot, ctx, t.path) == ignore_path)
         if options.dockerignore and known and specific and unread:
-            findings.append(Finding(ignore_path, "info", "dockerignore-not-extended",
+            findings.append(Finding(ignore_path, "info", Code.DOCKERIGNORE_NOT_EXTENDED,
                                     f"`{ignore_path}` was not extended: `{unread[0]}` builds from the same folder "
                                     "and was not read, so what it copies could not be checked."))
         elif options.dockerignore and known and specific:
@@ -200,7 +202,7 @@ def plan_dockerfiles(
                                                   _context_paths(paths, ctx), repo_root=not ctx, read=read,
                                                   written=written)
             for w in dockerignore.written_into_copy([parsed[d] for d in dockerfiles], written, existing):
-                findings.append(Finding(dockerfiles[0], "info", "written-file-in-context", (
+                findings.append(Finding(dockerfiles[0], "info", Code.WRITTEN_FILE_IN_CONTEXT, (
                     f"`{w.path}` is written by {w.where} before the build, and a COPY of the whole context "
                     f"brings it into the image, so that COPY and every later step re-run on every build even when "
                     f"no source changed. It was left in the context because the image may read it; if it does "
@@ -227,13 +229,13 @@ def plan_dockerfiles(
         reasons: list[str] = []
         if options.reorder:
             new_text, reasons, extra = _reorder_all(df, target, snapshot, paths, ignores, options.reorder_unlocked)
-            findings += [Finding(path, level, code, msg) for level, code, msg in extra]  # type: ignore[arg-type]
+            findings += [Finding(path, level, code, msg) for level, code, msg in extra]
         final_df = df
         facts = target.facts
         if new_text is not None and new_text != text:
             why = verify_dockerfile_edit(text, new_text, facts)
             if why:
-                findings.append(Finding(path, "warning", "dockerfile-proof-failed",
+                findings.append(Finding(path, "warning", Code.DOCKERFILE_PROOF_FAILED,
                                         f"Left as is: the reordered Dockerfile failed the check ({why})."))
             else:
                 final_df = parse(new_text)
@@ -244,7 +246,7 @@ def plan_dockerfiles(
 
 def _reorder_all(df: Dockerfile, target: _Target, snapshot: RepoSnapshot, paths: frozenset[str],
                  ignores: dict[str, dockerignore.Matcher], unlocked: bool = False
-                 ) -> tuple[str | None, list[str], list[tuple[str, str, str]]]:
+                 ) -> tuple[str | None, list[str], list[Note]]:
     """Reorder for every context the Dockerfile is built with (all must agree), then move volatile ARGs."""
     results = []
     for ctx in target.contexts:
@@ -257,7 +259,7 @@ def _reorder_all(df: Dockerfile, target: _Target, snapshot: RepoSnapshot, paths:
     first = results[0]
     findings = list(first.findings)
     if any(r.text != first.text for r in results[1:]):
-        findings.append(("warning", "dockerfile-not-reordered",
+        findings.append(("warning", Code.DOCKERFILE_NOT_REORDERED,
                          "Not reordered: the Dockerfile is built with several contexts "
                          f"({', '.join(c or '.' for c in target.contexts)}) that call for different edits."))
         text, reasons = None, []
@@ -272,14 +274,15 @@ def _reorder_all(df: Dockerfile, target: _Target, snapshot: RepoSnapshot, paths:
 
 
 # Findings about the file as it stands (with its line numbers): only the last round's count.
-_LAST_ROUND_ONLY = ("dockerfile-not-reordered", "dockerfile-install-after-copy", "dockerfile-copy-not-read-by-install")
+_LAST_ROUND_ONLY = (Code.DOCKERFILE_NOT_REORDERED, Code.DOCKERFILE_INSTALL_AFTER_COPY,
+                    Code.DOCKERFILE_COPY_NOT_READ_BY_INSTALL)
 
 
 def _reorder_fixpoint(df: Dockerfile, ctx: BuildContext) -> Outcome:
     """Reorder until nothing changes (one move per stage per round), so the result is idempotent."""
     total = Outcome()
     current = df
-    kept: list[tuple[str, str, str]] = []
+    kept: list[Note] = []
     for _ in range(_MAX_ROUNDS):
         outcome = reorder(current, ctx)
         if outcome.text is None:
@@ -297,7 +300,7 @@ def _reorder_fixpoint(df: Dockerfile, ctx: BuildContext) -> Outcome:
         current = parse(outcome.text)
     else:
         # A move still pending after the last round: planning the result again would change it (not idempotent).
-        return Outcome(findings=[("warning", "dockerfile-not-reordered", (
+        return Outcome(findings=[("warning", Code.DOCKERFILE_NOT_REORDERED, (
             f"Not reordered: putting its copies in order takes more than {_MAX_ROUNDS} rounds of moves (one per stage "
             "each), and a partly reordered file would change again on the next plan; move the copies by hand."
         ))])

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from bot.core.dockerfile import ecosystems
 from bot.core.dockerfile.parse import Dockerfile, Instruction, Stage, split_words
 from bot.core.dockerfile.splice import Splice
+from bot.core.findings import Code
 from bot.core.markdown import code_span
+from bot.core.model import Note
 from bot.core.shell.run_commands import (
     _FIRST_ARG_NOT_PATH,
     _PATH_TOOLS,
@@ -84,11 +86,11 @@ class Outcome:
 
     text: str | None = None
     reasons: list[str] = field(default_factory=list)
-    findings: list[tuple[str, str, str]] = field(default_factory=list)
+    findings: list[Note] = field(default_factory=list)
 
 
 Op = tuple[str, int, int, str]  # ("insert", before, 0, line) or ("move_after", index, after, "")
-StagePlan = tuple[list[Op], list[str], list[tuple[str, str, str]]]
+StagePlan = tuple[list[Op], list[str], list[Note]]
 Cwd = tuple[str, str] | None  # (anchor, absolute-looking path); anchor "" = known, "?" = the base image's
 
 
@@ -573,12 +575,12 @@ class _StagePlan:
                 return result
         return [], [], self._unexplained_installs(insts)
 
-    def _unexplained_installs(self, insts: tuple[Instruction, ...]) -> list[tuple[str, str, str]]:
+    def _unexplained_installs(self, insts: tuple[Instruction, ...]) -> list[Note]:
         """A finding for each install after a copy of the whole context that no rule above spoke about."""
         whole = next((i for i in insts if (c := copy_all(i, self.ctx)) is not None and c.source == "."), None)
         if whole is None:
             return []
-        out: list[tuple[str, str, str]] = []
+        out: list[Note] = []
         for inst in insts:
             if inst.index <= whole.index or inst.keyword != "RUN":
                 continue
@@ -589,7 +591,7 @@ class _StagePlan:
                     continue  # its dependencies are installed before the copy; what is left needs the sources
                 why = _install_kind(cmd)
                 if why:
-                    out.append(("info", "dockerfile-install-after-copy",
+                    out.append(("info", Code.DOCKERFILE_INSTALL_AFTER_COPY,
                                 f"{self.label}: {_short(inst)} (line {inst.lineno}) stays after {_short(whole)} "
                                 f"(line {whole.lineno}), so it re-runs on every source change: {why}."))
                     break
@@ -626,7 +628,7 @@ class _StagePlan:
         if self._already_first(before, first_install.ecosystem):
             return None
         if self.copy_dest_dir(c) == ("", "/"):
-            return [], [], [("warning", "dockerfile-not-reordered",
+            return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED,
                              f"{self.label}: {_short(c.inst)} (line {c.inst.lineno}) stays before "
                              f"{_short(first_inst)} (line {first_inst.lineno}): it copies the build context over "
                              f"the root filesystem (`/`), so every later step may read the copied files; copy the "
@@ -636,7 +638,7 @@ class _StagePlan:
             dest, cwd = self.copy_dest_dir(c), self.cwds[first_inst.index]
             if dest is not None and cwd is not None and dest[0] == cwd[0]:
                 return self._plan_partial(c, first_inst, first_install, after, before)
-            return [], [], [("warning", "dockerfile-not-reordered",
+            return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED,
                              f"{self.label}: {_short(c.inst)} (line {c.inst.lineno}) stays before "
                              f"{_short(first_inst)} (line {first_inst.lineno}): the working directory comes "
                              f"from the base image or a variable, so it is unknown whether the install reads "
@@ -645,14 +647,14 @@ class _StagePlan:
                 f"(line {first_inst.lineno})"
         bad_flags = [f for f in c.flags if f[2:].split("=", 1)[0].lower() not in _COPY_FLAGS_KEPT]
         if bad_flags:
-            return [], [], [("warning", "dockerfile-not-reordered",
+            return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED,
                              f"{where}: the copy flag `{bad_flags[0]}` is not understood by this bot.")]
         if first_install.ecosystem not in ecosystems.TABLE:
-            return [], [], [("warning", "dockerfile-not-reordered",
+            return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED,
                              f"{where}: `{first_install.command.text}` builds with {first_install.ecosystem}, "
                              f"for which this bot has no dependencies-only step.")]
         if first_install.ecosystem == "cargo":
-            return [], [], [("info", "dockerfile-cargo-chef",
+            return [], [], [("info", Code.DOCKERFILE_CARGO_CHEF,
                              f"{where}: `{first_install.command.text}` compiles the dependencies and the crate "
                              f"in one step, so moving lines "
                              f"cannot cache them; consider cargo-chef ({CARGO_CHEF}) to build the dependencies "
@@ -690,7 +692,7 @@ class _StagePlan:
         if isinstance(pre, tuple):
             return pre
         reason = pre or blocker or "no rule applies"
-        return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {reason}.")]
+        return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED, f"{where}: {reason}.")]
 
     def placed(self, before: list[Instruction], folder: tuple[str, str]) -> dict[str, str]:
         """Files earlier COPYs put directly in ``folder``: base name → context-relative source."""
@@ -746,7 +748,7 @@ class _StagePlan:
         where = f"{self.label}: {_short(c.inst)} (line {c.inst.lineno}) stays before {_short(inst)} " \
                 f"(line {inst.lineno})"
         from_stage = self.placed_from_stage(before + after[: after.index(inst)], cwd)
-        unknown = [("warning", "dockerfile-not-reordered", f"{where}: " + (
+        unknown: list[Note] = [("warning", Code.DOCKERFILE_NOT_REORDERED, f"{where}: " + (
             f"the manifests `{install.command.text}` reads come from another stage ({_short(from_stage)}), "
             f"so the bot cannot check what they need." if from_stage else
             f"the files `{install.command.text}` reads are not copied into its folder by an earlier COPY, so "
@@ -767,7 +769,7 @@ class _StagePlan:
             why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read,
                                                self.may_float(install, project))
         if why:
-            return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {why}.")]
+            return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED, f"{where}: {why}.")]
         between = after[: after.index(inst)]
         if not install.deps_only:
             if not install.prefetch or _cache_mounted(inst, eco):
@@ -775,11 +777,11 @@ class _StagePlan:
             for other in between:
                 if other.keyword in ("WORKDIR", "ENV", "ARG", "USER", "SHELL", "COPY", "ADD") or (
                         other.keyword == "RUN" and not self._touches_only_copy(c, other)):
-                    return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {_short(other)} between "
+                    return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED, f"{where}: {_short(other)} between "
                                      "them would change how the dependencies are downloaded.")]
             chmod = _makes_executable(between + [inst], install.command.words[0])
             if chmod:
-                return [], [], [("warning", "dockerfile-not-reordered", (
+                return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED, (
                     f"{where}: `{chmod}` shows `{install.command.words[0]}` may not be executable in the repository, "
                     f"and an added download step would run it before that."))]
             keyword = "run" if c.inst.line_text.split()[0].islower() else "RUN"
@@ -797,11 +799,11 @@ class _StagePlan:
             if other.keyword == "RUN":
                 kind, _, blocked = _classify_run(other, root_text, self.cwds[other.index])
                 if kind == "dep":
-                    return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {blocked}.")]
+                    return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED, f"{where}: {blocked}.")]
                 continue
             blocked2 = self.free(c, other, seen_user)
             if blocked2:
-                return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {blocked2}.")]
+                return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED, f"{where}: {blocked2}.")]
         reason = (f"Dockerfile {self.label}: moved {_short(c.inst)} below `{install.command.text}`, which reads "
                   f"only the manifests copied before it, so a change to the application source no longer "
                   f"re-installs the {install.ecosystem} dependencies.")
@@ -816,7 +818,7 @@ class _StagePlan:
             lines, why = self.manifest_copies(c, step.files, step.inst)
             if why:
                 where = f"{self.label}: {_short(c.inst)} (line {c.inst.lineno}) stays before {_short(step.inst)}"
-                return [], [], [("warning", "dockerfile-not-reordered", f"{where}: {why}.")]
+                return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED, f"{where}: {why}.")]
             for line in lines:
                 ops.append(("insert", step.inst.index, 0, line))
             copied += [f for f in step.files if any(f in line.split() or json.dumps(f) in line for line in lines)]
@@ -844,7 +846,7 @@ class _StagePlan:
         return self.ctx.unlocked and not strict and \
             ecosystems.missing_lock(install, project, self.ctx.tracked) is not None
 
-    def _unlocked_note(self, install: ecosystems.Install, project: str) -> tuple[str, str, str] | None:
+    def _unlocked_note(self, install: ecosystems.Install, project: str) -> Note | None:
         """A Node/PHP install moved before the source copy without a lock file: it now refreshes less often."""
         if install.ecosystem not in ecosystems.UNLOCKED_REORDERABLE:
             return None
@@ -853,14 +855,14 @@ class _StagePlan:
             return None
         manifest = posixpath.normpath(posixpath.join(project, ecosystems.TABLE[install.ecosystem].manifests[0]))
         where = "the build context" if project == "." else f"`{project}`"
-        return ("info", "dockerfile-unlocked-install",
+        return ("info", Code.DOCKERFILE_UNLOCKED_INSTALL,
                 f"{self.label}: {where} has no lock file ({locks}), so `{install.command.text}` installs the "
                 f"newest versions `{manifest}` allows. After this change its cached layer is rebuilt, and newer "
                 f"versions picked up, only when `{manifest}` changes (before, every source change re-installed). "
                 f"Commit the lock file so every build installs the same versions; to keep such installs after "
                 f"the source copy, set `reorder_unlocked: false` in `.github/ecr-cache.yml`.")
 
-    def _unpinned(self, steps: list[_Step]) -> list[tuple[str, str, str]]:
+    def _unpinned(self, steps: list[_Step]) -> list[Note]:
         """Requirements without `==`: once the install layer is cached they stay at the versions it resolved."""
         for step in steps:
             if not any(i.ecosystem == "pip" for i in step.installs):
@@ -871,14 +873,14 @@ class _StagePlan:
                     if not line or line.startswith(("#", "-")) or "==" in line or "@" in line or "://" in line:
                         continue
                     name = re.split(r"[<>=!~\[\s]", line, maxsplit=1)[0]
-                    return [("info", "dockerfile-unpinned-requirements",
+                    return [("info", Code.DOCKERFILE_UNPINNED_REQUIREMENTS,
                              f"{self.label}: `{path}` does not pin `{name}` with `==`; after this change the "
                              f"cached install keeps the versions it first resolved until `{path}` changes "
                              f"(before, every source change installed the newest). Pin the versions (for "
                              f"example with pip-compile) so every build installs the same ones.")]
         return []
 
-    def _rid_mismatch(self, steps: list[_Step], after: list[Instruction]) -> list[tuple[str, str, str]]:
+    def _rid_mismatch(self, steps: list[_Step], after: list[Instruction]) -> list[Note]:
         """A `dotnet publish -r X` after a restore for another runtime restores again (no cache benefit)."""
         restores = [i for s in steps for i in s.installs if i.ecosystem == "dotnet"]
         if not restores:
@@ -889,7 +891,7 @@ class _StagePlan:
                 if cmd.name == "dotnet" and cmd.words[1:2] in (("publish",), ("build",)):
                     other = _runtime(cmd.words)
                     if other is not None and other != rid:
-                        return [("info", "dockerfile-dotnet-runtime",
+                        return [("info", Code.DOCKERFILE_DOTNET_RUNTIME,
                                  f"{self.label}: `{cmd.text}` (line {inst.lineno}) targets runtime `{other}` but "
                                  f"`{restores[0].command.text}` restores for `{rid or 'no runtime'}`, so publish "
                                  f"restores again; give the restore the same `-r {other}`.")]
