@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from bot.core.buildspec.analysis import Analysis, Build, Command, _Shell
+from bot.core.buildspec.analysis import Analysis, Build, BuildspecCommand, _Shell
 from bot.core.buildspec.build_args import passed_args
 from bot.core.dockerfile.cachetable import built_stages
 from bot.core.dockerfile.dockerignore import Matcher, brings, needed_sources, read_patterns
@@ -125,8 +125,8 @@ def _token_target(words: list[str]) -> str | None:
     return None
 
 
-def token_checkouts(an: Analysis, until: Command, offset: int,
-                    line_of: Callable[[Command, int], int]) -> list[Checkout]:
+def token_checkouts(an: Analysis, until: BuildspecCommand, offset: int,
+                    line_of: Callable[[BuildspecCommand, int], int]) -> list[Checkout]:
     """Folders whose `.git/config` holds a token when the build at ``offset`` of command ``until`` starts.
 
     The commands run in one shell session (buildspec version 0.2), so a `cd` carries over.
@@ -438,7 +438,7 @@ def _ignore_path(paths: frozenset[str], ignores: Mapping[str, str], context: str
 
 
 def build_refusal(an: Analysis, b: Build, buildspec: str, snapshot: RepoSnapshot, options: Options,
-                  ignores: Mapping[str, str], line_of: Callable[[Command, int], int]) -> list[str]:
+                  ignores: Mapping[str, str], line_of: Callable[[BuildspecCommand, int], int]) -> list[str]:
     """Why this build must not export a cache (one message per credential), or [] when it may."""
     line = line_of(b.command, b.build.verbs[0].start)
     build_where = f"{buildspec}:{line}"

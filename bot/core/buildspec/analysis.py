@@ -36,7 +36,7 @@ _REGION_VAR = re.compile(
 
 
 @dataclass
-class Command:
+class BuildspecCommand:
     """One item of a phase's `commands` list."""
 
     phase: str
@@ -55,7 +55,7 @@ class Command:
 class Build:
     """One build command, where it stands and what it resolves to."""
 
-    command: Command
+    command: BuildspecCommand
     build: DockerBuild
     dockerfile: str | None
     context: str | None
@@ -71,11 +71,11 @@ class Build:
 class Analysis:
     """Everything the planner needs to know about one buildspec's commands."""
 
-    commands: list[Command] = field(default_factory=list)
+    commands: list[BuildspecCommand] = field(default_factory=list)
     builds: list[Build] = field(default_factory=list)
-    legacy: list[tuple[Command, LegacyLogin]] = field(default_factory=list)
-    legacy_uses: list[tuple[Command, str]] = field(default_factory=list)
-    logins: list[tuple[Command, str]] = field(default_factory=list)
+    legacy: list[tuple[BuildspecCommand, LegacyLogin]] = field(default_factory=list)
+    legacy_uses: list[tuple[BuildspecCommand, str]] = field(default_factory=list)
+    logins: list[tuple[BuildspecCommand, str]] = field(default_factory=list)
     region_vars: list[tuple[int, str]] = field(default_factory=list)
     assigned: dict[str, list[int]] = field(default_factory=dict)
     env_vars: dict[str, str] = field(default_factory=dict)
@@ -96,9 +96,9 @@ def _scalar_map(node: Node | None) -> dict[str, str]:
     return out
 
 
-def phase_commands(root: Node) -> tuple[list[Command], list[str]]:
+def phase_commands(root: Node) -> tuple[list[BuildspecCommand], list[str]]:
     """Commands of every phase in execution order, and phases whose list is not a block sequence."""
-    cmds: list[Command] = []
+    cmds: list[BuildspecCommand] = []
     flow: list[str] = []
     phases = by.get(root, "phases")
     for name in PHASES:
@@ -114,7 +114,7 @@ def phase_commands(root: Node) -> tuple[list[Command], list[str]]:
         if seq.flow_style:
             flow.append(name)
         for i, item in enumerate(seq.value):
-            cmds.append(Command(name, i, item, seq, cm[0]))
+            cmds.append(BuildspecCommand(name, i, item, seq, cm[0]))
     return cmds, flow
 
 
@@ -229,7 +229,7 @@ def _without_comments(value: str) -> str:
     return "\n".join(" ".join(w.raw for w in (*sc.assignments, *sc.words)) for sc in simple_commands(value))
 
 
-def _walk(an: Analysis, shell: _Shell, cmd: Command, n: int, value: str, paths: frozenset[str]) -> None:
+def _walk(an: Analysis, shell: _Shell, cmd: BuildspecCommand, n: int, value: str, paths: frozenset[str]) -> None:
     for sc in simple_commands(value):
         shell.at_depth(sc.depth)
         words = [w.value for w in sc.words]
@@ -299,7 +299,7 @@ def _login_target(words: tuple[Word, ...], shell: _Shell) -> str:
     return target
 
 
-def _link(cmd: Command, b: DockerBuild, shell: _Shell, paths: frozenset[str]) -> Build:
+def _link(cmd: BuildspecCommand, b: DockerBuild, shell: _Shell, paths: frozenset[str]) -> Build:
     unresolved: list[str] = []
     ctx_raw = b.context
     context: str | None = None
@@ -337,7 +337,7 @@ def _link(cmd: Command, b: DockerBuild, shell: _Shell, paths: frozenset[str]) ->
 _DEPLOY_OUTPUTS = frozenset({"imagedefinitions.json", "imagedetail.json", "taskdef.json"})
 
 
-def _record_writes(shell: _Shell, cmd: Command, redirects: tuple[Word, ...], tee: tuple[Word, ...]) -> None:
+def _record_writes(shell: _Shell, cmd: BuildspecCommand, redirects: tuple[Word, ...], tee: tuple[Word, ...]) -> None:
     """Remember source-tree files this command writes with `>`/`>>` or `tee`."""
     targets = list(redirects) + [w for w in tee[1:] if not w.value.startswith("-")]
     for word in targets:
@@ -374,7 +374,7 @@ def _dequote(raw: str) -> str:
     return text
 
 
-def _raw_value(cmd: Command, opt: Option, b: DockerBuild) -> str:
+def _raw_value(cmd: BuildspecCommand, opt: Option, b: DockerBuild) -> str:
     """The raw (still quoted, `$VAR`) text of an option's value, for variable expansion."""
     text = (cmd.value or "")[opt.start:opt.end]
     for prefix in ("--file=", "--file", "-f"):
@@ -418,7 +418,7 @@ def command_values(text: str, skip_pulls: bool = False) -> list[tuple[int, str]]
     return out
 
 
-def command_line(text: str, cmd: Command, offset: int) -> int:
+def command_line(text: str, cmd: BuildspecCommand, offset: int) -> int:
     """The 1-based file line of character ``offset`` of ``cmd``'s value (the command's first line when unmapped)."""
     node = cmd.node
     if isinstance(node, ScalarNode) and offset >= 0:

@@ -9,7 +9,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 from bot.core.buildspec import yaml_text as by
-from bot.core.buildspec.analysis import PHASES, Analysis, Command
+from bot.core.buildspec.analysis import PHASES, Analysis, BuildspecCommand
 from bot.core.buildspec.verify import verify_buildspec_edit
 from bot.core.shell.docker_build import apply_splices
 
@@ -90,7 +90,7 @@ def splice(p: Parsed, edit: Edit) -> str:
     return apply_splices(text, splices)
 
 
-def _floor(text: str, cmd: Command, an: Analysis) -> int:
+def _floor(text: str, cmd: BuildspecCommand, an: Analysis) -> int:
     if cmd.index == 0:
         return by.after_line(text, cmd.key.end_mark.index)
     prev = cmd.seq.value[cmd.index - 1]

@@ -9,7 +9,7 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from bot.core.buildspec import codebuild_images
 from bot.core.buildspec import yaml_text as by
-from bot.core.buildspec.analysis import PHASES, Command, command_line
+from bot.core.buildspec.analysis import PHASES, BuildspecCommand, command_line
 from bot.core.buildspec.edit import Parsed
 from bot.core.buildspec.image_refs import ARG_DEFAULT, FROM_IMAGE
 from bot.core.findings import Code
@@ -188,7 +188,7 @@ def refusals(p: Parsed) -> list[Finding]:
     return [*mapping_commands(p), *legacy_login_outputs(p), *old_runtime_pins(p)]
 
 
-def _line(p: Parsed, cmd: Command, needle: str) -> int:
+def _line(p: Parsed, cmd: BuildspecCommand, needle: str) -> int:
     """The file line of ``needle`` inside the command ``cmd`` (its first line when not found)."""
     return command_line(p.text, cmd, (cmd.value or "").find(needle))
 

@@ -13,7 +13,7 @@ from yaml.nodes import MappingNode, ScalarNode
 from bot.core import secret_leaks
 from bot.core.buildspec import codebuild_images
 from bot.core.buildspec import yaml_text as by
-from bot.core.buildspec.analysis import PHASES, Analysis, Build, Command, analyse, command_line
+from bot.core.buildspec.analysis import PHASES, Analysis, Build, BuildspecCommand, analyse, command_line
 from bot.core.buildspec.edit import Edit, Parsed, prove, splice
 from bot.core.buildspec.findings import builder_switch, dockerhub_pushes, loaded_images, local_base, refusals
 from bot.core.buildspec.image_refs import classify, dockerfile_bases
@@ -833,7 +833,7 @@ def _continues_on_failure(p: Parsed, phase: str) -> bool:
     return value is not None and str(getattr(value[1], "value", "")).strip().upper() != "ABORT"
 
 
-def _setup_target(an: Analysis, first: Command) -> str | None:
+def _setup_target(an: Analysis, first: BuildspecCommand) -> str | None:
     """The phase before the first build's phase that has commands (None: insert before the build)."""
     earlier = PHASES[:PHASES.index(first.phase)]
     for name in reversed(earlier):

@@ -12,7 +12,7 @@ from bot.core.dockerfile import ecosystems
 from bot.core.dockerfile.parse import Dockerfile, split_words
 from bot.core.dockerfile.reorder import _assignments, _join, copy_parts, stage_cwds
 from bot.core.model import WrittenFile
-from bot.core.shell.run_commands import Command, run_commands, split_commands, system_only
+from bot.core.shell.run_commands import ShellCommand, run_commands, split_commands, system_only
 
 Read = Callable[[str], "str | None"]
 HEADER = "# Added by ecr-cache-bot: not needed in the image; a change here must not invalidate the layer cache."
@@ -303,7 +303,7 @@ def _may_read_git(dockerfiles: Iterable[Dockerfile], paths: tuple[str, ...] = ()
     return False
 
 
-def _go_build_without_vcs(cmd: Command, env_goflags: str) -> bool:
+def _go_build_without_vcs(cmd: ShellCommand, env_goflags: str) -> bool:
     """True for `go build`/`go install` with `-buildvcs=false` (flag, `GOFLAGS=` on the command or in ENV).
 
     Without it Go 1.18+ runs git to stamp the binary; with it the build never reads `.git`

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.core.shell.run_commands import Command, looks_like_path
+from bot.core.shell.run_commands import ShellCommand, looks_like_path
 
 Exists = Callable[[str], bool]
 Read = Callable[[str], "str | None"]
@@ -91,7 +91,7 @@ class Install:
     """
 
     ecosystem: str
-    command: Command
+    command: ShellCommand
     deps_only: bool
     prefetch: str | None = None
     files: tuple[str, ...] = ()
@@ -141,7 +141,7 @@ def _pip_files(args: list[str]) -> tuple[list[str], list[str], bool]:
     return files, pos, local
 
 
-def recognise(cmd: Command) -> Install | None:
+def recognise(cmd: ShellCommand) -> Install | None:
     """The ecosystem command ``cmd`` is, if any."""
     w = list(cmd.words)
     if not w:

@@ -11,7 +11,7 @@ from bot.core.dockerfile.parse import Dockerfile, Instruction, Stage
 from bot.core.dockerfile.reorder import (
     BuildContext,
     Cwd,
-    Outcome,
+    ReorderResult,
     _and_list,
     _classify_run,
     _join,
@@ -203,9 +203,9 @@ def _plan_stage(df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[int,
     return None, notes
 
 
-def late_copies(df: Dockerfile, ctx: BuildContext) -> Outcome:
+def late_copies(df: Dockerfile, ctx: BuildContext) -> ReorderResult:
     """Move, in each stage, one copy that belongs late below the heavy steps that follow it."""
-    outcome = Outcome()
+    outcome = ReorderResult()
     cwds = stage_cwds(df)
     splice = Splice(df)
     for stage in df.stages:

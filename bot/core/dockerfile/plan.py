@@ -12,7 +12,7 @@ from bot.core.dockerfile import cachetable, dockerignore, ecosystems
 from bot.core.dockerfile.args import ArgFacts, move_args
 from bot.core.dockerfile.late_copies import LATE_MARK, late_copies
 from bot.core.dockerfile.parse import Dockerfile, DockerfileParseError, parse
-from bot.core.dockerfile.reorder import BuildContext, Outcome, reorder
+from bot.core.dockerfile.reorder import BuildContext, ReorderResult, reorder
 from bot.core.dockerfile.verify import verify_dockerfile_edit
 from bot.core.findings import Code
 from bot.core.model import (
@@ -278,9 +278,9 @@ _LAST_ROUND_ONLY = (Code.DOCKERFILE_NOT_REORDERED, Code.DOCKERFILE_INSTALL_AFTER
                     Code.DOCKERFILE_COPY_NOT_READ_BY_INSTALL)
 
 
-def _reorder_fixpoint(df: Dockerfile, ctx: BuildContext) -> Outcome:
+def _reorder_fixpoint(df: Dockerfile, ctx: BuildContext) -> ReorderResult:
     """Reorder until nothing changes (one move per stage per round), so the result is idempotent."""
-    total = Outcome()
+    total = ReorderResult()
     current = df
     kept: list[Note] = []
     for _ in range(_MAX_ROUNDS):
@@ -300,7 +300,7 @@ def _reorder_fixpoint(df: Dockerfile, ctx: BuildContext) -> Outcome:
         current = parse(outcome.text)
     else:
         # A move still pending after the last round: planning the result again would change it (not idempotent).
-        return Outcome(findings=[("warning", Code.DOCKERFILE_NOT_REORDERED, (
+        return ReorderResult(findings=[("warning", Code.DOCKERFILE_NOT_REORDERED, (
             f"Not reordered: putting its copies in order takes more than {_MAX_ROUNDS} rounds of moves (one per stage "
             "each), and a partly reordered file would change again on the next plan; move the copies by hand."
         ))])

@@ -17,7 +17,7 @@ from bot.core.model import Note
 from bot.core.shell.run_commands import (
     _FIRST_ARG_NOT_PATH,
     _PATH_TOOLS,
-    Command,
+    ShellCommand,
     _named_install,
     overwrites,
     run_commands,
@@ -81,7 +81,7 @@ class BuildContext:
 
 
 @dataclass
-class Outcome:
+class ReorderResult:
     """What the reorder decided for one Dockerfile."""
 
     text: str | None = None
@@ -195,7 +195,7 @@ def _classify_run(inst: Instruction, root: str | None, cwd: Cwd = None
     return ("install" if installs else "free"), installs, ""
 
 
-def _names_parent(cmd: Command, root: str | None) -> str | None:
+def _names_parent(cmd: ShellCommand, root: str | None) -> str | None:
     """Why a command naming a folder above the copied one (`chmod -R g+w /srv` over `/srv/app`) may change it."""
     if root is None or not root.startswith("/"):
         return None
@@ -269,7 +269,7 @@ def _indent(df: Dockerfile, inst: Instruction) -> str:
     return line[: len(line) - len(line.lstrip(" \t"))]
 
 
-def _install_kind(cmd: Command) -> str | None:
+def _install_kind(cmd: ShellCommand) -> str | None:
     """Why an install command stays after the source copy, if ``cmd`` is an install (not a build or a script)."""
     if len(cmd.words) < 2 or "config" in cmd.words[1:3]:
         return None
@@ -459,7 +459,7 @@ class _StagePlan:
         dest = self.copy_dest_dir(c)
         root = dest[1] if dest is not None and dest[0] == "" else None
         inside_cwd = self.project_of(c, inst) is not None
-        for cmd in run_commands(inst) or [Command((), ())]:
+        for cmd in run_commands(inst) or [ShellCommand((), ())]:
             if cmd.redirects or not cmd.words or cmd.name not in _PATH_TOOLS | {"echo", "true"}:
                 return False
             args = [a for a in cmd.words[1:] if not a.startswith("-")]
@@ -926,7 +926,7 @@ class _StagePlan:
         env = self._env_into_copy(c, inst)
         if env:
             return env
-        cmd = Command(tuple(install.prefetch.split()), ())
+        cmd = ShellCommand(tuple(install.prefetch.split()), ())
         pre = ecosystems.recognise(cmd)
         if pre is None or not pre.deps_only:
             return None
@@ -960,9 +960,9 @@ class _StagePlan:
         return ops, [reason], [note] if note else []
 
 
-def reorder(df: Dockerfile, ctx: BuildContext) -> Outcome:
+def reorder(df: Dockerfile, ctx: BuildContext) -> ReorderResult:
     """Reorder every stage of ``df`` where it is provably safe."""
-    outcome = Outcome()
+    outcome = ReorderResult()
     cwds = stage_cwds(df)
     splice = Splice(df)
     changed = False

@@ -28,7 +28,7 @@ _FIRST_ARG_NOT_PATH = {"chmod", "chown", "chgrp"}
 
 
 @dataclass(frozen=True)
-class Command:
+class ShellCommand:
     """One simple command: environment assignments set apart (`A=1 cmd`), `sudo` dropped."""
 
     words: tuple[str, ...]
@@ -46,17 +46,17 @@ class Command:
         return " ".join(self.words)
 
 
-def run_commands(inst: Instruction) -> list[Command] | None:
+def run_commands(inst: Instruction) -> list[ShellCommand] | None:
     """The simple commands of a RUN; None when the shell text is beyond a plain split."""
     if inst.heredocs:
         return None
     exec_form = inst.json_args()
     if exec_form is not None:
-        return [Command(tuple(exec_form), ())] if exec_form else []
+        return [ShellCommand(tuple(exec_form), ())] if exec_form else []
     return split_commands(inst.args)
 
 
-def split_commands(script: str) -> list[Command] | None:
+def split_commands(script: str) -> list[ShellCommand] | None:
     """Split shell text on `&&`, `||`, `;`, `|`; None on quoting, subshells or substitutions."""
     # Every build of a buildspec reads its Dockerfile's RUNs again: split each text once per process.
     split = _split_cached(script) if len(script) <= _CACHED_LENGTH else _split(script)
@@ -67,11 +67,11 @@ _CACHED_LENGTH = 4096  # the cache holds at most 4096 texts of at most this many
 
 
 @lru_cache(maxsize=4096)
-def _split_cached(script: str) -> tuple[Command, ...] | None:
+def _split_cached(script: str) -> tuple[ShellCommand, ...] | None:
     return _split(script)
 
 
-def _split(script: str) -> tuple[Command, ...] | None:
+def _split(script: str) -> tuple[ShellCommand, ...] | None:
     if "$(" in script or "`" in script or "<<" in script:
         return None
     lexer = shlex.shlex(script, posix=True, punctuation_chars=True)
@@ -81,7 +81,7 @@ def _split(script: str) -> tuple[Command, ...] | None:
         tokens = list(lexer)
     except ValueError:
         return None
-    out: list[Command] = []
+    out: list[ShellCommand] = []
     words: list[str] = []
     redirects: list[str] = []
     pending_redirect = False
@@ -112,7 +112,7 @@ def _split(script: str) -> tuple[Command, ...] | None:
     return tuple(out)
 
 
-def _command(words: list[str], redirects: list[str]) -> Command:
+def _command(words: list[str], redirects: list[str]) -> ShellCommand:
     i = 0
     while i < len(words) and _ASSIGN.match(words[i]):
         i += 1
@@ -121,7 +121,7 @@ def _command(words: list[str], redirects: list[str]) -> Command:
         rest = [w for w in rest[1:]]
         while rest and rest[0].startswith("-"):
             rest = rest[1:]
-    return Command(tuple(rest), tuple(redirects), tuple(words[:i]))
+    return ShellCommand(tuple(rest), tuple(redirects), tuple(words[:i]))
 
 
 def looks_like_path(word: str) -> bool:
@@ -139,7 +139,7 @@ def under(path: str, root: str | None) -> bool:
     return root == "/" or path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def system_only(cmd: Command, copy_root: str | None) -> str | None:
+def system_only(cmd: ShellCommand, copy_root: str | None) -> str | None:
     """None when the command cannot read or write files under ``copy_root``; else why it might."""
     if not cmd.words:
         return None
@@ -186,7 +186,7 @@ def system_only(cmd: Command, copy_root: str | None) -> str | None:
     return f"`{cmd.text}` may read the copied files"
 
 
-def _named_install(cmd: Command) -> str | None:
+def _named_install(cmd: ShellCommand) -> str | None:
     """'' for an install of named packages only (pip/npm -g/gem/go install x@v); None if not one."""
     words = list(cmd.words)
     name = cmd.name
@@ -248,7 +248,7 @@ def names_overlap(words: list[str] | tuple[str, ...], root: str | None) -> str |
     return None
 
 
-def overwrites(cmd: Command, root: str | None, here: str | None) -> str | None:
+def overwrites(cmd: ShellCommand, root: str | None, here: str | None) -> str | None:
     """Why ``cmd`` may write where a copy to ``root`` lands, else None: it names a path at, in or above it (flag
     values, globs, variables), or downloads or unpacks into its working directory ``here`` (None: unknown)."""
     named = names_overlap([*cmd.assignments, *cmd.words[1:]], root)
