@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import graphql as gql
 import responses
 
 from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
@@ -122,6 +123,62 @@ class Repo:
     next_number: int = 1
     issues: list[GhIssue] = field(default_factory=list)
     teams: set[str] = field(default_factory=set)  # team slugs with access (review requests to others: 422)
+
+
+class _Operation:
+    """A GraphQL request as GitHub reads it: the document parsed, its variables with their defaults, and the fields
+    its `@include`/`@skip` directives leave in (fragments expanded)."""
+
+    def __init__(self, query: str, variables: Mapping[str, Any]) -> None:
+        document = gql.parse(query)
+        operations = [d for d in document.definitions if isinstance(d, gql.OperationDefinitionNode)]
+        if len(operations) != 1:
+            raise gql.GraphQLError(f"expected one operation, got {len(operations)}")
+        self._op = operations[0]
+        self.name = self._op.name.value if self._op.name else "?"
+        self.kind = self._op.operation.value
+        self._fragments = {d.name.value: d for d in document.definitions
+                           if isinstance(d, gql.FragmentDefinitionNode)}
+        self.variables = dict(variables)
+        for definition in self._op.variable_definitions:
+            name = definition.variable.name.value
+            if name not in self.variables and definition.default_value is not None:
+                self.variables[name] = gql.value_from_ast_untyped(definition.default_value)
+
+    def _included(self, node: Any) -> bool:
+        for directive in node.directives or ():
+            condition = next((a.value for a in directive.arguments if a.name.value == "if"), None)
+            value = gql.value_from_ast_untyped(condition, self.variables) if condition is not None else None
+            if directive.name.value == "include" and value is not True:
+                return False
+            if directive.name.value == "skip" and value is True:
+                return False
+        return True
+
+    def fields(self, parent: gql.FieldNode | None = None) -> dict[str, gql.FieldNode]:
+        """The fields selected under ``parent`` (None: the operation's top level), by alias or name."""
+        selection = self._op.selection_set if parent is None else parent.selection_set
+        out: dict[str, gql.FieldNode] = {}
+        pending = list(selection.selections) if selection is not None else []
+        while pending:
+            node = pending.pop(0)
+            if not self._included(node):
+                continue
+            if isinstance(node, gql.FieldNode):
+                out[(node.alias or node.name).value] = node
+            elif isinstance(node, gql.InlineFragmentNode):
+                pending[:0] = node.selection_set.selections
+            elif isinstance(node, gql.FragmentSpreadNode):
+                pending[:0] = self._fragments[node.name.value].selection_set.selections
+        return out
+
+    def field(self, alias: str) -> gql.FieldNode:
+        """The top-level field ``alias``."""
+        return self.fields()[alias]
+
+    def arguments(self, node: gql.FieldNode) -> dict[str, Any]:
+        """The field's arguments with the variables filled in."""
+        return {a.name.value: gql.value_from_ast_untyped(a.value, self.variables) for a in node.arguments}
 
 
 class _Error(Exception):
@@ -762,26 +819,35 @@ class GitHubDouble:
 
     def _graphql(self, request: Any, body: Any, record: Recorded) -> dict[str, Any]:
         query, variables = str(body.get("query", "")), body.get("variables") or {}
-        m = re.match(r"\s*(query|mutation)\s+(\w+)", query)
-        record.operation = m.group(2) if m else "?"
-        record.mutation = bool(m and m.group(1) == "mutation")
+        try:
+            operation = _Operation(query, variables)
+        except gql.GraphQLError as exc:
+            return {"errors": [{"message": exc.message}]}
+        record.operation = operation.name
+        record.mutation = operation.kind == "mutation"
         if record.mutation:
-            return self._mutation(request, query, variables, record)
+            return self._mutation(request, operation, record)
         repo = self._repo(request, variables["owner"], variables["name"])
         if record.operation not in ("EcrCacheState", "EcrCacheBlobs"):
             return {"errors": [{"message": f"unknown operation {record.operation}"}]}
         errors: list[dict[str, Any]] = []
-        out: dict[str, Any] = self._state(repo, query, variables) if record.operation == "EcrCacheState" else {}
-        if "commenter: collaborators(" in query:
+        repository = operation.fields(operation.field("repository"))
+        out: dict[str, Any] = {}
+        if record.operation == "EcrCacheState":
+            out = self._state(repo, variables, with_issue="issueOrPullRequest" in repository)
+        if "commenter" in repository:
             if self.collaborators_without_login:
                 return {"errors": [{"path": ["query EcrCacheState", "repository", "commenter"],
                                     "extensions": {"code": "argumentNotAccepted", "name": "collaborators",
                                                    "typeName": "Field", "argumentName": "login"},
                                     "locations": [{"line": 12, "column": 29}],
                                     "message": "Field 'collaborators' doesn't accept argument 'login'"}]}
-            out["commenter"] = self._collaborator(repo, str(variables["login"]), errors)
+            out["commenter"] = self._collaborator(repo, str(operation.arguments(repository["commenter"])["login"]),
+                                                  errors)
         # Blob aliases may ride along in either query.
-        for alias, sha in re.findall(r'(\w+): object\(oid: "([0-9a-f]{40})"\)', query):
+        blobs = {alias: str(operation.arguments(node).get("oid")) for alias, node in repository.items()
+                 if node.name.value == "object"}
+        for alias, sha in blobs.items():
             obj = self.objects.get(sha)
             if obj is None or obj["type"] != "blob":
                 out[alias] = None
@@ -791,13 +857,14 @@ class GitHubDouble:
                 out[alias] = {"text": data.decode(), "isBinary": False, "isTruncated": False}
             except UnicodeDecodeError:
                 out[alias] = {"text": None, "isBinary": True, "isTruncated": False}
-        record.blobs = len(re.findall(r'object\(oid: "', query))
+        record.blobs = len(blobs)
         answer: dict[str, Any] = {"data": {"repository": out}}
-        if "org: repository(" in query:  # the organization's `.github` repository, for its defaults
-            org = self.repos.get(f"{variables['owner']}/.github")
+        if "org" in operation.fields():  # the organization's `.github` repository, for its defaults
+            org_name = str(operation.arguments(operation.field("org"))["name"])
+            org = self.repos.get(f"{variables['owner']}/{org_name}")
             if org is None or org.installation_id != repo.installation_id:
                 answer["data"]["org"] = None
-                missing = f"{variables['owner']}/.github"
+                missing = f"{variables['owner']}/{org_name}"
                 errors.append({"type": "NOT_FOUND", "path": ["org"],
                                "message": f"Could not resolve to a Repository with the name '{missing}'."})
             else:
@@ -826,35 +893,37 @@ class GitHubDouble:
                     return repo, comment
         raise KeyError(node_id)
 
-    def _mutation(self, request: Any, query: str, variables: Mapping[str, Any],
-                  record: Recorded) -> dict[str, Any]:
-        """`addReaction`, `addComment` and `updateIssueComment`, run in the order the mutation names them."""
+    def _mutation(self, request: Any, operation: _Operation, record: Recorded) -> dict[str, Any]:
+        """`addReaction`, `addComment` and `updateIssueComment`, run in the order the mutation names them (the
+        fields its `@include`/`@skip` directives leave in)."""
         installation = self._installation_of(request)
         data: dict[str, Any] = {}
         errors: list[dict[str, Any]] = []
-        for alias, field_name, subject in re.findall(r"(\w+): (\w+)\(input: \{(?:subjectId|id): \$(\w+)", query):
-            node = str(variables.get(subject, ""))
+        for alias, node in operation.fields().items():
+            field_name = node.name.value
+            fields = operation.arguments(node).get("input") or {}
+            node_id = str(fields.get("subjectId", fields.get("id", "")))
             try:
                 if field_name == "addReaction":
-                    self._find_comment(installation, node)[1].reactions.append("eyes")
+                    self._find_comment(installation, node_id)[1].reactions.append("eyes")
                     data[alias] = {"clientMutationId": None}
                 elif field_name == "updateIssueComment":
-                    comment = self._find_comment(installation, node)[1]
-                    comment.body = str(variables["body"])
+                    comment = self._find_comment(installation, node_id)[1]
+                    comment.body = str(fields["body"])
                     data[alias] = {"issueComment": {"databaseId": comment.id}}
                 elif field_name == "addComment":
-                    m = re.fullmatch(r"I_(.+)#(\d+)", node)
+                    m = re.fullmatch(r"I_(.+)#(\d+)", node_id)
                     repo = self.repos.get(m.group(1)) if m else None
                     if m is None or repo is None or repo.installation_id != installation:
-                        raise KeyError(node)
-                    comment = self.add_comment(repo.full_name, int(m.group(2)), str(variables["body"]), BOT_LOGIN)
+                        raise KeyError(node_id)
+                    comment = self.add_comment(repo.full_name, int(m.group(2)), str(fields["body"]), BOT_LOGIN)
                     data[alias] = {"commentEdge": {"node": {"databaseId": comment.id}}}
                 else:
                     raise KeyError(field_name)
             except KeyError:
                 data[alias] = None
                 errors.append({"type": "NOT_FOUND", "path": [alias],
-                               "message": f"Could not resolve to a node with the global id of '{node}'"})
+                               "message": f"Could not resolve to a node with the global id of '{node_id}'"})
         answer: dict[str, Any] = {"data": data}
         if errors:
             answer["errors"] = errors
@@ -865,7 +934,7 @@ class GitHubDouble:
         return {"oid": sha, "message": data["message"], "author": {"email": data["author"]["email"]},
                 "committer": {"email": data["committer"]["email"]}, "tree": {"oid": data["tree"]}}
 
-    def _state(self, repo: Repo, query: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+    def _state(self, repo: Repo, variables: Mapping[str, Any], *, with_issue: bool) -> dict[str, Any]:
         default_head = repo.refs.get(repo.default_branch)
         default_ref = None
         if default_head:
@@ -895,7 +964,7 @@ class GitHubDouble:
             "botRef": {"target": self._commit_node(bot_head)} if bot_head else None,
             "pullRequests": {"nodes": pulls},
         }
-        if "issueOrPullRequest" in query:
+        if with_issue:
             out["issueOrPullRequest"] = {"comments": self._comments(repo, int(variables["issue"]))}
         return out
 

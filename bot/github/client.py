@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import math
+import random
 import re
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote
 
 from github import Auth, Github, GithubException
 from urllib3.util.retry import Retry
 
+from bot.github.documents import BLOB_SLOTS, blob_slots, document
 from bot.github.gateway import (
     BranchHead,
     Comment,
     FileWrite,
+    Gateway,
     GitHubError,
     Issue,
     LostRace,
@@ -27,9 +31,13 @@ from bot.github.gateway import (
     PullRequest,
     RepoRef,
     RepoState,
+    RetryLater,
     TreeFile,
+    WritePacer,
     upsert_issue,  # noqa: F401 (re-exported until its callers import it from the seam)
 )
+from bot.github.gateway import GatewayFactory as GatewayFactoryProtocol
+from bot.github.object_cache import GitObjectCache
 from bot.identity import (
     BOT_BRANCH,
     BOT_REF,
@@ -39,8 +47,6 @@ from bot.identity import (
     ORG_CONFIG_REPO,
     comment_marker,
 )
-from bot.queue import pacing
-from bot.queue.retry import rate_limit_remaining
 from bot.settings import Settings
 
 _BOT_EMAIL = re.compile(r"^\d+\+[A-Za-z0-9-]+\[bot\]@users\.noreply\.github\.com$")
@@ -48,16 +54,8 @@ _WEB_FLOW = {"noreply@github.com"}
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _BASE_ROLES = frozenset({"admin", "maintain", "write", "triage", "read", "none"})
 MAX_BLOB_BYTES = 1024 * 1024
-# One budget for the whole process (every installation's gateway shares one `GitObjectCache`), so memory does
-# not grow with the number of installations: a few large repositories' listings, and their files' texts.
-MAX_CACHED_TREE_ENTRIES = 200_000
-MAX_CACHED_BLOB_CHARS = 16 * 1024 * 1024
-MAX_CACHED_TREES = 1024  # counts bound the objects that cost (next to) nothing: empty trees, binary blobs
-MAX_CACHED_BLOBS = 16_384
-MAX_SEEN_REPOS = 16_384
 MAX_GATEWAYS = 64  # installation clients kept (each holds a token and a connection pool); the idlest go first
 _GRAPHQL_STATUS = (("RATE_LIMITED", 429), ("NOT_FOUND", 404), ("FORBIDDEN", 403))
-_BLOB_BATCH = 100
 _TREE_WALK_LIMIT = 300
 
 
@@ -68,64 +66,9 @@ def is_bot_commit(message: str, author_email: str | None, committer_email: str |
     return committer_email in _WEB_FLOW or committer_email == author_email
 
 
-_COMMENTS = "comments(last: 100) { nodes { id databaseId body viewerDidAuthor } }"
-_STATE_QUERY = """query EcrCacheState($owner: String!, $name: String!, $head: String!, $qualified: String!%(vars)s) {
-  repository(owner: $owner, name: $name) {
-    nameWithOwner isArchived isFork isEmpty
-    defaultBranchRef { name target { ... on Commit { oid tree { oid }
-      config: file(path: "%(config)s") { object { ... on Blob { text } } } } } }
-    botRef: ref(qualifiedName: $qualified) { target { ... on Commit {
-      oid message author { email } committer { email } } } }
-    pullRequests(headRefName: $head, first: 10, orderBy: {field: CREATED_AT, direction: DESC}) {
-      nodes { number state merged body url headRefOid headRepository { nameWithOwner }
-              commits { totalCount } %(comments)s } }
-%(issue)s%(commenter)s  }
-  org: repository(owner: $owner, name: "%(org_repo)s") { defaultBranchRef { target { ... on Commit {
-    config: file(path: "%(config)s") { object { ... on Blob { text } } } } } } }
-}"""
-# GraphQL lists direct and team grants only (no organization owners or base permissions) and needs more App
-# permissions than the REST check, so a write role it shows is trusted and anything else is asked of REST.
-_COMMENTER_PART = "    commenter: collaborators(login: $login, first: 1) { edges { permission node { login } } }\n"
-# `org`: the organization's `.github` repository (its defaults); missing, or not in the installation, is no defaults.
+# An error on one of these answer paths leaves that field null and the rest of the answer stands: the commenter's
+# role (REST answers instead), the reaction, and the organization's `.github` repository (missing: no defaults).
 _OPTIONAL_FIELDS = (("repository", "commenter"), ("reaction",), ("org",))
-_ISSUE_PART = ("    issueOrPullRequest(number: $issue) { ... on Issue { " + _COMMENTS
-               + " } ... on PullRequest { " + _COMMENTS + " } }\n")
-
-
-def _blob_fields(shas: Sequence[str]) -> str:
-    if not all(_SHA.match(sha) for sha in shas):
-        raise ValueError("blob ids must be 40 lowercase hex digits")
-    return "".join(f'    b{i}: object(oid: "{sha}") {{ ... on Blob {{ text isBinary isTruncated }} }}\n'
-                   for i, sha in enumerate(shas))
-
-
-def state_query(with_issue: bool, blob_shas: Sequence[str] = (), with_commenter: bool = False) -> str:
-    """The one GraphQL query that reads everything the lifecycle rules need (and, cold, the first blobs)."""
-    variables = (", $issue: Int!" if with_issue else "") + (", $login: String!" if with_commenter else "")
-    return _STATE_QUERY % {"vars": variables, "config": CONFIG_PATH, "comments": _COMMENTS,
-                           "org_repo": ORG_CONFIG_REPO,
-                           "issue": (_ISSUE_PART if with_issue else "") + _blob_fields(blob_shas),
-                           "commenter": _COMMENTER_PART if with_commenter else ""}
-
-
-def reply_mutation(react: bool, reply: str) -> str:
-    """One GraphQL mutation: the 👀 reaction on a command comment and/or the bot's reply (``add`` or ``update``)."""
-    variables = (["$comment: ID!"] if react else []) + (["$body: String!", "$target: ID!"] if reply else [])
-    fields = ["  reaction: addReaction(input: {subjectId: $comment, content: EYES}) { clientMutationId }"] if react \
-        else []
-    if reply == "update":
-        fields.append("  reply: updateIssueComment(input: {id: $target, body: $body}) { issueComment { databaseId } }")
-    elif reply == "add":
-        fields.append("  reply: addComment(input: {subjectId: $target, body: $body}) "
-                      "{ commentEdge { node { databaseId } } }")
-    return f"mutation EcrCacheReply({', '.join(variables)}) {{\n" + "\n".join(fields) + "\n}"
-
-
-
-def blobs_query(shas: Sequence[str]) -> str:
-    """One GraphQL query for the text of many blobs, by sha."""
-    return ("query EcrCacheBlobs($owner: String!, $name: String!) {\n"
-            f"  repository(owner: $owner, name: $name) {{\n{_blob_fields(shas)}  }}\n}}")
 
 
 def _split(full_name: str) -> tuple[str, str]:
@@ -152,6 +95,28 @@ def _comments(conn: Any) -> tuple[Comment, ...]:
     )
 
 
+def _spread(delay: float) -> float:
+    # Jobs deferred by one full window would all wake at the same instant and mostly defer again.
+    return delay + random.uniform(0, min(30.0, 0.1 * delay + 1.0))
+
+
+def _header_number(headers: Mapping[str, Any] | None, name: str) -> float | None:
+    for key, value in (headers or {}).items():
+        if str(key).lower() == name:
+            try:
+                number = float(value)
+            except (TypeError, ValueError):
+                return None
+            return number if math.isfinite(number) else None
+    return None
+
+
+def _rate_limit(headers: Mapping[str, Any] | None) -> tuple[int | None, float | None]:
+    """`x-ratelimit-remaining` (an int) and `x-ratelimit-reset` (epoch seconds) of an answer, when present."""
+    remaining = _header_number(headers, "x-ratelimit-remaining")
+    return (None if remaining is None else int(remaining)), _header_number(headers, "x-ratelimit-reset")
+
+
 def _message(exc: GithubException) -> str:
     data = exc.data
     if isinstance(data, Mapping):
@@ -162,122 +127,24 @@ def _message(exc: GithubException) -> str:
     return str(data or exc)
 
 
-@dataclass(frozen=True)
-class CacheUsage:
-    """What a `GitObjectCache` holds, counted from its contents."""
+@dataclass
+class ServerFacts:
+    """What the gateways of one installation learned about its GitHub server (shared, so each learns it once)."""
 
-    trees: int
-    tree_entries: int
-    blobs: int
-    blob_chars: int
-    repos_seen: int
-
-
-_Key = tuple[int, str]  # (installation id, sha or repository name)
-
-
-class GitObjectCache:
-    """Trees and blob texts by (installation, sha), least recently used first out, under one budget.
-
-    Git objects never change, so entries stay valid; only memory bounds them. Keys carry the installation, so
-    one installation is never answered from what another read (GitHub checks its access on every read)."""
-
-    def __init__(self, max_tree_entries: int | None = None, max_blob_chars: int | None = None,
-                 max_trees: int = MAX_CACHED_TREES, max_blobs: int = MAX_CACHED_BLOBS,
-                 max_repos: int = MAX_SEEN_REPOS) -> None:
-        self._max_entries = max_tree_entries  # None: the module's budget, read at each use
-        self._max_chars = max_blob_chars
-        self._max_trees = max_trees
-        self._max_blobs = max_blobs
-        self._max_repos = max_repos
-        self._trees: OrderedDict[_Key, dict[str, TreeFile]] = OrderedDict()
-        self._blobs: OrderedDict[_Key, str | None] = OrderedDict()
-        self._seen: OrderedDict[_Key, None] = OrderedDict()
-        self._tree_entries = 0
-        self._blob_chars = 0
-        self._lock = threading.Lock()
-
-    def _budget(self) -> tuple[int, int]:
-        return (MAX_CACHED_TREE_ENTRIES if self._max_entries is None else self._max_entries,
-                MAX_CACHED_BLOB_CHARS if self._max_chars is None else self._max_chars)
-
-    def tree(self, installation_id: int, sha: str) -> dict[str, TreeFile] | None:
-        """A cached tree listing (now the most recently used), or None."""
-        with self._lock:
-            files = self._trees.get((installation_id, sha))
-            if files is not None:
-                self._trees.move_to_end((installation_id, sha))
-            return files
-
-    def put_tree(self, installation_id: int, sha: str, files: dict[str, TreeFile]) -> None:
-        """Keep a tree listing, dropping the least recently used ones over the budget (one over it alone: not kept)."""
-        max_entries = self._budget()[0]
-        if len(files) > max_entries:
-            return
-        key = (installation_id, sha)
-        with self._lock:
-            old = self._trees.pop(key, None)
-            self._tree_entries -= len(old) if old is not None else 0
-            self._trees[key] = files
-            self._tree_entries += len(files)
-            while len(self._trees) > 1 and (len(self._trees) > self._max_trees or self._tree_entries > max_entries):
-                _, dropped = self._trees.popitem(last=False)
-                self._tree_entries -= len(dropped)
-
-    def missing(self, installation_id: int, shas: Iterable[str]) -> list[str]:
-        """The given blob shas not cached, sorted."""
-        with self._lock:
-            return sorted({sha for sha in shas if (installation_id, sha) not in self._blobs})
-
-    def blobs(self, installation_id: int, shas: Iterable[str]) -> dict[str, str | None]:
-        """Cached texts by sha (None: binary or unreadable), each now the most recently used."""
-        found: dict[str, str | None] = {}
-        with self._lock:
-            for sha in shas:
-                key = (installation_id, sha)
-                if key in self._blobs:
-                    self._blobs.move_to_end(key)
-                    found[sha] = self._blobs[key]
-        return found
-
-    def put_blob(self, installation_id: int, sha: str, text: str | None) -> None:
-        """Keep a blob's text, dropping the least recently used ones over the budget."""
-        max_chars = self._budget()[1]
-        key = (installation_id, sha)
-        with self._lock:
-            if key in self._blobs:
-                self._blob_chars -= len(self._blobs.pop(key) or "")
-            self._blobs[key] = text
-            self._blob_chars += len(text or "")
-            while len(self._blobs) > 1 and (len(self._blobs) > self._max_blobs or self._blob_chars > max_chars):
-                _, dropped = self._blobs.popitem(last=False)
-                self._blob_chars -= len(dropped or "")
-
-    def saw(self, installation_id: int, full_name: str) -> None:
-        """Remember that this installation read a tree of the repository."""
-        with self._lock:
-            self._seen[(installation_id, full_name)] = None
-            self._seen.move_to_end((installation_id, full_name))
-            while len(self._seen) > self._max_repos:
-                self._seen.popitem(last=False)
-
-    def has_seen(self, installation_id: int, full_name: str) -> bool:
-        """True when this installation read a tree of the repository (and that is still remembered)."""
-        with self._lock:
-            return (installation_id, full_name) in self._seen
-
-    def usage(self) -> CacheUsage:
-        """Counts recomputed from the contents (what the budget bounds)."""
-        with self._lock:
-            return CacheUsage(len(self._trees), sum(len(t) for t in self._trees.values()), len(self._blobs),
-                              sum(len(b or "") for b in self._blobs.values()), len(self._seen))
+    ask_commenter: bool = True  # False once GitHub (an older Enterprise Server) rejects `collaborators(login:)`
 
 
 class GitHubGateway:
-    """GitHub operations of one installation; reuses one authenticated client and caches objects by sha."""
+    """GitHub operations of one installation for one job; reuses one authenticated client and caches objects by sha.
+
+    ``pacer`` (None: no pacing, e.g. the CLI) reserves content-creating requests before they are sent and learns the
+    request budget from the answers' headers; ``interactive``: a person waits for this job (a push, a command), so
+    its writes may spend the request budget's floor, which background work (an installation's fan-out) leaves
+    alone."""
 
     def __init__(self, client: Github, installation_id: int, cache_size: int = 128,
-                 cache: GitObjectCache | None = None) -> None:
+                 cache: GitObjectCache | None = None, *, pacer: WritePacer | None = None,
+                 interactive: bool = False, facts: ServerFacts | None = None) -> None:
         self._client = client
         self._requester = client.requester
         self._last_headers: dict[str, Any] = {}  # of the last answer: GraphQL errors come with status 200
@@ -285,7 +152,9 @@ class GitHubGateway:
         # Shared with every gateway of the factory (one process-wide budget); a gateway on its own keeps its own.
         self._cache = cache if cache is not None else GitObjectCache(max_trees=cache_size,
                                                                      max_blobs=4 * cache_size)
-        self._ask_commenter = True  # False once GitHub (an older Enterprise Server) rejects `collaborators(login:)`
+        self._facts = facts if facts is not None else ServerFacts()
+        self.pacer = pacer
+        self.interactive = interactive
         self._credit = threading.local()  # writes this thread reserved with `paced` and has not sent yet
         self.rate_limit_remaining: int | None = None  # `x-ratelimit-remaining` of the last answer seen
 
@@ -293,37 +162,45 @@ class GitHubGateway:
 
     @contextmanager
     def paced(self, writes: int) -> Iterator[None]:
-        """Reserve ``writes`` content-creating requests at once with the process's pacer (`RetryLater` when
-        the window is full, before anything is sent); writes in the block spend them, any beyond reserve one."""
-        pacer = pacing.current()
-        if pacer is not None and writes > 0:
-            pacing.require(pacer, self.installation_id, writes)
-        self._credit.left = writes if pacer is not None else 0
+        """Reserve ``writes`` content-creating requests at once with the pacer (`RetryLater` when the window is
+        full, before anything is sent); writes in the block spend them, any beyond reserve one each."""
+        if self.pacer is not None and writes > 0:
+            self._require(self.pacer, writes)
+        self._credit.left = writes if self.pacer is not None else 0
         try:
             yield
         finally:
             self._credit.left = 0  # an unspent reservation is never carried into a later window
 
     def _reserve_write(self) -> None:
-        pacer = pacing.current()
-        if pacer is None:
+        if self.pacer is None:
             return
         left = getattr(self._credit, "left", 0)
         if left > 0:
             self._credit.left = left - 1
             return
-        pacing.require(pacer, self.installation_id, 1)
+        self._require(self.pacer, 1)
+
+    def _require(self, pacer: WritePacer, cost: int) -> None:
+        """Reserve `cost` writes or raise `RetryLater` (not counted as an attempt) with the wait: interactive work
+        goes ahead while any request budget remains, background work waits while it is under the floor."""
+        budget = pacer.budget_wait(self.installation_id, self.interactive)
+        if budget > 0:
+            raise RetryLater(_spread(budget), "installation request budget low")
+        delay = pacer.reserve(self.installation_id, cost)
+        if delay > 0:
+            raise RetryLater(_spread(delay), "content-creation pacing")
 
     def _observe(self, headers: Mapping[str, Any] | None) -> None:
-        pacer = pacing.current()
-        remaining = rate_limit_remaining(headers)
+        remaining, reset = _rate_limit(headers)
         if remaining is not None:
             self.rate_limit_remaining = remaining
         # Only a budget near the floor can make work wait, so a healthy one costs no shared write; REST and
         # GraphQL budgets both land here, and the lower one (the one near the floor) is the one that binds.
-        if pacer is None or remaining is None or remaining >= 2 * pacer.limits.request_floor:
+        pacer = self.pacer
+        if pacer is None or remaining is None or reset is None or remaining >= 2 * pacer.limits.request_floor:
             return
-        pacing.observe_headers(pacer, self.installation_id, headers or {})
+        pacer.observe(self.installation_id, remaining, reset)
 
     # -- transport -------------------------------------------------------------------------------------
 
@@ -399,20 +276,21 @@ class GitHubGateway:
         """Default branch head, repo config, bot branch, bot PRs, an issue's bot comments, uncached blobs, and
         the role GraphQL shows for ``commenter``."""
         owner, name = _split(full_name)
-        variables: dict[str, Any] = {"owner": owner, "name": name, "head": BOT_BRANCH, "qualified": BOT_REF}
-        shas = self._missing_blobs(prefetch)[:_BLOB_BATCH]
-        commenter = commenter if self._ask_commenter else None
-        query = state_query(bool(issue_number), shas, with_commenter=bool(commenter))
+        shas = self._missing_blobs(prefetch)[:BLOB_SLOTS]
+        commenter = commenter if self._facts.ask_commenter else None
+        variables: dict[str, Any] = {"owner": owner, "name": name, "head": BOT_BRANCH, "qualified": BOT_REF,
+                                     "configPath": CONFIG_PATH, "orgRepo": ORG_CONFIG_REPO,
+                                     "orgConfigPath": ORG_CONFIG_PATH, **blob_slots(shas)}
         if issue_number:
-            variables["issue"] = issue_number
+            variables.update(withIssue=True, issue=issue_number)
         if commenter:
-            variables["login"] = commenter
+            variables.update(withCommenter=True, login=commenter)
         try:
-            answer = self._graphql(query, variables)
+            answer = self._graphql(document("state"), variables)
         except GitHubError as exc:
             if not commenter or exc.status != 400 or "'collaborators'" not in exc.message:
                 raise
-            self._ask_commenter = False  # a schema without the argument: the REST check answers instead
+            self._facts.ask_commenter = False  # a schema without the argument: the REST check answers instead
             return self.read_state(full_name, issue_number, prefetch)
         repo = _get(answer, "repository")
         if not isinstance(repo, Mapping):
@@ -518,9 +396,10 @@ class GitHubGateway:
         """Text of the given files, by blob sha, in one GraphQL query per 100 (binary or huge files left out)."""
         missing = self._missing_blobs(files)
         owner, name = _split(full_name)
-        for start in range(0, len(missing), _BLOB_BATCH):
-            batch = missing[start:start + _BLOB_BATCH]
-            repo = _get(self._graphql(blobs_query(batch), {"owner": owner, "name": name}), "repository")
+        for start in range(0, len(missing), BLOB_SLOTS):
+            batch = missing[start:start + BLOB_SLOTS]
+            answer = self._graphql(document("blobs"), {"owner": owner, "name": name, **blob_slots(batch)})
+            repo = _get(answer, "repository")
             self._store_blobs(full_name, batch, repo if isinstance(repo, Mapping) else {})
         texts = self._cache.blobs(self.installation_id, [f.sha for f in files if f.mode != "120000"])
         return {f.path: text for f in files if f.mode != "120000" and (text := texts.get(f.sha)) is not None}
@@ -589,10 +468,10 @@ class GitHubGateway:
             return
         variables: dict[str, Any] = {}
         if comment_node_id:
-            variables["comment"] = comment_node_id
+            variables.update(react=True, comment=comment_node_id)
         if reply:
-            variables.update(body=text, target=mine.node_id if mine is not None else issue_node_id)
-        self._graphql(reply_mutation(bool(comment_node_id), reply), variables, mutation=True)
+            variables.update({reply: True}, body=text, target=mine.node_id if mine is not None else issue_node_id)
+        self._graphql(document("reply"), variables, mutation=True)
 
     def commit(self, full_name: str, base_oid: str, base_tree: str, files: Sequence[FileWrite],
                message: str) -> str:
@@ -725,12 +604,17 @@ def _transient_retry() -> Retry:
 
 
 class GatewayFactory:
-    """Hands out one gateway (one PyGithub client, one cached installation token) per installation, keeping the
-    `max_gateways` most recently used ones and one Git object cache for them all."""
+    """Hands out the gateways of installations: one PyGithub client (one cached installation token, one connection
+    pool) per installation, keeping the `max_gateways` most recently used ones, one Git object cache for them all,
+    and the write pacer every gateway reserves its writes with (None: no pacing).
+
+    Each call is one job's gateway: ``factory(installation_id, interactive=True)`` for work a person waits for (a
+    push, a command), whose writes may spend the request budget's floor; the default is background work."""
 
     def __init__(self, settings: Settings, *, seconds_between_requests: float | None = 0.25,
-                 seconds_between_writes: float | None = 1.0, retry: Any = "default",
-                 cache: GitObjectCache | None = None, max_gateways: int = MAX_GATEWAYS) -> None:
+                 seconds_between_writes: float | None = 1.0, retry: Retry | int | None | Literal["default"] = "default",
+                 cache: GitObjectCache | None = None, max_gateways: int = MAX_GATEWAYS,
+                 pacer: WritePacer | None = None) -> None:
         missing = settings.missing_for_github()
         if missing:
             raise ValueError("cannot talk to GitHub, missing: " + ", ".join(missing))
@@ -741,29 +625,36 @@ class GatewayFactory:
         self._pacing = (seconds_between_requests, seconds_between_writes)
         self._retry = retry
         self.cache = cache if cache is not None else GitObjectCache()
+        self.pacer = pacer
         self._max_gateways = max(1, max_gateways)
-        self._gateways: OrderedDict[int, GitHubGateway] = OrderedDict()
+        self._clients: OrderedDict[int, tuple[Github, ServerFacts]] = OrderedDict()
         self._lock = threading.Lock()
 
     def gateways(self) -> int:
-        """How many installation gateways are kept."""
+        """How many installation clients are kept."""
         with self._lock:
-            return len(self._gateways)
+            return len(self._clients)
 
-    def __call__(self, installation_id: int) -> GitHubGateway:
-        """The gateway of one installation (reused across jobs while it is among the most recently used)."""
+    def __call__(self, installation_id: int, *, interactive: bool = False) -> GitHubGateway:
+        """One job's gateway of the installation (its client is reused while among the most recently used)."""
         with self._lock:
-            gateway = self._gateways.get(installation_id)
-            if gateway is not None:
-                self._gateways.move_to_end(installation_id)
+            kept = self._clients.get(installation_id)
+            if kept is not None:
+                self._clients.move_to_end(installation_id)
             else:
                 retry = _transient_retry() if self._retry == "default" else self._retry
                 client = Github(auth=self._app_auth.get_installation_auth(installation_id),
                                 base_url=self._base_url, seconds_between_requests=self._pacing[0],
                                 seconds_between_writes=self._pacing[1], retry=retry)
-                gateway = GitHubGateway(client, installation_id, cache=self.cache)
-                self._gateways[installation_id] = gateway
-                while len(self._gateways) > self._max_gateways:
-                    # A job still running on an evicted gateway keeps using it; the next job gets a new one.
-                    self._gateways.popitem(last=False)
-            return gateway
+                kept = self._clients[installation_id] = (client, ServerFacts())
+                while len(self._clients) > self._max_gateways:
+                    # A job still running on an evicted client keeps using it; the next job gets a new one.
+                    self._clients.popitem(last=False)
+        client, facts = kept
+        return GitHubGateway(client, installation_id, cache=self.cache, pacer=self.pacer, interactive=interactive,
+                             facts=facts)
+
+
+if TYPE_CHECKING:  # the client implements the seam (mypy checks these two lines)
+    _GATEWAY: type[Gateway] = GitHubGateway
+    _FACTORY: type[GatewayFactoryProtocol] = GatewayFactory

@@ -83,13 +83,13 @@ def test_an_installation_never_reads_another_installations_objects(gh: GitHubDou
 
 def test_evicted_gateways_are_rebuilt_and_idle_ones_go_first(gh: GitHubDouble) -> None:
     factory = _factory(gh, max_gateways=2)
-    first = factory(1)
+    first = factory(1)._client
     factory(2)
-    assert factory(1) is first  # used again: the most recent
-    factory(3)  # evicts installation 2, the least recently used
+    assert factory(1)._client is first  # used again: the most recent
+    second = factory(3)._client  # evicts installation 2, the least recently used
     assert factory.gateways() == 2
-    assert factory(1) is first
-    assert factory(2) is not None and factory.gateways() == 2
+    assert factory(1)._client is first and factory(3)._client is second
+    assert factory(2)._client not in (first, second) and factory.gateways() == 2
 
 
 def test_a_tree_larger_than_the_budget_is_not_kept(gh: GitHubDouble) -> None:
