@@ -238,8 +238,17 @@ def _runtime_commands() -> Any:
     return getattr(module, "add_runtime_commands", None)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every subcommand."""
+# Commands that never need the process runtime: `plan` must not import Flask, huey or Redis.
+_LIGHT_COMMANDS = frozenset({"plan", "apply", "check", "replay"})
+
+
+def _command_word(argv: list[str]) -> str | None:
+    """The subcommand named in ``argv`` (the first word that is not an option), if any."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(runtime: bool = True) -> argparse.ArgumentParser:
+    """The argument parser of every subcommand (the process commands only with ``runtime``)."""
     parser = argparse.ArgumentParser(
         prog="ecr-cache-bot",
         description="Make Docker builds on AWS CodeBuild fast: BuildKit layer cache in Amazon ECR.",
@@ -262,7 +271,7 @@ def build_parser() -> argparse.ArgumentParser:
     check_shown.add_argument("--github-annotations", action="store_true",
                              help="print the findings as GitHub workflow commands (annotations on their lines)")
     add_replay_command(sub)
-    add_runtime = _runtime_commands()
+    add_runtime = _runtime_commands() if runtime else None
     if add_runtime is not None:
         add_runtime(sub)
     return parser
@@ -274,8 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         # File names and texts keep undecodable bytes as surrogates: print them back as the same bytes.
         if isinstance(stream, io.TextIOWrapper):
             stream.reconfigure(errors="surrogateescape")
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    parser = build_parser(runtime=_command_word(words) not in _LIGHT_COMMANDS)
+    args = parser.parse_args(words)
     if args.command in ("plan", "apply", "check"):
         try:
             return _plan_command(args)
