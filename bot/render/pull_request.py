@@ -5,7 +5,6 @@ through the installed package: in a wheel, a container image and an editable che
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from bot.core.model import CacheTable, FileEdit, Finding, Options, Plan
 from bot.core.policies import REGION_PLACEHOLDER
 from bot.github import manifest
 from bot.identity import BOT_BRANCH, fingerprint_marker
+from bot.render import diff as diffs
 
 TEMPLATE_PACKAGE = "bot.templates"
 TEMPLATES = ("pr_body.md.j2", "pr_summary.md.j2", "comment.md.j2", "setup.html.j2")  # the ones rendered by name here
@@ -386,18 +386,9 @@ def render_comment(kind: str, **context: Any) -> str:
     return text
 
 
-def unified_diff(edits: Iterable[FileEdit], limit: int = 50_000) -> str:
-    """The diff of the edits as `git diff` shows it (cut to ``limit`` characters)."""
-    parts: list[str] = []
-    for edit in edits:
-        before = (edit.original or "").splitlines(keepends=True)
-        after = edit.content.splitlines(keepends=True)
-        old = "/dev/null" if edit.original is None else f"a/{edit.path}"
-        parts.extend(difflib.unified_diff(before, after, old, f"b/{edit.path}"))
-        if parts and not parts[-1].endswith("\n"):
-            parts[-1] += "\n\\ No newline at end of file\n"
-    text = "".join(parts).replace("```", "`\u200b``")
-    return text if len(text) <= limit else text[:limit].rsplit("\n", 1)[0] + "\n... (diff cut)\n"
+def unified_diff(edits: Iterable[FileEdit], limit: int = diffs.MARKDOWN_LIMIT) -> str:
+    """The diff of the edits for a markdown code block (cut to ``limit`` characters); see `diff.for_markdown`."""
+    return diffs.for_markdown(diffs.unified_diff(edits), limit)
 
 
 def summary(plan: Plan) -> str:

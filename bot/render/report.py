@@ -2,70 +2,24 @@
 
 from __future__ import annotations
 
-import difflib
 import json
-import textwrap
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 from bot.core.dockerfile.cachetable import unchanged
 from bot.core.model import CacheTable, Finding, Plan
+from bot.render import diff
+from bot.render.style import PLAIN, Style
 
 # 1: the first `--json` (status, changes, findings, builds, cache_tables, fingerprint); 2 adds schema_version,
 # changes[].reasons, findings[].line, builds[].phase/cached, files, setup, and exit_code/errors for check and errors.
 # Keys are only ever added, never removed or renamed.
 SCHEMA_VERSION = 2
 
-# SGR colours (https://en.wikipedia.org/wiki/ANSI_escape_code#SGR): only when the CLI writes to a terminal.
-_SGR = {"add": "32", "remove": "31", "hunk": "36", "header": "1", "error": "31", "warning": "33", "info": "36"}
-
-
-@dataclass(frozen=True)
-class Style:
-    """How the text output looks: colour (a terminal without NO_COLOR) and the width to wrap prose at."""
-
-    colour: bool = False
-    width: int | None = None
-
-    def paint(self, text: str, kind: str) -> str:
-        """``text`` in the colour of ``kind`` (unchanged without colour)."""
-        return f"\x1b[{_SGR[kind]}m{text}\x1b[0m" if self.colour else text
-
-    def wrap(self, line: str) -> list[str]:
-        """``line`` wrapped to the width, continuation lines indented under its text; whole without a width."""
-        if self.width is None or len(line) <= self.width:
-            return [line]
-        lead = line[:len(line) - len(line.lstrip(" "))]
-        # Long words (URLs, paths, commands in backticks) are never split: they stay copy-pasteable.
-        return textwrap.wrap(line, self.width, initial_indent="", subsequent_indent=lead + "  ",
-                             break_long_words=False, break_on_hyphens=False) or [line]
-
-
-PLAIN = Style()
-
-
-def _diff_kind(line: str) -> str | None:
-    if line.startswith(("--- ", "+++ ")):
-        return "header"
-    if line.startswith("@@"):
-        return "hunk"
-    return {"+": "add", "-": "remove"}.get(line[:1])
-
 
 def unified_diff(plan: Plan, style: Style = PLAIN) -> str:
-    """One unified diff of every edit (created files diff against /dev/null)."""
-    chunks: list[str] = []
-    for edit in plan.edits:
-        before = (edit.original or "").splitlines(keepends=True)
-        after = edit.content.splitlines(keepends=True)
-        fromfile = "/dev/null" if edit.action == "create" else f"a/{edit.path}"
-        lines = difflib.unified_diff(before, after, fromfile=fromfile, tofile=f"b/{edit.path}")
-        for line in lines:
-            body, end = (line[:-1], "\n") if line.endswith("\n") else (line, "\n\\ No newline at end of file\n")
-            kind = _diff_kind(body)
-            chunks.append((style.paint(body, kind) if kind else body) + end)
-    return "".join(chunks)
+    """One unified diff of every edit (created files diff against /dev/null): `diff.unified_diff` of the plan."""
+    return diff.unified_diff(plan.edits, style)
 
 
 def _count(n: int, word: str) -> str:
@@ -124,8 +78,6 @@ def plan_status(plan: Plan) -> str:
     if plan.edits:
         return "changes"
     return "set-up" if plan.builds else "nothing-found"
-
-
 
 
 def text_report(plan: Plan, style: Style = PLAIN) -> str:
