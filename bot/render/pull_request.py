@@ -1,16 +1,15 @@
-"""Render the PR body, the bot's comments and the setup page from the Jinja2 templates in `templates/`.
+"""The pull request's description: its summary (shared with the preview reply) and the whole body, under GitHub's
+size limit.
 
-The folder ships inside the package as `bot.templates` (pyproject.toml maps it), so the templates are found
-through the installed package: in a wheel, a container image and an editable checkout alike."""
+The comments are in `comments.py`, the diff in `diff.py`, the template environment in `templates.py`; the names
+after "Compatible names" below keep today's callers working until they switch."""
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
-
-from jinja2 import BaseLoader, Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from bot.core import iac
 from bot.core.buildspec import codebuild_images
@@ -19,80 +18,26 @@ from bot.core.model import CacheTable, FileEdit, Finding, Options, Plan
 from bot.core.policies import REGION_PLACEHOLDER
 from bot.github import manifest
 from bot.identity import BOT_BRANCH, fingerprint_marker
+from bot.render import comments
 from bot.render import diff as diffs
+from bot.render.templates import (
+    MAX_BODY,
+    SAFE_BODY,
+    TEMPLATE_PACKAGE,
+    TEMPLATES,
+    PackageTemplates,
+    check_templates,
+    code,
+    env,
+    flat,
+    settings_rows,
+)
 
-TEMPLATE_PACKAGE = "bot.templates"
-TEMPLATES = ("pr_body.md.j2", "pr_summary.md.j2", "comment.md.j2", "setup.html.j2")  # the ones rendered by name here
-MAX_BODY = 65_536  # GitHub rejects longer PR bodies and comments
-SAFE_BODY = MAX_BODY - 1_024
 ROLE_PLACEHOLDER = "YOUR-CODEBUILD-SERVICE-ROLE"  # what `policies.setup_commands` leaves for the operator
 _BLANKS = re.compile(r"\n{3,}")
 # Findings the setup section states itself (privileged mode and the build image as tasks, the last two as numbered
 # notes of the AWS CLI setup): listing them again among the notes would say the same thing twice.
 _SETUP_FINDINGS = {"privileged-mode": "", "buildx-required": "Build image", "builder-image": "Builder image"}
-
-
-class _PackageTemplates(BaseLoader):
-    """Templates of an installed package, looked up on first use: a broken install fails the render (and
-    `/readyz` says why) instead of the import of every module that renders."""
-
-    def __init__(self, package: str) -> None:
-        self.package = package
-        self._loader: PackageLoader | None = None
-
-    def _found(self) -> PackageLoader:
-        if self._loader is None:
-            self._loader = PackageLoader(self.package, ".")
-        return self._loader
-
-    def get_source(self, environment: Environment, template: str) -> tuple[str, str | None, Any]:
-        """The template's text, file name and up-to-date check (jinja2's `PackageLoader`)."""
-        return self._found().get_source(environment, template)
-
-    def list_templates(self) -> list[str]:
-        """Every `.j2` file of the package."""
-        return [name for name in self._found().list_templates() if name.endswith(".j2")]
-
-
-_env = Environment(
-    loader=_PackageTemplates(TEMPLATE_PACKAGE),
-    autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False, default=False),
-    undefined=StrictUndefined,
-    keep_trailing_newline=True,
-    trim_blocks=False,
-)
-
-
-def settings_rows(options: Options) -> list[dict[str, str]]:
-    """One row per key a config file set: the key, its effective value, and the file it came from."""
-    from bot.core.repo_config import field_of
-
-    rows = []
-    for key, source in options.sources:
-        value = getattr(options, field_of(key), None) if field_of(key) else None
-        shown = ", ".join(value) if isinstance(value, tuple) else str(value).lower() if isinstance(
-            value, bool) else str(value)
-        rows.append({"key": key, "value": _code(shown or "(none)", 120), "source": _code(source, 200)})
-    return rows
-
-
-_env.globals["settings_rows"] = settings_rows
-
-
-def check_templates() -> str | None:
-    """None when every template loads and compiles, else why not (what `/readyz` reports)."""
-    try:
-        for name in sorted(set(TEMPLATES) | set(_env.list_templates())):
-            _env.get_template(name)
-    except Exception as exc:  # any failure here means rendering fails: report it, never raise from a probe
-        return f"{type(exc).__name__}: {exc}"
-    return None
-
-
-def _code(text: str, limit: int = 100) -> str:
-    """Text safe inside a markdown table cell code span."""
-    flat = " ".join(text.split()).replace("`", "'").replace("|", "\\|")
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 @dataclass(frozen=True)
@@ -145,7 +90,7 @@ def _table(table: CacheTable, rows: int | None) -> dict[str, Any]:
         "hidden": len(pairs) - len(shown),
         # One row per instruction (paired by instruction, not by position): an added step has no before.
         "rows": [{
-            "step": _code((a or b).instruction),  # type: ignore[union-attr]
+            "step": code((a or b).instruction),  # type: ignore[union-attr]
             "before_rerun": ("yes" if b.reruns_on_source_change else "no") if b else "added",
             "after_rerun": ("yes" if a.reruns_on_source_change else "no") if a else "removed",
         } for b, a in shown],
@@ -153,14 +98,14 @@ def _table(table: CacheTable, rows: int | None) -> dict[str, Any]:
 
 
 def _finding(f: Finding) -> dict[str, str]:
-    return {"level": f.level, "path": _code(f.path, 200), "code": f.code, "message": " ".join(f.message.split())}
+    return {"level": f.level, "path": code(f.path, 200), "code": f.code, "message": flat(f.message)}
 
 
 def _grouped_findings(findings: list[Finding]) -> list[dict[str, str]]:
     """The findings to list, one line for the same finding in several files (`path:line: ` prefixes aside)."""
     groups: dict[tuple[str, ...], list[tuple[Finding, str, str]]] = {}
     for f in findings:
-        message = _flat(f.message)
+        message = flat(f.message)
         prefix = re.match(re.escape(f.path) + r"(:\d+)?: ", message)
         rest = message[prefix.end():] if prefix else message
         where = f.path + (prefix.group(1) or "") if prefix else f.path
@@ -171,9 +116,9 @@ def _grouped_findings(findings: list[Finding]) -> list[dict[str, str]]:
     for items in groups.values():
         first = items[0][0]
         if len(items) == 1:
-            out.append({**_finding(first), "where": f"`{_code(first.path, 200)}`"})
+            out.append({**_finding(first), "where": f"`{code(first.path, 200)}`"})
             continue
-        places = ", ".join(f"`{_code(where, 200)}`" for _, where, _ in items[:8])
+        places = ", ".join(f"`{code(where, 200)}`" for _, where, _ in items[:8])
         places += f" and {len(items) - 8} more" if len(items) > 8 else ""
         unit = "files" if len({f.path for f, _, _ in items}) == len(items) else "places"
         out.append({"level": first.level, "code": first.code, "path": first.path,
@@ -181,13 +126,9 @@ def _grouped_findings(findings: list[Finding]) -> list[dict[str, str]]:
     return out
 
 
-def _flat(text: str) -> str:
-    return " ".join(text.split())
-
-
 def _first_clause(reason: str) -> str:
     """The start of a reason up to its first clause break outside a code span, at most `WHY_LIMIT` chars."""
-    text = _WHY_PREFIX.sub("", _flat(reason))
+    text = _WHY_PREFIX.sub("", flat(reason))
     in_code = False
     for i, ch in enumerate(text):
         if ch == "`":
@@ -230,7 +171,7 @@ def _groups(plan: Plan) -> tuple[list[dict[str, str]], set[str]]:
     owners: dict[str, list[str]] = {}
     for e in plan.edits:
         for r in e.reasons:
-            paths = owners.setdefault(_LINE_PREFIX.sub("", _flat(r)), [])
+            paths = owners.setdefault(_LINE_PREFIX.sub("", flat(r)), [])
             if e.path not in paths:
                 paths.append(e.path)
     changed_specs = [e.path for e in plan.edits if e.path in plan.buildspecs]
@@ -241,18 +182,18 @@ def _groups(plan: Plan) -> tuple[list[dict[str, str]], set[str]]:
         if set(paths) == set(changed_specs):
             label = f"In all {len(paths)} buildspecs"
         else:
-            named = ", ".join(f"`{_code(p, 200)}`" for p in paths[:6])
+            named = ", ".join(f"`{code(p, 200)}`" for p in paths[:6])
             label = f"In {named}" + (f" and {len(paths) - 6} more" if len(paths) > 6 else "")
         groups.append({"label": label, "reason": reason})
     return groups, {g["reason"] for g in groups}
 
 
 def _edit(e: FileEdit, reasons: int | None, grouped: set[str], why: str) -> dict[str, Any]:
-    own = [_flat(r) for r in e.reasons if _LINE_PREFIX.sub("", _flat(r)) not in grouped]
+    own = [flat(r) for r in e.reasons if _LINE_PREFIX.sub("", flat(r)) not in grouped]
     kept = own if reasons is None else own[:reasons]
     extra = len(own) - len(kept)
     out = kept + ([f"_{extra} more reasons not shown_"] if extra else [])
-    return {"path": _code(e.path, 300), "action": e.action, "reasons": out, "why": why,
+    return {"path": code(e.path, 300), "action": e.action, "reasons": out, "why": why,
             "grouped": len(own) < len(e.reasons)}
 
 
@@ -263,7 +204,7 @@ def _impact(plan: Plan) -> str:
     if changed:
         after = sum(sum(1 for s in t.after if s.reruns_on_source_change) for t in changed)
         before = sum(sum(1 for s in t.before if s.reruns_on_source_change) for t in changed)
-        where = f"`{_code(changed[0].dockerfile, 200)}`" if len(changed) == 1 else f"{len(changed)} Dockerfiles"
+        where = f"`{code(changed[0].dockerfile, 200)}`" if len(changed) == 1 else f"{len(changed)} Dockerfiles"
         return (f"A source-only change now re-runs {after} of {sum(len(t.after) for t in changed)} steps instead of "
                 f"{before} of {sum(len(t.before) for t in changed)} ({where}).")
     if not any(b.cached for b in plan.builds):
@@ -304,7 +245,7 @@ def _context(plan: Plan, repo: str, options: Options) -> dict[str, Any]:
 
 
 def _summary_of(context: dict[str, Any]) -> str:
-    return _BLANKS.sub("\n\n", _env.get_template("pr_summary.md.j2").render(**context)).strip() + "\n"
+    return _BLANKS.sub("\n\n", env.get_template("pr_summary.md.j2").render(**context)).strip() + "\n"
 
 
 def render_summary(plan: Plan, repo: str, options: Options | None = None) -> str:
@@ -321,7 +262,7 @@ def render_pr_body(plan: Plan, repo: str, options: Options | None = None) -> str
     setup_notes: dict[str, tuple[str, str]] = {}
     for f in plan.findings:
         if setup_codes.get(f.code):
-            setup_notes.setdefault(f.code, (setup_codes[f.code], _flat(f.message)))
+            setup_notes.setdefault(f.code, (setup_codes[f.code], flat(f.message)))
     kept = [f for f in plan.findings if f.code not in setup_codes]
     ordered = sorted(kept, key=lambda f: {"error": 0, "warning": 1, "info": 2}.get(f.level, 3))
     visible = [f for f in ordered if f.level != "info"]
@@ -339,7 +280,7 @@ def render_pr_body(plan: Plan, repo: str, options: Options | None = None) -> str
         notes = folded if room is None else folded[:room]
         view = {"edits": [_edit(e, level.reasons, grouped, why) for e, why in zip(plan.edits, whys, strict=True)],
                 "setup": setup}
-        body = _env.get_template("pr_body.md.j2").render(
+        body = env.get_template("pr_body.md.j2").render(
             marker=fingerprint_marker(plan.fingerprint), head=head, plan=view, repo=repo, options=options,
             flags=_flags(plan, options) if shared["buildspec_changed"] else [], branch=BOT_BRANCH,
             region=shared["region"], cache_repos=shared["cache_repos"], tags=tags,
@@ -368,34 +309,62 @@ def render_pr_body(plan: Plan, repo: str, options: Options | None = None) -> str
     return cut + note
 
 
-def render_comment(kind: str, **context: Any) -> str:
-    """One bot comment (reply, refusal, help, opt-out note...), cut to GitHub's limit."""
-    context.setdefault("branch", BOT_BRANCH)
-    context.setdefault("deleted", False)
-    for key in ("pr_url", "summary", "unknown", "repo", "user", "permission", "why", "default_branch", "diff",
-                "status", "message", "head"):
-        context.setdefault(key, "")
-    for key in ("checked", "findings", "edits"):
-        context.setdefault(key, [])
-    context["findings"] = [_finding(f) if isinstance(f, Finding) else f for f in context["findings"]]
-    text = _env.get_template("comment.md.j2").render(kind=kind, **context).strip() + "\n"
-    if len(text) > SAFE_BODY:
-        note = "\n_Cut to fit GitHub's comment size limit._\n"
-        text = text[: SAFE_BODY - len(note)].rsplit("\n", 1)[0] + ("\n```\n</details>\n" if kind == "preview" else "")
-        text += note
-    return text
-
-
-def unified_diff(edits: Iterable[FileEdit], limit: int = diffs.MARKDOWN_LIMIT) -> str:
-    """The diff of the edits for a markdown code block (cut to ``limit`` characters); see `diff.for_markdown`."""
-    return diffs.for_markdown(diffs.unified_diff(edits), limit)
-
-
 def summary(plan: Plan) -> str:
     """One line: which files the plan changes."""
     paths = ", ".join(f"`{e.path}`" for e in plan.edits[:6])
     more = f" and {len(plan.edits) - 6} more" if len(plan.edits) > 6 else ""
     return f"{len(plan.edits)} file{'s' if len(plan.edits) != 1 else ''} changed ({paths}{more})"
+
+
+# --- Compatible names: today's callers use these; new code calls `comments` and `diff` directly. -------------
+
+_env = env
+_PackageTemplates = PackageTemplates
+
+
+def _preview(c: dict[str, Any]) -> str:
+    return comments.preview_of_diff(c.get("repo", ""), len(c.get("edits", [])), c.get("diff", ""),
+                                    c.get("findings", []), c.get("head", ""))
+
+
+def _link(render: Callable[[str, str], str]) -> Callable[[dict[str, Any]], str]:
+    return lambda c: render(c.get("pr_url", ""), c.get("summary", ""))
+
+
+# Each kind with the defaults the one-template `render_comment` gave a key its caller left out.
+_COMMENTS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "pr_opened": _link(comments.pr_opened),
+    "pr_updated": _link(comments.pr_updated),
+    "pr_current": _link(comments.pr_current),
+    "already": lambda c: comments.already_set_up(c.get("repo", ""), c.get("default_branch", ""),
+                                                 c.get("checked", []), c.get("findings", [])),
+    "nothing": lambda c: comments.nothing_to_change(c.get("repo", ""), c.get("findings", [])),
+    "preview": _preview,
+    "refusal": lambda c: comments.refusal(c.get("user", ""), c.get("repo", ""), c.get("permission", "")),
+    "help": lambda c: comments.command_help(c.get("unknown", "")),
+    "closed": lambda c: comments.closed(c.get("repo", ""), bool(c.get("deleted", False))),
+    "human_edits": lambda c: comments.human_edits(),
+    "human_edits_reply": lambda c: comments.human_edits_reply(c.get("pr_url", "")),
+    "opted_out": lambda c: comments.opted_out(c.get("repo", "")),
+    "disabled": lambda c: comments.disabled(c.get("repo", "")),
+    "failed": lambda c: comments.failed(c.get("repo", ""), c.get("status", 0), c.get("message", "")),
+    "skipped": lambda c: comments.skipped(c.get("repo", ""), c.get("why", "")),
+}
+COMMENT_KINDS = frozenset(_COMMENTS)
+
+
+def render_comment(kind: str, **context: Any) -> str:
+    """The comment ``kind`` (see `COMMENT_KINDS`); prefer the function of the same comment in `comments`."""
+    try:
+        render = _COMMENTS[kind]
+    except KeyError:
+        raise ValueError(f"unknown comment kind {kind!r}: one of {', '.join(sorted(_COMMENTS))}") from None
+    return render(context)
+
+
+def unified_diff(edits: Iterable[FileEdit], limit: int = diffs.MARKDOWN_LIMIT) -> str:
+    """The diff of the edits for a markdown code block (cut to ``limit`` characters); see `diff.for_markdown`."""
+    return diffs.for_markdown(diffs.unified_diff(edits), limit)
 
 
 def render_setup_page(page: str = "index", **context: Any) -> str:
@@ -409,4 +378,11 @@ def render_setup_page(page: str = "index", **context: Any) -> str:
         context.setdefault(key, [])
     for key in ("check", "store_error", "registration_open", "dry_run", "warning", "organization"):
         context.setdefault(key, None)
-    return _env.get_template("setup.html.j2").render(page=page, **context)
+    return env.get_template("setup.html.j2").render(page=page, **context)
+
+
+__all__ = [
+    "COMMENT_KINDS", "MAX_BODY", "ROLE_PLACEHOLDER", "SAFE_BODY", "TEMPLATES", "TEMPLATE_PACKAGE", "WHY_LIMIT",
+    "check_templates", "render_comment", "render_pr_body", "render_setup_page", "render_summary", "settings_rows",
+    "summary", "unified_diff",
+]
