@@ -1,21 +1,17 @@
-"""gunicorn entry point `bot.web.asgi:app` (worker class `uvicorn_worker.UvicornWorker`): the lean webhook path
-of `bot.web.wsgi` on an event loop with a C HTTP parser (httptools, uvloop), the Flask app behind it.
+"""gunicorn entry point `bot.web.asgi:app` (worker class `bot.web.asgi.Worker`): uvicorn on uvloop with a C HTTP
+parser (httptools), the webhook path answered here, every other path by the Flask app (through `a2wsgi`).
 
-A delivery that will be queued (POST, JSON, signed, routed to jobs) is answered here; every other request,
-and every delivery that is not plainly acceptable, goes to the Flask app (through `a2wsgi`) with the body it
-sent, so `bot/web/flask_app.py` stays the one place that decides errors (tests/test_asgi.py checks both answer alike).
-A 202 is sent only after `queue.submit` returned, i.e. after the jobs are committed.
+The webhook path is a thin adapter over `bot.web.intake.read_delivery`, like the Flask route: read the body on the
+event loop (checking its signature as it streams in, so an unsigned body is never kept), let `read_delivery`
+decide, commit a delivery's jobs (`LoopBatcher`), answer. A 202 is sent only after the jobs are committed; an
+ignored delivery is answered without touching the queue (tests/web/test_asgi.py checks both paths answer alike).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import json
-import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, cast
 
@@ -24,27 +20,16 @@ from flask import Flask
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
 
-from bot.app.events import route
 from bot.app.payloads import Job
 from bot.github.credentials import webhook_secret
-from bot.logs import log_event
 from bot.queue import counters as metrics
 from bot.queue.durable import HueyQueue, JobQueue, SubmitResult
 from bot.queue.ledger import SubmitRequest
 from bot.queue.storage import now
 from bot.settings import Settings
-from bot.web.flask_app import delivery_fields
-from bot.wiring import (
-    HEAD_DEADLINE,
-    MAX_HEAD_BYTES,
-    MAX_REQUEST_LINE,
-    TIMEOUT_ERROR,
-    body_due,
-    deployed,
-    json_body,
-    lazy_app,
-    refusal,
-)
+from bot.web.flask_app import record, settle
+from bot.web.intake import HmacCheck, Rejection, json_body, read_delivery
+from bot.web.serving import HEAD_DEADLINE, MAX_HEAD_BYTES, MAX_REQUEST_LINE, TIMEOUT_ERROR, body_due, lazy_app, refusal
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -61,25 +46,6 @@ async def _answer(send: Send, status: int, body: bytes) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
-
-
-SIGNATURE = re.compile(rb"sha256=[0-9a-f]{64}")
-
-
-class HmacCheck:
-    """`X-Hub-Signature-256` checked over the body as it streams in (what `bot.web.flask_app.signature_ok` computes)."""
-
-    def __init__(self, secret: str, header: bytes) -> None:
-        self.mac = hmac.new(secret.encode(), digestmod=hashlib.sha256)
-        self.header = header
-
-    def update(self, chunk: bytes) -> None:
-        """Feed the next piece of the raw body."""
-        self.mac.update(chunk)
-
-    def holds(self) -> bool:
-        """Constant-time comparison once the whole body went through."""
-        return hmac.compare_digest(b"sha256=" + self.mac.hexdigest().encode(), self.header)
 
 
 class Body:
@@ -141,11 +107,23 @@ class Body:
         return raw
 
 
-def _declared_length(headers: dict[bytes, bytes]) -> int | None:
-    try:
-        return int(headers[b"content-length"])
-    except (KeyError, ValueError):
-        return None
+def _declared_length(raw_headers: Sequence[tuple[bytes, bytes]]) -> int | None:
+    for name, value in raw_headers:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _named(raw_headers: Sequence[tuple[bytes, bytes]]) -> Mapping[str, str]:
+    """The headers as the WSGI side sees them (a2wsgi, Werkzeug): `_` read as `-`, repeats joined with `,`."""
+    named: dict[str, str] = {}
+    for raw_name, raw_value in raw_headers:
+        name, value = raw_name.decode("latin-1").lower().replace("_", "-"), raw_value.decode("latin-1")
+        named[name] = f"{named[name]},{value}" if name in named else value
+    return named
 
 
 def _with_length(scope: Scope, length: int) -> Scope:
@@ -243,12 +221,15 @@ class LoopBatcher:
 
 
 class FastAsgiWebhook:
-    """ASGI app: accept plain deliveries directly, delegate everything else to the Flask app."""
+    """ASGI app: the webhook path over `read_delivery`, everything else to the Flask app."""
 
     def __init__(self, app: Flask, settings: Settings, submit_threads: int = SUBMIT_THREADS) -> None:
         self.app = app
         self.settings = settings
         self.queue: JobQueue = app.extensions["ecr_cache_bot.queue"]
+        # What `metrics.current()` finds inside a Flask request: the app's counters, else its queue's.
+        counters = app.extensions.get("ecr_cache_bot.counters")
+        self.counters = counters if counters is not None else getattr(self.queue, "counters", None)
         # a2wsgi's precise ASGI types and ours (plain mappings) describe the same messages.
         self.wsgi = cast(AsgiApp, WSGIMiddleware(app))  # type: ignore[arg-type]
         self.pool = ThreadPoolExecutor(submit_threads, thread_name_prefix="submit")
@@ -263,76 +244,48 @@ class FastAsgiWebhook:
             return
         body = Body()
         send = _hardened(send, body)
-        headers = dict(scope["headers"])
         webhook = scope["path"] == self.settings.webhook_path and scope["method"] == "POST"
-        mac = self._mac(scope["headers"]) if webhook else None
+        secret = webhook_secret(self.settings) if webhook else None
+        mac = HmacCheck.of(secret, [v for k, v in scope["headers"] if k == b"x-hub-signature-256"]) if webhook else None
+        cap = self.settings.max_body_bytes
         # Every body is read here, on the event loop, before a thread sees the request: a client that stalls
         # costs a coroutine, never one of a2wsgi's threads (issue 14).
-        await body.read(receive, _declared_length(headers), self.settings.max_body_bytes,
-                        keep=mac is not None or not webhook, mac=mac)
+        await body.read(receive, _declared_length(scope["headers"]), cap, keep=mac is not None or not webhook,
+                        mac=mac)
         if body.outcome == "gone":
             return
         if body.outcome == "timeout":
             if webhook:
-                metrics.count_unauthenticated("ecr_cache_bot_deliveries_total", outcome="timeout")
+                with metrics.scoped(self.counters):
+                    metrics.count_unauthenticated(metrics.DELIVERIES, outcome="timeout")
             await _answer(send, 408, json_body({"error": TIMEOUT_ERROR}))
             return
-        if body.outcome == "too_large":  # Flask answers it (413) from the declared length alone
-            await self.wsgi(_with_length(scope, self.settings.max_body_bytes + 2), _replay(b"", receive), send)
-            return
-        if webhook and not body.signed:  # nothing to verify, or a wrong signature: Flask answers, without the body
-            await self.wsgi(_with_length(scope, 0), _replay(b"", receive), send)
-            return
-        raw = body.take()
-        if not webhook:
+        if webhook:
+            await self._delivery(scope["headers"], body, secret, send)
+        elif body.outcome == "too_large":  # Flask answers it (413) from the declared length alone
+            await self.wsgi(_with_length(scope, cap + 2), _replay(b"", receive), send)
+        else:
+            raw = body.take()
             await self.wsgi(_with_length(scope, len(raw)), _replay(raw, receive), send)
-            return
-        await self._delivery(scope, headers, raw, receive, send)
 
-    def _mac(self, raw_headers: Sequence[tuple[bytes, bytes]]) -> HmacCheck | None:
-        """The streaming signature check of a delivery, or None when no body could pass it."""
-        secret = webhook_secret(self.settings)
-        signatures = [v for k, v in raw_headers if k == b"x-hub-signature-256"]
-        if not secret or len(signatures) != 1 or not SIGNATURE.fullmatch(signatures[0]):
-            return None  # Flask answers 503 (no secret) or 401 whatever the body holds
-        return HmacCheck(secret, signatures[0])
-
-    async def _delivery(self, scope: Scope, headers: dict[bytes, bytes], raw: bytes, receive: Receive,
+    async def _delivery(self, raw_headers: Sequence[tuple[bytes, bytes]], body: Body, secret: str | None,
                         send: Send) -> None:
-        """A signed delivery: queue it here when it is plainly acceptable, else let Flask answer."""
-        flask_scope = _with_length(scope, len(raw))
-        content_type = headers.get(b"content-type", b"").split(b";", 1)[0].strip().lower()
-        event = headers.get(b"x-github-event", b"").decode("latin-1")
-        delivery = headers.get(b"x-github-delivery", b"").decode("latin-1")
-        if (len(headers) != len(scope["headers"])  # a repeated header: Flask decides how to join it
-                or content_type != b"application/json" or not event or len(event) > 100 or not delivery
-                or len(delivery) > 200):
-            await self.wsgi(flask_scope, _replay(raw, receive), send)
-            return
+        """One request to the webhook path, read: decide, commit a delivery's jobs, answer."""
         start = time.monotonic()
-        try:
-            payload = json.loads(raw)
-            routed = route(event, payload, delivery)
-        except (ValueError, RecursionError):
-            await self.wsgi(flask_scope, _replay(raw, receive), send)
-            return
-        if not routed.jobs:
-            await self.wsgi(flask_scope, _replay(raw, receive), send)
-            return
-        try:
-            result = await self._submit(delivery, list(routed.jobs))
-            if not result.accepted:
-                raise RuntimeError("the queue did not accept the jobs")
-        except Exception as exc:  # not queued: a 503 lets GitHub show the failure and redeliver
-            log_event("queue_failed", level="error", delivery=delivery, error=f"{type(exc).__name__}: {exc}",
-                      **delivery_fields(event, delivery, payload, routed.jobs, (), "queue_failed", start))
-            await _answer(send, 503, json_body({"error": "could not queue the delivery"}))
-            return
-        log_event("webhook_queued", delivery=delivery, jobs=len(routed.jobs), duplicate=result.duplicate,
-                  **delivery_fields(event, delivery, payload, routed.jobs, result.job_ids,
-                                    "duplicate" if result.duplicate else "queued", start))
-        await _answer(send, 202, json_body({"status": "duplicate" if result.duplicate else "queued",
-                                        "jobs": len(routed.jobs), "reason": routed.reason}))
+        cap = self.settings.max_body_bytes
+        subject = read_delivery(_named(raw_headers), body.take(), secret, limit=cap,
+                                size=cap + 1 if body.outcome == "too_large" else body.size, signed=body.signed)
+        with metrics.scoped(self.counters):
+            if isinstance(subject, Rejection) or not subject.jobs:
+                answer = subject.answer
+                record(subject, answer, start)
+            else:
+                try:
+                    result: SubmitResult | Exception = await self._submit(subject.delivery_id, list(subject.jobs))
+                except Exception as exc:  # not queued: the 503 lets GitHub show the failure and redeliver
+                    result = exc
+                answer = settle(subject, result, start)
+        await _answer(send, answer.status, answer.body)
 
     async def _submit(self, delivery: str, jobs: Sequence[Job]) -> SubmitResult:
         if self.batcher is not None:
@@ -447,7 +400,9 @@ class Worker(UvicornWorker):
 
 
 def build(settings: Settings | None = None) -> FastAsgiWebhook:
-    """The deployed ASGI app: JSON logs, the Flask app, the lean webhook path."""
+    """The deployed ASGI app: JSON logs, the Flask app, the webhook path in front of it."""
+    from bot.wiring import deployed  # the composition root builds the default app and queue
+
     return deployed(FastAsgiWebhook, settings)
 
 

@@ -2,28 +2,24 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
-from urllib.parse import parse_qs
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
 from bot.app import handlers as jobs
-from bot.app.events import MalformedPayload, route
 from bot.app.payloads import Job
 from bot.github import credentials
 from bot.github.client import GatewayFactory, GitHubGateway
-from bot.logs import header_value, log_event
+from bot.logs import log_event
 from bot.queue import counters as metrics
-from bot.queue.durable import JobQueue, create_queue
+from bot.queue.durable import JobQueue, SubmitResult, create_queue
 from bot.settings import Settings
 from bot.web import setup_page
+from bot.web.intake import IN_MEMORY_OUTCOMES, Answer, Delivery, Rejection, log_fields, read_delivery
 from bot.web.readiness import blueprint as readiness_blueprint
 
 
@@ -31,54 +27,29 @@ def _reply(code: int, **fields: Any) -> tuple[Response, int]:
     return jsonify(fields), code
 
 
-UNAUTHENTICATED = frozenset({"too_large", "not_configured", "bad_signature"})
+def record(subject: Delivery | Rejection, answer: Answer, start: float, job_ids: Sequence[str] = ()) -> None:
+    """Count and log one answered request to the webhook path (both intake paths)."""
+    if answer.outcome in IN_MEMORY_OUTCOMES:  # batched in memory: no durable write per such request
+        metrics.count_unauthenticated(metrics.DELIVERIES, outcome=answer.outcome)
+    elif answer.outcome == "malformed":  # queued and duplicate ones are counted by the queue, in its commit
+        counters = metrics.current()
+        if counters is not None:
+            counters.incr(metrics.DELIVERIES, outcome=answer.outcome)
+    log_event(answer.log, level=answer.level,
+              **log_fields(subject, answer, job_ids, (time.monotonic() - start) * 1000))
 
 
-def _count(outcome: str) -> None:
-    """Count a delivery the queue never sees (the queue counts accepted and duplicate ones)."""
-    if outcome in UNAUTHENTICATED:  # in memory, batched: no durable write per unsigned request
-        metrics.count_unauthenticated("ecr_cache_bot_deliveries_total", outcome=outcome)
-        return
-    counters = metrics.current()
-    if counters is not None:
-        counters.incr("ecr_cache_bot_deliveries_total", outcome=outcome)
-
-
-def _json_text(raw: bytes, mimetype: str) -> bytes | str:
-    """The JSON document of a delivery; webhooks set to `application/x-www-form-urlencoded` wrap it in `payload`."""
-    if mimetype == "application/x-www-form-urlencoded":
-        values = parse_qs(raw.decode("utf-8"), max_num_fields=10).get("payload")
-        if not values:
-            raise ValueError("form-encoded delivery without a `payload` field")
-        return values[0]
-    return raw
-
-
-def delivery_fields(event: str | None, delivery: str | None, payload: object, routed_jobs: Sequence[Job],
-                    job_ids: Sequence[str], outcome: str, start: float) -> dict[str, Any]:
-    """The fields of every `webhook_*` log line (both intake paths): one delivery, what came of it, how long."""
-    body = payload if isinstance(payload, Mapping) else {}
-    first = routed_jobs[0] if routed_jobs else None
-    installation = body.get("installation")
-    repository = body.get("repository")
-    action = body.get("action")
-    return {
-        "delivery_id": header_value(delivery), "event_name": header_value(event),
-        "action": action if isinstance(action, str) else None,
-        "installation": first.installation_id if first is not None else (
-            installation.get("id") if isinstance(installation, Mapping) else None),
-        "repository": first.repo if first is not None else (
-            repository.get("full_name") if isinstance(repository, Mapping) else None),
-        "job_ids": list(job_ids), "outcome": outcome, "duration_ms": round((time.monotonic() - start) * 1000, 2),
-    }
-
-
-def signature_ok(secret: str | None, body: bytes, header: str | None) -> bool:
-    """Constant-time check of `X-Hub-Signature-256` (HMAC-SHA256 of the raw body); never true without a secret."""
-    if not secret:
-        return False
-    expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected.encode(), (header or "").encode("utf-8", "replace"))
+def settle(delivery: Delivery, result: SubmitResult | Exception, start: float) -> Answer:
+    """The answer to a delivery with jobs once `queue.submit` returned `result` (or raised it), recorded."""
+    if isinstance(result, SubmitResult) and not result.accepted:
+        result = RuntimeError("the queue did not accept the jobs")
+    if isinstance(result, Exception):
+        answer = delivery.not_queued(result)
+        record(delivery, answer, start)
+        return answer
+    answer = delivery.queued(result.duplicate)
+    record(delivery, answer, start, result.job_ids)
+    return answer
 
 
 class _LazyFactory:
@@ -145,68 +116,28 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.register_blueprint(readiness_blueprint)  # GET /readyz
 
     @app.post(settings.webhook_path)
-    def webhook() -> tuple[Response, int]:
+    def webhook() -> Response:
         start = time.monotonic()
-        event = request.headers.get("X-GitHub-Event", "")
-        delivery = request.headers.get("X-GitHub-Delivery", "")
-
-        def log(name: str, outcome: str, payload: object = None, routed_jobs: Sequence[Job] = (),
-                job_ids: Sequence[str] = (), level: str = "info", **extra: Any) -> None:
-            log_event(name, level=level, delivery=header_value(delivery), **extra,
-                      **delivery_fields(event, delivery, payload, routed_jobs, job_ids, outcome, start))
-
+        limit = settings.max_body_bytes
+        raw, size, complete = b"", None, True
         try:
             raw = request.get_data(cache=False)
         except RequestEntityTooLarge:
-            _count("too_large")
-            log("webhook_rejected", "too_large", level="warning", reason="body too large")
-            return _reply(413, error=f"body larger than {settings.max_body_bytes} bytes")
+            size = limit + 1
         except BadRequest:  # the client sent less than its Content-Length and hung up
-            _count("malformed")
-            log("webhook_malformed", "malformed", level="warning", error="body shorter than Content-Length")
-            return _reply(400, error="body shorter than Content-Length")
-        if len(raw) > settings.max_body_bytes:
-            _count("too_large")
-            log("webhook_rejected", "too_large", level="warning", reason="body too large")
-            return _reply(413, error=f"body larger than {settings.max_body_bytes} bytes")
-        secret = credentials.webhook_secret(settings)
-        if secret is None:  # setup mode: nothing can be verified until the App is registered from `/`
-            _count("not_configured")
-            log("webhook_rejected", "not_configured", level="warning", reason="no webhook secret yet")
-            return _reply(503, error="no webhook secret yet: register the GitHub App from this server's / page")
-        if not signature_ok(secret, raw, request.headers.get("X-Hub-Signature-256")):
-            log("webhook_rejected", "bad_signature", level="warning", reason="bad signature")
-            _count("bad_signature")
-            return _reply(401, error="missing or invalid X-Hub-Signature-256")
-        if not event or len(event) > 100 or not delivery or len(delivery) > 200:
-            _count("malformed")
-            log("webhook_malformed", "malformed", level="warning", error="missing or over-long GitHub headers")
-            return _reply(400, error="X-GitHub-Event and X-GitHub-Delivery headers are required")
-        payload: object = None
-        try:
-            payload = json.loads(_json_text(raw, request.mimetype))
-            routed = route(event, payload, delivery)
-        except (ValueError, RecursionError) as exc:
-            message = str(exc) if isinstance(exc, MalformedPayload) else "body is not valid JSON"
-            log("webhook_malformed", "malformed", payload, level="warning", error=message)
-            _count("malformed")
-            return _reply(400, error=message)
-        if not routed.jobs:
-            log("webhook_ignored", "ignored", payload, reason=routed.reason)
-            _count("ignored")
-            return _reply(200, status="ignored", reason=routed.reason)
-        try:
-            result = queue.submit(delivery, list(routed.jobs))
-            if not result.accepted:
-                raise RuntimeError("the queue did not accept the jobs")
-        except Exception as exc:  # the delivery is not queued: make GitHub show a failure so it can redeliver
-            log("queue_failed", "queue_failed", payload, routed.jobs, level="error",
-                error=f"{type(exc).__name__}: {exc}")
-            return _reply(503, error="could not queue the delivery")
-        outcome = "duplicate" if result.duplicate else "queued"
-        log("webhook_queued", outcome, payload, routed.jobs, result.job_ids, jobs=len(routed.jobs),
-            duplicate=result.duplicate)
-        return _reply(202, status=outcome, jobs=len(routed.jobs), reason=routed.reason)
+            complete = False
+        subject = read_delivery(dict(request.headers.items()), raw, credentials.webhook_secret(settings), limit=limit,
+                                size=size, complete=complete)
+        if isinstance(subject, Rejection) or not subject.jobs:
+            answer = subject.answer
+            record(subject, answer, start)
+        else:
+            try:
+                result: SubmitResult | Exception = queue.submit(subject.delivery_id, list(subject.jobs))
+            except Exception as exc:  # not queued: the 503 lets GitHub show the failure and redeliver
+                result = exc
+            answer = settle(subject, result, start)
+        return Response(answer.body, answer.status, mimetype="application/json")
 
     @app.after_request
     def nosniff(response: Response) -> Response:

@@ -3,7 +3,7 @@
 gunicorn's gthread worker gives a connection to a pool thread as soon as its socket is readable, and the thread
 then blocks reading the request head and body, so a few dozen clients that stall hold every thread. Here the
 worker's poller loop (its main thread) reads heads and bodies without blocking, under the limits and deadlines
-of the ASGI deployment (`bot.wiring`), and hands a connection to the pool only once its whole request is
+of the ASGI deployment (`bot.web.serving`), and hands a connection to the pool only once its whole request is
 buffered; the parser then reads those bytes from `BufferedSocket`. Serves plain HTTP/1.x: with TLS or HTTP/2
 cleartext configured it behaves as the stock gthread worker.
 """
@@ -22,7 +22,7 @@ from typing import Any
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from bot.settings import Settings
-from bot.wiring import HEAD_DEADLINE, MAX_HEAD_BYTES, MAX_REQUEST_LINE, TIMEOUT_ERROR, body_due, refusal
+from bot.web.serving import HEAD_DEADLINE, MAX_HEAD_BYTES, MAX_REQUEST_LINE, TIMEOUT_ERROR, body_due, refusal
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # A thread only ever reads bytes already buffered; this bounds what is left (sending the answer to a client

@@ -29,7 +29,7 @@ from bot.logs import configure_logging
 from bot.queue import counters as metrics
 from bot.queue.durable import build_queue
 from bot.settings import Settings
-from bot.web import gthread_worker
+from bot.web import asgi, gthread_worker
 from bot.web.asgi import BoundedHttpToolsProtocol, FastAsgiWebhook, Worker
 from bot.web.flask_app import create_app
 from bot.web.gthread_worker import Worker as GthreadWorker
@@ -412,7 +412,8 @@ def test_metrics_label_sets_are_bounded() -> None:
     assert f'{metrics.DELIVERIES}{{overflow="true"}}' in text
 
 
-def test_an_unsigned_body_is_checked_as_it_streams_and_never_reaches_flask(tmp_path: Path) -> None:
+def test_an_unsigned_body_is_checked_as_it_streams_and_never_kept(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(webhook_secret=SECRET, data_dir=str(tmp_path / "data"))
     flask = create_app(settings, queue=build_queue(settings, None))
     seen: list[str] = []
@@ -424,6 +425,14 @@ def test_an_unsigned_body_is_checked_as_it_streams_and_never_reaches_flask(tmp_p
 
     flask.wsgi_app = recording  # type: ignore[method-assign]
     app = FastAsgiWebhook(flask, settings)
+    decided: list[tuple[int, bool | None]] = []
+    real = asgi.read_delivery
+
+    def deciding(headers: Any, raw: bytes, secret: str | None, **kwargs: Any) -> Any:
+        decided.append((len(raw), kwargs.get("signed")))
+        return real(headers, raw, secret, **kwargs)
+
+    monkeypatch.setattr(asgi, "read_delivery", deciding)
     body = b'{"pad": "' + b"x" * 2_000_000 + b'"}'
     pieces = [body[i:i + 65536] for i in range(0, len(body), 65536)]
 
@@ -449,5 +458,6 @@ def test_an_unsigned_body_is_checked_as_it_streams_and_never_reaches_flask(tmp_p
         return status[0]
 
     assert asyncio.run(post("sha256=" + "0" * 64)) == 401
-    assert asyncio.run(post(sign(body))) == 200  # the same body signed: Flask gets all of it (a ping: ignored)
-    assert seen == ["0", str(len(body))]
+    assert asyncio.run(post(sign(body))) == 200  # the same body signed is read whole (a ping: ignored)
+    assert decided == [(0, False), (len(body), True)]  # nothing of the unsigned body was kept
+    assert seen == []  # the webhook path is answered without Flask
