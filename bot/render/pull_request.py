@@ -16,7 +16,7 @@ from bot.core.buildspec import codebuild_images
 from bot.core.dockerfile import cachetable
 from bot.core.model import CacheTable, FileEdit, Finding, Options, Plan
 from bot.core.policies import REGION_PLACEHOLDER
-from bot.github import manifest
+from bot.core.shell.docker_build import cache_flags, cache_ref
 from bot.identity import BOT_BRANCH, fingerprint_marker
 from bot.render import comments
 from bot.render import diff as diffs
@@ -64,16 +64,14 @@ WHY_LIMIT = 100
 
 
 def _flags(plan: Plan, options: Options) -> list[dict[str, str]]:
+    """The flags of each cached build, as `docker_build` writes them into the buildspec."""
     seen: dict[tuple[str, str], dict[str, str]] = {}
     for build in plan.builds:
         if not build.cached:
             continue  # its buildspec is left as it is: no flags, no claim that it exports a cache
-        ref = f"type=registry,ref=$CACHE_URI:{build.cache_tag}"
+        cache_from, cache_to = cache_flags(cache_ref(build.cache_tag), options.mode)
         seen.setdefault((build.buildspec, build.cache_tag), {
-            "buildspec": build.buildspec,
-            "tag": build.cache_tag,
-            "cache_from": f"--cache-from {ref}",
-            "cache_to": f"--cache-to {ref},mode={options.mode},image-manifest=true,oci-mediatypes=true",
+            "buildspec": build.buildspec, "tag": build.cache_tag, "cache_from": cache_from, "cache_to": cache_to,
         })
     return list(seen.values())
 
@@ -367,22 +365,8 @@ def unified_diff(edits: Iterable[FileEdit], limit: int = diffs.MARKDOWN_LIMIT) -
     return diffs.for_markdown(diffs.unified_diff(edits), limit)
 
 
-def render_setup_page(page: str = "index", **context: Any) -> str:
-    """A setup page: `index` (status, missing settings, registration), `continue`, `done` or `refused`."""
-    # The page lists exactly what the manifest asks for.
-    context.setdefault("permissions", [(manifest.PERMISSION_LABELS[k], manifest.ACCESS_LABELS[v])
-                                       for k, v in manifest.PERMISSIONS.items()])
-    context.setdefault("events", [manifest.EVENT_LABELS[e] for e in manifest.EVENTS])
-    context.setdefault("always_sent", manifest.ALWAYS_SENT_EVENTS)
-    for key in ("missing",):
-        context.setdefault(key, [])
-    for key in ("check", "store_error", "registration_open", "dry_run", "warning", "organization"):
-        context.setdefault(key, None)
-    return env.get_template("setup.html.j2").render(page=page, **context)
-
-
 __all__ = [
     "COMMENT_KINDS", "MAX_BODY", "ROLE_PLACEHOLDER", "SAFE_BODY", "TEMPLATES", "TEMPLATE_PACKAGE", "WHY_LIMIT",
-    "check_templates", "render_comment", "render_pr_body", "render_setup_page", "render_summary", "settings_rows",
-    "summary", "unified_diff",
+    "check_templates", "render_comment", "render_pr_body", "render_summary", "settings_rows", "summary",
+    "unified_diff",
 ]

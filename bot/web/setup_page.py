@@ -21,7 +21,7 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from bot.github import app_api as github_app
 from bot.github import app_store, credentials, manifest
-from bot.render import pull_request as pr_body
+from bot.render.setup_page import render_setup_page
 from bot.settings import Settings
 
 blueprint = Blueprint("setup", __name__)
@@ -64,7 +64,12 @@ def _security_headers(response: Response, github_url: str) -> Response:
 
 
 def _page(status: int, page: str, **context: object) -> Response:
-    html = pr_body.render_setup_page(page, **context)
+    # The page lists exactly what the manifest asks for.
+    html = render_setup_page(
+        page, permissions=[(manifest.PERMISSION_LABELS[k], manifest.ACCESS_LABELS[v])
+                           for k, v in manifest.PERMISSIONS.items()],
+        events=[manifest.EVENT_LABELS[e] for e in manifest.EVENTS], always_sent=manifest.ALWAYS_SENT_EVENTS,
+        **context)
     return _security_headers(Response(html, status=status, mimetype="text/html"), _settings().github_url)
 
 
