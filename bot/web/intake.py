@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qs
 
-from bot.app.events import MalformedPayload, route
-from bot.app.payloads import Job
+from bot.app.events import MalformedPayload, Routed, route
+from bot.app.payloads import AnyJob
 from bot.logs import header_value
 
 MAX_EVENT = 100  # characters of X-GitHub-Event
@@ -65,8 +65,17 @@ class Delivery:
     event: str
     delivery_id: str
     payload: Mapping[str, Any]
-    jobs: tuple[Job, ...]
-    reason: str
+    routed: Routed  # `bot.app.events.route`'s jobs and reason, passed through as they are
+
+    @property
+    def jobs(self) -> tuple[AnyJob, ...]:
+        """The jobs to commit before answering."""
+        return self.routed.jobs
+
+    @property
+    def reason(self) -> str:
+        """Why these jobs, or why none."""
+        return self.routed.reason
 
     @property
     def answer(self) -> Answer:
@@ -178,7 +187,7 @@ def read_delivery(headers: Mapping[str, str], body: bytes, secret: str | None, *
         message = str(exc) if isinstance(exc, MalformedPayload) else "body is not valid JSON"
         return Rejection(_rejected(400, message, "malformed", "webhook_malformed", error=message), event, delivery,
                          payload)
-    return Delivery(event, delivery, cast(Mapping[str, Any], payload), routed.jobs, routed.reason)  # `route` checked
+    return Delivery(event, delivery, cast(Mapping[str, Any], payload), routed)  # `route` checked the shape
 
 
 def log_fields(subject: Delivery | Rejection, answer: Answer, job_ids: Sequence[str],
