@@ -312,20 +312,23 @@ def unsafe_reason(install: Install, project: str, exists: Exists, read: Read, un
     return check(install, project, at, exists, read) if check else None
 
 
-def _need(read: Read, path: str) -> str | None:
-    return read(path)
+def _json_file(path: str, read: Read, unread: str = "") -> tuple[object, str | None]:
+    """The JSON document in the file ``path``, or why there is none (not read, not JSON, nested too deeply)."""
+    text = read(path)
+    if text is None:
+        return None, f"`{path}` was not read{unread}"
+    try:
+        return json.loads(text), None
+    except ValueError:
+        return None, f"`{path}` is not valid JSON"
+    except RecursionError:
+        return None, f"`{path}` nests too deeply to read"
 
 
 def _check_node(install: Install, project: str, at: Callable[[str], str], exists: Exists, read: Read) -> str | None:
-    text = read(at("package.json"))
-    if text is None:
-        return f"`{at('package.json')}` was not read, so its install scripts cannot be checked"
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return f"`{at('package.json')}` is not valid JSON"
-    except RecursionError:
-        return f"`{at('package.json')}` nests too deeply to read"
+    data, why = _json_file(at("package.json"), read, ", so its install scripts cannot be checked")
+    if why:
+        return why
     if not isinstance(data, dict):
         return f"`{at('package.json')}` is not a JSON object"
     if "workspaces" in data:
@@ -410,32 +413,31 @@ def requirement_closure(files: tuple[str, ...], cwd: str, read: Read) -> tuple[l
     return seen, None
 
 
-def _check_pipenv(install: Install, project: str, at: Callable[[str], str], exists: Exists, read: Read) -> str | None:
-    text = read(at("Pipfile"))
+def _first_rule(name: str, at: Callable[[str], str], read: Read, rules: tuple[tuple[str, str], ...]) -> str | None:
+    """Why the file ``name`` rules the install out: it was not read, or the first rule whose pattern it matches."""
+    text = read(at(name))
     if text is None:
-        return f"`{at('Pipfile')}` was not read"
-    if re.search(r"\bpath\s*=|editable\s*=\s*true", text):
-        return f"`{at('Pipfile')}` has a local-path or editable package"
-    return None
+        return f"`{at(name)}` was not read"
+    return next((f"`{at(name)}` {what}" for pattern, what in rules if re.search(pattern, text, re.M)), None)
+
+
+def _check_pipenv(install: Install, project: str, at: Callable[[str], str], exists: Exists, read: Read) -> str | None:
+    return _first_rule("Pipfile", at, read,
+                       ((r"\bpath\s*=|editable\s*=\s*true", "has a local-path or editable package"),))
 
 
 def _check_pyproject(install: Install, project: str, at: Callable[[str], str], exists: Exists,
                      read: Read) -> str | None:
-    text = read(at("pyproject.toml"))
-    if text is None:
-        return f"`{at('pyproject.toml')}` was not read"
-    if re.search(r"\bpath\s*=|develop\s*=\s*true|editable\s*=\s*true|\[tool\.uv\.workspace\]|workspace\s*=\s*true",
-                 text):
-        return f"`{at('pyproject.toml')}` has a local-path, editable or workspace dependency"
-    return None
+    return _first_rule("pyproject.toml", at, read, (
+        (r"\bpath\s*=|develop\s*=\s*true|editable\s*=\s*true|\[tool\.uv\.workspace\]|workspace\s*=\s*true",
+         "has a local-path, editable or workspace dependency"),))
 
 
 def _check_go(install: Install, project: str, at: Callable[[str], str], exists: Exists, read: Read) -> str | None:
-    text = read(at("go.mod"))
-    if text is None:
-        return f"`{at('go.mod')}` was not read"
-    if re.search(r"=>\s*(\.{1,2}/|/|\.\.?\s*$)", text, re.M):
-        return f"`{at('go.mod')}` has a `replace` directive to a local folder"
+    why = _first_rule("go.mod", at, read,
+                      ((r"=>\s*(\.{1,2}/|/|\.\.?\s*$)", "has a `replace` directive to a local folder"),))
+    if why:
+        return why
     # The go command looks for go.work in the module's folder and every folder above it.
     folder = posixpath.normpath(project)
     while True:
@@ -451,15 +453,14 @@ def _check_go(install: Install, project: str, at: Callable[[str], str], exists: 
 
 
 def _check_bundler(install: Install, project: str, at: Callable[[str], str], exists: Exists, read: Read) -> str | None:
-    text = read(at("Gemfile"))
-    if text is None:
-        return f"`{at('Gemfile')}` was not read"
-    if re.search(r"^\s*gemspec\b", text, re.M):
-        return f"`{at('Gemfile')}` uses `gemspec`, which reads the gem's own sources"
-    if re.search(r"\bpath:|:path\s*=>|^\s*path\b|eval_gemfile", text, re.M):
-        return f"`{at('Gemfile')}` has a `path:` gem from the source tree"
-    if re.search(r"\b(File|IO|Pathname)\.|\brequire_relative\b|^\s*load\b|\bfile:\s*[\"']", text, re.M):
-        return f"`{at('Gemfile')}` reads files from the source tree (`File.read`, `ruby file:`, `require_relative`)"
+    why = _first_rule("Gemfile", at, read, (
+        (r"^\s*gemspec\b", "uses `gemspec`, which reads the gem's own sources"),
+        (r"\bpath:|:path\s*=>|^\s*path\b|eval_gemfile", "has a `path:` gem from the source tree"),
+        (r"\b(File|IO|Pathname)\.|\brequire_relative\b|^\s*load\b|\bfile:\s*[\"']",
+         "reads files from the source tree (`File.read`, `ruby file:`, `require_relative`)"),
+    ))
+    if why:
+        return why
     if exists(at(".bundle/config")):
         return f"`{at('.bundle/config')}` in the source tree configures `bundle install`"
     return None
@@ -519,15 +520,9 @@ def _check_gradle(install: Install, project: str, at: Callable[[str], str], exis
 
 def _check_composer(install: Install, project: str, at: Callable[[str], str], exists: Exists,
                     read: Read) -> str | None:
-    text = read(at("composer.json"))
-    if text is None:
-        return f"`{at('composer.json')}` was not read"
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return f"`{at('composer.json')}` is not valid JSON"
-    except RecursionError:
-        return f"`{at('composer.json')}` nests too deeply to read"
+    data, why = _json_file(at("composer.json"), read)
+    if why:
+        return why
     repos = data.get("repositories") if isinstance(data, dict) else None
     items = repos.values() if isinstance(repos, dict) else repos if isinstance(repos, list) else []
     for repo in items:

@@ -57,16 +57,10 @@ class Instruction:
 
     def json_args(self) -> list[str] | None:
         """The exec-form list when the arguments are a JSON string array."""
-        text = self.args.strip()
-        if not text.startswith("["):
+        value = _json_array(self.args)
+        if value is None or not all(isinstance(v, str) for v in value):
             return None
-        try:
-            value = json.loads(text)
-        except (ValueError, RecursionError):  # RecursionError: arrays nested past Python's limit
-            return None
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return value
-        return None
+        return [str(v) for v in value]
 
 
 @dataclass(frozen=True)
@@ -331,7 +325,7 @@ def _parse_cached(text: str) -> Dockerfile:
         upper = keyword.upper()
         _check(upper, args)
         heredocs: list[str] = []
-        if upper in _HEREDOC_KEYWORDS and not _is_json(args):
+        if upper in _HEREDOC_KEYWORDS and _json_array(args) is None:
             for name, chomp in heredoc_names(line):
                 body: list[str] = []
                 while True:
@@ -363,15 +357,16 @@ def _trim(token: str, cont: re.Pattern[str]) -> tuple[str, bool]:
     return token, True
 
 
-def _is_json(args: str) -> bool:
+def _json_array(args: str) -> list[object] | None:
+    """The arguments as a JSON array (the exec form), or None when they are not one."""
     text = args.strip()
     if not text.startswith("["):
-        return False
+        return None
     try:
         value = json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: arrays nested past Python's limit
-        return False
-    return isinstance(value, list)
+        return None
+    return value if isinstance(value, list) else None
 
 
 def _check(keyword: str, args: str) -> None:

@@ -197,22 +197,16 @@ def tokenize(s: str) -> list[tuple[str, object]]:
             j = s.find("\n", i)
             i = n if j < 0 else j
             continue
-        if c == "'":
+        if c in "'`":
             if start < 0:
                 start = i
-            j = s.find("'", i + 1)
+            j = s.find(c, i + 1)
             i = n if j < 0 else j + 1
             continue
         if c == '"':
             if start < 0:
                 start = i
             i = _skip_double(s, i)
-            continue
-        if c == "`":
-            if start < 0:
-                start = i
-            j = s.find("`", i + 1)
-            i = n if j < 0 else j + 1
             continue
         if c == "$" and i + 1 < n and s[i + 1] in "({":
             if start < 0:
