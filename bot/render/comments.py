@@ -1,7 +1,4 @@
-"""The bot's comments: one function per comment, each with the facts it says and nothing else.
-
-Each renders its macro of `templates/comment.md.j2`, so no comment can come out blank for want of a branch in
-one big template; every comment is cut to GitHub's size limit."""
+"""The bot's comments: one function per comment, over its own macro of `comment.md.j2`, cut to GitHub's limit."""
 
 from __future__ import annotations
 

@@ -1,8 +1,4 @@
-"""The pull request's description: its summary (shared with the preview reply) and the whole body, under GitHub's
-size limit.
-
-The comments are in `comments.py`, the diff in `diff.py`, the template environment in `templates.py`; the names
-after "Compatible names" below keep today's callers working until they switch."""
+"""The pull request's description: its summary (the preview reply's head too) and the body, under GitHub's limit."""
 
 from __future__ import annotations
 

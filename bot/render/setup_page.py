@@ -10,9 +10,7 @@ from bot.render.templates import env
 
 def render_setup_page(page: str = "index", *, permissions: Sequence[tuple[str, str]] = (),
                       events: Sequence[str] = (), always_sent: Sequence[str] = (), **context: Any) -> str:
-    """A setup page: `index` (status, missing settings, registration), `continue`, `done` or `refused`.
-
-    ``permissions`` (label, access), ``events`` and ``always_sent`` are what the App manifest asks for."""
+    """A setup page (`index`, `continue`, `done` or `refused`) listing the manifest's permissions and events."""
     context.setdefault("missing", [])
     for key in ("check", "store_error", "registration_open", "dry_run", "warning", "organization"):
         context.setdefault(key, None)
