@@ -14,6 +14,8 @@ from bot.cli.local_repo import read_snapshot
 from bot.core import planner
 from bot.core.buildspec import codebuild_images
 from bot.core.model import AwsSetup, BuildLink, CacheStep, CacheTable, FileEdit, Finding, Options, Plan
+from bot.render import comments
+from bot.render import diff as diffs
 from bot.render import pull_request as pr_body
 
 LIMIT = 65_536
@@ -152,26 +154,26 @@ def test_any_plan_fits_and_keeps_its_marker(reasons: list[str], messages: list[s
 
 def test_preview_comment_with_a_huge_diff_fits() -> None:
     edits = [FileEdit("Dockerfile", "modify", "\n".join(f"RUN {i}" for i in range(20000)), "FROM x\n")]
-    text = pr_body.render_comment("preview", repo="o/r", edits=edits, diff=pr_body.unified_diff(edits, 200_000))
+    text = comments.preview("o/r", edits, diff_limit=200_000)
     assert len(text) <= LIMIT
     assert text.rstrip().endswith("_Cut to fit GitHub's comment size limit._")
     assert "</details>" in text
 
 
 def test_unified_diff_marks_created_files_and_neutralises_fences() -> None:
-    diff = pr_body.unified_diff([FileEdit(".dockerignore", "create", ".git\n```\n", None),
-                                 FileEdit("a", "modify", "x", "y\n")])
+    diff = diffs.for_markdown(diffs.unified_diff([FileEdit(".dockerignore", "create", ".git\n```\n", None),
+                                                  FileEdit("a", "modify", "x", "y\n")]))
     assert "--- /dev/null\n+++ b/.dockerignore\n" in diff
     assert "```" not in diff
     assert "\\ No newline at end of file" in diff
 
 
 def test_comments_name_the_next_step() -> None:
-    closed = pr_body.render_comment("closed", repo="o/r", deleted=True)
+    closed = comments.closed("o/r", deleted=True)
     assert "/ecr-cache" in closed and "deleted its branch" in closed
-    kept = pr_body.render_comment("closed", repo="o/r", deleted=False)
+    kept = comments.closed("o/r", deleted=False)
     assert "left the branch" in kept
-    assert "/ecr-cache recreate" in pr_body.render_comment("human_edits", repo="o/r")
+    assert "/ecr-cache recreate" in comments.human_edits()
 
 
 def test_setup_findings_are_said_once_as_setup_steps_not_again_as_notes() -> None:
@@ -363,9 +365,7 @@ def test_setup_as_code_is_folded_and_a_shared_repository_is_said_to_be_left_out(
 
 def test_preview_reply_has_the_summary_and_tasks_above_its_diff() -> None:
     plan = sample_plan()
-    text = pr_body.render_comment("preview", repo="octo/app", edits=list(plan.edits),
-                                  diff=pr_body.unified_diff(plan.edits),
-                                  head=pr_body.render_summary(plan, "octo/app"))
+    text = comments.preview("octo/app", plan.edits, head=pr_body.render_summary(plan, "octo/app"))
     assert text.index("**A source-only change now re-runs 1 of 4 steps") < text.index("- [ ] Create the cache")
     assert text.index("- [ ] Create the cache") < text.index("```diff")
     assert "ecr-cache-bot:v1" not in text  # the marker belongs to the PR body only
