@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.app.comment_command import parse_command
-from bot.app.payloads import Job
+from bot.app.payloads import AnyJob, InstallJob, Job
 from bot.core.discover import may_change_plan
 from bot.identity import BOT_BRANCH, CONFIG_PATH, ORG_CONFIG_PATH, ORG_CONFIG_REPO
 
@@ -22,7 +22,7 @@ class MalformedPayload(ValueError):
 class Routed:
     """The jobs one delivery produced, and a short reason for logs and the HTTP response."""
 
-    jobs: tuple[Job, ...]
+    jobs: tuple[AnyJob, ...]
     reason: str
 
 
@@ -110,9 +110,9 @@ def _install(payload: Mapping[str, Any], installation_id: int, delivery_id: str,
     account = _obj(_obj(payload, "installation"), "account")
     login = _str(account, "login", "installation.account")
     if added:
-        job = Job("install", installation_id, login, delivery_id, {"trigger": "install", "added": added})
+        job = InstallJob(installation_id, login, delivery_id, {"trigger": "install", "added": added})
         return Routed((job,), f"sync the {len(added)} added repositor{'y' if len(added) == 1 else 'ies'}")
-    job = Job("install", installation_id, login, delivery_id, {"trigger": "install"})
+    job = InstallJob(installation_id, login, delivery_id, {"trigger": "install"})
     return Routed((job,), "sync every repository of the installation")
 
 
@@ -173,7 +173,7 @@ def _push(payload: Mapping[str, Any], installation_id: int, delivery_id: str) ->
     if name == ORG_CONFIG_REPO and ORG_CONFIG_PATH in paths:
         # The organization config changed (maybe opting in after a preview-mode install): go over every
         # repository again; the fan-out reads the opt-in afresh.
-        install = Job("install", installation_id, owner, delivery_id, {"trigger": "install"})
+        install = InstallJob(installation_id, owner, delivery_id, {"trigger": "install"})
         return Routed((job, install), "organization config changed: sync every repository of the installation")
     return Routed((job,), "relevant push to the default branch")
 

@@ -1,45 +1,45 @@
-"""`run(job, gateway_factory)`: read a repository, plan, publish; the PR lifecycle rules live here."""
+"""Jobs: `run(job, ctx)` reads a repository's state and snapshot, plans, decides (`lifecycle.decide`), publishes."""
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import random
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from bot import identity
-from bot.app import config_issue, fanout, pr_settings, refusals
-from bot.app.payloads import Job
+from bot.app import config_issue, fanout, lifecycle, pr_settings, refusals
+from bot.app.comment_command import too_old
+from bot.app.context import JobContext, Submit
+from bot.app.lifecycle import Action, Decision, Flags
+from bot.app.payloads import AnyJob, InstallJob, Job, typed
 from bot.core import discover, planner
 from bot.core.model import Finding, Options, Plan, RepoSnapshot
-from bot.github.client import (
+from bot.github.gateway import (
     Comment,
     FileWrite,
+    Gateway,
     GitHubError,
-    GitHubGateway,
     Issue,
     LostRace,
     RepoState,
+    RetryLater,
     TreeFile,
-    comment_marker,
 )
-from bot.identity import COMMIT_TRAILER, CONFIG_PATH, ORG_CONFIG_PATH, ORG_CONFIG_REPO
+from bot.identity import CONFIG_PATH, ORG_CONFIG_PATH, ORG_CONFIG_REPO, comment_marker
 from bot.logs import log_event
-from bot.queue import dedupe, pacing
-from bot.queue.retry import RetryLater, classify_exception
-from bot.queue.storage import now
 from bot.render import pull_request as pr_body
+
+__all__ = ["Outcome", "Submit", "SyncRequest", "Synced", "interactive", "rate_limit_remaining", "run", "sync_repo"]
 
 WRITE_ROLES = frozenset({"admin", "maintain", "write"})
 # A publish writes a tree, a commit, the branch ref and the pull request: reserved together, so the pacer never
 # stops it half-way (a branch without its pull request).
 PUBLISH_WRITES = 4
-# What a preview (no writes) reports instead of the write it would have made.
-_PREVIEWED = {"opened": "would_open", "updated": "would_update"}
-GatewayFactory = Callable[[int], GitHubGateway]
-Submit = Callable[[str, Sequence[Job]], object]  # the queue's `submit(delivery_id, jobs)`
+LegacyFactory = Callable[..., Any]  # `run`'s old second argument: installation id -> gateway
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,40 @@ class Outcome:
     action: str
     pr_url: str = ""
     detail: str = ""
+
+
+@dataclass(frozen=True)
+class SyncRequest:
+    """One repository to sync, and how: ``override_optout``/``force`` as in `lifecycle.Flags`; ``issue_number``:
+    the command's issue (its bot comments come with the state); ``state``/``tree``: already read by the caller
+    (``tree``: the default branch's); ``preview``: decide and write nothing (the outcome says what would be)."""
+
+    repo: str
+    override_optout: bool = False
+    force: bool = False
+    issue_number: int | None = None
+    default_branch: str | None = None
+    state: RepoState | None = None
+    tree: Mapping[str, TreeFile] | None = None
+    preview: bool = False
+
+    @property
+    def flags(self) -> Flags:
+        """The lifecycle flags of this request."""
+        return Flags(override_optout=self.override_optout, force=self.force)
+
+
+@dataclass(frozen=True)
+class Synced:
+    """What a sync did, the state it decided on, and its plan (None when it stopped before planning)."""
+
+    outcome: Outcome
+    state: RepoState
+    plan: Plan | None
+
+
+def _outcome(repo: str, decision: Decision) -> Outcome:
+    return Outcome(repo, decision.action.value, decision.pr_url, decision.detail)
 
 
 def _org_config(state: RepoState) -> tuple[str, str | None]:
@@ -67,18 +101,24 @@ def _options(state: RepoState) -> tuple[Options, tuple[Finding, ...]]:
     return options, tuple(findings)
 
 
-def read_plan(gw: GitHubGateway, state: RepoState, options: Options) -> tuple[Plan, dict[str, TreeFile]]:
-    """One tree read, then only the blobs the planner asks for; plan on that snapshot."""
+def read_snapshot(gw: Gateway, state: RepoState, options: Options) -> tuple[RepoSnapshot, dict[str, TreeFile]]:
+    """One tree read, then only the blobs the planner asks for."""
     tree = gw.read_tree(state.full_name, state.base_tree)
     paths = tuple(sorted(tree))
     wanted = planner.paths_to_read(paths, options)
     texts = gw.read_blobs(state.full_name, [tree[p] for p in wanted if p in tree])
     snapshot = RepoSnapshot(paths=paths, files=texts, config_text=state.config_text,
                             default_branch=state.default_branch, repository=state.full_name)
+    return snapshot, tree
+
+
+def read_plan(gw: Gateway, state: RepoState, options: Options) -> tuple[Plan, dict[str, TreeFile]]:
+    """The snapshot (`read_snapshot`), planned."""
+    snapshot, tree = read_snapshot(gw, state, options)
     return planner.plan(snapshot, options), tree
 
 
-def first_tree(gw: GitHubGateway, repo: str, default_branch: str | None) -> dict[str, TreeFile] | None:
+def first_tree(gw: Gateway, repo: str, default_branch: str | None) -> dict[str, TreeFile] | None:
     """The default branch's tree, read before the state when this process has not seen the repository (None:
     seen before, no branch known, or an empty repository)."""
     if not default_branch or gw.has_seen(repo):
@@ -91,16 +131,16 @@ def first_tree(gw: GitHubGateway, repo: str, default_branch: str | None) -> dict
         return None
 
 
-def nothing_to_plan(tree: dict[str, TreeFile]) -> bool:
+def nothing_to_plan(tree: Mapping[str, TreeFile]) -> bool:
     """True when no configuration could make the planner act: no buildspec, no Dockerfile, no repo config."""
     paths = tuple(tree)
     return CONFIG_PATH not in tree and not discover.buildspec_candidates(paths, Options()) \
         and not discover.dockerfile_candidates(paths, Options())
 
 
-def read_state(gw: GitHubGateway, repo: str, issue_number: int | None = None,
+def read_state(gw: Gateway, repo: str, issue_number: int | None = None,
                default_branch: str | None = None, commenter: str | None = None,
-               tree: dict[str, TreeFile] | None = None) -> RepoState:
+               tree: Mapping[str, TreeFile] | None = None) -> RepoState:
     """State first when this process has the repository's trees cached by sha; otherwise read the tree of the
     default branch first, so the state query also brings the blobs the planner will ask for (one call fewer)."""
     if tree is None:
@@ -112,109 +152,55 @@ def read_state(gw: GitHubGateway, repo: str, issue_number: int | None = None,
     return gw.read_state(repo, issue_number, commenter=commenter)
 
 
-def _config_block(repo: str, options: Options, findings: tuple[Finding, ...]) -> Outcome | None:
-    """`enabled: false`, or a repo config with errors: plan nothing rather than guess what was meant."""
-    if not options.enabled:
-        return Outcome(repo, "disabled")
-    errors = [f for f in findings if f.level == "error"]
-    if errors:
-        return Outcome(repo, "config_error", detail="; ".join(f.message for f in errors))
-    return None
-
-
-def _commit_message(plan: Plan) -> str:
-    return (f"{identity.PR_TITLE}\n\n{pr_body.summary(plan).replace('`', '')}\n\n"
-            f"{COMMIT_TRAILER}\nEcr-Cache-Fingerprint: {plan.fingerprint}\n")
-
-
-def _skip_reason(state: RepoState) -> str | None:
-    if state.archived:
-        return "archived"
-    if state.fork:
-        return "a fork"
-    if state.empty or not state.base_oid:
-        return "empty"
-    return None
-
-
-def _publish(gw: GitHubGateway, state: RepoState, plan: Plan, tree: dict[str, TreeFile], options: Options, *,
-             override_optout: bool, force: bool, before_write: Callable[[], None] | None = None) -> Outcome:
-    """Apply the lifecycle rules, then write at most one commit, one ref update and one PR write."""
+def publish(gw: Gateway, state: RepoState, decision: Decision, options: Options,
+            before_write: Callable[[], None] | None = None) -> Outcome:
+    """Write what `lifecycle.decide` decided: its note, then at most one commit, one ref update and one PR write."""
     repo = state.full_name
-    open_pr, latest = state.open_pr, state.latest_pr
-    if plan.is_empty:
-        return Outcome(repo, "already", open_pr.url if open_pr else "")
-    if open_pr is None and latest is not None and not override_optout:
-        if latest.state == "CLOSED" and not latest.merged:
-            return Outcome(repo, "opted_out", latest.url)
-        if latest.merged and identity.parse_fingerprint(latest.body) == plan.fingerprint:
-            return Outcome(repo, "merged_quiet", latest.url)
-    branch = state.bot_branch
-    # A branch whose head a merged bot PR took in protects nothing any more (its commits are on the default
-    # branch, whoever wrote them); only commits that exist nowhere else are a human's to keep.
-    merged_head = open_pr is None and branch is not None and any(
-        p.merged and p.head_oid == branch.oid for p in state.pulls)
-    human = branch is not None and not merged_head and (
-        not branch.by_bot or (open_pr is not None and open_pr.commit_count > 1))
-    if open_pr is not None and identity.parse_fingerprint(open_pr.body) == plan.fingerprint and not (
-            force and human):
-        return Outcome(repo, "current", open_pr.url)
-    if human and not force:
-        if open_pr is not None:
-            gw.upsert_comment(repo, open_pr.number, "human-edits", pr_body.render_comment(
-                "human_edits", repo=repo), open_pr.comments)
-        return Outcome(repo, "human_edits", open_pr.url if open_pr else "")
-    files = [FileWrite(e.path, e.content, tree[e.path].mode if e.path in tree and tree[e.path].mode in (
-        "100644", "100755") else "100644") for e in plan.edits]
+    if decision.note is not None:
+        note = decision.note
+        gw.upsert_comment(repo, note.number, note.key, note.body, note.existing)
+    if not decision.action.writes:
+        return _outcome(repo, decision)
+    opened = decision.action is Action.OPEN
     if before_write is not None:
         before_write()
-    with gw.paced(PUBLISH_WRITES + pr_settings.writes(options, opened=open_pr is None)):
-        sha = gw.commit(repo, state.base_oid, state.base_tree, files, _commit_message(plan))
-        if branch is None:
+    with gw.paced(PUBLISH_WRITES + pr_settings.writes(options, opened=opened)):
+        sha = gw.commit(repo, state.base_oid, state.base_tree, list(decision.files), decision.commit_message)
+        if decision.create_branch:
             gw.create_branch(repo, sha)
         else:
             gw.move_branch(repo, sha)
-        body = pr_body.render_pr_body(plan, repo, options)
-        if open_pr is not None:
-            gw.update_pull(repo, open_pr.number, identity.PR_TITLE, body)
-            refused = pr_settings.apply(gw, repo, open_pr.number, options, opened=False)
-            return Outcome(repo, "updated", open_pr.url, detail="; ".join(refused))
-        number, url = gw.create_pull(repo, state.default_branch, identity.PR_TITLE, body, draft=options.draft)
+        if decision.pull_number is not None:
+            gw.update_pull(repo, decision.pull_number, decision.title, decision.body)
+            refused = pr_settings.apply(gw, repo, decision.pull_number, options, opened=False)
+            return Outcome(repo, Action.UPDATE.value, decision.pr_url, detail="; ".join(refused))
+        number, url = gw.create_pull(repo, state.default_branch, decision.title, decision.body, draft=decision.draft)
         refused = pr_settings.apply(gw, repo, number, options, opened=True)
-        return Outcome(repo, "opened", url, detail="; ".join(refused))
+        return Outcome(repo, Action.OPEN.value, url, detail="; ".join(refused))
 
 
-def sync_repo(gw: GitHubGateway, repo: str, *, override_optout: bool = False, force: bool = False,
-              issue_number: int | None = None, default_branch: str | None = None,
-              state: RepoState | None = None, tree: dict[str, TreeFile] | None = None, preview: bool = False,
-              before_write: Callable[[], None] | None = None) -> tuple[Outcome, RepoState, Plan | None]:
-    """Read → plan → publish for one repository; a lost 422 race re-reads once and decides again. ``state``:
-    already read by the caller; ``tree``: the default branch's tree, already read; ``preview``: decide, write
-    nothing (the outcome says what would have been written); ``before_write`` runs once before the first commit."""
+def sync_repo(gw: Gateway, request: SyncRequest, before_write: Callable[[], None] | None = None) -> Synced:
+    """Read state → read snapshot → plan → decide → publish, for one repository; a lost 422 race re-reads once
+    and decides again. ``before_write`` runs once before the first commit."""
+    repo, flags = request.repo, request.flags
+    state = request.state
     for attempt in (1, 2):
         if state is None or attempt == 2:
-            state = read_state(gw, repo, issue_number, default_branch, tree=tree if attempt == 1 else None)
-        skip = _skip_reason(state)
-        if skip:
-            return Outcome(repo, "skipped", detail=skip), state, None
+            state = read_state(gw, repo, request.issue_number, request.default_branch,
+                               tree=request.tree if attempt == 1 else None)
         options, config_findings = _options(state)
-        blocked = _config_block(repo, options, config_findings)
-        if blocked is not None:
-            return blocked, state, Plan(findings=config_findings)
-        latest = state.latest_pr
-        if (not override_optout and state.open_pr is None and latest is not None
-                and latest.state == "CLOSED" and not latest.merged):
-            return Outcome(repo, "opted_out", latest.url), state, None  # no tree read for an opted-out repo
+        early = lifecycle.before_plan(state, options, config_findings, flags)
+        if early is not None:  # no tree read for a skipped, disabled, misconfigured or opted-out repository
+            configured = early.action in (Action.DISABLED, Action.CONFIG_ERROR)
+            return Synced(_outcome(repo, early), state, Plan(findings=config_findings) if configured else None)
         plan, listing = read_plan(gw, state, options)
         plan = dataclasses.replace(plan, findings=config_findings + plan.findings)
-        if preview:
-            no_writes: Any = DryRunGateway(gw, quiet=True)
-            decided = _publish(no_writes, state, plan, listing, options,
-                               override_optout=override_optout, force=force)
-            return dataclasses.replace(decided, action=_PREVIEWED.get(decided.action, decided.action)), state, plan
+        decision = lifecycle.decide(state, plan, listing, options, flags)
+        if request.preview:
+            action = lifecycle.PREVIEWED.get(decision.action, decision.action.value)
+            return Synced(dataclasses.replace(_outcome(repo, decision), action=action), state, plan)
         try:
-            return _publish(gw, state, plan, listing, options, override_optout=override_optout,
-                            force=force, before_write=before_write), state, plan
+            return Synced(publish(gw, state, decision, options, before_write), state, plan)
         except LostRace as exc:
             log_event("lost_race", repo=repo, attempt=attempt, message=exc.message)
             if attempt == 2:
@@ -222,7 +208,7 @@ def sync_repo(gw: GitHubGateway, repo: str, *, override_optout: bool = False, fo
     raise AssertionError("unreachable")
 
 
-def _install(gw: GitHubGateway, job: Job, submit: Submit | None, preview_threshold: int | None) -> list[Outcome]:
+def _install(gw: Gateway, job: InstallJob, ctx: JobContext) -> list[Outcome]:
     outcomes = []
     usable = []
     added = job.data.get("added")
@@ -235,26 +221,26 @@ def _install(gw: GitHubGateway, job: Job, submit: Submit | None, preview_thresho
             outcomes.append(Outcome(ref.full_name, "skipped", detail="archived" if ref.archived else "a fork"))
         else:
             usable.append(ref)
-    preview = _preview_mode(gw, job, len(usable), preview_threshold)
-    data: dict[str, Any] = {"trigger": "install", "total": len(usable), "account": job.repo}
+    preview = _preview_mode(gw, job, len(usable), ctx.preview_threshold)
+    data: dict[str, Any] = {"trigger": "install", "total": len(usable), "account": job.account}
     if preview:
         data["preview"] = True
     # Preview jobs are ordinary syncs: the queue keeps the preview flag in its coalescing key, so a preview never
     # supersedes a push's sync of the same repository, nor the other way round.
     repo_jobs = [Job("sync", job.installation_id, ref.full_name, job.delivery_id,
                      {**data, "default_branch": ref.default_branch}) for ref in usable]
-    log_event("install.fanout", installation=job.installation_id, account=job.repo, delivery=job.delivery_id,
+    log_event("install.fanout", installation=job.installation_id, account=job.account, delivery=job.delivery_id,
               repositories=len(usable), skipped=len(outcomes), preview=preview)
-    if submit is not None:
+    if ctx.submit is not None:
         # One sync job per repository: serialised per repository, retried on its own, and no single job runs
         # for as long as a large installation takes. A re-run of this job re-submits the same delivery id,
         # which the queue drops as a duplicate.
         if repo_jobs:
-            submit(f"{job.delivery_id}/repositories", repo_jobs)
+            ctx.submit(f"{job.delivery_id}/repositories", repo_jobs)
         return outcomes + [Outcome(j.repo, "queued") for j in repo_jobs]
     for repo_job in repo_jobs:
         try:
-            outcomes.extend(_sync(gw, repo_job, in_loop=True))
+            outcomes.extend(_sync(gw, repo_job, ctx, in_loop=True))
         except RetryLater:
             raise  # the whole (idempotent) installation job waits for the pacer and runs again
         except GitHubError as exc:
@@ -268,15 +254,15 @@ def _install(gw: GitHubGateway, job: Job, submit: Submit | None, preview_thresho
     return outcomes
 
 
-def _preview_mode(gw: GitHubGateway, job: Job, count: int, threshold: int | None) -> bool:
+def _preview_mode(gw: Gateway, job: InstallJob, count: int, threshold: int | None) -> bool:
     """A fan-out over more than ``threshold`` repositories opens no pull requests unless the organization
     config opts in (read only then: one request, on large installations only)."""
-    if threshold is None or not pacing.preview_mode(count, threshold, opted_in=False):
+    if threshold is None or not fanout.preview_mode(count, threshold, opted_in=False):
         return False
-    opted_in, why = fanout.parse_opt_in(gw.read_org_config(job.repo))
-    preview = pacing.preview_mode(count, threshold, opted_in)
+    opted_in, why = fanout.parse_opt_in(gw.read_org_config(job.account))
+    preview = fanout.preview_mode(count, threshold, opted_in)
     log_event("install.preview_mode", level="warning" if preview else "info", installation=job.installation_id,
-              account=job.repo, delivery=job.delivery_id, repositories=count, threshold=threshold,
+              account=job.account, delivery=job.delivery_id, repositories=count, threshold=threshold,
               preview=preview, reason=why)
     return preview
 
@@ -287,21 +273,15 @@ def _rate_limited(exc: GitHubError) -> bool:
             or "rate limit" in exc.message.lower())
 
 
-def _pr_closed(gw: GitHubGateway, job: Job) -> list[Outcome]:
-    number = int(job.data["number"])
-    if job.data.get("merged"):
-        return [Outcome(job.repo, "merged")]
-    state = gw.read_state(job.repo)
-    pr = next((p for p in state.pulls if p.number == number), None)
-    if pr is None or pr.is_open or pr.merged or state.open_pr is not None:
-        return [Outcome(job.repo, "ignored", detail="pull request reopened or replaced")]
-    branch = state.bot_branch
-    deleted = branch is not None and branch.by_bot and branch.oid == pr.head_oid
-    gw.upsert_comment(job.repo, number, "closed", pr_body.render_comment(
-        "closed", repo=job.repo, deleted=deleted or branch is None), pr.comments)
-    if deleted:
+def _pr_closed(gw: Gateway, job: Job, ctx: JobContext) -> list[Outcome]:
+    number, merged = int(job.data["number"]), bool(job.data.get("merged"))
+    decision = lifecycle.decide_closed(None if merged else gw.read_state(job.repo), number, merged)
+    if decision.note is not None:
+        note = decision.note
+        gw.upsert_comment(job.repo, note.number, note.key, note.body, note.existing)
+    if decision.delete_branch:
         gw.delete_branch(job.repo)
-    return [Outcome(job.repo, "opted_out_noted", pr.url)]
+    return [Outcome(job.repo, decision.action.value, decision.pr_url, decision.detail)]
 
 
 def _checked(state: RepoState, plan: Plan) -> list[str]:
@@ -340,7 +320,7 @@ class _Reply:
     """The 👀 acknowledgement and the reply of one command: both in one GraphQL mutation when nothing else is
     written, the reaction first (REST) when a commit is about to be written so the commenter sees it early."""
 
-    def __init__(self, gw: GitHubGateway, job: Job) -> None:
+    def __init__(self, gw: Gateway, job: Job) -> None:
         self.gw, self.repo = gw, job.repo
         self.issue, self.comment_id = int(job.data["issue_number"]), int(job.data["comment_id"])
         self.comment_node = _text(job.data.get("comment_node_id"))
@@ -367,14 +347,15 @@ class _Reply:
         self.gw.upsert_comment(self.repo, self.issue, self.key, body, existing)
 
 
+
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _command(gw: GitHubGateway, job: Job) -> list[Outcome]:
+def _command(gw: Gateway, job: Job, ctx: JobContext) -> list[Outcome]:
     data = job.data
     repo, user = job.repo, str(data["user"])
-    answered = _answered_elsewhere(job)
+    answered = _answered_elsewhere(job, ctx)
     if answered is not None:
         return [answered]
     issue = int(data["issue_number"])
@@ -386,7 +367,7 @@ def _command(gw: GitHubGateway, job: Job) -> list[Outcome]:
     try:
         state = read_state(gw, repo, issue, _branch(job) if likely else None, commenter=user)
     except GitHubError as exc:
-        if not likely or classify_exception(exc).action != "fail":
+        if not likely or not ctx.final(exc):
             raise
         # The tree could not be read: learn the permission first, so the failure is answered below.
         state = read_state(gw, repo, issue, None, commenter=user)
@@ -394,13 +375,13 @@ def _command(gw: GitHubGateway, job: Job) -> list[Outcome]:
     if role not in WRITE_ROLES:
         role = gw.permission(repo, user)  # the authoritative answer: every grant, organization ones included
     if role not in WRITE_ROLES:
-        return [_refuse(gw, job, state, role)]
+        return [_refuse(gw, job, state, role, ctx)]
     reply = _Reply(gw, job)
     try:
         return _run_command(gw, job, command, reply, state)
     except Exception as exc:
         # Only a failure nobody retries gets the reply; a retried one may still succeed.
-        if classify_exception(exc).action == "fail" and not isinstance(exc, LostRace):
+        if ctx.final(exc) and not isinstance(exc, LostRace):
             # A final failure: say why under the command instead of leaving the commenter without an answer.
             status = exc.status if isinstance(exc, GitHubError) and exc.status else 0
             message = exc.message if isinstance(exc, GitHubError) else f"{type(exc).__name__}: {exc}"
@@ -412,15 +393,14 @@ def _command(gw: GitHubGateway, job: Job) -> list[Outcome]:
         raise
 
 
-def _refuse(gw: GitHubGateway, job: Job, state: RepoState, role: str) -> Outcome:
+def _refuse(gw: Gateway, job: Job, state: RepoState, role: str, ctx: JobContext) -> Outcome:
     """The refusal in words once per user and issue, within refusals.py's limits; else a reaction or nothing."""
     repo, user, issue = job.repo, str(job.data["user"]), int(job.data["issue_number"])
     key = f"refusal-{user.lower()}"
     if any(comment_marker(key) in c.body for c in state.issue_comments):
         return Outcome(repo, "refused", detail=f"{role}; already answered on this issue")
-    pacer = pacing.current()
-    limiter = refusals.limiter_in(pacer)  # None without a durable queue: no store to share counts with
-    low = pacer is not None and pacer.budget_wait(job.installation_id) > 0  # under the background floor
+    limiter = ctx.refusals  # None without a durable queue: no store to share counts with
+    low = ctx.pacer is not None and ctx.pacer.budget_wait(job.installation_id) > 0  # under the background floor
     answer = "comment" if limiter is None else limiter.take(job.installation_id, repo, user, budget_low=low)
     if answer == "comment":
         gw.upsert_comment(repo, issue, key, pr_body.render_comment(
@@ -433,14 +413,14 @@ def _refuse(gw: GitHubGateway, job: Job, state: RepoState, role: str) -> Outcome
     return Outcome(repo, "refused", detail=f"{role}; answered with {how}")
 
 
-def _answered_elsewhere(job: Job) -> Outcome | None:
+def _answered_elsewhere(job: Job, ctx: JobContext) -> Outcome | None:
     """An outcome when this command comment must not be answered by this job (a replay, too old), else None."""
     comment_id = int(job.data["comment_id"])
-    if dedupe.command_too_old(job.data.get("created_at"), now()):
+    if too_old(job.data.get("created_at"), time.time()):
         log_event("command_ignored", level="warning", repo=job.repo, delivery=job.delivery_id,
                   comment_id=comment_id, reason="comment older than the replay window")
         return Outcome(job.repo, "stale", detail=f"comment {comment_id} is too old to answer")
-    claims = dedupe.claims_in(pacing.current())  # None without a durable queue (tests' in-memory queue)
+    claims = ctx.claims  # None without a durable queue (tests' in-memory queue)
     if claims is not None and not claims.claim(job.installation_id, comment_id, job.delivery_id):
         log_event("command_ignored", level="warning", repo=job.repo, delivery=job.delivery_id,
                   comment_id=comment_id, reason="comment already answered under another delivery id")
@@ -448,7 +428,7 @@ def _answered_elsewhere(job: Job) -> Outcome | None:
     return None
 
 
-def _run_command(gw: GitHubGateway, job: Job, command: str, reply: _Reply, state: RepoState) -> list[Outcome]:
+def _run_command(gw: Gateway, job: Job, command: str, reply: _Reply, state: RepoState) -> list[Outcome]:
     data = job.data
     repo = job.repo
     issue = int(data["issue_number"])
@@ -456,67 +436,71 @@ def _run_command(gw: GitHubGateway, job: Job, command: str, reply: _Reply, state
         reply.send(pr_body.render_comment("help", unknown=data.get("unknown") or ""), state.issue_comments)
         return [Outcome(repo, "help")]
     if command == "preview":
-        skip = _skip_reason(state)
-        if skip:
-            text, outcome = pr_body.render_comment("skipped", repo=repo, why=skip), Outcome(repo, "skipped")
-        else:
-            options, config_findings = _options(state)
-            blocked = _config_block(repo, options, config_findings)
-            plan = Plan(findings=config_findings) if blocked else read_plan(gw, state, options)[0]
-            findings = list(config_findings + (plan.findings if not blocked else ()))
-            if blocked is not None:
-                text = _reply_for(blocked, state, plan)
-            elif plan.is_empty:
-                text = _reply_for(Outcome(repo, "already"), state, dataclasses.replace(
-                    plan, findings=tuple(findings)))
-            else:
-                text = pr_body.render_comment("preview", repo=repo, edits=list(plan.edits),
-                                              diff=pr_body.unified_diff(plan.edits), findings=findings,
-                                              head=pr_body.render_summary(plan, repo, options))
-            outcome = Outcome(repo, "previewed", detail=plan.fingerprint)
+        text, outcome = _preview_reply(gw, repo, state)
         reply.send(text, state.issue_comments)
         return [outcome]
-    synced, state, maybe_plan = sync_repo(gw, repo, override_optout=True, force=command == "recreate",
-                                          issue_number=issue, default_branch=_branch(job), state=state,
-                                          before_write=reply.acknowledge)
-    reply.send(_reply_for(synced, state, maybe_plan), state.issue_comments)
-    return [synced]
+    request = SyncRequest(repo, override_optout=True, force=command == "recreate", issue_number=issue,
+                          default_branch=_branch(job), state=state)
+    synced = sync_repo(gw, request, before_write=reply.acknowledge)
+    reply.send(_reply_for(synced.outcome, synced.state, synced.plan), synced.state.issue_comments)
+    return [synced.outcome]
 
 
-def _sync(gw: GitHubGateway, job: Job, *, in_loop: bool = False) -> list[Outcome]:
+def _preview_reply(gw: Gateway, repo: str, state: RepoState) -> tuple[str, Outcome]:
+    """`/ecr-cache preview`: the reply (the diff the pull request would carry) and the outcome; writes nothing."""
+    skip = lifecycle.skip_reason(state)
+    if skip:
+        return pr_body.render_comment("skipped", repo=repo, why=skip), Outcome(repo, "skipped")
+    options, config_findings = _options(state)
+    blocked = lifecycle.config_block(options, config_findings)
+    if blocked is not None:
+        plan = Plan(findings=config_findings)
+        text = _reply_for(_outcome(repo, blocked), state, plan)
+    else:
+        plan = read_plan(gw, state, options)[0]
+        findings = config_findings + plan.findings
+        if plan.is_empty:
+            text = _reply_for(Outcome(repo, "already"), state, dataclasses.replace(plan, findings=findings))
+        else:
+            text = pr_body.render_comment("preview", repo=repo, edits=list(plan.edits),
+                                          diff=pr_body.unified_diff(plan.edits), findings=list(findings),
+                                          head=pr_body.render_summary(plan, repo, options))
+    return text, Outcome(repo, "previewed", detail=plan.fingerprint)
+
+
+def _sync(gw: Gateway, job: Job, ctx: JobContext, *, in_loop: bool = False) -> list[Outcome]:
     background = job.data.get("trigger") == "install"
     if background:
-        _await_budget(job.installation_id)
+        _await_budget(ctx, job.installation_id)
     try:
         outcome = _sync_outcome(gw, job)
     except Exception as exc:
-        if background and _final(exc, in_loop):
-            fanout.finished(job, "error", gw)
+        if background and _final(exc, in_loop, ctx):
+            fanout.finished(job, "error", pacer=ctx.pacer, counters=ctx.counters, gw=gw)
         raise
     if background:
-        fanout.finished(job, outcome.action, gw)
+        fanout.finished(job, outcome.action, pacer=ctx.pacer, counters=ctx.counters, gw=gw)
     return [outcome]
 
 
-def _sync_outcome(gw: GitHubGateway, job: Job) -> Outcome:
+def _sync_outcome(gw: Gateway, job: Job) -> Outcome:
     branch = _branch(job)
     tree = first_tree(gw, job.repo, branch)
     if tree is not None and nothing_to_plan(tree):
         # The tree read settles it: no state query, no blob read, nothing written.
         return Outcome(job.repo, "already", detail="no buildspec, Dockerfile or repo config")
     preview = job.data.get("preview") is True
-    outcome, state, plan = sync_repo(gw, job.repo, default_branch=branch, tree=tree, preview=preview)
-    if not preview and outcome.action != "skipped" and job.data.get("trigger") in ("push", "install"):
-        _config_issue(gw, state, plan)
-    return outcome
+    synced = sync_repo(gw, SyncRequest(job.repo, default_branch=branch, tree=tree, preview=preview))
+    if not preview and synced.outcome.action != "skipped" and job.data.get("trigger") in ("push", "install"):
+        _config_issue(gw, synced.state, synced.plan)
+    return synced.outcome
 
 
-def _config_issue(gw: GitHubGateway, state: RepoState, plan: Plan | None) -> None:
+def _config_issue(gw: Gateway, state: RepoState, plan: Plan | None) -> None:
     """Open, update or close the repository's config issue; a repository without issues (410) or an App without
     the Issues permission (403) keeps the log line alone."""
     errors = [f for f in (plan.findings if plan else ()) if f.level == "error" and f.code.startswith("config-")]
-    latest = state.latest_pr
-    if errors and state.open_pr is None and latest is not None and latest.state == "CLOSED" and not latest.merged:
+    if errors and lifecycle.opted_out(state, lifecycle.NO_FLAGS):
         return  # closing the bot's pull request opted the repository out: no new issue either
     org_repo, org_text = _org_config(state)
     # An error in the organization's defaults is reported once, in its `.github` repository, not in every one.
@@ -533,20 +517,19 @@ def _config_issue(gw: GitHubGateway, state: RepoState, plan: Plan | None) -> Non
             log_event("config_issue_failed", level="warning", repo=repo, status=exc.status, error=exc.message)
 
 
-def _final(exc: Exception, in_loop: bool) -> bool:
+def _final(exc: Exception, in_loop: bool, ctx: JobContext) -> bool:
     """True when this failure ends the repository's part of the fan-out (nobody will run it again)."""
     if isinstance(exc, RetryLater):
         return False
     if in_loop:  # the installation job itself syncs: only a rate limit re-runs it
         return not (isinstance(exc, GitHubError) and exc.status in (403, 429) and _rate_limited(exc))
-    return classify_exception(exc).action == "fail"
+    return ctx.final(exc)
 
 
-def _await_budget(installation_id: int) -> None:
+def _await_budget(ctx: JobContext, installation_id: int) -> None:
     """Background work waits while the installation's request budget is under the pacer's floor, leaving it to
     pushes and commands (the wait is spread so deferred jobs do not all wake at once)."""
-    pacer = pacing.current()
-    wait = pacer.budget_wait(installation_id) if pacer is not None else 0.0
+    wait = ctx.pacer.budget_wait(installation_id) if ctx.pacer is not None else 0.0
     if wait > 0:
         raise RetryLater(wait + random.uniform(0, min(30.0, 0.1 * wait + 1.0)), "installation request budget low")
 
@@ -556,7 +539,7 @@ def _branch(job: Job) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-_KINDS: dict[str, Callable[[GitHubGateway, Job], list[Outcome]]] = {
+_KINDS: dict[str, Callable[[Gateway, Job, JobContext], list[Outcome]]] = {
     "sync": _sync, "command": _command, "pr_closed": _pr_closed,
 }
 
@@ -564,7 +547,7 @@ _KINDS: dict[str, Callable[[GitHubGateway, Job], list[Outcome]]] = {
 class DryRunGateway:
     """Reads through to GitHub, turns every write into a log line (DRY_RUN=1), or into nothing (``quiet``)."""
 
-    def __init__(self, inner: GitHubGateway, *, quiet: bool = False) -> None:
+    def __init__(self, inner: Gateway, *, quiet: bool = False) -> None:
         self._inner = inner
         self._quiet = quiet
 
@@ -631,7 +614,7 @@ class DryRunGateway:
         self._log(write="update_pull", repo=full_name, number=number)
 
 
-def interactive(job: Job) -> bool:
+def interactive(job: AnyJob) -> bool:
     """A person is waiting (a push, a command, a closed pull request): its writes may spend the request budget's
     floor, which background work (an installation's fan-out and its syncs) leaves alone."""
     return job.kind != "install" and job.data.get("trigger") != "install"
@@ -643,27 +626,60 @@ def rate_limit_remaining(gw: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def run(job: Job, gateway_factory: GatewayFactory, *, dry_run: bool = False,
-        submit: Submit | None = None, preview_threshold: int | None = None) -> list[Outcome]:
-    """Run one job. GitHub errors propagate with their status and headers: the queue retries rate limits,
-    5xx and known 422 races, and fails every other 4xx once (`bot/queue/retry.py`); a full pacing window raises
-    `RetryLater`. With ``submit`` (the queue's), an installation job queues one sync job per repository instead
-    of syncing them all itself. An installation over ``preview_threshold`` repositories (None: no limit) opens
-    no pull requests unless its organization config opts in."""
-    gw: Any = gateway_factory(job.installation_id)
-    if dry_run:
-        gw = DryRunGateway(gw)
+def run(job: AnyJob, ctx: JobContext | LegacyFactory, *, dry_run: bool = False, submit: Submit | None = None,
+        preview_threshold: int | None = None) -> list[Outcome]:
+    """Run one job with its context. GitHub errors propagate with their status and headers: the queue retries
+    rate limits, 5xx and known 422 races, and fails every other 4xx once (`bot/queue/retry.py`); a full pacing
+    window raises `RetryLater`. With ``ctx.submit`` (the queue's), an installation job queues one sync job per
+    repository instead of syncing them all itself. An installation over ``ctx.preview_threshold`` repositories
+    (None: no limit) opens no pull requests unless its organization config opts in.
+
+    Transitional: ``run(job, gateway_factory, dry_run=, submit=, preview_threshold=)`` (the signature before
+    `JobContext`) still works, for callers not yet passing a context."""
+    if not isinstance(ctx, JobContext):
+        return _run_with_process_state(job, ctx, dry_run=dry_run, submit=submit, preview_threshold=preview_threshold)
+    return _run(job, ctx)
+
+
+def _run(job: AnyJob, ctx: JobContext) -> list[Outcome]:
+    job = typed(job)
+    gw: Gateway = ctx.gateways(job.installation_id, interactive=interactive(job))
+    if ctx.dry_run:
+        gw = cast(Gateway, DryRunGateway(gw))  # transitional: bot.github.dry_run's is typed as the Protocol
     try:
-        with pacing.interactive_scope(interactive(job)):
-            if job.kind == "install" and "/" not in job.repo:  # an account login: the installation's fan-out
-                outcomes = _install(gw, job, submit, preview_threshold)
-            else:  # `install` on one repository: a preview job queued before previews were syncs
-                outcomes = _KINDS["sync" if job.kind == "install" else job.kind](gw, job)
+        # An installation job is about an account: its fan-out; every other job is about one repository.
+        outcomes = _install(gw, job, ctx) if isinstance(job, InstallJob) else _KINDS[job.kind](gw, job, ctx)
     except GitHubError as exc:
-        log_event("job_failed", level="warning", kind=job.kind, repo=job.repo, delivery=job.delivery_id,
+        log_event("job_failed", level="warning", kind=job.kind, repo=job.subject, delivery=job.delivery_id,
                   status=exc.status, error=exc.message)
         raise
     for outcome in outcomes:
         log_event("job_done", kind=job.kind, repo=outcome.repo, delivery=job.delivery_id, action=outcome.action,
                   pr=outcome.pr_url, detail=outcome.detail)
     return outcomes
+
+
+def _run_with_process_state(job: AnyJob, factory: LegacyFactory, *, dry_run: bool, submit: Submit | None,
+                            preview_threshold: int | None) -> list[Outcome]:
+    """The old `run`: the context from the queue's process-wide pacer and counters. Transitional, and the only
+    place `bot.app` imports `bot.queue`: delete once every caller builds a `JobContext` (bot/wiring.py)."""
+    from bot.queue import counters as metrics
+    from bot.queue import dedupe, pacing
+    from bot.queue import refusals as refusal_store
+    from bot.queue.retry import classify_exception
+
+    pacer = pacing.current()
+
+    takes_interactive = "interactive" in inspect.signature(factory).parameters
+
+    def gateways(installation_id: int, *, interactive: bool = False) -> Gateway:
+        gateway: Gateway = factory(installation_id, interactive=interactive) if takes_interactive \
+            else factory(installation_id)
+        return gateway
+
+    ctx = JobContext(gateways, pacer=pacer, counters=metrics.current(), submit=submit,
+                     preview_threshold=preview_threshold, dry_run=dry_run, claims=dedupe.claims_in(pacer),
+                     refusals=refusal_store.limiter_in(pacer),
+                     final=lambda exc: classify_exception(exc).action == "fail")
+    with pacing.interactive_scope(interactive(typed(job))):
+        return _run(job, ctx)

@@ -105,6 +105,6 @@ def job_from_dict(raw: Mapping[str, Any]) -> AnyJob:
 
 def typed(job: Job | InstallJob) -> AnyJob:
     """The job with its proper type: a `Job` built with kind "install" (the shape before `InstallJob`) becomes one."""
-    if isinstance(job, Job) and job.kind == "install":  # type: ignore[comparison-overlap]
+    if isinstance(job, Job) and job.kind == "install":
         return job_from_dict(job.to_dict())
     return job

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import redis
 
-from bot.app.refusals import LIMITS, Answer, RefusalLimits, counted, decide, keys
+from bot.app import refusals as rules
+from bot.app.refusals import Answer, RefusalLimits, counted, decide, keys
 from bot.queue.storage import KEY_PREFIX, SqliteDb, in_store, now
 
 SQLITE_DDL = (
@@ -18,7 +19,7 @@ class SqliteRefusals:
 
     def __init__(self, db: SqliteDb, limits: RefusalLimits | None = None) -> None:
         self.db = db
-        self.limits = limits or LIMITS
+        self.limits = limits or rules.LIMITS
         db.ensure("refusals", SQLITE_DDL)
 
     def take(self, installation_id: int, repo: str, user: str, *, budget_low: bool) -> Answer:
@@ -61,7 +62,7 @@ class RedisRefusals:
 
     def __init__(self, client: redis.Redis, limits: RefusalLimits | None = None, prefix: str = KEY_PREFIX) -> None:
         self.client = client
-        self.limits = limits or LIMITS
+        self.limits = limits or rules.LIMITS
         self.prefix = prefix
         self._take = client.register_script(_TAKE_LUA)
 

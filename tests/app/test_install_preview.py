@@ -5,24 +5,23 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from github_double import GitHubDouble, Recorded, private_key_pem, push_payload
 from github_double import appending_plan as fake_plan
+from job_fixtures import context, run_install
 from job_fixtures import gateway_factory as factory
-from job_fixtures import run_install as install
 
 from bot.app import handlers as jobs
+from bot.app.context import Counters, Pacer
 from bot.app.events import route
 from bot.app.fanout import parse_opt_in
-from bot.app.payloads import Job
+from bot.app.payloads import AnyJob, InstallJob, Job
 from bot.core import planner
 from bot.logs import configure_logging
-from bot.queue import counters as metrics
-from bot.queue import pacing
 from bot.queue.counters import SqliteCounters
 from bot.queue.pacing import PaceLimits, SqlitePacer
 from bot.queue.storage import SqliteDb
@@ -33,8 +32,8 @@ SPEC = {"buildspec.yml": "version: 0.2\n"}
 PLAIN = {"README.md": "docs\n"}
 ORG_CONFIG = ".github/ecr-cache.yml"
 OPT_IN = "install: open-pull-requests\n"
-
-
+Stores = tuple[Pacer | None, Counters | None]
+NO_STORES: Stores = (None, None)
 
 
 @pytest.fixture(autouse=True)
@@ -50,15 +49,17 @@ def logs() -> io.StringIO:
 
 
 @pytest.fixture(params=["in-process", "shared"])
-def shared_state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """Without a durable queue (tests, CLI) or with the pacer and counters a worker process binds."""
-    if request.param == "shared":
-        db = SqliteDb(tmp_path / "queue.db", fsync=False)
-        pacing.bind(SqlitePacer(db, PaceLimits()))
-        metrics.bind(SqliteCounters(db))
-    yield str(request.param)
-    pacing.bind(None)
-    metrics.bind(None)
+def shared_state(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
+    """Without a durable queue (tests, CLI), or with the pacer and counters of a worker process's store."""
+    if request.param == "in-process":
+        return NO_STORES
+    db = SqliteDb(tmp_path / "queue.db", fsync=False)
+    return SqlitePacer(db, PaceLimits()), SqliteCounters(db)
+
+
+def install(gh: GitHubDouble, threshold: int | None, delivery: str = "install-1",
+            stores: Stores = NO_STORES) -> list[jobs.Outcome]:
+    return run_install(gh, threshold, delivery, pacer=stores[0], counters=stores[1])
 
 
 def organization(gh: GitHubDouble, with_buildspec: int, without: int, org_config: str | None = None) -> None:
@@ -79,9 +80,9 @@ def writes(requests: list[Recorded]) -> list[str]:
 
 
 def test_above_the_threshold_nothing_is_written_and_one_summary_is_logged(
-        gh: GitHubDouble, logs: io.StringIO, shared_state: str) -> None:
+        gh: GitHubDouble, logs: io.StringIO, shared_state: Stores) -> None:
     organization(gh, with_buildspec=4, without=3)
-    outcomes = install(gh, threshold=5)
+    outcomes = install(gh, threshold=5, stores=shared_state)
     assert writes(gh.requests) == []
     assert all(gh.pulls_for(r) == [] for r in gh.repos)
     by_repo = {o.repo: o.action for o in outcomes if o.action != "queued"}
@@ -141,7 +142,7 @@ def test_push_and_commands_in_a_preview_organization_behave_as_before(gh: GitHub
     before = repo.refs["main"]
     after = gh.commit_files("octo/svc0", "main", {"buildspec.yml": "version: 0.2\n# v2\n"})
     (job,) = route("push", push_payload(repo, before, after, ["buildspec.yml"]), "push-1").jobs
-    (outcome,) = jobs.run(job, factory(gh), preview_threshold=5)
+    (outcome,) = jobs.run(job, context(gh, preview_threshold=5))
     assert outcome.action == "opened" and len(gh.pulls_for("octo/svc0")) == 1
 
 
@@ -170,12 +171,12 @@ def test_the_web_runner_applies_the_configured_threshold(gh: GitHubDouble, monke
     organization(gh, with_buildspec=3, without=0)
     settings = Settings(webhook_secret="s", app_id="7", private_key=private_key_pem(),
                         github_api_url=gh.base_url, preview_threshold=2)
-    queued: list[Job] = []
+    queued: list[AnyJob] = []
     runner = web.JobRunner(settings, submit=lambda delivery, batch: queued.extend(batch))
     f = factory(gh)
     run: Callable[..., list[jobs.Outcome]] = jobs.run
     monkeypatch.setattr(jobs, "run", lambda job, _factory, **kw: run(job, f, **kw))
-    runner(Job("install", 1, "octo", "i"))
+    runner(InstallJob(1, "octo", "i"))
     for job in queued:
         runner(job)
     assert [j.data.get("preview") for j in queued] == [True] * 3 and writes(gh.requests) == []
@@ -194,18 +195,18 @@ def test_a_preview_job_and_a_push_on_the_same_repository_both_run(gh: GitHubDoub
 
     organization(gh, with_buildspec=3, without=3)
     f = factory(gh)
-    queued: list[Job] = []
-    jobs.run(Job("install", 1, "octo", "install-1"), f, submit=lambda d, batch: queued.extend(batch),
-             preview_threshold=5)
-    preview_job = next(j for j in queued if j.repo == "octo/svc0")
+    queued: list[AnyJob] = []
+    jobs.run(InstallJob(1, "octo", "install-1"), context(f, submit=lambda d, batch: queued.extend(batch),
+                                                         preview_threshold=5))
+    preview_job = next(j for j in queued if j.subject == "octo/svc0")
     assert (preview_job.kind, preview_job.data["preview"]) == ("sync", True)  # an ordinary sync, flagged
     repo = gh.repos["octo/svc0"]
     after = gh.commit_files("octo/svc0", "main", {"buildspec.yml": "version: 0.2\n# v2\n"})
     (push_job,) = route("push", push_payload(repo, "0" * 40, after, ["buildspec.yml"]), "push-1").jobs
     assert push_job.kind == "sync"
     outcomes: list[jobs.Outcome] = []
-    queue = build_queue(backend_settings("sqlite", tmp_path), lambda job: outcomes.extend(jobs.run(job, f)),
-                        options_for(tmp_path))
+    queue = build_queue(backend_settings("sqlite", tmp_path),
+                        lambda job: outcomes.extend(jobs.run(job, context(f))), options_for(tmp_path))
     submits = [("push-1", push_job), ("install-1/x", preview_job)]
     if not push_first:
         submits.reverse()
@@ -228,11 +229,13 @@ def test_a_coalesced_fan_out_sync_still_counts_towards_the_summary(gh: GitHubDou
     configure_logging("INFO", stream=stream)
     organization(gh, with_buildspec=3, without=3)
     f = factory(gh)
-    queued: list[Job] = []
-    jobs.run(Job("install", 1, "octo", "install-1"), f, submit=lambda d, batch: queued.extend(batch),
-             preview_threshold=5)
+    queued: list[AnyJob] = []
+    jobs.run(InstallJob(1, "octo", "install-1"), context(f, submit=lambda d, batch: queued.extend(batch),
+                                                         preview_threshold=5))
     assert len(queued) == 6 and all(j.data["preview"] is True for j in queued)
-    queue = build_queue(backend_settings("sqlite", tmp_path), lambda job: jobs.run(job, f), options_for(tmp_path))
+    queue = build_queue(backend_settings("sqlite", tmp_path),
+                        lambda job: jobs.run(job, context(f, pacer=queue.pacer, counters=queue.counters)),
+                        options_for(tmp_path))
     ids = list(queue.submit("install-1/repositories", queued).job_ids)
     # A second preview fan-out (say a redelivery under a new id) queues svc0 again before the first one ran.
     later = Job("sync", 1, "octo/svc0", "install-2", {**queued[0].data, "total": 1})

@@ -14,9 +14,11 @@ from job_fixtures import Clock
 from runtime_fixtures import prefix_for, require_redis
 
 from bot.app import refusals
-from bot.app.refusals import RedisRefusals, RefusalLimits, SqliteRefusals, decide
+from bot.app.refusals import RefusalLimits, decide
 from bot.queue import pacing
+from bot.queue import refusals as refusal_store
 from bot.queue.pacing import SqlitePacer
+from bot.queue.refusals import RedisRefusals, SqliteRefusals
 from bot.queue.storage import SqliteDb, redis_client
 
 REPO = "octo/public"
@@ -27,7 +29,7 @@ SMALL = RefusalLimits(per_user=1, per_repo=2, per_installation=3, reactions_per_
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
-    monkeypatch.setattr(refusals, "now", fake)
+    monkeypatch.setattr(refusal_store, "now", fake)
     return fake
 
 
