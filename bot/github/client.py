@@ -1,4 +1,5 @@
-"""The only module that talks to GitHub (through PyGithub): auth, cheap snapshot reads, publishing, comments."""
+"""`GitHubGateway`: the `Gateway` over GitHub's REST (through PyGithub) and GraphQL APIs, and the `GatewayFactory` that
+hands one to each job: auth, cheap snapshot reads, publishing, comments."""
 
 from __future__ import annotations
 
