@@ -72,7 +72,9 @@ class Body:
                 return
         while True:
             try:
-                message = await asyncio.wait_for(receive(), max(0.0, body_due(started, self.size) - time.monotonic()))
+                # asyncio.timeout, not wait_for: no task per message (wait_for wraps the coroutine in one)
+                async with asyncio.timeout(max(0.0, body_due(started, self.size) - time.monotonic())):
+                    message = await receive()
             except TimeoutError:
                 self.complete = False
                 if self.outcome != "too_large":
