@@ -20,7 +20,7 @@ from flask import Flask
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn_worker import UvicornWorker
 
-from bot.app.payloads import Job
+from bot.app.payloads import AnyJob
 from bot.github.credentials import webhook_secret
 from bot.queue import counters as metrics
 from bot.queue.durable import HueyQueue, JobQueue, SubmitResult
@@ -181,11 +181,11 @@ class LoopBatcher:
         self._pending: list[tuple[SubmitRequest, asyncio.Future[bool]]] = []
         self._draining: asyncio.Task[None] | None = None
 
-    def request(self, delivery_id: str, jobs: Sequence[Job]) -> SubmitRequest:
+    def request(self, delivery_id: str, jobs: Sequence[AnyJob]) -> SubmitRequest:
         """The ledger rows and huey messages of one delivery, as `HueyQueue.submit` builds them."""
         return self.queue.submit_request(delivery_id, jobs)
 
-    async def submit(self, delivery_id: str, jobs: Sequence[Job]) -> SubmitResult:
+    async def submit(self, delivery_id: str, jobs: Sequence[AnyJob]) -> SubmitResult:
         """Return once the delivery's jobs are committed (or were committed before: a duplicate)."""
         request = self.request(delivery_id, jobs)
         loop = asyncio.get_running_loop()
@@ -289,7 +289,7 @@ class FastAsgiWebhook:
                 answer = settle(subject, result, start)
         await _answer(send, answer.status, answer.body)
 
-    async def _submit(self, delivery: str, jobs: Sequence[Job]) -> SubmitResult:
+    async def _submit(self, delivery: str, jobs: Sequence[AnyJob]) -> SubmitResult:
         if self.batcher is not None:
             return await self.batcher.submit(delivery, jobs)
         # Any other queue: `submit` blocks until the jobs are committed, so off the event loop.
