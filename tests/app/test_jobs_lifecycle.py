@@ -1,4 +1,4 @@
-"""Stateful property test: random event sequences against the GitHub double keep the lifecycle rules.
+"""Stateful property test: random event sequences against the in-memory GitHub keep the lifecycle rules.
 
 Rules checked after every step, on GitHub's state: one open bot PR at most; a commit someone else pushed to
 the bot branch stays on it until a `recreate`; a PR closed without merging is not reopened by pushes; the bot
@@ -9,22 +9,19 @@ key appears once per issue; an open, bot-only PR carries exactly the planner's e
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
-import responses
-from github_double import BOT_EMAIL, GitHubDouble, issue_node_id, private_key_pem
+from fake_gateway import BOT, FakeGitHub, FakePull, FakeRepo
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from bot import identity
 from bot.app import handlers as jobs
+from bot.app.context import JobContext
 from bot.app.payloads import Job
 from bot.core import planner
 from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
-from bot.github.client import GatewayFactory
-from bot.settings import Settings
 
 REPO = "octo/app"
 BRANCH = "ecr-cache/setup"
@@ -44,15 +41,10 @@ class Lifecycle(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.mock = responses.RequestsMock(assert_all_requests_are_fired=False)
-        self.mock.start()
-        self.gh = GitHubDouble()
-        self.gh.activate(self.mock)
+        self.gh = FakeGitHub()
         self.gh.add_repo(REPO, {"buildspec.yml": "version: 0.2\n", "README.md": "x\n"},
                          permissions={"writer": "write", "reader": "read"})
-        settings_ = Settings(webhook_secret="s", app_id="1", private_key=private_key_pem(),
-                             github_api_url=self.gh.base_url)
-        self.factory = GatewayFactory(settings_, seconds_between_requests=0, seconds_between_writes=0, retry=0)
+        self.ctx = JobContext(self.gh)
         self.version = 0
         self.human_commits: set[str] = set()
         self.opted_out = False
@@ -60,38 +52,34 @@ class Lifecycle(RuleBasedStateMachine):
         self.run(Job("sync", 1, REPO, "start"))
         assert len(self.open_pulls()) == 1, "the stand-in planner must be in effect"
 
-    def teardown(self) -> None:
-        self.mock.stop()
-        self.mock.reset()
-
     def run(self, job: Job) -> list[jobs.Outcome]:
-        return jobs.run(job, self.factory)
+        return jobs.run(job, self.ctx)
 
     @property
-    def repo(self) -> Any:
-        return self.gh.repos[REPO]
+    def repo(self) -> FakeRepo:
+        return self.gh.repo(REPO)
 
-    def open_pulls(self) -> list[Any]:
-        return [p for p in self.gh.pulls_for(REPO) if p.state == "open"]
+    def open_pulls(self) -> list[FakePull]:
+        return self.gh.open_pulls(REPO)
 
     @rule()
     def push_relevant(self) -> None:
         self.version += 1
-        self.gh.commit_files(REPO, "main", {"buildspec.yml": f"version: 0.2\n# v{self.version}\n"})
-        before = len(self.gh.pulls_for(REPO))
+        self.gh.push(REPO, "main", {"buildspec.yml": f"version: 0.2\n# v{self.version}\n"})
+        before = len(self.repo.pulls)
         self.run(Job("sync", 1, REPO, f"push-{self.version}", {"default_branch": "main"}))
         if self.opted_out:
-            assert len(self.gh.pulls_for(REPO)) == before, "a push reopened an opted-out PR"
+            assert len(self.repo.pulls) == before, "a push reopened an opted-out PR"
 
     @rule()
     def push_irrelevant(self) -> None:
         self.version += 1
-        self.gh.commit_files(REPO, "main", {"README.md": f"v{self.version}\n"})
+        self.gh.push(REPO, "main", {"README.md": f"v{self.version}\n"})
 
     @rule()
     def human_pushes_to_the_bot_branch(self) -> None:
         if BRANCH in self.repo.refs:
-            self.human_commits.add(self.gh.commit_files(REPO, BRANCH, {"notes.txt": "mine\n"}, "my change"))
+            self.human_commits.add(self.gh.push(REPO, BRANCH, {"notes.txt": "mine\n"}))
 
     @rule(merged=st.booleans())
     def human_closes_the_pr(self, merged: bool) -> None:
@@ -114,16 +102,16 @@ class Lifecycle(RuleBasedStateMachine):
         body = "/ecr-cache" if command == "open" else f"/ecr-cache {command}"
         comment = self.gh.add_comment(REPO, self.issue, body, user)
         refs_before = dict(self.repo.refs)
-        pulls_before = [(p.number, p.state, p.body) for p in self.gh.pulls_for(REPO)]
+        pulls_before = [(p.number, p.state, p.body) for p in self.repo.pulls]
         data = {"command": command, "unknown": None, "comment_id": comment.id, "issue_number": self.issue,
                 "user": user, "default_branch": "main"}
         if delivered:  # what a fresh delivery carries: GraphQL ids (one mutation replies) and the association
-            data.update(comment_node_id=comment.node_id, issue_node_id=issue_node_id(self.repo, self.issue),
+            data.update(comment_node_id=comment.node_id, issue_node_id=f"I_{REPO}#{self.issue}",
                         association="COLLABORATOR")
         self.run(Job("command", 1, REPO, f"c-{comment.id}", data))
         if user == "reader" or command == "preview":
             assert self.repo.refs == refs_before
-            assert [(p.number, p.state, p.body) for p in self.gh.pulls_for(REPO)] == pulls_before
+            assert [(p.number, p.state, p.body) for p in self.repo.pulls] == pulls_before
             assert comment.reactions == ([] if user == "reader" else ["eyes"])
         else:
             self.opted_out = False
@@ -139,17 +127,16 @@ class Lifecycle(RuleBasedStateMachine):
     def human_commits_stay_on_the_branch(self) -> None:
         head = self.repo.refs.get(BRANCH)
         for sha in self.human_commits:
-            assert head is not None and sha in self.gh._ancestors(head), "a human commit was overwritten"
+            assert head is not None and sha in self.gh.ancestors(head), "a human commit was overwritten"
 
     @invariant()
     def bot_commits_sit_on_the_default_branch(self) -> None:
         head = self.repo.refs.get(BRANCH)
         if head is None:
             return
-        commit = self.gh.objects[head]["data"]
-        if commit["author"]["email"] == BOT_EMAIL:
-            assert commit["verified"] and len(commit["parents"]) == 1
-            assert commit["parents"][0] in self.gh._ancestors(self.repo.refs["main"])
+        commit = self.gh.commits[head]
+        if commit.author == BOT:
+            assert commit.parent is not None and commit.parent in self.gh.ancestors(self.repo.refs["main"])
 
     @invariant()
     def comment_keys_are_unique_per_issue(self) -> None:
@@ -163,11 +150,11 @@ class Lifecycle(RuleBasedStateMachine):
     def an_open_bot_only_pr_matches_its_plan(self) -> None:
         pulls = self.open_pulls()
         head = self.repo.refs.get(BRANCH)
-        if not pulls or head is None or self.gh.objects[head]["data"]["author"]["email"] != BOT_EMAIL:
+        if not pulls or head is None or self.gh.commits[head].author != BOT:
             return
-        base = self.gh.objects[head]["data"]["parents"][0]
-        spec = self.gh.file_text(REPO, "main", "buildspec.yml") if base == self.repo.refs["main"] else None
-        branch_spec = self.gh.file_text(REPO, BRANCH, "buildspec.yml")
+        base = self.gh.commits[head].parent
+        spec = self.gh.file(REPO, "main", "buildspec.yml") if base == self.repo.refs["main"] else None
+        branch_spec = self.gh.file(REPO, BRANCH, "buildspec.yml")
         assert branch_spec is not None and branch_spec.endswith(MARK)
         marker = identity.parse_fingerprint(pulls[0].body)
         expected = fake_plan(RepoSnapshot(("buildspec.yml",), {"buildspec.yml": branch_spec[: -len(MARK)]}),
@@ -185,5 +172,5 @@ def _planner(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 TestLifecycle = Lifecycle.TestCase
-TestLifecycle.settings = settings(max_examples=25, stateful_step_count=12, deadline=None,
+TestLifecycle.settings = settings(max_examples=60, stateful_step_count=15, deadline=None,
                                   suppress_health_check=[HealthCheck.function_scoped_fixture])
