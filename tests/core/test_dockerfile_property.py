@@ -7,9 +7,9 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.core import ecosystems
 from bot.core.buildspec.build_args import OPAQUE
 from bot.core.discover import Discovery
-from bot.core.dockerfile import ecosystems
 from bot.core.dockerfile.args import ArgFacts
 from bot.core.dockerfile.parse import parse
 from bot.core.dockerfile.plan import plan_dockerfiles, verify_dockerfile_edit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.core.dockerfile.ecosystems import TABLE, Install, is_manifest_name, recognise, requirement_closure
+from bot.core.ecosystems import TABLE, Install, is_manifest_name, recognise, requirement_closure
 from bot.core.shell.run_commands import split_commands, system_only
 
 
@@ -92,7 +92,7 @@ def test_requirement_closure_follows_includes_and_flags_local_paths() -> None:
 
 
 def test_tool_config_in_the_source_tree_is_unsafe() -> None:
-    from bot.core.dockerfile.ecosystems import unsafe_reason
+    from bot.core.ecosystems import unsafe_reason
 
     bundle = _first("bundle install")
     assert bundle is not None
@@ -113,7 +113,7 @@ def test_tool_config_in_the_source_tree_is_unsafe() -> None:
     "</repositories></project>",
 ])
 def test_maven_reading_files_from_the_project_folder_is_unsafe(pom: str) -> None:
-    from bot.core.dockerfile.ecosystems import unsafe_reason
+    from bot.core.ecosystems import unsafe_reason
 
     maven = _first("mvn -B dependency:go-offline")
     assert maven is not None
@@ -136,7 +136,7 @@ def test_maven_reading_files_from_the_project_folder_is_unsafe(pom: str) -> None
 ])
 def test_manifests_that_read_other_source_files_are_unsafe(script: str, files: dict[str, str],
                                                            expected: str) -> None:
-    from bot.core.dockerfile.ecosystems import unsafe_reason
+    from bot.core.ecosystems import unsafe_reason
 
     install = _first(script)
     assert install is not None
@@ -150,7 +150,7 @@ def test_manifests_that_read_other_source_files_are_unsafe(script: str, files: d
     (".yarnrc", 'yarn-offline-mirror "./npm-packages-offline-cache"\n'),
 ])
 def test_tool_rc_files_naming_source_paths_are_unsafe(rc: str, text: str) -> None:
-    from bot.core.dockerfile.ecosystems import unsafe_reason
+    from bot.core.ecosystems import unsafe_reason
 
     install = _first("yarn install --frozen-lockfile" if rc == ".yarnrc" else "npm ci")
     assert install is not None
@@ -165,7 +165,7 @@ def test_tool_rc_files_naming_source_paths_are_unsafe(rc: str, text: str) -> Non
 
 
 def test_uv_project_config_is_copied_with_the_manifests() -> None:
-    from bot.core.dockerfile.ecosystems import copy_files
+    from bot.core.ecosystems import copy_files
 
     uv = _first("uv sync --frozen --no-install-project")
     assert uv is not None

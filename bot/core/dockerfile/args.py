@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.core.dockerfile import ecosystems
+from bot.core import ecosystems
 from bot.core.dockerfile.parse import Dockerfile, Instruction, parse, split_words
 from bot.core.dockerfile.reorder import _declared
 from bot.core.dockerfile.splice import Splice

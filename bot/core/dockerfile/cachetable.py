@@ -19,9 +19,9 @@ import posixpath
 import re
 
 from bot.core.dockerfile.args import NAMES_ONLY, ArgFacts, references, volatile_name
-from bot.core.dockerfile.ecosystems import is_manifest_name
 from bot.core.dockerfile.parse import Dockerfile, Instruction, Stage, split_words
 from bot.core.dockerfile.reorder import copy_parts
+from bot.core.ecosystems import is_manifest_name
 from bot.core.markdown import code_span
 from bot.core.model import CacheStep, CacheTable
 from bot.core.shell.run_commands import run_commands

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from bot.core.dockerfile import ecosystems
+from bot.core import ecosystems
 from bot.core.dockerfile.parse import Dockerfile, split_words
 from bot.core.dockerfile.reorder import _assignments, _join, copy_parts, stage_cwds
 from bot.core.model import WrittenFile

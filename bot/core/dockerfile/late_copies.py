@@ -6,7 +6,6 @@ import posixpath
 import re
 
 from bot.core.dockerfile.cachetable import is_trivial
-from bot.core.dockerfile.ecosystems import Install, is_manifest_name, unsafe_reason
 from bot.core.dockerfile.parse import Dockerfile, Instruction, Stage
 from bot.core.dockerfile.reorder import (
     BuildContext,
@@ -21,6 +20,7 @@ from bot.core.dockerfile.reorder import (
     stage_cwds,
 )
 from bot.core.dockerfile.splice import Splice
+from bot.core.ecosystems import Install, is_manifest_name, unsafe_reason
 from bot.core.findings import Code
 from bot.core.model import Note
 from bot.core.shell.run_commands import names_overlap, overwrites, run_commands

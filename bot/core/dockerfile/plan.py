@@ -6,9 +6,10 @@ import posixpath
 import re
 from dataclasses import dataclass, field
 
+from bot.core import ecosystems
 from bot.core.buildspec.build_args import OPAQUE
 from bot.core.discover import Discovery
-from bot.core.dockerfile import cachetable, dockerignore, ecosystems
+from bot.core.dockerfile import cachetable, dockerignore
 from bot.core.dockerfile.args import ArgFacts, move_args
 from bot.core.dockerfile.late_copies import LATE_MARK, late_copies
 from bot.core.dockerfile.parse import Dockerfile, DockerfileParseError, parse

@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from bot.core.dockerfile import ecosystems
+from bot.core import ecosystems
 from bot.core.dockerfile.parse import Dockerfile, Instruction, Stage, split_words
 from bot.core.dockerfile.splice import Splice
 from bot.core.findings import Code

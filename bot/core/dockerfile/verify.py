@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 from collections import Counter
 
-from bot.core.dockerfile import ecosystems
+from bot.core import ecosystems
 from bot.core.dockerfile.args import NAMES_ONLY, ArgFacts, default_refs, env_blind, references, volatile_name
 from bot.core.dockerfile.parse import Dockerfile, DockerfileParseError, Instruction, parse
 from bot.core.dockerfile.reorder import (
