@@ -20,7 +20,7 @@ BASE = ("bot.settings", "bot.identity", "bot.logs")
 # Which parts of bot/ each layer may import (a prefix names a module and everything under it).
 ALLOWED: dict[str, tuple[str, ...]] = {
     "core": ("bot.core",),
-    "base": BASE,
+    "base": (*BASE, "bot.core"),  # identity names the config path the pure core defines
     "github": (*BASE, "bot.core", "bot.github"),
     "render": (*BASE, "bot.core", "bot.render"),
     # The gateway's Protocol and value types only: never the client behind it.
