@@ -22,18 +22,20 @@ def gateway_factory(double: GitHubDouble, pacer: Pacer | None = None) -> Gateway
 
 
 def context(double: GitHubDouble | GatewayFactory, *, pacer: Pacer | None = None, counters: Counters | None = None,
-            submit: Submit | None = None, preview_threshold: int | None = None, store: bool = False) -> JobContext:
+            submit: Submit | None = None, preview_threshold: int | None = None, dry_run: bool = False,
+            store: bool = False) -> JobContext:
     """A job context over the double (or a factory made for it). ``store``: the queue's claims, refusal counters
     and retry policy on ``pacer``'s store, as a durable queue's worker has them."""
     factory = double if isinstance(double, GatewayFactory) else gateway_factory(double, pacer)
     if not store:
         return JobContext(factory, pacer=pacer, counters=counters, submit=submit, preview_threshold=preview_threshold,
-                          final=queue_final)
+                          dry_run=dry_run, final=queue_final)
     from bot.queue import dedupe
     from bot.queue import refusals as refusal_store
 
     return JobContext(factory, pacer=pacer, counters=counters, submit=submit, preview_threshold=preview_threshold,
-                      claims=dedupe.claims_in(pacer), refusals=refusal_store.limiter_in(pacer), final=queue_final)
+                      dry_run=dry_run, claims=dedupe.claims_in(pacer), refusals=refusal_store.limiter_in(pacer),
+                      final=queue_final)
 
 
 def queue_final(exc: BaseException) -> bool:

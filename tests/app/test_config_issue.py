@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from github_double import GitHubDouble
 from github_double import appending_plan as fake_plan
+from job_fixtures import context, run_install
 from job_fixtures import gateway_factory as factory
-from job_fixtures import run_install
 
 from bot.app import config_issue
 from bot.app import handlers as jobs
@@ -29,7 +29,7 @@ def _planner(monkeypatch: pytest.MonkeyPatch) -> None:
 def sync(gh: GitHubDouble, f: GatewayFactory | None = None, trigger: str = "push", **data: object) -> jobs.Outcome:
     gh.reset_requests()
     job = Job("sync", 1, REPO, "d", {"trigger": trigger, "default_branch": "main", **data})
-    (outcome,) = jobs.run(job, f or factory(gh))
+    (outcome,) = jobs.run(job, context(f or gh))
     return outcome
 
 
@@ -84,7 +84,7 @@ def test_an_organization_file_error_gets_one_issue_in_the_github_repository(gh: 
     assert "`acme/.github:.github/ecr-cache.yml` line 2: " in issue.body and "`labels`" in issue.body
     assert gh.open_issues(REPO) == []
     gh.reset_requests()
-    (other,) = jobs.run(Job("sync", 1, "acme/web", "d2", {"trigger": "push", "default_branch": "main"}), f)
+    (other,) = jobs.run(Job("sync", 1, "acme/web", "d2", {"trigger": "push", "default_branch": "main"}), context(f))
     assert other.action == "config_error" and len(gh.repos["acme/.github"].issues) == 1
     assert gh.open_issues("acme/web") == [] and not any(r.is_write for r in gh.requests)
     # fixed in the organization: the next sync anywhere closes it
@@ -105,12 +105,12 @@ def test_a_dry_run_opens_or_edits_no_issue(gh: GitHubDouble) -> None:
     f = factory(gh)
     job = Job("sync", 1, REPO, "d", {"trigger": "push", "default_branch": "main"})
     gh.reset_requests()
-    (outcome,) = jobs.run(job, f, dry_run=True)
+    (outcome,) = jobs.run(job, context(f, dry_run=True))
     assert outcome.action == "config_error" and gh.repos[REPO].issues == []
     sync(gh, f)
     push_config(gh, "region: Europe\n")
     gh.reset_requests()
-    jobs.run(job, f, dry_run=True)
+    jobs.run(job, context(f, dry_run=True))
     assert not any(r.is_write for r in gh.requests)
 
 

@@ -26,6 +26,7 @@ from github_double import (
     pr_closed_payload,
     push_payload,
 )
+from job_fixtures import context
 
 from bot import identity
 from bot.app import handlers as jobs
@@ -328,7 +329,7 @@ def test_added_repositories_are_synced_alone_without_preview() -> None:
         h = AppHarness(double)
         # As the worker runs jobs: with the installation's preview threshold (3, below its 5 repositories).
         h.queue.runner = lambda job: h.outcomes.extend(  # type: ignore[attr-defined]
-            jobs.run(job, h.factory, submit=h.queue.submit, preview_threshold=3))
+            jobs.run(job, context(h.factory, submit=h.queue.submit, preview_threshold=3)))
         payload = {**installation_payload(1, "octo"), "action": "added", "repository_selection": "selected",
                    "repositories_added": [{"full_name": "octo/new-one"}]}
         status, _ = h.deliver("installation_repositories", payload)

@@ -7,6 +7,7 @@ import pytest
 from bot import identity
 from bot.app import lifecycle
 from bot.app.lifecycle import Action, Closed, Flags
+from bot.core.findings import Code
 from bot.core.model import FileEdit, Finding, Options, Plan
 from bot.github.gateway import BranchHead, Comment, PullRequest, RepoState, TreeFile
 
@@ -112,8 +113,9 @@ def test_human_edits_leave_a_note_on_the_open_pull_request_only() -> None:
     (repo_state(empty=True), Options(), (), Flags(), (Action.SKIPPED, "empty")),
     (repo_state(archived=True), Options(enabled=False), (), Flags(), (Action.SKIPPED, "archived")),
     (repo_state(), Options(enabled=False), (), Flags(), (Action.DISABLED, "")),
-    (repo_state(), Options(), (Finding(".github/ecr-cache.yml", "error", "config-invalid", "region: bad"),
-                               Finding(".github/ecr-cache.yml", "warning", "config-x", "ignored")), Flags(),
+    (repo_state(), Options(), (Finding(".github/ecr-cache.yml", "error", Code.CONFIG_INVALID, "region: bad"),
+                               Finding(".github/ecr-cache.yml", "warning", Code.CONFIG_GLOB_UNMATCHED, "kept")),
+     Flags(),
      (Action.CONFIG_ERROR, "region: bad")),
     (repo_state(CLOSED), Options(), (), Flags(), (Action.OPTED_OUT, "")),
     (repo_state(CLOSED), Options(), (), COMMAND, None),

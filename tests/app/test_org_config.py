@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from github_double import GitHubDouble, appending_plan
-from job_fixtures import gateway_factory as factory
+from job_fixtures import context
 
 from bot.app import handlers as jobs
 from bot.app.payloads import Job
@@ -35,7 +35,7 @@ def _planner(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def sync(gh: GitHubDouble, repo: str = REPO) -> jobs.Outcome:
-    (outcome,) = jobs.run(Job("sync", 1, repo, "d", {"trigger": "push", "default_branch": "main"}), factory(gh))
+    (outcome,) = jobs.run(Job("sync", 1, repo, "d", {"trigger": "push", "default_branch": "main"}), context(gh))
     return outcome
 
 

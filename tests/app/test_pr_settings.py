@@ -9,6 +9,7 @@ import json
 import pytest
 from github_double import BOT_LOGIN, GitHubDouble
 from github_double import appending_plan as fake_plan
+from job_fixtures import context
 from job_fixtures import gateway_factory as factory
 
 from bot.app import handlers as jobs
@@ -31,7 +32,7 @@ def _planner(monkeypatch: pytest.MonkeyPatch) -> None:
 def sync(gh: GitHubDouble, dry_run: bool = False) -> jobs.Outcome:
     gh.reset_requests()
     (outcome,) = jobs.run(Job("sync", 1, REPO, "d", {"trigger": "push", "default_branch": "main"}),
-                          factory(gh), dry_run=dry_run)
+                          context(gh, dry_run=dry_run))
     return outcome
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import responses
 from github_double import AppHarness, GitHubDouble, comment_payload
+from job_fixtures import context
 from runtime_fixtures import backend_settings, options_for, prefix_for, require_redis
 
 from bot.app import handlers as jobs
@@ -139,8 +140,8 @@ def test_the_durable_queue_answers_a_replayed_comment_once(backend: str, tmp_pat
         double.add_repo(REPO, FILES, permissions={"admin1": "admin"})
         app = AppHarness(double)  # only for its gateway factory (the double's App credentials)
         outcomes: list[jobs.Outcome] = []
-        queue = build_queue(settings, lambda job: outcomes.extend(jobs.run(job, app.factory)),
-                            options_for(tmp_path))
+        queue = build_queue(settings, lambda job: outcomes.extend(
+            jobs.run(job, context(app.factory, pacer=queue.pacer, store=True))), options_for(tmp_path))
         comment = double.add_comment(REPO, 9, "/ecr-cache recreate", "admin1")
         payload = comment_payload(double.repos[REPO], comment)
         ids: list[str] = []
