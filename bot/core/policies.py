@@ -24,6 +24,7 @@ POLICY_DIR = "ecr-cache"
 LIFECYCLE_PATH = f"{POLICY_DIR}/lifecycle-policy.json"
 IAM_PATH = f"{POLICY_DIR}/iam-policy.json"
 DEFAULT_CACHE_REPOSITORY = "ecr-build-cache"
+ROLE_PLACEHOLDER = "YOUR-CODEBUILD-SERVICE-ROLE"  # left in the setup for the operator to replace
 REGION_PLACEHOLDER = "REGION"
 ACCOUNT_PLACEHOLDER = "ACCOUNT_ID"
 IMAGE_PLACEHOLDER = "IMAGE_REPOSITORY"
@@ -539,7 +540,7 @@ def setup_commands(
         commands.append(f"sed {' '.join(substitutions)} {IAM_PATH} > {_IAM_FILLED}")
         document = f"file://{_IAM_FILLED}"
     commands.append(
-        "aws iam put-role-policy --role-name YOUR-CODEBUILD-SERVICE-ROLE --policy-name ecr-cache-bot "
+        f"aws iam put-role-policy --role-name {ROLE_PLACEHOLDER} --policy-name ecr-cache-bot "
         f"--policy-document {document}"
     )
     first_use = next((n for n, c in enumerate(commands) if "$SETUP_DIR" in c), None)

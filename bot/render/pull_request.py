@@ -11,7 +11,7 @@ from bot.core import iac
 from bot.core.buildspec import codebuild_images
 from bot.core.dockerfile import cachetable
 from bot.core.model import CacheTable, FileEdit, Finding, Options, Plan
-from bot.core.policies import REGION_PLACEHOLDER
+from bot.core.policies import REGION_PLACEHOLDER, ROLE_PLACEHOLDER
 from bot.core.shell.docker_build import cache_flags, cache_ref
 from bot.identity import BOT_BRANCH, fingerprint_marker
 from bot.render import comments
@@ -29,7 +29,6 @@ from bot.render.templates import (
     settings_rows,
 )
 
-ROLE_PLACEHOLDER = "YOUR-CODEBUILD-SERVICE-ROLE"  # what `policies.setup_commands` leaves for the operator
 _BLANKS = re.compile(r"\n{3,}")
 # Findings the setup section states itself (privileged mode and the build image as tasks, the last two as numbered
 # notes of the AWS CLI setup): listing them again among the notes would say the same thing twice.
