@@ -6,10 +6,9 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
 
 from bot.core.model import Finding
-from bot.github.client import upsert_issue
+from bot.github.gateway import Gateway, upsert_issue
 from bot.identity import comment_marker
 from bot.logs import log_event
 
@@ -39,9 +38,9 @@ def _key(texts: Sequence[str | None]) -> str:
     return hashlib.sha256("\0".join("-" if t is None else t for t in texts).encode()).hexdigest()
 
 
-def sync(gw: Any, repo: str, errors: Sequence[Finding], texts: Sequence[str | None]) -> str:
+def sync(gw: Gateway, repo: str, errors: Sequence[Finding], texts: Sequence[str | None]) -> str:
     """Open, update or close the repository's config issue; returns what was done (or "none")."""
-    installation = int(getattr(gw, "installation_id", 0) or 0)
+    installation = gw.installation_id
     key = (installation, repo)
     with _lock:
         known = _clean.get(key)

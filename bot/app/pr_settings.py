@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 from bot.core.model import Options
-from bot.github.client import GitHubError
+from bot.github.gateway import Gateway, GitHubError
 from bot.logs import log_event
 
+# One request: (gateway, repository, pull request number) -> None.
+Send = Callable[[Gateway, str, int], None]
 
-def _requests(options: Options, opened: bool) -> list[tuple[str, str, tuple[Any, ...]]]:
-    """(setting, gateway method, its arguments after repo and number) for each request `apply` sends."""
-    requests: list[tuple[str, str, tuple[Any, ...]]] = []
+
+def _requests(options: Options, opened: bool) -> list[tuple[str, Send]]:
+    """(setting, how to send it) for each request `apply` sends."""
+    requests: list[tuple[str, Send]] = []
     if options.labels:
-        requests.append(("labels", "add_labels", (options.labels,)))
+        requests.append(("labels", lambda gw, repo, number: gw.add_labels(repo, number, options.labels)))
     if options.assignees:
-        requests.append(("assignees", "add_assignees", (options.assignees,)))
+        requests.append(("assignees", lambda gw, repo, number: gw.add_assignees(repo, number, options.assignees)))
     if opened and (options.reviewers or options.team_reviewers):
-        requests.append(("reviewers", "request_reviewers", (options.reviewers, options.team_reviewers)))
+        requests.append(("reviewers", lambda gw, repo, number: gw.request_reviewers(
+            repo, number, options.reviewers, options.team_reviewers)))
     return requests
 
 
@@ -26,15 +30,15 @@ def writes(options: Options, opened: bool) -> int:
     return len(_requests(options, opened))
 
 
-def apply(gw: Any, repo: str, number: int, options: Options, *, opened: bool) -> list[str]:
+def apply(gw: Gateway, repo: str, number: int, options: Options, *, opened: bool) -> list[str]:
     """Add the configured labels and assignees (on every update too: GitHub adds, never removes, so ones people
     added stay); ask for reviews only when the pull request is opened, so an update never asks again someone who
     has already reviewed. Returns what GitHub refused (a 422 for a reviewer who is the author or no
     collaborator): the job goes on."""
     refused: list[str] = []
-    for what, method, args in _requests(options, opened):
+    for what, send in _requests(options, opened):
         try:
-            getattr(gw, method)(repo, number, *args)
+            send(gw, repo, number)
         except GitHubError as exc:
             if exc.status not in (403, 404, 422):  # rate limits and server errors: the queue retries the job
                 raise
