@@ -7,10 +7,22 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
-from bot.github.manifest import web_url_for
+
+def web_url_for(api_url: str) -> str:
+    """GitHub's web origin for an API URL: api.github.com → github.com, https://HOST/api/v3 → https://HOST."""
+    parts = urlsplit(api_url.rstrip("/"))
+    host = parts.netloc.rpartition("@")[2]
+    path = parts.path
+    if path.endswith("/api/v3"):  # GitHub Enterprise Server
+        path = path[: -len("/api/v3")]
+    elif host.startswith("api."):  # github.com and GHE.com (api.SUBDOMAIN.ghe.com)
+        host = host[len("api."):]
+    return urlunsplit((parts.scheme, host, path, "", "")).rstrip("/")
+
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # A webhook secret shorter than this is guessable; GitHub asks for "a random string of text with high entropy"

@@ -67,18 +67,6 @@ def install_url(html_url: str) -> str:
     return html_url.rstrip("/") + "/installations/new"
 
 
-def web_url_for(api_url: str) -> str:
-    """GitHub's web origin for an API URL: api.github.com → github.com, https://HOST/api/v3 → https://HOST."""
-    parts = urlsplit(api_url.rstrip("/"))
-    host = parts.netloc.rpartition("@")[2]
-    path = parts.path
-    if path.endswith("/api/v3"):  # GitHub Enterprise Server
-        path = path[: -len("/api/v3")]
-    elif host.startswith("api."):  # github.com and GHE.com (api.SUBDOMAIN.ghe.com)
-        host = host[len("api."):]
-    return urlunsplit((parts.scheme, host, path, "", "")).rstrip("/")
-
-
 def without_userinfo(url: str) -> str:
     """``url`` without any ``user:password@`` part, for display."""
     parts = urlsplit(url)

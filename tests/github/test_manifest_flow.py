@@ -18,6 +18,7 @@ import requests
 import responses
 from flask.testing import FlaskClient
 
+from bot import settings
 from bot.github import app_store, credentials, manifest
 from bot.queue.durable import InMemoryQueue
 from bot.settings import Settings, SettingsError
@@ -38,7 +39,7 @@ def double() -> Iterator[GitHubDouble]:
 
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
     fields: dict[str, Any] = {"webhook_secret": "", "data_dir": str(tmp_path / "data"), "github_api_url": API,
-                              "github_url": manifest.web_url_for(API)}
+                              "github_url": settings.web_url_for(API)}
     fields.update(overrides)
     return Settings(**fields)
 
@@ -103,7 +104,7 @@ def test_manifest_asks_for_exactly_what_the_bot_uses() -> None:
     ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
 ])
 def test_github_web_url_is_derived_from_the_api_url(api: str, web: str) -> None:
-    assert manifest.web_url_for(api) == web
+    assert settings.web_url_for(api) == web
 
 
 def test_creation_urls_for_a_user_and_an_organization() -> None:
