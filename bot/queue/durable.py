@@ -21,18 +21,20 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from huey import Huey, RedisHuey, SqliteHuey
+from huey import Huey
 
 from bot.app import fanout
-from bot.app.payloads import Job
+from bot.app.payloads import AnyJob
 from bot.logs import log_event
 from bot.queue import counters as metrics
 from bot.queue import heartbeat, pacing
 from bot.queue.counters import RETRIES, Counters, RedisCounters, SqliteCounters
 from bot.queue.dedupe import DEFAULT_TTL
+from bot.queue.huey_storage import redis_huey, sqlite_huey, waiting_args
 from bot.queue.ledger import Claimed, DeadLetter, Entry, Ledger, RedisLedger, SqliteLedger, SubmitRequest
 from bot.queue.locks import Locks, RedisLocks, SqliteLocks
 from bot.queue.pacing import PaceLimits, RedisPacer, SqlitePacer
@@ -40,7 +42,7 @@ from bot.queue.retry import RetryPolicy, classify_exception, rate_limit_remainin
 from bot.queue.storage import KEY_PREFIX, SqliteDb, now, redis_client
 from bot.settings import Settings
 
-Runner = Callable[[Job], object]
+Runner = Callable[[AnyJob], object]
 
 OVERRUNS = "ecr_cache_bot_job_overruns_total"
 metrics.HELP.setdefault(OVERRUNS, "Job runs still going after max_runtime (their repository stays locked), by kind.")
@@ -61,7 +63,7 @@ class SubmitResult:
 class JobQueue(Protocol):
     """Durable queue: `submit` returns only after the jobs are committed."""
 
-    def submit(self, delivery_id: str, jobs: Sequence[Job]) -> SubmitResult:
+    def submit(self, delivery_id: str, jobs: Sequence[AnyJob]) -> SubmitResult:
         """Queue the jobs of one delivery once (a repeated delivery id is a duplicate)."""
         ...
 
@@ -71,10 +73,10 @@ class InMemoryQueue:
 
     def __init__(self, runner: Runner | None = None) -> None:
         self.runner = runner
-        self.pending: list[Job] = []
+        self.pending: list[AnyJob] = []
         self.seen: set[str] = set()
 
-    def submit(self, delivery_id: str, jobs: Sequence[Job]) -> SubmitResult:
+    def submit(self, delivery_id: str, jobs: Sequence[AnyJob]) -> SubmitResult:
         """Record the jobs unless the delivery was seen before."""
         if delivery_id in self.seen:
             return SubmitResult(accepted=True, duplicate=True)
@@ -196,7 +198,7 @@ class HueyQueue:
     def _commit(self, requests: Sequence[SubmitRequest]) -> list[bool]:
         return self.ledger.submit_many(requests, now(), self.options.dedupe_ttl, self.options.stale_after)
 
-    def submit_request(self, delivery_id: str, jobs: Sequence[Job]) -> SubmitRequest:
+    def submit_request(self, delivery_id: str, jobs: Sequence[AnyJob]) -> SubmitRequest:
         """The ledger rows and huey messages of one delivery, ready for one atomic commit."""
         entries = []
         for job in jobs:
@@ -206,7 +208,7 @@ class HueyQueue:
             entries.append(Entry(job_id, json.dumps(job.to_dict(), separators=(",", ":")), ckey, message))
         return SubmitRequest(delivery_id, tuple(entries))
 
-    def submit(self, delivery_id: str, jobs: Sequence[Job]) -> SubmitResult:
+    def submit(self, delivery_id: str, jobs: Sequence[AnyJob]) -> SubmitResult:
         """Claim the delivery id and commit its jobs and their queue messages atomically."""
         request = self.submit_request(delivery_id, jobs)
         if not self._committer.submit(request):
@@ -410,7 +412,7 @@ class _Run:
     guard: threading.Lock = field(default_factory=threading.Lock)
 
 
-def coalesce_key(job: Job) -> str:
+def coalesce_key(job: AnyJob) -> str:
     """Jobs sharing this key supersede each other (the latest runs). A preview job only decides and reports, so
     it never stands in for a sync that writes, nor the other way round."""
     key = f"{job.repo_key}:{job.kind}"
@@ -460,18 +462,17 @@ def build_queue(settings: Settings, runner: Runner | None, options: QueueOptions
         client = redis_client(settings.redis_url)
         prefix = f"{KEY_PREFIX}{options.namespace}:" if options.namespace else KEY_PREFIX
         name = f"{HUEY_NAME}-{options.namespace}" if options.namespace else HUEY_NAME
-        huey: Huey = RedisHuey(name, url=settings.redis_url, results=False, utc=True)
-        ledger = RedisLedger(client, huey.storage.queue_key, prefix, huey.storage.schedule_key)
-        return HueyQueue(huey, ledger, RedisLocks(client, prefix),
+        huey = redis_huey(name, settings.redis_url)
+        waiting = partial(waiting_args, huey, TASK_NAME)
+        return HueyQueue(huey, RedisLedger(client, huey.storage, waiting, prefix), RedisLocks(client, prefix),
                          RedisCounters(client, prefix), RedisPacer(client, options.pace, prefix), runner, options,
                          heartbeat.RedisHeartbeats(client, prefix))
     path = Path(settings.data_dir) / "queue.db"
     path.parent.mkdir(parents=True, exist_ok=True)
-    # fsync=None keeps SQLite's WAL default (FULL) for huey's own connections; False would turn syncing off.
-    huey = SqliteHuey(HUEY_NAME, filename=str(path), results=False, utc=True, timeout=30,
-                      fsync=True if options.fsync else None)
+    huey = sqlite_huey(HUEY_NAME, str(path), options.fsync)
     db = SqliteDb(path, fsync=options.fsync)
-    return HueyQueue(huey, SqliteLedger(db, huey.storage.name), SqliteLocks(db), SqliteCounters(db),
+    waiting = partial(waiting_args, huey, TASK_NAME)
+    return HueyQueue(huey, SqliteLedger(db, huey.storage, waiting), SqliteLocks(db), SqliteCounters(db),
                      SqlitePacer(db, options.pace), runner, options, heartbeat.SqliteHeartbeats(db))
 
 

@@ -10,33 +10,23 @@ or one Lua script per delivery (Redis).
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.app.payloads import Job
+from bot.app.payloads import AnyJob, job_from_dict
 from bot.queue import counters as metrics
 from bot.queue.counters import DELIVERIES, JOBS, incr_in, redis_field
 from bot.queue.dedupe import SQLITE_DDL as DEDUPE_DDL
 from bot.queue.dedupe import claim_many_in, redis_key
+from bot.queue.huey_storage import LedgerRedisStorage, LedgerSqliteStorage
 from bot.queue.locks import SQLITE_DDL as LOCKS_DDL
 from bot.queue.locks import bump_in
 from bot.queue.storage import KEY_PREFIX, SqliteDb, now
 
-# Job ids are uuid4 hex: 32 hex digits in a row, which huey's own (dashed) task ids never contain.
-_JOB_ID = re.compile(rb"[0-9a-f]{32}")
-
-
-def queued_job_ids(messages: Sequence[bytes | str]) -> set[str]:
-    """Job ids named by serialised huey messages (an uncompressed pickle keeps the id's bytes as they are)."""
-    found: set[str] = set()
-    for message in messages:
-        raw = message.encode() if isinstance(message, str) else bytes(message)
-        found.update(m.decode() for m in _JOB_ID.findall(raw))
-    return found
+Waiting = Callable[[], Collection[str]]  # ids of the jobs whose message waits in huey's queue or schedule
 
 
 @dataclass(frozen=True)
@@ -44,7 +34,7 @@ class Claimed:
     """A ledger row a worker owns until it finishes, defers or buries it."""
 
     job_id: str
-    job: Job
+    job: AnyJob
     gen: int
     ckey: str
     attempts: int
@@ -56,7 +46,7 @@ class DeadLetter:
     """A job that failed permanently or exhausted its retries."""
 
     job_id: str
-    job: Job
+    job: AnyJob
     attempts: int
     outcome: str
     error: str
@@ -143,11 +133,12 @@ _LEDGER_DDL = (
 
 
 class SqliteLedger:
-    """Ledger tables next to huey's `task` table in one SQLite file (so a submit is one transaction)."""
+    """Ledger tables in huey's SQLite file, so a submit and its huey messages are one transaction."""
 
-    def __init__(self, db: SqliteDb, huey_queue_name: str) -> None:
+    def __init__(self, db: SqliteDb, storage: LedgerSqliteStorage, waiting: Waiting) -> None:
         self.db = db
-        self.huey_queue_name = huey_queue_name
+        self.storage = storage
+        self.waiting = waiting
         db.ensure("ledger", (*_LEDGER_DDL, *DEDUPE_DDL, *LOCKS_DDL, *metrics.SQLITE_DDL))
 
     def submit_many(self, requests: Sequence[SubmitRequest], at: float, ttl: float, stale: float) -> list[bool]:
@@ -178,9 +169,7 @@ class SqliteLedger:
             cur.executemany(
                 "INSERT INTO jobs (id, delivery_id, payload, status, gen, ckey, deadline, updated) "
                 "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)", rows)
-            # huey's own table (SqliteStorage schema), written in our transaction.
-            cur.executemany("INSERT INTO task (queue, data, priority) VALUES (?, ?, 0)",
-                            [(self.huey_queue_name, e.message) for _, e in entries])
+            self.storage.enqueue_in(cur, [e.message for _, e in entries])  # huey's enqueue, in our transaction
             accepted = sum(results)
             for outcome, count in (("accepted", accepted), ("duplicate", len(results) - accepted)):
                 if count:
@@ -201,7 +190,7 @@ class SqliteLedger:
         if row is None:
             return None
         payload, gen, ckey, attempts = row
-        return Claimed(job_id, Job.from_dict(json.loads(payload)), int(gen), str(ckey), int(attempts), token)
+        return Claimed(job_id, job_from_dict(json.loads(payload)), int(gen), str(ckey), int(attempts), token)
 
     def finish(self, job_id: str, token: str, outcome: str) -> bool:
         """Delete the row; the outcome counter moves in the same commit."""
@@ -238,16 +227,16 @@ class SqliteLedger:
     def expired(self, at: float, stale: float, limit: int = 500) -> list[str]:
         """Reset overdue rows and return their ids; a pending job whose message still waits in huey's queue or
         schedule (a large backlog, not a lost pop) only gets a new deadline, so it is not queued twice."""
+        # huey's messages are read before the transaction (huey's connection must not wait on our write lock);
+        # at worst a message popped meanwhile is found by the next sweep.
+        queued: Collection[str] = ()
+        if self.db.query("SELECT 1 FROM jobs WHERE status = 'pending' AND deadline < ? LIMIT 1", (at,)):
+            queued = self.waiting()
         with self.db.tx() as cur:
             cur.execute("SELECT id, status FROM jobs WHERE status IN ('pending', 'running') AND deadline < ? "
                         "LIMIT ?", (at, limit))
             overdue = cur.fetchall()
-            waiting: set[str] = set()
-            if any(status == "pending" for _, status in overdue):
-                cur.execute("SELECT data FROM task WHERE queue = ? UNION ALL SELECT data FROM schedule "
-                            "WHERE queue = ?", (self.huey_queue_name, self.huey_queue_name))
-                queued = queued_job_ids([row[0] for row in cur.fetchall()])
-                waiting = {str(i) for i, status in overdue if status == "pending" and i in queued}
+            waiting = {str(i) for i, status in overdue if status == "pending" and i in queued}
             cur.executemany("UPDATE jobs SET deadline = ? WHERE id = ? AND status = 'pending'",
                             [(at + stale, i) for i in waiting])
             lost = [(at + stale, at, str(i)) for i, _ in overdue if i not in waiting]
@@ -268,7 +257,7 @@ class SqliteLedger:
         rows = self.db.query(
             "SELECT id, payload, attempts, outcome, error, updated FROM jobs WHERE status = 'dead' "
             "ORDER BY updated LIMIT ?", (limit,))
-        return [DeadLetter(str(i), Job.from_dict(json.loads(p)), int(a), str(o), str(e or ""), float(u))
+        return [DeadLetter(str(i), job_from_dict(json.loads(p)), int(a), str(o), str(e or ""), float(u))
                 for i, p, a, o, e, u in rows]
 
     def revive(self, job_id: str, at: float, stale: float) -> bool:
@@ -309,7 +298,7 @@ if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
   redis.call('HINCRBY', KEYS[4], ARGV[6], 1)
   return 0
 end
-for i = 7, #ARGV, 4 do
+for i = 8, #ARGV, 4 do
   local id, payload, ckey, msg = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local gen = 0
   if ckey ~= '' then
@@ -320,7 +309,7 @@ for i = 7, #ARGV, 4 do
   redis.call('HSET', ARGV[4] .. 'job:' .. id, 'payload', payload, 'status', 'pending', 'gen', gen,
              'ckey', ckey, 'attempts', 0, 'not_before', 0, 'deadline', ARGV[3], 'updated', ARGV[2])
   redis.call('ZADD', KEYS[3], ARGV[3], id)
-  redis.call('LPUSH', KEYS[2], msg)
+  redis.call(ARGV[7], KEYS[2], msg)  -- huey's enqueue (LedgerRedisStorage.enqueue_target)
 end
 redis.call('HINCRBY', KEYS[4], ARGV[5], 1)
 return 1
@@ -423,11 +412,10 @@ return 1
 class RedisLedger:
     """Ledger as one hash per job, a deadline-sorted set of active jobs and a dead-letter sorted set."""
 
-    def __init__(self, client: Any, huey_queue_key: str, prefix: str = KEY_PREFIX,
-                 huey_schedule_key: str | None = None) -> None:
+    def __init__(self, client: Any, storage: LedgerRedisStorage, waiting: Waiting, prefix: str = KEY_PREFIX) -> None:
         self.client = client
-        self.huey_queue_key = huey_queue_key
-        self.huey_schedule_key = huey_schedule_key
+        self.storage = storage
+        self.waiting = waiting
         self.prefix = prefix
         self._job = prefix + "job:"
         self._active = prefix + "jobs:active"
@@ -444,14 +432,15 @@ class RedisLedger:
 
     def submit_many(self, requests: Sequence[SubmitRequest], at: float, ttl: float, stale: float) -> list[bool]:
         """One pipelined round trip; each delivery is one atomic script."""
+        command, queue_key = self.storage.enqueue_target()
         pipe = self.client.pipeline(transaction=False)
         for request in requests:
             args: list[Any] = [int(max(1, ttl)), at, at + stale, self.prefix,
                                redis_field(DELIVERIES, outcome="accepted"),
-                               redis_field(DELIVERIES, outcome="duplicate")]
+                               redis_field(DELIVERIES, outcome="duplicate"), command]
             for entry in request.entries:
                 args += [entry.job_id, entry.payload, entry.ckey, entry.message]
-            self._submit(keys=[redis_key(request.delivery_id, self.prefix), self.huey_queue_key, self._active,
+            self._submit(keys=[redis_key(request.delivery_id, self.prefix), queue_key, self._active,
                                self._counters], args=args, client=pipe)
         return [bool(r) for r in pipe.execute()]
 
@@ -462,7 +451,7 @@ class RedisLedger:
         if not row:
             return None
         payload, gen, ckey, attempts = (v.decode() if isinstance(v, bytes) else v for v in row)
-        return Claimed(job_id, Job.from_dict(json.loads(payload)), int(gen), str(ckey), int(attempts), token)
+        return Claimed(job_id, job_from_dict(json.loads(payload)), int(gen), str(ckey), int(attempts), token)
 
     def finish(self, job_id: str, token: str, outcome: str) -> bool:
         """Delete and count."""
@@ -486,10 +475,7 @@ class RedisLedger:
         waiting: list[str] = []
         overdue = self.client.zrangebyscore(self._active, "-inf", f"({at}", start=0, num=limit)
         if overdue:
-            messages = list(self.client.lrange(self.huey_queue_key, 0, -1))
-            if self.huey_schedule_key:
-                messages += self.client.zrange(self.huey_schedule_key, 0, -1)
-            queued = queued_job_ids(messages)
+            queued = self.waiting()
             waiting = [i for i in (o.decode() if isinstance(o, bytes) else str(o) for o in overdue) if i in queued]
         ids = self._expired(keys=[self._active], args=[at, stale, limit, self.prefix, *waiting])
         return [i.decode() if isinstance(i, bytes) else str(i) for i in ids]
@@ -507,7 +493,7 @@ class RedisLedger:
             if fields[0] is None:
                 continue
             payload, attempts, outcome, error, updated = (f.decode() if f else "" for f in fields)
-            letters.append(DeadLetter(job_id, Job.from_dict(json.loads(payload)), int(attempts or 0),
+            letters.append(DeadLetter(job_id, job_from_dict(json.loads(payload)), int(attempts or 0),
                                       outcome, error, float(updated or 0)))
         return letters
 

@@ -77,8 +77,8 @@ def test_sqlite_purge_drops_only_expired_rows(tmp_path: Path) -> None:
 def test_claims_and_limiter_live_on_the_queue_store_backend(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from bot.app.refusals import RedisRefusals, SqliteRefusals, limiter_in
     from bot.queue.dedupe import RedisCommandClaims, SqliteCommandClaims, claims_in
+    from bot.queue.refusals import RedisRefusals, SqliteRefusals, limiter_in
 
     db = SqliteDb(tmp_path / "queue.db")
     sqlite_store = SimpleNamespace(db=db)
