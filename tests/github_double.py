@@ -823,12 +823,14 @@ class GitHubDouble:
             operation = _Operation(query, variables)
         except gql.GraphQLError as exc:
             return {"errors": [{"message": exc.message}]}
-        record.operation = operation.name
+        # A blob-only read is the state document with $withState false: labelled apart for the request counts.
+        blob_only = operation.name == "EcrCacheState" and operation.variables.get("withState") is False
+        record.operation = operation.name + ("[blobs]" if blob_only else "")
         record.mutation = operation.kind == "mutation"
         if record.mutation:
             return self._mutation(request, operation, record)
         repo = self._repo(request, variables["owner"], variables["name"])
-        if record.operation not in ("EcrCacheState", "EcrCacheBlobs"):
+        if operation.name != "EcrCacheState":
             return {"errors": [{"message": f"unknown operation {record.operation}"}]}
         errors: list[dict[str, Any]] = []
         repository = operation.fields(operation.field("repository"))

@@ -72,6 +72,12 @@ def is_bot_commit(message: str, author_email: str | None, committer_email: str |
 _OPTIONAL_FIELDS = (("repository", "commenter"), ("reaction",), ("org",))
 
 
+def _state_variables(owner: str, name: str) -> dict[str, Any]:
+    """The variables every EcrCacheState request carries (the blob-only read too: they are declared non-null)."""
+    return {"owner": owner, "name": name, "head": BOT_BRANCH, "qualified": BOT_REF, "configPath": CONFIG_PATH,
+            "orgRepo": ORG_CONFIG_REPO, "orgConfigPath": ORG_CONFIG_PATH}
+
+
 def _split(full_name: str) -> tuple[str, str]:
     owner, _, name = full_name.partition("/")
     if not owner or not name or "/" in name:
@@ -279,9 +285,7 @@ class GitHubGateway:
         owner, name = _split(full_name)
         shas = self._missing_blobs(prefetch)[:BLOB_SLOTS]
         commenter = commenter if self._facts.ask_commenter else None
-        variables: dict[str, Any] = {"owner": owner, "name": name, "head": BOT_BRANCH, "qualified": BOT_REF,
-                                     "configPath": CONFIG_PATH, "orgRepo": ORG_CONFIG_REPO,
-                                     "orgConfigPath": ORG_CONFIG_PATH, **blob_slots(shas)}
+        variables = {**_state_variables(owner, name), **blob_slots(shas)}
         if issue_number:
             variables.update(withIssue=True, issue=issue_number)
         if commenter:
@@ -399,7 +403,8 @@ class GitHubGateway:
         owner, name = _split(full_name)
         for start in range(0, len(missing), BLOB_SLOTS):
             batch = missing[start:start + BLOB_SLOTS]
-            answer = self._graphql(document("blobs"), {"owner": owner, "name": name, **blob_slots(batch)})
+            variables = {**_state_variables(owner, name), "withState": False, **blob_slots(batch)}
+            answer = self._graphql(document("state"), variables)
             repo = _get(answer, "repository")
             self._store_blobs(full_name, batch, repo if isinstance(repo, Mapping) else {})
         texts = self._cache.blobs(self.installation_id, [f.sha for f in files if f.mode != "120000"])

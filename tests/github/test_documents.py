@@ -31,7 +31,7 @@ def _schema(corpus: Path) -> Any:
 
 
 def test_the_folder_holds_the_three_operations_and_their_fragments() -> None:
-    assert OPERATIONS == ["blobs", "reply", "state"]
+    assert OPERATIONS == ["reply", "state"]
     assert "blob_slots.graphql" in FILES
 
 
@@ -45,7 +45,7 @@ def test_every_operation_validates_against_githubs_schema(corpus: Path, name: st
     assert graphql.validate(_schema(corpus), graphql.parse(document(name))) == []
 
 
-@pytest.mark.parametrize("name", ["blobs", "state"])
+@pytest.mark.parametrize("name", ["state"])
 def test_blob_slots_match_the_batch_size(name: str) -> None:
     parsed = graphql.parse(document(name))
     declared = {d.variable.name.value for op in parsed.definitions if isinstance(op, graphql.OperationDefinitionNode)
@@ -87,7 +87,7 @@ def test_the_variables_the_gateway_sends_fit_the_documents(gh: GitHubDouble, cor
         "issue_node_id": issue_node_id(gh.repos[REPO], 50)}), GatewayFactory(
         settings, seconds_between_requests=0, seconds_between_writes=0, retry=0))  # cold: blobs in the state
     sent = [r for r in gh.history if r.path == "/graphql"]
-    assert {r.operation for r in sent} == {"EcrCacheState", "EcrCacheBlobs", "EcrCacheReply"}
+    assert {r.operation for r in sent} == {"EcrCacheState", "EcrCacheState[blobs]", "EcrCacheReply"}
     assert any(r.blobs for r in sent if r.operation == "EcrCacheState")
     for request in sent:
         parsed = graphql.parse(request.body["query"])

@@ -84,7 +84,7 @@ def test_first_pr_is_one_signed_commit_and_one_pr(gh: GitHubDouble) -> None:
         "POST /app/installations/1/access_tokens",
         "POST /graphql EcrCacheState",
         f"GET /repos/{REPO}/git/trees/{main_tree}",
-        "POST /graphql EcrCacheBlobs",
+        "POST /graphql EcrCacheState[blobs]",
         f"POST /repos/{REPO}/git/trees",
         f"POST /repos/{REPO}/git/commits",
         f"POST /repos/{REPO}/git/refs",
@@ -140,7 +140,7 @@ def test_cold_read_falls_back_when_main_moves_between_tree_and_state(gh: GitHubD
     (outcome,) = jobs.run(Job("sync", 1, REPO, "d", {"default_branch": "main"}), factory(gh))
     assert outcome.action == "opened"
     assert seq(gh.requests)[1:5] == [f"GET /repos/{REPO}/git/trees/main", "POST /graphql EcrCacheState",
-                                     f"GET /repos/{REPO}/git/trees/{tree_of(gh)}", "POST /graphql EcrCacheBlobs"]
+                                     f"GET /repos/{REPO}/git/trees/{tree_of(gh)}", "POST /graphql EcrCacheState[blobs]"]
     assert gh.branch_files(REPO, "ecr-cache/setup")["buildspec.yml"] == SPEC + "# newer\n" + MARK
 
 
@@ -176,7 +176,7 @@ def test_plan_changed_updates_branch_and_pr_in_place(gh: GitHubDouble) -> None:
     assert seq(gh.requests) == [
         "POST /graphql EcrCacheState",
         f"GET /repos/{REPO}/git/trees/{tree_of(gh)}",
-        "POST /graphql EcrCacheBlobs",
+        "POST /graphql EcrCacheState[blobs]",
         f"POST /repos/{REPO}/git/trees",
         f"POST /repos/{REPO}/git/commits",
         f"PATCH /repos/{REPO}/git/refs/heads/ecr-cache/setup",
@@ -220,7 +220,7 @@ def test_closed_unmerged_pr_is_an_opt_out_until_a_command(gh: GitHubDouble) -> N
     assert seq(gh.requests) == [
         "POST /graphql EcrCacheState",  # GraphQL shows the maintainer's direct grant: no REST permission check
         f"GET /repos/{REPO}/git/trees/{tree_of(gh)}",
-        "POST /graphql EcrCacheBlobs",
+        "POST /graphql EcrCacheState[blobs]",
         f"POST /repos/{REPO}/issues/comments/{gh.repos[REPO].comments[-2].id}/reactions",  # before the writes
         f"POST /repos/{REPO}/git/trees",
         f"POST /repos/{REPO}/git/commits",
@@ -538,7 +538,7 @@ def test_caches_are_bounded_by_size(gh: GitHubDouble, monkeypatch: pytest.Monkey
     assert gw.read_blobs(REPO, [tree["b"]]) == {"b": "y" * 50}
     assert gh.requests == []
     assert gw.read_blobs(REPO, [tree["a"]]) == {"a": "x" * 50}
-    assert seq(gh.requests) == ["POST /graphql EcrCacheBlobs"]
+    assert seq(gh.requests) == ["POST /graphql EcrCacheState[blobs]"]
     gh.reset_requests()
     gw.read_tree(REPO, sha)
     assert gh.requests == []  # two entries: kept

@@ -59,7 +59,7 @@ def test_the_most_recently_used_objects_stay(gh: GitHubDouble) -> None:
     one.read_blobs("org1/app", list(tree1.values()))
     assert _reads(gh.requests) == []
     factory(2).read_blobs("org2/app", list(tree2.values()))
-    assert _reads(gh.requests) == ["POST /graphql EcrCacheBlobs"]
+    assert _reads(gh.requests) == ["POST /graphql EcrCacheState[blobs]"]
 
 
 def test_an_installation_never_reads_another_installations_objects(gh: GitHubDouble) -> None:
@@ -75,7 +75,7 @@ def test_an_installation_never_reads_another_installations_objects(gh: GitHubDou
     gw2 = factory(2)
     assert not gw2.has_seen("a/app")
     gw2.read_blobs("b/app", list(tree_a.values()))
-    assert _reads(gh.requests) == ["POST /graphql EcrCacheBlobs"]
+    assert _reads(gh.requests) == ["POST /graphql EcrCacheState[blobs]"]
     gh.reset_requests()
     gw2.read_tree("b/app", sha_a)
     assert _reads(gh.requests) == [f"GET /repos/b/app/git/trees/{sha_a}"]
