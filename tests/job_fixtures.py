@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from github_double import GitHubDouble, private_key_pem
+from github_double import AppHarness, GitHubDouble, private_key_pem
 
 from bot.app import handlers as jobs
 from bot.app.context import Counters, JobContext, Pacer, Submit
@@ -43,6 +43,14 @@ def queue_final(exc: BaseException) -> bool:
     from bot.queue.retry import classify_exception
 
     return classify_exception(exc).action == "fail"
+
+
+def with_store(harness: AppHarness, pacer: Pacer) -> Pacer:
+    """Run the harness's jobs as a durable queue's worker does: with the claims, refusal counters and pacer of
+    ``pacer``'s store in their context. Returns the pacer."""
+    harness.queue.runner = lambda job: harness.outcomes.extend(  # type: ignore[attr-defined]
+        jobs.run(job, context(harness.factory, pacer=pacer, submit=harness.queue.submit, store=True)))
+    return pacer
 
 
 def run_install(double: GitHubDouble, threshold: int | None, delivery: str = "install-1",

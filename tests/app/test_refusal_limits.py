@@ -10,12 +10,11 @@ from pathlib import Path
 import pytest
 import responses
 from github_double import AppHarness, GitHubDouble, Recorded, comment_payload
-from job_fixtures import Clock
+from job_fixtures import Clock, with_store
 from runtime_fixtures import prefix_for, require_redis
 
 from bot.app import refusals
 from bot.app.refusals import RefusalLimits, decide
-from bot.queue import pacing
 from bot.queue import refusals as refusal_store
 from bot.queue.pacing import SqlitePacer
 from bot.queue.refusals import RedisRefusals, SqliteRefusals
@@ -34,16 +33,21 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 @pytest.fixture
-def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppHarness]:
+def pacer(tmp_path: Path) -> SqlitePacer:
+    return SqlitePacer(SqliteDb(tmp_path / "queue.db", fsync=False))  # the queue's store
+
+
+@pytest.fixture
+def harness(pacer: SqlitePacer, monkeypatch: pytest.MonkeyPatch) -> Iterator[AppHarness]:
     monkeypatch.setattr(refusals, "LIMITS", SMALL)
     double = GitHubDouble()
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         double.activate(mock)
         for name in (REPO, OTHER):
             double.add_repo(name, {"README.md": "hi\n"}, permissions={"admin1": "admin"})
-        pacing.bind(SqlitePacer(SqliteDb(tmp_path / "queue.db", fsync=False)))  # the queue's store
-        yield AppHarness(double)
-        pacing.bind(None)
+        h = AppHarness(double)
+        with_store(h, pacer)
+        yield h
 
 
 def _writes(requests: list[Recorded]) -> list[str]:
@@ -89,10 +93,8 @@ def test_the_limits_are_per_installation_as_well(harness: AppHarness) -> None:
     assert _ask(h, "b2", 2, OTHER)[1] == "-1"  # the installation's written refusals are spent
 
 
-def test_a_low_request_budget_answers_with_a_reaction(harness: AppHarness) -> None:
+def test_a_low_request_budget_answers_with_a_reaction(harness: AppHarness, pacer: SqlitePacer) -> None:
     h = harness
-    pacer = pacing.current()
-    assert pacer is not None
     pacer.observe(1, remaining=pacer.limits.request_floor - 1, reset=time.time() + 3600)
     writes, reaction = _ask(h, "mallory", 1)
     assert reaction == "-1" and h.double.bot_comments(REPO) == [] and len(writes) == 1

@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 import responses
 from github_double import AppHarness, GitHubDouble, comment_payload
-from job_fixtures import context
+from job_fixtures import context, with_store
 from runtime_fixtures import backend_settings, options_for, prefix_for, require_redis
 
 from bot.app import handlers as jobs
 from bot.app.events import route
-from bot.queue import pacing
 from bot.queue.dedupe import RedisCommandClaims, SqliteCommandClaims
 from bot.queue.durable import build_queue
 from bot.queue.pacing import SqlitePacer
@@ -41,9 +40,9 @@ def harness(tmp_path: Path) -> Iterator[AppHarness]:
         double.activate(mock)
         double.add_repo(REPO, FILES, permissions={"admin1": "admin", "guest": "read"})
         # As in a worker of the durable queue: the queue's store (SQLite here) is the jobs' shared store.
-        pacing.bind(SqlitePacer(SqliteDb(tmp_path / "queue.db", fsync=False)))
-        yield AppHarness(double)
-        pacing.bind(None)
+        h = AppHarness(double)
+        with_store(h, SqlitePacer(SqliteDb(tmp_path / "queue.db", fsync=False)))
+        yield h
 
 
 def _commits(requests: Sequence[object]) -> int:
