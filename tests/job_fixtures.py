@@ -11,6 +11,9 @@ from bot.app import handlers as jobs
 from bot.app.context import Counters, JobContext, Pacer, Submit
 from bot.app.payloads import AnyJob, InstallJob
 from bot.github.client import GatewayFactory
+from bot.github.dry_run import DryRunGateway
+from bot.github.gateway import Gateway
+from bot.github.gateway import GatewayFactory as GatewayFactoryProtocol
 from bot.settings import Settings
 
 
@@ -26,16 +29,26 @@ def context(double: GitHubDouble | GatewayFactory, *, pacer: Pacer | None = None
             store: bool = False) -> JobContext:
     """A job context over the double (or a factory made for it). ``store``: the queue's claims, refusal counters
     and retry policy on ``pacer``'s store, as a durable queue's worker has them."""
-    factory = double if isinstance(double, GatewayFactory) else gateway_factory(double, pacer)
+    factory: GatewayFactoryProtocol = double if isinstance(double, GatewayFactory) else gateway_factory(double, pacer)
+    if dry_run:  # as the composition root builds a DRY_RUN=1 worker's gateways
+        factory = dry_run_factory(factory)
     if not store:
         return JobContext(factory, pacer=pacer, counters=counters, submit=submit, preview_threshold=preview_threshold,
-                          dry_run=dry_run, final=queue_final)
+                          final=queue_final)
     from bot.queue import dedupe
     from bot.queue import refusals as refusal_store
 
     return JobContext(factory, pacer=pacer, counters=counters, submit=submit, preview_threshold=preview_threshold,
-                      dry_run=dry_run, claims=dedupe.claims_in(pacer), refusals=refusal_store.limiter_in(pacer),
-                      final=queue_final)
+                      claims=dedupe.claims_in(pacer), refusals=refusal_store.limiter_in(pacer), final=queue_final)
+
+
+def dry_run_factory(factory: GatewayFactoryProtocol) -> GatewayFactoryProtocol:
+    """Gateways that send no write (each is logged instead)."""
+
+    def gateways(installation_id: int, *, interactive: bool = False) -> Gateway:
+        return DryRunGateway(factory(installation_id, interactive=interactive))
+
+    return gateways
 
 
 def queue_final(exc: BaseException) -> bool:
@@ -48,7 +61,7 @@ def queue_final(exc: BaseException) -> bool:
 def with_store(harness: AppHarness, pacer: Pacer) -> Pacer:
     """Run the harness's jobs as a durable queue's worker does: with the claims, refusal counters and pacer of
     ``pacer``'s store in their context. Returns the pacer."""
-    harness.queue.runner = lambda job: harness.outcomes.extend(  # type: ignore[attr-defined]
+    harness.queue.runner = lambda job: harness.outcomes.extend(
         jobs.run(job, context(harness.factory, pacer=pacer, submit=harness.queue.submit, store=True)))
     return pacer
 

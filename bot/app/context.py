@@ -58,14 +58,14 @@ def no_retries(exc: BaseException) -> bool:
 class JobContext:
     """The runtime a job is given: GitHub, the shared pacer, counters and claims, and the queue's submit and
     retry policy. Without a queue (None fields) a job writes unpaced, counts in this process, and answers every
-    command it is given."""
+    command it is given. A dry run (DRY_RUN=1) is a ``gateways`` that hands out `bot.github.dry_run.DryRunGateway`
+    wrappers: the job itself cannot tell."""
 
     gateways: GatewayFactory
     pacer: Pacer | None = None
     counters: Counters | None = None
     submit: Submit | None = None
     preview_threshold: int | None = None
-    dry_run: bool = False
     claims: CommandClaims | None = None  # command comments answered once across deliveries (a durable queue's)
     refusals: RefusalLimiter | None = None  # without one, every refusal is written out
     final: Callable[[BaseException], bool] = no_retries  # the queue's retry policy: True when no retry follows

@@ -6,10 +6,9 @@ import dataclasses
 import inspect
 import random
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from bot.app import config_issue, fanout, lifecycle, pr_settings, refusals
 from bot.app.comment_command import too_old
@@ -20,10 +19,8 @@ from bot.core import discover, planner
 from bot.core.model import Finding, Options, Plan, RepoSnapshot
 from bot.github.gateway import (
     Comment,
-    FileWrite,
     Gateway,
     GitHubError,
-    Issue,
     LostRace,
     RepoState,
     RetryLater,
@@ -544,76 +541,6 @@ _KINDS: dict[str, Callable[[Gateway, Job, JobContext], list[Outcome]]] = {
 }
 
 
-class DryRunGateway:
-    """Reads through to GitHub, turns every write into a log line (DRY_RUN=1), or into nothing (``quiet``)."""
-
-    def __init__(self, inner: Gateway, *, quiet: bool = False) -> None:
-        self._inner = inner
-        self._quiet = quiet
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-    @contextmanager
-    def paced(self, writes: int) -> Iterator[None]:
-        """Nothing is sent, so nothing is reserved."""
-        yield
-
-    def _log(self, **fields: Any) -> None:
-        if not self._quiet:
-            log_event("dry_run", **fields)
-
-    def react(self, full_name: str, comment_id: int, content: str = "eyes") -> None:
-        self._log(write="react", repo=full_name, comment_id=comment_id)
-
-    def react_and_reply(self, issue_node_id: str, comment_node_id: str | None, key: str, body: str,
-                        existing: Sequence[Comment]) -> None:
-        self._log(write="react_and_reply", issue=issue_node_id, key=key)
-
-    def upsert_comment(self, full_name: str, issue_number: int, key: str, body: str,
-                       existing: Sequence[Comment]) -> int:
-        self._log(write="comment", repo=full_name, issue=issue_number, key=key)
-        return 0
-
-    def commit(self, full_name: str, base_oid: str, base_tree: str, files: Sequence[FileWrite],
-               message: str) -> str:
-        self._log(write="commit", repo=full_name, files=[f.path for f in files])
-        return "0" * 40
-
-    def create_branch(self, full_name: str, sha: str) -> None:
-        self._log(write="create_branch", repo=full_name)
-
-    def move_branch(self, full_name: str, sha: str) -> None:
-        self._log(write="move_branch", repo=full_name)
-
-    def delete_branch(self, full_name: str) -> None:
-        self._log(write="delete_branch", repo=full_name)
-
-    def create_pull(self, full_name: str, base: str, title: str, body: str, draft: bool = False) -> tuple[int, str]:
-        self._log(write="create_pull", repo=full_name, draft=draft)
-        return 0, ""
-
-    def add_labels(self, full_name: str, number: int, labels: Sequence[str]) -> None:
-        self._log(write="add_labels", repo=full_name, number=number, labels=list(labels))
-
-    def add_assignees(self, full_name: str, number: int, assignees: Sequence[str]) -> None:
-        self._log(write="add_assignees", repo=full_name, number=number, assignees=list(assignees))
-
-    def request_reviewers(self, full_name: str, number: int, reviewers: Sequence[str],
-                          team_reviewers: Sequence[str]) -> None:
-        self._log(write="request_reviewers", repo=full_name, number=number)
-
-    def create_issue(self, full_name: str, title: str, body: str) -> Any:
-        self._log(write="create_issue", repo=full_name, title=title)
-        return Issue(0, body, "")
-
-    def update_issue(self, full_name: str, number: int, *, body: str | None = None, close: bool = False) -> None:
-        self._log(write="update_issue", repo=full_name, number=number, close=close)
-
-    def update_pull(self, full_name: str, number: int, title: str, body: str) -> None:
-        self._log(write="update_pull", repo=full_name, number=number)
-
-
 def interactive(job: AnyJob) -> bool:
     """A person is waiting (a push, a command, a closed pull request): its writes may spend the request budget's
     floor, which background work (an installation's fan-out and its syncs) leaves alone."""
@@ -643,9 +570,7 @@ def run(job: AnyJob, ctx: JobContext | LegacyFactory, *, dry_run: bool = False, 
 
 def _run(job: AnyJob, ctx: JobContext) -> list[Outcome]:
     job = typed(job)
-    gw: Gateway = ctx.gateways(job.installation_id, interactive=interactive(job))
-    if ctx.dry_run:
-        gw = cast(Gateway, DryRunGateway(gw))  # transitional: bot.github.dry_run's is typed as the Protocol
+    gw = ctx.gateways(job.installation_id, interactive=interactive(job))
     try:
         # An installation job is about an account: its fan-out; every other job is about one repository.
         outcomes = _install(gw, job, ctx) if isinstance(job, InstallJob) else _KINDS[job.kind](gw, job, ctx)
@@ -662,7 +587,9 @@ def _run(job: AnyJob, ctx: JobContext) -> list[Outcome]:
 def _run_with_process_state(job: AnyJob, factory: LegacyFactory, *, dry_run: bool, submit: Submit | None,
                             preview_threshold: int | None) -> list[Outcome]:
     """The old `run`: the context from the queue's process-wide pacer and counters. Transitional, and the only
-    place `bot.app` imports `bot.queue`: delete once every caller builds a `JobContext` (bot/wiring.py)."""
+    place `bot.app` imports `bot.queue` or `bot.github.dry_run`: delete once every caller builds a `JobContext`
+    (bot/wiring.py)."""
+    from bot.github.dry_run import DryRunGateway
     from bot.queue import counters as metrics
     from bot.queue import dedupe, pacing
     from bot.queue import refusals as refusal_store
@@ -675,10 +602,10 @@ def _run_with_process_state(job: AnyJob, factory: LegacyFactory, *, dry_run: boo
     def gateways(installation_id: int, *, interactive: bool = False) -> Gateway:
         gateway: Gateway = factory(installation_id, interactive=interactive) if takes_interactive \
             else factory(installation_id)
-        return gateway
+        return DryRunGateway(gateway) if dry_run else gateway
 
     ctx = JobContext(gateways, pacer=pacer, counters=metrics.current(), submit=submit,
-                     preview_threshold=preview_threshold, dry_run=dry_run, claims=dedupe.claims_in(pacer),
+                     preview_threshold=preview_threshold, claims=dedupe.claims_in(pacer),
                      refusals=refusal_store.limiter_in(pacer),
                      final=lambda exc: classify_exception(exc).action == "fail")
     with pacing.interactive_scope(interactive(typed(job))):
