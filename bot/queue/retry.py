@@ -16,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+# A job's (or its gateway's write pacing's) deferral: one class, defined beside the gateway that raises it.
+from bot.github.gateway import RetryLater as RetryLater
 from bot.queue.storage import now
 
 Action = Literal["retry", "fail"]
@@ -23,16 +25,6 @@ _RNG = random.Random()
 
 # 422 messages that mean another writer got there first: re-running the idempotent job resolves them.
 KNOWN_RACES = ("already exists", "not a fast forward", "reference update failed")
-
-
-class RetryLater(Exception):
-    """Raised by a job to be run again after `delay` seconds without blocking a worker thread."""
-
-    def __init__(self, delay: float, reason: str = "deferred", *, counts: bool = False) -> None:
-        super().__init__(f"{reason} (retry in {delay:.1f}s)")
-        self.delay = delay
-        self.reason = reason
-        self.counts = counts
 
 
 class PermanentFailure(Exception):

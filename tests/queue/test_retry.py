@@ -118,3 +118,13 @@ def test_absurd_retry_after_and_reset_are_capped_not_trusted() -> None:
         decision = classify_response(403, headers, {"message": "API rate limit exceeded"}, at=1000.0)
         assert decision.action == "retry"
         assert 0 <= policy.delay(decision, 1) <= policy.max_delay, headers
+
+
+def test_the_gateways_pacing_deferral_is_a_retry_that_uses_no_attempt() -> None:
+    """The gateway raises `bot.github.gateway.RetryLater` when a write window is full: the queue must defer the
+    job, not fail it as a bug (one class, so the two cannot drift apart)."""
+    from bot.github import gateway
+
+    assert RetryLater is gateway.RetryLater
+    later = classify_exception(gateway.RetryLater(42, "content-creation pacing"), RetryPolicy())
+    assert (later.action, later.delay, later.counts, later.reason) == ("retry", 42, False, "content-creation pacing")
