@@ -30,8 +30,6 @@ from bot.identity import CONFIG_PATH, ORG_CONFIG_PATH, ORG_CONFIG_REPO, comment_
 from bot.logs import log_event
 from bot.render import pull_request as pr_body
 
-__all__ = ["Outcome", "Submit", "SyncRequest", "Synced", "interactive", "rate_limit_remaining", "run", "sync_repo"]
-
 WRITE_ROLES = frozenset({"admin", "maintain", "write"})
 # A publish writes a tree, a commit, the branch ref and the pull request: reserved together, so the pacer never
 # stops it half-way (a branch without its pull request).
@@ -547,10 +545,9 @@ def interactive(job: AnyJob) -> bool:
     return job.kind != "install" and job.data.get("trigger") != "install"
 
 
-def rate_limit_remaining(gw: object) -> int | None:
+def rate_limit_remaining(gw: Gateway) -> int | None:
     """`x-ratelimit-remaining` of the last GitHub answer the gateway saw (None before any)."""
-    value = getattr(gw, "rate_limit_remaining", None)  # doubles and dry-run wrappers may have none
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
+    return gw.rate_limit_remaining
 
 
 def run(job: AnyJob, ctx: JobContext | LegacyFactory, *, dry_run: bool = False, submit: Submit | None = None,
@@ -596,7 +593,6 @@ def _run_with_process_state(job: AnyJob, factory: LegacyFactory, *, dry_run: boo
     from bot.queue.retry import classify_exception
 
     pacer = pacing.current()
-
     takes_interactive = "interactive" in inspect.signature(factory).parameters
 
     def gateways(installation_id: int, *, interactive: bool = False) -> Gateway:
@@ -608,5 +604,4 @@ def _run_with_process_state(job: AnyJob, factory: LegacyFactory, *, dry_run: boo
                      preview_threshold=preview_threshold, claims=dedupe.claims_in(pacer),
                      refusals=refusal_store.limiter_in(pacer),
                      final=lambda exc: classify_exception(exc).action == "fail")
-    with pacing.interactive_scope(interactive(typed(job))):
-        return _run(job, ctx)
+    return _run(job, ctx)
