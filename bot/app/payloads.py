@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 RepoJobKind = Literal["sync", "command", "pr_closed"]
-JobKind = Literal["sync", "command", "pr_closed", "install"]
 
 
 @dataclass(frozen=True)
