@@ -18,6 +18,7 @@ from bot.app import handlers as jobs
 from bot.app.context import JobContext
 from bot.app.payloads import AnyJob, InstallJob, Job
 from bot.core import planner
+from bot.core.findings import Code
 from bot.core.model import BuildLink, FileEdit, Finding, Options, Plan, RepoSnapshot
 from bot.github.gateway import Gateway, GitHubError
 from bot.identity import BOT_BRANCH
@@ -31,7 +32,8 @@ FILES = {"buildspec.yml": "version: 0.2\n", "Dockerfile": "FROM alpine\n"}
 def fake_plan(snapshot: RepoSnapshot, options: Options) -> Plan:
     spec = snapshot.text("buildspec.yml")
     if spec is None:
-        return Plan(findings=(Finding(".", "warning", "no-buildspec", "no CodeBuild buildspec runs docker build"),))
+        none = Finding(".", "warning", Code.NOT_A_BUILDSPEC, "no CodeBuild buildspec runs docker build")
+        return Plan(findings=(none,))
     if spec.endswith("# cached\n"):
         return Plan(buildspecs=("buildspec.yml",))
     return Plan(edits=(FileEdit("buildspec.yml", "modify", spec + "# cached\n", spec, ("cache",)),),
@@ -131,7 +133,7 @@ def test_command_reply_names_the_findings_that_prevented_a_change(hub: FakeGitHu
     (outcome,) = command(hub, "/ecr-cache")
     assert outcome.action == "already"
     (reply,) = hub.bot_comments(REPO, 5)
-    assert "no CodeBuild buildspec runs docker build" in reply.body and "no-buildspec" in reply.body
+    assert "no CodeBuild buildspec runs docker build" in reply.body and "not-a-buildspec" in reply.body
 
 
 def test_command_reply_when_a_human_owns_the_branch(hub: FakeGitHub) -> None:
@@ -239,7 +241,7 @@ def test_web_runner_binds_the_queue_submit_for_fan_out(monkeypatch: pytest.Monke
 
 
 def test_already_set_up_reply_keeps_the_planners_warnings(hub: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> None:
-    warning = Finding("buildspec.yml", "warning", "two-writers", "two builds share the cache tag `cache`")
+    warning = Finding("buildspec.yml", "warning", Code.CACHE_TAG_SHARED, "two builds share the cache tag `cache`")
     build = BuildLink("buildspec.yml", "build", 0, 3, "Dockerfile", ".", "cache")
     monkeypatch.setattr(planner, "plan", lambda snapshot, options: Plan(findings=(warning,), builds=(build,),
                                                                         buildspecs=("buildspec.yml",)))
