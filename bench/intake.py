@@ -477,6 +477,12 @@ def run_mix(server: Server, port: int, args: argparse.Namespace, tmp: Path) -> l
     rows = []
     try:
         _wait_answering(port)
+        if args.warmup:  # first requests pay for imports, first opens and (node) compilation: not measured
+            warm = _mix_script(tmp, "warm-up", next(iter(MIXES.values())), close=not args.keep_alive)
+            subprocess.run(["wrk", "-t1", f"-c{args.mix_concurrency}", f"-d{args.warmup}s", "-s", str(warm),
+                            f"http://127.0.0.1:{port}{PATH}", "--", f"w-{time.time_ns()}"],
+                           capture_output=True, check=True)
+            time.sleep(0.5)
         for run, (mix, counts) in enumerate(MIXES.items()):
             script = _mix_script(tmp, mix, counts, close=not args.keep_alive)
             before = _committed(server.data_dir, None) if server.data_dir else 0
@@ -533,7 +539,8 @@ def mix_main(args: argparse.Namespace) -> int:
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     connection = "keep-alive" if args.keep_alive else "new connection per request (`Connection: close`)"
     text = (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. wrk -t{args.wrk_threads} "
-            f"-c{args.mix_concurrency}, {args.duration} s per run, {connection}; ~{PAD // 1024} KB signed "
+            f"-c{args.mix_concurrency}, {args.duration} s per run after {args.warmup} s of warm-up per server, "
+            f"{connection}; ~{PAD // 1024} KB signed "
             f"deliveries, unique delivery ids. Machine: {os.cpu_count()} cores (shared by wrk and the server), "
             f"{platform.platform()}, Python {platform.python_version()}. Load average (1/5/15 min) before: "
             f"{load_before}, after: {load}.\n\n{MIX_HEADER}\n" + "\n".join(_mix_row(r) for r in rows) + "\n")
@@ -560,6 +567,7 @@ def main() -> int:
     parser.add_argument("--push-only", action="store_true",
                         help="the older matrix: relevant pushes only, --deployment x --concurrency x connection mode")
     parser.add_argument("--no-probot", action="store_true", help="the mix against ours only")
+    parser.add_argument("--warmup", type=int, default=5, help="unmeasured seconds of the mix before the runs")
     parser.add_argument("--keep-alive", action="store_true", help="the mix on kept-alive connections")
     parser.add_argument("--mix-concurrency", type=int, default=16, help="wrk connections for the mix (default 16)")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of ours for the mix (Procfile: 2)")
