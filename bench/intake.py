@@ -458,6 +458,15 @@ def _ours(args: argparse.Namespace, tmp: Path, port: int) -> Server:
     return Server(f"ours: bot.web.asgi, uvicorn {args.workers}x1, SQLite FULL", argv, env, ROOT, data_dir)
 
 
+def _baseline(args: argparse.Namespace, tmp: Path, port: int) -> Server:
+    """Ours from an older tree (`--baseline DIR`, e.g. `git archive <commit> | tar -x -C DIR`), same settings."""
+    server = _ours(args, tmp, port)
+    tree = args.baseline.resolve()
+    env = {**server.env, "PYTHONPATH": str(tree), "DATA_DIR": str(tmp / "data-baseline")}
+    shutil.rmtree(tmp / "data-baseline", ignore_errors=True)
+    return Server(f"{tree.name} tree: {server.name.split(': ', 1)[1]}", server.argv, env, tree, tmp / "data-baseline")
+
+
 def _probot(args: argparse.Namespace, tmp: Path, port: int) -> Server:
     cli = probot_install(args.probot_cache)
     env = {**os.environ, "APP_ID": "1", "PRIVATE_KEY_PATH": str(_private_key(tmp)), "WEBHOOK_SECRET": SECRET,
@@ -532,7 +541,7 @@ def mix_main(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="intake-mix-") as name:
         tmp = Path(name)
-        starts = [_ours] if args.no_probot else [_ours, _probot]
+        starts = [_ours, *([_baseline] if args.baseline else []), *([] if args.no_probot else [_probot])]
         for start in starts:
             port = free_port()
             rows += run_mix(start(args, tmp, port), port, args, tmp)
@@ -567,6 +576,8 @@ def main() -> int:
     parser.add_argument("--push-only", action="store_true",
                         help="the older matrix: relevant pushes only, --deployment x --concurrency x connection mode")
     parser.add_argument("--no-probot", action="store_true", help="the mix against ours only")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="also run the mix against ours from this older tree (a `git archive` of a commit)")
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured seconds of the mix before the runs")
     parser.add_argument("--keep-alive", action="store_true", help="the mix on kept-alive connections")
     parser.add_argument("--mix-concurrency", type=int, default=16, help="wrk connections for the mix (default 16)")
