@@ -1,69 +1,113 @@
-"""What the gunicorn entry points `bot.web.wsgi:app` and `bot.web.asgi:app` share: the deployed app, built lazily."""
+"""The composition root: builds the job runner, the gateway factory, the queue and the deployed app.
+
+Nothing else wires them: `bot.cli` runs what this builds, and `bot.web` imports it (lazily) only for the
+default app and queue. Each job gets a `JobContext` with the queue's pacer, counters, claims and retry policy.
+"""
 
 from __future__ import annotations
 
-import json
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Flask
 
+from bot.app import handlers
+from bot.app.context import JobContext, Submit
+from bot.app.payloads import AnyJob
+from bot.github import client, credentials
+from bot.github.dry_run import DryRunGateway
+from bot.github.gateway import Gateway, GatewayFactory, WritePacer
 from bot.logs import configure_logging
+from bot.queue import dedupe, refusals
+from bot.queue.durable import HueyQueue, QueueOptions, build_queue
 from bot.settings import Settings
 from bot.web.flask_app import create_app
 
 T = TypeVar("T")
 
-# Read deadlines of every request body in both deployments: a client that stalls, or trickles bytes, is
-# answered 408 and cut off instead of holding a connection for as long as it likes (the ASGI event loop and
-# `bot.web.gthread_worker`'s poller loop keep them; a thread only ever sees a whole request).
-BODY_DEADLINE = 30.0  # seconds for a whole body, however fast it keeps coming
-BODY_GRACE = 2.0  # seconds before the minimum rate applies
-BODY_MIN_RATE = 16 * 1024  # bytes per second on average after the grace
-# Heads (request line and headers): refused with 414/431 as soon as they pass these sizes, 408 when a started
-# head is not complete in time. GitHub's deliveries send a short path and a few KiB of headers.
-MAX_REQUEST_LINE = 8190
-MAX_HEAD_BYTES = 64 * 1024
-HEAD_DEADLINE = 10.0
-TIMEOUT_ERROR = "request body not received in time"
-REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
-           431: "Request Header Fields Too Large"}
+
+class LazyFactory:
+    """Builds the gateway factory on first use, so the web process starts without App credentials."""
+
+    def __init__(self, settings: Settings, pacer: WritePacer | None = None) -> None:
+        self._settings = settings
+        self._pacer = pacer
+        self._factory: client.GatewayFactory | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, installation_id: int, *, interactive: bool = False) -> Gateway:
+        """The gateway of one job (see `GatewayFactory`)."""
+        with self._lock:  # worker threads share one factory, hence one client per installation
+            if self._factory is None:  # the stored App too, registered after this process started
+                self._factory = client.GatewayFactory(credentials.effective(self._settings), pacer=self._pacer)
+            factory = self._factory
+        return factory(installation_id, interactive=interactive)
 
 
-def json_body(fields: dict[str, Any]) -> bytes:
-    """Byte-for-byte the body Flask's `jsonify` sends (sorted keys, compact, trailing newline)."""
-    return (json.dumps(fields, sort_keys=True, separators=(",", ":")) + "\n").encode()
+class JobRunner:
+    """The queue's runner: `handlers.run` with a `JobContext` per job, on the gateways of one `GatewayFactory`.
+
+    Without a queue (``queue`` None) jobs run unpaced and count in this process; ``submit`` (default: the queue's)
+    lets installation jobs fan out into one sync job per repository, else they sync every repository themselves."""
+
+    def __init__(self, settings: Settings, submit: Submit | None = None, queue: HueyQueue | None = None) -> None:
+        self._settings = settings
+        self._queue = queue
+        self._factory = LazyFactory(settings, queue.pacer if queue is not None else None)
+        self.submit = submit if submit is not None or queue is None else queue.submit
+
+    def context(self, gateways: GatewayFactory) -> JobContext:
+        """One job's context: these gateways (dry-run wrappers when DRY_RUN is set), the queue's shared store and
+        its retry policy."""
+        settings, queue = self._settings, self._queue
+        if settings.dry_run:
+            gateways = _dry_run(gateways)
+        if queue is None:
+            return JobContext(gateways, submit=self.submit, preview_threshold=settings.preview_threshold)
+        return JobContext(gateways, pacer=queue.pacer, counters=queue.counters, submit=self.submit,
+                          preview_threshold=settings.preview_threshold, claims=dedupe.claims_in(queue.pacer),
+                          refusals=refusals.limiter_in(queue.pacer), final=queue.final)
+
+    def __call__(self, job: AnyJob) -> dict[str, Any]:
+        """Run the job; the outcome and the last `x-ratelimit-remaining` GitHub sent go on the job's log line."""
+        used: list[Gateway] = []
+
+        def gateways(installation_id: int, *, interactive: bool = False) -> Gateway:
+            gateway = self._factory(installation_id, interactive=interactive)
+            used.append(gateway)
+            return gateway
+
+        outcomes = handlers.run(job, self.context(gateways))
+        return {"outcome": ",".join(sorted({o.action for o in outcomes})) or "none",
+                "rate_limit_remaining": handlers.rate_limit_remaining(used[-1]) if used else None}
 
 
-def refusal(status: int, error: str) -> bytes:
-    """The raw HTTP/1.1 answer both deployments send when they refuse a request before the app sees it:
-    the error as JSON, nosniff, and the connection closed after it."""
-    body = json_body({"error": error})
-    return (f"HTTP/1.1 {status} {REASONS[status]}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}"
-            "\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n").encode() + body
+def _dry_run(gateways: GatewayFactory) -> GatewayFactory:
+    """The same gateways wrapped so that they read but never write (each write is logged instead)."""
+
+    def dry(installation_id: int, *, interactive: bool = False) -> Gateway:
+        return DryRunGateway(gateways(installation_id, interactive=interactive))
+
+    return dry
 
 
-def body_due(started: float, received: int) -> float:
-    """The monotonic time by which more of a body must have arrived (whole-body deadline and minimum rate)."""
-    return started + min(BODY_DEADLINE, BODY_GRACE + received / BODY_MIN_RATE)
+def make_runner(settings: Settings, submit: Submit | None = None, queue: HueyQueue | None = None) -> JobRunner:
+    """The GitHub job runner (with ``queue``: on that queue's store, submitting to it)."""
+    return JobRunner(settings, submit, queue)
+
+
+def job_queue(settings: Settings, options: QueueOptions | None = None) -> HueyQueue:
+    """The durable queue for these settings, running its jobs with the GitHub job runner."""
+    queue = build_queue(settings, None, options)
+    queue.runner = make_runner(settings, queue=queue)
+    return queue
 
 
 def deployed(wrap: Callable[[Flask, Settings], T], settings: Settings | None = None) -> T:
     """JSON logs, the Flask app, and the lean webhook path ``wrap`` puts in front of it."""
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, secrets=(settings.webhook_secret, settings.private_key))
-    return wrap(create_app(settings), settings)
+    return wrap(create_app(settings, queue=job_queue(settings)), settings)
 
 
-def lazy_app(build: Callable[[], Any]) -> Callable[[str], Any]:
-    """A module `__getattr__` that builds `app` on first access, so importing the module needs no environment."""
-    built: list[Any] = []
-
-    def module_getattr(name: str) -> Any:
-        if name != "app":
-            raise AttributeError(name)
-        if not built:
-            built.append(build())
-        return built[0]
-
-    return module_getattr

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from bot import wiring
 from bot.cli import lifeline
 from bot.logs import configure_logging, log_event
 from bot.queue import heartbeat
@@ -71,13 +72,6 @@ def _logging(settings: Settings) -> None:
     configure_logging(settings.log_level, secrets=(settings.webhook_secret, settings.private_key))
 
 
-def default_runner(settings: Settings) -> Runner:
-    """The GitHub job runner of the web app module (`bot.web.flask_app.make_runner`)."""
-    from bot.web.flask_app import make_runner
-
-    return make_runner(settings)
-
-
 def reap_forever(queue: HueyQueue, stop: threading.Event, interval: float | None = None) -> None:
     """Re-enqueue lost jobs periodically, and purge expired bookkeeping every ten minutes."""
     opts = queue.options
@@ -95,11 +89,8 @@ def reap_forever(queue: HueyQueue, stop: threading.Event, interval: float | None
 
 def run_worker(settings: Settings, runner: Runner | None = None, threads: int = DEFAULT_JOB_THREADS,
                options: QueueOptions | None = None, reap_interval: float | None = None) -> int:
-    """Run huey consumer threads and the reaper until SIGINT/SIGTERM."""
-    runner = runner or default_runner(settings)
-    queue = build_queue(settings, runner, options)
-    if hasattr(runner, "submit") and getattr(runner, "submit", None) is None:
-        runner.submit = queue.submit  # installation jobs fan out into one queued job per repository
+    """Run huey consumer threads and the reaper until SIGINT/SIGTERM (default runner: GitHub, `bot.wiring`)."""
+    queue = build_queue(settings, runner, options) if runner is not None else wiring.job_queue(settings, options)
     stop = threading.Event()
     reaper = threading.Thread(target=reap_forever, args=(queue, stop, reap_interval), name="reaper", daemon=True)
     reaper.start()

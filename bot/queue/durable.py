@@ -239,8 +239,7 @@ class HueyQueue:
                 if self.ledger.finish(job_id, claimed.token, "coalesced"):
                     # A later job does this repository's work, but this fan-out still counts it as done (else
                     # its last progress line and its preview summary never come).
-                    with pacing.scoped(self.pacer), metrics.scoped(self.counters):
-                        fanout.finished(job, "coalesced")
+                    fanout.finished(job, "coalesced", pacer=self.pacer, counters=self.counters)
                 log_event("job", outcome="coalesced", duration_ms=_ms(start), **fields)
                 return
             try:
@@ -261,6 +260,10 @@ class HueyQueue:
         finally:
             self._untrack(job_id)
             self.locks.release(job.repo_key, lock)
+
+    def final(self, exc: BaseException) -> bool:
+        """True when this queue will not run a job that raised `exc` again (the retry policy fails it)."""
+        return classify_exception(exc, self.options.retry).action == "fail"
 
     def _track(self, claimed: Claimed, lock: str, thread: threading.Thread) -> None:
         with self._running_lock:
