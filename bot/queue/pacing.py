@@ -1,24 +1,22 @@
 """Content-creation pacing per installation (GitHub: about 80 a minute, 500 an hour), shared across processes.
 
 GitHub's "Rate limits for the REST API" (secondary rate limits): no more than 80 content-generating
-requests per minute and 500 per hour. Jobs reserve their writes here before publishing; when the window
-is full they get the wait back and reschedule themselves (`RetryLater`) instead of sleeping in a worker.
+requests per minute and 500 per hour. A job's gateway reserves its writes here before publishing (see
+`GitHubGateway.paced`); when the window is full the job gets the wait back and reschedules itself (`RetryLater`)
+instead of sleeping in a worker. The same store keeps each installation's request budget and the progress of
+an installation's fan-out.
 """
 
 from __future__ import annotations
 
-import random
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Protocol
 
 import redis
 
-from bot.logs import log_event
-from bot.queue.retry import RetryLater
 from bot.queue.storage import KEY_PREFIX, SqliteDb, now
 
 SQLITE_DDL = (
@@ -60,56 +58,19 @@ def wait_for(entries: Iterable[tuple[float, int]], cost: int, limits: PaceLimits
     return max(0.0, wait)
 
 
-class Pacer(Protocol):
-    """Shared write budget per installation."""
-
-    def reserve(self, installation_id: int, cost: int = 1) -> float:
-        """Reserve `cost` content-creating requests now and return 0.0, or return the seconds to wait."""
-        ...
-
-    def observe(self, installation_id: int, remaining: int, reset: float) -> None:
-        """Record the installation's request budget from `x-ratelimit-remaining` / `x-ratelimit-reset`."""
-        ...
-
-    def budget_wait(self, installation_id: int, interactive: bool = False) -> float:
-        """Seconds to wait before spending more of the installation's request budget (0.0 when fine)."""
-        ...
-
-
-def require(pacer: Pacer, installation_id: int, cost: int = 1, interactive: bool | None = None) -> None:
-    """Reserve `cost` writes or raise `RetryLater` (not counted as an attempt) with the wait.
-
-    ``interactive`` (default: the current job's, see `interactive_scope`): a push's or a command's writes go
-    ahead while any request budget remains; background work waits while the budget is under the floor."""
-    if interactive is None:
-        interactive = _interactive.get()
-    budget = pacer.budget_wait(installation_id, interactive)
-    if budget > 0:
-        raise RetryLater(_spread(budget), "installation request budget low")
-    delay = pacer.reserve(installation_id, cost)
-    if delay > 0:
-        raise RetryLater(_spread(delay), "content-creation pacing")
-
-
-def _spread(delay: float) -> float:
-    # Jobs deferred by one full window would all wake at the same instant and mostly defer again.
-    return delay + random.uniform(0, min(30.0, 0.1 * delay + 1.0))
-
-
 _bound: SqlitePacer | RedisPacer | None = None
-_interactive: ContextVar[bool] = ContextVar("ecr_cache_bot_interactive", default=False)
 _job_pacer: ContextVar[SqlitePacer | RedisPacer | None] = ContextVar("ecr_cache_bot_pacer", default=None)
 
 
 def bind(pacer: SqlitePacer | RedisPacer | None) -> None:
-    """Make `pacer` this process's pacer outside queue jobs (tests, one-off scripts); None unbinds."""
+    """Transitional (goes with the last caller of `current`): make `pacer` this process's pacer; None unbinds."""
     global _bound
     _bound = pacer
 
 
 @contextmanager
 def scoped(pacer: SqlitePacer | RedisPacer | None) -> Iterator[None]:
-    """Use `pacer` for the code inside (the queue wraps each job: no state outlives it)."""
+    """Transitional (goes with the last caller of `current`): use `pacer` for the code inside."""
     token = _job_pacer.set(pacer)
     try:
         yield
@@ -117,51 +78,9 @@ def scoped(pacer: SqlitePacer | RedisPacer | None) -> Iterator[None]:
         _job_pacer.reset(token)
 
 
-@contextmanager
-def interactive_scope(interactive: bool) -> Iterator[None]:
-    """Mark the code inside as a person's work (a push, a command) or background work (a fan-out's sync)."""
-    token = _interactive.set(interactive)
-    try:
-        yield
-    finally:
-        _interactive.reset(token)
-
-
 def current() -> SqlitePacer | RedisPacer | None:
-    """The pacer of the queue running the current job, else the one bound for the process, else None."""
+    """Transitional: jobs get their pacer in their `JobContext` (bot/wiring.py), not from here."""
     return _job_pacer.get() or _bound
-
-
-def observe_headers(pacer: Pacer, installation_id: int, headers: Mapping[str, Any]) -> None:
-    """Feed `x-ratelimit-remaining` / `x-ratelimit-reset` of any GitHub response into the budget."""
-    lowered = {str(k).lower(): v for k, v in headers.items()}
-    try:
-        remaining = int(lowered["x-ratelimit-remaining"])
-        reset = float(lowered["x-ratelimit-reset"])
-    except (KeyError, TypeError, ValueError):
-        return
-    pacer.observe(installation_id, remaining, reset)
-
-
-def pace_writes(installation_id: int, cost: int) -> None:
-    """Before a job's writes: reserve `cost` of them with this process's pacer or raise `RetryLater`.
-
-    A no-op without a durable queue (the CLI, `InMemoryQueue` tests): nothing to share a budget with."""
-    pacer = current()
-    if pacer is not None:
-        require(pacer, installation_id, cost)
-
-
-def note_rate_limit(installation_id: int, remaining: int, reset: float) -> None:
-    """After GitHub answers: record the installation's `x-ratelimit-remaining` / `-reset` (no-op unbound)."""
-    pacer = current()
-    if pacer is not None:
-        pacer.observe(installation_id, remaining, reset)
-
-
-def preview_mode(repository_count: int, threshold: int, opted_in: bool) -> bool:
-    """First install on more than `threshold` repositories opens no PRs until the organization opts in."""
-    return repository_count > threshold and not opted_in
 
 
 class SqlitePacer:
@@ -291,13 +210,3 @@ class RedisPacer:
         pipe.hset(name, "total", total)
         pipe.expire(name, int(PROGRESS_TTL))
         return int(pipe.execute()[0])
-
-
-def log_progress(pacer: SqlitePacer | RedisPacer, installation_id: int, key: str, total: int, repo: str,
-                 every: int = 50) -> int:
-    """Record one repository of the fan-out `key` and log every `every` and at the end."""
-    done = pacer.progress(installation_id, key, total)
-    if done % every == 0 or done >= total:
-        log_event("install.progress", installation=installation_id, delivery=key, done=done, total=total,
-                  repository=repo)
-    return done

@@ -1,4 +1,5 @@
-"""Content-creation pacing per installation (80/min, 500/hour), shared across processes; preview threshold."""
+"""The pacer's store: content-creation windows per installation (80/min, 500/hour) and the request budget, shared
+across processes; fan-out progress. How a gateway reserves its writes is tested in tests/github."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from runtime_fixtures import backend_settings, prefix_for
 
+from bot.app.fanout import log_progress, preview_mode
 from bot.logs import configure_logging
 from bot.queue import pacing
-from bot.queue.pacing import PaceLimits, RedisPacer, SqlitePacer, log_progress, preview_mode, require, wait_for
-from bot.queue.retry import RetryLater
+from bot.queue.pacing import PaceLimits, RedisPacer, SqlitePacer, wait_for
 from bot.queue.storage import SqliteDb, redis_client
 
 LIMITS = PaceLimits(per_minute=80, per_hour=500, request_floor=100)
@@ -26,6 +27,13 @@ def _pacer(backend: str, tmp_path: Path, limits: PaceLimits = LIMITS) -> SqliteP
     if settings.redis_url:
         return RedisPacer(redis_client(settings.redis_url), limits, prefix_for(tmp_path))
     return SqlitePacer(SqliteDb(Path(settings.data_dir) / "queue.db"), limits)
+
+
+def _beside(pacer: SqlitePacer | RedisPacer) -> SqlitePacer | RedisPacer:
+    """A second pacer on the same store, as another process would build it."""
+    if isinstance(pacer, RedisPacer):
+        return RedisPacer(pacer.client, pacer.limits, pacer.prefix)
+    return SqlitePacer(SqliteDb(pacer.db.path), pacer.limits)
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -55,22 +63,17 @@ def test_hour_window_binds_when_the_minute_window_would_not(backend: str, tmp_pa
     assert 3590 < pacer.reserve(3) <= 3600.01
 
 
-def test_require_raises_retry_later_that_does_not_use_an_attempt(backend: str, tmp_path: Path) -> None:
-    pacer = _pacer(backend, tmp_path, PaceLimits(per_minute=2, per_hour=500))
-    require(pacer, 1, cost=2)
-    with pytest.raises(RetryLater) as caught:
-        require(pacer, 1, cost=1)
-    assert caught.value.counts is False and caught.value.delay > 50
-
-
-def test_request_budget_below_the_floor_defers_until_reset(backend: str, tmp_path: Path) -> None:
+def test_request_budget_below_the_floor_defers_background_work_until_reset(backend: str, tmp_path: Path) -> None:
     pacer = _pacer(backend, tmp_path)
-    pacing.observe_headers(pacer, 5, {"X-RateLimit-Remaining": "4000", "X-RateLimit-Reset": str(time.time() + 900)})
+    assert pacer.budget_wait(5) == 0.0  # nothing observed yet
+    pacer.observe(5, 4000, time.time() + 900)
     assert pacer.budget_wait(5) == 0.0
-    pacing.observe_headers(pacer, 5, {"X-RateLimit-Remaining": "12", "X-RateLimit-Reset": str(time.time() + 900)})
+    pacer.observe(5, 12, time.time() + 900)
     assert 890 < pacer.budget_wait(5) <= 901
-    with pytest.raises(RetryLater, match="budget"):
-        require(pacer, 5)
+    assert _beside(pacer).budget_wait(5) > 890  # another process sees the same budget
+    assert pacer.budget_wait(6) == 0.0  # per installation
+    pacer.observe(5, 12, time.time() - 1)
+    assert pacer.budget_wait(5) == 0.0  # the reset has passed: the budget is whole again
 
 
 def test_progress_is_counted_across_processes_and_logged(backend: str, tmp_path: Path) -> None:
@@ -106,18 +109,12 @@ def test_old_fan_out_counts_expire(backend: str, tmp_path: Path, monkeypatch: py
 
 def test_interactive_work_may_spend_the_floor_but_not_past_zero(backend: str, tmp_path: Path) -> None:
     pacer = _pacer(backend, tmp_path)
-    reset = str(time.time() + 900)
-    pacing.observe_headers(pacer, 5, {"X-RateLimit-Remaining": "12", "X-RateLimit-Reset": reset})
-    with pytest.raises(RetryLater, match="budget"):
-        require(pacer, 5, interactive=False)  # a fan-out's sync waits for the reset
-    require(pacer, 5, interactive=True)  # a push or a command goes ahead
-    with pacing.interactive_scope(True):
-        require(pacer, 5)  # the job's own flag when none is passed
-    with pacing.interactive_scope(False), pytest.raises(RetryLater, match="budget"):
-        require(pacer, 5)
-    pacing.observe_headers(pacer, 5, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset})
-    with pytest.raises(RetryLater, match="budget"):
-        require(pacer, 5, interactive=True)  # nothing left: GitHub would refuse it anyway
+    reset = time.time() + 900
+    pacer.observe(5, 12, reset)
+    assert pacer.budget_wait(5, interactive=False) > 890  # a fan-out's sync waits for the reset
+    assert pacer.budget_wait(5, interactive=True) == 0.0  # a push or a command goes ahead
+    pacer.observe(5, 0, reset)
+    assert pacer.budget_wait(5, interactive=True) > 890  # nothing left: GitHub would refuse it anyway
 
 
 def test_preview_mode_threshold() -> None:
@@ -139,28 +136,3 @@ def test_following_the_waits_never_exceeds_either_window(requests: list[tuple[fl
         taken.append((start, cost))
         for window, limit in ((60, limits.per_minute), (3600, limits.per_hour)):
             assert sum(w for ts, w in taken if start - window < ts <= start) <= limit
-
-
-def test_pace_writes_uses_the_running_jobs_queue_and_is_a_no_op_elsewhere(tmp_path: Path) -> None:
-    from runtime_fixtures import options_for, running_consumer, wait_until
-
-    from bot.app.payloads import Job
-    from bot.queue.durable import build_queue
-
-    pacing.pace_writes(1, cost=10_000)  # not inside a job (CLI, tests): nothing to pace against
-    pacing.note_rate_limit(1, 0, time.time() + 60)
-    seen: list[object] = []
-    queue = build_queue(backend_settings("sqlite", tmp_path), lambda job: seen.append(pacing.current()),
-                        options_for(tmp_path, pace=PaceLimits(per_minute=5, per_hour=500)))
-    queue.submit("d", [Job("command", 1, "o/a", "d")])
-    with running_consumer(queue):
-        assert wait_until(lambda: len(seen) == 1, 10)
-    assert seen == [queue.pacer] and pacing.current() is None
-    with pacing.scoped(queue.pacer):
-        pacing.pace_writes(4, cost=5)
-        with pytest.raises(RetryLater):
-            pacing.pace_writes(4, cost=1)
-        pacing.note_rate_limit(9, 3, time.time() + 600)
-        with pytest.raises(RetryLater, match="budget"):
-            pacing.pace_writes(9, cost=1)
-    assert pacing.current() is None
