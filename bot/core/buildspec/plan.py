@@ -14,8 +14,8 @@ from bot.core import secret_leaks
 from bot.core.buildspec import codebuild_images
 from bot.core.buildspec import yaml_text as by
 from bot.core.buildspec.analysis import PHASES, Analysis, Build, BuildspecCommand, analyse, command_line
+from bot.core.buildspec.checks import builder_switch, dockerhub_pushes, loaded_images, local_base, refusals
 from bot.core.buildspec.edit import Edit, Parsed, prove, splice
-from bot.core.buildspec.findings import builder_switch, dockerhub_pushes, loaded_images, local_base, refusals
 from bot.core.buildspec.image_refs import classify, dockerfile_bases
 from bot.core.buildspec.tags import assign_tags, existing_tag
 from bot.core.buildspec.verify import (
