@@ -25,12 +25,16 @@ class Counters(Protocol):
         ...
 
 
-class Pacer(WritePacer, Protocol):
-    """The write pacer plus the install fan-out's progress counter."""
+class Progress(Protocol):
+    """The install fan-out's progress counter."""
 
     def progress(self, installation_id: int, key: str, total: int) -> int:
         """Count one more repository done of `total` under `key`; return how many are done."""
         ...
+
+
+class Pacer(WritePacer, Progress, Protocol):
+    """The write pacer plus the install fan-out's progress counter (both in the queue's shared store)."""
 
 
 class CommandClaims(Protocol):

@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from bot.app.context import Counters, Pacer
+from bot.app.context import Counters, Pacer, Progress
 from bot.app.payloads import AnyJob
 from bot.core.buildspec import yaml_text as buildspec_yaml
 from bot.github.gateway import Gateway, GitHubError, RetryLater, upsert_issue
@@ -35,7 +35,20 @@ def preview_mode(repository_count: int, threshold: int, opted_in: bool) -> bool:
     return repository_count > threshold and not opted_in
 
 
-def log_progress(pacer: Pacer, installation_id: int, key: str, total: int, repo: str, every: int = 50) -> int:
+class _LocalProgress:
+    """Fan-out progress counted in this process, when no durable queue shares the count (tests, one process)."""
+
+    def progress(self, installation_id: int, key: str, total: int) -> int:
+        """Count one more repository done under `key`; return how many are done."""
+        with _lock:
+            _done[key] += 1
+            return _done[key]
+
+
+_LOCAL = _LocalProgress()
+
+
+def log_progress(pacer: Progress, installation_id: int, key: str, total: int, repo: str, every: int = 50) -> int:
     """Record one repository of the fan-out `key` and log every `every` and at the end."""
     done = pacer.progress(installation_id, key, total)
     if done % every == 0 or done >= total:
@@ -74,15 +87,8 @@ def finished(job: AnyJob, action: str, *, pacer: Pacer | None = None, counters: 
     preview = job.data.get("preview") is True
     if preview:
         _tally(job, action, counters)
-    if pacer is not None:
-        done = log_progress(pacer, job.installation_id, key, total, job.subject, every=PROGRESS_EVERY)
-    else:
-        with _lock:
-            _done[key] += 1
-            done = _done[key]
-        if done % PROGRESS_EVERY == 0 or done >= total:
-            log_event("install.progress", installation=job.installation_id, delivery=key, done=done,
-                      total=total, repository=job.subject)
+    counted = pacer if pacer is not None else _LOCAL
+    done = log_progress(counted, job.installation_id, key, total, job.subject, every=PROGRESS_EVERY)
     if preview and done == total:  # exactly one job sees the last count
         counts = _counts(job, counters)
         log_event("install.preview_summary", level="warning", installation=job.installation_id,
