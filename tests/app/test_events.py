@@ -11,6 +11,7 @@ import pytest
 
 from bot.app.comment_command import Command, parse_command
 from bot.app.events import MAX_ADDED_SYNCS, MalformedPayload, is_relevant_path, route
+from bot.app.payloads import InstallJob
 from bot.identity import BOT_BRANCH
 
 
@@ -20,8 +21,7 @@ def _load(corpus: Path, name: str) -> dict[str, Any]:
 
 def test_installation_created_routes_one_install_job(corpus: Path) -> None:
     routed = route("installation", _load(corpus, "installation/created.payload.json"), "d-1")
-    assert [(j.kind, j.installation_id, j.repo, j.delivery_id) for j in routed.jobs] == [
-        ("install", 957387, "Codertocat", "d-1")]
+    assert routed.jobs == (InstallJob(957387, "Codertocat", "d-1", {"trigger": "install"}),)  # an account
 
 
 def test_installation_repositories_added_syncs_the_added_repositories(corpus: Path) -> None:

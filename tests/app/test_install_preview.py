@@ -154,7 +154,8 @@ def test_opting_in_by_a_push_to_the_org_config_runs_the_install_again(gh: GitHub
     before = org.refs["main"]
     after = gh.commit_files("octo/.github", "main", {ORG_CONFIG: OPT_IN})
     routed = route("push", push_payload(org, before, after, [ORG_CONFIG]), "push-org")
-    assert [(j.kind, j.repo) for j in routed.jobs] == [("sync", "octo/.github"), ("install", "octo")]
+    assert routed.jobs[1:] == (InstallJob(1, "octo", "push-org", {"trigger": "install"}),)  # the account
+    assert [(j.kind, j.subject) for j in routed.jobs] == [("sync", "octo/.github"), ("install", "octo")]
     install(gh, threshold=5, delivery="push-org")
     assert all(len(gh.pulls_for(f"octo/svc{i}")) == 1 for i in range(3))
 
