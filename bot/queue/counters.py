@@ -1,4 +1,5 @@
-"""Prometheus text counters at /metrics, stored in the queue's SQLite or Redis so every process adds up."""
+"""Prometheus text counters, stored in the queue's SQLite or Redis so every process adds up, and the text of
+`/metrics` (`exposition`); the web app serves it. No Flask here: the route is the web's."""
 
 from __future__ import annotations
 
@@ -11,15 +12,14 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
-from flask import Blueprint, Response, current_app
 
 from bot.queue.heartbeat import LIVE_WITHIN, Beat, live
 from bot.queue.storage import KEY_PREFIX, SqliteDb, now
 
-blueprint = Blueprint("metrics", __name__)
+CONTENT_TYPE = "text/plain; version=0.0.4"
 
 SQLITE_DDL = (
     "CREATE TABLE IF NOT EXISTS counters (name TEXT NOT NULL, labels TEXT NOT NULL, "
@@ -148,18 +148,17 @@ def render(snapshot: Mapping[tuple[str, str], int]) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-# Unauthenticated rejections (bad signature, oversized, timed out) are counted in memory and written to the
-# store at most once per FLUSH_EVERY seconds per process (and when /metrics is read, and at exit): each one
-# must not cost a durable write, which anyone could otherwise make the service do at line rate.
+# Unauthenticated rejections (bad signature, oversized, timed out) and ignored deliveries are counted in memory
+# and written to the store at most once per FLUSH_EVERY seconds per process (and when /metrics is read, and at
+# exit): each one must not cost a durable write, which anyone could otherwise make the service do at line rate.
 FLUSH_EVERY = 10.0
 _pending_lock = threading.Lock()
 _pending: dict[int, tuple[Counters, Counter[tuple[str, Labels]]]] = {}
 _last_flush = [time.monotonic()]
 
 
-def count_unauthenticated(name: str, **labels: str) -> None:
-    """Count one unauthenticated request in memory; the store sees the sum on the next flush."""
-    counters = current()
+def count_later(counters: Counters | None, name: str, **labels: str) -> None:
+    """Count one request in memory for `counters` (None: not counted); the store sees the sum on the next flush."""
     if counters is None:
         return
     with _pending_lock:
@@ -187,13 +186,27 @@ def flush_pending() -> None:
 atexit.register(flush_pending)
 
 
+def app_counters(extensions: Mapping[str, Any]) -> Counters | None:
+    """A web app's counters (its `app.extensions`): its own `ecr_cache_bot.counters`, else its queue's."""
+    found = extensions.get("ecr_cache_bot.counters")
+    if found is None:  # the web app keeps its queue there; a durable queue carries its counters
+        found = getattr(extensions.get("ecr_cache_bot.queue"), "counters", None)
+    return found
+
+
+# Transitional, until the web passes its counters (`count_later`, `app_counters`, `exposition`): then these go.
 _bound: Counters | None = None
 _job_counters: ContextVar[Counters | None] = ContextVar("ecr_cache_bot_counters", default=None)
 
 
+def count_unauthenticated(name: str, **labels: str) -> None:
+    """Transitional: `count_later(current(), ...)`."""
+    count_later(current(), name, **labels)
+
+
 @contextmanager
 def scoped(counters: Counters | None) -> Iterator[None]:
-    """Use `counters` for the code inside (the queue wraps each job: no state outlives it)."""
+    """Transitional: use `counters` for the code inside."""
     token = _job_counters.set(counters)
     try:
         yield
@@ -202,20 +215,20 @@ def scoped(counters: Counters | None) -> Iterator[None]:
 
 
 def bind(counters: Counters | None) -> None:
-    """Make `counters` the source of /metrics in this process (the queue does this when it is created)."""
+    """Transitional: make `counters` this process's."""
     global _bound
     _bound = counters
 
 
 def current() -> Counters | None:
-    """The counters /metrics serves: the app's own (extension or its queue's), else this process's bound ones."""
+    """Transitional: the counters of the Flask app handling this request, else the scoped or bound ones."""
+    from flask import current_app
+
     try:
         extensions = current_app.extensions
     except RuntimeError:
         return _job_counters.get() or _bound
-    found = extensions.get("ecr_cache_bot.counters")
-    if found is None:  # the web app keeps its queue there; a durable queue carries its counters
-        found = getattr(extensions.get("ecr_cache_bot.queue"), "counters", None)
+    found = app_counters(extensions)
     return found if found is not None else (_job_counters.get() or _bound)
 
 
@@ -227,12 +240,12 @@ def render_gauges(gauges: Mapping[str, tuple[str, int]]) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def _queue_gauges() -> dict[str, tuple[str, int]]:
+def queue_gauges(queue: object) -> dict[str, tuple[str, int]]:
+    """The queue's active and dead job counts as gauges (none without a durable queue, or when its store fails)."""
+    ledger = getattr(queue, "ledger", None)
+    if ledger is None:
+        return {}
     try:
-        queue = current_app.extensions.get("ecr_cache_bot.queue")
-        ledger = getattr(queue, "ledger", None)
-        if ledger is None:
-            return {}
         return {"ecr_cache_bot_jobs_active": ("Jobs queued, scheduled or running.", ledger.active_count()),
                 "ecr_cache_bot_jobs_dead": ("Jobs in the dead-letter list.", ledger.dead_count())}
     except Exception:  # a storage hiccup must not break the counters; the gauges are simply left out
@@ -256,8 +269,9 @@ def render_workers(beats: Sequence[Beat], at: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _worker_gauges() -> str:
-    store = getattr(current_app.extensions.get("ecr_cache_bot.queue"), "heartbeats", None)
+def worker_gauges(queue: object) -> str:
+    """The workers' heartbeats of the queue's store in Prometheus text ("" without one, or when it fails)."""
+    store = getattr(queue, "heartbeats", None)
     if store is None:
         return ""
     try:
@@ -266,10 +280,31 @@ def _worker_gauges() -> str:
         return ""
 
 
-@blueprint.get("/metrics")
-def metrics() -> Response:
-    """Expose counters, queue gauges and worker heartbeats in Prometheus text format."""
+def exposition(counters: Counters | None, queue: object) -> str:
+    """The body of `/metrics` (`CONTENT_TYPE`): the counters, after writing the in-memory counts to their stores,
+    then the queue's gauges and its workers' heartbeats."""
     flush_pending()
-    counters = current()
     body = render(counters.snapshot()) if counters is not None else ""
-    return Response(body + render_gauges(_queue_gauges()) + _worker_gauges(), mimetype="text/plain; version=0.0.4")
+    return body + render_gauges(queue_gauges(queue)) + worker_gauges(queue)
+
+
+_blueprint: list[Any] = []
+
+
+def __getattr__(name: str) -> Any:
+    """Transitional: `blueprint` (GET /metrics) is built on first use, so this module imports without Flask."""
+    if name != "blueprint":
+        raise AttributeError(name)
+    if not _blueprint:
+        from flask import Blueprint, Response, current_app
+
+        built = Blueprint("metrics", __name__)
+
+        @built.get("/metrics")
+        def metrics() -> Response:
+            """Expose counters, queue gauges and worker heartbeats in Prometheus text format."""
+            extensions = current_app.extensions
+            return Response(exposition(current(), extensions.get("ecr_cache_bot.queue")), mimetype=CONTENT_TYPE)
+
+        _blueprint.append(built)
+    return _blueprint[0]

@@ -98,3 +98,30 @@ def test_job_outcomes_are_counted_with_the_work(tmp_path: Path) -> None:
     snapshot = queue.counters.snapshot()
     assert snapshot[("ecr_cache_bot_jobs_total", 'outcome="succeeded"')] == 1
     assert snapshot[("ecr_cache_bot_jobs_total", 'outcome="failed"')] == 1
+
+
+def test_counts_kept_in_memory_reach_the_store_they_were_counted_for_on_exposition(tmp_path: Path) -> None:
+    from bot.queue.counters import DELIVERIES, count_later, exposition
+
+    queue = build_queue(backend_settings("sqlite", tmp_path), None, options_for(tmp_path))
+    other = SqliteCounters(SqliteDb(tmp_path / "other.db"))
+    for _ in range(3):
+        count_later(queue.counters, DELIVERIES, outcome="bad_signature")
+    count_later(other, DELIVERIES, outcome="ignored")
+    count_later(None, DELIVERIES, outcome="ignored")  # no store: not counted anywhere
+    assert (DELIVERIES, 'outcome="bad_signature"') not in queue.counters.snapshot()  # no write per request
+    text = exposition(queue.counters, queue)
+    assert 'ecr_cache_bot_deliveries_total{outcome="bad_signature"} 3' in text and "ignored" not in text
+    assert "ecr_cache_bot_jobs_active 0\n" in text and "ecr_cache_bot_workers_live 0\n" in text
+    assert other.snapshot() == {(DELIVERIES, 'outcome="ignored"'): 1}  # flushed to its own store
+    assert exposition(None, None) == ""  # no queue: no counters, no gauges
+
+
+def test_the_queue_modules_import_without_flask() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, bot.queue.counters, bot.queue.durable, bot.queue.ledger, bot.queue.pacing; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
