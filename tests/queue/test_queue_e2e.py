@@ -12,8 +12,9 @@ from github_double import GitHubDouble, installation_payload, private_key_pem, p
 from runtime_fixtures import SECRET, options_for, running_consumer, sign, wait_until
 from werkzeug.test import Client
 
+from bot import wiring
 from bot.app import handlers as jobs
-from bot.app.payloads import Job
+from bot.app.payloads import AnyJob
 from bot.github.client import GatewayFactory
 from bot.queue.durable import HueyQueue, build_queue
 from bot.settings import Settings
@@ -35,17 +36,19 @@ def _files() -> dict[str, str]:
 def _deployment(github: GitHubDouble, tmp_path: Path) -> tuple[Client, HueyQueue, list[Any]]:
     settings = Settings(webhook_secret=SECRET, app_id="77", private_key=private_key_pem(),
                         github_api_url=github.base_url, data_dir=str(tmp_path / "data"))
-    factory = GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)
+    queue = build_queue(settings, None, options_for(tmp_path))
+    # The composition root's job context on this queue, with a gateway factory that does not wait between calls.
+    factory = GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0,
+                             pacer=queue.pacer)
+    contexts = wiring.make_runner(settings, queue=queue)
     outcomes: list[Any] = []
-    holder: dict[str, HueyQueue] = {}
 
-    def runner(job: Job) -> dict[str, str]:
-        result = jobs.run(job, factory, submit=holder["queue"].submit)
+    def runner(job: AnyJob) -> dict[str, str]:
+        result = jobs.run(job, contexts.context(factory))
         outcomes.extend(result)
         return {"outcome": ",".join(o.action for o in result)}
 
-    queue = build_queue(settings, runner, options_for(tmp_path))
-    holder["queue"] = queue
+    queue.runner = runner
     return Client(FastWebhook(create_app(settings, queue=queue), settings)), queue, outcomes
 
 
