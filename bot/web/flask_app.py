@@ -1,4 +1,4 @@
-"""Flask app: the signed webhook endpoint, `/healthz`, the setup page and `/metrics`."""
+"""Flask app: the webhook route (an adapter over `bot.web.intake`), `/healthz`, the setup page and `/metrics`."""
 
 from __future__ import annotations
 
