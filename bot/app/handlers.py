@@ -8,7 +8,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, assert_never
 
 from bot.app import config_issue, fanout, lifecycle, pr_settings, refusals
 from bot.app.comment_command import too_old
@@ -28,7 +28,7 @@ from bot.github.gateway import (
 )
 from bot.identity import CONFIG_PATH, ORG_CONFIG_PATH, ORG_CONFIG_REPO, comment_marker
 from bot.logs import log_event
-from bot.render import pull_request as pr_body
+from bot.render import comments, pull_request
 
 WRITE_ROLES = frozenset({"admin", "maintain", "write"})
 # A publish writes a tree, a commit, the branch ref and the pull request: reserved together, so the pacer never
@@ -289,26 +289,37 @@ def _checked(state: RepoState, plan: Plan) -> list[str]:
 
 
 def _reply_for(outcome: Outcome, state: RepoState, plan: Plan | None) -> str:
+    """The reply under a command, one comment per action; a word that names no `Action` is an error, not a reply."""
     repo = outcome.repo
-    summary = pr_body.summary(plan) if plan is not None else ""
-    findings = [f for f in plan.findings if f.level != "info"] if plan is not None else []
-    if outcome.action in ("opened", "updated", "current"):
-        kind = {"opened": "pr_opened", "updated": "pr_updated", "current": "pr_current"}[outcome.action]
-        return pr_body.render_comment(kind, pr_url=outcome.pr_url, summary=summary)
-    if outcome.action == "already" and plan is not None:
-        if plan.builds:
-            return pr_body.render_comment("already", repo=repo, default_branch=state.default_branch,
-                                          checked=_checked(state, plan), findings=findings)
-        return pr_body.render_comment("nothing", repo=repo, findings=list(plan.findings))
-    if outcome.action == "human_edits":
-        return pr_body.render_comment("human_edits_reply", pr_url=outcome.pr_url)
-    if outcome.action == "disabled":
-        return pr_body.render_comment("disabled", repo=repo)
-    if outcome.action == "config_error" and plan is not None:
-        return pr_body.render_comment("nothing", repo=repo, findings=list(plan.findings))
-    if outcome.action == "skipped":
-        return pr_body.render_comment("skipped", repo=repo, why=outcome.detail)
-    return pr_body.render_comment("nothing", repo=repo, findings=findings)
+    summary = pull_request.summary(plan) if plan is not None else ""
+    notes = [f for f in plan.findings if f.level != "info"] if plan is not None else []
+    action = Action(outcome.action)
+    match action:
+        case Action.OPEN:
+            return comments.pr_opened(outcome.pr_url, summary)
+        case Action.UPDATE:
+            return comments.pr_updated(outcome.pr_url, summary)
+        case Action.CURRENT:
+            return comments.pr_current(outcome.pr_url, summary)
+        case Action.ALREADY:
+            if plan is None:
+                return comments.nothing_to_change(repo, notes)
+            if plan.builds:
+                return comments.already_set_up(repo, state.default_branch, _checked(state, plan), notes)
+            return comments.nothing_to_change(repo, plan.findings)
+        case Action.HUMAN_EDITS:
+            return comments.human_edits_reply(outcome.pr_url)
+        case Action.DISABLED:
+            return comments.disabled(repo)
+        case Action.CONFIG_ERROR:
+            return comments.nothing_to_change(repo, plan.findings if plan is not None else ())
+        case Action.SKIPPED:
+            return comments.skipped(repo, outcome.detail)
+        case Action.OPTED_OUT:
+            return comments.opted_out(repo)
+        case Action.MERGED_QUIET:
+            return comments.nothing_to_change(repo, notes)
+    assert_never(action)
 
 
 class _Reply:
@@ -381,8 +392,8 @@ def _command(gw: Gateway, job: Job, ctx: JobContext) -> list[Outcome]:
             status = exc.status if isinstance(exc, GitHubError) and exc.status else 0
             message = exc.message if isinstance(exc, GitHubError) else f"{type(exc).__name__}: {exc}"
             try:
-                gw.upsert_comment(repo, issue, reply.key, pr_body.render_comment(
-                    "failed", repo=repo, status=status, message=message[:500]), state.issue_comments)
+                gw.upsert_comment(repo, issue, reply.key, comments.failed(repo, status, message[:500]),
+                                  state.issue_comments)
             except GitHubError as inner:
                 log_event("reply_failed", level="warning", repo=repo, error=str(inner))
         raise
@@ -398,8 +409,7 @@ def _refuse(gw: Gateway, job: Job, state: RepoState, role: str, ctx: JobContext)
     low = ctx.pacer is not None and ctx.pacer.budget_wait(job.installation_id) > 0  # under the background floor
     answer = "comment" if limiter is None else limiter.take(job.installation_id, repo, user, budget_low=low)
     if answer == "comment":
-        gw.upsert_comment(repo, issue, key, pr_body.render_comment(
-            "refusal", user=user, repo=repo, permission=role), state.issue_comments)
+        gw.upsert_comment(repo, issue, key, comments.refusal(user, repo, role), state.issue_comments)
         return Outcome(repo, "refused", detail=role)
     if answer == "reaction":
         gw.react(repo, int(job.data["comment_id"]), refusals.REACTION)
@@ -428,7 +438,7 @@ def _run_command(gw: Gateway, job: Job, command: str, reply: _Reply, state: Repo
     repo = job.repo
     issue = int(data["issue_number"])
     if command == "help":
-        reply.send(pr_body.render_comment("help", unknown=data.get("unknown") or ""), state.issue_comments)
+        reply.send(comments.command_help(str(data.get("unknown") or "")), state.issue_comments)
         return [Outcome(repo, "help")]
     if command == "preview":
         text, outcome = _preview_reply(gw, repo, state)
@@ -445,7 +455,7 @@ def _preview_reply(gw: Gateway, repo: str, state: RepoState) -> tuple[str, Outco
     """`/ecr-cache preview`: the reply (the diff the pull request would carry) and the outcome; writes nothing."""
     skip = lifecycle.skip_reason(state)
     if skip:
-        return pr_body.render_comment("skipped", repo=repo, why=skip), Outcome(repo, "skipped")
+        return comments.skipped(repo, skip), Outcome(repo, "skipped")
     options, config_findings = _options(state)
     blocked = lifecycle.config_block(options, config_findings)
     if blocked is not None:
@@ -457,9 +467,7 @@ def _preview_reply(gw: Gateway, repo: str, state: RepoState) -> tuple[str, Outco
         if plan.is_empty:
             text = _reply_for(Outcome(repo, "already"), state, dataclasses.replace(plan, findings=findings))
         else:
-            text = pr_body.render_comment("preview", repo=repo, edits=list(plan.edits),
-                                          diff=pr_body.unified_diff(plan.edits), findings=list(findings),
-                                          head=pr_body.render_summary(plan, repo, options))
+            text = comments.preview(repo, plan.edits, findings, head=pull_request.render_summary(plan, repo, options))
     return text, Outcome(repo, "previewed", detail=plan.fingerprint)
 
 

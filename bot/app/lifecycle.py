@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from bot import identity
 from bot.core.model import Finding, Options, Plan
 from bot.github.gateway import Comment, FileWrite, RepoState, TreeFile
-from bot.render import pull_request as pr_body
+from bot.render import comments, pull_request
 
 _EXECUTABLE = ("100644", "100755")
 
@@ -132,7 +132,7 @@ def human_owned(state: RepoState) -> bool:
 
 def commit_message(plan: Plan) -> str:
     """The bot commit's message: title, summary, trailer and the plan's fingerprint."""
-    return (f"{identity.PR_TITLE}\n\n{pr_body.summary(plan).replace('`', '')}\n\n"
+    return (f"{identity.PR_TITLE}\n\n{pull_request.summary(plan).replace('`', '')}\n\n"
             f"{identity.COMMIT_TRAILER}\nEcr-Cache-Fingerprint: {plan.fingerprint}\n")
 
 
@@ -161,7 +161,7 @@ def decide(state: RepoState, plan: Plan, tree: Mapping[str, TreeFile], options: 
     if human and not flags.force:
         if open_pr is None:
             return Decision(Action.HUMAN_EDITS)
-        note = Note(open_pr.number, "human-edits", pr_body.render_comment("human_edits", repo=repo), open_pr.comments)
+        note = Note(open_pr.number, "human-edits", comments.human_edits(), open_pr.comments)
         return Decision(Action.HUMAN_EDITS, open_pr.url, note=note)
     return Decision(
         Action.UPDATE if open_pr is not None else Action.OPEN,
@@ -171,7 +171,7 @@ def decide(state: RepoState, plan: Plan, tree: Mapping[str, TreeFile], options: 
         files=files_of(plan, tree),
         commit_message=commit_message(plan),
         title=identity.PR_TITLE,
-        body=pr_body.render_pr_body(plan, repo, options),
+        body=pull_request.render_pr_body(plan, repo, options),
         draft=options.draft,
     )
 
@@ -205,5 +205,5 @@ def decide_closed(state: RepoState | None, number: int, merged: bool) -> ClosedD
         return ClosedDecision(Closed.IGNORED, detail="pull request reopened or replaced")
     branch = state.bot_branch
     deleted = branch is not None and branch.by_bot and branch.oid == pr.head_oid
-    body = pr_body.render_comment("closed", repo=state.full_name, deleted=deleted or branch is None)
+    body = comments.closed(state.full_name, deleted or branch is None)
     return ClosedDecision(Closed.NOTED, pr.url, note=Note(number, "closed", body, pr.comments), delete_branch=deleted)
