@@ -29,15 +29,15 @@ RENDER = """
 import json, sys
 from pathlib import Path
 import bot
-from bot.render import pull_request as pr_body
+from bot.render import comments, pull_request
 from bot.core import planner
 from bot.core.model import Options
 from bot.cli.local_repo import read_snapshot
 
 options = Options()
 plan = planner.plan(read_snapshot(Path(sys.argv[1]), options), options)
-print(json.dumps({"module": bot.__file__, "body": pr_body.render_pr_body(plan, "acme/node-service", options),
-                  "comment": pr_body.render_comment("help")}))
+print(json.dumps({"module": bot.__file__, "body": pull_request.render_pr_body(plan, "acme/node-service", options),
+                  "comment": comments.command_help()}))
 """
 
 

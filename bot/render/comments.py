@@ -56,13 +56,8 @@ def nothing_to_change(repo: str, findings: Sequence[Finding]) -> str:
 def preview(repo: str, edits: Sequence[FileEdit], findings: Sequence[Finding] = (), head: str = "",
             diff_limit: int = diffs.MARKDOWN_LIMIT) -> str:
     """The reply to `/ecr-cache preview`: ``head`` (the PR summary), the diff of ``edits``, then the findings."""
-    return preview_of_diff(repo, len(edits), diffs.for_markdown(diffs.unified_diff(edits), diff_limit), findings,
-                           head)
-
-
-def preview_of_diff(repo: str, changed: int, diff: str, findings: Sequence[Finding] = (), head: str = "") -> str:
-    """The preview reply around a diff already made with `diff.for_markdown` (``changed`` files)."""
-    return _comment("preview", repo=repo, head=head, changed=changed, diff=diff, findings=_findings(findings))
+    diff = diffs.for_markdown(diffs.unified_diff(edits), diff_limit)
+    return _comment("preview", repo=repo, head=head, changed=len(edits), diff=diff, findings=_findings(findings))
 
 
 def refusal(user: str, repo: str, permission: str) -> str:

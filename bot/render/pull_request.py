@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,20 +13,7 @@ from bot.core.model import CacheTable, FileEdit, Finding, Options, Plan
 from bot.core.policies import REGION_PLACEHOLDER, ROLE_PLACEHOLDER
 from bot.core.shell.docker_build import cache_flags, cache_ref
 from bot.identity import BOT_BRANCH, fingerprint_marker
-from bot.render import comments
-from bot.render import diff as diffs
-from bot.render.templates import (
-    MAX_BODY,
-    SAFE_BODY,
-    TEMPLATE_PACKAGE,
-    TEMPLATES,
-    PackageTemplates,
-    check_templates,
-    code,
-    env,
-    flat,
-    settings_rows,
-)
+from bot.render.templates import SAFE_BODY, code, env, flat
 
 _BLANKS = re.compile(r"\n{3,}")
 # Findings the setup section states itself (privileged mode and the build image as tasks, the last two as numbered
@@ -307,61 +293,3 @@ def summary(plan: Plan) -> str:
     paths = ", ".join(f"`{e.path}`" for e in plan.edits[:6])
     more = f" and {len(plan.edits) - 6} more" if len(plan.edits) > 6 else ""
     return f"{len(plan.edits)} file{'s' if len(plan.edits) != 1 else ''} changed ({paths}{more})"
-
-
-# --- Compatible names: today's callers use these; new code calls `comments` and `diff` directly. -------------
-
-_env = env
-_PackageTemplates = PackageTemplates
-
-
-def _preview(c: dict[str, Any]) -> str:
-    return comments.preview_of_diff(c.get("repo", ""), len(c.get("edits", [])), c.get("diff", ""),
-                                    c.get("findings", []), c.get("head", ""))
-
-
-def _link(render: Callable[[str, str], str]) -> Callable[[dict[str, Any]], str]:
-    return lambda c: render(c.get("pr_url", ""), c.get("summary", ""))
-
-
-# Each kind with the defaults the one-template `render_comment` gave a key its caller left out.
-_COMMENTS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "pr_opened": _link(comments.pr_opened),
-    "pr_updated": _link(comments.pr_updated),
-    "pr_current": _link(comments.pr_current),
-    "already": lambda c: comments.already_set_up(c.get("repo", ""), c.get("default_branch", ""),
-                                                 c.get("checked", []), c.get("findings", [])),
-    "nothing": lambda c: comments.nothing_to_change(c.get("repo", ""), c.get("findings", [])),
-    "preview": _preview,
-    "refusal": lambda c: comments.refusal(c.get("user", ""), c.get("repo", ""), c.get("permission", "")),
-    "help": lambda c: comments.command_help(c.get("unknown", "")),
-    "closed": lambda c: comments.closed(c.get("repo", ""), bool(c.get("deleted", False))),
-    "human_edits": lambda c: comments.human_edits(),
-    "human_edits_reply": lambda c: comments.human_edits_reply(c.get("pr_url", "")),
-    "opted_out": lambda c: comments.opted_out(c.get("repo", "")),
-    "disabled": lambda c: comments.disabled(c.get("repo", "")),
-    "failed": lambda c: comments.failed(c.get("repo", ""), c.get("status", 0), c.get("message", "")),
-    "skipped": lambda c: comments.skipped(c.get("repo", ""), c.get("why", "")),
-}
-COMMENT_KINDS = frozenset(_COMMENTS)
-
-
-def render_comment(kind: str, **context: Any) -> str:
-    """The comment ``kind`` (see `COMMENT_KINDS`); prefer the function of the same comment in `comments`."""
-    try:
-        render = _COMMENTS[kind]
-    except KeyError:
-        raise ValueError(f"unknown comment kind {kind!r}: one of {', '.join(sorted(_COMMENTS))}") from None
-    return render(context)
-
-
-def unified_diff(edits: Iterable[FileEdit], limit: int = diffs.MARKDOWN_LIMIT) -> str:
-    """The diff of the edits for a markdown code block (cut to ``limit`` characters); see `diff.for_markdown`."""
-    return diffs.for_markdown(diffs.unified_diff(edits), limit)
-
-
-__all__ = [
-    "COMMENT_KINDS", "MAX_BODY", "ROLE_PLACEHOLDER", "SAFE_BODY", "TEMPLATES", "TEMPLATE_PACKAGE", "WHY_LIMIT",
-    "check_templates", "render_comment", "render_pr_body", "render_summary", "settings_rows", "summary",
-    "unified_diff",
-]

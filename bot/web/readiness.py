@@ -13,7 +13,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from bot.queue import heartbeat
 from bot.queue.storage import now
-from bot.render import pull_request as pr_body
+from bot.render import templates
 
 blueprint = Blueprint("readiness", __name__)
 
@@ -47,7 +47,7 @@ def check(queue: object, at: float) -> tuple[dict[str, str], list[str]]:
         except Exception as exc:
             checks["workers"] = _error(exc)
             reasons.append(f"the worker heartbeats cannot be read: {_error(exc)}")
-    problem = pr_body.check_templates()
+    problem = templates.check_templates()
     checks["templates"] = "ok" if problem is None else problem
     if problem is not None:
         reasons.append(f"the templates cannot be loaded: {problem}")

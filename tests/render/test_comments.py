@@ -1,57 +1,64 @@
-"""The bot's comments: every kind says something, and a kind nobody wrote fails loudly instead of posting nothing."""
+"""The bot's comments: one function per macro of comment.md.j2, and none of them ever posts a blank comment."""
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 import pytest
 
 from bot import identity
 from bot.core.model import FileEdit, Finding
 from bot.render import comments, diff, templates
-from bot.render import pull_request as pr_body
 
-# Each kind the handlers post, with the context they pass (bot/app/handlers.py).
-KINDS: dict[str, dict[str, object]] = {
-    "pr_opened": {"pr_url": "https://github.test/o/r/pull/1", "summary": "1 file changed (`buildspec.yml`)"},
-    "pr_updated": {"pr_url": "https://github.test/o/r/pull/1", "summary": "1 file changed (`buildspec.yml`)"},
-    "pr_current": {"pr_url": "https://github.test/o/r/pull/1", "summary": "1 file changed (`buildspec.yml`)"},
-    "already": {"repo": "o/r", "default_branch": "main", "checked": ["buildspec `buildspec.yml`"], "findings": []},
-    "nothing": {"repo": "o/r", "findings": [Finding("buildspec.yml", "warning", "c", "m")]},
-    "preview": {"repo": "o/r", "edits": [FileEdit("a", "modify", "b\n", "a\n")], "diff": "-a\n+b\n"},
-    "refusal": {"user": "mallory", "repo": "o/r", "permission": "read"},
-    "help": {"unknown": ""},
-    "closed": {"repo": "o/r", "deleted": True},
-    "human_edits": {"repo": "o/r"},
-    "human_edits_reply": {"pr_url": "https://github.test/o/r/pull/1"},
-    "opted_out": {"repo": "o/r"},
-    "disabled": {"repo": "o/r"},
-    "failed": {"repo": "o/r", "status": 403, "message": "Resource not accessible by integration"},
-    "skipped": {"repo": "o/r", "why": "archived"},
+URL = "https://github.test/o/r/pull/1"
+WARNING = Finding("buildspec.yml", "warning", "c", "m")
+# Each comment function, with the arguments of each way the bot calls it: the smallest ones included (empty
+# summaries, findings, urls, diffs), since an empty argument must not make an empty comment.
+CASES: dict[Callable[..., str], list[tuple[object, ...]]] = {
+    comments.pr_opened: [(URL, "1 file changed (`buildspec.yml`)"), (URL, ""), ("", "")],
+    comments.pr_updated: [(URL, "1 file changed (`buildspec.yml`)"), (URL, ""), ("", "")],
+    comments.pr_current: [(URL, "1 file changed (`buildspec.yml`)"), (URL, ""), ("", "")],
+    comments.already_set_up: [("o/r", "main", ["buildspec `buildspec.yml`"], []), ("o/r", "main", [], [WARNING]),
+                              ("", "", [], [])],
+    comments.nothing_to_change: [("o/r", [WARNING]), ("o/r", []), ("", ())],
+    comments.preview: [("o/r", [FileEdit("a", "modify", "b\n", "a\n")]), ("o/r", [], [WARNING], "**Impact.**"),
+                       ("", [])],
+    comments.refusal: [("mallory", "o/r", "read"), ("", "", "")],
+    comments.command_help: [(), ("frobnicate",), ("",)],
+    comments.closed: [("o/r", True), ("o/r", False), ("", False)],
+    comments.human_edits: [()],
+    comments.human_edits_reply: [(URL,), ("",)],
+    comments.opted_out: [("o/r",), ("",)],
+    comments.disabled: [("o/r",), ("",)],
+    comments.failed: [("o/r", 403, "Resource not accessible by integration"), ("o/r", 0, "RuntimeError: boom"),
+                      ("", 0, "")],
+    comments.skipped: [("o/r", "archived"), ("o/r", "")],
 }
 
 
-@pytest.mark.parametrize("kind", sorted(KINDS))
-def test_every_comment_kind_says_something(kind: str) -> None:
-    text = pr_body.render_comment(kind, **KINDS[kind])
-    assert text.strip(), kind
+def _functions() -> set[str]:
+    return {name for name, value in vars(comments).items()
+            if inspect.isfunction(value) and value.__module__ == comments.__name__ and not name.startswith("_")}
+
+
+@pytest.mark.parametrize(("render", "args"), [(f, a) for f, calls in CASES.items() for a in calls],
+                         ids=lambda v: v.__name__ if callable(v) else None)
+def test_no_comment_is_ever_blank(render: Callable[..., str], args: tuple[object, ...]) -> None:
+    text = render(*args)
+    assert text.strip(), (render.__name__, args)
     assert text.endswith("\n") and not text.endswith("\n\n")
 
 
-@pytest.mark.parametrize("kind", ["", "pr_closed", "Help", "no_such_kind"])
-def test_an_unknown_comment_kind_is_an_error_naming_it_not_a_blank_comment(kind: str) -> None:
-    with pytest.raises(ValueError, match=f"unknown comment kind {kind!r}"):
-        pr_body.render_comment(kind, repo="o/r")
+def test_every_comment_function_is_in_the_table() -> None:
+    assert {f.__name__ for f in CASES} == _functions()
 
 
 def test_each_comment_is_one_function_and_one_macro() -> None:
-    """Every macro of comment.md.j2 (but the shared finding line) has its function, and every kind reaches one."""
+    """Every macro of comment.md.j2 (but the shared finding line) has its function, and every function its macro."""
     module = templates.env.get_template("comment.md.j2").module
     macros = {name for name in vars(module) if not name.startswith("_")} - {"finding"}
-    functions = {name for name, value in vars(comments).items()
-                 if inspect.isfunction(value) and value.__module__ == comments.__name__ and not name.startswith("_")}
-    assert macros == functions - {"preview_of_diff"}
-    assert set(pr_body.COMMENT_KINDS) == set(KINDS)
+    assert macros == _functions()
 
 
 def test_typed_comments_say_what_they_are_given() -> None:

@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 
 from bot.core.model import FileEdit, Plan
-from bot.render import pull_request as pr_body
-from bot.render import report
+from bot.render import comments, report
 
 # (original, content): every combination of a final newline before and after, plus a created file without one.
 NO_FINAL_NEWLINE = [
@@ -22,7 +21,7 @@ NO_FINAL_NEWLINE = [
 
 def _preview_diff(edits: list[FileEdit]) -> str:
     """The diff block of the `/ecr-cache preview` reply, as GitHub shows it."""
-    text = pr_body.render_comment("preview", repo="o/r", edits=edits, diff=pr_body.unified_diff(edits))
+    text = comments.preview("o/r", edits)
     return text.split("```diff\n", 1)[1].split("\n```\n", 1)[0]
 
 
@@ -33,10 +32,10 @@ def test_preview_diff_is_the_cli_diff_when_a_file_has_no_final_newline(original:
 
 
 def test_preview_marks_the_removed_line_that_had_no_newline() -> None:
-    diff = pr_body.unified_diff([FileEdit("Dockerfile", "modify", "FROM a\nRUN b\nRUN c\n", "FROM a\nRUN b")])
+    text = _preview_diff([FileEdit("Dockerfile", "modify", "FROM a\nRUN b\nRUN c\n", "FROM a\nRUN b")])
     # Each line of a unified diff is its own line: the marker follows the line it is about.
-    assert "-RUN b\n\\ No newline at end of file\n+RUN b\n+RUN c\n" in diff
-    assert "-RUN b+RUN b" not in diff
+    assert "-RUN b\n\\ No newline at end of file\n+RUN b\n+RUN c\n" in text
+    assert "-RUN b+RUN b" not in text
 
 
 @pytest.mark.parametrize(("original", "content"), NO_FINAL_NEWLINE)

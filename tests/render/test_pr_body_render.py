@@ -11,7 +11,7 @@ from playwright.sync_api import Browser, Page
 
 from bot.core import planner
 from bot.core.model import CacheStep, CacheTable, Finding, Options, Plan, RepoSnapshot
-from bot.render import pull_request as pr_body
+from bot.render import pull_request, templates
 from tests.browser import launched, needs_chromium
 from tests.markdown_view import page, to_html
 
@@ -72,7 +72,7 @@ def _open(browser: Browser, markdown: str, tmp_path: Path, name: str) -> Page:
 
 def test_the_body_renders_as_github_shows_it(browser: Browser, tmp_path: Path) -> None:
     plan = _four_buildspec_plan()
-    body = pr_body.render_pr_body(plan, "acme/shop")
+    body = pull_request.render_pr_body(plan, "acme/shop")
     tab = _open(browser, body, tmp_path, "body")
     # The first thing shown is the impact line, in bold.
     first = tab.locator("body > *").first
@@ -113,8 +113,8 @@ def test_a_cut_body_still_renders_its_note_outside_every_fold(browser: Browser, 
     plan = _four_buildspec_plan()
     huge = Plan(edits=plan.edits, findings=plan.findings + findings, builds=plan.builds, cache_tables=tables,
                 setup=plan.setup, buildspecs=plan.buildspecs)
-    body = pr_body.render_pr_body(huge, "acme/shop")
-    assert len(body) <= pr_body.MAX_BODY
+    body = pull_request.render_pr_body(huge, "acme/shop")
+    assert len(body) <= templates.MAX_BODY
     tab = _open(browser, body, tmp_path, "huge")
     assert tab.locator("li input[type=checkbox]").count() == 4
     hidden = tab.locator("li", has_text="more findings not shown")

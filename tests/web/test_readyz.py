@@ -22,7 +22,7 @@ from werkzeug.test import Client
 
 from bot.queue import heartbeat
 from bot.queue.durable import HueyQueue, build_queue
-from bot.render import pull_request as pr_body
+from bot.render import templates
 from bot.settings import Settings
 from bot.web.asgi import FastAsgiWebhook
 from bot.web.flask_app import create_app
@@ -181,7 +181,7 @@ def test_templates_that_cannot_be_loaded_are_not_ready(backend: str, tmp_path: P
     _beat(queue, age=0)
     assert _ready(client)[0] == 200
     # The install lost its templates package (the bug of a wheel built without them).
-    monkeypatch.setattr(pr_body._env, "loader", pr_body._PackageTemplates("bot.no_such_templates"))
+    monkeypatch.setattr(templates.env, "loader", templates.PackageTemplates("bot.no_such_templates"))
     status, body = _ready(client)
     assert status == 503
     assert body["reasons"] == ["the templates cannot be loaded: ModuleNotFoundError: No module named "
@@ -190,10 +190,10 @@ def test_templates_that_cannot_be_loaded_are_not_ready(backend: str, tmp_path: P
     folder = tmp_path / "templates"
     folder.mkdir()
     (folder / "pr_body.md.j2").write_text("{{ marker }}\n")
-    monkeypatch.setattr(pr_body._env, "loader", FileSystemLoader(str(folder)))
+    monkeypatch.setattr(templates.env, "loader", FileSystemLoader(str(folder)))
     status, body = _ready(client)
     assert status == 503 and body["checks"]["templates"].startswith("TemplateNotFound: 'comment.md.j2' not found")
-    for name in pr_body.TEMPLATES:
+    for name in templates.TEMPLATES:
         (folder / name).write_text("{{ ok }}\n")
     (folder / "extra.md.j2").write_text("{% if %}\n")
     status, body = _ready(client)
@@ -201,8 +201,8 @@ def test_templates_that_cannot_be_loaded_are_not_ready(backend: str, tmp_path: P
 
 
 def test_templates_of_this_install_all_load() -> None:
-    assert pr_body.check_templates() is None
-    assert set(pr_body.TEMPLATES) <= set(pr_body._env.list_templates())
+    assert templates.check_templates() is None
+    assert set(templates.TEMPLATES) <= set(templates.env.list_templates())
 
 
 async def _asgi_get(app: FastAsgiWebhook, path: str) -> tuple[int, bytes]:
