@@ -24,8 +24,7 @@ from bot.core.buildspec import plan as buildspec_plan
 from bot.core.dockerfile import plan as dockerfile_plan
 from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
 from bot.core.shell.words import clear_cache
-from bot.render import pull_request as pr_body
-from bot.render import report
+from bot.render import pull_request, report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CORPUS = REPO_ROOT.parent / "shared" / "corpus"
@@ -150,7 +149,7 @@ _NO_BUILDX_LIST = re.compile(r"docker buildx is missing[^\n]*")
 
 def false_statements(result: Plan) -> list[str]:
     """The checkable false statements in this plan's PR body and CLI report (empty when all hold)."""
-    body = pr_body.render_pr_body(result, "corpus/repo") + "\n" + report.text_report(result)
+    body = pull_request.render_pr_body(result, "corpus/repo") + "\n" + report.text_report(result)
     out = []
     if "start warm" in body and not any(b.cached for b in result.builds):
         out.append("says builds start warm with no build cached")

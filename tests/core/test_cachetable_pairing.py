@@ -6,7 +6,7 @@ from __future__ import annotations
 from bot.core.dockerfile.cachetable import paired, table, unchanged
 from bot.core.dockerfile.parse import parse
 from bot.core.model import Plan
-from bot.render import pull_request as pr_body
+from bot.render import pull_request
 from bot.render.report import text_report
 
 BEFORE = ("FROM python:3.12-slim\nWORKDIR /srv\nCOPY . .\nRUN apt-get update && apt-get install -y libpq5\n"
@@ -47,7 +47,7 @@ def test_a_step_only_before_keeps_its_place() -> None:
 
 
 def _body(*tables: object) -> str:
-    return pr_body.render_pr_body(Plan(edits=(), findings=(), builds=(), cache_tables=tables), "octo/app")  # type: ignore[arg-type]
+    return pull_request.render_pr_body(Plan(edits=(), findings=(), builds=(), cache_tables=tables), "octo/app")  # type: ignore[arg-type]
 
 
 def test_pr_body_rows_are_instructions_with_both_outcomes() -> None:

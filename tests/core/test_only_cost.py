@@ -9,7 +9,7 @@ from bot.core import planner
 from bot.core.dockerfile import cachetable
 from bot.core.dockerfile.parse import parse
 from bot.core.model import Options, RepoSnapshot
-from bot.render import pull_request as pr_body
+from bot.render import pull_request
 
 BUILDSPEC = """\
 version: 0.2
@@ -140,7 +140,7 @@ def test_trivial_steps_are_marked_in_the_table() -> None:
 
 def test_the_pr_never_promises_a_warm_start() -> None:
     plan = _plan(INSTALLS_FIRST)
-    body = pr_body.render_pr_body(plan, "octo/site", Options())
+    body = pull_request.render_pr_body(plan, "octo/site", Options())
     assert "warm" not in body.lower()
 
 

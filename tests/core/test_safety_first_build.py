@@ -20,7 +20,7 @@ from bot.core.buildspec import yaml_text as by
 from bot.core.buildspec.verify import verify_buildspec_edit
 from bot.core.model import Options, RepoSnapshot
 from bot.core.repo_config import parse_repo_config
-from bot.render import pull_request as pr_body
+from bot.render import pull_request
 
 BUILDSPEC = """\
 version: 0.2
@@ -146,13 +146,13 @@ def test_the_pr_says_that_cache_errors_do_not_fail_the_build() -> None:
     snap = RepoSnapshot(("buildspec.yml", "Dockerfile"),
                         {"buildspec.yml": BUILDSPEC,
                          "Dockerfile": "FROM python:3.12\nRUN pip install flask\nCOPY . /app\n"})
-    body = pr_body.render_pr_body(planner.plan(snap, Options()), "octo/shop", Options())
+    body = pull_request.render_pr_body(planner.plan(snap, Options()), "octo/shop", Options())
     flags = body.split("## Cache flags", 1)[1].split("\n## ", 1)[0]
     assert ",oci-mediatypes=true,ignore-error=true`" in flags
     assert "Merging before the one-time AWS setup does not break the build" in flags
     assert "`cache_errors: fatal`" in flags and "Docker Hub" in flags
     fatal_options = Options(cache_errors="fatal")
-    fatal = pr_body.render_pr_body(planner.plan(snap, fatal_options), "octo/shop", fatal_options)
+    fatal = pull_request.render_pr_body(planner.plan(snap, fatal_options), "octo/shop", fatal_options)
     assert "ignore-error" not in fatal and "does not break the build" not in fatal
 
 

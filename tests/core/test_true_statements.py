@@ -10,8 +10,7 @@ from pathlib import Path
 from bot.core import planner
 from bot.core.buildspec import codebuild_images
 from bot.core.model import Options, Plan, RepoSnapshot
-from bot.render import pull_request as pr_body
-from bot.render import report
+from bot.render import pull_request, report
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = "FROM python:3.12-slim\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\n"
@@ -28,7 +27,7 @@ def _spec(*commands: str, env: str = "") -> str:
 
 
 def _outputs(plan: Plan) -> str:
-    return pr_body.render_pr_body(plan, "acme/shop") + "\n" + report.text_report(plan)
+    return pull_request.render_pr_body(plan, "acme/shop") + "\n" + report.text_report(plan)
 
 
 def _iam(plan: Plan) -> dict[str, object]:
@@ -59,7 +58,7 @@ def test_no_image_fact_is_written_outside_the_table() -> None:
 
 
 def test_pr_body_names_only_the_table_images_without_buildx() -> None:
-    body = pr_body.render_pr_body(_plan(_spec("docker build -t shop .")), "acme/shop")
+    body = pull_request.render_pr_body(_plan(_spec("docker build -t shop .")), "acme/shop")
     (line,) = [x for x in body.splitlines() if "docker buildx is missing" in x]
     assert codebuild_images.RECOMMENDED in line
     listed = re.findall(r"`([a-z0-9_-]+:\d+\.\d+)`", line.split("Switch")[0])

@@ -10,7 +10,7 @@ import pytest
 from bot.core import planner
 from bot.core.model import Options, Plan, RepoSnapshot
 from bot.core.shell import docker_build
-from bot.render import pull_request as pr_body
+from bot.render import pull_request
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = "FROM python:3.12-slim\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\n"
@@ -39,7 +39,7 @@ def test_pr_body_flags_are_the_flags_the_buildspec_edit_writes(mode: str, cache_
     plan = _plan(options)
     (spec,) = [e for e in plan.edits if e.path == "buildspec.yml"]
     written = docker_build.parse_bot_flags(spec.content)
-    rows = [m.groupdict() for m in _ROW.finditer(pr_body.render_pr_body(plan, "acme/shop", options))]
+    rows = [m.groupdict() for m in _ROW.finditer(pull_request.render_pr_body(plan, "acme/shop", options))]
     assert len(written) == 2 and len({f.tag for f in written}) == 2  # two builds, two cache tags
     assert [(r["spec"], r["tag"]) for r in rows] == [("buildspec.yml", f.tag) for f in written]
     for row, flags in zip(rows, written, strict=True):

@@ -14,9 +14,8 @@ from bot.cli.local_repo import read_snapshot
 from bot.core import planner
 from bot.core.buildspec import codebuild_images
 from bot.core.model import AwsSetup, BuildLink, CacheStep, CacheTable, FileEdit, Finding, Options, Plan
-from bot.render import comments
+from bot.render import comments, pull_request
 from bot.render import diff as diffs
-from bot.render import pull_request as pr_body
 
 LIMIT = 65_536
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,14 +54,14 @@ def sample_plan(**overrides: object) -> Plan:
 
 def test_body_starts_with_the_fingerprint_marker() -> None:
     plan = sample_plan()
-    body = pr_body.render_pr_body(plan, "octo/app")
+    body = pull_request.render_pr_body(plan, "octo/app")
     assert body.splitlines()[0] == f"<!-- ecr-cache-bot:v1 fingerprint={plan.fingerprint} -->"
     assert identity.parse_fingerprint(body) == plan.fingerprint
     assert identity.parse_fingerprint("no marker") is None
 
 
 def test_body_explains_every_change_and_the_exact_flags() -> None:
-    body = pr_body.render_pr_body(sample_plan(), "octo/app", Options(mode="min"))
+    body = pull_request.render_pr_body(sample_plan(), "octo/app", Options(mode="min"))
     for text in ("| `buildspec.yml` | modified |", "derives AWS_ACCOUNT_ID", "| `.dockerignore` | new file |",
                  "copies package.json before the sources"):
         assert text in body
@@ -73,7 +72,7 @@ def test_body_explains_every_change_and_the_exact_flags() -> None:
 
 
 def test_body_has_the_one_time_aws_setup() -> None:
-    body = pr_body.render_pr_body(sample_plan(), "octo/app")
+    body = pull_request.render_pr_body(sample_plan(), "octo/app")
     assert "aws ecr create-repository --repository-name my-app-cache --region eu-west-1" in body
     assert "aws ecr put-lifecycle-policy" in body
     assert '{"rules": []}' in body and '{"Version": "2012-10-17"}' in body
@@ -82,7 +81,7 @@ def test_body_has_the_one_time_aws_setup() -> None:
 
 
 def test_body_has_the_before_after_table() -> None:
-    body = pr_body.render_pr_body(sample_plan(), "octo/app")
+    body = pull_request.render_pr_body(sample_plan(), "octo/app")
     assert "**`Dockerfile`**: a source-only change re-runs 1 step instead of 2." in body
     assert "| 2 | `COPY package.json ./` | added | no |" in body  # rows pair the same instruction
     assert "| 3 | `RUN npm ci` | yes | no |" in body
@@ -90,7 +89,7 @@ def test_body_has_the_before_after_table() -> None:
 
 
 def test_body_has_findings_troubleshooting_close_and_commands() -> None:
-    body = pr_body.render_pr_body(sample_plan(), "octo/app")
+    body = pull_request.render_pr_body(sample_plan(), "octo/app")
     assert "- **warning** `buildspec.yml` (get-login-replaced): `aws ecr get-login` replaced" in body
     assert body.index("get-login-replaced") < body.index("cache-mount")  # warnings before info
     for known in ("400 Bad Request", "Cache export is not supported for the docker driver", "standard:5.0",
@@ -103,7 +102,7 @@ def test_body_has_findings_troubleshooting_close_and_commands() -> None:
 
 def test_table_cells_cannot_break_the_markdown_table() -> None:
     table = CacheTable("Dockerfile", before=(_step("RUN a | b `c`\n  && d", True),), after=())
-    body = pr_body.render_pr_body(sample_plan(cache_tables=(table,)), "o/r")
+    body = pull_request.render_pr_body(sample_plan(cache_tables=(table,)), "o/r")
     assert "| 1 | `RUN a \\| b 'c' && d` | yes | removed |" in body
 
 
@@ -114,7 +113,7 @@ def test_huge_plan_is_cut_gracefully_under_githubs_limit() -> None:
     steps = tuple(_step(f"RUN step {i} " + "y" * 80, True) for i in range(300))
     tables = tuple(CacheTable(f"svc{i}/Dockerfile", steps, steps[1:]) for i in range(40))
     plan = sample_plan(findings=findings, cache_tables=tables)
-    body = pr_body.render_pr_body(plan, "octo/app")
+    body = pull_request.render_pr_body(plan, "octo/app")
     assert len(body) <= LIMIT
     assert identity.parse_fingerprint(body) == plan.fingerprint
     assert "more findings not shown" in body and "more steps not shown" in body
@@ -127,7 +126,7 @@ def test_absurd_plan_is_hard_cut_with_a_note() -> None:
     edits = tuple(FileEdit(f"d{i}/" + "p" * 200 + "/Dockerfile", "modify", "x", "y", ("z" * 500,))
                   for i in range(400))
     plan = sample_plan(edits=edits)
-    body = pr_body.render_pr_body(plan, "octo/app")
+    body = pull_request.render_pr_body(plan, "octo/app")
     assert len(body) <= LIMIT
     assert body.startswith(identity.fingerprint_marker(plan.fingerprint))
     assert body.rstrip().endswith("_This description was cut to fit GitHub's 65,536-character limit: comment "
@@ -147,7 +146,7 @@ def test_any_plan_fits_and_keeps_its_marker(reasons: list[str], messages: list[s
     edits = tuple(FileEdit(p, "modify", p, None, tuple(reasons)) for p in paths)
     findings = tuple(Finding("f", "error", "c", m) for m in messages)
     plan = Plan(edits=edits, findings=findings)
-    body = pr_body.render_pr_body(plan, "o/r")
+    body = pull_request.render_pr_body(plan, "o/r")
     assert len(body) <= LIMIT
     assert identity.parse_fingerprint(body) == plan.fingerprint
 
@@ -180,14 +179,14 @@ def test_setup_findings_are_said_once_as_setup_steps_not_again_as_notes() -> Non
     notes = (Finding("buildspec.yml", "info", "privileged-mode", "The project must run in privileged mode."),
              Finding("buildspec.yml", "info", "buildx-required", "buildx ships on standard:7.0 only."),
              Finding("buildspec.yml", "info", "builder-image", "moby/buildkit comes from Docker Hub."))
-    body = pr_body.render_pr_body(sample_plan(findings=notes), "octo/app")
+    body = pull_request.render_pr_body(sample_plan(findings=notes), "octo/app")
     # Nothing left that the setup does not already say: no warning list, no folded notes.
     assert "## Warnings" not in body and "<summary>Notes" not in body
     assert "The project must run in privileged mode." not in body and "3. Turn on **privileged mode**" in body
     assert "4. **Build image**: buildx ships on standard:7.0 only." in body
     assert "5. **Builder image**: moby/buildkit comes from Docker Hub." in body
     # Without an AWS setup section (nothing to set up), the same findings stay in the list.
-    bare = pr_body.render_pr_body(sample_plan(findings=notes, setup=None), "octo/app")
+    bare = pull_request.render_pr_body(sample_plan(findings=notes, setup=None), "octo/app")
     assert "(privileged-mode): The project must run in privileged mode." in bare
 
 
@@ -196,7 +195,7 @@ def test_every_cache_repository_and_tag_is_named() -> None:
                      ("aws ecr create-repository --repository-name web-cache --region eu-west-1",
                       "aws iam put-role-policy --role-name YOUR-CODEBUILD-SERVICE-ROLE --policy-name ecr-cache-bot"),
                      cache_repositories=("web-cache", "api-cache"))
-    body = pr_body.render_pr_body(sample_plan(setup=setup), "octo/app")
+    body = pull_request.render_pr_body(sample_plan(setup=setup), "octo/app")
     assert "from the Amazon ECR repositories `web-cache`, `api-cache`," in body
     assert "cache repositories `web-cache`, `api-cache`, image repositories `web`, `api`" in body
     assert "Keep the cache tags `cache`, `cache-api` **mutable**" in body
@@ -204,15 +203,15 @@ def test_every_cache_repository_and_tag_is_named() -> None:
 
 
 def test_docker_hub_entry_only_while_the_builder_image_comes_from_docker_hub() -> None:
-    assert "`toomanyrequests`" in pr_body.render_pr_body(sample_plan(), "octo/app")
+    assert "`toomanyrequests`" in pull_request.render_pr_body(sample_plan(), "octo/app")
     image = "1.dkr.ecr.eu-west-1.amazonaws.com/buildkit:v0.13"
-    own = pr_body.render_pr_body(sample_plan(), "octo/app", Options(builder_image=image))
+    own = pull_request.render_pr_body(sample_plan(), "octo/app", Options(builder_image=image))
     assert "`toomanyrequests`" not in own
 
 
 def test_node_service_body_as_a_platform_engineer_reads_it() -> None:
     plan = planner.plan(read_snapshot(ROOT / "examples" / "node-service"), Options())
-    body = pr_body.render_pr_body(plan, "octo/node-service", Options())
+    body = pull_request.render_pr_body(plan, "octo/node-service", Options())
     assert len(body) < LIMIT and identity.parse_fingerprint(body) == plan.fingerprint
     for heading in ("## Before merging", "## Changes", "## Cache flags", "## Set up", "<summary>With the AWS CLI",
                     "<summary>With CloudFormation", "<summary>With Terraform", "<summary>Troubleshooting",
@@ -243,7 +242,7 @@ def test_node_service_body_as_a_platform_engineer_reads_it() -> None:
 def test_dockerfile_only_pull_request_has_no_flags_or_setup() -> None:
     # The buildspec was left untouched (or was set up before): no cache flags, no AWS setup to run.
     plan = sample_plan(edits=sample_plan().edits[1:])
-    body = pr_body.render_pr_body(plan, "octo/app")
+    body = pull_request.render_pr_body(plan, "octo/app")
     assert "leaves the buildspec as it is, so it needs no AWS setup" in body
     assert "## Cache flags" not in body and "One-time AWS setup" not in body
     assert "aws ecr create-repository" not in body and "Merging before the one-time AWS setup" not in body
@@ -254,7 +253,7 @@ def test_unknown_region_is_not_shown_as_a_literal_placeholder() -> None:
     setup = AwsSetup("REGION", "my-app-cache", (), '{"rules": []}', '{"Version": "2012-10-17"}',
                      ("AWS_REGION=us-east-1  # the region", "aws ecr create-repository --repository-name my-app-cache "
                                                              "--region $AWS_REGION"))
-    body = pr_body.render_pr_body(sample_plan(setup=setup), "octo/app")
+    body = pull_request.render_pr_body(sample_plan(setup=setup), "octo/app")
     assert "`REGION`" not in body and "--region REGION" not in body
     assert "Region: the one you set in `AWS_REGION`" in body and "--region $AWS_REGION" in body
 
@@ -267,19 +266,19 @@ def _folded(body: str) -> str:
 
 
 def test_first_line_is_the_impact_from_the_cache_table() -> None:
-    body = pr_body.render_pr_body(sample_plan(), "octo/app")
+    body = pull_request.render_pr_body(sample_plan(), "octo/app")
     assert body.splitlines()[1] == "**A source-only change now re-runs 1 of 4 steps instead of 2 of 3 (`Dockerfile`).**"
     two = sample_plan(cache_tables=sample_plan().cache_tables * 2)
-    assert "re-runs 2 of 8 steps instead of 4 of 6 (2 Dockerfiles)" in pr_body.render_pr_body(two, "octo/app")
+    assert "re-runs 2 of 8 steps instead of 4 of 6 (2 Dockerfiles)" in pull_request.render_pr_body(two, "octo/app")
     unchanged = CacheTable("Dockerfile", before=(_step("FROM x", False), _step("COPY . .", True)),
                            after=(_step("FROM x", False), _step("COPY . .", True)))
-    same = pr_body.render_pr_body(sample_plan(cache_tables=(unchanged,)), "octo/app")
+    same = pull_request.render_pr_body(sample_plan(cache_tables=(unchanged,)), "octo/app")
     assert same.splitlines()[1] == ("**With the layer cache in Amazon ECR, a source-only change re-runs 1 of 2 "
                                     "Dockerfile steps; the others reuse cached layers.**")
 
 
 def test_before_merging_is_a_task_list_naming_account_and_region() -> None:
-    body = pr_body.render_pr_body(sample_plan(), "octo/app")
+    body = pull_request.render_pr_body(sample_plan(), "octo/app")
     tasks = [line for line in body.splitlines() if line.startswith("- [ ] ")]
     assert tasks[0] == ("- [ ] Create the cache repository `my-app-cache` in region `eu-west-1`, with mutable tags "
                         "and its lifecycle policy.")
@@ -288,24 +287,24 @@ def test_before_merging_is_a_task_list_naming_account_and_region() -> None:
     assert len(tasks) == 3  # no buildx finding in this plan: no build image task
     assert body.index("## Before merging") < body.index("## Changes")
     setup = dataclasses.replace(sample_plan().setup, account_id="123456789012")  # type: ignore[type-var]
-    known = pr_body.render_pr_body(sample_plan(setup=setup), "octo/app")
+    known = pull_request.render_pr_body(sample_plan(setup=setup), "octo/app")
     assert "`my-app-cache` in account `123456789012`, region `eu-west-1`," in known
     unknown = dataclasses.replace(sample_plan().setup, region="REGION")  # type: ignore[type-var]
-    assert "in the account and region of the CodeBuild project" in pr_body.render_pr_body(
+    assert "in the account and region of the CodeBuild project" in pull_request.render_pr_body(
         sample_plan(setup=unknown), "octo/app")
 
 
 def test_build_image_task_only_when_the_plan_needs_buildx() -> None:
     buildx = Finding("buildspec.yml", "info", "buildx-required", "buildx ships on some images.")
-    body = pr_body.render_pr_body(sample_plan(findings=(buildx,)), "octo/app")
+    body = pull_request.render_pr_body(sample_plan(findings=(buildx,)), "octo/app")
     (task,) = [line for line in body.splitlines() if line.startswith("- [ ] Build on an image")]
     assert f"`{codebuild_images.RECOMMENDED}`" in task
-    no_setup = pr_body.render_pr_body(sample_plan(findings=(buildx,), edits=sample_plan().edits[1:]), "octo/app")
+    no_setup = pull_request.render_pr_body(sample_plan(findings=(buildx,), edits=sample_plan().edits[1:]), "octo/app")
     assert "- [ ]" not in no_setup and "## Before merging" not in no_setup
 
 
 def test_changes_table_has_one_line_per_file_and_details_hold_the_reasons() -> None:
-    body = pr_body.render_pr_body(sample_plan(), "octo/app")
+    body = pull_request.render_pr_body(sample_plan(), "octo/app")
     rows = body.split("| file | change | why |\n|---|---|---|\n", 1)[1].split("\n\n", 1)[0].splitlines()
     assert rows == [
         "| `buildspec.yml` | modified | `docker build` becomes a cached `docker buildx build` (+1 more below) |",
@@ -327,21 +326,21 @@ def test_identical_reasons_across_buildspecs_are_said_once() -> None:
                             same[0].replace("9", str(n)), same[1]))
                   for n, d in enumerate(("a", "b", "c", "d"), 10))
     plan = sample_plan(edits=edits, buildspecs=tuple(e.path for e in edits))
-    body = pr_body.render_pr_body(plan, "octo/app")
+    body = pull_request.render_pr_body(plan, "octo/app")
     assert "- In all 4 buildspecs: the export has `ignore-error=true`, so nothing breaks." in body
     assert "- In all 4 buildspecs: derive `AWS_ACCOUNT_ID` first." in body
     assert body.count("ignore-error=true`, so nothing breaks") == 1 and body.count("Derive `AWS_ACCOUNT_ID`") == 0
     assert "**`c/buildspec.yml`** (modified) also:\n- Line 12 (before this change): `docker build` at " in body
     two = sample_plan(edits=edits[:2] + (FileEdit("e/buildspec.yml", "modify", "n", "o", ("other",)),),
                       buildspecs=("a/buildspec.yml", "b/buildspec.yml", "e/buildspec.yml"))
-    assert "- In `a/buildspec.yml`, `b/buildspec.yml`: derive" in pr_body.render_pr_body(two, "octo/app")
+    assert "- In `a/buildspec.yml`, `b/buildspec.yml`: derive" in pull_request.render_pr_body(two, "octo/app")
 
 
 def test_warnings_stay_visible_info_is_folded_and_repeats_are_one_line() -> None:
     findings = (*(Finding(f"s{i}/buildspec.yml", "warning", "build-path-unresolved",
                           f"s{i}/buildspec.yml:12: cannot tell which Dockerfile") for i in range(3)),
                 Finding("Dockerfile", "info", "cache-mount", "a cache mount is not exported"))
-    body = pr_body.render_pr_body(sample_plan(findings=findings), "octo/app")
+    body = pull_request.render_pr_body(sample_plan(findings=findings), "octo/app")
     folded = _folded(body)
     assert ("- **warning** in 3 files (`s0/buildspec.yml:12`, `s1/buildspec.yml:12`, `s2/buildspec.yml:12`) "
             "(build-path-unresolved): cannot tell which Dockerfile") in folded
@@ -350,12 +349,12 @@ def test_warnings_stay_visible_info_is_folded_and_repeats_are_one_line() -> None
 
 
 def test_setup_as_code_is_folded_and_a_shared_repository_is_said_to_be_left_out() -> None:
-    body = pr_body.render_pr_body(sample_plan(), "octo/app")
+    body = pull_request.render_pr_body(sample_plan(), "octo/app")
     assert "```yaml\n# Deploy in region eu-west-1" in body and "Type: AWS::ECR::Repository" in body
     assert "```hcl\n" in body and 'resource "aws_ecr_repository" "cache"' in body
     assert "AWS::ECR::Repository" not in _folded(body) and "aws_iam_role_policy" not in _folded(body)
     assert "other repositories may share" not in body
-    shared = pr_body.render_pr_body(sample_plan(), "octo/app", Options(cache_repository="my-app-cache"))
+    shared = pull_request.render_pr_body(sample_plan(), "octo/app", Options(cache_repository="my-app-cache"))
     assert ("`my-app-cache` is named in `.github/ecr-cache.yml`, so other repositories may share it: the "
             "CloudFormation and Terraform below leave it out") in _folded(shared)
     assert "Type: AWS::ECR::Repository" not in shared and 'resource "aws_ecr_repository"' not in shared
@@ -365,7 +364,7 @@ def test_setup_as_code_is_folded_and_a_shared_repository_is_said_to_be_left_out(
 
 def test_preview_reply_has_the_summary_and_tasks_above_its_diff() -> None:
     plan = sample_plan()
-    text = comments.preview("octo/app", plan.edits, head=pr_body.render_summary(plan, "octo/app"))
+    text = comments.preview("octo/app", plan.edits, head=pull_request.render_summary(plan, "octo/app"))
     assert text.index("**A source-only change now re-runs 1 of 4 steps") < text.index("- [ ] Create the cache")
     assert text.index("- [ ] Create the cache") < text.index("```diff")
     assert "ecr-cache-bot:v1" not in text  # the marker belongs to the PR body only
