@@ -31,7 +31,7 @@ from bot.cli.main import build_parser, load_options, main
 from bot.core import planner, policies
 from bot.core.lifecycle_rules import lifecycle_problems
 from bot.core.model import Options, Plan
-from bot.render.pull_request import ROLE_PLACEHOLDER
+from bot.core.policies import ROLE_PLACEHOLDER
 
 pytestmark = pytest.mark.slow
 
