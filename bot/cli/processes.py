@@ -203,7 +203,7 @@ def dead_letter_command(args: argparse.Namespace) -> int:
         letters = queue.dead_letters()
         for letter in letters:
             row = {"job_id": letter.job_id, "outcome": letter.outcome, "attempts": letter.attempts,
-                   "repository": letter.job.repo, "kind": letter.job.kind, "delivery_id": letter.job.delivery_id,
+                   "repository": letter.job.subject, "kind": letter.job.kind, "delivery_id": letter.job.delivery_id,
                    "error": letter.error,
                    "failed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(letter.failed_at))}
             if args.json:

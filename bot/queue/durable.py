@@ -440,7 +440,7 @@ def _job_fields(claimed: Claimed) -> dict[str, Any]:
     return {"job_id": claimed.job_id, "delivery_id": job.delivery_id, "kind": job.kind,
             "event_name": data.get("event") or _EVENT_OF_KIND.get(job.kind, job.kind),
             "action": data.get("action") or data.get("command") or data.get("trigger"),
-            "installation": job.installation_id, "repository": job.repo}
+            "installation": job.installation_id, "repository": job.subject}
 
 
 def _result_fields(result: object) -> tuple[str | None, int | None]:
