@@ -49,6 +49,9 @@ metrics.HELP.setdefault(OVERRUNS, "Job runs still going after max_runtime (their
 
 HUEY_NAME = "ecr-cache-bot"
 TASK_NAME = "ecr_cache_bot.run_job"
+# huey names a message's task `<module of its function>.<name>`: the module the task lived in before bot/queue.py
+# became a package, so that messages queued by either release are read by the other over a deploy.
+TASK_MODULE = "bot.queue"
 
 
 @dataclass(frozen=True)
@@ -192,8 +195,15 @@ class HueyQueue:
         self._running_lock = threading.Lock()
         self._heartbeat: threading.Thread | None = None
         self._heartbeat_pid = 0
-        self.task = huey.task(name=TASK_NAME)(self.execute)
+        self.task = huey.task(name=TASK_NAME)(self._task_function())
         self._committer = GroupCommitter(self._commit, self.options.batch_max)
+
+    def _task_function(self) -> Callable[[str], None]:
+        def run_job(job_id: str) -> None:
+            self.execute(job_id)
+
+        run_job.__module__ = TASK_MODULE
+        return run_job
 
     def _commit(self, requests: Sequence[SubmitRequest]) -> list[bool]:
         return self.ledger.submit_many(requests, now(), self.options.dedupe_ttl, self.options.stale_after)

@@ -177,3 +177,18 @@ def test_only_huey_storage_knows_hueys_tables_keys_and_connections() -> None:
     offenders = [str(path.relative_to(ROOT)) for path in sorted((ROOT / "bot").rglob("*.py"))
                  if path.name != "huey_storage.py" and HUEY_PRIVATE.search(path.read_text())]
     assert offenders == []
+
+
+def test_messages_queued_by_the_release_before_the_package_split_still_run(tmp_path: Path) -> None:
+    """A message names its task as `<module>.<name>`; until bot/queue.py became a package, that module was
+    `bot.queue`. A consumer that cannot resolve the name drops the message, so the name must not move with the
+    code (else every delivery in flight over a deploy waits for the reaper)."""
+    from huey.registry import Message
+
+    queue = build_queue(backend_settings("sqlite", tmp_path), None, options_for(tmp_path))
+    before = queue.huey.serializer.serialize(Message("id-1", f"bot.queue.{TASK_NAME}", None, 0, 0, None,
+                                                     ("0123abcd",), {}, None, None, None, None, None, None, None))
+    task = queue.huey.deserialize_task(before)
+    assert type(task) is queue.task.task_class and task.args == ("0123abcd",)
+    assert queue.huey.serializer.deserialize(queue.huey.serialize_task(queue.task.s("j"))).name == \
+        f"bot.queue.{TASK_NAME}"
