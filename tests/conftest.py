@@ -17,17 +17,6 @@ SHARED = REPO_ROOT.parent / "shared"
 CORPUS = SHARED / "corpus"
 
 
-@pytest.fixture(autouse=True)
-def _unbind_process_state() -> Iterator[None]:
-    """A queue built by one test binds its pacer and counters process-wide; later tests start unbound."""
-    yield
-    from bot.queue import counters as metrics
-    from bot.queue import pacing
-
-    pacing.bind(None)
-    metrics.bind(None)
-
-
 @pytest.fixture
 def corpus() -> Path:
     """The shared corpus folder, or skip when this checkout has none beside it."""

@@ -195,7 +195,6 @@ def app_counters(extensions: Mapping[str, Any]) -> Counters | None:
 
 
 # Transitional, until the web passes its counters (`count_later`, `app_counters`, `exposition`): then these go.
-_bound: Counters | None = None
 _job_counters: ContextVar[Counters | None] = ContextVar("ecr_cache_bot_counters", default=None)
 
 
@@ -214,22 +213,20 @@ def scoped(counters: Counters | None) -> Iterator[None]:
         _job_counters.reset(token)
 
 
-def bind(counters: Counters | None) -> None:
-    """Transitional: make `counters` this process's."""
-    global _bound
-    _bound = counters
+def bind(counters: None) -> None:
+    """Transitional no-op for the tests that still unbind: nothing binds counters process-wide any more."""
 
 
 def current() -> Counters | None:
-    """Transitional: the counters of the Flask app handling this request, else the scoped or bound ones."""
+    """Transitional: the counters of the Flask app handling this request, else the scoped ones."""
     from flask import current_app
 
     try:
         extensions = current_app.extensions
     except RuntimeError:
-        return _job_counters.get() or _bound
+        return _job_counters.get()
     found = app_counters(extensions)
-    return found if found is not None else (_job_counters.get() or _bound)
+    return found if found is not None else _job_counters.get()
 
 
 def render_gauges(gauges: Mapping[str, tuple[str, int]]) -> str:

@@ -58,14 +58,11 @@ def wait_for(entries: Iterable[tuple[float, int]], cost: int, limits: PaceLimits
     return max(0.0, wait)
 
 
-_bound: SqlitePacer | RedisPacer | None = None
 _job_pacer: ContextVar[SqlitePacer | RedisPacer | None] = ContextVar("ecr_cache_bot_pacer", default=None)
 
 
-def bind(pacer: SqlitePacer | RedisPacer | None) -> None:
-    """Transitional (goes with the last caller of `current`): make `pacer` this process's pacer; None unbinds."""
-    global _bound
-    _bound = pacer
+def bind(pacer: None) -> None:
+    """Transitional no-op for the tests that still unbind: nothing binds a pacer process-wide any more."""
 
 
 @contextmanager
@@ -80,7 +77,7 @@ def scoped(pacer: SqlitePacer | RedisPacer | None) -> Iterator[None]:
 
 def current() -> SqlitePacer | RedisPacer | None:
     """Transitional: jobs get their pacer in their `JobContext` (bot/wiring.py), not from here."""
-    return _job_pacer.get() or _bound
+    return _job_pacer.get()
 
 
 class SqlitePacer:

@@ -136,3 +136,21 @@ def test_following_the_waits_never_exceeds_either_window(requests: list[tuple[fl
         taken.append((start, cost))
         for window, limit in ((60, limits.per_minute), (3600, limits.per_hour)):
             assert sum(w for ts, w in taken if start - window < ts <= start) <= limit
+
+
+def test_building_and_running_a_queue_leaves_no_pacer_or_counters_in_the_process(tmp_path: Path) -> None:
+    """Jobs get the pacer and counters in their `JobContext` (bot/wiring.py): nothing is bound process-wide, so
+    no test (and no second queue in one process) inherits another queue's store."""
+    from runtime_fixtures import options_for, running_consumer, wait_until
+
+    from bot.app.payloads import Job
+    from bot.queue import counters
+    from bot.queue.durable import build_queue
+
+    ran: list[str] = []
+    queue = build_queue(backend_settings("sqlite", tmp_path), lambda job: ran.append(job.delivery_id),
+                        options_for(tmp_path))
+    queue.submit("d", [Job("command", 1, "o/a", "d")])
+    with running_consumer(queue):
+        assert wait_until(lambda: ran == ["d"], 10)
+    assert pacing.current() is None and counters.current() is None
