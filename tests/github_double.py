@@ -213,13 +213,6 @@ class GitHubDouble:
         self.apps: dict[int, dict[str, Any]] = {}  # App id -> the App (with its public key and webhook config)
         self.manifest_codes: dict[str, dict[str, Any]] = {}  # pending redirect code -> manifest and owner
         self.manifests: list[dict[str, Any]] = []  # every manifest posted to the "new App" page
-        # A fresh GitHub is a fresh deployment: the pacer and counters an earlier test's durable queue bound to
-        # this process must not pace (or count) this test's writes. A test that wants them binds its own after.
-        from bot.queue import counters as metrics
-        from bot.queue import pacing
-
-        pacing.bind(None)
-        metrics.bind(None)
 
     # -- Git objects -----------------------------------------------------------------------------------
 
@@ -1052,8 +1045,10 @@ class AppHarness:
         import hmac as _hmac
 
         from bot.app import handlers as jobs
+        from bot.app.context import JobContext
         from bot.github.client import GatewayFactory
         from bot.queue.durable import InMemoryQueue
+        from bot.queue.retry import classify_exception
         from bot.settings import Settings
         from bot.web.flask_app import create_app
 
@@ -1064,8 +1059,9 @@ class AppHarness:
                                       retry=0)
         self.outcomes: list[Any] = []
         # As in production: installation jobs fan out into per-repository sync jobs on the same queue.
-        self.queue = InMemoryQueue(lambda job: self.outcomes.extend(
-            jobs.run(job, self.factory, submit=self.queue.submit)))
+        context = JobContext(self.factory, submit=lambda delivery, batch: self.queue.submit(delivery, batch),
+                             final=lambda exc: classify_exception(exc).action == "fail")
+        self.queue = InMemoryQueue(lambda job: self.outcomes.extend(jobs.run(job, context)))
         self.client = create_app(self.settings, queue=self.queue).test_client()
         self._sign = lambda raw: "sha256=" + _hmac.new(self.SECRET.encode(), raw, _hashlib.sha256).hexdigest()
         self._deliveries = itertools.count(1)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from github_double import GitHubDouble, private_key_pem
+from job_fixtures import context
 
 from bot.app import handlers as jobs
 from bot.app.payloads import Job
@@ -100,12 +101,12 @@ def test_the_app_answers_a_deep_buildspec_with_the_finding(gh: GitHubDouble) -> 
     gh.add_repo(repo, {"buildspec.yml": deep_buildspec(), "Dockerfile": DOCKERFILE}, permissions={"dev": "admin"})
     settings = Settings(webhook_secret="s", app_id="7", private_key=private_key_pem(), github_api_url=gh.base_url)
     factory = GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)
-    (outcome,) = jobs.run(Job("sync", 1, repo, "d"), factory)
+    (outcome,) = jobs.run(Job("sync", 1, repo, "d"), context(factory))
     assert outcome.action == "already" and gh.pulls_for(repo) == []
     comment = gh.add_comment(repo, 5, "/ecr-cache", "dev")
     data: dict[str, Any] = {"command": "open", "unknown": None, "comment_id": comment.id, "issue_number": 5,
                             "user": "dev"}
-    jobs.run(Job("command", 1, repo, f"c{comment.id}", data), factory)
+    jobs.run(Job("command", 1, repo, f"c{comment.id}", data), context(factory))
     (reply,) = gh.bot_comments(repo, 5)
     assert "plan-budget-exceeded" in reply.body and "64 levels deep" in reply.body
 

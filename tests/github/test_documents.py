@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from github_double import GitHubDouble, issue_node_id, private_key_pem
+from job_fixtures import context
 
 from bot.app import handlers as jobs
 from bot.app.payloads import Job
@@ -79,13 +80,13 @@ def test_the_variables_the_gateway_sends_fit_the_documents(gh: GitHubDouble, cor
                 permissions={"dev": "write"})
     settings = Settings(webhook_secret="s", app_id="99", private_key=private_key_pem(), github_api_url=gh.base_url)
     factory = GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)
-    jobs.run(Job("sync", 1, REPO, "d"), factory)  # warm: the blobs query
+    jobs.run(Job("sync", 1, REPO, "d"), context(factory))  # warm: the blobs query
     comment = gh.add_comment(REPO, 50, "/ecr-cache preview", "dev")
     jobs.run(Job("command", 1, REPO, "c", {
         "command": "preview", "comment_id": comment.id, "issue_number": 50, "user": "dev",
         "association": "COLLABORATOR", "comment_node_id": comment.node_id, "default_branch": "main",
-        "issue_node_id": issue_node_id(gh.repos[REPO], 50)}), GatewayFactory(
-        settings, seconds_between_requests=0, seconds_between_writes=0, retry=0))  # cold: blobs in the state
+        "issue_node_id": issue_node_id(gh.repos[REPO], 50)}), context(GatewayFactory(
+        settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)))  # cold: blobs in the state
     sent = [r for r in gh.history if r.path == "/graphql"]
     assert {r.operation for r in sent} == {"EcrCacheState", "EcrCacheState[blobs]", "EcrCacheReply"}
     assert any(r.blobs for r in sent if r.operation == "EcrCacheState")

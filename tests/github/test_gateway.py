@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import responses
 from github_double import BOT_EMAIL, WEB_FLOW_EMAIL, GitHubDouble, Recorded, issue_node_id, private_key_pem
+from job_fixtures import context
 
 from bot import identity
 from bot.app import handlers as jobs
@@ -55,7 +56,7 @@ def seq(requests: list[Recorded]) -> list[str]:
 
 def sync(double: GitHubDouble, f: GatewayFactory, delivery: str = "d") -> list[jobs.Outcome]:
     double.reset_requests()
-    return jobs.run(Job("sync", 1, REPO, delivery), f)
+    return jobs.run(Job("sync", 1, REPO, delivery), context(f))
 
 
 def command(double: GitHubDouble, f: GatewayFactory, body: str, user: str, issue: int = 50,
@@ -68,7 +69,7 @@ def command(double: GitHubDouble, f: GatewayFactory, body: str, user: str, issue
     if association is not None:
         data.update(association=association, comment_node_id=comment.node_id, default_branch="main",
                     issue_node_id=issue_node_id(double.repos[REPO], issue))
-    return jobs.run(Job("command", 1, REPO, f"c-{comment.id}", data), f, dry_run=dry_run)
+    return jobs.run(Job("command", 1, REPO, f"c-{comment.id}", data), context(f, dry_run=dry_run))
 
 
 def tree_of(double: GitHubDouble, branch: str = "main") -> str:
@@ -112,7 +113,7 @@ def test_first_pr_is_one_signed_commit_and_one_pr(gh: GitHubDouble) -> None:
 def test_cold_process_reads_the_tree_first_and_the_blobs_with_the_state(gh: GitHubDouble) -> None:
     gh.add_repo(REPO, FILES)
     gh.reset_requests()
-    (outcome,) = jobs.run(Job("sync", 1, REPO, "d", {"default_branch": "main"}), factory(gh))
+    (outcome,) = jobs.run(Job("sync", 1, REPO, "d", {"default_branch": "main"}), context(factory(gh)))
     assert outcome.action == "opened"
     assert seq(gh.requests) == [
         "POST /app/installations/1/access_tokens",
@@ -137,7 +138,7 @@ def test_cold_read_falls_back_when_main_moves_between_tree_and_state(gh: GitHubD
 
     gh._get_tree = push_after_listing  # type: ignore[method-assign]
     gh.reset_requests()
-    (outcome,) = jobs.run(Job("sync", 1, REPO, "d", {"default_branch": "main"}), factory(gh))
+    (outcome,) = jobs.run(Job("sync", 1, REPO, "d", {"default_branch": "main"}), context(factory(gh)))
     assert outcome.action == "opened"
     assert seq(gh.requests)[1:5] == [f"GET /repos/{REPO}/git/trees/main", "POST /graphql EcrCacheState",
                                      f"GET /repos/{REPO}/git/trees/{tree_of(gh)}", "POST /graphql EcrCacheState[blobs]"]
@@ -146,7 +147,7 @@ def test_cold_read_falls_back_when_main_moves_between_tree_and_state(gh: GitHubD
 
 def test_cold_read_of_an_empty_repository_is_skipped(gh: GitHubDouble) -> None:
     gh.add_repo(REPO, {})
-    (outcome,) = jobs.run(Job("sync", 1, REPO, "d", {"default_branch": "main"}), factory(gh))
+    (outcome,) = jobs.run(Job("sync", 1, REPO, "d", {"default_branch": "main"}), context(factory(gh)))
     assert (outcome.action, outcome.detail) == ("skipped", "empty")
     assert [r for r in gh.requests if r.is_write] == []
 
@@ -197,7 +198,7 @@ def test_closed_unmerged_pr_is_an_opt_out_until_a_command(gh: GitHubDouble) -> N
     sync(gh, f)
     gh.close_pull(REPO, 1)
     gh.reset_requests()
-    (outcome,) = jobs.run(Job("pr_closed", 1, REPO, "x", {"number": 1, "merged": False}), f)
+    (outcome,) = jobs.run(Job("pr_closed", 1, REPO, "x", {"number": 1, "merged": False}), context(f))
     assert outcome.action == "opted_out_noted"
     assert seq(gh.requests) == ["POST /graphql EcrCacheState", f"POST /repos/{REPO}/issues/1/comments",
                                 f"DELETE /repos/{REPO}/git/refs/heads/ecr-cache/setup"]
@@ -205,14 +206,14 @@ def test_closed_unmerged_pr_is_an_opt_out_until_a_command(gh: GitHubDouble) -> N
     (note,) = gh.bot_comments(REPO, 1)
     assert "/ecr-cache" in note.body and "closed without merging" in note.body
     # Redelivery of the close event: no second comment.
-    jobs.run(Job("pr_closed", 1, REPO, "x2", {"number": 1, "merged": False}), f)
+    jobs.run(Job("pr_closed", 1, REPO, "x2", {"number": 1, "merged": False}), context(f))
     assert len(gh.bot_comments(REPO, 1)) == 1
 
     gh.commit_files(REPO, "main", {"buildspec.yml": SPEC + "# more\n"})
     (outcome,) = sync(gh, f)
     assert outcome.action == "opted_out"
     assert seq(gh.requests) == ["POST /graphql EcrCacheState"]  # not even the tree is read
-    (outcome,) = jobs.run(Job("install", 1, "octo", "i"), f)
+    (outcome,) = jobs.run(Job("install", 1, "octo", "i"), context(f))
     assert outcome.action == "opted_out" and len(gh.pulls_for(REPO)) == 1
 
     (outcome,) = command(gh, f, "/ecr-cache", "maintainer")
@@ -310,12 +311,12 @@ def test_lost_race_on_branch_creation_rereads_and_writes_nothing_more(gh: GitHub
         if not raced:  # worker B finishes the same job while worker A is about to create the branch
             raced.append(True)
             gh._create_ref = real_create_ref  # type: ignore[method-assign]
-            jobs.run(Job("sync", 1, REPO, "b"), worker_b)
+            jobs.run(Job("sync", 1, REPO, "b"), context(worker_b))
         return real_create_ref(*args)
 
     gh._create_ref = racing_create_ref  # type: ignore[method-assign]
     gh.reset_requests()
-    (outcome,) = jobs.run(Job("sync", 1, REPO, "a"), worker_a)
+    (outcome,) = jobs.run(Job("sync", 1, REPO, "a"), context(worker_a))
     assert outcome.action == "current"
     # A's ref call is recorded first; B's whole job runs nested inside it and wins with 201.
     ref_calls = [r for r in gh.requests if str(r) == f"POST /repos/{REPO}/git/refs"]
@@ -360,7 +361,7 @@ def test_merged_pr_stays_quiet_until_the_plan_differs(gh: GitHubDouble) -> None:
     f = factory(gh)
     sync(gh, f)
     gh.merge_pull(REPO, 1)
-    (outcome,) = jobs.run(Job("pr_closed", 1, REPO, "m", {"number": 1, "merged": True}), f)
+    (outcome,) = jobs.run(Job("pr_closed", 1, REPO, "m", {"number": 1, "merged": True}), context(f))
     assert outcome.action == "merged"
     (outcome,) = sync(gh, f)
     assert outcome.action == "already" and [r for r in gh.requests if r.is_write] == []
@@ -377,7 +378,7 @@ def test_a_merged_branch_with_human_commits_does_not_block_the_next_pr(gh: GitHu
     sync(gh, f)
     human = gh.commit_files(REPO, "ecr-cache/setup", {"README.md": "fixed by hand\n"}, "my fix")
     gh.merge_pull(REPO, 1)
-    jobs.run(Job("pr_closed", 1, REPO, "m", {"number": 1, "merged": True}), f)
+    jobs.run(Job("pr_closed", 1, REPO, "m", {"number": 1, "merged": True}), context(f))
     assert gh.repos[REPO].refs["ecr-cache/setup"] == human  # GitHub did not delete the branch
     gh.commit_files(REPO, "main", {"buildspec.yml": "version: 0.2\n"})
     (outcome,) = sync(gh, f)
@@ -416,7 +417,7 @@ def test_installation_repositories_are_paged_and_unusable_ones_skipped(gh: GitHu
     gh.add_repo("octo/empty", {})
     gh.add_repo("other/app", FILES, installation_id=2)
     gh.reset_requests()
-    outcomes = jobs.run(Job("install", 1, "octo", "i"), factory(gh))
+    outcomes = jobs.run(Job("install", 1, "octo", "i"), context(factory(gh)))
     pages = [r.query for r in gh.requests if r.path == "/installation/repositories"]
     assert pages == [{"per_page": "100", "page": "1"}, {"per_page": "100", "page": "2"}]
     by_repo = {o.repo: o.action for o in outcomes}
@@ -432,7 +433,7 @@ def test_github_enterprise_base_url_is_honoured() -> None:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         double.activate(mock)
         double.add_repo(REPO, FILES)
-        (outcome,) = jobs.run(Job("sync", 1, REPO, "d"), factory(double))
+        (outcome,) = jobs.run(Job("sync", 1, REPO, "d"), context(factory(double)))
     assert outcome.action == "opened"
     assert double.graphql_url == "https://ghe.example.test/api/graphql"
     assert "POST /graphql EcrCacheState" in seq(double.requests)
@@ -443,9 +444,9 @@ def test_one_client_and_token_per_installation_reused_across_jobs(gh: GitHubDoub
     gh.add_repo("other/app", FILES, installation_id=2)
     f = factory(gh)
     assert f(1)._client is f(1)._client and f(1)._client is not f(2)._client  # one gateway per job, one client
-    jobs.run(Job("sync", 1, REPO, "a"), f)
-    jobs.run(Job("sync", 1, REPO, "b"), f)
-    jobs.run(Job("sync", 2, "other/app", "c"), f)
+    jobs.run(Job("sync", 1, REPO, "a"), context(f))
+    jobs.run(Job("sync", 1, REPO, "b"), context(f))
+    jobs.run(Job("sync", 2, "other/app", "c"), context(f))
     minted = [r.path for r in gh.requests if r.path.endswith("/access_tokens")]
     assert minted == ["/app/installations/1/access_tokens", "/app/installations/2/access_tokens"]
 
@@ -468,7 +469,7 @@ def test_help_and_unknown_subcommand_reply_with_the_command_list(gh: GitHubDoubl
     f = factory(gh)
     comment = gh.add_comment(REPO, 50, "/ecr-cache frob", "dev")
     jobs.run(Job("command", 1, REPO, "h", {"command": "help", "unknown": "frob", "comment_id": comment.id,
-                                             "issue_number": 50, "user": "dev"}), f)
+                                             "issue_number": 50, "user": "dev"}), context(f))
     (reply,) = gh.bot_comments(REPO, 50)
     assert "`frob` is not an `/ecr-cache` command" in reply.body
     for sub in ("`/ecr-cache preview`", "`/ecr-cache recreate`", "`/ecr-cache help`"):
@@ -487,7 +488,7 @@ def test_command_on_already_set_up_repo_says_what_was_checked(gh: GitHubDouble) 
 def test_dry_run_reads_but_never_writes(gh: GitHubDouble) -> None:
     gh.add_repo(REPO, FILES)
     gh.reset_requests()
-    (outcome,) = jobs.run(Job("sync", 1, REPO, "d"), factory(gh), dry_run=True)
+    (outcome,) = jobs.run(Job("sync", 1, REPO, "d"), context(factory(gh), dry_run=True))
     assert outcome.action == "opened"
     assert [r for r in gh.requests if r.is_write] == [] and gh.pulls_for(REPO) == []
 
@@ -500,7 +501,7 @@ def test_production_retry_repeats_a_read_after_a_gateway_error_but_never_a_write
     gh.fail_next.append(("GET", f"/repos/{REPO}/git/trees/main", 503, {"message": "unavailable"}))
     gh.fail_next.append(("POST", f"/repos/{REPO}/git/refs", 502, {"message": "bad gateway"}))
     with pytest.raises(GitHubError) as info:
-        jobs.run(Job("sync", 1, REPO, "d", {"default_branch": "main"}), f)
+        jobs.run(Job("sync", 1, REPO, "d", {"default_branch": "main"}), context(f))
     assert info.value.status == 502 and classify_exception(info.value).action == "retry"
     statuses = [(str(r), r.status) for r in gh.requests if "/git/trees/main" in r.path or "/git/refs" in r.path]
     assert statuses == [(f"GET /repos/{REPO}/git/trees/main", 503), (f"GET /repos/{REPO}/git/trees/main", 200),
@@ -605,11 +606,11 @@ def test_a_rerun_command_edits_its_reply_in_the_same_mutation(gh: GitHubDouble) 
     data = {"command": "help", "unknown": None, "comment_id": comment.id, "issue_number": 50, "user": "dev",
             "association": "MEMBER", "comment_node_id": comment.node_id,
             "issue_node_id": issue_node_id(gh.repos[REPO], 50)}
-    jobs.run(Job("command", 1, REPO, "c", data), f)
+    jobs.run(Job("command", 1, REPO, "c", data), context(f))
     (reply,) = gh.bot_comments(REPO, 50)
     reply.body = reply.body.replace("preview", "PREVIEW")  # an older wording of the same reply
     gh.reset_requests()
-    jobs.run(Job("command", 1, REPO, "c", data), f)
+    jobs.run(Job("command", 1, REPO, "c", data), context(f))
     (mutation,) = [r for r in gh.requests if r.is_write]
     assert mutation.body["variables"].get("update") is True and "add" not in mutation.body["variables"]
     assert gh.bot_comments(REPO, 50) == [reply] and "preview" in reply.body
