@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 from github_double import GitHubDouble, private_key_pem, push_payload
+from job_fixtures import context
 from werkzeug.serving import make_server
 
 from bot.app import handlers as jobs
@@ -39,7 +40,7 @@ def test_push_over_real_http_opens_the_pr(github: GitHubDouble) -> None:
     settings = Settings(webhook_secret="wire", app_id="77", private_key=private_key_pem(),
                         github_api_url=github.base_url)
     factory = GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)
-    queue = InMemoryQueue(lambda job: jobs.run(job, factory))
+    queue = InMemoryQueue(lambda job: jobs.run(job, context(factory)))
     server, thread = _serve(create_app(settings, queue=queue))
     try:
         before = repo.refs["main"]

@@ -8,13 +8,13 @@ import re
 from pathlib import Path
 
 from github_double import GitHubDouble, private_key_pem
+from job_fixtures import context
 from runtime_fixtures import SECRET, options_for, push_payload, running_consumer, sign, wait_until
 
 from bot.app import handlers as jobs
 from bot.app.payloads import Job
 from bot.github.client import GatewayFactory
 from bot.queue import counters as metrics
-from bot.queue import pacing
 from bot.queue.durable import build_queue
 from bot.queue.retry import RetryLater
 from bot.settings import Settings
@@ -43,10 +43,6 @@ def families(text: str) -> dict[str, dict[str, str]]:
     return found
 
 
-    pacing.bind(None)
-    metrics.bind(None)
-
-
 def test_every_family_at_metrics_has_help_and_type(gh: GitHubDouble, tmp_path: Path) -> None:
     for i in range(3):
         gh.add_repo(f"octo/svc{i}", {"buildspec.yml": "version: 0.2\n"})
@@ -59,7 +55,8 @@ def test_every_family_at_metrics_has_help_and_type(gh: GitHubDouble, tmp_path: P
         if job.repo == "octo/svc0" and job.repo not in deferred:
             deferred.add(job.repo)
             raise RetryLater(0.05, "test deferral")
-        return jobs.run(job, gateways, submit=queue.submit, preview_threshold=1)
+        return jobs.run(job, context(gateways, pacer=queue.pacer, counters=queue.counters, submit=queue.submit,
+                                     preview_threshold=1, store=True))
 
     queue = build_queue(settings, runner, options_for(tmp_path))
     app = create_app(settings, queue=queue)
