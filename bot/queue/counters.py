@@ -213,10 +213,6 @@ def scoped(counters: Counters | None) -> Iterator[None]:
         _job_counters.reset(token)
 
 
-def bind(counters: None) -> None:
-    """Transitional no-op for the tests that still unbind: nothing binds counters process-wide any more."""
-
-
 def current() -> Counters | None:
     """Transitional: the counters of the Flask app handling this request, else the scoped ones."""
     from flask import current_app

@@ -61,10 +61,6 @@ def wait_for(entries: Iterable[tuple[float, int]], cost: int, limits: PaceLimits
 _job_pacer: ContextVar[SqlitePacer | RedisPacer | None] = ContextVar("ecr_cache_bot_pacer", default=None)
 
 
-def bind(pacer: None) -> None:
-    """Transitional no-op for the tests that still unbind: nothing binds a pacer process-wide any more."""
-
-
 @contextmanager
 def scoped(pacer: SqlitePacer | RedisPacer | None) -> Iterator[None]:
     """Transitional (goes with the last caller of `current`): use `pacer` for the code inside."""
