@@ -31,7 +31,7 @@ from bot.app import fanout
 from bot.app.payloads import AnyJob
 from bot.logs import log_event
 from bot.queue import counters as metrics
-from bot.queue import heartbeat, pacing
+from bot.queue import heartbeat
 from bot.queue.counters import RETRIES, Counters, RedisCounters, SqliteCounters
 from bot.queue.dedupe import DEFAULT_TTL
 from bot.queue.huey_storage import redis_huey, sqlite_huey, waiting_args
@@ -253,9 +253,8 @@ class HueyQueue:
                 log_event("job", outcome="coalesced", duration_ms=_ms(start), **fields)
                 return
             try:
-                # Pacing and counters inside the job use this queue's shared store.
-                with pacing.scoped(self.pacer), metrics.scoped(self.counters):
-                    result = self.runner(job) if self.runner is not None else None
+                # The runner gives the job this queue's pacer and counters in its JobContext (bot/wiring.py).
+                result = self.runner(job) if self.runner is not None else None
             except Exception as exc:
                 self._untrack(job_id)
                 self._failed(claimed, exc, fields, start)

@@ -10,9 +10,7 @@ an installation's fan-out.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import redis
@@ -58,22 +56,10 @@ def wait_for(entries: Iterable[tuple[float, int]], cost: int, limits: PaceLimits
     return max(0.0, wait)
 
 
-_job_pacer: ContextVar[SqlitePacer | RedisPacer | None] = ContextVar("ecr_cache_bot_pacer", default=None)
-
-
-@contextmanager
-def scoped(pacer: SqlitePacer | RedisPacer | None) -> Iterator[None]:
-    """Transitional (goes with the last caller of `current`): use `pacer` for the code inside."""
-    token = _job_pacer.set(pacer)
-    try:
-        yield
-    finally:
-        _job_pacer.reset(token)
-
-
 def current() -> SqlitePacer | RedisPacer | None:
-    """Transitional: jobs get their pacer in their `JobContext` (bot/wiring.py), not from here."""
-    return _job_pacer.get()
+    """Transitional, for `bot.app.handlers`' old `run(job, factory)` only: no pacer is found in the process (jobs
+    get theirs in their `JobContext`, bot/wiring.py). Goes with that wrapper."""
+    return None
 
 
 class SqlitePacer:
