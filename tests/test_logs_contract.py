@@ -15,6 +15,7 @@ from github_double import GitHubDouble, comment_payload, private_key_pem
 from runtime_fixtures import SECRET, options_for, sign
 from werkzeug.test import Client
 
+from bot import wiring
 from bot.logs import configure_logging
 from bot.queue.durable import build_queue
 from bot.settings import Settings
@@ -41,9 +42,7 @@ def test_one_delivery_and_its_job_log_every_contract_field(gh: GitHubDouble, tmp
                            "X-RateLimit-Reset": str(int(time.time()) + 900)}
     settings = Settings(webhook_secret=SECRET, app_id="7", private_key=private_key_pem(),
                         github_api_url=gh.base_url, data_dir=str(tmp_path / "data"))
-    runner = web.make_runner(settings)
-    queue = build_queue(settings, runner, options_for(tmp_path))
-    runner.submit = queue.submit
+    queue = wiring.job_queue(settings, options_for(tmp_path))
     app = web.create_app(settings, queue=queue)
     client = Client(app if intake == "flask" else FastWebhook(app, settings))
     body = json.dumps(comment_payload(repo, comment)).encode()

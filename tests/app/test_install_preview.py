@@ -3,6 +3,7 @@ organization opts in (`install: open-pull-requests` in `<org>/.github/.github/ec
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from github_double import appending_plan as fake_plan
 from job_fixtures import context, run_install
 from job_fixtures import gateway_factory as factory
 
+from bot import wiring
 from bot.app import handlers as jobs
 from bot.app.context import Counters, Pacer
 from bot.app.events import route
@@ -26,7 +28,6 @@ from bot.queue.counters import SqliteCounters
 from bot.queue.pacing import PaceLimits, SqlitePacer
 from bot.queue.storage import SqliteDb
 from bot.settings import Settings
-from bot.web import flask_app as web
 
 SPEC = {"buildspec.yml": "version: 0.2\n"}
 PLAIN = {"README.md": "docs\n"}
@@ -173,10 +174,10 @@ def test_the_web_runner_applies_the_configured_threshold(gh: GitHubDouble, monke
     settings = Settings(webhook_secret="s", app_id="7", private_key=private_key_pem(),
                         github_api_url=gh.base_url, preview_threshold=2)
     queued: list[AnyJob] = []
-    runner = web.JobRunner(settings, submit=lambda delivery, batch: queued.extend(batch))
+    runner = wiring.JobRunner(settings, submit=lambda delivery, batch: queued.extend(batch))
     f = factory(gh)
     run: Callable[..., list[jobs.Outcome]] = jobs.run
-    monkeypatch.setattr(jobs, "run", lambda job, _factory, **kw: run(job, f, **kw))
+    monkeypatch.setattr(jobs, "run", lambda job, ctx: run(job, dataclasses.replace(ctx, gateways=f)))
     runner(InstallJob(1, "octo", "i"))
     for job in queued:
         runner(job)

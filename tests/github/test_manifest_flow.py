@@ -22,8 +22,9 @@ from bot import settings
 from bot.github import app_store, credentials, manifest
 from bot.queue.durable import InMemoryQueue
 from bot.settings import Settings, SettingsError
-from bot.web.flask_app import _LazyFactory, create_app
+from bot.web.flask_app import create_app
 from bot.web.wsgi import FastWebhook
+from bot.wiring import LazyFactory
 from tests.github_double import GitHubDouble
 
 API = "https://ghe.test/api/v3"
@@ -245,7 +246,7 @@ def test_register_button_posts_the_manifest_to_github_with_a_state(tmp_path: Pat
 def test_redirect_stores_the_app_and_it_is_used_at_once(tmp_path: Path, double: GitHubDouble) -> None:
     settings = _settings(tmp_path)
     client = _client(settings)
-    lazy = _LazyFactory(settings)  # what a worker holds from before the registration
+    lazy = LazyFactory(settings)  # what a worker holds from before the registration
     with pytest.raises(ValueError, match="APP_ID"):
         lazy(1)
     done = _register(client, double, "acme-corp")
