@@ -35,7 +35,6 @@ from bot.github.gateway import (
     RetryLater,
     TreeFile,
     WritePacer,
-    upsert_issue,  # noqa: F401 (re-exported until its callers import it from the seam)
 )
 from bot.github.gateway import GatewayFactory as GatewayFactoryProtocol
 from bot.github.object_cache import GitObjectCache

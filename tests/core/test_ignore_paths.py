@@ -146,7 +146,7 @@ def test_cli_config_glob_that_matches_nothing_is_shown(repo: Path, capsys: pytes
 
 def test_the_app_skips_a_repository_with_only_fixtures_unless_its_config_says_otherwise() -> None:
     from bot.app.handlers import nothing_to_plan
-    from bot.github.client import TreeFile
+    from bot.github.gateway import TreeFile
 
     tree = {p: TreeFile(p, "100644", "0" * 40, 10) for p in ("tests/golden/a/Dockerfile.before",
                                                              "examples/b/buildspec.yml", "README.md")}

@@ -230,7 +230,7 @@ def test_the_shell_merge_equals_the_core_merge(tmp_path_factory: pytest.TempPath
 
 def test_the_app_names_the_snapshot_after_the_github_repository() -> None:
     from bot.app import handlers as jobs
-    from bot.github.client import RepoState
+    from bot.github.gateway import RepoState
 
     class Gateway:
         def read_tree(self, repo: str, tree: str) -> dict[str, str]:

@@ -15,7 +15,8 @@ from bot.app import handlers as jobs
 from bot.app.payloads import Job
 from bot.core import planner
 from bot.core.model import BuildLink, FileEdit, Options, Plan, RepoSnapshot
-from bot.github.client import GatewayFactory, GitHubError, git_blob_sha
+from bot.github.client import GatewayFactory, git_blob_sha
+from bot.github.gateway import GitHubError
 from bot.queue.retry import classify_exception
 from bot.settings import Settings
 
