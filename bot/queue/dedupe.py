@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Protocol
 
 import redis
 
+from bot.app.comment_command import MAX_AGE
 from bot.queue.storage import KEY_PREFIX, SqliteDb, in_store, now
 
 # GitHub never redelivers by itself, but an operator can redeliver a delivery for 3 days (GitHub.com) or
 # 7 days (GitHub Enterprise Server): docs.github.com/webhooks/testing-and-troubleshooting-webhooks/
 # redelivering-webhooks. Remembering ids that long makes redelivering an accepted delivery a no-op.
-DEFAULT_TTL = 7 * 24 * 3600 + 3600
+# An hour past the age after which a command comment is not answered at all (`comment_command.MAX_AGE`), so a
+# replay after its claim expired finds nothing to do.
+DEFAULT_TTL = int(MAX_AGE) + 3600
 
 SQLITE_DDL = (
     "CREATE TABLE IF NOT EXISTS deliveries (id TEXT PRIMARY KEY, expires REAL NOT NULL)",
@@ -102,8 +104,6 @@ COMMAND_DDL = (
     "CREATE TABLE IF NOT EXISTS command_claims (key TEXT PRIMARY KEY, owner TEXT NOT NULL, expires REAL NOT NULL)",
     "CREATE INDEX IF NOT EXISTS command_claims_expires ON command_claims (expires)",
 )
-# A command comment older than this is not answered at all, so a replay after its claim expired finds nothing.
-COMMAND_MAX_AGE = DEFAULT_TTL - 3600
 
 
 def command_key(installation_id: int, comment_id: int) -> str:
@@ -156,19 +156,6 @@ class RedisCommandClaims:
         pipe.get(key)
         value = pipe.execute()[1]
         return isinstance(value, bytes) and value.decode("utf-8", "replace") == owner
-
-
-def command_too_old(created_at: object, at: float) -> bool:
-    """True when the comment's signed `created_at` is older than `COMMAND_MAX_AGE` (False when absent)."""
-    if not isinstance(created_at, str):
-        return False
-    try:
-        created = datetime.fromisoformat(created_at.replace("Z", "+00:00"))
-    except ValueError:
-        return False
-    if created.tzinfo is None:
-        created = created.replace(tzinfo=UTC)
-    return at - created.timestamp() > COMMAND_MAX_AGE
 
 
 def claims_in(store: object) -> CommandClaims | None:
