@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -10,13 +9,10 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
-from bot.app import handlers as jobs
-from bot.app.payloads import Job
 from bot.github import credentials
-from bot.github.client import GatewayFactory, GitHubGateway
 from bot.logs import log_event
 from bot.queue import counters as metrics
-from bot.queue.durable import JobQueue, SubmitResult, create_queue
+from bot.queue.durable import JobQueue, SubmitResult
 from bot.settings import Settings
 from bot.web import setup_page
 from bot.web.intake import IN_MEMORY_OUTCOMES, Answer, Delivery, Rejection, log_fields, read_delivery
@@ -52,60 +48,13 @@ def settle(delivery: Delivery, result: SubmitResult | Exception, start: float) -
     return answer
 
 
-class _LazyFactory:
-    """Builds the gateway factory on first use, so the web process starts without App credentials."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._settings = settings
-        self._factory: GatewayFactory | None = None
-        self._lock = threading.Lock()
-
-    def __call__(self, installation_id: int) -> GitHubGateway:
-        with self._lock:  # worker threads share one factory, hence one client per installation
-            if self._factory is None:
-                self._factory = GatewayFactory(credentials.effective(self._settings))  # stored App too
-            factory = self._factory
-        return factory(installation_id)
-
-
-class JobRunner:
-    """The queue's runner: `jobs.run` with the gateways of one `GatewayFactory` (bounded: see `MAX_GATEWAYS`).
-
-    Set ``submit`` to the queue's `submit` once the queue exists, so installation jobs fan out into one
-    sync job per repository; without it they sync every repository themselves."""
-
-    def __init__(self, settings: Settings, submit: jobs.Submit | None = None) -> None:
-        self._settings = settings
-        self._factory = _LazyFactory(settings)
-        self.submit = submit
-
-    def __call__(self, job: Job) -> dict[str, Any]:
-        """Run the job; the outcome and the last `x-ratelimit-remaining` GitHub sent go on the job's log line."""
-        used: list[GitHubGateway] = []
-
-        def factory(installation_id: int) -> GitHubGateway:
-            gateway = self._factory(installation_id)
-            used.append(gateway)
-            return gateway
-
-        outcomes = jobs.run(job, factory, dry_run=self._settings.dry_run, submit=self.submit,
-                            preview_threshold=self._settings.preview_threshold)
-        return {"outcome": ",".join(sorted({o.action for o in outcomes})) or "none",
-                "rate_limit_remaining": jobs.rate_limit_remaining(used[-1]) if used else None}
-
-
-def make_runner(settings: Settings, submit: jobs.Submit | None = None) -> JobRunner:
-    """The runner `create_app` and the worker process give the queue."""
-    return JobRunner(settings, submit)
-
-
 def create_app(settings: Settings | None = None, queue: JobQueue | None = None) -> Flask:
     """Build the web app; settings come only from `Settings.from_env()` (a missing secret means setup mode)."""
     settings = settings or Settings.from_env()
     if queue is None:
-        runner = make_runner(settings)
-        queue = create_queue(settings, runner)
-        runner.submit = queue.submit
+        from bot.wiring import job_queue  # the composition root builds the default queue and its job runner
+
+        queue = job_queue(settings)
     app = Flask(__name__)
     # One byte over the limit: Werkzeug stops a streamed (chunked) body at MAX_CONTENT_LENGTH without an error,
     # so reading up to limit + 1 bytes is how an over-long body without Content-Length is told apart.
