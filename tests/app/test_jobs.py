@@ -5,6 +5,7 @@ and what goes over the wire, on the HTTP double."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -223,20 +224,11 @@ def test_installation_fans_out_one_sync_job_per_repository(gh: GitHubDouble) -> 
     assert gh.pulls_for("octo/b")[0].base == "trunk"
 
 
-def test_web_runner_binds_the_queue_submit_for_fan_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.queue.durable import InMemoryQueue
-    from bot.web import flask_app as web
+def test_the_wired_runner_fans_out_through_its_own_queue(tmp_path: Path) -> None:
+    from bot import wiring
 
-    created: list[Any] = []
-
-    def fake_create_queue(settings: Settings, runner: Any) -> InMemoryQueue:
-        queue = InMemoryQueue(runner)
-        created.append(queue)
-        return queue
-
-    monkeypatch.setattr(web, "create_queue", fake_create_queue)
-    web.create_app(Settings(webhook_secret="s"))
-    (queue,) = created
+    queue = wiring.job_queue(Settings(webhook_secret="s", data_dir=str(tmp_path)))
+    assert isinstance(queue.runner, wiring.JobRunner)
     assert queue.runner.submit == queue.submit
 
 
