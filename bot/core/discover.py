@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import posixpath
 import re
 from dataclasses import dataclass
@@ -42,6 +43,8 @@ _MANIFESTS = frozenset({
 })
 _MANIFEST_GLOBS = ("requirements*.txt", "constraints*.txt", "*.gemspec", "build.gradle*", "settings.gradle*",
                    "*.csproj", "*.fsproj", "*.vbproj", "*.sln", "Directory.*.props", "gradle.properties")
+# The globs as one pattern: exactly `any(fnmatchcase(base, g))`, in one scan instead of eleven (webhook hot path).
+_MANIFEST_GLOB = re.compile("|".join(fnmatch.translate(g) for g in _MANIFEST_GLOBS))
 _MAX_SPECS = 200
 _MAX_DOCKERFILES = 300
 _MAX_MANIFESTS = 600
@@ -68,13 +71,15 @@ def _ignored(path: str, options: Options) -> bool:
 
 def _is_manifest(path: str) -> bool:
     base = posixpath.basename(path)
-    if base in _MANIFESTS or any(fnmatch.fnmatchcase(base, g) for g in _MANIFEST_GLOBS):
+    if base in _MANIFESTS or _MANIFEST_GLOB.match(base):
         return True
     # `requirements/base.txt`-style folders: pip `-r`/`-c` includes the reorder must follow.
     folder = posixpath.basename(posixpath.dirname(path))
     return folder.lower().startswith("requirements") and base.endswith((".txt", ".in"))
 
 
+# Bounded: paths come from webhook payloads; a push repeats its paths across commits and pushes repeat paths.
+@functools.lru_cache(maxsize=4096)
 def may_change_plan(path: str) -> bool:
     """True when a change to ``path`` can change the plan: what discovery reads, by name (config globs aside)."""
     base = posixpath.basename(path)

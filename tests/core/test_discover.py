@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from bot.core.discover import classify, discover, paths_to_read
+import fnmatch
+import posixpath
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from bot.core import discover as discover_module
+from bot.core.discover import classify, discover, may_change_plan, paths_to_read
 from bot.core.model import Options, RepoSnapshot
 
 SPEC = "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build .\n"
@@ -102,3 +109,60 @@ def test_requirement_folders_are_read_for_pip_includes() -> None:
     wanted = paths_to_read(paths, Options())
     assert "requirements/base.txt" in wanted and "requirements/dev.in" in wanted
     assert "requirements/README.md" not in wanted and "docs/notes.txt" not in wanted
+
+
+def _may_change_plan_reference(path: str) -> bool:
+    """The rule as first written (one `fnmatchcase` per glob, no cache): the fast function must agree with it."""
+    base = posixpath.basename(path)
+    if any(part in discover_module._SKIP_DIRS for part in path.split("/")[:-1]):
+        return False
+    manifest = base in discover_module._MANIFESTS or any(
+        fnmatch.fnmatchcase(base, g) for g in discover_module._MANIFEST_GLOBS)
+    folder = posixpath.basename(posixpath.dirname(path))
+    manifest = manifest or (folder.lower().startswith("requirements") and base.endswith((".txt", ".in")))
+    if discover_module._BUILDSPEC.match(base) or discover_module.is_dockerfile(path) or manifest:
+        return True
+    return base == ".dockerignore" or base.endswith(".dockerignore") or base.lower() == "packages.config"
+
+
+# Fragments that hit (and nearly hit) every rule, so generated paths exercise each branch, not random noise only.
+_FRAGMENTS = st.sampled_from([
+    "requirements", "Requirements", "constraints", ".txt", ".in", ".TXT", "-dev", "Dockerfile", "dockerfile",
+    "Containerfile", ".", "_", "-", "buildspec", "BuildSpec", ".yml", ".yaml", ".gemspec", "build.gradle",
+    "settings.gradle", ".kts", ".csproj", ".fsproj", ".vbproj", ".sln", "Directory.", "Build", ".props",
+    "gradle.properties", "packages.config", "Packages.Config", ".dockerignore", "package.json", "go.mod",
+    "Cargo.lock", ".py", ".md", "README", "src", "x", "\n", "*", "[", "]", "?",
+])
+_SEGMENT = st.one_of(st.lists(_FRAGMENTS, min_size=1, max_size=4).map("".join), st.text(min_size=1, max_size=8))
+_DIR = st.one_of(st.sampled_from(["node_modules", ".git", "vendor", "venv", "requirements", "Requirements-ci",
+                                  "site-packages", "docker", "ci"]), _SEGMENT)
+_PATH = st.builds(lambda dirs, base: "/".join([*dirs, base]), st.lists(_DIR, max_size=3), _SEGMENT)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(_PATH)
+@example("requirements-dev.txt")
+@example("reqs/requirements/base.in")
+@example("build.gradle.kts")
+@example("Directory.Build.props")
+@example("node_modules/x/Dockerfile")
+@example("src/service/handlers.py")
+@example("a.gemspec\n")
+@example("requirements.txt\nx")
+@example("Packages.config")
+@example("vendor/go.mod")
+def test_may_change_plan_agrees_with_the_reference_rule(path: str) -> None:
+    expected = _may_change_plan_reference(path)
+    assert may_change_plan(path) is expected
+    assert may_change_plan(path) is expected  # the cached answer too
+    assert may_change_plan.__wrapped__(path) is expected
+
+
+def test_may_change_plan_answers() -> None:
+    relevant = ("requirements-dev.txt", "deps/requirements/base.in", "build.gradle.kts", "app/app.csproj",
+                "Directory.Build.props", "gradle.properties", "api/Dockerfile.dev", "ci/buildspec.yml",
+                "web/.dockerignore", "packages.config")
+    ignored = ("src/service/handlers.py", "README.md", "node_modules/a/package.json", "docs/requirements.md",
+               "Directory.props", "requirements.txt.bak")
+    assert [p for p in relevant if not may_change_plan(p)] == []
+    assert [p for p in ignored if may_change_plan(p)] == []
