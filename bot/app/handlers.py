@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -12,7 +11,7 @@ from typing import Any, assert_never
 
 from bot.app import config_issue, fanout, lifecycle, pr_settings, refusals
 from bot.app.comment_command import too_old
-from bot.app.context import JobContext, Submit
+from bot.app.context import JobContext
 from bot.app.lifecycle import Action, Decision, Flags
 from bot.app.payloads import AnyJob, InstallJob, Job, typed
 from bot.core import discover, planner
@@ -34,7 +33,6 @@ WRITE_ROLES = frozenset({"admin", "maintain", "write"})
 # A publish writes a tree, a commit, the branch ref and the pull request: reserved together, so the pacer never
 # stops it half-way (a branch without its pull request).
 PUBLISH_WRITES = 4
-LegacyFactory = Callable[..., Any]  # `run`'s old second argument: installation id -> gateway
 
 
 @dataclass(frozen=True)
@@ -558,22 +556,12 @@ def rate_limit_remaining(gw: Gateway) -> int | None:
     return gw.rate_limit_remaining
 
 
-def run(job: AnyJob, ctx: JobContext | LegacyFactory, *, dry_run: bool = False, submit: Submit | None = None,
-        preview_threshold: int | None = None) -> list[Outcome]:
+def run(job: AnyJob, ctx: JobContext) -> list[Outcome]:
     """Run one job with its context. GitHub errors propagate with their status and headers: the queue retries
     rate limits, 5xx and known 422 races, and fails every other 4xx once (`bot/queue/retry.py`); a full pacing
     window raises `RetryLater`. With ``ctx.submit`` (the queue's), an installation job queues one sync job per
     repository instead of syncing them all itself. An installation over ``ctx.preview_threshold`` repositories
-    (None: no limit) opens no pull requests unless its organization config opts in.
-
-    Transitional: ``run(job, gateway_factory, dry_run=, submit=, preview_threshold=)`` (the signature before
-    `JobContext`) still works, for callers not yet passing a context."""
-    if not isinstance(ctx, JobContext):
-        return _run_with_process_state(job, ctx, dry_run=dry_run, submit=submit, preview_threshold=preview_threshold)
-    return _run(job, ctx)
-
-
-def _run(job: AnyJob, ctx: JobContext) -> list[Outcome]:
+    (None: no limit) opens no pull requests unless its organization config opts in."""
     job = typed(job)
     gw = ctx.gateways(job.installation_id, interactive=interactive(job))
     try:
@@ -589,27 +577,3 @@ def _run(job: AnyJob, ctx: JobContext) -> list[Outcome]:
     return outcomes
 
 
-def _run_with_process_state(job: AnyJob, factory: LegacyFactory, *, dry_run: bool, submit: Submit | None,
-                            preview_threshold: int | None) -> list[Outcome]:
-    """The old `run`: the context from the queue's process-wide pacer and counters. Transitional, and the only
-    place `bot.app` imports `bot.queue` or `bot.github.dry_run`: delete once every caller builds a `JobContext`
-    (bot/wiring.py)."""
-    from bot.github.dry_run import DryRunGateway
-    from bot.queue import counters as metrics
-    from bot.queue import dedupe, pacing
-    from bot.queue import refusals as refusal_store
-    from bot.queue.retry import classify_exception
-
-    pacer = pacing.current()
-    takes_interactive = "interactive" in inspect.signature(factory).parameters
-
-    def gateways(installation_id: int, *, interactive: bool = False) -> Gateway:
-        gateway: Gateway = factory(installation_id, interactive=interactive) if takes_interactive \
-            else factory(installation_id)
-        return DryRunGateway(gateway) if dry_run else gateway
-
-    ctx = JobContext(gateways, pacer=pacer, counters=metrics.current(), submit=submit,
-                     preview_threshold=preview_threshold, claims=dedupe.claims_in(pacer),
-                     refusals=refusal_store.limiter_in(pacer),
-                     final=lambda exc: classify_exception(exc).action == "fail")
-    return _run(job, ctx)
