@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -53,8 +54,14 @@ def redact_text(text: str) -> str:
     return _SENSITIVE_VALUE.sub(REDACTED, text)
 
 
+# Cached: every log line asks again about the same dozen field names (bounded: nested dict keys vary).
+@functools.lru_cache(maxsize=1024)
+def _sensitive_key(key: str) -> bool:
+    return _SENSITIVE_KEY.search(key) is not None
+
+
 def _redact(value: Any, key: str = "") -> Any:
-    if key and _SENSITIVE_KEY.search(key) and value not in (None, "", 0):
+    if key and _sensitive_key(key) and value not in (None, "", 0):
         return REDACTED
     if isinstance(value, str):
         return redact_text(value)

@@ -19,7 +19,7 @@ from runtime_fixtures import (
     wait_until,
 )
 
-from bot.app.payloads import Job
+from bot.app.payloads import AnyJob, Job
 from bot.logs import REDACTED, configure_logging, log_event, redact_text
 from bot.queue.durable import build_queue
 from bot.settings import Settings
@@ -68,6 +68,18 @@ def test_secrets_are_redacted_by_key_by_value_and_in_tracebacks(captured: io.Str
     assert lines[4]["logger"] == "gunicorn.error" and "RuntimeError" in lines[4]["exception"]
 
 
+def test_key_redaction_holds_on_every_line_not_only_the_first(captured: io.StringIO) -> None:
+    # The sensitive-key decision is cached per field name: a repeated name must stay redacted, a plain one plain.
+    for _ in range(3):
+        log_event("delivery", api_key="plain-looking-value", nested={"Cookie": "sid=1", "note": "plain-looking-value"},
+                  note="plain-looking-value")
+    lines = _lines(captured)
+    assert len(lines) == 3
+    for line in lines:
+        assert line["api_key"] == REDACTED and line["nested"]["Cookie"] == REDACTED
+        assert line["note"] == "plain-looking-value" and line["nested"]["note"] == "plain-looking-value"
+
+
 def test_non_secret_fields_are_untouched() -> None:
     assert redact_text("delivery 72d3162e-cc78-11e3-81ab-4c9367dc0958 took 12 ms") == (
         "delivery 72d3162e-cc78-11e3-81ab-4c9367dc0958 took 12 ms")
@@ -91,7 +103,7 @@ def test_job_line_has_delivery_event_installation_repo_outcome_duration_and_rate
 def test_whole_pipeline_logs_no_secret(captured: io.StringIO, tmp_path: Path) -> None:
     from bot.web.flask_app import create_app
 
-    def runner(job: Job) -> None:
+    def runner(job: AnyJob) -> None:
         logging.getLogger("github.Requester").debug("POST with Authorization: token %s", TOKEN)
         raise ValueError(f"could not sign JWT with {PRIVATE_KEY}")
 
