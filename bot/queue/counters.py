@@ -9,9 +9,7 @@ import sqlite3
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import redis
@@ -194,37 +192,6 @@ def app_counters(extensions: Mapping[str, Any]) -> Counters | None:
     return found
 
 
-# Transitional, until the web passes its counters (`count_later`, `app_counters`, `exposition`): then these go.
-_job_counters: ContextVar[Counters | None] = ContextVar("ecr_cache_bot_counters", default=None)
-
-
-def count_unauthenticated(name: str, **labels: str) -> None:
-    """Transitional: `count_later(current(), ...)`."""
-    count_later(current(), name, **labels)
-
-
-@contextmanager
-def scoped(counters: Counters | None) -> Iterator[None]:
-    """Transitional: use `counters` for the code inside."""
-    token = _job_counters.set(counters)
-    try:
-        yield
-    finally:
-        _job_counters.reset(token)
-
-
-def current() -> Counters | None:
-    """Transitional: the counters of the Flask app handling this request, else the scoped ones."""
-    from flask import current_app
-
-    try:
-        extensions = current_app.extensions
-    except RuntimeError:
-        return _job_counters.get()
-    found = app_counters(extensions)
-    return found if found is not None else _job_counters.get()
-
-
 def render_gauges(gauges: Mapping[str, tuple[str, int]]) -> str:
     """Gauges {name: (help, value)} in Prometheus text format."""
     lines = []
@@ -280,24 +247,3 @@ def exposition(counters: Counters | None, queue: object) -> str:
     body = render(counters.snapshot()) if counters is not None else ""
     return body + render_gauges(queue_gauges(queue)) + worker_gauges(queue)
 
-
-_blueprint: list[Any] = []
-
-
-def __getattr__(name: str) -> Any:
-    """Transitional: `blueprint` (GET /metrics) is built on first use, so this module imports without Flask."""
-    if name != "blueprint":
-        raise AttributeError(name)
-    if not _blueprint:
-        from flask import Blueprint, Response, current_app
-
-        built = Blueprint("metrics", __name__)
-
-        @built.get("/metrics")
-        def metrics() -> Response:
-            """Expose counters, queue gauges and worker heartbeats in Prometheus text format."""
-            extensions = current_app.extensions
-            return Response(exposition(current(), extensions.get("ecr_cache_bot.queue")), mimetype=CONTENT_TYPE)
-
-        _blueprint.append(built)
-    return _blueprint[0]

@@ -56,12 +56,6 @@ def wait_for(entries: Iterable[tuple[float, int]], cost: int, limits: PaceLimits
     return max(0.0, wait)
 
 
-def current() -> SqlitePacer | RedisPacer | None:
-    """Transitional, for `bot.app.handlers`' old `run(job, factory)` only: no pacer is found in the process (jobs
-    get theirs in their `JobContext`, bot/wiring.py). Goes with that wrapper."""
-    return None
-
-
 class SqlitePacer:
     """Sliding windows in the queue's SQLite file."""
 

@@ -229,9 +229,7 @@ class FastAsgiWebhook:
         self.app = app
         self.settings = settings
         self.queue: JobQueue = app.extensions["ecr_cache_bot.queue"]
-        # What `metrics.current()` finds inside a Flask request: the app's counters, else its queue's.
-        counters = app.extensions.get("ecr_cache_bot.counters")
-        self.counters = counters if counters is not None else getattr(self.queue, "counters", None)
+        self.counters = metrics.app_counters(app.extensions)
         # a2wsgi's precise ASGI types and ours (plain mappings) describe the same messages.
         self.wsgi = cast(AsgiApp, WSGIMiddleware(app))  # type: ignore[arg-type]
         self.pool = ThreadPoolExecutor(submit_threads, thread_name_prefix="submit")
@@ -258,8 +256,7 @@ class FastAsgiWebhook:
             return
         if body.outcome == "timeout":
             if webhook:
-                with metrics.scoped(self.counters):
-                    metrics.count_unauthenticated(metrics.DELIVERIES, outcome="timeout")
+                metrics.count_later(self.counters, metrics.DELIVERIES, outcome="timeout")
             await _answer(send, 408, json_body({"error": TIMEOUT_ERROR}))
             return
         if webhook:
@@ -277,16 +274,15 @@ class FastAsgiWebhook:
         cap = self.settings.max_body_bytes
         subject = read_delivery(_named(raw_headers), body.take(), secret, limit=cap,
                                 size=cap + 1 if body.outcome == "too_large" else body.size, signed=body.signed)
-        with metrics.scoped(self.counters):
-            if isinstance(subject, Rejection) or not subject.jobs:
-                answer = subject.answer
-                record(subject, answer, start)
-            else:
-                try:
-                    result: SubmitResult | Exception = await self._submit(subject.delivery_id, list(subject.jobs))
-                except Exception as exc:  # not queued: the 503 lets GitHub show the failure and redeliver
-                    result = exc
-                answer = settle(subject, result, start)
+        if isinstance(subject, Rejection) or not subject.jobs:
+            answer = subject.answer
+            record(subject, answer, start, self.counters)
+        else:
+            try:
+                result: SubmitResult | Exception = await self._submit(subject.delivery_id, list(subject.jobs))
+            except Exception as exc:  # not queued: the 503 lets GitHub show the failure and redeliver
+                result = exc
+            answer = settle(subject, result, start, self.counters)
         await _answer(send, answer.status, answer.body)
 
     async def _submit(self, delivery: str, jobs: Sequence[AnyJob]) -> SubmitResult:

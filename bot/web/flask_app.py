@@ -9,6 +9,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge
 
+from bot.app.context import Counters
 from bot.github import credentials
 from bot.logs import log_event
 from bot.queue import counters as metrics
@@ -23,28 +24,27 @@ def _reply(code: int, **fields: Any) -> tuple[Response, int]:
     return jsonify(fields), code
 
 
-def record(subject: Delivery | Rejection, answer: Answer, start: float, job_ids: Sequence[str] = ()) -> None:
+def record(subject: Delivery | Rejection, answer: Answer, start: float, counters: Counters | None,
+           job_ids: Sequence[str] = ()) -> None:
     """Count and log one answered request to the webhook path (both intake paths)."""
     if answer.outcome in IN_MEMORY_OUTCOMES:  # batched in memory: no durable write per such request
-        metrics.count_unauthenticated(metrics.DELIVERIES, outcome=answer.outcome)
-    elif answer.outcome == "malformed":  # queued and duplicate ones are counted by the queue, in its commit
-        counters = metrics.current()
-        if counters is not None:
-            counters.incr(metrics.DELIVERIES, outcome=answer.outcome)
+        metrics.count_later(counters, metrics.DELIVERIES, outcome=answer.outcome)
+    elif answer.outcome == "malformed" and counters is not None:  # queued ones are counted by the queue's commit
+        counters.incr(metrics.DELIVERIES, outcome=answer.outcome)
     log_event(answer.log, level=answer.level,
               **log_fields(subject, answer, job_ids, (time.monotonic() - start) * 1000))
 
 
-def settle(delivery: Delivery, result: SubmitResult | Exception, start: float) -> Answer:
+def settle(delivery: Delivery, result: SubmitResult | Exception, start: float, counters: Counters | None) -> Answer:
     """The answer to a delivery with jobs once `queue.submit` returned `result` (or raised it), recorded."""
     if isinstance(result, SubmitResult) and not result.accepted:
         result = RuntimeError("the queue did not accept the jobs")
     if isinstance(result, Exception):
         answer = delivery.not_queued(result)
-        record(delivery, answer, start)
+        record(delivery, answer, start, counters)
         return answer
     answer = delivery.queued(result.duplicate)
-    record(delivery, answer, start, result.job_ids)
+    record(delivery, answer, start, counters, result.job_ids)
     return answer
 
 
@@ -61,8 +61,12 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     app.extensions["ecr_cache_bot.settings"] = settings
     app.extensions["ecr_cache_bot.queue"] = queue
-    app.register_blueprint(metrics.blueprint)
     app.register_blueprint(readiness_blueprint)  # GET /readyz
+
+    @app.get("/metrics")
+    def exposition() -> Response:
+        """Counters, queue gauges and worker heartbeats in Prometheus text format."""
+        return Response(metrics.exposition(metrics.app_counters(app.extensions), queue), mimetype=metrics.CONTENT_TYPE)
 
     @app.post(settings.webhook_path)
     def webhook() -> Response:
@@ -77,15 +81,16 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
             complete = False
         subject = read_delivery(dict(request.headers.items()), raw, credentials.webhook_secret(settings), limit=limit,
                                 size=size, complete=complete)
+        counters = metrics.app_counters(app.extensions)
         if isinstance(subject, Rejection) or not subject.jobs:
             answer = subject.answer
-            record(subject, answer, start)
+            record(subject, answer, start, counters)
         else:
             try:
                 result: SubmitResult | Exception = queue.submit(subject.delivery_id, list(subject.jobs))
             except Exception as exc:  # not queued: the 503 lets GitHub show the failure and redeliver
                 result = exc
-            answer = settle(subject, result, start)
+            answer = settle(subject, result, start, counters)
         return Response(answer.body, answer.status, mimetype="application/json")
 
     @app.after_request

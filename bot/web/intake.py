@@ -112,7 +112,7 @@ BAD_SIGNATURE = _rejected(401, "missing or invalid X-Hub-Signature-256", "bad_si
                           reason="bad signature")
 NO_HEADERS = _rejected(400, "X-GitHub-Event and X-GitHub-Delivery headers are required", "malformed",
                        "webhook_malformed", error="missing or over-long GitHub headers")
-# Counted in memory and written in batches (bot.queue.counters.count_unauthenticated): nothing durable is owed
+# Counted in memory and written in batches (bot.queue.counters.count_later): nothing durable is owed
 # to a request nobody signed, nor to an ignored delivery (no job, no dedupe record; GitHub already has its 200).
 IN_MEMORY_OUTCOMES = frozenset({"too_large", "not_configured", "bad_signature", "ignored"})
 
