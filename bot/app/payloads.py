@@ -62,11 +62,6 @@ class InstallJob:
         return self.account
 
     @property
-    def repo(self) -> str:
-        """Transitional alias of `account` for callers that log ``job.repo`` (use `subject`)."""
-        return self.account
-
-    @property
     def repo_key(self) -> str:
         """Key for serialisation and coalescing: one fan-out of an account at a time."""
         return f"{self.installation_id}:{self.account.lower()}"

@@ -204,7 +204,7 @@ def log_fields(subject: Delivery | Rejection, answer: Answer, job_ids: Sequence[
         "event_name": header_value(subject.event), "action": action if isinstance(action, str) else None,
         "installation": first.installation_id if first is not None else (
             installation.get("id") if isinstance(installation, Mapping) else None),
-        "repository": first.repo if first is not None else (
+        "repository": first.subject if first is not None else (
             repository.get("full_name") if isinstance(repository, Mapping) else None),
         "job_ids": list(job_ids), "outcome": answer.outcome, "duration_ms": round(duration_ms, 2), **answer.detail,
     }
