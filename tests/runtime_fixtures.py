@@ -416,11 +416,11 @@ def web_app() -> Any:
     """gunicorn factory (`runtime_fixtures:web_app()`): the deployed app (as `bot.web.wsgi`) with test timings."""
     from bot.logs import configure_logging
     from bot.web.flask_app import create_app
-    from bot.web.wsgi import FastWebhook
+    from bot.web.wsgi import FlaskWsgi
 
     settings = Settings.from_env()
     configure_logging("INFO", secrets=(settings.webhook_secret,))
-    return FastWebhook(create_app(settings, queue=build_queue(settings, None, _subprocess_options())), settings)
+    return FlaskWsgi(create_app(settings, queue=build_queue(settings, None, _subprocess_options())), settings)
 
 
 def asgi_app() -> Any:

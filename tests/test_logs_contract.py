@@ -20,7 +20,7 @@ from bot.logs import configure_logging
 from bot.queue.durable import build_queue
 from bot.settings import Settings
 from bot.web import flask_app as web
-from bot.web.wsgi import FastWebhook
+from bot.web.wsgi import FlaskWsgi
 
 DELIVERY_FIELDS = ("delivery_id", "event_name", "action", "installation", "repository", "job_ids", "outcome",
                    "duration_ms")
@@ -44,7 +44,7 @@ def test_one_delivery_and_its_job_log_every_contract_field(gh: GitHubDouble, tmp
                         github_api_url=gh.base_url, data_dir=str(tmp_path / "data"))
     queue = wiring.job_queue(settings, options_for(tmp_path))
     app = web.create_app(settings, queue=queue)
-    client = Client(app if intake == "flask" else FastWebhook(app, settings))
+    client = Client(app if intake == "flask" else FlaskWsgi(app, settings))
     body = json.dumps(comment_payload(repo, comment)).encode()
     answer = client.post(settings.webhook_path, data=body, headers={
         "X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": "d-77", "X-Hub-Signature-256": sign(body),

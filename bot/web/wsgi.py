@@ -29,8 +29,6 @@ class FlaskWsgi:
         return self.app.wsgi_app(environ, start_response)
 
 
-# The name tests outside bot/web still construct; it is no longer a separate fast path.
-FastWebhook = FlaskWsgi
 
 
 def build(settings: Settings | None = None) -> FlaskWsgi:

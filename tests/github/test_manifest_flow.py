@@ -23,7 +23,7 @@ from bot.github import app_store, credentials, manifest
 from bot.queue.durable import InMemoryQueue
 from bot.settings import Settings, SettingsError
 from bot.web.flask_app import create_app
-from bot.web.wsgi import FastWebhook
+from bot.web.wsgi import FlaskWsgi
 from bot.wiring import LazyFactory
 from tests.github_double import GitHubDouble
 
@@ -187,7 +187,7 @@ def test_webhook_answers_503_until_a_secret_exists_on_every_path(tmp_path: Path)
     raw = json.dumps(push_payload("o/r")).encode()
     headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-2", "Content-Type": "application/json",
                "X-Hub-Signature-256": _sign(raw, "")}
-    lean = Client(FastWebhook(app, settings))
+    lean = Client(FlaskWsgi(app, settings))
     assert lean.post("/api/github/webhooks", data=raw, headers=headers).status_code == 503
     replies: list[dict[str, Any]] = []
     messages = [{"type": "http.request", "body": raw, "more_body": False}]

@@ -19,7 +19,7 @@ from bot.github.client import GatewayFactory
 from bot.queue.durable import HueyQueue, build_queue
 from bot.settings import Settings
 from bot.web.flask_app import create_app
-from bot.web.wsgi import FastWebhook
+from bot.web.wsgi import FlaskWsgi
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,7 @@ def _deployment(github: GitHubDouble, tmp_path: Path) -> tuple[Client, HueyQueue
         return {"outcome": ",".join(o.action for o in result)}
 
     queue.runner = runner
-    return Client(FastWebhook(create_app(settings, queue=queue), settings)), queue, outcomes
+    return Client(FlaskWsgi(create_app(settings, queue=queue), settings)), queue, outcomes
 
 
 def _post(client: Client, event: str, delivery: str, payload: dict[str, Any]) -> int:

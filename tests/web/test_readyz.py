@@ -26,7 +26,7 @@ from bot.render import templates
 from bot.settings import Settings
 from bot.web.asgi import FastAsgiWebhook
 from bot.web.flask_app import create_app
-from bot.web.wsgi import FastWebhook
+from bot.web.wsgi import FlaskWsgi
 
 BACKENDS = ["sqlite", "redis"]
 
@@ -236,7 +236,7 @@ def test_readyz_is_served_by_the_wsgi_and_the_asgi_app(backend: str, tmp_path: P
     settings = backend_settings(backend, tmp_path)
     queue = build_queue(settings, None, options_for(tmp_path))
     flask = create_app(settings, queue=queue)
-    wsgi = Client(FastWebhook(flask, settings))
+    wsgi = Client(FlaskWsgi(flask, settings))
     asgi = FastAsgiWebhook(flask, settings)
 
     def both() -> list[tuple[int, str]]:
