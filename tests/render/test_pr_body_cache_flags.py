@@ -22,13 +22,19 @@ phases:
       - docker build -f api/Dockerfile -t api api
 """
 # One row of the "flags of each build" table: buildspec, cache tag, then the two flags.
-_ROW = re.compile(r"^\| `(?P<spec>[^`]+)` \| `(?P<tag>[^`]+)` \| `(?P<cache_from>[^`]+)`<br>`(?P<cache_to>[^`]+)` \|$",
-                  re.MULTILINE)
+_ROW = re.compile(
+    r"^\| `(?P<spec>[^`]+)` \| `(?P<tag>[^`]+)` \| `(?P<cache_from>[^`]+)`<br>`(?P<cache_to>[^`]+)` \|$", re.MULTILINE
+)
 
 
 def _plan(options: Options) -> Plan:
-    files = {"buildspec.yml": SPEC, "Dockerfile": DOCKERFILE, "api/Dockerfile": DOCKERFILE,
-             "requirements.txt": "flask==3.0.0\n", "api/requirements.txt": "flask==3.0.0\n"}
+    files = {
+        "buildspec.yml": SPEC,
+        "Dockerfile": DOCKERFILE,
+        "api/Dockerfile": DOCKERFILE,
+        "requirements.txt": "flask==3.0.0\n",
+        "api/requirements.txt": "flask==3.0.0\n",
+    }
     return planner.plan(RepoSnapshot(tuple(files), files, repository="acme/shop"), options)
 
 
@@ -53,6 +59,10 @@ def test_pr_body_flags_are_the_flags_the_buildspec_edit_writes(mode: str, cache_
 
 def test_the_cache_flag_text_is_written_once_in_the_code() -> None:
     """The flag words are spelled in `docker_build.cache_flags` only; render and the regex derive them."""
-    spelled = [f"{p.relative_to(ROOT)}:{n}" for p in sorted((ROOT / "bot").rglob("*.py"))
-               for n, line in enumerate(p.read_text().splitlines(), 1) if "oci-mediatypes=true" in line]
+    spelled = [
+        f"{p.relative_to(ROOT)}:{n}"
+        for p in sorted((ROOT / "bot").rglob("*.py"))
+        for n, line in enumerate(p.read_text().splitlines(), 1)
+        if "oci-mediatypes=true" in line
+    ]
     assert [where.split(":")[0] for where in spelled] == ["bot/core/shell/docker_build.py"], spelled
