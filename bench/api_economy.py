@@ -73,48 +73,88 @@ def measure() -> list[Row]:
         repo = gh.repos[REPO]
         before = repo.refs["main"]
         after = gh.commit_files(REPO, "main", {"buildspec.yml": gh.file_text(REPO, "main", "buildspec.yml")})
-        step("first PR (push to default branch, cold process)", "<= 8 incl. token",
-             lambda: h.deliver("push", push_payload(repo, before, after, ["buildspec.yml"])), h)
+        step(
+            "first PR (push to default branch, cold process)",
+            "<= 8 incl. token",
+            lambda: h.deliver("push", push_payload(repo, before, after, ["buildspec.yml"])),
+            h,
+        )
         after2 = gh.commit_files(REPO, "main", {"README.md": "docs\n"})
-        step("push changing nothing relevant", "0 after routing",
-             lambda: h.deliver("push", push_payload(repo, after, after2, ["README.md"])), h)
+        step(
+            "push changing nothing relevant",
+            "0 after routing",
+            lambda: h.deliver("push", push_payload(repo, after, after2, ["README.md"])),
+            h,
+        )
         after3 = gh.commit_files(REPO, "main", {"package.json": gh.file_text(REPO, "main", "package.json")})
-        step("relevant push, plan unchanged (PR up to date)", "0 writes",
-             lambda: h.deliver("push", push_payload(repo, after2, after3, ["package.json"])), h)
+        step(
+            "relevant push, plan unchanged (PR up to date)",
+            "0 writes",
+            lambda: h.deliver("push", push_payload(repo, after2, after3, ["package.json"])),
+            h,
+        )
         gh.merge_pull(REPO, 1)
         merged = repo.refs["main"]
         parent = gh.objects[merged]["data"]["parents"][0]
-        step("push of the merge (main had moved since the bot's commit)", "0 writes",
-             lambda: h.deliver("push", push_payload(repo, parent, merged, ["buildspec.yml", "Dockerfile"])), h)
+        step(
+            "push of the merge (main had moved since the bot's commit)",
+            "0 writes",
+            lambda: h.deliver("push", push_payload(repo, parent, merged, ["buildspec.yml", "Dockerfile"])),
+            h,
+        )
         ask = gh.add_comment(REPO, 9, "/ecr-cache", "maintainer")
-        step("/ecr-cache on the set-up repository (warm)", "<= 4",
-             lambda: h.deliver("issue_comment", comment_payload(repo, ask)), h)
+        step(
+            "/ecr-cache on the set-up repository (warm)",
+            "<= 4",
+            lambda: h.deliver("issue_comment", comment_payload(repo, ask)),
+            h,
+        )
         cold = AppHarness(gh)
         ask2 = gh.add_comment(REPO, 9, "/ecr-cache", "maintainer")
-        step("/ecr-cache, set up; new process (cold)", "<= 4 incl. token",
-             lambda: cold.deliver("issue_comment", comment_payload(repo, ask2)), cold)
+        step(
+            "/ecr-cache, set up; new process (cold)",
+            "<= 4 incl. token",
+            lambda: cold.deliver("issue_comment", comment_payload(repo, ask2)),
+            cold,
+        )
         stranger = AppHarness(gh)
         ask3 = gh.add_comment(REPO, 9, "/ecr-cache", "passer-by")
-        step("/ecr-cache by a non-collaborator (refused, cold)", "no tree read",
-             lambda: stranger.deliver("issue_comment", comment_payload(repo, ask3, association="NONE")), stranger)
+        step(
+            "/ecr-cache by a non-collaborator (refused, cold)",
+            "no tree read",
+            lambda: stranger.deliver("issue_comment", comment_payload(repo, ask3, association="NONE")),
+            stranger,
+        )
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         gh, h = _fresh(mock)
         repo = gh.repos[REPO]
-        step("first PR via installation.created (1 repository)", "<= 8 incl. token",
-             lambda: h.deliver("installation", installation_payload(1, "octo")), h)
+        step(
+            "first PR via installation.created (1 repository)",
+            "<= 8 incl. token",
+            lambda: h.deliver("installation", installation_payload(1, "octo")),
+            h,
+        )
         gh.merge_pull(REPO, 1)
         ask = gh.add_comment(REPO, 9, "/ecr-cache", "maintainer")
-        step("/ecr-cache, set up by merging the bot's PR (warm)", "<= 4",
-             lambda: h.deliver("issue_comment", comment_payload(repo, ask)), h)
+        step(
+            "/ecr-cache, set up by merging the bot's PR (warm)",
+            "<= 4",
+            lambda: h.deliver("issue_comment", comment_payload(repo, ask)),
+            h,
+        )
 
     with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
         gh = GitHubDouble()
         gh.activate(mock)
         gh.add_repo("octo/docs", {"README.md": "# docs\n", "docs/index.md": "hello\n", "package.json": "{}\n"})
         h = AppHarness(gh)
-        step("installation.created, 1 repository without a buildspec", "1 read after listing",
-             lambda: h.deliver("installation", installation_payload(1, "octo")), h)
+        step(
+            "installation.created, 1 repository without a buildspec",
+            "1 read after listing",
+            lambda: h.deliver("installation", installation_payload(1, "octo")),
+            h,
+        )
     return rows
 
 

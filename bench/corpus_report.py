@@ -45,8 +45,9 @@ def load_real_repo(folder: Path) -> RepoSnapshot:
             paths.add(rel)
             files[rel] = file.read_bytes().decode("utf-8", "surrogateescape")
     wanted = set(planner.paths_to_read(tuple(sorted(paths)), Options()))
-    return RepoSnapshot(paths=tuple(sorted(p for p in paths if p)),
-                        files={p: t for p, t in files.items() if p in wanted})
+    return RepoSnapshot(
+        paths=tuple(sorted(p for p in paths if p)), files={p: t for p, t in files.items() if p in wanted}
+    )
 
 
 def apply_edits(snapshot: RepoSnapshot, edits: tuple[FileEdit, ...]) -> RepoSnapshot:
@@ -180,8 +181,9 @@ def check_repository(name: str, snapshot: RepoSnapshot, repeats: int = 3) -> Row
         row.dockerfiles = len(result.dockerfiles)
         row.builds = len(result.builds)
         row.findings = len(result.findings)
-        row.warning_codes = frozenset(f.code for f in result.findings
-                                      if f.level == "warning" or f.code == "cache-reuses-nothing")
+        row.warning_codes = frozenset(
+            f.code for f in result.findings if f.level == "warning" or f.code == "cache-reuses-nothing"
+        )
         row.steps_saved = sum(t.saved_on_source_change for t in result.cache_tables)
         figures = dockerfile_plan.counts(result.edits, result.cache_tables)
         row.dockerfiles_changed = figures["dockerfiles_reordered"]
@@ -223,8 +225,9 @@ def yaml_rows(corpus: Path = CORPUS) -> Iterator[tuple[str, str]]:
         if not source.is_file():
             continue
         text = source.read_bytes().decode("utf-8", "surrogateescape")
-        snapshot = RepoSnapshot(paths=("buildspec.yml", "Dockerfile"),
-                                files={"buildspec.yml": text, "Dockerfile": "FROM scratch\n"})
+        snapshot = RepoSnapshot(
+            paths=("buildspec.yml", "Dockerfile"), files={"buildspec.yml": text, "Dockerfile": "FROM scratch\n"}
+        )
         try:
             result = planner.plan(snapshot, Options())
         except Exception as exc:
@@ -249,14 +252,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"corpus not found at {args.corpus}", file=sys.stderr)
         return 2
     rows = list(real_rows(args.corpus))
-    print("| repository | buildspecs | Dockerfiles | builds | specs changed | Dockerfiles reordered | ARGs moved "
-          "| .dockerignore | steps saved | findings | re-parse | idempotent | untouched | ms |")
+    print(
+        "| repository | buildspecs | Dockerfiles | builds | specs changed | Dockerfiles reordered | ARGs moved "
+        "| .dockerignore | steps saved | findings | re-parse | idempotent | untouched | ms |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         mark = {True: "ok", False: "FAIL"}
-        print(f"| {r.name[:48]} | {r.buildspecs} | {r.dockerfiles} | {r.builds} | {r.specs_changed} "
-              f"| {r.dockerfiles_changed} | {r.args_moved} | {r.dockerignore} | {r.steps_saved} | {r.findings} "
-              f"| {mark[r.reparse_ok]} | {mark[r.idempotent]} | {mark[r.untouched_ok]} | {r.ms:.1f} |")
+        print(
+            f"| {r.name[:48]} | {r.buildspecs} | {r.dockerfiles} | {r.builds} | {r.specs_changed} "
+            f"| {r.dockerfiles_changed} | {r.args_moved} | {r.dockerignore} | {r.steps_saved} | {r.findings} "
+            f"| {mark[r.reparse_ok]} | {mark[r.idempotent]} | {mark[r.untouched_ok]} | {r.ms:.1f} |"
+        )
     with_builds = [r for r in rows if r.builds]
     changed = [r for r in with_builds if r.specs_changed]
     invariant_ok = sum(r.invariants_ok for r in rows)

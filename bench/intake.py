@@ -41,6 +41,7 @@ from runtime_fixtures import free_port, push_payload  # noqa: E402
 SECRET = "bench-webhook-secret"
 PATH = "/api/github/webhooks"
 
+
 @dataclass(frozen=True)
 class Deployment:
     """One gunicorn configuration."""
@@ -61,8 +62,11 @@ class Deployment:
 ASGI = "asgi"
 
 
-APPS = {"bot.web.wsgi:app": "bot.web.wsgi:app (FULL)", "bot.web.asgi:app": "bot.web.asgi:app (FULL)",
-        "intake:normal_sync_app()": "synchronous=NORMAL"}
+APPS = {
+    "bot.web.wsgi:app": "bot.web.wsgi:app (FULL)",
+    "bot.web.asgi:app": "bot.web.asgi:app (FULL)",
+    "intake:normal_sync_app()": "synchronous=NORMAL",
+}
 
 
 def normal_sync_app() -> Any:
@@ -139,22 +143,44 @@ def run_deployment(dep: Deployment, args: argparse.Namespace, tmp: Path) -> list
 
         client = redis.Redis.from_url(args.redis)
         # The default namespace only (tests on the same Redis use their own `ecr:<namespace>:` keys).
-        for pattern in ("ecr:delivery:*", "ecr:job:*", "ecr:jobs:*", "ecr:gen:*", "ecr:counters",
-                        "huey.*.ecrcachebot"):
+        for pattern in ("ecr:delivery:*", "ecr:job:*", "ecr:jobs:*", "ecr:gen:*", "ecr:counters", "huey.*.ecrcachebot"):
             keys = list(client.scan_iter(pattern, count=10000))
             for i in range(0, len(keys), 1000):
-                client.delete(*keys[i:i + 1000])
+                client.delete(*keys[i : i + 1000])
     port = free_port()
-    env = {**os.environ, "WEBHOOK_SECRET": SECRET, "DATA_DIR": str(data_dir), "LOG_LEVEL": "INFO",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "bench"), str(ROOT / "tests"),
-                                          *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env = {
+        **os.environ,
+        "WEBHOOK_SECRET": SECRET,
+        "DATA_DIR": str(data_dir),
+        "LOG_LEVEL": "INFO",
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests"), *filter(None, [os.environ.get("PYTHONPATH")])]
+        ),
+    }
     env.pop("REDIS_URL", None)
     if args.redis:
         env["REDIS_URL"] = args.redis
     app = "bot.web.asgi:app" if dep.worker_class == "bot.web.asgi.Worker" else args.app
-    argv = [sys.executable, "-m", "gunicorn", app, "--bind", f"127.0.0.1:{port}",
-            "--worker-class", dep.worker_class, "--workers", str(dep.workers), "--threads", str(dep.threads),
-            "--keep-alive", "75", "--backlog", "2048", "--log-level", "warning"]
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        app,
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--worker-class",
+        dep.worker_class,
+        "--workers",
+        str(dep.workers),
+        "--threads",
+        str(dep.threads),
+        "--keep-alive",
+        "75",
+        "--backlog",
+        "2048",
+        "--log-level",
+        "warning",
+    ]
     log = (tmp / "gunicorn.log").open("ab")
     server = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=log)
     rows = []
@@ -169,21 +195,42 @@ def run_deployment(dep: Deployment, args: argparse.Namespace, tmp: Path) -> list
                 threads = min(concurrency, args.wrk_threads)
                 cpu_before = _cpu_seconds(server.pid)
                 out = subprocess.run(
-                    ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{args.duration}s", "--timeout", "5s",
-                     "-s", str(script), f"http://127.0.0.1:{port}{PATH}", "--", f"r{run}-{time.time_ns()}"],
-                    capture_output=True, text=True, check=True).stdout
+                    [
+                        "wrk",
+                        f"-t{threads}",
+                        f"-c{concurrency}",
+                        f"-d{args.duration}s",
+                        "--timeout",
+                        "5s",
+                        "-s",
+                        str(script),
+                        f"http://127.0.0.1:{port}{PATH}",
+                        "--",
+                        f"r{run}-{time.time_ns()}",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout
                 result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
                 cpu = _cpu_seconds(server.pid) - cpu_before
                 time.sleep(0.5)  # requests still in flight when wrk stopped may commit now
                 committed = _committed(data_dir, args.redis) - before
                 name = f"Redis queue, {app}" if args.redis else APPS.get(app, app)
-                rows.append({"deployment": f"{dep.label}, {name}", "concurrency": concurrency,
-                             "connection": "new per request" if close else "keep-alive",
-                             "rps": result["requests"] / (result["duration_us"] / 1e6),
-                             "p50_ms": result["p50_us"] / 1000, "p99_ms": result["p99_us"] / 1000,
-                             "accepted": result["accepted"], "other": result["ok"] + result["other"] + result["errors"],
-                             "committed": committed,
-                             "cpu_us": cpu / max(1, result["requests"]) * 1e6})
+                rows.append(
+                    {
+                        "deployment": f"{dep.label}, {name}",
+                        "concurrency": concurrency,
+                        "connection": "new per request" if close else "keep-alive",
+                        "rps": result["requests"] / (result["duration_us"] / 1e6),
+                        "p50_ms": result["p50_us"] / 1000,
+                        "p99_ms": result["p99_us"] / 1000,
+                        "accepted": result["accepted"],
+                        "other": result["ok"] + result["other"] + result["errors"],
+                        "committed": committed,
+                        "cpu_us": cpu / max(1, result["requests"]) * 1e6,
+                    }
+                )
                 print(_row(rows[-1]), flush=True)
     finally:
         server.terminate()
@@ -194,9 +241,11 @@ def run_deployment(dep: Deployment, args: argparse.Namespace, tmp: Path) -> list
 
 def _row(r: dict[str, Any]) -> str:
     ok = "yes" if r["committed"] >= r["accepted"] else "**NO**"
-    return (f"| {r['deployment']} | {r['concurrency']} | {r['connection']} | {r['rps']:,.0f} | "
-            f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['cpu_us']:.0f} | {r['accepted']:,} | {r['other']} | "
-            f"{r['committed']:,} | {ok} |")
+    return (
+        f"| {r['deployment']} | {r['concurrency']} | {r['connection']} | {r['rps']:,.0f} | "
+        f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['cpu_us']:.0f} | {r['accepted']:,} | {r['other']} | "
+        f"{r['committed']:,} | {ok} |"
+    )
 
 
 def queue_only(fsync: bool, count: int = 4000, threads: int = 16) -> float:
@@ -251,9 +300,13 @@ def asgi_only(mode: str, count: int = 4000, concurrency: int = 16) -> tuple[floa
 
         async def client() -> None:
             for i in left:
-                headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                           (b"x-github-event", b"push"), (b"x-github-delivery", f"d{i}".encode()),
-                           (b"x-hub-signature-256", signature.encode())]
+                headers = [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-github-event", b"push"),
+                    (b"x-github-delivery", f"d{i}".encode()),
+                    (b"x-hub-signature-256", signature.encode()),
+                ]
                 scope = {"type": "http", "path": PATH, "method": "POST", "headers": headers}
                 status: list[int] = []
 
@@ -313,8 +366,11 @@ end
 """
 
 # Of every 20 deliveries: (ignored pushes, relevant pushes, `/ecr-cache` comments).
-MIXES = {"80/15/5 ignored/relevant/comment": (16, 3, 1), "ignored pushes only": (20, 0, 0),
-         "relevant pushes only": (0, 20, 0)}
+MIXES = {
+    "80/15/5 ignored/relevant/comment": (16, 3, 1),
+    "ignored pushes only": (20, 0, 0),
+    "relevant pushes only": (0, 20, 0),
+}
 PAD = 8192
 
 
@@ -328,8 +384,11 @@ def _deliveries() -> list[tuple[str, bytes]]:
     for commit in [*ignored["commits"], ignored["head_commit"]]:
         commit["modified"] = ["src/service/handlers.py", "README.md"]
     comment = comment_payload("octo-org/service-api", 12, 3456, installation=7, pad_to=PAD)
-    return [("push", json.dumps(ignored).encode()), ("push", json.dumps(relevant).encode()),
-            ("issue_comment", json.dumps(comment).encode())]
+    return [
+        ("push", json.dumps(ignored).encode()),
+        ("push", json.dumps(relevant).encode()),
+        ("issue_comment", json.dumps(comment).encode()),
+    ]
 
 
 def _plan(counts: tuple[int, int, int]) -> list[int]:
@@ -351,9 +410,11 @@ def _mix_script(tmp: Path, name: str, counts: tuple[int, int, int], close: bool)
     sigs = lua_list([f'"sha256={hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()}"' for _, body in kinds])
     events = lua_list([f'"{event}"' for event, _ in kinds])
     script = tmp / f"mix-{'-'.join(map(str, counts))}-{'close' if close else 'keepalive'}.lua"
-    script.write_text(f"BODIES = {bodies}\nSIGS = {sigs}\nEVENTS = {events}\n"
-                      f"PLAN = {lua_list([str(k) for k in _plan(counts)])}\nPATH = \"{PATH}\"\n"
-                      f"CLOSE = {'true' if close else 'false'}\n" + MIX_LUA)
+    script.write_text(
+        f"BODIES = {bodies}\nSIGS = {sigs}\nEVENTS = {events}\n"
+        f'PLAN = {lua_list([str(k) for k in _plan(counts)])}\nPATH = "{PATH}"\n'
+        f"CLOSE = {'true' if close else 'false'}\n" + MIX_LUA
+    )
     return script
 
 
@@ -365,9 +426,17 @@ def _wait_answering(port: int, timeout: float = 60) -> None:
     while time.monotonic() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("POST", PATH, body=body, headers={
-                "Content-Type": "application/json", "X-GitHub-Event": "ping", "X-GitHub-Delivery": "ready",
-                "X-Hub-Signature-256": signature})
+            conn.request(
+                "POST",
+                PATH,
+                body=body,
+                headers={
+                    "Content-Type": "application/json",
+                    "X-GitHub-Event": "ping",
+                    "X-GitHub-Delivery": "ready",
+                    "X-Hub-Signature-256": signature,
+                },
+            )
             if conn.getresponse().status == 200:
                 return
         except OSError:
@@ -383,8 +452,11 @@ def probot_install(cache: Path) -> Path:
     cli = prefix / "node_modules" / "probot" / "bin" / "probot.js"
     if not cli.exists():
         prefix.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", f"probot@{spec}"],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            ["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", f"probot@{spec}"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return cli
 
 
@@ -395,8 +467,9 @@ def _private_key(tmp: Path) -> Path:
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     path = tmp / "probot-key.pem"
-    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                       serialization.NoEncryption()))
+    path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
     return path
 
 
@@ -414,12 +487,32 @@ class Server:
 def _ours(args: argparse.Namespace, tmp: Path, port: int) -> Server:
     data_dir = tmp / "data-mix"
     shutil.rmtree(data_dir, ignore_errors=True)
-    env = {**os.environ, "WEBHOOK_SECRET": SECRET, "DATA_DIR": str(data_dir), "LOG_LEVEL": "INFO",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    env = {
+        **os.environ,
+        "WEBHOOK_SECRET": SECRET,
+        "DATA_DIR": str(data_dir),
+        "LOG_LEVEL": "INFO",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
+    }
     env.pop("REDIS_URL", None)
-    argv = [sys.executable, "-m", "gunicorn", "bot.web.asgi:app", "--bind", f"127.0.0.1:{port}",
-            "--worker-class", "bot.web.asgi.Worker", "--workers", str(args.workers), "--keep-alive", "75",
-            "--backlog", "2048", "--log-level", "warning"]
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "bot.web.asgi:app",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--worker-class",
+        "bot.web.asgi.Worker",
+        "--workers",
+        str(args.workers),
+        "--keep-alive",
+        "75",
+        "--backlog",
+        "2048",
+        "--log-level",
+        "warning",
+    ]
     return Server(f"ours: bot.web.asgi, uvicorn {args.workers}x1, SQLite FULL", argv, env, ROOT, data_dir)
 
 
@@ -434,46 +527,93 @@ def _baseline(args: argparse.Namespace, tmp: Path, port: int) -> Server:
 
 def _probot(args: argparse.Namespace, tmp: Path, port: int) -> Server:
     cli = probot_install(args.probot_cache)
-    env = {**os.environ, "APP_ID": "1", "PRIVATE_KEY_PATH": str(_private_key(tmp)), "WEBHOOK_SECRET": SECRET,
-           "PORT": str(port), "HOST": "127.0.0.1", "LOG_LEVEL": "info", "LOG_FORMAT": "json",
-           "NODE_ENV": "production"}
+    env = {
+        **os.environ,
+        "APP_ID": "1",
+        "PRIVATE_KEY_PATH": str(_private_key(tmp)),
+        "WEBHOOK_SECRET": SECRET,
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        "LOG_LEVEL": "info",
+        "LOG_FORMAT": "json",
+        "NODE_ENV": "production",
+    }
     version = json.loads((cli.parent.parent / "package.json").read_text())["version"]
     node = subprocess.run(["node", "--version"], capture_output=True, text=True, check=True).stdout.strip()
-    return Server(f"Probot {version} (node {node}, 1 process, no queue)", ["node", str(cli), "run", "./app.js"], env,
-                  ROOT / "bench" / "probot", None)
+    return Server(
+        f"Probot {version} (node {node}, 1 process, no queue)",
+        ["node", str(cli), "run", "./app.js"],
+        env,
+        ROOT / "bench" / "probot",
+        None,
+    )
 
 
 def run_mix(server: Server, port: int, args: argparse.Namespace, tmp: Path) -> list[dict[str, Any]]:
     """Start `server`, run every mix against it with wrk, stop it; one row per mix."""
     log = (tmp / "servers.log").open("ab")
-    proc = subprocess.Popen(server.argv, env=server.env, cwd=server.cwd, stdout=log, stderr=log,
-                            start_new_session=True)
+    proc = subprocess.Popen(server.argv, env=server.env, cwd=server.cwd, stdout=log, stderr=log, start_new_session=True)
     rows = []
     try:
         _wait_answering(port)
         if args.warmup:  # first requests pay for imports, first opens and (node) compilation: not measured
             warm = _mix_script(tmp, "warm-up", next(iter(MIXES.values())), close=not args.keep_alive)
-            subprocess.run(["wrk", "-t1", f"-c{args.mix_concurrency}", f"-d{args.warmup}s", "-s", str(warm),
-                            f"http://127.0.0.1:{port}{PATH}", "--", f"w-{time.time_ns()}"],
-                           capture_output=True, check=True)
+            subprocess.run(
+                [
+                    "wrk",
+                    "-t1",
+                    f"-c{args.mix_concurrency}",
+                    f"-d{args.warmup}s",
+                    "-s",
+                    str(warm),
+                    f"http://127.0.0.1:{port}{PATH}",
+                    "--",
+                    f"w-{time.time_ns()}",
+                ],
+                capture_output=True,
+                check=True,
+            )
             time.sleep(0.5)
         for run, (mix, counts) in enumerate(MIXES.items()):
             script = _mix_script(tmp, mix, counts, close=not args.keep_alive)
             before = _committed(server.data_dir, None) if server.data_dir else 0
             cpu_before = _cpu_seconds(proc.pid)
             out = subprocess.run(
-                ["wrk", f"-t{args.wrk_threads}", f"-c{args.mix_concurrency}", f"-d{args.duration}s", "--timeout", "5s",
-                 "-s", str(script), f"http://127.0.0.1:{port}{PATH}", "--", f"m{run}-{time.time_ns()}"],
-                capture_output=True, text=True, check=True).stdout
+                [
+                    "wrk",
+                    f"-t{args.wrk_threads}",
+                    f"-c{args.mix_concurrency}",
+                    f"-d{args.duration}s",
+                    "--timeout",
+                    "5s",
+                    "-s",
+                    str(script),
+                    f"http://127.0.0.1:{port}{PATH}",
+                    "--",
+                    f"m{run}-{time.time_ns()}",
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout
             result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
             cpu = _cpu_seconds(proc.pid) - cpu_before
             time.sleep(0.5)  # requests still in flight when wrk stopped may commit now
             committed = _committed(server.data_dir, None) - before if server.data_dir else None
-            rows.append({"server": server.name, "mix": mix, "rps": result["requests"] / (result["duration_us"] / 1e6),
-                         "p50_ms": result["p50_us"] / 1000, "p99_ms": result["p99_us"] / 1000,
-                         "ok": result["ok"], "accepted": result["accepted"],
-                         "non2xx": result["other"] + result["errors"], "committed": committed,
-                         "cpu_us": cpu / max(1, result["requests"]) * 1e6})
+            rows.append(
+                {
+                    "server": server.name,
+                    "mix": mix,
+                    "rps": result["requests"] / (result["duration_us"] / 1e6),
+                    "p50_ms": result["p50_us"] / 1000,
+                    "p99_ms": result["p99_us"] / 1000,
+                    "ok": result["ok"],
+                    "accepted": result["accepted"],
+                    "non2xx": result["other"] + result["errors"],
+                    "committed": committed,
+                    "cpu_us": cpu / max(1, result["requests"]) * 1e6,
+                }
+            )
             print(_mix_row(rows[-1]), flush=True)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -486,8 +626,10 @@ def run_mix(server: Server, port: int, args: argparse.Namespace, tmp: Path) -> l
     return rows
 
 
-MIX_HEADER = ("| server | mix | req/s | p50 ms | p99 ms | non-2xx | 200 / 202 | CPU µs/req | relevant jobs in queue "
-              "| accepted deliveries durable |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+MIX_HEADER = (
+    "| server | mix | req/s | p50 ms | p99 ms | non-2xx | 200 / 202 | CPU µs/req | relevant jobs in queue "
+    "| accepted deliveries durable |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+)
 
 
 def _mix_row(r: dict[str, Any]) -> str:
@@ -495,8 +637,10 @@ def _mix_row(r: dict[str, Any]) -> str:
         queued, durable = "n/a", "n/a (no queue)"
     else:
         queued, durable = f"{r['committed']:,}", "yes" if r["committed"] >= r["accepted"] else "**NO**"
-    return (f"| {r['server']} | {r['mix']} | {r['rps']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-            f"{r['non2xx']} | {r['ok']:,} / {r['accepted']:,} | {r['cpu_us']:.0f} | {queued} | {durable} |")
+    return (
+        f"| {r['server']} | {r['mix']} | {r['rps']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+        f"{r['non2xx']} | {r['ok']:,} / {r['accepted']:,} | {r['cpu_us']:.0f} | {queued} | {durable} |"
+    )
 
 
 def mix_main(args: argparse.Namespace) -> int:
@@ -512,12 +656,14 @@ def mix_main(args: argparse.Namespace) -> int:
             rows += run_mix(start(args, tmp, port), port, args, tmp)
     load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     connection = "keep-alive" if args.keep_alive else "new connection per request (`Connection: close`)"
-    text = (f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. wrk -t{args.wrk_threads} "
-            f"-c{args.mix_concurrency}, {args.duration} s per run after {args.warmup} s of warm-up per server, "
-            f"{connection}; ~{PAD // 1024} KB signed "
-            f"deliveries, unique delivery ids. Machine: {os.cpu_count()} cores (shared by wrk and the server), "
-            f"{platform.platform()}, Python {platform.python_version()}. Load average (1/5/15 min) before: "
-            f"{load_before}, after: {load}.\n\n{MIX_HEADER}\n" + "\n".join(_mix_row(r) for r in rows) + "\n")
+    text = (
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. wrk -t{args.wrk_threads} "
+        f"-c{args.mix_concurrency}, {args.duration} s per run after {args.warmup} s of warm-up per server, "
+        f"{connection}; ~{PAD // 1024} KB signed "
+        f"deliveries, unique delivery ids. Machine: {os.cpu_count()} cores (shared by wrk and the server), "
+        f"{platform.platform()}, Python {platform.python_version()}. Load average (1/5/15 min) before: "
+        f"{load_before}, after: {load}.\n\n{MIX_HEADER}\n" + "\n".join(_mix_row(r) for r in rows) + "\n"
+    )
     print(text)
     if args.out:
         with args.out.open("a") as out:
@@ -530,25 +676,40 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per run")
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64], help="with --push-only")
     parser.add_argument("--wrk-threads", type=int, default=1, help="wrk threads (cores are shared with gunicorn)")
-    parser.add_argument("--deployment", action="append", default=None,
-                        help="worker_class:workers:threads, repeatable; `asgi:W:1` = bot.web.asgi:app on uvicorn "
-                             "(default asgi:1:1, asgi:2:1, gthread:1:32)")
+    parser.add_argument(
+        "--deployment",
+        action="append",
+        default=None,
+        help="worker_class:workers:threads, repeatable; `asgi:W:1` = bot.web.asgi:app on uvicorn "
+        "(default asgi:1:1, asgi:2:1, gthread:1:32)",
+    )
     parser.add_argument("--redis", default=None, help="benchmark the Redis queue at this URL instead of SQLite")
     parser.add_argument("--app", default="bot.web.wsgi:app", help="WSGI app (default: the real deployment)")
     parser.add_argument("--out", type=Path, default=None, help="also write the table to this file")
     parser.add_argument("--queue-only", action="store_true", help="time `submit` in-process, no HTTP")
     parser.add_argument("--asgi-only", action="store_true", help="time `bot.web.asgi` in-process, no HTTP")
-    parser.add_argument("--push-only", action="store_true",
-                        help="the older matrix: relevant pushes only, --deployment x --concurrency x connection mode")
+    parser.add_argument(
+        "--push-only",
+        action="store_true",
+        help="the older matrix: relevant pushes only, --deployment x --concurrency x connection mode",
+    )
     parser.add_argument("--no-probot", action="store_true", help="the mix against ours only")
-    parser.add_argument("--baseline", type=Path, default=None,
-                        help="also run the mix against ours from this older tree (a `git archive` of a commit)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        default=None,
+        help="also run the mix against ours from this older tree (a `git archive` of a commit)",
+    )
     parser.add_argument("--warmup", type=int, default=5, help="unmeasured seconds of the mix before the runs")
     parser.add_argument("--keep-alive", action="store_true", help="the mix on kept-alive connections")
     parser.add_argument("--mix-concurrency", type=int, default=16, help="wrk connections for the mix (default 16)")
     parser.add_argument("--workers", type=int, default=2, help="uvicorn workers of ours for the mix (Procfile: 2)")
-    parser.add_argument("--probot-cache", type=Path, default=Path.home() / ".cache" / "ecr-cache-bot-bench",
-                        help="where npm installs Probot (outside the repository)")
+    parser.add_argument(
+        "--probot-cache",
+        type=Path,
+        default=Path.home() / ".cache" / "ecr-cache-bot-bench",
+        help="where npm installs Probot (outside the repository)",
+    )
     args = parser.parse_args()
     if args.asgi_only:
         for mode in ("batched", "thread", "memory"):
@@ -557,17 +718,23 @@ def main() -> int:
         return 0
     if args.queue_only:
         for fsync in (True, False):
-            print(f"queue only, 16 threads, synchronous={'FULL' if fsync else 'NORMAL'}: "
-                  f"{queue_only(fsync):,.0f} deliveries/s")
+            print(
+                f"queue only, 16 threads, synchronous={'FULL' if fsync else 'NORMAL'}: "
+                f"{queue_only(fsync):,.0f} deliveries/s"
+            )
         return 0
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed: apt-get install -y wrk")
     if not args.push_only:
         return mix_main(args)
-    deployments = [Deployment("bot.web.asgi.Worker" if c == ASGI else c, int(w), int(t)) for c, w, t in
-                   (d.split(":") for d in (args.deployment or ["asgi:1:1", "asgi:2:1", "gthread:1:32"]))]
-    header = ("| gunicorn | concurrency | connection | req/s | p50 ms | p99 ms | web CPU µs/req | 202 | other "
-              "| in queue | all 202 queued |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    deployments = [
+        Deployment("bot.web.asgi.Worker" if c == ASGI else c, int(w), int(t))
+        for c, w, t in (d.split(":") for d in (args.deployment or ["asgi:1:1", "asgi:2:1", "gthread:1:32"]))
+    ]
+    header = (
+        "| gunicorn | concurrency | connection | req/s | p50 ms | p99 ms | web CPU µs/req | 202 | other "
+        "| in queue | all 202 queued |\n|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---|"
+    )
     print(header, flush=True)
     rows = []
     with tempfile.TemporaryDirectory(prefix="intake-") as tmp:
@@ -575,10 +742,12 @@ def main() -> int:
             rows += run_deployment(dep, args, Path(tmp))
     backend = f"Redis ({args.redis})" if args.redis else "SQLite (WAL, synchronous=FULL, group commit)"
     load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    text = (f"Queue: {backend}. Load average after the runs (1/5/15 min): {load} (the 2 cores are shared "
-            f"with other work). Machine: {os.cpu_count()} cores, {platform.platform()}, Python "
-            f"{platform.python_version()}; wrk on the same cores; {args.duration} s per run; ~8 KB signed push "
-            f"payload, unique delivery id per request.\n\n{header}\n" + "\n".join(_row(r) for r in rows) + "\n")
+    text = (
+        f"Queue: {backend}. Load average after the runs (1/5/15 min): {load} (the 2 cores are shared "
+        f"with other work). Machine: {os.cpu_count()} cores, {platform.platform()}, Python "
+        f"{platform.python_version()}; wrk on the same cores; {args.duration} s per run; ~8 KB signed push "
+        f"payload, unique delivery id per request.\n\n{header}\n" + "\n".join(_row(r) for r in rows) + "\n"
+    )
     if args.out:
         with args.out.open("a") as out:
             out.write(text + "\n")

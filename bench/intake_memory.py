@@ -44,9 +44,17 @@ def _worker_pid(master: int) -> int:
 
 def _post(port: int, body: bytes, statuses: list[int]) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    conn.request("POST", PATH, body=body, headers={
-        "Content-Type": "application/json", "X-GitHub-Event": "push", "X-GitHub-Delivery": "mem",
-        "X-Hub-Signature-256": "sha256=" + "0" * 64})
+    conn.request(
+        "POST",
+        PATH,
+        body=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": "mem",
+            "X-Hub-Signature-256": "sha256=" + "0" * 64,
+        },
+    )
     response = conn.getresponse()
     response.read()
     statuses.append(response.status)
@@ -65,10 +73,26 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as data:
         env = {**os.environ, "WEBHOOK_SECRET": "bench-webhook-secret", "DATA_DIR": data, "LOG_LEVEL": "WARNING"}
         env.pop("REDIS_URL", None)
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "bot.web.asgi:app", "--worker-class",
-                                 "bot.web.asgi.Worker", "--workers", "1", "--bind", f"127.0.0.1:{port}",
-                                 "--log-level", "warning"], env=env, start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "bot.web.asgi:app",
+                "--worker-class",
+                "bot.web.asgi.Worker",
+                "--workers",
+                "1",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             worker = _worker_pid(proc.pid)
             time.sleep(2)
@@ -87,9 +111,11 @@ def main() -> int:
         finally:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
-    print(f"{args.clients} x {args.size / 1e6:.0f} MB unsigned: statuses {sorted(set(statuses))}, "
-          f"{elapsed:.1f} s; worker RSS idle {idle / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB, "
-          f"settled {settled / 1024:.0f} MiB")
+    print(
+        f"{args.clients} x {args.size / 1e6:.0f} MB unsigned: statuses {sorted(set(statuses))}, "
+        f"{elapsed:.1f} s; worker RSS idle {idle / 1024:.0f} MiB, peak {peak / 1024:.0f} MiB, "
+        f"settled {settled / 1024:.0f} MiB"
+    )
     return 0
 
 

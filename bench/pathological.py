@@ -88,14 +88,24 @@ def child(shape: str, size: int, budget: bool) -> None:
     start = time.perf_counter()
     try:
         plan = planner.plan(snapshot, Options())
-        outcome = ("refused" if any(f.code == "plan-budget-exceeded" for f in plan.findings)
-                   else f"{len(plan.edits)} edits")
+        outcome = (
+            "refused" if any(f.code == "plan-budget-exceeded" for f in plan.findings) else f"{len(plan.edits)} edits"
+        )
     except RecursionError:
         outcome = "RecursionError"
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": seconds, "peak_mb": peak / 1024, "growth_mb": (peak - base) / 1024,
-                      "bytes": sum(len(t) for t in files.values()), "outcome": outcome}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "peak_mb": peak / 1024,
+                "growth_mb": (peak - base) / 1024,
+                "bytes": sum(len(t) for t in files.values()),
+                "outcome": outcome,
+            }
+        )
+    )
 
 
 def run_case(shape: str, size: int, timeout: float, budget: bool) -> dict[str, object]:
@@ -127,16 +137,21 @@ def main() -> None:
     for shape, (_, one, reported) in SHAPES.items():
         if args.only and shape not in args.only:
             continue
-        cases = [*((f"{k}x", one * k, True) for k in (1, 2, 4)), *(("report", s, True) for s in reported),
-                 *(("report, no budget", s, False) for s in reported)]
+        cases = [
+            *((f"{k}x", one * k, True) for k in (1, 2, 4)),
+            *(("report", s, True) for s in reported),
+            *(("report, no budget", s, False) for s in reported),
+        ]
         for label, size, budget in cases:
             r = run_case(shape, size, args.timeout, budget)
             seconds = f"{r['seconds']:.2f} s" if "seconds" in r else "-"
             peak = f"{r['peak_mb']:.0f} MB" if "peak_mb" in r else "-"
             growth = f"{r['growth_mb']:.0f} MB" if "growth_mb" in r else "-"
             size_kb = f"{int(str(r['bytes'])) / 1024:.0f} KB" if "bytes" in r else "-"
-            print(f"| {shape} | {size:,} ({label}) | {size_kb} | {seconds} | {peak} | {growth} | {r['outcome']} |",
-                  flush=True)
+            print(
+                f"| {shape} | {size:,} ({label}) | {size_kb} | {seconds} | {peak} | {growth} | {r['outcome']} |",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -6,8 +6,18 @@ import re
 
 from bot.core.repo_config import CONFIG_PATH
 
-__all__ = ["BOT_BRANCH", "BOT_REF", "COMMIT_TRAILER", "CONFIG_PATH", "ORG_CONFIG_PATH", "ORG_CONFIG_REPO",
-           "PR_TITLE", "comment_marker", "fingerprint_marker", "parse_fingerprint"]
+__all__ = [
+    "BOT_BRANCH",
+    "BOT_REF",
+    "COMMIT_TRAILER",
+    "CONFIG_PATH",
+    "ORG_CONFIG_PATH",
+    "ORG_CONFIG_REPO",
+    "PR_TITLE",
+    "comment_marker",
+    "fingerprint_marker",
+    "parse_fingerprint",
+]
 
 BOT_BRANCH = "ecr-cache/setup"
 BOT_REF = f"refs/heads/{BOT_BRANCH}"

@@ -20,14 +20,19 @@ _SENSITIVE_KEY = re.compile(
 )
 # Values that are secrets wherever they appear (GitHub token formats, PEM keys, JWTs, auth headers),
 # as one alternation so a clean string costs one regex scan.
-_SENSITIVE_VALUE = re.compile("|".join((
-    r"-----BEGIN[A-Z ]*PRIVATE KEY-----(?:.*?-----END[A-Z ]*PRIVATE KEY-----|.*)",
-    r"\bgh[pousr]_[A-Za-z0-9]{16,}",
-    r"\bgithub_pat_[A-Za-z0-9_]{16,}",
-    r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
-    r"(?i:\b(?:bearer|token)\s+[A-Za-z0-9._~+/=-]{12,})",
-    r"sha(?:1|256)=[0-9a-fA-F]{40,64}",
-)), re.DOTALL)
+_SENSITIVE_VALUE = re.compile(
+    "|".join(
+        (
+            r"-----BEGIN[A-Z ]*PRIVATE KEY-----(?:.*?-----END[A-Z ]*PRIVATE KEY-----|.*)",
+            r"\bgh[pousr]_[A-Za-z0-9]{16,}",
+            r"\bgithub_pat_[A-Za-z0-9_]{16,}",
+            r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}",
+            r"(?i:\b(?:bearer|token)\s+[A-Za-z0-9._~+/=-]{12,})",
+            r"sha(?:1|256)=[0-9a-fA-F]{40,64}",
+        )
+    ),
+    re.DOTALL,
+)
 _known_secrets: set[str] = set()
 _ordered_secrets: list[str] = []  # longest first, so a whole key goes before its lines
 
@@ -91,21 +96,22 @@ def _processors() -> list[Any]:
     ]
 
 
-def configure_logging(level: str = "INFO", stream: IO[str] | None = None,
-                      secrets: Iterable[str | None] = ()) -> None:
+def configure_logging(level: str = "INFO", stream: IO[str] | None = None, secrets: Iterable[str | None] = ()) -> None:
     """JSON lines on stderr (or `stream`) for our events and for every stdlib logger (gunicorn, huey)."""
     register_secret(*secrets)
     out = stream or sys.stderr
     handler = logging.StreamHandler(out)
-    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_processors(),
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,
-            redact,
-            structlog.processors.JSONRenderer(),
-        ],
-    ))
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=_processors(),
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                redact,
+                structlog.processors.JSONRenderer(),
+            ],
+        )
+    )
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
@@ -120,9 +126,15 @@ def configure_logging(level: str = "INFO", stream: IO[str] | None = None,
 def _configure_structlog(out: IO[str], level: str) -> None:
     # Our own events skip the stdlib machinery (a per-delivery line must stay cheap on the webhook path).
     structlog.configure(
-        processors=[structlog.contextvars.merge_contextvars, structlog.processors.add_log_level,
-                    _add_logger_name, structlog.processors.TimeStamper(fmt="iso", utc=True),
-                    structlog.processors.format_exc_info, redact, structlog.processors.JSONRenderer()],
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            _add_logger_name,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            redact,
+            structlog.processors.JSONRenderer(),
+        ],
         logger_factory=structlog.WriteLoggerFactory(file=cast(TextIO, out)),
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
         cache_logger_on_first_use=False,

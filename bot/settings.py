@@ -20,7 +20,7 @@ def web_url_for(api_url: str) -> str:
     if path.endswith("/api/v3"):  # GitHub Enterprise Server
         path = path[: -len("/api/v3")]
     elif host.startswith("api."):  # github.com and GHE.com (api.SUBDOMAIN.ghe.com)
-        host = host[len("api."):]
+        host = host[len("api.") :]
     return urlunsplit((parts.scheme, host, path, "", "")).rstrip("/")
 
 
@@ -95,8 +95,10 @@ class Settings:
         if not secret.strip():
             secret = ""  # blank is unset
         elif len(secret) < MIN_SECRET_LENGTH:  # the value itself is never echoed
-            raise SettingsError(f"WEBHOOK_SECRET must be at least {MIN_SECRET_LENGTH} characters, got {len(secret)}: "
-                                "use a long random value (e.g. `openssl rand -hex 32`)")
+            raise SettingsError(
+                f"WEBHOOK_SECRET must be at least {MIN_SECRET_LENGTH} characters, got {len(secret)}: "
+                "use a long random value (e.g. `openssl rand -hex 32`)"
+            )
         private_key = env.get("PRIVATE_KEY") or None
         key_path = env.get("PRIVATE_KEY_PATH")
         if private_key is None and key_path:
@@ -115,9 +117,7 @@ class Settings:
         try:
             preview_threshold = int(env.get("PREVIEW_THRESHOLD", "200"))
         except ValueError as exc:
-            raise SettingsError(
-                f"PREVIEW_THRESHOLD must be a number, got {env.get('PREVIEW_THRESHOLD')!r}"
-            ) from exc
+            raise SettingsError(f"PREVIEW_THRESHOLD must be a number, got {env.get('PREVIEW_THRESHOLD')!r}") from exc
         if preview_threshold < 0:
             raise SettingsError(f"PREVIEW_THRESHOLD must be 0 or more, got {preview_threshold}")
         log_level = (env.get("LOG_LEVEL") or "INFO").strip().upper()
@@ -139,12 +139,16 @@ class Settings:
         if not path.startswith("/"):
             raise SettingsError(f"WEBHOOK_PATH must start with '/', got {path!r}")
         if not _LITERAL_PATH.fullmatch(path) or any(part in (".", "..") for part in path.split("/")):
-            raise SettingsError(f"WEBHOOK_PATH must be a literal path of '/'-separated letters, digits and "
-                                f"'-', '_', '.', '~' (no '<converter>', '?', '#', '%' or spaces), got {path!r}")
+            raise SettingsError(
+                f"WEBHOOK_PATH must be a literal path of '/'-separated letters, digits and "
+                f"'-', '_', '.', '~' (no '<converter>', '?', '#', '%' or spaces), got {path!r}"
+            )
         app_id = env.get("APP_ID") or None
         if not secret and (app_id or private_key):
-            raise SettingsError("WEBHOOK_SECRET is required when APP_ID or PRIVATE_KEY is set: set it to the "
-                                "webhook secret of the GitHub App")
+            raise SettingsError(
+                "WEBHOOK_SECRET is required when APP_ID or PRIVATE_KEY is set: set it to the "
+                "webhook secret of the GitHub App"
+            )
         api_url = _url(env, "GITHUB_API_URL", "https://api.github.com")
         return cls(
             webhook_secret=secret,

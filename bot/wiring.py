@@ -65,9 +65,16 @@ class JobRunner:
             gateways = _dry_run(gateways)
         if queue is None:
             return JobContext(gateways, submit=self.submit, preview_threshold=settings.preview_threshold)
-        return JobContext(gateways, pacer=queue.pacer, counters=queue.counters, submit=self.submit,
-                          preview_threshold=settings.preview_threshold, claims=dedupe.claims_in(queue.pacer),
-                          refusals=refusals.limiter_in(queue.pacer), final=queue.final)
+        return JobContext(
+            gateways,
+            pacer=queue.pacer,
+            counters=queue.counters,
+            submit=self.submit,
+            preview_threshold=settings.preview_threshold,
+            claims=dedupe.claims_in(queue.pacer),
+            refusals=refusals.limiter_in(queue.pacer),
+            final=queue.final,
+        )
 
     def __call__(self, job: AnyJob) -> dict[str, Any]:
         """Run the job; the outcome and the last `x-ratelimit-remaining` GitHub sent go on the job's log line."""
@@ -79,8 +86,10 @@ class JobRunner:
             return gateway
 
         outcomes = handlers.run(job, self.context(gateways))
-        return {"outcome": ",".join(sorted({o.action for o in outcomes})) or "none",
-                "rate_limit_remaining": handlers.rate_limit_remaining(used[-1]) if used else None}
+        return {
+            "outcome": ",".join(sorted({o.action for o in outcomes})) or "none",
+            "rate_limit_remaining": handlers.rate_limit_remaining(used[-1]) if used else None,
+        }
 
 
 def _dry_run(gateways: GatewayFactory) -> GatewayFactory:
@@ -109,5 +118,3 @@ def deployed(wrap: Callable[[Flask, Settings], T], settings: Settings | None = N
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, secrets=(settings.webhook_secret, settings.private_key))
     return wrap(create_app(settings, queue=job_queue(settings)), settings)
-
-

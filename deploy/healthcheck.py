@@ -19,7 +19,7 @@ def mode_of(cmdline: list[str]) -> str:
     """`worker` when the main process is `ecr-cache-bot worker` (behind an init or not), else `web`."""
     for i, arg in enumerate(cmdline):
         if os.path.basename(arg) in ("ecr-cache-bot", "cli.py") or arg == "bot.cli.main":
-            return "worker" if cmdline[i + 1:i + 2] == ["worker"] else "web"
+            return "worker" if cmdline[i + 1 : i + 2] == ["worker"] else "web"
     return "web"
 
 

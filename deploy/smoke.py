@@ -61,8 +61,9 @@ class _Quiet(WSGIRequestHandler):
 def serve_double() -> tuple[GitHubDouble, Any]:
     """The stateful GitHub double over real HTTP on 127.0.0.1."""
     holder: dict[str, Any] = {}
-    server = make_server("127.0.0.1", 0, lambda environ, start: holder["app"](environ, start), threaded=True,
-                         request_handler=_Quiet)
+    server = make_server(
+        "127.0.0.1", 0, lambda environ, start: holder["app"](environ, start), threaded=True, request_handler=_Quiet
+    )
     double = GitHubDouble(base_url=f"http://127.0.0.1:{server.server_port}")
     holder["app"] = wsgi_app(double)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -72,8 +73,9 @@ def serve_double() -> tuple[GitHubDouble, Any]:
 def add_example_repo(double: GitHubDouble, full_name: str) -> None:
     """examples/node-service as a repository on the double."""
     example = ROOT / "examples" / "node-service"
-    double.add_repo(full_name, {str(p.relative_to(example)): p.read_text() for p in sorted(example.rglob("*"))
-                                if p.is_file()})
+    double.add_repo(
+        full_name, {str(p.relative_to(example)): p.read_text() for p in sorted(example.rglob("*")) if p.is_file()}
+    )
 
 
 def wait_ready(base: str, timeout: float) -> tuple[int, str, float]:
@@ -102,9 +104,17 @@ def deliver_push(double: GitHubDouble, full_name: str, base: str, secret: str) -
     signature = "sha256=" + hmac.new(secret.encode(), raw, hashlib.sha256).hexdigest()
     seen = len(double.history)
     start = time.monotonic()
-    answer = requests.post(f"{base}{WEBHOOK_PATH}", data=raw, timeout=30, headers={
-        "X-GitHub-Event": "push", "X-GitHub-Delivery": f"smoke-{secrets.token_hex(4)}",
-        "X-Hub-Signature-256": signature, "Content-Type": "application/json"})
+    answer = requests.post(
+        f"{base}{WEBHOOK_PATH}",
+        data=raw,
+        timeout=30,
+        headers={
+            "X-GitHub-Event": "push",
+            "X-GitHub-Delivery": f"smoke-{secrets.token_hex(4)}",
+            "X-Hub-Signature-256": signature,
+            "Content-Type": "application/json",
+        },
+    )
     while time.monotonic() - start < 90 and not double.pulls_for(full_name):
         time.sleep(0.25)
     took = time.monotonic() - start
@@ -112,13 +122,18 @@ def deliver_push(double: GitHubDouble, full_name: str, base: str, secret: str) -
     if answer.status_code != 202 or not pulls:
         return False, f"HTTP {answer.status_code}; no pull request after {took:.0f} s"
     pull = pulls[0]
-    changed = sorted(path for path, text in double.branch_files(full_name, pull.head).items()
-                     if double.file_text(full_name, "main", path) != text)
+    changed = sorted(
+        path
+        for path, text in double.branch_files(full_name, pull.head).items()
+        if double.file_text(full_name, "main", path) != text
+    )
     calls = double.history[seen:]
     writes = sum(1 for r in calls if r.is_write)
-    return True, (f"HTTP {answer.status_code}, processed in {took:.1f} s: pull request #{pull.number} {pull.state} "
-                  f"on {full_name} from {pull.head} changing {', '.join(changed)}; {len(calls)} GitHub API "
-                  f"requests ({writes} writes)")
+    return True, (
+        f"HTTP {answer.status_code}, processed in {took:.1f} s: pull request #{pull.number} {pull.state} "
+        f"on {full_name} from {pull.head} changing {', '.join(changed)}; {len(calls)} GitHub API "
+        f"requests ({writes} writes)"
+    )
 
 
 class Containers:
@@ -130,8 +145,19 @@ class Containers:
 
     def run(self, name: str, *args: str, extra_env: tuple[str, ...] = ()) -> None:
         """`run --detach` on the host network; values travel in the engine's environment, not its command line."""
-        command = [*self.engine, "run", "--detach", "--name", name, "--network", "host", *self.run_flags,
-                   *HARDENED, *[f"--env={k}" for k in (*SECRET_NAMES, *extra_env)], *args]
+        command = [
+            *self.engine,
+            "run",
+            "--detach",
+            "--name",
+            name,
+            "--network",
+            "host",
+            *self.run_flags,
+            *HARDENED,
+            *[f"--env={k}" for k in (*SECRET_NAMES, *extra_env)],
+            *args,
+        ]
         started = subprocess.run(command, env=self.env, capture_output=True, text=True)
         if started.returncode != 0:
             raise RuntimeError(f"{name} did not start: {started.stderr.strip()[-800:]}")
@@ -164,9 +190,11 @@ def redis_server() -> Iterator[str]:
         raise RuntimeError("redis-server is missing (Debian package redis-server)")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="ecr-cache-bot-smoke-redis-") as folder:
-        proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder,
-                                 "--appendonly", "yes", "--save", ""], stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [exe, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder, "--appendonly", "yes", "--save", ""],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline:
@@ -180,8 +208,9 @@ def redis_server() -> Iterator[str]:
             proc.wait(10)
 
 
-def check(label: str, containers: Containers, names: list[str], base: str, double: GitHubDouble,
-          full_name: str, secret: str) -> bool:
+def check(
+    label: str, containers: Containers, names: list[str], base: str, double: GitHubDouble, full_name: str, secret: str
+) -> bool:
     """/readyz, each container's HEALTHCHECK, then one delivery processed; print each result."""
     status, body, waited = wait_ready(base, timeout=90)
     print(f"[{label}] /readyz: HTTP {status} after {waited:.1f} s: {body}")
@@ -210,8 +239,13 @@ def main() -> int:
 
     double, server = serve_double()
     secret = secrets.token_hex(16)
-    env = {**os.environ, "WEBHOOK_SECRET": secret, "APP_ID": "77", "PRIVATE_KEY": private_key_pem(),
-           "GITHUB_API_URL": double.base_url}
+    env = {
+        **os.environ,
+        "WEBHOOK_SECRET": secret,
+        "APP_ID": "77",
+        "PRIVATE_KEY": private_key_pem(),
+        "GITHUB_API_URL": double.base_url,
+    }
     containers = Containers(shlex.split(args.engine), shlex.split(args.run_flags), env)
     prefix = f"ecr-cache-bot-smoke-{os.getpid()}"
     results = []
@@ -221,10 +255,20 @@ def main() -> int:
         env["PORT"] = str(port)
         add_example_repo(double, "octo/single")
         containers.run(prefix, args.image)
-        containers.run(f"{prefix}-worker", "--hostname", "smoke-worker", f"--volumes-from={prefix}", args.image,
-                       "worker")
-        results.append(check("serve + worker, SQLite", containers, [prefix, f"{prefix}-worker"],
-                             f"http://127.0.0.1:{port}", double, "octo/single", secret))
+        containers.run(
+            f"{prefix}-worker", "--hostname", "smoke-worker", f"--volumes-from={prefix}", args.image, "worker"
+        )
+        results.append(
+            check(
+                "serve + worker, SQLite",
+                containers,
+                [prefix, f"{prefix}-worker"],
+                f"http://127.0.0.1:{port}",
+                double,
+                "octo/single",
+                secret,
+            )
+        )
         if not results[-1]:
             print(containers.logs())
         containers.remove()
@@ -237,14 +281,29 @@ def main() -> int:
         add_example_repo(double, "octo/scale-out")
         with redis_server() as url:
             env["REDIS_URL"] = url
-            containers.run(f"{prefix}-web", "--entrypoint", entrypoint[0], args.image, *web_command,
-                           extra_env=("REDIS_URL",))
+            containers.run(
+                f"{prefix}-web", "--entrypoint", entrypoint[0], args.image, *web_command, extra_env=("REDIS_URL",)
+            )
             for n in (1, 2):
-                containers.run(f"{prefix}-worker-{n}", "--hostname", f"smoke-worker-{n}", args.image,
-                               *worker_command, extra_env=("REDIS_URL",))
-            results.append(check("compose web + 2 workers, Redis", containers,
-                                 [f"{prefix}-web", f"{prefix}-worker-1", f"{prefix}-worker-2"],
-                                 f"http://127.0.0.1:{port}", double, "octo/scale-out", secret))
+                containers.run(
+                    f"{prefix}-worker-{n}",
+                    "--hostname",
+                    f"smoke-worker-{n}",
+                    args.image,
+                    *worker_command,
+                    extra_env=("REDIS_URL",),
+                )
+            results.append(
+                check(
+                    "compose web + 2 workers, Redis",
+                    containers,
+                    [f"{prefix}-web", f"{prefix}-worker-1", f"{prefix}-worker-2"],
+                    f"http://127.0.0.1:{port}",
+                    double,
+                    "octo/scale-out",
+                    secret,
+                )
+            )
             if not results[-1]:
                 print(containers.logs())
             containers.remove()

@@ -14,8 +14,9 @@ from bot.core.model import Options, PartialPlan, RepoSnapshot
 GOLDEN = Path(__file__).resolve().parent / "golden" / "buildspec"
 
 
-def plan_text(text: str, path: str = "buildspec.yml", paths: tuple[str, ...] = ("Dockerfile",),
-              options: Options | None = None) -> tuple[discover.Discovery, PartialPlan]:
+def plan_text(
+    text: str, path: str = "buildspec.yml", paths: tuple[str, ...] = ("Dockerfile",), options: Options | None = None
+) -> tuple[discover.Discovery, PartialPlan]:
     """Discover and plan one buildspec given as text."""
     opts = options or Options()
     snap = RepoSnapshot((path, *paths), {path: text})
@@ -54,9 +55,20 @@ def read(path: Path) -> str:
 
 
 # Set by CodeBuild for every build (https://docs.aws.amazon.com/codebuild/latest/userguide/build-env-ref-env-vars.html).
-PREDEFINED = frozenset({"AWS_DEFAULT_REGION", "AWS_REGION", "CODEBUILD_BUILD_ARN", "CODEBUILD_BUILD_ID",
-                        "CODEBUILD_SRC_DIR", "CODEBUILD_RESOLVED_SOURCE_VERSION", "CODEBUILD_BUILD_NUMBER",
-                        "CODEBUILD_BATCH_BUILD_IDENTIFIER", "CODEBUILD_BUILD_SUCCEEDING", "HOME"})
+PREDEFINED = frozenset(
+    {
+        "AWS_DEFAULT_REGION",
+        "AWS_REGION",
+        "CODEBUILD_BUILD_ARN",
+        "CODEBUILD_BUILD_ID",
+        "CODEBUILD_SRC_DIR",
+        "CODEBUILD_RESOLVED_SOURCE_VERSION",
+        "CODEBUILD_BUILD_NUMBER",
+        "CODEBUILD_BATCH_BUILD_IDENTIFIER",
+        "CODEBUILD_BUILD_SUCCEEDING",
+        "HOME",
+    }
+)
 _USE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
 _SET = re.compile(r"(?:^|[\s;&|(])(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)=")
 # Variables only the bot's own lines set: never assumed to come from the project.
@@ -65,8 +77,12 @@ _BOT_SET = frozenset({"CACHE_URI", "AWS_ACCOUNT_ID"})
 
 def _commands(data: object) -> list[tuple[str, str]]:
     phases = (data.get("phases") if isinstance(data, dict) else None) or {}
-    return [(name, c) for name in ("install", "pre_build", "build", "post_build")
-            for c in ((phases.get(name) or {}).get("commands") or []) if isinstance(c, str)]
+    return [
+        (name, c)
+        for name in ("install", "pre_build", "build", "post_build")
+        for c in ((phases.get(name) or {}).get("commands") or [])
+        if isinstance(c, str)
+    ]
 
 
 def unset_uses(text: str, original: str | None = None) -> list[str]:
@@ -85,8 +101,7 @@ def unset_uses(text: str, original: str | None = None) -> list[str]:
     sequence = _commands(data)
     assigned_anywhere = {m for _, c in sequence for m in _SET.findall(c)}
     # A variable the buildspec never sets is a project variable: the build sees it from the start.
-    known.update(v for _, c in sequence for v in _USE.findall(c)
-                 if v not in assigned_anywhere and v not in _BOT_SET)
+    known.update(v for _, c in sequence for v in _USE.findall(c) if v not in assigned_anywhere and v not in _BOT_SET)
     problems: list[str] = []
     set_in: dict[str, set[str]] = {}
     for phase, command in sequence:

@@ -12,8 +12,9 @@ phases:
       - docker build $EXTRA_FLAGS -t myorg/app:latest .
       - docker push myorg/app:latest
 """
-DOCKERFILE = ("FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\n"
-              "COPY . .\n")
+DOCKERFILE = (
+    "FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\n"
+)
 
 
 def write_checkout(parent: Path) -> Path:

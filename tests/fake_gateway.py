@@ -146,25 +146,48 @@ class FakeGateway:
         """Every repository, in creation order."""
         return [RepoRef(r.full_name, r.archived, r.fork, not r.refs, r.default_branch) for r in self.hub.repos.values()]
 
-    def read_state(self, full_name: str, issue_number: int | None = None,
-                   prefetch: Sequence[TreeFile] = (), commenter: str | None = None) -> RepoState:
+    def read_state(
+        self,
+        full_name: str,
+        issue_number: int | None = None,
+        prefetch: Sequence[TreeFile] = (),
+        commenter: str | None = None,
+    ) -> RepoState:
         """The repository as the state query shows it: newest bot pull request first."""
         repo = self.hub.repo(full_name)
         head = repo.refs.get(repo.default_branch)
         base = self.hub.commits[head] if head else None
         bot_head = repo.refs.get(BOT_BRANCH)
         branch = BranchHead(bot_head, self.hub.commits[bot_head].author == BOT) if bot_head else None
-        pulls = tuple(PullRequest(p.number, p.state, p.state == "MERGED", p.body, f"{repo.url}/pull/{p.number}",
-                                  p.head_oid, p.commit_count, self._bot_comments(repo, p.number))
-                      for p in reversed(repo.pulls))
+        pulls = tuple(
+            PullRequest(
+                p.number,
+                p.state,
+                p.state == "MERGED",
+                p.body,
+                f"{repo.url}/pull/{p.number}",
+                p.head_oid,
+                p.commit_count,
+                self._bot_comments(repo, p.number),
+            )
+            for p in reversed(repo.pulls)
+        )
         owner = full_name.partition("/")[0]
         return RepoState(
-            full_name=full_name, archived=repo.archived, fork=repo.fork, empty=base is None,
-            default_branch=repo.default_branch, base_oid=head or "", base_tree=base.tree if base else "",
-            config_text=base.files.get(CONFIG_PATH) if base else None, bot_branch=branch, pulls=pulls,
+            full_name=full_name,
+            archived=repo.archived,
+            fork=repo.fork,
+            empty=base is None,
+            default_branch=repo.default_branch,
+            base_oid=head or "",
+            base_tree=base.tree if base else "",
+            config_text=base.files.get(CONFIG_PATH) if base else None,
+            bot_branch=branch,
+            pulls=pulls,
             issue_comments=self._bot_comments(repo, issue_number) if issue_number else (),
             commenter_permission=repo.permissions.get(commenter) if commenter else None,
-            org_config_text=self.read_org_config(owner))
+            org_config_text=self.read_org_config(owner),
+        )
 
     def _bot_comments(self, repo: FakeRepo, number: int) -> tuple[Comment, ...]:
         return tuple(Comment(c.id, c.body, c.node_id) for c in repo.comments if c.issue == number and c.author == BOT)
@@ -221,8 +244,9 @@ class FakeGateway:
         self._write("react", full_name, comment_id, content)
         self.hub.comment(comment_id).reactions.append(content)
 
-    def upsert_comment(self, full_name: str, issue_number: int, key: str, body: str,
-                       existing: Iterable[Comment]) -> int:
+    def upsert_comment(
+        self, full_name: str, issue_number: int, key: str, body: str, existing: Iterable[Comment]
+    ) -> int:
         """Create the comment carrying ``key``, or edit the bot's earlier one."""
         text = f"{comment_marker(key)}\n{body}"
         mine = next((c for c in existing if comment_marker(key) in c.body), None)
@@ -234,8 +258,9 @@ class FakeGateway:
         self._write("comment", full_name, issue_number)
         return self.hub.add_comment(full_name, issue_number, text, BOT).id
 
-    def react_and_reply(self, issue_node_id: str, comment_node_id: str | None, key: str, body: str,
-                        existing: Iterable[Comment]) -> None:
+    def react_and_reply(
+        self, issue_node_id: str, comment_node_id: str | None, key: str, body: str, existing: Iterable[Comment]
+    ) -> None:
         """The reply and the 👀 reaction, as one write."""
         full_name, _, number = issue_node_id.removeprefix("I_").rpartition("#")
         text = f"{comment_marker(key)}\n{body}"
@@ -248,8 +273,7 @@ class FakeGateway:
         else:
             self.hub.comment(mine.id).body = text
 
-    def commit(self, full_name: str, base_oid: str, base_tree: str, files: Sequence[FileWrite],
-               message: str) -> str:
+    def commit(self, full_name: str, base_oid: str, base_tree: str, files: Sequence[FileWrite], message: str) -> str:
         """A bot commit of ``files`` on top of ``base_oid``."""
         self._write("commit", full_name, *(f.path for f in files))
         base = self.hub.commits[base_oid]
@@ -282,8 +306,9 @@ class FakeGateway:
             raise LostRace(422, "A pull request already exists")
         head = repo.refs[BOT_BRANCH]
         number = self.hub.next_number()
-        repo.pulls.append(FakePull(number, base, title, body, head, draft,
-                                   commit_count=self.hub.ahead(head, repo.refs[base])))
+        repo.pulls.append(
+            FakePull(number, base, title, body, head, draft, commit_count=self.hub.ahead(head, repo.refs[base]))
+        )
         return number, f"{repo.url}/pull/{number}"
 
     def update_pull(self, full_name: str, number: int, title: str, body: str) -> None:
@@ -302,8 +327,9 @@ class FakeGateway:
         self._write("add_assignees", full_name, number)
         self.hub.pull(full_name, number).assignees.extend(assignees)
 
-    def request_reviewers(self, full_name: str, number: int, reviewers: Sequence[str],
-                          team_reviewers: Sequence[str]) -> None:
+    def request_reviewers(
+        self, full_name: str, number: int, reviewers: Sequence[str], team_reviewers: Sequence[str]
+    ) -> None:
         """Ask for reviews."""
         self._write("request_reviewers", full_name, number)
         self.hub.pull(full_name, number).reviewers.extend([*reviewers, *team_reviewers])
@@ -344,8 +370,16 @@ class FakeGitHub:
 
     # -- what people do --------------------------------------------------------------------------------
 
-    def add_repo(self, full_name: str, files: Mapping[str, str] | None = None, *, default_branch: str = "main",
-                 archived: bool = False, fork: bool = False, permissions: Mapping[str, str] | None = None) -> FakeRepo:
+    def add_repo(
+        self,
+        full_name: str,
+        files: Mapping[str, str] | None = None,
+        *,
+        default_branch: str = "main",
+        archived: bool = False,
+        fork: bool = False,
+        permissions: Mapping[str, str] | None = None,
+    ) -> FakeRepo:
         """A repository with one commit of ``files`` on its default branch (None: an empty repository)."""
         repo = FakeRepo(full_name, default_branch, archived, fork, permissions=dict(permissions or {}))
         self.repos[full_name.lower()] = repo

@@ -137,8 +137,7 @@ class _Operation:
         self._op = operations[0]
         self.name = self._op.name.value if self._op.name else "?"
         self.kind = self._op.operation.value
-        self._fragments = {d.name.value: d for d in document.definitions
-                           if isinstance(d, gql.FragmentDefinitionNode)}
+        self._fragments = {d.name.value: d for d in document.definitions if isinstance(d, gql.FragmentDefinitionNode)}
         self.variables = dict(variables)
         for definition in self._op.variable_definitions:
             name = definition.variable.name.value
@@ -251,17 +250,29 @@ class GitHubDouble:
             entries[name] = ("040000", "tree", self.build_tree(sub))
         return self._put("tree", dict(sorted(entries.items())))
 
-    def make_commit(self, tree: str, parents: list[str], message: str, author_email: str,
-                    committer_email: str, verified: bool) -> str:
+    def make_commit(
+        self, tree: str, parents: list[str], message: str, author_email: str, committer_email: str, verified: bool
+    ) -> str:
         """Store a commit object."""
-        payload = {"tree": tree, "parents": parents, "message": message, "n": next(self._commit_counter),
-                   "author": {"name": author_email.split("@")[0], "email": author_email},
-                   "committer": {"name": committer_email.split("@")[0], "email": committer_email},
-                   "verified": verified}
+        payload = {
+            "tree": tree,
+            "parents": parents,
+            "message": message,
+            "n": next(self._commit_counter),
+            "author": {"name": author_email.split("@")[0], "email": author_email},
+            "committer": {"name": committer_email.split("@")[0], "email": committer_email},
+            "verified": verified,
+        }
         return self._put("commit", payload)
 
-    def commit_files(self, full_name: str, branch: str, files: Mapping[str, str | None], message: str = "change",
-                     author_email: str = "octocat@example.com") -> str:
+    def commit_files(
+        self,
+        full_name: str,
+        branch: str,
+        files: Mapping[str, str | None],
+        message: str = "change",
+        author_email: str = "octocat@example.com",
+    ) -> str:
         """A human pushes one commit to ``branch`` (content ``None`` deletes a file); returns its sha."""
         repo = self.repos[full_name]
         parent = repo.refs.get(branch)
@@ -271,8 +282,9 @@ class GitHubDouble:
                 flat.pop(path, None)
             else:
                 flat[path] = (flat.get(path, ("100644", ""))[0], self.blob(content))
-        sha = self.make_commit(self.build_tree(flat), [parent] if parent else [], message, author_email,
-                               author_email, False)
+        sha = self.make_commit(
+            self.build_tree(flat), [parent] if parent else [], message, author_email, author_email, False
+        )
         repo.refs[branch] = sha
         return sha
 
@@ -287,8 +299,10 @@ class GitHubDouble:
     def branch_files(self, full_name: str, branch: str) -> dict[str, str]:
         """Every file's text on a branch."""
         head = self.repos[full_name].refs[branch]
-        return {p: bytes(self.objects[s]["data"]).decode()
-                for p, (_, s) in self.flatten(self.objects[head]["data"]["tree"]).items()}
+        return {
+            p: bytes(self.objects[s]["data"]).decode()
+            for p, (_, s) in self.flatten(self.objects[head]["data"]["tree"]).items()
+        }
 
     def _ancestors(self, sha: str) -> set[str]:
         seen: set[str] = set()
@@ -303,12 +317,19 @@ class GitHubDouble:
 
     # -- setup helpers ---------------------------------------------------------------------------------
 
-    def add_repo(self, full_name: str, files: Mapping[str, str], *, installation_id: int = 1,
-                 default_branch: str = "main", archived: bool = False, fork: bool = False,
-                 permissions: Mapping[str, str] | None = None) -> Repo:
+    def add_repo(
+        self,
+        full_name: str,
+        files: Mapping[str, str],
+        *,
+        installation_id: int = 1,
+        default_branch: str = "main",
+        archived: bool = False,
+        fork: bool = False,
+        permissions: Mapping[str, str] | None = None,
+    ) -> Repo:
         """Create a repository whose default branch holds ``files`` (no files: an empty repository)."""
-        repo = Repo(full_name, default_branch, installation_id, archived, fork,
-                    permissions=dict(permissions or {}))
+        repo = Repo(full_name, default_branch, installation_id, archived, fork, permissions=dict(permissions or {}))
         self.repos[full_name] = repo
         if files:
             self.commit_files(full_name, default_branch, dict(files), "initial commit")
@@ -340,14 +361,16 @@ class GitHubDouble:
                     flat[path] = after[path]
                 else:
                     flat.pop(path, None)
-        repo.refs[pull.base] = self.make_commit(self.build_tree(flat), [repo.refs[pull.base]], pull.title,
-                                                "octocat@example.com", WEB_FLOW_EMAIL, True)
+        repo.refs[pull.base] = self.make_commit(
+            self.build_tree(flat), [repo.refs[pull.base]], pull.title, "octocat@example.com", WEB_FLOW_EMAIL, True
+        )
         pull.head_sha, pull.state, pull.merged = head, "closed", True
 
     def bot_comments(self, full_name: str, issue: int | None = None) -> list[IssueComment]:
         """Comments the App wrote (optionally on one issue)."""
-        return [c for c in self.repos[full_name].comments
-                if c.author == BOT_LOGIN and (issue is None or c.issue == issue)]
+        return [
+            c for c in self.repos[full_name].comments if c.author == BOT_LOGIN and (issue is None or c.issue == issue)
+        ]
 
     def add_comment(self, full_name: str, issue: int, body: str, author: str) -> IssueComment:
         """A user comments on an issue or pull request."""
@@ -375,7 +398,7 @@ class GitHubDouble:
         if path == urlsplit(self.graphql_url).path:
             path = "/graphql"
         elif path.startswith(self._prefix):
-            path = path[len(self._prefix):] or "/"
+            path = path[len(self._prefix) :] or "/"
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         raw = request.body
         if isinstance(raw, bytes):
@@ -410,8 +433,7 @@ class GitHubDouble:
             raise _Error(404, "Not Found")
         return repo
 
-    def _dispatch(self, request: Any, path: str, query: dict[str, str], body: Any,
-                  record: Recorded) -> tuple[int, Any]:
+    def _dispatch(self, request: Any, path: str, query: dict[str, str], body: Any, record: Recorded) -> tuple[int, Any]:
         method = request.method
         answer = self._app_call(request, method, path, body)
         if answer is not None:
@@ -440,38 +462,63 @@ class GitHubDouble:
     def web_url(self) -> str:
         """GitHub's web origin for this API (https://HOST for https://HOST/api/v3)."""
         parts = urlsplit(self.base_url)
-        prefix = self._prefix[:-len("/api/v3")] if self._prefix.endswith("/api/v3") else self._prefix
+        prefix = self._prefix[: -len("/api/v3")] if self._prefix.endswith("/api/v3") else self._prefix
         return f"{parts.scheme}://{parts.netloc}{prefix}"
 
-    def register_app(self, pem: str | None = None, name: str = "ecr-cache-bot", owner: str = "octocat",
-                     webhook_secret: str | None = None, manifest: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    def register_app(
+        self,
+        pem: str | None = None,
+        name: str = "ecr-cache-bot",
+        owner: str = "octocat",
+        webhook_secret: str | None = None,
+        manifest: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Create an App (a fresh RSA key unless ``pem`` is given); returns its conversion answer."""
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import rsa
 
         if pem is None:
             key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-            pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
-                                    serialization.NoEncryption()).decode()
+            pem = key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
+            ).decode()
         private = serialization.load_pem_private_key(pem.encode(), password=None)
-        public = private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+        public = (
+            private.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
         app_id = next(self._ids)
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
         manifest = dict(manifest or {})
         now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        app = {"id": app_id, "slug": slug, "node_id": f"A_{app_id}", "name": name,
-               "owner": {"login": owner, "id": next(self._ids), "type": "User"},
-               "description": manifest.get("description", ""), "external_url": manifest.get("url", ""),
-               "html_url": f"{self.web_url}/apps/{slug}", "created_at": now, "updated_at": now,
-               "permissions": dict(manifest.get("default_permissions", {})),
-               "events": list(manifest.get("default_events", [])),
-               "client_id": f"Iv1.{app_id:016x}", "client_secret": f"{app_id:040x}",
-               "webhook_secret": webhook_secret or hashlib.sha256(f"secret-{app_id}".encode()).hexdigest(),
-               "pem": pem}
-        self.apps[app_id] = {**app, "public_key": public,
-                             "hook": {"url": manifest.get("hook_attributes", {}).get("url", ""),
-                                      "content_type": "json", "secret": app["webhook_secret"]}}
+        app = {
+            "id": app_id,
+            "slug": slug,
+            "node_id": f"A_{app_id}",
+            "name": name,
+            "owner": {"login": owner, "id": next(self._ids), "type": "User"},
+            "description": manifest.get("description", ""),
+            "external_url": manifest.get("url", ""),
+            "html_url": f"{self.web_url}/apps/{slug}",
+            "created_at": now,
+            "updated_at": now,
+            "permissions": dict(manifest.get("default_permissions", {})),
+            "events": list(manifest.get("default_events", [])),
+            "client_id": f"Iv1.{app_id:016x}",
+            "client_secret": f"{app_id:040x}",
+            "webhook_secret": webhook_secret or hashlib.sha256(f"secret-{app_id}".encode()).hexdigest(),
+            "pem": pem,
+        }
+        self.apps[app_id] = {
+            **app,
+            "public_key": public,
+            "hook": {
+                "url": manifest.get("hook_attributes", {}).get("url", ""),
+                "content_type": "json",
+                "secret": app["webhook_secret"],
+            },
+        }
         return app
 
     def start_manifest(self, form_manifest: str, organization: str | None = None) -> tuple[str, str]:
@@ -493,7 +540,7 @@ class GitHubDouble:
         import jwt
 
         auth = request.headers.get("Authorization", "")
-        token = auth[len("Bearer "):] if auth.startswith("Bearer ") else ""
+        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else ""
         try:
             issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
             app = self.apps[int(str(issuer))]
@@ -509,15 +556,17 @@ class GitHubDouble:
             if pending is None:
                 raise _Error(404, "Not Found")
             manifest = pending["manifest"]
-            return 201, self.register_app(name=manifest.get("name", "app"), owner=pending["owner"],
-                                          manifest=manifest)
+            return 201, self.register_app(name=manifest.get("name", "app"), owner=pending["owner"], manifest=manifest)
         if self.apps and method == "POST" and re.fullmatch(r"/app/installations/\d+/access_tokens", path):
             self._app_of_jwt(request)  # once Apps are registered here, the token is minted for their JWT only
             return None
         if path == "/app" and method == "GET":
             app = self._app_of_jwt(request)
-            return 200, {k: v for k, v in app.items()
-                         if k not in ("pem", "public_key", "hook", "webhook_secret", "client_secret")}
+            return 200, {
+                k: v
+                for k, v in app.items()
+                if k not in ("pem", "public_key", "hook", "webhook_secret", "client_secret")
+            }
         if path == "/app/hook/config" and method == "PATCH":
             app = self._app_of_jwt(request)
             app["hook"].update({k: v for k, v in (body or {}).items() if k in ("url", "content_type", "secret")})
@@ -526,21 +575,29 @@ class GitHubDouble:
 
     def _list_repos(self, request: Any, query: dict[str, str]) -> dict[str, Any]:
         installation = self._installation_of(request)
-        mine = sorted((r for r in self.repos.values() if r.installation_id == installation),
-                      key=lambda r: r.full_name)
+        mine = sorted((r for r in self.repos.values() if r.installation_id == installation), key=lambda r: r.full_name)
         per_page = min(int(query.get("per_page", "30")), 100)
         page = int(query.get("page", "1"))
-        chunk = mine[(page - 1) * per_page: page * per_page]
-        return {"total_count": len(mine), "repositories": [{
-            "full_name": r.full_name, "name": r.full_name.split("/")[1],
-            "owner": {"login": r.full_name.split("/")[0]}, "archived": r.archived, "fork": r.fork,
-            "size": 0 if not r.refs else 42, "default_branch": r.default_branch,
-        } for r in chunk]}
+        chunk = mine[(page - 1) * per_page : page * per_page]
+        return {
+            "total_count": len(mine),
+            "repositories": [
+                {
+                    "full_name": r.full_name,
+                    "name": r.full_name.split("/")[1],
+                    "owner": {"login": r.full_name.split("/")[0]},
+                    "archived": r.archived,
+                    "fork": r.fork,
+                    "size": 0 if not r.refs else 42,
+                    "default_branch": r.default_branch,
+                }
+                for r in chunk
+            ],
+        }
 
     # -- REST ------------------------------------------------------------------------------------------
 
-    def _repo_call(self, repo: Repo, method: str, rest: str, query: dict[str, str],
-                   body: Any) -> tuple[int, Any]:
+    def _repo_call(self, repo: Repo, method: str, rest: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
         if repo.archived and method != "GET":
             raise _Error(403, "Repository was archived so is read-only.")
         routes: list[tuple[str, str, Any]] = [
@@ -583,16 +640,19 @@ class GitHubDouble:
         tree_sha = self._resolve_tree(repo, ref)
         entries = []
         if "recursive" in query:  # GitHub: any value turns recursion on
+
             def walk(sha: str, prefix: str) -> None:
                 for name, (mode, kind, child) in self.objects[sha]["data"].items():
                     entries.append(self._entry(prefix + name, mode, kind, child))
                     if kind == "tree":
                         walk(child, prefix + name + "/")
+
             walk(tree_sha, "")
         else:
             entries = [self._entry(n, mo, k, s) for n, (mo, k, s) in self.objects[tree_sha]["data"].items()]
-        truncated = self.truncate_trees_over is not None and len(entries) > self.truncate_trees_over \
-            and "recursive" in query
+        truncated = (
+            self.truncate_trees_over is not None and len(entries) > self.truncate_trees_over and "recursive" in query
+        )
         if truncated:
             entries = entries[: self.truncate_trees_over]
         return 200, {"sha": tree_sha, "tree": entries, "truncated": truncated}
@@ -608,8 +668,7 @@ class GitHubDouble:
         if obj is None or obj["type"] != "blob":
             raise _Error(404, "Not Found")
         data = bytes(obj["data"])
-        return 200, {"sha": sha, "size": len(data), "encoding": "base64",
-                     "content": base64.b64encode(data).decode()}
+        return 200, {"sha": sha, "size": len(data), "encoding": "base64", "content": base64.b64encode(data).decode()}
 
     def _create_tree(self, repo: Repo, query: dict[str, str], body: Any) -> tuple[int, Any]:
         if not isinstance(body, dict) or not isinstance(body.get("tree"), list):
@@ -639,14 +698,18 @@ class GitHubDouble:
         committer = (body.get("committer") or {}).get("email", author if custom else WEB_FLOW_EMAIL)
         # GitHub signs API commits made by an App installation without a custom author or committer.
         sha = self.make_commit(tree, parents, body.get("message", ""), author, committer, not custom)
-        return 201, {"sha": sha, "tree": {"sha": tree}, "parents": [{"sha": p} for p in parents],
-                     "verification": {"verified": not custom}}
+        return 201, {
+            "sha": sha,
+            "tree": {"sha": tree},
+            "parents": [{"sha": p} for p in parents],
+            "verification": {"verified": not custom},
+        }
 
     def _create_ref(self, repo: Repo, query: dict[str, str], body: Any) -> tuple[int, Any]:
         ref = str(body.get("ref", ""))
         if not ref.startswith("refs/") or ref.count("/") < 2:
             raise _Error(422, "Reference name is invalid")
-        branch = ref[len("refs/heads/"):]
+        branch = ref[len("refs/heads/") :]
         if branch in repo.refs:
             raise _Error(422, "Reference already exists")
         if body.get("sha") not in self.objects:
@@ -678,21 +741,32 @@ class GitHubDouble:
         raise _Error(404, "Not Found")
 
     def _pull_json(self, repo: Repo, pull: Pull) -> dict[str, Any]:
-        return {"number": pull.number, "state": pull.state, "title": pull.title, "body": pull.body,
-                "merged": pull.merged, "html_url": f"https://github.test/{repo.full_name}/pull/{pull.number}",
-                "head": {"ref": pull.head}, "base": {"ref": pull.base}}
+        return {
+            "number": pull.number,
+            "state": pull.state,
+            "title": pull.title,
+            "body": pull.body,
+            "merged": pull.merged,
+            "html_url": f"https://github.test/{repo.full_name}/pull/{pull.number}",
+            "head": {"ref": pull.head},
+            "base": {"ref": pull.base},
+        }
 
     def _create_pull(self, repo: Repo, query: dict[str, str], body: Any) -> tuple[int, Any]:
         head, base = body.get("head"), body.get("base")
         if head not in repo.refs or base not in repo.refs:
             raise _Error(422, "Validation Failed", [{"message": "head or base does not exist"}])
         if any(p.head == head and p.state == "open" for p in repo.pulls):
-            raise _Error(422, "Validation Failed",
-                         [{"message": f"A pull request already exists for {repo.full_name.split('/')[0]}:{head}."}])
+            raise _Error(
+                422,
+                "Validation Failed",
+                [{"message": f"A pull request already exists for {repo.full_name.split('/')[0]}:{head}."}],
+            )
         if repo.refs[head] in self._ancestors(repo.refs[base]):
             raise _Error(422, "Validation Failed", [{"message": f"No commits between {base} and {head}"}])
-        pull = Pull(repo.next_number, head, base, body.get("title", ""), body.get("body") or "",
-                    draft=body.get("draft") is True)
+        pull = Pull(
+            repo.next_number, head, base, body.get("title", ""), body.get("body") or "", draft=body.get("draft") is True
+        )
         repo.next_number += 1
         repo.pulls.append(pull)
         return 201, self._pull_json(repo, pull)
@@ -734,24 +808,35 @@ class GitHubDouble:
         if BOT_LOGIN in users:
             raise _Error(422, "Review cannot be requested from pull request author.")
         if any(u not in repo.permissions for u in users) or any(t not in repo.teams for t in teams):
-            raise _Error(422, "Reviews may only be requested from collaborators. One or more of the users or "
-                              f"teams you specified is not a collaborator of the {repo.full_name} repository.")
+            raise _Error(
+                422,
+                "Reviews may only be requested from collaborators. One or more of the users or "
+                f"teams you specified is not a collaborator of the {repo.full_name} repository.",
+            )
         pull.requested_reviewers += [u for u in users if u not in pull.requested_reviewers]
         pull.requested_teams += [t for t in teams if t not in pull.requested_teams]
         return 201, self._pull_json(repo, pull)
 
     def _issue_json(self, repo: Repo, issue: GhIssue) -> dict[str, Any]:
-        return {"number": issue.number, "title": issue.title, "body": issue.body, "state": issue.state,
-                "html_url": f"https://github.test/{repo.full_name}/issues/{issue.number}",
-                "user": {"login": issue.author, "type": "Bot" if issue.author == BOT_LOGIN else "User"}}
+        return {
+            "number": issue.number,
+            "title": issue.title,
+            "body": issue.body,
+            "state": issue.state,
+            "html_url": f"https://github.test/{repo.full_name}/issues/{issue.number}",
+            "user": {"login": issue.author, "type": "Bot" if issue.author == BOT_LOGIN else "User"},
+        }
 
     def _list_issues(self, repo: Repo, query: dict[str, str], body: Any) -> tuple[int, Any]:
         wanted = query.get("state", "open")
         items = [(i.number, self._issue_json(repo, i)) for i in repo.issues if wanted in ("all", i.state)]
-        items += [(p.number, {**self._pull_json(repo, p), "pull_request": {}}) for p in repo.pulls
-                  if wanted in ("all", p.state)]
+        items += [
+            (p.number, {**self._pull_json(repo, p), "pull_request": {}})
+            for p in repo.pulls
+            if wanted in ("all", p.state)
+        ]
         items.sort(key=lambda pair: -pair[0])
-        return 200, [item for _, item in items][:int(query.get("per_page", "30"))]
+        return 200, [item for _, item in items][: int(query.get("per_page", "30"))]
 
     def _create_issue(self, repo: Repo, query: dict[str, str], body: Any) -> tuple[int, Any]:
         if not body.get("title"):
@@ -785,8 +870,7 @@ class GitHubDouble:
         comment.body = str(body.get("body", ""))
         return 200, {"id": comment.id, "body": comment.body}
 
-    def _create_reaction(self, repo: Repo, query: dict[str, str], body: Any,
-                         comment_id: str) -> tuple[int, Any]:
+    def _create_reaction(self, repo: Repo, query: dict[str, str], body: Any, comment_id: str) -> tuple[int, Any]:
         comment = self._comment(repo, comment_id)
         if body.get("content") not in {"+1", "-1", "laugh", "confused", "heart", "hooray", "rocket", "eyes"}:
             raise _Error(422, "Validation Failed")
@@ -800,8 +884,14 @@ class GitHubDouble:
         if entry is None:
             raise _Error(404, "Not Found")
         data = bytes(self.objects[entry[1]]["data"])
-        return 200, {"type": "file", "encoding": "base64", "path": path, "sha": entry[1], "size": len(data),
-                     "content": base64.b64encode(data).decode()}
+        return 200, {
+            "type": "file",
+            "encoding": "base64",
+            "path": path,
+            "sha": entry[1],
+            "size": len(data),
+            "content": base64.b64encode(data).decode(),
+        }
 
     def _permission(self, repo: Repo, query: dict[str, str], body: Any, user: str) -> tuple[int, Any]:
         role = repo.permissions.get(user, "none")
@@ -832,16 +922,30 @@ class GitHubDouble:
             out = self._state(repo, variables, with_issue="issueOrPullRequest" in repository)
         if "commenter" in repository:
             if self.collaborators_without_login:
-                return {"errors": [{"path": ["query EcrCacheState", "repository", "commenter"],
-                                    "extensions": {"code": "argumentNotAccepted", "name": "collaborators",
-                                                   "typeName": "Field", "argumentName": "login"},
-                                    "locations": [{"line": 12, "column": 29}],
-                                    "message": "Field 'collaborators' doesn't accept argument 'login'"}]}
-            out["commenter"] = self._collaborator(repo, str(operation.arguments(repository["commenter"])["login"]),
-                                                  errors)
+                return {
+                    "errors": [
+                        {
+                            "path": ["query EcrCacheState", "repository", "commenter"],
+                            "extensions": {
+                                "code": "argumentNotAccepted",
+                                "name": "collaborators",
+                                "typeName": "Field",
+                                "argumentName": "login",
+                            },
+                            "locations": [{"line": 12, "column": 29}],
+                            "message": "Field 'collaborators' doesn't accept argument 'login'",
+                        }
+                    ]
+                }
+            out["commenter"] = self._collaborator(
+                repo, str(operation.arguments(repository["commenter"])["login"]), errors
+            )
         # Blob aliases may ride along in either query.
-        blobs = {alias: str(operation.arguments(node).get("oid")) for alias, node in repository.items()
-                 if node.name.value == "object"}
+        blobs = {
+            alias: str(operation.arguments(node).get("oid"))
+            for alias, node in repository.items()
+            if node.name.value == "object"
+        }
         for alias, sha in blobs.items():
             obj = self.objects.get(sha)
             if obj is None or obj["type"] != "blob":
@@ -860,8 +964,13 @@ class GitHubDouble:
             if org is None or org.installation_id != repo.installation_id:
                 answer["data"]["org"] = None
                 missing = f"{variables['owner']}/{org_name}"
-                errors.append({"type": "NOT_FOUND", "path": ["org"],
-                               "message": f"Could not resolve to a Repository with the name '{missing}'."})
+                errors.append(
+                    {
+                        "type": "NOT_FOUND",
+                        "path": ["org"],
+                        "message": f"Could not resolve to a Repository with the name '{missing}'.",
+                    }
+                )
             else:
                 text = self.file_text(org.full_name, org.default_branch, ".github/ecr-cache.yml")
                 config = None if text is None else {"object": {"text": text}}
@@ -872,8 +981,13 @@ class GitHubDouble:
 
     def _collaborator(self, repo: Repo, login: str, errors: list[dict[str, Any]]) -> dict[str, Any] | None:
         if repo.collaborators_forbidden:
-            errors.append({"type": "FORBIDDEN", "path": ["repository", "commenter"],
-                           "message": "You do not have permission to view repository collaborators."})
+            errors.append(
+                {
+                    "type": "FORBIDDEN",
+                    "path": ["repository", "commenter"],
+                    "message": "You do not have permission to view repository collaborators.",
+                }
+            )
             return None
         role = repo.permissions.get(login)
         if role is None or login in repo.org_grants:
@@ -917,8 +1031,13 @@ class GitHubDouble:
                     raise KeyError(field_name)
             except KeyError:
                 data[alias] = None
-                errors.append({"type": "NOT_FOUND", "path": [alias],
-                               "message": f"Could not resolve to a node with the global id of '{node_id}'"})
+                errors.append(
+                    {
+                        "type": "NOT_FOUND",
+                        "path": [alias],
+                        "message": f"Could not resolve to a node with the global id of '{node_id}'",
+                    }
+                )
         answer: dict[str, Any] = {"data": data}
         if errors:
             answer["errors"] = errors
@@ -926,8 +1045,13 @@ class GitHubDouble:
 
     def _commit_node(self, sha: str) -> dict[str, Any]:
         data = self.objects[sha]["data"]
-        return {"oid": sha, "message": data["message"], "author": {"email": data["author"]["email"]},
-                "committer": {"email": data["committer"]["email"]}, "tree": {"oid": data["tree"]}}
+        return {
+            "oid": sha,
+            "message": data["message"],
+            "author": {"email": data["author"]["email"]},
+            "committer": {"email": data["committer"]["email"]},
+            "tree": {"oid": data["tree"]},
+        }
 
     def _state(self, repo: Repo, variables: Mapping[str, Any], *, with_issue: bool) -> dict[str, Any]:
         default_head = repo.refs.get(repo.default_branch)
@@ -947,15 +1071,25 @@ class GitHubDouble:
             base_reach = self._ancestors(repo.refs[pull.base])
             count = len(self._ancestors(head_sha) - base_reach) if head_sha else 0
             state = "MERGED" if pull.merged else pull.state.upper()
-            pulls.append({
-                "number": pull.number, "state": state, "merged": pull.merged, "body": pull.body,
-                "url": f"https://github.test/{repo.full_name}/pull/{pull.number}", "headRefOid": head_sha,
-                "headRepository": {"nameWithOwner": repo.full_name}, "commits": {"totalCount": count},
-                "comments": self._comments(repo, pull.number),
-            })
+            pulls.append(
+                {
+                    "number": pull.number,
+                    "state": state,
+                    "merged": pull.merged,
+                    "body": pull.body,
+                    "url": f"https://github.test/{repo.full_name}/pull/{pull.number}",
+                    "headRefOid": head_sha,
+                    "headRepository": {"nameWithOwner": repo.full_name},
+                    "commits": {"totalCount": count},
+                    "comments": self._comments(repo, pull.number),
+                }
+            )
         out: dict[str, Any] = {
-            "nameWithOwner": repo.full_name, "isArchived": repo.archived, "isFork": repo.fork,
-            "isEmpty": not repo.refs, "defaultBranchRef": default_ref,
+            "nameWithOwner": repo.full_name,
+            "isArchived": repo.archived,
+            "isFork": repo.fork,
+            "isEmpty": not repo.refs,
+            "defaultBranchRef": default_ref,
             "botRef": {"target": self._commit_node(bot_head)} if bot_head else None,
             "pullRequests": {"nodes": pulls},
         }
@@ -964,28 +1098,53 @@ class GitHubDouble:
         return out
 
     def _comments(self, repo: Repo, number: int) -> dict[str, Any]:
-        nodes = [{"id": c.node_id, "databaseId": c.id, "body": c.body, "viewerDidAuthor": c.author == BOT_LOGIN}
-                 for c in repo.comments if c.issue == number]
+        nodes = [
+            {"id": c.node_id, "databaseId": c.id, "body": c.body, "viewerDidAuthor": c.author == BOT_LOGIN}
+            for c in repo.comments
+            if c.issue == number
+        ]
         return {"nodes": nodes[-100:]}
 
 
 # -- webhook payloads as GitHub sends them (trimmed to the fields the App reads) ---------------------------
 
+
 def _repository(repo: Repo) -> dict[str, Any]:
     owner, name = repo.full_name.split("/")
-    return {"full_name": repo.full_name, "name": name, "owner": {"login": owner, "type": "User"},
-            "default_branch": repo.default_branch, "archived": repo.archived, "fork": repo.fork}
+    return {
+        "full_name": repo.full_name,
+        "name": name,
+        "owner": {"login": owner, "type": "User"},
+        "default_branch": repo.default_branch,
+        "archived": repo.archived,
+        "fork": repo.fork,
+    }
 
 
-def push_payload(repo: Repo, before: str, after: str, changed: list[str], *, sender_type: str = "User",
-                 branch: str | None = None) -> dict[str, Any]:
+def push_payload(
+    repo: Repo, before: str, after: str, changed: list[str], *, sender_type: str = "User", branch: str | None = None
+) -> dict[str, Any]:
     """A `push` delivery for one commit that modified ``changed``."""
-    commit = {"id": after, "added": [], "removed": [], "modified": changed,
-              "author": {"name": "octocat", "email": "octocat@example.com"}}
-    return {"ref": f"refs/heads/{branch or repo.default_branch}", "before": before, "after": after,
-            "created": False, "deleted": False, "forced": False, "commits": [commit], "head_commit": commit,
-            "repository": _repository(repo), "installation": {"id": repo.installation_id},
-            "sender": {"login": "octocat", "type": sender_type}}
+    commit = {
+        "id": after,
+        "added": [],
+        "removed": [],
+        "modified": changed,
+        "author": {"name": "octocat", "email": "octocat@example.com"},
+    }
+    return {
+        "ref": f"refs/heads/{branch or repo.default_branch}",
+        "before": before,
+        "after": after,
+        "created": False,
+        "deleted": False,
+        "forced": False,
+        "commits": [commit],
+        "head_commit": commit,
+        "repository": _repository(repo),
+        "installation": {"id": repo.installation_id},
+        "sender": {"login": "octocat", "type": sender_type},
+    }
 
 
 def issue_node_id(repo: Repo, number: int) -> str:
@@ -993,31 +1152,52 @@ def issue_node_id(repo: Repo, number: int) -> str:
     return f"I_{repo.full_name}#{number}"
 
 
-def comment_payload(repo: Repo, comment: IssueComment, *, user_type: str = "User",
-                    association: str = "COLLABORATOR") -> dict[str, Any]:
+def comment_payload(
+    repo: Repo, comment: IssueComment, *, user_type: str = "User", association: str = "COLLABORATOR"
+) -> dict[str, Any]:
     """An `issue_comment.created` delivery."""
-    return {"action": "created", "issue": {"number": comment.issue, "node_id": issue_node_id(repo, comment.issue)},
-            "comment": {"id": comment.id, "node_id": comment.node_id, "body": comment.body,
-                        "author_association": association,
-                        "user": {"login": comment.author, "type": user_type}},
-            "repository": _repository(repo), "installation": {"id": repo.installation_id},
-            "sender": {"login": comment.author, "type": user_type}}
+    return {
+        "action": "created",
+        "issue": {"number": comment.issue, "node_id": issue_node_id(repo, comment.issue)},
+        "comment": {
+            "id": comment.id,
+            "node_id": comment.node_id,
+            "body": comment.body,
+            "author_association": association,
+            "user": {"login": comment.author, "type": user_type},
+        },
+        "repository": _repository(repo),
+        "installation": {"id": repo.installation_id},
+        "sender": {"login": comment.author, "type": user_type},
+    }
 
 
 def pr_closed_payload(repo: Repo, pull: Pull) -> dict[str, Any]:
     """A `pull_request.closed` delivery."""
-    return {"action": "closed", "number": pull.number,
-            "pull_request": {"number": pull.number, "merged": pull.merged, "state": "closed",
-                             "head": {"ref": pull.head, "repo": {"full_name": repo.full_name}},
-                             "base": {"ref": pull.base}},
-            "repository": _repository(repo), "installation": {"id": repo.installation_id},
-            "sender": {"login": "octocat", "type": "User"}}
+    return {
+        "action": "closed",
+        "number": pull.number,
+        "pull_request": {
+            "number": pull.number,
+            "merged": pull.merged,
+            "state": "closed",
+            "head": {"ref": pull.head, "repo": {"full_name": repo.full_name}},
+            "base": {"ref": pull.base},
+        },
+        "repository": _repository(repo),
+        "installation": {"id": repo.installation_id},
+        "sender": {"login": "octocat", "type": "User"},
+    }
 
 
 def installation_payload(installation_id: int, account: str) -> dict[str, Any]:
     """An `installation.created` delivery."""
-    return {"action": "created", "installation": {"id": installation_id, "account": {"login": account}},
-            "repositories": [], "sender": {"login": account, "type": "User"}}
+    return {
+        "action": "created",
+        "installation": {"id": installation_id, "account": {"login": account}},
+        "repositories": [],
+        "sender": {"login": account, "type": "User"},
+    }
 
 
 _KEY: list[str] = []
@@ -1030,8 +1210,11 @@ def private_key_pem() -> str:
         from cryptography.hazmat.primitives.asymmetric import rsa
 
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        _KEY.append(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption()).decode())
+        _KEY.append(
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ).decode()
+        )
     return _KEY[0]
 
 
@@ -1053,14 +1236,21 @@ class AppHarness:
         from bot.web.flask_app import create_app
 
         self.double = double
-        self.settings = Settings(webhook_secret=self.SECRET, app_id="4242", private_key=private_key_pem(),
-                                 github_api_url=double.base_url, max_body_bytes=1024 * 1024)
-        self.factory = GatewayFactory(self.settings, seconds_between_requests=0, seconds_between_writes=0,
-                                      retry=0)
+        self.settings = Settings(
+            webhook_secret=self.SECRET,
+            app_id="4242",
+            private_key=private_key_pem(),
+            github_api_url=double.base_url,
+            max_body_bytes=1024 * 1024,
+        )
+        self.factory = GatewayFactory(self.settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)
         self.outcomes: list[Any] = []
         # As in production: installation jobs fan out into per-repository sync jobs on the same queue.
-        context = JobContext(self.factory, submit=lambda delivery, batch: self.queue.submit(delivery, batch),
-                             final=lambda exc: classify_exception(exc).action == "fail")
+        context = JobContext(
+            self.factory,
+            submit=lambda delivery, batch: self.queue.submit(delivery, batch),
+            final=lambda exc: classify_exception(exc).action == "fail",
+        )
         self.queue = InMemoryQueue(lambda job: self.outcomes.extend(jobs.run(job, context)))
         self.client = create_app(self.settings, queue=self.queue).test_client()
         self._sign = lambda raw: "sha256=" + _hmac.new(self.SECRET.encode(), raw, _hashlib.sha256).hexdigest()
@@ -1069,13 +1259,21 @@ class AppHarness:
     def post(self, event: str, payload: Mapping[str, Any], delivery: str | None = None) -> int:
         """Sign and post one delivery; return the HTTP status."""
         raw = json.dumps(payload).encode()
-        response = self.client.post(self.settings.webhook_path, data=raw, headers={
-            "X-GitHub-Event": event, "X-GitHub-Delivery": delivery or f"delivery-{next(self._deliveries)}",
-            "X-Hub-Signature-256": self._sign(raw), "Content-Type": "application/json"})
+        response = self.client.post(
+            self.settings.webhook_path,
+            data=raw,
+            headers={
+                "X-GitHub-Event": event,
+                "X-GitHub-Delivery": delivery or f"delivery-{next(self._deliveries)}",
+                "X-Hub-Signature-256": self._sign(raw),
+                "Content-Type": "application/json",
+            },
+        )
         return int(response.status_code)
 
-    def deliver(self, event: str, payload: Mapping[str, Any],
-                delivery: str | None = None) -> tuple[int, list[Recorded]]:
+    def deliver(
+        self, event: str, payload: Mapping[str, Any], delivery: str | None = None
+    ) -> tuple[int, list[Recorded]]:
         """Post, drain the queue, and return the status and the GitHub requests the jobs made."""
         self.double.reset_requests()
         self.outcomes.clear()
@@ -1102,8 +1300,16 @@ def wsgi_app(double: GitHubDouble) -> Any:
 
     def app(environ: Mapping[str, Any], start_response: Any) -> list[bytes]:
         status, headers, body = double._callback(_WsgiRequest(environ))
-        reasons = {200: "OK", 201: "Created", 204: "No Content", 401: "Unauthorized", 403: "Forbidden",
-                   404: "Not Found", 409: "Conflict", 422: "Unprocessable Entity"}
+        reasons = {
+            200: "OK",
+            201: "Created",
+            204: "No Content",
+            401: "Unauthorized",
+            403: "Forbidden",
+            404: "Not Found",
+            409: "Conflict",
+            422: "Unprocessable Entity",
+        }
         start_response(f"{status} {reasons.get(status, 'Error')}", list(headers.items()))
         return [body.encode()]
 
@@ -1115,8 +1321,10 @@ def appending_plan(snapshot: RepoSnapshot, options: Options) -> Plan:
     spec = snapshot.text("buildspec.yml")
     if spec is None or spec.endswith("# cached\n"):
         return Plan()
-    return Plan(edits=(FileEdit("buildspec.yml", "modify", spec + "# cached\n", spec, ("cache",)),),
-                buildspecs=("buildspec.yml",))
+    return Plan(
+        edits=(FileEdit("buildspec.yml", "modify", spec + "# cached\n", spec, ("cache",)),),
+        buildspecs=("buildspec.yml",),
+    )
 
 
 def web_and_api_app(double: GitHubDouble) -> Any:

@@ -24,22 +24,43 @@ def gateway_factory(double: GitHubDouble, pacer: Pacer | None = None) -> Gateway
     return GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0, pacer=pacer)
 
 
-def context(double: GitHubDouble | GatewayFactory, *, pacer: Pacer | None = None, counters: Counters | None = None,
-            submit: Submit | None = None, preview_threshold: int | None = None, dry_run: bool = False,
-            store: bool = False) -> JobContext:
+def context(
+    double: GitHubDouble | GatewayFactory,
+    *,
+    pacer: Pacer | None = None,
+    counters: Counters | None = None,
+    submit: Submit | None = None,
+    preview_threshold: int | None = None,
+    dry_run: bool = False,
+    store: bool = False,
+) -> JobContext:
     """A job context over the double (or a factory made for it). ``store``: the queue's claims, refusal counters
     and retry policy on ``pacer``'s store, as a durable queue's worker has them."""
     factory: GatewayFactoryProtocol = double if isinstance(double, GatewayFactory) else gateway_factory(double, pacer)
     if dry_run:  # as the composition root builds a DRY_RUN=1 worker's gateways
         factory = dry_run_factory(factory)
     if not store:
-        return JobContext(factory, pacer=pacer, counters=counters, submit=submit, preview_threshold=preview_threshold,
-                          final=queue_final)
+        return JobContext(
+            factory,
+            pacer=pacer,
+            counters=counters,
+            submit=submit,
+            preview_threshold=preview_threshold,
+            final=queue_final,
+        )
     from bot.queue import dedupe
     from bot.queue import refusals as refusal_store
 
-    return JobContext(factory, pacer=pacer, counters=counters, submit=submit, preview_threshold=preview_threshold,
-                      claims=dedupe.claims_in(pacer), refusals=refusal_store.limiter_in(pacer), final=queue_final)
+    return JobContext(
+        factory,
+        pacer=pacer,
+        counters=counters,
+        submit=submit,
+        preview_threshold=preview_threshold,
+        claims=dedupe.claims_in(pacer),
+        refusals=refusal_store.limiter_in(pacer),
+        final=queue_final,
+    )
 
 
 def dry_run_factory(factory: GatewayFactoryProtocol) -> GatewayFactoryProtocol:
@@ -62,12 +83,18 @@ def with_store(harness: AppHarness, pacer: Pacer) -> Pacer:
     """Run the harness's jobs as a durable queue's worker does: with the claims, refusal counters and pacer of
     ``pacer``'s store in their context. Returns the pacer."""
     harness.queue.runner = lambda job: harness.outcomes.extend(
-        jobs.run(job, context(harness.factory, pacer=pacer, submit=harness.queue.submit, store=True)))
+        jobs.run(job, context(harness.factory, pacer=pacer, submit=harness.queue.submit, store=True))
+    )
     return pacer
 
 
-def run_install(double: GitHubDouble, threshold: int | None, delivery: str = "install-1",
-                pacer: Pacer | None = None, counters: Counters | None = None) -> list[jobs.Outcome]:
+def run_install(
+    double: GitHubDouble,
+    threshold: int | None,
+    delivery: str = "install-1",
+    pacer: Pacer | None = None,
+    counters: Counters | None = None,
+) -> list[jobs.Outcome]:
     """The install job of account `octo` and then each queued repository job, as the queue would run them."""
     queued: list[AnyJob] = []
 

@@ -38,8 +38,10 @@ def to_html(markdown: str) -> str:
 
 def page(markdown: str, title: str = "PR body") -> str:
     """A whole HTML page around the rendered markdown."""
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{_STYLE}</style></head><body class='markdown-body'>{to_html(markdown)}</body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+        f"<style>{_STYLE}</style></head><body class='markdown-body'>{to_html(markdown)}</body></html>"
+    )
 
 
 def screenshot(markdown: str, out: Path) -> Path:

@@ -45,12 +45,15 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 
 # Short timings so crash and fault tests finish in seconds (huey's scheduler still ticks once a second).
 TEST_OPTIONS = QueueOptions(
-    lease=3.0, stale_after=3.0, lock_retry=0.2,
+    lease=3.0,
+    stale_after=3.0,
+    lock_retry=0.2,
     retry=RetryPolicy(max_attempts=6, base=0.05, cap=0.3, secondary_min=0.2),
 )
 
 
 # --- backends -------------------------------------------------------------------------------------------
+
 
 def redis_url() -> str:
     """REDIS_URL from the environment, or the local test database."""
@@ -94,7 +97,7 @@ def flush_redis(url: str, namespace: str) -> None:
     for pattern in (f"ecr:{namespace}:*", f"huey.*ecrcachebot{namespace}*"):
         keys = list(client.scan_iter(pattern, count=1000))
         for start in range(0, len(keys), 500):
-            client.delete(*keys[start:start + 500])
+            client.delete(*keys[start : start + 500])
 
 
 def backend_settings(backend: str, tmp_path: Path) -> Settings:
@@ -109,8 +112,13 @@ def backend_settings(backend: str, tmp_path: Path) -> Settings:
 def backend_env(settings: Settings, **extra: str) -> dict[str, str]:
     """Environment for a subprocess using these settings."""
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATA_DIR")}
-    env.update(WEBHOOK_SECRET=settings.webhook_secret, DATA_DIR=settings.data_dir, LOG_LEVEL="INFO",
-               PYTHONPATH=str(ROOT) + os.pathsep + str(ROOT / "tests"), **extra)
+    env.update(
+        WEBHOOK_SECRET=settings.webhook_secret,
+        DATA_DIR=settings.data_dir,
+        LOG_LEVEL="INFO",
+        PYTHONPATH=str(ROOT) + os.pathsep + str(ROOT / "tests"),
+        **extra,
+    )
     if settings.redis_url:
         env["REDIS_URL"] = settings.redis_url
     return env
@@ -148,6 +156,7 @@ def free_port() -> int:
 
 
 # --- fake GitHub ----------------------------------------------------------------------------------------
+
 
 @dataclass
 class Fault:
@@ -205,11 +214,13 @@ class FakeGitHub:
     def state(self) -> dict[str, Any]:
         """Effects so far (what GitHub would hold)."""
         with self.lock:
-            return {"pulls": {k: len(v) for k, v in self.pulls.items()},
-                    "pr_creates": dict(self.pr_creates),
-                    "comments": {k: list(v) for k, v in self.comments.items()},
-                    "comment_creates": dict(self.comment_creates),
-                    "requests": len(self.log)}
+            return {
+                "pulls": {k: len(v) for k, v in self.pulls.items()},
+                "pr_creates": dict(self.pr_creates),
+                "comments": {k: list(v) for k, v in self.comments.items()},
+                "comment_creates": dict(self.comment_creates),
+                "requests": len(self.log),
+            }
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         with self.lock:
@@ -236,8 +247,11 @@ class FakeGitHub:
                 with fake.lock:
                     fake.remaining = max(0, fake.remaining - 1)
                     remaining = fake.remaining
-                merged = {"X-RateLimit-Remaining": str(remaining),
-                          "X-RateLimit-Reset": str(int(time.time()) + 3600), **(headers or {})}
+                merged = {
+                    "X-RateLimit-Remaining": str(remaining),
+                    "X-RateLimit-Reset": str(int(time.time()) + 3600),
+                    **(headers or {}),
+                }
                 for key, value in merged.items():
                     self.send_header(key, value)
                 self.end_headers()
@@ -296,8 +310,10 @@ class FakeGitHub:
                 return 200, self.pulls.get(repo, [])
             if rest == "/pulls" and method == "POST":
                 if self.pulls.get(repo):
-                    return 422, {"message": "Validation Failed",
-                                 "errors": [{"message": f"A pull request already exists for {repo}."}]}
+                    return 422, {
+                        "message": "Validation Failed",
+                        "errors": [{"message": f"A pull request already exists for {repo}."}],
+                    }
                 number = len(self.pulls.get(repo, [])) + 1
                 self.pulls.setdefault(repo, []).append({"number": number, "head": "ecr-cache/setup"})
                 self.pr_creates[repo] += 1
@@ -315,6 +331,7 @@ class FakeGitHub:
 
 
 # --- a runner that talks to the fake over HTTP ---------------------------------------------------------
+
 
 def github_runner(base_url: str, timeout: float = 2.0) -> Callable[[Job], dict[str, Any]]:
     """Read → write idempotently: one PR per repo (sync/install), one marked comment per command delivery."""
@@ -339,8 +356,7 @@ def github_runner(base_url: str, timeout: float = 2.0) -> Callable[[Job], dict[s
             existing = call("GET", f"/repos/{job.repo}/issues/{issue}/comments").json()
             if any(marker in c["body"] for c in existing):
                 return {"outcome": "already replied"}
-            response = call("POST", f"/repos/{job.repo}/issues/{issue}/comments",
-                            json={"body": f"{marker}\nDone."})
+            response = call("POST", f"/repos/{job.repo}/issues/{issue}/comments", json={"body": f"{marker}\nDone."})
             return {"outcome": "replied", "rate_limit_remaining": int(response.headers["X-RateLimit-Remaining"])}
         if call("GET", f"/repos/{job.repo}/pulls", params={"head": "ecr-cache/setup"}).json():
             return {"outcome": "current", "rate_limit_remaining": int(response.headers["X-RateLimit-Remaining"])}
@@ -352,6 +368,7 @@ def github_runner(base_url: str, timeout: float = 2.0) -> Callable[[Job], dict[s
 
 # --- webhook payloads -----------------------------------------------------------------------------------
 
+
 def sign(body: bytes, secret: str = SECRET) -> str:
     """X-Hub-Signature-256 of `body`."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -359,29 +376,53 @@ def sign(body: bytes, secret: str = SECRET) -> str:
 
 def _repository(full_name: str) -> dict[str, Any]:
     owner = full_name.split("/")[0]
-    return {"id": abs(hash(full_name)) % 10**9, "name": full_name.split("/")[1], "full_name": full_name,
-            "private": True, "owner": {"login": owner, "id": 1, "type": "Organization"},
-            "default_branch": "main", "html_url": f"https://github.com/{full_name}"}
+    return {
+        "id": abs(hash(full_name)) % 10**9,
+        "name": full_name.split("/")[1],
+        "full_name": full_name,
+        "private": True,
+        "owner": {"login": owner, "id": 1, "type": "Organization"},
+        "default_branch": "main",
+        "html_url": f"https://github.com/{full_name}",
+    }
 
 
 def push_payload(full_name: str, installation: int = 1, pad_to: int = 0) -> dict[str, Any]:
     """A push to the default branch touching a Dockerfile (routed to a `sync` job)."""
-    commits = [{"id": f"{i:040x}", "message": "Update Dockerfile", "added": [], "removed": [],
-                "modified": ["Dockerfile"], "author": {"name": "dev", "email": "dev@example.com"}}
-               for i in range(1, 3)]
+    commits = [
+        {
+            "id": f"{i:040x}",
+            "message": "Update Dockerfile",
+            "added": [],
+            "removed": [],
+            "modified": ["Dockerfile"],
+            "author": {"name": "dev", "email": "dev@example.com"},
+        }
+        for i in range(1, 3)
+    ]
     payload: dict[str, Any] = {
-        "ref": "refs/heads/main", "before": "0" * 40, "after": "a" * 40, "forced": False, "deleted": False,
-        "repository": _repository(full_name), "installation": {"id": installation},
-        "sender": {"login": "dev", "type": "User"}, "commits": commits, "head_commit": commits[-1],
+        "ref": "refs/heads/main",
+        "before": "0" * 40,
+        "after": "a" * 40,
+        "forced": False,
+        "deleted": False,
+        "repository": _repository(full_name),
+        "installation": {"id": installation},
+        "sender": {"login": "dev", "type": "User"},
+        "commits": commits,
+        "head_commit": commits[-1],
     }
     return _pad(payload, pad_to)
 
 
-def comment_payload(full_name: str, issue: int, comment_id: int, installation: int = 1,
-                    pad_to: int = 0) -> dict[str, Any]:
+def comment_payload(
+    full_name: str, issue: int, comment_id: int, installation: int = 1, pad_to: int = 0
+) -> dict[str, Any]:
     """An `/ecr-cache` comment (routed to a `command` job)."""
     payload: dict[str, Any] = {
-        "action": "created", "repository": _repository(full_name), "installation": {"id": installation},
+        "action": "created",
+        "repository": _repository(full_name),
+        "installation": {"id": installation},
         "issue": {"number": issue, "title": "Slow builds"},
         "comment": {"id": comment_id, "body": "/ecr-cache", "user": {"login": "dev", "type": "User"}},
         "sender": {"login": "dev", "type": "User"},
@@ -398,19 +439,34 @@ def _pad(payload: dict[str, Any], size: int) -> dict[str, Any]:
     return payload
 
 
-def post_webhook(conn: http.client.HTTPConnection, path: str, event: str, delivery: str,
-                 payload: dict[str, Any] | bytes, secret: str = SECRET) -> int:
+def post_webhook(
+    conn: http.client.HTTPConnection,
+    path: str,
+    event: str,
+    delivery: str,
+    payload: dict[str, Any] | bytes,
+    secret: str = SECRET,
+) -> int:
     """POST one signed delivery on `conn`; return the status."""
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    conn.request("POST", path, body=body, headers={
-        "Content-Type": "application/json", "X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
-        "X-Hub-Signature-256": sign(body, secret)})
+    conn.request(
+        "POST",
+        path,
+        body=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery,
+            "X-Hub-Signature-256": sign(body, secret),
+        },
+    )
     response = conn.getresponse()
     response.read()
     return response.status
 
 
 # --- subprocess entry points ----------------------------------------------------------------------------
+
 
 def web_app() -> Any:
     """gunicorn factory (`runtime_fixtures:web_app()`): the deployed app (as `bot.web.wsgi`) with test timings."""
@@ -477,9 +533,15 @@ INTAKE_CASES = [
     pytest.param("push", "d6", b"{not json", {}, id="bad-json"),
     pytest.param("push", "d7", b"[1, 2]", {}, id="not-an-object"),
     pytest.param("ping", "d8", b'{"zen": "Keep it logically awesome."}', {}, id="ping"),
-    pytest.param("push", "d9", json.dumps({**push_payload("o/app"), "ref": "refs/heads/feature"}).encode(), {},
-                 id="other-branch"),
-    pytest.param("push", "d10", urlencode({"payload": PUSH_BODY.decode()}).encode(),
-                 {"content_type": "application/x-www-form-urlencoded"}, id="form-encoded"),
+    pytest.param(
+        "push", "d9", json.dumps({**push_payload("o/app"), "ref": "refs/heads/feature"}).encode(), {}, id="other-branch"
+    ),
+    pytest.param(
+        "push",
+        "d10",
+        urlencode({"payload": PUSH_BODY.decode()}).encode(),
+        {"content_type": "application/x-www-form-urlencoded"},
+        id="form-encoded",
+    ),
     pytest.param("push", "d11", b"x" * 20_001, {}, id="too-large"),
 ]

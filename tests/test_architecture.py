@@ -73,8 +73,14 @@ def _targets(node: ast.AST, source: str, is_package: bool) -> list[str]:
         module = _absolute(node.module, node.level, source, is_package)
         # `from bot.github import gateway` imports the module bot.github.gateway, not only the package.
         return [f"{module}.{a.name}" if _is_module(f"{module}.{a.name}") else module for a in node.names]
-    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "import_module"
-            and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "import_module"
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+        and isinstance(node.args[0].value, str)
+    ):
         return [node.args[0].value]  # importlib.import_module("bot.cli.processes")
     return []
 
@@ -117,9 +123,13 @@ def test_the_walk_sees_every_layer_and_function_level_imports() -> None:
 
 
 def test_the_core_imports_only_the_standard_library_yaml_jsonschema_and_itself() -> None:
-    outside = [str(i) for i in ALL_IMPORTS if _layer(i.source) == "core"
-               and not _within(i.target, ("bot.core",))
-               and i.target.split(".")[0] not in sys.stdlib_module_names | CORE_THIRD_PARTY]
+    outside = [
+        str(i)
+        for i in ALL_IMPORTS
+        if _layer(i.source) == "core"
+        and not _within(i.target, ("bot.core",))
+        and i.target.split(".")[0] not in sys.stdlib_module_names | CORE_THIRD_PARTY
+    ]
     assert outside == []
 
 
@@ -127,8 +137,14 @@ def test_the_core_imports_only_the_standard_library_yaml_jsonschema_and_itself()
 def test_each_layer_imports_only_the_layers_below_it(layer: str) -> None:
     allowed = ALLOWED[layer]
     lazy = LAZY.get(layer, ())
-    wrong = [str(i) for i in ALL_IMPORTS if _layer(i.source) == layer and i.target.split(".")[0] == "bot"
-             and not _within(i.target, allowed) and not (i.in_function and _within(i.target, lazy))]
+    wrong = [
+        str(i)
+        for i in ALL_IMPORTS
+        if _layer(i.source) == layer
+        and i.target.split(".")[0] == "bot"
+        and not _within(i.target, allowed)
+        and not (i.in_function and _within(i.target, lazy))
+    ]
     assert wrong == []
 
 
@@ -159,8 +175,14 @@ print(json.dumps([code, sorted({m.split(".")[0] for m in sys.modules})]))
 
 
 def test_plan_imports_neither_flask_nor_huey_nor_redis() -> None:
-    result = subprocess.run([sys.executable, "-c", PLAN_IMPORTS, str(ROOT / "examples" / "node-service")],
-                            cwd=ROOT, capture_output=True, text=True, check=False, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", PLAN_IMPORTS, str(ROOT / "examples" / "node-service")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     code, modules = json.loads(result.stdout.splitlines()[-1])
     assert code == 0

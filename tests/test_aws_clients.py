@@ -41,8 +41,15 @@ ROLE = "codebuild-orders-service-role"
 MOTO_ACCOUNT = "123456789012"  # moto's default account for plain access keys
 SETUP_HEADER = "One-time AWS setup"
 # https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-push-iam.html: what a build needs to push and pull.
-PUSH_PULL = {"ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage",
-             "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage"}
+PUSH_PULL = {
+    "ecr:BatchCheckLayerAvailability",
+    "ecr:GetDownloadUrlForLayer",
+    "ecr:BatchGetImage",
+    "ecr:InitiateLayerUpload",
+    "ecr:UploadLayerPart",
+    "ecr:CompleteLayerUpload",
+    "ecr:PutImage",
+}
 # parliament findings above LOW that are expected, with why. ecr:GetAuthorizationToken returns a registry login
 # (community auditor CREDENTIALS_EXPOSURE, MEDIUM): the build needs it to log in, and ECR's least-privilege push
 # example grants it on "*" (https://docs.aws.amazon.com/AmazonECR/latest/userguide/image-push-iam.html).
@@ -55,8 +62,10 @@ RUN npm ci --omit=dev
 COPY . .
 CMD ["node", "server.js"]
 """
-PACKAGE = {"package.json": '{"name": "svc", "version": "1.0.0", "dependencies": {}}\n',
-           "package-lock.json": '{"name": "svc", "version": "1.0.0", "lockfileVersion": 3, "packages": {}}\n'}
+PACKAGE = {
+    "package.json": '{"name": "svc", "version": "1.0.0", "dependencies": {}}\n',
+    "package-lock.json": '{"name": "svc", "version": "1.0.0", "lockfileVersion": 3, "packages": {}}\n',
+}
 
 
 def _partition(region: str) -> str:
@@ -107,29 +116,62 @@ def _cases() -> list[Case]:
         dockerfiles = tuple(extra.read_text().split()) if extra.exists() else ("Dockerfile",)
         cases.append(Case(f"golden-{case.name}", _with_dockerfiles(read(case / "before.yml"), dockerfiles)))
     example = REPO_ROOT / "examples" / "node-service"
-    cases.append(Case("example-node-service", {
-        p.relative_to(example).as_posix(): read(p) for p in example.rglob("*") if p.is_file()}))
+    cases.append(
+        Case(
+            "example-node-service",
+            {p.relative_to(example).as_posix(): read(p) for p in example.rglob("*") if p.is_file()},
+        )
+    )
     if SEED.is_dir():
         # The seed app's own repository has its npm manifests beside the Dockerfile.
-        cases.append(Case("seed-app", {"buildspec.yml": read(SEED / "buildspec.before.yml"),
-                                       "Dockerfile": read(SEED / "Dockerfile.before"), **PACKAGE}))
+        cases.append(
+            Case(
+                "seed-app",
+                {
+                    "buildspec.yml": read(SEED / "buildspec.before.yml"),
+                    "Dockerfile": read(SEED / "Dockerfile.before"),
+                    **PACKAGE,
+                },
+            )
+        )
     # Our own: the registry host names the partition's region and account.
-    cases.append(Case("own-cn-north-1", _with_dockerfiles(
-        _own_buildspec("210987654321", "cn-north-1", "amazonaws.com.cn"), ("Dockerfile",)), pushes_to="cn-north-1"))
-    cases.append(Case("own-us-gov-west-1", _with_dockerfiles(
-        _own_buildspec("210987654321", "us-gov-west-1", "amazonaws.com"), ("Dockerfile",)),
-        pushes_to="us-gov-west-1"))
+    cases.append(
+        Case(
+            "own-cn-north-1",
+            _with_dockerfiles(_own_buildspec("210987654321", "cn-north-1", "amazonaws.com.cn"), ("Dockerfile",)),
+            pushes_to="cn-north-1",
+        )
+    )
+    cases.append(
+        Case(
+            "own-us-gov-west-1",
+            _with_dockerfiles(_own_buildspec("210987654321", "us-gov-west-1", "amazonaws.com"), ("Dockerfile",)),
+            pushes_to="us-gov-west-1",
+        )
+    )
     # A BuildKit image copied into the same private registry (pull-only statement, and its registry must still
     # say where the cache lives).
     builder = "builder_image: 210987654321.dkr.ecr.ap-southeast-2.amazonaws.com/buildkit:buildx-stable-1\n"
-    cases.append(Case("own-private-builder-image", {**_with_dockerfiles(
-        _own_buildspec("210987654321", "ap-southeast-2", "amazonaws.com"), ("Dockerfile",)),
-        ".github/ecr-cache.yml": builder}, pushes_to="ap-southeast-2"))
+    cases.append(
+        Case(
+            "own-private-builder-image",
+            {
+                **_with_dockerfiles(_own_buildspec("210987654321", "ap-southeast-2", "amazonaws.com"), ("Dockerfile",)),
+                ".github/ecr-cache.yml": builder,
+            },
+            pushes_to="ap-southeast-2",
+        )
+    )
     # A golden case whose setup leaves the region to the operator, who builds in another partition.
     open_region = GOLDEN / "no-env"
     for region in ("cn-north-1", "us-gov-west-1"):
-        cases.append(Case(f"golden-no-env-operator-in-{region}",
-                          _with_dockerfiles(read(open_region / "before.yml"), ("Dockerfile",)), region))
+        cases.append(
+            Case(
+                f"golden-no-env-operator-in-{region}",
+                _with_dockerfiles(read(open_region / "before.yml"), ("Dockerfile",)),
+                region,
+            )
+        )
     return cases
 
 
@@ -156,10 +198,14 @@ class Account:
     env: dict[str, str]
 
     def client(self, service: str, endpoint: str, region: str) -> Any:
-        return boto3.client(service, endpoint_url=endpoint, region_name=region,
-                            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
-                            aws_session_token=self.env.get("AWS_SESSION_TOKEN"))
+        return boto3.client(
+            service,
+            endpoint_url=endpoint,
+            region_name=region,
+            aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
+            aws_session_token=self.env.get("AWS_SESSION_TOKEN"),
+        )
 
 
 def _account(endpoint: str, account_id: str | None, region: str) -> Account:
@@ -169,16 +215,21 @@ def _account(endpoint: str, account_id: str | None, region: str) -> Account:
     sts = Account(MOTO_ACCOUNT, base).client("sts", endpoint, region)
     role = f"arn:{_partition(region)}:iam::{account_id}:role/operator"
     creds = sts.assume_role(RoleArn=role, RoleSessionName="setup")["Credentials"]
-    return Account(account_id, {"AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
-                                "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
-                                "AWS_SESSION_TOKEN": creds["SessionToken"]})
+    return Account(
+        account_id,
+        {
+            "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
+            "AWS_SECRET_ACCESS_KEY": creds["SecretAccessKey"],
+            "AWS_SESSION_TOKEN": creds["SessionToken"],
+        },
+    )
 
 
 def _printed_setup(report: str) -> str:
     """The setup commands exactly as the report prints them: everything under the header (the last section)."""
     lines = report.splitlines(keepends=True)
     start = next(i for i, line in enumerate(lines) if line.startswith(SETUP_HEADER))
-    return "".join(lines[start + 1:])
+    return "".join(lines[start + 1 :])
 
 
 def _region_of(plan: Plan, printed: str, chosen: str | None) -> tuple[str, str]:
@@ -214,8 +265,7 @@ def parliament_findings(document: dict[str, Any]) -> list[tuple[str, str, str, t
     for finding in policy.findings:
         parliament.enhance_finding(finding)
         location = finding.location if isinstance(finding.location, dict) else {}
-        found.append((finding.issue, finding.severity, str(finding.detail),
-                      tuple(sorted(location.get("actions", ())))))
+        found.append((finding.issue, finding.severity, str(finding.detail), tuple(sorted(location.get("actions", ())))))
     return found
 
 
@@ -268,23 +318,36 @@ def _execute(ready: Prepared, endpoint: str, fresh: bool = True) -> Account:
         assert requests.post(f"{endpoint}/moto-api/reset", timeout=10).ok
     account = _account(endpoint, ready.plan.setup.account_id, ready.region)
     if fresh:
-        trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                         "Principal": {"Service": "codebuild.amazonaws.com"}}]}
-        account.client("iam", endpoint, ready.region).create_role(RoleName=ROLE,
-                                                                   AssumeRolePolicyDocument=json.dumps(trust))
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "codebuild.amazonaws.com"}}
+            ],
+        }
+        account.client("iam", endpoint, ready.region).create_role(
+            RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust)
+        )
     home = ready.checkout.parent / f"home-{ready.case.name}"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     # The `aws` the dev extras installed beside this Python comes first (not one the machine may also have).
     env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
-    env.update(account.env, HOME=str(home), AWS_ENDPOINT_URL=endpoint, AWS_DEFAULT_REGION=ready.region,
-               AWS_CONFIG_FILE=str(home / "config"), AWS_SHARED_CREDENTIALS_FILE=str(home / "credentials"))
+    env.update(
+        account.env,
+        HOME=str(home),
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_DEFAULT_REGION=ready.region,
+        AWS_CONFIG_FILE=str(home / "config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(home / "credentials"),
+    )
     script = "set -euxo pipefail\n" + ready.printed.replace(ROLE_PLACEHOLDER, ROLE)
-    ran = subprocess.run(["bash", "-c", script], cwd=ready.checkout, env=env, capture_output=True, text=True,
-                         timeout=120, check=False)
+    ran = subprocess.run(
+        ["bash", "-c", script], cwd=ready.checkout, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     traced = [line for line in ran.stderr.splitlines() if line.startswith("+")]
-    assert ran.returncode == 0, (f"{ready.case.name}: the printed setup failed at "
-                                 f"`{traced[-1] if traced else '?'}`:\n{ran.stderr[-3000:]}")
+    assert ran.returncode == 0, (
+        f"{ready.case.name}: the printed setup failed at `{traced[-1] if traced else '?'}`:\n{ran.stderr[-3000:]}"
+    )
     return account
 
 
@@ -295,12 +358,20 @@ def _observe(ready: Prepared, account: Account, endpoint: str) -> dict[str, Any]
     iam = account.client("iam", endpoint, ready.region)
     names = ready.plan.setup.cache_repositories or (ready.plan.setup.cache_repository,)
     repositories = ecr.describe_repositories(repositoryNames=list(names))["repositories"]
-    lifecycle = {r["repositoryName"]: ecr.get_lifecycle_policy(repositoryName=r["repositoryName"])[
-        "lifecyclePolicyText"] for r in repositories}
-    inline = {name: iam.get_role_policy(RoleName=ROLE, PolicyName=name)["PolicyDocument"]
-              for name in iam.list_role_policies(RoleName=ROLE)["PolicyNames"]}
-    return {"account": account.id, "repositories": repositories, "lifecycle": lifecycle,
-            "inline": {k: json.loads(v) if isinstance(v, str) else v for k, v in inline.items()}}
+    lifecycle = {
+        r["repositoryName"]: ecr.get_lifecycle_policy(repositoryName=r["repositoryName"])["lifecyclePolicyText"]
+        for r in repositories
+    }
+    inline = {
+        name: iam.get_role_policy(RoleName=ROLE, PolicyName=name)["PolicyDocument"]
+        for name in iam.list_role_policies(RoleName=ROLE)["PolicyNames"]
+    }
+    return {
+        "account": account.id,
+        "repositories": repositories,
+        "lifecycle": lifecycle,
+        "inline": {k: json.loads(v) if isinstance(v, str) else v for k, v in inline.items()},
+    }
 
 
 # Cases whose setup and policy files are byte-identical end in the same AWS state: each runs once.
@@ -308,8 +379,9 @@ _OBSERVED: dict[tuple[str, ...], dict[str, Any]] = {}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_printed_setup_runs_with_the_aws_cli(case: Case, tmp_path: Path, endpoint: str,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_printed_setup_runs_with_the_aws_cli(
+    case: Case, tmp_path: Path, endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     ready = _prepare(case, tmp_path, capsys)
     if ready.key() not in _OBSERVED:
         _OBSERVED[ready.key()] = _observe(ready, _execute(ready, endpoint), endpoint)
@@ -326,7 +398,8 @@ def test_printed_setup_runs_with_the_aws_cli(case: Case, tmp_path: Path, endpoin
     for repository in seen["repositories"]:
         assert repository["imageTagMutability"] == "MUTABLE"
         assert repository["repositoryArn"] == (
-            f"arn:{_partition(region)}:ecr:{region}:{seen['account']}:repository/{repository['repositoryName']}")
+            f"arn:{_partition(region)}:ecr:{region}:{seen['account']}:repository/{repository['repositoryName']}"
+        )
         cache_arns.add(repository["repositoryArn"])
         assert json.loads(seen["lifecycle"][repository["repositoryName"]]) == json.loads(lifecycle_text)
 
@@ -340,27 +413,38 @@ def test_printed_setup_runs_with_the_aws_cli(case: Case, tmp_path: Path, endpoin
     if not any(p in committed for p in placeholders):
         assert attached == json.loads(committed)
     statements = _statements(attached)
-    assert any(s["Effect"] == "Allow" and _listed(s["Resource"]) == ["*"]
-               and "ecr:GetAuthorizationToken" in _listed(s["Action"]) for s in statements)
+    assert any(
+        s["Effect"] == "Allow"
+        and _listed(s["Resource"]) == ["*"]
+        and "ecr:GetAuthorizationToken" in _listed(s["Action"])
+        for s in statements
+    )
     for arn in cache_arns:
-        assert any(s["Effect"] == "Allow" and set(_listed(s["Action"])) >= PUSH_PULL and arn in _listed(s["Resource"])
-                   for s in statements), f"{case.name}: the role cannot push to {arn}: {attached}"
+        assert any(
+            s["Effect"] == "Allow" and set(_listed(s["Action"])) >= PUSH_PULL and arn in _listed(s["Resource"])
+            for s in statements
+        ), f"{case.name}: the role cannot push to {arn}: {attached}"
     for statement in statements:
         for arn in _listed(statement["Resource"]):
             if arn != "*":
                 fields = arn.split(":")
                 assert fields[1] == _partition(fields[3]), f"{case.name}: {arn} has the wrong partition"
-    worse = [f for f in parliament_findings(attached)
-             if f[1] not in ("LOW", "INFO") and (f[0], f[3]) not in ALLOWED_FINDINGS]
+    worse = [
+        f for f in parliament_findings(attached) if f[1] not in ("LOW", "INFO") and (f[0], f[3]) not in ALLOWED_FINDINGS
+    ]
     assert worse == [], f"{case.name}: parliament: {worse}"
 
 
 def test_parliament_reports_what_this_test_forbids() -> None:
     # The linter is live: a wrong action name, a repository ARN of the wrong shape and push on "*" are findings.
-    bad = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Action": "ecr:GetAuthorisationToken", "Resource": "*"},
-        {"Effect": "Allow", "Action": ["ecr:PutImage"], "Resource": ["arn:aws:ecr:REGION:ACCOUNT_ID:repository/x"]},
-        {"Effect": "Allow", "Action": ["ecr:PutImage"], "Resource": "*"}]}
+    bad = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "ecr:GetAuthorisationToken", "Resource": "*"},
+            {"Effect": "Allow", "Action": ["ecr:PutImage"], "Resource": ["arn:aws:ecr:REGION:ACCOUNT_ID:repository/x"]},
+            {"Effect": "Allow", "Action": ["ecr:PutImage"], "Resource": "*"},
+        ],
+    }
     issues = {f[0] for f in parliament_findings(bad)}
     assert {"UNKNOWN_ACTION", "INVALID_ARN", "RESOURCE_STAR"} <= issues
     sound = json.loads(policies.render_json(policies.iam_policy("eu-west-1", "210987654321", ["orders-cache"])))
@@ -374,15 +458,27 @@ def test_the_aws_cli_is_the_real_one_and_reads_the_endpoint_variable(tmp_path: P
     version = subprocess.run([aws, "--version"], capture_output=True, text=True, check=True)
     assert (version.stdout + version.stderr).startswith("aws-cli/")
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="us-east-1",
-               AWS_ENDPOINT_URL="http://127.0.0.1:9", HOME=str(tmp_path), AWS_MAX_ATTEMPTS="1")
-    ran = subprocess.run([aws, "sts", "get-caller-identity", "--cli-connect-timeout", "1"], env=env,
-                         capture_output=True, text=True, check=False)
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ENDPOINT_URL="http://127.0.0.1:9",
+        HOME=str(tmp_path),
+        AWS_MAX_ATTEMPTS="1",
+    )
+    ran = subprocess.run(
+        [aws, "sts", "get-caller-identity", "--cli-connect-timeout", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert ran.returncode != 0 and "http://127.0.0.1:9" in ran.stderr
 
 
 def test_two_repositories_sharing_a_cache_repository_keep_both_live_caches(
-        tmp_path: Path, endpoint: str, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, endpoint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     # A cache repository named in the config may be shared on purpose: the second setup must merge its rules
     # into the policy the first one put, so both repositories' live caches stay protected.
     cases = []
@@ -400,14 +496,19 @@ def test_two_repositories_sharing_a_cache_repository_keep_both_live_caches(
     live = [ready.options.cache_tag for ready in (first, second)]
     live += [b.cache_tag for ready in (first, second) for b in ready.plan.builds]
     assert lifecycle_problems(merged, live) == []
-    kept = {p for r in json.loads(merged)["rules"] for p in r["selection"].get("tagPatternList", ())
-            if r["selection"]["countType"] == "imageCountMoreThan"}
+    kept = {
+        p
+        for r in json.loads(merged)["rules"]
+        for p in r["selection"].get("tagPatternList", ())
+        if r["selection"]["countType"] == "imageCountMoreThan"
+    }
     assert {"orders", "billing"} <= kept
 
 
 @pytest.mark.parametrize("with_manifests", [True, False])
-def test_the_report_prints_a_setup_only_with_the_files_it_reads(with_manifests: bool, tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_report_prints_a_setup_only_with_the_files_it_reads(
+    with_manifests: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Without npm manifests the build reuses nothing and is left alone (only .dockerignore is written): then no
     # setup may be printed, since the `file://ecr-cache/...` files it reads are not written either.
     dockerfile = DOCKERFILE.replace("COPY package.json package-lock.json ./\n", "COPY . .\n", 1)
@@ -425,8 +526,11 @@ def test_the_report_prints_a_setup_only_with_the_files_it_reads(with_manifests: 
 
 def test_every_corpus_iam_policy_passes_parliament(corpus: Path) -> None:
     # Without the CLI (fast): each corpus plan's IAM policy, placeholders filled as the printed sed fills them.
-    fill = {policies.ACCOUNT_PLACEHOLDER: MOTO_ACCOUNT, policies.IMAGE_PLACEHOLDER: "my-image-repository",
-            f":{policies.REGION_PLACEHOLDER}:": ":us-east-1:"}
+    fill = {
+        policies.ACCOUNT_PLACEHOLDER: MOTO_ACCOUNT,
+        policies.IMAGE_PLACEHOLDER: "my-image-repository",
+        f":{policies.REGION_PLACEHOLDER}:": ":us-east-1:",
+    }
     linted = 0
     for repo in sorted(p for p in (corpus / "real").iterdir() if p.is_dir() and not p.name.startswith("_")):
         plan = planner.plan(corpus_snapshot(repo, corpus / "real" / "_trees"), Options())
@@ -436,8 +540,11 @@ def test_every_corpus_iam_policy_passes_parliament(corpus: Path) -> None:
         for placeholder, value in fill.items():
             text = text.replace(placeholder, value)
         document = json.loads(text)
-        worse = [f for f in parliament_findings(document)
-                 if f[1] not in ("LOW", "INFO") and (f[0], f[3]) not in ALLOWED_FINDINGS]
+        worse = [
+            f
+            for f in parliament_findings(document)
+            if f[1] not in ("LOW", "INFO") and (f[0], f[3]) not in ALLOWED_FINDINGS
+        ]
         assert worse == [], f"{repo.name}: parliament: {worse}"
         for statement in _statements(document):
             for arn in _listed(statement["Resource"]):

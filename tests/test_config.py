@@ -29,12 +29,23 @@ def test_defaults() -> None:
 def test_every_variable_is_read(tmp_path: Path) -> None:
     key = tmp_path / "key.pem"
     key.write_text("-----BEGIN RSA PRIVATE KEY-----\nabc\n-----END RSA PRIVATE KEY-----\n")
-    settings = Settings.from_env({
-        "WEBHOOK_SECRET": SECRET, "APP_ID": "42", "PRIVATE_KEY_PATH": str(key), "WEBHOOK_PATH": "/hooks",
-        "GITHUB_API_URL": "https://ghe.example/api/v3/", "REDIS_URL": "redis://127.0.0.1:6379/1",
-        "DATA_DIR": "/var/lib/bot", "PORT": "8080", "LOG_LEVEL": "debug", "DRY_RUN": "true",
-        "PREVIEW_THRESHOLD": "50", "QUEUE_FSYNC": "normal", "QUEUE_NAMESPACE": "staging",
-    })
+    settings = Settings.from_env(
+        {
+            "WEBHOOK_SECRET": SECRET,
+            "APP_ID": "42",
+            "PRIVATE_KEY_PATH": str(key),
+            "WEBHOOK_PATH": "/hooks",
+            "GITHUB_API_URL": "https://ghe.example/api/v3/",
+            "REDIS_URL": "redis://127.0.0.1:6379/1",
+            "DATA_DIR": "/var/lib/bot",
+            "PORT": "8080",
+            "LOG_LEVEL": "debug",
+            "DRY_RUN": "true",
+            "PREVIEW_THRESHOLD": "50",
+            "QUEUE_FSYNC": "normal",
+            "QUEUE_NAMESPACE": "staging",
+        }
+    )
     assert settings.app_id == "42" and settings.private_key and "BEGIN RSA" in settings.private_key
     assert settings.webhook_path == "/hooks" and settings.github_api_url == "https://ghe.example/api/v3"
     assert settings.redis_url == "redis://127.0.0.1:6379/1" and settings.data_dir == "/var/lib/bot"
@@ -50,9 +61,17 @@ def test_escaped_newlines_in_an_inline_key_are_restored() -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("PORT", "http"), ("PREVIEW_THRESHOLD", "many"), ("WEBHOOK_PATH", "hooks"), ("QUEUE_FSYNC", "sometimes"),
-     ("QUEUE_NAMESPACE", "a b"), ("PRIVATE_KEY_PATH", "/nonexistent/key.pem"), ("PREVIEW_THRESHOLD", "-1"),
-     ("LOG_LEVEL", "verbose"), ("REDIS_URL", "garbage")],
+    [
+        ("PORT", "http"),
+        ("PREVIEW_THRESHOLD", "many"),
+        ("WEBHOOK_PATH", "hooks"),
+        ("QUEUE_FSYNC", "sometimes"),
+        ("QUEUE_NAMESPACE", "a b"),
+        ("PRIVATE_KEY_PATH", "/nonexistent/key.pem"),
+        ("PREVIEW_THRESHOLD", "-1"),
+        ("LOG_LEVEL", "verbose"),
+        ("REDIS_URL", "garbage"),
+    ],
 )
 def test_bad_values_name_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=name):

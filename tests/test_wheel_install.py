@@ -47,8 +47,21 @@ def _run(argv: list[str], cwd: Path, env: dict[str, str], timeout: float = 180) 
 
 def _clean_env(tmp: Path) -> dict[str, str]:
     """No checkout on the path and no settings leaking in from the test run."""
-    drop = {"PYTHONPATH", "REDIS_URL", "DATA_DIR", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "DRY_RUN",
-            "WEBHOOK_SECRET", "VIRTUAL_ENV", "PORT", "QUEUE_NAMESPACE", "WEBHOOK_PATH", "GITHUB_API_URL"}
+    drop = {
+        "PYTHONPATH",
+        "REDIS_URL",
+        "DATA_DIR",
+        "APP_ID",
+        "PRIVATE_KEY",
+        "PRIVATE_KEY_PATH",
+        "DRY_RUN",
+        "WEBHOOK_SECRET",
+        "VIRTUAL_ENV",
+        "PORT",
+        "QUEUE_NAMESPACE",
+        "WEBHOOK_PATH",
+        "GITHUB_API_URL",
+    }
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env["HOME"] = os.environ.get("HOME", str(tmp))
     return env
@@ -135,8 +148,14 @@ def test_the_installed_wheel_plans_renders_and_serves(tmp_path: Path) -> None:
     port = free_port()
     serve_env = {**env, "WEBHOOK_SECRET": "wheel-test-secret", "DATA_DIR": str(tmp_path / "data")}
     log = (tmp_path / "serve.log").open("wb")
-    serve = subprocess.Popen([cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--threads", "1"],
-                             cwd=tmp_path, env=serve_env, stdout=log, stderr=log, start_new_session=True)
+    serve = subprocess.Popen(
+        [cli, "serve", "--host", "127.0.0.1", "--port", str(port), "--threads", "1"],
+        cwd=tmp_path,
+        env=serve_env,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
     try:
         assert wait_until(lambda: _status(port, "/healthz") == 200, 60, 0.2), (tmp_path / "serve.log").read_text()
         status, kind, page = _get(port, "/")

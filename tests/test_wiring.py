@@ -34,8 +34,9 @@ def _contexts(monkeypatch: pytest.MonkeyPatch) -> list[JobContext]:
     return seen
 
 
-def test_each_job_runs_with_the_queues_store_submit_and_retry_policy(tmp_path: Path,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_each_job_runs_with_the_queues_store_submit_and_retry_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen = _contexts(monkeypatch)
     settings = backend_settings("sqlite", tmp_path)
     queue = wiring.job_queue(settings, options_for(tmp_path))
@@ -52,8 +53,9 @@ def test_each_job_runs_with_the_queues_store_submit_and_retry_policy(tmp_path: P
     assert first.preview_threshold == settings.preview_threshold
 
 
-def test_a_runner_without_a_queue_runs_unpaced_and_counts_in_process(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_runner_without_a_queue_runs_unpaced_and_counts_in_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen = _contexts(monkeypatch)
     queued: list[object] = []
     runner = wiring.make_runner(backend_settings("sqlite", tmp_path), submit=lambda d, jobs: queued.extend(jobs))
@@ -65,10 +67,16 @@ def test_a_runner_without_a_queue_runs_unpaced_and_counts_in_process(tmp_path: P
 
 
 def test_the_gateways_pace_with_the_queues_pacer_and_carry_the_interactive_flag(
-        tmp_path: Path, gh: GitHubDouble, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, gh: GitHubDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen = _contexts(monkeypatch)
-    settings = Settings(webhook_secret=SECRET, app_id="7", private_key=private_key_pem(),
-                        github_api_url=gh.base_url, data_dir=str(tmp_path / "data"))
+    settings = Settings(
+        webhook_secret=SECRET,
+        app_id="7",
+        private_key=private_key_pem(),
+        github_api_url=gh.base_url,
+        data_dir=str(tmp_path / "data"),
+    )
     queue = wiring.job_queue(settings, options_for(tmp_path))
     queue.runner(Job("command", 1, "o/a", "d"))
     gateway = seen[0].gateways(1, interactive=True)
@@ -76,11 +84,18 @@ def test_the_gateways_pace_with_the_queues_pacer_and_carry_the_interactive_flag(
     assert seen[0].gateways(1).interactive is False  # background work by default
 
 
-def test_a_dry_run_hands_out_gateways_that_never_write(tmp_path: Path, gh: GitHubDouble,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_dry_run_hands_out_gateways_that_never_write(
+    tmp_path: Path, gh: GitHubDouble, monkeypatch: pytest.MonkeyPatch
+) -> None:
     seen = _contexts(monkeypatch)
-    settings = Settings(webhook_secret=SECRET, app_id="7", private_key=private_key_pem(),
-                        github_api_url=gh.base_url, data_dir=str(tmp_path / "data"), dry_run=True)
+    settings = Settings(
+        webhook_secret=SECRET,
+        app_id="7",
+        private_key=private_key_pem(),
+        github_api_url=gh.base_url,
+        data_dir=str(tmp_path / "data"),
+        dry_run=True,
+    )
     wiring.job_queue(settings, options_for(tmp_path)).runner(Job("sync", 1, "o/a", "d"))
     assert isinstance(seen[0].gateways(1), DryRunGateway)
 

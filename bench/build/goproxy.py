@@ -90,8 +90,13 @@ def ensure_goproxy() -> None:
         return
     log(f"starting the local Go module proxy on {GOPROXY_ADDR}")
     with open(WORK / "goproxy.log", "ab") as out:
-        subprocess.Popen(["python3", "-m", "http.server", "--bind", "127.0.0.1", "5001", "--directory",
-                          str(tree)], stdout=out, stderr=out, stdin=subprocess.DEVNULL, start_new_session=True)
+        subprocess.Popen(
+            ["python3", "-m", "http.server", "--bind", "127.0.0.1", "5001", "--directory", str(tree)],
+            stdout=out,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     for _ in range(50):
         if proxy_up():
             return

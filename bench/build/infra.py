@@ -63,21 +63,24 @@ def run(cmd: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
     """Run a command, fail loudly with its output."""
     result = subprocess.run(cmd, text=True, capture_output=True, **kwargs)  # type: ignore[call-overload]
     if result.returncode != 0:
-        raise RuntimeError(f"command failed ({result.returncode}): {' '.join(cmd)}\n"
-                           f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        raise RuntimeError(
+            f"command failed ({result.returncode}): {' '.join(cmd)}\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+        )
     return result
 
 
 def proxy_env() -> dict[str, str]:
     """The host's proxy variables (none on some machines): passed to builds as build args."""
-    return {k: v for k, v in os.environ.items() if k.lower() in {
-        "http_proxy", "https_proxy", "no_proxy", "all_proxy"}}
+    return {k: v for k, v in os.environ.items() if k.lower() in {"http_proxy", "https_proxy", "no_proxy", "all_proxy"}}
 
 
 def ensure_packages() -> None:
     """apt-get install buildah, docker-registry and debootstrap when missing."""
-    missing = [p for p, exe in (("buildah", "buildah"), ("docker-registry", "docker-registry"),
-                                ("debootstrap", "debootstrap")) if shutil.which(exe) is None]
+    missing = [
+        p
+        for p, exe in (("buildah", "buildah"), ("docker-registry", "docker-registry"), ("debootstrap", "debootstrap"))
+        if shutil.which(exe) is None
+    ]
     if missing:
         log(f"installing {missing}")
         run(["apt-get", "update"])
@@ -108,8 +111,13 @@ def ensure_registry() -> None:
     )
     log("starting docker-registry on 127.0.0.1:5000")
     with open(WORK / "registry.log", "ab") as out:
-        subprocess.Popen(["docker-registry", "serve", str(config)], stdout=out, stderr=out,
-                         stdin=subprocess.DEVNULL, start_new_session=True)
+        subprocess.Popen(
+            ["docker-registry", "serve", str(config)],
+            stdout=out,
+            stderr=out,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     for _ in range(50):
         if registry_up():
             return
@@ -120,9 +128,13 @@ def ensure_registry() -> None:
 def image_exists(ref: str) -> bool:
     """True when the local registry has ``ref`` (repo:tag)."""
     repo, tag = ref.removeprefix(f"{REGISTRY}/").rsplit(":", 1)
-    req = urllib.request.Request(f"http://{REGISTRY}/v2/{repo}/manifests/{tag}", method="HEAD",
-                                 headers={"Accept": "application/vnd.oci.image.manifest.v1+json, "
-                                          "application/vnd.docker.distribution.manifest.v2+json"})
+    req = urllib.request.Request(
+        f"http://{REGISTRY}/v2/{repo}/manifests/{tag}",
+        method="HEAD",
+        headers={
+            "Accept": "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json"
+        },
+    )
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return bool(resp.status == 200)
@@ -179,8 +191,7 @@ def unmount_engine_tmpfs() -> None:
 
 def engine_args(root: Path) -> list[str]:
     """Global buildah flags for one private storage root."""
-    return ["buildah", "--root", str(root / "storage"), "--runroot", str(root / "run"),
-            "--storage-driver", "overlay"]
+    return ["buildah", "--root", str(root / "storage"), "--runroot", str(root / "run"), "--storage-driver", "overlay"]
 
 
 def wipe_engine(root: Path) -> None:
@@ -248,8 +259,21 @@ def ensure_debian_image() -> None:
         mnt = run([*base, "mount", ctr]).stdout.strip()
         run(["cp", "-a", f"{rootfs}/.", mnt])
         run([*base, "umount", ctr])
-        run([*base, "config", "--env", "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-             "--cmd", "/bin/bash", "--os", "linux", "--arch", "amd64", ctr])
+        run(
+            [
+                *base,
+                "config",
+                "--env",
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "--cmd",
+                "/bin/bash",
+                "--os",
+                "linux",
+                "--arch",
+                "amd64",
+                ctr,
+            ]
+        )
         run([*base, "commit", "--tls-verify=false", ctr, f"docker://{DEBIAN_IMAGE}"])
         log(f"pushed {DEBIAN_IMAGE}")
     finally:
@@ -302,8 +326,21 @@ def ensure_toolchain_images() -> None:
         log(f"building toolchain image {ref}")
         try:
             args = [f"--build-arg={k}={v}" for k, v in proxy_env().items()]
-            run([*engine_args(engine), "bud", "--isolation", "chroot", "--tls-verify=false", *args,
-                 "-f", str(ctx / "Containerfile"), "-t", ref, str(ctx)])
+            run(
+                [
+                    *engine_args(engine),
+                    "bud",
+                    "--isolation",
+                    "chroot",
+                    "--tls-verify=false",
+                    *args,
+                    "-f",
+                    str(ctx / "Containerfile"),
+                    "-t",
+                    ref,
+                    str(ctx),
+                ]
+            )
             run([*engine_args(engine), "push", "--tls-verify=false", ref, f"docker://{ref}"])
         finally:
             wipe_engine(engine)

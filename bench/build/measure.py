@@ -69,10 +69,24 @@ def build(context: Path, dockerfile: Path, cache_repo: str) -> Build:
     """Build with a fresh, empty engine; import and export the layer cache via ``cache_repo``."""
     engine = ENGINE_ROOT / uuid.uuid4().hex[:12]
     wipe_engine(engine)
-    cmd = [*engine_args(engine), "bud", "--isolation", "chroot", "--layers", "--tls-verify=false",
-           "--cache-from", cache_repo, "--cache-to", cache_repo,
-           *[f"--build-arg={k}={v}" for k, v in proxy_env().items()],
-           "-f", str(dockerfile), "-t", "bench-output:latest", str(context)]
+    cmd = [
+        *engine_args(engine),
+        "bud",
+        "--isolation",
+        "chroot",
+        "--layers",
+        "--tls-verify=false",
+        "--cache-from",
+        cache_repo,
+        "--cache-to",
+        cache_repo,
+        *[f"--build-arg={k}={v}" for k, v in proxy_env().items()],
+        "-f",
+        str(dockerfile),
+        "-t",
+        "bench-output:latest",
+        str(context),
+    ]
     try:
         start = time.monotonic()
         lines: list[str] = []

@@ -94,8 +94,9 @@ def compare_table(result: AppResult, variant: str) -> None:
             reported = engine.steps[starts.index(step.line)]
             keyword = step.instruction.split()[0].upper()
             if not reported.instruction.upper().startswith(keyword):
-                result.mismatches.append(f"{variant} run {run_no}: line {step.line} `{step.instruction}` "
-                                         f"vs engine `{reported.instruction}`")
+                result.mismatches.append(
+                    f"{variant} run {run_no}: line {step.line} `{step.instruction}` vs engine `{reported.instruction}`"
+                )
                 continue
             predicted = "re-runs" if step.reruns_on_source_change else "cached"
             actual = "cached" if reported.cached else "re-runs"
@@ -196,8 +197,11 @@ def step_table(result: AppResult, variant: str) -> str:
     warm = median_build(result.warm[variant])
     rows = ["| step | no-cache | warm | warm: from cache? |", "|---|---:|---:|:---:|"]
     for cold_step, warm_step in zip(result.cold[variant].steps, warm.steps, strict=False):
-        verdict = "pull" if warm_step.instruction.upper().startswith("FROM ") else (
-            "cached" if warm_step.cached else "re-run")
+        verdict = (
+            "pull"
+            if warm_step.instruction.upper().startswith("FROM ")
+            else ("cached" if warm_step.cached else "re-run")
+        )
         text = warm_step.instruction if len(warm_step.instruction) <= 60 else warm_step.instruction[:57] + "..."
         rows.append(f"| `{text}` | {cold_step.seconds:.1f} s | {warm_step.seconds:.1f} s | {verdict} |")
     return "\n".join(rows)
@@ -217,11 +221,16 @@ def details(results: list[AppResult]) -> str:
         for v in ("before", "after"):
             out.append(f"\nWhere the time goes, {v} (no-cache build / median warm build):\n")
             out.append(step_table(r, v))
-        diff = difflib.unified_diff(r.dockerfiles["before"].splitlines(), r.dockerfiles["after"].splitlines(),
-                                    "Dockerfile (before)", "Dockerfile (bot's output)", lineterm="")
+        diff = difflib.unified_diff(
+            r.dockerfiles["before"].splitlines(),
+            r.dockerfiles["after"].splitlines(),
+            "Dockerfile (before)",
+            "Dockerfile (bot's output)",
+            lineterm="",
+        )
         out.append("\nThe bot's Dockerfile change:\n\n```diff\n" + "\n".join(diff) + "\n```\n")
         if ".dockerignore" in r.after.edits:
-            out.append("The bot also created `.dockerignore` (used in the \"after\" builds).\n")
+            out.append('The bot also created `.dockerignore` (used in the "after" builds).\n')
         out.append("Planner `CacheTable` vs the engine's report (warm builds):\n")
         out.extend(f"- {line}" for line in r.agreement)
         out.extend(f"- **DISAGREE** {line}" for line in r.mismatches)
@@ -272,17 +281,22 @@ def ideal_floor(result: AppResult) -> str:
     rerun = [s for s in rest if not s.cached]
     slowest = max(rerun, key=lambda s: s.seconds, default=None)
     named = f", mostly `{slowest.instruction[:50]}` {slowest.seconds:.1f} s" if slowest else ""
-    return (f"The ideal order gives {result.no_cache / warm.seconds:.1f}x: its warm build spends {pull:.1f} s "
-            f"pulling FROM, {restored:.1f} s restoring cached steps and {sum(s.seconds for s in rerun):.1f} s "
-            f"re-running the steps that depend on the changed file{named}.")
+    return (
+        f"The ideal order gives {result.no_cache / warm.seconds:.1f}x: its warm build spends {pull:.1f} s "
+        f"pulling FROM, {restored:.1f} s restoring cached steps and {sum(s.seconds for s in rerun):.1f} s "
+        f"re-running the steps that depend on the changed file{named}."
+    )
 
 
 def bot_revision() -> str:
     """The commit the planner ran at, marked when bot/ had uncommitted changes."""
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                          cwd=HERE).stdout.strip() or "unknown"
-    dirty = subprocess.run(["git", "status", "--porcelain", "--", "bot"], capture_output=True, text=True,
-                           cwd=HERE.parents[1]).stdout.strip()
+    head = (
+        subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=HERE).stdout.strip()
+        or "unknown"
+    )
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "bot"], capture_output=True, text=True, cwd=HERE.parents[1]
+    ).stdout.strip()
     return f"{head} (bot/ had uncommitted changes)" if dirty else head
 
 
@@ -299,8 +313,9 @@ def load_text(load: str) -> str:
     return f"Load average (1/5/15 min): {load}." if load else ""
 
 
-def write_results(results: list[AppResult], repeats: int, started: str, seconds: float,
-                  revision: str = "", load: str = "") -> str:
+def write_results(
+    results: list[AppResult], repeats: int, started: str, seconds: float, revision: str = "", load: str = ""
+) -> str:
     """Render RESULTS.md."""
     go_note = GO_NOTE if any(r.app.name == "go-svc" for r in results) else ""
     text = f"""# Build benchmark results
@@ -336,8 +351,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         saved = pickle.loads(args.render.read_bytes())
         results = saved["results"]
-        write_results(results, saved["repeats"], saved["started"], saved["seconds"], saved.get("revision", ""),
-                      saved.get("load", ""))
+        write_results(
+            results,
+            saved["repeats"],
+            saved["started"],
+            saved["seconds"],
+            saved.get("revision", ""),
+            saved.get("load", ""),
+        )
         print(summary_table(results))
         return 0 if all(not r.mismatches for r in results) else 1
     started, t0 = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), time.monotonic()
@@ -354,9 +375,18 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.monotonic() - t0
     load = "at start {:.1f}/{:.1f}/{:.1f}, at end {:.1f}/{:.1f}/{:.1f}".format(*load_start, *os.getloadavg())
     # Keep the raw results so the report can be re-rendered without re-running 40 builds.
-    (WORK / f"results-{run_id}.pickle").write_bytes(pickle.dumps(
-        {"results": results, "repeats": args.repeats, "started": started, "seconds": seconds,
-         "revision": revision, "load": load}))
+    (WORK / f"results-{run_id}.pickle").write_bytes(
+        pickle.dumps(
+            {
+                "results": results,
+                "repeats": args.repeats,
+                "started": started,
+                "seconds": seconds,
+                "revision": revision,
+                "load": load,
+            }
+        )
+    )
     write_results(results, args.repeats, started, seconds, revision, load)
     print(summary_table(results))
     return 0 if all(not r.mismatches for r in results) else 1

@@ -72,11 +72,13 @@ def _result(table_steps: tuple[CacheStep, ...]) -> AppResult:
 
 
 def test_compare_table_agrees_by_line() -> None:
-    result = _result((
-        CacheStep("0", 4, "COPY requirements.txt ./", False, True),
-        CacheStep("0", 5, "RUN pip install -r requirements.txt", False, True),
-        CacheStep("0", 7, "COPY . .", True, True),
-    ))
+    result = _result(
+        (
+            CacheStep("0", 4, "COPY requirements.txt ./", False, True),
+            CacheStep("0", 5, "RUN pip install -r requirements.txt", False, True),
+            CacheStep("0", 7, "COPY . .", True, True),
+        )
+    )
     compare_table(result, "after")
     assert len(result.agreement) == 3 and not result.mismatches
 

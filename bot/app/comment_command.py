@@ -29,7 +29,7 @@ def parse_command(body: object) -> Command | None:
     first = body.lstrip("\ufeff").lstrip().split("\n", 1)[0].strip()
     if not first.lower().startswith(PREFIX):
         return None
-    rest = first[len(PREFIX):]
+    rest = first[len(PREFIX) :]
     if rest and not rest[0].isspace():
         return None  # `/ecr-cachex` is some other command
     words = rest.split()

@@ -23,14 +23,20 @@ _lock = threading.Lock()
 
 def render(repo: str, errors: Sequence[Finding]) -> str:
     """The issue body: every error with its file and line."""
-    lines = [MARKER,
-             f"The bot stopped planning **{repo}**: its configuration has errors. It changes nothing until they "
-             "are fixed, then closes this issue on the next push.", ""]
+    lines = [
+        MARKER,
+        f"The bot stopped planning **{repo}**: its configuration has errors. It changes nothing until they "
+        "are fixed, then closes this issue on the next push.",
+        "",
+    ]
     for f in errors:
         where = f"`{f.path}`" + (f" line {f.line}" if f.line else "")
         lines.append(f"- {where}: {f.message}")
-    lines += ["", "The keys, their types and an example are in the README's *Repo config* section; "
-              "`schema/ecr-cache.schema.json` lets an editor check the file as you type."]
+    lines += [
+        "",
+        "The keys, their types and an example are in the README's *Repo config* section; "
+        "`schema/ecr-cache.schema.json` lets an editor check the file as you type.",
+    ]
     return "\n".join(lines) + "\n"
 
 

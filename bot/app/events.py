@@ -105,8 +105,9 @@ def route(event: str, payload: Any, delivery_id: str) -> Routed:
     return handler(payload, installation_id, delivery_id)
 
 
-def _install(payload: Mapping[str, Any], installation_id: int, delivery_id: str,
-             added: list[str] | None = None) -> Routed:
+def _install(
+    payload: Mapping[str, Any], installation_id: int, delivery_id: str, added: list[str] | None = None
+) -> Routed:
     account = _obj(_obj(payload, "installation"), "account")
     login = _str(account, "login", "installation.account")
     if added:
@@ -126,9 +127,13 @@ def _repositories_added(payload: Mapping[str, Any], installation_id: int, delive
     added = payload.get("repositories_added")
     if added is not None and not isinstance(added, list):
         raise MalformedPayload("`repositories_added` must be a list")
-    names = list(dict.fromkeys(r["full_name"] for r in added or ()
-                               if isinstance(r, Mapping) and isinstance(r.get("full_name"), str)
-                               and "/" in r["full_name"]))
+    names = list(
+        dict.fromkeys(
+            r["full_name"]
+            for r in added or ()
+            if isinstance(r, Mapping) and isinstance(r.get("full_name"), str) and "/" in r["full_name"]
+        )
+    )
     return _install(payload, installation_id, delivery_id, names if len(names) <= MAX_ADDED_SYNCS else None)
 
 
@@ -167,8 +172,13 @@ def _push(payload: Mapping[str, Any], installation_id: int, delivery_id: str) ->
     if not unknown and not any(is_relevant_path(p) for p in paths):
         return _ignored("push touches no buildspec, Dockerfile, manifest or repo config")
     after = payload.get("after")
-    job = Job("sync", installation_id, full_name, delivery_id,
-              {"trigger": "push", "after": after if isinstance(after, str) else None, "default_branch": default})
+    job = Job(
+        "sync",
+        installation_id,
+        full_name,
+        delivery_id,
+        {"trigger": "push", "after": after if isinstance(after, str) else None, "default_branch": default},
+    )
     owner, _, name = full_name.partition("/")
     if name == ORG_CONFIG_REPO and ORG_CONFIG_PATH in paths:
         # The organization config changed (maybe opting in after a preview-mode install): go over every

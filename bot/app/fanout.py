@@ -52,8 +52,9 @@ def log_progress(pacer: Progress, installation_id: int, key: str, total: int, re
     """Record one repository of the fan-out `key` and log every `every` and at the end."""
     done = pacer.progress(installation_id, key, total)
     if done % every == 0 or done >= total:
-        log_event("install.progress", installation=installation_id, delivery=key, done=done, total=total,
-                  repository=repo)
+        log_event(
+            "install.progress", installation=installation_id, delivery=key, done=done, total=total, repository=repo
+        )
     return done
 
 
@@ -75,8 +76,9 @@ def parse_opt_in(text: str | None) -> tuple[bool, str]:
     return True, f"`{OPT_IN_KEY}: {OPT_IN_VALUE}` in {where}"
 
 
-def finished(job: AnyJob, action: str, *, pacer: Pacer | None = None, counters: Counters | None = None,
-             gw: Gateway | None = None) -> None:
+def finished(
+    job: AnyJob, action: str, *, pacer: Pacer | None = None, counters: Counters | None = None, gw: Gateway | None = None
+) -> None:
     """Count one repository of a fan-out as done: progress lines, and the preview summary after the last one
     (logged, and with ``gw`` an issue in the organization's `.github` repository). ``pacer`` and ``counters``:
     the queue's shared store (None: counted in this process)."""
@@ -91,12 +93,18 @@ def finished(job: AnyJob, action: str, *, pacer: Pacer | None = None, counters: 
     done = log_progress(counted, job.installation_id, key, total, job.subject, every=PROGRESS_EVERY)
     if preview and done == total:  # exactly one job sees the last count
         counts = _counts(job, counters)
-        log_event("install.preview_summary", level="warning", installation=job.installation_id,
-                  delivery=key, account=job.data.get("account"), repositories=total,
-                  would_get_pr=sum(counts.get(a, 0) for a in WOULD_WRITE),
-                  outcomes=dict(sorted(counts.items())),
-                  opt_in=f"set `{OPT_IN_KEY}: {OPT_IN_VALUE}` in {ORG_CONFIG_REPO}/{ORG_CONFIG_PATH} "
-                         "(pushing it runs the install again when the App is installed on that repository)")
+        log_event(
+            "install.preview_summary",
+            level="warning",
+            installation=job.installation_id,
+            delivery=key,
+            account=job.data.get("account"),
+            repositories=total,
+            would_get_pr=sum(counts.get(a, 0) for a in WOULD_WRITE),
+            outcomes=dict(sorted(counts.items())),
+            opt_in=f"set `{OPT_IN_KEY}: {OPT_IN_VALUE}` in {ORG_CONFIG_REPO}/{ORG_CONFIG_PATH} "
+            "(pushing it runs the install again when the App is installed on that repository)",
+        )
         if gw is not None:
             summary_issue(gw, job, total, counts)
     if pacer is None and done >= total:
@@ -107,8 +115,7 @@ def finished(job: AnyJob, action: str, *, pacer: Pacer | None = None, counters: 
 
 def _tally(job: AnyJob, action: str, counters: Counters | None) -> None:
     if counters is not None:
-        counters.incr(PREVIEW_COUNTER, installation=str(job.installation_id), delivery=job.delivery_id,
-                      result=action)
+        counters.incr(PREVIEW_COUNTER, installation=str(job.installation_id), delivery=job.delivery_id, result=action)
         return
     with _lock:
         _tallies.setdefault(job.delivery_id, Counter())[action] += 1
@@ -123,7 +130,7 @@ def _counts(job: AnyJob, counters: Counters | None) -> dict[str, int]:
     for (name, labels), value in counters.snapshot().items():
         parts = labels.split(",")
         if name == PREVIEW_COUNTER and wanted <= set(parts):
-            result = next((p[len('result="'):-1] for p in parts if p.startswith('result="')), "")
+            result = next((p[len('result="') : -1] for p in parts if p.startswith('result="')), "")
             out[result] = out.get(result, 0) + value
     return out
 
@@ -132,11 +139,13 @@ def summary_body(account: str, total: int, counts: dict[str, int]) -> str:
     """The preview summary as an issue body: what each repository would get, and how to opt in."""
     would = sum(counts.get(a, 0) for a in WOULD_WRITE)
     rows = "\n".join(f"| `{outcome}` | {n} |" for outcome, n in sorted(counts.items()))
-    return (f"{SUMMARY_MARKER}\nThe App was installed on **{total}** repositories of **{account}**, more than the "
-            "preview threshold, so it opened no pull request. "
-            f"**{would}** of them would get one.\n\n| outcome | repositories |\n|---|---|\n{rows}\n\n"
-            f"To open them, add `{OPT_IN_KEY}: {OPT_IN_VALUE}` to `{ORG_CONFIG_PATH}` in this repository: the push "
-            "runs the install again. Pull requests are paced to GitHub's limits on content-creating requests.\n")
+    return (
+        f"{SUMMARY_MARKER}\nThe App was installed on **{total}** repositories of **{account}**, more than the "
+        "preview threshold, so it opened no pull request. "
+        f"**{would}** of them would get one.\n\n| outcome | repositories |\n|---|---|\n{rows}\n\n"
+        f"To open them, add `{OPT_IN_KEY}: {OPT_IN_VALUE}` to `{ORG_CONFIG_PATH}` in this repository: the push "
+        "runs the install again. Pull requests are paced to GitHub's limits on content-creating requests.\n"
+    )
 
 
 def summary_issue(gw: Gateway, job: AnyJob, total: int, counts: dict[str, int]) -> str:
@@ -151,9 +160,21 @@ def summary_issue(gw: Gateway, job: AnyJob, total: int, counts: dict[str, int]) 
             return "current"
     except (GitHubError, RetryLater) as exc:
         status = getattr(exc, "status", None)
-        log_event("install.preview_issue", level="warning" if status != 404 else "info", repository=repo,
-                  delivery=job.delivery_id, written=False, reason=str(exc)[:300])
+        log_event(
+            "install.preview_issue",
+            level="warning" if status != 404 else "info",
+            repository=repo,
+            delivery=job.delivery_id,
+            written=False,
+            reason=str(exc)[:300],
+        )
         return "not written"
-    log_event("install.preview_issue", repository=repo, delivery=job.delivery_id, written=True, action=done,
-              issue=issue.number)
+    log_event(
+        "install.preview_issue",
+        repository=repo,
+        delivery=job.delivery_id,
+        written=True,
+        action=done,
+        issue=issue.number,
+    )
     return done

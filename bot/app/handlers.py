@@ -100,8 +100,13 @@ def read_snapshot(gw: Gateway, state: RepoState, options: Options) -> tuple[Repo
     paths = tuple(sorted(tree))
     wanted = planner.paths_to_read(paths, options)
     texts = gw.read_blobs(state.full_name, [tree[p] for p in wanted if p in tree])
-    snapshot = RepoSnapshot(paths=paths, files=texts, config_text=state.config_text,
-                            default_branch=state.default_branch, repository=state.full_name)
+    snapshot = RepoSnapshot(
+        paths=paths,
+        files=texts,
+        config_text=state.config_text,
+        default_branch=state.default_branch,
+        repository=state.full_name,
+    )
     return snapshot, tree
 
 
@@ -127,26 +132,34 @@ def first_tree(gw: Gateway, repo: str, default_branch: str | None) -> dict[str, 
 def nothing_to_plan(tree: Mapping[str, TreeFile]) -> bool:
     """True when no configuration could make the planner act: no buildspec, no Dockerfile, no repo config."""
     paths = tuple(tree)
-    return CONFIG_PATH not in tree and not discover.buildspec_candidates(paths, Options()) \
+    return (
+        CONFIG_PATH not in tree
+        and not discover.buildspec_candidates(paths, Options())
         and not discover.dockerfile_candidates(paths, Options())
+    )
 
 
-def read_state(gw: Gateway, repo: str, issue_number: int | None = None,
-               default_branch: str | None = None, commenter: str | None = None,
-               tree: Mapping[str, TreeFile] | None = None) -> RepoState:
+def read_state(
+    gw: Gateway,
+    repo: str,
+    issue_number: int | None = None,
+    default_branch: str | None = None,
+    commenter: str | None = None,
+    tree: Mapping[str, TreeFile] | None = None,
+) -> RepoState:
     """State first when this process has the repository's trees cached by sha; otherwise read the tree of the
     default branch first, so the state query also brings the blobs the planner will ask for (one call fewer)."""
     if tree is None:
         tree = first_tree(gw, repo, default_branch)
     if tree is not None:
         guess = planner.paths_to_read(tuple(sorted(tree)), Options())
-        return gw.read_state(repo, issue_number, prefetch=[tree[p] for p in guess if p in tree],
-                             commenter=commenter)
+        return gw.read_state(repo, issue_number, prefetch=[tree[p] for p in guess if p in tree], commenter=commenter)
     return gw.read_state(repo, issue_number, commenter=commenter)
 
 
-def publish(gw: Gateway, state: RepoState, decision: Decision, options: Options,
-            before_write: Callable[[], None] | None = None) -> Outcome:
+def publish(
+    gw: Gateway, state: RepoState, decision: Decision, options: Options, before_write: Callable[[], None] | None = None
+) -> Outcome:
     """Write what `lifecycle.decide` decided: its note, then at most one commit, one ref update and one PR write."""
     repo = state.full_name
     if decision.note is not None:
@@ -179,8 +192,9 @@ def sync_repo(gw: Gateway, request: SyncRequest, before_write: Callable[[], None
     state = request.state
     for attempt in (1, 2):
         if state is None or attempt == 2:
-            state = read_state(gw, repo, request.issue_number, request.default_branch,
-                               tree=request.tree if attempt == 1 else None)
+            state = read_state(
+                gw, repo, request.issue_number, request.default_branch, tree=request.tree if attempt == 1 else None
+            )
         options, config_findings = _options(state)
         early = lifecycle.before_plan(state, options, config_findings, flags)
         if early is not None:  # no tree read for a skipped, disabled, misconfigured or opted-out repository
@@ -220,10 +234,19 @@ def _install(gw: Gateway, job: InstallJob, ctx: JobContext) -> list[Outcome]:
         data["preview"] = True
     # Preview jobs are ordinary syncs: the queue keeps the preview flag in its coalescing key, so a preview never
     # supersedes a push's sync of the same repository, nor the other way round.
-    repo_jobs = [Job("sync", job.installation_id, ref.full_name, job.delivery_id,
-                     {**data, "default_branch": ref.default_branch}) for ref in usable]
-    log_event("install.fanout", installation=job.installation_id, account=job.account, delivery=job.delivery_id,
-              repositories=len(usable), skipped=len(outcomes), preview=preview)
+    repo_jobs = [
+        Job("sync", job.installation_id, ref.full_name, job.delivery_id, {**data, "default_branch": ref.default_branch})
+        for ref in usable
+    ]
+    log_event(
+        "install.fanout",
+        installation=job.installation_id,
+        account=job.account,
+        delivery=job.delivery_id,
+        repositories=len(usable),
+        skipped=len(outcomes),
+        preview=preview,
+    )
     if ctx.submit is not None:
         # One sync job per repository: serialised per repository, retried on its own, and no single job runs
         # for as long as a large installation takes. A re-run of this job re-submits the same delivery id,
@@ -254,16 +277,25 @@ def _preview_mode(gw: Gateway, job: InstallJob, count: int, threshold: int | Non
         return False
     opted_in, why = fanout.parse_opt_in(gw.read_org_config(job.account))
     preview = fanout.preview_mode(count, threshold, opted_in)
-    log_event("install.preview_mode", level="warning" if preview else "info", installation=job.installation_id,
-              account=job.account, delivery=job.delivery_id, repositories=count, threshold=threshold,
-              preview=preview, reason=why)
+    log_event(
+        "install.preview_mode",
+        level="warning" if preview else "info",
+        installation=job.installation_id,
+        account=job.account,
+        delivery=job.delivery_id,
+        repositories=count,
+        threshold=threshold,
+        preview=preview,
+        reason=why,
+    )
     return preview
 
 
 def _rate_limited(exc: GitHubError) -> bool:
     headers = {k.lower(): v for k, v in exc.headers.items()}
-    return ("retry-after" in headers or headers.get("x-ratelimit-remaining") == "0"
-            or "rate limit" in exc.message.lower())
+    return (
+        "retry-after" in headers or headers.get("x-ratelimit-remaining") == "0" or "rate limit" in exc.message.lower()
+    )
 
 
 def _pr_closed(gw: Gateway, job: Job, ctx: JobContext) -> list[Outcome]:
@@ -281,8 +313,11 @@ def _checked(state: RepoState, plan: Plan) -> list[str]:
     lines = [f"default branch `{state.default_branch}` at `{state.base_oid[:12]}`"]
     lines += [f"buildspec `{p}`" for p in plan.buildspecs]
     lines += [f"Dockerfile `{p}`" for p in plan.dockerfiles]
-    lines.append("repo config `.github/ecr-cache.yml`" if state.config_text is not None
-                 else "no `.github/ecr-cache.yml` (defaults)")
+    lines.append(
+        "repo config `.github/ecr-cache.yml`"
+        if state.config_text is not None
+        else "no `.github/ecr-cache.yml` (defaults)"
+    )
     return lines
 
 
@@ -351,7 +386,6 @@ class _Reply:
         self.gw.upsert_comment(self.repo, self.issue, self.key, body, existing)
 
 
-
 def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
@@ -366,8 +400,11 @@ def _command(gw: Gateway, job: Job, ctx: JobContext) -> list[Outcome]:
     command = str(data.get("command") or "open")
     # Members and collaborators usually may run the command: read the tree first so the state query brings
     # the blobs too. For anyone else, read no tree before the permission is known.
-    likely = data.get("association") in ("OWNER", "MEMBER", "COLLABORATOR") and command in ("open", "recreate",
-                                                                                         "preview")
+    likely = data.get("association") in ("OWNER", "MEMBER", "COLLABORATOR") and command in (
+        "open",
+        "recreate",
+        "preview",
+    )
     try:
         state = read_state(gw, repo, issue, _branch(job) if likely else None, commenter=user)
     except GitHubError as exc:
@@ -390,8 +427,9 @@ def _command(gw: Gateway, job: Job, ctx: JobContext) -> list[Outcome]:
             status = exc.status if isinstance(exc, GitHubError) and exc.status else 0
             message = exc.message if isinstance(exc, GitHubError) else f"{type(exc).__name__}: {exc}"
             try:
-                gw.upsert_comment(repo, issue, reply.key, comments.failed(repo, status, message[:500]),
-                                  state.issue_comments)
+                gw.upsert_comment(
+                    repo, issue, reply.key, comments.failed(repo, status, message[:500]), state.issue_comments
+                )
             except GitHubError as inner:
                 log_event("reply_failed", level="warning", repo=repo, error=str(inner))
         raise
@@ -420,13 +458,25 @@ def _answered_elsewhere(job: Job, ctx: JobContext) -> Outcome | None:
     """An outcome when this command comment must not be answered by this job (a replay, too old), else None."""
     comment_id = int(job.data["comment_id"])
     if too_old(job.data.get("created_at"), time.time()):
-        log_event("command_ignored", level="warning", repo=job.repo, delivery=job.delivery_id,
-                  comment_id=comment_id, reason="comment older than the replay window")
+        log_event(
+            "command_ignored",
+            level="warning",
+            repo=job.repo,
+            delivery=job.delivery_id,
+            comment_id=comment_id,
+            reason="comment older than the replay window",
+        )
         return Outcome(job.repo, "stale", detail=f"comment {comment_id} is too old to answer")
     claims = ctx.claims  # None without a durable queue (tests' in-memory queue)
     if claims is not None and not claims.claim(job.installation_id, comment_id, job.delivery_id):
-        log_event("command_ignored", level="warning", repo=job.repo, delivery=job.delivery_id,
-                  comment_id=comment_id, reason="comment already answered under another delivery id")
+        log_event(
+            "command_ignored",
+            level="warning",
+            repo=job.repo,
+            delivery=job.delivery_id,
+            comment_id=comment_id,
+            reason="comment already answered under another delivery id",
+        )
         return Outcome(job.repo, "duplicate", detail=f"comment {comment_id} is answered by another delivery")
     return None
 
@@ -442,8 +492,14 @@ def _run_command(gw: Gateway, job: Job, command: str, reply: _Reply, state: Repo
         text, outcome = _preview_reply(gw, repo, state)
         reply.send(text, state.issue_comments)
         return [outcome]
-    request = SyncRequest(repo, override_optout=True, force=command == "recreate", issue_number=issue,
-                          default_branch=_branch(job), state=state)
+    request = SyncRequest(
+        repo,
+        override_optout=True,
+        force=command == "recreate",
+        issue_number=issue,
+        default_branch=_branch(job),
+        state=state,
+    )
     synced = sync_repo(gw, request, before_write=reply.acknowledge)
     reply.send(_reply_for(synced.outcome, synced.state, synced.plan), synced.state.issue_comments)
     return [synced.outcome]
@@ -541,7 +597,9 @@ def _branch(job: Job) -> str | None:
 
 
 _KINDS: dict[str, Callable[[Gateway, Job, JobContext], list[Outcome]]] = {
-    "sync": _sync, "command": _command, "pr_closed": _pr_closed,
+    "sync": _sync,
+    "command": _command,
+    "pr_closed": _pr_closed,
 }
 
 
@@ -568,12 +626,24 @@ def run(job: AnyJob, ctx: JobContext) -> list[Outcome]:
         # An installation job is about an account: its fan-out; every other job is about one repository.
         outcomes = _install(gw, job, ctx) if isinstance(job, InstallJob) else _KINDS[job.kind](gw, job, ctx)
     except GitHubError as exc:
-        log_event("job_failed", level="warning", kind=job.kind, repo=job.subject, delivery=job.delivery_id,
-                  status=exc.status, error=exc.message)
+        log_event(
+            "job_failed",
+            level="warning",
+            kind=job.kind,
+            repo=job.subject,
+            delivery=job.delivery_id,
+            status=exc.status,
+            error=exc.message,
+        )
         raise
     for outcome in outcomes:
-        log_event("job_done", kind=job.kind, repo=outcome.repo, delivery=job.delivery_id, action=outcome.action,
-                  pr=outcome.pr_url, detail=outcome.detail)
+        log_event(
+            "job_done",
+            kind=job.kind,
+            repo=outcome.repo,
+            delivery=job.delivery_id,
+            action=outcome.action,
+            pr=outcome.pr_url,
+            detail=outcome.detail,
+        )
     return outcomes
-
-

@@ -77,6 +77,7 @@ class Flags:
 
 NO_FLAGS = Flags()
 
+
 def skip_reason(state: RepoState) -> str | None:
     """Why the repository is never planned (archived, a fork, empty), else None."""
     if state.archived:
@@ -101,8 +102,13 @@ def config_block(options: Options, findings: tuple[Finding, ...]) -> Decision | 
 def opted_out(state: RepoState, flags: Flags) -> bool:
     """True when the latest bot PR was closed without merging, none is open, and nothing overrides that."""
     latest = state.latest_pr
-    return (not flags.override_optout and state.open_pr is None and latest is not None
-            and latest.state == "CLOSED" and not latest.merged)
+    return (
+        not flags.override_optout
+        and state.open_pr is None
+        and latest is not None
+        and latest.state == "CLOSED"
+        and not latest.merged
+    )
 
 
 def before_plan(state: RepoState, options: Options, findings: tuple[Finding, ...], flags: Flags) -> Decision | None:
@@ -124,26 +130,37 @@ def human_owned(state: RepoState) -> bool:
     branch, open_pr = state.bot_branch, state.open_pr
     # A branch whose head a merged bot PR took in protects nothing any more (its commits are on the default
     # branch, whoever wrote them); only commits that exist nowhere else are a human's to keep.
-    merged_head = open_pr is None and branch is not None and any(
-        p.merged and p.head_oid == branch.oid for p in state.pulls)
-    return branch is not None and not merged_head and (
-        not branch.by_bot or (open_pr is not None and open_pr.commit_count > 1))
+    merged_head = (
+        open_pr is None and branch is not None and any(p.merged and p.head_oid == branch.oid for p in state.pulls)
+    )
+    return (
+        branch is not None
+        and not merged_head
+        and (not branch.by_bot or (open_pr is not None and open_pr.commit_count > 1))
+    )
 
 
 def commit_message(plan: Plan) -> str:
     """The bot commit's message: title, summary, trailer and the plan's fingerprint."""
-    return (f"{identity.PR_TITLE}\n\n{pull_request.summary(plan).replace('`', '')}\n\n"
-            f"{identity.COMMIT_TRAILER}\nEcr-Cache-Fingerprint: {plan.fingerprint}\n")
+    return (
+        f"{identity.PR_TITLE}\n\n{pull_request.summary(plan).replace('`', '')}\n\n"
+        f"{identity.COMMIT_TRAILER}\nEcr-Cache-Fingerprint: {plan.fingerprint}\n"
+    )
 
 
 def files_of(plan: Plan, tree: Mapping[str, TreeFile]) -> tuple[FileWrite, ...]:
     """The plan's edits as the commit's files, keeping an executable bit the file had."""
-    return tuple(FileWrite(e.path, e.content, tree[e.path].mode if e.path in tree and tree[e.path].mode in _EXECUTABLE
-                           else "100644") for e in plan.edits)
+    return tuple(
+        FileWrite(
+            e.path, e.content, tree[e.path].mode if e.path in tree and tree[e.path].mode in _EXECUTABLE else "100644"
+        )
+        for e in plan.edits
+    )
 
 
-def decide(state: RepoState, plan: Plan, tree: Mapping[str, TreeFile], options: Options,
-           flags: Flags = NO_FLAGS) -> Decision:
+def decide(
+    state: RepoState, plan: Plan, tree: Mapping[str, TreeFile], options: Options, flags: Flags = NO_FLAGS
+) -> Decision:
     """The lifecycle rules, on a planned repository: nothing, a note, or one commit, branch update and PR write."""
     repo = state.full_name
     open_pr, latest = state.open_pr, state.latest_pr
@@ -155,8 +172,11 @@ def decide(state: RepoState, plan: Plan, tree: Mapping[str, TreeFile], options: 
         if latest.merged and identity.parse_fingerprint(latest.body) == plan.fingerprint:
             return Decision(Action.MERGED_QUIET, latest.url)
     human = human_owned(state)
-    if open_pr is not None and identity.parse_fingerprint(open_pr.body) == plan.fingerprint and not (
-            flags.force and human):
+    if (
+        open_pr is not None
+        and identity.parse_fingerprint(open_pr.body) == plan.fingerprint
+        and not (flags.force and human)
+    ):
         return Decision(Action.CURRENT, open_pr.url)
     if human and not flags.force:
         if open_pr is None:

@@ -20,8 +20,12 @@ def _requests(options: Options, opened: bool) -> list[tuple[str, Send]]:
     if options.assignees:
         requests.append(("assignees", lambda gw, repo, number: gw.add_assignees(repo, number, options.assignees)))
     if opened and (options.reviewers or options.team_reviewers):
-        requests.append(("reviewers", lambda gw, repo, number: gw.request_reviewers(
-            repo, number, options.reviewers, options.team_reviewers)))
+        requests.append(
+            (
+                "reviewers",
+                lambda gw, repo, number: gw.request_reviewers(repo, number, options.reviewers, options.team_reviewers),
+            )
+        )
     return requests
 
 
@@ -44,6 +48,13 @@ def apply(gw: Gateway, repo: str, number: int, options: Options, *, opened: bool
                 raise
             # https://docs.github.com/rest/pulls/review-requests: 422 when a reviewer is not a collaborator
             refused.append(f"{what}: {exc.message}")
-            log_event("pr_settings_refused", level="warning", repo=repo, number=number, setting=what,
-                      status=exc.status, error=exc.message)
+            log_event(
+                "pr_settings_refused",
+                level="warning",
+                repo=repo,
+                number=number,
+                setting=what,
+                status=exc.status,
+                error=exc.message,
+            )
     return refused

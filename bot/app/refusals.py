@@ -37,8 +37,7 @@ def decide(counts: Sequence[int], limits: RefusalLimits, budget_low: bool) -> An
     """The answer, given this window's counts (user, repository, installation, repository reactions,
     installation reactions) and whether the installation's request budget is low."""
     user, repo, installation, reactions_repo, reactions_installation = counts
-    if (not budget_low and user < limits.per_user and repo < limits.per_repo
-            and installation < limits.per_installation):
+    if not budget_low and user < limits.per_user and repo < limits.per_repo and installation < limits.per_installation:
         return "comment"
     if reactions_repo < limits.reactions_per_repo and reactions_installation < limits.reactions_per_installation:
         return "reaction"
@@ -49,8 +48,13 @@ def keys(installation_id: int, repo: str, user: str, bucket: int) -> list[str]:
     """The five counters of `decide`, in its order, for one window."""
     base = f"refusal:{installation_id}:{bucket}"
     repo, user = repo.lower(), user.lower()  # GitHub logins and repository names are case-insensitive
-    return [f"{base}:user:{repo}:{user}", f"{base}:repo:{repo}", f"{base}:all",
-            f"{base}:reaction:{repo}", f"{base}:reaction"]
+    return [
+        f"{base}:user:{repo}:{user}",
+        f"{base}:repo:{repo}",
+        f"{base}:all",
+        f"{base}:reaction:{repo}",
+        f"{base}:reaction",
+    ]
 
 
 def counted(answer: Answer) -> slice:

@@ -38,8 +38,9 @@ def die_with_parent(parent: int, signum: int = signal.SIGTERM) -> Callable[[], N
     return preexec
 
 
-def watch_parent(parent: int, signum: int = signal.SIGTERM, interval: float = 1.0,
-                 stop: threading.Event | None = None) -> threading.Thread:
+def watch_parent(
+    parent: int, signum: int = signal.SIGTERM, interval: float = 1.0, stop: threading.Event | None = None
+) -> threading.Thread:
     """A daemon thread sending `signum` to this process once `parent` is no longer its parent."""
     stop = stop or threading.Event()
 

@@ -29,13 +29,36 @@ class LocalRepoError(OSError):
 # the fsmonitor hook, hooks, the untracked cache and the optional index refresh; the operator's own system and
 # global config are left out as well. git's `safe.directory` check stays on: a checkout owned by someone
 # else is then walked without git.
-_GIT_SAFE = ("git", "--no-optional-locks", "-c", "core.fsmonitor=false", "-c", f"core.hooksPath={os.devnull}",
-             "-c", "core.untrackedCache=false", "-c", "core.splitIndex=false")
-_GIT_ENV = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull, "GIT_TERMINAL_PROMPT": "0",
-            "GIT_OPTIONAL_LOCKS": "0"}
+_GIT_SAFE = (
+    "git",
+    "--no-optional-locks",
+    "-c",
+    "core.fsmonitor=false",
+    "-c",
+    f"core.hooksPath={os.devnull}",
+    "-c",
+    "core.untrackedCache=false",
+    "-c",
+    "core.splitIndex=false",
+)
+_GIT_ENV = {
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_TERMINAL_PROMPT": "0",
+    "GIT_OPTIONAL_LOCKS": "0",
+}
 # Variables that would point git at another repository, work tree or config than the checkout's own.
-_GIT_UNSET = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_CONFIG", "GIT_CONFIG_PARAMETERS",
-              "GIT_CONFIG_COUNT", "GIT_OBJECT_DIRECTORY", "GIT_CEILING_DIRECTORIES", "GIT_EXTERNAL_DIFF")
+_GIT_UNSET = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_CONFIG",
+    "GIT_CONFIG_PARAMETERS",
+    "GIT_CONFIG_COUNT",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_EXTERNAL_DIFF",
+)
 
 
 def _git_env() -> dict[str, str]:
@@ -90,8 +113,9 @@ def why_unreadable(root: Path, path: str) -> str | None:
         except OSError as exc:
             return exc.strerror or "cannot be read"
         if stat.S_ISLNK(mode):
-            return (f"is inside {folder}, a symbolic link (the bot reads and writes only regular files inside "
-                    "the checkout)")
+            return (
+                f"is inside {folder}, a symbolic link (the bot reads and writes only regular files inside the checkout)"
+            )
         if not stat.S_ISDIR(mode):
             return f"is inside {folder}, which is not a folder"
     try:
@@ -175,8 +199,7 @@ def write_edits(root: Path | str, edits: tuple[FileEdit, ...]) -> list[str]:
     """
     root = Path(root).resolve()
     staged: list[tuple[str, str, Path]] = []
-    created_dirs = [d for e in edits for d in reversed((root / e.path).parents)
-                    if root in d.parents and not d.exists()]
+    created_dirs = [d for e in edits for d in reversed((root / e.path).parents) if root in d.parents and not d.exists()]
     try:
         for edit in edits:
             target = root / edit.path
@@ -205,8 +228,11 @@ def write_edits(root: Path | str, edits: tuple[FileEdit, ...]) -> list[str]:
                 Path(rest).unlink(missing_ok=True)
             kept = _roll_back(root, [e for e in edits if e.path in written])
             _remove_empty(created_dirs)
-            state = (f"the files already written ({', '.join(kept)}) could not be restored" if kept
-                     else "nothing was changed")
+            state = (
+                f"the files already written ({', '.join(kept)}) could not be restored"
+                if kept
+                else "nothing was changed"
+            )
             raise LocalRepoError(f"could not write {path} ({exc.strerror}); {state}") from exc
         written.append(path)
     return written

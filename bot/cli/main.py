@@ -54,17 +54,22 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dockerfile", action="append", help="Dockerfile path or glob (repeatable)")
     parser.add_argument("--no-reorder", action="store_true", help="do not reorder Dockerfiles")
     parser.add_argument("--no-dockerignore", action="store_true", help="do not create or extend .dockerignore")
-    parser.add_argument("--cache-errors", choices=["ignore", "fatal"],
-                        help="fatal: a failed cache export or builder fails the build (default: ignore)")
-    parser.add_argument("--org-config", metavar="PATH",
-                        help="organization defaults (its .github repository's .github/ecr-cache.yml); the repo "
-                             "config overrides them key by key, as the App does")
+    parser.add_argument(
+        "--cache-errors",
+        choices=["ignore", "fatal"],
+        help="fatal: a failed cache export or builder fails the build (default: ignore)",
+    )
+    parser.add_argument(
+        "--org-config",
+        metavar="PATH",
+        help="organization defaults (its .github repository's .github/ecr-cache.yml); the repo "
+        "config overrides them key by key, as the App does",
+    )
 
 
 def _flag_overrides(args: argparse.Namespace) -> dict[str, Any]:
     raw: dict[str, Any] = {}
-    for key in ("region", "cache_repository", "cache_tag", "mode", "lifecycle_days", "builder_image",
-                "cache_errors"):
+    for key in ("region", "cache_repository", "cache_tag", "mode", "lifecycle_days", "builder_image", "cache_errors"):
         value = getattr(args, key)
         if value is not None:
             raw[key] = value
@@ -106,9 +111,12 @@ def load_options(root: Path, args: argparse.Namespace) -> Options:
 
 def _unmatched_flags(args: argparse.Namespace, paths: tuple[str, ...]) -> list[str]:
     """`--buildspec`/`--dockerfile` values that name no file: a typo, not a request for nothing."""
-    return [f"command-line flag: `--{flag} {pattern}` matches no file of the checkout"
-            for flag, patterns in (("buildspec", args.buildspec), ("dockerfile", args.dockerfile))
-            for pattern in patterns or () if not discover.configured_matches(paths, pattern)]
+    return [
+        f"command-line flag: `--{flag} {pattern}` matches no file of the checkout"
+        for flag, patterns in (("buildspec", args.buildspec), ("dockerfile", args.dockerfile))
+        for pattern in patterns or ()
+        if not discover.configured_matches(paths, pattern)
+    ]
 
 
 def _style() -> Style:
@@ -123,8 +131,13 @@ def _style() -> Style:
     return Style(colour=not no_color(), width=shutil.get_terminal_size().columns)
 
 
-_EXIT_OF_STATUS = {"disabled": EXIT_DISABLED, "changes": EXIT_CHANGES, "nothing-found": EXIT_NOTHING,
-                   "set-up": EXIT_OK, "not-planned": EXIT_ERROR}
+_EXIT_OF_STATUS = {
+    "disabled": EXIT_DISABLED,
+    "changes": EXIT_CHANGES,
+    "nothing-found": EXIT_NOTHING,
+    "set-up": EXIT_OK,
+    "not-planned": EXIT_ERROR,
+}
 
 
 def _check_line(plan: Plan) -> str:
@@ -137,15 +150,16 @@ def _check_line(plan: Plan) -> str:
     if status == "changes":
         return f"Not set up: {len(plan.edits)} file(s) would change: {', '.join(e.path for e in plan.edits)}\n"
     if status == "nothing-found":
-        where = (f"no `docker build` in {', '.join(plan.buildspecs)}" if plan.buildspecs
-                 else "no CodeBuild buildspec")
+        where = f"no `docker build` in {', '.join(plan.buildspecs)}" if plan.buildspecs else "no CodeBuild buildspec"
         dockerfiles = f", {len(plan.dockerfiles)} Dockerfile(s) need no change" if plan.dockerfiles else ""
         return f"No CodeBuild Docker build found ({where}{dockerfiles}): nothing to set up.\n"
     cached = sum(1 for b in plan.builds if b.cached)
     if cached == len(plan.builds):
         return f"Already set up: {cached} CodeBuild Docker build(s) use the registry cache; no change needed.\n"
-    return (f"Nothing to change: {cached} of {len(plan.builds)} CodeBuild Docker builds use the "
-            f"registry cache; the others are left as they are (see `ecr-cache-bot plan`).\n")
+    return (
+        f"Nothing to change: {cached} of {len(plan.builds)} CodeBuild Docker builds use the "
+        f"registry cache; the others are left as they are (see `ecr-cache-bot plan`).\n"
+    )
 
 
 def _check(plan: Plan, args: argparse.Namespace) -> int:
@@ -217,8 +231,10 @@ def _plan_command(args: argparse.Namespace) -> int:
 
 def _config_findings(problems: tuple[str, ...]) -> tuple[Finding, ...]:
     """Config problems as error findings: on the config file, or on no file for a command-line flag."""
-    return tuple(Finding("" if p.startswith("command-line flag") else CONFIG_PATH, "error", Code.INVALID_CONFIG, p)
-                 for p in problems)
+    return tuple(
+        Finding("" if p.startswith("command-line flag") else CONFIG_PATH, "error", Code.INVALID_CONFIG, p)
+        for p in problems
+    )
 
 
 def _machine_output(args: argparse.Namespace, errors: tuple[str, ...], findings: tuple[Finding, ...]) -> None:
@@ -263,13 +279,19 @@ def build_parser(runtime: bool = True) -> argparse.ArgumentParser:
     shown.add_argument("--report-only", action="store_true", help="print the summary and report, not the diff")
     apply_parser = sub.add_parser("apply", help="write the planned changes into the checkout")
     _add_plan_options(apply_parser)
-    check_parser = sub.add_parser("check", help="exit 0 when set up, 1 when changes would be made, 2 on error, "
-                                  "3 when no CodeBuild Docker build is found, 4 when disabled by the repo config")
+    check_parser = sub.add_parser(
+        "check",
+        help="exit 0 when set up, 1 when changes would be made, 2 on error, "
+        "3 when no CodeBuild Docker build is found, 4 when disabled by the repo config",
+    )
     _add_plan_options(check_parser)
     check_shown = check_parser.add_mutually_exclusive_group()
     check_shown.add_argument("--json", action="store_true", help="the `plan --json` document with `exit_code`")
-    check_shown.add_argument("--github-annotations", action="store_true",
-                             help="print the findings as GitHub workflow commands (annotations on their lines)")
+    check_shown.add_argument(
+        "--github-annotations",
+        action="store_true",
+        help="print the findings as GitHub workflow commands (annotations on their lines)",
+    )
     add_replay_command(sub)
     add_runtime = _runtime_commands() if runtime else None
     if add_runtime is not None:

@@ -37,11 +37,16 @@ def add_runtime_commands(subparsers: Any) -> None:
     serve.add_argument("--host", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     serve.add_argument("--port", type=int, default=None, help="port (default $PORT or 3000)")
     serve.add_argument("--web-workers", type=int, default=DEFAULT_WEB_WORKERS, help="gunicorn processes")
-    serve.add_argument("--web-threads", type=int, default=DEFAULT_WEB_THREADS,
-                       help="threads per web process (gthread only)")
-    serve.add_argument("--web-server", choices=WEB_SERVERS, default=DEFAULT_WEB_SERVER,
-                       help="asgi: bot.web.asgi:app on uvicorn workers (default); gthread: bot.web.wsgi:app on threads "
-                            "that get only whole requests (bot.web.gthread_worker)")
+    serve.add_argument(
+        "--web-threads", type=int, default=DEFAULT_WEB_THREADS, help="threads per web process (gthread only)"
+    )
+    serve.add_argument(
+        "--web-server",
+        choices=WEB_SERVERS,
+        default=DEFAULT_WEB_SERVER,
+        help="asgi: bot.web.asgi:app on uvicorn workers (default); gthread: bot.web.wsgi:app on threads "
+        "that get only whole requests (bot.web.gthread_worker)",
+    )
     serve.add_argument("--threads", type=int, default=DEFAULT_JOB_THREADS, help="job threads of the worker")
     serve.set_defaults(handler=serve_command)
 
@@ -87,16 +92,25 @@ def reap_forever(queue: HueyQueue, stop: threading.Event, interval: float | None
             log_event("queue.reaper_error", level="warning", error=f"{type(exc).__name__}: {exc}")
 
 
-def run_worker(settings: Settings, runner: Runner | None = None, threads: int = DEFAULT_JOB_THREADS,
-               options: QueueOptions | None = None, reap_interval: float | None = None) -> int:
+def run_worker(
+    settings: Settings,
+    runner: Runner | None = None,
+    threads: int = DEFAULT_JOB_THREADS,
+    options: QueueOptions | None = None,
+    reap_interval: float | None = None,
+) -> int:
     """Run huey consumer threads and the reaper until SIGINT/SIGTERM (default runner: GitHub, `bot.wiring`)."""
     queue = build_queue(settings, runner, options) if runner is not None else wiring.job_queue(settings, options)
     stop = threading.Event()
     reaper = threading.Thread(target=reap_forever, args=(queue, stop, reap_interval), name="reaper", daemon=True)
     reaper.start()
     me = heartbeat.this_worker()
-    beats = threading.Thread(target=heartbeat.beat_forever, name="heartbeat", daemon=True,
-                             args=(queue.heartbeats, me, stop, queue.options.beat_interval))
+    beats = threading.Thread(
+        target=heartbeat.beat_forever,
+        name="heartbeat",
+        daemon=True,
+        args=(queue.heartbeats, me, stop, queue.options.beat_interval),
+    )
     if queue.heartbeats is not None:
         beats.start()
     backend = "redis" if settings.redis_url else "sqlite"
@@ -134,8 +148,22 @@ def gunicorn_argv(host: str, port: int, workers: int, threads: int, server: str 
         app = ["bot.web.wsgi:app", "--worker-class", "bot.web.gthread_worker.Worker", "--threads", str(threads)]
     else:
         raise ValueError(f"unknown web server {server!r} (one of {', '.join(WEB_SERVERS)})")
-    return [sys.executable, "-m", "gunicorn", *app, "--bind", f"{host}:{port}", "--workers", str(workers),
-            "--keep-alive", "75", "--graceful-timeout", "20", "--log-level", "warning"]
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        *app,
+        "--bind",
+        f"{host}:{port}",
+        "--workers",
+        str(workers),
+        "--keep-alive",
+        "75",
+        "--graceful-timeout",
+        "20",
+        "--log-level",
+        "warning",
+    ]
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -149,18 +177,29 @@ def serve_command(args: argparse.Namespace) -> int:
     me = os.getpid()
     env = {**process_env(), lifeline.PARENT_ENV: str(me)}
     children = [
-        subprocess.Popen(gunicorn_argv(args.host, port, args.web_workers, args.web_threads, args.web_server),
-                         preexec_fn=lifeline.die_with_parent(me)),
-        subprocess.Popen([sys.executable, "-m", "bot.cli.main", "worker", "--threads", str(args.threads)], env=env,
-                         preexec_fn=lifeline.die_with_parent(me)),
+        subprocess.Popen(
+            gunicorn_argv(args.host, port, args.web_workers, args.web_threads, args.web_server),
+            preexec_fn=lifeline.die_with_parent(me),
+        ),
+        subprocess.Popen(
+            [sys.executable, "-m", "bot.cli.main", "worker", "--threads", str(args.threads)],
+            env=env,
+            preexec_fn=lifeline.die_with_parent(me),
+        ),
     ]
-    log_event("serve.started", port=port, backend="redis" if settings.redis_url else "sqlite", web=args.web_server,
-              pids=[c.pid for c in children])
+    log_event(
+        "serve.started",
+        port=port,
+        backend="redis" if settings.redis_url else "sqlite",
+        web=args.web_server,
+        pids=[c.pid for c in children],
+    )
     return supervise(children)
 
 
 def supervise(children: Sequence[subprocess.Popen[bytes]]) -> int:
     """Forward SIGINT/SIGTERM to the children; when one exits, stop the others and return its code."""
+
     def forward(signum: int, _frame: object) -> None:
         for child in children:
             if child.poll() is None:
@@ -202,15 +241,22 @@ def dead_letter_command(args: argparse.Namespace) -> int:
     if args.dead_letter_command == "list":
         letters = queue.dead_letters()
         for letter in letters:
-            row = {"job_id": letter.job_id, "outcome": letter.outcome, "attempts": letter.attempts,
-                   "repository": letter.job.subject, "kind": letter.job.kind, "delivery_id": letter.job.delivery_id,
-                   "error": letter.error,
-                   "failed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(letter.failed_at))}
+            row = {
+                "job_id": letter.job_id,
+                "outcome": letter.outcome,
+                "attempts": letter.attempts,
+                "repository": letter.job.subject,
+                "kind": letter.job.kind,
+                "delivery_id": letter.job.delivery_id,
+                "error": letter.error,
+                "failed_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(letter.failed_at)),
+            }
             if args.json:
                 sys.stdout.write(json.dumps(row) + "\n")
             else:
-                sys.stdout.write("{job_id}  {failed_at}  {outcome:<6} {attempts:>2}x  {repository}  "
-                                 "{kind}  {error}\n".format(**row))
+                sys.stdout.write(
+                    "{job_id}  {failed_at}  {outcome:<6} {attempts:>2}x  {repository}  {kind}  {error}\n".format(**row)
+                )
         if not args.json:
             total = queue.ledger.dead_count()
             more = f" (the {total - len(letters)} newer ones are not listed)" if total > len(letters) else ""

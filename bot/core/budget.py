@@ -35,8 +35,7 @@ MAX_BUILDS = 200  # `docker build` commands in all buildspecs
 MAX_UNITS = 500_000  # the work units above
 
 
-def check(snapshot: RepoSnapshot, options: Options,
-          found: discover.Candidates | None = None) -> tuple[Finding, ...]:
+def check(snapshot: RepoSnapshot, options: Options, found: discover.Candidates | None = None) -> tuple[Finding, ...]:
     """Findings for every limit the repository's buildspecs and Dockerfiles exceed; empty when within budget."""
     spec_candidates, dockerfile_candidates = found or discover.candidates(snapshot.paths, options)
     out: list[Finding] = []
@@ -73,23 +72,32 @@ def check(snapshot: RepoSnapshot, options: Options,
         except DockerfileParseError:
             continue  # the Dockerfile planner leaves it alone and says why
         if len(df.instructions) > MAX_INSTRUCTIONS:
-            out.append(_finding(path, f"it has {len(df.instructions):,} instructions, more than "
-                                      f"{MAX_INSTRUCTIONS:,}"))
+            out.append(_finding(path, f"it has {len(df.instructions):,} instructions, more than {MAX_INSTRUCTIONS:,}"))
         if len(df.stages) > MAX_STAGES:
             out.append(_finding(path, f"it has {len(df.stages):,} build stages, more than {MAX_STAGES:,}"))
         instructions += len(df.instructions)
         most_instructions = max(most_instructions, len(df.instructions))
     where = ", ".join(spec_candidates[:3]) or "the repository"
     if chars > MAX_EXPANDED_CHARS:
-        out.append(_finding(where, f"its buildspecs (each string counted once per YAML alias that repeats it) and "
-                                   f"Dockerfiles hold more than {MAX_EXPANDED_CHARS:,} characters"))
+        out.append(
+            _finding(
+                where,
+                f"its buildspecs (each string counted once per YAML alias that repeats it) and "
+                f"Dockerfiles hold more than {MAX_EXPANDED_CHARS:,} characters",
+            )
+        )
     if builds > MAX_BUILDS:
         out.append(_finding(where, f"its buildspecs run {builds:,} `docker build` commands, more than {MAX_BUILDS:,}"))
     units = chars + instructions + (1 + builds) * (most_instructions + most_strings)
     if not out and units > MAX_UNITS:
-        out.append(_finding(where, f"planning it takes {units:,} work units ({builds:,} builds, each reading a "
-                                   f"Dockerfile of up to {most_instructions:,} instructions and a buildspec of up "
-                                   f"to {most_strings:,} strings), more than {MAX_UNITS:,}"))
+        out.append(
+            _finding(
+                where,
+                f"planning it takes {units:,} work units ({builds:,} builds, each reading a "
+                f"Dockerfile of up to {most_instructions:,} instructions and a buildspec of up "
+                f"to {most_strings:,} strings), more than {MAX_UNITS:,}",
+            )
+        )
     return tuple(out)
 
 
@@ -99,9 +107,12 @@ def refusals(findings: tuple[Finding, ...]) -> list[Finding]:
 
 
 def _finding(path: str, what: str) -> Finding:
-    return Finding(path, "error", Code.PLAN_BUDGET_EXCEEDED,
-                   f"Not planned, no file was changed: {what}, which is past what the bot plans "
-                   "(see `bot/core/budget.py`).")
+    return Finding(
+        path,
+        "error",
+        Code.PLAN_BUDGET_EXCEEDED,
+        f"Not planned, no file was changed: {what}, which is past what the bot plans (see `bot/core/budget.py`).",
+    )
 
 
 def _count(data: object) -> tuple[int, int, int]:

@@ -18,31 +18,150 @@ from bot.core.repo_config import CONFIG_PATH
 
 # Installed third-party code: never read. `vendor/` is left out of buildspec/Dockerfile discovery by the default
 # `ignore_paths` only (a team may vendor its own images), and its manifests are never read.
-_SKIP_DIRS = frozenset({"node_modules", ".git", ".venv", "venv", "__pycache__", ".terraform",
-                        "bower_components", ".tox", "site-packages"})
+_SKIP_DIRS = frozenset(
+    {"node_modules", ".git", ".venv", "venv", "__pycache__", ".terraform", "bower_components", ".tox", "site-packages"}
+)
 _NO_MANIFESTS = _SKIP_DIRS | {"vendor"}
 _BUILDSPEC = re.compile(r"(?i)^.*buildspec.*\.ya?ml$")
 # `Dockerfile`, `Dockerfile.dev`, `Dockerfile_prod`, `api.Dockerfile` and the same with `Containerfile` (Podman's name).
 _DOCKERFILE = re.compile(r"(?i)^(?:(?:docker|container)file(?:[._-].+)?|.+\.(?:docker|container)file)$")
 # A last extension that makes `dockerfile_parse.py`, `dockerfile.go` or `Dockerfile.md` a source file or a document,
 # never a Dockerfile (`Dockerfile.dev`, `Dockerfile.alpine`, `Dockerfile_arm.cpu` keep counting).
-_NOT_DOCKERFILE = frozenset({
-    "py", "pyc", "pyi", "ipynb", "js", "mjs", "cjs", "jsx", "ts", "tsx", "mts", "cts", "vue", "svelte", "go", "rb",
-    "java", "kt", "kts", "scala", "groovy", "gradle", "cs", "fs", "vb", "rs", "c", "h", "cc", "cpp", "cxx", "hpp",
-    "php", "pl", "pm", "swift", "dart", "lua", "r", "ex", "exs", "erl", "clj", "hs", "ml", "sql", "sh", "bash",
-    "zsh", "fish", "ps1", "psm1", "bat", "cmd", "md", "markdown", "rst", "adoc", "txt", "html", "htm", "css",
-    "scss", "json", "yml", "yaml", "toml", "xml", "lock", "tf", "hcl", "csv", "log", "diff", "patch", "png",
-    "jpg", "jpeg", "gif", "svg", "pdf", "dockerignore",
-})
-_MANIFESTS = frozenset({
-    "package.json", "package-lock.json", "npm-shrinkwrap.json", "yarn.lock", "pnpm-lock.yaml",
-    "pnpm-workspace.yaml", "Pipfile", "Pipfile.lock", "pyproject.toml", "poetry.lock", "uv.lock", "setup.py",
-    "setup.cfg", "go.mod", "go.sum", "Gemfile", "Gemfile.lock", "composer.json", "composer.lock", "pom.xml",
-    "NuGet.config", "nuget.config", "Cargo.toml", "Cargo.lock", ".npmrc", ".yarnrc", ".yarnrc.yml",
-    "packages.lock.json", "global.json", "mix.exs", "mix.lock", "build.sbt",
-})
-_MANIFEST_GLOBS = ("requirements*.txt", "constraints*.txt", "*.gemspec", "build.gradle*", "settings.gradle*",
-                   "*.csproj", "*.fsproj", "*.vbproj", "*.sln", "Directory.*.props", "gradle.properties")
+_NOT_DOCKERFILE = frozenset(
+    {
+        "py",
+        "pyc",
+        "pyi",
+        "ipynb",
+        "js",
+        "mjs",
+        "cjs",
+        "jsx",
+        "ts",
+        "tsx",
+        "mts",
+        "cts",
+        "vue",
+        "svelte",
+        "go",
+        "rb",
+        "java",
+        "kt",
+        "kts",
+        "scala",
+        "groovy",
+        "gradle",
+        "cs",
+        "fs",
+        "vb",
+        "rs",
+        "c",
+        "h",
+        "cc",
+        "cpp",
+        "cxx",
+        "hpp",
+        "php",
+        "pl",
+        "pm",
+        "swift",
+        "dart",
+        "lua",
+        "r",
+        "ex",
+        "exs",
+        "erl",
+        "clj",
+        "hs",
+        "ml",
+        "sql",
+        "sh",
+        "bash",
+        "zsh",
+        "fish",
+        "ps1",
+        "psm1",
+        "bat",
+        "cmd",
+        "md",
+        "markdown",
+        "rst",
+        "adoc",
+        "txt",
+        "html",
+        "htm",
+        "css",
+        "scss",
+        "json",
+        "yml",
+        "yaml",
+        "toml",
+        "xml",
+        "lock",
+        "tf",
+        "hcl",
+        "csv",
+        "log",
+        "diff",
+        "patch",
+        "png",
+        "jpg",
+        "jpeg",
+        "gif",
+        "svg",
+        "pdf",
+        "dockerignore",
+    }
+)
+_MANIFESTS = frozenset(
+    {
+        "package.json",
+        "package-lock.json",
+        "npm-shrinkwrap.json",
+        "yarn.lock",
+        "pnpm-lock.yaml",
+        "pnpm-workspace.yaml",
+        "Pipfile",
+        "Pipfile.lock",
+        "pyproject.toml",
+        "poetry.lock",
+        "uv.lock",
+        "setup.py",
+        "setup.cfg",
+        "go.mod",
+        "go.sum",
+        "Gemfile",
+        "Gemfile.lock",
+        "composer.json",
+        "composer.lock",
+        "pom.xml",
+        "NuGet.config",
+        "nuget.config",
+        "Cargo.toml",
+        "Cargo.lock",
+        ".npmrc",
+        ".yarnrc",
+        ".yarnrc.yml",
+        "packages.lock.json",
+        "global.json",
+        "mix.exs",
+        "mix.lock",
+        "build.sbt",
+    }
+)
+_MANIFEST_GLOBS = (
+    "requirements*.txt",
+    "constraints*.txt",
+    "*.gemspec",
+    "build.gradle*",
+    "settings.gradle*",
+    "*.csproj",
+    "*.fsproj",
+    "*.vbproj",
+    "*.sln",
+    "Directory.*.props",
+    "gradle.properties",
+)
 # The globs as one pattern: exactly `any(fnmatchcase(base, g))`, in one scan instead of eleven (webhook hot path).
 _MANIFEST_GLOB = re.compile("|".join(fnmatch.translate(g) for g in _MANIFEST_GLOBS))
 _MAX_SPECS = 200
@@ -101,16 +220,26 @@ def configured_matches(paths: tuple[str, ...], pattern: str) -> list[str]:
 
 def buildspec_candidates(paths: tuple[str, ...], options: Options) -> list[str]:
     """Paths that look like buildspecs by name (outside `ignore_paths`) or are configured as such."""
-    out = [p for p in paths if not _skipped(p) and (
-        (_BUILDSPEC.match(posixpath.basename(p)) and not _ignored(p, options))
-        or _matches(p, options.buildspec_paths))]
+    out = [
+        p
+        for p in paths
+        if not _skipped(p)
+        and (
+            (_BUILDSPEC.match(posixpath.basename(p)) and not _ignored(p, options))
+            or _matches(p, options.buildspec_paths)
+        )
+    ]
     return out[:_MAX_SPECS]
 
 
 def dockerfile_candidates(paths: tuple[str, ...], options: Options) -> list[str]:
     """Paths that look like Dockerfiles by name (outside `ignore_paths`) or are configured as such."""
-    out = [p for p in paths if not _skipped(p) and (
-        (is_dockerfile(p) and not _ignored(p, options)) or _matches(p, options.dockerfile_paths))]
+    out = [
+        p
+        for p in paths
+        if not _skipped(p)
+        and ((is_dockerfile(p) and not _ignored(p, options)) or _matches(p, options.dockerfile_paths))
+    ]
     return out[:_MAX_DOCKERFILES]
 
 
@@ -120,10 +249,15 @@ Candidates = tuple[list[str], list[str]]
 def candidates(paths: tuple[str, ...], options: Options) -> Candidates:
     """(buildspec, Dockerfile) candidates in one pass: a repository's tree can hold many thousand paths."""
     kept = tuple(p for p in paths if not _skipped(p))
-    specs = [p for p in kept if (_BUILDSPEC.match(posixpath.basename(p)) and not _ignored(p, options))
-             or _matches(p, options.buildspec_paths)]
-    dockerfiles = [p for p in kept if (is_dockerfile(p) and not _ignored(p, options))
-                   or _matches(p, options.dockerfile_paths)]
+    specs = [
+        p
+        for p in kept
+        if (_BUILDSPEC.match(posixpath.basename(p)) and not _ignored(p, options))
+        or _matches(p, options.buildspec_paths)
+    ]
+    dockerfiles = [
+        p for p in kept if (is_dockerfile(p) and not _ignored(p, options)) or _matches(p, options.dockerfile_paths)
+    ]
     return specs[:_MAX_SPECS], dockerfiles[:_MAX_DOCKERFILES]
 
 
@@ -133,10 +267,16 @@ def _unmatched(paths: tuple[str, ...], options: Options) -> list[Finding]:
     for key, patterns in (("dockerfiles", options.dockerfile_paths), ("buildspecs", options.buildspec_paths)):
         for pattern in patterns:
             if not configured_matches(paths, pattern):
-                out.append(Finding(CONFIG_PATH, "warning", Code.CONFIG_GLOB_UNMATCHED,
-                                   f"`{key}` entry `{pattern}` matches no file the bot reads (none outside "
-                                   "node_modules, .git and virtualenv folders), so it adds nothing; correct the "
-                                   "path or remove it."))
+                out.append(
+                    Finding(
+                        CONFIG_PATH,
+                        "warning",
+                        Code.CONFIG_GLOB_UNMATCHED,
+                        f"`{key}` entry `{pattern}` matches no file the bot reads (none outside "
+                        "node_modules, .git and virtualenv folders), so it adds nothing; correct the "
+                        "path or remove it.",
+                    )
+                )
     return out
 
 
@@ -183,14 +323,21 @@ def _why_not(data: object) -> str | None:
     version = data.get("version")
     if str(version) not in ("0.2",):
         if str(version) == "0.1":
-            return ("buildspec version 0.1 runs every command in its own shell, so variables set by one "
-                    "command are lost; move it to version 0.2 first")
+            return (
+                "buildspec version 0.1 runs every command in its own shell, so variables set by one "
+                "command are lost; move it to version 0.2 first"
+            )
         return f"`version: {version}` is not a CodeBuild buildspec version (0.2)"
     if not isinstance(data.get("phases"), dict) and "batch" not in data:
         return "no `phases` mapping"
     env = data.get("env")
-    if isinstance(env, dict) and str(env.get("shell", "")).lower() in ("powershell.exe", "powershell", "cmd",
-                                                                        "cmd.exe", "pwsh"):
+    if isinstance(env, dict) and str(env.get("shell", "")).lower() in (
+        "powershell.exe",
+        "powershell",
+        "cmd",
+        "cmd.exe",
+        "pwsh",
+    ):
         return f"runs Windows `{env.get('shell')}` commands; only Linux shells are supported"
     # Windows images run commands in PowerShell unless `env.shell` says otherwise
     # (https://docs.aws.amazon.com/codebuild/latest/userguide/build-spec-ref.html, env/shell).

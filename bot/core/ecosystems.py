@@ -27,45 +27,122 @@ class Ecosystem:
     tools: tuple[str, ...]
 
 
-TABLE: dict[str, Ecosystem] = {e.name: e for e in (
-    Ecosystem("npm", ("package.json",), ("package-lock.json", "npm-shrinkwrap.json"), (".npmrc",),
-              ("**/node_modules", "npm-debug.log"), ("node_modules",), ("npm",)),
-    Ecosystem("yarn", ("package.json",), ("yarn.lock",), (".npmrc", ".yarnrc"),
-              ("**/node_modules", "yarn-error.log"), ("node_modules",), ("yarn",)),
-    Ecosystem("pnpm", ("package.json",), ("pnpm-lock.yaml",), (".npmrc", ".pnpmfile.cjs"),
-              ("**/node_modules",), ("node_modules",), ("pnpm",)),
-    Ecosystem("pip", (), (), (), ("**/__pycache__", "**/*.pyc", ".venv"), (), ("pip", "pip3", "uv")),
-    Ecosystem("pipenv", ("Pipfile",), ("Pipfile.lock",), (), ("**/__pycache__", "**/*.pyc", ".venv"), (),
-              ("pipenv",)),
-    Ecosystem("poetry", ("pyproject.toml",), ("poetry.lock",), ("poetry.toml",),
-              ("**/__pycache__", "**/*.pyc", ".venv"), (), ("poetry",)),
-    Ecosystem("uv", ("pyproject.toml",), ("uv.lock",), (".python-version", "uv.toml"),
-              ("**/__pycache__", "**/*.pyc", ".venv"), (), ("uv",)),
-    Ecosystem("go", ("go.mod",), ("go.sum",), (), (), ("/go/pkg/mod", "pkg/mod"), ("go",)),
-    Ecosystem("bundler", ("Gemfile",), ("Gemfile.lock",), (), (".bundle", "vendor/bundle"), (), ("bundle", "bundler")),
-    Ecosystem("maven", ("pom.xml",), (), (), ("target",), (".m2",), ("mvn", "mvnw")),
-    Ecosystem("gradle", ("build.gradle", "build.gradle.kts"), (),
-              ("settings.gradle", "settings.gradle.kts", "gradle.properties", "gradlew"),
-              (".gradle",), (".gradle",), ("gradle", "gradlew")),
-    Ecosystem("composer", ("composer.json",), ("composer.lock",), ("auth.json",), ("vendor",), (),
-              ("composer",)),
-    Ecosystem("dotnet", (), (), ("NuGet.config", "nuget.config", "NuGet.Config", "global.json",
-                                 "Directory.Build.props", "Directory.Packages.props", "Directory.Build.targets"),
-              ("**/bin", "**/obj"), (".nuget",), ("dotnet",)),
-    Ecosystem("cargo", ("Cargo.toml",), ("Cargo.lock",), (), ("target",), ("target", ".cargo/registry"),
-              ("cargo",)),
-)}
+TABLE: dict[str, Ecosystem] = {
+    e.name: e
+    for e in (
+        Ecosystem(
+            "npm",
+            ("package.json",),
+            ("package-lock.json", "npm-shrinkwrap.json"),
+            (".npmrc",),
+            ("**/node_modules", "npm-debug.log"),
+            ("node_modules",),
+            ("npm",),
+        ),
+        Ecosystem(
+            "yarn",
+            ("package.json",),
+            ("yarn.lock",),
+            (".npmrc", ".yarnrc"),
+            ("**/node_modules", "yarn-error.log"),
+            ("node_modules",),
+            ("yarn",),
+        ),
+        Ecosystem(
+            "pnpm",
+            ("package.json",),
+            ("pnpm-lock.yaml",),
+            (".npmrc", ".pnpmfile.cjs"),
+            ("**/node_modules",),
+            ("node_modules",),
+            ("pnpm",),
+        ),
+        Ecosystem("pip", (), (), (), ("**/__pycache__", "**/*.pyc", ".venv"), (), ("pip", "pip3", "uv")),
+        Ecosystem(
+            "pipenv", ("Pipfile",), ("Pipfile.lock",), (), ("**/__pycache__", "**/*.pyc", ".venv"), (), ("pipenv",)
+        ),
+        Ecosystem(
+            "poetry",
+            ("pyproject.toml",),
+            ("poetry.lock",),
+            ("poetry.toml",),
+            ("**/__pycache__", "**/*.pyc", ".venv"),
+            (),
+            ("poetry",),
+        ),
+        Ecosystem(
+            "uv",
+            ("pyproject.toml",),
+            ("uv.lock",),
+            (".python-version", "uv.toml"),
+            ("**/__pycache__", "**/*.pyc", ".venv"),
+            (),
+            ("uv",),
+        ),
+        Ecosystem("go", ("go.mod",), ("go.sum",), (), (), ("/go/pkg/mod", "pkg/mod"), ("go",)),
+        Ecosystem(
+            "bundler", ("Gemfile",), ("Gemfile.lock",), (), (".bundle", "vendor/bundle"), (), ("bundle", "bundler")
+        ),
+        Ecosystem("maven", ("pom.xml",), (), (), ("target",), (".m2",), ("mvn", "mvnw")),
+        Ecosystem(
+            "gradle",
+            ("build.gradle", "build.gradle.kts"),
+            (),
+            ("settings.gradle", "settings.gradle.kts", "gradle.properties", "gradlew"),
+            (".gradle",),
+            (".gradle",),
+            ("gradle", "gradlew"),
+        ),
+        Ecosystem("composer", ("composer.json",), ("composer.lock",), ("auth.json",), ("vendor",), (), ("composer",)),
+        Ecosystem(
+            "dotnet",
+            (),
+            (),
+            (
+                "NuGet.config",
+                "nuget.config",
+                "NuGet.Config",
+                "global.json",
+                "Directory.Build.props",
+                "Directory.Packages.props",
+                "Directory.Build.targets",
+            ),
+            ("**/bin", "**/obj"),
+            (".nuget",),
+            ("dotnet",),
+        ),
+        Ecosystem(
+            "cargo", ("Cargo.toml",), ("Cargo.lock",), (), ("target",), ("target", ".cargo/registry"), ("cargo",)
+        ),
+    )
+}
 
 UNSUPPORTED_TOOLS = frozenset({"sbt", "lein", "mix", "stack", "cabal", "swift", "dart", "flutter", "conan"})
 DOTNET_PROJECTS = (".csproj", ".fsproj", ".vbproj", ".sln", ".slnx")
 # The Maven wrapper (`mvnw` and `.mvn/wrapper/`) pins the Maven version, as `gradlew` pins Gradle's.
-MANIFEST_NAMES = frozenset(
-    n for e in TABLE.values() for n in e.manifests + e.locks + e.optional
-) | {"requirements.txt", "mvnw", "maven-wrapper.properties"}
+MANIFEST_NAMES = frozenset(n for e in TABLE.values() for n in e.manifests + e.locks + e.optional) | {
+    "requirements.txt",
+    "mvnw",
+    "maven-wrapper.properties",
+}
 # Files whose text the planner needs to judge safety (for discover.paths_to_read).
-CONTENT_FILES = ("package.json", "Pipfile", "pyproject.toml", "go.mod", "Gemfile", "composer.json", "pom.xml",
-                 "settings.gradle", "settings.gradle.kts", "build.gradle", "build.gradle.kts", "NuGet.config",
-                 "nuget.config", "NuGet.Config", ".dockerignore")
+CONTENT_FILES = (
+    "package.json",
+    "Pipfile",
+    "pyproject.toml",
+    "go.mod",
+    "Gemfile",
+    "composer.json",
+    "pom.xml",
+    "settings.gradle",
+    "settings.gradle.kts",
+    "build.gradle",
+    "build.gradle.kts",
+    "NuGet.config",
+    "nuget.config",
+    "NuGet.Config",
+    ".dockerignore",
+)
 CONTENT_PATTERNS = (r"(^|/)requirements[^/]*\.(txt|in)$", r"(^|/)constraints[^/]*\.txt$", r"\.dockerignore$")
 
 
@@ -124,12 +201,29 @@ def _pip_files(args: list[str]) -> tuple[list[str], list[str], bool]:
             link = a.split("=", 1)[1] if a.startswith("--") else a[2:].removeprefix("=")
             if "://" not in link or link.startswith("file:"):
                 local = True
-        elif a in ("-t", "--target", "--prefix", "--root", "-i", "--index-url", "--extra-index-url",
-                   "-f", "--find-links", "--trusted-host", "--platform", "--python-version",
-                   "--implementation", "--abi", "--progress-bar", "--cache-dir", "--src") and i + 1 < len(args):
+        elif a in (
+            "-t",
+            "--target",
+            "--prefix",
+            "--root",
+            "-i",
+            "--index-url",
+            "--extra-index-url",
+            "-f",
+            "--find-links",
+            "--trusted-host",
+            "--platform",
+            "--python-version",
+            "--implementation",
+            "--abi",
+            "--progress-bar",
+            "--cache-dir",
+            "--src",
+        ) and i + 1 < len(args):
             link = args[i + 1]
-            if a in ("-f", "--find-links") and (looks_like_path(link) and "://" not in link
-                                                or link.startswith("file:")):
+            if a in ("-f", "--find-links") and (
+                looks_like_path(link) and "://" not in link or link.startswith("file:")
+            ):
                 local = True
             i += 2
             continue
@@ -198,37 +292,71 @@ def recognise(cmd: ShellCommand) -> Install | None:
     if name == "go":
         if w[1:3] == ["mod", "download"] and all(a.startswith("-") for a in w[3:]):
             return Install("go", cmd, True)
-        if sub in ("build", "test", "vet", "generate", "run") or (sub == "install" and not all(
-                "@" in a for a in rest if not a.startswith("-"))):
+        if sub in ("build", "test", "vet", "generate", "run") or (
+            sub == "install" and not all("@" in a for a in rest if not a.startswith("-"))
+        ):
             return Install("go", cmd, False, prefetch="go mod download")
         return None
-    if name in ("bundle", "bundler") and sub == "install" and _flags_only(
-            [a for a in rest if not re.fullmatch(r"\d+|[a-z_:]+", a) or a.startswith("-")]):
+    if (
+        name in ("bundle", "bundler")
+        and sub == "install"
+        and _flags_only([a for a in rest if not re.fullmatch(r"\d+|[a-z_:]+", a) or a.startswith("-")])
+    ):
         return Install("bundler", cmd, True)
     if name in ("mvn", "mvnw"):
         goals = [a for a in w[1:] if not a.startswith("-")]
         if goals and all(g.startswith("dependency:") for g in goals):
             return Install("maven", cmd, True)
         if not any(a in ("-f", "--file", "-s", "--settings", "-pl", "--projects") for a in w):
-            keep = [a for a in w[1:] if a in ("-B", "--batch-mode", "-q", "--quiet", "-ntp",
-                                               "--no-transfer-progress", "-U") or a.startswith("-D")]
+            keep = [
+                a
+                for a in w[1:]
+                if a in ("-B", "--batch-mode", "-q", "--quiet", "-ntp", "--no-transfer-progress", "-U")
+                or a.startswith("-D")
+            ]
             # The wrapper keeps its spelling (`./mvnw`): it runs from the project folder.
-            return Install("maven", cmd, False, prefetch=" ".join([w[0] if name == "mvnw" else "mvn", *keep,
-                                                                   "dependency:go-offline"]))
-        return Install("maven", cmd, False, note="names a POM, settings file or module list (`-f`, `-s` or "
-                                                 "`-pl`) that the bot does not follow, so it adds no "
-                                                 "dependencies-only step for it")
+            return Install(
+                "maven",
+                cmd,
+                False,
+                prefetch=" ".join([w[0] if name == "mvnw" else "mvn", *keep, "dependency:go-offline"]),
+            )
+        return Install(
+            "maven",
+            cmd,
+            False,
+            note="names a POM, settings file or module list (`-f`, `-s` or "
+            "`-pl`) that the bot does not follow, so it adds no "
+            "dependencies-only step for it",
+        )
     if name in ("gradle", "gradlew"):
         tasks = [a for a in w[1:] if not a.startswith("-")]
         if tasks and all(t in ("dependencies", "androidDependencies", "resolveDependencies") for t in tasks):
             return Install("gradle", cmd, True)
-        return Install("gradle", cmd, False, note="resolves the dependencies and compiles in one step, and Gradle "
-                                                  "has no built-in task that only downloads them, so the bot adds "
-                                                  "no dependencies-only step for it")
+        return Install(
+            "gradle",
+            cmd,
+            False,
+            note="resolves the dependencies and compiles in one step, and Gradle "
+            "has no built-in task that only downloads them, so the bot adds "
+            "no dependencies-only step for it",
+        )
     if name == "composer" and sub in ("install", "i"):
         deps = "--no-scripts" in rest and "--no-autoloader" in rest
-        keep = [a for a in rest if a not in ("--optimize-autoloader", "-o", "--classmap-authoritative", "-a",
-                                             "--apcu-autoloader", "--no-scripts", "--no-autoloader")]
+        keep = [
+            a
+            for a in rest
+            if a
+            not in (
+                "--optimize-autoloader",
+                "-o",
+                "--classmap-authoritative",
+                "-a",
+                "--apcu-autoloader",
+                "--no-scripts",
+                "--no-autoloader",
+            )
+        ]
         pre = None if deps else " ".join([*w[:2], "--no-scripts", "--no-autoloader", *keep])
         return Install("composer", cmd, deps, prefetch=pre)
     if name == "dotnet":
@@ -241,8 +369,11 @@ def recognise(cmd: ShellCommand) -> Install | None:
         return None
     if name in UNSUPPORTED_TOOLS:
         return Install(name, cmd, False)
-    if name == "cargo" and sub in ("build", "test", "install", "chef") and not (
-            sub == "install" and "--path" not in rest):
+    if (
+        name == "cargo"
+        and sub in ("build", "test", "install", "chef")
+        and not (sub == "install" and "--path" not in rest)
+    ):
         return Install("cargo", cmd, False)
     return None
 
@@ -260,8 +391,21 @@ def _dotnet_restore(w: list[str]) -> str | None:
             continue
         if a.startswith("--runtime="):
             out.append(a)
-        elif a in ("-c", "--configuration", "-o", "--output", "-f", "--framework", "-p", "--property",
-                   "-v", "--verbosity", "--os", "-a", "--arch") and i + 1 < len(w):
+        elif a in (
+            "-c",
+            "--configuration",
+            "-o",
+            "--output",
+            "-f",
+            "--framework",
+            "-p",
+            "--property",
+            "-v",
+            "--verbosity",
+            "--os",
+            "-a",
+            "--arch",
+        ) and i + 1 < len(w):
             if a in ("--os", "-a", "--arch"):
                 return None
             i += 2
@@ -335,17 +479,31 @@ def _check_node(install: Install, project: str, at: Callable[[str], str], exists
         return f"`{at('package.json')}` declares `workspaces`, whose packages live in the source tree"
     scripts = data.get("scripts") or {}
     ignore = "--ignore-scripts" in install.command.words
-    hooks = [k for k in ("preinstall", "install", "postinstall", "prepare", "prepublish", "preprepare",
-                         "postprepare") if isinstance(scripts, dict) and k in scripts]
+    hooks = [
+        k
+        for k in ("preinstall", "install", "postinstall", "prepare", "prepublish", "preprepare", "postprepare")
+        if isinstance(scripts, dict) and k in scripts
+    ]
     if hooks and not ignore:
-        return (f"`{at('package.json')}` has the install script `{hooks[0]}` "
-                f"(`{scripts[hooks[0]]}`), which may need the sources")
+        return (
+            f"`{at('package.json')}` has the install script `{hooks[0]}` "
+            f"(`{scripts[hooks[0]]}`), which may need the sources"
+        )
     pnpm_section = data.get("pnpm")
     pnpm: dict[str, object] = pnpm_section if isinstance(pnpm_section, dict) else {}
     if pnpm.get("patchedDependencies"):
         return f"`{at('package.json')}` applies `pnpm.patchedDependencies`, whose patches live in the source tree"
-    sections = [data.get(s) for s in ("dependencies", "devDependencies", "optionalDependencies",
-                                      "peerDependencies", "overrides", "resolutions")] + [pnpm.get("overrides")]
+    sections = [
+        data.get(s)
+        for s in (
+            "dependencies",
+            "devDependencies",
+            "optionalDependencies",
+            "peerDependencies",
+            "overrides",
+            "resolutions",
+        )
+    ] + [pnpm.get("overrides")]
     for deps in sections:
         if not isinstance(deps, dict):
             continue
@@ -422,20 +580,31 @@ def _first_rule(name: str, at: Callable[[str], str], read: Read, rules: tuple[tu
 
 
 def _check_pipenv(install: Install, project: str, at: Callable[[str], str], exists: Exists, read: Read) -> str | None:
-    return _first_rule("Pipfile", at, read,
-                       ((r"\bpath\s*=|editable\s*=\s*true", "has a local-path or editable package"),))
+    return _first_rule(
+        "Pipfile", at, read, ((r"\bpath\s*=|editable\s*=\s*true", "has a local-path or editable package"),)
+    )
 
 
-def _check_pyproject(install: Install, project: str, at: Callable[[str], str], exists: Exists,
-                     read: Read) -> str | None:
-    return _first_rule("pyproject.toml", at, read, (
-        (r"\bpath\s*=|develop\s*=\s*true|editable\s*=\s*true|\[tool\.uv\.workspace\]|workspace\s*=\s*true",
-         "has a local-path, editable or workspace dependency"),))
+def _check_pyproject(
+    install: Install, project: str, at: Callable[[str], str], exists: Exists, read: Read
+) -> str | None:
+    return _first_rule(
+        "pyproject.toml",
+        at,
+        read,
+        (
+            (
+                r"\bpath\s*=|develop\s*=\s*true|editable\s*=\s*true|\[tool\.uv\.workspace\]|workspace\s*=\s*true",
+                "has a local-path, editable or workspace dependency",
+            ),
+        ),
+    )
 
 
 def _check_go(install: Install, project: str, at: Callable[[str], str], exists: Exists, read: Read) -> str | None:
-    why = _first_rule("go.mod", at, read,
-                      ((r"=>\s*(\.{1,2}/|/|\.\.?\s*$)", "has a `replace` directive to a local folder"),))
+    why = _first_rule(
+        "go.mod", at, read, ((r"=>\s*(\.{1,2}/|/|\.\.?\s*$)", "has a `replace` directive to a local folder"),)
+    )
     if why:
         return why
     # The go command looks for go.work in the module's folder and every folder above it.
@@ -453,12 +622,19 @@ def _check_go(install: Install, project: str, at: Callable[[str], str], exists: 
 
 
 def _check_bundler(install: Install, project: str, at: Callable[[str], str], exists: Exists, read: Read) -> str | None:
-    why = _first_rule("Gemfile", at, read, (
-        (r"^\s*gemspec\b", "uses `gemspec`, which reads the gem's own sources"),
-        (r"\bpath:|:path\s*=>|^\s*path\b|eval_gemfile", "has a `path:` gem from the source tree"),
-        (r"\b(File|IO|Pathname)\.|\brequire_relative\b|^\s*load\b|\bfile:\s*[\"']",
-         "reads files from the source tree (`File.read`, `ruby file:`, `require_relative`)"),
-    ))
+    why = _first_rule(
+        "Gemfile",
+        at,
+        read,
+        (
+            (r"^\s*gemspec\b", "uses `gemspec`, which reads the gem's own sources"),
+            (r"\bpath:|:path\s*=>|^\s*path\b|eval_gemfile", "has a `path:` gem from the source tree"),
+            (
+                r"\b(File|IO|Pathname)\.|\brequire_relative\b|^\s*load\b|\bfile:\s*[\"']",
+                "reads files from the source tree (`File.read`, `ruby file:`, `require_relative`)",
+            ),
+        ),
+    )
     if why:
         return why
     if exists(at(".bundle/config")):
@@ -472,8 +648,11 @@ def _check_maven(install: Install, project: str, at: Callable[[str], str], exist
         return f"`{at('pom.xml')}` was not read"
     if "<modules>" in text:
         return f"`{at('pom.xml')}` is a multi-module build whose modules live in the source tree"
-    if "<parent>" in text and not re.search(r"<relativePath\s*/>|<relativePath>\s*</relativePath>", text) and exists(
-            posixpath.normpath(posixpath.join(project, "..", "pom.xml"))):
+    if (
+        "<parent>" in text
+        and not re.search(r"<relativePath\s*/>|<relativePath>\s*</relativePath>", text)
+        and exists(posixpath.normpath(posixpath.join(project, "..", "pom.xml")))
+    ):
         return f"`{at('pom.xml')}` inherits from a parent POM in the source tree"
     relative = re.search(r"<parent>.*?<relativePath>\s*([^<\s]+)\s*</relativePath>", text, re.S)
     if relative:
@@ -486,8 +665,9 @@ def _check_maven(install: Install, project: str, at: Callable[[str], str], exist
     for name in ("extensions.xml", "maven.config", "jvm.config"):
         if exists(at(f".mvn/{name}")):
             return f"`{at('.mvn/' + name)}` configures Maven from the source tree"
-    if install.command.name == "mvnw" and not (exists(at("mvnw")) and exists(
-            at(".mvn/wrapper/maven-wrapper.properties"))):
+    if install.command.name == "mvnw" and not (
+        exists(at("mvnw")) and exists(at(".mvn/wrapper/maven-wrapper.properties"))
+    ):
         return "the Maven wrapper files (`mvnw`, `.mvn/wrapper/`) are not in the build context"
     return None
 
@@ -518,8 +698,7 @@ def _check_gradle(install: Install, project: str, at: Callable[[str], str], exis
     return None
 
 
-def _check_composer(install: Install, project: str, at: Callable[[str], str], exists: Exists,
-                    read: Read) -> str | None:
+def _check_composer(install: Install, project: str, at: Callable[[str], str], exists: Exists, read: Read) -> str | None:
     data, why = _json_file(at("composer.json"), read)
     if why:
         return why
@@ -531,8 +710,7 @@ def _check_composer(install: Install, project: str, at: Callable[[str], str], ex
     return None
 
 
-def _check_dotnet(install: Install, project: str, at: Callable[[str], str], exists: Exists,
-                  read: Read) -> str | None:
+def _check_dotnet(install: Install, project: str, at: Callable[[str], str], exists: Exists, read: Read) -> str | None:
     for name in ("NuGet.config", "nuget.config", "NuGet.Config"):
         if not exists(at(name)):
             continue
@@ -547,9 +725,18 @@ def _check_dotnet(install: Install, project: str, at: Callable[[str], str], exis
 
 
 _CHECKS: dict[str, Callable[[Install, str, Callable[[str], str], Exists, Read], str | None]] = {
-    "npm": _check_node, "yarn": _check_node, "pnpm": _check_node, "pipenv": _check_pipenv,
-    "poetry": _check_pyproject, "uv": _check_pyproject, "go": _check_go, "bundler": _check_bundler,
-    "maven": _check_maven, "gradle": _check_gradle, "composer": _check_composer, "dotnet": _check_dotnet,
+    "npm": _check_node,
+    "yarn": _check_node,
+    "pnpm": _check_node,
+    "pipenv": _check_pipenv,
+    "poetry": _check_pyproject,
+    "uv": _check_pyproject,
+    "go": _check_go,
+    "bundler": _check_bundler,
+    "maven": _check_maven,
+    "gradle": _check_gradle,
+    "composer": _check_composer,
+    "dotnet": _check_dotnet,
 }
 
 
@@ -571,8 +758,12 @@ def copy_files(install: Install, project: str, exists: Exists, paths: tuple[str,
         out += [at("mvnw")] + [p for p in paths if p.startswith(at(".mvn/wrapper") + "/")]
     if eco.name == "dotnet":
         prefix = "" if project == "." else project + "/"
-        out += sorted(p for p in paths if p.startswith(prefix) and p.endswith(DOTNET_PROJECTS)
-                      and "/bin/" not in p and "/obj/" not in p)
-        out += sorted(p for p in paths if p.startswith(prefix) and posixpath.basename(p) in eco.optional
-                      and p not in out)
+        out += sorted(
+            p
+            for p in paths
+            if p.startswith(prefix) and p.endswith(DOTNET_PROJECTS) and "/bin/" not in p and "/obj/" not in p
+        )
+        out += sorted(
+            p for p in paths if p.startswith(prefix) and posixpath.basename(p) in eco.optional and p not in out
+        )
     return out

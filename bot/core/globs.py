@@ -14,7 +14,7 @@ def _expand(pattern: str) -> list[str]:
     m = _BRACES.search(pattern)
     if m is None:
         return [pattern]
-    return [e for alt in m.group(1).split(",") for e in _expand(pattern[:m.start()] + alt + pattern[m.end():])]
+    return [e for alt in m.group(1).split(",") for e in _expand(pattern[: m.start()] + alt + pattern[m.end() :])]
 
 
 def _translate(pattern: str) -> str:
@@ -36,9 +36,9 @@ def _translate(pattern: str) -> str:
         elif pattern[i] == "?":
             out.append("[^/]")
             i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 2:]:
+        elif pattern[i] == "[" and "]" in pattern[i + 2 :]:
             end = pattern.index("]", i + 2)
-            body = pattern[i + 1:end]
+            body = pattern[i + 1 : end]
             out.append("[" + ("^" + re.escape(body[1:]) if body[0] in "!^" else re.escape(body)) + "]")
             i = end + 1
         else:

@@ -76,35 +76,58 @@ def _where(setup: AwsSetup) -> str:
 def cloudformation(setup: AwsSetup, shared: tuple[str, ...] = ()) -> str:
     """A CloudFormation template (YAML): the cache repositories with mutable tags and their lifecycle policy, and
     the IAM policy attached to the CodeBuild service role given as a parameter."""
+
     def sub(text: str) -> Any:
         if not _TOKEN.search(text):
             return text
         filled = _fill(text, lambda t: _CFN_TOKENS.get(t) or "${" + _cfn_parameter(t) + "}", "${AWS::Partition}")
         return {"Fn::Sub": filled}
 
-    parameters: dict[str, Any] = {"CodeBuildRoleName": {
-        "Type": "String", "Description": "Name of the CodeBuild project's service role (the last part of its ARN)"}}
+    parameters: dict[str, Any] = {
+        "CodeBuildRoleName": {
+            "Type": "String",
+            "Description": "Name of the CodeBuild project's service role (the last part of its ARN)",
+        }
+    }
     for name in image_placeholders(setup):
-        parameters[_cfn_parameter(name)] = {"Type": "String", "Default": "my-" + name.lower().replace("_", "-"),
-                                           "Description": "An ECR repository your build pushes its image to"}
+        parameters[_cfn_parameter(name)] = {
+            "Type": "String",
+            "Default": "my-" + name.lower().replace("_", "-"),
+            "Description": "An ECR repository your build pushes its image to",
+        }
     resources: dict[str, Any] = {}
     for n, repo in enumerate(managed_repositories(setup, shared), 1):
         # Every build overwrites its cache tag, so the tags must stay mutable.
-        resources[f"CacheRepository{n if n > 1 else ''}"] = {"Type": "AWS::ECR::Repository", "Properties": {
-            "RepositoryName": repo, "ImageTagMutability": "MUTABLE",
-            "LifecyclePolicy": {"LifecyclePolicyText": setup.lifecycle_policy_json.strip() + "\n"}}}
-    resources["CacheIamPolicy"] = {"Type": "AWS::IAM::Policy", "Properties": {
-        "PolicyName": POLICY_NAME, "Roles": [{"Ref": "CodeBuildRoleName"}],
-        "PolicyDocument": _walk(json.loads(setup.iam_policy_json), sub)}}
-    template = {"AWSTemplateFormatVersion": "2010-09-09",
-                "Description": "Amazon ECR layer cache for CodeBuild Docker builds (ecr-cache-bot)",
-                "Parameters": parameters, "Resources": resources}
+        resources[f"CacheRepository{n if n > 1 else ''}"] = {
+            "Type": "AWS::ECR::Repository",
+            "Properties": {
+                "RepositoryName": repo,
+                "ImageTagMutability": "MUTABLE",
+                "LifecyclePolicy": {"LifecyclePolicyText": setup.lifecycle_policy_json.strip() + "\n"},
+            },
+        }
+    resources["CacheIamPolicy"] = {
+        "Type": "AWS::IAM::Policy",
+        "Properties": {
+            "PolicyName": POLICY_NAME,
+            "Roles": [{"Ref": "CodeBuildRoleName"}],
+            "PolicyDocument": _walk(json.loads(setup.iam_policy_json), sub),
+        },
+    }
+    template = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Description": "Amazon ECR layer cache for CodeBuild Docker builds (ecr-cache-bot)",
+        "Parameters": parameters,
+        "Resources": resources,
+    }
     body = yaml.dump(template, Dumper=_Dumper, sort_keys=False, width=120, allow_unicode=True)
     return f"# {_where(setup)}\n{body}"
 
 
-_TF_TOKENS = {ACCOUNT_PLACEHOLDER: "${data.aws_caller_identity.current.account_id}",
-              REGION_PLACEHOLDER: "${var.region}"}
+_TF_TOKENS = {
+    ACCOUNT_PLACEHOLDER: "${data.aws_caller_identity.current.account_id}",
+    REGION_PLACEHOLDER: "${var.region}",
+}
 
 
 def _escape(text: str) -> str:
@@ -125,36 +148,51 @@ def _heredoc(text: str, indent: str = "    ") -> str:
 
 def _tf_fill(text: str) -> str:
     """One line of the IAM policy with its placeholders as Terraform references."""
-    return _fill(_escape(text), lambda t: _TF_TOKENS.get(t) or "${var." + t.lower() + "}",
-                 "${data.aws_partition.current.partition}")
+    return _fill(
+        _escape(text),
+        lambda t: _TF_TOKENS.get(t) or "${var." + t.lower() + "}",
+        "${data.aws_partition.current.partition}",
+    )
 
 
 def terraform(setup: AwsSetup, shared: tuple[str, ...] = ()) -> str:
     """A Terraform configuration (AWS provider): `aws_ecr_repository` and `aws_ecr_lifecycle_policy` per cache
     repository, and an `aws_iam_role_policy` on the CodeBuild service role given as a variable."""
     policy = setup.iam_policy_json
-    out = [f"# {_where(setup)}",
-           'variable "codebuild_role_name" {\n  type        = string\n'
-           '  description = "Name of the CodeBuild project\'s service role (the last part of its ARN)"\n}']
+    out = [
+        f"# {_where(setup)}",
+        'variable "codebuild_role_name" {\n  type        = string\n'
+        '  description = "Name of the CodeBuild project\'s service role (the last part of its ARN)"\n}',
+    ]
     if REGION_PLACEHOLDER in _TOKEN.findall(policy):
-        out.append('variable "region" {\n  type        = string\n'
-                   '  description = "The region of your CodeBuild project and ECR repositories"\n}')
+        out.append(
+            'variable "region" {\n  type        = string\n'
+            '  description = "The region of your CodeBuild project and ECR repositories"\n}'
+        )
     for name in image_placeholders(setup):
         default = _hcl_string("my-" + name.lower().replace("_", "-"))
-        out.append(f'variable "{name.lower()}" {{\n  type        = string\n  default     = {default}\n'
-                   '  description = "An ECR repository your build pushes its image to"\n}')
+        out.append(
+            f'variable "{name.lower()}" {{\n  type        = string\n  default     = {default}\n'
+            '  description = "An ECR repository your build pushes its image to"\n}'
+        )
     if ACCOUNT_PLACEHOLDER in _TOKEN.findall(policy):
         out.append('data "aws_caller_identity" "current" {}')
     if _ARN_PARTITION.search(policy):
         out.append('data "aws_partition" "current" {}')
     for n, repo in enumerate(managed_repositories(setup, shared), 1):
         label = "cache" if n == 1 else f"cache_{n}"
-        out.append(f'resource "aws_ecr_repository" "{label}" {{\n  name                 = {_hcl_string(repo)}\n'
-                   '  image_tag_mutability = "MUTABLE" # every build overwrites its cache tag\n}')
-        out.append(f'resource "aws_ecr_lifecycle_policy" "{label}" {{\n'
-                   f"  repository = aws_ecr_repository.{label}.name\n"
-                   f"  policy     = {_heredoc(_escape(setup.lifecycle_policy_json))}\n}}")
+        out.append(
+            f'resource "aws_ecr_repository" "{label}" {{\n  name                 = {_hcl_string(repo)}\n'
+            '  image_tag_mutability = "MUTABLE" # every build overwrites its cache tag\n}'
+        )
+        out.append(
+            f'resource "aws_ecr_lifecycle_policy" "{label}" {{\n'
+            f"  repository = aws_ecr_repository.{label}.name\n"
+            f"  policy     = {_heredoc(_escape(setup.lifecycle_policy_json))}\n}}"
+        )
     filled = "\n".join(_tf_fill(line) for line in policy.strip().splitlines())
-    out.append(f'resource "aws_iam_role_policy" "ecr_cache" {{\n  name   = "{POLICY_NAME}"\n'
-               f"  role   = var.codebuild_role_name\n  policy = {_heredoc(filled)}\n}}")
+    out.append(
+        f'resource "aws_iam_role_policy" "ecr_cache" {{\n  name   = "{POLICY_NAME}"\n'
+        f"  role   = var.codebuild_role_name\n  policy = {_heredoc(filled)}\n}}"
+    )
     return "\n\n".join(out) + "\n"

@@ -27,8 +27,15 @@ COUNT_TYPES = ("imageCountMoreThan", "sinceImagePushed", "sinceImagePulled", "si
 AGE_COUNT_TYPES = COUNT_TYPES[1:]
 ACTION_TYPES = ("expire", "transition")
 _RULE_KEYS = ("rulePriority", "description", "selection", "action")
-_SELECTION_KEYS = ("tagStatus", "tagPatternList", "tagPrefixList", "storageClass", "countType", "countUnit",
-                   "countNumber")
+_SELECTION_KEYS = (
+    "tagStatus",
+    "tagPatternList",
+    "tagPrefixList",
+    "storageClass",
+    "countType",
+    "countUnit",
+    "countNumber",
+)
 _ACTION_KEYS = ("type", "targetStorageClass")
 _VARIABLE = re.compile(r"\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*")
 
@@ -42,8 +49,9 @@ def lifecycle_problems(document: str | Mapping[str, object], live_tags: Iterable
     problems: list[str] = []
     if isinstance(document, str):
         if not MIN_TEXT_LENGTH <= len(document) <= MAX_TEXT_LENGTH:
-            problems.append(f"the policy text is {len(document)} characters; ECR accepts "
-                            f"{MIN_TEXT_LENGTH} to {MAX_TEXT_LENGTH}")
+            problems.append(
+                f"the policy text is {len(document)} characters; ECR accepts {MIN_TEXT_LENGTH} to {MAX_TEXT_LENGTH}"
+            )
         try:
             parsed: object = json.loads(document)
         except ValueError as exc:
@@ -129,7 +137,7 @@ def _selection_problems(selection: Mapping[str, object]) -> list[str]:
         problems.append(f"`countType` is {count_type!r}; ECR accepts {', '.join(COUNT_TYPES)}")
     elif count_type in AGE_COUNT_TYPES:
         if selection.get("countUnit") != "days":
-            problems.append(f"`countUnit` must be \"days\" with countType {count_type}")
+            problems.append(f'`countUnit` must be "days" with countType {count_type}')
     elif "countUnit" in selection:
         problems.append(f"`countUnit` is only allowed with countType {', '.join(AGE_COUNT_TYPES)}")
     if not _is_count(selection.get("countNumber")):
@@ -137,9 +145,9 @@ def _selection_problems(selection: Mapping[str, object]) -> list[str]:
     storage = selection.get("storageClass")
     if count_type == "sinceImageTransitioned":
         if storage != "archive":
-            problems.append("countType sinceImageTransitioned needs `storageClass` \"archive\"")
+            problems.append('countType sinceImageTransitioned needs `storageClass` "archive"')
     elif "storageClass" in selection and storage != "standard":
-        problems.append(f"`storageClass` must be \"standard\" with countType {count_type}")
+        problems.append(f'`storageClass` must be "standard" with countType {count_type}')
     return problems
 
 
@@ -149,10 +157,15 @@ def _action_problems(action: Mapping[str, object], selection: Mapping[str, objec
     if kind not in ACTION_TYPES:
         problems.append(f"action `type` is {kind!r}; ECR accepts {', '.join(ACTION_TYPES)}")
     if kind == "transition" and action.get("targetStorageClass") != "archive":
-        problems.append("a transition action needs `targetStorageClass` \"archive\"")
+        problems.append('a transition action needs `targetStorageClass` "archive"')
     number = selection.get("countNumber")
-    if (kind == "expire" and selection.get("countType") == "sinceImageTransitioned" and _is_count(number)
-            and isinstance(number, int) and number < MIN_ARCHIVE_DAYS):
+    if (
+        kind == "expire"
+        and selection.get("countType") == "sinceImageTransitioned"
+        and _is_count(number)
+        and isinstance(number, int)
+        and number < MIN_ARCHIVE_DAYS
+    ):
         problems.append(f"archived images cannot be expired before {MIN_ARCHIVE_DAYS} days in archive")
     return problems
 
@@ -168,8 +181,10 @@ def _policy_problems(rules: list[object]) -> list[str]:
     priorities = [r.get("rulePriority") for r in rules if isinstance(r, Mapping) and _is_count(r.get("rulePriority"))]
     duplicates = sorted({p for p in priorities if priorities.count(p) > 1}, key=str)
     if duplicates:
-        problems.append(f"rulePriority {', '.join(map(str, duplicates))} is used by more than one rule; "
-                        "each rule needs a unique rulePriority")
+        problems.append(
+            f"rulePriority {', '.join(map(str, duplicates))} is used by more than one rule; "
+            "each rule needs a unique rulePriority"
+        )
     selections = [_selection_of(r) for r in rules]
     if sum(s.get("tagStatus") == "untagged" for s in selections) > 1:
         problems.append("more than one rule selects untagged images; ECR allows one")
@@ -182,8 +197,10 @@ def _policy_problems(rules: list[object]) -> list[str]:
             if selection.get("tagStatus") == "tagged" and isinstance(value, list):
                 signature = (str(selection.get("storageClass", "standard")), key, tuple(sorted(map(str, value))))
                 if signature in seen:
-                    problems.append(f"two rules select the same {key} {list(signature[2])}; "
-                                    "the rules must select a unique set of tags")
+                    problems.append(
+                        f"two rules select the same {key} {list(signature[2])}; "
+                        "the rules must select a unique set of tags"
+                    )
                 seen.add(signature)
     numbered = [(r.get("rulePriority"), _selection_of(r)) for r in rules if isinstance(r, Mapping)]
     top = max((p for p, _ in numbered if isinstance(p, int)), default=None)
@@ -191,12 +208,16 @@ def _policy_problems(rules: list[object]) -> list[str]:
         if selection.get("tagStatus") != "any":
             continue
         if priority != top or sum(p == top for p, _ in numbered) > 1:
-            problems.append(f"the rule with tagStatus \"any\" (rulePriority {priority}) must have the highest "
-                            "rulePriority of the policy and be evaluated last")
+            problems.append(
+                f'the rule with tagStatus "any" (rulePriority {priority}) must have the highest '
+                "rulePriority of the policy and be evaluated last"
+            )
         if selection.get("countType") in AGE_COUNT_TYPES:
             # The bot's own rule (DESIGN): an age rule on every image also expires the live cache tag.
-            problems.append(f"rule {priority} expires every image by age (tagStatus \"any\" with "
-                            f"{selection.get('countType')}); that deletes the live cache")
+            problems.append(
+                f'rule {priority} expires every image by age (tagStatus "any" with '
+                f"{selection.get('countType')}); that deletes the live cache"
+            )
     return problems
 
 
@@ -233,9 +254,14 @@ def _live_tag_problems(rules: list[Mapping[str, object]], live_tags: Iterable[st
         kind = action.get("type") if isinstance(action, Mapping) else None
         # Only a tagged count rule keeps the newest image of this tag; an `any` count rule keeps the newest
         # images of the whole repository, which need not include it.
-        if (selection.get("tagStatus") != "tagged" or selection.get("countType") != "imageCountMoreThan"
-                or kind != "expire"):
-            problems.append(f"the live cache tag {live!r} is decided by rule {decider.get('rulePriority')} "
-                            f"({selection.get('tagStatus')}, {selection.get('countType')}, {kind}), "
-                            "which does not keep its newest image")
+        if (
+            selection.get("tagStatus") != "tagged"
+            or selection.get("countType") != "imageCountMoreThan"
+            or kind != "expire"
+        ):
+            problems.append(
+                f"the live cache tag {live!r} is decided by rule {decider.get('rulePriority')} "
+                f"({selection.get('tagStatus')}, {selection.get('countType')}, {kind}), "
+                "which does not keep its newest image"
+            )
     return problems

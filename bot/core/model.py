@@ -16,8 +16,15 @@ OutputMode = Literal["push", "load", "none"]
 CacheErrors = Literal["ignore", "fatal"]
 # Renovate's `:ignoreModulesAndTests` folders (https://docs.renovatebot.com/presets-default/#ignoremodulesandtests);
 # `ignore_paths` in the repo config replaces them, as Renovate's `ignorePaths` does.
-DEFAULT_IGNORE_PATHS = ("**/node_modules/**", "**/vendor/**", "**/test/**", "**/tests/**", "**/__tests__/**",
-                        "**/__fixtures__/**", "**/examples/**")
+DEFAULT_IGNORE_PATHS = (
+    "**/node_modules/**",
+    "**/vendor/**",
+    "**/test/**",
+    "**/tests/**",
+    "**/__tests__/**",
+    "**/__fixtures__/**",
+    "**/examples/**",
+)
 
 
 @dataclass(frozen=True)

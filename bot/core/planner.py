@@ -28,8 +28,16 @@ from bot.core.model import (
 def plan(snapshot: RepoSnapshot, options: Options) -> Plan:
     """Decide every file edit and finding for one repository; idempotent on its own output."""
     if not options.enabled:
-        return Plan(findings=(Finding(".github/ecr-cache.yml", "info", Code.DISABLED,
-                                      "ecr-cache-bot is disabled by `enabled: false` in the repo config."),))
+        return Plan(
+            findings=(
+                Finding(
+                    ".github/ecr-cache.yml",
+                    "info",
+                    Code.DISABLED,
+                    "ecr-cache-bot is disabled by `enabled: false` in the repo config.",
+                ),
+            )
+        )
     candidates = discover.candidates(snapshot.paths, options)
     over = budget.check(snapshot, options, candidates)
     if over:
@@ -43,8 +51,9 @@ def plan(snapshot: RepoSnapshot, options: Options) -> Plan:
     leak = bool(ignores) and any(f.code == Code.SECRET_IN_CACHE for f in spec_part.findings)
     if leak or costless:
         # A `.git` holding a token is no leak once the `.dockerignore` this same plan writes leaves it out.
-        spec_part = buildspec_plan.plan_buildspecs(snapshot, options, found, ignores if leak else None,
-                                                   frozenset(costless))
+        spec_part = buildspec_plan.plan_buildspecs(
+            snapshot, options, found, ignores if leak else None, frozenset(costless)
+        )
     edits = list(spec_part.edits + docker_part.edits)
     findings = list(found.findings + spec_part.findings + docker_part.findings)
     findings.extend(_costless_findings(spec_part, costless))
@@ -57,9 +66,15 @@ def plan(snapshot: RepoSnapshot, options: Options) -> Plan:
         broken = lifecycle_problems(setup.lifecycle_policy_json, live_tags)
         if broken:
             # ECR accepts some invalid policies silently (and moto all of them): never propose one.
-            findings.append(Finding(policies.LIFECYCLE_PATH, "error", Code.LIFECYCLE_POLICY_INVALID,
-                                    "The lifecycle policy the bot would write breaks ECR's rules, so no policy "
-                                    "file is proposed: " + "; ".join(broken)))
+            findings.append(
+                Finding(
+                    policies.LIFECYCLE_PATH,
+                    "error",
+                    Code.LIFECYCLE_POLICY_INVALID,
+                    "The lifecycle policy the bot would write breaks ECR's rules, so no policy "
+                    "file is proposed: " + "; ".join(broken),
+                )
+            )
         elif spec_part.edits:
             # Policy files ride along with a buildspec change only: a repository already set up by
             # hand is not nagged for them.
@@ -104,8 +119,9 @@ class _Costless:
     advice: str
 
 
-_HOST_BUILT = re.compile(r"^(?:ADD|COPY)\b.*(?:\.(?:jar|war|ear|zip|tar\.gz)\b|\s(?:\./)?(?:target|build|dist|out)/)",
-                         re.IGNORECASE)
+_HOST_BUILT = re.compile(
+    r"^(?:ADD|COPY)\b.*(?:\.(?:jar|war|ear|zip|tar\.gz)\b|\s(?:\./)?(?:target|build|dist|out)/)", re.IGNORECASE
+)
 
 
 def _costless(part: PartialPlan, tables: dict[str, CacheTable]) -> dict[tuple[str, int], _Costless]:
@@ -121,13 +137,19 @@ def _costless(part: PartialPlan, tables: dict[str, CacheTable]) -> dict[tuple[st
         if link.buildspec not in edited or table is None:
             continue
         if link.no_cache:
-            out[(link.buildspec, k)] = _Costless(link, f"it builds with {link.no_cache}, which re-runs every "
-                                                 f"step of `{table.dockerfile}` on every build",
-                                                 "remove `--no-cache` so the build can reuse its layers")
+            out[(link.buildspec, k)] = _Costless(
+                link,
+                f"it builds with {link.no_cache}, which re-runs every step of `{table.dockerfile}` on every build",
+                "remove `--no-cache` so the build can reuse its layers",
+            )
         elif cachetable.reuses_nothing(table.before) and cachetable.reuses_nothing(table.after):
-            out[(link.buildspec, k)] = _Costless(link, f"on a source-only change every step of "
-                                                 f"`{table.dockerfile}` that takes time re-runs, before and after "
-                                                 "this change", _advice(table))
+            out[(link.buildspec, k)] = _Costless(
+                link,
+                f"on a source-only change every step of "
+                f"`{table.dockerfile}` that takes time re-runs, before and after "
+                "this change",
+                _advice(table),
+            )
     return out
 
 
@@ -135,17 +157,23 @@ def _advice(table: CacheTable) -> str:
     """What would let the layer cache help this Dockerfile."""
     first = next((s for s in table.after if s.reruns_on_source_change), None)
     if first is not None and _HOST_BUILT.match(first.instruction):
-        return (f"`{first.instruction}` copies a file built on the build host, which changes on every build; build "
-                "it in an earlier stage of a multi-stage Dockerfile (dependencies first) so that the dependency "
-                "download is cached")
+        return (
+            f"`{first.instruction}` copies a file built on the build host, which changes on every build; build "
+            "it in an earlier stage of a multi-stage Dockerfile (dependencies first) so that the dependency "
+            "download is cached"
+        )
     slow = next((s for s in table.after if not s.trivial and s.instruction.startswith("RUN")), None)
     if slow is not None:
         cause = next((s for s in table.after if s.stage == slow.stage and s.reason), first)
         because = f" ({cause.reason})" if cause is not None and cause.reason else ""
-        return (f"`{slow.instruction}` re-runs after every source change{because}; copy only the files it needs "
-                "(dependency manifests, a lock file) before it and the rest of the source after it")
-    return ("the image is its base image plus files of the repository, so there is nothing slow to reuse; slow "
-            "steps (package installs, downloads) placed before the first COPY of the source would be reused")
+        return (
+            f"`{slow.instruction}` re-runs after every source change{because}; copy only the files it needs "
+            "(dependency manifests, a lock file) before it and the rest of the source after it"
+        )
+    return (
+        "the image is its base image plus files of the repository, so there is nothing slow to reuse; slow "
+        "steps (package installs, downloads) placed before the first COPY of the source would be reused"
+    )
 
 
 def _costless_findings(part: PartialPlan, costless: dict[tuple[str, int], _Costless]) -> list[Finding]:
@@ -155,12 +183,16 @@ def _costless_findings(part: PartialPlan, costless: dict[tuple[str, int], _Costl
     for key, c in costless.items():
         where = f"{c.link.buildspec}:{c.link.line}"
         if key in skipped:
-            text = (f"{where}: left as it is: {c.why}, so a BuildKit builder, an ECR login, `--load` and a cache "
-                    f"export would only make this build slower. What would help: {c.advice}.")
+            text = (
+                f"{where}: left as it is: {c.why}, so a BuildKit builder, an ECR login, `--load` and a cache "
+                f"export would only make this build slower. What would help: {c.advice}."
+            )
         else:
-            text = (f"{where}: this build gains nothing from the layer cache ({c.why}); it still gets the cache "
-                    "flags because it is a `docker buildx build` next to rewritten builds and would otherwise run "
-                    f"on their builder without `--load`, which only makes it slower. What would help: {c.advice}.")
+            text = (
+                f"{where}: this build gains nothing from the layer cache ({c.why}); it still gets the cache "
+                "flags because it is a `docker buildx build` next to rewritten builds and would otherwise run "
+                f"on their builder without `--load`, which only makes it slower. What would help: {c.advice}."
+            )
         out.append(Finding(c.link.buildspec, "info", Code.CACHE_REUSES_NOTHING, text, line=c.link.line))
     return out
 
@@ -187,24 +219,40 @@ def _policy_files(snapshot: RepoSnapshot, setup: AwsSetup) -> tuple[list[FileEdi
         if path in snapshot.paths:
             existing = snapshot.files.get(path)
             if existing is not None and existing != content:
-                findings.append(Finding(path, "info", Code.POLICY_FILE_KEPT,
-                                        f"{path} already exists and differs from the generated policy; "
-                                        "it is left as it is."))
+                findings.append(
+                    Finding(
+                        path,
+                        "info",
+                        Code.POLICY_FILE_KEPT,
+                        f"{path} already exists and differs from the generated policy; it is left as it is.",
+                    )
+                )
             continue
         edits.append(FileEdit(path=path, action="create", content=content, reasons=(reason,)))
-    names = {policies.ACCOUNT_PLACEHOLDER: "AWS account id", policies.REGION_PLACEHOLDER: "region",
-             policies.IMAGE_PLACEHOLDER: "image repository"}
+    names = {
+        policies.ACCOUNT_PLACEHOLDER: "AWS account id",
+        policies.REGION_PLACEHOLDER: "region",
+        policies.IMAGE_PLACEHOLDER: "image repository",
+    }
     placeholders = [p for p in names if p in setup.iam_policy_json]
-    how = {policies.ACCOUNT_PLACEHOLDER: "the account id comes from `aws sts get-caller-identity`",
-           policies.REGION_PLACEHOLDER: "set `AWS_REGION` in the first command",
-           policies.IMAGE_PLACEHOLDER: "set `IMAGE_REPOSITORY` to the repository your build pushes to"}
+    how = {
+        policies.ACCOUNT_PLACEHOLDER: "the account id comes from `aws sts get-caller-identity`",
+        policies.REGION_PLACEHOLDER: "set `AWS_REGION` in the first command",
+        policies.IMAGE_PLACEHOLDER: "set `IMAGE_REPOSITORY` to the repository your build pushes to",
+    }
     if placeholders and policies.IAM_PATH not in snapshot.paths:
-        findings.append(Finding(policies.IAM_PATH, "info", Code.IAM_PLACEHOLDERS,
-                                f"Neither the buildspec nor the repo config settles the "
-                                f"{' or '.join(names[p] for p in placeholders)}, "
-                                f"so {policies.IAM_PATH} says {' and '.join(placeholders)} there; the one-time "
-                                f"setup commands replace {'it' if len(placeholders) == 1 else 'them'} before "
-                                f"attaching the policy ({'; '.join(how[p] for p in placeholders)})."))
+        findings.append(
+            Finding(
+                policies.IAM_PATH,
+                "info",
+                Code.IAM_PLACEHOLDERS,
+                f"Neither the buildspec nor the repo config settles the "
+                f"{' or '.join(names[p] for p in placeholders)}, "
+                f"so {policies.IAM_PATH} says {' and '.join(placeholders)} there; the one-time "
+                f"setup commands replace {'it' if len(placeholders) == 1 else 'them'} before "
+                f"attaching the policy ({'; '.join(how[p] for p in placeholders)}).",
+            )
+        )
     return edits, findings
 
 

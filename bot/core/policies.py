@@ -100,29 +100,33 @@ def lifecycle_policy(cache_tag: str, days: int, live_tags: Iterable[str] = ()) -
         count = TASK_TAGS_KEPT if "*" in pattern else 1
         description = f"Keep the live cache tag{'s' if count > 1 else ''} {pattern}"
         rules.append(_keep_rule(len(rules) + 1, description, pattern, count))
-    rules.append({
-        "rulePriority": len(rules) + 1,
-        "description": f"Expire branch and task caches not refreshed for {days} days",
-        "selection": {
-            "tagStatus": "tagged",
-            "tagPatternList": [f"{cache_tag}-*"],
-            "countType": "sinceImagePushed",
-            "countUnit": "days",
-            "countNumber": days,
-        },
-        "action": {"type": "expire"},
-    })
-    rules.append({
-        "rulePriority": len(rules) + 1,
-        "description": "Expire superseded cache manifests",
-        "selection": {
-            "tagStatus": "untagged",
-            "countType": "sinceImagePushed",
-            "countUnit": "days",
-            "countNumber": 1,
-        },
-        "action": {"type": "expire"},
-    })
+    rules.append(
+        {
+            "rulePriority": len(rules) + 1,
+            "description": f"Expire branch and task caches not refreshed for {days} days",
+            "selection": {
+                "tagStatus": "tagged",
+                "tagPatternList": [f"{cache_tag}-*"],
+                "countType": "sinceImagePushed",
+                "countUnit": "days",
+                "countNumber": days,
+            },
+            "action": {"type": "expire"},
+        }
+    )
+    rules.append(
+        {
+            "rulePriority": len(rules) + 1,
+            "description": "Expire superseded cache manifests",
+            "selection": {
+                "tagStatus": "untagged",
+                "countType": "sinceImagePushed",
+                "countUnit": "days",
+                "countNumber": 1,
+            },
+            "action": {"type": "expire"},
+        }
+    )
     return {"rules": rules}
 
 
@@ -141,7 +145,7 @@ def default_cache_repository(repository: str | None) -> str | None:
     base = repository.rstrip("/").rsplit("/", 1)[-1].lower()
     base = re.sub(r"[^a-z0-9._-]+", "-", base)
     base = _NAME_SEPARATORS.sub(lambda m: m.group(1), base).strip("._-")
-    base = base[:256 - len(_DEFAULT_SUFFIX)].rstrip("._-")
+    base = base[: 256 - len(_DEFAULT_SUFFIX)].rstrip("._-")
     name = f"{base}{_DEFAULT_SUFFIX}"
     return name if base and ecr_repository_problem(name) is None else None
 
@@ -196,20 +200,20 @@ MERGE_SCRIPT = (
     "import json,sys\n"
     "o,c=(json.load(open(f)) for f in sys.argv[1:3])\n"
     "m={}\n"
-    "for r in (c.get(\"rules\") or [])+(o.get(\"rules\") or []):\n"
-    " s=r.get(\"selection\") or {}\n"
-    " if s.get(\"tagStatus\")==\"any\" and s.get(\"countType\")==\"sinceImagePushed\": continue\n"
-    " k=(\"untagged\",) if s.get(\"tagStatus\")==\"untagged\" else (s.get(\"tagStatus\"),s.get(\"countType\"),"
-    "tuple(s.get(\"tagPatternList\") or ()),tuple(s.get(\"tagPrefixList\") or ()))\n"
+    'for r in (c.get("rules") or [])+(o.get("rules") or []):\n'
+    ' s=r.get("selection") or {}\n'
+    ' if s.get("tagStatus")=="any" and s.get("countType")=="sinceImagePushed": continue\n'
+    ' k=("untagged",) if s.get("tagStatus")=="untagged" else (s.get("tagStatus"),s.get("countType"),'
+    'tuple(s.get("tagPatternList") or ()),tuple(s.get("tagPrefixList") or ()))\n'
     " if k not in m: m[k]=json.loads(json.dumps(r))\n"
-    " elif k!=(\"untagged\",): t=m[k][\"selection\"]; t[\"countNumber\"]=max(t.get(\"countNumber\",0),"
-    "s.get(\"countNumber\",0))\n"
+    ' elif k!=("untagged",): t=m[k]["selection"]; t["countNumber"]=max(t.get("countNumber",0),'
+    's.get("countNumber",0))\n'
     "def rank(s):\n"
-    " t=s.get(\"tagStatus\")\n"
-    " return 3 if t==\"any\" else 2 if t==\"untagged\" else 0 if s.get(\"countType\")==\"imageCountMoreThan\" else 1\n"
-    "rs=sorted(m.values(),key=lambda r:rank(r[\"selection\"]))\n"
-    "for i,r in enumerate(rs,1): r[\"rulePriority\"]=i\n"
-    "print(json.dumps({\"rules\":rs},indent=2))\n"
+    ' t=s.get("tagStatus")\n'
+    ' return 3 if t=="any" else 2 if t=="untagged" else 0 if s.get("countType")=="imageCountMoreThan" else 1\n'
+    'rs=sorted(m.values(),key=lambda r:rank(r["selection"]))\n'
+    'for i,r in enumerate(rs,1): r["rulePriority"]=i\n'
+    'print(json.dumps({"rules":rs},indent=2))\n'
 )
 
 
@@ -224,9 +228,15 @@ def public_repository_arn(account: str, name: str) -> str:
     return f"arn:aws:ecr-public::{account}:repository/{name}"
 
 
-def iam_policy(region: str, account: str, repositories: Iterable[str],
-               extra_arns: Iterable[str] = (), pull_only_arns: Iterable[str] = (),
-               public_arns: Iterable[str] = (), base_arns: Iterable[str] = ()) -> dict[str, object]:
+def iam_policy(
+    region: str,
+    account: str,
+    repositories: Iterable[str],
+    extra_arns: Iterable[str] = (),
+    pull_only_arns: Iterable[str] = (),
+    public_arns: Iterable[str] = (),
+    base_arns: Iterable[str] = (),
+) -> dict[str, object]:
     """Least-privilege policy: ECR login on `*`, push/pull on the named repositories, pull on the builder image
     and private base images, ECR Public login and push on the public repositories a build pushes to."""
     arns = list(dict.fromkeys([*extra_arns, *(repository_arn(region, account, n) for n in repositories)]))
@@ -246,18 +256,20 @@ def iam_policy(region: str, account: str, repositories: Iterable[str],
     ]
     pulls = [a for a in dict.fromkeys(pull_only_arns) if a not in arns]
     if pulls:
-        statements.append({"Sid": "PullBuilderImage", "Effect": "Allow", "Action": list(PULL_ACTIONS),
-                           "Resource": pulls})
+        statements.append(
+            {"Sid": "PullBuilderImage", "Effect": "Allow", "Action": list(PULL_ACTIONS), "Resource": pulls}
+        )
     bases = [a for a in dict.fromkeys(base_arns) if a not in arns and a not in pulls]
     if bases:
-        statements.append({"Sid": "PullBaseImages", "Effect": "Allow", "Action": list(PULL_ACTIONS),
-                           "Resource": bases})
+        statements.append({"Sid": "PullBaseImages", "Effect": "Allow", "Action": list(PULL_ACTIONS), "Resource": bases})
     public = list(dict.fromkeys(public_arns))
     if public:
-        statements.append({"Sid": "EcrPublicLogin", "Effect": "Allow", "Action": list(PUBLIC_LOGIN_ACTIONS),
-                           "Resource": "*"})
-        statements.append({"Sid": "PushPublicImage", "Effect": "Allow", "Action": list(PUBLIC_PUSH_ACTIONS),
-                           "Resource": public})
+        statements.append(
+            {"Sid": "EcrPublicLogin", "Effect": "Allow", "Action": list(PUBLIC_LOGIN_ACTIONS), "Resource": "*"}
+        )
+        statements.append(
+            {"Sid": "PushPublicImage", "Effect": "Allow", "Action": list(PUBLIC_PUSH_ACTIONS), "Resource": public}
+        )
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -304,9 +316,7 @@ def _first_valid(candidates: Iterable[str | None], problem: object) -> str | Non
 
 
 _REGISTRY_HOST = re.compile(r"(?P<account>\$\{\w+\}|\$?\w+)\.dkr\.ecr\.(?P<region>\$\{\w+\}|\$?[\w-]+)\.amazonaws\.com")
-_CACHE_URI_LINE = re.compile(
-    r"CACHE_URI=(?P<account>\S+?)\.dkr\.ecr\.(?P<region>\S+?)\.amazonaws\.com(?:\.cn)?/"
-)
+_CACHE_URI_LINE = re.compile(r"CACHE_URI=(?P<account>\S+?)\.dkr\.ecr\.(?P<region>\S+?)\.amazonaws\.com(?:\.cn)?/")
 
 
 def _resolve(token: str, variables: Mapping[str, str]) -> str | None:
@@ -328,12 +338,16 @@ def _named_by_hosts(hosts: list[tuple[str, str, str]], region: str | None, accou
     """The region/account of the registry hosts, used where nothing surer set them, and where they came from."""
     regions = {r for _, r, _ in hosts if region_problem(r) is None}
     accounts = {a for a, _, _ in hosts if account_id_problem(a) is None}
-    found = _Named(None if region or len(regions) != 1 else regions.pop(),
-                   None if account or len(accounts) != 1 else accounts.pop())
+    found = _Named(
+        None if region or len(regions) != 1 else regions.pop(),
+        None if account or len(accounts) != 1 else accounts.pop(),
+    )
     where_region = next((w for _, r, w in hosts if r == found.region), "")
     where_account = next((w for a, _, w in hosts if a == found.account), "")
-    used = [f"region {found.region} (from the ECR registry named at {where_region})" if found.region else "",
-            f"account {found.account} (from the ECR registry named at {where_account})" if found.account else ""]
+    used = [
+        f"region {found.region} (from the ECR registry named at {where_region})" if found.region else "",
+        f"account {found.account} (from the ECR registry named at {where_account})" if found.account else "",
+    ]
     if not any(used):
         return found
     # The buildspec's CACHE_URI follows the build's own account and region: these are a default to check.
@@ -341,9 +355,7 @@ def _named_by_hosts(hosts: list[tuple[str, str, str]], region: str | None, accou
     return _Named(found.region, found.account, (note,))
 
 
-def aws_setup(
-    buildspec_texts: Mapping[str, str], options: Options, builds: tuple[BuildLink, ...]
-) -> AwsSetup:
+def aws_setup(buildspec_texts: Mapping[str, str], options: Options, builds: tuple[BuildLink, ...]) -> AwsSetup:
     """The one-time AWS setup for the cache repositories these buildspecs use."""
     regions: list[str | None] = [options.region]
     accounts: list[str | None] = [options.account_id]
@@ -374,12 +386,18 @@ def aws_setup(
         for number, value in named_values:
             # `123456789012.dkr.ecr.$AWS_REGION...` still names the account, `$ACCOUNT.dkr.ecr.eu-west-1...` the region.
             # Only the builder reference itself is skipped, not every host of the builder's registry.
-            hosts.extend((m["account"], m["region"], f"{path}:{number}") for m in _REGISTRY_HOST.finditer(value)
-                         if not value.startswith(builder_ref, m.start()))
+            hosts.extend(
+                (m["account"], m["region"], f"{path}:{number}")
+                for m in _REGISTRY_HOST.finditer(value)
+                if not value.startswith(builder_ref, m.start())
+            )
         # A pulled image is only read: it never gets push rights.
         for _, value in named_values:
-            literal_images.extend(m for m in _REGISTRY_LITERAL.finditer(value)
-                                  if m.group("repo") and not value.startswith(builder_ref, m.start()))
+            literal_images.extend(
+                m
+                for m in _REGISTRY_LITERAL.finditer(value)
+                if m.group("repo") and not value.startswith(builder_ref, m.start())
+            )
         seen = buildspec_images(path, text)
         pushes.extend(seen.pushes)
         pulls.extend(seen.pulls)
@@ -389,9 +407,9 @@ def aws_setup(
     account = _first_valid(accounts, account_id_problem)
     named = _named_by_hosts(hosts, region, account)
     region, account = region or named.region, account or named.account
-    cache_repositories = tuple(
-        dict.fromkeys(n for n in cache_names if n and ecr_repository_problem(n) is None)
-    ) or (DEFAULT_CACHE_REPOSITORY,)
+    cache_repositories = tuple(dict.fromkeys(n for n in cache_names if n and ecr_repository_problem(n) is None)) or (
+        DEFAULT_CACHE_REPOSITORY,
+    )
     literal_arns = {
         m.group("repo"): repository_arn(m.group("region"), m.group("account"), m.group("repo"))
         for m in literal_images
@@ -403,38 +421,64 @@ def aws_setup(
         # `$AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com/$IMAGE_REPO_NAME` once its name is known.
         name = push.repository
         if push.kind == "ecr" and name and name not in cache_repositories and name not in literal_arns:
-            literal_arns[name] = repository_arn(_or(push.region, region_problem, region_text),
-                                                _or(push.account, account_id_problem, account_text), name)
-    images = tuple(dict.fromkeys(
-        [n for n in image_names if n and n not in cache_repositories and ecr_repository_problem(n) is None]
-        + list(literal_arns)
-    ))
+            literal_arns[name] = repository_arn(
+                _or(push.region, region_problem, region_text), _or(push.account, account_id_problem, account_text), name
+            )
+    images = tuple(
+        dict.fromkeys(
+            [n for n in image_names if n and n not in cache_repositories and ecr_repository_problem(n) is None]
+            + list(literal_arns)
+        )
+    )
     own_account_images = [n for n in images if n not in literal_arns]
-    public = {f"{p.alias}/{p.repository}": public_repository_arn(account_text, p.repository)
-              for p in pushes if p.kind == "ecr-public" and p.repository}
+    public = {
+        f"{p.alias}/{p.repository}": public_repository_arn(account_text, p.repository)
+        for p in pushes
+        if p.kind == "ecr-public" and p.repository
+    }
     placeholders = [] if images else _image_placeholders(pushes)
-    base_arns = [repository_arn(_or(p.region, region_problem, region_text), _or(p.account, account_id_problem,
-                                                                                 account_text), p.repository)
-                 for p in pulls if p.kind == "ecr" and p.repository]
+    base_arns = [
+        repository_arn(
+            _or(p.region, region_problem, region_text), _or(p.account, account_id_problem, account_text), p.repository
+        )
+        for p in pulls
+        if p.kind == "ecr" and p.repository
+    ]
     own_account_images += [name for name, _ in placeholders]
     live_tags = sorted({b.cache_tag for b in builds})
     lifecycle = render_lifecycle_json(lifecycle_policy(options.cache_tag, options.lifecycle_days, live_tags))
     builder = _REGISTRY_LITERAL.match(options.builder_image or "")
-    builder_arns = ([repository_arn(builder.group("region"), builder.group("account"), builder.group("repo"))]
-                    if builder and builder.group("repo") else [])
-    iam = render_json(iam_policy(region_text, account_text, own_account_images + list(cache_repositories),
-                                 extra_arns=literal_arns.values(), pull_only_arns=builder_arns,
-                                 public_arns=public.values(), base_arns=base_arns))
+    builder_arns = (
+        [repository_arn(builder.group("region"), builder.group("account"), builder.group("repo"))]
+        if builder and builder.group("repo")
+        else []
+    )
+    iam = render_json(
+        iam_policy(
+            region_text,
+            account_text,
+            own_account_images + list(cache_repositories),
+            extra_arns=literal_arns.values(),
+            pull_only_arns=builder_arns,
+            public_arns=public.values(),
+            base_arns=base_arns,
+        )
+    )
     return AwsSetup(
         region=region_text,
         cache_repository=cache_repositories[0],
         image_repositories=images + tuple(f"public.ecr.aws/{name}" for name in public),
         lifecycle_policy_json=lifecycle,
         iam_policy_json=iam,
-        commands=named.notes + setup_commands(region, account, cache_repositories, images,
-                                              shared=tuple(n for n in cache_repositories
-                                                           if n == options.cache_repository),
-                                              placeholders=tuple(placeholders)),
+        commands=named.notes
+        + setup_commands(
+            region,
+            account,
+            cache_repositories,
+            images,
+            shared=tuple(n for n in cache_repositories if n == options.cache_repository),
+            placeholders=tuple(placeholders),
+        ),
         cache_repositories=cache_repositories,
         account_id=account,
         files=(LIFECYCLE_PATH, IAM_PATH),
@@ -484,8 +528,12 @@ def _merge_lifecycle_commands(name: str, region_arg: str) -> list[str]:
 
 
 def setup_commands(
-    region: str | None, account: str | None, cache_repositories: tuple[str, ...], images: tuple[str, ...],
-    shared: tuple[str, ...] = (), placeholders: tuple[tuple[str, str], ...] | None = None,
+    region: str | None,
+    account: str | None,
+    cache_repositories: tuple[str, ...],
+    images: tuple[str, ...],
+    shared: tuple[str, ...] = (),
+    placeholders: tuple[tuple[str, str], ...] | None = None,
 ) -> tuple[str, ...]:
     """Shell commands an operator runs once (region and account filled in where known).
 
@@ -505,12 +553,15 @@ def setup_commands(
         commands.append(f"{name}={value}  # {what or 'the ECR repository your build pushes its image to'}")
     for name in cache_repositories:
         # The cache tag is overwritten by every build, so the repository must keep mutable tags.
-        create = (f"aws ecr create-repository --repository-name {name} --region {region_arg} "
-                  "--image-tag-mutability MUTABLE")
+        create = (
+            f"aws ecr create-repository --repository-name {name} --region {region_arg} --image-tag-mutability MUTABLE"
+        )
         if name in shared:
             # The setup of another repository sharing it may have created it (RepositoryAlreadyExistsException).
-            create = (f"aws ecr describe-repositories --repository-names {name} --region {region_arg} "
-                      f"> /dev/null 2>&1 || {create}")
+            create = (
+                f"aws ecr describe-repositories --repository-names {name} --region {region_arg} "
+                f"> /dev/null 2>&1 || {create}"
+            )
         commands.append(create)
         if name in shared:
             commands.extend(_merge_lifecycle_commands(name, region_arg))
@@ -522,7 +573,7 @@ def setup_commands(
     substitutions = []
     if account is None:
         substitutions.append(
-            f"-e \"s/{ACCOUNT_PLACEHOLDER}/$(aws sts get-caller-identity --query Account --output text)/g\""
+            f'-e "s/{ACCOUNT_PLACEHOLDER}/$(aws sts get-caller-identity --query Account --output text)/g"'
         )
     if region is None:
         # The ARNs say `arn:aws:` until the region is known; an operator who picks a China or GovCloud region

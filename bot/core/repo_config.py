@@ -94,15 +94,18 @@ def _ignore_globs(key: str, value: Any) -> tuple[str, ...]:
 def _image(key: str, value: Any) -> str:
     text = _string(key, value)
     if any(c.isspace() for c in text) or text.startswith("-"):
-        raise ConfigError(f"`{key}` must be an image reference such as 'public.ecr.aws/x/buildkit:v0.16', "
-                          f"got {_shown(text)}")
+        raise ConfigError(
+            f"`{key}` must be an image reference such as 'public.ecr.aws/x/buildkit:v0.16', got {_shown(text)}"
+        )
     return text
 
 
 def _cache_errors(key: str, value: Any) -> str:
     if value not in ("ignore", "fatal"):
-        raise ConfigError(f"`{key}` must be `ignore` (a failed cache export or builder never fails the build) or "
-                          f"`fatal`, got {_shown(value)}")
+        raise ConfigError(
+            f"`{key}` must be `ignore` (a failed cache export or builder never fails the build) or "
+            f"`fatal`, got {_shown(value)}"
+        )
     return str(value)
 
 
@@ -179,8 +182,10 @@ _FIELDS: dict[str, tuple[str, Callable[[str, Any], Any]]] = {
     "labels": ("labels", _labels),
     "reviewers": ("reviewers", _names(config_schema.LOGIN_PATTERN, "GitHub user names")),
     "team_reviewers": ("team_reviewers", _team),
-    "assignees": ("assignees", _names(config_schema.LOGIN_PATTERN, "GitHub user names",
-                                      _PROPERTIES["assignees"]["maxItems"])),
+    "assignees": (
+        "assignees",
+        _names(config_schema.LOGIN_PATTERN, "GitHub user names", _PROPERTIES["assignees"]["maxItems"]),
+    ),
     "draft": ("draft", _bool),
 }
 # The schema is the one list of keys: a key it lacks has no converter, and the other way round (a test checks).
@@ -242,23 +247,55 @@ def _load(text: str | None, path: str) -> tuple[dict[str, Any], dict[str, int], 
     if text is None or not text.strip():
         return {}, {}, []
     if len(text.encode("utf-8", "surrogateescape")) > MAX_CONFIG_BYTES:
-        return {}, {}, [Finding(path, "error", Code.CONFIG_TOO_LARGE,
-                                f"{path} is larger than {MAX_CONFIG_BYTES // 1024} KiB; it is not read.")]
+        return (
+            {},
+            {},
+            [
+                Finding(
+                    path,
+                    "error",
+                    Code.CONFIG_TOO_LARGE,
+                    f"{path} is larger than {MAX_CONFIG_BYTES // 1024} KiB; it is not read.",
+                )
+            ],
+        )
     text = text.lstrip("\ufeff")
     try:
         raw = by.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or (str(exc) if isinstance(exc, (by.TooLarge, by.TooDeep, by.NotText))
-                                                     else "it is not valid YAML")
-        return {}, {}, [Finding(path, "error", Code.CONFIG_INVALID_YAML, f"{path}{where}: {problem}",
-                                mark.line + 1 if mark is not None else None)]
+        problem = getattr(exc, "problem", None) or (
+            str(exc) if isinstance(exc, (by.TooLarge, by.TooDeep, by.NotText)) else "it is not valid YAML"
+        )
+        return (
+            {},
+            {},
+            [
+                Finding(
+                    path,
+                    "error",
+                    Code.CONFIG_INVALID_YAML,
+                    f"{path}{where}: {problem}",
+                    mark.line + 1 if mark is not None else None,
+                )
+            ],
+        )
     if raw is None:
         return {}, {}, []
     if not isinstance(raw, dict):
-        return {}, {}, [Finding(path, "error", Code.CONFIG_NOT_MAPPING,
-                                f"{path} must be a mapping of keys such as `region:`, got {type(raw).__name__}")]
+        return (
+            {},
+            {},
+            [
+                Finding(
+                    path,
+                    "error",
+                    Code.CONFIG_NOT_MAPPING,
+                    f"{path} must be a mapping of keys such as `region:`, got {type(raw).__name__}",
+                )
+            ],
+        )
     return raw, key_lines(text), []
 
 
@@ -269,8 +306,10 @@ def _errors(raw: Mapping[str, Any], lines: Mapping[str, int], path: str) -> list
         try:
             options_from_mapping({key: value})
         except ConfigError as exc:
-            findings += [Finding(path, "error", Code.CONFIG_INVALID, f"{path}: {problem}", lines.get(str(key)))
-                         for problem in exc.problems]
+            findings += [
+                Finding(path, "error", Code.CONFIG_INVALID, f"{path}: {problem}", lines.get(str(key)))
+                for problem in exc.problems
+            ]
     return findings
 
 
@@ -283,8 +322,9 @@ def parse_repo_config(text: str | None, path: str = CONFIG_PATH) -> tuple[Option
     return options_from_mapping(raw), []
 
 
-def merge_configs(org_text: str | None, repo_text: str | None, org_path: str,
-                  repo_path: str = CONFIG_PATH) -> tuple[Options, list[Finding]]:
+def merge_configs(
+    org_text: str | None, repo_text: str | None, org_path: str, repo_path: str = CONFIG_PATH
+) -> tuple[Options, list[Finding]]:
     """The repository's config over the organization's defaults, key by key (`extends: false` in the repository
     ignores the defaults); ``Options.sources`` names the file each key set came from. Errors in either file are
     findings naming that file."""

@@ -26,19 +26,42 @@ from bot.core.shell.words import simple_commands
 
 SECRETS_DOC = "https://docs.docker.com/build/building/secrets/"
 CACHE_DOC = "https://docs.docker.com/build/cache/backends/"
-_SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|_KEY$|^NPM_AUTH|CREDENTIAL|CREDS\b|PRIVATE_?KEY|API_?KEY"
-                          r"|(?:^|_)PAT(?:_|$)", re.I)
-_CRED_FILES = frozenset({".netrc", "_netrc", ".npmrc", ".pypirc", "pip.conf", "pip.ini", ".git-credentials",
-                         ".gitconfig"})
+_SECRET_NAME = re.compile(
+    r"TOKEN|SECRET|PASSWORD|PASSWD|_KEY$|^NPM_AUTH|CREDENTIAL|CREDS\b|PRIVATE_?KEY|API_?KEY"
+    r"|(?:^|_)PAT(?:_|$)",
+    re.I,
+)
+_CRED_FILES = frozenset(
+    {".netrc", "_netrc", ".npmrc", ".pypirc", "pip.conf", "pip.ini", ".git-credentials", ".gitconfig"}
+)
 # The user-info part of an HTTPS (or git://) URL: `https://user:$TOKEN@`, `https://$TOKEN@`, `https://ci@`.
 _USERINFO = re.compile(r"\b(?:https?|git)://([^/@\s\"']+)@")
 # Tokens GitHub and GitLab accept as the user name of an HTTPS URL.
 _LITERAL_TOKEN = re.compile(r"^(gh[pousr]_|github_pat_|glpat-)|^[A-Za-z0-9_-]{32,}$")
 _AUTH_WORDS = re.compile(r"password|passwd|_auth|token|secret|authorization", re.I)
 _VAR = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)")
-_CLONE_VALUE_OPTS = frozenset({"--depth", "-b", "--branch", "-o", "--origin", "-c", "--config", "--reference",
-                               "--separate-git-dir", "-j", "--jobs", "-u", "--upload-pack", "--template",
-                               "--shallow-since", "--shallow-exclude", "--filter", "--server-option"})
+_CLONE_VALUE_OPTS = frozenset(
+    {
+        "--depth",
+        "-b",
+        "--branch",
+        "-o",
+        "--origin",
+        "-c",
+        "--config",
+        "--reference",
+        "--separate-git-dir",
+        "-j",
+        "--jobs",
+        "-u",
+        "--upload-pack",
+        "--template",
+        "--shallow-since",
+        "--shallow-exclude",
+        "--filter",
+        "--server-option",
+    }
+)
 
 
 def is_secret_name(name: str) -> bool:
@@ -67,6 +90,7 @@ class Leak:
 
 
 # --- the buildspec side: checkouts with a token in .git/config --------------------------------------------------
+
 
 def url_tokens(text: str) -> list[str]:
     """The user-info parts of the URLs in ``text`` that hold a credential.
@@ -125,8 +149,9 @@ def _token_target(words: list[str]) -> str | None:
     return None
 
 
-def token_checkouts(an: Analysis, until: BuildspecCommand, offset: int,
-                    line_of: Callable[[BuildspecCommand, int], int]) -> list[Checkout]:
+def token_checkouts(
+    an: Analysis, until: BuildspecCommand, offset: int, line_of: Callable[[BuildspecCommand, int], int]
+) -> list[Checkout]:
     """Folders whose `.git/config` holds a token when the build at ``offset`` of command ``until`` starts.
 
     The commands run in one shell session (buildspec version 0.2), so a `cd` carries over.
@@ -170,6 +195,7 @@ def token_checkouts(an: Analysis, until: BuildspecCommand, offset: int,
 
 
 # --- the Dockerfile side -------------------------------------------------------------------------------------
+
 
 def _label(stage: Stage) -> str:
     return f"`{stage.name}`" if stage.name else f"{stage.index}"
@@ -262,8 +288,15 @@ def _has_value(url_part: str, valued: set[str]) -> bool:
     return not names or bool(set(names) & valued)
 
 
-def _run_leaks(df: Dockerfile, inst: Instruction, scope: _Scope, cwd: tuple[str, str] | None, where: str,
-               stage: Stage, secret_args: frozenset[str] = frozenset()) -> list[Leak]:
+def _run_leaks(
+    df: Dockerfile,
+    inst: Instruction,
+    scope: _Scope,
+    cwd: tuple[str, str] | None,
+    where: str,
+    stage: Stage,
+    secret_args: frozenset[str] = frozenset(),
+) -> list[Leak]:
     """The credential one RUN leaves in its layer (the first one found), if any.
 
     ``secret_args``: build args the build passes a credential in, whatever their names.
@@ -282,7 +315,7 @@ def _run_leaks(df: Dockerfile, inst: Instruction, scope: _Scope, cwd: tuple[str,
         targets = re.findall(r"(?:>>?|\btee\s+(?:-a\s+)?)\s*[\"']?([~$/\w.{}-][^\s;&|\"')]*)", text)
         parts = [((), tuple(targets), _rm_words(text))]
     else:
-        parts = [(c.words, c.redirects, [d.words for d in commands[n + 1:]]) for n, c in enumerate(commands)]
+        parts = [(c.words, c.redirects, [d.words for d in commands[n + 1 :]]) for n, c in enumerate(commands)]
     for words, redirects, later in parts:
         joined = " ".join(words) or text
         refs = [n for n in _VAR.findall(joined) if n in scope.valued and n in expanded]
@@ -291,34 +324,60 @@ def _run_leaks(df: Dockerfile, inst: Instruction, scope: _Scope, cwd: tuple[str,
         if folder is not None and any(_has_value(u, scope.valued) for u in url_tokens(joined)):
             path = _abs(posixpath.join(folder, ".git"), cwd, root)
             if not _removed(path or posixpath.join(folder, ".git"), later):
-                return [Leak(f"{where} (stage {_label(stage)}) runs `{joined[:80]}`, which writes the token into "
-                             "that checkout's `.git/config`, kept in the layer.", _fix_file(".git/config"),
-                             stage.index, path)]
+                return [
+                    Leak(
+                        f"{where} (stage {_label(stage)}) runs `{joined[:80]}`, which writes the token into "
+                        "that checkout's `.git/config`, kept in the layer.",
+                        _fix_file(".git/config"),
+                        stage.index,
+                        path,
+                    )
+                ]
         for target in _writes(words, redirects):
             cred = _is_cred_file(target)
             if words[:1] == ("git",) and not (url_tokens(joined) or "extraheader" in joined.lower()):
                 continue
-            carries = bool(secret_refs) or "/run/secrets/" in joined or cred and (
-                run_secret or bool(run_refs) and _AUTH_WORDS.search(text) is not None)
+            carries = (
+                bool(secret_refs)
+                or "/run/secrets/" in joined
+                or cred
+                and (run_secret or bool(run_refs) and _AUTH_WORDS.search(text) is not None)
+            )
             if not carries or _removed(target, later):
                 continue
             what = f"`${secret_refs[0]}`" if secret_refs else "a credential"
             path = _abs(target, cwd, root)
-            return [Leak(f"{where} (stage {_label(stage)}) writes {what} into `{target}`, which stays in that "
-                         "step's layer.", _fix_file(path or target), stage.index, path)]
+            return [
+                Leak(
+                    f"{where} (stage {_label(stage)}) writes {what} into `{target}`, which stays in that step's layer.",
+                    _fix_file(path or target),
+                    stage.index,
+                    path,
+                )
+            ]
     return []
 
 
 def _fix_file(target: str) -> str:
     name = posixpath.basename(target).lstrip(".") or "secret"
-    return (f"Mount the credential only while the step runs: `RUN --mount=type=secret,id={name},target={target} "
-            f"...` with `docker buildx build --secret id={name},src=<file>` (or `env=<variable>`), see "
-            f"{SECRETS_DOC}; or delete the file in the same RUN.")
+    return (
+        f"Mount the credential only while the step runs: `RUN --mount=type=secret,id={name},target={target} "
+        f"...` with `docker buildx build --secret id={name},src=<file>` (or `env=<variable>`), see "
+        f"{SECRETS_DOC}; or delete the file in the same RUN."
+    )
 
 
-def dockerfile_leaks(df: Dockerfile, dockerfile: str, target: str | None, passed: Mapping[str, int],
-                     opaque: bool, stages: set[int], build_where: str, per_build: frozenset[str],
-                     secret_args: frozenset[str] = frozenset()) -> list[Leak]:
+def dockerfile_leaks(
+    df: Dockerfile,
+    dockerfile: str,
+    target: str | None,
+    passed: Mapping[str, int],
+    opaque: bool,
+    stages: set[int],
+    build_where: str,
+    per_build: frozenset[str],
+    secret_args: frozenset[str] = frozenset(),
+) -> list[Leak]:
     """Credentials the RUN steps and passed build args leave in the stages this build runs.
 
     ``passed``: build-arg name → line of the build that passes it; ``opaque``: the build may pass more args;
@@ -341,21 +400,35 @@ def dockerfile_leaks(df: Dockerfile, dockerfile: str, target: str | None, passed
                     if eq and default or name in passed or opaque:
                         scope.valued.add(name)
                     if stage.index in stages and name in passed and (is_secret_name(name) or name in secret_args):
-                        volatile = (" It also changes on every build, so every RUN after it re-runs (the cache "
-                                    "table shows it)." if name in per_build else "")
-                        out.append(Leak(
-                            f"`ARG {name}` ({where}, stage {_label(stage)}) receives `--build-arg {name}` from "
-                            f"{build_where}: build arguments are not meant for secrets, their value is in the "
-                            "environment of every RUN step after it (which may write it into its layer) and is kept "
-                            f"in the image's build history.{volatile}",
-                            f"Pass it as a secret instead: `--secret id={name},env={name}` on the build and "
-                            f"`RUN --mount=type=secret,id={name} {name}=$(cat /run/secrets/{name}) ...` in the "
-                            f"Dockerfile ({SECRETS_DOC}); or drop the build argument.",
-                            stage.index, None, is_file=False))
+                        volatile = (
+                            " It also changes on every build, so every RUN after it re-runs (the cache table shows it)."
+                            if name in per_build
+                            else ""
+                        )
+                        out.append(
+                            Leak(
+                                f"`ARG {name}` ({where}, stage {_label(stage)}) receives `--build-arg {name}` from "
+                                f"{build_where}: build arguments are not meant for secrets, their value is in the "
+                                "environment of every RUN step after it (which may write it into its layer) and is "
+                                "kept "
+                                f"in the image's build history.{volatile}",
+                                f"Pass it as a secret instead: `--secret id={name},env={name}` on the build and "
+                                f"`RUN --mount=type=secret,id={name} {name}=$(cat /run/secrets/{name}) ...` in the "
+                                f"Dockerfile ({SECRETS_DOC}); or drop the build argument.",
+                                stage.index,
+                                None,
+                                is_file=False,
+                            )
+                        )
             elif inst.keyword == "ENV":
                 words = split_words(inst.args)
-                pairs = [w.partition("=") for w in words] if all("=" in w for w in words) else [
-                    (words[0], "=", " ".join(words[1:]))] if words else []
+                pairs = (
+                    [w.partition("=") for w in words]
+                    if all("=" in w for w in words)
+                    else [(words[0], "=", " ".join(words[1:]))]
+                    if words
+                    else []
+                )
                 for name, _, value in pairs:
                     refs = _VAR.findall(value)
                     if value.strip("\"'") and (not refs or set(refs) & scope.valued):
@@ -366,8 +439,16 @@ def dockerfile_leaks(df: Dockerfile, dockerfile: str, target: str | None, passed
     return out
 
 
-def checkout_leaks(df: Dockerfile | None, dockerfile: str, context: str, checkouts: list[Checkout],
-                   ignore: Matcher, ignore_path: str, stages: set[int], buildspec: str) -> list[Leak]:
+def checkout_leaks(
+    df: Dockerfile | None,
+    dockerfile: str,
+    context: str,
+    checkouts: list[Checkout],
+    ignore: Matcher,
+    ignore_path: str,
+    stages: set[int],
+    buildspec: str,
+) -> list[Leak]:
     """Whole-context copies that bring a checkout's token-holding `.git/config` into a layer."""
     out: list[Leak] = []
     for co in checkouts:
@@ -377,16 +458,30 @@ def checkout_leaks(df: Dockerfile | None, dockerfile: str, context: str, checkou
         git = ".git" if rel == "." else f"{rel}/.git"
         if ignore.excluded(f"{git}/config"):
             continue
-        said = (f"{buildspec}:{co.line} (`{co.text}`) writes a token into `{git}/config` in the build context, and "
-                f"`{ignore_path}` does not leave `{git}` out")
-        unhook = ("take the token out of the Git configuration before the build (clone without it and give it to Git "
-                  "through a credential helper, or `git remote set-url` to the URL without it)")
+        said = (
+            f"{buildspec}:{co.line} (`{co.text}`) writes a token into `{git}/config` in the build context, and "
+            f"`{ignore_path}` does not leave `{git}` out"
+        )
+        unhook = (
+            "take the token out of the Git configuration before the build (clone without it and give it to Git "
+            "through a credential helper, or `git remote set-url` to the URL without it)"
+        )
         runs_git = df is not None and needed_sources([df])[1]
-        fix = (f"The Dockerfile runs git, so keep `{git}` and {unhook}." if runs_git
-               else f"Add `{git}` to `{ignore_path}`, or {unhook}.")
+        fix = (
+            f"The Dockerfile runs git, so keep `{git}` and {unhook}."
+            if runs_git
+            else f"Add `{git}` to `{ignore_path}`, or {unhook}."
+        )
         if df is None:
-            out.append(Leak(f"{said}; `{dockerfile}` could not be read, so a COPY of the whole context may copy it "
-                            "into a layer.", fix, -1, None))
+            out.append(
+                Leak(
+                    f"{said}; `{dockerfile}` could not be read, so a COPY of the whole context may copy it "
+                    "into a layer.",
+                    fix,
+                    -1,
+                    None,
+                )
+            )
             continue
         cwds = stage_cwds(df)
         for inst in df.instructions:
@@ -401,8 +496,15 @@ def checkout_leaks(df: Dockerfile | None, dockerfile: str, context: str, checkou
             inside = posixpath.relpath(git, hit) if hit != "." else git
             path = posixpath.normpath(posixpath.join(dest[1], inside)) if dest is not None else None
             stage = df.stages[inst.stage]
-            out.append(Leak(f"{said}; `{' '.join(inst.line_text.split())[:60]}` ({dockerfile}:{inst.lineno}, stage "
-                            f"{_label(stage)}) copies it into a layer.", fix, stage.index, path))
+            out.append(
+                Leak(
+                    f"{said}; `{' '.join(inst.line_text.split())[:60]}` ({dockerfile}:{inst.lineno}, stage "
+                    f"{_label(stage)}) copies it into a layer.",
+                    fix,
+                    stage.index,
+                    path,
+                )
+            )
             break
     return out
 
@@ -437,16 +539,24 @@ def _ignore_path(paths: frozenset[str], ignores: Mapping[str, str], context: str
     return posixpath.join(context, ".dockerignore") if context not in ("", ".") else ".dockerignore"
 
 
-def build_refusal(an: Analysis, b: Build, buildspec: str, snapshot: RepoSnapshot, options: Options,
-                  ignores: Mapping[str, str], line_of: Callable[[BuildspecCommand, int], int]) -> list[str]:
+def build_refusal(
+    an: Analysis,
+    b: Build,
+    buildspec: str,
+    snapshot: RepoSnapshot,
+    options: Options,
+    ignores: Mapping[str, str],
+    line_of: Callable[[BuildspecCommand, int], int],
+) -> list[str]:
     """Why this build must not export a cache (one message per credential), or [] when it may."""
     line = line_of(b.command, b.build.verbs[0].start)
     build_where = f"{buildspec}:{line}"
     args = passed_args(b.build.values("--build-arg"))
     passed = {name: line for name, _ in args}
     # `--build-arg GH=$GITHUB_TOKEN` carries a credential under a name that does not say so.
-    secret_args = frozenset(name for name, value in args
-                            if any(is_secret_name(n) for n in _VAR.findall(value)) or url_tokens(value))
+    secret_args = frozenset(
+        name for name, value in args if any(is_secret_name(n) for n in _VAR.findall(value)) or url_tokens(value)
+    )
     per_build = frozenset(b.volatile_args)
     opaque = any(raw not in b.flag_values or "--build-arg" in b.flag_values[raw] for raw in b.build.flag_vars)
     text = snapshot.text(b.dockerfile) if b.dockerfile else None
@@ -468,15 +578,21 @@ def build_refusal(an: Analysis, b: Build, buildspec: str, snapshot: RepoSnapshot
         checkouts = token_checkouts(an, b.command, b.build.docker.start, line_of)
         leaks += checkout_leaks(df, dockerfile, context, checkouts, matcher, ignore_path, stages, buildspec)
     if df is not None:
-        leaks += dockerfile_leaks(df, dockerfile, b.target, passed, opaque, stages, build_where, per_build,
-                                  secret_args)
+        leaks += dockerfile_leaks(df, dockerfile, b.target, passed, opaque, stages, build_where, per_build, secret_args)
     elif options.mode == "max":
         secret = [n for n in passed if is_secret_name(n) or n in secret_args]
         if secret:
-            leaks.append(Leak(f"`--build-arg {secret[0]}` ({build_where}) passes a credential to `{dockerfile}`, "
-                              "which the bot could not read, so it cannot tell which layers hold it.",
-                              f"Pass it with `--secret id={secret[0]},env={secret[0]}` and read it in "
-                              f"`RUN --mount=type=secret,id={secret[0]}` ({SECRETS_DOC}).", -1, None, False))
+            leaks.append(
+                Leak(
+                    f"`--build-arg {secret[0]}` ({build_where}) passes a credential to `{dockerfile}`, "
+                    "which the bot could not read, so it cannot tell which layers hold it.",
+                    f"Pass it with `--secret id={secret[0]},env={secret[0]}` and read it in "
+                    f"`RUN --mount=type=secret,id={secret[0]}` ({SECRETS_DOC}).",
+                    -1,
+                    None,
+                    False,
+                )
+            )
     if df is not None and options.mode == "min":
         leaks = [leak for leak in leaks if not _min_safe(df, [leak], b.target)]
     if not leaks:
@@ -485,8 +601,13 @@ def build_refusal(an: Analysis, b: Build, buildspec: str, snapshot: RepoSnapshot
     if df is not None and options.mode == "max" and _min_safe(df, leaks, b.target):
         held = sorted({leak.stage for leak in leaks})
         names = ", ".join(_label(df.stages[i]) for i in held)
-        min_note = (f" Or set `mode: min` in .github/ecr-cache.yml: the secret lives only in stage {names}, which the "
-                    f"final image does not contain, and `min` exports only the final image's layers ({CACHE_DOC}).")
+        min_note = (
+            f" Or set `mode: min` in .github/ecr-cache.yml: the secret lives only in stage {names}, which the "
+            f"final image does not contain, and `min` exports only the final image's layers ({CACHE_DOC})."
+        )
     verb = "every layer of every stage it runs" if options.mode == "max" else "the final image's layers"
-    return [f"the build on line {line} would export {verb} to the ECR cache repository (before, they never left "
-            f"the build machine), and {leak.what} {leak.fix}{min_note}" for leak in leaks]
+    return [
+        f"the build on line {line} would export {verb} to the ECR cache repository (before, they never left "
+        f"the build machine), and {leak.what} {leak.fix}{min_note}"
+        for leak in leaks
+    ]

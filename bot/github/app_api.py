@@ -65,17 +65,23 @@ def convert_manifest_code(api_url: str, code: str) -> StoredApp:
 
     https://docs.github.com/en/rest/apps/apps#create-a-github-app-from-a-manifest (no authentication)."""
     call = "POST /app-manifests/{code}/conversions"
-    client = Github(base_url=api_url, timeout=TIMEOUT, retry=None, seconds_between_requests=None,
-                    seconds_between_writes=None)
+    client = Github(
+        base_url=api_url, timeout=TIMEOUT, retry=None, seconds_between_requests=None, seconds_between_writes=None
+    )
     try:
         _, data = client.requester.requestJsonAndCheck("POST", f"/app-manifests/{quote(code, safe='')}/conversions")
     except Exception as exc:  # every failure becomes the page's message, never a traceback
         raise _failure(exc, call, api_url) from exc
     if not isinstance(data, dict):
         raise SetupError("GitHub's manifest conversion answer is not a JSON object")
-    app = StoredApp(app_id=_text(data, "id"), private_key=_text(data, "pem"),
-                    webhook_secret=_text(data, "webhook_secret"), slug=str(data.get("slug") or ""),
-                    name=str(data.get("name") or ""), html_url=str(data.get("html_url") or ""))
+    app = StoredApp(
+        app_id=_text(data, "id"),
+        private_key=_text(data, "pem"),
+        webhook_secret=_text(data, "webhook_secret"),
+        slug=str(data.get("slug") or ""),
+        name=str(data.get("name") or ""),
+        html_url=str(data.get("html_url") or ""),
+    )
     problem = key_problem(app.private_key)
     if problem:
         raise SetupError(f"GitHub's manifest conversion answer is unusable: {problem}")
@@ -84,8 +90,14 @@ def convert_manifest_code(api_url: str, code: str) -> StoredApp:
 
 def _integration(api_url: str, app_id: str, pem: str) -> GithubIntegration:
     auth = Auth.AppAuth(int(app_id) if app_id.isdigit() else app_id, pem)
-    return GithubIntegration(auth=auth, base_url=api_url, timeout=TIMEOUT, retry=None,
-                             seconds_between_requests=None, seconds_between_writes=None)
+    return GithubIntegration(
+        auth=auth,
+        base_url=api_url,
+        timeout=TIMEOUT,
+        retry=None,
+        seconds_between_requests=None,
+        seconds_between_writes=None,
+    )
 
 
 def set_webhook_secret(api_url: str, app_id: str, pem: str, secret: str) -> None:
@@ -94,8 +106,9 @@ def set_webhook_secret(api_url: str, app_id: str, pem: str, secret: str) -> None
     https://docs.github.com/en/rest/apps/webhooks#update-a-webhook-configuration-for-an-app (App JWT)."""
     call = "PATCH /app/hook/config"
     try:
-        _integration(api_url, app_id, pem).requester.requestJsonAndCheck("PATCH", "/app/hook/config",
-                                                                          input={"secret": secret})
+        _integration(api_url, app_id, pem).requester.requestJsonAndCheck(
+            "PATCH", "/app/hook/config", input={"secret": secret}
+        )
     except Exception as exc:
         raise _failure(exc, call, api_url) from exc
 

@@ -66,8 +66,13 @@ def save_app(data_dir: str, app: StoredApp) -> None:
     """Store the App: the key first, the JSON last, so a present `app.json` always has its key beside it."""
     folder = _app_dir(data_dir)
     write_private(folder / KEY_FILE, app.private_key)
-    record = {"id": app.app_id, "slug": app.slug, "name": app.name, "html_url": app.html_url,
-              "webhook_secret": app.webhook_secret}
+    record = {
+        "id": app.app_id,
+        "slug": app.slug,
+        "name": app.name,
+        "html_url": app.html_url,
+        "webhook_secret": app.webhook_secret,
+    }
     write_private(folder / APP_FILE, json.dumps(record, indent=2) + "\n")
 
 
@@ -91,8 +96,14 @@ def load_app(data_dir: str) -> StoredApp | None:
         key = (folder / KEY_FILE).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise AppStoreError(f"{folder / KEY_FILE} cannot be read: {exc}") from exc
-    return StoredApp(app_id, key, secret, str(record.get("slug") or ""), str(record.get("name") or ""),
-                     str(record.get("html_url") or ""))
+    return StoredApp(
+        app_id,
+        key,
+        secret,
+        str(record.get("slug") or ""),
+        str(record.get("name") or ""),
+        str(record.get("html_url") or ""),
+    )
 
 
 class StateStore:

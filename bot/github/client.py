@@ -73,8 +73,15 @@ _OPTIONAL_FIELDS = (("repository", "commenter"), ("reaction",), ("org",))
 
 def _state_variables(owner: str, name: str) -> dict[str, Any]:
     """The variables every EcrCacheState request carries (the blob-only read too: they are declared non-null)."""
-    return {"owner": owner, "name": name, "head": BOT_BRANCH, "qualified": BOT_REF, "configPath": CONFIG_PATH,
-            "orgRepo": ORG_CONFIG_REPO, "orgConfigPath": ORG_CONFIG_PATH}
+    return {
+        "owner": owner,
+        "name": name,
+        "head": BOT_BRANCH,
+        "qualified": BOT_REF,
+        "configPath": CONFIG_PATH,
+        "orgRepo": ORG_CONFIG_REPO,
+        "orgConfigPath": ORG_CONFIG_PATH,
+    }
 
 
 def _split(full_name: str) -> tuple[str, str]:
@@ -148,16 +155,23 @@ class GitHubGateway:
     its writes may spend the request budget's floor, which background work (an installation's fan-out) leaves
     alone."""
 
-    def __init__(self, client: Github, installation_id: int, cache_size: int = 128,
-                 cache: GitObjectCache | None = None, *, pacer: WritePacer | None = None,
-                 interactive: bool = False, facts: ServerFacts | None = None) -> None:
+    def __init__(
+        self,
+        client: Github,
+        installation_id: int,
+        cache_size: int = 128,
+        cache: GitObjectCache | None = None,
+        *,
+        pacer: WritePacer | None = None,
+        interactive: bool = False,
+        facts: ServerFacts | None = None,
+    ) -> None:
         self._client = client
         self._requester = client.requester
         self._last_headers: dict[str, Any] = {}  # of the last answer: GraphQL errors come with status 200
         self.installation_id = installation_id
         # Shared with every gateway of the factory (one process-wide budget); a gateway on its own keeps its own.
-        self._cache = cache if cache is not None else GitObjectCache(max_trees=cache_size,
-                                                                     max_blobs=4 * cache_size)
+        self._cache = cache if cache is not None else GitObjectCache(max_trees=cache_size, max_blobs=4 * cache_size)
         self._facts = facts if facts is not None else ServerFacts()
         self.pacer = pacer
         self.interactive = interactive
@@ -210,8 +224,15 @@ class GitHubGateway:
 
     # -- transport -------------------------------------------------------------------------------------
 
-    def _call(self, verb: str, path: str, params: dict[str, Any] | None = None,
-              body: Any | None = None, *, write: bool | None = None) -> Any:
+    def _call(
+        self,
+        verb: str,
+        path: str,
+        params: dict[str, Any] | None = None,
+        body: Any | None = None,
+        *,
+        write: bool | None = None,
+    ) -> Any:
         """One request; a write (by default any verb but GET) is reserved with the pacer before it is sent."""
         if (verb != "GET") if write is None else write:
             self._reserve_write()
@@ -230,27 +251,36 @@ class GitHubGateway:
         return data
 
     def _graphql(self, query: str, variables: dict[str, Any], *, mutation: bool = False) -> Mapping[str, Any]:
-        data = self._call("POST", self._requester.graphql_url, body={"query": query, "variables": variables},
-                          write=mutation)
+        data = self._call(
+            "POST", self._requester.graphql_url, body={"query": query, "variables": variables}, write=mutation
+        )
         if not isinstance(data, Mapping):
             raise GitHubError(0, "GraphQL answer is not an object")
         # An error on an optional field (the commenter's role, the reaction) leaves that field null; the rest
         # of the answer stands.
-        errors = [e for e in data.get("errors") or []
-                  if not any(tuple(_get(e, "path") or ())[:len(f)] == f for f in _OPTIONAL_FIELDS)]
+        errors = [
+            e
+            for e in data.get("errors") or []
+            if not any(tuple(_get(e, "path") or ())[: len(f)] == f for f in _OPTIONAL_FIELDS)
+        ]
         if errors:
             messages = "; ".join(str(_get(e, "message")) for e in errors)
             kinds = {_get(e, "type") for e in errors}
             # GraphQL answers 200 with typed errors: map them onto the HTTP statuses the retry rules know.
             # A query the schema rejects carries `extensions.code` (e.g. argumentNotAccepted): permanent, not a 502.
             invalid = any(_get(e, "extensions", "code") for e in errors)
-            status = next((code for kind, code in _GRAPHQL_STATUS if kind in kinds),
-                          400 if any(kinds) or invalid else 502)
+            status = next(
+                (code for kind, code in _GRAPHQL_STATUS if kind in kinds), 400 if any(kinds) or invalid else 502
+            )
             if status not in (403, 429) and "rate limit" in messages.lower():
                 status = 403  # "API rate limit exceeded" without a type: the rate-limit rules decide
             # The answer's rate-limit headers tell the retry rules when the limit resets.
-            raise GitHubError(status, f"GraphQL: {messages}", headers=self._last_headers,
-                              data={**data, "message": f"GraphQL: {messages}"})
+            raise GitHubError(
+                status,
+                f"GraphQL: {messages}",
+                headers=self._last_headers,
+                data={**data, "message": f"GraphQL: {messages}"},
+            )
         return data.get("data") or {}
 
     # -- reading ---------------------------------------------------------------------------------------
@@ -265,20 +295,27 @@ class GitHubGateway:
             for raw in batch:
                 if not isinstance(raw, Mapping) or not isinstance(raw.get("full_name"), str):
                     continue
-                repos.append(RepoRef(
-                    full_name=raw["full_name"],
-                    archived=bool(raw.get("archived")),
-                    fork=bool(raw.get("fork")),
-                    empty=raw.get("size") == 0,
-                    default_branch=str(raw.get("default_branch") or "main"),
-                ))
+                repos.append(
+                    RepoRef(
+                        full_name=raw["full_name"],
+                        archived=bool(raw.get("archived")),
+                        fork=bool(raw.get("fork")),
+                        empty=raw.get("size") == 0,
+                        default_branch=str(raw.get("default_branch") or "main"),
+                    )
+                )
             total = _get(data, "total_count")
             if len(batch) < 100 or (isinstance(total, int) and len(repos) >= total):
                 return repos
             page += 1
 
-    def read_state(self, full_name: str, issue_number: int | None = None,
-                   prefetch: Sequence[TreeFile] = (), commenter: str | None = None) -> RepoState:
+    def read_state(
+        self,
+        full_name: str,
+        issue_number: int | None = None,
+        prefetch: Sequence[TreeFile] = (),
+        commenter: str | None = None,
+    ) -> RepoState:
         """Default branch head, repo config, bot branch, bot PRs, an issue's bot comments, uncached blobs, and
         the role GraphQL shows for ``commenter``."""
         owner, name = _split(full_name)
@@ -304,18 +341,28 @@ class GitHubGateway:
         bot_target = _get(repo, "botRef", "target")
         bot_branch = None
         if isinstance(bot_target, Mapping) and isinstance(bot_target.get("oid"), str):
-            bot_branch = BranchHead(bot_target["oid"], is_bot_commit(
-                str(bot_target.get("message") or ""), _get(bot_target, "author", "email"),
-                _get(bot_target, "committer", "email")))
+            bot_branch = BranchHead(
+                bot_target["oid"],
+                is_bot_commit(
+                    str(bot_target.get("message") or ""),
+                    _get(bot_target, "author", "email"),
+                    _get(bot_target, "committer", "email"),
+                ),
+            )
         pulls = tuple(
             PullRequest(
-                number=int(n["number"]), state=str(n.get("state")), merged=bool(n.get("merged")),
-                body=str(n.get("body") or ""), url=str(n.get("url") or ""),
+                number=int(n["number"]),
+                state=str(n.get("state")),
+                merged=bool(n.get("merged")),
+                body=str(n.get("body") or ""),
+                url=str(n.get("url") or ""),
                 head_oid=str(n.get("headRefOid") or ""),
-                commit_count=int(_get(n, "commits", "totalCount") or 0), comments=_comments(n.get("comments")),
+                commit_count=int(_get(n, "commits", "totalCount") or 0),
+                comments=_comments(n.get("comments")),
             )
             for n in (_get(repo, "pullRequests", "nodes") or [])
-            if isinstance(n, Mapping) and isinstance(n.get("number"), int)
+            if isinstance(n, Mapping)
+            and isinstance(n.get("number"), int)
             and _get(n, "headRepository", "nameWithOwner") == repo.get("nameWithOwner")
         )
         issue = repo.get("issueOrPullRequest")
@@ -354,8 +401,9 @@ class GitHubGateway:
         self._cache.put_tree(self.installation_id, sha, files)
         return sha, files
 
-    def _walk(self, full_name: str, sha: str, prefix: str, files: dict[str, TreeFile], budget: list[int],
-              recursive: bool) -> str:
+    def _walk(
+        self, full_name: str, sha: str, prefix: str, files: dict[str, TreeFile], budget: list[int], recursive: bool
+    ) -> str:
         if budget[0] <= 0:
             raise GitHubError(0, f"tree of {full_name} is too large to list")
         budget[0] -= 1
@@ -374,8 +422,7 @@ class GitHubGateway:
                 continue
             path = prefix + entry["path"]
             if entry.get("type") == "blob":
-                files[path] = TreeFile(path, str(entry.get("mode")), str(entry.get("sha")),
-                                       int(entry.get("size") or 0))
+                files[path] = TreeFile(path, str(entry.get("mode")), str(entry.get("sha")), int(entry.get("size") or 0))
             elif entry.get("type") == "tree" and not recursive:
                 subtrees.append((str(entry.get("sha")), path + "/"))
         for sub_sha, sub_prefix in subtrees:
@@ -383,8 +430,10 @@ class GitHubGateway:
         return tree_sha
 
     def _missing_blobs(self, files: Sequence[TreeFile]) -> list[str]:
-        return self._cache.missing(self.installation_id, (f.sha for f in files if f.mode != "120000"
-                                                          and f.size <= MAX_BLOB_BYTES and _SHA.match(f.sha)))
+        return self._cache.missing(
+            self.installation_id,
+            (f.sha for f in files if f.mode != "120000" and f.size <= MAX_BLOB_BYTES and _SHA.match(f.sha)),
+        )
 
     def _store_blobs(self, full_name: str, shas: Sequence[str], repo: Mapping[str, Any]) -> None:
         for i, sha in enumerate(shas):
@@ -401,7 +450,7 @@ class GitHubGateway:
         missing = self._missing_blobs(files)
         owner, name = _split(full_name)
         for start in range(0, len(missing), BLOB_SLOTS):
-            batch = missing[start:start + BLOB_SLOTS]
+            batch = missing[start : start + BLOB_SLOTS]
             variables = {**_state_variables(owner, name), "withState": False, **blob_slots(batch)}
             answer = self._graphql(document("state"), variables)
             repo = _get(answer, "repository")
@@ -449,8 +498,9 @@ class GitHubGateway:
         """Acknowledge a command comment with a reaction."""
         self._call("POST", f"/repos/{full_name}/issues/comments/{comment_id}/reactions", body={"content": content})
 
-    def upsert_comment(self, full_name: str, issue_number: int, key: str, body: str,
-                       existing: Iterable[Comment]) -> int:
+    def upsert_comment(
+        self, full_name: str, issue_number: int, key: str, body: str, existing: Iterable[Comment]
+    ) -> int:
         """Create the comment carrying hidden ``key``, or edit the bot's earlier one; never duplicate it."""
         marker = comment_marker(key)
         text = f"{marker}\n{body}"
@@ -462,8 +512,9 @@ class GitHubGateway:
         data = self._call("POST", f"/repos/{full_name}/issues/{issue_number}/comments", body={"body": text})
         return int(_get(data, "id") or 0)
 
-    def react_and_reply(self, issue_node_id: str, comment_node_id: str | None, key: str, body: str,
-                        existing: Iterable[Comment]) -> None:
+    def react_and_reply(
+        self, issue_node_id: str, comment_node_id: str | None, key: str, body: str, existing: Iterable[Comment]
+    ) -> None:
         """`upsert_comment` and (with ``comment_node_id``) the 👀 reaction on the command, in one request."""
         marker = comment_marker(key)
         text = f"{marker}\n{body}"
@@ -478,20 +529,29 @@ class GitHubGateway:
             variables.update({reply: True}, body=text, target=mine.node_id if mine is not None else issue_node_id)
         self._graphql(document("reply"), variables, mutation=True)
 
-    def commit(self, full_name: str, base_oid: str, base_tree: str, files: Sequence[FileWrite],
-               message: str) -> str:
+    def commit(self, full_name: str, base_oid: str, base_tree: str, files: Sequence[FileWrite], message: str) -> str:
         """Create one commit of ``files`` on top of ``base_oid``; GitHub signs it (no author or committer)."""
         # Without author/committer, a commit made with an installation token is signed by GitHub and shows as
         # Verified: https://docs.github.com/en/authentication/managing-commit-signature-verification/
         # about-commit-signature-verification#signature-verification-for-bots
-        tree = self._call("POST", f"/repos/{full_name}/git/trees", body={
-            "base_tree": base_tree,
-            "tree": [{"path": f.path, "mode": f.mode, "type": "blob", "content": f.content} for f in files],
-        })
+        tree = self._call(
+            "POST",
+            f"/repos/{full_name}/git/trees",
+            body={
+                "base_tree": base_tree,
+                "tree": [{"path": f.path, "mode": f.mode, "type": "blob", "content": f.content} for f in files],
+            },
+        )
         self._remember_tree(base_tree, _get(tree, "sha"), files)
-        commit = self._call("POST", f"/repos/{full_name}/git/commits", body={
-            "message": message, "tree": _get(tree, "sha"), "parents": [base_oid],
-        })
+        commit = self._call(
+            "POST",
+            f"/repos/{full_name}/git/commits",
+            body={
+                "message": message,
+                "tree": _get(tree, "sha"),
+                "parents": [base_oid],
+            },
+        )
         sha = _get(commit, "sha")
         if not isinstance(sha, str):
             raise GitHubError(0, "create-commit answered without a sha")
@@ -533,8 +593,13 @@ class GitHubGateway:
 
     def create_pull(self, full_name: str, base: str, title: str, body: str, draft: bool = False) -> tuple[int, str]:
         """Open the bot pull request (a draft when asked); LostRace when one already exists."""
-        payload: dict[str, Any] = {"title": title, "head": BOT_BRANCH, "base": base, "body": body,
-                                   "maintainer_can_modify": False}
+        payload: dict[str, Any] = {
+            "title": title,
+            "head": BOT_BRANCH,
+            "base": base,
+            "body": body,
+            "maintainer_can_modify": False,
+        }
         if draft:
             payload["draft"] = True
         data = self._call("POST", f"/repos/{full_name}/pulls", body=payload)
@@ -550,21 +615,33 @@ class GitHubGateway:
         # https://docs.github.com/rest/issues/assignees#add-assignees-to-an-issue
         self._call("POST", f"/repos/{full_name}/issues/{number}/assignees", body={"assignees": list(assignees)})
 
-    def request_reviewers(self, full_name: str, number: int, reviewers: Sequence[str],
-                          team_reviewers: Sequence[str]) -> None:
+    def request_reviewers(
+        self, full_name: str, number: int, reviewers: Sequence[str], team_reviewers: Sequence[str]
+    ) -> None:
         """Ask users and teams to review a pull request (422 for the author or a non-collaborator)."""
         # https://docs.github.com/rest/pulls/review-requests#request-reviewers-for-a-pull-request
-        self._call("POST", f"/repos/{full_name}/pulls/{number}/requested_reviewers",
-                   body={"reviewers": list(reviewers), "team_reviewers": list(team_reviewers)})
+        self._call(
+            "POST",
+            f"/repos/{full_name}/pulls/{number}/requested_reviewers",
+            body={"reviewers": list(reviewers), "team_reviewers": list(team_reviewers)},
+        )
 
     def find_issue(self, full_name: str, title: str, marker: str) -> Issue | None:
         """The open issue titled ``title`` whose body carries ``marker`` (the bot's own), among the 100 most
         recently created open issues and pull requests."""
-        data = self._call("GET", f"/repos/{full_name}/issues",
-                          {"state": "open", "sort": "created", "direction": "desc", "per_page": 100})
+        data = self._call(
+            "GET",
+            f"/repos/{full_name}/issues",
+            {"state": "open", "sort": "created", "direction": "desc", "per_page": 100},
+        )
         for item in data if isinstance(data, list) else []:
-            if (isinstance(item, Mapping) and item.get("title") == title and "pull_request" not in item
-                    and marker in str(item.get("body") or "") and isinstance(item.get("number"), int)):
+            if (
+                isinstance(item, Mapping)
+                and item.get("title") == title
+                and "pull_request" not in item
+                and marker in str(item.get("body") or "")
+                and isinstance(item.get("number"), int)
+            ):
                 return Issue(int(item["number"]), str(item.get("body") or ""), str(item.get("html_url") or ""))
         return None
 
@@ -573,8 +650,7 @@ class GitHubGateway:
         data = self._call("POST", f"/repos/{full_name}/issues", body={"title": title, "body": body})
         return Issue(int(_get(data, "number") or 0), body, str(_get(data, "html_url") or ""))
 
-    def update_issue(self, full_name: str, number: int, *, body: str | None = None,
-                     close: bool = False) -> None:
+    def update_issue(self, full_name: str, number: int, *, body: str | None = None, close: bool = False) -> None:
         """Edit an issue's body, or close it as completed."""
         payload: dict[str, Any] = {} if body is None else {"body": body}
         if close:
@@ -589,9 +665,12 @@ class GitHubGateway:
 def _commenter_role(edges: Any, login: str | None) -> str | None:
     """The role GraphQL shows for ``login`` (lower case), or None when it shows none."""
     for edge in edges if isinstance(edges, list) else []:
-        if (isinstance(edge, Mapping) and login
-                and str(_get(edge, "node", "login") or "").lower() == login.lower()
-                and isinstance(edge.get("permission"), str)):
+        if (
+            isinstance(edge, Mapping)
+            and login
+            and str(_get(edge, "node", "login") or "").lower() == login.lower()
+            and isinstance(edge.get("permission"), str)
+        ):
             return edge["permission"].lower()
     return None
 
@@ -604,8 +683,16 @@ def git_blob_sha(data: bytes) -> str:
 def _transient_retry() -> Retry:
     """Retry only reads on a gateway error, briefly; rate limits go back to the queue, which waits without
     holding a worker (PyGithub's default retry would sleep through `Retry-After` inside the request)."""
-    return Retry(total=2, connect=2, read=0, backoff_factor=0.5, status_forcelist=(502, 503, 504),
-                 allowed_methods=frozenset({"GET"}), respect_retry_after_header=False, raise_on_status=False)
+    return Retry(
+        total=2,
+        connect=2,
+        read=0,
+        backoff_factor=0.5,
+        status_forcelist=(502, 503, 504),
+        allowed_methods=frozenset({"GET"}),
+        respect_retry_after_header=False,
+        raise_on_status=False,
+    )
 
 
 class GatewayFactory:
@@ -616,10 +703,17 @@ class GatewayFactory:
     Each call is one job's gateway: ``factory(installation_id, interactive=True)`` for work a person waits for (a
     push, a command), whose writes may spend the request budget's floor; the default is background work."""
 
-    def __init__(self, settings: Settings, *, seconds_between_requests: float | None = 0.25,
-                 seconds_between_writes: float | None = 1.0, retry: Retry | int | None | Literal["default"] = "default",
-                 cache: GitObjectCache | None = None, max_gateways: int = MAX_GATEWAYS,
-                 pacer: WritePacer | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        seconds_between_requests: float | None = 0.25,
+        seconds_between_writes: float | None = 1.0,
+        retry: Retry | int | None | Literal["default"] = "default",
+        cache: GitObjectCache | None = None,
+        max_gateways: int = MAX_GATEWAYS,
+        pacer: WritePacer | None = None,
+    ) -> None:
         missing = settings.missing_for_github()
         if missing:
             raise ValueError("cannot talk to GitHub, missing: " + ", ".join(missing))
@@ -648,16 +742,21 @@ class GatewayFactory:
                 self._clients.move_to_end(installation_id)
             else:
                 retry = _transient_retry() if self._retry == "default" else self._retry
-                client = Github(auth=self._app_auth.get_installation_auth(installation_id),
-                                base_url=self._base_url, seconds_between_requests=self._pacing[0],
-                                seconds_between_writes=self._pacing[1], retry=retry)
+                client = Github(
+                    auth=self._app_auth.get_installation_auth(installation_id),
+                    base_url=self._base_url,
+                    seconds_between_requests=self._pacing[0],
+                    seconds_between_writes=self._pacing[1],
+                    retry=retry,
+                )
                 kept = self._clients[installation_id] = (client, ServerFacts())
                 while len(self._clients) > self._max_gateways:
                     # A job still running on an evicted client keeps using it; the next job gets a new one.
                     self._clients.popitem(last=False)
         client, facts = kept
-        return GitHubGateway(client, installation_id, cache=self.cache, pacer=self.pacer, interactive=interactive,
-                             facts=facts)
+        return GitHubGateway(
+            client, installation_id, cache=self.cache, pacer=self.pacer, interactive=interactive, facts=facts
+        )
 
 
 if TYPE_CHECKING:  # the client implements the seam (mypy checks these two lines)

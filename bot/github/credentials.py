@@ -55,8 +55,12 @@ def effective(settings: Settings) -> Settings:
     app = _stored_or_none(settings)
     if app is None:
         return settings
-    return dataclasses.replace(settings, app_id=app.app_id, private_key=app.private_key,
-                               webhook_secret=settings.webhook_secret or app.webhook_secret)
+    return dataclasses.replace(
+        settings,
+        app_id=app.app_id,
+        private_key=app.private_key,
+        webhook_secret=settings.webhook_secret or app.webhook_secret,
+    )
 
 
 def webhook_secret(settings: Settings) -> str | None:

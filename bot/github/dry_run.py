@@ -46,8 +46,13 @@ class DryRunGateway:
         """Every repository the installation can see."""
         return self._inner.list_installation_repos()
 
-    def read_state(self, full_name: str, issue_number: int | None = None,
-                   prefetch: Sequence[TreeFile] = (), commenter: str | None = None) -> RepoState:
+    def read_state(
+        self,
+        full_name: str,
+        issue_number: int | None = None,
+        prefetch: Sequence[TreeFile] = (),
+        commenter: str | None = None,
+    ) -> RepoState:
         """The repository's state, read from GitHub."""
         return self._inner.read_state(full_name, issue_number, prefetch, commenter)
 
@@ -85,19 +90,20 @@ class DryRunGateway:
         """Log the reaction."""
         self._log(write="react", repo=full_name, comment_id=comment_id)
 
-    def upsert_comment(self, full_name: str, issue_number: int, key: str, body: str,
-                       existing: Iterable[Comment]) -> int:
+    def upsert_comment(
+        self, full_name: str, issue_number: int, key: str, body: str, existing: Iterable[Comment]
+    ) -> int:
         """Log the comment; its id is 0."""
         self._log(write="comment", repo=full_name, issue=issue_number, key=key)
         return 0
 
-    def react_and_reply(self, issue_node_id: str, comment_node_id: str | None, key: str, body: str,
-                        existing: Iterable[Comment]) -> None:
+    def react_and_reply(
+        self, issue_node_id: str, comment_node_id: str | None, key: str, body: str, existing: Iterable[Comment]
+    ) -> None:
         """Log the reply (and reaction)."""
         self._log(write="react_and_reply", issue=issue_node_id, key=key)
 
-    def commit(self, full_name: str, base_oid: str, base_tree: str, files: Sequence[FileWrite],
-               message: str) -> str:
+    def commit(self, full_name: str, base_oid: str, base_tree: str, files: Sequence[FileWrite], message: str) -> str:
         """Log the commit's files; its sha is `FAKE_SHA`."""
         self._log(write="commit", repo=full_name, files=[f.path for f in files])
         return FAKE_SHA
@@ -114,8 +120,7 @@ class DryRunGateway:
         """Log the branch deletion."""
         self._log(write="delete_branch", repo=full_name)
 
-    def create_pull(self, full_name: str, base: str, title: str, body: str,
-                    draft: bool = False) -> tuple[int, str]:
+    def create_pull(self, full_name: str, base: str, title: str, body: str, draft: bool = False) -> tuple[int, str]:
         """Log the pull request; it is number 0 with no URL."""
         self._log(write="create_pull", repo=full_name, draft=draft)
         return 0, ""
@@ -132,8 +137,9 @@ class DryRunGateway:
         """Log the assignees."""
         self._log(write="add_assignees", repo=full_name, number=number, assignees=list(assignees))
 
-    def request_reviewers(self, full_name: str, number: int, reviewers: Sequence[str],
-                          team_reviewers: Sequence[str]) -> None:
+    def request_reviewers(
+        self, full_name: str, number: int, reviewers: Sequence[str], team_reviewers: Sequence[str]
+    ) -> None:
         """Log the review request."""
         self._log(write="request_reviewers", repo=full_name, number=number)
 
@@ -142,8 +148,7 @@ class DryRunGateway:
         self._log(write="create_issue", repo=full_name, title=title)
         return Issue(0, body, "")
 
-    def update_issue(self, full_name: str, number: int, *, body: str | None = None,
-                     close: bool = False) -> None:
+    def update_issue(self, full_name: str, number: int, *, body: str | None = None, close: bool = False) -> None:
         """Log the issue's edit or closing."""
         self._log(write="update_issue", repo=full_name, number=number, close=close)
 

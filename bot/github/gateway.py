@@ -16,8 +16,7 @@ from typing import Any, Literal, Protocol
 class GitHubError(Exception):
     """A GitHub API call failed; ``status`` is the HTTP status (0 for a malformed answer)."""
 
-    def __init__(self, status: int, message: str, headers: Mapping[str, Any] | None = None,
-                 data: Any = None) -> None:
+    def __init__(self, status: int, message: str, headers: Mapping[str, Any] | None = None, data: Any = None) -> None:
         super().__init__(f"GitHub API {status}: {message}")
         self.status = status
         self.message = message
@@ -202,8 +201,13 @@ class Gateway(Protocol):
         """Every repository the installation can see."""
         ...
 
-    def read_state(self, full_name: str, issue_number: int | None = None,
-                   prefetch: Sequence[TreeFile] = (), commenter: str | None = None) -> RepoState:
+    def read_state(
+        self,
+        full_name: str,
+        issue_number: int | None = None,
+        prefetch: Sequence[TreeFile] = (),
+        commenter: str | None = None,
+    ) -> RepoState:
         """Default branch head, repo config, bot branch, bot PRs, an issue's bot comments, uncached blobs of
         ``prefetch``, and the role GraphQL shows for ``commenter``."""
         ...
@@ -242,18 +246,19 @@ class Gateway(Protocol):
         """Acknowledge a command comment with a reaction."""
         ...
 
-    def upsert_comment(self, full_name: str, issue_number: int, key: str, body: str,
-                       existing: Iterable[Comment]) -> int:
+    def upsert_comment(
+        self, full_name: str, issue_number: int, key: str, body: str, existing: Iterable[Comment]
+    ) -> int:
         """Create the comment carrying hidden ``key``, or edit the bot's earlier one; returns its id."""
         ...
 
-    def react_and_reply(self, issue_node_id: str, comment_node_id: str | None, key: str, body: str,
-                        existing: Iterable[Comment]) -> None:
+    def react_and_reply(
+        self, issue_node_id: str, comment_node_id: str | None, key: str, body: str, existing: Iterable[Comment]
+    ) -> None:
         """`upsert_comment` and (with ``comment_node_id``) the 👀 reaction on the command, in one request."""
         ...
 
-    def commit(self, full_name: str, base_oid: str, base_tree: str, files: Sequence[FileWrite],
-               message: str) -> str:
+    def commit(self, full_name: str, base_oid: str, base_tree: str, files: Sequence[FileWrite], message: str) -> str:
         """Create one commit of ``files`` on top of ``base_oid``; returns its sha."""
         ...
 
@@ -269,8 +274,7 @@ class Gateway(Protocol):
         """Delete the bot branch (already gone is fine)."""
         ...
 
-    def create_pull(self, full_name: str, base: str, title: str, body: str,
-                    draft: bool = False) -> tuple[int, str]:
+    def create_pull(self, full_name: str, base: str, title: str, body: str, draft: bool = False) -> tuple[int, str]:
         """Open the bot pull request; returns its number and URL (`LostRace` when one already exists)."""
         ...
 
@@ -286,8 +290,9 @@ class Gateway(Protocol):
         """Add assignees to an issue or pull request."""
         ...
 
-    def request_reviewers(self, full_name: str, number: int, reviewers: Sequence[str],
-                          team_reviewers: Sequence[str]) -> None:
+    def request_reviewers(
+        self, full_name: str, number: int, reviewers: Sequence[str], team_reviewers: Sequence[str]
+    ) -> None:
         """Ask users and teams to review a pull request."""
         ...
 
@@ -295,8 +300,7 @@ class Gateway(Protocol):
         """Open an issue."""
         ...
 
-    def update_issue(self, full_name: str, number: int, *, body: str | None = None,
-                     close: bool = False) -> None:
+    def update_issue(self, full_name: str, number: int, *, body: str | None = None, close: bool = False) -> None:
         """Edit an issue's body, or close it as completed."""
         ...
 
@@ -312,8 +316,9 @@ class GatewayFactory(Protocol):
         ...
 
 
-def upsert_issue(gw: Gateway, full_name: str, title: str, marker: str,
-                 body: str) -> tuple[Literal["opened", "updated", "current"], Issue]:
+def upsert_issue(
+    gw: Gateway, full_name: str, title: str, marker: str, body: str
+) -> tuple[Literal["opened", "updated", "current"], Issue]:
     """Open the issue, or edit the bot's open one (found by ``marker``) when its body differs; returns
     ("opened" | "updated" | "current", the issue). Through ``gw``'s own methods, so a dry-run gateway writes nothing."""
     issue = gw.find_issue(full_name, title, marker)

@@ -23,14 +23,19 @@ PERMISSIONS: dict[str, str] = {
 EVENTS: tuple[str, ...] = ("push", "issue_comment", "pull_request")
 # How the setup page names them (GitHub's labels on the App settings page).
 PERMISSION_LABELS: dict[str, str] = {
-    "contents": "Contents", "pull_requests": "Pull requests", "issues": "Issues", "metadata": "Metadata"}
+    "contents": "Contents",
+    "pull_requests": "Pull requests",
+    "issues": "Issues",
+    "metadata": "Metadata",
+}
 ACCESS_LABELS: dict[str, str] = {"write": "read and write", "read": "read"}
 EVENT_LABELS: dict[str, str] = {"push": "Push", "issue_comment": "Issue comment", "pull_request": "Pull request"}
 ALWAYS_SENT_EVENTS: tuple[str, ...] = ("Installation", "Installation repositories")
 
 DEFAULT_APP_NAME = "ecr-cache-bot"
-DESCRIPTION = ("Opens one pull request per repository that gives AWS CodeBuild Docker builds a BuildKit "
-               "layer cache in Amazon ECR.")
+DESCRIPTION = (
+    "Opens one pull request per repository that gives AWS CodeBuild Docker builds a BuildKit layer cache in Amazon ECR."
+)
 CALLBACK_PATH = "/setup/github-app/callback"
 # A GitHub login: letters, digits and single hyphens, not at either end, at most 39 characters.
 _LOGIN = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}$")

@@ -38,9 +38,14 @@ class GitObjectCache:
     Git objects never change, so entries stay valid; only memory bounds them. Keys carry the installation, so
     one installation is never answered from what another read (GitHub checks its access on every read)."""
 
-    def __init__(self, max_tree_entries: int | None = None, max_blob_chars: int | None = None,
-                 max_trees: int = MAX_CACHED_TREES, max_blobs: int = MAX_CACHED_BLOBS,
-                 max_repos: int = MAX_SEEN_REPOS) -> None:
+    def __init__(
+        self,
+        max_tree_entries: int | None = None,
+        max_blob_chars: int | None = None,
+        max_trees: int = MAX_CACHED_TREES,
+        max_blobs: int = MAX_CACHED_BLOBS,
+        max_repos: int = MAX_SEEN_REPOS,
+    ) -> None:
         self._max_entries = max_tree_entries  # None: the module's budget, read at each use
         self._max_chars = max_blob_chars
         self._max_trees = max_trees
@@ -54,8 +59,10 @@ class GitObjectCache:
         self._lock = threading.Lock()
 
     def _budget(self) -> tuple[int, int]:
-        return (MAX_CACHED_TREE_ENTRIES if self._max_entries is None else self._max_entries,
-                MAX_CACHED_BLOB_CHARS if self._max_chars is None else self._max_chars)
+        return (
+            MAX_CACHED_TREE_ENTRIES if self._max_entries is None else self._max_entries,
+            MAX_CACHED_BLOB_CHARS if self._max_chars is None else self._max_chars,
+        )
 
     def tree(self, installation_id: int, sha: str) -> dict[str, TreeFile] | None:
         """A cached tree listing (now the most recently used), or None."""
@@ -125,5 +132,10 @@ class GitObjectCache:
     def usage(self) -> CacheUsage:
         """Counts recomputed from the contents (what the budget bounds)."""
         with self._lock:
-            return CacheUsage(len(self._trees), sum(len(t) for t in self._trees.values()), len(self._blobs),
-                              sum(len(b or "") for b in self._blobs.values()), len(self._seen))
+            return CacheUsage(
+                len(self._trees),
+                sum(len(t) for t in self._trees.values()),
+                len(self._blobs),
+                sum(len(b or "") for b in self._blobs.values()),
+                len(self._seen),
+            )

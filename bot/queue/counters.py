@@ -34,7 +34,7 @@ HELP = {
     "ecr_cache_bot_jobs_total": "Jobs finished by outcome (succeeded, coalesced, failed, dead, ...).",
     "ecr_cache_bot_job_retries_total": "Job runs deferred for a retry, by reason class.",
     INSTALL_PREVIEW: "Repositories of a preview-mode install (no pull request opened), by installation, "
-                     "fan-out delivery and what would have happened.",
+    "fan-out delivery and what would have happened.",
 }
 
 Labels = tuple[tuple[str, str], ...]
@@ -206,8 +206,10 @@ def queue_gauges(queue: object) -> dict[str, tuple[str, int]]:
     if ledger is None:
         return {}
     try:
-        return {"ecr_cache_bot_jobs_active": ("Jobs queued, scheduled or running.", ledger.active_count()),
-                "ecr_cache_bot_jobs_dead": ("Jobs in the dead-letter list.", ledger.dead_count())}
+        return {
+            "ecr_cache_bot_jobs_active": ("Jobs queued, scheduled or running.", ledger.active_count()),
+            "ecr_cache_bot_jobs_dead": ("Jobs in the dead-letter list.", ledger.dead_count()),
+        }
     except Exception:  # a storage hiccup must not break the counters; the gauges are simply left out
         return {}
 
@@ -218,11 +220,17 @@ HEARTBEAT_AGE = "ecr_cache_bot_worker_heartbeat_age_seconds"
 
 def render_workers(beats: Sequence[Beat], at: float) -> str:
     """The live-worker count and each known worker's heartbeat age, in Prometheus text format."""
-    lines = [f"# HELP {WORKERS_LIVE} Workers that reported a heartbeat in the last {LIVE_WITHIN:.0f} s.",
-             f"# TYPE {WORKERS_LIVE} gauge", f"{WORKERS_LIVE} {len(live(list(beats), at))}"]
+    lines = [
+        f"# HELP {WORKERS_LIVE} Workers that reported a heartbeat in the last {LIVE_WITHIN:.0f} s.",
+        f"# TYPE {WORKERS_LIVE} gauge",
+        f"{WORKERS_LIVE} {len(live(list(beats), at))}",
+    ]
     if beats:
-        lines += [f"# HELP {HEARTBEAT_AGE} Seconds since each worker's last heartbeat (a stopped one leaves; "
-                  "a dead one ages).", f"# TYPE {HEARTBEAT_AGE} gauge"]
+        lines += [
+            f"# HELP {HEARTBEAT_AGE} Seconds since each worker's last heartbeat (a stopped one leaves; "
+            "a dead one ages).",
+            f"# TYPE {HEARTBEAT_AGE} gauge",
+        ]
         for beat in sorted(beats, key=lambda b: b.worker_id):
             labels = _labels({"worker": beat.worker_id, "host": beat.host, "pid": str(beat.pid)})
             lines.append(f"{HEARTBEAT_AGE}{{{labels}}} {beat.age(at):.3f}")
@@ -246,4 +254,3 @@ def exposition(counters: Counters | None, queue: object) -> str:
     flush_pending()
     body = render(counters.snapshot()) if counters is not None else ""
     return body + render_gauges(queue_gauges(queue)) + worker_gauges(queue)
-

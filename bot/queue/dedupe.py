@@ -133,8 +133,10 @@ class SqliteCommandClaims:
         key = command_key(installation_id, comment_id)
         with self.db.tx() as cur:
             cur.execute("DELETE FROM command_claims WHERE expires < ?", (at,))
-            cur.execute("INSERT INTO command_claims (key, owner, expires) VALUES (?, ?, ?) "
-                        "ON CONFLICT(key) DO NOTHING", (key, owner, at + self.ttl))
+            cur.execute(
+                "INSERT INTO command_claims (key, owner, expires) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING",
+                (key, owner, at + self.ttl),
+            )
             cur.execute("SELECT owner FROM command_claims WHERE key = ?", (key,))
             row = cur.fetchone()
         return row is not None and str(row[0]) == owner

@@ -155,7 +155,7 @@ class GroupCommitter:
                     break
                 # Nobody is committing: lead the next batch (ours is in it unless more than a batch waits).
                 self._committing = True
-                batch, self._pending = self._pending[:self._batch_max], self._pending[self._batch_max:]
+                batch, self._pending = self._pending[: self._batch_max], self._pending[self._batch_max :]
             self._lead(batch)
         if slot.error is not None:
             raise slot.error
@@ -179,9 +179,17 @@ class GroupCommitter:
 class HueyQueue:
     """The durable queue: web processes `submit`, huey consumers call `execute` through the registered task."""
 
-    def __init__(self, huey: Huey, ledger: Ledger, locks: Locks, counters: Counters,
-                 pacer: SqlitePacer | RedisPacer, runner: Runner | None,
-                 options: QueueOptions | None = None, heartbeats: heartbeat.Heartbeats | None = None) -> None:
+    def __init__(
+        self,
+        huey: Huey,
+        ledger: Ledger,
+        locks: Locks,
+        counters: Counters,
+        pacer: SqlitePacer | RedisPacer,
+        runner: Runner | None,
+        options: QueueOptions | None = None,
+        heartbeats: heartbeat.Heartbeats | None = None,
+    ) -> None:
         self.huey = huey
         self.heartbeats = heartbeats  # where workers report (and whether the store takes writes: /readyz)
         self.ledger = ledger
@@ -263,9 +271,15 @@ class HueyQueue:
             outcome, remaining = _result_fields(result)
             # Not ours any more when the lease lapsed (hung or paused) and another run took over.
             done = self.ledger.finish(job_id, claimed.token, "succeeded")
-            log_event("job", outcome="succeeded" if done else "superseded", result=outcome,
-                      duration_ms=_ms(start), rate_limit_remaining=remaining, attempts=claimed.attempts + 1,
-                      **fields)
+            log_event(
+                "job",
+                outcome="succeeded" if done else "superseded",
+                result=outcome,
+                duration_ms=_ms(start),
+                rate_limit_remaining=remaining,
+                attempts=claimed.attempts + 1,
+                **fields,
+            )
         finally:
             self._untrack(job_id)
             self.locks.release(job.repo_key, lock)
@@ -281,8 +295,7 @@ class HueyQueue:
             with self._running_lock:
                 if self._heartbeat is None or self._heartbeat_pid != os.getpid() or not self._heartbeat.is_alive():
                     self._heartbeat_pid = os.getpid()
-                    self._heartbeat = threading.Thread(target=self._renew_forever, name="lease-renewal",
-                                                       daemon=True)
+                    self._heartbeat = threading.Thread(target=self._renew_forever, name="lease-renewal", daemon=True)
                     self._heartbeat.start()
 
     def _untrack(self, job_id: str) -> None:
@@ -313,8 +326,14 @@ class HueyQueue:
             # Reported, not taken away: a second run beside a live first one is worse than a stuck repository.
             run.overrun = True
             fields = _job_fields(claimed)
-            log_event("job.overrun", level="warning", max_runtime_s=self.options.max_runtime,
-                      running_s=round(time.monotonic() - run.started, 1), thread=run.thread.name, **fields)
+            log_event(
+                "job.overrun",
+                level="warning",
+                max_runtime_s=self.options.max_runtime,
+                running_s=round(time.monotonic() - run.started, 1),
+                thread=run.thread.name,
+                **fields,
+            )
             try:
                 self.counters.incr(OVERRUNS, kind=claimed.job.kind)
             except Exception as exc:  # the report must not cost the lease
@@ -323,8 +342,9 @@ class HueyQueue:
             held = self.ledger.renew(claimed.job_id, claimed.token, now() + lease)
             locked = self.locks.extend(claimed.job.repo_key, run.lock, lease)
         except Exception as exc:  # the next round retries; the lease outlives two failed rounds
-            log_event("queue.renew_failed", level="warning", job_id=claimed.job_id,
-                      error=f"{type(exc).__name__}: {exc}")
+            log_event(
+                "queue.renew_failed", level="warning", job_id=claimed.job_id, error=f"{type(exc).__name__}: {exc}"
+            )
             return
         if not (held and locked) and not run.lost:
             run.lost = True  # renewed too late (a paused process): the job or its repository moved on
@@ -340,28 +360,68 @@ class HueyQueue:
         if decision.action == "fail":
             self._bury(claimed, "failed", decision.reason, attempts, fields, _ms(start), remaining)
         elif policy.exhausted(attempts):
-            self._bury(claimed, "dead", f"retries exhausted: {decision.reason}", attempts, fields, _ms(start),
-                       remaining)
+            self._bury(
+                claimed, "dead", f"retries exhausted: {decision.reason}", attempts, fields, _ms(start), remaining
+            )
         else:
             delay = policy.delay(decision, attempts, self._rng)
-            self._defer(claimed, delay, attempts, decision.reason, fields, counts=decision.counts,
-                        duration_ms=_ms(start), rate_limit_remaining=remaining)
+            self._defer(
+                claimed,
+                delay,
+                attempts,
+                decision.reason,
+                fields,
+                counts=decision.counts,
+                duration_ms=_ms(start),
+                rate_limit_remaining=remaining,
+            )
 
-    def _defer(self, claimed: Claimed, delay: float, attempts: int, reason: str, fields: dict[str, Any],
-               counts: bool, **extra: Any) -> None:
+    def _defer(
+        self,
+        claimed: Claimed,
+        delay: float,
+        attempts: int,
+        reason: str,
+        fields: dict[str, Any],
+        counts: bool,
+        **extra: Any,
+    ) -> None:
         eta = now() + delay
         if self.ledger.defer(claimed.job_id, claimed.token, eta, attempts, reason, self.options.stale_after):
             self.huey.add_schedule(self.task.s(claimed.job_id, delay=delay))
             if counts or reason != "repository busy":
                 self.counters.incr(RETRIES, reason=reason.split(" (")[0].split(":")[0])
-                log_event("job", outcome="retry", reason=reason, retry_in_s=round(delay, 3), attempts=attempts,
-                          **extra, **fields)
+                log_event(
+                    "job",
+                    outcome="retry",
+                    reason=reason,
+                    retry_in_s=round(delay, 3),
+                    attempts=attempts,
+                    **extra,
+                    **fields,
+                )
 
-    def _bury(self, claimed: Claimed, outcome: str, reason: str, attempts: int, fields: dict[str, Any],
-              duration_ms: float, remaining: int | None = None) -> None:
+    def _bury(
+        self,
+        claimed: Claimed,
+        outcome: str,
+        reason: str,
+        attempts: int,
+        fields: dict[str, Any],
+        duration_ms: float,
+        remaining: int | None = None,
+    ) -> None:
         self.ledger.bury(claimed.job_id, claimed.token, outcome, reason, attempts)
-        log_event("job", level="error", outcome=outcome, reason=reason, attempts=attempts,
-                  duration_ms=duration_ms, rate_limit_remaining=remaining, **fields)
+        log_event(
+            "job",
+            level="error",
+            outcome=outcome,
+            reason=reason,
+            attempts=attempts,
+            duration_ms=duration_ms,
+            rate_limit_remaining=remaining,
+            **fields,
+        )
 
     def reap(self) -> int:
         """Re-enqueue jobs whose worker died or whose queue message was lost; return how many."""
@@ -402,10 +462,17 @@ class HueyQueue:
         """A huey consumer for this queue (threads; short polling so SQLite jobs start promptly)."""
         # SIGTERM (what Heroku-style platforms and `serve` send) lets running jobs finish for up to 20 s;
         # a job still running after that is re-run by the reaper once its lease ends.
-        settings: dict[str, Any] = {"workers": workers, "worker_type": "thread", "periodic": False,
-                                    "initial_delay": 0.05, "backoff": 1.5, "max_delay": 1.0,
-                                    "check_worker_health": True, "graceful_signal": "TERM",
-                                    "shutdown_timeout": 20}
+        settings: dict[str, Any] = {
+            "workers": workers,
+            "worker_type": "thread",
+            "periodic": False,
+            "initial_delay": 0.05,
+            "backoff": 1.5,
+            "max_delay": 1.0,
+            "check_worker_health": True,
+            "graceful_signal": "TERM",
+            "shutdown_timeout": 20,
+        }
         settings.update(options)
         return self.huey.create_consumer(**settings)
 
@@ -439,17 +506,21 @@ def _ms(start: float) -> float:
     return round((time.monotonic() - start) * 1000, 1)
 
 
-_EVENT_OF_KIND = {"sync": "push", "command": "issue_comment", "pr_closed": "pull_request",
-                  "install": "installation"}
+_EVENT_OF_KIND = {"sync": "push", "command": "issue_comment", "pr_closed": "pull_request", "install": "installation"}
 
 
 def _job_fields(claimed: Claimed) -> dict[str, Any]:
     job = claimed.job
     data = job.data
-    return {"job_id": claimed.job_id, "delivery_id": job.delivery_id, "kind": job.kind,
-            "event_name": data.get("event") or _EVENT_OF_KIND.get(job.kind, job.kind),
-            "action": data.get("action") or data.get("command") or data.get("trigger"),
-            "installation": job.installation_id, "repository": job.subject}
+    return {
+        "job_id": claimed.job_id,
+        "delivery_id": job.delivery_id,
+        "kind": job.kind,
+        "event_name": data.get("event") or _EVENT_OF_KIND.get(job.kind, job.kind),
+        "action": data.get("action") or data.get("command") or data.get("trigger"),
+        "installation": job.installation_id,
+        "repository": job.subject,
+    }
 
 
 def _result_fields(result: object) -> tuple[str | None, int | None]:
@@ -458,8 +529,10 @@ def _result_fields(result: object) -> tuple[str | None, int | None]:
     else:
         outcome = getattr(result, "outcome", None)
         remaining = getattr(result, "rate_limit_remaining", None)
-    return (str(outcome) if outcome is not None else None,
-            int(remaining) if isinstance(remaining, int | float) else None)
+    return (
+        str(outcome) if outcome is not None else None,
+        int(remaining) if isinstance(remaining, int | float) else None,
+    )
 
 
 def build_queue(settings: Settings, runner: Runner | None, options: QueueOptions | None = None) -> HueyQueue:
@@ -468,24 +541,41 @@ def build_queue(settings: Settings, runner: Runner | None, options: QueueOptions
         # Optional settings (read when `Settings` has them): `queue_fsync` False (QUEUE_FSYNC=normal) keeps
         # commits safe from a killed process but not from a power cut; `queue_namespace` lets several
         # deployments share one Redis.
-        options = QueueOptions(fsync=bool(getattr(settings, "queue_fsync", True)),
-                               namespace=str(getattr(settings, "queue_namespace", "") or ""))
+        options = QueueOptions(
+            fsync=bool(getattr(settings, "queue_fsync", True)),
+            namespace=str(getattr(settings, "queue_namespace", "") or ""),
+        )
     if settings.redis_url:
         client = redis_client(settings.redis_url)
         prefix = f"{KEY_PREFIX}{options.namespace}:" if options.namespace else KEY_PREFIX
         name = f"{HUEY_NAME}-{options.namespace}" if options.namespace else HUEY_NAME
         huey = redis_huey(name, settings.redis_url)
         waiting = partial(waiting_args, huey, TASK_NAME)
-        return HueyQueue(huey, RedisLedger(client, huey.storage, waiting, prefix), RedisLocks(client, prefix),
-                         RedisCounters(client, prefix), RedisPacer(client, options.pace, prefix), runner, options,
-                         heartbeat.RedisHeartbeats(client, prefix))
+        return HueyQueue(
+            huey,
+            RedisLedger(client, huey.storage, waiting, prefix),
+            RedisLocks(client, prefix),
+            RedisCounters(client, prefix),
+            RedisPacer(client, options.pace, prefix),
+            runner,
+            options,
+            heartbeat.RedisHeartbeats(client, prefix),
+        )
     path = Path(settings.data_dir) / "queue.db"
     path.parent.mkdir(parents=True, exist_ok=True)
     huey = sqlite_huey(HUEY_NAME, str(path), options.fsync)
     db = SqliteDb(path, fsync=options.fsync)
     waiting = partial(waiting_args, huey, TASK_NAME)
-    return HueyQueue(huey, SqliteLedger(db, huey.storage, waiting), SqliteLocks(db), SqliteCounters(db),
-                     SqlitePacer(db, options.pace), runner, options, heartbeat.SqliteHeartbeats(db))
+    return HueyQueue(
+        huey,
+        SqliteLedger(db, huey.storage, waiting),
+        SqliteLocks(db),
+        SqliteCounters(db),
+        SqlitePacer(db, options.pace),
+        runner,
+        options,
+        heartbeat.SqliteHeartbeats(db),
+    )
 
 
 def create_queue(settings: Settings, runner: Runner) -> JobQueue:

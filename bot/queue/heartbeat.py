@@ -89,9 +89,11 @@ class SqliteHeartbeats:
     def beat(self, worker: Beat, at: float) -> None:
         """Upsert this worker's row."""
         with self.db.tx() as cur:
-            cur.execute("INSERT INTO workers (id, pid, host, started, seen) VALUES (?, ?, ?, ?, ?) "
-                        "ON CONFLICT(id) DO UPDATE SET seen = excluded.seen",
-                        (worker.worker_id, worker.pid, worker.host, worker.started, at))
+            cur.execute(
+                "INSERT INTO workers (id, pid, host, started, seen) VALUES (?, ?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET seen = excluded.seen",
+                (worker.worker_id, worker.pid, worker.host, worker.started, at),
+            )
             cur.execute("DELETE FROM workers WHERE seen < ?", (at - FORGET_AFTER,))
 
     def leave(self, worker_id: str) -> None:
@@ -144,14 +146,23 @@ class RedisHeartbeats:
         self.client.set(self.probe_key, repr(at), ex=300)
 
 
-def beat_forever(store: Heartbeats, worker: Beat, stop: threading.Event, interval: float = BEAT_INTERVAL,
-                 clock: Callable[[], float] = now) -> None:
+def beat_forever(
+    store: Heartbeats,
+    worker: Beat,
+    stop: threading.Event,
+    interval: float = BEAT_INTERVAL,
+    clock: Callable[[], float] = now,
+) -> None:
     """Write a heartbeat now and every `interval` seconds until `stop` is set; a failed write is retried."""
     while True:
         try:
             store.beat(worker, clock())
         except Exception as exc:  # a storage hiccup must not stop the beats: /readyz turns 503 if they stay away
-            log_event("worker.heartbeat_failed", level="warning", worker=worker.worker_id,
-                      error=f"{type(exc).__name__}: {exc}")
+            log_event(
+                "worker.heartbeat_failed",
+                level="warning",
+                worker=worker.worker_id,
+                error=f"{type(exc).__name__}: {exc}",
+            )
         if stop.wait(interval):
             return

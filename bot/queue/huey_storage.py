@@ -58,8 +58,15 @@ class LedgerRedisStorage(RedisStorage):
 def sqlite_huey(name: str, filename: str, fsync: bool) -> Huey:
     """SqliteHuey on `filename` with the ledger's storage (results off, UTC, 30 s lock wait)."""
     # fsync=None keeps SQLite's WAL default (FULL) for huey's own connections; False would turn syncing off.
-    return SqliteHuey(name, filename=filename, results=False, utc=True, timeout=30, fsync=True if fsync else None,
-                      storage_class=LedgerSqliteStorage)
+    return SqliteHuey(
+        name,
+        filename=filename,
+        results=False,
+        utc=True,
+        timeout=30,
+        fsync=True if fsync else None,
+        storage_class=LedgerSqliteStorage,
+    )
 
 
 def redis_huey(name: str, url: str) -> Huey:

@@ -168,7 +168,9 @@ class SqliteLedger:
                 rows.append((entry.job_id, request.delivery_id, entry.payload, gen, entry.ckey, at + stale, at))
             cur.executemany(
                 "INSERT INTO jobs (id, delivery_id, payload, status, gen, ckey, deadline, updated) "
-                "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)", rows)
+                "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?)",
+                rows,
+            )
             self.storage.enqueue_in(cur, [e.message for _, e in entries])  # huey's enqueue, in our transaction
             accepted = sum(results)
             for outcome, count in (("accepted", accepted), ("duplicate", len(results) - accepted)):
@@ -233,32 +235,43 @@ class SqliteLedger:
         if self.db.query("SELECT 1 FROM jobs WHERE status = 'pending' AND deadline < ? LIMIT 1", (at,)):
             queued = self.waiting()
         with self.db.tx() as cur:
-            cur.execute("SELECT id, status FROM jobs WHERE status IN ('pending', 'running') AND deadline < ? "
-                        "LIMIT ?", (at, limit))
+            cur.execute(
+                "SELECT id, status FROM jobs WHERE status IN ('pending', 'running') AND deadline < ? LIMIT ?",
+                (at, limit),
+            )
             overdue = cur.fetchall()
             waiting = {str(i) for i, status in overdue if status == "pending" and i in queued}
-            cur.executemany("UPDATE jobs SET deadline = ? WHERE id = ? AND status = 'pending'",
-                            [(at + stale, i) for i in waiting])
+            cur.executemany(
+                "UPDATE jobs SET deadline = ? WHERE id = ? AND status = 'pending'", [(at + stale, i) for i in waiting]
+            )
             lost = [(at + stale, at, str(i)) for i, _ in overdue if i not in waiting]
             cur.executemany(
                 "UPDATE jobs SET attempts = attempts + (status = 'running'), status = 'pending', token = NULL, "
-                "not_before = 0, deadline = ?, updated = ? WHERE id = ?", lost)
+                "not_before = 0, deadline = ?, updated = ? WHERE id = ?",
+                lost,
+            )
             return [i for _, _, i in lost]
 
     def renew(self, job_id: str, token: str, deadline: float) -> bool:
         """Conditional deadline update."""
         with self.db.tx() as cur:
-            cur.execute("UPDATE jobs SET deadline = ? WHERE id = ? AND token = ? AND status = 'running'",
-                        (deadline, job_id, token))
+            cur.execute(
+                "UPDATE jobs SET deadline = ? WHERE id = ? AND token = ? AND status = 'running'",
+                (deadline, job_id, token),
+            )
             return cur.rowcount == 1
 
     def dead(self, limit: int = 1000) -> list[DeadLetter]:
         """Rows with status dead."""
         rows = self.db.query(
             "SELECT id, payload, attempts, outcome, error, updated FROM jobs WHERE status = 'dead' "
-            "ORDER BY updated LIMIT ?", (limit,))
-        return [DeadLetter(str(i), job_from_dict(json.loads(p)), int(a), str(o), str(e or ""), float(u))
-                for i, p, a, o, e, u in rows]
+            "ORDER BY updated LIMIT ?",
+            (limit,),
+        )
+        return [
+            DeadLetter(str(i), job_from_dict(json.loads(p)), int(a), str(o), str(e or ""), float(u))
+            for i, p, a, o, e, u in rows
+        ]
 
     def revive(self, job_id: str, at: float, stale: float) -> bool:
         """Dead → pending, as the newest job of its coalescing key (a redriven job must not count as superseded)."""
@@ -270,7 +283,9 @@ class SqliteLedger:
             gen = bump_in(cur, row[0]) if row[0] else 0
             cur.execute(
                 "UPDATE jobs SET status = 'pending', attempts = 0, not_before = 0, deadline = ?, outcome = NULL, "
-                "updated = ?, gen = ? WHERE id = ? AND status = 'dead'", (at + stale, at, gen, job_id))
+                "updated = ?, gen = ? WHERE id = ? AND status = 'dead'",
+                (at + stale, at, gen, job_id),
+            )
             return cur.rowcount == 1
 
     def purge(self, at: float) -> None:
@@ -280,8 +295,10 @@ class SqliteLedger:
             cur.execute("DELETE FROM pace WHERE ts < ?", (at - 3600,))
             # One generation per set of added repositories: forget it once no live job carries it (a missing
             # generation reads as 0, which can only cause an extra run).
-            cur.execute("DELETE FROM generations WHERE key LIKE '%:added=%' AND key NOT IN "
-                        "(SELECT ckey FROM jobs WHERE status != 'dead')")
+            cur.execute(
+                "DELETE FROM generations WHERE key LIKE '%:added=%' AND key NOT IN "
+                "(SELECT ckey FROM jobs WHERE status != 'dead')"
+            )
 
     def active_count(self) -> int:
         """Rows not dead."""
@@ -290,7 +307,6 @@ class SqliteLedger:
     def dead_count(self) -> int:
         """Rows dead."""
         return int(self.db.query("SELECT count(*) FROM jobs WHERE status = 'dead'")[0][0])
-
 
 
 _SUBMIT_LUA = """
@@ -435,13 +451,22 @@ class RedisLedger:
         command, queue_key = self.storage.enqueue_target()
         pipe = self.client.pipeline(transaction=False)
         for request in requests:
-            args: list[Any] = [int(max(1, ttl)), at, at + stale, self.prefix,
-                               redis_field(DELIVERIES, outcome="accepted"),
-                               redis_field(DELIVERIES, outcome="duplicate"), command]
+            args: list[Any] = [
+                int(max(1, ttl)),
+                at,
+                at + stale,
+                self.prefix,
+                redis_field(DELIVERIES, outcome="accepted"),
+                redis_field(DELIVERIES, outcome="duplicate"),
+                command,
+            ]
             for entry in request.entries:
                 args += [entry.job_id, entry.payload, entry.ckey, entry.message]
-            self._submit(keys=[redis_key(request.delivery_id, self.prefix), queue_key, self._active,
-                               self._counters], args=args, client=pipe)
+            self._submit(
+                keys=[redis_key(request.delivery_id, self.prefix), queue_key, self._active, self._counters],
+                args=args,
+                client=pipe,
+            )
         return [bool(r) for r in pipe.execute()]
 
     def claim(self, job_id: str, at: float, lease: float) -> Claimed | None:
@@ -455,19 +480,29 @@ class RedisLedger:
 
     def finish(self, job_id: str, token: str, outcome: str) -> bool:
         """Delete and count."""
-        return bool(self._finish(keys=[self._job + job_id, self._active, self._counters],
-                                 args=[token, job_id, redis_field(JOBS, outcome=outcome)]))
+        return bool(
+            self._finish(
+                keys=[self._job + job_id, self._active, self._counters],
+                args=[token, job_id, redis_field(JOBS, outcome=outcome)],
+            )
+        )
 
     def defer(self, job_id: str, token: str, eta: float, attempts: int, error: str, stale: float) -> bool:
         """Back to pending."""
-        return bool(self._defer(keys=[self._job + job_id, self._active],
-                                args=[token, job_id, eta, eta + stale, attempts, error, now()]))
+        return bool(
+            self._defer(
+                keys=[self._job + job_id, self._active], args=[token, job_id, eta, eta + stale, attempts, error, now()]
+            )
+        )
 
     def bury(self, job_id: str, token: str, outcome: str, error: str, attempts: int) -> bool:
         """Into the dead-letter set."""
-        return bool(self._bury(keys=[self._job + job_id, self._active, self._dead, self._counters],
-                               args=[token, job_id, outcome, error, attempts, now(),
-                                     redis_field(JOBS, outcome=outcome)]))
+        return bool(
+            self._bury(
+                keys=[self._job + job_id, self._active, self._dead, self._counters],
+                args=[token, job_id, outcome, error, attempts, now(), redis_field(JOBS, outcome=outcome)],
+            )
+        )
 
     def expired(self, at: float, stale: float, limit: int = 500) -> list[str]:
         """Reset overdue jobs in Lua; one whose message still waits in huey's list or schedule gets a new
@@ -493,14 +528,20 @@ class RedisLedger:
             if fields[0] is None:
                 continue
             payload, attempts, outcome, error, updated = (f.decode() if f else "" for f in fields)
-            letters.append(DeadLetter(job_id, job_from_dict(json.loads(payload)), int(attempts or 0),
-                                      outcome, error, float(updated or 0)))
+            letters.append(
+                DeadLetter(
+                    job_id, job_from_dict(json.loads(payload)), int(attempts or 0), outcome, error, float(updated or 0)
+                )
+            )
         return letters
 
     def revive(self, job_id: str, at: float, stale: float) -> bool:
         """Dead → pending."""
-        return bool(self._revive(keys=[self._job + job_id, self._active, self._dead],
-                                 args=[job_id, at + stale, at, self.prefix]))
+        return bool(
+            self._revive(
+                keys=[self._job + job_id, self._active, self._dead], args=[job_id, at + stale, at, self.prefix]
+            )
+        )
 
     def purge(self, at: float) -> None:
         """Nothing to do: Redis expires delivery ids and pacing windows itself."""

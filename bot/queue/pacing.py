@@ -72,20 +72,20 @@ class SqlitePacer:
             cur.execute("SELECT ts, weight FROM pace WHERE installation = ?", (installation_id,))
             wait = wait_for(cur.fetchall(), cost, self.limits, at)
             if wait == 0.0:
-                cur.execute("INSERT INTO pace (installation, ts, weight) VALUES (?, ?, ?)",
-                            (installation_id, at, cost))
+                cur.execute("INSERT INTO pace (installation, ts, weight) VALUES (?, ?, ?)", (installation_id, at, cost))
             return wait
 
     def observe(self, installation_id: int, remaining: int, reset: float) -> None:
         """Upsert the latest budget."""
         with self.db.tx() as cur:
-            cur.execute("INSERT OR REPLACE INTO request_budget (installation, remaining, reset) VALUES (?, ?, ?)",
-                        (installation_id, remaining, reset))
+            cur.execute(
+                "INSERT OR REPLACE INTO request_budget (installation, remaining, reset) VALUES (?, ?, ?)",
+                (installation_id, remaining, reset),
+            )
 
     def budget_wait(self, installation_id: int, interactive: bool = False) -> float:
         """Wait until reset when the budget is under the floor (interactive: when it is spent)."""
-        rows = self.db.query("SELECT remaining, reset FROM request_budget WHERE installation = ?",
-                             (installation_id,))
+        rows = self.db.query("SELECT remaining, reset FROM request_budget WHERE installation = ?", (installation_id,))
         if not rows:
             return 0.0
         remaining, reset = rows[0]
@@ -158,8 +158,7 @@ class RedisPacer:
     def reserve(self, installation_id: int, cost: int = 1) -> float:
         """Decide and insert in one Lua script (atomic on the server, so processes share the windows)."""
         key = f"{self.prefix}pace:{installation_id}"
-        args: list[float | int | str] = [now(), cost, self.limits.per_minute, self.limits.per_hour,
-                                         uuid.uuid4().hex]
+        args: list[float | int | str] = [now(), cost, self.limits.per_minute, self.limits.per_hour, uuid.uuid4().hex]
         return max(0.0, float(self._reserve(keys=[key], args=args)))
 
     def observe(self, installation_id: int, remaining: int, reset: float) -> None:

@@ -33,8 +33,11 @@ class SqliteRefusals:
             found = {str(k): int(c) for k, c in cur.fetchall()}
             answer = decide([found.get(k, 0) for k in names], self.limits, budget_low)
             for key in names[counted(answer)]:
-                cur.execute("INSERT INTO refusal_counts (key, count, expires) VALUES (?, 1, ?) "
-                            "ON CONFLICT(key) DO UPDATE SET count = count + 1", (key, (bucket + 1) * window))
+                cur.execute(
+                    "INSERT INTO refusal_counts (key, count, expires) VALUES (?, 1, ?) "
+                    "ON CONFLICT(key) DO UPDATE SET count = count + 1",
+                    (key, (bucket + 1) * window),
+                )
         return answer
 
 
@@ -72,8 +75,15 @@ class RedisRefusals:
         bucket = int(at // limits.window)
         names = [self.prefix + k for k in keys(installation_id, repo, user, bucket)]
         ttl = max(1, int((bucket + 1) * limits.window - at) + 1)
-        args = [limits.per_user, limits.per_repo, limits.per_installation, limits.reactions_per_repo,
-                limits.reactions_per_installation, "1" if budget_low else "0", ttl]
+        args = [
+            limits.per_user,
+            limits.per_repo,
+            limits.per_installation,
+            limits.reactions_per_repo,
+            limits.reactions_per_installation,
+            "1" if budget_low else "0",
+            ttl,
+        ]
         answer = self._take(keys=names, args=args)
         text = answer.decode() if isinstance(answer, bytes) else str(answer)
         return "comment" if text == "comment" else "reaction" if text == "reaction" else "none"

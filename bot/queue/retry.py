@@ -108,8 +108,13 @@ def rate_limit_remaining(headers: Mapping[str, Any] | None) -> int | None:
     return int(value) if value is not None else None
 
 
-def classify_response(status: int, headers: Mapping[str, Any] | None, body: Any = None,
-                      at: float | None = None, secondary_min: float = 60.0) -> Decision:
+def classify_response(
+    status: int,
+    headers: Mapping[str, Any] | None,
+    body: Any = None,
+    at: float | None = None,
+    secondary_min: float = 60.0,
+) -> Decision:
     """Decide from a GitHub HTTP error response."""
     at = now() if at is None else at
     remaining = rate_limit_remaining(headers)
@@ -119,25 +124,37 @@ def classify_response(status: int, headers: Mapping[str, Any] | None, body: Any 
     lowered = message.lower()
     if status in (403, 429):
         if retry_after is not None:
-            return Decision("retry", f"secondary rate limit ({status}), retry-after {retry_after:g}s",
-                            delay=max(0.0, retry_after), rate_limit_remaining=remaining)
+            return Decision(
+                "retry",
+                f"secondary rate limit ({status}), retry-after {retry_after:g}s",
+                delay=max(0.0, retry_after),
+                rate_limit_remaining=remaining,
+            )
         if remaining == 0 and reset is not None:
-            return Decision("retry", f"primary rate limit ({status}) until reset",
-                            delay=max(0.0, reset - at) + 1.0, counts=False, rate_limit_remaining=0)
+            return Decision(
+                "retry",
+                f"primary rate limit ({status}) until reset",
+                delay=max(0.0, reset - at) + 1.0,
+                counts=False,
+                rate_limit_remaining=0,
+            )
         if status == 429 or "rate limit" in lowered or "abuse" in lowered:
-            return Decision("retry", f"secondary rate limit ({status})", delay=secondary_min,
-                            rate_limit_remaining=remaining)
+            return Decision(
+                "retry", f"secondary rate limit ({status})", delay=secondary_min, rate_limit_remaining=remaining
+            )
         return Decision("fail", f"forbidden (403): {message or 'no message'}", rate_limit_remaining=remaining)
     if status >= 500 or status in (408,):
         return Decision("retry", f"GitHub server error {status}", rate_limit_remaining=remaining)
     if status == 422 and any(race in lowered for race in KNOWN_RACES):
         return Decision("retry", f"known race (422): {message}", rate_limit_remaining=remaining)
-    return Decision("fail", f"GitHub answered {status}: {message or 'no message'}",
-                    rate_limit_remaining=remaining)
+    return Decision("fail", f"GitHub answered {status}: {message or 'no message'}", rate_limit_remaining=remaining)
 
 
 _TRANSIENT: tuple[type[BaseException], ...] = (
-    ConnectionError, TimeoutError, http.client.IncompleteRead, http.client.BadStatusLine,
+    ConnectionError,
+    TimeoutError,
+    http.client.IncompleteRead,
+    http.client.BadStatusLine,
 )
 
 
@@ -167,13 +184,14 @@ def classify_exception(exc: BaseException, policy: RetryPolicy | None = None) ->
         return Decision("fail", str(exc) or type(exc).__name__)
     status = getattr(exc, "status", None)
     if isinstance(status, int):  # github.GithubException and its subclasses
-        return classify_response(status, getattr(exc, "headers", None), getattr(exc, "data", None),
-                                 secondary_min=policy.secondary_min)
+        return classify_response(
+            status, getattr(exc, "headers", None), getattr(exc, "data", None), secondary_min=policy.secondary_min
+        )
     response = getattr(exc, "response", None)
     if response is not None and isinstance(getattr(response, "status_code", None), int):
-        return classify_response(response.status_code, response.headers, getattr(response, "text", ""),
-                                 secondary_min=policy.secondary_min)
+        return classify_response(
+            response.status_code, response.headers, getattr(response, "text", ""), secondary_min=policy.secondary_min
+        )
     if isinstance(exc, _TRANSIENT + _transient_library_errors()):
         return Decision("retry", f"network error: {type(exc).__name__}: {exc}")
     return Decision("fail", f"unexpected error: {type(exc).__name__}: {exc}")
-

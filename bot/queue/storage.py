@@ -39,8 +39,7 @@ class SqliteDb:
         """This thread's connection (a new one after a fork: SQLite connections must not cross fork)."""
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
-                                   check_same_thread=False)
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
             self._wal(conn)
             conn.execute("PRAGMA busy_timeout=0")  # lock waits are ours: see `_retry`
             # FULL: a commit is on disk before the webhook is answered (survives power loss, not only SIGKILL).
@@ -104,8 +103,9 @@ class SqliteDb:
 
         Fresh, because a connection opened earlier keeps writing to a database file that was deleted or
         replaced (a vanished volume) without an error; `mode=rw` never creates an empty file in its place."""
-        conn = sqlite3.connect(f"{Path(self.path).absolute().as_uri()}?mode=rw", uri=True, timeout=timeout,
-                               isolation_level=None)
+        conn = sqlite3.connect(
+            f"{Path(self.path).absolute().as_uri()}?mode=rw", uri=True, timeout=timeout, isolation_level=None
+        )
         try:
             conn.execute(f"PRAGMA synchronous={'FULL' if self.fsync else 'NORMAL'}")
             conn.execute("BEGIN IMMEDIATE")
@@ -131,14 +131,14 @@ def redis_client(url: str) -> redis.Redis:
     with _redis_lock:
         client = _redis_clients.get(key)
         if client is None:
-            client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5,
-                                          health_check_interval=30)
+            client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
             _redis_clients[key] = client
         return client
 
 
-def in_store(store: object, on_sqlite: Callable[[SqliteDb], S],
-             on_redis: Callable[[redis.Redis, str], R]) -> S | R | None:
+def in_store(
+    store: object, on_sqlite: Callable[[SqliteDb], S], on_redis: Callable[[redis.Redis, str], R]
+) -> S | R | None:
     """Build a component on a queue store's backend (its SQLite file, or its Redis and key prefix); None without one."""
     db = getattr(store, "db", None)
     if isinstance(db, SqliteDb):

@@ -44,8 +44,9 @@ def pr_current(pr_url: str, summary: str) -> str:
 
 def already_set_up(repo: str, default_branch: str, checked: Sequence[str], findings: Sequence[Finding]) -> str:
     """The reply when planning changes nothing on a repository with builds: what was checked, and the notes."""
-    return _comment("already_set_up", repo=repo, default_branch=default_branch, checked=list(checked),
-                    findings=_findings(findings))
+    return _comment(
+        "already_set_up", repo=repo, default_branch=default_branch, checked=list(checked), findings=_findings(findings)
+    )
 
 
 def nothing_to_change(repo: str, findings: Sequence[Finding]) -> str:
@@ -53,8 +54,13 @@ def nothing_to_change(repo: str, findings: Sequence[Finding]) -> str:
     return _comment("nothing_to_change", repo=repo, findings=_findings(findings))
 
 
-def preview(repo: str, edits: Sequence[FileEdit], findings: Sequence[Finding] = (), head: str = "",
-            diff_limit: int = diffs.MARKDOWN_LIMIT) -> str:
+def preview(
+    repo: str,
+    edits: Sequence[FileEdit],
+    findings: Sequence[Finding] = (),
+    head: str = "",
+    diff_limit: int = diffs.MARKDOWN_LIMIT,
+) -> str:
     """The reply to `/ecr-cache preview`: ``head`` (the PR summary), the diff of ``edits``, then the findings."""
     diff = diffs.for_markdown(diffs.unified_diff(edits), diff_limit)
     return _comment("preview", repo=repo, head=head, changed=len(edits), diff=diff, findings=_findings(findings))

@@ -51,9 +51,15 @@ def _flags(plan: Plan, options: Options) -> list[dict[str, str]]:
         if not build.cached:
             continue  # its buildspec is left as it is: no flags, no claim that it exports a cache
         cache_from, cache_to = cache_flags(cache_ref(build.cache_tag), options.mode)
-        seen.setdefault((build.buildspec, build.cache_tag), {
-            "buildspec": build.buildspec, "tag": build.cache_tag, "cache_from": cache_from, "cache_to": cache_to,
-        })
+        seen.setdefault(
+            (build.buildspec, build.cache_tag),
+            {
+                "buildspec": build.buildspec,
+                "tag": build.cache_tag,
+                "cache_from": cache_from,
+                "cache_to": cache_to,
+            },
+        )
     return list(seen.values())
 
 
@@ -68,11 +74,14 @@ def _table(table: CacheTable, rows: int | None) -> dict[str, Any]:
         "after_count": sum(1 for s in table.after if s.reruns_on_source_change),
         "hidden": len(pairs) - len(shown),
         # One row per instruction (paired by instruction, not by position): an added step has no before.
-        "rows": [{
-            "step": code((a or b).instruction),  # type: ignore[union-attr]
-            "before_rerun": ("yes" if b.reruns_on_source_change else "no") if b else "added",
-            "after_rerun": ("yes" if a.reruns_on_source_change else "no") if a else "removed",
-        } for b, a in shown],
+        "rows": [
+            {
+                "step": code((a or b).instruction),  # type: ignore[union-attr]
+                "before_rerun": ("yes" if b.reruns_on_source_change else "no") if b else "added",
+                "after_rerun": ("yes" if a.reruns_on_source_change else "no") if a else "removed",
+            }
+            for b, a in shown
+        ],
     }
 
 
@@ -86,7 +95,7 @@ def _grouped_findings(findings: list[Finding]) -> list[dict[str, str]]:
     for f in findings:
         message = flat(f.message)
         prefix = re.match(re.escape(f.path) + r"(:\d+)?: ", message)
-        rest = message[prefix.end():] if prefix else message
+        rest = message[prefix.end() :] if prefix else message
         where = f.path + (prefix.group(1) or "") if prefix else f.path
         # A message that still names its own file is about that file only.
         key = (f.level, f.code, rest) if f.path not in rest else (f.level, f.code, message, f.path)
@@ -100,8 +109,15 @@ def _grouped_findings(findings: list[Finding]) -> list[dict[str, str]]:
         places = ", ".join(f"`{code(where, 200)}`" for _, where, _ in items[:8])
         places += f" and {len(items) - 8} more" if len(items) > 8 else ""
         unit = "files" if len({f.path for f, _, _ in items}) == len(items) else "places"
-        out.append({"level": first.level, "code": first.code, "path": first.path,
-                    "where": f"in {len(items)} {unit} ({places})", "message": items[0][2]})
+        out.append(
+            {
+                "level": first.level,
+                "code": first.code,
+                "path": first.path,
+                "where": f"in {len(items)} {unit} ({places})",
+                "message": items[0][2],
+            }
+        )
     return out
 
 
@@ -117,7 +133,7 @@ def _first_clause(reason: str) -> str:
             break
     text = text.rstrip(".")
     if len(text) > WHY_LIMIT:
-        text = text[:WHY_LIMIT - 1].rsplit(" ", 1)[0] + "…"
+        text = text[: WHY_LIMIT - 1].rsplit(" ", 1)[0] + "…"
         if text.count("`") % 2:
             text = text.replace("`", "")
     return text[:1].upper() + text[1:]
@@ -137,8 +153,10 @@ def _why(e: FileEdit, plan: Plan, tables: dict[str, CacheTable]) -> str:
     elif table is not None and not cachetable.unchanged(table):
         after = sum(1 for s in table.after if s.reruns_on_source_change)
         before = sum(1 for s in table.before if s.reruns_on_source_change)
-        why = (f"Steps reordered: a source-only change re-runs {after} of {len(table.after)} steps instead of "
-               f"{before} of {len(table.before)}")
+        why = (
+            f"Steps reordered: a source-only change re-runs {after} of {len(table.after)} steps instead of "
+            f"{before} of {len(table.before)}"
+        )
     else:
         why = _first_clause(e.reasons[0]) if e.reasons else "Updated for the registry cache"
     more = len(e.reasons) - 1
@@ -172,8 +190,13 @@ def _edit(e: FileEdit, reasons: int | None, grouped: set[str], why: str) -> dict
     kept = own if reasons is None else own[:reasons]
     extra = len(own) - len(kept)
     out = kept + ([f"_{extra} more reasons not shown_"] if extra else [])
-    return {"path": code(e.path, 300), "action": e.action, "reasons": out, "why": why,
-            "grouped": len(own) < len(e.reasons)}
+    return {
+        "path": code(e.path, 300),
+        "action": e.action,
+        "reasons": out,
+        "why": why,
+        "grouped": len(own) < len(e.reasons),
+    }
 
 
 def _impact(plan: Plan) -> str:
@@ -184,16 +207,20 @@ def _impact(plan: Plan) -> str:
         after = sum(sum(1 for s in t.after if s.reruns_on_source_change) for t in changed)
         before = sum(sum(1 for s in t.before if s.reruns_on_source_change) for t in changed)
         where = f"`{code(changed[0].dockerfile, 200)}`" if len(changed) == 1 else f"{len(changed)} Dockerfiles"
-        return (f"A source-only change now re-runs {after} of {sum(len(t.after) for t in changed)} steps instead of "
-                f"{before} of {sum(len(t.before) for t in changed)} ({where}).")
+        return (
+            f"A source-only change now re-runs {after} of {sum(len(t.after) for t in changed)} steps instead of "
+            f"{before} of {sum(len(t.before) for t in changed)} ({where})."
+        )
     if not any(b.cached for b in plan.builds):
         line = summary(plan)
         return line[:1].upper() + line[1:] + "."
     if tables:
         runs = sum(sum(1 for s in t.before if s.reruns_on_source_change) for t in tables)
         steps = sum(len(t.before) for t in tables)
-        return (f"With the layer cache in Amazon ECR, a source-only change re-runs {runs} of {steps} Dockerfile "
-                "steps; the others reuse cached layers.")
+        return (
+            f"With the layer cache in Amazon ECR, a source-only change re-runs {runs} of {steps} Dockerfile "
+            "steps; the others reuse cached layers."
+        )
     return "Docker builds on CodeBuild reuse their unchanged layers from a layer cache in Amazon ECR."
 
 
@@ -212,12 +239,18 @@ def _context(plan: Plan, repo: str, options: Options) -> dict[str, Any]:
     cache_repos = list(setup.cache_repositories or (setup.cache_repository,)) if setup else []
     region = "" if setup is None else "$AWS_REGION" if setup.region == REGION_PLACEHOLDER else setup.region
     return {
-        "repo": repo, "buildspec_changed": buildspec_changed, "setup": setup, "cache_repos": cache_repos,
-        "region": region, "options": options,
+        "repo": repo,
+        "buildspec_changed": buildspec_changed,
+        "setup": setup,
+        "cache_repos": cache_repos,
+        "region": region,
+        "options": options,
         # As `policies.aws_setup` decides: the repository named in the config may be shared with others.
         "shared": tuple(n for n in cache_repos if n == options.cache_repository),
-        "builds": [b for b in plan.builds if b.cached], "uncached": sum(1 for b in plan.builds if not b.cached),
-        "impact": _impact(plan), "where": _where(region, setup.account_id if setup else None),
+        "builds": [b for b in plan.builds if b.cached],
+        "uncached": sum(1 for b in plan.builds if not b.cached),
+        "impact": _impact(plan),
+        "where": _where(region, setup.account_id if setup else None),
         "build_image": setup is not None and any(f.code == "buildx-required" for f in plan.findings),
         "recommended_image": codebuild_images.RECOMMENDED,
     }
@@ -257,13 +290,23 @@ def render_pr_body(plan: Plan, repo: str, options: Options | None = None) -> str
         warnings = visible if level.findings is None else visible[: level.findings]
         room = None if level.findings is None else max(0, level.findings - len(warnings))
         notes = folded if room is None else folded[:room]
-        view = {"edits": [_edit(e, level.reasons, grouped, why) for e, why in zip(plan.edits, whys, strict=True)],
-                "setup": setup}
+        view = {
+            "edits": [_edit(e, level.reasons, grouped, why) for e, why in zip(plan.edits, whys, strict=True)],
+            "setup": setup,
+        }
         body = env.get_template("pr_body.md.j2").render(
-            marker=fingerprint_marker(plan.fingerprint), head=head, plan=view, repo=repo, options=options,
-            flags=_flags(plan, options) if shared["buildspec_changed"] else [], branch=BOT_BRANCH,
-            region=shared["region"], cache_repos=shared["cache_repos"], tags=tags,
-            setup_notes=list(setup_notes.values()), groups=groups if level.reasons is None or level.reasons > 1 else [],
+            marker=fingerprint_marker(plan.fingerprint),
+            head=head,
+            plan=view,
+            repo=repo,
+            options=options,
+            flags=_flags(plan, options) if shared["buildspec_changed"] else [],
+            branch=BOT_BRANCH,
+            region=shared["region"],
+            cache_repos=shared["cache_repos"],
+            tags=tags,
+            setup_notes=list(setup_notes.values()),
+            groups=groups if level.reasons is None or level.reasons > 1 else [],
             role_placeholder=setup is not None and any(ROLE_PLACEHOLDER in c for c in setup.commands),
             images_without_buildx=", ".join(f"`{i.short}`" for i in codebuild_images.IMAGES if not i.buildx),
             recommended_image=codebuild_images.RECOMMENDED,
@@ -272,14 +315,19 @@ def render_pr_body(plan: Plan, repo: str, options: Options | None = None) -> str
             terraform=iac.terraform(setup, iac_shared) if setup is not None and level.show_iac else "",
             iac_left_out=[r for r in shared["cache_repos"] if r in iac_shared],
             tables=[_table(t, level.rows) for t in plan.cache_tables],
-            warnings=_grouped_findings(warnings), hidden_warnings=len(visible) - len(warnings),
-            notes=_grouped_findings(notes), hidden_notes=len(folded) - len(notes), note_count=len(folded),
+            warnings=_grouped_findings(warnings),
+            hidden_warnings=len(visible) - len(warnings),
+            notes=_grouped_findings(notes),
+            hidden_notes=len(folded) - len(notes),
+            note_count=len(folded),
         )
         body = _BLANKS.sub("\n\n", body)
         if len(body) <= SAFE_BODY:
             return body
-    note = ("\n\n_This description was cut to fit GitHub's 65,536-character limit: comment `/ecr-cache preview` "
-            "on this pull request, or run `ecr-cache-bot plan` on a checkout, for the rest._\n")
+    note = (
+        "\n\n_This description was cut to fit GitHub's 65,536-character limit: comment `/ecr-cache preview` "
+        "on this pull request, or run `ecr-cache-bot plan` on a checkout, for the rest._\n"
+    )
     cut = body[: SAFE_BODY - len(note)].rsplit("\n", 1)[0]
     # Close what the cut left open, so the note is not swallowed by a code block or a fold.
     if cut.count("```") % 2:

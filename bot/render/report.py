@@ -37,8 +37,11 @@ _NO_CHANGE = {  # why a plan changes nothing: the summary line and the report sa
 def summary(plan: Plan, style: Style = PLAIN) -> str:
     """The first line of `plan`: how many files change and are created, and how many warnings."""
     levels = [f.level for f in plan.findings]
-    warnings = style.paint(_count(levels.count("warning"), "warning"), "warning") if "warning" in levels \
+    warnings = (
+        style.paint(_count(levels.count("warning"), "warning"), "warning")
+        if "warning" in levels
         else _count(0, "warning")
+    )
     notes = [warnings]
     if "error" in levels:
         notes.append(style.paint(_count(levels.count("error"), "error"), "error"))
@@ -98,8 +101,10 @@ def text_report(plan: Plan, style: Style = PLAIN) -> str:
         for b in plan.builds:
             target = b.dockerfile or "(Dockerfile not resolved)"
             cache = f"cache tag `{b.cache_tag}`" if b.cached else "left as it is, no cache (see the findings)"
-            prose(f"  {b.buildspec}:{b.line} [{b.phase}] {target} (context {b.context or '?'}) "
-                  f"-> {cache}, output {b.output}")
+            prose(
+                f"  {b.buildspec}:{b.line} [{b.phase}] {target} (context {b.context or '?'}) "
+                f"-> {cache}, output {b.output}"
+            )
     if plan.edits:
         out.append("Changes:")
         for edit in plan.edits:
@@ -113,8 +118,10 @@ def text_report(plan: Plan, style: Style = PLAIN) -> str:
         for f in plan.findings:
             prose(f"  [{f.level}] {f.path}: {f.message} ({f.code})", f.level)
     if plan.cache_tables:
-        prose("Dockerfile steps that re-run when only application source changes "
-              "(any file that is not a dependency manifest):")
+        prose(
+            "Dockerfile steps that re-run when only application source changes "
+            "(any file that is not a dependency manifest):"
+        )
         for table in plan.cache_tables:
             for line in _cache_table_lines(table):
                 prose(line)
@@ -163,8 +170,9 @@ def json_report(plan: Plan, exit_code: int | None = None) -> str:
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "status": plan_status(plan),
-        "changes": [{"path": e.path, "action": e.action, "content": e.content, "reasons": list(e.reasons)}
-                    for e in plan.edits],
+        "changes": [
+            {"path": e.path, "action": e.action, "content": e.content, "reasons": list(e.reasons)} for e in plan.edits
+        ],
         "findings": [_finding(f) for f in plan.findings],
         "files": {"buildspecs": list(plan.buildspecs), "dockerfiles": list(plan.dockerfiles)},
         "builds": [

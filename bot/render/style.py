@@ -24,10 +24,16 @@ class Style:
         """``line`` wrapped to the width, continuation lines indented under its text; whole without a width."""
         if self.width is None or len(line) <= self.width:
             return [line]
-        lead = line[:len(line) - len(line.lstrip(" "))]
+        lead = line[: len(line) - len(line.lstrip(" "))]
         # Long words (URLs, paths, commands in backticks) are never split: they stay copy-pasteable.
-        return textwrap.wrap(line, self.width, initial_indent="", subsequent_indent=lead + "  ",
-                             break_long_words=False, break_on_hyphens=False) or [line]
+        return textwrap.wrap(
+            line,
+            self.width,
+            initial_indent="",
+            subsequent_indent=lead + "  ",
+            break_long_words=False,
+            break_on_hyphens=False,
+        ) or [line]
 
 
 PLAIN = Style()

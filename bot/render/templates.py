@@ -66,8 +66,13 @@ def settings_rows(options: Options) -> list[dict[str, str]]:
     rows = []
     for key, source in options.sources:
         value = getattr(options, field_of(key), None) if field_of(key) else None
-        shown = ", ".join(value) if isinstance(value, tuple) else str(value).lower() if isinstance(
-            value, bool) else str(value)
+        shown = (
+            ", ".join(value)
+            if isinstance(value, tuple)
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+        )
         rows.append({"key": key, "value": code(shown or "(none)", 120), "source": code(source, 200)})
     return rows
 

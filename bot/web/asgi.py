@@ -43,8 +43,13 @@ SUBMIT_THREADS = 16
 
 
 async def _answer(send: Send, status: int, body: bytes) -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -58,8 +63,7 @@ class Body:
         self.signed = False
         self.complete = True  # False: the connection still carries unread body bytes (closed after the answer)
 
-    async def read(self, receive: Receive, declared: int | None, cap: int, keep: bool,
-                   mac: HmacCheck | None) -> None:
+    async def read(self, receive: Receive, declared: int | None, cap: int, keep: bool, mac: HmacCheck | None) -> None:
         """Read until the end (kept only when `keep`); `mac` sees every byte, `declared` is Content-Length.
 
         A body past `cap` is read on (up to twice `cap`, and its deadline) and dropped, so a client that sends
@@ -250,8 +254,7 @@ class FastAsgiWebhook:
         cap = self.settings.max_body_bytes
         # Every body is read here, on the event loop, before a thread sees the request: a client that stalls
         # costs a coroutine, never one of a2wsgi's threads (issue 14).
-        await body.read(receive, _declared_length(scope["headers"]), cap, keep=mac is not None or not webhook,
-                        mac=mac)
+        await body.read(receive, _declared_length(scope["headers"]), cap, keep=mac is not None or not webhook, mac=mac)
         if body.outcome == "gone":
             return
         if body.outcome == "timeout":
@@ -267,13 +270,20 @@ class FastAsgiWebhook:
             raw = body.take()
             await self.wsgi(_with_length(scope, len(raw)), _replay(raw, receive), send)
 
-    async def _delivery(self, raw_headers: Sequence[tuple[bytes, bytes]], body: Body, secret: str | None,
-                        send: Send) -> None:
+    async def _delivery(
+        self, raw_headers: Sequence[tuple[bytes, bytes]], body: Body, secret: str | None, send: Send
+    ) -> None:
         """One request to the webhook path, read: decide, commit a delivery's jobs, answer."""
         start = time.monotonic()
         cap = self.settings.max_body_bytes
-        subject = read_delivery(_named(raw_headers), body.take(), secret, limit=cap,
-                                size=cap + 1 if body.outcome == "too_large" else body.size, signed=body.signed)
+        subject = read_delivery(
+            _named(raw_headers),
+            body.take(),
+            secret,
+            limit=cap,
+            size=cap + 1 if body.outcome == "too_large" else body.size,
+            signed=body.signed,
+        )
         if isinstance(subject, Rejection) or not subject.jobs:
             answer = subject.answer
             record(subject, answer, start, self.counters)
@@ -393,8 +403,12 @@ class Worker(UvicornWorker):
     the pure-Python parser; lifespan "on" so the submit threads are shut down with the worker; heads bounded
     (`BoundedHttpToolsProtocol`); no `server: uvicorn` banner."""
 
-    CONFIG_KWARGS: dict[str, Any] = {"loop": "uvloop", "http": BoundedHttpToolsProtocol, "lifespan": "on",
-                                     "server_header": False}
+    CONFIG_KWARGS: dict[str, Any] = {
+        "loop": "uvloop",
+        "http": BoundedHttpToolsProtocol,
+        "lifespan": "on",
+        "server_header": False,
+    }
 
 
 def build(settings: Settings | None = None) -> FastAsgiWebhook:

@@ -24,15 +24,15 @@ def _reply(code: int, **fields: Any) -> tuple[Response, int]:
     return jsonify(fields), code
 
 
-def record(subject: Delivery | Rejection, answer: Answer, start: float, counters: Counters | None,
-           job_ids: Sequence[str] = ()) -> None:
+def record(
+    subject: Delivery | Rejection, answer: Answer, start: float, counters: Counters | None, job_ids: Sequence[str] = ()
+) -> None:
     """Count and log one answered request to the webhook path (both intake paths)."""
     if answer.outcome in IN_MEMORY_OUTCOMES:  # batched in memory: no durable write per such request
         metrics.count_later(counters, metrics.DELIVERIES, outcome=answer.outcome)
     elif answer.outcome == "malformed" and counters is not None:  # queued ones are counted by the queue's commit
         counters.incr(metrics.DELIVERIES, outcome=answer.outcome)
-    log_event(answer.log, level=answer.level,
-              **log_fields(subject, answer, job_ids, (time.monotonic() - start) * 1000))
+    log_event(answer.log, level=answer.level, **log_fields(subject, answer, job_ids, (time.monotonic() - start) * 1000))
 
 
 def settle(delivery: Delivery, result: SubmitResult | Exception, start: float, counters: Counters | None) -> Answer:
@@ -79,8 +79,14 @@ def create_app(settings: Settings | None = None, queue: JobQueue | None = None) 
             size = limit + 1
         except BadRequest:  # the client sent less than its Content-Length and hung up
             complete = False
-        subject = read_delivery(dict(request.headers.items()), raw, credentials.webhook_secret(settings), limit=limit,
-                                size=size, complete=complete)
+        subject = read_delivery(
+            dict(request.headers.items()),
+            raw,
+            credentials.webhook_secret(settings),
+            limit=limit,
+            size=size,
+            complete=complete,
+        )
         counters = metrics.app_counters(app.extensions)
         if isinstance(subject, Rejection) or not subject.jobs:
             answer = subject.answer

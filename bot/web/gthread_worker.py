@@ -56,7 +56,7 @@ class BufferedSocket:
         """`recv` into `buffer`."""
         view = memoryview(buffer).cast("B")
         data = self.recv(nbytes or len(view), flags)
-        view[:len(data)] = data
+        view[: len(data)] = data
         return len(data)
 
     def send(self, data: bytes, flags: int = 0) -> int:
@@ -85,8 +85,9 @@ class Conn(TConn):
 
     sock: BufferedSocket
 
-    def __init__(self, cfg: Any, sock: BufferedSocket, client: Any, server: Any,
-                 linger: Callable[[Conn], None]) -> None:
+    def __init__(
+        self, cfg: Any, sock: BufferedSocket, client: Any, server: Any, linger: Callable[[Conn], None]
+    ) -> None:
         super().__init__(cfg, sock, client, server)
         self.data_ready = True  # never wait for data on a thread: the request is there
         self.linger = linger
@@ -164,7 +165,7 @@ def _chunks(conn: Conn) -> int:
         if conn.chunk_left == -2:
             if len(buf) - conn.pos < 2:
                 break
-            if buf[conn.pos:conn.pos + 2] != b"\r\n":
+            if buf[conn.pos : conn.pos + 2] != b"\r\n":
                 raise BadFraming("chunk not followed by CRLF")
             conn.pos += 2
             conn.chunk_left = -1
@@ -174,7 +175,7 @@ def _chunks(conn: Conn) -> int:
             if len(buf) - conn.pos >= MAX_CHUNK_LINE:
                 raise BadFraming("chunk line too long")
             break
-        line = bytes(buf[conn.pos:nl]).rstrip(b"\r")
+        line = bytes(buf[conn.pos : nl]).rstrip(b"\r")
         conn.pos = nl + 1
         if conn.chunk_left == -3:  # a trailer line; the empty one ends the body
             if not line:
@@ -298,12 +299,13 @@ class Worker(ThreadWorker):
         if conn.discard:  # what arrives is counted (`body_bytes`) and dropped
             if conn.chunked:
                 _chunks(conn)
-                del buf[:conn.pos]
+                del buf[: conn.pos]
                 conn.pos = 0
             else:
                 buf.clear()
-            if (conn.end >= 0 or (not conn.chunked and conn.body_bytes >= conn.length)
-                    or conn.body_bytes > 2 * self.cap):  # drained as much as a 413 is worth
+            if (
+                conn.end >= 0 or (not conn.chunked and conn.body_bytes >= conn.length) or conn.body_bytes > 2 * self.cap
+            ):  # drained as much as a 413 is worth
                 self._unwatch(conn)
                 self._close_softly(conn)
             return
@@ -335,7 +337,7 @@ class Worker(ThreadWorker):
         conn.body_started = time.monotonic()
         conn.body_bytes = len(buf) - conn.head_end  # counts every body byte received, kept or not
         conn.pos = conn.head_end
-        conn.length, conn.chunked, expect = _framing(bytes(buf[:conn.head_end]))
+        conn.length, conn.chunked, expect = _framing(bytes(buf[: conn.head_end]))
         if conn.length > self.cap:
             self._too_large(conn)
             return True
@@ -347,14 +349,14 @@ class Worker(ThreadWorker):
         """Answer 413 now (as `bot.web.flask_app` does), then read the rest of the body and drop it."""
         self._send(conn, refusal(413, f"body larger than {self.cap} bytes"))
         conn.discard = True
-        del conn.buf[:conn.pos]
+        del conn.buf[: conn.pos]
         conn.head_end = conn.pos = 0
 
     def _handoff(self, conn: Conn) -> None:
         """The request is whole: the thread pool gets it, with any pipelined bytes kept for the next one."""
         self._unwatch(conn)
-        ready, conn.buf = conn.buf, conn.buf[conn.end:]
-        del ready[conn.end:]
+        ready, conn.buf = conn.buf, conn.buf[conn.end :]
+        del ready[conn.end :]
         conn.sock.ready = ready
         conn.sock.sock.settimeout(THREAD_IO_TIMEOUT)
         self.enqueue_req(conn)

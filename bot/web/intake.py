@@ -80,19 +80,35 @@ class Delivery:
     @property
     def answer(self) -> Answer:
         """The answer of a delivery without jobs; one with jobs is answered by `queued` or `not_queued`."""
-        return Answer(200, {"status": "ignored", "reason": self.reason}, "ignored", "webhook_ignored",
-                      detail={"reason": self.reason})
+        return Answer(
+            200,
+            {"status": "ignored", "reason": self.reason},
+            "ignored",
+            "webhook_ignored",
+            detail={"reason": self.reason},
+        )
 
     def queued(self, duplicate: bool) -> Answer:
         """The answer once the queue committed the jobs (or had them already: a redelivery)."""
         outcome = "duplicate" if duplicate else "queued"
-        return Answer(202, {"status": outcome, "jobs": len(self.jobs), "reason": self.reason}, outcome,
-                      "webhook_queued", detail={"jobs": len(self.jobs), "duplicate": duplicate})
+        return Answer(
+            202,
+            {"status": outcome, "jobs": len(self.jobs), "reason": self.reason},
+            outcome,
+            "webhook_queued",
+            detail={"jobs": len(self.jobs), "duplicate": duplicate},
+        )
 
     def not_queued(self, exc: BaseException) -> Answer:
         """A 503 when the jobs are not committed, so GitHub shows a failure and the delivery can be redelivered."""
-        return Answer(503, {"error": "could not queue the delivery"}, "queue_failed", "queue_failed", "error",
-                      {"error": f"{type(exc).__name__}: {exc}"})
+        return Answer(
+            503,
+            {"error": "could not queue the delivery"},
+            "queue_failed",
+            "queue_failed",
+            "error",
+            {"error": f"{type(exc).__name__}: {exc}"},
+        )
 
 
 def _rejected(status: int, message: str, outcome: str, log: str, **detail: str) -> Answer:
@@ -104,14 +120,26 @@ def too_large(limit: int) -> Answer:
     return _rejected(413, f"body larger than {limit} bytes", "too_large", "webhook_rejected", reason="body too large")
 
 
-SHORT_BODY = _rejected(400, "body shorter than Content-Length", "malformed", "webhook_malformed",
-                       error="body shorter than Content-Length")
-NOT_CONFIGURED = _rejected(503, "no webhook secret yet: register the GitHub App from this server's / page",
-                           "not_configured", "webhook_rejected", reason="no webhook secret yet")
-BAD_SIGNATURE = _rejected(401, "missing or invalid X-Hub-Signature-256", "bad_signature", "webhook_rejected",
-                          reason="bad signature")
-NO_HEADERS = _rejected(400, "X-GitHub-Event and X-GitHub-Delivery headers are required", "malformed",
-                       "webhook_malformed", error="missing or over-long GitHub headers")
+SHORT_BODY = _rejected(
+    400, "body shorter than Content-Length", "malformed", "webhook_malformed", error="body shorter than Content-Length"
+)
+NOT_CONFIGURED = _rejected(
+    503,
+    "no webhook secret yet: register the GitHub App from this server's / page",
+    "not_configured",
+    "webhook_rejected",
+    reason="no webhook secret yet",
+)
+BAD_SIGNATURE = _rejected(
+    401, "missing or invalid X-Hub-Signature-256", "bad_signature", "webhook_rejected", reason="bad signature"
+)
+NO_HEADERS = _rejected(
+    400,
+    "X-GitHub-Event and X-GitHub-Delivery headers are required",
+    "malformed",
+    "webhook_malformed",
+    error="missing or over-long GitHub headers",
+)
 # Counted in memory and written in batches (bot.queue.counters.count_later): nothing durable is owed
 # to a request nobody signed, nor to an ignored delivery (no job, no dedupe record; GitHub already has its 200).
 IN_MEMORY_OUTCOMES = frozenset({"too_large", "not_configured", "bad_signature", "ignored"})
@@ -158,8 +186,16 @@ def _json_text(raw: bytes, content_type: str) -> bytes | str:
     return raw
 
 
-def read_delivery(headers: Mapping[str, str], body: bytes, secret: str | None, *, limit: int,
-                  size: int | None = None, signed: bool | None = None, complete: bool = True) -> Delivery | Rejection:
+def read_delivery(
+    headers: Mapping[str, str],
+    body: bytes,
+    secret: str | None,
+    *,
+    limit: int,
+    size: int | None = None,
+    signed: bool | None = None,
+    complete: bool = True,
+) -> Delivery | Rejection:
     """Decide one webhook request: `headers` as sent (any case), `body` the raw bytes, `secret` None in setup mode.
 
     `size` is how many bytes the client sent when `body` does not hold them all (past `limit` they are not kept);
@@ -185,13 +221,15 @@ def read_delivery(headers: Mapping[str, str], body: bytes, secret: str | None, *
         routed = route(event, payload, delivery)
     except (ValueError, RecursionError) as exc:
         message = str(exc) if isinstance(exc, MalformedPayload) else "body is not valid JSON"
-        return Rejection(_rejected(400, message, "malformed", "webhook_malformed", error=message), event, delivery,
-                         payload)
+        return Rejection(
+            _rejected(400, message, "malformed", "webhook_malformed", error=message), event, delivery, payload
+        )
     return Delivery(event, delivery, cast(Mapping[str, Any], payload), routed)  # `route` checked the shape
 
 
-def log_fields(subject: Delivery | Rejection, answer: Answer, job_ids: Sequence[str],
-               duration_ms: float) -> dict[str, Any]:
+def log_fields(
+    subject: Delivery | Rejection, answer: Answer, job_ids: Sequence[str], duration_ms: float
+) -> dict[str, Any]:
     """The fields of every `webhook_*` log line: one delivery, what came of it, how long it took."""
     payload = subject.payload if isinstance(subject.payload, Mapping) else {}
     jobs = subject.jobs if isinstance(subject, Delivery) else ()
@@ -200,11 +238,18 @@ def log_fields(subject: Delivery | Rejection, answer: Answer, job_ids: Sequence[
     repository = payload.get("repository")
     action = payload.get("action")
     return {
-        "delivery": header_value(subject.delivery_id), "delivery_id": header_value(subject.delivery_id),
-        "event_name": header_value(subject.event), "action": action if isinstance(action, str) else None,
-        "installation": first.installation_id if first is not None else (
-            installation.get("id") if isinstance(installation, Mapping) else None),
-        "repository": first.subject if first is not None else (
-            repository.get("full_name") if isinstance(repository, Mapping) else None),
-        "job_ids": list(job_ids), "outcome": answer.outcome, "duration_ms": round(duration_ms, 2), **answer.detail,
+        "delivery": header_value(subject.delivery_id),
+        "delivery_id": header_value(subject.delivery_id),
+        "event_name": header_value(subject.event),
+        "action": action if isinstance(action, str) else None,
+        "installation": first.installation_id
+        if first is not None
+        else (installation.get("id") if isinstance(installation, Mapping) else None),
+        "repository": first.subject
+        if first is not None
+        else (repository.get("full_name") if isinstance(repository, Mapping) else None),
+        "job_ids": list(job_ids),
+        "outcome": answer.outcome,
+        "duration_ms": round(duration_ms, 2),
+        **answer.detail,
     }

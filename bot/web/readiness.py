@@ -42,8 +42,10 @@ def check(queue: object, at: float) -> tuple[dict[str, str], list[str]]:
                 checks["workers"] = f"{len(live)} live, last heartbeat {live[0].age(at):.1f} s ago"
             else:
                 checks["workers"] = f"no worker heartbeat in the last {heartbeat.LIVE_WITHIN:.0f} s"
-                reasons.append(f"no worker has reported a heartbeat within {heartbeat.LIVE_WITHIN:.0f} s "
-                               "(start `ecr-cache-bot worker`, or use `ecr-cache-bot serve`)")
+                reasons.append(
+                    f"no worker has reported a heartbeat within {heartbeat.LIVE_WITHIN:.0f} s "
+                    "(start `ecr-cache-bot worker`, or use `ecr-cache-bot serve`)"
+                )
         except Exception as exc:
             checks["workers"] = _error(exc)
             reasons.append(f"the worker heartbeats cannot be read: {_error(exc)}")

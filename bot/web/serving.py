@@ -19,16 +19,23 @@ MAX_REQUEST_LINE = 8190
 MAX_HEAD_BYTES = 64 * 1024
 HEAD_DEADLINE = 10.0
 TIMEOUT_ERROR = "request body not received in time"
-REASONS = {400: "Bad Request", 408: "Request Timeout", 413: "Content Too Large", 414: "URI Too Long",
-           431: "Request Header Fields Too Large"}
+REASONS = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    414: "URI Too Long",
+    431: "Request Header Fields Too Large",
+}
 
 
 def refusal(status: int, error: str) -> bytes:
     """The raw HTTP/1.1 answer both deployments send when they refuse a request before the app sees it:
     the error as JSON, nosniff, and the connection closed after it."""
     body = json_body({"error": error})
-    return (f"HTTP/1.1 {status} {REASONS[status]}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}"
-            "\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n").encode() + body
+    return (
+        f"HTTP/1.1 {status} {REASONS[status]}\r\ncontent-type: application/json\r\ncontent-length: {len(body)}"
+        "\r\nx-content-type-options: nosniff\r\nconnection: close\r\n\r\n"
+    ).encode() + body
 
 
 def body_due(started: float, received: int) -> float:

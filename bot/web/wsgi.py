@@ -29,8 +29,6 @@ class FlaskWsgi:
         return self.app.wsgi_app(environ, start_response)
 
 
-
-
 def build(settings: Settings | None = None) -> FlaskWsgi:
     """The deployed WSGI app: JSON logs, the Flask app."""
     from bot.wiring import deployed  # the composition root builds the default app and queue

@@ -138,6 +138,7 @@ def test_an_issue_a_person_opened_with_the_same_title_is_not_touched(gh: GitHubD
 
 # -- the large-install preview summary, as an issue in the organization's `.github` repository -----------------
 
+
 def _organization(gh: GitHubDouble, with_github: bool) -> None:
     for i in range(4):
         gh.add_repo(f"octo/svc{i}", {"buildspec.yml": "version: 0.2\n"})

@@ -97,8 +97,9 @@ def test_a_comment_claimed_by_another_delivery_is_not_answered(hub: FakeGitHub) 
 
 
 @pytest.mark.parametrize(("answer", "writes"), [("comment", ["comment"]), ("reaction", ["react"]), ("none", [])])
-def test_the_refusal_limiter_of_the_context_decides_the_answer(hub: FakeGitHub, answer: RefusalAnswer,
-                                                               writes: list[str]) -> None:
+def test_the_refusal_limiter_of_the_context_decides_the_answer(
+    hub: FakeGitHub, answer: RefusalAnswer, writes: list[str]
+) -> None:
     limiter = Limiter(answer)
     outcome = command(hub, JobContext(hub, refusals=limiter, pacer=Pacer(wait=30.0)), user="stranger")
     assert outcome.action == "refused" and [w for w, *_ in hub.writes] == writes
@@ -121,8 +122,9 @@ def test_background_work_waits_for_the_pacers_budget_and_pushes_do_not(hub: Fake
 
 
 @pytest.mark.parametrize(("final", "replied"), [(True, True), (False, False)])
-def test_the_context_retry_policy_decides_whether_a_failure_is_explained(hub: FakeGitHub, final: bool,
-                                                                        replied: bool) -> None:
+def test_the_context_retry_policy_decides_whether_a_failure_is_explained(
+    hub: FakeGitHub, final: bool, replied: bool
+) -> None:
     def broken(*args: object, **kwargs: object) -> str:
         raise GitHubError(403, "Resource not accessible by integration")
 
@@ -166,8 +168,13 @@ def test_preview_outcomes_are_counted_in_the_contexts_counters(hub: FakeGitHub) 
             return dict(self.counts)
 
     counters = Counters()
-    job = Job("sync", 1, REPO, "inst", {"trigger": "install", "preview": True, "total": 1, "account": "octo",
-                                        "default_branch": "main"})
+    job = Job(
+        "sync",
+        1,
+        REPO,
+        "inst",
+        {"trigger": "install", "preview": True, "total": 1, "account": "octo", "default_branch": "main"},
+    )
     (outcome,) = jobs.run(job, JobContext(hub, counters=counters))
     assert outcome.action == "would_open"
     assert list(counters.counts.values()) == [1] and 'result="would_open"' in next(iter(counters.counts))[1]

@@ -35,21 +35,29 @@ from bot.core.model import Options, Plan, RepoSnapshot
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO = "octo/seed-app"
-LOCK = ('{\n  "name": "seed-app",\n  "version": "1.0.0",\n  "lockfileVersion": 3,\n  "requires": true,\n'
-        '  "packages": {\n    "": {\n      "name": "seed-app",\n      "version": "1.0.0",\n'
-        '      "dependencies": {"express": "^4.19.2"}\n    }\n  }\n}\n')
-PACKAGE = ('{\n  "name": "seed-app",\n  "version": "1.0.0",\n  "scripts": {"build": "tsc"},\n'
-           '  "dependencies": {"express": "^4.19.2"}\n}\n')
+LOCK = (
+    '{\n  "name": "seed-app",\n  "version": "1.0.0",\n  "lockfileVersion": 3,\n  "requires": true,\n'
+    '  "packages": {\n    "": {\n      "name": "seed-app",\n      "version": "1.0.0",\n'
+    '      "dependencies": {"express": "^4.19.2"}\n    }\n  }\n}\n'
+)
+PACKAGE = (
+    '{\n  "name": "seed-app",\n  "version": "1.0.0",\n  "scripts": {"build": "tsc"},\n'
+    '  "dependencies": {"express": "^4.19.2"}\n}\n'
+)
 
 
 def seed_files() -> dict[str, str]:
     """The tutorial's seed app from ../shared when present, else the repository's own Node example."""
     seed = ROOT.parent / "shared" / "examples" / "seed-app"
     if seed.is_dir():
-        return {"buildspec.yml": (seed / "buildspec.before.yml").read_text(),
-                "Dockerfile": (seed / "Dockerfile.before").read_text(),
-                "package.json": PACKAGE, "package-lock.json": LOCK, "src/index.ts": "console.log('hi')\n",
-                "README.md": "# seed app\n"}
+        return {
+            "buildspec.yml": (seed / "buildspec.before.yml").read_text(),
+            "Dockerfile": (seed / "Dockerfile.before").read_text(),
+            "package.json": PACKAGE,
+            "package-lock.json": LOCK,
+            "src/index.ts": "console.log('hi')\n",
+            "README.md": "# seed app\n",
+        }
     base = ROOT / "examples" / "node-service"
     files = {str(p.relative_to(base)): p.read_text() for p in sorted(base.rglob("*")) if p.is_file()}
     return {**files, "README.md": "# seed app\n"}
@@ -60,8 +68,9 @@ def expected_plan(double: GitHubDouble, branch: str = "main") -> Plan:
     files = double.branch_files(REPO, branch)
     paths = tuple(sorted(files))
     wanted = planner.paths_to_read(paths, Options())
-    return planner.plan(RepoSnapshot(paths, {p: files[p] for p in wanted},
-                                     files.get(".github/ecr-cache.yml")), Options())
+    return planner.plan(
+        RepoSnapshot(paths, {p: files[p] for p in wanted}, files.get(".github/ecr-cache.yml")), Options()
+    )
 
 
 def writes(requests: list[Recorded]) -> list[str]:
@@ -105,11 +114,15 @@ def test_install_push_command_merge_lifecycle(harness: AppHarness) -> None:
     plan = assert_pr_matches_planner(h)
     assert {e.path for e in plan.edits} >= {"buildspec.yml", "Dockerfile"}
     assert [str(r) for r in requests] == [
-        "POST /app/installations/1/access_tokens", "GET /installation/repositories",
+        "POST /app/installations/1/access_tokens",
+        "GET /installation/repositories",
         f"GET /repos/{REPO}/git/trees/main",  # cold process: tree first, so the state query brings the blobs
         "POST /graphql EcrCacheState",
-        f"POST /repos/{REPO}/git/trees", f"POST /repos/{REPO}/git/commits", f"POST /repos/{REPO}/git/refs",
-        f"POST /repos/{REPO}/pulls"]
+        f"POST /repos/{REPO}/git/trees",
+        f"POST /repos/{REPO}/git/commits",
+        f"POST /repos/{REPO}/git/refs",
+        f"POST /repos/{REPO}/pulls",
+    ]
     assert len(requests) <= 8
 
     # 2. GitHub redelivers the same installation event: a duplicate, nothing runs.
@@ -135,8 +148,12 @@ def test_install_push_command_merge_lifecycle(harness: AppHarness) -> None:
     after = gh.commit_files(REPO, "main", {"buildspec.yml": spec + "# build notes: cache by ecr-cache-bot\n"})
     status, requests = h.deliver("push", push_payload(repo, before, after, ["buildspec.yml"]))
     assert status == 202 and [o.action for o in h.outcomes] == ["updated"]
-    assert writes(requests) == [f"POST /repos/{REPO}/git/trees", f"POST /repos/{REPO}/git/commits",
-                                f"PATCH /repos/{REPO}/git/refs/heads/ecr-cache/setup", f"PATCH /repos/{REPO}/pulls/1"]
+    assert writes(requests) == [
+        f"POST /repos/{REPO}/git/trees",
+        f"POST /repos/{REPO}/git/commits",
+        f"PATCH /repos/{REPO}/git/refs/heads/ecr-cache/setup",
+        f"PATCH /repos/{REPO}/pulls/1",
+    ]
     plan = assert_pr_matches_planner(h)
     assert "# build notes: cache by ecr-cache-bot" in gh.branch_files(REPO, "ecr-cache/setup")["buildspec.yml"]
     assert len(gh.pulls_for(REPO)) == 1
@@ -183,8 +200,9 @@ def test_closed_pr_is_not_recreated_by_push_or_install_but_by_command(harness: A
     assert len(gh.bot_comments(REPO, 1)) == 1
 
     before = repo.refs["main"]
-    after = gh.commit_files(REPO, "main", {"Dockerfile": "FROM node:22-alpine\nWORKDIR /app\nCOPY . .\n"
-                                                         "RUN npm ci\nRUN npm run build\n"})
+    after = gh.commit_files(
+        REPO, "main", {"Dockerfile": "FROM node:22-alpine\nWORKDIR /app\nCOPY . .\nRUN npm ci\nRUN npm run build\n"}
+    )
     status, requests = h.deliver("push", push_payload(repo, before, after, ["Dockerfile"]))
     assert [o.action for o in h.outcomes] == ["opted_out"] and writes(requests) == []
     h.deliver("installation_repositories", {**installation_payload(1, "octo"), "action": "added"})
@@ -202,8 +220,9 @@ def test_bot_senders_and_the_bots_own_branch_are_ignored(harness: AppHarness) ->
     h, gh = harness, harness.double
     repo = gh.repos[REPO]
     h.deliver("installation", installation_payload(1, "octo"))
-    bot_push = push_payload(repo, "0" * 40, repo.refs["ecr-cache/setup"], ["buildspec.yml"],
-                            branch="ecr-cache/setup", sender_type="Bot")
+    bot_push = push_payload(
+        repo, "0" * 40, repo.refs["ecr-cache/setup"], ["buildspec.yml"], branch="ecr-cache/setup", sender_type="Bot"
+    )
     status, requests = h.deliver("push", bot_push)
     assert status == 200 and requests == []
     by_bot = gh.add_comment(REPO, 4, "/ecr-cache recreate", "other-bot[bot]")
@@ -245,8 +264,11 @@ def _operations(corpus: Path, history: list[Recorded]) -> set[str]:
     for path, ops in spec["paths"].items():
         pattern = re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path))
         pattern = pattern.replace("/git/refs/[^/]+", "/git/refs/.+")  # `ref` is multi-segment
-        templates += [(m.upper(), re.compile(f"^{pattern}$"), op) for m, op in ops.items()
-                      if m in ("get", "post", "patch", "put", "delete")]
+        templates += [
+            (m.upper(), re.compile(f"^{pattern}$"), op)
+            for m, op in ops.items()
+            if m in ("get", "post", "patch", "put", "delete")
+        ]
     graphql = pytest.importorskip("graphql")
     graphql_schema = graphql.build_schema((corpus / "github-api" / "github-graphql-subset.graphql").read_text())
     seen = set()
@@ -254,8 +276,11 @@ def _operations(corpus: Path, history: list[Recorded]) -> set[str]:
         if request.path == "/graphql":
             document = graphql.parse(request.body["query"])
             assert graphql.validate(graphql_schema, document) == [], str(request)
-            defined = {d.variable.name.value for op in document.definitions
-                       for d in getattr(op, "variable_definitions", None) or ()}  # fragments define none
+            defined = {
+                d.variable.name.value
+                for op in document.definitions
+                for d in getattr(op, "variable_definitions", None) or ()
+            }  # fragments define none
             # Every variable sent is declared (unused blob slots are declared and left out).
             assert set(request.body["variables"]) <= defined, str(request)
             seen.add(f"graphql/{request.operation}")
@@ -272,10 +297,20 @@ def _operations(corpus: Path, history: list[Recorded]) -> set[str]:
 def test_lifecycle_requests_match_githubs_openapi_description(harness: AppHarness, corpus: Path) -> None:
     test_install_push_command_merge_lifecycle(harness)
     assert _operations(corpus, harness.double.history) >= {
-        "git/get-tree", "git/create-tree", "git/create-commit", "git/create-ref", "git/update-ref",
-        "pulls/create", "pulls/update", "issues/create-comment", "repos/get-collaborator-permission-level",
-        "apps/create-installation-access-token", "apps/list-repos-accessible-to-installation",
-        "graphql/EcrCacheState", "graphql/EcrCacheReply"}
+        "git/get-tree",
+        "git/create-tree",
+        "git/create-commit",
+        "git/create-ref",
+        "git/update-ref",
+        "pulls/create",
+        "pulls/update",
+        "issues/create-comment",
+        "repos/get-collaborator-permission-level",
+        "apps/create-installation-access-token",
+        "apps/list-repos-accessible-to-installation",
+        "graphql/EcrCacheState",
+        "graphql/EcrCacheReply",
+    }
 
 
 def test_opt_out_requests_match_githubs_openapi_description(harness: AppHarness, corpus: Path) -> None:
@@ -329,9 +364,14 @@ def test_added_repositories_are_synced_alone_without_preview() -> None:
         h = AppHarness(double)
         # As the worker runs jobs: with the installation's preview threshold (3, below its 5 repositories).
         h.queue.runner = lambda job: h.outcomes.extend(  # type: ignore[attr-defined]
-            jobs.run(job, context(h.factory, submit=h.queue.submit, preview_threshold=3)))
-        payload = {**installation_payload(1, "octo"), "action": "added", "repository_selection": "selected",
-                   "repositories_added": [{"full_name": "octo/new-one"}]}
+            jobs.run(job, context(h.factory, submit=h.queue.submit, preview_threshold=3))
+        )
+        payload = {
+            **installation_payload(1, "octo"),
+            "action": "added",
+            "repository_selection": "selected",
+            "repositories_added": [{"full_name": "octo/new-one"}],
+        }
         status, _ = h.deliver("installation_repositories", payload)
         assert status == 202
         assert [(o.repo, o.action) for o in h.outcomes] == [("octo/new-one", "queued"), ("octo/new-one", "opened")]

@@ -29,16 +29,23 @@ def test_installation_repositories_added_syncs_the_added_repositories(corpus: Pa
     routed = route("installation_repositories", payload, "d-2")
     # One installation job that pages the repositories through the API and syncs only the added one.
     assert [(j.kind, j.installation_id, j.data.get("added")) for j in routed.jobs] == [
-        ("install", 957387, ["Codertocat/Space"])]
+        ("install", 957387, ["Codertocat/Space"])
+    ]
     # Nothing listed, or more than a handful: every repository, as a first install.
     for added in ([], [{"full_name": f"Codertocat/r{n}"} for n in range(MAX_ADDED_SYNCS + 1)]):
         routed = route("installation_repositories", {**payload, "repositories_added": added}, "d-3")
         assert [(j.kind, j.installation_id, j.data.get("added")) for j in routed.jobs] == [("install", 957387, None)]
 
 
-@pytest.mark.parametrize("name", ["installation/deleted.payload.json", "installation/suspend.payload.json",
-                                  "installation_repositories/removed.payload.json",
-                                  "installation/new_permissions_accepted.payload.json"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "installation/deleted.payload.json",
+        "installation/suspend.payload.json",
+        "installation_repositories/removed.payload.json",
+        "installation/new_permissions_accepted.payload.json",
+    ],
+)
 def test_other_installation_actions_are_ignored(corpus: Path, name: str) -> None:
     event = name.split("/")[0]
     assert route(event, _load(corpus, name), "d").jobs == ()
@@ -50,16 +57,28 @@ def test_push_of_readme_to_default_branch_is_ignored(corpus: Path) -> None:
     assert route("push", payload, "d").jobs == ()
 
 
-@pytest.mark.parametrize("changed", ["Dockerfile", "services/api/Dockerfile.prod", "buildspec.yml",
-                                     "ci/buildspec-test.yaml", "web/package-lock.json", "requirements-dev.txt",
-                                     ".github/ecr-cache.yml", "app/.dockerignore", "src/App.csproj"])
+@pytest.mark.parametrize(
+    "changed",
+    [
+        "Dockerfile",
+        "services/api/Dockerfile.prod",
+        "buildspec.yml",
+        "ci/buildspec-test.yaml",
+        "web/package-lock.json",
+        "requirements-dev.txt",
+        ".github/ecr-cache.yml",
+        "app/.dockerignore",
+        "src/App.csproj",
+    ],
+)
 def test_push_touching_a_relevant_file_routes_sync(corpus: Path, changed: str) -> None:
     payload = _load(corpus, "push/with-new-branch.payload.json")
     payload["commits"][0]["modified"] = [changed]
     routed = route("push", payload, "d-9")
     assert not any(isinstance(j, InstallJob) for j in routed.jobs)
-    assert [(j.kind, j.repo, j.installation_id, j.data["after"]) for j in routed.jobs
-            if not isinstance(j, InstallJob)] == [("sync", "Codertocat/Hello-World", 1, payload["after"])]
+    assert [
+        (j.kind, j.repo, j.installation_id, j.data["after"]) for j in routed.jobs if not isinstance(j, InstallJob)
+    ] == [("sync", "Codertocat/Hello-World", 1, payload["after"])]
 
 
 def test_force_push_re_plans_whatever_the_head_commit_lists(corpus: Path) -> None:
@@ -103,10 +122,18 @@ def test_command_comment_routes_command_job(corpus: Path) -> None:
     payload["comment"]["body"] = "/ecr-cache preview\nplease"
     (job,) = route("issue_comment", payload, "d-3").jobs
     assert job.kind == "command" and job.repo == "Codertocat/Hello-World"
-    assert job.data == {"command": "preview", "unknown": None, "comment_id": 492700400, "issue_number": 1,
-                        "user": "Codertocat", "default_branch": "master",
-                        "comment_node_id": payload["comment"]["node_id"], "issue_node_id": payload["issue"]["node_id"],
-                        "association": "OWNER", "created_at": payload["comment"]["created_at"]}
+    assert job.data == {
+        "command": "preview",
+        "unknown": None,
+        "comment_id": 492700400,
+        "issue_number": 1,
+        "user": "Codertocat",
+        "default_branch": "master",
+        "comment_node_id": payload["comment"]["node_id"],
+        "issue_node_id": payload["issue"]["node_id"],
+        "association": "OWNER",
+        "created_at": payload["comment"]["created_at"],
+    }
     payload["comment"]["node_id"] = {"not": "a string"}  # optional: a wrong shape drops it, the job still runs
     (job,) = route("issue_comment", payload, "d-4").jobs
     assert job.data["comment_node_id"] is None
@@ -134,29 +161,55 @@ def test_closed_bot_pull_request_routes_pr_closed(corpus: Path) -> None:
     assert route("pull_request", fork, "d").jobs == ()
 
 
-@pytest.mark.parametrize("payload, field", [
-    ([], "JSON object"),
-    ({"action": 3}, "action"),
-    ({"installation": "x", "ref": "refs/heads/main"}, "installation"),
-    ({"installation": {"id": "7"}, "ref": "refs/heads/main"}, "installation.id"),
-    ({"installation": {"id": True}}, "installation.id"),
-    ({"installation": {"id": 1}, "ref": "refs/heads/main", "repository": []}, "repository"),
-    ({"installation": {"id": 1}, "ref": 5, "repository": {"full_name": "a/b", "default_branch": "main"}}, "ref"),
-    ({"installation": {"id": 1}, "ref": "refs/heads/main", "commits": {},
-      "repository": {"full_name": "a/b", "default_branch": "main"}}, "commits"),
-    ({"installation": {"id": 1}, "ref": "refs/heads/main", "commits": [{"modified": "Dockerfile"}],
-      "repository": {"full_name": "a/b", "default_branch": "main"}}, "modified"),
-])
+@pytest.mark.parametrize(
+    "payload, field",
+    [
+        ([], "JSON object"),
+        ({"action": 3}, "action"),
+        ({"installation": "x", "ref": "refs/heads/main"}, "installation"),
+        ({"installation": {"id": "7"}, "ref": "refs/heads/main"}, "installation.id"),
+        ({"installation": {"id": True}}, "installation.id"),
+        ({"installation": {"id": 1}, "ref": "refs/heads/main", "repository": []}, "repository"),
+        ({"installation": {"id": 1}, "ref": 5, "repository": {"full_name": "a/b", "default_branch": "main"}}, "ref"),
+        (
+            {
+                "installation": {"id": 1},
+                "ref": "refs/heads/main",
+                "commits": {},
+                "repository": {"full_name": "a/b", "default_branch": "main"},
+            },
+            "commits",
+        ),
+        (
+            {
+                "installation": {"id": 1},
+                "ref": "refs/heads/main",
+                "commits": [{"modified": "Dockerfile"}],
+                "repository": {"full_name": "a/b", "default_branch": "main"},
+            },
+            "modified",
+        ),
+    ],
+)
 def test_hostile_push_shapes_raise_malformed(payload: Any, field: str) -> None:
     with pytest.raises(MalformedPayload, match=field):
         route("push", payload, "d")
 
 
 def test_hostile_comment_shapes_raise_malformed() -> None:
-    base: dict[str, Any] = {"action": "created", "installation": {"id": 1}, "repository": {"full_name": "a/b"},
-            "issue": {"number": 1}, "comment": {"id": 5, "body": "/ecr-cache", "user": {"login": "u"}}}
-    for path, value in [(("comment", "body"), ["x"]), (("issue", "number"), "1"), (("comment", "id"), None),
-                        (("comment", "user"), "u")]:
+    base: dict[str, Any] = {
+        "action": "created",
+        "installation": {"id": 1},
+        "repository": {"full_name": "a/b"},
+        "issue": {"number": 1},
+        "comment": {"id": 5, "body": "/ecr-cache", "user": {"login": "u"}},
+    }
+    for path, value in [
+        (("comment", "body"), ["x"]),
+        (("issue", "number"), "1"),
+        (("comment", "id"), None),
+        (("comment", "user"), "u"),
+    ]:
         bad = copy.deepcopy(base)
         bad[path[0]][path[1]] = value
         with pytest.raises(MalformedPayload):
@@ -165,8 +218,15 @@ def test_hostile_comment_shapes_raise_malformed() -> None:
 
 def test_relevance_of_paths() -> None:
     # Every naming form discovery reads counts, so a push and `/ecr-cache` see the same files.
-    for path in ("deploy-buildspec.yml", "ci/prod.buildspec.yaml", "Containerfile", "pnpm-workspace.yaml",
-                 "requirements/base.txt", "build.gradle.kts", "app.gemspec"):
+    for path in (
+        "deploy-buildspec.yml",
+        "ci/prod.buildspec.yaml",
+        "Containerfile",
+        "pnpm-workspace.yaml",
+        "requirements/base.txt",
+        "build.gradle.kts",
+        "app.gemspec",
+    ):
         assert is_relevant_path(path), path
     assert is_relevant_path("api/Tinyllama.Dockerfile")
     assert is_relevant_path("go.sum")
@@ -175,19 +235,22 @@ def test_relevance_of_paths() -> None:
     assert not is_relevant_path(".github/workflows/ci.yml")
 
 
-@pytest.mark.parametrize("body, expected", [
-    ("/ecr-cache", Command("open")),
-    ("  /ecr-cache  \r\nthanks", Command("open")),
-    ("/ecr-cache preview", Command("preview")),
-    ("/ecr-cache RECREATE now", Command("recreate")),
-    ("/ecr-cache help", Command("help")),
-    ("/ecr-cache frobnicate", Command("help", unknown="frobnicate")),
-    ("/ecr-cachex", None),
-    ("please run /ecr-cache", None),
-    ("", None),
-    (None, None),
-    (42, None),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("/ecr-cache", Command("open")),
+        ("  /ecr-cache  \r\nthanks", Command("open")),
+        ("/ecr-cache preview", Command("preview")),
+        ("/ecr-cache RECREATE now", Command("recreate")),
+        ("/ecr-cache help", Command("help")),
+        ("/ecr-cache frobnicate", Command("help", unknown="frobnicate")),
+        ("/ecr-cachex", None),
+        ("please run /ecr-cache", None),
+        ("", None),
+        (None, None),
+        (42, None),
+    ],
+)
 def test_parse_command(body: object, expected: Command | None) -> None:
     assert parse_command(body) == expected
 

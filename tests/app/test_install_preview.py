@@ -58,8 +58,9 @@ def shared_state(request: pytest.FixtureRequest, tmp_path: Path) -> Stores:
     return SqlitePacer(db, PaceLimits()), SqliteCounters(db)
 
 
-def install(gh: GitHubDouble, threshold: int | None, delivery: str = "install-1",
-            stores: Stores = NO_STORES) -> list[jobs.Outcome]:
+def install(
+    gh: GitHubDouble, threshold: int | None, delivery: str = "install-1", stores: Stores = NO_STORES
+) -> list[jobs.Outcome]:
     return run_install(gh, threshold, delivery, pacer=stores[0], counters=stores[1])
 
 
@@ -81,14 +82,17 @@ def writes(requests: list[Recorded]) -> list[str]:
 
 
 def test_above_the_threshold_nothing_is_written_and_one_summary_is_logged(
-        gh: GitHubDouble, logs: io.StringIO, shared_state: Stores) -> None:
+    gh: GitHubDouble, logs: io.StringIO, shared_state: Stores
+) -> None:
     organization(gh, with_buildspec=4, without=3)
     outcomes = install(gh, threshold=5, stores=shared_state)
     assert writes(gh.requests) == []
     assert all(gh.pulls_for(r) == [] for r in gh.repos)
     by_repo = {o.repo: o.action for o in outcomes if o.action != "queued"}
-    assert by_repo == {**{f"octo/svc{i}": "would_open" for i in range(4)},
-                       **{f"octo/lib{i}": "already" for i in range(3)}}
+    assert by_repo == {
+        **{f"octo/svc{i}": "would_open" for i in range(4)},
+        **{f"octo/lib{i}": "already" for i in range(3)},
+    }
     (mode,) = events(logs, "install.preview_mode")
     assert (mode["preview"], mode["repositories"], mode["threshold"]) == (True, 7, 5)
     assert "no .github/.github/ecr-cache.yml" in mode["reason"]
@@ -111,8 +115,9 @@ def test_an_opted_in_organization_gets_its_pull_requests(gh: GitHubDouble, logs:
     assert mode["preview"] is False and events(logs, "install.preview_summary") == []
 
 
-def test_below_the_threshold_pull_requests_open_without_reading_the_org_config(gh: GitHubDouble,
-                                                                               logs: io.StringIO) -> None:
+def test_below_the_threshold_pull_requests_open_without_reading_the_org_config(
+    gh: GitHubDouble, logs: io.StringIO
+) -> None:
     organization(gh, with_buildspec=3, without=2)
     install(gh, threshold=5)
     assert all(len(gh.pulls_for(f"octo/svc{i}")) == 1 for i in range(3))
@@ -120,8 +125,17 @@ def test_below_the_threshold_pull_requests_open_without_reading_the_org_config(g
     assert events(logs, "install.preview_mode") == []
 
 
-@pytest.mark.parametrize("text", ["install: yes\n", "install: open-pull-request\n", "open-pull-requests\n",
-                                  "install:\n  - open-pull-requests\n", "install: [\n", "other: open-pull-requests\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "install: yes\n",
+        "install: open-pull-request\n",
+        "open-pull-requests\n",
+        "install:\n  - open-pull-requests\n",
+        "install: [\n",
+        "other: open-pull-requests\n",
+    ],
+)
 def test_anything_but_the_exact_opt_in_keeps_preview_mode(gh: GitHubDouble, text: str) -> None:
     organization(gh, with_buildspec=2, without=4, org_config=text)
     install(gh, threshold=5)
@@ -171,8 +185,9 @@ def test_a_push_to_another_repositorys_config_does_not_start_an_install(gh: GitH
 
 def test_the_web_runner_applies_the_configured_threshold(gh: GitHubDouble, monkeypatch: pytest.MonkeyPatch) -> None:
     organization(gh, with_buildspec=3, without=0)
-    settings = Settings(webhook_secret="s", app_id="7", private_key=private_key_pem(),
-                        github_api_url=gh.base_url, preview_threshold=2)
+    settings = Settings(
+        webhook_secret="s", app_id="7", private_key=private_key_pem(), github_api_url=gh.base_url, preview_threshold=2
+    )
     queued: list[AnyJob] = []
     runner = wiring.JobRunner(settings, submit=lambda delivery, batch: queued.extend(batch))
     f = factory(gh)
@@ -189,8 +204,9 @@ def test_preview_threshold_is_read_from_the_environment() -> None:
 
 
 @pytest.mark.parametrize("push_first", [True, False])
-def test_a_preview_job_and_a_push_on_the_same_repository_both_run(gh: GitHubDouble, tmp_path: Path,
-                                                                  push_first: bool) -> None:
+def test_a_preview_job_and_a_push_on_the_same_repository_both_run(
+    gh: GitHubDouble, tmp_path: Path, push_first: bool
+) -> None:
     from runtime_fixtures import backend_settings, options_for
 
     from bot.queue.durable import build_queue
@@ -198,8 +214,10 @@ def test_a_preview_job_and_a_push_on_the_same_repository_both_run(gh: GitHubDoub
     organization(gh, with_buildspec=3, without=3)
     f = factory(gh)
     queued: list[AnyJob] = []
-    jobs.run(InstallJob(1, "octo", "install-1"), context(f, submit=lambda d, batch: queued.extend(batch),
-                                                         preview_threshold=5))
+    jobs.run(
+        InstallJob(1, "octo", "install-1"),
+        context(f, submit=lambda d, batch: queued.extend(batch), preview_threshold=5),
+    )
     preview_job = next(j for j in queued if j.subject == "octo/svc0")
     assert (preview_job.kind, preview_job.data["preview"]) == ("sync", True)  # an ordinary sync, flagged
     repo = gh.repos["octo/svc0"]
@@ -207,8 +225,11 @@ def test_a_preview_job_and_a_push_on_the_same_repository_both_run(gh: GitHubDoub
     (push_job,) = route("push", push_payload(repo, "0" * 40, after, ["buildspec.yml"]), "push-1").jobs
     assert push_job.kind == "sync"
     outcomes: list[jobs.Outcome] = []
-    queue = build_queue(backend_settings("sqlite", tmp_path),
-                        lambda job: outcomes.extend(jobs.run(job, context(f))), options_for(tmp_path))
+    queue = build_queue(
+        backend_settings("sqlite", tmp_path),
+        lambda job: outcomes.extend(jobs.run(job, context(f))),
+        options_for(tmp_path),
+    )
     submits = [("push-1", push_job), ("install-1/x", preview_job)]
     if not push_first:
         submits.reverse()
@@ -232,12 +253,16 @@ def test_a_coalesced_fan_out_sync_still_counts_towards_the_summary(gh: GitHubDou
     organization(gh, with_buildspec=3, without=3)
     f = factory(gh)
     queued: list[AnyJob] = []
-    jobs.run(InstallJob(1, "octo", "install-1"), context(f, submit=lambda d, batch: queued.extend(batch),
-                                                         preview_threshold=5))
+    jobs.run(
+        InstallJob(1, "octo", "install-1"),
+        context(f, submit=lambda d, batch: queued.extend(batch), preview_threshold=5),
+    )
     assert len(queued) == 6 and all(j.data["preview"] is True for j in queued)
-    queue = build_queue(backend_settings("sqlite", tmp_path),
-                        lambda job: jobs.run(job, context(f, pacer=queue.pacer, counters=queue.counters)),
-                        options_for(tmp_path))
+    queue = build_queue(
+        backend_settings("sqlite", tmp_path),
+        lambda job: jobs.run(job, context(f, pacer=queue.pacer, counters=queue.counters)),
+        options_for(tmp_path),
+    )
     ids = list(queue.submit("install-1/repositories", queued).job_ids)
     # A second preview fan-out (say a redelivery under a new id) queues svc0 again before the first one ran.
     later = Job("sync", 1, "octo/svc0", "install-2", {**queued[0].data, "total": 1})

@@ -37,8 +37,10 @@ def fake_plan(snapshot: RepoSnapshot, options: Options) -> Plan:
         return Plan(findings=(none,))
     if spec.endswith("# cached\n"):
         return Plan(buildspecs=("buildspec.yml",))
-    return Plan(edits=(FileEdit("buildspec.yml", "modify", spec + "# cached\n", spec, ("cache",)),),
-                buildspecs=("buildspec.yml",))
+    return Plan(
+        edits=(FileEdit("buildspec.yml", "modify", spec + "# cached\n", spec, ("cache",)),),
+        buildspecs=("buildspec.yml",),
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -55,8 +57,13 @@ def hub() -> FakeGitHub:
 def command(gh: GitHubDouble | FakeGitHub, body: str, user: str = "dev") -> list[jobs.Outcome]:
     comment = gh.add_comment(REPO, 5, body, user)
     words = body.split()
-    data: dict[str, Any] = {"command": words[1] if len(words) > 1 else "open", "unknown": None,
-                            "comment_id": comment.id, "issue_number": 5, "user": user}
+    data: dict[str, Any] = {
+        "command": words[1] if len(words) > 1 else "open",
+        "unknown": None,
+        "comment_id": comment.id,
+        "issue_number": 5,
+        "user": user,
+    }
     ctx = JobContext(gh) if isinstance(gh, FakeGitHub) else context(gh)
     return jobs.run(Job("command", 1, REPO, f"c{comment.id}", data), ctx)
 
@@ -89,8 +96,11 @@ def test_rate_limit_carries_retry_after_to_the_queue(gh: GitHubDouble, monkeypat
 
     def limited(request: Any) -> Any:
         if request.url.endswith("/git/commits"):
-            return 403, {"Retry-After": "37", "Content-Type": "application/json"}, (
-                '{"message": "You have exceeded a secondary rate limit"}')
+            return (
+                403,
+                {"Retry-After": "37", "Content-Type": "application/json"},
+                ('{"message": "You have exceeded a secondary rate limit"}'),
+            )
         return real(request)
 
     monkeypatch.setattr(gh, "_callback", limited)
@@ -174,8 +184,9 @@ def test_command_replies_are_upserted_per_command_comment(hub: FakeGitHub) -> No
 
 def test_a_final_failure_during_a_command_is_explained_under_it(gh: GitHubDouble) -> None:
     gh.add_repo(REPO, FILES, permissions={"dev": "write"})
-    gh.fail_next.append(("POST", f"/repos/{REPO}/git/trees", 403,
-                         {"message": "Resource not accessible by integration"}))
+    gh.fail_next.append(
+        ("POST", f"/repos/{REPO}/git/trees", 403, {"message": "Resource not accessible by integration"})
+    )
     with pytest.raises(GitHubError):
         command(gh, "/ecr-cache")
     (reply,) = gh.bot_comments(REPO, 5)
@@ -208,16 +219,26 @@ def test_installation_fans_out_one_sync_job_per_repository(gh: GitHubDouble) -> 
     gh.add_repo("octo/copy", FILES, fork=True)
     submitted: list[tuple[str, list[AnyJob]]] = []
     f = factory(gh)
-    outcomes = jobs.run(InstallJob(1, "octo", "inst-1"),
-                        context(f, submit=lambda delivery, batch: submitted.append((delivery, list(batch)))))
-    assert [str(r) for r in gh.requests] == ["POST /app/installations/1/access_tokens",
-                                             "GET /installation/repositories"]
-    (delivery, batch), = submitted
+    outcomes = jobs.run(
+        InstallJob(1, "octo", "inst-1"),
+        context(f, submit=lambda delivery, batch: submitted.append((delivery, list(batch)))),
+    )
+    assert [str(r) for r in gh.requests] == [
+        "POST /app/installations/1/access_tokens",
+        "GET /installation/repositories",
+    ]
+    ((delivery, batch),) = submitted
     assert delivery == "inst-1/repositories"
     assert [(j.kind, j.repo, j.data["default_branch"]) for j in batch] == [
-        ("sync", "octo/a", "main"), ("sync", "octo/b", "trunk")]
-    assert {(o.repo, o.action) for o in outcomes} == {("octo/a", "queued"), ("octo/b", "queued"),
-                                                      ("octo/old", "skipped"), ("octo/copy", "skipped")}
+        ("sync", "octo/a", "main"),
+        ("sync", "octo/b", "trunk"),
+    ]
+    assert {(o.repo, o.action) for o in outcomes} == {
+        ("octo/a", "queued"),
+        ("octo/b", "queued"),
+        ("octo/old", "skipped"),
+        ("octo/copy", "skipped"),
+    }
     for job in batch:
         jobs.run(job, context(f))
     assert len(gh.pulls_for("octo/a")) == 1 and len(gh.pulls_for("octo/b")) == 1
@@ -235,8 +256,11 @@ def test_the_wired_runner_fans_out_through_its_own_queue(tmp_path: Path) -> None
 def test_already_set_up_reply_keeps_the_planners_warnings(hub: FakeGitHub, monkeypatch: pytest.MonkeyPatch) -> None:
     warning = Finding("buildspec.yml", "warning", Code.CACHE_TAG_SHARED, "two builds share the cache tag `cache`")
     build = BuildLink("buildspec.yml", "build", 0, 3, "Dockerfile", ".", "cache")
-    monkeypatch.setattr(planner, "plan", lambda snapshot, options: Plan(findings=(warning,), builds=(build,),
-                                                                        buildspecs=("buildspec.yml",)))
+    monkeypatch.setattr(
+        planner,
+        "plan",
+        lambda snapshot, options: Plan(findings=(warning,), builds=(build,), buildspecs=("buildspec.yml",)),
+    )
     hub.add_repo(REPO, FILES, permissions={"dev": "write"})
     (outcome,) = command(hub, "/ecr-cache")
     assert outcome.action == "already"
@@ -245,8 +269,9 @@ def test_already_set_up_reply_keeps_the_planners_warnings(hub: FakeGitHub, monke
     assert "two builds share the cache tag `cache`" in reply.body
 
 
-def test_a_buildspec_without_a_docker_build_is_never_called_set_up(hub: FakeGitHub,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_buildspec_without_a_docker_build_is_never_called_set_up(
+    hub: FakeGitHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(planner, "plan", lambda snapshot, options: Plan(buildspecs=("buildspec.yml",)))
     hub.add_repo(REPO, FILES, permissions={"dev": "write"})
     command(hub, "/ecr-cache")
@@ -309,7 +334,9 @@ def test_a_lost_race_reads_again_and_decides_on_what_won(hub: FakeGitHub) -> Non
         return sha
 
     gateway.commit = raced  # type: ignore[method-assign]
-    (outcome,) = jobs.run(Job("sync", 1, REPO, "mine", {"default_branch": "main"}),
-                          JobContext(lambda installation_id, *, interactive=False: gateway))
+    (outcome,) = jobs.run(
+        Job("sync", 1, REPO, "mine", {"default_branch": "main"}),
+        JobContext(lambda installation_id, *, interactive=False: gateway),
+    )
     assert outcome.action == "current" and len(hub.repo(REPO).pulls) == 1
     assert [w for w, *_ in hub.writes].count("create_branch") == 2  # the losing attempt's, then nothing more

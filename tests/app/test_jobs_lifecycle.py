@@ -32,8 +32,9 @@ def fake_plan(snapshot: RepoSnapshot, options: Options) -> Plan:
     spec = snapshot.text("buildspec.yml")
     if spec is None or spec.endswith(MARK):
         return Plan(buildspecs=("buildspec.yml",))
-    return Plan(edits=(FileEdit("buildspec.yml", "modify", spec + MARK, spec, ("cache",)),),
-                buildspecs=("buildspec.yml",))
+    return Plan(
+        edits=(FileEdit("buildspec.yml", "modify", spec + MARK, spec, ("cache",)),), buildspecs=("buildspec.yml",)
+    )
 
 
 class Lifecycle(RuleBasedStateMachine):
@@ -42,8 +43,11 @@ class Lifecycle(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.gh = FakeGitHub()
-        self.gh.add_repo(REPO, {"buildspec.yml": "version: 0.2\n", "README.md": "x\n"},
-                         permissions={"writer": "write", "reader": "read"})
+        self.gh.add_repo(
+            REPO,
+            {"buildspec.yml": "version: 0.2\n", "README.md": "x\n"},
+            permissions={"writer": "write", "reader": "read"},
+        )
         self.ctx = JobContext(self.gh)
         self.version = 0
         self.human_commits: set[str] = set()
@@ -95,19 +99,29 @@ class Lifecycle(RuleBasedStateMachine):
             self.opted_out = True
         self.run(Job("pr_closed", 1, REPO, f"close-{pull.number}", {"number": pull.number, "merged": merged}))
 
-    @rule(user=st.sampled_from(["writer", "reader"]), command=st.sampled_from(["open", "recreate", "preview"]),
-          delivered=st.booleans())
+    @rule(
+        user=st.sampled_from(["writer", "reader"]),
+        command=st.sampled_from(["open", "recreate", "preview"]),
+        delivered=st.booleans(),
+    )
     def someone_comments(self, user: str, command: str, delivered: bool) -> None:
         self.issue += 1
         body = "/ecr-cache" if command == "open" else f"/ecr-cache {command}"
         comment = self.gh.add_comment(REPO, self.issue, body, user)
         refs_before = dict(self.repo.refs)
         pulls_before = [(p.number, p.state, p.body) for p in self.repo.pulls]
-        data = {"command": command, "unknown": None, "comment_id": comment.id, "issue_number": self.issue,
-                "user": user, "default_branch": "main"}
+        data = {
+            "command": command,
+            "unknown": None,
+            "comment_id": comment.id,
+            "issue_number": self.issue,
+            "user": user,
+            "default_branch": "main",
+        }
         if delivered:  # what a fresh delivery carries: GraphQL ids (one mutation replies) and the association
-            data.update(comment_node_id=comment.node_id, issue_node_id=f"I_{REPO}#{self.issue}",
-                        association="COLLABORATOR")
+            data.update(
+                comment_node_id=comment.node_id, issue_node_id=f"I_{REPO}#{self.issue}", association="COLLABORATOR"
+            )
         self.run(Job("command", 1, REPO, f"c-{comment.id}", data))
         if user == "reader" or command == "preview":
             assert self.repo.refs == refs_before
@@ -157,8 +171,7 @@ class Lifecycle(RuleBasedStateMachine):
         branch_spec = self.gh.file(REPO, BRANCH, "buildspec.yml")
         assert branch_spec is not None and branch_spec.endswith(MARK)
         marker = identity.parse_fingerprint(pulls[0].body)
-        expected = fake_plan(RepoSnapshot(("buildspec.yml",), {"buildspec.yml": branch_spec[: -len(MARK)]}),
-                             Options())
+        expected = fake_plan(RepoSnapshot(("buildspec.yml",), {"buildspec.yml": branch_spec[: -len(MARK)]}), Options())
         assert marker == expected.fingerprint
         if spec is not None:
             assert branch_spec == spec + MARK
@@ -167,10 +180,12 @@ class Lifecycle(RuleBasedStateMachine):
 @pytest.fixture(autouse=True)
 def _planner(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(planner, "plan", fake_plan)
-    monkeypatch.setattr(planner, "paths_to_read",
-                        lambda paths, options: tuple(p for p in paths if p == "buildspec.yml"))
+    monkeypatch.setattr(
+        planner, "paths_to_read", lambda paths, options: tuple(p for p in paths if p == "buildspec.yml")
+    )
 
 
 TestLifecycle = Lifecycle.TestCase
-TestLifecycle.settings = settings(max_examples=60, stateful_step_count=15, deadline=None,
-                                  suppress_health_check=[HealthCheck.function_scoped_fixture])
+TestLifecycle.settings = settings(
+    max_examples=60, stateful_step_count=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)

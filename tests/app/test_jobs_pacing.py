@@ -103,7 +103,8 @@ def writes(requests: list[Recorded]) -> list[str]:
 
 
 def test_large_installation_is_paced_under_both_windows_and_every_repository_gets_its_pr(
-        gh: GitHubDouble, clock: Clock, worker: Worker) -> None:
+    gh: GitHubDouble, clock: Clock, worker: Worker
+) -> None:
     limits = PaceLimits(per_minute=8, per_hour=40, request_floor=10)  # two publishes a minute, ten an hour
     worker.bind(limits)
     eligible = {f"octo/svc{i:02}" for i in range(24)}
@@ -166,8 +167,9 @@ def test_without_a_pacer_jobs_write_as_before(gh: GitHubDouble, worker: Worker) 
     assert outcome.action == "opened" and len(writes(gh.requests)) == 4
 
 
-def test_rate_limit_headers_feed_the_budget_and_background_work_waits(gh: GitHubDouble, clock: Clock,
-                                                                      worker: Worker) -> None:
+def test_rate_limit_headers_feed_the_budget_and_background_work_waits(
+    gh: GitHubDouble, clock: Clock, worker: Worker
+) -> None:
     pacer = worker.bind(PaceLimits(request_floor=100))
     for name in ("octo/a", "octo/b"):
         gh.add_repo(name, PLAIN)
@@ -179,31 +181,36 @@ def test_rate_limit_headers_feed_the_budget_and_background_work_waits(gh: GitHub
     jobs.run(Job("sync", 1, "octo/a", "s2", {"default_branch": "main"}), worker.ctx())
     assert 890 < pacer.budget_wait(1) <= 901
     gh.reset_requests()
-    background = Job("sync", 1, "octo/b", "i/repositories", {"trigger": "install", "default_branch": "main",
-                                                             "total": 2})
+    background = Job(
+        "sync", 1, "octo/b", "i/repositories", {"trigger": "install", "default_branch": "main", "total": 2}
+    )
     with pytest.raises(RetryLater, match="budget"):
         jobs.run(background, worker.ctx())
     assert gh.requests == []  # not even the token: the floor is kept for pushes and commands
-    (outcome,) = jobs.run(Job("sync", 1, "octo/b", "push", {"trigger": "push", "default_branch": "main"}),
-                          worker.ctx())
+    (outcome,) = jobs.run(Job("sync", 1, "octo/b", "push", {"trigger": "push", "default_branch": "main"}), worker.ctx())
     assert outcome.action == "already"
 
 
 @pytest.mark.parametrize("files", [PLAIN, {"docs/guide.md": "x\n", "package.json": "{}\n"}])
-def test_a_repository_without_a_buildspec_costs_one_read(gh: GitHubDouble, files: dict[str, str],
-                                                          worker: Worker) -> None:
+def test_a_repository_without_a_buildspec_costs_one_read(
+    gh: GitHubDouble, files: dict[str, str], worker: Worker
+) -> None:
     gh.add_repo("octo/plain", files)
     gh.reset_requests()
-    (outcome,) = jobs.run(Job("sync", 1, "octo/plain", "d", {"trigger": "install", "default_branch": "main"}),
-                          worker.ctx())
+    (outcome,) = jobs.run(
+        Job("sync", 1, "octo/plain", "d", {"trigger": "install", "default_branch": "main"}), worker.ctx()
+    )
     assert outcome.action == "already"
-    assert [str(r) for r in gh.requests] == ["POST /app/installations/1/access_tokens",
-                                             "GET /repos/octo/plain/git/trees/main"]
+    assert [str(r) for r in gh.requests] == [
+        "POST /app/installations/1/access_tokens",
+        "GET /repos/octo/plain/git/trees/main",
+    ]
 
 
 @pytest.mark.parametrize("extra", [{"Dockerfile": "FROM alpine\n"}, {".github/ecr-cache.yml": "region: eu-west-1\n"}])
-def test_a_dockerfile_or_repo_config_still_gets_the_state_read(gh: GitHubDouble, extra: dict[str, str],
-                                                               worker: Worker) -> None:
+def test_a_dockerfile_or_repo_config_still_gets_the_state_read(
+    gh: GitHubDouble, extra: dict[str, str], worker: Worker
+) -> None:
     gh.add_repo("octo/app", {**PLAIN, **extra})
     gh.reset_requests()
     jobs.run(Job("sync", 1, "octo/app", "d", {"trigger": "install", "default_branch": "main"}), worker.ctx())
@@ -238,13 +245,21 @@ def test_the_loop_without_a_queue_logs_progress_too(gh: GitHubDouble, worker: Wo
     assert time.monotonic() - started < 5
 
 
-def test_a_graphql_mutation_is_a_write_and_a_graphql_query_is_not(gh: GitHubDouble, clock: Clock,
-                                                                  worker: Worker) -> None:
+def test_a_graphql_mutation_is_a_write_and_a_graphql_query_is_not(
+    gh: GitHubDouble, clock: Clock, worker: Worker
+) -> None:
     pacer = worker.bind(PaceLimits(per_minute=4, per_hour=500))
     gh.add_repo("octo/app", SPEC, permissions={"dev": "write"})
     comment = gh.add_comment("octo/app", 5, "/ecr-cache help", "dev")
-    data = {"command": "help", "unknown": None, "comment_id": comment.id, "issue_number": 5, "user": "dev",
-            "comment_node_id": comment.node_id, "issue_node_id": "I_octo/app#5"}
+    data = {
+        "command": "help",
+        "unknown": None,
+        "comment_id": comment.id,
+        "issue_number": 5,
+        "user": "dev",
+        "comment_node_id": comment.node_id,
+        "issue_node_id": "I_octo/app#5",
+    }
     assert pacer.reserve(1, cost=4) == 0.0  # the minute is full
     with pytest.raises(RetryLater):
         jobs.run(Job("command", 1, "octo/app", "h", data), worker.ctx())
@@ -257,18 +272,29 @@ def test_a_graphql_mutation_is_a_write_and_a_graphql_query_is_not(gh: GitHubDoub
 
 
 def test_under_the_budget_floor_pushes_and_commands_write_and_fan_out_syncs_wait(
-        gh: GitHubDouble, clock: Clock, worker: Worker) -> None:
+    gh: GitHubDouble, clock: Clock, worker: Worker
+) -> None:
     pacer = worker.bind(PaceLimits(request_floor=200))
     for name in ("octo/a", "octo/b", "octo/c"):
         gh.add_repo(name, SPEC, permissions={"dev": "write"})
-    gh.response_headers = {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "60",
-                           "X-RateLimit-Reset": str(int(clock.at) + 900)}
+    gh.response_headers = {
+        "X-RateLimit-Limit": "5000",
+        "X-RateLimit-Remaining": "60",
+        "X-RateLimit-Reset": str(int(clock.at) + 900),
+    }
     (pushed,) = jobs.run(Job("sync", 1, "octo/a", "p", {"trigger": "push", "default_branch": "main"}), worker.ctx())
     assert pushed.action == "opened" and len(gh.pulls_for("octo/a")) == 1
     assert pacer.budget_wait(1) == 901.0  # the reads recorded a budget under the floor, reset in 900 s
     comment = gh.add_comment("octo/b", 5, "/ecr-cache", "dev")
-    data = {"command": "open", "unknown": None, "comment_id": comment.id, "issue_number": 5, "user": "dev",
-            "comment_node_id": comment.node_id, "issue_node_id": "I_octo/b#5"}
+    data = {
+        "command": "open",
+        "unknown": None,
+        "comment_id": comment.id,
+        "issue_number": 5,
+        "user": "dev",
+        "comment_node_id": comment.node_id,
+        "issue_node_id": "I_octo/b#5",
+    }
     (commanded,) = jobs.run(Job("command", 1, "octo/b", "c", data), worker.ctx())
     assert commanded.action == "opened" and len(gh.bot_comments("octo/b", 5)) == 1
     background = Job("sync", 1, "octo/c", "i", {"trigger": "install", "default_branch": "main", "total": 1})

@@ -41,18 +41,18 @@ def sync(gh: GitHubDouble, repo: str = REPO) -> jobs.Outcome:
 
 # -- the merge (pure) -----------------------------------------------------------------------------------
 
+
 def test_the_repository_overrides_the_organization_key_by_key() -> None:
-    options, findings = merge_configs("region: eu-west-1\nlifecycle_days: 30\nlabels: [infra]\n",
-                                      "lifecycle_days: 7\n", ORG_PATH)
+    options, findings = merge_configs(
+        "region: eu-west-1\nlifecycle_days: 30\nlabels: [infra]\n", "lifecycle_days: 7\n", ORG_PATH
+    )
     assert findings == []
     assert (options.region, options.lifecycle_days, options.labels) == ("eu-west-1", 7, ("infra",))
-    assert dict(options.sources) == {"region": ORG_PATH, "lifecycle_days": ".github/ecr-cache.yml",
-                                     "labels": ORG_PATH}
+    assert dict(options.sources) == {"region": ORG_PATH, "lifecycle_days": ".github/ecr-cache.yml", "labels": ORG_PATH}
 
 
 def test_extends_false_ignores_the_organization_defaults() -> None:
-    options, findings = merge_configs("region: eu-west-1\nlabels: [infra]\n", "extends: false\nmode: min\n",
-                                      ORG_PATH)
+    options, findings = merge_configs("region: eu-west-1\nlabels: [infra]\n", "extends: false\nmode: min\n", ORG_PATH)
     assert findings == [] and options.region is None and options.labels == () and options.mode == "min"
     assert dict(options.sources) == {"mode": ".github/ecr-cache.yml"}
 
@@ -71,8 +71,8 @@ def test_no_files_give_the_defaults_and_no_sources() -> None:
 
 # -- the App ---------------------------------------------------------------------------------------------
 
-def test_the_app_plans_with_the_organization_defaults_and_the_pr_says_where_each_came_from(
-        gh: GitHubDouble) -> None:
+
+def test_the_app_plans_with_the_organization_defaults_and_the_pr_says_where_each_came_from(gh: GitHubDouble) -> None:
     gh.add_repo("acme/.github", {".github/ecr-cache.yml": "region: eu-west-1\nlifecycle_days: 30\n"})
     gh.add_repo(REPO, {**FILES, ".github/ecr-cache.yml": "lifecycle_days: 7\n"})
     gh.reset_requests()

@@ -26,14 +26,24 @@ def test_an_install_job_round_trips_with_its_account() -> None:
 
 
 def test_an_install_job_queued_before_install_jobs_carried_an_account_still_reads() -> None:
-    old = {"kind": "install", "installation_id": 7, "repo": "octo", "delivery_id": "d-1",
-           "data": {"trigger": "install"}}
+    old = {
+        "kind": "install",
+        "installation_id": 7,
+        "repo": "octo",
+        "delivery_id": "d-1",
+        "data": {"trigger": "install"},
+    }
     assert job_from_dict(old) == InstallJob(7, "octo", "d-1", {"trigger": "install"})
 
 
 def test_an_install_job_on_one_repository_from_an_older_release_is_a_sync() -> None:
-    old = {"kind": "install", "installation_id": 7, "repo": "octo/app", "delivery_id": "d-1",
-           "data": {"trigger": "install", "preview": True}}
+    old = {
+        "kind": "install",
+        "installation_id": 7,
+        "repo": "octo/app",
+        "delivery_id": "d-1",
+        "data": {"trigger": "install", "preview": True},
+    }
     assert job_from_dict(old) == Job("sync", 7, "octo/app", "d-1", {"trigger": "install", "preview": True})
 
 

@@ -19,8 +19,9 @@ from bot.core.model import Options
 from bot.logs import configure_logging
 
 REPO = "acme/app"
-CONFIG = ("labels: [dependencies, ci]\nreviewers: [alice]\nteam_reviewers: [acme/platform]\n"
-          "assignees: [bob]\ndraft: true\n")
+CONFIG = (
+    "labels: [dependencies, ci]\nreviewers: [alice]\nteam_reviewers: [acme/platform]\nassignees: [bob]\ndraft: true\n"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -31,14 +32,18 @@ def _planner(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def sync(gh: GitHubDouble, dry_run: bool = False) -> jobs.Outcome:
     gh.reset_requests()
-    (outcome,) = jobs.run(Job("sync", 1, REPO, "d", {"trigger": "push", "default_branch": "main"}),
-                          context(gh, dry_run=dry_run))
+    (outcome,) = jobs.run(
+        Job("sync", 1, REPO, "d", {"trigger": "push", "default_branch": "main"}), context(gh, dry_run=dry_run)
+    )
     return outcome
 
 
 def repo(gh: GitHubDouble, config: str = CONFIG) -> None:
-    gh.add_repo(REPO, {"buildspec.yml": "version: 0.2\n", ".github/ecr-cache.yml": config},
-                permissions={"alice": "write", "bob": "write"})
+    gh.add_repo(
+        REPO,
+        {"buildspec.yml": "version: 0.2\n", ".github/ecr-cache.yml": config},
+        permissions={"alice": "write", "bob": "write"},
+    )
     gh.repos[REPO].teams.add("platform")
 
 

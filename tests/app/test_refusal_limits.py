@@ -132,10 +132,17 @@ def test_redis_store(tmp_path: Path) -> None:
             client.delete(*keys)
 
 
-@pytest.mark.parametrize(("counts", "low", "expected"), [
-    ((0, 0, 0, 0, 0), False, "comment"), ((1, 0, 0, 0, 0), False, "reaction"), ((0, 2, 0, 0, 0), False, "reaction"),
-    ((0, 0, 3, 0, 0), False, "reaction"), ((0, 0, 0, 0, 0), True, "reaction"), ((1, 0, 0, 3, 0), False, "none"),
-    ((1, 0, 0, 0, 4), False, "none"),
-])
+@pytest.mark.parametrize(
+    ("counts", "low", "expected"),
+    [
+        ((0, 0, 0, 0, 0), False, "comment"),
+        ((1, 0, 0, 0, 0), False, "reaction"),
+        ((0, 2, 0, 0, 0), False, "reaction"),
+        ((0, 0, 3, 0, 0), False, "reaction"),
+        ((0, 0, 0, 0, 0), True, "reaction"),
+        ((1, 0, 0, 3, 0), False, "none"),
+        ((1, 0, 0, 0, 4), False, "none"),
+    ],
+)
 def test_decide(counts: tuple[int, int, int, int, int], low: bool, expected: str) -> None:
     assert decide(counts, SMALL, low) == expected

@@ -24,10 +24,12 @@ from bot.queue.storage import SqliteDb, redis_client
 
 REPO = "octo/shop"
 FILES = {
-    "buildspec.yml": ("version: 0.2\nenv:\n  variables:\n    REGISTRY: 123456789012.dkr.ecr.eu-west-1.amazonaws.com\n"
-                      "phases:\n  pre_build:\n    commands:\n      - aws ecr get-login-password | docker login "
-                      "--username AWS --password-stdin $REGISTRY\n  build:\n    commands:\n"
-                      "      - docker build -t $REGISTRY/shop:latest .\n      - docker push $REGISTRY/shop:latest\n"),
+    "buildspec.yml": (
+        "version: 0.2\nenv:\n  variables:\n    REGISTRY: 123456789012.dkr.ecr.eu-west-1.amazonaws.com\n"
+        "phases:\n  pre_build:\n    commands:\n      - aws ecr get-login-password | docker login "
+        "--username AWS --password-stdin $REGISTRY\n  build:\n    commands:\n"
+        "      - docker build -t $REGISTRY/shop:latest .\n      - docker push $REGISTRY/shop:latest\n"
+    ),
     "Dockerfile": "FROM python:3.12-slim\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\n",
     "requirements.txt": "flask\n",
 }
@@ -139,8 +141,11 @@ def test_the_durable_queue_answers_a_replayed_comment_once(backend: str, tmp_pat
         double.add_repo(REPO, FILES, permissions={"admin1": "admin"})
         app = AppHarness(double)  # only for its gateway factory (the double's App credentials)
         outcomes: list[jobs.Outcome] = []
-        queue = build_queue(settings, lambda job: outcomes.extend(
-            jobs.run(job, context(app.factory, pacer=queue.pacer, store=True))), options_for(tmp_path))
+        queue = build_queue(
+            settings,
+            lambda job: outcomes.extend(jobs.run(job, context(app.factory, pacer=queue.pacer, store=True))),
+            options_for(tmp_path),
+        )
         comment = double.add_comment(REPO, 9, "/ecr-cache recreate", "admin1")
         payload = comment_payload(double.repos[REPO], comment)
         ids: list[str] = []

@@ -12,12 +12,18 @@ from bot.github.gateway import RepoState
 
 STATE = RepoState("o/r", False, False, False, "main", "b" * 40, "t" * 40, None, None, ())
 URL = "https://github.test/o/r/pull/1"
-PLAN = Plan(edits=(FileEdit("buildspec.yml", "modify", "new\n", "old\n"),),
-            findings=(Finding("buildspec.yml", "warning", Code.NO_CACHE, "replaced"),))
-BUILT = Plan(builds=(BuildLink("buildspec.yml", "build", 0, 3, "Dockerfile", ".", "buildcache"),),
-             buildspecs=("buildspec.yml",),
-             findings=(Finding("Dockerfile", "info", Code.PRIVILEGED_MODE, "folded"),
-                       Finding("Dockerfile", "warning", Code.NO_CACHE, "uses --no-cache")))
+PLAN = Plan(
+    edits=(FileEdit("buildspec.yml", "modify", "new\n", "old\n"),),
+    findings=(Finding("buildspec.yml", "warning", Code.NO_CACHE, "replaced"),),
+)
+BUILT = Plan(
+    builds=(BuildLink("buildspec.yml", "build", 0, 3, "Dockerfile", ".", "buildcache"),),
+    buildspecs=("buildspec.yml",),
+    findings=(
+        Finding("Dockerfile", "info", Code.PRIVILEGED_MODE, "folded"),
+        Finding("Dockerfile", "warning", Code.NO_CACHE, "uses --no-cache"),
+    ),
+)
 
 # Each action, what the command reply must say (the plan the sync ended with; None: it stopped before planning).
 REPLIES: dict[Action, tuple[Plan | None, str]] = {
@@ -27,8 +33,10 @@ REPLIES: dict[Action, tuple[Plan | None, str]] = {
     Action.ALREADY: (BUILT, "**o/r is already set up**"),
     Action.HUMAN_EDITS: (PLAN, f"has commits by someone other than the bot ({URL})"),
     Action.DISABLED: (Plan(), "disabled for o/r by `enabled: false`"),
-    Action.CONFIG_ERROR: (Plan(findings=(Finding(".github/ecr-cache.yml", "error", Code.CONFIG_INVALID, "bad"),)),
-                          "(config-invalid): bad"),
+    Action.CONFIG_ERROR: (
+        Plan(findings=(Finding(".github/ecr-cache.yml", "error", Code.CONFIG_INVALID, "bad"),)),
+        "(config-invalid): bad",
+    ),
     Action.SKIPPED: (None, "Nothing to do: o/r is archived."),
     Action.OPTED_OUT: (None, "was closed without merging; the bot left it closed"),
     Action.MERGED_QUIET: (PLAN, "No change could be made to **o/r**"),

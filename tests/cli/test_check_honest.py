@@ -45,8 +45,7 @@ def test_buildspec_without_docker_build_is_nothing_found(tmp_path: Path, capsys:
     assert code == EXIT_NOTHING and "buildspec.yml" in out and "Already set up" not in out
 
 
-def test_only_ignored_fixtures_is_nothing_found(repo: Path, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_only_ignored_fixtures_is_nothing_found(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = tmp_path / "fixtures-only"
     for folder in ("tests/golden/case", "examples/app"):
         shutil.copytree(repo, root / folder)

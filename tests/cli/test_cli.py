@@ -12,8 +12,6 @@ from bot.cli.main import main
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "node-service"
 
 
-
-
 def test_plan_json_contract(repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", str(repo), "--json"]) == 0
     document = json.loads(capsys.readouterr().out)

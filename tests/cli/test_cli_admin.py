@@ -12,11 +12,21 @@ from runtime_fixtures import ROOT
 
 
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("WEBHOOK_SECRET", "REDIS_URL", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("WEBHOOK_SECRET", "REDIS_URL", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH")
+    }
     env.update(DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "bot.cli.main", *args], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli.main", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_version_prints_the_installed_distribution_version(tmp_path: Path) -> None:

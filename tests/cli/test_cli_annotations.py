@@ -36,8 +36,7 @@ def test_finding_without_line_or_path() -> None:
     assert annotation(Finding("", "info", "x", "m")) == "::notice title=x::m"
 
 
-def test_check_prints_annotations_and_keeps_its_exit_codes(checkout: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_prints_annotations_and_keeps_its_exit_codes(checkout: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(checkout), "--github-annotations"]) == 1
     lines = capsys.readouterr().out.splitlines()
     commands = [line for line in lines if line.startswith("::")]

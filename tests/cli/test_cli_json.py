@@ -28,8 +28,9 @@ def _run(argv: list[str], capsys: pytest.CaptureFixture[str], code: int) -> dict
     return document
 
 
-def test_plan_json_has_schema_version_reasons_and_keeps_the_contract(checkout: Path,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_plan_json_has_schema_version_reasons_and_keeps_the_contract(
+    checkout: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     document = _run(["plan", str(checkout), "--json"], capsys, 0)
     assert document["schema_version"] == 2
     assert document["status"] == "changes"
@@ -75,8 +76,7 @@ def test_no_setup_when_no_buildspec_changes(tmp_path: Path, capsys: pytest.Captu
     assert document["files"] == {"buildspecs": [], "dockerfiles": []}
 
 
-def test_check_json_gives_the_plan_and_the_check_status(checkout: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_json_gives_the_plan_and_the_check_status(checkout: Path, capsys: pytest.CaptureFixture[str]) -> None:
     document = _run(["check", str(checkout), "--json"], capsys, 1)
     assert document["status"] == "changes" and document["exit_code"] == 1
     assert document["schema_version"] == 2 and document["changes"]
@@ -86,8 +86,9 @@ def test_check_json_gives_the_plan_and_the_check_status(checkout: Path,
     assert document["status"] == "set-up" and document["exit_code"] == 0 and document["changes"] == []
 
 
-def test_check_json_disabled_and_nothing_found(checkout: Path, tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_json_disabled_and_nothing_found(
+    checkout: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     assert _run(["check", str(empty), "--json"], capsys, 3)["status"] == "nothing-found"
@@ -125,15 +126,18 @@ def _lines(buildspec: str, files: dict[str, str] | None = None) -> dict[str, int
     return {f.code: f.line for f in planner.plan(snapshot, Options()).findings}
 
 
-@pytest.mark.parametrize(("commands", "code", "line"), [
-    (["echo a", "docker build --no-cache -t app ."], "cache-reuses-nothing", 6),
-    (["docker build $FLAGS -t app ."], "build-flags-variable", 5),
-    (["docker buildx build --builder mine -t app ."], "own-builder", 5),
-    (["echo a", "docker load -i base.tar", "docker build -t app ."], "local-base-image", 6),
-    (["echo a", "docker build -t app .", "echo b: c"], "buildspec-command-mapping", 7),
-    (["docker build -t app .", "docker push me/app"], "dockerhub-push", 6),
-    (["docker build -t app ./nope"], "dockerfile-missing", 5),
-])
+@pytest.mark.parametrize(
+    ("commands", "code", "line"),
+    [
+        (["echo a", "docker build --no-cache -t app ."], "cache-reuses-nothing", 6),
+        (["docker build $FLAGS -t app ."], "build-flags-variable", 5),
+        (["docker buildx build --builder mine -t app ."], "own-builder", 5),
+        (["echo a", "docker load -i base.tar", "docker build -t app ."], "local-base-image", 6),
+        (["echo a", "docker build -t app .", "echo b: c"], "buildspec-command-mapping", 7),
+        (["docker build -t app .", "docker push me/app"], "dockerhub-push", 6),
+        (["docker build -t app ./nope"], "dockerfile-missing", 5),
+    ],
+)
 def test_line_is_set_where_buildspec_findings_are_made(commands: list[str], code: str, line: int) -> None:
     text = "version: 0.2\nphases:\n  build:\n    commands:\n" + "".join(f"      - {c}\n" for c in commands)
     found = _lines(text)
@@ -142,15 +146,18 @@ def test_line_is_set_where_buildspec_findings_are_made(commands: list[str], code
 
 
 def test_line_of_a_dockerfile_cache_mount_finding() -> None:
-    dockerfile = ("FROM node:20\nWORKDIR /app\nCOPY package.json package-lock.json ./\n"
-                  "RUN --mount=type=cache,target=/app/node_modules npm ci\nCOPY . .\n")
+    dockerfile = (
+        "FROM node:20\nWORKDIR /app\nCOPY package.json package-lock.json ./\n"
+        "RUN --mount=type=cache,target=/app/node_modules npm ci\nCOPY . .\n"
+    )
     buildspec = "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t app .\n"
     found = _lines(buildspec, {"Dockerfile": dockerfile, "package.json": "{}", "package-lock.json": "{}"})
     assert found.get("dockerfile-cache-mount-only") == 4, found
 
 
-def test_check_json_and_annotations_past_the_planning_budget(checkout: Path,
-                                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_json_and_annotations_past_the_planning_budget(
+    checkout: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     stages = "".join(f"FROM alpine:3.20 AS s{n}\nRUN echo {n}\n" for n in range(600))
     (checkout / "Dockerfile").write_text(stages)
     document = _run(["check", str(checkout), "--json"], capsys, 2)
@@ -162,10 +169,12 @@ def test_check_json_and_annotations_past_the_planning_budget(checkout: Path,
 
 
 def test_secret_in_cache_is_on_the_line_of_the_build_it_leaves_alone() -> None:
-    buildspec = ("version: 0.2\nphases:\n  build:\n    commands:\n"
-                 "      - git remote set-url origin https://x-access-token:${GITHUB_TOKEN}@github.com/acme/web.git\n"
-                 "      - echo building\n"
-                 "      - docker build -t app .\n")
+    buildspec = (
+        "version: 0.2\nphases:\n  build:\n    commands:\n"
+        "      - git remote set-url origin https://x-access-token:${GITHUB_TOKEN}@github.com/acme/web.git\n"
+        "      - echo building\n"
+        "      - docker build -t app .\n"
+    )
     dockerfile = DOCKERFILE.replace("COPY . .\n", "COPY . .\nRUN git describe\n")
     found = _lines(buildspec, {"Dockerfile": dockerfile, "requirements.txt": "flask\n"})
     assert found.get("secret-in-cache") == 7, found

@@ -19,4 +19,3 @@ def test_the_top_level_help_lists_the_process_commands(capsys: pytest.CaptureFix
         main(["--help"])
     out = capsys.readouterr().out
     assert "plan" in out and "serve" in out and "worker" in out
-

@@ -16,8 +16,11 @@ from bot.cli.main import main
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.mark.timeout(10)  # the old code read /dev/zero until memory ran out
@@ -39,8 +42,9 @@ def test_a_buildspec_too_large_to_read_is_not_called_set_up(repo: Path, capsys: 
     assert "buildspec.yml: is larger than 1 MiB" in capsys.readouterr().err
 
 
-def test_a_symlinked_file_is_reported_and_never_written_through(repo: Path, tmp_path: Path,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_symlinked_file_is_reported_and_never_written_through(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     outside = tmp_path / "outside.Dockerfile"
     shutil.move(repo / "Dockerfile", outside)
     before = outside.read_bytes()
@@ -50,8 +54,9 @@ def test_a_symlinked_file_is_reported_and_never_written_through(repo: Path, tmp_
     assert outside.read_bytes() == before and (repo / "Dockerfile").is_symlink()
 
 
-def test_a_failed_write_changes_nothing(repo: Path, monkeypatch: pytest.MonkeyPatch,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_failed_write_changes_nothing(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = _digest(repo)
     real = os.replace
 
@@ -71,7 +76,11 @@ def test_undecodable_bytes_print_back_as_the_same_bytes(repo: Path) -> None:
     dockerfile = repo / "Dockerfile"
     dockerfile.write_bytes(b"# caf\xe9\n" + dockerfile.read_bytes())
     # A strict UTF-8 stdout (any locale but C/POSIX): the diff must still print, byte for byte.
-    result = subprocess.run([sys.executable, "-m", "bot.cli.main", "plan", str(repo)], capture_output=True,
-                            env={**os.environ, "PYTHONIOENCODING": "utf-8"}, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli.main", "plan", str(repo)],
+        capture_output=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        check=False,
+    )
     assert result.returncode == 0, result.stderr.decode(errors="replace")
     assert b"# caf\xe9" in result.stdout

@@ -45,8 +45,7 @@ def _json(checkout: Path, capsys: pytest.CaptureFixture[str]) -> dict:  # type: 
     return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
 
 
-def test_summary_comes_first_and_counts_files_and_warnings(checkout: Path,
-                                                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_summary_comes_first_and_counts_files_and_warnings(checkout: Path, capsys: pytest.CaptureFixture[str]) -> None:
     document = _json(checkout, capsys)
     changed = [c["path"] for c in document["changes"] if c["action"] == "modify"]
     created = [c["path"] for c in document["changes"] if c["action"] == "create"]
@@ -78,8 +77,9 @@ def test_terminal_gets_colour_on_diff_lines_and_levels(checkout: Path, monkeypat
 
 
 @pytest.mark.parametrize(("value", "coloured"), [("1", False), ("true", False), ("0", False), ("", True)])
-def test_no_color_disables_colour_when_not_empty(checkout: Path, monkeypatch: pytest.MonkeyPatch,
-                                                 value: str, coloured: bool) -> None:
+def test_no_color_disables_colour_when_not_empty(
+    checkout: Path, monkeypatch: pytest.MonkeyPatch, value: str, coloured: bool
+) -> None:
     monkeypatch.setenv("NO_COLOR", value)
     tty = Tty()
     monkeypatch.setattr(sys, "stdout", tty)
@@ -94,8 +94,7 @@ def test_diff_only_prints_just_the_diff(checkout: Path, capsys: pytest.CaptureFi
     assert "Summary:" not in out and "Findings:" not in out and "Changes:" not in out
 
 
-def test_report_only_prints_summary_and_report_without_diff(checkout: Path,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_report_only_prints_summary_and_report_without_diff(checkout: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["plan", str(checkout), "--report-only"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("Summary:") and "Findings:" in out and "Changes:" in out
@@ -103,8 +102,9 @@ def test_report_only_prints_summary_and_report_without_diff(checkout: Path,
 
 
 @pytest.mark.parametrize("extra", [["--diff-only", "--report-only"], ["--json", "--diff-only"]])
-def test_output_selectors_exclude_each_other(checkout: Path, extra: list[str],
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_output_selectors_exclude_each_other(
+    checkout: Path, extra: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["plan", str(checkout), *extra])
     assert exc.value.code == 2
@@ -112,7 +112,8 @@ def test_output_selectors_exclude_each_other(checkout: Path, extra: list[str],
 
 
 def test_long_reasons_wrap_to_the_terminal_width_but_commands_stay_whole(
-        checkout: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    checkout: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     commands = _json(checkout, capsys)["setup"]["commands"]
     assert any(len(c) > 60 for c in commands)
     monkeypatch.setenv("NO_COLOR", "1")
@@ -126,8 +127,9 @@ def test_long_reasons_wrap_to_the_terminal_width_but_commands_stay_whole(
     assert any(line.startswith("        ") for line in prose)  # a wrapped reason keeps its indent
 
 
-def test_piped_output_is_not_wrapped(checkout: Path, monkeypatch: pytest.MonkeyPatch,
-                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_piped_output_is_not_wrapped(
+    checkout: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("COLUMNS", "60")
     assert main(["plan", str(checkout), "--report-only"]) == 0
     out = capsys.readouterr().out

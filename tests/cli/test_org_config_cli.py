@@ -11,7 +11,8 @@ from bot.cli.main import main
 
 
 def test_the_cli_merges_an_organization_file_under_the_repo_config(
-        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     org = tmp_path / "org.yml"
     org.write_text("cache_repository: org-wide-cache\nmode: min\n")
     (repo / ".github").mkdir(exist_ok=True)
@@ -27,7 +28,8 @@ def test_the_cli_merges_an_organization_file_under_the_repo_config(
 
 
 def test_the_cli_names_a_bad_or_missing_organization_file(
-        repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     org = tmp_path / "org.yml"
     org.write_text("lifecycle_days: 0\n")
     assert main(["check", str(repo), "--org-config", str(org)]) == 2

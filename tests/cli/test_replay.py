@@ -37,8 +37,12 @@ def _payload(tmp_path: Path, document: object) -> Path:
     return path
 
 
-def test_ping_is_accepted(app_url: tuple[str, InMemoryQueue], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_ping_is_accepted(
+    app_url: tuple[str, InMemoryQueue],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     url, _ = app_url
     monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
     payload = _payload(tmp_path, {"zen": "Keep it logically awesome.", "hook_id": 1})
@@ -46,9 +50,12 @@ def test_ping_is_accepted(app_url: tuple[str, InMemoryQueue], tmp_path: Path, mo
     assert "ping delivery d-1: HTTP 200" in capsys.readouterr().out
 
 
-def test_wrong_secret_is_refused_by_the_app(app_url: tuple[str, InMemoryQueue], tmp_path: Path,
-                                            monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_secret_is_refused_by_the_app(
+    app_url: tuple[str, InMemoryQueue],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     url, _ = app_url
     monkeypatch.setenv("WEBHOOK_SECRET", "not-the-right-secret")
     payload = _payload(tmp_path, {"zen": "x", "hook_id": 1})
@@ -72,8 +79,9 @@ def test_comment_replayed_twice_with_one_delivery_id_queues_once(
     assert queue.pending[0].kind == "command"
 
 
-def test_local_errors_exit_2(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_local_errors_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("WEBHOOK_SECRET", SECRET)
     not_json = tmp_path / "p.json"
     not_json.write_text("{oops")

@@ -15,8 +15,10 @@ from typing import IO
 import pytest
 from runtime_fixtures import ROOT, SECRET, free_port, wait_until
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux only"),
+]
 
 
 def _stat(pid: int) -> tuple[str, int] | None:
@@ -25,7 +27,7 @@ def _stat(pid: int) -> tuple[str, int] | None:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = raw[raw.rindex(")") + 2:].split()
+    fields = raw[raw.rindex(")") + 2 :].split()
     return fields[0], int(fields[1])
 
 
@@ -58,13 +60,37 @@ def healthy(port: int) -> bool:
 
 
 def _serve(port: int, tmp_path: Path, log: IO[bytes], web_server: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("REDIS_URL", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "DRY_RUN")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REDIS_URL", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "DRY_RUN")
+    }
     env.update(WEBHOOK_SECRET=SECRET, DATA_DIR=str(tmp_path / "data"), PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "bot.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--web-workers", "1", "--web-threads", "4", "--threads", "2",
-                             "--web-server", web_server],
-                            env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bot.cli.main",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--web-workers",
+            "1",
+            "--web-threads",
+            "4",
+            "--threads",
+            "2",
+            "--web-server",
+            web_server,
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
 
 
 @pytest.fixture
@@ -78,7 +104,8 @@ def cleanup() -> Iterator[set[int]]:
 
 @pytest.mark.parametrize("web_server", ["asgi", "gthread"])
 def test_children_die_with_a_killed_supervisor_and_a_restart_binds_the_port(
-        web_server: str, tmp_path: Path, cleanup: set[int]) -> None:
+    web_server: str, tmp_path: Path, cleanup: set[int]
+) -> None:
     port = free_port()
     log = (tmp_path / "serve.log").open("wb")
     first = _serve(port, tmp_path, log, web_server)
@@ -90,8 +117,9 @@ def test_children_die_with_a_killed_supervisor_and_a_restart_binds_the_port(
     first.kill()  # SIGKILL: no handler runs, nothing is forwarded
     first.wait(5)
     started = time.monotonic()
-    assert wait_until(lambda: not alive(children), 10), \
+    assert wait_until(lambda: not alive(children), 10), (
         f"left running: {sorted(alive(children))}\n" + (tmp_path / "serve.log").read_text()[-3000:]
+    )
     gone_after = time.monotonic() - started
     second = _serve(port, tmp_path, log, web_server)
     cleanup.add(second.pid)
@@ -124,8 +152,9 @@ time.sleep(60)
 @pytest.mark.parametrize("mode", ["pdeathsig", "watch"])
 def test_each_layer_alone_stops_a_child_whose_parent_was_killed(mode: str, cleanup: set[int]) -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    middle = subprocess.Popen([sys.executable, "-c", _MIDDLE, mode], env=env, stdout=subprocess.PIPE,
-                              start_new_session=True)
+    middle = subprocess.Popen(
+        [sys.executable, "-c", _MIDDLE, mode], env=env, stdout=subprocess.PIPE, start_new_session=True
+    )
     cleanup.add(middle.pid)
     assert middle.stdout is not None
     child = int(middle.stdout.readline())
@@ -139,10 +168,13 @@ def test_each_layer_alone_stops_a_child_whose_parent_was_killed(mode: str, clean
 
 def test_a_child_that_dies_of_the_forwarded_stop_counts_as_a_clean_stop() -> None:
     """SIGTERM to `serve` while a child is still starting (no handler yet): the stop was asked for, exit 0."""
-    script = ("import subprocess, sys; from bot.cli.processes import supervise; "
-              "sys.exit(supervise([subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])]))")
-    serve = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(ROOT)},
-                             start_new_session=True)
+    script = (
+        "import subprocess, sys; from bot.cli.processes import supervise; "
+        "sys.exit(supervise([subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])]))"
+    )
+    serve = subprocess.Popen(
+        [sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(ROOT)}, start_new_session=True
+    )
     try:
         time.sleep(1.0)  # supervise's handlers are in place
         serve.send_signal(signal.SIGTERM)

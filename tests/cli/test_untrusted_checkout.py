@@ -27,15 +27,26 @@ phases:
       - docker build -t 123456789012.dkr.ecr.eu-central-1.amazonaws.com/shop:latest .
       - docker push 123456789012.dkr.ecr.eu-central-1.amazonaws.com/shop:latest
 """
-DOCKERFILE = ("FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\n"
-              "COPY . .\n")
+DOCKERFILE = (
+    "FROM python:3.12-slim\nWORKDIR /app\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\n"
+)
 
 
 def _git(root: Path, *args: str) -> None:
-    subprocess.run(["git", "-C", str(root), *args], check=True, capture_output=True,
-                   env={"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "PATH": "/usr/bin:/bin",
-                        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com",
-                        "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.com"})
+    subprocess.run(
+        ["git", "-C", str(root), *args],
+        check=True,
+        capture_output=True,
+        env={
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": "/dev/null",
+            "PATH": "/usr/bin:/bin",
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+        },
+    )
 
 
 def _checkout(root: Path) -> Path:
@@ -70,8 +81,8 @@ def test_fsmonitor_of_the_checkout_runs_nothing(via: str, tmp_path: Path, capsys
     if via == "include":  # the same key from a file the config includes
         config = root / ".git" / "config"
         text = config.read_text()
-        hook = text[text.rindex("[core]"):]
-        config.write_text(text[:text.rindex("[core]")] + "[include]\n\tpath = extra.cfg\n")
+        hook = text[text.rindex("[core]") :]
+        config.write_text(text[: text.rindex("[core]")] + "[include]\n\tpath = extra.cfg\n")
         (root / ".git" / "extra.cfg").write_text(hook)
     subprocess.run(["git", "-C", str(root), "ls-files"], capture_output=True, check=False)
     assert marker.exists(), "the hostile config must be live for this test to mean anything"
@@ -105,7 +116,8 @@ def test_other_command_keys_of_the_checkout_run_nothing(key: str, tmp_path: Path
 
 
 def test_a_symlinked_github_folder_is_not_read_and_its_value_not_echoed(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = tmp_path / "repo"
     root.mkdir()
     (root / "buildspec.yml").write_text(BUILDSPEC)
@@ -127,7 +139,8 @@ def test_a_symlinked_github_folder_is_not_read_and_its_value_not_echoed(
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_files_under_a_symlinked_folder_are_neither_read_nor_written(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = tmp_path / "repo"
     root.mkdir()
     (root / "app").mkdir()

@@ -9,30 +9,39 @@ from bot.core.buildspec.build_args import unknown_build_args, volatile_build_arg
 from bot.core.model import Options, RepoSnapshot
 
 
-@pytest.mark.parametrize(("args", "variables", "expected"), [
-    (["REV=$CODEBUILD_RESOLVED_SOURCE_VERSION"], {}, ("REV",)),
-    (["REV=${CODEBUILD_BUILD_NUMBER}"], {}, ("REV",)),
-    (["STAMP=$(date +%s)"], {}, ("STAMP",)),
-    (["DESCR=`git describe --tags`"], {}, ("DESCR",)),
-    # Through the buildspec's own assignments, several levels deep.
-    (["LABEL=$IMAGE_TAG"], {"IMAGE_TAG": "$(echo $COMMIT_HASH | cut -c 1-7)",
-                            "COMMIT_HASH": "$CODEBUILD_RESOLVED_SOURCE_VERSION"}, ("LABEL",)),
-    # A bare `--build-arg NAME` passes the variable of that name.
-    (["CODEBUILD_BUILD_ID"], {}, ("CODEBUILD_BUILD_ID",)),
-    (["TAG"], {"TAG": "build-$CODEBUILD_START_TIME"}, ("TAG",)),
-    # Values that stay the same from build to build.
-    (["NODE_ENV=production", "PORT=8080"], {}, ()),
-    (["REGION=$AWS_DEFAULT_REGION"], {}, ()),
-    (["CODEBUILD_SOURCE_REPO_URL"], {}, ()),
-    (["REV=$CODEBUILD_RESOLVED_SOURCE_VERSION_X"], {}, ()),
-    # A self-referencing variable does not loop.
-    (["A=$A"], {"A": "$A"}, ()),
-    # The account id read from the build ARN never changes (the line the bot itself writes).
-    (["AWS_ACCOUNT_ID=$AWS_ACCOUNT_ID"],
-     {"AWS_ACCOUNT_ID": "${AWS_ACCOUNT_ID:-$(echo $CODEBUILD_BUILD_ARN | cut -d':' -f5)}"}, ()),
-    # Not a name.
-    (["=x", "1X=$CODEBUILD_BUILD_ID"], {}, ()),
-])
+@pytest.mark.parametrize(
+    ("args", "variables", "expected"),
+    [
+        (["REV=$CODEBUILD_RESOLVED_SOURCE_VERSION"], {}, ("REV",)),
+        (["REV=${CODEBUILD_BUILD_NUMBER}"], {}, ("REV",)),
+        (["STAMP=$(date +%s)"], {}, ("STAMP",)),
+        (["DESCR=`git describe --tags`"], {}, ("DESCR",)),
+        # Through the buildspec's own assignments, several levels deep.
+        (
+            ["LABEL=$IMAGE_TAG"],
+            {"IMAGE_TAG": "$(echo $COMMIT_HASH | cut -c 1-7)", "COMMIT_HASH": "$CODEBUILD_RESOLVED_SOURCE_VERSION"},
+            ("LABEL",),
+        ),
+        # A bare `--build-arg NAME` passes the variable of that name.
+        (["CODEBUILD_BUILD_ID"], {}, ("CODEBUILD_BUILD_ID",)),
+        (["TAG"], {"TAG": "build-$CODEBUILD_START_TIME"}, ("TAG",)),
+        # Values that stay the same from build to build.
+        (["NODE_ENV=production", "PORT=8080"], {}, ()),
+        (["REGION=$AWS_DEFAULT_REGION"], {}, ()),
+        (["CODEBUILD_SOURCE_REPO_URL"], {}, ()),
+        (["REV=$CODEBUILD_RESOLVED_SOURCE_VERSION_X"], {}, ()),
+        # A self-referencing variable does not loop.
+        (["A=$A"], {"A": "$A"}, ()),
+        # The account id read from the build ARN never changes (the line the bot itself writes).
+        (
+            ["AWS_ACCOUNT_ID=$AWS_ACCOUNT_ID"],
+            {"AWS_ACCOUNT_ID": "${AWS_ACCOUNT_ID:-$(echo $CODEBUILD_BUILD_ARN | cut -d':' -f5)}"},
+            (),
+        ),
+        # Not a name.
+        (["=x", "1X=$CODEBUILD_BUILD_ID"], {}, ()),
+    ],
+)
 def test_volatile_build_args(args: list[str], variables: dict[str, str], expected: tuple[str, ...]) -> None:
     assert volatile_build_args(args, variables) == expected
 
@@ -64,18 +73,22 @@ RUN pip install pytest
 
 
 def _snapshot(dockerfile: str = DOCKERFILE) -> RepoSnapshot:
-    files = {"buildspec.yml": BUILDSPEC, "Dockerfile": dockerfile, "requirements.txt": "flask==3.0.0\n",
-             ".dockerignore": ".git\n"}
+    files = {
+        "buildspec.yml": BUILDSPEC,
+        "Dockerfile": dockerfile,
+        "requirements.txt": "flask==3.0.0\n",
+        ".dockerignore": ".git\n",
+    }
     return RepoSnapshot(paths=(*sorted(files), "app.py"), files=files)
 
 
 def test_an_arg_named_anything_moves_when_the_buildspec_passes_a_commit() -> None:
     result = planner.plan(_snapshot(), Options(region="eu-west-1"))
     edit = next(e for e in result.edits if e.path == "Dockerfile")
-    assert edit.content == DOCKERFILE.replace("ARG LABEL_REF\n", "").replace(
-        "LABEL ref=", "ARG LABEL_REF\nLABEL ref=")
-    assert any("LABEL_REF" in r and "the buildspec passes it a value that changes on every build" in r
-               for r in edit.reasons)
+    assert edit.content == DOCKERFILE.replace("ARG LABEL_REF\n", "").replace("LABEL ref=", "ARG LABEL_REF\nLABEL ref=")
+    assert any(
+        "LABEL_REF" in r and "the buildspec passes it a value that changes on every build" in r for r in edit.reasons
+    )
     table = next(t for t in result.cache_tables if t.dockerfile == "Dockerfile")
     # Before: every RUN after the ARG re-runs on every build; after: the install stays cached.
     install_before = next(s for s in table.before if "pip install -r" in s.instruction)
@@ -123,8 +136,12 @@ def test_variables_referring_to_each_other_many_times_are_followed_once() -> Non
 def test_the_bot_s_own_account_line_does_not_make_an_arg_volatile() -> None:
     buildspec = BUILDSPEC.replace("--build-arg LABEL_REF=$SHORT", "--build-arg AWS_ACCOUNT_ID=$AWS_ACCOUNT_ID")
     dockerfile = DOCKERFILE.replace("LABEL_REF", "AWS_ACCOUNT_ID")
-    files = {"buildspec.yml": buildspec, "Dockerfile": dockerfile, "requirements.txt": "flask==3.0.0\n",
-             ".dockerignore": ".git\n"}
+    files = {
+        "buildspec.yml": buildspec,
+        "Dockerfile": dockerfile,
+        "requirements.txt": "flask==3.0.0\n",
+        ".dockerignore": ".git\n",
+    }
     first = planner.plan(RepoSnapshot((*sorted(files), "app.py"), files), Options(region="eu-west-1"))
     assert not any(e.path == "Dockerfile" for e in first.edits)
     merged = files | {e.path: e.content for e in first.edits}

@@ -12,8 +12,7 @@ LOGIN = f"      - aws ecr get-login-password --region eu-west-1 | docker login -
 
 
 def _buildspec(pre: str, build: str) -> str:
-    return ("version: 0.2\nphases:\n  pre_build:\n    commands:\n" + LOGIN + pre
-            + "  build:\n    commands:\n" + build)
+    return "version: 0.2\nphases:\n  pre_build:\n    commands:\n" + LOGIN + pre + "  build:\n    commands:\n" + build
 
 
 # A Dockerfile with a step the cache can reuse: a build that reuses nothing is left alone for that reason alone.
@@ -30,25 +29,44 @@ def _buildspec_edit(plan: PartialPlan) -> str | None:
 
 
 UNTOUCHED = {
-    "docker --config": (_buildspec("", f"      - docker --config /tmp/dcfg build -t {REG}/app:latest .\n"),
-                        "FROM alpine\n", "build-docker-host"),
-    "DOCKER_CONFIG on the build": (_buildspec("", f"      - DOCKER_CONFIG=/tmp/d docker build -t {REG}/app .\n"),
-                                   "FROM alpine\n", "build-docker-host"),
+    "docker --config": (
+        _buildspec("", f"      - docker --config /tmp/dcfg build -t {REG}/app:latest .\n"),
+        "FROM alpine\n",
+        "build-docker-host",
+    ),
+    "DOCKER_CONFIG on the build": (
+        _buildspec("", f"      - DOCKER_CONFIG=/tmp/d docker build -t {REG}/app .\n"),
+        "FROM alpine\n",
+        "build-docker-host",
+    ),
     "DOCKER_BUILDKIT=0 on the build": (
         _buildspec("", f"      - DOCKER_BUILDKIT=0 docker build --disable-content-trust=false -t {REG}/app .\n"),
-        "FROM alpine\n", "buildkit-disabled"),
+        "FROM alpine\n",
+        "buildkit-disabled",
+    ),
     "DOCKER_BUILDKIT 0 in env": (
-        "version: 0.2\nenv:\n  variables:\n    DOCKER_BUILDKIT: \"0\"\n"
+        'version: 0.2\nenv:\n  variables:\n    DOCKER_BUILDKIT: "0"\n'
         + _buildspec("", f"      - docker build -t {REG}/app .\n").removeprefix("version: 0.2\n"),
-        "FROM alpine\n", "buildkit-disabled"),
+        "FROM alpine\n",
+        "buildkit-disabled",
+    ),
     "--output type=image without push": (
-        _buildspec("", f"      - docker build --output type=image,name={REG}/app:latest .\n"
-                       f"      - docker push {REG}/app:latest\n"), "FROM alpine\n", "build-output-image"),
+        _buildspec(
+            "",
+            f"      - docker build --output type=image,name={REG}/app:latest .\n      - docker push {REG}/app:latest\n",
+        ),
+        "FROM alpine\n",
+        "build-output-image",
+    ),
     "FROM a locally re-tagged image": (
-        _buildspec(f"      - docker pull {REG}/base-images:python-3.12\n"
-                   f"      - docker tag {REG}/base-images:python-3.12 company/python-base:3.12\n",
-                   f"      - docker build -t {REG}/app:latest .\n"),
-        "FROM company/python-base:3.12\nCOPY . /app\n", "local-base-image"),
+        _buildspec(
+            f"      - docker pull {REG}/base-images:python-3.12\n"
+            f"      - docker tag {REG}/base-images:python-3.12 company/python-base:3.12\n",
+            f"      - docker build -t {REG}/app:latest .\n",
+        ),
+        "FROM company/python-base:3.12\nCOPY . /app\n",
+        "local-base-image",
+    ),
 }
 
 
@@ -69,8 +87,10 @@ def test_pushed_output_and_a_pulled_base_are_still_rewritten() -> None:
 
 
 def test_the_buildspec_s_own_builder_is_kept() -> None:
-    create = ("      - docker buildx create --name insecure --driver docker-container "
-              "--buildkitd-flags '--allow-insecure-entitlement security.insecure' --use\n")
+    create = (
+        "      - docker buildx create --name insecure --driver docker-container "
+        "--buildkitd-flags '--allow-insecure-entitlement security.insecure' --use\n"
+    )
     buildspec = _buildspec(create, f"      - docker buildx build --allow security.insecure -t {REG}/app --push .\n")
     edited = _buildspec_edit(_plan(buildspec))
     assert edited is not None

@@ -52,8 +52,13 @@ def test_real_corpus_edits_verify_and_are_idempotent(corpus: Path) -> None:
             edited += 1
         else:
             codes = {f.code for f in part.findings if f.level == "warning"}
-            assert codes & {"buildspec-unsupported", "docker-build-malformed", "local-base-image",
-                            "buildspec-edit-unproven", *_LEFT_ON_PURPOSE}, repo.name
+            assert codes & {
+                "buildspec-unsupported",
+                "docker-build-malformed",
+                "local-base-image",
+                "buildspec-edit-unproven",
+                *_LEFT_ON_PURPOSE,
+            }, repo.name
             explained.append(repo.name)
             # A build that an edit would break (an image without buildx, ...) is left alone by design.
             refused += bool(codes & _LEFT_ON_PURPOSE)

@@ -41,16 +41,23 @@ def test_golden_is_idempotent_and_verified(case: Path) -> None:
 
 # The reference was written before two safety rules (DESIGN, issue 10): the builder falls back to the default
 # one when it cannot start, and a failed cache export never fails the build. Those are its only deltas.
-_REFERENCE_BUILDER = "docker buildx create --name ecr-cache --driver docker-container --use --bootstrap || " \
-    "docker buildx use ecr-cache\n"
-_SAFE_BUILDER = "docker buildx create --name ecr-cache --driver docker-container --use --bootstrap || " \
-    "docker buildx inspect --bootstrap ecr-cache && docker buildx use ecr-cache || { echo \"ecr-cache - the " \
-    "BuildKit builder could not start (Docker Hub outage or rate limit?), so this build runs without the layer " \
-    "cache\"; docker buildx use default; CACHE_URI=\"\"; }\n"
-_REFERENCE_FLAGS = "--cache-from type=registry,ref=$CACHE_URI:cache --cache-to type=registry,ref=$CACHE_URI:cache," \
+_REFERENCE_BUILDER = (
+    "docker buildx create --name ecr-cache --driver docker-container --use --bootstrap || docker buildx use ecr-cache\n"
+)
+_SAFE_BUILDER = (
+    "docker buildx create --name ecr-cache --driver docker-container --use --bootstrap || "
+    'docker buildx inspect --bootstrap ecr-cache && docker buildx use ecr-cache || { echo "ecr-cache - the '
+    "BuildKit builder could not start (Docker Hub outage or rate limit?), so this build runs without the layer "
+    'cache"; docker buildx use default; CACHE_URI=""; }\n'
+)
+_REFERENCE_FLAGS = (
+    "--cache-from type=registry,ref=$CACHE_URI:cache --cache-to type=registry,ref=$CACHE_URI:cache,"
     "mode=max,image-manifest=true,oci-mediatypes=true --load"
-_SAFE_FLAGS = "${CACHE_URI:+--cache-from type=registry,ref=$CACHE_URI:cache} ${CACHE_URI:+--cache-to " \
+)
+_SAFE_FLAGS = (
+    "${CACHE_URI:+--cache-from type=registry,ref=$CACHE_URI:cache} ${CACHE_URI:+--cache-to "
     "type=registry,ref=$CACHE_URI:cache,mode=max,image-manifest=true,oci-mediatypes=true,ignore-error=true} --load"
+)
 
 
 def test_seed_app_matches_the_reference_after_plus_the_safety_deltas(shared: Path) -> None:

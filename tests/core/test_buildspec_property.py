@@ -10,9 +10,20 @@ from hypothesis import strategies as st
 
 from bot.core.buildspec.plan import verify_buildspec_edit
 
-FLAGS = ["-t $REPO:latest", "--tag=$REPO:$TAG", "-f docker/Dockerfile", "--file=Dockerfile",
-         '--build-arg "A=b c"', "--build-arg X=1", "--no-cache", "--pull", "--platform linux/amd64",
-         "--cache-from $REPO:latest", "--progress=plain", "--target runtime"]
+FLAGS = [
+    "-t $REPO:latest",
+    "--tag=$REPO:$TAG",
+    "-f docker/Dockerfile",
+    "--file=Dockerfile",
+    '--build-arg "A=b c"',
+    "--build-arg X=1",
+    "--no-cache",
+    "--pull",
+    "--platform linux/amd64",
+    "--cache-from $REPO:latest",
+    "--progress=plain",
+    "--target runtime",
+]
 VERBS = ["docker build", "docker image build", "docker buildx build"]
 
 
@@ -43,8 +54,11 @@ def _item(indent: str, value: str, style: str, comment: str) -> list[str]:
         return lines
     # backslash continuation inside a literal block
     parts = value.split(" ")
-    return [f"{indent}- |", f"{indent}  {parts[0]} {parts[1]} \\"] + [f"{indent}    {p} \\" for p in parts[2:-1]] + [
-        f"{indent}    {parts[-1]}"]
+    return (
+        [f"{indent}- |", f"{indent}  {parts[0]} {parts[1]} \\"]
+        + [f"{indent}    {p} \\" for p in parts[2:-1]]
+        + [f"{indent}    {parts[-1]}"]
+    )
 
 
 @st.composite
@@ -72,8 +86,10 @@ def buildspec(draw: st.DrawFn) -> str:
         lines += env
     lines.append("phases:")
     item = unit * 2 + (unit if seq_indent else "")
-    login_line = (f"{item}- aws ecr get-login-password --region {region_var} | docker login --username AWS "
-                  f"--password-stdin $AWS_ACCOUNT_ID.dkr.ecr.{region_var}.amazonaws.com")
+    login_line = (
+        f"{item}- aws ecr get-login-password --region {region_var} | docker login --username AWS "
+        f"--password-stdin $AWS_ACCOUNT_ID.dkr.ecr.{region_var}.amazonaws.com"
+    )
     if login or region == "pre_build":
         lines += [f"{unit}pre_build:", f"{unit * 2}commands:"]
         lines += [f"{item}- REGION=eu-west-1"] if region == "pre_build" else []

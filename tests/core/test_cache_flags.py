@@ -33,8 +33,10 @@ def test_a_rewritten_build_carries_exactly_the_cache_flags_words() -> None:
     assert out == f"docker buildx build {cache_from} {cache_to} --load -t app ."
 
 
-@pytest.mark.parametrize(("mode", "output", "best_effort"),
-                         list(itertools.product(["max", "min"], ["--load", "--push", None], [False, True])))
+@pytest.mark.parametrize(
+    ("mode", "output", "best_effort"),
+    list(itertools.product(["max", "min"], ["--load", "--push", None], [False, True])),
+)
 def test_every_flag_text_the_bot_writes_is_read_back(mode: str, output: str | None, best_effort: bool) -> None:
     for tag in ("cache-app", "cache-${IMAGE_TAG}", "api.v2"):
         flags = CacheFlags(tag, mode, output, best_effort)

@@ -6,9 +6,11 @@ from bot.core.dockerfile.args import ArgFacts
 from bot.core.dockerfile.cachetable import steps, table
 from bot.core.dockerfile.parse import parse
 
-SEED_BEFORE = "FROM node:20\nWORKDIR /app\nCOPY . .\nRUN npm ci\nRUN npm run build\nCMD [\"node\"]\n"
-SEED_AFTER = ("FROM node:20\nWORKDIR /app\nCOPY package.json package-lock.json ./\nRUN npm ci\nCOPY . .\n"
-              "RUN npm run build\nCMD [\"node\"]\n")
+SEED_BEFORE = 'FROM node:20\nWORKDIR /app\nCOPY . .\nRUN npm ci\nRUN npm run build\nCMD ["node"]\n'
+SEED_AFTER = (
+    "FROM node:20\nWORKDIR /app\nCOPY package.json package-lock.json ./\nRUN npm ci\nCOPY . .\n"
+    'RUN npm run build\nCMD ["node"]\n'
+)
 
 
 def _reruns(text: str) -> list[tuple[int, bool, bool]]:
@@ -24,13 +26,16 @@ def test_seed_app_before_and_after() -> None:
     assert first.reason == "`COPY . .` copies application source"
     assert [s.reason for s in t.after if s.reason] == [
         "`COPY package.json package-lock.json ./` copies a dependency manifest",
-        "`COPY . .` copies application source"]
+        "`COPY . .` copies application source",
+    ]
 
 
 def test_copy_from_and_base_stage_propagate_misses() -> None:
-    text = ("FROM node:20 AS deps\nCOPY package.json package-lock.json ./\nRUN npm ci\n"
-            "FROM deps AS build\nCOPY src ./src\nRUN npm run build\n"
-            "FROM nginx\nCOPY --from=build /dist /usr/share/nginx/html\nCOPY --from=deps /node_modules /nm\n")
+    text = (
+        "FROM node:20 AS deps\nCOPY package.json package-lock.json ./\nRUN npm ci\n"
+        "FROM deps AS build\nCOPY src ./src\nRUN npm run build\n"
+        "FROM nginx\nCOPY --from=build /dist /usr/share/nginx/html\nCOPY --from=deps /node_modules /nm\n"
+    )
     result = {s.line: s for s in steps(parse(text))}
     assert not result[3].reruns_on_source_change and result[3].reruns_on_manifest_change
     assert result[5].reruns_on_source_change and result[5].reruns_on_manifest_change  # base stage re-ran
@@ -48,8 +53,9 @@ def test_volatile_arg_misses_at_first_use_not_definition() -> None:
     assert manifest_only == [(3, False), (4, True)]
     only_arg = steps(parse("FROM alpine\nARG GIT_COMMIT\nRUN apk add curl\n"))
     assert only_arg[0].reruns_on_source_change and only_arg[0].reruns_on_manifest_change
-    assert only_arg[0].reason == ("`ARG GIT_COMMIT` may change on every build (its name suggests a commit, build "
-                                  "number or date)")
+    assert only_arg[0].reason == (
+        "`ARG GIT_COMMIT` may change on every build (its name suggests a commit, build number or date)"
+    )
     # When the buildspec passes it a per-build value, that is said; when its builds never pass it, it is constant.
     passed = steps(parse("FROM alpine\nARG GIT_COMMIT\nRUN apk add curl\n"), ArgFacts(frozenset({"GIT_COMMIT"})))
     assert passed[0].reason == "`ARG GIT_COMMIT` changes on every build (the buildspec passes it a per-build value)"
@@ -60,16 +66,17 @@ def test_volatile_arg_misses_at_first_use_not_definition() -> None:
 
 
 def test_manifest_globs_and_bind_mounts() -> None:
-    text = ("FROM node:20\nCOPY package*.json ./\n"
-            "RUN --mount=type=bind,source=src,target=/src cp -r /src /app\n")
+    text = "FROM node:20\nCOPY package*.json ./\nRUN --mount=type=bind,source=src,target=/src cp -r /src /app\n"
     result = steps(parse(text))
     assert (result[0].reruns_on_source_change, result[0].reruns_on_manifest_change) == (False, True)
     assert result[1].reruns_on_source_change
 
 
 def test_run_mounting_a_stage_that_reran_misses() -> None:
-    text = ("FROM golang AS build\nCOPY . .\nRUN go build -o /out/app\n"
-            "FROM alpine\nRUN apk add curl\nRUN --mount=type=bind,from=build,source=/out,target=/in cp /in/app /app\n")
+    text = (
+        "FROM golang AS build\nCOPY . .\nRUN go build -o /out/app\n"
+        "FROM alpine\nRUN apk add curl\nRUN --mount=type=bind,from=build,source=/out,target=/in cp /in/app /app\n"
+    )
     result = {s.line: s for s in steps(parse(text))}
     assert not result[5].reruns_on_source_change
     assert result[6].reruns_on_source_change and "stage `build`" in result[6].reason

@@ -9,12 +9,18 @@ from bot.core.model import Plan
 from bot.render import pull_request
 from bot.render.report import text_report
 
-BEFORE = ("FROM python:3.12-slim\nWORKDIR /srv\nCOPY . .\nRUN apt-get update && apt-get install -y libpq5\n"
-          "RUN pip install -r requirements.txt\nCMD [\"python\", \"main.py\"]\n")
-AFTER = ("FROM python:3.12-slim\nWORKDIR /srv\nRUN apt-get update && apt-get install -y libpq5\n"
-         "COPY requirements.txt ./\nRUN pip install -r requirements.txt\nCOPY . .\nCMD [\"python\", \"main.py\"]\n")
-TWO_STAGES = ("FROM golang:1.22 AS build\nCOPY . .\nRUN go build -o /out/app .\n"
-              "FROM alpine:3.20\nCOPY . .\nCOPY --from=build /out/app /app\n")
+BEFORE = (
+    "FROM python:3.12-slim\nWORKDIR /srv\nCOPY . .\nRUN apt-get update && apt-get install -y libpq5\n"
+    'RUN pip install -r requirements.txt\nCMD ["python", "main.py"]\n'
+)
+AFTER = (
+    "FROM python:3.12-slim\nWORKDIR /srv\nRUN apt-get update && apt-get install -y libpq5\n"
+    'COPY requirements.txt ./\nRUN pip install -r requirements.txt\nCOPY . .\nCMD ["python", "main.py"]\n'
+)
+TWO_STAGES = (
+    "FROM golang:1.22 AS build\nCOPY . .\nRUN go build -o /out/app .\n"
+    "FROM alpine:3.20\nCOPY . .\nCOPY --from=build /out/app /app\n"
+)
 
 
 def test_rows_pair_the_same_instruction() -> None:
@@ -74,6 +80,7 @@ def test_cli_report_prints_an_unchanged_table_once() -> None:
     report = text_report(plan)
     assert "any file that is not a dependency manifest" in report
     assert "before:" not in report and "unchanged: 3 of 3 steps re-run" in report
-    changed = text_report(Plan(edits=(), findings=(), builds=(),
-                               cache_tables=(table("Dockerfile", parse(BEFORE), parse(AFTER)),)))
+    changed = text_report(
+        Plan(edits=(), findings=(), builds=(), cache_tables=(table("Dockerfile", parse(BEFORE), parse(AFTER)),))
+    )
     assert "before: 3 of 3 steps re-run" in changed and "after:  1 of 4 steps re-run" in changed

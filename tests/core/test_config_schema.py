@@ -38,8 +38,12 @@ def test_the_published_schema_is_the_one_the_validator_uses() -> None:
 
 def test_the_published_schema_is_a_valid_json_schema() -> None:
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
-    done = subprocess.run([sys.executable, "-m", "check_jsonschema", "--check-metaschema", str(PUBLISHED)],
-                          capture_output=True, text=True, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", "--check-metaschema", str(PUBLISHED)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -65,15 +69,43 @@ def test_the_readme_tells_editors_where_the_schema_is() -> None:
 # Values the schema rejects must be rejected by the validator (and the other way round except where the
 # converter checks what a schema cannot: AWS names, relative paths).
 SAMPLES: list[tuple[str, Any]] = [
-    ("lifecycle_days", 0), ("lifecycle_days", 3651), ("lifecycle_days", 1.5), ("lifecycle_days", True),
-    ("lifecycle_days", 30), ("mode", "max"), ("mode", "turbo"), ("enabled", "yes"), ("enabled", False),
-    ("buildspecs", []), ("buildspecs", "ci/*.yml"), ("buildspecs", [1]), ("ignore_paths", []),
-    ("labels", ["ok"]), ("labels", "ok"), ("labels", ["x" * 51]), ("labels", [""]), ("labels", ["a", "a"]),
-    ("reviewers", ["octocat"]), ("reviewers", ["-octocat"]), ("reviewers", ["a--b"]), ("reviewers", "octocat"),
-    ("team_reviewers", ["my-org/platform"]), ("team_reviewers", ["platform"]), ("team_reviewers", ["a b"]),
-    ("assignees", [f"u{i}" for i in range(11)]), ("assignees", ["octocat"]), ("draft", True), ("draft", "no"),
-    ("extends", False), ("extends", "no"), ("cache_errors", "fatal"), ("cache_errors", "loud"),
-    ("account_id", 123456789012), ("account_id", ["123456789012"]), ("region", 5), ("builder_name", ""),
+    ("lifecycle_days", 0),
+    ("lifecycle_days", 3651),
+    ("lifecycle_days", 1.5),
+    ("lifecycle_days", True),
+    ("lifecycle_days", 30),
+    ("mode", "max"),
+    ("mode", "turbo"),
+    ("enabled", "yes"),
+    ("enabled", False),
+    ("buildspecs", []),
+    ("buildspecs", "ci/*.yml"),
+    ("buildspecs", [1]),
+    ("ignore_paths", []),
+    ("labels", ["ok"]),
+    ("labels", "ok"),
+    ("labels", ["x" * 51]),
+    ("labels", [""]),
+    ("labels", ["a", "a"]),
+    ("reviewers", ["octocat"]),
+    ("reviewers", ["-octocat"]),
+    ("reviewers", ["a--b"]),
+    ("reviewers", "octocat"),
+    ("team_reviewers", ["my-org/platform"]),
+    ("team_reviewers", ["platform"]),
+    ("team_reviewers", ["a b"]),
+    ("assignees", [f"u{i}" for i in range(11)]),
+    ("assignees", ["octocat"]),
+    ("draft", True),
+    ("draft", "no"),
+    ("extends", False),
+    ("extends", "no"),
+    ("cache_errors", "fatal"),
+    ("cache_errors", "loud"),
+    ("account_id", 123456789012),
+    ("account_id", ["123456789012"]),
+    ("region", 5),
+    ("builder_name", ""),
 ]
 
 
@@ -94,7 +126,10 @@ def test_every_error_is_listed_with_its_line() -> None:
     options, findings = repo_config.parse_repo_config(text)
     assert options == Options()
     assert [(f.line, f.message.split(": ", 1)[1].split("`")[1]) for f in findings] == [
-        (2, "region"), (4, "lifecycle_days"), (5, "reviewers")]
+        (2, "region"),
+        (4, "lifecycle_days"),
+        (5, "reviewers"),
+    ]
 
 
 def test_a_yaml_error_carries_its_line() -> None:
@@ -105,15 +140,28 @@ def test_a_yaml_error_carries_its_line() -> None:
 def test_pull_request_settings_are_read() -> None:
     options, findings = repo_config.parse_repo_config(
         "labels: [dependencies, ci]\nreviewers: [octocat]\nteam_reviewers: [acme/platform]\n"
-        "assignees: [hubot]\ndraft: true\n")
+        "assignees: [hubot]\ndraft: true\n"
+    )
     assert findings == []
     assert (options.labels, options.reviewers, options.team_reviewers, options.assignees, options.draft) == (
-        ("dependencies", "ci"), ("octocat",), ("platform",), ("hubot",), True)
+        ("dependencies", "ci"),
+        ("octocat",),
+        ("platform",),
+        ("hubot",),
+        True,
+    )
 
 
-_VALUES = st.recursive(st.none() | st.booleans() | st.integers(-5, 5000) | st.floats(allow_nan=False)
-                       | st.text(max_size=12) | st.sampled_from(["max", "min", "fatal", "octocat", "a/b", "-x"]),
-                       lambda inner: st.lists(inner, max_size=4), max_leaves=6)
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 5000)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["max", "min", "fatal", "octocat", "a/b", "-x"]),
+    lambda inner: st.lists(inner, max_size=4),
+    max_leaves=6,
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -79,26 +79,29 @@ def test_single_source_file_moves_below_system_and_named_installs(dockerfile: st
     assert sorted(after.splitlines()) == sorted(lines)
 
 
-@pytest.mark.parametrize("change", [
-    # A step reads the copied files, or may.
-    ("RUN apt-get update", "RUN /srv/app/run --self-test && apt-get update"),
-    ("RUN apt-get update", "RUN python3 -m compileall /srv && apt-get update"),
-    # A step changes the mode or owner of a folder above the copy.
-    ("RUN apt-get update", "RUN chmod -R g+w /srv && apt-get update"),
-    # The copy sets an owner; a USER, WORKDIR or another COPY comes first.
-    ("COPY build_output/ app/", "COPY --chown=1000:1000 build_output/ app/"),
-    ("RUN apt-get update", "USER 1000\nRUN apt-get update"),
-    ("RUN apt-get update", "WORKDIR /srv/app\nRUN apt-get update"),
-    ("RUN apt-get update", "COPY config.yml /etc/app/\nRUN apt-get update"),
-    # Not an artifact: a config file may be what the package install reads.
-    ("COPY build_output/ app/", "COPY nginx.conf /etc/nginx/nginx.conf"),
-    ("COPY build_output/ app/", "COPY requirements.txt ."),
-    ("COPY build_output/ app/", "COPY $APP_DIR/ app/"),
-    # A system folder a package may write to, or a folder in the base image's unknown working directory.
-    ("COPY build_output/ app/", "COPY build_output/ /var/www/html/"),
-    ("COPY build_output/ app/", "COPY app.jar /opt/"),
-    ("WORKDIR /srv\n", ""),
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        # A step reads the copied files, or may.
+        ("RUN apt-get update", "RUN /srv/app/run --self-test && apt-get update"),
+        ("RUN apt-get update", "RUN python3 -m compileall /srv && apt-get update"),
+        # A step changes the mode or owner of a folder above the copy.
+        ("RUN apt-get update", "RUN chmod -R g+w /srv && apt-get update"),
+        # The copy sets an owner; a USER, WORKDIR or another COPY comes first.
+        ("COPY build_output/ app/", "COPY --chown=1000:1000 build_output/ app/"),
+        ("RUN apt-get update", "USER 1000\nRUN apt-get update"),
+        ("RUN apt-get update", "WORKDIR /srv/app\nRUN apt-get update"),
+        ("RUN apt-get update", "COPY config.yml /etc/app/\nRUN apt-get update"),
+        # Not an artifact: a config file may be what the package install reads.
+        ("COPY build_output/ app/", "COPY nginx.conf /etc/nginx/nginx.conf"),
+        ("COPY build_output/ app/", "COPY requirements.txt ."),
+        ("COPY build_output/ app/", "COPY $APP_DIR/ app/"),
+        # A system folder a package may write to, or a folder in the base image's unknown working directory.
+        ("COPY build_output/ app/", "COPY build_output/ /var/www/html/"),
+        ("COPY build_output/ app/", "COPY app.jar /opt/"),
+        ("WORKDIR /srv\n", ""),
+    ],
+)
 def test_left_alone_when_not_provably_safe(change: tuple[str, str]) -> None:
     text = BUILD_OUTPUT.replace(*change, 1)
     after = _edit(text)
@@ -113,7 +116,7 @@ def test_application_folder_under_usr_src_moves() -> None:
 
 
 def test_cheap_steps_alone_are_not_worth_a_move() -> None:
-    cheap = "FROM alpine:3.20\nWORKDIR /srv\nCOPY app.jar .\nRUN mkdir -p /var/log/app\nCMD [\"java\"]\n"
+    cheap = 'FROM alpine:3.20\nWORKDIR /srv\nCOPY app.jar .\nRUN mkdir -p /var/log/app\nCMD ["java"]\n'
     assert _edit(cheap) is None
 
 
@@ -123,8 +126,11 @@ def test_unknown_working_directory_blocks_absolute_paths() -> None:
     text = INDEX_JS.replace("npm install -g pm2@5.4.2", "npm install -g pm2@5.4.2 && rm -rf /root/.npm")
     after = _edit(text)
     assert after is not None
-    assert after.splitlines()[1:4] == ["RUN apk add --no-cache ffmpeg", "ADD index.js .",
-                                       "RUN npm install -g pm2@5.4.2 && rm -rf /root/.npm"]
+    assert after.splitlines()[1:4] == [
+        "RUN apk add --no-cache ffmpeg",
+        "ADD index.js .",
+        "RUN npm install -g pm2@5.4.2 && rm -rf /root/.npm",
+    ]
     only = "FROM node:20-alpine\nADD index.js .\nRUN apk add --no-cache ffmpeg && rm -rf /var/cache/apk/*\n"
     assert _edit(only) is None
 
@@ -138,14 +144,19 @@ RUN npm ci
 COPY . .
 RUN npm run build
 """
-WEB = {"package.json": '{"scripts": {"build": "next build"}, "dependencies": {"next": "14.2.3"}}',
-       "package-lock.json": "{}", ".dockerignore": "node_modules\n"}
+WEB = {
+    "package.json": '{"scripts": {"build": "next build"}, "dependencies": {"next": "14.2.3"}}',
+    "package-lock.json": "{}",
+    ".dockerignore": "node_modules\n",
+}
 
 
 def _web_plan(dockerfile: str, files: dict[str, str] | None = None) -> PartialPlan:
     files = WEB if files is None else files
-    snapshot = RepoSnapshot(paths=("Dockerfile", "tailwind.config.js", "jsconfig.json", "pages/index.js", *files),
-                            files={"Dockerfile": dockerfile, **files})
+    snapshot = RepoSnapshot(
+        paths=("Dockerfile", "tailwind.config.js", "jsconfig.json", "pages/index.js", *files),
+        files={"Dockerfile": dockerfile, **files},
+    )
     return plan_dockerfiles(snapshot, Options(dockerignore=False), (LINK,), Discovery(dockerfiles=("Dockerfile",)))
 
 
@@ -157,8 +168,10 @@ def _web_edit(dockerfile: str, files: dict[str, str] | None = None) -> str | Non
 def test_build_configs_move_below_the_install_that_does_not_read_them() -> None:
     result = _web_plan(CONFIGS_FIRST)
     [edit] = [e for e in result.edits if e.path == "Dockerfile"]
-    assert edit.content == CONFIGS_FIRST.replace("COPY tailwind.config.js jsconfig.json ./\nRUN npm ci\n",
-                                                 "RUN npm ci\nCOPY tailwind.config.js jsconfig.json ./\n")
+    assert edit.content == CONFIGS_FIRST.replace(
+        "COPY tailwind.config.js jsconfig.json ./\nRUN npm ci\n",
+        "RUN npm ci\nCOPY tailwind.config.js jsconfig.json ./\n",
+    )
     assert verify_dockerfile_edit(CONFIGS_FIRST, edit.content) is None
     assert "`npm ci`" in edit.reasons[0] and "the step it passes neither reads nor changes" in edit.reasons[0]
     assert _web_edit(edit.content) is None
@@ -176,8 +189,10 @@ def test_build_configs_stay_when_the_install_may_read_them() -> None:
 
 
 def test_mixed_manifest_copy_gets_a_suggestion_not_an_edit() -> None:
-    mixed = CONFIGS_FIRST.replace("COPY package.json package-lock.json ./\nCOPY tailwind.config.js jsconfig.json ./",
-                                  "COPY package.json package-lock.json tailwind.config.js jsconfig.json ./")
+    mixed = CONFIGS_FIRST.replace(
+        "COPY package.json package-lock.json ./\nCOPY tailwind.config.js jsconfig.json ./",
+        "COPY package.json package-lock.json tailwind.config.js jsconfig.json ./",
+    )
     result = _web_plan(mixed)
     assert not [e for e in result.edits if e.path == "Dockerfile"]
     [note] = [f for f in result.findings if f.code == "dockerfile-copy-not-read-by-install"]
@@ -191,14 +206,35 @@ def test_mixed_manifest_copy_gets_a_suggestion_not_an_edit() -> None:
 # Generated Dockerfiles: a late move always verifies, is idempotent, and never crosses a step that reads the copy,
 # a folder above it, the working directory or the user.
 LATE_BODY = [
-    "WORKDIR /srv", "WORKDIR /var/www/html", "USER app", "COPY app.jar .", "COPY dist/ /srv/www/", "ADD index.js .",
-    "COPY tailwind.config.js jsconfig.json ./", "COPY package.json package-lock.json ./", "RUN npm ci",
-    "RUN apt-get update && apt-get install -y curl", "RUN pip install flask==3.0.3", "RUN npm install -g pm2@5",
-    "RUN java -jar app.jar --warmup", "RUN chmod -R 755 /srv", "RUN mkdir -p /srv/www/cache", "ENV MODE=prod",
-    "EXPOSE 80", "CMD [\"node\", \"index.js\"]", "COPY . .",
+    "WORKDIR /srv",
+    "WORKDIR /var/www/html",
+    "USER app",
+    "COPY app.jar .",
+    "COPY dist/ /srv/www/",
+    "ADD index.js .",
+    "COPY tailwind.config.js jsconfig.json ./",
+    "COPY package.json package-lock.json ./",
+    "RUN npm ci",
+    "RUN apt-get update && apt-get install -y curl",
+    "RUN pip install flask==3.0.3",
+    "RUN npm install -g pm2@5",
+    "RUN java -jar app.jar --warmup",
+    "RUN chmod -R 755 /srv",
+    "RUN mkdir -p /srv/www/cache",
+    "ENV MODE=prod",
+    "EXPOSE 80",
+    'CMD ["node", "index.js"]',
+    "COPY . .",
 ]
-NEVER_CROSSED = {"WORKDIR /srv", "WORKDIR /var/www/html", "USER app", "RUN java -jar app.jar --warmup",
-                 "RUN chmod -R 755 /srv", "RUN mkdir -p /srv/www/cache", "COPY . ."}
+NEVER_CROSSED = {
+    "WORKDIR /srv",
+    "WORKDIR /var/www/html",
+    "USER app",
+    "RUN java -jar app.jar --warmup",
+    "RUN chmod -R 755 /srv",
+    "RUN mkdir -p /srv/www/cache",
+    "COPY . .",
+}
 LATE_COPIES = {"COPY app.jar .", "COPY dist/ /srv/www/", "ADD index.js .", "COPY tailwind.config.js jsconfig.json ./"}
 
 
@@ -206,10 +242,23 @@ LATE_COPIES = {"COPY app.jar .", "COPY dist/ /srv/www/", "ADD index.js .", "COPY
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_generated_late_moves_are_safe(body: list[str]) -> None:
     text = "FROM node:20\n" + "\n".join(body) + "\n"
-    files = {"Dockerfile": text, "package.json": '{"dependencies": {"next": "14.2.3"}}', "package-lock.json": "{}",
-             ".dockerignore": "node_modules\n"}
-    paths = ("Dockerfile", "package.json", "package-lock.json", ".dockerignore", "app.jar", "dist/index.html",
-             "index.js", "tailwind.config.js", "jsconfig.json")
+    files = {
+        "Dockerfile": text,
+        "package.json": '{"dependencies": {"next": "14.2.3"}}',
+        "package-lock.json": "{}",
+        ".dockerignore": "node_modules\n",
+    }
+    paths = (
+        "Dockerfile",
+        "package.json",
+        "package-lock.json",
+        ".dockerignore",
+        "app.jar",
+        "dist/index.html",
+        "index.js",
+        "tailwind.config.js",
+        "jsconfig.json",
+    )
     snapshot = RepoSnapshot(paths=paths, files=files)
     result = plan_dockerfiles(snapshot, Options(dockerignore=False), (LINK,), Discovery(dockerfiles=("Dockerfile",)))
     edits = [e for e in result.edits if e.path == "Dockerfile"]
@@ -217,13 +266,17 @@ def test_generated_late_moves_are_safe(body: list[str]) -> None:
         return
     after = edits[0].content
     assert verify_dockerfile_edit(text, after) is None
-    again = plan_dockerfiles(RepoSnapshot(paths=paths, files={**files, "Dockerfile": after}),
-                             Options(dockerignore=False), (LINK,), Discovery(dockerfiles=("Dockerfile",)))
+    again = plan_dockerfiles(
+        RepoSnapshot(paths=paths, files={**files, "Dockerfile": after}),
+        Options(dockerignore=False),
+        (LINK,),
+        Discovery(dockerfiles=("Dockerfile",)),
+    )
     assert not [e for e in again.edits if e.path == "Dockerfile"]
     old, new = text.splitlines()[1:], after.splitlines()[1:]
     if sorted(old) != sorted(new):
         return  # the manifest reorder added lines: its own tests cover it
     for i, a in enumerate(old):
-        for b in old[i + 1:]:
+        for b in old[i + 1 :]:
             if a in LATE_COPIES and new.index(a) > new.index(b) and old.count(a) == 1 and old.count(b) == 1:
                 assert b not in NEVER_CROSSED, (a, b)

@@ -41,8 +41,9 @@ def write_repo(root: Path, files: dict[str, str]) -> dict[str, bytes]:
 
 
 @pytest.mark.parametrize("bom", ["", "\ufeff"])  # a BOM switches to the pure-Python loader, which recurses too
-def test_check_exits_2_on_a_deeply_nested_buildspec(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                    bom: str) -> None:
+def test_check_exits_2_on_a_deeply_nested_buildspec(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bom: str
+) -> None:
     before = write_repo(tmp_path, {"buildspec.yml": bom + deep_buildspec(), "Dockerfile": DOCKERFILE})
     assert len(deep_buildspec()) < 1900
     assert main(["check", str(tmp_path)]) == 2
@@ -82,8 +83,14 @@ def test_nesting_limit_is_64_levels() -> None:
 
 
 def test_deep_repo_config_is_an_invalid_configuration(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    write_repo(tmp_path, {"buildspec.yml": BUILDSPEC, "Dockerfile": DOCKERFILE,
-                          ".github/ecr-cache.yml": f"region: {flow_nested(900)}\n"})
+    write_repo(
+        tmp_path,
+        {
+            "buildspec.yml": BUILDSPEC,
+            "Dockerfile": DOCKERFILE,
+            ".github/ecr-cache.yml": f"region: {flow_nested(900)}\n",
+        },
+    )
     assert main(["check", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "invalid configuration" in err and "more than 64 levels deep" in err
@@ -104,8 +111,13 @@ def test_the_app_answers_a_deep_buildspec_with_the_finding(gh: GitHubDouble) -> 
     (outcome,) = jobs.run(Job("sync", 1, repo, "d"), context(factory))
     assert outcome.action == "already" and gh.pulls_for(repo) == []
     comment = gh.add_comment(repo, 5, "/ecr-cache", "dev")
-    data: dict[str, Any] = {"command": "open", "unknown": None, "comment_id": comment.id, "issue_number": 5,
-                            "user": "dev"}
+    data: dict[str, Any] = {
+        "command": "open",
+        "unknown": None,
+        "comment_id": comment.id,
+        "issue_number": 5,
+        "user": "dev",
+    }
     jobs.run(Job("command", 1, repo, f"c{comment.id}", data), context(factory))
     (reply,) = gh.bot_comments(repo, 5)
     assert "plan-budget-exceeded" in reply.body and "64 levels deep" in reply.body
@@ -119,16 +131,20 @@ def test_deeply_nested_json_manifests_do_not_crash_planning(manifest: str) -> No
     install = "npm ci" if manifest == "package.json" else "composer install"
     lock = "package-lock.json" if manifest == "package.json" else "composer.lock"
     deep = '{"a":' * 50_000 + "1" + "}" * 50_000
-    files = {"buildspec.yml": "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t app .\n",
-             "Dockerfile": f"FROM node:20\nWORKDIR /app\nCOPY . .\nRUN {install}\n", manifest: deep,
-             ".dockerignore": "node_modules\nvendor\n"}
+    files = {
+        "buildspec.yml": "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t app .\n",
+        "Dockerfile": f"FROM node:20\nWORKDIR /app\nCOPY . .\nRUN {install}\n",
+        manifest: deep,
+        ".dockerignore": "node_modules\nvendor\n",
+    }
     plan = planner.plan(RepoSnapshot((*files, lock), files), Options())
     assert not [e for e in plan.edits if e.path == "Dockerfile"]
     assert any(manifest in f.message for f in plan.findings), [f.message for f in plan.findings]
 
 
 _ALIAS_BOMB = "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
-    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True))
+    f"{c}: &{c} [{', '.join(['*' + p] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+)
 
 
 @pytest.mark.parametrize("text", ["install: " + "[" * 2000 + "]" * 2000, _ALIAS_BOMB + "install: pull_requests\n"])

@@ -45,8 +45,10 @@ def _snapshot(row: dict[str, str]) -> RepoSnapshot:
 
 
 def _plan(snapshot: RepoSnapshot, dockerfiles: tuple[str, ...]) -> PartialPlan:
-    links = tuple(BuildLink("buildspec.yml", "build", n, 1, d, posixpath.dirname(d) or ".", f"cache-{n}",
-                            unknown_args=(OPAQUE,)) for n, d in enumerate(dockerfiles))
+    links = tuple(
+        BuildLink("buildspec.yml", "build", n, 1, d, posixpath.dirname(d) or ".", f"cache-{n}", unknown_args=(OPAQUE,))
+        for n, d in enumerate(dockerfiles)
+    )
     return plan_dockerfiles(snapshot, Options(), links, Discovery(dockerfiles=dockerfiles))
 
 
@@ -89,18 +91,25 @@ def test_real_repository(row: dict[str, str]) -> None:
             assert edit.path.endswith(".dockerignore")
             context = posixpath.dirname(edit.path)
             matcher = Matcher(read_patterns(edit.content))
-            built_here = [parse(snapshot.files[d]) for d in dockerfiles
-                          if (posixpath.dirname(d) or "") == context and d in snapshot.files]
+            built_here = [
+                parse(snapshot.files[d])
+                for d in dockerfiles
+                if (posixpath.dirname(d) or "") == context and d in snapshot.files
+            ]
             sources, _ = needed_sources(built_here)
             for source in sources:
                 assert source == "." or not matcher.excluded(source), (edit.path, source)
     again = _plan(_apply(snapshot, result), dockerfiles)
     assert again.edits == (), "planning on the planner's own output must change nothing"
     for case in _copy_all_cases(row):
-        reordered = any(e.path == case and any(r.startswith("Dockerfile stage") for r in e.reasons)
-                        for e in result.edits)
-        explained = [f for f in result.findings if f.path == case and f.code in (
-            "dockerfile-not-reordered", "dockerfile-cargo-chef")]
+        reordered = any(
+            e.path == case and any(r.startswith("Dockerfile stage") for r in e.reasons) for e in result.edits
+        )
+        explained = [
+            f
+            for f in result.findings
+            if f.path == case and f.code in ("dockerfile-not-reordered", "dockerfile-cargo-chef")
+        ]
         assert reordered or explained, (case, result.findings)
         for finding in explained:
             assert "`" in finding.message.split(":", 2)[-1], finding.message
@@ -123,16 +132,19 @@ def _syntax_files() -> list[Path]:
     root = CORPUS / "dockerfile-syntax"
     if not root.is_dir():
         return []
-    return sorted(p for p in root.rglob("*") if p.is_file() and (p.name == "Dockerfile" or p.name.endswith(
-        ".Dockerfile")))
+    return sorted(
+        p for p in root.rglob("*") if p.is_file() and (p.name == "Dockerfile" or p.name.endswith(".Dockerfile"))
+    )
 
 
 @pytest.mark.parametrize("path", _syntax_files(), ids=lambda p: p.parent.name + "/" + p.name)
 def test_syntax_corpus_never_crashes_and_stays_parseable(path: Path) -> None:
     text = path.read_bytes().decode("utf-8", "surrogateescape")
     tree = ("Dockerfile", "package.json", "package-lock.json", "go.mod", "go.sum", "requirements.txt")
-    snapshot = RepoSnapshot(paths=tree, files={"Dockerfile": text, "package.json": "{}", "go.mod": "module x\n",
-                                               "requirements.txt": "flask\n"})
+    snapshot = RepoSnapshot(
+        paths=tree,
+        files={"Dockerfile": text, "package.json": "{}", "go.mod": "module x\n", "requirements.txt": "flask\n"},
+    )
     result = _plan(snapshot, ("Dockerfile",))
     for edit in result.edits:
         if edit.path == "Dockerfile":

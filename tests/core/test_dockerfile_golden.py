@@ -37,8 +37,11 @@ def _plan(snapshot: RepoSnapshot) -> PartialPlan:
 
 
 def _variants(text: str) -> dict[str, tuple[str, str]]:
-    return {"lf": (text, ""), "crlf": (text.replace("\n", "\r\n"), "crlf"),
-            "no-final-newline": (text.rstrip("\n"), "strip")}
+    return {
+        "lf": (text, ""),
+        "crlf": (text.replace("\n", "\r\n"), "crlf"),
+        "no-final-newline": (text.rstrip("\n"), "strip"),
+    }
 
 
 def _transform(text: str, how: str) -> str:
@@ -76,8 +79,21 @@ def test_golden(case: str, how: str) -> None:
 
 def test_every_ecosystem_has_a_safe_and_an_unsafe_case() -> None:
     names = set(CASES)
-    for eco in ("npm", "yarn", "pnpm", "pip", "pipenv", "poetry", "uv", "go", "bundler", "maven", "gradle",
-                "composer", "dotnet"):
+    for eco in (
+        "npm",
+        "yarn",
+        "pnpm",
+        "pip",
+        "pipenv",
+        "poetry",
+        "uv",
+        "go",
+        "bundler",
+        "maven",
+        "gradle",
+        "composer",
+        "dotnet",
+    ):
         assert any(n.startswith(eco + "-safe") for n in names), eco
         assert any(n.startswith(eco + "-unsafe") for n in names), eco
     assert "cargo-suggest" in names
@@ -88,8 +104,10 @@ def test_seed_app_reference() -> None:
     if not seed.is_dir():
         pytest.skip("shared examples not present")
     before = _read(seed / "Dockerfile.before")
-    snapshot = RepoSnapshot(paths=("Dockerfile", "package.json", "package-lock.json", "src/index.ts"),
-                            files={"Dockerfile": before, "package.json": '{"name": "seed"}'})
+    snapshot = RepoSnapshot(
+        paths=("Dockerfile", "package.json", "package-lock.json", "src/index.ts"),
+        files={"Dockerfile": before, "package.json": '{"name": "seed"}'},
+    )
     # The move needs node_modules out of the context; the same plan adds it to .dockerignore.
     link = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache", unknown_args=(OPAQUE,))
     result = plan_dockerfiles(snapshot, Options(), (link,), Discovery(dockerfiles=("Dockerfile",)))
@@ -122,8 +140,10 @@ def test_committed_node_modules_blocks_the_move_unless_ignored() -> None:
 
 
 def test_dotnet_restore_and_publish_runtime_mismatch_is_reported() -> None:
-    before = ("FROM mcr.microsoft.com/dotnet/sdk:8.0\nWORKDIR /src\nCOPY . .\nRUN dotnet restore\n"
-              "RUN dotnet publish -c Release -r linux-x64 -o /out\n")
+    before = (
+        "FROM mcr.microsoft.com/dotnet/sdk:8.0\nWORKDIR /src\nCOPY . .\nRUN dotnet restore\n"
+        "RUN dotnet publish -c Release -r linux-x64 -o /out\n"
+    )
     snapshot = RepoSnapshot(paths=("Dockerfile", "App.csproj"), files={"Dockerfile": before})
     result = _plan(snapshot)
     assert [e.path for e in result.edits] == ["Dockerfile"]

@@ -9,23 +9,55 @@ from bot.core.discover import discover, is_dockerfile, may_change_plan
 from bot.core.model import Options, RepoSnapshot
 
 
-@pytest.mark.parametrize("path", [
-    "Dockerfile", "dockerfile", "DOCKERFILE", "svc/Dockerfile", "Dockerfile.dev", "Dockerfile.prod",
-    "Dockerfile.alpine", "Dockerfile.test", "Dockerfile_arm.cpu", "Dockerfile_stag", "Dockerfile-worker",
-    "api.Dockerfile", "w/worker.dockerfile", "Tinyllama.Dockerfile", "Containerfile", "img/Containerfile.fedora",
-    "base.Containerfile",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "Dockerfile",
+        "dockerfile",
+        "DOCKERFILE",
+        "svc/Dockerfile",
+        "Dockerfile.dev",
+        "Dockerfile.prod",
+        "Dockerfile.alpine",
+        "Dockerfile.test",
+        "Dockerfile_arm.cpu",
+        "Dockerfile_stag",
+        "Dockerfile-worker",
+        "api.Dockerfile",
+        "w/worker.dockerfile",
+        "Tinyllama.Dockerfile",
+        "Containerfile",
+        "img/Containerfile.fedora",
+        "base.Containerfile",
+    ],
+)
 def test_real_dockerfile_names_count(path: str) -> None:
     assert is_dockerfile(path)
 
 
-@pytest.mark.parametrize("path", [
-    "bot/core/dockerfile/parse.py", "pkg/build/dockerfile.go", "src/dockerfile-lint.ts", "lib/dockerfile_util.rb",
-    "Dockerfile.py", "Dockerfile.js", "Dockerfile.md", "Dockerfile.txt", "DockerfileHelper.java",
-    "docs/dockerfile-guide.md", "scripts/dockerfile_build.sh", "ci/dockerfile-check.yml", "Dockerfile.json",
-    "Dockerfile.dockerignore", "api.Dockerfile.dockerignore", "Dockerfiles/README", "notdockerfile",
-    "containerfile_test.go",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "bot/core/dockerfile/parse.py",
+        "pkg/build/dockerfile.go",
+        "src/dockerfile-lint.ts",
+        "lib/dockerfile_util.rb",
+        "Dockerfile.py",
+        "Dockerfile.js",
+        "Dockerfile.md",
+        "Dockerfile.txt",
+        "DockerfileHelper.java",
+        "docs/dockerfile-guide.md",
+        "scripts/dockerfile_build.sh",
+        "ci/dockerfile-check.yml",
+        "Dockerfile.json",
+        "Dockerfile.dockerignore",
+        "api.Dockerfile.dockerignore",
+        "Dockerfiles/README",
+        "notdockerfile",
+        "containerfile_test.go",
+    ],
+)
 def test_source_and_other_files_do_not(path: str) -> None:
     assert not is_dockerfile(path)
 

@@ -16,13 +16,13 @@ SYNTAX = SHARED / "corpus" / "dockerfile-syntax"
 def _syntax_files() -> list[Path]:
     if not SYNTAX.is_dir():
         return []
-    return sorted(p for p in SYNTAX.rglob("*") if p.is_file() and (
-        p.name == "Dockerfile" or p.name.endswith(".Dockerfile")))
+    return sorted(
+        p for p in SYNTAX.rglob("*") if p.is_file() and (p.name == "Dockerfile" or p.name.endswith(".Dockerfile"))
+    )
 
 
 def _result_names(result: Path) -> list[str]:
-    return [line[1:].split(" ", 1)[0].rstrip(")") for line in result.read_text().splitlines()
-            if line.startswith("(")]
+    return [line[1:].split(" ", 1)[0].rstrip(")") for line in result.read_text().splitlines() if line.startswith("(")]
 
 
 def test_corpus_present_or_skip() -> None:
@@ -53,10 +53,16 @@ def test_instruction_view_agrees_with_buildkit(path: Path) -> None:
         assert [i.keyword.lower() for i in df.instructions] == _result_names(result)
         for line, inst in zip(result.read_text().splitlines(), df.instructions, strict=False):
             # For a single shell-form argument BuildKit dumps the joined logical line: compare it.
-            prefix = f"({inst.keyword.lower()} \""
-            if inst.keyword in ("RUN", "CMD") and not inst.flags and line.startswith(prefix) \
-                    and line.endswith('")') and '" "' not in line and inst.json_args() is None:
-                assert json.loads(line[len(prefix) - 1:-1]) == inst.args.strip()
+            prefix = f'({inst.keyword.lower()} "'
+            if (
+                inst.keyword in ("RUN", "CMD")
+                and not inst.flags
+                and line.startswith(prefix)
+                and line.endswith('")')
+                and '" "' not in line
+                and inst.json_args() is None
+            ):
+                assert json.loads(line[len(prefix) - 1 : -1]) == inst.args.strip()
 
 
 def test_escape_directive_backtick_and_continuations() -> None:
@@ -74,11 +80,18 @@ def test_escape_directive_after_comment_is_ignored() -> None:
 
 
 def test_heredocs_span_their_bodies() -> None:
-    text = ("FROM a\nRUN <<EOF\nRUN not an instruction\nEOF\nCOPY <<-END /x\n\tbody\n\tEND\n"
-            "RUN cat <<'A' <<\"B\"\na\nA\nb\nB\nRUN [\"echo\", \"<<EOF\"]\n")
+    text = (
+        "FROM a\nRUN <<EOF\nRUN not an instruction\nEOF\nCOPY <<-END /x\n\tbody\n\tEND\n"
+        'RUN cat <<\'A\' <<"B"\na\nA\nb\nB\nRUN ["echo", "<<EOF"]\n'
+    )
     df = parse(text)
     assert [(i.keyword, i.start, i.end) for i in df.instructions] == [
-        ("FROM", 0, 0), ("RUN", 1, 3), ("COPY", 4, 6), ("RUN", 7, 11), ("RUN", 12, 12)]
+        ("FROM", 0, 0),
+        ("RUN", 1, 3),
+        ("COPY", 4, 6),
+        ("RUN", 7, 11),
+        ("RUN", 12, 12),
+    ]
     assert df.instructions[1].heredocs == ("RUN not an instruction\n",)
     assert df.instructions[3].heredocs == ("a\n", "b\n")
 

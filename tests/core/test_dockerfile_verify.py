@@ -7,8 +7,10 @@ import pytest
 from bot.core.dockerfile.verify import verify_dockerfile_edit
 
 BEFORE = "# syntax=docker/dockerfile:1\nFROM node:20\nWORKDIR /app\nCOPY . .\nRUN npm ci\nRUN npm run build\n"
-GOOD = ("# syntax=docker/dockerfile:1\nFROM node:20\nWORKDIR /app\nCOPY package.json package-lock.json ./\n"
-        "RUN npm ci\nCOPY . .\nRUN npm run build\n")
+GOOD = (
+    "# syntax=docker/dockerfile:1\nFROM node:20\nWORKDIR /app\nCOPY package.json package-lock.json ./\n"
+    "RUN npm ci\nCOPY . .\nRUN npm run build\n"
+)
 
 
 def test_accepts_the_reference_reorder() -> None:
@@ -16,17 +18,20 @@ def test_accepts_the_reference_reorder() -> None:
     assert verify_dockerfile_edit(BEFORE, BEFORE) is None
 
 
-@pytest.mark.parametrize(("edited", "why"), [
-    (GOOD.replace("RUN npm run build\n", ""), "removed"),
-    (GOOD.replace("COPY . .\nRUN npm run build\n", "RUN npm run build\nCOPY . .\n"), "needs the sources"),
-    (GOOD.replace("COPY package.json package-lock.json ./", "COPY src ./src"), "unexpected added"),
-    (GOOD.replace("COPY package.json package-lock.json ./\n", ""), "before any manifest"),
-    (GOOD.replace("# syntax=docker/dockerfile:1\n", "# syntax=docker/dockerfile:1.4\n"), "directive"),
-    (GOOD.rstrip("\n"), "final newline"),
-    (GOOD.replace("FROM node:20", "FROM node:22"), "FROM"),
-    (GOOD + "FROM scratch\n", "stages"),
-    ("FROM node:20\nRUN <<EOF\n", "does not parse"),
-])
+@pytest.mark.parametrize(
+    ("edited", "why"),
+    [
+        (GOOD.replace("RUN npm run build\n", ""), "removed"),
+        (GOOD.replace("COPY . .\nRUN npm run build\n", "RUN npm run build\nCOPY . .\n"), "needs the sources"),
+        (GOOD.replace("COPY package.json package-lock.json ./", "COPY src ./src"), "unexpected added"),
+        (GOOD.replace("COPY package.json package-lock.json ./\n", ""), "before any manifest"),
+        (GOOD.replace("# syntax=docker/dockerfile:1\n", "# syntax=docker/dockerfile:1.4\n"), "directive"),
+        (GOOD.rstrip("\n"), "final newline"),
+        (GOOD.replace("FROM node:20", "FROM node:22"), "FROM"),
+        (GOOD + "FROM scratch\n", "stages"),
+        ("FROM node:20\nRUN <<EOF\n", "does not parse"),
+    ],
+)
 def test_rejects(edited: str, why: str) -> None:
     message = verify_dockerfile_edit(BEFORE, edited)
     assert message is not None and why in message
@@ -49,6 +54,8 @@ def test_copy_may_not_move_past_a_run_that_reads_sources() -> None:
 
 def test_owned_copy_may_not_move_past_a_workdir() -> None:
     before = "FROM a\nCOPY --chown=app:app . /srv\nWORKDIR /srv\nRUN pip install -r requirements.txt\n"
-    moved = ("FROM a\nWORKDIR /srv\nCOPY --chown=app:app requirements.txt /srv/\nRUN pip install -r requirements.txt\n"
-             "COPY --chown=app:app . /srv\n")
+    moved = (
+        "FROM a\nWORKDIR /srv\nCOPY --chown=app:app requirements.txt /srv/\nRUN pip install -r requirements.txt\n"
+        "COPY --chown=app:app . /srv\n"
+    )
     assert "--chown" in (verify_dockerfile_edit(before, moved) or "")

@@ -12,21 +12,51 @@ from bot.core.model import BuildLink, Options, RepoSnapshot
 
 # (pattern, path, excluded) from moby/patternmatcher's TestMatches, checked with MatchesOrParentMatches.
 PATTERNMATCHER_CASES = [
-    ("**", "file", True), ("**/", "file", True), ("**", "dir/file", True), ("**/**", "dir/file", True),
-    ("dir/**", "dir/file", True), ("dir/**", "dir/dir2/file", True), ("**/dir", "dir", True),
-    ("**/dir", "dir/file", True), ("**/dir2/*", "dir/dir2/file", True), ("**/dir2/**", "dir/dir2/dir3/file", True),
-    ("**file", "file", True), ("**file", "dir/file", True), ("**/file", "dir/file", True),
-    ("**file", "dir/dir/file", True), ("**/file*", "dir/dir/file.txt", True), ("**/file*txt", "dir/dir/file.txt", True),
-    ("**/**/*.txt", "dir/dir/file.txt", True), ("**/**/*.txt2", "dir/dir/file.txt", False),
-    ("**/*.txt", "file.txt", True), ("a**/*.txt", "a/dir/dir/file.txt", True), ("a/*.txt", "a/dir/file.txt", False),
-    ("a/*.txt", "a/file.txt", True), ("a[b-d]e", "ae", False), ("a[b-d]e", "ace", True), ("a[^b-d]e", "aze", True),
-    (".*", ".foo", True), (".*", "foo", False), ("abc.def", "abcdef", False), ("abc?def", "abcZdef", True),
-    ("abc?def", "abcdef", False), ("**/foo/bar", "foo/bar", True), ("**/foo/bar", "dir/dir2/foo/bar", True),
-    ("abc/**", "abc", False), ("abc/**", "abc/def/ghi", True), ("**/.foo", ".foo", True), ("**/.foo", "bar.foo", False),
-    ("a(b)c/def", "a(b)c/def", True), ("a(b)c/def", "a(b)c/xyz", False), ("a.|)$(}+{bc", "a.|)$(}+{bc", True),
-    ("dist/*.whl", "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", True), ("a\\*b", "a*b", True),
-    ("node_modules", "node_modules/x/index.js", True), ("/node_modules", "node_modules/x", True),
-    ("*.md", "docs/README.md", False), ("docs", "docs/README.md", True),
+    ("**", "file", True),
+    ("**/", "file", True),
+    ("**", "dir/file", True),
+    ("**/**", "dir/file", True),
+    ("dir/**", "dir/file", True),
+    ("dir/**", "dir/dir2/file", True),
+    ("**/dir", "dir", True),
+    ("**/dir", "dir/file", True),
+    ("**/dir2/*", "dir/dir2/file", True),
+    ("**/dir2/**", "dir/dir2/dir3/file", True),
+    ("**file", "file", True),
+    ("**file", "dir/file", True),
+    ("**/file", "dir/file", True),
+    ("**file", "dir/dir/file", True),
+    ("**/file*", "dir/dir/file.txt", True),
+    ("**/file*txt", "dir/dir/file.txt", True),
+    ("**/**/*.txt", "dir/dir/file.txt", True),
+    ("**/**/*.txt2", "dir/dir/file.txt", False),
+    ("**/*.txt", "file.txt", True),
+    ("a**/*.txt", "a/dir/dir/file.txt", True),
+    ("a/*.txt", "a/dir/file.txt", False),
+    ("a/*.txt", "a/file.txt", True),
+    ("a[b-d]e", "ae", False),
+    ("a[b-d]e", "ace", True),
+    ("a[^b-d]e", "aze", True),
+    (".*", ".foo", True),
+    (".*", "foo", False),
+    ("abc.def", "abcdef", False),
+    ("abc?def", "abcZdef", True),
+    ("abc?def", "abcdef", False),
+    ("**/foo/bar", "foo/bar", True),
+    ("**/foo/bar", "dir/dir2/foo/bar", True),
+    ("abc/**", "abc", False),
+    ("abc/**", "abc/def/ghi", True),
+    ("**/.foo", ".foo", True),
+    ("**/.foo", "bar.foo", False),
+    ("a(b)c/def", "a(b)c/def", True),
+    ("a(b)c/def", "a(b)c/xyz", False),
+    ("a.|)$(}+{bc", "a.|)$(}+{bc", True),
+    ("dist/*.whl", "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", True),
+    ("a\\*b", "a*b", True),
+    ("node_modules", "node_modules/x/index.js", True),
+    ("/node_modules", "node_modules/x", True),
+    ("*.md", "docs/README.md", False),
+    ("docs", "docs/README.md", True),
 ]
 
 
@@ -35,15 +65,18 @@ def test_patternmatcher_semantics(pattern: str, path: str, excluded: bool) -> No
     assert Matcher(read_patterns(pattern)).excluded(path) is excluded
 
 
-@pytest.mark.parametrize(("patterns", "path", "excluded"), [
-    (["**", "!util/docker/web"], "util/docker/web/foo", False),
-    (["**", "!util/docker/web", "util/docker/web/foo"], "util/docker/web/foo", True),
-    (["docs", "!docs/README.md"], "docs/README.md", False),
-    (["docs/*", "!docs/README.md"], "docs/README.md", False),
-    (["!fileutils.go", "*.go"], "fileutils.go", True),
-    (["*.go", "!fileutils.go"], "fileutils.go", False),
-    (["*.go"], ".", False),
-])
+@pytest.mark.parametrize(
+    ("patterns", "path", "excluded"),
+    [
+        (["**", "!util/docker/web"], "util/docker/web/foo", False),
+        (["**", "!util/docker/web", "util/docker/web/foo"], "util/docker/web/foo", True),
+        (["docs", "!docs/README.md"], "docs/README.md", False),
+        (["docs/*", "!docs/README.md"], "docs/README.md", False),
+        (["!fileutils.go", "*.go"], "fileutils.go", True),
+        (["*.go", "!fileutils.go"], "fileutils.go", False),
+        (["*.go"], ".", False),
+    ],
+)
 def test_exceptions_apply_in_order(patterns: list[str], path: str, excluded: bool) -> None:
     assert Matcher(read_patterns("\n".join(patterns))).excluded(path) is excluded
 
@@ -75,8 +108,9 @@ def test_extend_keeps_existing_bytes_and_line_endings() -> None:
 
 def test_never_excludes_a_copied_path() -> None:
     # `target/app.jar` is built by the buildspec before `docker build`: not in the tree, still needed.
-    dockerfile = parse("FROM maven:3\nWORKDIR /src\nCOPY . .\nCOPY target/app.jar /app.jar\n"
-                       "RUN mvn dependency:go-offline\n")
+    dockerfile = parse(
+        "FROM maven:3\nWORKDIR /src\nCOPY . .\nCOPY target/app.jar /app.jar\nRUN mvn dependency:go-offline\n"
+    )
     text, added = extend(None, [dockerfile], ("pom.xml",))
     assert "target" not in [a.pattern for a in added]
     assert text is not None and not Matcher(read_patterns(text)).excluded("target/app.jar")
@@ -103,8 +137,7 @@ def test_exception_for_a_candidate_is_respected() -> None:
 
 def _snapshot(extra: dict[str, str] | None = None, paths: tuple[str, ...] = ()) -> RepoSnapshot:
     files = {"Dockerfile": NODE, "package.json": "{}", **(extra or {})}
-    return RepoSnapshot(paths=("Dockerfile", "package.json", "package-lock.json", *paths, *(extra or {})),
-                        files=files)
+    return RepoSnapshot(paths=("Dockerfile", "package.json", "package-lock.json", *paths, *(extra or {})), files=files)
 
 
 LINK = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache")
@@ -126,11 +159,13 @@ def test_plan_respects_option_and_unknown_context() -> None:
 
 
 def test_plan_extends_dockerfile_specific_ignore_and_reports_unread() -> None:
-    specific = plan_dockerfiles(_snapshot({"Dockerfile.dockerignore": "*.md\n"}), Options(), (LINK,),
-                                Discovery(dockerfiles=("Dockerfile",)))
+    specific = plan_dockerfiles(
+        _snapshot({"Dockerfile.dockerignore": "*.md\n"}), Options(), (LINK,), Discovery(dockerfiles=("Dockerfile",))
+    )
     assert [e.path for e in specific.edits if "dockerignore" in e.path] == ["Dockerfile.dockerignore"]
-    unread = plan_dockerfiles(_snapshot(paths=(".dockerignore",)), Options(), (LINK,),
-                              Discovery(dockerfiles=("Dockerfile",)))
+    unread = plan_dockerfiles(
+        _snapshot(paths=(".dockerignore",)), Options(), (LINK,), Discovery(dockerfiles=("Dockerfile",))
+    )
     assert not [e for e in unread.edits if e.path.endswith(".dockerignore")]
     assert any(f.code == "dockerignore-not-read" for f in unread.findings)
 
@@ -164,13 +199,16 @@ def test_tracked_files_a_copy_brings_in_are_never_excluded() -> None:
     assert "**/node_modules" in _added(web, ("web/package.json", "web/package-lock.json"))
 
 
-@pytest.mark.parametrize(("build", "keeps_git"), [
-    ("RUN go build -o /bin/app .", True),  # Go 1.18+ stamps the Git revision (https://go.dev/doc/go1.18#go-version)
-    ("RUN mvn -B package", True),  # e.g. git-commit-id-maven-plugin fails without .git
-    ("RUN make", True),
-    ("RUN npm ci", False),
-    ("RUN pip install -r requirements.txt && rm -rf /root/.cache", False),
-])
+@pytest.mark.parametrize(
+    ("build", "keeps_git"),
+    [
+        ("RUN go build -o /bin/app .", True),  # Go 1.18+ stamps the Git revision (https://go.dev/doc/go1.18#go-version)
+        ("RUN mvn -B package", True),  # e.g. git-commit-id-maven-plugin fails without .git
+        ("RUN make", True),
+        ("RUN npm ci", False),
+        ("RUN pip install -r requirements.txt && rm -rf /root/.cache", False),
+    ],
+)
 def test_git_kept_when_a_step_after_the_whole_copy_may_read_it(build: str, keeps_git: bool) -> None:
     dockerfile = f"FROM golang:1.22\nWORKDIR /src\nCOPY . .\n{build}\n"
     assert (".git" not in _added(dockerfile, ("go.mod", "requirements.txt"))) is keeps_git

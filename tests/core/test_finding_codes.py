@@ -39,9 +39,12 @@ def test_no_finding_is_made_with_a_string_code() -> None:
 
 def test_the_core_spells_no_code_as_a_string() -> None:
     values = {c.value for c in Code}
-    loose = [f"{path.relative_to(ROOT)}:{node.lineno}: {node.value}"
-             for path, tree in _trees(BOT / "core") for node in ast.walk(tree)
-             if isinstance(node, ast.Constant) and node.value in values]
+    loose = [
+        f"{path.relative_to(ROOT)}:{node.lineno}: {node.value}"
+        for path, tree in _trees(BOT / "core")
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and node.value in values
+    ]
     assert loose == []
 
 
@@ -68,8 +71,9 @@ def _codes(snapshot: RepoSnapshot) -> list[object]:
 
 def test_the_example_and_the_corpus_emit_only_members(corpus: Path) -> None:
     example = ROOT / "examples" / "node-service"
-    files = {p.relative_to(example).as_posix(): p.read_text(encoding="utf-8")
-             for p in example.rglob("*") if p.is_file()}
+    files = {
+        p.relative_to(example).as_posix(): p.read_text(encoding="utf-8") for p in example.rglob("*") if p.is_file()
+    }
     emitted = _codes(RepoSnapshot(tuple(sorted(files)), files))
     real = corpus / "real"
     for repo in sorted(p for p in real.iterdir() if p.is_dir() and not p.name.startswith("_")):

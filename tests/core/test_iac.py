@@ -16,19 +16,25 @@ from bot.core import iac, planner
 from bot.core.model import AwsSetup, Options, RepoSnapshot
 
 DOCKERFILE = "FROM python:3.12-slim\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\n"
-KNOWN = ("version: 0.2\nphases:\n  build:\n    commands:\n"
-         "      - docker build -t 123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop:latest .\n"
-         "      - docker push 123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop:latest\n")
-UNKNOWN = ("version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t $REPOSITORY_URI:latest .\n"
-           "      - docker push $REPOSITORY_URI:latest\n")
+KNOWN = (
+    "version: 0.2\nphases:\n  build:\n    commands:\n"
+    "      - docker build -t 123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop:latest .\n"
+    "      - docker push 123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop:latest\n"
+)
+UNKNOWN = (
+    "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t $REPOSITORY_URI:latest .\n"
+    "      - docker push $REPOSITORY_URI:latest\n"
+)
 
 # Arguments of the AWS provider's resources (registry.terraform.io/providers/hashicorp/aws/latest/docs, as the
 # provider-generated pulumi.com/registry/packages/aws/api-docs/ecr/repository and ecr/lifecyclepolicy pages show
 # them): aws_ecr_repository (name, image_tag_mutability, ...), aws_ecr_lifecycle_policy (repository, policy,
 # region), aws_iam_role_policy (name, name_prefix, role, policy); only those the snippet uses are listed.
-TF_RESOURCES = {"aws_ecr_repository": {"name", "image_tag_mutability"},
-                "aws_ecr_lifecycle_policy": {"repository", "policy"},
-                "aws_iam_role_policy": {"name", "role", "policy"}}
+TF_RESOURCES = {
+    "aws_ecr_repository": {"name", "image_tag_mutability"},
+    "aws_ecr_lifecycle_policy": {"repository", "policy"},
+    "aws_iam_role_policy": {"name", "role", "policy"},
+}
 TF_DATA: dict[str, set[str]] = {"aws_caller_identity": set(), "aws_partition": set()}
 TF_VARIABLE_ARGS = {"type", "default", "description"}
 
@@ -125,11 +131,13 @@ def test_terraform_parses_and_uses_only_aws_provider_types_and_arguments(spec: s
 
 def test_terraform_policy_fills_placeholders_with_references_and_keeps_known_values() -> None:
     known = iac.terraform(_setup(KNOWN))
-    assert "data \"aws_caller_identity\"" not in known and "var.region" not in known
+    assert 'data "aws_caller_identity"' not in known and "var.region" not in known
     assert "arn:aws:ecr:eu-west-1:123456789012:repository/shop" in known
     unknown = iac.terraform(_setup(UNKNOWN))
-    assert ("arn:${data.aws_partition.current.partition}:ecr:${var.region}:"
-            "${data.aws_caller_identity.current.account_id}:repository/${var.image_repository}") in unknown
+    assert (
+        "arn:${data.aws_partition.current.partition}:ecr:${var.region}:"
+        "${data.aws_caller_identity.current.account_id}:repository/${var.image_repository}"
+    ) in unknown
     assert re.search(r"\b(ACCOUNT_ID|IMAGE_REPOSITORY)\b", unknown) is None
     for variable in ("codebuild_role_name", "region", "image_repository"):
         assert any(f'"{variable}"' in v for v in hcl2.loads(unknown)["variable"]), variable

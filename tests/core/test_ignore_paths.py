@@ -17,11 +17,24 @@ from bot.core.repo_config import parse_repo_config
 
 SPEC = "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t app .\n"
 DOCKERFILE = "FROM alpine:3.20\nCOPY . /app\n"
-FIXTURES = ("tests/golden/reorder/Dockerfile.before", "test/Dockerfile", "web/__tests__/Dockerfile",
-            "web/__fixtures__/buildspec.yml", "examples/demo/Dockerfile", "examples/demo/buildspec.yml",
-            "pkg/vendor/lib/Dockerfile", "ui/node_modules/x/Dockerfile")
-REAL = ("Dockerfile", "buildspec.yml", "services/tests-runner/Dockerfile", "latest/Dockerfile",
-        "contest/buildspec.yml", "testing/Dockerfile")
+FIXTURES = (
+    "tests/golden/reorder/Dockerfile.before",
+    "test/Dockerfile",
+    "web/__tests__/Dockerfile",
+    "web/__fixtures__/buildspec.yml",
+    "examples/demo/Dockerfile",
+    "examples/demo/buildspec.yml",
+    "pkg/vendor/lib/Dockerfile",
+    "ui/node_modules/x/Dockerfile",
+)
+REAL = (
+    "Dockerfile",
+    "buildspec.yml",
+    "services/tests-runner/Dockerfile",
+    "latest/Dockerfile",
+    "contest/buildspec.yml",
+    "testing/Dockerfile",
+)
 
 
 def _snapshot(paths: tuple[str, ...]) -> RepoSnapshot:
@@ -30,15 +43,29 @@ def _snapshot(paths: tuple[str, ...]) -> RepoSnapshot:
 
 def test_defaults_are_renovates_module_and_test_folders() -> None:
     # https://docs.renovatebot.com/presets-default/#ignoremodulesandtests (less bower_components, always skipped)
-    assert Options().ignore_paths == DEFAULT_IGNORE_PATHS == (
-        "**/node_modules/**", "**/vendor/**", "**/test/**", "**/tests/**", "**/__tests__/**",
-        "**/__fixtures__/**", "**/examples/**")
+    assert (
+        Options().ignore_paths
+        == DEFAULT_IGNORE_PATHS
+        == (
+            "**/node_modules/**",
+            "**/vendor/**",
+            "**/test/**",
+            "**/tests/**",
+            "**/__tests__/**",
+            "**/__fixtures__/**",
+            "**/examples/**",
+        )
+    )
 
 
 def test_default_ignore_leaves_fixtures_out_and_keeps_look_alike_folders() -> None:
     found = discover(_snapshot(FIXTURES + REAL), Options())
-    assert found.dockerfiles == ("Dockerfile", "services/tests-runner/Dockerfile", "latest/Dockerfile",
-                                 "testing/Dockerfile")
+    assert found.dockerfiles == (
+        "Dockerfile",
+        "services/tests-runner/Dockerfile",
+        "latest/Dockerfile",
+        "testing/Dockerfile",
+    )
     assert found.buildspecs == ("buildspec.yml", "contest/buildspec.yml")
 
 
@@ -78,8 +105,9 @@ def test_ignored_files_are_not_read_but_manifests_there_still_are() -> None:
     assert "test/Dockerfile" in app_wanted and "services/tests-runner/Dockerfile" not in app_wanted
 
 
-@pytest.mark.parametrize("text", ["ignore_paths: 3\n", "ignore_paths: [/abs/**]\n", "ignore_paths: ['../x']\n",
-                                  "ignore_paths: [ok, '']\n"])
+@pytest.mark.parametrize(
+    "text", ["ignore_paths: 3\n", "ignore_paths: [/abs/**]\n", "ignore_paths: ['../x']\n", "ignore_paths: [ok, '']\n"]
+)
 def test_bad_ignore_paths_name_the_key(text: str) -> None:
     options, findings = parse_repo_config(text)
     assert options == Options() and [f.level for f in findings] == ["error"]
@@ -148,8 +176,10 @@ def test_the_app_skips_a_repository_with_only_fixtures_unless_its_config_says_ot
     from bot.app.handlers import nothing_to_plan
     from bot.github.gateway import TreeFile
 
-    tree = {p: TreeFile(p, "100644", "0" * 40, 10) for p in ("tests/golden/a/Dockerfile.before",
-                                                             "examples/b/buildspec.yml", "README.md")}
+    tree = {
+        p: TreeFile(p, "100644", "0" * 40, 10)
+        for p in ("tests/golden/a/Dockerfile.before", "examples/b/buildspec.yml", "README.md")
+    }
     assert nothing_to_plan(tree)
     # A repo config may set `ignore_paths: []` or list the files: then the repository is planned with it.
     tree[".github/ecr-cache.yml"] = TreeFile(".github/ecr-cache.yml", "100644", "1" * 40, 10)

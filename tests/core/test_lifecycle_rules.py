@@ -23,22 +23,34 @@ def _rule(priority: int, status: str, count_type: str, number: int, **extra: Any
     selection.update({k: v for k, v in extra.items() if k != "action"})
     if count_type != "imageCountMoreThan":
         selection["countUnit"] = "days"
-    return {"rulePriority": priority, "description": f"rule {priority}", "selection": selection,
-            "action": extra.get("action", {"type": "expire"})}
+    return {
+        "rulePriority": priority,
+        "description": f"rule {priority}",
+        "selection": selection,
+        "action": extra.get("action", {"type": "expire"}),
+    }
 
 
 def _policy() -> dict[str, Any]:
     """A sound policy written here by hand, with every kind of rule ECR documents."""
-    return {"rules": [
-        _rule(1, "tagged", "imageCountMoreThan", 1, tagPatternList=["build-cache"]),
-        _rule(2, "tagged", "imageCountMoreThan", 50, tagPatternList=["build-cache-*-job*"]),
-        _rule(3, "tagged", "sinceImagePushed", 30, tagPrefixList=["build-cache-"]),
-        _rule(4, "tagged", "sinceImagePulled", 60, tagPrefixList=["release-"],
-              action={"type": "transition", "targetStorageClass": "archive"}),
-        _rule(5, "tagged", "sinceImageTransitioned", 120, tagPrefixList=["release-"], storageClass="archive"),
-        _rule(6, "untagged", "sinceImagePushed", 2),
-        _rule(9, "any", "imageCountMoreThan", 500),
-    ]}
+    return {
+        "rules": [
+            _rule(1, "tagged", "imageCountMoreThan", 1, tagPatternList=["build-cache"]),
+            _rule(2, "tagged", "imageCountMoreThan", 50, tagPatternList=["build-cache-*-job*"]),
+            _rule(3, "tagged", "sinceImagePushed", 30, tagPrefixList=["build-cache-"]),
+            _rule(
+                4,
+                "tagged",
+                "sinceImagePulled",
+                60,
+                tagPrefixList=["release-"],
+                action={"type": "transition", "targetStorageClass": "archive"},
+            ),
+            _rule(5, "tagged", "sinceImageTransitioned", 120, tagPrefixList=["release-"], storageClass="archive"),
+            _rule(6, "untagged", "sinceImagePushed", 2),
+            _rule(9, "any", "imageCountMoreThan", 500),
+        ]
+    }
 
 
 LIVE = ("build-cache", "build-cache-web-job$CODEBUILD_BATCH_BUILD_IDENTIFIER")
@@ -51,6 +63,7 @@ def test_a_sound_policy_has_no_problem_as_object_or_as_text() -> None:
 
 def _set(path: str, value: object) -> Callable[[dict[str, Any]], None]:
     """Set `rules.N.key...` (value None deletes the key)."""
+
     def change(policy: dict[str, Any]) -> None:
         parts = path.split(".")
         node: Any = policy["rules"][int(parts[0])]
@@ -60,6 +73,7 @@ def _set(path: str, value: object) -> Callable[[dict[str, Any]], None]:
             del node[parts[-1]]
         else:
             node[parts[-1]] = value
+
     return change
 
 
@@ -83,33 +97,57 @@ VIOLATIONS: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
     ("empty prefix", _set("2.selection.tagPrefixList", [""]), "not a non-empty string"),
     ("countType unknown", _set("0.selection.countType", "imageCountLessThan"), "`countType` is"),
     ("countUnit with a count rule", _set("0.selection.countUnit", "days"), "`countUnit` is only allowed"),
-    ("countUnit missing on an age rule", _set("2.selection.countUnit", None), "`countUnit` must be \"days\""),
-    ("countUnit hours", _set("2.selection.countUnit", "hours"), "`countUnit` must be \"days\""),
+    ("countUnit missing on an age rule", _set("2.selection.countUnit", None), '`countUnit` must be "days"'),
+    ("countUnit hours", _set("2.selection.countUnit", "hours"), '`countUnit` must be "days"'),
     ("countNumber zero", _set("1.selection.countNumber", 0), "`countNumber` must be a positive integer"),
     ("countNumber a float", _set("1.selection.countNumber", 2.5), "`countNumber` must be a positive integer"),
     ("countNumber true", _set("1.selection.countNumber", True), "`countNumber` must be a positive integer"),
     ("action unknown", _set("0.action.type", "delete"), "action `type` is 'delete'"),
-    ("transition without target", _set("3.action.targetStorageClass", None), "`targetStorageClass` \"archive\""),
-    ("transitioned without archive class", _set("4.selection.storageClass", None), "`storageClass` \"archive\""),
-    ("archive class on a push-age rule", _set("2.selection.storageClass", "archive"), "must be \"standard\""),
+    ("transition without target", _set("3.action.targetStorageClass", None), '`targetStorageClass` "archive"'),
+    ("transitioned without archive class", _set("4.selection.storageClass", None), '`storageClass` "archive"'),
+    ("archive class on a push-age rule", _set("2.selection.storageClass", "archive"), 'must be "standard"'),
     ("archived expired too early", _set("4.selection.countNumber", 30), "before 90 days in archive"),
     ("unknown rule field", _set("0.priority", 1), "unknown field `priority`"),
     ("unknown selection field", _set("0.selection.tagPattern", ["x"]), "unknown selection field"),
     ("selection missing", _set("0.selection", None), "`selection` must be an object"),
     ("any not last", _set("5.rulePriority", 10), "must have the highest rulePriority"),
     ("two untagged rules", _add(_rule(20, "untagged", "imageCountMoreThan", 5)), "more than one rule selects untagged"),
-    ("same tag list twice", _add(_rule(21, "tagged", "imageCountMoreThan", 3, tagPrefixList=["release-"])),
-     "select the same tagPrefixList"),
-    ("any with an age rule", _set("6.selection", {"tagStatus": "any", "countType": "sinceImagePushed",
-                                                   "countUnit": "days", "countNumber": 90}),
-     "deletes the live cache"),
-    ("live tag left to the any rule", _set("0.selection.tagPatternList", ["other"]),
-     "'build-cache' is decided by rule 9 (any"),
-    ("live tag aged out", _set("0.selection", {"tagStatus": "tagged", "tagPatternList": ["build-cache"],
-                                               "countType": "sinceImagePushed", "countUnit": "days",
-                                               "countNumber": 7}), "'build-cache' is decided by rule 1"),
-    ("live batch tag archived", _set("1.action", {"type": "transition", "targetStorageClass": "archive"}),
-     "'build-cache-web-job$CODEBUILD_BATCH_BUILD_IDENTIFIER' is decided by rule 2"),
+    (
+        "same tag list twice",
+        _add(_rule(21, "tagged", "imageCountMoreThan", 3, tagPrefixList=["release-"])),
+        "select the same tagPrefixList",
+    ),
+    (
+        "any with an age rule",
+        _set(
+            "6.selection", {"tagStatus": "any", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 90}
+        ),
+        "deletes the live cache",
+    ),
+    (
+        "live tag left to the any rule",
+        _set("0.selection.tagPatternList", ["other"]),
+        "'build-cache' is decided by rule 9 (any",
+    ),
+    (
+        "live tag aged out",
+        _set(
+            "0.selection",
+            {
+                "tagStatus": "tagged",
+                "tagPatternList": ["build-cache"],
+                "countType": "sinceImagePushed",
+                "countUnit": "days",
+                "countNumber": 7,
+            },
+        ),
+        "'build-cache' is decided by rule 1",
+    ),
+    (
+        "live batch tag archived",
+        _set("1.action", {"type": "transition", "targetStorageClass": "archive"}),
+        "'build-cache-web-job$CODEBUILD_BATCH_BUILD_IDENTIFIER' is decided by rule 2",
+    ),
 ]
 
 
@@ -130,19 +168,27 @@ def test_the_live_batch_rule_only_counts_when_it_comes_first() -> None:
     policy["rules"][1]["rulePriority"] = 8
     assert lifecycle_problems(policy, LIVE) == [
         "the live cache tag 'build-cache-web-job$CODEBUILD_BATCH_BUILD_IDENTIFIER' is decided by rule 3 "
-        "(tagged, sinceImagePushed, expire), which does not keep its newest image"]
+        "(tagged, sinceImagePushed, expire), which does not keep its newest image"
+    ]
 
 
 def test_policy_text_limits_and_shape() -> None:
     assert any("not JSON" in p for p in lifecycle_problems("{'rules': []}" + " " * 100))
-    assert lifecycle_problems('{"rules": []}') == ["the policy text is 13 characters; ECR accepts 100 to 30720",
-                                                   "`rules` must be a list of one or more rules"]
+    assert lifecycle_problems('{"rules": []}') == [
+        "the policy text is 13 characters; ECR accepts 100 to 30720",
+        "`rules` must be a list of one or more rules",
+    ]
     assert any("ECR accepts 100 to 30720" in p for p in lifecycle_problems(json.dumps(_policy()) + " " * 30720))
-    assert any("at most 50" in p for p in lifecycle_problems(
-        {"rules": [_rule(i, "tagged", "imageCountMoreThan", 1, tagPatternList=[f"t{i}"]) for i in range(1, 52)]}))
+    assert any(
+        "at most 50" in p
+        for p in lifecycle_problems(
+            {"rules": [_rule(i, "tagged", "imageCountMoreThan", 1, tagPatternList=[f"t{i}"]) for i in range(1, 52)]}
+        )
+    )
     assert lifecycle_problems({"rules": []}) == ["`rules` must be a list of one or more rules"]
     assert lifecycle_problems({"rules": [_rule(1, "untagged", "imageCountMoreThan", 1)], "Version": "1"}) == [
-        "unknown top-level field `Version`"]
+        "unknown top-level field `Version`"
+    ]
     assert lifecycle_problems("[]" + " " * 100) == ["the policy must be a JSON object with a `rules` list"]
     assert lifecycle_problems({"rules": ["expire"]}) == ["rule 1: a rule must be a JSON object"]
 
@@ -163,8 +209,11 @@ def _assert_sound(plan: Plan, options: Options, where: str) -> int:
     return 1
 
 
-OPTION_VARIANTS = [Options(), Options(cache_tag="build-cache", lifecycle_days=1),
-                   Options(cache_tag="c", lifecycle_days=365, cache_repository="shared/cache")]
+OPTION_VARIANTS = [
+    Options(),
+    Options(cache_tag="build-cache", lifecycle_days=1),
+    Options(cache_tag="c", lifecycle_days=365, cache_repository="shared/cache"),
+]
 
 
 @pytest.mark.parametrize("case", golden_cases(), ids=[c.name for c in golden_cases()])
@@ -185,8 +234,10 @@ def test_the_example_emits_a_sound_lifecycle_policy() -> None:
 
 def test_the_seed_app_emits_a_sound_lifecycle_policy(shared: Path) -> None:
     seed = shared / "examples" / "seed-app"
-    snapshot = RepoSnapshot(("buildspec.yml", "Dockerfile"), {
-        "buildspec.yml": read(seed / "buildspec.before.yml"), "Dockerfile": read(seed / "Dockerfile.before")})
+    snapshot = RepoSnapshot(
+        ("buildspec.yml", "Dockerfile"),
+        {"buildspec.yml": read(seed / "buildspec.before.yml"), "Dockerfile": read(seed / "Dockerfile.before")},
+    )
     assert sum(_assert_sound(planner.plan(snapshot, o), o, "seed-app") for o in OPTION_VARIANTS) == 3
 
 
@@ -203,19 +254,33 @@ def test_every_corpus_plan_emits_a_sound_lifecycle_policy(corpus: Path) -> None:
 def test_the_planner_never_proposes_a_policy_that_breaks_the_rules(monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.core import policies
 
-    files = {"buildspec.yml": ("version: 0.2\nphases:\n  build:\n    commands:\n"
-                               "      - docker build -t 111122223333.dkr.ecr.eu-west-1.amazonaws.com/app .\n"),
-             "Dockerfile": "FROM python:3.12\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\n"
-                           "COPY . .\n"}
+    files = {
+        "buildspec.yml": (
+            "version: 0.2\nphases:\n  build:\n    commands:\n"
+            "      - docker build -t 111122223333.dkr.ecr.eu-west-1.amazonaws.com/app .\n"
+        ),
+        "Dockerfile": "FROM python:3.12\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\n",
+    }
     snapshot = RepoSnapshot(tuple(files) + ("requirements.txt",), files)
     good = planner.plan(snapshot, Options())
     assert policies.LIFECYCLE_PATH in {e.path for e in good.edits}
     assert "lifecycle-policy-invalid" not in {f.code for f in good.findings}
 
     def any_and_age(cache_tag: str, days: int, live_tags: Any = ()) -> dict[str, object]:
-        return {"rules": [{"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "sinceImagePushed",
-                                                             "countUnit": "days", "countNumber": days},
-                           "action": {"type": "expire"}}]}
+        return {
+            "rules": [
+                {
+                    "rulePriority": 1,
+                    "selection": {
+                        "tagStatus": "any",
+                        "countType": "sinceImagePushed",
+                        "countUnit": "days",
+                        "countNumber": days,
+                    },
+                    "action": {"type": "expire"},
+                }
+            ]
+        }
 
     monkeypatch.setattr(policies, "lifecycle_policy", any_and_age)
     bad = planner.plan(snapshot, Options())

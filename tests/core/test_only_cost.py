@@ -24,7 +24,7 @@ phases:
 """
 
 STATIC_SITE = "FROM nginx:1.27\nCOPY . /usr/share/nginx/html\n"
-HOST_JAR = "FROM eclipse-temurin:21-jre\nADD target/app.jar app.jar\nENTRYPOINT [\"java\", \"-jar\", \"app.jar\"]\n"
+HOST_JAR = 'FROM eclipse-temurin:21-jre\nADD target/app.jar app.jar\nENTRYPOINT ["java", "-jar", "app.jar"]\n'
 TRIVIAL_ONLY = """\
 FROM nginx:1.27
 RUN addgroup -S web && adduser -S web -G web
@@ -55,8 +55,11 @@ def _edited(plan: planner.Plan) -> set[str]:
     return {e.path for e in plan.edits}
 
 
-@pytest.mark.parametrize("dockerfile", [STATIC_SITE, HOST_JAR, TRIVIAL_ONLY, "FROM nginx:1.27\n"],
-                         ids=["static-site", "host-jar", "trivial-steps", "from-only"])
+@pytest.mark.parametrize(
+    "dockerfile",
+    [STATIC_SITE, HOST_JAR, TRIVIAL_ONLY, "FROM nginx:1.27\n"],
+    ids=["static-site", "host-jar", "trivial-steps", "from-only"],
+)
 def test_a_build_that_reuses_nothing_is_left_alone(dockerfile: str) -> None:
     plan = _plan(dockerfile)
     assert "buildspec.yml" not in _edited(plan)
@@ -104,9 +107,9 @@ def test_a_build_that_reuses_a_real_step_is_still_cached(dockerfile: str) -> Non
 
 
 NO_CACHE = BUILDSPEC.replace("docker build -t", "docker build --no-cache -t")
-BUILD_OPT = BUILDSPEC.replace('    IMAGE_REPO_NAME: "site"\n',
-                              '    IMAGE_REPO_NAME: "site"\n    BUILD_OPT: "--no-cache --pull"\n') \
-    .replace("docker build -t", "docker build $BUILD_OPT -t")
+BUILD_OPT = BUILDSPEC.replace(
+    '    IMAGE_REPO_NAME: "site"\n', '    IMAGE_REPO_NAME: "site"\n    BUILD_OPT: "--no-cache --pull"\n'
+).replace("docker build -t", "docker build $BUILD_OPT -t")
 
 
 @pytest.mark.parametrize("buildspec", [NO_CACHE, BUILD_OPT], ids=["no-cache", "build-opt"])
@@ -123,7 +126,8 @@ def test_a_build_run_with_no_cache_is_left_alone(buildspec: str) -> None:
 def test_one_useful_build_keeps_the_buildspec_edit_and_names_the_other() -> None:
     buildspec = BUILDSPEC.replace(
         "      - docker push $IMAGE_REPO_NAME:latest\n",
-        "      - docker build -f web/Dockerfile -t web:latest web\n      - docker push $IMAGE_REPO_NAME:latest\n")
+        "      - docker build -f web/Dockerfile -t web:latest web\n      - docker push $IMAGE_REPO_NAME:latest\n",
+    )
     plan = _plan(INSTALLS_FIRST, buildspec, {"web/Dockerfile": STATIC_SITE})
     assert "buildspec.yml" in _edited(plan)
     finding = next(f for f in plan.findings if f.code == "cache-reuses-nothing")

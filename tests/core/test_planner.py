@@ -30,8 +30,10 @@ def test_policy_files_are_created_with_the_buildspec_change() -> None:
     assert created[policies.LIFECYCLE_PATH].content == result.setup.lifecycle_policy_json
     assert created[policies.IAM_PATH].content == result.setup.iam_policy_json
     assert "arn:aws:ecr:eu-west-1:ACCOUNT_ID:repository/orders-api-cache" in result.setup.iam_policy_json
-    assert any(f.code == "iam-placeholders" and "replace it" in f.message and "get-caller-identity" in f.message
-               for f in result.findings)
+    assert any(
+        f.code == "iam-placeholders" and "replace it" in f.message and "get-caller-identity" in f.message
+        for f in result.findings
+    )
 
 
 def test_second_plan_is_empty_and_a_known_account_removes_the_placeholder() -> None:

@@ -60,11 +60,14 @@ def growth(make: Callable[[int], dict[str, str]], n: int) -> float:
     return calls(make(2 * n)) / calls(make(n))
 
 
-@pytest.mark.parametrize(("shape", "make", "n"), [
-    ("chained COPY --from stages", stages, 60),
-    ("RUN lines", runs, 300),
-    ("--build-arg on one line", build_args, 500),
-])
+@pytest.mark.parametrize(
+    ("shape", "make", "n"),
+    [
+        ("chained COPY --from stages", stages, 60),
+        ("RUN lines", runs, 300),
+        ("--build-arg on one line", build_args, 500),
+    ],
+)
 def test_planning_work_grows_linearly(shape: str, make: Callable[[int], dict[str, str]], n: int) -> None:
     assert growth(make, n) < 2.4, f"planning {shape} does super-linear work"
 
@@ -120,8 +123,10 @@ def test_builds_times_instructions_are_counted_as_work_units() -> None:
 
 def test_builds_repeated_by_yaml_aliases_count_once_per_repetition() -> None:
     block = "".join(f"    - docker build -t app{i}:latest .\n" for i in range(100))
-    text = (f"version: 0.2\nx-builds: &builds\n{block}phases:\n  pre_build:\n    commands: *builds\n"
-            "  build:\n    commands: *builds\n  post_build:\n    commands: *builds\n")
+    text = (
+        f"version: 0.2\nx-builds: &builds\n{block}phases:\n  pre_build:\n    commands: *builds\n"
+        "  build:\n    commands: *builds\n  post_build:\n    commands: *builds\n"
+    )
     plan = planner.plan(snapshot({"buildspec.yml": text, "Dockerfile": shapes.DOCKERFILE}), Options())
     assert any("400 `docker build` commands" in r for r in refused(plan))
 
@@ -132,8 +137,9 @@ def write_repo(root: Path, files: dict[str, str]) -> dict[str, bytes]:
     return {name: root.joinpath(name).read_bytes() for name in files}
 
 
-def test_check_and_apply_exit_2_on_a_repository_past_the_budget(tmp_path: Path,
-                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_and_apply_exit_2_on_a_repository_past_the_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     before = write_repo(tmp_path, stages(2_000))
     assert main(["check", str(tmp_path)]) == 2
     assert "2,000 build stages" in capsys.readouterr().err

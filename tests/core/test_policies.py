@@ -83,8 +83,11 @@ def test_setup_reads_names_from_the_buildspec() -> None:
         "arn:aws:ecr:us-east-1:ACCOUNT_ID:repository/my-app",
         "arn:aws:ecr:us-east-1:ACCOUNT_ID:repository/my-app-cache",
     ]
-    assert any(c == "aws ecr create-repository --repository-name my-app-cache --region us-east-1 "
-               "--image-tag-mutability MUTABLE" for c in setup.commands)
+    assert any(
+        c == "aws ecr create-repository --repository-name my-app-cache --region us-east-1 "
+        "--image-tag-mutability MUTABLE"
+        for c in setup.commands
+    )
     assert any("put-lifecycle-policy" in c and LIFECYCLE_PATH in c for c in setup.commands)
     assert any("get-caller-identity" in c for c in setup.commands)
 
@@ -97,8 +100,10 @@ def test_literal_image_registry_keeps_its_own_account_and_region() -> None:
     # The only registry the buildspec names gives the setup its region and account, and says so.
     assert setup.region == "eu-west-1"
     assert setup.account_id == "987654321098"
-    assert setup.commands[0].startswith("# region eu-west-1 (from the ECR registry named at buildspec.yml:4) and "
-                                        "account 987654321098 (from the ECR registry named at buildspec.yml:4)")
+    assert setup.commands[0].startswith(
+        "# region eu-west-1 (from the ECR registry named at buildspec.yml:4) and "
+        "account 987654321098 (from the ECR registry named at buildspec.yml:4)"
+    )
     assert setup.cache_repositories == ("shop-cache", "my-app-cache")
     assert setup.image_repositories == ("shop",)
     resources = json.loads(setup.iam_policy_json)["Statement"][1]["Resource"]
@@ -131,8 +136,11 @@ def test_every_live_tag_is_kept_before_the_age_rule() -> None:
     assert [r["rulePriority"] for r in rules] == [1, 2, 3, 4, 5, 6]
     kept = [r["selection"]["tagPatternList"][0] for r in rules if r["selection"]["countType"] == "imageCountMoreThan"]
     assert kept == ["cache", "cache-api", "cache-root-*", "cache-web"]
-    age_rule = next(i for i, r in enumerate(rules) if r["selection"].get("countUnit") == "days"
-                    and r["selection"]["tagStatus"] == "tagged")
+    age_rule = next(
+        i
+        for i, r in enumerate(rules)
+        if r["selection"].get("countUnit") == "days" and r["selection"]["tagStatus"] == "tagged"
+    )
     assert age_rule == 4 and rules[age_rule]["selection"]["tagPatternList"] == ["cache-*"]
     assert rules[2]["selection"]["countNumber"] == 100
 
@@ -158,9 +166,10 @@ def test_invalid_names_in_the_buildspec_are_ignored() -> None:
 
 def test_unknown_image_repository_is_set_in_a_visible_first_command() -> None:
     commands = setup_commands(None, None, ("app-cache",), ())
-    assert commands[:2] == ("AWS_REGION=us-east-1  # the region of your CodeBuild project and ECR repositories",
-                            "IMAGE_REPOSITORY=my-image-repository  # the ECR repository your build pushes its "
-                            "image to")
+    assert commands[:2] == (
+        "AWS_REGION=us-east-1  # the region of your CodeBuild project and ECR repositories",
+        "IMAGE_REPOSITORY=my-image-repository  # the ECR repository your build pushes its image to",
+    )
     sed = next(c for c in commands if c.startswith("sed "))
     assert '"s/IMAGE_REPOSITORY/$IMAGE_REPOSITORY/g"' in sed and "my-image-repository" not in sed
     assert not any(c.startswith("IMAGE_REPOSITORY=") for c in setup_commands(None, None, ("c",), ("app",)))

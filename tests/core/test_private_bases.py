@@ -13,14 +13,15 @@ from bot.core.policies import PULL_ACTIONS, PUSH_PULL_ACTIONS
 OTHER = "210987654321.dkr.ecr.us-west-2.amazonaws.com"
 OWN = "123456789012.dkr.ecr.eu-west-1.amazonaws.com"
 STEPS = "RUN pip install flask==3.0.0\nCOPY app.py .\n"
-LOGIN_OWN = ("aws ecr get-login-password --region eu-west-1 | docker login --username AWS --password-stdin "
-             f"{OWN}")
+LOGIN_OWN = f"aws ecr get-login-password --region eu-west-1 | docker login --username AWS --password-stdin {OWN}"
 
 
 def _plan(spec: str, dockerfile: str) -> Plan:
     files = {"buildspec.yml": spec, "Dockerfile": dockerfile, "app.py": "print('hi')\n"}
-    return planner.plan(RepoSnapshot(tuple(files), files, repository="acme/shop"),
-                        Options(account_id="123456789012", region="eu-west-1"))
+    return planner.plan(
+        RepoSnapshot(tuple(files), files, repository="acme/shop"),
+        Options(account_id="123456789012", region="eu-west-1"),
+    )
 
 
 def _spec(*commands: str) -> str:
@@ -51,9 +52,10 @@ def test_a_from_in_another_account_gets_pull_rights_only() -> None:
 
 
 def test_a_from_through_an_arg_default_counts() -> None:
-    plan = _plan(_spec(LOGIN_OWN, *BUILD),
-                 f"ARG BASE={OTHER}/base\nFROM $BASE AS build\nRUN pip install flask==3.0.0\n"
-                 "FROM build\nCOPY app.py .\n")
+    plan = _plan(
+        _spec(LOGIN_OWN, *BUILD),
+        f"ARG BASE={OTHER}/base\nFROM $BASE AS build\nRUN pip install flask==3.0.0\nFROM build\nCOPY app.py .\n",
+    )
     assert _actions_on(plan, "arn:aws:ecr:us-west-2:210987654321:repository/base") == set(PULL_ACTIONS)
 
 
@@ -65,8 +67,7 @@ def test_a_docker_pull_of_a_private_image_gets_pull_rights_only() -> None:
 def test_a_base_in_another_registry_gets_a_login_before_the_build() -> None:
     plan = _plan(_spec(LOGIN_OWN, *BUILD), f"FROM {OTHER}/base:1\n" + STEPS)
     (edit,) = [e for e in plan.edits if e.path == "buildspec.yml"]
-    login = ("aws ecr get-login-password --region us-west-2 | docker login --username AWS --password-stdin "
-             f"{OTHER}")
+    login = f"aws ecr get-login-password --region us-west-2 | docker login --username AWS --password-stdin {OTHER}"
     lines = edit.content.splitlines()
     at = next(n for n, line in enumerate(lines) if login in line)
     assert at < next(n for n, line in enumerate(lines) if "docker buildx build" in line)
@@ -78,8 +79,9 @@ def test_a_base_in_another_registry_gets_a_login_before_the_build() -> None:
 
 
 def test_a_base_whose_registry_has_a_login_gets_no_second_one() -> None:
-    other_login = ("aws ecr get-login-password --region us-west-2 | docker login --username AWS "
-                   f"--password-stdin {OTHER}")
+    other_login = (
+        f"aws ecr get-login-password --region us-west-2 | docker login --username AWS --password-stdin {OTHER}"
+    )
     plan = _plan(_spec(LOGIN_OWN, other_login, *BUILD), f"FROM {OTHER}/base:1\n" + STEPS)
     (edit,) = [e for e in plan.edits if e.path == "buildspec.yml"]
     assert edit.content.count(OTHER) == (edit.original or "").count(OTHER)
@@ -87,10 +89,15 @@ def test_a_base_whose_registry_has_a_login_gets_no_second_one() -> None:
 
 def test_a_login_that_may_be_to_the_base_registry_is_not_doubled() -> None:
     # `$AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION...` may well be the base image's registry: no claim otherwise.
-    login = ("aws ecr get-login-password --region $AWS_DEFAULT_REGION | docker login --username AWS "
-             "--password-stdin $AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com")
-    files = {"buildspec.yml": _spec(login, "docker build -t shop .", "docker run --rm shop pytest"),
-             "Dockerfile": f"FROM {OTHER}/base:1\n" + STEPS, "app.py": "print('hi')\n"}
+    login = (
+        "aws ecr get-login-password --region $AWS_DEFAULT_REGION | docker login --username AWS "
+        "--password-stdin $AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com"
+    )
+    files = {
+        "buildspec.yml": _spec(login, "docker build -t shop .", "docker run --rm shop pytest"),
+        "Dockerfile": f"FROM {OTHER}/base:1\n" + STEPS,
+        "app.py": "print('hi')\n",
+    }
     plan = planner.plan(RepoSnapshot(tuple(files), files), Options())
     (edit,) = [e for e in plan.edits if e.path == "buildspec.yml"]
     assert OTHER not in edit.content and not any(OTHER in r for r in edit.reasons)

@@ -11,8 +11,10 @@ from bot.core.model import FileEdit, Options, Plan, RepoSnapshot
 
 DOCKERFILE = "FROM python:3.12-slim\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\n"
 URI = "$AWS_ACCOUNT_ID.dkr.ecr.eu-west-1.amazonaws.com/shop"
-LOGIN = ("aws ecr get-login-password --region eu-west-1 | docker login --username AWS --password-stdin "
-         "$AWS_ACCOUNT_ID.dkr.ecr.eu-west-1.amazonaws.com")
+LOGIN = (
+    "aws ecr get-login-password --region eu-west-1 | docker login --username AWS --password-stdin "
+    "$AWS_ACCOUNT_ID.dkr.ecr.eu-west-1.amazonaws.com"
+)
 BUILD = f"docker build -t {URI}:latest -t {URI}:$CODEBUILD_RESOLVED_SOURCE_VERSION ."
 PUSH_LATEST = f"docker push {URI}:latest"
 PUSH_SHA = f"docker push {URI}:$CODEBUILD_RESOLVED_SOURCE_VERSION"
@@ -41,8 +43,17 @@ def _build_line(edit: FileEdit) -> str:
 
 
 def test_a_build_whose_tags_are_only_pushed_pushes_itself() -> None:
-    plan = _plan(_spec([BUILD], ["echo pushing", PUSH_LATEST, PUSH_SHA,
-                                 "printf '[{\"imageUri\":\"%s\"}]' " + URI + ":latest > imagedefinitions.json"]))
+    plan = _plan(
+        _spec(
+            [BUILD],
+            [
+                "echo pushing",
+                PUSH_LATEST,
+                PUSH_SHA,
+                'printf \'[{"imageUri":"%s"}]\' ' + URI + ":latest > imagedefinitions.json",
+            ],
+        )
+    )
     edit = _edit(plan)
     line = _build_line(edit)
     assert line.count(" --push ") == 1
@@ -69,21 +80,35 @@ def test_pushes_in_the_same_phase_right_after_the_build_count() -> None:
 
 def test_each_of_several_builds_pushed_right_after_it_pushes_itself() -> None:
     other = "$AWS_ACCOUNT_ID.dkr.ecr.eu-west-1.amazonaws.com/worker:latest"
-    edit = _edit(_plan(_spec([f"docker build -t {URI}:latest .", PUSH_LATEST,
-                              f"docker build -f Dockerfile -t {other} .", f"docker push {other}", "echo done"])))
+    edit = _edit(
+        _plan(
+            _spec(
+                [
+                    f"docker build -t {URI}:latest .",
+                    PUSH_LATEST,
+                    f"docker build -f Dockerfile -t {other} .",
+                    f"docker push {other}",
+                    "echo done",
+                ]
+            )
+        )
+    )
     builds = [line for line in edit.content.splitlines() if "docker buildx build" in line]
     assert len(builds) == 2 and all(" --push" in b for b in builds) and "docker push" not in edit.content
 
 
-@pytest.mark.parametrize("later", [
-    f"docker run --rm {URI}:latest pytest",
-    f"docker save {URI}:latest -o image.tar",
-    f"docker tag {URI}:latest {URI}:stable",
-    f"docker inspect {URI}:latest",
-    f"trivy image {URI}:latest",
-    "docker compose up -d",
-    "./scripts/smoke-test.sh",
-])
+@pytest.mark.parametrize(
+    "later",
+    [
+        f"docker run --rm {URI}:latest pytest",
+        f"docker save {URI}:latest -o image.tar",
+        f"docker tag {URI}:latest {URI}:stable",
+        f"docker inspect {URI}:latest",
+        f"trivy image {URI}:latest",
+        "docker compose up -d",
+        "./scripts/smoke-test.sh",
+    ],
+)
 def test_anything_else_after_the_build_keeps_load(later: str) -> None:
     edit = _edit(_plan(_spec([BUILD], [PUSH_LATEST, PUSH_SHA, later])))
     assert "--load" in _build_line(edit) and " --push" not in _build_line(edit)

@@ -12,19 +12,29 @@ from bot.core.buildspec.verify import verify_buildspec_edit
 from bot.core.model import Finding, Options, Plan, RepoSnapshot
 
 # Dependencies installed before the source is copied: a build the registry cache really speeds up.
-DOCKERFILE = ("FROM python:3.12-slim\nCOPY requirements.txt /app/\nRUN pip install -r /app/requirements.txt\n"
-              "COPY . /app\nCMD [\"python\", \"/app/main.py\"]\n")
+DOCKERFILE = (
+    "FROM python:3.12-slim\nCOPY requirements.txt /app/\nRUN pip install -r /app/requirements.txt\n"
+    'COPY . /app\nCMD ["python", "/app/main.py"]\n'
+)
 
 
 def _spec(pre: str, build: str = "docker build -t $REPO:latest .", head: str = "") -> str:
-    return (f"version: 0.2\n{head}phases:\n  pre_build:\n    commands:\n{pre}"
-            f"  build:\n    commands:\n      - {build}\n      - docker push $REPO:latest\n")
+    return (
+        f"version: 0.2\n{head}phases:\n  pre_build:\n    commands:\n{pre}"
+        f"  build:\n    commands:\n      - {build}\n      - docker push $REPO:latest\n"
+    )
 
 
 def _plan(text: str, options: Options | None = None) -> Plan:
-    snap = RepoSnapshot(("buildspec.yml", "Dockerfile", "main.py", "requirements.txt"),
-                        {"buildspec.yml": text, "Dockerfile": DOCKERFILE, "main.py": "print(1)\n",
-                         "requirements.txt": "flask==3.0.0\n"})
+    snap = RepoSnapshot(
+        ("buildspec.yml", "Dockerfile", "main.py", "requirements.txt"),
+        {
+            "buildspec.yml": text,
+            "Dockerfile": DOCKERFILE,
+            "main.py": "print(1)\n",
+            "requirements.txt": "flask==3.0.0\n",
+        },
+    )
     return planner.plan(snap, options or Options())
 
 
@@ -67,22 +77,28 @@ def test_stored_legacy_login_in_a_block_scalar_names_the_line_of_its_use() -> No
 
 
 def test_legacy_login_inside_a_pipeline_or_argument_is_data_too() -> None:
-    for line in ("      - echo $(aws ecr get-login --region eu-west-1) > login.sh\n",
-                 "      - aws ecr get-login --no-include-email --region eu-west-1 | sh\n",
-                 "      - docker login -u AWS -p $(aws ecr get-login --region eu-west-1 | cut -d' ' -f6) x\n"):
+    for line in (
+        "      - echo $(aws ecr get-login --region eu-west-1) > login.sh\n",
+        "      - aws ecr get-login --no-include-email --region eu-west-1 | sh\n",
+        "      - docker login -u AWS -p $(aws ecr get-login --region eu-west-1 | cut -d' ' -f6) x\n",
+    ):
         text = _spec(line)
         assert _buildspec_edit(text) is None, line
         assert [f.message for f in _findings(text, "legacy-login-output")], line
 
 
 def test_legacy_login_run_as_a_command_is_replaced_in_every_spelling() -> None:
-    want = ("aws ecr get-login-password --region eu-west-1 | docker login --username AWS --password-stdin "
-            "$AWS_ACCOUNT_ID.dkr.ecr.eu-west-1.amazonaws.com")
-    for line in ("$(aws ecr get-login --region eu-west-1 --no-include-email)",
-                 "eval $(aws ecr get-login --region eu-west-1 --no-include-email)",
-                 'eval "$(aws ecr get-login --region eu-west-1 --no-include-email)"',
-                 "echo login; `aws ecr get-login --region eu-west-1 --no-include-email`",
-                 "echo login && $(aws ecr get-login --region=eu-west-1 --no-include-email)"):
+    want = (
+        "aws ecr get-login-password --region eu-west-1 | docker login --username AWS --password-stdin "
+        "$AWS_ACCOUNT_ID.dkr.ecr.eu-west-1.amazonaws.com"
+    )
+    for line in (
+        "$(aws ecr get-login --region eu-west-1 --no-include-email)",
+        "eval $(aws ecr get-login --region eu-west-1 --no-include-email)",
+        'eval "$(aws ecr get-login --region eu-west-1 --no-include-email)"',
+        "echo login; `aws ecr get-login --region eu-west-1 --no-include-email`",
+        "echo login && $(aws ecr get-login --region=eu-west-1 --no-include-email)",
+    ):
         out = _buildspec_edit(_spec(f"      - {line}\n"))
         assert out is not None, line
         assert want in out, line
@@ -91,12 +107,15 @@ def test_legacy_login_run_as_a_command_is_replaced_in_every_spelling() -> None:
 
 # 2. A bare `$(aws ecr get-login)` exits 252 on AWS CLI v2.
 
+
 def test_bare_legacy_login_is_recognised_and_uses_the_build_region() -> None:
     out = _buildspec_edit(_spec("      - $(aws ecr get-login)\n"))
     assert out is not None
     assert "$(aws ecr get-login)" not in out
-    assert ("aws ecr get-login-password --region $AWS_DEFAULT_REGION | docker login --username AWS "
-            "--password-stdin $AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com") in out
+    assert (
+        "aws ecr get-login-password --region $AWS_DEFAULT_REGION | docker login --username AWS "
+        "--password-stdin $AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com"
+    ) in out
 
 
 # 3. Comments are never facts.
@@ -135,10 +154,12 @@ def test_a_registry_named_only_in_comments_feeds_nothing() -> None:
 
 
 def test_a_commented_out_login_names_no_region_variable_or_partition() -> None:
-    block = ("      - |\n"
-             "        # aws ecr get-login-password --region $OLD_REGION | docker login --username AWS \\\n"
-             "        #   --password-stdin 111122223333.dkr.ecr.cn-north-1.amazonaws.com.cn\n"
-             "        echo logging in\n")
+    block = (
+        "      - |\n"
+        "        # aws ecr get-login-password --region $OLD_REGION | docker login --username AWS \\\n"
+        "        #   --password-stdin 111122223333.dkr.ecr.cn-north-1.amazonaws.com.cn\n"
+        "        echo logging in\n"
+    )
     out = _buildspec_edit(_spec(block))
     assert out is not None
     assert "CACHE_URI=$AWS_ACCOUNT_ID.dkr.ecr.$AWS_DEFAULT_REGION.amazonaws.com/$CACHE_REPO_NAME" in out
@@ -147,15 +168,22 @@ def test_a_commented_out_login_names_no_region_variable_or_partition() -> None:
 
 # 4. Old build images: a runtime pin only images without buildx offer.
 
+
 def _pinned(runtime: str, version: str) -> str:
-    return _spec("      - echo hi\n",
-                 head="").replace("phases:\n", f"phases:\n  install:\n    runtime-versions:\n      {runtime}: "
-                                               f"{version}\n")
+    return _spec("      - echo hi\n", head="").replace(
+        "phases:\n", f"phases:\n  install:\n    runtime-versions:\n      {runtime}: {version}\n"
+    )
 
 
 def test_old_only_runtime_pin_leaves_the_buildspec_untouched() -> None:
-    for runtime, version in (("python", "3.8"), ("php", "7.3"), ("golang", "1.14"), ("docker", "18"),
-                             ("docker", "19"), ("nodejs", "12")):
+    for runtime, version in (
+        ("python", "3.8"),
+        ("php", "7.3"),
+        ("golang", "1.14"),
+        ("docker", "18"),
+        ("docker", "19"),
+        ("nodejs", "12"),
+    ):
         text = _pinned(runtime, version)
         assert _buildspec_edit(text) is None, (runtime, version)
         (finding,) = _findings(text, "old-build-image")
@@ -165,8 +193,14 @@ def test_old_only_runtime_pin_leaves_the_buildspec_untouched() -> None:
 
 
 def test_a_pin_a_buildx_image_offers_is_edited() -> None:
-    for runtime, version in (("python", "3.11"), ("python", "3.9"), ("golang", "1.20"), ("docker", "23"),
-                             ("php", "8.1"), ("python", "3.x")):
+    for runtime, version in (
+        ("python", "3.11"),
+        ("python", "3.9"),
+        ("golang", "1.20"),
+        ("docker", "23"),
+        ("php", "8.1"),
+        ("python", "3.x"),
+    ):
         text = _pinned(runtime, version)
         assert _buildspec_edit(text) is not None, (runtime, version)
         assert not _findings(text, "old-build-image"), (runtime, version)
@@ -196,7 +230,7 @@ def test_no_finding_claims_standard_6_lacks_buildx() -> None:
 
 # 5. A command YAML reads as a mapping: CodeBuild rejects the buildspec before anything runs.
 
-MAPPING = _spec("      - IMAGE_TAG=latest\n      - echo \"Image tag: $IMAGE_TAG\"\n")
+MAPPING = _spec('      - IMAGE_TAG=latest\n      - echo "Image tag: $IMAGE_TAG"\n')
 
 
 def test_command_read_as_a_mapping_is_reported_with_its_line() -> None:
@@ -241,8 +275,10 @@ def test_a_pulled_image_names_no_account() -> None:
 
 
 def test_two_accounts_named_leave_the_account_a_placeholder() -> None:
-    text = NAMED.replace("docker push 123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop:latest",
-                         "docker push 999988887777.dkr.ecr.eu-west-1.amazonaws.com/shop:latest")
+    text = NAMED.replace(
+        "docker push 123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop:latest",
+        "docker push 999988887777.dkr.ecr.eu-west-1.amazonaws.com/shop:latest",
+    )
     result = _plan(text)
     assert result.setup is not None
     assert result.setup.account_id is None
@@ -253,8 +289,10 @@ def test_two_accounts_named_leave_the_account_a_placeholder() -> None:
 
 
 def test_a_registry_host_with_a_region_variable_still_names_the_account() -> None:
-    text = _spec("      - aws ecr get-login-password --region $AWS_REGION | docker login --username AWS "
-                 "--password-stdin 123456789012.dkr.ecr.$AWS_REGION.amazonaws.com\n")
+    text = _spec(
+        "      - aws ecr get-login-password --region $AWS_REGION | docker login --username AWS "
+        "--password-stdin 123456789012.dkr.ecr.$AWS_REGION.amazonaws.com\n"
+    )
     result = _plan(text)
     assert result.setup is not None
     assert result.setup.account_id == "123456789012" and result.setup.region == "REGION"

@@ -39,8 +39,9 @@ phases:
       - docker push $REPO_URI:latest
 """
 
-PUSHING = BUILDSPEC.replace("docker build -t $REPO_URI:latest .", "docker buildx build --push -t $REPO_URI:latest .") \
-    .replace("      - docker push $REPO_URI:latest\n", "      - echo pushed\n")
+PUSHING = BUILDSPEC.replace(
+    "docker build -t $REPO_URI:latest .", "docker buildx build --push -t $REPO_URI:latest ."
+).replace("      - docker push $REPO_URI:latest\n", "      - echo pushed\n")
 
 # What an earlier version of the bot wrote (merged pull requests carry it): strict flags, no fallback.
 OLD_OUTPUT = """\
@@ -80,11 +81,15 @@ def _build_line(text: str) -> str:
 
 def _commands(text: str) -> list[str]:
     data = by.safe_load(text)
-    return [c for phase in ("install", "pre_build", "build", "post_build")
-            for c in ((data["phases"].get(phase) or {}).get("commands") or [])]
+    return [
+        c
+        for phase in ("install", "pre_build", "build", "post_build")
+        for c in ((data["phases"].get(phase) or {}).get("commands") or [])
+    ]
 
 
 # --- 1. cache export errors are ignored by default ------------------------------------------------------------
+
 
 def test_cache_export_ignores_errors_by_default() -> None:
     line = _build_line(_edited())
@@ -125,8 +130,10 @@ def test_the_verifier_refuses_a_cache_flag_that_is_not_the_bots() -> None:
     text = _edited()
     tampered = text.replace("ignore-error=true", "ignore-error=true,compression=zstd")
     assert verify_buildspec_edit(BUILDSPEC, tampered) is not None
-    unconditional = text.replace("${CACHE_URI:+--cache-from type=registry,ref=$CACHE_URI:cache}",
-                                 "--cache-from type=registry,ref=$CACHE_URI:cache")
+    unconditional = text.replace(
+        "${CACHE_URI:+--cache-from type=registry,ref=$CACHE_URI:cache}",
+        "--cache-from type=registry,ref=$CACHE_URI:cache",
+    )
     assert unconditional != text
     assert verify_buildspec_edit(BUILDSPEC, unconditional) is not None
 
@@ -143,9 +150,10 @@ def test_old_bot_output_is_left_alone() -> None:
 
 
 def test_the_pr_says_that_cache_errors_do_not_fail_the_build() -> None:
-    snap = RepoSnapshot(("buildspec.yml", "Dockerfile"),
-                        {"buildspec.yml": BUILDSPEC,
-                         "Dockerfile": "FROM python:3.12\nRUN pip install flask\nCOPY . /app\n"})
+    snap = RepoSnapshot(
+        ("buildspec.yml", "Dockerfile"),
+        {"buildspec.yml": BUILDSPEC, "Dockerfile": "FROM python:3.12\nRUN pip install flask\nCOPY . /app\n"},
+    )
     body = pull_request.render_pr_body(planner.plan(snap, Options()), "octo/shop", Options())
     flags = body.split("## Cache flags", 1)[1].split("\n## ", 1)[0]
     assert ",oci-mediatypes=true,ignore-error=true`" in flags
@@ -206,9 +214,14 @@ def _run(text: str, tmp_path: Path, shell: str, fail: str = "") -> tuple[subproc
         f.unlink()
     script = "".join(f"{{\n{c}\n}} || exit 97\n" for c in _commands(text))
     variables = {k: str(v) for k, v in by.safe_load(text)["env"]["variables"].items()}
-    env = {**variables, "PATH": f"{bin_dir}:{os.environ['PATH']}", "STUB_LOG": str(log), "FAIL_CREATE": fail,
-           "AWS_DEFAULT_REGION": "eu-west-1", "CODEBUILD_BUILD_ARN":
-           "arn:aws:codebuild:eu-west-1:123456789012:build/shop:1"}
+    env = {
+        **variables,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "STUB_LOG": str(log),
+        "FAIL_CREATE": fail,
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "CODEBUILD_BUILD_ARN": "arn:aws:codebuild:eu-west-1:123456789012:build/shop:1",
+    }
     result = subprocess.run([shell, "-c", script], capture_output=True, text=True, env=env, timeout=30)
     argv = log.read_text().splitlines() if log.exists() else []
     return result, argv
@@ -221,8 +234,10 @@ def test_builder_up_builds_with_the_cache(tmp_path: Path, shell: str) -> None:
     build = next(a for a in argv if a.startswith("[buildx][build]"))
     uri = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/shop-api-cache"
     assert f"[--cache-from][type=registry,ref={uri}:cache]" in build
-    assert (f"[--cache-to][type=registry,ref={uri}:cache,mode=max,image-manifest=true,oci-mediatypes=true,"
-            "ignore-error=true]") in build
+    assert (
+        f"[--cache-to][type=registry,ref={uri}:cache,mode=max,image-manifest=true,oci-mediatypes=true,"
+        "ignore-error=true]"
+    ) in build
     assert "[--load]" in build
     assert "layer cache" not in result.stdout
 

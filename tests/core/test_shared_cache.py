@@ -42,6 +42,7 @@ def _cache_repo_name(repository: str | None, options: Options | None = None) -> 
 
 # --- the default name ---------------------------------------------------------------------------------------------
 
+
 def test_two_repositories_of_one_account_get_two_cache_repositories() -> None:
     shop, blog = _cache_repo_name("octo/shop"), _cache_repo_name("octo/blog")
     assert shop == "shop-build-cache" and blog == "blog-build-cache"
@@ -51,12 +52,15 @@ def test_two_repositories_of_one_account_get_two_cache_repositories() -> None:
     assert "ecr-build-cache" not in finding.message
 
 
-@pytest.mark.parametrize(("repository", "expected"), [
-    ("Octo/My.Service_API", "my.service_api-build-cache"),
-    ("octo/--weird..name__", "weird.name-build-cache"),
-    ("octo/" + "x" * 300, "x" * (256 - len("-build-cache")) + "-build-cache"),
-    ("plain-folder", "plain-folder-build-cache"),
-])
+@pytest.mark.parametrize(
+    ("repository", "expected"),
+    [
+        ("Octo/My.Service_API", "my.service_api-build-cache"),
+        ("octo/--weird..name__", "weird.name-build-cache"),
+        ("octo/" + "x" * 300, "x" * (256 - len("-build-cache")) + "-build-cache"),
+        ("plain-folder", "plain-folder-build-cache"),
+    ],
+)
 def test_the_name_is_sanitised_to_the_ecr_pattern(repository: str, expected: str) -> None:
     name = policies.default_cache_repository(repository)
     assert name == expected and valid_repo_name(name)
@@ -96,9 +100,11 @@ def test_the_cli_names_it_after_the_checkout(tmp_path: Path) -> None:
     assert read_snapshot(root).repository == "Billing-Service"
     git = root / ".git"
     git.mkdir()
-    (git / "config").write_text('[core]\n\tbare = false\n[remote "origin"]\n\turl = git@github.com:octo/payments.git\n'
-                                '\tfetch = +refs/heads/*:refs/remotes/origin/*\n[remote "fork"]\n'
-                                '\turl = https://github.com/me/other.git\n')
+    (git / "config").write_text(
+        '[core]\n\tbare = false\n[remote "origin"]\n\turl = git@github.com:octo/payments.git\n'
+        '\tfetch = +refs/heads/*:refs/remotes/origin/*\n[remote "fork"]\n'
+        "\turl = https://github.com/me/other.git\n"
+    )
     assert read_snapshot(root).repository == "octo/payments"
     (git / "config").write_text('[remote "origin"]\n\turl = https://token@github.com/octo/pay-ments\n')
     assert read_snapshot(root).repository == "octo/pay-ments"
@@ -116,6 +122,7 @@ def test_the_cli_never_follows_a_symlinked_git_config(tmp_path: Path) -> None:
 
 # --- merged lifecycle policy for a cache repository shared on purpose ---------------------------------------------
 
+
 def _policy(tag: str, days: int, live: tuple[str, ...] = ()) -> dict[str, object]:
     return policies.lifecycle_policy(tag, days, live)
 
@@ -123,9 +130,11 @@ def _policy(tag: str, days: int, live: tuple[str, ...] = ()) -> dict[str, object
 def _keep_patterns(policy: dict[str, object]) -> set[tuple[str, ...]]:
     rules = policy["rules"]
     assert isinstance(rules, list)
-    return {tuple(r["selection"].get("tagPatternList") or r["selection"].get("tagPrefixList") or ())
-            for r in rules if r["selection"]["tagStatus"] == "tagged"
-            and r["selection"]["countType"] == "imageCountMoreThan"}
+    return {
+        tuple(r["selection"].get("tagPatternList") or r["selection"].get("tagPrefixList") or ())
+        for r in rules
+        if r["selection"]["tagStatus"] == "tagged" and r["selection"]["countType"] == "imageCountMoreThan"
+    }
 
 
 def _check(merged: dict[str, object], *inputs: dict[str, object]) -> None:
@@ -155,24 +164,44 @@ def test_a_second_repository_adds_its_keep_rules_to_the_first() -> None:
     merged = policies.merge_lifecycle_policies(first, second)
     _check(merged, first, second)
     assert {("cache",), ("cache-web",), ("cache-api",), ("cache-worker-*",)} <= _keep_patterns(merged)
-    age = [r for r in merged["rules"] if r["selection"]["countType"] == "sinceImagePushed"  # type: ignore[attr-defined]
-           and r["selection"]["tagStatus"] == "tagged"]
+    age = [
+        r
+        for r in merged["rules"]
+        if r["selection"]["countType"] == "sinceImagePushed"  # type: ignore[attr-defined]
+        and r["selection"]["tagStatus"] == "tagged"
+    ]
     assert [r["selection"]["countNumber"] for r in age] == [30]  # the longer of the two windows
     assert policies.merge_lifecycle_policies(merged, second) == merged
 
 
 def test_an_any_age_rule_already_there_is_dropped_and_an_any_count_rule_stays_last() -> None:
-    current = {"rules": [
-        {"rulePriority": 1, "description": "expire everything old",
-         "selection": {"tagStatus": "any", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 30},
-         "action": {"type": "expire"}},
-        {"rulePriority": 5, "description": "keep 50",
-         "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 50},
-         "action": {"type": "expire"}},
-        {"rulePriority": 9, "description": "old untagged",
-         "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 3},
-         "action": {"type": "expire"}},
-    ]}
+    current = {
+        "rules": [
+            {
+                "rulePriority": 1,
+                "description": "expire everything old",
+                "selection": {
+                    "tagStatus": "any",
+                    "countType": "sinceImagePushed",
+                    "countUnit": "days",
+                    "countNumber": 30,
+                },
+                "action": {"type": "expire"},
+            },
+            {
+                "rulePriority": 5,
+                "description": "keep 50",
+                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 50},
+                "action": {"type": "expire"},
+            },
+            {
+                "rulePriority": 9,
+                "description": "old untagged",
+                "selection": {"tagStatus": "untagged", "countType": "imageCountMoreThan", "countNumber": 3},
+                "action": {"type": "expire"},
+            },
+        ]
+    }
     ours = _policy("cache", 14)
     merged = policies.merge_lifecycle_policies(current, ours)
     _check(merged, current, ours)
@@ -215,16 +244,21 @@ def test_a_shared_cache_repository_is_merged_by_the_setup_commands() -> None:
 @pytest.mark.skipif(shutil.which("python3") is None, reason="the merge command runs python3")
 @given(st.lists(_policies(), min_size=1, max_size=3), _policies())
 @settings(max_examples=25, deadline=None)
-def test_the_shell_merge_equals_the_core_merge(tmp_path_factory: pytest.TempPathFactory,
-                                               existing: list[dict[str, object]], ours: dict[str, object]) -> None:
+def test_the_shell_merge_equals_the_core_merge(
+    tmp_path_factory: pytest.TempPathFactory, existing: list[dict[str, object]], ours: dict[str, object]
+) -> None:
     current: dict[str, object] = {"rules": []}
     for policy in existing:
         current = policies.merge_lifecycle_policies(current, policy)
     folder = tmp_path_factory.mktemp("merge")
     (folder / "ours.json").write_text(policies.render_lifecycle_json(ours))
     (folder / "current.json").write_text(json.dumps(current))
-    result = subprocess.run([sys.executable, "-c", policies.MERGE_SCRIPT, str(folder / "ours.json"),
-                             str(folder / "current.json")], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", policies.MERGE_SCRIPT, str(folder / "ours.json"), str(folder / "current.json")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert json.loads(result.stdout) == policies.merge_lifecycle_policies(current, ours)
 
 
@@ -289,9 +323,10 @@ def test_an_invalid_configured_name_falls_back_to_this_repository_s_own_cache() 
     from bot.core import planner
     from bot.core.model import Options, RepoSnapshot
 
-    files = {"buildspec.yml": "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t app .\n",
-             "Dockerfile": "FROM python:3.12\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\n"
-                           "COPY . .\n"}
+    files = {
+        "buildspec.yml": "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t app .\n",
+        "Dockerfile": "FROM python:3.12\nCOPY requirements.txt .\nRUN pip install -r requirements.txt\nCOPY . .\n",
+    }
     snapshot = RepoSnapshot((*files, "requirements.txt"), files, repository="acme/orders-api")
     plan = planner.plan(snapshot, Options(cache_repository="Bad_Name!"))
     spec = next(e.content for e in plan.edits if e.path == "buildspec.yml")

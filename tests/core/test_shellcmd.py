@@ -26,8 +26,14 @@ def test_quotes_substitutions_and_comments_are_one_word_or_dropped() -> None:
 
 def test_operators_split_commands_and_keywords_are_skipped() -> None:
     s = "if [ -f x ]; then cd app && docker build .; else echo no; fi\nwhile true; do sleep 1; done"
-    assert _words(s) == [["[", "-f", "x", "]"], ["cd", "app"], ["docker", "build", "."], ["echo", "no"],
-                         ["true"], ["sleep", "1"]]
+    assert _words(s) == [
+        ["[", "-f", "x", "]"],
+        ["cd", "app"],
+        ["docker", "build", "."],
+        ["echo", "no"],
+        ["true"],
+        ["sleep", "1"],
+    ]
 
 
 def test_continuations_join_and_heredoc_bodies_are_not_commands() -> None:
@@ -44,15 +50,18 @@ def test_tokenize_reports_operators() -> None:
     assert kinds == ["&&", "||", ";", "|"]
 
 
-@pytest.mark.parametrize(("command", "dockerfile", "context"), [
-    ("docker build -t x .", None, "."),
-    ("docker build . -t x -f Dockerfile", "Dockerfile", "."),
-    ("docker build --file=docker/app.Dockerfile ./src", "docker/app.Dockerfile", "./src"),
-    ("docker image build -fDockerfile.prod ctx", "Dockerfile.prod", "ctx"),
-    ("docker buildx build --platform linux/arm64 --push -t x:1 .", None, "."),
-    ("sudo docker build -t x . # comment", None, "."),
-    ('docker build -t "$REPO:latest" --build-arg "A=b c" "$CTX"', None, "$CTX"),
-])
+@pytest.mark.parametrize(
+    ("command", "dockerfile", "context"),
+    [
+        ("docker build -t x .", None, "."),
+        ("docker build . -t x -f Dockerfile", "Dockerfile", "."),
+        ("docker build --file=docker/app.Dockerfile ./src", "docker/app.Dockerfile", "./src"),
+        ("docker image build -fDockerfile.prod ctx", "Dockerfile.prod", "ctx"),
+        ("docker buildx build --platform linux/arm64 --push -t x:1 .", None, "."),
+        ("sudo docker build -t x . # comment", None, "."),
+        ('docker build -t "$REPO:latest" --build-arg "A=b c" "$CTX"', None, "$CTX"),
+    ],
+)
 def test_build_flags_and_context(command: str, dockerfile: str | None, context: str) -> None:
     (b,) = find_builds(command)
     assert (b.dockerfile, b.context) == (dockerfile, context)
@@ -83,9 +92,11 @@ def test_build_splices_keep_every_other_byte() -> None:
     cmd = "cd app && docker build --cache-from $R:latest -t $R:1 --build-arg A='b c' . # note && cd .."
     (b,) = find_builds(cmd)
     out = apply_splices(cmd, build_splices(b, CacheFlags("cache-app", "max", "--load")))
-    assert out == ("cd app && docker buildx build --cache-from type=registry,ref=$CACHE_URI:cache-app "
-                   "--cache-to type=registry,ref=$CACHE_URI:cache-app,mode=max,image-manifest=true,"
-                   "oci-mediatypes=true --load -t $R:1 --build-arg A='b c' . # note && cd ..")
+    assert out == (
+        "cd app && docker buildx build --cache-from type=registry,ref=$CACHE_URI:cache-app "
+        "--cache-to type=registry,ref=$CACHE_URI:cache-app,mode=max,image-manifest=true,"
+        "oci-mediatypes=true --load -t $R:1 --build-arg A='b c' . # note && cd .."
+    )
     assert parse_bot_flags(out) == [CacheFlags("cache-app", "max", "--load")]
     (again,) = find_builds(out)
     assert again.rewritten
@@ -106,7 +117,8 @@ def test_legacy_logins_keep_region_and_accounts() -> None:
     assert lg.replacement() == (
         "aws ecr get-login-password --region eu-west-1 | docker login --username AWS --password-stdin "
         "111122223333.dkr.ecr.eu-west-1.amazonaws.com && aws ecr get-login-password --region eu-west-1 | "
-        "docker login --username AWS --password-stdin 444455556666.dkr.ecr.eu-west-1.amazonaws.com")
+        "docker login --username AWS --password-stdin 444455556666.dkr.ecr.eu-west-1.amazonaws.com"
+    )
     (lg,) = find_legacy_logins("eval $(aws ecr get-login --no-include-email)")
     assert (lg.start, lg.region, lg.registry_ids) == (0, "$AWS_DEFAULT_REGION", ())
     (lg,) = find_legacy_logins("$(aws ecr get-login --region cn-north-1)")

@@ -10,7 +10,7 @@ from bot.core.model import BuildLink, Options, PartialPlan, RepoSnapshot
 from bot.core.repo_config import parse_repo_config
 
 LINK = BuildLink("buildspec.yml", "build", 0, 1, "Dockerfile", ".", "cache")
-NODE = "FROM node:20-slim\nWORKDIR /srv\nCOPY . .\nRUN npm install --omit=dev\nCMD [\"node\", \"index.js\"]\n"
+NODE = 'FROM node:20-slim\nWORKDIR /srv\nCOPY . .\nRUN npm install --omit=dev\nCMD ["node", "index.js"]\n'
 NODE_FILES = {"package.json": '{"dependencies": {"express": "^4.19.0"}}', "index.js": "require('express')\n"}
 PHP = "FROM php:8.3-apache\nWORKDIR /var/www/html\nCOPY . .\nRUN composer install --no-dev\n"
 PHP_FILES = {"composer.json": '{"require": {"monolog/monolog": "^3.0"}}', "public/index.php": "<?php\n"}
@@ -29,8 +29,10 @@ def _dockerfile_edit(result: PartialPlan) -> str | None:
 def test_node_project_without_a_lock_file_is_reordered_with_a_note() -> None:
     result = _plan(NODE, NODE_FILES)
     after = _dockerfile_edit(result)
-    assert after == ("FROM node:20-slim\nWORKDIR /srv\nCOPY package.json ./\nRUN npm install --omit=dev\n"
-                     "COPY . .\nCMD [\"node\", \"index.js\"]\n")
+    assert after == (
+        "FROM node:20-slim\nWORKDIR /srv\nCOPY package.json ./\nRUN npm install --omit=dev\n"
+        'COPY . .\nCMD ["node", "index.js"]\n'
+    )
     assert verify_dockerfile_edit(NODE, after) is None
     [note] = [f for f in result.findings if f.code == "dockerfile-unlocked-install"]
     assert note.level == "info"

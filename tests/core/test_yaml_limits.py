@@ -9,10 +9,12 @@ from bot.core.buildspec import yaml_text as by
 from bot.core.model import Options, RepoSnapshot
 from bot.core.repo_config import parse_repo_config
 
-BOMB = ("x-lol: [&a [lol, lol, lol, lol, lol, lol, lol, lol, lol], "
-        + ", ".join(f"&{n} [{', '.join(['*' + p] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
-        + "]\n")
-SPEC = ("version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t app .\n")
+BOMB = (
+    "x-lol: [&a [lol, lol, lol, lol, lol, lol, lol, lol, lol], "
+    + ", ".join(f"&{n} [{', '.join(['*' + p] * 9)}]" for p, n in zip("abcdefgh", "bcdefghi", strict=True))
+    + "]\n"
+)
+SPEC = "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t app .\n"
 
 
 def test_the_bomb_is_refused_by_both_loaders() -> None:

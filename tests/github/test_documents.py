@@ -22,8 +22,11 @@ graphql = pytest.importorskip("graphql")
 
 FOLDER = resources.files("bot.github").joinpath("graphql")
 FILES = sorted(entry.name for entry in FOLDER.iterdir() if entry.name.endswith(".graphql"))
-OPERATIONS = [name[:-len(".graphql")] for name in FILES if re.search(r"^(query|mutation)\b",
-                                                                         FOLDER.joinpath(name).read_text(), re.M)]
+OPERATIONS = [
+    name[: -len(".graphql")]
+    for name in FILES
+    if re.search(r"^(query|mutation)\b", FOLDER.joinpath(name).read_text(), re.M)
+]
 REPO = "octo/app"
 
 
@@ -49,12 +52,17 @@ def test_every_operation_validates_against_githubs_schema(corpus: Path, name: st
 @pytest.mark.parametrize("name", ["state"])
 def test_blob_slots_match_the_batch_size(name: str) -> None:
     parsed = graphql.parse(document(name))
-    declared = {d.variable.name.value for op in parsed.definitions if isinstance(op, graphql.OperationDefinitionNode)
-                for d in op.variable_definitions}
+    declared = {
+        d.variable.name.value
+        for op in parsed.definitions
+        if isinstance(op, graphql.OperationDefinitionNode)
+        for d in op.variable_definitions
+    }
     slots = {f"b{i}" for i in range(BLOB_SLOTS)} | {f"has{i}" for i in range(BLOB_SLOTS)}
     assert slots <= declared
-    (fragment,) = [d for d in parsed.definitions
-                   if isinstance(d, graphql.FragmentDefinitionNode) and d.name.value == "BlobSlots"]
+    (fragment,) = [
+        d for d in parsed.definitions if isinstance(d, graphql.FragmentDefinitionNode) and d.name.value == "BlobSlots"
+    ]
     aliases = [s.alias.value for s in fragment.selection_set.selections]
     assert aliases == [f"b{i}" for i in range(BLOB_SLOTS)]
 
@@ -76,17 +84,30 @@ def test_a_document_carries_the_fragments_it_spreads_once() -> None:
 def test_the_variables_the_gateway_sends_fit_the_documents(gh: GitHubDouble, corpus: Path) -> None:
     """Each request the gateway makes, through a sync and a command with everything optional in play."""
     schema = _schema(corpus)
-    gh.add_repo(REPO, {"buildspec.yml": "version: 0.2\n", "Dockerfile": "FROM node:20\n"},
-                permissions={"dev": "write"})
+    gh.add_repo(REPO, {"buildspec.yml": "version: 0.2\n", "Dockerfile": "FROM node:20\n"}, permissions={"dev": "write"})
     settings = Settings(webhook_secret="s", app_id="99", private_key=private_key_pem(), github_api_url=gh.base_url)
     factory = GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)
     jobs.run(Job("sync", 1, REPO, "d"), context(factory))  # warm: the blobs query
     comment = gh.add_comment(REPO, 50, "/ecr-cache preview", "dev")
-    jobs.run(Job("command", 1, REPO, "c", {
-        "command": "preview", "comment_id": comment.id, "issue_number": 50, "user": "dev",
-        "association": "COLLABORATOR", "comment_node_id": comment.node_id, "default_branch": "main",
-        "issue_node_id": issue_node_id(gh.repos[REPO], 50)}), context(GatewayFactory(
-        settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)))  # cold: blobs in the state
+    jobs.run(
+        Job(
+            "command",
+            1,
+            REPO,
+            "c",
+            {
+                "command": "preview",
+                "comment_id": comment.id,
+                "issue_number": 50,
+                "user": "dev",
+                "association": "COLLABORATOR",
+                "comment_node_id": comment.node_id,
+                "default_branch": "main",
+                "issue_node_id": issue_node_id(gh.repos[REPO], 50),
+            },
+        ),
+        context(GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)),
+    )  # cold: blobs in the state
     sent = [r for r in gh.history if r.path == "/graphql"]
     assert {r.operation for r in sent} == {"EcrCacheState", "EcrCacheState[blobs]", "EcrCacheReply"}
     assert any(r.blobs for r in sent if r.operation == "EcrCacheState")
@@ -94,8 +115,9 @@ def test_the_variables_the_gateway_sends_fit_the_documents(gh: GitHubDouble, cor
         parsed = graphql.parse(request.body["query"])
         assert graphql.validate(schema, parsed) == []
         (operation,) = [d for d in parsed.definitions if isinstance(d, graphql.OperationDefinitionNode)]
-        coerced = graphql.execution.values.get_variable_values(schema, operation.variable_definitions,
-                                                               request.body["variables"])
+        coerced = graphql.execution.values.get_variable_values(
+            schema, operation.variable_definitions, request.body["variables"]
+        )
         assert isinstance(coerced, dict), (str(request), coerced)  # a list of errors otherwise
         declared = {d.variable.name.value for d in operation.variable_definitions}
         assert set(request.body["variables"]) <= declared, str(request)

@@ -28,6 +28,7 @@ class Recorder:
         def call(*args: Any, **kwargs: Any) -> Any:
             self.calls.append((name, args, kwargs))
             return ("answer", name)
+
         return call
 
 
@@ -45,25 +46,42 @@ READS: dict[str, tuple[Any, ...]] = {
 # method: (arguments, the log line's fields, the placeholder answered)
 WRITES: dict[str, tuple[tuple[Any, ...], dict[str, Any], Any]] = {
     "react": (("o/r", 11, "eyes"), {"write": "react", "repo": "o/r", "comment_id": 11}, None),
-    "upsert_comment": (("o/r", 4, "k", "body", COMMENTS),
-                       {"write": "comment", "repo": "o/r", "issue": 4, "key": "k"}, 0),
-    "react_and_reply": (("I_1", "IC_2", "k", "body", COMMENTS),
-                        {"write": "react_and_reply", "issue": "I_1", "key": "k"}, None),
-    "commit": (("o/r", "b" * 40, "c" * 40, [FileWrite("x.yml", "x"), FileWrite("y/z", "z")], "msg"),
-               {"write": "commit", "repo": "o/r", "files": ["x.yml", "y/z"]}, FAKE_SHA),
+    "upsert_comment": (
+        ("o/r", 4, "k", "body", COMMENTS),
+        {"write": "comment", "repo": "o/r", "issue": 4, "key": "k"},
+        0,
+    ),
+    "react_and_reply": (
+        ("I_1", "IC_2", "k", "body", COMMENTS),
+        {"write": "react_and_reply", "issue": "I_1", "key": "k"},
+        None,
+    ),
+    "commit": (
+        ("o/r", "b" * 40, "c" * 40, [FileWrite("x.yml", "x"), FileWrite("y/z", "z")], "msg"),
+        {"write": "commit", "repo": "o/r", "files": ["x.yml", "y/z"]},
+        FAKE_SHA,
+    ),
     "create_branch": (("o/r", "d" * 40), {"write": "create_branch", "repo": "o/r"}, None),
     "move_branch": (("o/r", "d" * 40), {"write": "move_branch", "repo": "o/r"}, None),
     "delete_branch": (("o/r",), {"write": "delete_branch", "repo": "o/r"}, None),
-    "create_pull": (("o/r", "main", "t", "b", True), {"write": "create_pull", "repo": "o/r", "draft": True},
-                    (0, "")),
+    "create_pull": (("o/r", "main", "t", "b", True), {"write": "create_pull", "repo": "o/r", "draft": True}, (0, "")),
     "update_pull": (("o/r", 9, "t", "b"), {"write": "update_pull", "repo": "o/r", "number": 9}, None),
     "add_labels": (("o/r", 9, ("ci",)), {"write": "add_labels", "repo": "o/r", "number": 9, "labels": ["ci"]}, None),
-    "add_assignees": (("o/r", 9, ("ann",)),
-                      {"write": "add_assignees", "repo": "o/r", "number": 9, "assignees": ["ann"]}, None),
-    "request_reviewers": (("o/r", 9, ("bob",), ("team",)),
-                          {"write": "request_reviewers", "repo": "o/r", "number": 9}, None),
-    "create_issue": (("o/r", "t", "body"), {"write": "create_issue", "repo": "o/r", "title": "t"},
-                     Issue(0, "body", "")),
+    "add_assignees": (
+        ("o/r", 9, ("ann",)),
+        {"write": "add_assignees", "repo": "o/r", "number": 9, "assignees": ["ann"]},
+        None,
+    ),
+    "request_reviewers": (
+        ("o/r", 9, ("bob",), ("team",)),
+        {"write": "request_reviewers", "repo": "o/r", "number": 9},
+        None,
+    ),
+    "create_issue": (
+        ("o/r", "t", "body"),
+        {"write": "create_issue", "repo": "o/r", "title": "t"},
+        Issue(0, "body", ""),
+    ),
     "update_issue": (("o/r", 9), {"write": "update_issue", "repo": "o/r", "number": 9, "close": False}, None),
 }
 ATTRIBUTES = {"installation_id": 7, "rate_limit_remaining": 42}

@@ -22,8 +22,12 @@ from bot.settings import Settings
 
 REPO = "octo/app"
 SPEC = "version: 0.2\nphases:\n  build:\n    commands:\n      - docker build -t app .\n"
-FILES = {"buildspec.yml": SPEC, "Dockerfile": "FROM node:20\nCOPY . .\nRUN npm ci\n", "README.md": "hi\n",
-         "src/index.js": "console.log(1)\n"}
+FILES = {
+    "buildspec.yml": SPEC,
+    "Dockerfile": "FROM node:20\nCOPY . .\nRUN npm ci\n",
+    "README.md": "hi\n",
+    "src/index.js": "console.log(1)\n",
+}
 MARK = "# ecr-cache\n"
 
 
@@ -34,20 +38,23 @@ def fake_plan(snapshot: RepoSnapshot, options: Options) -> Plan:
         # Set up: the build it found already uses the cache.
         built = (BuildLink("buildspec.yml", "build", 0, 5, "Dockerfile", ".", "cache"),) if spec else ()
         return Plan(buildspecs=("buildspec.yml",) if spec else (), builds=built)
-    return Plan(edits=(FileEdit("buildspec.yml", "modify", spec + MARK, spec, ("adds the cache",)),),
-                buildspecs=("buildspec.yml",), dockerfiles=("Dockerfile",))
+    return Plan(
+        edits=(FileEdit("buildspec.yml", "modify", spec + MARK, spec, ("adds the cache",)),),
+        buildspecs=("buildspec.yml",),
+        dockerfiles=("Dockerfile",),
+    )
 
 
 @pytest.fixture(autouse=True)
 def _planner(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(planner, "plan", fake_plan)
-    monkeypatch.setattr(planner, "paths_to_read",
-                        lambda paths, options: tuple(p for p in paths if p in ("buildspec.yml", "Dockerfile")))
+    monkeypatch.setattr(
+        planner, "paths_to_read", lambda paths, options: tuple(p for p in paths if p in ("buildspec.yml", "Dockerfile"))
+    )
 
 
 def factory(double: GitHubDouble) -> GatewayFactory:
-    settings = Settings(webhook_secret="s", app_id="99", private_key=private_key_pem(),
-                        github_api_url=double.base_url)
+    settings = Settings(webhook_secret="s", app_id="99", private_key=private_key_pem(), github_api_url=double.base_url)
     return GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)
 
 
@@ -60,16 +67,32 @@ def sync(double: GitHubDouble, f: GatewayFactory, delivery: str = "d") -> list[j
     return jobs.run(Job("sync", 1, REPO, delivery), context(f))
 
 
-def command(double: GitHubDouble, f: GatewayFactory, body: str, user: str, issue: int = 50,
-            association: str | None = None, dry_run: bool = False) -> list[jobs.Outcome]:
+def command(
+    double: GitHubDouble,
+    f: GatewayFactory,
+    body: str,
+    user: str,
+    issue: int = 50,
+    association: str | None = None,
+    dry_run: bool = False,
+) -> list[jobs.Outcome]:
     """Run a command job; with ``association`` the job carries what a real delivery carries (GraphQL ids)."""
     comment = double.add_comment(REPO, issue, body, user)
     double.reset_requests()
-    data: dict[str, Any] = {"command": body.split()[1] if len(body.split()) > 1 else "open", "unknown": None,
-                            "comment_id": comment.id, "issue_number": issue, "user": user}
+    data: dict[str, Any] = {
+        "command": body.split()[1] if len(body.split()) > 1 else "open",
+        "unknown": None,
+        "comment_id": comment.id,
+        "issue_number": issue,
+        "user": user,
+    }
     if association is not None:
-        data.update(association=association, comment_node_id=comment.node_id, default_branch="main",
-                    issue_node_id=issue_node_id(double.repos[REPO], issue))
+        data.update(
+            association=association,
+            comment_node_id=comment.node_id,
+            default_branch="main",
+            issue_node_id=issue_node_id(double.repos[REPO], issue),
+        )
     return jobs.run(Job("command", 1, REPO, f"c-{comment.id}", data), context(f, dry_run=dry_run))
 
 
@@ -94,8 +117,10 @@ def test_first_pr_is_one_signed_commit_and_one_pr(gh: GitHubDouble) -> None:
     ]
     tree_req, commit_req, ref_req, pull_req = (r.body for r in gh.requests[4:])
     assert gh.requests[2].query == {"recursive": "1"}
-    assert tree_req == {"base_tree": main_tree, "tree": [
-        {"path": "buildspec.yml", "mode": "100644", "type": "blob", "content": SPEC + MARK}]}
+    assert tree_req == {
+        "base_tree": main_tree,
+        "tree": [{"path": "buildspec.yml", "mode": "100644", "type": "blob", "content": SPEC + MARK}],
+    }
     assert set(commit_req) == {"message", "tree", "parents"}  # no author/committer: GitHub signs it
     assert commit_req["parents"] == [main_sha]
     assert ref_req == {"ref": "refs/heads/ecr-cache/setup", "sha": gh.repos[REPO].refs["ecr-cache/setup"]}
@@ -120,7 +145,9 @@ def test_cold_process_reads_the_tree_first_and_the_blobs_with_the_state(gh: GitH
         "POST /app/installations/1/access_tokens",
         f"GET /repos/{REPO}/git/trees/main",
         "POST /graphql EcrCacheState",
-        f"POST /repos/{REPO}/git/trees", f"POST /repos/{REPO}/git/commits", f"POST /repos/{REPO}/git/refs",
+        f"POST /repos/{REPO}/git/trees",
+        f"POST /repos/{REPO}/git/commits",
+        f"POST /repos/{REPO}/git/refs",
         f"POST /repos/{REPO}/pulls",
     ]
     assert gh.requests[2].blobs == 2  # buildspec.yml and Dockerfile rode along with the state query
@@ -141,8 +168,12 @@ def test_cold_read_falls_back_when_main_moves_between_tree_and_state(gh: GitHubD
     gh.reset_requests()
     (outcome,) = jobs.run(Job("sync", 1, REPO, "d", {"default_branch": "main"}), context(factory(gh)))
     assert outcome.action == "opened"
-    assert seq(gh.requests)[1:5] == [f"GET /repos/{REPO}/git/trees/main", "POST /graphql EcrCacheState",
-                                     f"GET /repos/{REPO}/git/trees/{tree_of(gh)}", "POST /graphql EcrCacheState[blobs]"]
+    assert seq(gh.requests)[1:5] == [
+        f"GET /repos/{REPO}/git/trees/main",
+        "POST /graphql EcrCacheState",
+        f"GET /repos/{REPO}/git/trees/{tree_of(gh)}",
+        "POST /graphql EcrCacheState[blobs]",
+    ]
     assert gh.branch_files(REPO, "ecr-cache/setup")["buildspec.yml"] == SPEC + "# newer\n" + MARK
 
 
@@ -201,8 +232,11 @@ def test_closed_unmerged_pr_is_an_opt_out_until_a_command(gh: GitHubDouble) -> N
     gh.reset_requests()
     (outcome,) = jobs.run(Job("pr_closed", 1, REPO, "x", {"number": 1, "merged": False}), context(f))
     assert outcome.action == "opted_out_noted"
-    assert seq(gh.requests) == ["POST /graphql EcrCacheState", f"POST /repos/{REPO}/issues/1/comments",
-                                f"DELETE /repos/{REPO}/git/refs/heads/ecr-cache/setup"]
+    assert seq(gh.requests) == [
+        "POST /graphql EcrCacheState",
+        f"POST /repos/{REPO}/issues/1/comments",
+        f"DELETE /repos/{REPO}/git/refs/heads/ecr-cache/setup",
+    ]
     assert "ecr-cache/setup" not in repo.refs
     (note,) = gh.bot_comments(REPO, 1)
     assert "/ecr-cache" in note.body and "closed without merging" in note.body
@@ -254,9 +288,13 @@ def test_human_commit_on_bot_branch_is_never_overwritten(gh: GitHubDouble) -> No
     (outcome,) = command(gh, f, "/ecr-cache recreate", "admin1")
     assert outcome.action == "updated"
     writes = [str(r) for r in gh.requests if r.is_write]
-    assert writes[1:] == [f"POST /repos/{REPO}/git/trees", f"POST /repos/{REPO}/git/commits",
-                          f"PATCH /repos/{REPO}/git/refs/heads/ecr-cache/setup", f"PATCH /repos/{REPO}/pulls/1",
-                          f"POST /repos/{REPO}/issues/50/comments"]
+    assert writes[1:] == [
+        f"POST /repos/{REPO}/git/trees",
+        f"POST /repos/{REPO}/git/commits",
+        f"PATCH /repos/{REPO}/git/refs/heads/ecr-cache/setup",
+        f"PATCH /repos/{REPO}/pulls/1",
+        f"POST /repos/{REPO}/issues/50/comments",
+    ]
     assert writes[0].endswith("/reactions")
     assert gh.repos[REPO].refs["ecr-cache/setup"] != human
     assert gh.branch_files(REPO, "ecr-cache/setup")["Dockerfile"] == FILES["Dockerfile"]
@@ -269,8 +307,9 @@ def test_a_human_force_push_of_a_single_commit_also_counts(gh: GitHubDouble) -> 
     sync(gh, f)
     repo = gh.repos[REPO]
     base = gh.objects[repo.refs["ecr-cache/setup"]]["data"]["parents"][0]
-    repo.refs["ecr-cache/setup"] = gh.make_commit(tree_of(gh), [base], "rewritten", "dev@example.com",
-                                                  "dev@example.com", False)
+    repo.refs["ecr-cache/setup"] = gh.make_commit(
+        tree_of(gh), [base], "rewritten", "dev@example.com", "dev@example.com", False
+    )
     gh.commit_files(REPO, "main", {"buildspec.yml": SPEC + "# c\n"})
     (outcome,) = sync(gh, f)
     assert outcome.action == "human_edits"
@@ -281,10 +320,12 @@ def test_read_only_user_gets_one_polite_refusal_and_nothing_else(gh: GitHubDoubl
     f = factory(gh)
     (outcome,) = command(gh, f, "/ecr-cache", "reader")
     assert outcome.action == "refused"
-    assert seq(gh.requests) == ["POST /app/installations/1/access_tokens",
-                                "POST /graphql EcrCacheState",  # GraphQL shows `read`: REST has the last word
-                                f"GET /repos/{REPO}/collaborators/reader/permission",
-                                f"POST /repos/{REPO}/issues/50/comments"]
+    assert seq(gh.requests) == [
+        "POST /app/installations/1/access_tokens",
+        "POST /graphql EcrCacheState",  # GraphQL shows `read`: REST has the last word
+        f"GET /repos/{REPO}/collaborators/reader/permission",
+        f"POST /repos/{REPO}/issues/50/comments",
+    ]
     (refusal,) = gh.bot_comments(REPO, 50)
     assert refusal.body.startswith("<!-- ecr-cache-bot:comment=refusal-reader -->\n")
     assert "write" in refusal.body and "maintain" in refusal.body and "admin" in refusal.body
@@ -469,8 +510,16 @@ def test_help_and_unknown_subcommand_reply_with_the_command_list(gh: GitHubDoubl
     gh.add_repo(REPO, FILES, permissions={"dev": "write"})
     f = factory(gh)
     comment = gh.add_comment(REPO, 50, "/ecr-cache frob", "dev")
-    jobs.run(Job("command", 1, REPO, "h", {"command": "help", "unknown": "frob", "comment_id": comment.id,
-                                             "issue_number": 50, "user": "dev"}), context(f))
+    jobs.run(
+        Job(
+            "command",
+            1,
+            REPO,
+            "h",
+            {"command": "help", "unknown": "frob", "comment_id": comment.id, "issue_number": 50, "user": "dev"},
+        ),
+        context(f),
+    )
     (reply,) = gh.bot_comments(REPO, 50)
     assert "`frob` is not an `/ecr-cache` command" in reply.body
     for sub in ("`/ecr-cache preview`", "`/ecr-cache recreate`", "`/ecr-cache help`"):
@@ -496,8 +545,7 @@ def test_dry_run_reads_but_never_writes(gh: GitHubDouble) -> None:
 
 def test_production_retry_repeats_a_read_after_a_gateway_error_but_never_a_write(gh: GitHubDouble) -> None:
     gh.add_repo(REPO, FILES)
-    settings = Settings(webhook_secret="s", app_id="99", private_key=private_key_pem(),
-                        github_api_url=gh.base_url)
+    settings = Settings(webhook_secret="s", app_id="99", private_key=private_key_pem(), github_api_url=gh.base_url)
     f = GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0)  # default retry
     gh.fail_next.append(("GET", f"/repos/{REPO}/git/trees/main", 503, {"message": "unavailable"}))
     gh.fail_next.append(("POST", f"/repos/{REPO}/git/refs", 502, {"message": "bad gateway"}))
@@ -505,14 +553,20 @@ def test_production_retry_repeats_a_read_after_a_gateway_error_but_never_a_write
         jobs.run(Job("sync", 1, REPO, "d", {"default_branch": "main"}), context(f))
     assert info.value.status == 502 and classify_exception(info.value).action == "retry"
     statuses = [(str(r), r.status) for r in gh.requests if "/git/trees/main" in r.path or "/git/refs" in r.path]
-    assert statuses == [(f"GET /repos/{REPO}/git/trees/main", 503), (f"GET /repos/{REPO}/git/trees/main", 200),
-                        (f"POST /repos/{REPO}/git/refs", 502)]
+    assert statuses == [
+        (f"GET /repos/{REPO}/git/trees/main", 503),
+        (f"GET /repos/{REPO}/git/trees/main", 200),
+        (f"POST /repos/{REPO}/git/refs", 502),
+    ]
 
 
-@pytest.mark.parametrize("role, permission, allowed", [
-    ("maintain", "write", True), ("security-reviewer", "write", True), ("custom-reader", "read", False)])
-def test_custom_roles_are_judged_by_their_base_permission(gh: GitHubDouble, role: str, permission: str,
-                                                          allowed: bool) -> None:
+@pytest.mark.parametrize(
+    "role, permission, allowed",
+    [("maintain", "write", True), ("security-reviewer", "write", True), ("custom-reader", "read", False)],
+)
+def test_custom_roles_are_judged_by_their_base_permission(
+    gh: GitHubDouble, role: str, permission: str, allowed: bool
+) -> None:
     gh.add_repo(REPO, FILES)
     gw = factory(gh)(1)
     real = gh._permission
@@ -557,11 +611,19 @@ def test_git_blob_sha_matches_git() -> None:
     assert git_blob_sha(b"hello\n") == "ce013625030ba8dba906f756967f9e9ca394464a"
 
 
-@pytest.mark.parametrize("error_type, status, action", [("RATE_LIMITED", 429, "retry"), ("NOT_FOUND", 404, "fail"),
-                                                        (None, 502, "retry"), ("SOMETHING", 400, "fail"),
-                                                        ("extensions.code", 400, "fail")])
-def test_graphql_errors_map_to_retry_decisions(gh: GitHubDouble, error_type: str | None, status: int,
-                                               action: str) -> None:
+@pytest.mark.parametrize(
+    "error_type, status, action",
+    [
+        ("RATE_LIMITED", 429, "retry"),
+        ("NOT_FOUND", 404, "fail"),
+        (None, 502, "retry"),
+        ("SOMETHING", 400, "fail"),
+        ("extensions.code", 400, "fail"),
+    ],
+)
+def test_graphql_errors_map_to_retry_decisions(
+    gh: GitHubDouble, error_type: str | None, status: int, action: str
+) -> None:
     gh.add_repo(REPO, FILES)
     gw = factory(gh)(1)
     real = gh._graphql
@@ -588,8 +650,12 @@ def test_command_of_a_collaborator_costs_four_requests_cold_and_two_warm(gh: Git
     f = factory(gh)
     (outcome,) = command(gh, f, "/ecr-cache", "dev", association="COLLABORATOR")
     assert outcome.action == "already"
-    assert seq(gh.requests) == ["POST /app/installations/1/access_tokens", f"GET /repos/{REPO}/git/trees/main",
-                                "POST /graphql EcrCacheState", "POST /graphql EcrCacheReply"]
+    assert seq(gh.requests) == [
+        "POST /app/installations/1/access_tokens",
+        f"GET /repos/{REPO}/git/trees/main",
+        "POST /graphql EcrCacheState",
+        "POST /graphql EcrCacheReply",
+    ]
     state = next(r for r in gh.requests if r.operation == "EcrCacheState")
     assert state.blobs >= 1 and state.body["variables"]["login"] == "dev"
     (reply,) = gh.bot_comments(REPO, 50)
@@ -604,9 +670,16 @@ def test_a_rerun_command_edits_its_reply_in_the_same_mutation(gh: GitHubDouble) 
     gh.add_repo(REPO, {**FILES, "buildspec.yml": SPEC + MARK}, permissions={"dev": "write"})
     f = factory(gh)
     comment = gh.add_comment(REPO, 50, "/ecr-cache help", "dev")
-    data = {"command": "help", "unknown": None, "comment_id": comment.id, "issue_number": 50, "user": "dev",
-            "association": "MEMBER", "comment_node_id": comment.node_id,
-            "issue_node_id": issue_node_id(gh.repos[REPO], 50)}
+    data = {
+        "command": "help",
+        "unknown": None,
+        "comment_id": comment.id,
+        "issue_number": 50,
+        "user": "dev",
+        "association": "MEMBER",
+        "comment_node_id": comment.node_id,
+        "issue_node_id": issue_node_id(gh.repos[REPO], 50),
+    }
     jobs.run(Job("command", 1, REPO, "c", data), context(f))
     (reply,) = gh.bot_comments(REPO, 50)
     reply.body = reply.body.replace("preview", "PREVIEW")  # an older wording of the same reply
@@ -634,9 +707,12 @@ def test_a_stranger_costs_no_tree_read_and_gets_no_reaction(gh: GitHubDouble) ->
     gh.add_repo(REPO, FILES)
     (outcome,) = command(gh, factory(gh), "/ecr-cache", "passer-by", association="NONE")
     assert outcome.action == "refused"
-    assert seq(gh.requests) == ["POST /app/installations/1/access_tokens", "POST /graphql EcrCacheState",
-                                f"GET /repos/{REPO}/collaborators/passer-by/permission",
-                                f"POST /repos/{REPO}/issues/50/comments"]
+    assert seq(gh.requests) == [
+        "POST /app/installations/1/access_tokens",
+        "POST /graphql EcrCacheState",
+        f"GET /repos/{REPO}/collaborators/passer-by/permission",
+        f"POST /repos/{REPO}/issues/50/comments",
+    ]
     assert gh.repos[REPO].comments[0].reactions == []
 
 
@@ -665,11 +741,18 @@ def test_a_schema_without_collaborators_login_falls_back_to_rest_once(gh: GitHub
     f = factory(gh)
     (outcome,) = command(gh, f, "/ecr-cache", "dev", association="MEMBER")
     assert outcome.action == "already"
-    assert seq(gh.requests)[2:] == ["POST /graphql EcrCacheState", "POST /graphql EcrCacheState",
-                                    f"GET /repos/{REPO}/collaborators/dev/permission", "POST /graphql EcrCacheReply"]
+    assert seq(gh.requests)[2:] == [
+        "POST /graphql EcrCacheState",
+        "POST /graphql EcrCacheState",
+        f"GET /repos/{REPO}/collaborators/dev/permission",
+        "POST /graphql EcrCacheReply",
+    ]
     (outcome,) = command(gh, f, "/ecr-cache", "dev", association="MEMBER")  # remembered: no rejected query
-    assert seq(gh.requests) == ["POST /graphql EcrCacheState", f"GET /repos/{REPO}/collaborators/dev/permission",
-                                "POST /graphql EcrCacheReply"]
+    assert seq(gh.requests) == [
+        "POST /graphql EcrCacheState",
+        f"GET /repos/{REPO}/collaborators/dev/permission",
+        "POST /graphql EcrCacheReply",
+    ]
 
 
 def test_graphql_rate_limit_waits_for_the_reset_without_spending_attempts(gh: GitHubDouble) -> None:
@@ -678,8 +761,10 @@ def test_graphql_rate_limit_waits_for_the_reset_without_spending_attempts(gh: Gi
     gw = factory(gh)(1)
     real = gh._graphql
     reset = int(time.time()) + 3000
-    for error in ({"type": "RATE_LIMITED", "message": "API rate limit exceeded"},
-                  {"message": "API rate limit already exceeded for installation ID 1."}):
+    for error in (
+        {"type": "RATE_LIMITED", "message": "API rate limit exceeded"},
+        {"message": "API rate limit already exceeded for installation ID 1."},
+    ):
         gh._graphql = lambda request, body, record, error=error: {"data": None, "errors": [error]}  # type: ignore
         gh.response_headers = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)}
         try:

@@ -9,10 +9,10 @@ from bot.settings import Settings
 
 
 def _factory(double: GitHubDouble, cache: GitObjectCache | None = None, max_gateways: int = 64) -> GatewayFactory:
-    settings = Settings(webhook_secret="s", app_id="99", private_key=private_key_pem(),
-                        github_api_url=double.base_url)
-    return GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0,
-                          cache=cache, max_gateways=max_gateways)
+    settings = Settings(webhook_secret="s", app_id="99", private_key=private_key_pem(), github_api_url=double.base_url)
+    return GatewayFactory(
+        settings, seconds_between_requests=0, seconds_between_writes=0, retry=0, cache=cache, max_gateways=max_gateways
+    )
 
 
 def _reads(requests: list[Recorded]) -> list[str]:

@@ -51,8 +51,7 @@ class FakePacer:
 
 
 def _factory(double: GitHubDouble, pacer: FakePacer | None) -> GatewayFactory:
-    settings = Settings(webhook_secret="s", app_id="99", private_key=private_key_pem(),
-                        github_api_url=double.base_url)
+    settings = Settings(webhook_secret="s", app_id="99", private_key=private_key_pem(), github_api_url=double.base_url)
     return GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0, pacer=pacer)
 
 
@@ -94,10 +93,12 @@ def test_background_work_asks_for_the_floor_and_interactive_work_may_spend_it(re
     assert pacer.budget_asks == [(1, False), (1, True)]
 
 
-@pytest.mark.parametrize("budget, reserve, reason", [
-    (30.0, 0.0, "installation request budget low"), (0.0, 20.0, "content-creation pacing")])
-def test_a_full_window_raises_retry_later_before_anything_is_sent(repo: GitHubDouble, budget: float,
-                                                                  reserve: float, reason: str) -> None:
+@pytest.mark.parametrize(
+    "budget, reserve, reason", [(30.0, 0.0, "installation request budget low"), (0.0, 20.0, "content-creation pacing")]
+)
+def test_a_full_window_raises_retry_later_before_anything_is_sent(
+    repo: GitHubDouble, budget: float, reserve: float, reason: str
+) -> None:
     pacer = FakePacer(reserve_wait=reserve, budget=budget)
     gw = _factory(repo, pacer)(1)
     state = gw.read_state(REPO)

@@ -39,8 +39,12 @@ def double() -> Iterator[GitHubDouble]:
 
 
 def _settings(tmp_path: Path, **overrides: Any) -> Settings:
-    fields: dict[str, Any] = {"webhook_secret": "", "data_dir": str(tmp_path / "data"), "github_api_url": API,
-                              "github_url": settings.web_url_for(API)}
+    fields: dict[str, Any] = {
+        "webhook_secret": "",
+        "data_dir": str(tmp_path / "data"),
+        "github_api_url": API,
+        "github_url": settings.web_url_for(API),
+    }
     fields.update(overrides)
     return Settings(**fields)
 
@@ -77,9 +81,18 @@ def _sign(raw: bytes, secret: str) -> str:
 
 def _ping(client: Any, secret: str) -> int:
     raw = b'{"zen": "z"}'
-    return int(client.post("/api/github/webhooks", data=raw, headers={
-        "X-GitHub-Event": "ping", "X-GitHub-Delivery": "d-1", "Content-Type": "application/json",
-        "X-Hub-Signature-256": _sign(raw, secret)}).status_code)
+    return int(
+        client.post(
+            "/api/github/webhooks",
+            data=raw,
+            headers={
+                "X-GitHub-Event": "ping",
+                "X-GitHub-Delivery": "d-1",
+                "Content-Type": "application/json",
+                "X-Hub-Signature-256": _sign(raw, secret),
+            },
+        ).status_code
+    )
 
 
 # -- the manifest and the URLs ----------------------------------------------------------------------------
@@ -88,30 +101,37 @@ def _ping(client: Any, secret: str) -> int:
 def test_manifest_asks_for_exactly_what_the_bot_uses() -> None:
     built = manifest.build_manifest("https://bot.example:8443", "/hooks")
     assert built == {
-        "name": "ecr-cache-bot", "url": "https://bot.example:8443/", "description": manifest.DESCRIPTION,
+        "name": "ecr-cache-bot",
+        "url": "https://bot.example:8443/",
+        "description": manifest.DESCRIPTION,
         "hook_attributes": {"url": "https://bot.example:8443/hooks", "active": True},
-        "redirect_url": "https://bot.example:8443/setup/github-app/callback", "public": False,
-        "default_permissions": {"contents": "write", "pull_requests": "write", "issues": "write",
-                                "metadata": "read"},
+        "redirect_url": "https://bot.example:8443/setup/github-app/callback",
+        "public": False,
+        "default_permissions": {"contents": "write", "pull_requests": "write", "issues": "write", "metadata": "read"},
         "default_events": ["push", "issue_comment", "pull_request"],
     }
 
 
-@pytest.mark.parametrize(("api", "web"), [
-    ("https://api.github.com", "https://github.com"),
-    ("https://ghe.example/api/v3", "https://ghe.example"),
-    ("https://ops:pw@ghe.example:8443/api/v3/", "https://ghe.example:8443"),
-    ("https://api.acme.ghe.com", "https://acme.ghe.com"),
-    ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
-])
+@pytest.mark.parametrize(
+    ("api", "web"),
+    [
+        ("https://api.github.com", "https://github.com"),
+        ("https://ghe.example/api/v3", "https://ghe.example"),
+        ("https://ops:pw@ghe.example:8443/api/v3/", "https://ghe.example:8443"),
+        ("https://api.acme.ghe.com", "https://acme.ghe.com"),
+        ("http://127.0.0.1:9000", "http://127.0.0.1:9000"),
+    ],
+)
 def test_github_web_url_is_derived_from_the_api_url(api: str, web: str) -> None:
     assert settings.web_url_for(api) == web
 
 
 def test_creation_urls_for_a_user_and_an_organization() -> None:
     assert manifest.creation_url("https://github.com", "s1") == "https://github.com/settings/apps/new?state=s1"
-    assert (manifest.creation_url("https://ghe.example", "s1", "acme-corp")
-            == "https://ghe.example/organizations/acme-corp/settings/apps/new?state=s1")
+    assert (
+        manifest.creation_url("https://ghe.example", "s1", "acme-corp")
+        == "https://ghe.example/organizations/acme-corp/settings/apps/new?state=s1"
+    )
     assert manifest.valid_login("acme-corp") and manifest.valid_login("a" * 39)
     for bad in ("", "-acme", "acme-", "ac--me", "a" * 40, "acme/x", "ac me", "../x"):
         assert not manifest.valid_login(bad), bad
@@ -142,8 +162,14 @@ def test_expired_states_are_purged_when_a_new_one_is_minted(tmp_path: Path) -> N
 def test_stored_app_files_are_private_and_complete(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     assert app_store.load_app(data) is None
-    app = app_store.StoredApp("42", "-----BEGIN RSA PRIVATE KEY-----\nx\n-----END RSA PRIVATE KEY-----\n", "whs",
-                              "my-bot", "My bot", "https://github.com/apps/my-bot")
+    app = app_store.StoredApp(
+        "42",
+        "-----BEGIN RSA PRIVATE KEY-----\nx\n-----END RSA PRIVATE KEY-----\n",
+        "whs",
+        "my-bot",
+        "My bot",
+        "https://github.com/apps/my-bot",
+    )
     app_store.save_app(data, app)
     folder = Path(data) / app_store.APP_DIR
     assert sorted(p.name for p in folder.iterdir()) == [app_store.APP_FILE, app_store.KEY_FILE]  # no temp files
@@ -185,8 +211,12 @@ def test_webhook_answers_503_until_a_secret_exists_on_every_path(tmp_path: Path)
     assert _ping(app.test_client(), "") == 503
     # The lean WSGI and ASGI paths must not accept a delivery signed with the empty key either.
     raw = json.dumps(push_payload("o/r")).encode()
-    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "d-2", "Content-Type": "application/json",
-               "X-Hub-Signature-256": _sign(raw, "")}
+    headers = {
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": "d-2",
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": _sign(raw, ""),
+    }
     lean = Client(FlaskWsgi(app, settings))
     assert lean.post("/api/github/webhooks", data=raw, headers=headers).status_code == 503
     replies: list[dict[str, Any]] = []
@@ -198,11 +228,21 @@ def test_webhook_answers_503_until_a_secret_exists_on_every_path(tmp_path: Path)
     async def send(message: Any) -> None:
         replies.append(dict(message))
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-             "path": "/api/github/webhooks", "raw_path": b"/api/github/webhooks", "query_string": b"",
-             "root_path": "", "scheme": "http", "server": ("127.0.0.1", 3000), "client": ("127.0.0.1", 5),
-             "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]
-             + [(b"content-length", str(len(raw)).encode())]}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "path": "/api/github/webhooks",
+        "raw_path": b"/api/github/webhooks",
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "http",
+        "server": ("127.0.0.1", 3000),
+        "client": ("127.0.0.1", 5),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        + [(b"content-length", str(len(raw)).encode())],
+    }
     asyncio.run(FastAsgiWebhook(app, settings)(scope, receive, send))
     assert replies[0]["status"] == 503
     assert queue.seen == set()  # nothing was queued
@@ -217,10 +257,9 @@ def test_unconfigured_page_offers_registration_with_safe_headers(tmp_path: Path)
     assert response.status_code == 200
     assert 'id="register-personal"' in html and 'id="register-organization"' in html
     assert 'name="organization"' in html
-    assert "<code id=\"webhook-url\">http://bot.local:3000/api/github/webhooks</code>" in html
+    assert '<code id="webhook-url">http://bot.local:3000/api/github/webhooks</code>' in html
     events = re.search(r'<ul id="events">(.*?)</ul>', html, re.DOTALL)
-    assert events and re.findall(r"<li>([^<]+)</li>", events.group(1)) == ["Push", "Issue comment",
-                                                                            "Pull request"]
+    assert events and re.findall(r"<li>([^<]+)</li>", events.group(1)) == ["Push", "Issue comment", "Pull request"]
     csp = response.headers["Content-Security-Policy"]
     assert "form-action 'self' https://ghe.test;" in csp and "frame-ancestors 'none'" in csp
     assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp and "style-src 'sha256-" in csp
@@ -312,8 +351,7 @@ def test_flow_is_refused_while_the_environment_names_an_app(tmp_path: Path) -> N
 # -- `/` checks the credentials with GitHub ---------------------------------------------------------------
 
 
-def test_configured_page_shows_the_app_github_knows_and_caches_the_answer(tmp_path: Path,
-                                                                         double: GitHubDouble) -> None:
+def test_configured_page_shows_the_app_github_knows_and_caches_the_answer(tmp_path: Path, double: GitHubDouble) -> None:
     app = double.register_app(name="Build Cache Bot")
     client = _client(_settings(tmp_path, webhook_secret="s", app_id=str(app["id"]), private_key=app["pem"]))
     for _ in range(3):
@@ -325,8 +363,7 @@ def test_configured_page_shows_the_app_github_knows_and_caches_the_answer(tmp_pa
 
 
 def test_a_garbage_key_is_not_configured(tmp_path: Path, double: GitHubDouble) -> None:
-    html = _client(_settings(tmp_path, webhook_secret="s", app_id="7", private_key="k")).get("/").get_data(
-        as_text=True)
+    html = _client(_settings(tmp_path, webhook_secret="s", app_id="7", private_key="k")).get("/").get_data(as_text=True)
     assert '<h2 id="status" class="missing">Not working</h2>' in html
     assert "PRIVATE_KEY: the private key is not a PEM private key" in html
     assert not double.requests
@@ -334,8 +371,11 @@ def test_a_garbage_key_is_not_configured(tmp_path: Path, double: GitHubDouble) -
 
 def test_a_wrong_app_id_shows_githubs_401(tmp_path: Path, double: GitHubDouble) -> None:
     app = double.register_app()
-    html = _client(_settings(tmp_path, webhook_secret="s", app_id=str(app["id"] + 1),
-                             private_key=app["pem"])).get("/").get_data(as_text=True)
+    html = (
+        _client(_settings(tmp_path, webhook_secret="s", app_id=str(app["id"] + 1), private_key=app["pem"]))
+        .get("/")
+        .get_data(as_text=True)
+    )
     assert "Not working" in html
     assert "answered 401 to GET /app: A JSON web token could not be decoded" in html
     assert "APP_ID does not belong to this private key" in html
@@ -346,8 +386,15 @@ def test_unreachable_github_is_named_without_the_url_password(tmp_path: Path) ->
     with responses.RequestsMock() as mock:
         mock.add(responses.GET, re.compile(r"https://ghe\.down.*"), body=requests.ConnectionError("refused"))
         app = GitHubDouble(API).register_app()
-        html = _client(_settings(tmp_path, webhook_secret="s", app_id=str(app["id"]), private_key=app["pem"],
-                                 github_api_url=api)).get("/").get_data(as_text=True)
+        html = (
+            _client(
+                _settings(
+                    tmp_path, webhook_secret="s", app_id=str(app["id"]), private_key=app["pem"], github_api_url=api
+                )
+            )
+            .get("/")
+            .get_data(as_text=True)
+        )
     assert "Not working" in html and "cannot be reached for GET /app: ConnectionError" in html
     assert "hunter2" not in html and "https://ghe.down/api/v3" in html
 
@@ -385,15 +432,25 @@ def test_serve_started_without_an_app_uses_the_registered_one(tmp_path: Path) ->
     double.base_url = f"http://127.0.0.1:{github.server_port}/api/v3"
     double.add_repo("o/app", {"Dockerfile": "FROM scratch\n"})
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in (
-        "WEBHOOK_SECRET", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "REDIS_URL", "GITHUB_URL", "DRY_RUN")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k
+        not in ("WEBHOOK_SECRET", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "REDIS_URL", "GITHUB_URL", "DRY_RUN")
+    }
     env.update(DATA_DIR=str(tmp_path / "data"), GITHUB_API_URL=double.base_url, PYTHONPATH=str(ROOT))
     log = (tmp_path / "serve.log").open("wb")
-    serve = subprocess.Popen([sys.executable, "-m", "bot.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port),
-                              "--threads", "1"], env=env, cwd=tmp_path, stdout=log, stderr=log,
-                             start_new_session=True)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port), "--threads", "1"],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
+
         def up() -> bool:
             try:
                 return requests.get(base + "/healthz", timeout=1).status_code == 200
@@ -407,14 +464,21 @@ def test_serve_started_without_an_app_uses_the_registered_one(tmp_path: Path) ->
         assert done.status_code == 200 and "GitHub App registered" in done.text, done.text
         [app] = double.apps.values()
         raw = json.dumps(push_payload("o/app")).encode()
-        delivered = requests.post(base + "/api/github/webhooks", data=raw, timeout=10, headers={
-            "Content-Type": "application/json", "X-GitHub-Event": "push", "X-GitHub-Delivery": "after-setup",
-            "X-Hub-Signature-256": sign(raw, app["webhook_secret"])})
+        delivered = requests.post(
+            base + "/api/github/webhooks",
+            data=raw,
+            timeout=10,
+            headers={
+                "Content-Type": "application/json",
+                "X-GitHub-Event": "push",
+                "X-GitHub-Delivery": "after-setup",
+                "X-Hub-Signature-256": sign(raw, app["webhook_secret"]),
+            },
+        )
         assert delivered.status_code == 202, delivered.text
 
         def token_minted() -> bool:
-            return any(r.path == "/app/installations/1/access_tokens" and r.status == 201
-                       for r in list(double.history))
+            return any(r.path == "/app/installations/1/access_tokens" and r.status == 201 for r in list(double.history))
 
         # The worker process signed its JWT with the stored key (the double checks it against the App's).
         assert wait_until(token_minted, 30), (tmp_path / "serve.log").read_text()[-3000:]

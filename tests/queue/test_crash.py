@@ -49,8 +49,9 @@ class Proc:
 
     def start(self) -> None:
         with self.log.open("ab") as out:
-            self.popen = subprocess.Popen(self.argv, env=self.env, cwd=ROOT, stdout=out, stderr=out,
-                                          start_new_session=True)
+            self.popen = subprocess.Popen(
+                self.argv, env=self.env, cwd=ROOT, stdout=out, stderr=out, start_new_session=True
+            )
 
     def kill(self) -> None:
         if self.popen is not None and self.popen.poll() is None:
@@ -81,24 +82,42 @@ def _deliveries() -> list[tuple[str, str, dict[str, Any]]]:
 
 
 # Both web deployments: `bot.web.wsgi` on gthread `serve` deploys and `bot.web.asgi` on uvicorn (the default).
-WEB = {"gthread": ["runtime_fixtures:web_app()", "--worker-class", "bot.web.gthread_worker.Worker", "--threads", "8"],
-       "asgi": ["runtime_fixtures:asgi_app()", "--worker-class", "bot.web.asgi.Worker"]}
+WEB = {
+    "gthread": ["runtime_fixtures:web_app()", "--worker-class", "bot.web.gthread_worker.Worker", "--threads", "8"],
+    "asgi": ["runtime_fixtures:asgi_app()", "--worker-class", "bot.web.asgi.Worker"],
+}
 
 
 @pytest.mark.parametrize("web_server", list(WEB))
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
-def test_sigkill_of_worker_and_web_mid_burst_loses_and_duplicates_nothing(backend: str, web_server: str,
-                                                                          tmp_path: Path) -> None:
+def test_sigkill_of_worker_and_web_mid_burst_loses_and_duplicates_nothing(
+    backend: str, web_server: str, tmp_path: Path
+) -> None:
     settings = backend_settings(backend, tmp_path)
     deliveries = _deliveries()
     statuses: dict[str, int] = {}
     with FakeGitHub(latency=0.002) as github:
         env = backend_env(settings, FAKE_GITHUB_URL=github.url, ECR_TEST_NAMESPACE=namespace_for(tmp_path))
         port = free_port()
-        web = Proc([sys.executable, "-m", "gunicorn", *WEB[web_server], "--bind", f"127.0.0.1:{port}",
-                    "--workers", "2", "--log-level", "warning"], env, tmp_path / "web.log")
-        worker = Proc([sys.executable, str(ROOT / "tests" / "runtime_fixtures.py"), "worker"], env,
-                      tmp_path / "worker.log")
+        web = Proc(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                *WEB[web_server],
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--log-level",
+                "warning",
+            ],
+            env,
+            tmp_path / "web.log",
+        )
+        worker = Proc(
+            [sys.executable, str(ROOT / "tests" / "runtime_fixtures.py"), "worker"], env, tmp_path / "worker.log"
+        )
         try:
             web.start()
             worker.start()
@@ -153,8 +172,11 @@ def test_sigkill_of_worker_and_web_mid_burst_loses_and_duplicates_nothing(backen
                 assert post_webhook(conn, WEBHOOK_PATH, event, delivery, payload) == 202
 
             pushed = {p["repository"]["full_name"] for d, e, p in deliveries if e == "push"}
-            commands = {(p["repository"]["full_name"], p["issue"]["number"], d)
-                        for d, e, p in deliveries if e == "issue_comment"}
+            commands = {
+                (p["repository"]["full_name"], p["issue"]["number"], d)
+                for d, e, p in deliveries
+                if e == "issue_comment"
+            }
 
             def complete() -> bool:
                 state = github.state()

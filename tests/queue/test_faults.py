@@ -32,13 +32,15 @@ def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def _run_one(backend: str, tmp_path: Path, github: FakeGitHub, timeout: float = 20.0,
-             client_timeout: float = 2.0) -> list[dict[str, object]]:
+def _run_one(
+    backend: str, tmp_path: Path, github: FakeGitHub, timeout: float = 20.0, client_timeout: float = 2.0
+) -> list[dict[str, object]]:
     """Queue one push for o/app, run a real consumer until the ledger is empty; return the JSON job logs."""
     stream = io.StringIO()
     configure_logging("INFO", stream=stream)
-    queue = build_queue(backend_settings(backend, tmp_path), github_runner(github.url, client_timeout),
-                        options_for(tmp_path))
+    queue = build_queue(
+        backend_settings(backend, tmp_path), github_runner(github.url, client_timeout), options_for(tmp_path)
+    )
     queue.submit("delivery-1", [Job("sync", 42, "o/app", "delivery-1", {"trigger": "push"})])
     with running_consumer(queue):
         assert wait_until(lambda: queue.ledger.active_count() == 0, timeout), stream.getvalue()[-2000:]
@@ -49,15 +51,24 @@ def _run_one(backend: str, tmp_path: Path, github: FakeGitHub, timeout: float = 
 FAULTS = {
     "5xx-burst": Fault("POST", PULLS, times=3, status=502, body={"message": "Server Error"}),
     "503-on-read": Fault("GET", REPO, times=2, status=503),
-    "403-secondary-retry-after": Fault("POST", PULLS, times=1, status=403, headers={"Retry-After": "1"},
-                                       body={"message": "You have exceeded a secondary rate limit."}),
+    "403-secondary-retry-after": Fault(
+        "POST",
+        PULLS,
+        times=1,
+        status=403,
+        headers={"Retry-After": "1"},
+        body={"message": "You have exceeded a secondary rate limit."},
+    ),
     "429": Fault("POST", PULLS, times=2, status=429, body={"message": "Too Many Requests"}),
     "reset-on-read": Fault("GET", REPO, times=2, reset=True),
     "reset-on-write": Fault("POST", PULLS, times=2, reset=True),
 }
 # Every fault on SQLite; on Redis the ones that exercise its scheduling path differently (keeps the suite short).
-CASES = [("sqlite", name) for name in FAULTS] + [("redis", "5xx-burst"), ("redis", "403-secondary-retry-after"),
-                                                  ("redis", "reset-on-write")]
+CASES = [("sqlite", name) for name in FAULTS] + [
+    ("redis", "5xx-burst"),
+    ("redis", "403-secondary-retry-after"),
+    ("redis", "reset-on-write"),
+]
 
 
 @pytest.mark.parametrize(("backend_name", "fault_name"), CASES, ids=[f"{b}-{f}" for b, f in CASES])
@@ -75,8 +86,16 @@ def test_transient_faults_end_with_exactly_one_pr(backend_name: str, fault_name:
 
 def test_secondary_limit_retry_after_is_honoured(backend: str, tmp_path: Path) -> None:
     with FakeGitHub() as github:
-        github.add_fault(Fault("POST", PULLS, times=1, status=403, headers={"Retry-After": "2"},
-                               body={"message": "You have exceeded a secondary rate limit."}))
+        github.add_fault(
+            Fault(
+                "POST",
+                PULLS,
+                times=1,
+                status=403,
+                headers={"Retry-After": "2"},
+                body={"message": "You have exceeded a secondary rate limit."},
+            )
+        )
         jobs = _run_one(backend, tmp_path, github)
         times = [t for m, p, t in github.log if m == "POST"]
     retry = next(j for j in jobs if j["outcome"] == "retry")
@@ -85,8 +104,7 @@ def test_secondary_limit_retry_after_is_honoured(backend: str, tmp_path: Path) -
     assert github.pr_creates == {"o/app": 1}
 
 
-def test_slow_response_times_out_and_the_retry_does_not_open_a_second_pr(
-        backend: str, tmp_path: Path) -> None:
+def test_slow_response_times_out_and_the_retry_does_not_open_a_second_pr(backend: str, tmp_path: Path) -> None:
     with FakeGitHub() as github:
         # GitHub creates the PR but answers after the client gave up (a timeout is not a "no").
         github.add_fault(Fault("POST", PULLS, times=1, delay=1.0))
@@ -115,9 +133,16 @@ def test_missing_repository_fails_once_with_a_clear_log_line(backend: str, tmp_p
 def test_primary_rate_limit_waits_until_reset_without_using_an_attempt(backend: str, tmp_path: Path) -> None:
     with FakeGitHub() as github:
         reset = str(int(time.time()) + 1)
-        github.add_fault(Fault("GET", REPO, times=1, status=403,
-                               headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset},
-                               body={"message": "API rate limit exceeded"}))
+        github.add_fault(
+            Fault(
+                "GET",
+                REPO,
+                times=1,
+                status=403,
+                headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset},
+                body={"message": "API rate limit exceeded"},
+            )
+        )
         jobs = _run_one(backend, tmp_path, github)
     retry = next(j for j in jobs if j["outcome"] == "retry")
     assert retry["attempts"] == 0 and retry["rate_limit_remaining"] == 0

@@ -26,8 +26,9 @@ def _start_worker(tmp_path: Path, backend: str) -> tuple[subprocess.Popen[bytes]
     assert store is not None
     env = backend_env(settings, QUEUE_NAMESPACE=namespace_for(tmp_path) if backend == "redis" else "")
     log = (tmp_path / "worker.log").open("wb")
-    worker = subprocess.Popen([sys.executable, "-m", "bot.cli.main", "worker", "--threads", "1"], cwd=ROOT, env=env,
-                              stdout=log, stderr=log)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli.main", "worker", "--threads", "1"], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
     log.close()
     return worker, store
 

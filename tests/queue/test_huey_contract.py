@@ -170,12 +170,17 @@ def test_the_queue_registers_its_task_and_builds_its_consumer_with_our_options(t
 
 HUEY_PRIVATE = re.compile(
     r"\b(?:INTO|FROM|UPDATE)\s+(?:task|schedule|kv)\b|huey\.(?:redis|schedule)\.|\.queue_key\b|\.schedule_key\b"
-    r"|\.storage\.(?:conn|db|sql)\b|from huey\.storage import", re.IGNORECASE)
+    r"|\.storage\.(?:conn|db|sql)\b|from huey\.storage import",
+    re.IGNORECASE,
+)
 
 
 def test_only_huey_storage_knows_hueys_tables_keys_and_connections() -> None:
-    offenders = [str(path.relative_to(ROOT)) for path in sorted((ROOT / "bot").rglob("*.py"))
-                 if path.name != "huey_storage.py" and HUEY_PRIVATE.search(path.read_text())]
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in sorted((ROOT / "bot").rglob("*.py"))
+        if path.name != "huey_storage.py" and HUEY_PRIVATE.search(path.read_text())
+    ]
     assert offenders == []
 
 
@@ -186,9 +191,27 @@ def test_messages_queued_by_the_release_before_the_package_split_still_run(tmp_p
     from huey.registry import Message
 
     queue = build_queue(backend_settings("sqlite", tmp_path), None, options_for(tmp_path))
-    before = queue.huey.serializer.serialize(Message("id-1", f"bot.queue.{TASK_NAME}", None, 0, 0, None,
-                                                     ("0123abcd",), {}, None, None, None, None, None, None, None))
+    before = queue.huey.serializer.serialize(
+        Message(
+            "id-1",
+            f"bot.queue.{TASK_NAME}",
+            None,
+            0,
+            0,
+            None,
+            ("0123abcd",),
+            {},
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
+    )
     task = queue.huey.deserialize_task(before)
     assert type(task) is queue.task.task_class and task.args == ("0123abcd",)
-    assert queue.huey.serializer.deserialize(queue.huey.serialize_task(queue.task.s("j"))).name == \
-        f"bot.queue.{TASK_NAME}"
+    assert (
+        queue.huey.serializer.deserialize(queue.huey.serialize_task(queue.task.s("j"))).name == f"bot.queue.{TASK_NAME}"
+    )

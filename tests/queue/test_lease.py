@@ -22,11 +22,13 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 def test_a_job_past_max_runtime_keeps_its_repository_and_is_not_run_twice(
-        backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     events: list[tuple[str, dict[str, Any]]] = []
     real_log = logs.log_event
-    monkeypatch.setattr("bot.queue.durable.log_event",
-                        lambda name, **f: (events.append((name, f)), real_log(name, **f))[-1])
+    monkeypatch.setattr(
+        "bot.queue.durable.log_event", lambda name, **f: (events.append((name, f)), real_log(name, **f))[-1]
+    )
     guard = threading.Lock()
     inside: dict[str, int] = {}
     most = {"o/a": 0}
@@ -43,8 +45,7 @@ def test_a_job_past_max_runtime_keeps_its_repository_and_is_not_run_twice(
             with guard:
                 inside[job.repo] -= 1
 
-    queue = build_queue(backend_settings(backend, tmp_path), runner,
-                        options_for(tmp_path, lease=1.5, max_runtime=2.0))
+    queue = build_queue(backend_settings(backend, tmp_path), runner, options_for(tmp_path, lease=1.5, max_runtime=2.0))
     stop = threading.Event()
     reaper = threading.Thread(target=reap_forever, args=(queue, stop, 0.2), daemon=True)
     reaper.start()
@@ -65,8 +66,7 @@ def test_a_job_past_max_runtime_keeps_its_repository_and_is_not_run_twice(
     assert overruns[0]["max_runtime_s"] == 2.0
     counted = {labels: n for (name, labels), n in queue.counters.snapshot().items() if name == OVERRUNS}
     assert counted == {'kind="command"': 1}
-    jobs = {labels: n for (name, labels), n in queue.counters.snapshot().items()
-            if name == "ecr_cache_bot_jobs_total"}
+    jobs = {labels: n for (name, labels), n in queue.counters.snapshot().items() if name == "ecr_cache_bot_jobs_total"}
     assert jobs == {'outcome="succeeded"': 2}
 
 
@@ -95,7 +95,8 @@ def test_renewal_stops_with_the_run_thread(backend: str, tmp_path: Path) -> None
 
 
 def test_a_lease_taken_over_while_the_run_lives_is_reported(
-        backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A run that renews too late (its process was paused) finds the job moved on, and says so."""
     events: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr("bot.queue.durable.log_event", lambda name, **f: events.append((name, f)))

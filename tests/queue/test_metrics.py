@@ -33,14 +33,20 @@ def test_counts_from_several_processes_add_up(backend: str, tmp_path: Path) -> N
     with multiprocessing.get_context("spawn").Pool(3) as pool:
         pool.map(_bump, [(db_path, settings.redis_url, prefix_for(tmp_path))] * 3)
     snapshot = _counters(db_path, settings.redis_url, prefix_for(tmp_path)).snapshot()
-    assert snapshot == {("ecr_cache_bot_jobs_total", 'outcome="succeeded"'): 225,
-                        ("ecr_cache_bot_jobs_total", 'outcome="failed"'): 75}
+    assert snapshot == {
+        ("ecr_cache_bot_jobs_total", 'outcome="succeeded"'): 225,
+        ("ecr_cache_bot_jobs_total", 'outcome="failed"'): 75,
+    }
 
 
 def test_render_is_prometheus_text_with_escaped_labels() -> None:
-    text = render({("ecr_cache_bot_jobs_total", 'outcome="failed"'): 3,
-                   ("ecr_cache_bot_jobs_total", 'outcome="succeeded"'): 10,
-                   ("ecr_cache_bot_job_retries_total", 'reason="a \\"quoted\\" reason"'): 1})
+    text = render(
+        {
+            ("ecr_cache_bot_jobs_total", 'outcome="failed"'): 3,
+            ("ecr_cache_bot_jobs_total", 'outcome="succeeded"'): 10,
+            ("ecr_cache_bot_job_retries_total", 'reason="a \\"quoted\\" reason"'): 1,
+        }
+    )
     assert text.splitlines() == [
         "# HELP ecr_cache_bot_job_retries_total Job runs deferred for a retry, by reason class.",
         "# TYPE ecr_cache_bot_job_retries_total counter",
@@ -67,8 +73,15 @@ def test_metrics_endpoint_counts_deliveries_of_every_web_process(backend: str, t
     apps = [create_app(settings, queue=build_queue(settings, None, options_for(tmp_path))) for _ in range(2)]
     body = json.dumps(push_payload("o/app")).encode()
     for i, delivery in enumerate(["a", "b", "a"]):  # the third is a duplicate, seen by the other "process"
-        response = apps[i % 2].test_client().post(settings.webhook_path, data=body, headers={
-            "X-GitHub-Event": "push", "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": sign(body)})
+        response = (
+            apps[i % 2]
+            .test_client()
+            .post(
+                settings.webhook_path,
+                data=body,
+                headers={"X-GitHub-Event": "push", "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": sign(body)},
+            )
+        )
         assert response.status_code == 202
     for app in apps:
         response = app.test_client().get("/metrics")
@@ -121,7 +134,9 @@ def test_the_queue_modules_import_without_flask() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, bot.queue.counters, bot.queue.durable, bot.queue.ledger, bot.queue.pacing; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug')))")
+    code = (
+        "import sys, bot.queue.counters, bot.queue.durable, bot.queue.ledger, bot.queue.pacing; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

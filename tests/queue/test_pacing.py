@@ -148,8 +148,9 @@ def test_building_and_running_a_queue_leaves_no_pacer_or_counters_in_the_process
     from bot.queue.durable import build_queue
 
     ran: list[str] = []
-    queue = build_queue(backend_settings("sqlite", tmp_path), lambda job: ran.append(job.delivery_id),
-                        options_for(tmp_path))
+    queue = build_queue(
+        backend_settings("sqlite", tmp_path), lambda job: ran.append(job.delivery_id), options_for(tmp_path)
+    )
     queue.submit("d", [Job("command", 1, "o/a", "d")])
     with running_consumer(queue):
         assert wait_until(lambda: ran == ["d"], 10)

@@ -234,8 +234,7 @@ def test_in_memory_queue_still_dedupes() -> None:
     assert queue.drain() == 1 and len(ran) == 1
 
 
-def test_one_batch_claims_each_delivery_once_and_numbers_generations_in_order(backend: str,
-                                                                               tmp_path: Path) -> None:
+def test_one_batch_claims_each_delivery_once_and_numbers_generations_in_order(backend: str, tmp_path: Path) -> None:
     from bot.queue.ledger import Entry, SubmitRequest
 
     queue = _queue(backend, tmp_path, None)
@@ -323,8 +322,7 @@ def test_a_hung_job_keeps_its_lease_until_it_ends(backend: str, tmp_path: Path) 
         if len(runs) == 1:
             release.wait(20)  # the first run hangs (a stalled connection without a timeout)
 
-    queue = build_queue(backend_settings(backend, tmp_path), runner,
-                        options_for(tmp_path, lease=1.5, max_runtime=0.5))
+    queue = build_queue(backend_settings(backend, tmp_path), runner, options_for(tmp_path, lease=1.5, max_runtime=0.5))
     queue.submit("hang", [Job("command", 1, "o/a", "hang")])
     with running_consumer(queue, workers=2):
         assert wait_until(lambda: len(runs) == 1, 5)

@@ -34,12 +34,16 @@ def _files() -> dict[str, str]:
 
 
 def _deployment(github: GitHubDouble, tmp_path: Path) -> tuple[Client, HueyQueue, list[Any]]:
-    settings = Settings(webhook_secret=SECRET, app_id="77", private_key=private_key_pem(),
-                        github_api_url=github.base_url, data_dir=str(tmp_path / "data"))
+    settings = Settings(
+        webhook_secret=SECRET,
+        app_id="77",
+        private_key=private_key_pem(),
+        github_api_url=github.base_url,
+        data_dir=str(tmp_path / "data"),
+    )
     queue = build_queue(settings, None, options_for(tmp_path))
     # The composition root's job context on this queue, with a gateway factory that does not wait between calls.
-    factory = GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0,
-                             pacer=queue.pacer)
+    factory = GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0, pacer=queue.pacer)
     contexts = wiring.make_runner(settings, queue=queue)
     outcomes: list[Any] = []
 
@@ -54,9 +58,16 @@ def _deployment(github: GitHubDouble, tmp_path: Path) -> tuple[Client, HueyQueue
 
 def _post(client: Client, event: str, delivery: str, payload: dict[str, Any]) -> int:
     body = json.dumps(payload).encode()
-    return client.post("/api/github/webhooks", data=body, headers={
-        "Content-Type": "application/json", "X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
-        "X-Hub-Signature-256": sign(body)}).status_code
+    return client.post(
+        "/api/github/webhooks",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery,
+            "X-Hub-Signature-256": sign(body),
+        },
+    ).status_code
 
 
 def test_a_burst_of_pushes_and_repeats_is_one_pr_and_one_commit(github: GitHubDouble, tmp_path: Path) -> None:

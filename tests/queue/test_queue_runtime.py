@@ -18,8 +18,15 @@ pytestmark = pytest.mark.slow
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot.cli.main", *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli.main", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def _get(port: int, path: str) -> tuple[int, str]:
@@ -38,15 +45,38 @@ def _dead(env: dict[str, str]) -> list[dict[str, object]]:
 @pytest.mark.parametrize("web_server", ["asgi", "gthread"])
 def test_serve_then_dead_letter_list_and_redrive(web_server: str, tmp_path: Path) -> None:
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("REDIS_URL", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "DRY_RUN")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REDIS_URL", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "DRY_RUN")
+    }
     env.update(WEBHOOK_SECRET=SECRET, DATA_DIR=str(tmp_path / "data"), PORT=str(port), PYTHONPATH=str(ROOT))
     log = (tmp_path / "serve.log").open("wb")
-    serve = subprocess.Popen([sys.executable, "-m", "bot.cli.main", "serve", "--host", "127.0.0.1",
-                              "--web-workers", "1", "--web-threads", "4", "--threads", "2",
-                              "--web-server", web_server],
-                             env=env, cwd=ROOT, stdout=log, stderr=log, start_new_session=True)
+    serve = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bot.cli.main",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--web-workers",
+            "1",
+            "--web-threads",
+            "4",
+            "--threads",
+            "2",
+            "--web-server",
+            web_server,
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
     try:
+
         def healthy() -> bool:
             try:
                 return _get(port, "/healthz")[0] == 200

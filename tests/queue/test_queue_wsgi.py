@@ -40,11 +40,21 @@ def _apps(tmp_path: Path) -> tuple[Client, Client, list[str]]:
     return clients[0], clients[1], flask_calls
 
 
-def _post(client: Client, event: str, delivery: str, body: bytes, *, signature: str | None = None,
-          content_type: str = "application/json") -> tuple[int, Any, str]:
-    headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
-               "X-Hub-Signature-256": signature if signature is not None else sign(body),
-               "Content-Type": content_type}
+def _post(
+    client: Client,
+    event: str,
+    delivery: str,
+    body: bytes,
+    *,
+    signature: str | None = None,
+    content_type: str = "application/json",
+) -> tuple[int, Any, str]:
+    headers = {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery,
+        "X-Hub-Signature-256": signature if signature is not None else sign(body),
+        "Content-Type": content_type,
+    }
     response = client.post(PATH, data=body, headers=headers)
     return response.status_code, response.get_data(), response.headers.get("Content-Type", "")
 
@@ -53,8 +63,9 @@ PUSH, COMMENT = PUSH_BODY, COMMENT_BODY
 
 
 @pytest.mark.parametrize(("event", "delivery", "body", "kwargs"), INTAKE_CASES)
-def test_both_paths_answer_alike(tmp_path: Path, event: str, delivery: str, body: bytes,
-                                 kwargs: dict[str, Any]) -> None:
+def test_both_paths_answer_alike(
+    tmp_path: Path, event: str, delivery: str, body: bytes, kwargs: dict[str, Any]
+) -> None:
     flask, fast, _ = _apps(tmp_path)
     assert _post(fast, event, delivery, body, **kwargs) == _post(flask, event, delivery, body, **kwargs)
 
@@ -115,8 +126,12 @@ def test_a_body_past_the_cap_gets_flasks_413_declared_or_chunked(tmp_path: Path,
 
     _, fast, flask_calls = _apps(tmp_path)
     body = b'{"x": "' + b"a" * 25_000 + b'"}'
-    headers = {"X-GitHub-Event": "push", "X-GitHub-Delivery": "big-1", "X-Hub-Signature-256": sign(body),
-               "Content-Type": "application/json"}
+    headers = {
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": "big-1",
+        "X-Hub-Signature-256": sign(body),
+        "Content-Type": "application/json",
+    }
     if chunked:  # what a server sets for `Transfer-Encoding: chunked`: no length, a terminated input
         headers["Transfer-Encoding"] = "chunked"
         environ = {"wsgi.input_terminated": True, "wsgi.input": io.BytesIO(body)}

@@ -22,26 +22,41 @@ from bot.queue.retry import (
 NOW = 1_700_000_000.0
 
 
-@pytest.mark.parametrize(("status", "headers", "body", "action", "delay"), [
-    (500, {}, {"message": "Server Error"}, "retry", 0.0),
-    (502, {}, "", "retry", 0.0),
-    (503, {"x-ratelimit-remaining": "4000"}, {}, "retry", 0.0),
-    (403, {"Retry-After": "30"}, {"message": "You have exceeded a secondary rate limit"}, "retry", 30.0),
-    (429, {"retry-after": "7"}, {}, "retry", 7.0),
-    (403, {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(NOW) + 120)},
-     {"message": "API rate limit exceeded"}, "retry", 121.0),
-    (403, {}, {"message": "You have exceeded a secondary rate limit."}, "retry", 60.0),
-    (429, {}, {}, "retry", 60.0),
-    (403, {}, {"message": "Resource not accessible by integration"}, "fail", 0.0),
-    (401, {}, {"message": "Bad credentials"}, "fail", 0.0),
-    (404, {}, {"message": "Not Found"}, "fail", 0.0),
-    (422, {}, {"message": "Validation Failed", "errors": [{"message": "Invalid tree"}]}, "fail", 0.0),
-    (422, {}, {"message": "Reference already exists"}, "retry", 0.0),
-    (422, {}, {"message": "Validation Failed",
-               "errors": [{"message": "A pull request already exists for o:ecr-cache/setup."}]}, "retry", 0.0),
-])
-def test_classify_response(status: int, headers: dict[str, str], body: object, action: str,
-                           delay: float) -> None:
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "action", "delay"),
+    [
+        (500, {}, {"message": "Server Error"}, "retry", 0.0),
+        (502, {}, "", "retry", 0.0),
+        (503, {"x-ratelimit-remaining": "4000"}, {}, "retry", 0.0),
+        (403, {"Retry-After": "30"}, {"message": "You have exceeded a secondary rate limit"}, "retry", 30.0),
+        (429, {"retry-after": "7"}, {}, "retry", 7.0),
+        (
+            403,
+            {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(int(NOW) + 120)},
+            {"message": "API rate limit exceeded"},
+            "retry",
+            121.0,
+        ),
+        (403, {}, {"message": "You have exceeded a secondary rate limit."}, "retry", 60.0),
+        (429, {}, {}, "retry", 60.0),
+        (403, {}, {"message": "Resource not accessible by integration"}, "fail", 0.0),
+        (401, {}, {"message": "Bad credentials"}, "fail", 0.0),
+        (404, {}, {"message": "Not Found"}, "fail", 0.0),
+        (422, {}, {"message": "Validation Failed", "errors": [{"message": "Invalid tree"}]}, "fail", 0.0),
+        (422, {}, {"message": "Reference already exists"}, "retry", 0.0),
+        (
+            422,
+            {},
+            {
+                "message": "Validation Failed",
+                "errors": [{"message": "A pull request already exists for o:ecr-cache/setup."}],
+            },
+            "retry",
+            0.0,
+        ),
+    ],
+)
+def test_classify_response(status: int, headers: dict[str, str], body: object, action: str, delay: float) -> None:
     decision = classify_response(status, headers, body, at=NOW)
     assert decision.action == action, decision.reason
     assert decision.delay == pytest.approx(delay)
@@ -72,8 +87,13 @@ def test_classify_exceptions_from_pygithub_requests_and_sockets() -> None:
     assert (classify_exception(gh_limit, policy).action, classify_exception(gh_limit, policy).delay) == ("retry", 12)
     assert classify_exception(gh_secondary, policy).delay == 90  # "wait at least one minute" floor, configurable
     assert classify_exception(http_503, policy).action == "retry"
-    for exc in (requests.ConnectionError("reset"), requests.Timeout("slow"), ConnectionResetError(),
-                http.client.IncompleteRead(b""), TimeoutError()):
+    for exc in (
+        requests.ConnectionError("reset"),
+        requests.Timeout("slow"),
+        ConnectionResetError(),
+        http.client.IncompleteRead(b""),
+        TimeoutError(),
+    ):
         assert classify_exception(exc, policy).action == "retry", exc
     assert classify_exception(ValueError("bug"), policy).action == "fail"
     assert classify_exception(PermanentFailure("archived"), policy).reason == "archived"
@@ -113,8 +133,12 @@ def test_absurd_retry_after_and_reset_are_capped_not_trusted() -> None:
     from bot.queue.retry import RetryPolicy, classify_response
 
     policy = RetryPolicy()
-    for headers in ({"Retry-After": "1e12"}, {"Retry-After": "inf"}, {"Retry-After": "nan"},
-                    {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1e15"}):
+    for headers in (
+        {"Retry-After": "1e12"},
+        {"Retry-After": "inf"},
+        {"Retry-After": "nan"},
+        {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1e15"},
+    ):
         decision = classify_response(403, headers, {"message": "API rate limit exceeded"}, at=1000.0)
         assert decision.action == "retry"
         assert 0 <= policy.delay(decision, 1) <= policy.max_delay, headers

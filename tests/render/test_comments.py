@@ -19,11 +19,17 @@ CASES: dict[Callable[..., str], list[tuple[object, ...]]] = {
     comments.pr_opened: [(URL, "1 file changed (`buildspec.yml`)"), (URL, ""), ("", "")],
     comments.pr_updated: [(URL, "1 file changed (`buildspec.yml`)"), (URL, ""), ("", "")],
     comments.pr_current: [(URL, "1 file changed (`buildspec.yml`)"), (URL, ""), ("", "")],
-    comments.already_set_up: [("o/r", "main", ["buildspec `buildspec.yml`"], []), ("o/r", "main", [], [WARNING]),
-                              ("", "", [], [])],
+    comments.already_set_up: [
+        ("o/r", "main", ["buildspec `buildspec.yml`"], []),
+        ("o/r", "main", [], [WARNING]),
+        ("", "", [], []),
+    ],
     comments.nothing_to_change: [("o/r", [WARNING]), ("o/r", []), ("", ())],
-    comments.preview: [("o/r", [FileEdit("a", "modify", "b\n", "a\n")]), ("o/r", [], [WARNING], "**Impact.**"),
-                       ("", [])],
+    comments.preview: [
+        ("o/r", [FileEdit("a", "modify", "b\n", "a\n")]),
+        ("o/r", [], [WARNING], "**Impact.**"),
+        ("", []),
+    ],
     comments.refusal: [("mallory", "o/r", "read"), ("", "", "")],
     comments.command_help: [(), ("frobnicate",), ("",)],
     comments.closed: [("o/r", True), ("o/r", False), ("", False)],
@@ -31,19 +37,28 @@ CASES: dict[Callable[..., str], list[tuple[object, ...]]] = {
     comments.human_edits_reply: [(URL,), ("",)],
     comments.opted_out: [("o/r",), ("",)],
     comments.disabled: [("o/r",), ("",)],
-    comments.failed: [("o/r", 403, "Resource not accessible by integration"), ("o/r", 0, "RuntimeError: boom"),
-                      ("", 0, "")],
+    comments.failed: [
+        ("o/r", 403, "Resource not accessible by integration"),
+        ("o/r", 0, "RuntimeError: boom"),
+        ("", 0, ""),
+    ],
     comments.skipped: [("o/r", "archived"), ("o/r", "")],
 }
 
 
 def _functions() -> set[str]:
-    return {name for name, value in vars(comments).items()
-            if inspect.isfunction(value) and value.__module__ == comments.__name__ and not name.startswith("_")}
+    return {
+        name
+        for name, value in vars(comments).items()
+        if inspect.isfunction(value) and value.__module__ == comments.__name__ and not name.startswith("_")
+    }
 
 
-@pytest.mark.parametrize(("render", "args"), [(f, a) for f, calls in CASES.items() for a in calls],
-                         ids=lambda v: v.__name__ if callable(v) else None)
+@pytest.mark.parametrize(
+    ("render", "args"),
+    [(f, a) for f, calls in CASES.items() for a in calls],
+    ids=lambda v: v.__name__ if callable(v) else None,
+)
 def test_no_comment_is_ever_blank(render: Callable[..., str], args: tuple[object, ...]) -> None:
     text = render(*args)
     assert text.strip(), (render.__name__, args)
@@ -64,9 +79,11 @@ def test_each_comment_is_one_function_and_one_macro() -> None:
 def test_typed_comments_say_what_they_are_given() -> None:
     finding = Finding("ci/buildspec.yml", "warning", "get-login-replaced", "`aws ecr get-login`\n   replaced")
     assert comments.pr_opened("https://github.test/o/r/pull/1", "1 file changed").startswith(
-        "Opened https://github.test/o/r/pull/1: 1 file changed")
+        "Opened https://github.test/o/r/pull/1: 1 file changed"
+    )
     assert "- **warning** `ci/buildspec.yml` (get-login-replaced): `aws ecr get-login` replaced\n" in (
-        comments.nothing_to_change("o/r", [finding]))
+        comments.nothing_to_change("o/r", [finding])
+    )
     assert "- No CodeBuild buildspec that runs `docker build` was found." in comments.nothing_to_change("o/r", [])
     assert "you have **triage**" in comments.refusal("mallory", "o/r", "triage")
     assert comments.command_help("frobnicate").startswith("`frobnicate` is not an `/ecr-cache` command.\n\n")

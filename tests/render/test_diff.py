@@ -43,12 +43,14 @@ def test_preview_diff_applies_with_git(tmp_path: Path, original: str, content: s
     (tmp_path / "Dockerfile").write_text(original)
     patch = tmp_path / "change.patch"
     patch.write_text(_preview_diff([FileEdit("Dockerfile", "modify", content, original)]))
-    subprocess.run(["git", "apply", "change.patch"], cwd=tmp_path, check=True,
-                   capture_output=True)
+    subprocess.run(["git", "apply", "change.patch"], cwd=tmp_path, check=True, capture_output=True)
     assert (tmp_path / "Dockerfile").read_text() == content
 
 
 def test_created_file_without_final_newline_diffs_against_dev_null() -> None:
     edits = [FileEdit(".dockerignore", "create", ".git", None)]
-    assert _preview_diff(edits) == report.unified_diff(Plan(edits=tuple(edits))) == (
-        "--- /dev/null\n+++ b/.dockerignore\n@@ -0,0 +1 @@\n+.git\n\\ No newline at end of file\n")
+    assert (
+        _preview_diff(edits)
+        == report.unified_diff(Plan(edits=tuple(edits)))
+        == ("--- /dev/null\n+++ b/.dockerignore\n@@ -0,0 +1 @@\n+.git\n\\ No newline at end of file\n")
+    )

@@ -28,24 +28,48 @@ def _step(text: str, source: bool) -> CacheStep:
 def sample_plan(**overrides: object) -> Plan:
     base: dict[str, object] = {
         "edits": (
-            FileEdit("buildspec.yml", "modify", "new", "old", ("turns `docker build` into a cached buildx build",
-                                                              "derives AWS_ACCOUNT_ID")),
+            FileEdit(
+                "buildspec.yml",
+                "modify",
+                "new",
+                "old",
+                ("turns `docker build` into a cached buildx build", "derives AWS_ACCOUNT_ID"),
+            ),
             FileEdit("Dockerfile", "modify", "d2", "d1", ("copies package.json before the sources",)),
             FileEdit(".dockerignore", "create", ".git\n", None, ("keeps .git out of the build context",)),
         ),
-        "findings": (Finding("buildspec.yml", "warning", "get-login-replaced", "`aws ecr get-login` replaced"),
-                     Finding("buildspec.yml", "info", "privileged-mode", "needs privileged mode"),
-                     Finding("Dockerfile", "info", "cache-mount", "a cache mount is not exported")),
-        "builds": (BuildLink("buildspec.yml", "build", 0, 17, "Dockerfile", ".", "cache", "load"),
-                   BuildLink("api/buildspec.yml", "build", 0, 9, "api/Dockerfile", "api", "cache-api", "push")),
-        "cache_tables": (CacheTable("Dockerfile",
-                                    before=(_step("FROM node:20", False), _step("COPY . .", True),
-                                            _step("RUN npm ci", True)),
-                                    after=(_step("FROM node:20", False), _step("COPY package.json ./", False),
-                                           _step("RUN npm ci", False), _step("COPY . .", True))),),
-        "setup": AwsSetup("eu-west-1", "my-app-cache", ("my-app",), '{"rules": []}', '{"Version": "2012-10-17"}',
-                          ("aws ecr create-repository --repository-name my-app-cache --region eu-west-1",
-                           "aws ecr put-lifecycle-policy --repository-name my-app-cache")),
+        "findings": (
+            Finding("buildspec.yml", "warning", "get-login-replaced", "`aws ecr get-login` replaced"),
+            Finding("buildspec.yml", "info", "privileged-mode", "needs privileged mode"),
+            Finding("Dockerfile", "info", "cache-mount", "a cache mount is not exported"),
+        ),
+        "builds": (
+            BuildLink("buildspec.yml", "build", 0, 17, "Dockerfile", ".", "cache", "load"),
+            BuildLink("api/buildspec.yml", "build", 0, 9, "api/Dockerfile", "api", "cache-api", "push"),
+        ),
+        "cache_tables": (
+            CacheTable(
+                "Dockerfile",
+                before=(_step("FROM node:20", False), _step("COPY . .", True), _step("RUN npm ci", True)),
+                after=(
+                    _step("FROM node:20", False),
+                    _step("COPY package.json ./", False),
+                    _step("RUN npm ci", False),
+                    _step("COPY . .", True),
+                ),
+            ),
+        ),
+        "setup": AwsSetup(
+            "eu-west-1",
+            "my-app-cache",
+            ("my-app",),
+            '{"rules": []}',
+            '{"Version": "2012-10-17"}',
+            (
+                "aws ecr create-repository --repository-name my-app-cache --region eu-west-1",
+                "aws ecr put-lifecycle-policy --repository-name my-app-cache",
+            ),
+        ),
         "buildspecs": ("buildspec.yml",),
     }
     base.update(overrides)
@@ -62,11 +86,17 @@ def test_body_starts_with_the_fingerprint_marker() -> None:
 
 def test_body_explains_every_change_and_the_exact_flags() -> None:
     body = pull_request.render_pr_body(sample_plan(), "octo/app", Options(mode="min"))
-    for text in ("| `buildspec.yml` | modified |", "derives AWS_ACCOUNT_ID", "| `.dockerignore` | new file |",
-                 "copies package.json before the sources"):
+    for text in (
+        "| `buildspec.yml` | modified |",
+        "derives AWS_ACCOUNT_ID",
+        "| `.dockerignore` | new file |",
+        "copies package.json before the sources",
+    ):
         assert text in body
-    assert ("`--cache-to type=registry,ref=$CACHE_URI:cache-api,mode=min,image-manifest=true,"
-            "oci-mediatypes=true,ignore-error=true`") in body
+    assert (
+        "`--cache-to type=registry,ref=$CACHE_URI:cache-api,mode=min,image-manifest=true,"
+        "oci-mediatypes=true,ignore-error=true`"
+    ) in body
     assert "`--cache-from type=registry,ref=$CACHE_URI:cache`" in body
     assert "oci-mediatypes=false" not in body
 
@@ -92,8 +122,14 @@ def test_body_has_findings_troubleshooting_close_and_commands() -> None:
     body = pull_request.render_pr_body(sample_plan(), "octo/app")
     assert "- **warning** `buildspec.yml` (get-login-replaced): `aws ecr get-login` replaced" in body
     assert body.index("get-login-replaced") < body.index("cache-mount")  # warnings before info
-    for known in ("400 Bad Request", "Cache export is not supported for the docker driver", "standard:5.0",
-                  "moby/buildkit", "image-manifest=true,oci-mediatypes=true", "docker-container"):
+    for known in (
+        "400 Bad Request",
+        "Cache export is not supported for the docker driver",
+        "standard:5.0",
+        "moby/buildkit",
+        "image-manifest=true,oci-mediatypes=true",
+        "docker-container",
+    ):
         assert known in body
     assert "Closing it without merging opts **octo/app** out" in body
     for command in ("`/ecr-cache`", "`/ecr-cache preview`", "`/ecr-cache recreate`", "`/ecr-cache help`"):
@@ -108,8 +144,9 @@ def test_table_cells_cannot_break_the_markdown_table() -> None:
 
 def test_huge_plan_is_cut_gracefully_under_githubs_limit() -> None:
     # Distinct messages: the same message in many files is one line of the body, which would fit.
-    findings = tuple(Finding(f"svc{i}/buildspec.yml", "warning", "unresolved", f"{i} " + "x" * 300)
-                     for i in range(2000))
+    findings = tuple(
+        Finding(f"svc{i}/buildspec.yml", "warning", "unresolved", f"{i} " + "x" * 300) for i in range(2000)
+    )
     steps = tuple(_step(f"RUN step {i} " + "y" * 80, True) for i in range(300))
     tables = tuple(CacheTable(f"svc{i}/Dockerfile", steps, steps[1:]) for i in range(40))
     plan = sample_plan(findings=findings, cache_tables=tables)
@@ -123,15 +160,16 @@ def test_huge_plan_is_cut_gracefully_under_githubs_limit() -> None:
 
 
 def test_absurd_plan_is_hard_cut_with_a_note() -> None:
-    edits = tuple(FileEdit(f"d{i}/" + "p" * 200 + "/Dockerfile", "modify", "x", "y", ("z" * 500,))
-                  for i in range(400))
+    edits = tuple(FileEdit(f"d{i}/" + "p" * 200 + "/Dockerfile", "modify", "x", "y", ("z" * 500,)) for i in range(400))
     plan = sample_plan(edits=edits)
     body = pull_request.render_pr_body(plan, "octo/app")
     assert len(body) <= LIMIT
     assert body.startswith(identity.fingerprint_marker(plan.fingerprint))
-    assert body.rstrip().endswith("_This description was cut to fit GitHub's 65,536-character limit: comment "
-                                  "`/ecr-cache preview` on this pull request, or run `ecr-cache-bot plan` on a "
-                                  "checkout, for the rest._")
+    assert body.rstrip().endswith(
+        "_This description was cut to fit GitHub's 65,536-character limit: comment "
+        "`/ecr-cache preview` on this pull request, or run `ecr-cache-bot plan` on a "
+        "checkout, for the rest._"
+    )
     # The note is not swallowed by a fold or a code block left open by the cut.
     assert body.count("<details>") == body.count("</details>") and body.count("```") % 2 == 0
 
@@ -140,8 +178,11 @@ _text = st.text(st.characters(codec="utf-8"), max_size=400)
 
 
 @settings(max_examples=40, deadline=None)
-@given(reasons=st.lists(_text, max_size=30), messages=st.lists(_text, max_size=300),
-       paths=st.lists(st.text(min_size=1, max_size=200), min_size=1, max_size=60))
+@given(
+    reasons=st.lists(_text, max_size=30),
+    messages=st.lists(_text, max_size=300),
+    paths=st.lists(st.text(min_size=1, max_size=200), min_size=1, max_size=60),
+)
 def test_any_plan_fits_and_keeps_its_marker(reasons: list[str], messages: list[str], paths: list[str]) -> None:
     edits = tuple(FileEdit(p, "modify", p, None, tuple(reasons)) for p in paths)
     findings = tuple(Finding("f", "error", "c", m) for m in messages)
@@ -160,8 +201,11 @@ def test_preview_comment_with_a_huge_diff_fits() -> None:
 
 
 def test_unified_diff_marks_created_files_and_neutralises_fences() -> None:
-    diff = diffs.for_markdown(diffs.unified_diff([FileEdit(".dockerignore", "create", ".git\n```\n", None),
-                                                  FileEdit("a", "modify", "x", "y\n")]))
+    diff = diffs.for_markdown(
+        diffs.unified_diff(
+            [FileEdit(".dockerignore", "create", ".git\n```\n", None), FileEdit("a", "modify", "x", "y\n")]
+        )
+    )
     assert "--- /dev/null\n+++ b/.dockerignore\n" in diff
     assert "```" not in diff
     assert "\\ No newline at end of file" in diff
@@ -176,9 +220,11 @@ def test_comments_name_the_next_step() -> None:
 
 
 def test_setup_findings_are_said_once_as_setup_steps_not_again_as_notes() -> None:
-    notes = (Finding("buildspec.yml", "info", "privileged-mode", "The project must run in privileged mode."),
-             Finding("buildspec.yml", "info", "buildx-required", "buildx ships on standard:7.0 only."),
-             Finding("buildspec.yml", "info", "builder-image", "moby/buildkit comes from Docker Hub."))
+    notes = (
+        Finding("buildspec.yml", "info", "privileged-mode", "The project must run in privileged mode."),
+        Finding("buildspec.yml", "info", "buildx-required", "buildx ships on standard:7.0 only."),
+        Finding("buildspec.yml", "info", "builder-image", "moby/buildkit comes from Docker Hub."),
+    )
     body = pull_request.render_pr_body(sample_plan(findings=notes), "octo/app")
     # Nothing left that the setup does not already say: no warning list, no folded notes.
     assert "## Warnings" not in body and "<summary>Notes" not in body
@@ -191,10 +237,18 @@ def test_setup_findings_are_said_once_as_setup_steps_not_again_as_notes() -> Non
 
 
 def test_every_cache_repository_and_tag_is_named() -> None:
-    setup = AwsSetup("eu-west-1", "web-cache", ("web", "api"), "{}", "{}",
-                     ("aws ecr create-repository --repository-name web-cache --region eu-west-1",
-                      "aws iam put-role-policy --role-name YOUR-CODEBUILD-SERVICE-ROLE --policy-name ecr-cache-bot"),
-                     cache_repositories=("web-cache", "api-cache"))
+    setup = AwsSetup(
+        "eu-west-1",
+        "web-cache",
+        ("web", "api"),
+        "{}",
+        "{}",
+        (
+            "aws ecr create-repository --repository-name web-cache --region eu-west-1",
+            "aws iam put-role-policy --role-name YOUR-CODEBUILD-SERVICE-ROLE --policy-name ecr-cache-bot",
+        ),
+        cache_repositories=("web-cache", "api-cache"),
+    )
     body = pull_request.render_pr_body(sample_plan(setup=setup), "octo/app")
     assert "from the Amazon ECR repositories `web-cache`, `api-cache`," in body
     assert "cache repositories `web-cache`, `api-cache`, image repositories `web`, `api`" in body
@@ -213,27 +267,44 @@ def test_node_service_body_as_a_platform_engineer_reads_it() -> None:
     plan = planner.plan(read_snapshot(ROOT / "examples" / "node-service"), Options())
     body = pull_request.render_pr_body(plan, "octo/node-service", Options())
     assert len(body) < LIMIT and identity.parse_fingerprint(body) == plan.fingerprint
-    for heading in ("## Before merging", "## Changes", "## Cache flags", "## Set up", "<summary>With the AWS CLI",
-                    "<summary>With CloudFormation", "<summary>With Terraform", "<summary>Troubleshooting",
-                    "<summary>Steps that re-run when only application source changes",
-                    "<summary>Commands, and what closing this pull request does"):
+    for heading in (
+        "## Before merging",
+        "## Changes",
+        "## Cache flags",
+        "## Set up",
+        "<summary>With the AWS CLI",
+        "<summary>With CloudFormation",
+        "<summary>With Terraform",
+        "<summary>Troubleshooting",
+        "<summary>Steps that re-run when only application source changes",
+        "<summary>Commands, and what closing this pull request does",
+    ):
         assert body.count(heading) == 1, heading
     commands = body.split("```sh\n", 1)[1].split("```", 1)[0].splitlines()
-    assert commands[0] == ("aws ecr create-repository --repository-name orders-api-cache --region eu-west-1 "
-                           "--image-tag-mutability MUTABLE")
-    assert commands[1] == ("aws ecr put-lifecycle-policy --repository-name orders-api-cache --region eu-west-1 "
-                           "--lifecycle-policy-text file://ecr-cache/lifecycle-policy.json")
+    assert commands[0] == (
+        "aws ecr create-repository --repository-name orders-api-cache --region eu-west-1 --image-tag-mutability MUTABLE"
+    )
+    assert commands[1] == (
+        "aws ecr put-lifecycle-policy --repository-name orders-api-cache --region eu-west-1 "
+        "--lifecycle-policy-text file://ecr-cache/lifecycle-policy.json"
+    )
     assert commands[-1].startswith("aws iam put-role-policy --role-name YOUR-CODEBUILD-SERVICE-ROLE ")
     assert "replace `YOUR-CODEBUILD-SERVICE-ROLE`" in body
-    assert ("aws ecr put-image-tag-mutability --repository-name orders-api-cache --region eu-west-1 "
-            "--image-tag-mutability MUTABLE") in body
+    assert (
+        "aws ecr put-image-tag-mutability --repository-name orders-api-cache --region eu-west-1 "
+        "--image-tag-mutability MUTABLE"
+    ) in body
     assert "deletes its branch unless someone else pushed to it" in body
     # Every policy file the commands read is a file of this PR.
     for ref in re.findall(r"file://(ecr-cache/[\w.-]+)", body):
         assert ref in {e.path for e in plan.edits}
-    for error in ("Cannot connect to the Docker daemon", "unexpected status: 400 Bad Request",
-                  "Cache export is not supported for the docker driver", "toomanyrequests",
-                  "failed to configure registry cache importer"):
+    for error in (
+        "Cannot connect to the Docker daemon",
+        "unexpected status: 400 Bad Request",
+        "Cache export is not supported for the docker driver",
+        "toomanyrequests",
+        "failed to configure registry cache importer",
+    ):
         assert body.count(error) == 1, error
     assert "standard:7.0" in body and "oci-mediatypes=false" not in body
     assert "}\n\n```" not in body  # the policy documents end right at their closing fence
@@ -250,15 +321,24 @@ def test_dockerfile_only_pull_request_has_no_flags_or_setup() -> None:
 
 
 def test_unknown_region_is_not_shown_as_a_literal_placeholder() -> None:
-    setup = AwsSetup("REGION", "my-app-cache", (), '{"rules": []}', '{"Version": "2012-10-17"}',
-                     ("AWS_REGION=us-east-1  # the region", "aws ecr create-repository --repository-name my-app-cache "
-                                                             "--region $AWS_REGION"))
+    setup = AwsSetup(
+        "REGION",
+        "my-app-cache",
+        (),
+        '{"rules": []}',
+        '{"Version": "2012-10-17"}',
+        (
+            "AWS_REGION=us-east-1  # the region",
+            "aws ecr create-repository --repository-name my-app-cache --region $AWS_REGION",
+        ),
+    )
     body = pull_request.render_pr_body(sample_plan(setup=setup), "octo/app")
     assert "`REGION`" not in body and "--region REGION" not in body
     assert "Region: the one you set in `AWS_REGION`" in body and "--region $AWS_REGION" in body
 
 
 # --- issue 13: a pull request a reviewer understands in thirty seconds ---------------------------------------
+
 
 def _folded(body: str) -> str:
     """The body with every `<details>` fold taken out: what a reviewer sees without clicking."""
@@ -270,18 +350,25 @@ def test_first_line_is_the_impact_from_the_cache_table() -> None:
     assert body.splitlines()[1] == "**A source-only change now re-runs 1 of 4 steps instead of 2 of 3 (`Dockerfile`).**"
     two = sample_plan(cache_tables=sample_plan().cache_tables * 2)
     assert "re-runs 2 of 8 steps instead of 4 of 6 (2 Dockerfiles)" in pull_request.render_pr_body(two, "octo/app")
-    unchanged = CacheTable("Dockerfile", before=(_step("FROM x", False), _step("COPY . .", True)),
-                           after=(_step("FROM x", False), _step("COPY . .", True)))
+    unchanged = CacheTable(
+        "Dockerfile",
+        before=(_step("FROM x", False), _step("COPY . .", True)),
+        after=(_step("FROM x", False), _step("COPY . .", True)),
+    )
     same = pull_request.render_pr_body(sample_plan(cache_tables=(unchanged,)), "octo/app")
-    assert same.splitlines()[1] == ("**With the layer cache in Amazon ECR, a source-only change re-runs 1 of 2 "
-                                    "Dockerfile steps; the others reuse cached layers.**")
+    assert same.splitlines()[1] == (
+        "**With the layer cache in Amazon ECR, a source-only change re-runs 1 of 2 "
+        "Dockerfile steps; the others reuse cached layers.**"
+    )
 
 
 def test_before_merging_is_a_task_list_naming_account_and_region() -> None:
     body = pull_request.render_pr_body(sample_plan(), "octo/app")
     tasks = [line for line in body.splitlines() if line.startswith("- [ ] ")]
-    assert tasks[0] == ("- [ ] Create the cache repository `my-app-cache` in region `eu-west-1`, with mutable tags "
-                        "and its lifecycle policy.")
+    assert tasks[0] == (
+        "- [ ] Create the cache repository `my-app-cache` in region `eu-west-1`, with mutable tags "
+        "and its lifecycle policy."
+    )
     assert tasks[1].startswith("- [ ] Attach the IAM policy `ecr-cache/iam-policy.json`")
     assert "**privileged mode**" in tasks[2]
     assert len(tasks) == 3  # no buildx finding in this plan: no build image task
@@ -291,7 +378,8 @@ def test_before_merging_is_a_task_list_naming_account_and_region() -> None:
     assert "`my-app-cache` in account `123456789012`, region `eu-west-1`," in known
     unknown = dataclasses.replace(sample_plan().setup, region="REGION")  # type: ignore[type-var]
     assert "in the account and region of the CodeBuild project" in pull_request.render_pr_body(
-        sample_plan(setup=unknown), "octo/app")
+        sample_plan(setup=unknown), "octo/app"
+    )
 
 
 def test_build_image_task_only_when_the_plan_needs_buildx() -> None:
@@ -313,37 +401,66 @@ def test_changes_table_has_one_line_per_file_and_details_hold_the_reasons() -> N
     ]
     folded = _folded(body)
     assert "derives AWS_ACCOUNT_ID" in body and "derives AWS_ACCOUNT_ID" not in folded
-    for hidden in ("| `RUN npm ci` | yes | no |", "Cannot connect to the Docker daemon", "aws ecr create-repository",
-                   "`/ecr-cache recreate`"):
+    for hidden in (
+        "| `RUN npm ci` | yes | no |",
+        "Cannot connect to the Docker daemon",
+        "aws ecr create-repository",
+        "`/ecr-cache recreate`",
+    ):
         assert hidden in body and hidden not in folded, hidden
 
 
 def test_identical_reasons_across_buildspecs_are_said_once() -> None:
-    same = ("Line 9 (before this change): the export has `ignore-error=true`, so nothing breaks.",
-            "Derive `AWS_ACCOUNT_ID` first.")
-    edits = tuple(FileEdit(f"{d}/buildspec.yml", "modify", "n", "o",
-                           (f"Line {n} (before this change): `docker build` at `$CACHE_URI:cache-{d}`",
-                            same[0].replace("9", str(n)), same[1]))
-                  for n, d in enumerate(("a", "b", "c", "d"), 10))
+    same = (
+        "Line 9 (before this change): the export has `ignore-error=true`, so nothing breaks.",
+        "Derive `AWS_ACCOUNT_ID` first.",
+    )
+    edits = tuple(
+        FileEdit(
+            f"{d}/buildspec.yml",
+            "modify",
+            "n",
+            "o",
+            (
+                f"Line {n} (before this change): `docker build` at `$CACHE_URI:cache-{d}`",
+                same[0].replace("9", str(n)),
+                same[1],
+            ),
+        )
+        for n, d in enumerate(("a", "b", "c", "d"), 10)
+    )
     plan = sample_plan(edits=edits, buildspecs=tuple(e.path for e in edits))
     body = pull_request.render_pr_body(plan, "octo/app")
     assert "- In all 4 buildspecs: the export has `ignore-error=true`, so nothing breaks." in body
     assert "- In all 4 buildspecs: derive `AWS_ACCOUNT_ID` first." in body
     assert body.count("ignore-error=true`, so nothing breaks") == 1 and body.count("Derive `AWS_ACCOUNT_ID`") == 0
     assert "**`c/buildspec.yml`** (modified) also:\n- Line 12 (before this change): `docker build` at " in body
-    two = sample_plan(edits=edits[:2] + (FileEdit("e/buildspec.yml", "modify", "n", "o", ("other",)),),
-                      buildspecs=("a/buildspec.yml", "b/buildspec.yml", "e/buildspec.yml"))
+    two = sample_plan(
+        edits=edits[:2] + (FileEdit("e/buildspec.yml", "modify", "n", "o", ("other",)),),
+        buildspecs=("a/buildspec.yml", "b/buildspec.yml", "e/buildspec.yml"),
+    )
     assert "- In `a/buildspec.yml`, `b/buildspec.yml`: derive" in pull_request.render_pr_body(two, "octo/app")
 
 
 def test_warnings_stay_visible_info_is_folded_and_repeats_are_one_line() -> None:
-    findings = (*(Finding(f"s{i}/buildspec.yml", "warning", "build-path-unresolved",
-                          f"s{i}/buildspec.yml:12: cannot tell which Dockerfile") for i in range(3)),
-                Finding("Dockerfile", "info", "cache-mount", "a cache mount is not exported"))
+    findings = (
+        *(
+            Finding(
+                f"s{i}/buildspec.yml",
+                "warning",
+                "build-path-unresolved",
+                f"s{i}/buildspec.yml:12: cannot tell which Dockerfile",
+            )
+            for i in range(3)
+        ),
+        Finding("Dockerfile", "info", "cache-mount", "a cache mount is not exported"),
+    )
     body = pull_request.render_pr_body(sample_plan(findings=findings), "octo/app")
     folded = _folded(body)
-    assert ("- **warning** in 3 files (`s0/buildspec.yml:12`, `s1/buildspec.yml:12`, `s2/buildspec.yml:12`) "
-            "(build-path-unresolved): cannot tell which Dockerfile") in folded
+    assert (
+        "- **warning** in 3 files (`s0/buildspec.yml:12`, `s1/buildspec.yml:12`, `s2/buildspec.yml:12`) "
+        "(build-path-unresolved): cannot tell which Dockerfile"
+    ) in folded
     assert "<summary>Notes (1)</summary>" in body
     assert "a cache mount is not exported" in body and "a cache mount is not exported" not in folded
 
@@ -355,11 +472,15 @@ def test_setup_as_code_is_folded_and_a_shared_repository_is_said_to_be_left_out(
     assert "AWS::ECR::Repository" not in _folded(body) and "aws_iam_role_policy" not in _folded(body)
     assert "other repositories may share" not in body
     shared = pull_request.render_pr_body(sample_plan(), "octo/app", Options(cache_repository="my-app-cache"))
-    assert ("`my-app-cache` is named in `.github/ecr-cache.yml`, so other repositories may share it: the "
-            "CloudFormation and Terraform below leave it out") in _folded(shared)
+    assert (
+        "`my-app-cache` is named in `.github/ecr-cache.yml`, so other repositories may share it: the "
+        "CloudFormation and Terraform below leave it out"
+    ) in _folded(shared)
     assert "Type: AWS::ECR::Repository" not in shared and 'resource "aws_ecr_repository"' not in shared
-    assert ("- [ ] Create the cache repository `my-app-cache` in region `eu-west-1` unless it exists, with mutable "
-            "tags, and merge this lifecycle policy into its current one") in shared
+    assert (
+        "- [ ] Create the cache repository `my-app-cache` in region `eu-west-1` unless it exists, with mutable "
+        "tags, and merge this lifecycle policy into its current one"
+    ) in shared
 
 
 def test_preview_reply_has_the_summary_and_tasks_above_its_diff() -> None:

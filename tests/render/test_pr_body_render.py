@@ -90,8 +90,16 @@ def test_the_body_renders_as_github_shows_it(browser: Browser, tmp_path: Path) -
     assert table.locator("tbody tr").count() == len(plan.edits) and table.is_visible()
     # The folds: closed, their summaries visible, their content hidden until opened.
     summaries = tab.locator("details > summary").all_inner_texts()
-    for expected in ("Why each file changes", "The flags of each build", "With the AWS CLI", "With CloudFormation",
-                     "With Terraform", "Steps that re-run", "Troubleshooting", "Commands"):
+    for expected in (
+        "Why each file changes",
+        "The flags of each build",
+        "With the AWS CLI",
+        "With CloudFormation",
+        "With Terraform",
+        "Steps that re-run",
+        "Troubleshooting",
+        "Commands",
+    ):
         assert any(s.startswith(expected) for s in summaries), expected
     assert tab.locator("details[open]").count() == 0
     grouped = tab.locator("li", has_text="In all 4 buildspecs").first
@@ -111,8 +119,14 @@ def test_a_cut_body_still_renders_its_note_outside_every_fold(browser: Browser, 
     findings = tuple(Finding(f"s{i}/buildspec.yml", "info", "c", f"{i} " + "z" * 400) for i in range(3000))
     tables = tuple(CacheTable(f"s{i}/Dockerfile", (step,) * 200, (step,) * 199) for i in range(60))
     plan = _four_buildspec_plan()
-    huge = Plan(edits=plan.edits, findings=plan.findings + findings, builds=plan.builds, cache_tables=tables,
-                setup=plan.setup, buildspecs=plan.buildspecs)
+    huge = Plan(
+        edits=plan.edits,
+        findings=plan.findings + findings,
+        builds=plan.builds,
+        cache_tables=tables,
+        setup=plan.setup,
+        buildspecs=plan.buildspecs,
+    )
     body = pull_request.render_pr_body(huge, "acme/shop")
     assert len(body) <= templates.MAX_BODY
     tab = _open(browser, body, tmp_path, "huge")

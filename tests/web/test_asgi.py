@@ -50,23 +50,43 @@ def _asgi(tmp_path: Path, runner: Any = None) -> tuple[FastAsgiWebhook, list[str
     return FastAsgiWebhook(app, settings), calls
 
 
-def _headers(event: str, delivery: str, body: bytes, signature: str | None,
-             content_type: str) -> dict[str, str]:
-    return {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
-            "X-Hub-Signature-256": signature if signature is not None else sign(body), "Content-Type": content_type}
+def _headers(event: str, delivery: str, body: bytes, signature: str | None, content_type: str) -> dict[str, str]:
+    return {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery,
+        "X-Hub-Signature-256": signature if signature is not None else sign(body),
+        "Content-Type": content_type,
+    }
 
 
-async def _call(app: FastAsgiWebhook, method: str, path: str, body: bytes = b"",
-                headers: dict[str, str] | None = None, chunk: int = 0,
-                extra: Sequence[tuple[bytes, bytes]] = ()) -> Reply:
+async def _call(
+    app: FastAsgiWebhook,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    headers: dict[str, str] | None = None,
+    chunk: int = 0,
+    extra: Sequence[tuple[bytes, bytes]] = (),
+) -> Reply:
     """One request through the ASGI app, as uvicorn delivers it (optionally in `chunk`-byte pieces)."""
     raw_headers = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()] + list(extra)
     if method == "POST":
         raw_headers.append((b"content-length", str(len(body)).encode()))
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "path": path,
-             "raw_path": path.encode(), "query_string": b"", "root_path": "", "scheme": "http",
-             "headers": raw_headers, "server": ("127.0.0.1", 3000), "client": ("127.0.0.1", 50000)}
-    pieces = [body[i:i + chunk] for i in range(0, len(body), chunk)] if chunk and body else [body]
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "http",
+        "headers": raw_headers,
+        "server": ("127.0.0.1", 3000),
+        "client": ("127.0.0.1", 50000),
+    }
+    pieces = [body[i : i + chunk] for i in range(0, len(body), chunk)] if chunk and body else [body]
     messages = [{"type": "http.request", "body": p, "more_body": i < len(pieces) - 1} for i, p in enumerate(pieces)]
 
     async def receive() -> dict[str, Any]:
@@ -89,14 +109,29 @@ async def _call(app: FastAsgiWebhook, method: str, path: str, body: bytes = b"",
     return status, b"".join(out), content_type
 
 
-def _post_asgi(app: FastAsgiWebhook, event: str, delivery: str, body: bytes, *, signature: str | None = None,
-               content_type: str = "application/json", chunk: int = 0) -> Reply:
+def _post_asgi(
+    app: FastAsgiWebhook,
+    event: str,
+    delivery: str,
+    body: bytes,
+    *,
+    signature: str | None = None,
+    content_type: str = "application/json",
+    chunk: int = 0,
+) -> Reply:
     headers = _headers(event, delivery, body, signature, content_type)
     return asyncio.run(_call(app, "POST", PATH, body, headers, chunk))
 
 
-def _post_flask(client: Client, event: str, delivery: str, body: bytes, *, signature: str | None = None,
-                content_type: str = "application/json") -> Reply:
+def _post_flask(
+    client: Client,
+    event: str,
+    delivery: str,
+    body: bytes,
+    *,
+    signature: str | None = None,
+    content_type: str = "application/json",
+) -> Reply:
     response = client.post(PATH, data=body, headers=_headers(event, delivery, body, signature, content_type))
     return response.status_code, response.get_data(), response.headers.get("Content-Type", "")
 
@@ -109,22 +144,34 @@ def _deliveries(tmp_path: Path) -> int:
 PUSH, COMMENT = PUSH_BODY, COMMENT_BODY
 
 
-@pytest.mark.parametrize(("event", "delivery", "body", "kwargs"), [
-    *INTAKE_CASES, pytest.param("push", "d1b", PUSH_BODY, {"chunk": 1000}, id="push-in-chunks")])
-def test_asgi_and_flask_answer_alike(tmp_path: Path, event: str, delivery: str, body: bytes,
-                                     kwargs: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    ("event", "delivery", "body", "kwargs"),
+    [*INTAKE_CASES, pytest.param("push", "d1b", PUSH_BODY, {"chunk": 1000}, id="push-in-chunks")],
+)
+def test_asgi_and_flask_answer_alike(
+    tmp_path: Path, event: str, delivery: str, body: bytes, kwargs: dict[str, Any]
+) -> None:
     app, _ = _asgi(tmp_path)
     chunk = kwargs.pop("chunk", 0)
     assert _post_asgi(app, event, delivery, body, chunk=chunk, **kwargs) == _post_flask(
-        _flask(tmp_path), event, delivery, body, **kwargs)
+        _flask(tmp_path), event, delivery, body, **kwargs
+    )
 
 
 def test_a_repeated_header_is_joined_as_flask_joins_it(tmp_path: Path) -> None:
     app, calls = _asgi(tmp_path)
     flask = _flask(tmp_path)
     headers = _headers("push", "twice", PUSH, None, "application/json")
-    asgi_reply = asyncio.run(_call(app, "POST", PATH, PUSH, {**headers, "X-Hub-Signature-256": "sha256=" + "0" * 64},
-                                   extra=[(b"x-hub-signature-256", sign(PUSH).encode())]))
+    asgi_reply = asyncio.run(
+        _call(
+            app,
+            "POST",
+            PATH,
+            PUSH,
+            {**headers, "X-Hub-Signature-256": "sha256=" + "0" * 64},
+            extra=[(b"x-hub-signature-256", sign(PUSH).encode())],
+        )
+    )
     response = flask.post(PATH, data=PUSH, headers=[*headers.items(), ("X-Hub-Signature-256", "sha256=" + "0" * 64)])
     assert asgi_reply[:2] == (response.status_code, response.get_data()) and calls == []
     assert asgi_reply[0] == 401  # the joined header is no valid signature
@@ -166,7 +213,8 @@ def test_an_ignored_delivery_touches_no_queue(tmp_path: Path, monkeypatch: pytes
 
 
 def test_concurrent_deliveries_share_commits_and_a_repeated_id_is_queued_once(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     app, _ = _asgi(tmp_path)
     assert app.batcher is not None
     ledger = app.batcher.queue.ledger
@@ -206,8 +254,9 @@ def test_no_answer_before_the_commit_returns(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(ledger, "submit_many", slow)
 
     async def scenario() -> Reply:
-        task = asyncio.create_task(_call(app, "POST", PATH, PUSH, _headers("push", "w1", PUSH, None,
-                                                                            "application/json")))
+        task = asyncio.create_task(
+            _call(app, "POST", PATH, PUSH, _headers("push", "w1", PUSH, None, "application/json"))
+        )
         while not entered.is_set():
             await asyncio.sleep(0.01)
         await asyncio.sleep(0.1)
@@ -245,7 +294,9 @@ def test_jobs_queued_by_the_asgi_path_run_like_submitted_ones(tmp_path: Path) ->
     while (task := queue.huey.dequeue()) is not None:
         queue.huey.execute(task)
     assert [(j.kind, j.delivery_id, j.repo, j.installation_id) for j in ran] == [
-        ("command", "run-1", "o/app", 1), ("sync", "run-2", "o/app", 1)]
+        ("command", "run-1", "o/app", 1),
+        ("sync", "run-2", "o/app", 1),
+    ]
 
 
 def test_lifespan_completes_and_shuts_the_pool_down(tmp_path: Path) -> None:

@@ -37,8 +37,9 @@ def test_push_over_real_http_opens_the_pr(github: GitHubDouble) -> None:
     base = ROOT / "examples" / "node-service"
     files = {str(p.relative_to(base)): p.read_text() for p in sorted(base.rglob("*")) if p.is_file()}
     repo = github.add_repo(REPO, files)
-    settings = Settings(webhook_secret="wire", app_id="77", private_key=private_key_pem(),
-                        github_api_url=github.base_url)
+    settings = Settings(
+        webhook_secret="wire", app_id="77", private_key=private_key_pem(), github_api_url=github.base_url
+    )
     factory = GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)
     queue = InMemoryQueue(lambda job: jobs.run(job, context(factory)))
     server, thread = _serve(create_app(settings, queue=queue))
@@ -47,9 +48,17 @@ def test_push_over_real_http_opens_the_pr(github: GitHubDouble) -> None:
         after = github.commit_files(REPO, "main", {"Dockerfile": files["Dockerfile"] + "\n"})
         raw = json.dumps(push_payload(repo, before, after, ["Dockerfile"])).encode()
         signature = "sha256=" + hmac.new(b"wire", raw, hashlib.sha256).hexdigest()
-        response = requests.post(f"http://127.0.0.1:{server.server_port}/api/github/webhooks", data=raw, timeout=30,
-                                 headers={"X-GitHub-Event": "push", "X-GitHub-Delivery": "wire-1",
-                                          "X-Hub-Signature-256": signature, "Content-Type": "application/json"})
+        response = requests.post(
+            f"http://127.0.0.1:{server.server_port}/api/github/webhooks",
+            data=raw,
+            timeout=30,
+            headers={
+                "X-GitHub-Event": "push",
+                "X-GitHub-Delivery": "wire-1",
+                "X-Hub-Signature-256": signature,
+                "Content-Type": "application/json",
+            },
+        )
         assert response.status_code == 202
         assert queue.drain() == 1
     finally:
@@ -58,6 +67,8 @@ def test_push_over_real_http_opens_the_pr(github: GitHubDouble) -> None:
     (pull,) = github.pulls_for(REPO)
     assert pull.state == "open" and "ecr-cache-bot:v1 fingerprint=" in pull.body
     assert github.branch_files(REPO, "ecr-cache/setup")["buildspec.yml"] != files["buildspec.yml"]
-    assert [str(r) for r in github.requests][:3] == ["POST /app/installations/1/access_tokens",
-                                                     f"GET /repos/{REPO}/git/trees/main",
-                                                     "POST /graphql EcrCacheState"]
+    assert [str(r) for r in github.requests][:3] == [
+        "POST /app/installations/1/access_tokens",
+        f"GET /repos/{REPO}/git/trees/main",
+        "POST /graphql EcrCacheState",
+    ]

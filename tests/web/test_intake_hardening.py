@@ -36,24 +36,47 @@ from bot.web.gthread_worker import Worker as GthreadWorker
 
 PATH = "/api/github/webhooks"
 CAP = Settings(webhook_secret=SECRET).max_body_bytes  # the servers run with the default cap (25 MiB)
-WEB = {"asgi": ["runtime_fixtures:asgi_app()", "--worker-class", "bot.web.asgi.Worker"],
-       "gthread": ["runtime_fixtures:web_app()", "--worker-class", "bot.web.gthread_worker.Worker", "--threads", "32"]}
+WEB = {
+    "asgi": ["runtime_fixtures:asgi_app()", "--worker-class", "bot.web.asgi.Worker"],
+    "gthread": ["runtime_fixtures:web_app()", "--worker-class", "bot.web.gthread_worker.Worker", "--threads", "32"],
+}
 
 
 @contextlib.contextmanager
 def server(kind: str, tmp_path: Path) -> Iterator[int]:
     """One gunicorn worker of `kind` on a free port, killed (its whole session) afterwards."""
     settings = backend_settings("sqlite", tmp_path)
-    env = {**os.environ, "WEBHOOK_SECRET": SECRET, "DATA_DIR": settings.data_dir, "LOG_LEVEL": "INFO",
-           "ECR_TEST_NAMESPACE": namespace_for(tmp_path),
-           "PYTHONPATH": str(ROOT) + os.pathsep + str(ROOT / "tests") + os.pathsep + str(ROOT / "tests" / "web")}
+    env = {
+        **os.environ,
+        "WEBHOOK_SECRET": SECRET,
+        "DATA_DIR": settings.data_dir,
+        "LOG_LEVEL": "INFO",
+        "ECR_TEST_NAMESPACE": namespace_for(tmp_path),
+        "PYTHONPATH": str(ROOT) + os.pathsep + str(ROOT / "tests") + os.pathsep + str(ROOT / "tests" / "web"),
+    }
     env.pop("REDIS_URL", None)
     port = free_port()
     log = tmp_path / f"{kind}.log"
     with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", *WEB[kind], "--bind", f"127.0.0.1:{port}",
-                                 "--workers", "1", "--log-level", "warning"], env=env, cwd=ROOT, stdout=out,
-                                stderr=out, start_new_session=True)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                *WEB[kind],
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "1",
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+            cwd=ROOT,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+        )
     try:
         assert wait_until(lambda: _status(port, "GET", "/healthz", timeout=1) == 200, 20), log.read_text()[-2000:]
         yield port
@@ -62,8 +85,9 @@ def server(kind: str, tmp_path: Path) -> Iterator[int]:
         proc.wait(10)
 
 
-def _status(port: int, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
-            timeout: float = 1.0) -> int:
+def _status(
+    port: int, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None, timeout: float = 1.0
+) -> int:
     """The status of one request on a fresh connection; 0 when no answer came within `timeout`."""
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
@@ -78,8 +102,12 @@ def _status(port: int, method: str, path: str, body: bytes = b"", headers: dict[
 
 def _signed(delivery: str, body: bytes | None = None) -> tuple[bytes, dict[str, str]]:
     body = body if body is not None else json.dumps(push_payload("o/app")).encode()
-    return body, {"Content-Type": "application/json", "X-GitHub-Event": "push", "X-GitHub-Delivery": delivery,
-                  "X-Hub-Signature-256": sign(body)}
+    return body, {
+        "Content-Type": "application/json",
+        "X-GitHub-Event": "push",
+        "X-GitHub-Delivery": delivery,
+        "X-Hub-Signature-256": sign(body),
+    }
 
 
 def _answered_fast(port: int, delivery: str) -> list[tuple[str, int, float]]:
@@ -87,9 +115,10 @@ def _answered_fast(port: int, delivery: str) -> list[tuple[str, int, float]]:
     out = []
     body, headers = _signed(delivery)
     for what, method, path, data, hdrs in (
-            ("healthz", "GET", "/healthz", b"", {}),
-            ("unsigned", "POST", PATH, b"{}", {"Content-Type": "text/plain", "X-GitHub-Event": "ping"}),
-            ("signed", "POST", PATH, body, headers)):
+        ("healthz", "GET", "/healthz", b"", {}),
+        ("unsigned", "POST", PATH, b"{}", {"Content-Type": "text/plain", "X-GitHub-Event": "ping"}),
+        ("signed", "POST", PATH, body, headers),
+    ):
         start = time.monotonic()
         status = _status(port, method, path, data, hdrs, timeout=2.0)
         out.append((what, status, round(time.monotonic() - start, 3)))
@@ -99,8 +128,10 @@ def _answered_fast(port: int, delivery: str) -> list[tuple[str, int, float]]:
 def _stall(port: int, path: str = PATH, content_type: str = "text/plain") -> socket.socket:
     """A client that sends the head and one byte of a 1000-byte body, then goes quiet."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
-                 "X-GitHub-Event: push\r\nContent-Length: 1000\r\n\r\nx".encode())
+    sock.sendall(
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: {content_type}\r\n"
+        "X-GitHub-Event: push\r\nContent-Length: 1000\r\n\r\nx".encode()
+    )
     return sock
 
 
@@ -220,8 +251,14 @@ class QuickHeadsThreadWorker(GthreadWorker):
 
 QUICK_HEADS = {
     "asgi": ["runtime_fixtures:asgi_app()", "--worker-class", "test_intake_hardening.QuickHeadsWorker"],
-    "gthread": ["runtime_fixtures:web_app()", "--worker-class", "test_intake_hardening.QuickHeadsThreadWorker",
-                "--threads", "32"]}
+    "gthread": [
+        "runtime_fixtures:web_app()",
+        "--worker-class",
+        "test_intake_hardening.QuickHeadsThreadWorker",
+        "--threads",
+        "32",
+    ],
+}
 
 
 @pytest.mark.parametrize("kind", ["asgi", "gthread"])
@@ -256,21 +293,25 @@ def _responses(sock: socket.socket, count: int) -> list[int]:
             data += sock.recv(65536)
             continue
         head = data[:head_end].decode()
-        length = next(int(line.split(":")[1]) for line in head.split("\r\n")
-                      if line.lower().startswith("content-length"))
+        length = next(
+            int(line.split(":")[1]) for line in head.split("\r\n") if line.lower().startswith("content-length")
+        )
         if len(data) < head_end + 4 + length:
             data += sock.recv(65536)
             continue
         statuses.append(int(head.split()[1]))
-        data = data[head_end + 4 + length:]
+        data = data[head_end + 4 + length :]
     return statuses
 
 
 def test_gthread_keeps_connections_alive_pipelined_and_expecting_100_continue(tmp_path: Path) -> None:
     with server("gthread", tmp_path) as port:
         body, headers = _signed("keep-1")
-        signed = (f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
-                  + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode() + body
+        signed = (
+            f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n"
+            + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+            + "\r\n"
+        ).encode() + body
         health = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             sock.sendall(health)  # one request, then the next on the same connection
@@ -284,12 +325,15 @@ def test_gthread_keeps_connections_alive_pipelined_and_expecting_100_continue(tm
             assert _responses(sock, 1) == [202]
 
 
-@pytest.mark.parametrize(("request_bytes", "status"), [
-    (b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"400"),  # smuggling shape
-    (b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", b"400"),
-    (b"Content-Length: x\r\n\r\n", b"400"),
-    (b"Content-Length: %d\r\n\r\n{" % (CAP + 1), b"413"),  # answered from the declared length, at once
-])
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", b"400"),  # smuggling shape
+        (b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", b"400"),
+        (b"Content-Length: x\r\n\r\n", b"400"),
+        (b"Content-Length: %d\r\n\r\n{" % (CAP + 1), b"413"),  # answered from the declared length, at once
+    ],
+)
 def test_gthread_answers_bad_framing_itself(request_bytes: bytes, status: bytes, tmp_path: Path) -> None:
     with server("gthread", tmp_path) as port, socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
         sock.sendall(b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: x\r\n" + request_bytes)
@@ -308,7 +352,7 @@ def test_the_gthread_reader_finds_the_end_of_a_chunked_body_however_it_arrives()
         assert conn.end == -1, split
         conn.buf += body[split:] + after
         gthread_worker._chunks(conn)  # type: ignore[arg-type]
-        assert bytes(conn.buf[conn.end:]) == after, split
+        assert bytes(conn.buf[conn.end :]) == after, split
     with pytest.raises(gthread_worker.BadFraming):
         gthread_worker._framing(head.replace(b"gzip, chunked", b"chunked, gzip"))
 
@@ -321,7 +365,7 @@ def test_serve_runs_gthread_with_the_worker_that_reads_whole_requests() -> None:
 
 def _chunked(port: int, body: bytes, headers: dict[str, str]) -> int:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    pieces = (body[i:i + 65536] for i in range(0, len(body), 65536))
+    pieces = (body[i : i + 65536] for i in range(0, len(body), 65536))
     conn.request("POST", PATH, body=pieces, headers=headers, encode_chunked=True)
     response = conn.getresponse()
     response.read()
@@ -343,10 +387,14 @@ def test_chunked_deliveries_are_answered_alike_by_both_deployments(kind: str, tm
 def test_every_response_says_nosniff_and_no_server_banner(kind: str, tmp_path: Path) -> None:
     with server(kind, tmp_path) as port:
         body, headers = _signed("hdr-1")
-        for method, path, data, hdrs in (("GET", "/healthz", b"", {}), ("GET", "/", b"", {}),
-                                         ("GET", "/metrics", b"", {}), ("GET", "/nowhere", b"", {}),
-                                         ("POST", PATH, b"{}", {"Content-Type": "application/json"}),
-                                         ("POST", PATH, body, headers)):
+        for method, path, data, hdrs in (
+            ("GET", "/healthz", b"", {}),
+            ("GET", "/", b"", {}),
+            ("GET", "/metrics", b"", {}),
+            ("GET", "/nowhere", b"", {}),
+            ("POST", PATH, b"{}", {"Content-Type": "application/json"}),
+            ("POST", PATH, body, headers),
+        ):
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             conn.request(method, path, body=data or None, headers=hdrs)
             response = conn.getresponse()
@@ -359,6 +407,7 @@ def test_every_response_says_nosniff_and_no_server_banner(kind: str, tmp_path: P
 
 # --- in-process: what the ASGI path hands to Flask, logs and counters --------------------------------------
 
+
 def _flask(tmp_path: Path) -> Client:
     settings = Settings(webhook_secret=SECRET, data_dir=str(tmp_path / "data"), max_body_bytes=CAP)
     return Client(create_app(settings, queue=build_queue(settings, None)))
@@ -370,11 +419,24 @@ def test_unauthenticated_log_lines_are_bounded_and_validated(tmp_path: Path) -> 
     configure_logging("INFO", stream=out)
     try:
         for i in range(3):
-            client.post(PATH, data=b"{}", headers={"Content-Type": "application/json",
-                                                   "X-GitHub-Event": "p" * 40_000 + str(i),
-                                                   "X-GitHub-Delivery": "\x1b[31m<script>" * 3_000})
-        client.post(PATH, data=b"{}", headers={"Content-Type": "application/json", "X-GitHub-Event": "push",
-                                               "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958"})
+            client.post(
+                PATH,
+                data=b"{}",
+                headers={
+                    "Content-Type": "application/json",
+                    "X-GitHub-Event": "p" * 40_000 + str(i),
+                    "X-GitHub-Delivery": "\x1b[31m<script>" * 3_000,
+                },
+            )
+        client.post(
+            PATH,
+            data=b"{}",
+            headers={
+                "Content-Type": "application/json",
+                "X-GitHub-Event": "push",
+                "X-GitHub-Delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+            },
+        )
     finally:
         configure_logging("INFO")
     lines = [json.loads(line) for line in out.getvalue().splitlines()]
@@ -402,8 +464,13 @@ def test_unauthenticated_rejections_cost_no_store_write_each(tmp_path: Path, mon
 
 
 def test_metrics_label_sets_are_bounded() -> None:
-    snapshot = {(metrics.INSTALL_PREVIEW, metrics._labels({"installation": "7", "delivery": f"d{i}",
-                                                           "result": "would_open"})): 1 for i in range(5000)}
+    snapshot = {
+        (
+            metrics.INSTALL_PREVIEW,
+            metrics._labels({"installation": "7", "delivery": f"d{i}", "result": "would_open"}),
+        ): 1
+        for i in range(5000)
+    }
     snapshot.update({(metrics.DELIVERIES, metrics._labels({"outcome": f"o{i}"})): 1 for i in range(5000)})
     text = metrics.render(snapshot)
     assert "delivery=" not in text
@@ -412,8 +479,9 @@ def test_metrics_label_sets_are_bounded() -> None:
     assert f'{metrics.DELIVERIES}{{overflow="true"}}' in text
 
 
-def test_an_unsigned_body_is_checked_as_it_streams_and_never_kept(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unsigned_body_is_checked_as_it_streams_and_never_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = Settings(webhook_secret=SECRET, data_dir=str(tmp_path / "data"))
     flask = create_app(settings, queue=build_queue(settings, None))
     seen: list[str] = []
@@ -434,11 +502,10 @@ def test_an_unsigned_body_is_checked_as_it_streams_and_never_kept(tmp_path: Path
 
     monkeypatch.setattr(asgi, "read_delivery", deciding)
     body = b'{"pad": "' + b"x" * 2_000_000 + b'"}'
-    pieces = [body[i:i + 65536] for i in range(0, len(body), 65536)]
+    pieces = [body[i : i + 65536] for i in range(0, len(body), 65536)]
 
     async def post(signature: str) -> int:
-        messages = [{"type": "http.request", "body": p, "more_body": i < len(pieces) - 1}
-                    for i, p in enumerate(pieces)]
+        messages = [{"type": "http.request", "body": p, "more_body": i < len(pieces) - 1} for i, p in enumerate(pieces)]
         status = [0]
 
         async def receive() -> dict[str, Any]:
@@ -448,12 +515,25 @@ def test_an_unsigned_body_is_checked_as_it_streams_and_never_kept(tmp_path: Path
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
 
-        scope = {"type": "http", "method": "POST", "path": PATH, "raw_path": PATH.encode(), "query_string": b"",
-                 "root_path": "", "scheme": "http", "http_version": "1.1", "server": ("127.0.0.1", 3000),
-                 "client": ("127.0.0.1", 5), "headers": [
-                     (b"content-type", b"application/json"), (b"transfer-encoding", b"chunked"),
-                     (b"x-github-event", b"ping"), (b"x-github-delivery", b"m-1"),
-                     (b"x-hub-signature-256", signature.encode())]}
+        scope = {
+            "type": "http",
+            "method": "POST",
+            "path": PATH,
+            "raw_path": PATH.encode(),
+            "query_string": b"",
+            "root_path": "",
+            "scheme": "http",
+            "http_version": "1.1",
+            "server": ("127.0.0.1", 3000),
+            "client": ("127.0.0.1", 5),
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"transfer-encoding", b"chunked"),
+                (b"x-github-event", b"ping"),
+                (b"x-github-delivery", b"m-1"),
+                (b"x-hub-signature-256", signature.encode()),
+            ],
+        }
         await app(scope, receive, send)
         return status[0]
 

@@ -28,10 +28,10 @@ def families(text: str) -> dict[str, dict[str, str]]:
     found: dict[str, dict[str, str]] = {}
     for line in text.splitlines():
         if line.startswith("# HELP "):
-            name, _, help_text = line[len("# HELP "):].partition(" ")
+            name, _, help_text = line[len("# HELP ") :].partition(" ")
             found.setdefault(name, {})["help"] = help_text
         elif line.startswith("# TYPE "):
-            name, _, kind = line[len("# TYPE "):].partition(" ")
+            name, _, kind = line[len("# TYPE ") :].partition(" ")
             assert "help" in found.get(name, {}), f"TYPE before HELP for {name}"
             found[name]["type"] = kind
         else:
@@ -46,8 +46,13 @@ def families(text: str) -> dict[str, dict[str, str]]:
 def test_every_family_at_metrics_has_help_and_type(gh: GitHubDouble, tmp_path: Path) -> None:
     for i in range(3):
         gh.add_repo(f"octo/svc{i}", {"buildspec.yml": "version: 0.2\n"})
-    settings = Settings(webhook_secret=SECRET, app_id="7", private_key=private_key_pem(),
-                        github_api_url=gh.base_url, data_dir=str(tmp_path / "data"))
+    settings = Settings(
+        webhook_secret=SECRET,
+        app_id="7",
+        private_key=private_key_pem(),
+        github_api_url=gh.base_url,
+        data_dir=str(tmp_path / "data"),
+    )
     gateways = GatewayFactory(settings, seconds_between_requests=0, seconds_between_writes=0, retry=0)
     deferred: set[str] = set()
 
@@ -55,8 +60,17 @@ def test_every_family_at_metrics_has_help_and_type(gh: GitHubDouble, tmp_path: P
         if job.repo == "octo/svc0" and job.repo not in deferred:
             deferred.add(job.repo)
             raise RetryLater(0.05, "test deferral")
-        return jobs.run(job, context(gateways, pacer=queue.pacer, counters=queue.counters, submit=queue.submit,
-                                     preview_threshold=1, store=True))
+        return jobs.run(
+            job,
+            context(
+                gateways,
+                pacer=queue.pacer,
+                counters=queue.counters,
+                submit=queue.submit,
+                preview_threshold=1,
+                store=True,
+            ),
+        )
 
     queue = build_queue(settings, runner, options_for(tmp_path))
     app = create_app(settings, queue=queue)
@@ -64,16 +78,25 @@ def test_every_family_at_metrics_has_help_and_type(gh: GitHubDouble, tmp_path: P
     push = json.dumps(push_payload("o/app")).encode()
     ignored = json.dumps({"action": "labeled"}).encode()
     for event, delivery, body in (("push", "p1", push), ("push", "p1", push), ("issues", "x", ignored)):
-        client.post(settings.webhook_path, data=body, headers={
-            "X-GitHub-Event": event, "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": sign(body)})
+        client.post(
+            settings.webhook_path,
+            data=body,
+            headers={"X-GitHub-Event": event, "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": sign(body)},
+        )
     queue.submit("install-1", [Job("install", 1, "octo", "install-1", {"trigger": "install"})])
     with running_consumer(queue):
         assert wait_until(lambda: queue.ledger.active_count() == 0, 20)
 
     text = client.get("/metrics").get_data(as_text=True)
     found = families(text)
-    expected = {metrics.DELIVERIES, metrics.JOBS, metrics.RETRIES, metrics.INSTALL_PREVIEW,
-                "ecr_cache_bot_jobs_active", "ecr_cache_bot_jobs_dead"}
+    expected = {
+        metrics.DELIVERIES,
+        metrics.JOBS,
+        metrics.RETRIES,
+        metrics.INSTALL_PREVIEW,
+        "ecr_cache_bot_jobs_active",
+        "ecr_cache_bot_jobs_dead",
+    }
     assert expected <= set(found)
     for name, family in found.items():
         assert family["help"] and family["help"] != name, name  # a sentence, not the name echoed

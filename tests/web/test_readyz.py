@@ -54,8 +54,9 @@ def test_not_ready_until_a_worker_beats_then_ready_until_it_is_a_minute_silent(b
     client, queue = _app(backend_settings(backend, tmp_path), tmp_path)
     status, body = _ready(client)
     assert status == 503 and body["status"] == "not ready"
-    assert body["reasons"] == ["no worker has reported a heartbeat within 60 s (start `ecr-cache-bot worker`, "
-                               "or use `ecr-cache-bot serve`)"]
+    assert body["reasons"] == [
+        "no worker has reported a heartbeat within 60 s (start `ecr-cache-bot worker`, or use `ecr-cache-bot serve`)"
+    ]
     assert body["checks"]["queue_store"].startswith("ok") and body["checks"]["templates"] == "ok"
 
     _beat(queue, age=61)  # a worker that died a minute ago does not make the deployment ready
@@ -114,8 +115,10 @@ def test_sqlite_store_replaced_by_something_else_is_not_ready(tmp_path: Path) ->
     db.write_bytes(b"not a database, but a file someone copied over it" * 100)
     status, body = _ready(client)
     assert status == 503
-    assert any(r.startswith("the queue store cannot be written: DatabaseError: file is not a database")
-               for r in body["reasons"]), body
+    assert any(
+        r.startswith("the queue store cannot be written: DatabaseError: file is not a database")
+        for r in body["reasons"]
+    ), body
 
 
 def test_sqlite_store_locked_by_another_process_is_not_ready_within_seconds(tmp_path: Path) -> None:
@@ -137,8 +140,9 @@ def test_sqlite_store_locked_by_another_process_is_not_ready_within_seconds(tmp_
 
 
 def test_redis_unreachable_is_not_ready(tmp_path: Path) -> None:
-    settings = Settings(webhook_secret=SECRET, data_dir=str(tmp_path / "data"),
-                        redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    settings = Settings(
+        webhook_secret=SECRET, data_dir=str(tmp_path / "data"), redis_url=f"redis://127.0.0.1:{free_port()}/0"
+    )
     client, _ = _app(settings, tmp_path)
     status, body = _ready(client)
     assert status == 503
@@ -175,8 +179,9 @@ def test_redis_refusing_writes_is_not_ready(read_only_redis: str, tmp_path: Path
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_templates_that_cannot_be_loaded_are_not_ready(backend: str, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_templates_that_cannot_be_loaded_are_not_ready(
+    backend: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     client, queue = _app(backend_settings(backend, tmp_path), tmp_path)
     _beat(queue, age=0)
     assert _ready(client)[0] == 200
@@ -184,8 +189,9 @@ def test_templates_that_cannot_be_loaded_are_not_ready(backend: str, tmp_path: P
     monkeypatch.setattr(templates.env, "loader", templates.PackageTemplates("bot.no_such_templates"))
     status, body = _ready(client)
     assert status == 503
-    assert body["reasons"] == ["the templates cannot be loaded: ModuleNotFoundError: No module named "
-                               "'bot.no_such_templates'"]
+    assert body["reasons"] == [
+        "the templates cannot be loaded: ModuleNotFoundError: No module named 'bot.no_such_templates'"
+    ]
     # A folder with some templates missing, or one that does not compile.
     folder = tmp_path / "templates"
     folder.mkdir()
@@ -206,9 +212,20 @@ def test_templates_of_this_install_all_load() -> None:
 
 
 async def _asgi_get(app: FastAsgiWebhook, path: str) -> tuple[int, bytes]:
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "path": path,
-             "raw_path": path.encode(), "query_string": b"", "root_path": "", "scheme": "http", "headers": [],
-             "server": ("127.0.0.1", 3000), "client": ("127.0.0.1", 50000)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "scheme": "http",
+        "headers": [],
+        "server": ("127.0.0.1", 3000),
+        "client": ("127.0.0.1", 50000),
+    }
     sent = False
     status, chunks = 0, []
 
@@ -242,8 +259,7 @@ def test_readyz_is_served_by_the_wsgi_and_the_asgi_app(backend: str, tmp_path: P
     def both() -> list[tuple[int, str]]:
         response = wsgi.get("/readyz")
         status, raw = asyncio.run(_asgi_get(asgi, "/readyz"))
-        return [(response.status_code, json.loads(response.get_data())["status"]),
-                (status, json.loads(raw)["status"])]
+        return [(response.status_code, json.loads(response.get_data())["status"]), (status, json.loads(raw)["status"])]
 
     assert both() == [(503, "not ready")] * 2
     _beat(queue, age=0)
@@ -271,8 +287,7 @@ def test_beat_forever_refreshes_until_stopped_and_survives_a_failed_write(tmp_pa
             seen.append(max(b.seen for b in store.all()))
 
     stop = threading.Event()
-    thread = threading.Thread(target=heartbeat.beat_forever,
-                              args=(Flaky(), worker, stop, 0.01, lambda: next(clock)))
+    thread = threading.Thread(target=heartbeat.beat_forever, args=(Flaky(), worker, stop, 0.01, lambda: next(clock)))
     thread.start()
     deadline = time.monotonic() + 5
     while len(seen) < 3 and time.monotonic() < deadline:
@@ -282,5 +297,9 @@ def test_beat_forever_refreshes_until_stopped_and_survives_a_failed_write(tmp_pa
     assert not thread.is_alive()
     assert seen[:3] == [100.0, 120.0, 130.0]  # the failed beat at 110 was logged, the next ones went on
     [row] = store.all()
-    assert (row.worker_id, row.pid, row.host, row.started) == (worker.worker_id, worker.pid, worker.host,
-                                                               worker.started)
+    assert (row.worker_id, row.pid, row.host, row.started) == (
+        worker.worker_id,
+        worker.pid,
+        worker.host,
+        worker.started,
+    )

@@ -36,9 +36,25 @@ def test_a_blank_secret_counts_as_unset(blank: str) -> None:
         Settings.from_env({"WEBHOOK_SECRET": blank, "APP_ID": "7"})
 
 
-@pytest.mark.parametrize("path", ["/hooks/<int:id>", "/hooks/<name>", "/a<b", "/a>b", "/hooks/<path:rest>",
-                                  "/a b", "/a?x=1", "/a#frag", "/a/../b", "/a/./b", "/a%2fb", "//hooks",
-                                  "/hooks//x", "/é"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/hooks/<int:id>",
+        "/hooks/<name>",
+        "/a<b",
+        "/a>b",
+        "/hooks/<path:rest>",
+        "/a b",
+        "/a?x=1",
+        "/a#frag",
+        "/a/../b",
+        "/a/./b",
+        "/a%2fb",
+        "//hooks",
+        "/hooks//x",
+        "/é",
+    ],
+)
 def test_a_path_that_is_not_literal_is_refused_by_name(path: str) -> None:
     with pytest.raises(SettingsError, match="WEBHOOK_PATH"):
         Settings.from_env({"WEBHOOK_SECRET": GOOD, "WEBHOOK_PATH": path})
@@ -54,9 +70,9 @@ def test_a_literal_path_serves_deliveries(path: str) -> None:
 
 
 @pytest.mark.parametrize(("name", "value"), [("WEBHOOK_PATH", "/hooks/<int:id>"), ("WEBHOOK_SECRET", "x")])
-def test_the_cli_names_the_setting_and_exits_2(name: str, value: str, tmp_path: Path,
-                                               monkeypatch: pytest.MonkeyPatch,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_names_the_setting_and_exits_2(
+    name: str, value: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.chdir(tmp_path)  # no .env from the working directory
     for other in ("WEBHOOK_SECRET", "WEBHOOK_PATH", "APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "REDIS_URL"):
         monkeypatch.delenv(other, raising=False)

@@ -38,12 +38,21 @@ def sign(body: bytes, secret: str = SECRET) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def post(client: FlaskClient, event: str, body: bytes | dict[str, Any], delivery: str = "d-1",
-         signature: str | None = None, path: str = "/api/github/webhooks") -> Any:
+def post(
+    client: FlaskClient,
+    event: str,
+    body: bytes | dict[str, Any],
+    delivery: str = "d-1",
+    signature: str | None = None,
+    path: str = "/api/github/webhooks",
+) -> Any:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    headers = {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery,
-               "X-Hub-Signature-256": sign(raw) if signature is None else signature,
-               "Content-Type": "application/json"}
+    headers = {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery,
+        "X-Hub-Signature-256": sign(raw) if signature is None else signature,
+        "Content-Type": "application/json",
+    }
     return client.post(path, data=raw, headers=headers)
 
 
@@ -75,10 +84,19 @@ def test_body_over_limit_is_413() -> None:
 
 def _streamed(client: FlaskClient, raw: bytes, **environ: Any) -> Any:
     """Post ``raw`` as a server that handles chunked bodies itself passes it on: no Content-Length."""
-    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "d-s", "X-Hub-Signature-256": sign(raw),
-               "Content-Type": "application/json", "Transfer-Encoding": "chunked"}
-    return client.post("/api/github/webhooks", data=raw, headers=headers,
-                       environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": "", **environ})
+    headers = {
+        "X-GitHub-Event": "ping",
+        "X-GitHub-Delivery": "d-s",
+        "X-Hub-Signature-256": sign(raw),
+        "Content-Type": "application/json",
+        "Transfer-Encoding": "chunked",
+    }
+    return client.post(
+        "/api/github/webhooks",
+        data=raw,
+        headers=headers,
+        environ_overrides={"wsgi.input_terminated": True, "CONTENT_LENGTH": "", **environ},
+    )
 
 
 def test_streamed_body_over_limit_is_413_not_a_bad_signature() -> None:
@@ -99,13 +117,15 @@ def test_streamed_body_over_limit_is_413_not_a_bad_signature() -> None:
 def test_lying_content_length_never_reaches_the_parser() -> None:
     client, queue = _client()
     raw = b'{"zen": "z"}'
-    headers = {"X-GitHub-Event": "ping", "X-GitHub-Delivery": "d", "X-Hub-Signature-256": sign(raw),
-               "Content-Type": "application/json"}
-    short = client.post("/api/github/webhooks", data=raw, headers=headers,
-                        environ_overrides={"CONTENT_LENGTH": "4"})
+    headers = {
+        "X-GitHub-Event": "ping",
+        "X-GitHub-Delivery": "d",
+        "X-Hub-Signature-256": sign(raw),
+        "Content-Type": "application/json",
+    }
+    short = client.post("/api/github/webhooks", data=raw, headers=headers, environ_overrides={"CONTENT_LENGTH": "4"})
     assert short.status_code == 401  # only the first 4 bytes are read: they do not match the signature
-    long = client.post("/api/github/webhooks", data=raw, headers=headers,
-                       environ_overrides={"CONTENT_LENGTH": "900"})
+    long = client.post("/api/github/webhooks", data=raw, headers=headers, environ_overrides={"CONTENT_LENGTH": "900"})
     assert long.status_code == 400 and long.is_json  # the client hung up early: JSON, no HTML error page
 
 
@@ -148,15 +168,21 @@ def test_app_refuses_to_start_without_secret(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("WEBHOOK_PATH", "/from-env")
     client = create_app(queue=InMemoryQueue()).test_client()
     raw = b'{"zen": "z"}'
-    response = client.post("/from-env", data=raw, headers={
-        "X-GitHub-Event": "ping", "X-GitHub-Delivery": "d", "X-Hub-Signature-256": sign(raw, "s" * 16)})
+    response = client.post(
+        "/from-env",
+        data=raw,
+        headers={"X-GitHub-Event": "ping", "X-GitHub-Delivery": "d", "X-Hub-Signature-256": sign(raw, "s" * 16)},
+    )
     assert response.status_code == 200
 
 
 def test_accepted_work_is_202_after_submit_and_duplicates_are_not_requeued() -> None:
     client, queue = _client()
-    payload = {"action": "created", "installation": {"id": 7, "account": {"login": "acme"}},
-               "sender": {"type": "User", "login": "a"}}
+    payload = {
+        "action": "created",
+        "installation": {"id": 7, "account": {"login": "acme"}},
+        "sender": {"type": "User", "login": "a"},
+    }
     first = post(client, "installation", payload, delivery="same")
     assert first.status_code == 202 and first.get_json()["status"] == "queued"
     again = post(client, "installation", payload, delivery="same")
@@ -225,32 +251,50 @@ def test_github_examples_made_into_commands_pushes_and_closes_are_queued(corpus:
     closed = json.loads((hooks / "pull_request/closed.payload.json").read_text())
     closed["pull_request"]["head"]["ref"] = "ecr-cache/setup"
     client, queue = _client(max_body_bytes=1024 * 1024)
-    for i, (event, payload) in enumerate([("issue_comment", comment), ("push", push),
-                                          ("pull_request", closed)]):
+    for i, (event, payload) in enumerate([("issue_comment", comment), ("push", push), ("pull_request", closed)]):
         assert post(client, event, payload, delivery=f"m-{i}").status_code == 202
     assert [(j.kind, j.repo, j.delivery_id) for j in queue.pending] == [
-        ("command", "Codertocat/Hello-World", "m-0"), ("sync", "Codertocat/Hello-World", "m-1"),
-        ("pr_closed", "Codertocat/Hello-World", "m-2")]
+        ("command", "Codertocat/Hello-World", "m-0"),
+        ("sync", "Codertocat/Hello-World", "m-1"),
+        ("pr_closed", "Codertocat/Hello-World", "m-2"),
+    ]
     assert queue.pending[0].data["command"] == "recreate"
 
 
-_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-                     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner,
-                                                                                  max_size=3), max_leaves=8)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(event=st.sampled_from(["push", "issue_comment", "pull_request", "installation",
-                              "installation_repositories"]),
-       key=st.sampled_from(["installation", "repository", "sender", "commits", "comment", "issue",
-                            "pull_request", "ref", "action", "head_commit"]),
-       value=_json)
+@given(
+    event=st.sampled_from(["push", "issue_comment", "pull_request", "installation", "installation_repositories"]),
+    key=st.sampled_from(
+        [
+            "installation",
+            "repository",
+            "sender",
+            "commits",
+            "comment",
+            "issue",
+            "pull_request",
+            "ref",
+            "action",
+            "head_commit",
+        ]
+    ),
+    value=_json,
+)
 def test_hostile_payloads_never_crash(corpus: Path, event: str, key: str, value: Any) -> None:
-    examples = {"push": "push/with-new-branch.payload.json",
-                "issue_comment": "issue_comment/created.with-installation.payload.json",
-                "pull_request": "pull_request/closed.payload.json",
-                "installation": "installation/created.payload.json",
-                "installation_repositories": "installation_repositories/added.payload.json"}
+    examples = {
+        "push": "push/with-new-branch.payload.json",
+        "issue_comment": "issue_comment/created.with-installation.payload.json",
+        "pull_request": "pull_request/closed.payload.json",
+        "installation": "installation/created.payload.json",
+        "installation_repositories": "installation_repositories/added.payload.json",
+    }
     payload = json.loads((corpus / "webhooks" / examples[event]).read_text())
     if event == "issue_comment":
         payload["comment"]["body"] = "/ecr-cache"
@@ -308,8 +352,11 @@ def test_form_encoded_deliveries_are_verified_on_the_raw_body_and_unwrapped() ->
     client, queue = _client()
     payload = {"action": "created", "installation": {"id": 3, "account": {"login": "acme"}}}
     raw = urlencode({"payload": json.dumps(payload)}).encode()
-    headers = {"X-GitHub-Event": "installation", "X-GitHub-Delivery": "f1",
-               "Content-Type": "application/x-www-form-urlencoded"}
+    headers = {
+        "X-GitHub-Event": "installation",
+        "X-GitHub-Delivery": "f1",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
     bad = client.post("/api/github/webhooks", data=raw, headers={**headers, "X-Hub-Signature-256": sign(b"x")})
     assert bad.status_code == 401
     good = client.post("/api/github/webhooks", data=raw, headers={**headers, "X-Hub-Signature-256": sign(raw)})

@@ -57,16 +57,25 @@ def test_unconfigured_page_names_every_missing_setting() -> None:
 
 
 def test_configured_page_lists_permissions_and_events() -> None:
-    settings = Settings(webhook_secret="s", app_id="1234", private_key="k", webhook_path="/hooks",
-                        github_api_url="https://ghe.example/api/v3")
+    settings = Settings(
+        webhook_secret="s",
+        app_id="1234",
+        private_key="k",
+        webhook_path="/hooks",
+        github_api_url="https://ghe.example/api/v3",
+    )
     html = create_app(settings, queue=InMemoryQueue()).test_client().get("/").get_data(as_text=True)
     parts = _sections(html)
     assert parts["status"] == "Not working"  # "k" is no key: `/` checks it (tests/test_manifest_flow.py)
     assert "missing" not in parts
     assert "1234" in html and "https://ghe.example/api/v3" in html and "/hooks" in html
     perms = dict(re.findall(r"<tr><td>([^<]+)</td><td>([^<]+)</td></tr>", html))
-    assert perms == {"Contents": "read and write", "Pull requests": "read and write",
-                     "Issues": "read and write", "Metadata": "read"}
+    assert perms == {
+        "Contents": "read and write",
+        "Pull requests": "read and write",
+        "Issues": "read and write",
+        "Metadata": "read",
+    }
     assert parts["events"] == "Push Issue comment Pull request"  # the installation events cannot be chosen
 
 
@@ -90,11 +99,21 @@ def served() -> Iterator[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None,
-                    reason="headless Chromium is not installed (apt-get install -y chromium)")
+@pytest.mark.skipif(
+    not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None,
+    reason="headless Chromium is not installed (apt-get install -y chromium)",
+)
 def test_page_renders_in_headless_chromium(served: str, tmp_path: Path) -> None:
-    command = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-               f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", served]
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        "--dump-dom",
+        served,
+    ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
     parts = _sections(result.stdout)

@@ -32,7 +32,8 @@ SRC = "\0SRC"
 _VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 # A region variable where the buildspec talks to ECR: a registry host, or `--region` of an `aws ecr` command.
 _REGION_VAR = re.compile(
-    r"(?:\.dkr\.ecr\.|\baws\s+ecr\s[^|;&\n()`]*?--region[= ]+)[\"']?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+    r"(?:\.dkr\.ecr\.|\baws\s+ecr\s[^|;&\n()`]*?--region[= ]+)[\"']?\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?"
+)
 
 
 @dataclass
@@ -166,7 +167,7 @@ class _Shell:
         if self.cwd is None:
             return None, self.cwd_unresolved
         if val.startswith(SRC):
-            full = "." + val[len(SRC):]
+            full = "." + val[len(SRC) :]
         elif val.startswith("/") or val.startswith("~"):
             return None, (path,)
         else:
@@ -204,8 +205,9 @@ def analyse(root: Node, path: str, paths: frozenset[str] = frozenset()) -> Analy
     known: dict[str, str | None] = {k: (v if "$" not in v and "`" not in v else None) for k, v in variables.items()}
     shell = _Shell(known, variables)
     an.commands, an.flow_phases = phase_commands(root)
-    an.china = (any(is_china(_without_comments(c.value or "")) for c in an.commands)
-                or any(is_china(v) for v in variables.values()))
+    an.china = any(is_china(_without_comments(c.value or "")) for c in an.commands) or any(
+        is_china(v) for v in variables.values()
+    )
     for n, cmd in enumerate(an.commands):
         value = cmd.value
         if value is None:
@@ -262,8 +264,10 @@ def _walk(an: Analysis, shell: _Shell, cmd: BuildspecCommand, n: int, value: str
             an.builds.append(_link(cmd, b, shell, paths))
 
 
-_OWN_ACCOUNT = re.compile(r"sts\s+get-caller-identity\b.*\bAccount\b|CODEBUILD_BUILD_ARN\b.*-f\s*'?5\b"
-                          r"|^[\"']?\$\{?AWS_ACCOUNT_ID\}?[\"']?$")
+_OWN_ACCOUNT = re.compile(
+    r"sts\s+get-caller-identity\b.*\bAccount\b|CODEBUILD_BUILD_ARN\b.*-f\s*'?5\b"
+    r"|^[\"']?\$\{?AWS_ACCOUNT_ID\}?[\"']?$"
+)
 
 
 def _assign(an: Analysis, shell: _Shell, n: int, name: str, raw: str) -> None:
@@ -322,14 +326,21 @@ def _link(cmd: BuildspecCommand, b: DockerBuild, shell: _Shell, paths: frozenset
         lower = posixpath.normpath(posixpath.join(context, "dockerfile"))
         if dockerfile not in paths and lower in paths:
             dockerfile = lower
-    values = {raw: _dequote(shell.raw[name]) for raw in b.flag_vars
-              if (name := raw.strip("${}")) in shell.raw}
+    values = {raw: _dequote(shell.raw[name]) for raw in b.flag_vars if (name := raw.strip("${}")) in shell.raw}
     variables = {**shell.env_raw, **shell.raw}
     targets = b.values("--target")
-    return Build(cmd, b, dockerfile, context, tuple(dict.fromkeys(unresolved)), values,
-                 volatile_build_args(b.values("--build-arg"), variables), targets[-1] if targets else None,
-                 tuple(shell.written.values()),
-                 (OPAQUE,) if b.flag_vars else unknown_build_args(b.values("--build-arg"), variables))
+    return Build(
+        cmd,
+        b,
+        dockerfile,
+        context,
+        tuple(dict.fromkeys(unresolved)),
+        values,
+        volatile_build_args(b.values("--build-arg"), variables),
+        targets[-1] if targets else None,
+        tuple(shell.written.values()),
+        (OPAQUE,) if b.flag_vars else unknown_build_args(b.values("--build-arg"), variables),
+    )
 
 
 # Files a buildspec writes for CodePipeline's deploy actions, not for the image
@@ -363,8 +374,10 @@ def _copy_targets(args: tuple[Word, ...]) -> tuple[Word, ...]:
     if not folder:
         return (dest,)
     base = dest.raw.rstrip("/") or "."
-    return tuple(Word(dest.start, dest.end, f"{base}/{posixpath.basename(_dequote(s.raw).rstrip('/'))}", "")
-                 for s in operands[:-1])
+    return tuple(
+        Word(dest.start, dest.end, f"{base}/{posixpath.basename(_dequote(s.raw).rstrip('/'))}", "")
+        for s in operands[:-1]
+    )
 
 
 def _dequote(raw: str) -> str:
@@ -376,10 +389,10 @@ def _dequote(raw: str) -> str:
 
 def _raw_value(cmd: BuildspecCommand, opt: Option, b: DockerBuild) -> str:
     """The raw (still quoted, `$VAR`) text of an option's value, for variable expansion."""
-    text = (cmd.value or "")[opt.start:opt.end]
+    text = (cmd.value or "")[opt.start : opt.end]
     for prefix in ("--file=", "--file", "-f"):
         if text.startswith(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
             break
     return _dequote(text.lstrip("= \t\n\\"))
 

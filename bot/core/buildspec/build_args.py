@@ -53,8 +53,12 @@ def _unset_or_computed(texts: list[str], variables: Mapping[str, str]) -> bool:
 
 
 def _per_build(texts: list[str], variables: Mapping[str, str]) -> bool:
-    return any(_PER_BUILD_VARS.search(t) or _PER_BUILD_COMMANDS.search(t)
-               or any(m not in variables for m in _PER_BUILD_CREDENTIALS.findall(t)) for t in texts)
+    return any(
+        _PER_BUILD_VARS.search(t)
+        or _PER_BUILD_COMMANDS.search(t)
+        or any(m not in variables for m in _PER_BUILD_CREDENTIALS.findall(t))
+        for t in texts
+    )
 
 
 def changes_every_build(text: str, variables: Mapping[str, str]) -> bool:

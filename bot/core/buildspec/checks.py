@@ -28,11 +28,18 @@ def loaded_images(p: Parsed) -> list[Finding]:
         if id(c) in builds:
             return []
         if _LOAD.search(c.value or ""):
-            return [Finding(p.path, "warning", Code.LOCAL_BASE_IMAGE,
-                            f"{p.path}:{c.node.start_mark.line + 1}: `docker load`/`docker import` puts an image in "
-                            "the local image store only; a Dockerfile that starts FROM it fails on the "
-                            "docker-container builder (which cannot see that store): push it to ECR and build "
-                            "FROM its registry reference.", line=c.node.start_mark.line + 1)]
+            return [
+                Finding(
+                    p.path,
+                    "warning",
+                    Code.LOCAL_BASE_IMAGE,
+                    f"{p.path}:{c.node.start_mark.line + 1}: `docker load`/`docker import` puts an image in "
+                    "the local image store only; a Dockerfile that starts FROM it fails on the "
+                    "docker-container builder (which cannot see that store): push it to ECR and build "
+                    "FROM its registry reference.",
+                    line=c.node.start_mark.line + 1,
+                )
+            ]
     return []
 
 
@@ -64,17 +71,21 @@ def local_base(p: Parsed, snapshot: RepoSnapshot) -> str | None:
             name = _image_name(_expand(m[1], args))
             tag = next((t for t in tagged if t[0] <= order[id(b.command)] and t[1] == name), None)
             if tag is not None:
-                return (f"line {line}: `{b.dockerfile}` starts `FROM {m[1]}`, a name that `docker tag` gives an "
-                        f"image on line {tag[2]} in the local Docker image store only. A docker-container builder "
-                        "(needed to export a registry cache) cannot see that store and would look for the name "
-                        "in a registry, so this build must be changed by hand (build FROM the registry "
-                        "reference that was pulled, or pass it with `--build-context`).")
+                return (
+                    f"line {line}: `{b.dockerfile}` starts `FROM {m[1]}`, a name that `docker tag` gives an "
+                    f"image on line {tag[2]} in the local Docker image store only. A docker-container builder "
+                    "(needed to export a registry cache) cannot see that store and would look for the name "
+                    "in a registry, so this build must be changed by hand (build FROM the registry "
+                    "reference that was pulled, or pass it with `--build-context`)."
+                )
             if name in built:
-                return (f"line {line}: `{b.dockerfile}` starts `FROM {m[1]}`, the image built on line "
-                        f"{built[name]}. A docker-container builder (needed to export a registry cache) "
-                        "cannot see images in the local Docker image store, so this chain of builds must "
-                        "be changed by hand (push the base image and build FROM its registry reference, "
-                        "or pass it with `--build-context`).")
+                return (
+                    f"line {line}: `{b.dockerfile}` starts `FROM {m[1]}`, the image built on line "
+                    f"{built[name]}. A docker-container builder (needed to export a registry cache) "
+                    "cannot see images in the local Docker image store, so this chain of builds must "
+                    "be changed by hand (push the base image and build FROM its registry reference, "
+                    "or pass it with `--build-context`)."
+                )
         for t in b.build.tags:
             name = _image_name(t)
             if "$" not in name:
@@ -85,10 +96,12 @@ def local_base(p: Parsed, snapshot: RepoSnapshot) -> str | None:
             for m in FROM_IMAGE.finditer((c.value or "").replace("\\n", "\n")):
                 name = _image_name(m[1].split("$", 1)[0].rstrip(":")) if "$" in m[1] else _image_name(m[1])
                 if line > first and name in built:
-                    return (f"line {line} writes a Dockerfile `FROM {m[1]}`, the image built on line "
-                            f"{built[name]}; a docker-container builder (needed to export a registry cache) "
-                            "cannot see images in the local Docker image store, so this chain of builds "
-                            "must be changed by hand.")
+                    return (
+                        f"line {line} writes a Dockerfile `FROM {m[1]}`, the image built on line "
+                        f"{built[name]}; a docker-container builder (needed to export a registry cache) "
+                        "cannot see images in the local Docker image store, so this chain of builds "
+                        "must be changed by hand."
+                    )
     return None
 
 
@@ -123,13 +136,23 @@ def builder_switch(p: Parsed) -> list[Finding]:
     """Builds the bot does not rewrite but that run on the builder it selects: say where."""
     out: list[Finding] = []
     for b in p.analysis.builds:
-        if len(b.build.real_positionals) != 1 and not b.build.rewritten and b.build.kind == "buildx" \
-                and not b.build.has("--builder"):
-            out.append(Finding(p.path, "warning", Code.BUILDER_SWITCH,
-                               f"{p.path}:{b.command.node.start_mark.line + 1}: this build is not rewritten but "
-                               "runs after `docker buildx use` selected the docker-container builder; add "
-                               "`--load` to it (or `--builder default`) once it is fixed.",
-                               line=b.command.node.start_mark.line + 1))
+        if (
+            len(b.build.real_positionals) != 1
+            and not b.build.rewritten
+            and b.build.kind == "buildx"
+            and not b.build.has("--builder")
+        ):
+            out.append(
+                Finding(
+                    p.path,
+                    "warning",
+                    Code.BUILDER_SWITCH,
+                    f"{p.path}:{b.command.node.start_mark.line + 1}: this build is not rewritten but "
+                    "runs after `docker buildx use` selected the docker-container builder; add "
+                    "`--load` to it (or `--builder default`) once it is fixed.",
+                    line=b.command.node.start_mark.line + 1,
+                )
+            )
     phases = by.get(p.root, "phases")
     for name in PHASES:
         ph = by.get(phases[1] if phases else None, name)
@@ -137,26 +160,51 @@ def builder_switch(p: Parsed) -> list[Finding]:
         items = fin[1].value if fin is not None and isinstance(fin[1], SequenceNode) else []
         for item in items:
             if isinstance(item, ScalarNode) and _follows_selected_builder(item.value):
-                out.append(Finding(p.path, "warning", Code.BUILDER_SWITCH,
-                                   f"{p.path}:{item.start_mark.line + 1}: this build in `{name}.finally` is not "
-                                   "rewritten but runs on the docker-container builder selected for the cache: "
-                                   "add `--load` to it (or `--builder default`) so its image reaches the local "
-                                   "image store.", line=item.start_mark.line + 1))
+                out.append(
+                    Finding(
+                        p.path,
+                        "warning",
+                        Code.BUILDER_SWITCH,
+                        f"{p.path}:{item.start_mark.line + 1}: this build in `{name}.finally` is not "
+                        "rewritten but runs on the docker-container builder selected for the cache: "
+                        "add `--load` to it (or `--builder default`) so its image reaches the local "
+                        "image store.",
+                        line=item.start_mark.line + 1,
+                    )
+                )
     for c in p.analysis.commands:
-        hidden = [inner for sc in simple_commands(c.value or "") for w in (*sc.assignments, *sc.words)
-                  for inner in substitutions(w.raw) if _follows_selected_builder(inner)]
+        hidden = [
+            inner
+            for sc in simple_commands(c.value or "")
+            for w in (*sc.assignments, *sc.words)
+            for inner in substitutions(w.raw)
+            if _follows_selected_builder(inner)
+        ]
         if hidden:
-            out.append(Finding(p.path, "warning", Code.BUILDER_SWITCH,
-                               f"{p.path}:{c.node.start_mark.line + 1}: the build inside `$({hidden[0].strip()[:80]})` "
-                               "is not rewritten but runs on the docker-container builder selected for the cache, "
-                               "so its image does not reach the local image store: add `--load` to it (or "
-                               "`--builder default`).", line=c.node.start_mark.line + 1))
+            out.append(
+                Finding(
+                    p.path,
+                    "warning",
+                    Code.BUILDER_SWITCH,
+                    f"{p.path}:{c.node.start_mark.line + 1}: the build inside `$({hidden[0].strip()[:80]})` "
+                    "is not rewritten but runs on the docker-container builder selected for the cache, "
+                    "so its image does not reach the local image store: add `--load` to it (or "
+                    "`--builder default`).",
+                    line=c.node.start_mark.line + 1,
+                )
+            )
         if _COMPOSE_BUILD.search(c.value or ""):
-            out.append(Finding(p.path, "warning", Code.BUILDER_SWITCH,
-                               f"{p.path}:{c.node.start_mark.line + 1}: Docker Compose builds here may use the "
-                               "docker-container builder selected for the cache; check that their images still "
-                               "reach the local image store (or run them before the builder is created).",
-                               line=c.node.start_mark.line + 1))
+            out.append(
+                Finding(
+                    p.path,
+                    "warning",
+                    Code.BUILDER_SWITCH,
+                    f"{p.path}:{c.node.start_mark.line + 1}: Docker Compose builds here may use the "
+                    "docker-container builder selected for the cache; check that their images still "
+                    "reach the local image store (or run them before the builder is created).",
+                    line=c.node.start_mark.line + 1,
+                )
+            )
     return out
 
 
@@ -175,10 +223,16 @@ def dockerhub_pushes(p: Parsed) -> list[Finding]:
                 continue
             if "$" in ref and not hub_var:
                 continue
-            out.append(Finding(p.path, "info", Code.DOCKERHUB_PUSH,
-                               f"{p.path}:{c.node.start_mark.line + 1}: pushes `{ref}` to Docker Hub, not ECR; "
-                               "the layer cache still goes to the ECR cache repository.",
-                               line=c.node.start_mark.line + 1))
+            out.append(
+                Finding(
+                    p.path,
+                    "info",
+                    Code.DOCKERHUB_PUSH,
+                    f"{p.path}:{c.node.start_mark.line + 1}: pushes `{ref}` to Docker Hub, not ECR; "
+                    "the layer cache still goes to the ECR cache repository.",
+                    line=c.node.start_mark.line + 1,
+                )
+            )
             return out
     return out
 
@@ -197,14 +251,20 @@ def legacy_login_outputs(p: Parsed) -> list[Finding]:
     """`aws ecr get-login` whose output is stored or parsed: no replacement is equivalent, so say where."""
     out = []
     for cmd, use in p.analysis.legacy_uses:
-        out.append(Finding(p.path, "warning", Code.LEGACY_LOGIN_OUTPUT,
-                           f"{p.path}:{_line(p, cmd, use)}: `{use[:100]}` uses the output of `aws ecr get-login`, "
-                           "which AWS CLI v2 (on every current CodeBuild image) no longer has. The bot replaces "
-                           "that login only where its output is run as a command; here it is kept or parsed, "
-                           "so the buildspec was left untouched. Log in with `aws ecr get-login-password "
-                           "--region REGION | docker login --username AWS --password-stdin REGISTRY` (the "
-                           "password alone is what `get-login-password` prints), then run /ecr-cache again.",
-                           line=_line(p, cmd, use)))
+        out.append(
+            Finding(
+                p.path,
+                "warning",
+                Code.LEGACY_LOGIN_OUTPUT,
+                f"{p.path}:{_line(p, cmd, use)}: `{use[:100]}` uses the output of `aws ecr get-login`, "
+                "which AWS CLI v2 (on every current CodeBuild image) no longer has. The bot replaces "
+                "that login only where its output is run as a command; here it is kept or parsed, "
+                "so the buildspec was left untouched. Log in with `aws ecr get-login-password "
+                "--region REGION | docker login --username AWS --password-stdin REGISTRY` (the "
+                "password alone is what `get-login-password` prints), then run /ecr-cache again.",
+                line=_line(p, cmd, use),
+            )
+        )
     return out
 
 
@@ -215,7 +275,7 @@ def mapping_commands(p: Parsed) -> list[Finding]:
         node = cmd.node
         if not isinstance(node, MappingNode):
             continue
-        raw = p.text[node.start_mark.index:node.end_mark.index].rstrip()
+        raw = p.text[node.start_mark.index : node.end_mark.index].rstrip()
         quoted = "'" + raw.replace("'", "''") + "'"
         hint = ""
         try:
@@ -224,11 +284,17 @@ def mapping_commands(p: Parsed) -> list[Finding]:
                 hint = f" Quote the whole command to keep it as written: `- {quoted}`."
         except yaml.YAMLError:
             hint = ""
-        out.append(Finding(p.path, "warning", Code.BUILDSPEC_COMMAND_MAPPING,
-                           f"{p.path}:{node.start_mark.line + 1}: YAML reads this `{cmd.phase}` command as a "
-                           f"mapping, not a string (an unquoted `: ` inside it), so CodeBuild rejects the "
-                           f"buildspec before any command runs; the file was left untouched.{hint}",
-                           line=node.start_mark.line + 1))
+        out.append(
+            Finding(
+                p.path,
+                "warning",
+                Code.BUILDSPEC_COMMAND_MAPPING,
+                f"{p.path}:{node.start_mark.line + 1}: YAML reads this `{cmd.phase}` command as a "
+                f"mapping, not a string (an unquoted `: ` inside it), so CodeBuild rejects the "
+                f"buildspec before any command runs; the file was left untouched.{hint}",
+                line=node.start_mark.line + 1,
+            )
+        )
     return out
 
 
@@ -246,14 +312,24 @@ def old_runtime_pins(p: Parsed) -> list[Finding]:
         if not images:
             continue
         offered = codebuild_images.recommended_versions(key.value)
-        move = (f"pin `{key.value}: {' or '.join(offered)}` there" if offered
-                else f"drop the `{key.value}` line (that image offers no such runtime)")
-        out.append(Finding(p.path, "warning", Code.OLD_BUILD_IMAGE,
-                           f"{p.path}:{key.start_mark.line + 1}: `runtime-versions: {key.value}: {value.value}` "
-                           f"is offered only by CodeBuild images without `docker buildx` "
-                           f"({', '.join(i.short for i in images)}), so this "
-                           "project builds on one of them today and the registry cache (which needs buildx) "
-                           "would stop that build; the file was left untouched. To move on, set the CodeBuild "
-                           f"project's image to {codebuild_images.RECOMMENDED} (Environment > Image), {move}, "
-                           "and run /ecr-cache again.", line=key.start_mark.line + 1))
+        move = (
+            f"pin `{key.value}: {' or '.join(offered)}` there"
+            if offered
+            else f"drop the `{key.value}` line (that image offers no such runtime)"
+        )
+        out.append(
+            Finding(
+                p.path,
+                "warning",
+                Code.OLD_BUILD_IMAGE,
+                f"{p.path}:{key.start_mark.line + 1}: `runtime-versions: {key.value}: {value.value}` "
+                f"is offered only by CodeBuild images without `docker buildx` "
+                f"({', '.join(i.short for i in images)}), so this "
+                "project builds on one of them today and the registry cache (which needs buildx) "
+                "would stop that build; the file was left untouched. To move on, set the CodeBuild "
+                f"project's image to {codebuild_images.RECOMMENDED} (Environment > Image), {move}, "
+                "and run /ecr-cache again.",
+                line=key.start_mark.line + 1,
+            )
+        )
     return out

@@ -49,12 +49,13 @@ def splice(p: Parsed, edit: Edit) -> str:
             raise by.Unsupported(f"line {node.start_mark.line + 1}: command is not a string")
         m = by.map_scalar(text, node)
         if m is None:
-            raise by.Unsupported(f"line {node.start_mark.line + 1}: the command's quoting/escapes cannot be "
-                                 "edited in place")
+            raise by.Unsupported(
+                f"line {node.start_mark.line + 1}: the command's quoting/escapes cannot be edited in place"
+            )
         for start, end, rep in value_splices:
             # Anchor both ends on characters that exist in the file (folded line breaks do not).
             src_start = m.positions[start] if start < len(m.positions) else -1
-            if node.value[start:start + 1] in (" ", "\n") and start > 0 and m.positions[start - 1] >= 0:
+            if node.value[start : start + 1] in (" ", "\n") and start > 0 and m.positions[start - 1] >= 0:
                 src_start = m.positions[start - 1] + 1
             if start >= end or src_start < 0 or m.positions[end - 1] < 0:
                 raise by.Unsupported(f"line {node.start_mark.line + 1}: cannot locate the text to change")
@@ -77,8 +78,8 @@ def splice(p: Parsed, edit: Edit) -> str:
         if end < 0:
             # The file's last line, with no line break after it: the break before it goes instead, so the file
             # still ends without one.
-            end, start = len(text), start - (2 if text[max(start - 2, 0):start] == "\r\n" else 1)
-            if start < 0 or text[start:start + 1] not in ("\n", "\r"):
+            end, start = len(text), start - (2 if text[max(start - 2, 0) : start] == "\r\n" else 1)
+            if start < 0 or text[start : start + 1] not in ("\n", "\r"):
                 raise by.Unsupported(f"line {node.start_mark.line + 1}: cannot remove the file's last line")
         splices.append((start, end, ""))
     if edit.env_add:
@@ -101,7 +102,7 @@ def _after(text: str, node: Node, body: str, nl: str) -> tuple[int, int, str]:
     """Insert ``body`` (whole lines) after ``node``'s line, also when the file lacks a final line break."""
     pos = by.insert_after(text, node)
     if pos < 0:
-        return len(text), len(text), nl + body[:-len(nl)]
+        return len(text), len(text), nl + body[: -len(nl)]
     return pos, pos, body
 
 
@@ -113,12 +114,12 @@ def _env_splice(p: Parsed, add: list[tuple[str, str]], nl: str) -> tuple[int, in
         if phases is None or not isinstance(phases[1], MappingNode) or phases[1].flow_style:
             raise by.Unsupported("no `env` block and `phases` is not a block mapping")
         top = by.key_prefix(text, phases[0])
-        unit = by.key_prefix(text, phases[1].value[0][0])[len(top):] if phases[1].value else "  "
+        unit = by.key_prefix(text, phases[1].value[0][0])[len(top) :] if phases[1].value else "  "
         pos = by.before_item(text, phases[0], 0)
         body = f"{top}env:{nl}{top}{unit}variables:{nl}"
-        body += "".join(f"{top}{unit}{unit}{k}: \"{v}\"{nl}" for k, v in add)
+        body += "".join(f'{top}{unit}{unit}{k}: "{v}"{nl}' for k, v in add)
         # Keep the file's style: a blank line between top-level blocks only where it already has one.
-        if pos > 0 and not text[by.line_start(text, pos - 1):pos].strip():
+        if pos > 0 and not text[by.line_start(text, pos - 1) : pos].strip():
             body += nl
         return pos, pos, body
     env_node = env[1]
@@ -127,15 +128,16 @@ def _env_splice(p: Parsed, add: list[tuple[str, str]], nl: str) -> tuple[int, in
     variables = by.get(env_node, "variables")
     if variables is None:
         prefix = by.key_prefix(text, env_node.value[0][0])
-        unit = prefix[len(by.key_prefix(text, env[0])):] or "  "
-        body = f"{prefix}variables:{nl}" + "".join(f"{prefix}{unit}{k}: \"{v}\"{nl}" for k, v in add)
+        unit = prefix[len(by.key_prefix(text, env[0])) :] or "  "
+        body = f"{prefix}variables:{nl}" + "".join(f'{prefix}{unit}{k}: "{v}"{nl}' for k, v in add)
         return _after(text, env_node.value[-1][1], body, nl)
     vnode = variables[1]
     if not isinstance(vnode, MappingNode) or vnode.flow_style or not vnode.value:
-        raise by.Unsupported(f"line {variables[0].start_mark.line + 1}: `env.variables` is not a non-empty "
-                             "block mapping")
+        raise by.Unsupported(
+            f"line {variables[0].start_mark.line + 1}: `env.variables` is not a non-empty block mapping"
+        )
     prefix = by.key_prefix(text, vnode.value[0][0])
-    return _after(text, vnode.value[-1][1], "".join(f"{prefix}{k}: \"{v}\"{nl}" for k, v in add), nl)
+    return _after(text, vnode.value[-1][1], "".join(f'{prefix}{k}: "{v}"{nl}' for k, v in add), nl)
 
 
 def prove(p: Parsed, edit: Edit, new_text: str) -> str | None:

@@ -85,6 +85,7 @@ class _Values:
             if value is None or "$(" in value or "`" in value or depth == 0:
                 return m[0]
             return self.expand(value, depth - 1)
+
         return _VAR.sub(sub, text)
 
 
@@ -107,15 +108,21 @@ def _pushed_words(sc: SimpleCommand) -> tuple[list[str], bool]:
         return [], False
     verb = words[1:3]
     if verb[:1] == ["push"] or verb == ["image", "push"] or verb == ["manifest", "push"]:
-        args = [w for w in words[(2 if verb[:1] == ["push"] else 3):] if not w.startswith("-")]
+        args = [w for w in words[(2 if verb[:1] == ["push"] else 3) :] if not w.startswith("-")]
         return args[:1], False
     if verb == ["compose", "push"] or (verb == ["buildx", "bake"] and ("--push" in words or "push" in words)):
         return [], True
     build = parse_build(sc)
-    if build is not None and (build.has("--push") or any(_REGISTRY_OUTPUT.search(v)
-                                                          for v in build.values("--output", "-o"))):
-        names = [n for v in build.values("--output", "-o") for part in v.split(",")
-                 if part.startswith("name=") for n in part[5:].split(",")]
+    if build is not None and (
+        build.has("--push") or any(_REGISTRY_OUTPUT.search(v) for v in build.values("--output", "-o"))
+    ):
+        names = [
+            n
+            for v in build.values("--output", "-o")
+            for part in v.split(",")
+            if part.startswith("name=")
+            for n in part[5:].split(",")
+        ]
         return [*build.tags, *names], not (build.tags or names)
     return [], False
 
@@ -123,7 +130,7 @@ def _pushed_words(sc: SimpleCommand) -> tuple[list[str], bool]:
 def _pulled_words(sc: SimpleCommand) -> list[str]:
     words = [w.value for w in sc.words]
     if is_pull(words):
-        return [w for w in words[2 if words[1] == "pull" else 3:] if not w.startswith("-")][:1]
+        return [w for w in words[2 if words[1] == "pull" else 3 :] if not w.startswith("-")][:1]
     return []
 
 
@@ -158,7 +165,7 @@ def buildspec_images(path: str, text: str) -> BuildspecImages:
         for sc in simple_commands(node.value):
             words = [w.value for w in sc.words]
             if not words or words[0] == "export":
-                for a in (sc.assignments if not words else sc.words[1:]):
+                for a in sc.assignments if not words else sc.words[1:]:
                     if "=" in a.raw:
                         values.assign(a.raw.split("=", 1)[0], _raw_value(a.raw))
                 continue

@@ -51,13 +51,23 @@ __all__ = ["plan_buildspecs", "verify_buildspec_edit"]
 
 _ACCOUNT_USE = re.compile(r"\$\{?AWS_ACCOUNT_ID\b")
 _ACCOUNT_SET = re.compile(r"(?:^|[\s;&|(])(?:export\s+)?AWS_ACCOUNT_ID=")
-_REPO_KEYS = ("IMAGE_REPO_NAME", "IMAGE_REPOSITORY_NAME", "ECR_REPO_NAME", "ECR_REPOSITORY_NAME", "REPO_NAME",
-              "REPOSITORY_NAME")
+_REPO_KEYS = (
+    "IMAGE_REPO_NAME",
+    "IMAGE_REPOSITORY_NAME",
+    "ECR_REPO_NAME",
+    "ECR_REPOSITORY_NAME",
+    "REPO_NAME",
+    "REPOSITORY_NAME",
+)
 
 
-def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery,
-                    ignores: Mapping[str, str] | None = None,
-                    skip: frozenset[tuple[str, int]] = frozenset()) -> PartialPlan:
+def plan_buildspecs(
+    snapshot: RepoSnapshot,
+    options: Options,
+    found: Discovery,
+    ignores: Mapping[str, str] | None = None,
+    skip: frozenset[tuple[str, int]] = frozenset(),
+) -> PartialPlan:
     """Return buildspec edits, findings and the BuildLinks of every `docker build`.
 
     ``ignores``: the text of each `.dockerignore` the same plan creates or extends (it decides whether `.git` is
@@ -74,14 +84,19 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery,
         try:
             root = by.compose(text)
         except yaml.YAMLError as exc:
-            findings.append(Finding(path, "warning", Code.BUILDSPEC_UNPARSABLE,
-                                    f"{path} is not valid YAML, left untouched: {_first_line(exc)}"))
+            findings.append(
+                Finding(
+                    path,
+                    "warning",
+                    Code.BUILDSPEC_UNPARSABLE,
+                    f"{path} is not valid YAML, left untouched: {_first_line(exc)}",
+                )
+            )
             continue
         if not isinstance(root, MappingNode):
             continue
         parsed.append(Parsed(path, text, root, analyse(root, path, all_paths)))
-    tags = assign_tags([(p.path, p.root, p.analysis) for p in parsed], options,
-                       frozenset(found.batch_buildspecs))
+    tags = assign_tags([(p.path, p.root, p.analysis) for p in parsed], options, frozenset(found.batch_buildspecs))
     skip = _skippable(parsed, skip)
     edits: list[FileEdit] = []
     links: list[BuildLink] = []
@@ -91,8 +106,10 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery,
         if edit is None:
             # That warning says the layers are exported; a buildspec left as it is exports nothing.
             more = [f for f in more if f.code != Code.SECRET_BUILD_ARG]
-            blinks = [link if b.build.rewritten else replace(link, cached=False)
-                      for link, b in zip(blinks, p.analysis.builds, strict=False)]
+            blinks = [
+                link if b.build.rewritten else replace(link, cached=False)
+                for link, b in zip(blinks, p.analysis.builds, strict=False)
+            ]
         findings.extend(more)
         links.extend(blinks)
         if edit is not None:
@@ -101,29 +118,57 @@ def plan_buildspecs(snapshot: RepoSnapshot, options: Options, found: Discovery,
             repos[p.path] = repo
     if links:
         first = links[0].buildspec
-        findings.append(Finding(first, "info", Code.PRIVILEGED_MODE,
-                                "The CodeBuild project must run in privileged mode to use Docker "
-                                "(Environment > Privileged); a buildspec cannot turn it on."))
-        findings.append(Finding(first, "info", Code.BUILDX_REQUIRED,
-                                "The added steps need `docker buildx`, which ships on "
-                                f"{codebuild_images.summary(True)}; on an image without it "
-                                f"({codebuild_images.summary(False)}) the added guard stops the build with a clear "
-                                "message."))
+        findings.append(
+            Finding(
+                first,
+                "info",
+                Code.PRIVILEGED_MODE,
+                "The CodeBuild project must run in privileged mode to use Docker "
+                "(Environment > Privileged); a buildspec cannot turn it on.",
+            )
+        )
+        findings.append(
+            Finding(
+                first,
+                "info",
+                Code.BUILDX_REQUIRED,
+                "The added steps need `docker buildx`, which ships on "
+                f"{codebuild_images.summary(True)}; on an image without it "
+                f"({codebuild_images.summary(False)}) the added guard stops the build with a clear "
+                "message.",
+            )
+        )
         if not options.builder_image:
-            findings.append(Finding(first, "info", Code.BUILDER_IMAGE,
-                                    "`docker buildx create --bootstrap` pulls the `moby/buildkit` image from Docker "
-                                    "Hub on every build; CodeBuild machines share public IP addresses, so anonymous "
-                                    "pulls can hit Docker Hub's rate limit. Copy the image to ECR and set "
-                                    "`builder_image` in .github/ecr-cache.yml to avoid that."))
+            findings.append(
+                Finding(
+                    first,
+                    "info",
+                    Code.BUILDER_IMAGE,
+                    "`docker buildx create --bootstrap` pulls the `moby/buildkit` image from Docker "
+                    "Hub on every build; CodeBuild machines share public IP addresses, so anonymous "
+                    "pulls can hit Docker Hub's rate limit. Copy the image to ECR and set "
+                    "`builder_image` in .github/ecr-cache.yml to avoid that.",
+                )
+            )
         elif ".dkr.ecr." in options.builder_image:
             registry = options.builder_image.split("/", 1)[0]
-            findings.append(Finding(first, "info", Code.BUILDER_IMAGE_LOGIN,
-                                    f"The builder image comes from `{registry}`. The buildspec logs in only to "
-                                    "this account's registry in the build's region before `docker buildx create`, "
-                                    "so if the image is in another account or region, add a `docker login` for "
-                                    "that registry first (the IAM policy already allows pulling it)."))
-    return PartialPlan(edits=tuple(edits), findings=tuple(findings), builds=tuple(links),
-                       extra={"cache_repositories": repos, "skipped": skip})
+            findings.append(
+                Finding(
+                    first,
+                    "info",
+                    Code.BUILDER_IMAGE_LOGIN,
+                    f"The builder image comes from `{registry}`. The buildspec logs in only to "
+                    "this account's registry in the build's region before `docker buildx create`, "
+                    "so if the image is in another account or region, add a `docker login` for "
+                    "that registry first (the IAM policy already allows pulling it).",
+                )
+            )
+    return PartialPlan(
+        edits=tuple(edits),
+        findings=tuple(findings),
+        builds=tuple(links),
+        extra={"cache_repositories": repos, "skipped": skip},
+    )
 
 
 def _blocked(p: Parsed) -> tuple[Code, str] | None:
@@ -133,89 +178,161 @@ def _blocked(p: Parsed) -> tuple[Code, str] | None:
             continue
         line = command_line(p.text, b.command, b.build.verbs[0].start)
         if b.build.command.loops:
-            return (Code.BUILD_IN_LOOP,
-                    f"line {line}: this build runs inside a shell loop, so every iteration would write the same "
-                    "cache tag (two images on one cache ref keep evicting each other). Give each image its own "
-                    "build command, or set the cache flags by hand with a tag per iteration.")
+            return (
+                Code.BUILD_IN_LOOP,
+                f"line {line}: this build runs inside a shell loop, so every iteration would write the same "
+                "cache tag (two images on one cache ref keep evicting each other). Give each image its own "
+                "build command, or set the cache flags by hand with a tag per iteration.",
+            )
         reuse = _local_use_after_push(p, b)
         if reuse:
-            return (Code.BUILD_PUSH_LOCAL_IMAGE,
-                    f"line {line}: this build pushes with `--push`, and `{reuse}` then reads its image from the "
-                    "local image store. The default builder keeps pushed images there; the docker-container "
-                    "builder needed for the registry cache does not (and `--push --load` together needs buildx "
-                    "0.13 or newer), so this build was left as it is.")
-        hosts = [f for f in b.build.global_flags if f.split("=")[0] in ("-H", "--host", "-c", "--context")
-                 or f.startswith("-H")]
+            return (
+                Code.BUILD_PUSH_LOCAL_IMAGE,
+                f"line {line}: this build pushes with `--push`, and `{reuse}` then reads its image from the "
+                "local image store. The default builder keeps pushed images there; the docker-container "
+                "builder needed for the registry cache does not (and `--push --load` together needs buildx "
+                "0.13 or newer), so this build was left as it is.",
+            )
+        hosts = [
+            f
+            for f in b.build.global_flags
+            if f.split("=")[0] in ("-H", "--host", "-c", "--context") or f.startswith("-H")
+        ]
         if hosts:
-            return (Code.BUILD_DOCKER_HOST,
-                    f"line {line}: `docker {' '.join(b.build.global_flags)}` builds on another Docker daemon, but "
-                    "the cache builder is created on the default one, where `--load` would put the image.")
+            return (
+                Code.BUILD_DOCKER_HOST,
+                f"line {line}: `docker {' '.join(b.build.global_flags)}` builds on another Docker daemon, but "
+                "the cache builder is created on the default one, where `--load` would put the image.",
+            )
         if any(f.split("=")[0] == "--config" for f in b.build.global_flags):
             # buildx keeps its builders beside the CLI config, so this build would not see the cache builder.
-            return (Code.BUILD_DOCKER_HOST,
-                    f"line {line}: `docker {' '.join(b.build.global_flags)}` uses another Docker CLI config, where "
-                    "the cache builder created with the default config does not exist.")
+            return (
+                Code.BUILD_DOCKER_HOST,
+                f"line {line}: `docker {' '.join(b.build.global_flags)}` uses another Docker CLI config, where "
+                "the cache builder created with the default config does not exist.",
+            )
         inline = {a.raw.split("=", 1)[0]: a.raw for a in b.build.command.assignments}
-        moved = sorted(set(inline) & {"DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "BUILDX_CONFIG",
-                                      "BUILDX_BUILDER"})
+        moved = sorted(
+            set(inline) & {"DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "BUILDX_CONFIG", "BUILDX_BUILDER"}
+        )
         if moved:
-            return (Code.BUILD_DOCKER_HOST,
-                    f"line {line}: `{inline[moved[0]]}` makes this one build use another Docker daemon, CLI config "
-                    "or builder than the cache builder the bot sets up.")
+            return (
+                Code.BUILD_DOCKER_HOST,
+                f"line {line}: `{inline[moved[0]]}` makes this one build use another Docker daemon, CLI config "
+                "or builder than the cache builder the bot sets up.",
+            )
         if "DOCKER_BUILDKIT=0" in inline.values():
-            return (Code.BUILDKIT_DISABLED,
-                    f"line {line}: this build sets `DOCKER_BUILDKIT=0`, so it runs on the legacy builder on "
-                    "purpose; the registry cache needs BuildKit, and some legacy flags are refused by `buildx build`.")
-        images = [v for v in b.build.values("--output", "-o") if re.search(r"(^|,)type=image\b", v)
-                  and not re.search(r"(^|,)push=true\b", v)]
+            return (
+                Code.BUILDKIT_DISABLED,
+                f"line {line}: this build sets `DOCKER_BUILDKIT=0`, so it runs on the legacy builder on "
+                "purpose; the registry cache needs BuildKit, and some legacy flags are refused by `buildx build`.",
+            )
+        images = [
+            v
+            for v in b.build.values("--output", "-o")
+            if re.search(r"(^|,)type=image\b", v) and not re.search(r"(^|,)push=true\b", v)
+        ]
         if images and not b.build.has("--load", "--push"):
-            return (Code.BUILD_OUTPUT_IMAGE,
-                    f"line {line}: `--output {images[0]}` keeps the image in the local image store with the "
-                    "default builder; the docker-container builder needed for the registry cache keeps it inside "
-                    "the builder, so later steps would not find it.")
+            return (
+                Code.BUILD_OUTPUT_IMAGE,
+                f"line {line}: `--output {images[0]}` keeps the image in the local image store with the "
+                "default builder; the docker-container builder needed for the registry cache keeps it inside "
+                "the builder, so later steps would not find it.",
+            )
         networks = [v for v in b.build.values("--network") if v not in ("default", "none")]
         if networks:
             # docker-container builders run RUN steps in the builder's own container network, and buildx
             # before v0.13 refuses `network.host` without an entitlement (docker/buildx#2255), and the
             # recommended CodeBuild image ships an older one (codebuild_images names the versions).
-            return (Code.BUILD_NETWORK,
-                    f"line {line}: `--network {networks[0]}` would run the RUN steps inside the docker-container "
-                    "builder's own network (needed for the registry cache), not the one this build uses today, "
-                    "and older buildx versions refuse `--network host` there without an entitlement.")
+            return (
+                Code.BUILD_NETWORK,
+                f"line {line}: `--network {networks[0]}` would run the RUN steps inside the docker-container "
+                "builder's own network (needed for the registry cache), not the one this build uses today, "
+                "and older buildx versions refuse `--network host` there without an entitlement.",
+            )
     env = {**p.analysis.env_vars, **{k: v for k, v in p.analysis.literal_vars.items() if v is not None}}
     if env.get("DOCKER_BUILDKIT", "").strip("\"'") in ("0", "false"):
-        return (Code.BUILDKIT_DISABLED,
-                "`DOCKER_BUILDKIT` is set to `0`, so the builds run on the legacy builder on purpose; the "
-                "registry cache needs BuildKit.")
+        return (
+            Code.BUILDKIT_DISABLED,
+            "`DOCKER_BUILDKIT` is set to `0`, so the builds run on the legacy builder on purpose; the "
+            "registry cache needs BuildKit.",
+        )
     phases = by.get(p.root, "phases")
     for name in PHASES:
         ph = by.get(phases[1] if phases else None, name)
         if ph is not None and by.get(ph[1], "run-as") is not None:
-            return (Code.BUILDSPEC_UNSUPPORTED,
-                    f"phase `{name}` sets `run-as`: the buildx builder and the ECR login are kept in the home "
-                    "directory of the user who creates them, so they would not be found by a phase that runs "
-                    "as another user.")
+            return (
+                Code.BUILDSPEC_UNSUPPORTED,
+                f"phase `{name}` sets `run-as`: the buildx builder and the ECR login are kept in the home "
+                "directory of the user who creates them, so they would not be found by a phase that runs "
+                "as another user.",
+            )
     return None
 
 
-def _secret_refusal(p: Parsed, snapshot: RepoSnapshot, options: Options, ignores: Mapping[str, str],
-                    skip: frozenset[tuple[str, int]]) -> list[Finding]:
+def _secret_refusal(
+    p: Parsed, snapshot: RepoSnapshot, options: Options, ignores: Mapping[str, str], skip: frozenset[tuple[str, int]]
+) -> list[Finding]:
     """One warning per credential a build's cache export would carry out of the build machine."""
     out: list[Finding] = []
     for k, b in enumerate(p.analysis.builds):
         if b.build.rewritten or len(b.build.real_positionals) != 1 or (p.path, k) in skip:
             continue
-        for why in secret_leaks.build_refusal(p.analysis, b, p.path, snapshot, options, ignores,
-                                              lambda c, o: command_line(p.text, c, o)):
-            out.append(Finding(p.path, "warning", Code.SECRET_IN_CACHE, f"{p.path} left untouched: {why}",
-                               line=command_line(p.text, b.command, b.build.verbs[0].start)))
+        for why in secret_leaks.build_refusal(
+            p.analysis, b, p.path, snapshot, options, ignores, lambda c, o: command_line(p.text, c, o)
+        ):
+            out.append(
+                Finding(
+                    p.path,
+                    "warning",
+                    Code.SECRET_IN_CACHE,
+                    f"{p.path} left untouched: {why}",
+                    line=command_line(p.text, b.command, b.build.verbs[0].start),
+                )
+            )
     return out
 
 
 # Commands that never read the local Docker image store: after a build they do not need its image there.
-_STORE_FREE = frozenset({"echo", "printf", "aws", "cat", "sed", "jq", "envsubst", "ls", "mkdir", "cp", "mv", "rm",
-                         "tee", "cd", "export", "true", "test", "[", "[[", "git", "kubectl", "helm", "sleep", "date",
-                         "pwd", "env", "grep", "awk", "head", "tail", "tr", "cut", "zip", "unzip", "touch"})
+_STORE_FREE = frozenset(
+    {
+        "echo",
+        "printf",
+        "aws",
+        "cat",
+        "sed",
+        "jq",
+        "envsubst",
+        "ls",
+        "mkdir",
+        "cp",
+        "mv",
+        "rm",
+        "tee",
+        "cd",
+        "export",
+        "true",
+        "test",
+        "[",
+        "[[",
+        "git",
+        "kubectl",
+        "helm",
+        "sleep",
+        "date",
+        "pwd",
+        "env",
+        "grep",
+        "awk",
+        "head",
+        "tail",
+        "tr",
+        "cut",
+        "zip",
+        "unzip",
+        "touch",
+    }
+)
 # ... and cannot fail in a way that should stop a push (allowed between the build and its pushes).
 _QUIET = frozenset({"echo", "printf"})
 
@@ -263,8 +380,11 @@ def _push_only(p: Parsed, b: Build) -> list[int] | None:
             other = True
             # A later build FROM this image is refused as a chain (local_base); a push of another name reads
             # another image (a new name for this one needs `docker tag`, which keeps `--load`).
-            if parse_build(sc) is not None or words[:2] in (["docker", "login"], ["docker", "logout"]) \
-                    or push_target(words) is not None:
+            if (
+                parse_build(sc) is not None
+                or words[:2] in (["docker", "login"], ["docker", "logout"])
+                or push_target(words) is not None
+            ):
                 continue
             if words and words[0] not in _STORE_FREE:
                 return None
@@ -297,7 +417,7 @@ def _daemon_only_registry(tag: str) -> bool:
 def _has_finally(p: Parsed, phase: str) -> bool:
     """True when this phase or a later one has a `finally` block (its commands are not analysed)."""
     phases = by.get(p.root, "phases")
-    for name in PHASES[PHASES.index(phase):]:
+    for name in PHASES[PHASES.index(phase) :]:
         ph = by.get(phases[1] if phases else None, name)
         if ph is not None and by.get(ph[1], "finally") is not None:
             return True
@@ -334,8 +454,9 @@ def _skippable(parsed: list[Parsed], wanted: frozenset[tuple[str, int]]) -> froz
     """
     out: set[tuple[str, int]] = set()
     for p in parsed:
-        todo = [k for k, b in enumerate(p.analysis.builds)
-                if not b.build.rewritten and len(b.build.real_positionals) == 1]
+        todo = [
+            k for k, b in enumerate(p.analysis.builds) if not b.build.rewritten and len(b.build.real_positionals) == 1
+        ]
         chosen = [k for k in todo if (p.path, k) in wanted]
         whole = len(chosen) == len(todo)
         out.update((p.path, k) for k in chosen if whole or p.analysis.builds[k].build.kind != "buildx")
@@ -357,9 +478,14 @@ def _first_line(exc: Exception) -> str:
     return " ".join(str(exc).split())[:300]
 
 
-def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str], snapshot: RepoSnapshot,
-              ignores: Mapping[str, str], skip: frozenset[tuple[str, int]] = frozenset(),
-              ) -> tuple[FileEdit | None, list[Finding], list[BuildLink], str | None]:
+def _plan_one(
+    p: Parsed,
+    options: Options,
+    tags: dict[tuple[str, int], str],
+    snapshot: RepoSnapshot,
+    ignores: Mapping[str, str],
+    skip: frozenset[tuple[str, int]] = frozenset(),
+) -> tuple[FileEdit | None, list[Finding], list[BuildLink], str | None]:
     an = p.analysis
     findings: list[Finding] = []
     if not an.builds:
@@ -370,8 +496,10 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str], sna
     positions = {id(c): n for n, c in enumerate(an.commands)}
     for k, b in enumerate(an.builds):
         links.append(_build_link(p, b, k, tags, findings, snapshot, edit, positions, options, (p.path, k) in skip))
-    if not any(b.build.rewritten or len(b.build.real_positionals) == 1 and (p.path, k) not in skip
-               for k, b in enumerate(an.builds)):
+    if not any(
+        b.build.rewritten or len(b.build.real_positionals) == 1 and (p.path, k) not in skip
+        for k, b in enumerate(an.builds)
+    ):
         return None, findings, links, repo
     # Said even when another reason leaves the buildspec alone: fixing that one must not lead to a leak.
     leaks = _secret_refusal(p, snapshot, options, ignores, skip)
@@ -396,40 +524,55 @@ def _plan_one(p: Parsed, options: Options, tags: dict[tuple[str, int], str], sna
     findings.extend(builder_switch(p))
     try:
         if an.flow_phases:
-            raise by.Unsupported(f"the commands of phase(s) {', '.join(an.flow_phases)} are a flow "
-                                 "sequence `[...]`, which the bot does not edit")
+            raise by.Unsupported(
+                f"the commands of phase(s) {', '.join(an.flow_phases)} are a flow "
+                "sequence `[...]`, which the bot does not edit"
+            )
         by.check_block_indentation(p.text)
-        bases = tuple(dict.fromkeys(r for link, b in zip(links, an.builds, strict=True) if not b.build.rewritten
-                                    for r in link.base_images))
+        bases = tuple(
+            dict.fromkeys(
+                r for link, b in zip(links, an.builds, strict=True) if not b.build.rewritten for r in link.base_images
+            )
+        )
         _plan_setup(p, options, repo, edit, positions, bases)
         new_text = splice(p, edit)
     except by.Unsupported as exc:
-        findings.append(Finding(p.path, "warning", Code.BUILDSPEC_UNSUPPORTED,
-                                f"{p.path} left untouched: {exc}"))
+        findings.append(Finding(p.path, "warning", Code.BUILDSPEC_UNSUPPORTED, f"{p.path} left untouched: {exc}"))
         return None, findings, links, repo
     if new_text == p.text:
         return None, findings, links, repo
     reason = prove(p, edit, new_text)
     if reason:
-        findings.append(Finding(p.path, "warning", Code.BUILDSPEC_EDIT_UNPROVEN,
-                                f"{p.path} left untouched: the edited file did not re-parse to exactly the "
-                                f"intended change ({reason})."))
+        findings.append(
+            Finding(
+                p.path,
+                "warning",
+                Code.BUILDSPEC_EDIT_UNPROVEN,
+                f"{p.path} left untouched: the edited file did not re-parse to exactly the intended change ({reason}).",
+            )
+        )
         return None, findings, links, repo
-    return (FileEdit(p.path, "modify", new_text, p.text, tuple(dict.fromkeys(edit.reasons))),
-            findings, links, repo)
+    return (FileEdit(p.path, "modify", new_text, p.text, tuple(dict.fromkeys(edit.reasons))), findings, links, repo)
 
 
-def _cache_repo(an: Analysis, options: Options, path: str, findings: list[Finding],
-                repository: str | None = None) -> str:
+def _cache_repo(
+    an: Analysis, options: Options, path: str, findings: list[Finding], repository: str | None = None
+) -> str:
     if "CACHE_REPO_NAME" in an.env_vars:
         return an.env_vars["CACHE_REPO_NAME"]
     if options.cache_repository:
         if valid_repo_name(options.cache_repository):
             return options.cache_repository
         fallback = default_cache_repository(repository) or "ecr-build-cache"
-        findings.append(Finding(path, "warning", Code.CACHE_REPOSITORY_INVALID,
-                                f"cache repository {options.cache_repository!r} is not a valid ECR "
-                                f"repository name; using `{fallback}`."))
+        findings.append(
+            Finding(
+                path,
+                "warning",
+                Code.CACHE_REPOSITORY_INVALID,
+                f"cache repository {options.cache_repository!r} is not a valid ECR "
+                f"repository name; using `{fallback}`.",
+            )
+        )
         return fallback
     image = options.image_repository
     known = _known_values(an)
@@ -446,21 +589,35 @@ def _cache_repo(an: Analysis, options: Options, path: str, findings: list[Findin
     if own:
         # One cache repository per GitHub repository: a shared default would let every repository of the
         # account overwrite the others' `cache` tag.
-        findings.append(Finding(path, "info", Code.CACHE_REPOSITORY_DEFAULT,
-                                f"The image repository name is not in the buildspec, so the cache goes to "
-                                f"`{own}`, named after this repository; set `cache_repository` in "
-                                ".github/ecr-cache.yml (or edit CACHE_REPO_NAME) to choose another name."))
+        findings.append(
+            Finding(
+                path,
+                "info",
+                Code.CACHE_REPOSITORY_DEFAULT,
+                f"The image repository name is not in the buildspec, so the cache goes to "
+                f"`{own}`, named after this repository; set `cache_repository` in "
+                ".github/ecr-cache.yml (or edit CACHE_REPO_NAME) to choose another name.",
+            )
+        )
         return own
-    findings.append(Finding(path, "info", Code.CACHE_REPOSITORY_DEFAULT,
-                            "The image repository name is not in the buildspec, so the cache goes to the "
-                            "shared `ecr-build-cache` repository; set `cache_repository` in "
-                            ".github/ecr-cache.yml (or edit CACHE_REPO_NAME) if other repositories of this "
-                            "AWS account use the same cache tags."))
+    findings.append(
+        Finding(
+            path,
+            "info",
+            Code.CACHE_REPOSITORY_DEFAULT,
+            "The image repository name is not in the buildspec, so the cache goes to the "
+            "shared `ecr-build-cache` repository; set `cache_repository` in "
+            ".github/ecr-cache.yml (or edit CACHE_REPO_NAME) if other repositories of this "
+            "AWS account use the same cache tags.",
+        )
+    )
     return "ecr-build-cache"
 
 
-_ECR_PATH = re.compile(r"\.dkr\.ecr\.[^/\s\"']+?\.amazonaws\.com(?:\.cn)?/"
-                       r"((?:\$\{[A-Za-z_][A-Za-z0-9_]*\}|[^\s:@\"'`;|&()])+)")
+_ECR_PATH = re.compile(
+    r"\.dkr\.ecr\.[^/\s\"']+?\.amazonaws\.com(?:\.cn)?/"
+    r"((?:\$\{[A-Za-z_][A-Za-z0-9_]*\}|[^\s:@\"'`;|&()])+)"
+)
 _VAR_REF = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 
 
@@ -490,9 +647,18 @@ def _ecr_repositories(an: Analysis) -> list[str]:
     return [] if any(n.startswith("\0") for n in unique) else unique
 
 
-def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], findings: list[Finding],
-                snapshot: RepoSnapshot, edit: Edit, positions: dict[int, int], options: Options,
-                skip: bool = False) -> BuildLink:
+def _build_link(
+    p: Parsed,
+    b: Build,
+    k: int,
+    tags: dict[tuple[str, int], str],
+    findings: list[Finding],
+    snapshot: RepoSnapshot,
+    edit: Edit,
+    positions: dict[int, int],
+    options: Options,
+    skip: bool = False,
+) -> BuildLink:
     db = b.build
     cmd = b.command
     line = command_line(p.text, cmd, db.verbs[0].start)
@@ -506,30 +672,68 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
         output = "none"
     malformed = len(db.real_positionals) != 1
     if b.unresolved and not malformed:
-        findings.append(Finding(p.path, "warning", Code.BUILD_PATH_UNRESOLVED,
-                                f"{where}: cannot tell which Dockerfile/context this build uses: "
-                                f"{', '.join('`' + u + '`' for u in b.unresolved)} is not set in "
-                                "env/variables (a project variable or a value computed at build time); "
-                                "the Dockerfile was not analysed.", line=line))
+        findings.append(
+            Finding(
+                p.path,
+                "warning",
+                Code.BUILD_PATH_UNRESOLVED,
+                f"{where}: cannot tell which Dockerfile/context this build uses: "
+                f"{', '.join('`' + u + '`' for u in b.unresolved)} is not set in "
+                "env/variables (a project variable or a value computed at build time); "
+                "the Dockerfile was not analysed.",
+                line=line,
+            )
+        )
     elif b.dockerfile and b.dockerfile not in snapshot.paths and snapshot.paths:
         near = posixpath.normpath(posixpath.join(posixpath.dirname(p.path), b.dockerfile))
-        hint = (f" `{near}` sits next to the buildspec: it is used only if this project's source root is "
-                f"`{posixpath.dirname(p.path)}`." if near in snapshot.paths and near != b.dockerfile else "")
-        findings.append(Finding(p.path, "warning", Code.DOCKERFILE_MISSING,
-                                f"{where}: CodeBuild runs commands from the source root ($CODEBUILD_SRC_DIR), so "
-                                f"this build reads `{b.dockerfile}`, which is not in the repository.{hint}", line=line))
-    link = BuildLink(p.path, cmd.phase, cmd.index, line, b.dockerfile if not b.unresolved else None,
-                     b.context, tag, output, b.unresolved,  # type: ignore[arg-type]
-                     b.volatile_args, b.target, b.written_before, b.unknown_args,
-                     no_cache=_no_cache(b, p.analysis.env_vars), cached=db.rewritten or not (skip or malformed),
-                     base_images=_base_images(b, snapshot))
+        hint = (
+            f" `{near}` sits next to the buildspec: it is used only if this project's source root is "
+            f"`{posixpath.dirname(p.path)}`."
+            if near in snapshot.paths and near != b.dockerfile
+            else ""
+        )
+        findings.append(
+            Finding(
+                p.path,
+                "warning",
+                Code.DOCKERFILE_MISSING,
+                f"{where}: CodeBuild runs commands from the source root ($CODEBUILD_SRC_DIR), so "
+                f"this build reads `{b.dockerfile}`, which is not in the repository.{hint}",
+                line=line,
+            )
+        )
+    link = BuildLink(
+        p.path,
+        cmd.phase,
+        cmd.index,
+        line,
+        b.dockerfile if not b.unresolved else None,
+        b.context,
+        tag,
+        output,  # type: ignore[arg-type]
+        b.unresolved,
+        b.volatile_args,
+        b.target,
+        b.written_before,
+        b.unknown_args,
+        no_cache=_no_cache(b, p.analysis.env_vars),
+        cached=db.rewritten or not (skip or malformed),
+        base_images=_base_images(b, snapshot),
+    )
     if db.rewritten or skip:
         return link
     if malformed:
-        findings.append(Finding(p.path, "warning", Code.DOCKER_BUILD_MALFORMED,
-                                f"{where}: this build has {len(db.real_positionals)} positional arguments "
-                                f"({' '.join(w.raw for w in db.real_positionals) or 'none'}); docker accepts "
-                                "exactly one context, so the command was left as it is.", line=line))
+        findings.append(
+            Finding(
+                p.path,
+                "warning",
+                Code.DOCKER_BUILD_MALFORMED,
+                f"{where}: this build has {len(db.real_positionals)} positional arguments "
+                f"({' '.join(w.raw for w in db.real_positionals) or 'none'}); docker accepts "
+                "exactly one context, so the command was left as it is.",
+                line=line,
+            )
+        )
         return link
     flags = CacheFlags(tag, options.mode, "--push" if drops else output_flag(db), options.cache_errors == "ignore")
     pos = positions[id(cmd)]
@@ -537,65 +741,122 @@ def _build_link(p: Parsed, b: Build, k: int, tags: dict[tuple[str, int], str], f
     spelled = "docker " + " ".join(w.value for w in db.verbs)
     keep = "" if flags.output is None else ", with `--load` so the later steps find the image locally"
     if drops:
-        keep = (", with `--push`: it pushes every `-t` tag itself, since the only later use of the image is "
-                "`docker push` of those tags, and skips exporting the whole image into the local image store; "
-                "`--provenance=false` keeps each pushed tag a plain image manifest, as `docker push` gave (with a "
-                "provenance attestation it would become an image index, which AWS Lambda, for one, rejects)")
+        keep = (
+            ", with `--push`: it pushes every `-t` tag itself, since the only later use of the image is "
+            "`docker push` of those tags, and skips exporting the whole image into the local image store; "
+            "`--provenance=false` keeps each pushed tag a plain image manifest, as `docker push` gave (with a "
+            "provenance attestation it would become an image index, which AWS Lambda, for one, rejects)"
+        )
         for n in drops:
             edit.drop.add(n)
-            edit.reasons.append(f"Line {p.analysis.commands[n].node.start_mark.line + 1} (before this change): "
-                                f"`{(p.analysis.commands[n].value or '').strip()}` removed: the build on line "
-                                f"{line} now pushes that tag itself with `--push`, which leaves no copy in the local "
-                                "image store, so this push would fail with \"An image does not exist locally\".")
-    edit.reasons.append(f"Line {line} (before this change): `{spelled}` becomes `docker buildx build` importing "
-                        f"and exporting its layer cache at `$CACHE_URI:{tag}` (mode={options.mode}, image manifest "
-                        f"+ OCI media types, which ECR requires){keep}.")
+            edit.reasons.append(
+                f"Line {p.analysis.commands[n].node.start_mark.line + 1} (before this change): "
+                f"`{(p.analysis.commands[n].value or '').strip()}` removed: the build on line "
+                f"{line} now pushes that tag itself with `--push`, which leaves no copy in the local "
+                'image store, so this push would fail with "An image does not exist locally".'
+            )
+    edit.reasons.append(
+        f"Line {line} (before this change): `{spelled}` becomes `docker buildx build` importing "
+        f"and exporting its layer cache at `$CACHE_URI:{tag}` (mode={options.mode}, image manifest "
+        f"+ OCI media types, which ECR requires){keep}."
+    )
     if flags.best_effort:
-        edit.reasons.append(f"Line {line} (before this change): the export has `ignore-error=true`, so a missing "
-                            "cache repository or push permission (merging before the one-time AWS setup) never "
-                            "fails the build, and a missing cache on import is only a warning; set "
-                            "`cache_errors: fatal` in .github/ecr-cache.yml to make cache errors fail it.")
+        edit.reasons.append(
+            f"Line {line} (before this change): the export has `ignore-error=true`, so a missing "
+            "cache repository or push permission (merging before the one-time AWS setup) never "
+            "fails the build, and a missing cache on import is only a warning; set "
+            "`cache_errors: fatal` in .github/ecr-cache.yml to make cache errors fail it."
+        )
     for o in db.options:
         if o.name in ("--cache-from", "--cache-to"):
-            edit.reasons.append(f"Line {line} (before this change): removed `{o.name} {o.value}`; the ECR registry "
-                                "cache replaces it.")
-            findings.append(Finding(p.path, "info", Code.CACHE_FROM_REPLACED,
-                                    f"{where}: the existing `{o.name} {o.value}` was replaced by the ECR "
-                                    "registry cache (a pulled image only seeds the cache when it was built "
-                                    "with inline cache metadata).", line=line))
+            edit.reasons.append(
+                f"Line {line} (before this change): removed `{o.name} {o.value}`; the ECR registry cache replaces it."
+            )
+            findings.append(
+                Finding(
+                    p.path,
+                    "info",
+                    Code.CACHE_FROM_REPLACED,
+                    f"{where}: the existing `{o.name} {o.value}` was replaced by the ECR "
+                    "registry cache (a pulled image only seeds the cache when it was built "
+                    "with inline cache metadata).",
+                    line=line,
+                )
+            )
     for name in db.values("--builder"):
-        findings.append(Finding(p.path, "warning", Code.OWN_BUILDER,
-                                f"{where}: the build selects its own builder `{name}`; it must use the "
-                                "docker-container driver, or the registry cache export fails.", line=line))
+        findings.append(
+            Finding(
+                p.path,
+                "warning",
+                Code.OWN_BUILDER,
+                f"{where}: the build selects its own builder `{name}`; it must use the "
+                "docker-container driver, or the registry cache export fails.",
+                line=line,
+            )
+        )
     if db.has("--no-cache"):
-        findings.append(Finding(p.path, "warning", Code.NO_CACHE,
-                                f"{where}: `--no-cache` is kept, so this build never imports the cache (it "
-                                "still exports it). Remove `--no-cache` to get cached builds.", line=line))
+        findings.append(
+            Finding(
+                p.path,
+                "warning",
+                Code.NO_CACHE,
+                f"{where}: `--no-cache` is kept, so this build never imports the cache (it "
+                "still exports it). Remove `--no-cache` to get cached builds.",
+                line=line,
+            )
+        )
     secrets = [a.split("=", 1)[0] for a in db.values("--build-arg") if _SECRET_ARG.search(a.split("=", 1)[0])]
     if secrets and options.mode == "max":
         # mode=max exports the layers of every stage, not only the pushed image's
         # (https://docs.docker.com/build/cache/backends/: use --secret, not ARG, for credentials).
-        findings.append(Finding(p.path, "warning", Code.SECRET_BUILD_ARG,
-                                f"{where}: {', '.join('`' + n + '`' for n in secrets)} reaches the build as a "
-                                "build argument; with `mode=max` the layers of every stage (also build stages "
-                                "that never left this machine before) are exported to the cache repository. Pass "
-                                "credentials with `--secret` and `RUN --mount=type=secret`, or use `mode: min`.",
-                                line=line))
+        findings.append(
+            Finding(
+                p.path,
+                "warning",
+                Code.SECRET_BUILD_ARG,
+                f"{where}: {', '.join('`' + n + '`' for n in secrets)} reaches the build as a "
+                "build argument; with `mode=max` the layers of every stage (also build stages "
+                "that never left this machine before) are exported to the cache repository. Pass "
+                "credentials with `--secret` and `RUN --mount=type=secret`, or use `mode: min`.",
+                line=line,
+            )
+        )
     for var, value in b.flag_values.items():
         if re.search(r"(?:^|\s)--no-cache(?:\s|$)", value):
-            findings.append(Finding(p.path, "warning", Code.NO_CACHE,
-                                    f"{where}: `{var}` is set to `{value}` in this buildspec; its `--no-cache` "
-                                    "means this build never imports the cache (it still exports it).", line=line))
+            findings.append(
+                Finding(
+                    p.path,
+                    "warning",
+                    Code.NO_CACHE,
+                    f"{where}: `{var}` is set to `{value}` in this buildspec; its `--no-cache` "
+                    "means this build never imports the cache (it still exports it).",
+                    line=line,
+                )
+            )
     for var in db.flag_vars:
-        findings.append(Finding(p.path, "warning", Code.BUILD_FLAGS_VARIABLE,
-                                f"{where}: `{var}` may expand to extra build flags the bot cannot see (for "
-                                "example `--cache-from` or `--no-cache`); check that it does not conflict "
-                                "with the registry cache flags.", line=line))
+        findings.append(
+            Finding(
+                p.path,
+                "warning",
+                Code.BUILD_FLAGS_VARIABLE,
+                f"{where}: `{var}` may expand to extra build flags the bot cannot see (for "
+                "example `--cache-from` or `--no-cache`); check that it does not conflict "
+                "with the registry cache flags.",
+                line=line,
+            )
+        )
     if b.unresolved and tags.get((p.path, k)):
-        findings.append(Finding(p.path, "info", Code.CACHE_TAG_SHARED,
-                                f"{where}: if several CodeBuild projects run this buildspec with different "
-                                f"values of {', '.join(b.unresolved)}, they share the cache tag `{tag}`; give "
-                                "each its own tag to keep their caches apart.", line=line))
+        findings.append(
+            Finding(
+                p.path,
+                "info",
+                Code.CACHE_TAG_SHARED,
+                f"{where}: if several CodeBuild projects run this buildspec with different "
+                f"values of {', '.join(b.unresolved)}, they share the cache tag `{tag}`; give "
+                "each its own tag to keep their caches apart.",
+                line=line,
+            )
+        )
     return link
 
 
@@ -661,8 +922,11 @@ def _login_covers(an: Analysis, region: str, options: Options, before: int, posi
     if an.cred_helper:
         return True
     host = _norm(registry_host("$AWS_ACCOUNT_ID", region, an.china))
-    accounts = ({"$AWS_ACCOUNT_ID"} | {f"${v}" for v in an.account_vars}
-                | ({options.account_id} if options.account_id else set()))
+    accounts = (
+        {"$AWS_ACCOUNT_ID"}
+        | {f"${v}" for v in an.account_vars}
+        | ({options.account_id} if options.account_id else set())
+    )
     for cmd, lg in an.legacy:
         if positions[id(cmd)] > before:
             continue
@@ -680,8 +944,9 @@ def _login_covers(an: Analysis, region: str, options: Options, before: int, posi
 _LOGIN_HOST = re.compile(r"(\$\w+|\d{12})\.dkr\.ecr\.([^./]+)\.")
 
 
-def _base_logins(an: Analysis, options: Options, region: str, bases: tuple[str, ...], before: int,
-                 positions: dict[int, int]) -> list[str]:
+def _base_logins(
+    an: Analysis, options: Options, region: str, bases: tuple[str, ...], before: int, positions: dict[int, int]
+) -> list[str]:
     """Registry hosts of private base images that no login before command ``before`` covers.
 
     The docker-container builder pulls base images with the docker CLI's credentials
@@ -702,31 +967,38 @@ def _base_logins(an: Analysis, options: Options, region: str, bases: tuple[str, 
         logins = [(options.account_id or "$AWS_ACCOUNT_ID", region)]
         logins += [(m[1], m[2]) for m in (_LOGIN_HOST.match(t) for t in targets) if m]
         logins += [(account, r) for r, ids in legacy for account in (ids or ("$AWS_ACCOUNT_ID",))]
-        covered = any(a == found.account or a.startswith("$") for a, r in logins
-                      if r == found.region or r.startswith("$"))
+        covered = any(
+            a == found.account or a.startswith("$") for a, r in logins if r == found.region or r.startswith("$")
+        )
         if not covered and host not in out:
             out.append(host)
     return out
 
 
-def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: dict[int, int],
-                bases: tuple[str, ...] = ()) -> None:
+def _plan_setup(
+    p: Parsed, options: Options, repo: str, edit: Edit, positions: dict[int, int], bases: tuple[str, ...] = ()
+) -> None:
     an = p.analysis
     texts = [c.value or "" for c in an.commands]
     todo = [b for b in an.builds if not b.build.rewritten]
     for cmd, lg in an.legacy:
         edit.mods.setdefault(positions[id(cmd)], []).append((lg.start, lg.end, lg.replacement(an.china)))
-        edit.reasons.append(f"Line {cmd.node.start_mark.line + 1} (before this change): `$(aws ecr get-login ...)` "
-                            "was removed in AWS CLI v2 (on every current CodeBuild image it fails with \"Invalid "
-                            "choice\"); replaced by `aws ecr get-login-password | docker login`.")
+        edit.reasons.append(
+            f"Line {cmd.node.start_mark.line + 1} (before this change): `$(aws ecr get-login ...)` "
+            'was removed in AWS CLI v2 (on every current CodeBuild image it fails with "Invalid '
+            'choice"); replaced by `aws ecr get-login-password | docker login`.'
+        )
     env_vars = an.env_vars
     if "DOCKER_BUILDKIT" not in env_vars:
         edit.env_add.append(("DOCKER_BUILDKIT", "1"))
     if "CACHE_REPO_NAME" not in env_vars:
         edit.env_add.append(("CACHE_REPO_NAME", repo))
     if edit.env_add:
-        edit.reasons.append("`env.variables`: " + " and ".join(f"`{k}: \"{v}\"`" for k, v in edit.env_add)
-                            + " (BuildKit on; the ECR repository that holds the layer cache).")
+        edit.reasons.append(
+            "`env.variables`: "
+            + " and ".join(f'`{k}: "{v}"`' for k, v in edit.env_add)
+            + " (BuildKit on; the ECR repository that holds the layer cache)."
+        )
     setup: list[str] = []
     first = an.builds[0].command
     target = _setup_target(an, first)
@@ -745,17 +1017,22 @@ def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: d
         first_pos = min(first_pos, setup_pos - 1)
     if todo and not _login_covers(an, region, options, first_pos, positions):
         setup.append(login_command(region, registry_host("$AWS_ACCOUNT_ID", region, an.china)))
-        edit.reasons.append("Log in to this account's ECR registry before the build: the builder reads and "
-                            "writes the cache there, and no existing login covers it.")
+        edit.reasons.append(
+            "Log in to this account's ECR registry before the build: the builder reads and "
+            "writes the cache there, and no existing login covers it."
+        )
     for host in _base_logins(an, options, region, bases, first_pos, positions) if todo else []:
         setup.append(login_command(host.split(".")[3], host))
-        edit.reasons.append(f"Log in to `{host}` before the build: a Dockerfile starts FROM an image there, which "
-                            "the docker-container builder pulls with the docker CLI's credentials, and no "
-                            "existing login covers that registry.")
+        edit.reasons.append(
+            f"Log in to `{host}` before the build: a Dockerfile starts FROM an image there, which "
+            "the docker-container builder pulls with the docker CLI's credentials, and no "
+            "existing login covers that registry."
+        )
     own_uri = [t for t in texts if re.search(r"(?:^|[\s;&|(])(?:export\s+)?CACHE_URI=", t)]
     if any(not is_bot_line(t) for t in own_uri):
-        raise by.Unsupported("the buildspec already sets `CACHE_URI` for its own purpose; the cache flags the bot "
-                             "adds read that name")
+        raise by.Unsupported(
+            "the buildspec already sets `CACHE_URI` for its own purpose; the cache flags the bot adds read that name"
+        )
     _check_own_names(p, texts)
     if not own_uri:
         setup.append(f"CACHE_URI={registry_host('$AWS_ACCOUNT_ID', region, an.china)}/$CACHE_REPO_NAME")
@@ -763,18 +1040,25 @@ def _plan_setup(p: Parsed, options: Options, repo: str, edit: Edit, positions: d
         setup.append(GUARD_LINE)
     own_builder = _users_builder(texts, options.builder_name)
     if own_builder:
-        edit.reasons.append(f"The builds keep the buildspec's own buildx builder ({own_builder}); it is not "
-                            "the `docker` driver, so it can export the registry cache.")
-    elif not any(re.search(rf"docker buildx create\b.*--name[= ]{re.escape(options.builder_name)}\b", t)
-                 for t in texts):
+        edit.reasons.append(
+            f"The builds keep the buildspec's own buildx builder ({own_builder}); it is not "
+            "the `docker` driver, so it can export the registry cache."
+        )
+    elif not any(
+        re.search(rf"docker buildx create\b.*--name[= ]{re.escape(options.builder_name)}\b", t) for t in texts
+    ):
         best_effort = options.cache_errors == "ignore"
         setup.append(builder_line(options.builder_name, options.builder_image, best_effort))
         if best_effort:
-            edit.reasons.append("If that builder cannot start (its BuildKit image is pulled on every build, from "
-                                "Docker Hub unless `builder_image` is set), the build goes on with the default "
-                                "builder and without the layer cache, and the log says so in one line.")
-        edit.reasons.append("Create a `docker-container` buildx builder once per build (the default `docker` "
-                            "driver cannot export a registry cache), after checking that buildx is installed.")
+            edit.reasons.append(
+                "If that builder cannot start (its BuildKit image is pulled on every build, from "
+                "Docker Hub unless `builder_image` is set), the build goes on with the default "
+                "builder and without the layer cache, and the log says so in one line."
+            )
+        edit.reasons.append(
+            "Create a `docker-container` buildx builder once per build (the default `docker` "
+            "driver cannot export a registry cache), after checking that buildx is installed."
+        )
     if setup:
         if target is None:
             edit.before.setdefault(positions[id(first)], []).extend(setup)
@@ -795,22 +1079,31 @@ def _check_own_names(p: Parsed, texts: list[str]) -> None:
     for section in ("variables", "parameter-store", "secrets-manager", "exported-variables"):
         sec = by.get(env[1] if env else None, section)
         node = sec[1] if sec else None
-        keys = [k for k, _ in node.value] if isinstance(node, MappingNode) else (
-            node.value if isinstance(node, yaml.SequenceNode) else [])
+        keys = (
+            [k for k, _ in node.value]
+            if isinstance(node, MappingNode)
+            else (node.value if isinstance(node, yaml.SequenceNode) else [])
+        )
         names[section] = {k.value for k in keys if isinstance(k, ScalarNode)}
     for section, found in names.items():
         if "CACHE_URI" in found:
-            raise by.Unsupported(f"`env.{section}` names `CACHE_URI`, which the cache flags the bot adds read; the "
-                                 "setup line would overwrite that value")
+            raise by.Unsupported(
+                f"`env.{section}` names `CACHE_URI`, which the cache flags the bot adds read; the "
+                "setup line would overwrite that value"
+            )
     stored = names["parameter-store"] | names["secrets-manager"]
     clash = sorted(stored & BOT_ENV)
     if clash:
-        raise by.Unsupported(f"`{clash[0]}` comes from Parameter Store or Secrets Manager, and the bot would "
-                             "also set it in `env.variables`")
+        raise by.Unsupported(
+            f"`{clash[0]}` comes from Parameter Store or Secrets Manager, and the bot would "
+            "also set it in `env.variables`"
+        )
     for t in texts:
         if re.search(r"\$\{?CACHE_URI\b", t) and not is_bot_line(t) and not parse_bot_flags(t):
-            raise by.Unsupported("a command reads `$CACHE_URI`, which no line of the buildspec sets: a project "
-                                 "variable of that name would be overwritten by the setup line the bot adds")
+            raise by.Unsupported(
+                "a command reads `$CACHE_URI`, which no line of the buildspec sets: a project "
+                "variable of that name would be overwritten by the setup line the bot adds"
+            )
 
 
 def _users_builder(texts: list[str], ours: str) -> str | None:
@@ -835,7 +1128,7 @@ def _continues_on_failure(p: Parsed, phase: str) -> bool:
 
 def _setup_target(an: Analysis, first: BuildspecCommand) -> str | None:
     """The phase before the first build's phase that has commands (None: insert before the build)."""
-    earlier = PHASES[:PHASES.index(first.phase)]
+    earlier = PHASES[: PHASES.index(first.phase)]
     for name in reversed(earlier):
         # POST_BUILD runs even after a failed BUILD, which may have stopped before lines appended to it
         # (https://docs.aws.amazon.com/codebuild/latest/userguide/view-build-details-phases.html).
@@ -882,8 +1175,10 @@ def _plan_account(p: Parsed, edit: Edit, positions: dict[int, int]) -> None:
         if not _ACCOUNT_USE.search(text) or usable or (kind == "item" and (derived or set_in)):
             continue
         if not derived:
-            edit.reasons.append("Derive `AWS_ACCOUNT_ID` from `$CODEBUILD_BUILD_ARN` before its first use "
-                                "(CodeBuild does not predefine it); a project variable of that name still wins.")
+            edit.reasons.append(
+                "Derive `AWS_ACCOUNT_ID` from `$CODEBUILD_BUILD_ARN` before its first use "
+                "(CodeBuild does not predefine it); a project variable of that name still wins."
+            )
         derived = True
         set_in.add(phase)
         if kind == "item":

@@ -20,7 +20,7 @@ def existing_tag(build: DockerBuild) -> str | None:
     """The tag of a build the bot already rewrote."""
     for o in build.options:
         if o.name == "--cache-from" and o.value and o.value.startswith(MARKER):
-            return o.value[len(MARKER):]
+            return o.value[len(MARKER) :]
     return None
 
 
@@ -57,8 +57,9 @@ def spec_slug(path: str) -> str:
     return slug(re.sub(r"(?i)buildspec", "", stem)) or "buildspec"
 
 
-def assign_tags(specs: list[tuple[str, Node, Analysis]], options: Options,
-                batch_paths: frozenset[str] = frozenset()) -> dict[tuple[str, int], str]:
+def assign_tags(
+    specs: list[tuple[str, Node, Analysis]], options: Options, batch_paths: frozenset[str] = frozenset()
+) -> dict[tuple[str, int], str]:
     """Tags for every build not yet rewritten: `options.cache_tag` when the repo has a single build,
     else `<cache_tag>-<image slug>`, made unique across buildspecs; batch buildspecs add the task id."""
     taken: set[str] = set()
@@ -85,7 +86,7 @@ def assign_tags(specs: list[tuple[str, Node, Analysis]], options: Options,
         while candidate + suffix in taken:
             candidate = f"{tag}-{n}"
             n += 1
-        final = candidate[:_TAG_MAX - len(suffix)] + suffix
+        final = candidate[: _TAG_MAX - len(suffix)] + suffix
         taken.add(final)
         out[(path, k)] = final
     return out

@@ -24,25 +24,35 @@ from bot.core.shell.words import simple_commands
 ECR_NAME = re.compile(r"(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*")
 ACCOUNT_LINE = "AWS_ACCOUNT_ID=${AWS_ACCOUNT_ID:-$(echo $CODEBUILD_BUILD_ARN | cut -d':' -f5)}"
 # Written into buildspecs: earlier output is recognised by this exact text (the image comes from the table).
-GUARD_LINE = (f'docker buildx version || {{ echo "docker buildx is missing - use {codebuild_images.RECOMMENDED} '
-              'or newer"; exit 1; }')
+GUARD_LINE = (
+    f'docker buildx version || {{ echo "docker buildx is missing - use {codebuild_images.RECOMMENDED} '
+    'or newer"; exit 1; }'
+)
 _REGION = r"(?:\$\{?[A-Za-z_][A-Za-z0-9_]*\}?|[a-z]{2}(?:-[a-z]+)+-\d)"
 _SUFFIX = r"amazonaws\.com(?:\.cn)?"
 _BOT_LINES = (
     re.compile(re.escape(ACCOUNT_LINE)),
     re.compile(re.escape(GUARD_LINE)),
     re.compile(rf"CACHE_URI=\$AWS_ACCOUNT_ID\.dkr\.ecr\.{_REGION}\.{_SUFFIX}/\$CACHE_REPO_NAME"),
-    re.compile(r"docker buildx create --name (?P<n>[A-Za-z0-9_.-]+) --driver docker-container"
-               r"(?: --driver-opt image=[^\s;|&]+)? --use --bootstrap \|\| docker buildx use (?P=n)"),
-    re.compile(r"docker buildx create --name (?P<n>[A-Za-z0-9_.-]+) --driver docker-container"
-               r"(?: --driver-opt image=[^\s;|&]+)? --use --bootstrap \|\| docker buildx inspect --bootstrap (?P=n)"
-               r" && docker buildx use (?P=n) \|\| \{ echo \"ecr-cache - [^\"$`\\]*\"; docker buildx use default; "
-               r"CACHE_URI=\"\"; \}"),
-    re.compile(rf"aws ecr get-login-password --region {_REGION} \| docker login --username AWS "
-               rf"--password-stdin \$AWS_ACCOUNT_ID\.dkr\.ecr\.{_REGION}\.{_SUFFIX}"),
+    re.compile(
+        r"docker buildx create --name (?P<n>[A-Za-z0-9_.-]+) --driver docker-container"
+        r"(?: --driver-opt image=[^\s;|&]+)? --use --bootstrap \|\| docker buildx use (?P=n)"
+    ),
+    re.compile(
+        r"docker buildx create --name (?P<n>[A-Za-z0-9_.-]+) --driver docker-container"
+        r"(?: --driver-opt image=[^\s;|&]+)? --use --bootstrap \|\| docker buildx inspect --bootstrap (?P=n)"
+        r" && docker buildx use (?P=n) \|\| \{ echo \"ecr-cache - [^\"$`\\]*\"; docker buildx use default; "
+        r"CACHE_URI=\"\"; \}"
+    ),
+    re.compile(
+        rf"aws ecr get-login-password --region {_REGION} \| docker login --username AWS "
+        rf"--password-stdin \$AWS_ACCOUNT_ID\.dkr\.ecr\.{_REGION}\.{_SUFFIX}"
+    ),
     # The login to the registry of a private base image in another account or region.
-    re.compile(r"aws ecr get-login-password --region (?P<r>[a-z]{2}(?:-[a-z]+)+-\d) \| docker login --username AWS "
-               rf"--password-stdin \d{{12}}\.dkr\.ecr\.(?P=r)\.{_SUFFIX}"),
+    re.compile(
+        r"aws ecr get-login-password --region (?P<r>[a-z]{2}(?:-[a-z]+)+-\d) \| docker login --username AWS "
+        rf"--password-stdin \d{{12}}\.dkr\.ecr\.(?P=r)\.{_SUFFIX}"
+    ),
 )
 BOT_ENV = {"DOCKER_BUILDKIT", "CACHE_REPO_NAME"}
 _PHASE_ORDER = ("install", "pre_build", "build", "post_build")
@@ -62,8 +72,10 @@ def builder_line(name: str, image: str | None, best_effort: bool) -> str:
         return f"{create} || docker buildx use {name}"
     why = f"could {image} be pulled?" if image else "Docker Hub outage or rate limit?"
     say = f"ecr-cache - the BuildKit builder could not start ({why}), so this build runs without the layer cache"
-    return (f"{create} || docker buildx inspect --bootstrap {name} && docker buildx use {name} "
-            f'|| {{ echo "{say}"; docker buildx use default; CACHE_URI=""; }}')
+    return (
+        f"{create} || docker buildx inspect --bootstrap {name} && docker buildx use {name} "
+        f'|| {{ echo "{say}"; docker buildx use default; CACHE_URI=""; }}'
+    )
 
 
 def is_bot_line(value: object) -> bool:
@@ -76,8 +88,13 @@ def tag_key(value: str) -> str:
     return re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", r"$\1", value)
 
 
-def rewrite_command(old: str, flags: list[CacheFlags], china: bool = False,
-                    pushed: frozenset[str] = frozenset(), switched: set[str] | None = None) -> str | None:
+def rewrite_command(
+    old: str,
+    flags: list[CacheFlags],
+    china: bool = False,
+    pushed: frozenset[str] = frozenset(),
+    switched: set[str] | None = None,
+) -> str | None:
     """Apply the bot's command rewrite to ``old`` with the given per-build flags (None on mismatch).
 
     ``pushed``: tags whose later `docker push` lines were removed; a build whose every tag is one of them may
@@ -100,8 +117,9 @@ def rewrite_command(old: str, flags: list[CacheFlags], china: bool = False,
     return apply_splices(old, splices)
 
 
-def _command_changed_ok(old: object, new: object, china: bool, pushed: frozenset[str] = frozenset(),
-                        switched: set[str] | None = None) -> bool:
+def _command_changed_ok(
+    old: object, new: object, china: bool, pushed: frozenset[str] = frozenset(), switched: set[str] | None = None
+) -> bool:
     if not isinstance(old, str) or not isinstance(new, str):
         return False
     flags = [f for f in parse_bot_flags(new) if f not in parse_bot_flags(old)]
@@ -120,8 +138,12 @@ def pushed_tag(command: object) -> str | None:
 
 def push_target(words: list[str]) -> str | None:
     """The tag when the command ``words`` are exactly `docker push TAG` (or `docker image push TAG`), else None."""
-    if words[:2] == ["docker", "push"] and len(words) == 3 or words[:3] == ["docker", "image", "push"] \
-            and len(words) == 4:
+    if (
+        words[:2] == ["docker", "push"]
+        and len(words) == 3
+        or words[:3] == ["docker", "image", "push"]
+        and len(words) == 4
+    ):
         return None if words[-1].startswith("-") else tag_key(words[-1])
     return None
 
@@ -141,8 +163,14 @@ def _bot_pushed_tags(phases: dict[object, object]) -> frozenset[str]:
     return frozenset(out)
 
 
-def _commands_ok(old: object, new: object, china: bool = False, pushed: frozenset[str] = frozenset(),
-                 switched: set[str] | None = None, dropped: set[str] | None = None) -> str | None:
+def _commands_ok(
+    old: object,
+    new: object,
+    china: bool = False,
+    pushed: frozenset[str] = frozenset(),
+    switched: set[str] | None = None,
+    dropped: set[str] | None = None,
+) -> str | None:
     if not isinstance(old, list) or not isinstance(new, list):
         return None if old == new else "a phase's commands changed shape"
     i = 0
@@ -190,7 +218,7 @@ def _env_ok(old: object, new: object) -> str | None:
         if k not in BOT_ENV:
             return f"unexpected variable {k} added"
     if "DOCKER_BUILDKIT" in set(nv) - set(ov) and nv["DOCKER_BUILDKIT"] != "1":
-        return "DOCKER_BUILDKIT added with a value other than \"1\""
+        return 'DOCKER_BUILDKIT added with a value other than "1"'
     name = nv.get("CACHE_REPO_NAME")
     if "CACHE_REPO_NAME" in set(nv) - set(ov) and not (isinstance(name, str) and valid_repo_name(name)):
         return f"CACHE_REPO_NAME {name!r} is not a valid ECR repository name"

@@ -42,8 +42,10 @@ def _expanded(root: object) -> int:
         if done or not children:
             sizes[id(item)] = 1 + sum(sizes.get(id(c), 1) for c in children)
             if sizes[id(item)] > MAX_EXPANDED_VALUES:
-                raise TooLarge(f"the YAML expands to more than {MAX_EXPANDED_VALUES:,} values through its "
-                               "aliases (`*name`), which is refused")
+                raise TooLarge(
+                    f"the YAML expands to more than {MAX_EXPANDED_VALUES:,} values through its "
+                    "aliases (`*name`), which is refused"
+                )
             continue
         stack.append((item, True))
         stack.extend((c, False) for c in children if id(c) not in sizes)
@@ -173,7 +175,7 @@ def item_prefix(text: str, item: Node) -> str:
     ls = line_start(text, idx)
     head = text[ls:idx]
     dash = head.rfind("-")
-    if dash < 0 or head[:dash].strip(" ") or head[dash + 1:].strip(" "):
+    if dash < 0 or head[:dash].strip(" ") or head[dash + 1 :].strip(" "):
         raise Unsupported(f"line {item.start_mark.line + 1}: sequence item is not `- value` on one line")
     return head[:dash] + "- "
 
@@ -181,7 +183,7 @@ def item_prefix(text: str, item: Node) -> str:
 def key_prefix(text: str, key: Node) -> str:
     """The indentation of a mapping key, copied from the file (spaces only)."""
     idx = key.start_mark.index
-    head = text[line_start(text, idx):idx]
+    head = text[line_start(text, idx) : idx]
     if head.strip(" "):
         raise Unsupported(f"line {key.start_mark.line + 1}: key does not start its line")
     return head
@@ -255,10 +257,10 @@ def map_scalar(text: str, node: ScalarNode) -> ScalarMap | None:
             if s == ch:
                 break
             if style == '"' and s == "\\":
-                if src[i + 1:i + 2] in ('"', "\\") and src[i + 1] == ch:
+                if src[i + 1 : i + 2] in ('"', "\\") and src[i + 1] == ch:
                     i += 1
                     break
-                if src[i + 1:i + 2] == "\n":
+                if src[i + 1 : i + 2] == "\n":
                     i += 2
                     continue
                 return None
@@ -275,6 +277,6 @@ def map_scalar(text: str, node: ScalarNode) -> ScalarMap | None:
             continue
         pos.append(i)
         i += 1
-        if style == "'" and ch == "'" and src[i:i + 1] == "'":
+        if style == "'" and ch == "'" and src[i : i + 1] == "'":
             i += 1
     return ScalarMap(tuple(pos)) if pos else None

@@ -95,7 +95,7 @@ def first_use(df: Dockerfile, arg: Instruction, name: str) -> Instruction | None
     """The instruction a volatile ARG must stay before; None when it is not used in its stage."""
     stage = df.stages[arg.stage]
     default_reads = default_refs(arg, name)
-    for inst in df.instructions[arg.index + 1: stage.last + 1]:
+    for inst in df.instructions[arg.index + 1 : stage.last + 1]:
         if references(df, inst, name) or name in _declared(inst) or _declared(inst) & default_reads:
             return inst
         if inst.keyword == "RUN" and not env_blind(inst):
@@ -115,7 +115,7 @@ def plan_moves(df: Dockerfile, facts: ArgFacts = NAMES_ONLY) -> list[tuple[Instr
         if name is None:
             continue
         target = first_use(df, inst, name)
-        between = df.instructions[inst.index + 1: target.index] if target is not None else ()
+        between = df.instructions[inst.index + 1 : target.index] if target is not None else ()
         if target is None or all(i.keyword == "ARG" for i in between):
             continue  # already in the block of ARGs right before its first use
         moves.append((inst, target, name))
@@ -133,12 +133,19 @@ def move_args(df: Dockerfile, facts: ArgFacts = NAMES_ONLY) -> tuple[str | None,
         splice = Splice(df)
         for arg, target, name in moves:
             splice.move_before(arg.index, target.index)
-            why = ("its name says it holds a per-build value (a commit, build number or date)" if facts.by_name(name)
-                   else "the buildspec passes it a value that changes on every build")
-            reasons.setdefault(f"{arg.stage}:{name}", (
-                f"Dockerfile: moved `ARG {name}` (line {arg.lineno}) down to just before its first use "
-                f"({code_span(' '.join(target.line_text.split())[:60])}), because {why}, and every RUN after an "
-                f"ARG re-runs when its value changes."))
+            why = (
+                "its name says it holds a per-build value (a commit, build number or date)"
+                if facts.by_name(name)
+                else "the buildspec passes it a value that changes on every build"
+            )
+            reasons.setdefault(
+                f"{arg.stage}:{name}",
+                (
+                    f"Dockerfile: moved `ARG {name}` (line {arg.lineno}) down to just before its first use "
+                    f"({code_span(' '.join(target.line_text.split())[:60])}), because {why}, and every RUN after an "
+                    f"ARG re-runs when its value changes."
+                ),
+            )
         text = splice.text()
         df = parse(text)
     return text, list(reasons.values())

@@ -52,8 +52,30 @@ def _sources(inst: Instruction) -> list[str] | None:
 
 
 # Commands that take no time worth caching: file modes and owners, users and groups, folders and links.
-_CHEAP = frozenset({"mkdir", "chmod", "chown", "chgrp", "ln", "addgroup", "adduser", "groupadd", "useradd",
-                    "usermod", "touch", "echo", "printf", "true", "rm", "mv", "cp", "cd", "set", "export"})
+_CHEAP = frozenset(
+    {
+        "mkdir",
+        "chmod",
+        "chown",
+        "chgrp",
+        "ln",
+        "addgroup",
+        "adduser",
+        "groupadd",
+        "useradd",
+        "usermod",
+        "touch",
+        "echo",
+        "printf",
+        "true",
+        "rm",
+        "mv",
+        "cp",
+        "cd",
+        "set",
+        "export",
+    }
+)
 
 
 def is_trivial(inst: Instruction) -> bool:
@@ -74,19 +96,66 @@ def reuses_nothing(steps: tuple[CacheStep, ...]) -> bool:
 
 def all_rerun(table: CacheTable, reason: str) -> CacheTable:
     """The table of a Dockerfile whose every build runs with `--no-cache`: every step re-runs, always."""
+
     def rerun(steps: tuple[CacheStep, ...]) -> tuple[CacheStep, ...]:
-        return tuple(dataclasses.replace(s, reruns_on_source_change=True, reruns_on_manifest_change=True,
-                                         certain=True, reason=reason if n == 0 else "")
-                     for n, s in enumerate(steps))
+        return tuple(
+            dataclasses.replace(
+                s,
+                reruns_on_source_change=True,
+                reruns_on_manifest_change=True,
+                certain=True,
+                reason=reason if n == 0 else "",
+            )
+            for n, s in enumerate(steps)
+        )
+
     return dataclasses.replace(table, before=rerun(table.before), after=rerun(table.after))
 
 
 # Files a source-only change surely touches: code, web pages and artifacts built from code.
-_SOURCE_SUFFIXES = frozenset({
-    "py", "js", "mjs", "cjs", "ts", "tsx", "jsx", "go", "java", "kt", "scala", "groovy", "rb", "php", "cs", "fs",
-    "rs", "c", "cc", "cpp", "h", "hpp", "swift", "dart", "ex", "exs", "erl", "clj", "html", "htm", "css", "scss",
-    "vue", "svelte", "jar", "war", "ear", "pyc", "sh",
-})
+_SOURCE_SUFFIXES = frozenset(
+    {
+        "py",
+        "js",
+        "mjs",
+        "cjs",
+        "ts",
+        "tsx",
+        "jsx",
+        "go",
+        "java",
+        "kt",
+        "scala",
+        "groovy",
+        "rb",
+        "php",
+        "cs",
+        "fs",
+        "rs",
+        "c",
+        "cc",
+        "cpp",
+        "h",
+        "hpp",
+        "swift",
+        "dart",
+        "ex",
+        "exs",
+        "erl",
+        "clj",
+        "html",
+        "htm",
+        "css",
+        "scss",
+        "vue",
+        "svelte",
+        "jar",
+        "war",
+        "ear",
+        "pyc",
+        "sh",
+    }
+)
 
 
 def _surely_source(src: str) -> bool:
@@ -175,9 +244,11 @@ def analyse(df: Dockerfile, kind: str, facts: ArgFacts = NAMES_ONLY) -> dict[int
             if not reason:
                 used = [n for n in volatile if inst.keyword == "RUN" or references(df, inst, n)]
                 if used:
-                    reason = (f"`ARG {used[0]}` may change on every build (its name suggests a commit, build "
-                              "number or date)" if facts.by_name(used[0]) else f"`ARG {used[0]}` changes on every "
-                              "build (the buildspec passes it a per-build value)")
+                    reason = (
+                        f"`ARG {used[0]}` may change on every build (its name suggests a commit, build number or date)"
+                        if facts.by_name(used[0])
+                        else f"`ARG {used[0]}` changes on every build (the buildspec passes it a per-build value)"
+                    )
                 elif inst.keyword in ("COPY", "ADD") and inst.flag("from") is not None:
                     ref = df.stage_ref(inst.flag("from") or "", stage.index)
                     if ref is not None and missed.get(ref.index):
@@ -198,8 +269,7 @@ def analyse(df: Dockerfile, kind: str, facts: ArgFacts = NAMES_ONLY) -> dict[int
     return out
 
 
-def steps(df: Dockerfile, facts: ArgFacts = NAMES_ONLY,
-          targets: tuple[str | None, ...] = ()) -> tuple[CacheStep, ...]:
+def steps(df: Dockerfile, facts: ArgFacts = NAMES_ONLY, targets: tuple[str | None, ...] = ()) -> tuple[CacheStep, ...]:
     """One CacheStep per RUN/COPY/ADD of the built stages, with the reason on each stage's first re-run."""
     source = analyse(df, "source", facts)
     sure = analyse(df, "sure", facts)
@@ -223,17 +293,32 @@ def steps(df: Dockerfile, facts: ArgFacts = NAMES_ONLY,
             if man:
                 first_manifest = False
             text = " ".join(inst.line_text.split())
-            out.append(CacheStep(stage=_label(stage), line=inst.lineno, instruction=text[:120],
-                                 reruns_on_source_change=src, reruns_on_manifest_change=man, reason=reason,
-                                 trivial=is_trivial(inst), certain=sure[inst.index][0] or not src))
+            out.append(
+                CacheStep(
+                    stage=_label(stage),
+                    line=inst.lineno,
+                    instruction=text[:120],
+                    reruns_on_source_change=src,
+                    reruns_on_manifest_change=man,
+                    reason=reason,
+                    trivial=is_trivial(inst),
+                    certain=sure[inst.index][0] or not src,
+                )
+            )
     return tuple(out)
 
 
-def table(path: str, before: Dockerfile, after: Dockerfile | None, facts: ArgFacts = NAMES_ONLY,
-          targets: tuple[str | None, ...] = ()) -> CacheTable:
+def table(
+    path: str,
+    before: Dockerfile,
+    after: Dockerfile | None,
+    facts: ArgFacts = NAMES_ONLY,
+    targets: tuple[str | None, ...] = (),
+) -> CacheTable:
     """The before/after cache table of one Dockerfile (after = before when unchanged)."""
-    return CacheTable(dockerfile=path, before=steps(before, facts, targets),
-                      after=steps(after or before, facts, targets))
+    return CacheTable(
+        dockerfile=path, before=steps(before, facts, targets), after=steps(after or before, facts, targets)
+    )
 
 
 Row = tuple[CacheStep | None, CacheStep | None]

@@ -177,8 +177,9 @@ def candidates(dockerfiles: Iterable[Dockerfile]) -> list[Candidate]:
                     continue
                 seen.add(found.ecosystem)
                 for pattern in ecosystems.TABLE[found.ecosystem].ignore:
-                    out.append(Candidate(pattern, f"local {found.ecosystem} output; the image runs `{cmd.text}` "
-                                                  "itself"))
+                    out.append(
+                        Candidate(pattern, f"local {found.ecosystem} output; the image runs `{cmd.text}` itself")
+                    )
     unique: dict[str, Candidate] = {}
     for c in out:
         unique.setdefault(c.pattern, c)
@@ -259,8 +260,7 @@ def _runs_project_scripts(found: ecosystems.Install, paths: tuple[str, ...], rea
     return False
 
 
-def _may_read_git(dockerfiles: Iterable[Dockerfile], paths: tuple[str, ...] = (),
-                  read: Read = lambda _p: None) -> bool:
+def _may_read_git(dockerfiles: Iterable[Dockerfile], paths: tuple[str, ...] = (), read: Read = lambda _p: None) -> bool:
     """True when a step after a copy of the whole context may read `.git` without naming it.
 
     Builds read the Git metadata on their own: Go 1.18+ stamps the revision into binaries
@@ -275,16 +275,22 @@ def _may_read_git(dockerfiles: Iterable[Dockerfile], paths: tuple[str, ...] = ()
         for inst in df.instructions:
             if inst.keyword in ("COPY", "ADD") and inst.flag("from") is None and not copied:
                 parts = copy_parts(inst)
-                if parts and any(posixpath.normpath(s.lstrip("/") or ".") == "." or s.startswith(("*", ".*"))
-                                 for s in parts[0]):
+                if parts and any(
+                    posixpath.normpath(s.lstrip("/") or ".") == "." or s.startswith(("*", ".*")) for s in parts[0]
+                ):
                     copied = True
                     dest = _join(cwds.get(inst.index), parts[1])
                     root = dest[1] if dest is not None and dest[0] == "" else None
                 continue
             if inst.keyword != "RUN":
                 continue
-            binds_root = any(f.startswith("--mount") and "type=bind" in f and "from=" not in f
-                             and not re.search(r"(?:source|src)=(?!\.?/?(?:,|$))", f) for f in inst.flags)
+            binds_root = any(
+                f.startswith("--mount")
+                and "type=bind" in f
+                and "from=" not in f
+                and not re.search(r"(?:source|src)=(?!\.?/?(?:,|$))", f)
+                for f in inst.flags
+            )
             if not copied and not binds_root:
                 continue
             commands = run_commands(inst)
@@ -315,8 +321,11 @@ def _go_build_without_vcs(cmd: ShellCommand, env_goflags: str) -> bool:
     # (`go help environment`: "Flags listed on the command line are applied after this list and therefore
     # override it"); a bare -buildvcs is -buildvcs=true.
     goflags = ([a.split("=", 1)[1] for a in cmd.assignments if a.startswith("GOFLAGS=")] or [env_goflags])[-1]
-    flags = [w.lstrip("-") for w in [*goflags.split(), *cmd.words[2:]]
-             if w.startswith("-") and w.lstrip("-").split("=", 1)[0] == "buildvcs"]
+    flags = [
+        w.lstrip("-")
+        for w in [*goflags.split(), *cmd.words[2:]]
+        if w.startswith("-") and w.lstrip("-").split("=", 1)[0] == "buildvcs"
+    ]
     return bool(flags) and flags[-1] == "buildvcs=false"
 
 
@@ -339,26 +348,41 @@ def _named_in(dockerfiles: Iterable[Dockerfile], path: str) -> bool:
     return any(re.search(r"(?<![\w.-])" + re.escape(name) + r"(?![\w-])", "".join(df.lines)) for df in dockerfiles)
 
 
-def written_candidates(dockerfiles: list[Dockerfile], sources: list[str],
-                       written: Iterable[WrittenFile]) -> list[Candidate]:
+def written_candidates(
+    dockerfiles: list[Dockerfile], sources: list[str], written: Iterable[WrittenFile]
+) -> list[Candidate]:
     """Entries for files the buildspec writes before the build for CodeBuild/CodePipeline, not for the image."""
     out = []
     for w in written:
         picked = any(s != "." and brings(s, w.path) for s in sources)  # `COPY *.json ./` wants it
         if w.output and not picked and not any(c in w.path for c in "*?[\\!#") and not _named_in(dockerfiles, w.path):
-            out.append(Candidate(w.path, f"written by {w.where} before the build, as an output for "
-                                         "CodeBuild/CodePipeline; it differs on every build"))
+            out.append(
+                Candidate(
+                    w.path,
+                    f"written by {w.where} before the build, as an output for "
+                    "CodeBuild/CodePipeline; it differs on every build",
+                )
+            )
     return out
 
 
-def written_into_copy(dockerfiles: list[Dockerfile], written: Iterable[WrittenFile], existing: str | None,
-                      ) -> list[WrittenFile]:
+def written_into_copy(
+    dockerfiles: list[Dockerfile],
+    written: Iterable[WrittenFile],
+    existing: str | None,
+) -> list[WrittenFile]:
     """Files written before the build that a whole-context COPY brings in (the cache misses there every build)."""
     sources, _ = needed_sources(dockerfiles)
     whole = "." in sources  # a COPY, ADD or bind mount of the whole context
     matcher = Matcher(read_patterns(existing or ""))
-    return [w for w in written if whole and not w.output and not matcher.excluded(w.path)
-            and not any(s != "." and brings(s, w.path) for s in sources)]
+    return [
+        w
+        for w in written
+        if whole
+        and not w.output
+        and not matcher.excluded(w.path)
+        and not any(s != "." and brings(s, w.path) for s in sources)
+    ]
 
 
 def _copy_roots(df: Dockerfile) -> set[str] | None:
@@ -418,14 +442,18 @@ def run_names(dockerfiles: Iterable[Dockerfile]) -> list[str]:
 def needed_files(dockerfiles: list[Dockerfile], sources: list[str], written: Iterable[WrittenFile]) -> list[str]:
     """Files the image needs that the tree listing does not show: written before the build and brought in by a
     COPY (an output for CodeBuild is left to `written_candidates`), and files CMD/ENTRYPOINT run."""
-    made = [w.path.replace("*", "x") for w in written
-            if not w.output and any(brings(s, w.path) for s in sources)]
+    made = [w.path.replace("*", "x") for w in written if not w.output and any(brings(s, w.path) for s in sources)]
     return list(dict.fromkeys(made + run_names(dockerfiles)))
 
 
-def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: tuple[str, ...],
-           repo_root: bool = True, read: Read = lambda _p: None,
-           written: Iterable[WrittenFile] = ()) -> tuple[str | None, list[Candidate]]:
+def extend(
+    existing: str | None,
+    dockerfiles: list[Dockerfile],
+    context_paths: tuple[str, ...],
+    repo_root: bool = True,
+    read: Read = lambda _p: None,
+    written: Iterable[WrittenFile] = (),
+) -> tuple[str | None, list[Candidate]]:
     """New .dockerignore text (None: nothing to add) and the entries added.
 
     ``repo_root``: the context is the repository root, the only folder where `.git` lives; ``read`` gives the
@@ -444,8 +472,9 @@ def extend(existing: str | None, dockerfiles: list[Dockerfile], context_paths: t
     added: list[Candidate] = []
     for cand in candidates(dockerfiles) + written_candidates(dockerfiles, sources, written):
         names_git = any(s == ".git" or s.startswith(".git/") for s in sources)
-        if cand.pattern == ".git" and (not repo_root or uses_git or names_git
-                                       or _may_read_git(dockerfiles, context_paths, read)):
+        if cand.pattern == ".git" and (
+            not repo_root or uses_git or names_git or _may_read_git(dockerfiles, context_paths, read)
+        ):
             continue
         if _covered(before, cand.pattern):
             continue
@@ -478,5 +507,7 @@ def _needs(trial: Matcher, before: Matcher, alone: Matcher, sources: list[str], 
     if any(brings(s, p) for p in newly for s in sources):
         return True
     # A source the tree does not hold (built before `docker build`, e.g. target/app.jar) is checked by name.
-    return any(s != "." and trial.excluded(s) and not before.excluded(s) and not any(brings(s, p) for p in paths)
-               for s in sources)
+    return any(
+        s != "." and trial.excluded(s) and not before.excluded(s) and not any(brings(s, p) for p in paths)
+        for s in sources
+    )

@@ -39,8 +39,11 @@ LATE_MARK = " later, below "
 
 def late_material(inst: Instruction, ctx: BuildContext) -> str | None:
     """The one source of a plain COPY/ADD of a build output folder, an artifact or a source file, else None."""
-    if inst.keyword not in ("COPY", "ADD") or inst.heredocs or any(f[2:].split("=", 1)[0] != "link"
-                                                                     for f in inst.flags):
+    if (
+        inst.keyword not in ("COPY", "ADD")
+        or inst.heredocs
+        or any(f[2:].split("=", 1)[0] != "link" for f in inst.flags)
+    ):
         return None  # `--from`, `--chown`, `--chmod` (owner and mode interact with what runs between), ...
     parts = copy_parts(inst)
     if parts is None or len(parts[0]) != 1 or "$" in inst.args:
@@ -59,7 +62,8 @@ def late_material(inst: Instruction, ctx: BuildContext) -> str | None:
 BUILD_CONFIG = re.compile(
     r"(tailwind|postcss|vite|vitest|webpack|rollup|next|svelte|astro|babel|jest|playwright|eslint|prettier|"
     r"stylelint)\.config\.(js|cjs|mjs|ts|cts|mts|json)|(tsconfig|jsconfig)(\.[\w-]+)?\.json|nest-cli\.json|"
-    r"\.(babelrc|eslintrc|prettierrc|stylelintrc)(\.(js|cjs|json|ya?ml))?|\.browserslistrc")
+    r"\.(babelrc|eslintrc|prettierrc|stylelintrc)(\.(js|cjs|json|ya?ml))?|\.browserslistrc"
+)
 _NODE = ("npm", "yarn", "pnpm")
 
 
@@ -74,8 +78,11 @@ def config_split(inst: Instruction) -> tuple[list[str], list[str]] | None:
     for src in parts[0]:
         if is_manifest_name(src) and not any(c in src for c in "*?["):
             manifests.append(src)
-        elif not src.startswith("/") and not any(c in src for c in "*?[") and BUILD_CONFIG.fullmatch(
-                posixpath.basename(src)):
+        elif (
+            not src.startswith("/")
+            and not any(c in src for c in "*?[")
+            and BUILD_CONFIG.fullmatch(posixpath.basename(src))
+        ):
             configs.append(src)
         else:
             return None
@@ -88,16 +95,26 @@ def _target(cwd: Cwd, dest: str) -> str | None:
     return full[1] if full is not None and full[0] == "" else None
 
 
-def _install_blind(df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[int, Cwd], copy: Instruction,
-                   run: Instruction, installs: list[Install]) -> bool:
+def _install_blind(
+    df: Dockerfile,
+    stage: Stage,
+    ctx: BuildContext,
+    cwds: dict[int, Cwd],
+    copy: Instruction,
+    run: Instruction,
+    installs: list[Install],
+) -> bool:
     """True when the Node installs of ``run`` provably read no build configuration ``copy`` puts in their folder:
     they read only the manifests (ecosystems.TABLE) and the project has no install script or local package."""
     parts = copy_parts(copy)
     folder = _join(cwds[copy.index], parts[1]) if parts else None
     if parts is None or not (parts[1].endswith("/") or parts[1] == "."):
         return False
-    if folder is None or cwds[run.index] != folder or any(i.ecosystem not in _NODE or not i.deps_only
-                                                         for i in installs):
+    if (
+        folder is None
+        or cwds[run.index] != folder
+        or any(i.ecosystem not in _NODE or not i.deps_only for i in installs)
+    ):
         return False
     earlier = [i for i in df.stage_instructions(stage) if i.index < run.index]
     plan = _StagePlan(df, stage, ctx, cwds)
@@ -117,8 +134,15 @@ def _late_blocker(inst: Instruction, root: str | None, cwd: Cwd) -> str | None:
     return next(filter(None, (overwrites(cmd, root, here) for cmd in run_commands(inst) or [])), None)
 
 
-def _passes(df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[int, Cwd], inst: Instruction,
-            after: tuple[Instruction, ...], configs: bool) -> tuple[Instruction | None, int, list[str]]:
+def _passes(
+    df: Dockerfile,
+    stage: Stage,
+    ctx: BuildContext,
+    cwds: dict[int, Cwd],
+    inst: Instruction,
+    after: tuple[Instruction, ...],
+    configs: bool,
+) -> tuple[Instruction | None, int, list[str]]:
     """(last RUN the copy may pass, RUNs worth caching among them, installs passed)."""
     parts = copy_parts(inst)
     assert parts is not None
@@ -160,14 +184,20 @@ def _whole_later(after: tuple[Instruction, ...], cwds: dict[int, Cwd], folder: C
     """True when a later COPY of the whole context writes into ``folder``."""
     for inst in after:
         parts = copy_parts(inst) if inst.keyword in ("COPY", "ADD") and inst.flag("from") is None else None
-        if parts and len(parts[0]) == 1 and posixpath.normpath(parts[0][0].lstrip("/") or ".") == "." and \
-                folder is not None and _join(cwds[inst.index], parts[1]) == folder:
+        if (
+            parts
+            and len(parts[0]) == 1
+            and posixpath.normpath(parts[0][0].lstrip("/") or ".") == "."
+            and folder is not None
+            and _join(cwds[inst.index], parts[1]) == folder
+        ):
             return True
     return False
 
 
-def _plan_stage(df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[int, Cwd], label: str
-                ) -> tuple[tuple[int, int, str] | None, list[Note]]:
+def _plan_stage(
+    df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[int, Cwd], label: str
+) -> tuple[tuple[int, int, str] | None, list[Note]]:
     """(copy index, index to move it after, reason) for the first copy in the stage that belongs later, and
     suggestions for manifest copies that also bring files the install does not read."""
     insts = df.stage_instructions(stage)
@@ -179,26 +209,43 @@ def _plan_stage(df: Dockerfile, stage: Stage, ctx: BuildContext, cwds: dict[int,
             continue
         if src is not None and not _app_folder(cwds[inst.index], copy_parts(inst), src, ctx):
             continue
-        last, heavy, installs = _passes(df, stage, ctx, cwds, inst, insts[n + 1:], split is not None)
+        last, heavy, installs = _passes(df, stage, ctx, cwds, inst, insts[n + 1 :], split is not None)
         if split is not None and split[1]:
             if installs:
-                later = " (the later copy of the whole folder already brings them)" if _whole_later(
-                    insts[n + 1:], cwds, _join(cwds[inst.index], copy_parts(inst)[1])) else ""  # type: ignore[index]
-                notes.append(("info", Code.DOCKERFILE_COPY_NOT_READ_BY_INSTALL, (
-                    f"{label}: {_short(inst)} (line {inst.lineno}) also copies {_and_list(split[0])}, which "
-                    f"{_and_list(installs)} does not read, so a change to them re-runs the install. Copy them in a "
-                    f"COPY of their own after the install{later}; the bot does not split a COPY line.")))
+                dest = _join(cwds[inst.index], copy_parts(inst)[1])  # type: ignore[index]
+                later = (
+                    " (the later copy of the whole folder already brings them)"
+                    if _whole_later(insts[n + 1 :], cwds, dest)
+                    else ""
+                )
+                notes.append(
+                    (
+                        "info",
+                        Code.DOCKERFILE_COPY_NOT_READ_BY_INSTALL,
+                        (
+                            f"{label}: {_short(inst)} (line {inst.lineno}) also copies {_and_list(split[0])}, which "
+                            f"{_and_list(installs)} does not read, so a change to them re-runs the install. Copy "
+                            "them in a "
+                            f"COPY of their own after the install{later}; the bot does not split a COPY line."
+                        ),
+                    )
+                )
             continue
         if last is None or heavy == 0 or (split is not None and not installs):
             continue
-        steps = sum(1 for o in insts[n + 1:] if o.index <= last.index and o.keyword == "RUN")
+        steps = sum(1 for o in insts[n + 1 :] if o.index <= last.index and o.keyword == "RUN")
         what = f"`{src}`" if src is not None else " or ".join(f"`{c}`" for c in split[0])  # type: ignore[index]
         reads = f" ({_and_list(installs)} reads only the dependency manifests)" if installs else ""
-        passed = "the step it passes neither reads nor changes" if steps == 1 else \
-            f"the {steps} steps it passes neither read nor change"
-        reason = (f"Dockerfile {label}: moved {_short(inst)}{LATE_MARK}{_short(last)} (line {last.lineno}): "
-                  f"{passed} what it copies{reads}, so a change to {what} no longer re-runs "
-                  f"{'it' if steps == 1 else 'them'}.")
+        passed = (
+            "the step it passes neither reads nor changes"
+            if steps == 1
+            else f"the {steps} steps it passes neither read nor change"
+        )
+        reason = (
+            f"Dockerfile {label}: moved {_short(inst)}{LATE_MARK}{_short(last)} (line {last.lineno}): "
+            f"{passed} what it copies{reads}, so a change to {what} no longer re-runs "
+            f"{'it' if steps == 1 else 'them'}."
+        )
         return (inst.index, last.index, reason), notes
     return None, notes
 

@@ -18,10 +18,28 @@ _HEREDOC = re.compile(r"^(\d*)<<(-?)([^<]*)$")
 _VALID_DIRECTIVES = {"escape", "syntax", "check"}
 _HEREDOC_KEYWORDS = {"RUN", "COPY", "ADD"}
 _JSON_KEYWORDS = {"RUN", "CMD", "ENTRYPOINT", "SHELL", "COPY", "ADD", "VOLUME"}
-KEYWORDS = frozenset({
-    "ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
-    "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR",
-})
+KEYWORDS = frozenset(
+    {
+        "ADD",
+        "ARG",
+        "CMD",
+        "COPY",
+        "ENTRYPOINT",
+        "ENV",
+        "EXPOSE",
+        "FROM",
+        "HEALTHCHECK",
+        "LABEL",
+        "MAINTAINER",
+        "ONBUILD",
+        "RUN",
+        "SHELL",
+        "STOPSIGNAL",
+        "USER",
+        "VOLUME",
+        "WORKDIR",
+    }
+)
 
 
 class DockerfileParseError(ValueError):
@@ -135,11 +153,11 @@ class Dockerfile:
 
     def stage_instructions(self, stage: Stage) -> tuple[Instruction, ...]:
         """Instructions of one stage, FROM included."""
-        return self.instructions[stage.first: stage.last + 1]
+        return self.instructions[stage.first : stage.last + 1]
 
     def block(self, inst: Instruction) -> str:
         """The exact original text of one instruction (all its physical lines)."""
-        return "".join(self.lines[inst.start: inst.end + 1])
+        return "".join(self.lines[inst.start : inst.end + 1])
 
 
 def split_lines(text: str) -> tuple[str, ...]:
@@ -252,7 +270,7 @@ def _split_command(line: str) -> tuple[str, tuple[str, ...], str]:
         if word == "--":
             break
         flags.append(word)
-        rest = rest[match.end():]
+        rest = rest[match.end() :]
     return keyword, tuple(flags), rest
 
 
@@ -341,14 +359,22 @@ def _parse_cached(text: str) -> Dockerfile:
                 heredocs.append("".join(body))
         if upper == "FROM":
             stage += 1
-        instructions.append(Instruction(
-            index=len(instructions), keyword=upper, start=start, end=i - 1, line_text=line,
-            flags=flags, args=args, heredocs=tuple(heredocs), stage=stage,
-        ))
+        instructions.append(
+            Instruction(
+                index=len(instructions),
+                keyword=upper,
+                start=start,
+                end=i - 1,
+                line_text=line,
+                flags=flags,
+                args=args,
+                heredocs=tuple(heredocs),
+                stage=stage,
+            )
+        )
     if not instructions:
         raise DockerfileParseError("file with no instructions")
-    return Dockerfile(lines=lines, instructions=tuple(instructions), escape=escape,
-                      directive_lines=directive_lines)
+    return Dockerfile(lines=lines, instructions=tuple(instructions), escape=escape, directive_lines=directive_lines)
 
 
 def _trim(token: str, cont: re.Pattern[str]) -> tuple[str, bool]:

@@ -94,7 +94,7 @@ def _written_in(builds: tuple[BuildLink, ...], context: str) -> list[WrittenFile
             continue
         for w in link.written_before:
             if w.path.startswith(prefix) and w.path not in (context, prefix):
-                rel = w.path[len(prefix):]
+                rel = w.path[len(prefix) :]
                 out.setdefault(rel, WrittenFile(rel, w.where, w.output))
     return list(out.values())
 
@@ -111,7 +111,7 @@ def _context_paths(paths: frozenset[str], context: str) -> tuple[str, ...]:
     if not context:
         return tuple(sorted(paths))
     prefix = context + "/"
-    return tuple(sorted(p[len(prefix):] for p in paths if p.startswith(prefix)))
+    return tuple(sorted(p[len(prefix) :] for p in paths if p.startswith(prefix)))
 
 
 def _cache_mount_findings(path: str, df: Dockerfile) -> list[Finding]:
@@ -133,15 +133,26 @@ def _cache_mount_findings(path: str, df: Dockerfile) -> list[Finding]:
             if found is None or found.ecosystem not in ecosystems.TABLE:
                 continue
             eco = ecosystems.TABLE[found.ecosystem]
-            hit = [t for t in targets
-                   if any(t.rstrip("/").endswith(c) or f"/{c}/" in t + "/" for c in eco.cache_targets)]
+            hit = [
+                t for t in targets if any(t.rstrip("/").endswith(c) or f"/{c}/" in t + "/" for c in eco.cache_targets)
+            ]
             if hit:
-                out.append(Finding(path, "warning", Code.DOCKERFILE_CACHE_MOUNT_ONLY, (
-                    f"line {inst.lineno}: `{cmd.text}` keeps the {eco.name} dependencies only in the cache mount "
-                    f"`{hit[0]}`. Cache mounts are not exported to the registry cache ({CACHE_MOUNT_DOC}), so a "
-                    f"fresh CodeBuild machine downloads them again whenever this step re-runs; download them "
-                    f"into a layer first (copy the manifests and fetch the dependencies in an earlier RUN)."),
-                    line=inst.lineno))
+                out.append(
+                    Finding(
+                        path,
+                        "warning",
+                        Code.DOCKERFILE_CACHE_MOUNT_ONLY,
+                        (
+                            f"line {inst.lineno}: `{cmd.text}` keeps the {eco.name} dependencies only in the cache "
+                            "mount "
+                            f"`{hit[0]}`. Cache mounts are not exported to the registry cache ({CACHE_MOUNT_DOC}), "
+                            "so a "
+                            f"fresh CodeBuild machine downloads them again whenever this step re-runs; download them "
+                            f"into a layer first (copy the manifests and fetch the dependencies in an earlier RUN)."
+                        ),
+                        line=inst.lineno,
+                    )
+                )
                 break
     return out
 
@@ -160,14 +171,20 @@ def plan_dockerfiles(
         text = snapshot.text(path)
         if text is None:
             if path in paths:
-                findings.append(Finding(path, "info", Code.DOCKERFILE_NOT_READ,
-                                        "The Dockerfile was not read, so it was not analysed."))
+                findings.append(
+                    Finding(
+                        path, "info", Code.DOCKERFILE_NOT_READ, "The Dockerfile was not read, so it was not analysed."
+                    )
+                )
             continue
         try:
             parsed[path] = parse(text)
         except DockerfileParseError as exc:
-            findings.append(Finding(path, "warning", Code.DOCKERFILE_UNPARSED,
-                                    f"Left as is: the Dockerfile does not parse ({exc})."))
+            findings.append(
+                Finding(
+                    path, "warning", Code.DOCKERFILE_UNPARSED, f"Left as is: the Dockerfile does not parse ({exc})."
+                )
+            )
 
     ignores: dict[str, dockerignore.Matcher] = {}  # by ignore-file path
     by_context: dict[str, list[str]] = {}
@@ -179,35 +196,67 @@ def plan_dockerfiles(
         ignore_path = _ignore_path(snapshot, ctx, dockerfiles[0])
         existing = snapshot.text(ignore_path)
         if ignore_path in paths and existing is None:
-            findings.append(Finding(ignore_path, "warning", Code.DOCKERIGNORE_NOT_READ,
-                                    "The .dockerignore was not read; it was neither checked nor extended."))
+            findings.append(
+                Finding(
+                    ignore_path,
+                    "warning",
+                    Code.DOCKERIGNORE_NOT_READ,
+                    "The .dockerignore was not read; it was neither checked nor extended.",
+                )
+            )
             ignores[ignore_path] = dockerignore.Matcher([])
             continue
         patterns = dockerignore.read_patterns(existing or "")
         known = any(targets[d].known for d in dockerfiles)
         specific = len({_ignore_path(snapshot, ctx, d) for d in dockerfiles}) == 1
         # Other Dockerfiles built from this folder read the same file; one not read cannot be checked.
-        unread = sorted(t.path for t in targets.values() if t.path not in parsed and t.path in paths
-                        and ctx in t.contexts
-                        and _ignore_path(snapshot, ctx, t.path) == ignore_path)
+        unread = sorted(
+            t.path
+            for t in targets.values()
+            if t.path not in parsed
+            and t.path in paths
+            and ctx in t.contexts
+            and _ignore_path(snapshot, ctx, t.path) == ignore_path
+        )
         if options.dockerignore and known and specific and unread:
-            findings.append(Finding(ignore_path, "info", Code.DOCKERIGNORE_NOT_EXTENDED,
-                                    f"`{ignore_path}` was not extended: `{unread[0]}` builds from the same folder "
-                                    "and was not read, so what it copies could not be checked."))
+            findings.append(
+                Finding(
+                    ignore_path,
+                    "info",
+                    Code.DOCKERIGNORE_NOT_EXTENDED,
+                    f"`{ignore_path}` was not extended: `{unread[0]}` builds from the same folder "
+                    "and was not read, so what it copies could not be checked.",
+                )
+            )
         elif options.dockerignore and known and specific:
+
             def read(rel: str, ctx: str = ctx) -> str | None:
                 return snapshot.text(posixpath.join(ctx, rel) if ctx else rel)
 
             written = _written_in(builds, ctx)
-            ignore_text, added = dockerignore.extend(existing, [parsed[d] for d in dockerfiles],
-                                                  _context_paths(paths, ctx), repo_root=not ctx, read=read,
-                                                  written=written)
+            ignore_text, added = dockerignore.extend(
+                existing,
+                [parsed[d] for d in dockerfiles],
+                _context_paths(paths, ctx),
+                repo_root=not ctx,
+                read=read,
+                written=written,
+            )
             for w in dockerignore.written_into_copy([parsed[d] for d in dockerfiles], written, existing):
-                findings.append(Finding(dockerfiles[0], "info", Code.WRITTEN_FILE_IN_CONTEXT, (
-                    f"`{w.path}` is written by {w.where} before the build, and a COPY of the whole context "
-                    f"brings it into the image, so that COPY and every later step re-run on every build even when "
-                    f"no source changed. It was left in the context because the image may read it; if it does "
-                    f"not, add `{w.path}` to `{ignore_path}`.")))
+                findings.append(
+                    Finding(
+                        dockerfiles[0],
+                        "info",
+                        Code.WRITTEN_FILE_IN_CONTEXT,
+                        (
+                            f"`{w.path}` is written by {w.where} before the build, and a COPY of the whole context "
+                            "brings it into the image, so that COPY and every later step re-run on every build even "
+                            "when "
+                            f"no source changed. It was left in the context because the image may read it; if it does "
+                            f"not, add `{w.path}` to `{ignore_path}`."
+                        ),
+                    )
+                )
             if ignore_text is not None:
                 patterns = dockerignore.read_patterns(ignore_text)
                 verb = "Extended" if existing is not None else "Created"
@@ -215,10 +264,19 @@ def plan_dockerfiles(
                 for a in added:
                     groups.setdefault(a.why, []).append(f"`{a.pattern}`")
                 listed = "; ".join(f"{', '.join(p)} ({why})" for why, p in groups.items())
-                notes = (f"{verb} `{ignore_path}` so the build context leaves out {listed}: a change there no "
-                         f"longer invalidates the layer cache.",)
-                edits.append(FileEdit(ignore_path, "modify" if existing is not None else "create", ignore_text,
-                                      original=existing, reasons=notes))
+                notes = (
+                    f"{verb} `{ignore_path}` so the build context leaves out {listed}: a change there no "
+                    f"longer invalidates the layer cache.",
+                )
+                edits.append(
+                    FileEdit(
+                        ignore_path,
+                        "modify" if existing is not None else "create",
+                        ignore_text,
+                        original=existing,
+                        reasons=notes,
+                    )
+                )
         ignores[ignore_path] = dockerignore.Matcher(patterns)
 
     for path in sorted(parsed):
@@ -236,8 +294,14 @@ def plan_dockerfiles(
         if new_text is not None and new_text != text:
             why = verify_dockerfile_edit(text, new_text, facts)
             if why:
-                findings.append(Finding(path, "warning", Code.DOCKERFILE_PROOF_FAILED,
-                                        f"Left as is: the reordered Dockerfile failed the check ({why})."))
+                findings.append(
+                    Finding(
+                        path,
+                        "warning",
+                        Code.DOCKERFILE_PROOF_FAILED,
+                        f"Left as is: the reordered Dockerfile failed the check ({why}).",
+                    )
+                )
             else:
                 final_df = parse(new_text)
                 edits.append(FileEdit(path, "modify", new_text, original=text, reasons=tuple(reasons)))
@@ -245,24 +309,35 @@ def plan_dockerfiles(
     return PartialPlan(edits=tuple(edits), findings=tuple(findings), cache_tables=tuple(tables))
 
 
-def _reorder_all(df: Dockerfile, target: _Target, snapshot: RepoSnapshot, paths: frozenset[str],
-                 ignores: dict[str, dockerignore.Matcher], unlocked: bool = False
-                 ) -> tuple[str | None, list[str], list[Note]]:
+def _reorder_all(
+    df: Dockerfile,
+    target: _Target,
+    snapshot: RepoSnapshot,
+    paths: frozenset[str],
+    ignores: dict[str, dockerignore.Matcher],
+    unlocked: bool = False,
+) -> tuple[str | None, list[str], list[Note]]:
     """Reorder for every context the Dockerfile is built with (all must agree), then move volatile ARGs."""
     results = []
     for ctx in target.contexts:
         # Each build reads its own `<Dockerfile>.dockerignore` when there is one, else the context's file.
         ignore_path = _ignore_path(snapshot, ctx, target.path)
         matcher = ignores.get(ignore_path) or dockerignore.Matcher(
-            dockerignore.read_patterns(snapshot.text(ignore_path) or ""))
+            dockerignore.read_patterns(snapshot.text(ignore_path) or "")
+        )
         build_ctx = BuildContext(ctx, paths, snapshot.files, matcher.excluded, unlocked)
         results.append(_reorder_fixpoint(df, build_ctx))
     first = results[0]
     findings = list(first.findings)
     if any(r.text != first.text for r in results[1:]):
-        findings.append(("warning", Code.DOCKERFILE_NOT_REORDERED,
-                         "Not reordered: the Dockerfile is built with several contexts "
-                         f"({', '.join(c or '.' for c in target.contexts)}) that call for different edits."))
+        findings.append(
+            (
+                "warning",
+                Code.DOCKERFILE_NOT_REORDERED,
+                "Not reordered: the Dockerfile is built with several contexts "
+                f"({', '.join(c or '.' for c in target.contexts)}) that call for different edits.",
+            )
+        )
         text, reasons = None, []
     else:
         text, reasons = first.text, list(first.reasons)
@@ -275,8 +350,11 @@ def _reorder_all(df: Dockerfile, target: _Target, snapshot: RepoSnapshot, paths:
 
 
 # Findings about the file as it stands (with its line numbers): only the last round's count.
-_LAST_ROUND_ONLY = (Code.DOCKERFILE_NOT_REORDERED, Code.DOCKERFILE_INSTALL_AFTER_COPY,
-                    Code.DOCKERFILE_COPY_NOT_READ_BY_INSTALL)
+_LAST_ROUND_ONLY = (
+    Code.DOCKERFILE_NOT_REORDERED,
+    Code.DOCKERFILE_INSTALL_AFTER_COPY,
+    Code.DOCKERFILE_COPY_NOT_READ_BY_INSTALL,
+)
 
 
 def _reorder_fixpoint(df: Dockerfile, ctx: BuildContext) -> ReorderResult:
@@ -301,18 +379,33 @@ def _reorder_fixpoint(df: Dockerfile, ctx: BuildContext) -> ReorderResult:
         current = parse(outcome.text)
     else:
         # A move still pending after the last round: planning the result again would change it (not idempotent).
-        return ReorderResult(findings=[("warning", Code.DOCKERFILE_NOT_REORDERED, (
-            f"Not reordered: putting its copies in order takes more than {_MAX_ROUNDS} rounds of moves (one per stage "
-            "each), and a partly reordered file would change again on the next plan; move the copies by hand."
-        ))])
+        return ReorderResult(
+            findings=[
+                (
+                    "warning",
+                    Code.DOCKERFILE_NOT_REORDERED,
+                    (
+                        f"Not reordered: putting its copies in order takes more than {_MAX_ROUNDS} rounds of moves "
+                        "(one per stage "
+                        "each), and a partly reordered file would change again on the next plan; move the copies by "
+                        "hand."
+                    ),
+                )
+            ]
+        )
     return total
 
 
 def counts(edits: tuple[FileEdit, ...], tables: tuple[CacheTable, ...]) -> dict[str, int]:
     """Figures for the corpus benchmark, derived from a plan's edits and cache tables."""
-    out = {"dockerfiles_reordered": 0, "copies_moved_late": 0, "args_moved": 0, "dockerignore_created": 0,
-           "dockerignore_extended": 0,
-           "steps_saved_on_source_change": sum(t.saved_on_source_change for t in tables)}
+    out = {
+        "dockerfiles_reordered": 0,
+        "copies_moved_late": 0,
+        "args_moved": 0,
+        "dockerignore_created": 0,
+        "dockerignore_extended": 0,
+        "steps_saved_on_source_change": sum(t.saved_on_source_change for t in tables),
+    }
     for edit in edits:
         if posixpath.basename(edit.path).endswith(".dockerignore"):
             key = "dockerignore_created" if edit.action == "create" else "dockerignore_extended"

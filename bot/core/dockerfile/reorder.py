@@ -27,8 +27,16 @@ from bot.core.shell.run_commands import (
 
 # Folders an install writes inside the project: the later source copy must not bring its own.
 # (Poetry puts its virtualenv there with `virtualenvs.in-project`, a common Docker setting.)
-_OUTPUTS = {"npm": "node_modules", "yarn": "node_modules", "pnpm": "node_modules", "composer": "vendor",
-            "uv": ".venv", "poetry": ".venv", "pipenv": ".venv", "gradle": ".gradle"}
+_OUTPUTS = {
+    "npm": "node_modules",
+    "yarn": "node_modules",
+    "pnpm": "node_modules",
+    "composer": "vendor",
+    "uv": ".venv",
+    "poetry": ".venv",
+    "pipenv": ".venv",
+    "gradle": ".gradle",
+}
 _COPY_FLAGS_KEPT = ("chown", "chmod", "link")
 _FREE_KEYWORDS = {"LABEL", "EXPOSE", "STOPSIGNAL", "HEALTHCHECK", "CMD", "ENTRYPOINT", "MAINTAINER", "SHELL", "USER"}
 CARGO_CHEF = "https://github.com/LukeMathWalker/cargo-chef"
@@ -77,7 +85,7 @@ class BuildContext:
         if not self.root:
             return tuple(sorted(self.paths))
         prefix = self.root.rstrip("/") + "/"
-        return tuple(sorted(p[len(prefix):] for p in self.paths if p.startswith(prefix)))
+        return tuple(sorted(p[len(prefix) :] for p in self.paths if p.startswith(prefix)))
 
 
 @dataclass
@@ -163,8 +171,7 @@ class _Step:
     files: list[str] = field(default_factory=list)
 
 
-def _classify_run(inst: Instruction, root: str | None, cwd: Cwd = None
-                  ) -> tuple[str, list[ecosystems.Install], str]:
+def _classify_run(inst: Instruction, root: str | None, cwd: Cwd = None) -> tuple[str, list[ecosystems.Install], str]:
     """('install'|'free'|'dep', deps-only installs, why dependent) for a RUN after the source copy; ``cwd`` is
     the RUN's working directory (None: unknown)."""
     for flag in inst.flags:
@@ -224,8 +231,11 @@ def _pip_destinations(words: tuple[str, ...]) -> list[str]:
 
 
 # Variables through which package tools read configuration or manifests from a path.
-_TOOL_VARIABLE = re.compile(r"^(PIP|NPM|YARN|PNPM|BUNDLE|GEM|COMPOSER|POETRY|PIPENV|UV|GO|CARGO|NUGET|DOTNET|MAVEN|"
-                            r"GRADLE)_|^(HOME|XDG_CONFIG_HOME|COMPOSER|GOFLAGS|GOENV)$", re.I)
+_TOOL_VARIABLE = re.compile(
+    r"^(PIP|NPM|YARN|PNPM|BUNDLE|GEM|COMPOSER|POETRY|PIPENV|UV|GO|CARGO|NUGET|DOTNET|MAVEN|"
+    r"GRADLE)_|^(HOME|XDG_CONFIG_HOME|COMPOSER|GOFLAGS|GOENV)$",
+    re.I,
+)
 
 
 def _assignments(inst: Instruction) -> list[tuple[str, str]]:
@@ -274,8 +284,10 @@ def _install_kind(cmd: ShellCommand) -> str | None:
     if len(cmd.words) < 2 or "config" in cmd.words[1:3]:
         return None
     if _named_install(cmd) == "":
-        return (f"`{cmd.text}` installs named packages, and the bot moves a copy of the whole context only below "
-                f"installs from a manifest; if it needs none of the copied files, move it above the copy")
+        return (
+            f"`{cmd.text}` installs named packages, and the bot moves a copy of the whole context only below "
+            f"installs from a manifest; if it needs none of the copied files, move it above the copy"
+        )
     found = ecosystems.recognise(cmd)
     verb = cmd.words[2] if cmd.words[1] == "pip" and len(cmd.words) > 2 else cmd.words[1]
     if found is None or verb not in ("install", "i", "ci", "sync", "restore"):
@@ -333,8 +345,9 @@ class _StagePlan:
         base, seen = self.stage.base.lower(), set()
         while base not in seen:
             seen.add(base)
-            parent = next((st for st in self.df.stages[: self.stage.index]
-                           if st.name == base or str(st.index) == base), None)
+            parent = next(
+                (st for st in self.df.stages[: self.stage.index] if st.name == base or str(st.index) == base), None
+            )
             if parent is None:
                 return False
             if any(i.keyword == "USER" for i in self.df.stage_instructions(parent)):
@@ -413,8 +426,10 @@ class _StagePlan:
                 if inside:
                     # Before the move the install wrote over the copied files; after it, the copy would
                     # write over the installed ones wherever their names meet.
-                    return [], (f"`{install.command.text}` installs into `{inside}`, inside the folder "
-                                f"{_short(c.inst)} copies to, so the copy after it could overwrite installed files")
+                    return [], (
+                        f"`{install.command.text}` installs into `{inside}`, inside the folder "
+                        f"{_short(c.inst)} copies to, so the copy after it could overwrite installed files"
+                    )
                 reqs = [self._req_path(c, step.inst, f) for f in install.files]
                 if any(r is None for r in reqs):
                     return [], f"`{install.command.text}` reads a file outside the copied folder"
@@ -426,8 +441,9 @@ class _StagePlan:
                         return [], f"`{r}` is not in the build context"
                 files += closure
                 continue
-            why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read,
-                                               self.may_float(install, project))
+            why = ecosystems.unsafe_reason(
+                install, project, self.ctx.exists, self.ctx.read, self.may_float(install, project)
+            )
             if why:
                 return [], why
             output = _OUTPUTS.get(install.ecosystem)
@@ -438,15 +454,19 @@ class _StagePlan:
                 output = "vendor/bundle"  # deployment mode installs there: https://guides.rubygems.org/deploying/
             folder = posixpath.normpath(posixpath.join(project, output or "."))
             if output and self._holds(folder):
-                return [], (f"`{folder}` is in the build context and not in .dockerignore, "
-                            f"so copying the source after `{install.command.text}` would overwrite what it installed")
+                return [], (
+                    f"`{folder}` is in the build context and not in .dockerignore, "
+                    f"so copying the source after `{install.command.text}` would overwrite what it installed"
+                )
             if output and not self.ctx.excluded(folder):
                 # Before the move the install ran after the copy and replaced any such folder; after it, the
                 # copy lands on top of the installed one (a developer's local install, or one a buildspec ran
                 # before `docker build`, is in the context even though the repository does not track it).
-                return [], (f"`{folder}` is not excluded by .dockerignore, so a `{output}` folder in the build "
-                            f"context (a local install, or one the buildspec ran before `docker build`) would "
-                            f"overwrite what `{install.command.text}` installed once the source is copied after it")
+                return [], (
+                    f"`{folder}` is not excluded by .dockerignore, so a `{output}` folder in the build "
+                    f"context (a local install, or one the buildspec ran before `docker build`) would "
+                    f"overwrite what `{install.command.text}` installed once the source is copied after it"
+                )
             files += ecosystems.copy_files(install, project, self.ctx.exists, self.ctx.rel_paths())
         out: list[str] = []
         for f in files:
@@ -466,8 +486,10 @@ class _StagePlan:
             paths = args[1:] if cmd.name in _FIRST_ARG_NOT_PATH else args
             if cmd.name in ("echo", "true"):
                 continue
-            if cmd.name in _FIRST_ARG_NOT_PATH and any(a in ("-R", "--recursive") or (
-                    a.startswith("-") and not a.startswith("--") and "R" in a) for a in cmd.words[1:]):
+            if cmd.name in _FIRST_ARG_NOT_PATH and any(
+                a in ("-R", "--recursive") or (a.startswith("-") and not a.startswith("--") and "R" in a)
+                for a in cmd.words[1:]
+            ):
                 return False  # would also change what the added download step put in the project folder
             for path in paths:
                 if path.startswith("/") and (root is None or not under(path, root) or path.rstrip("/") == root):
@@ -486,14 +508,14 @@ class _StagePlan:
             for name, value in _assignments(other):
                 inside = self._tool_path_in_copy(c, inst, name, value)
                 if inside:
-                    return (f"`{name}` (set by {_short(other)}) makes the install read `{inside}`, which the "
-                            f"copy brings in")
+                    return (
+                        f"`{name}` (set by {_short(other)}) makes the install read `{inside}`, which the copy brings in"
+                    )
         # `RUN PIP_CONSTRAINT=constraints.txt pip install ...`: an assignment on the RUN line itself.
         for name, _, value in (a.partition("=") for cmd in run_commands(inst) or () for a in cmd.assignments):
             inside = self._tool_path_in_copy(c, inst, name, value)
             if inside:
-                return (f"`{name}={value}` on {_short(inst)} makes the install read `{inside}`, which the copy "
-                        "brings in")
+                return f"`{name}={value}` on {_short(inst)} makes the install read `{inside}`, which the copy brings in"
         return None
 
     def _tool_path_in_copy(self, c: CopyAll, inst: Instruction, name: str, value: str) -> str | None:
@@ -501,8 +523,14 @@ class _StagePlan:
         if not _TOOL_VARIABLE.match(name):
             return None
         # A value names a file when it has a folder or a file extension (`constraints.txt`, `Gemfile.docker`).
-        paths = [p for p in re.split(r"[:\s=,]+", value) if p and "$" not in p and "://" not in p
-                 and ("/" in p or re.search(r"\.[A-Za-z]\w*$", p) or p.startswith("Gemfile"))]
+        paths = [
+            p
+            for p in re.split(r"[:\s=,]+", value)
+            if p
+            and "$" not in p
+            and "://" not in p
+            and ("/" in p or re.search(r"\.[A-Za-z]\w*$", p) or p.startswith("Gemfile"))
+        ]
         return self._writes_into_copy(c, inst, paths) if paths else None
 
     def _writes_into_copy(self, c: CopyAll, inst: Instruction, paths: list[str]) -> str | None:
@@ -552,10 +580,16 @@ class _StagePlan:
                 # COPY --chown/--chmod applies to the folders the copy creates (moby/buildkit#640); a folder the
                 # WORKDIR created first stays root's.
                 target, dest = _join(self.cwds[inst.index], inst.args.strip()), self.copy_dest_dir(c)
-                if target is None or dest is None or target[0] != dest[0] or not posixpath.relpath(
-                        target[1], dest[1]).startswith(".."):
-                    return (f"{_short(inst)} would create the folder before {_short(c.inst)}, which then "
-                            f"no longer applies `{owned[0]}` to it")
+                if (
+                    target is None
+                    or dest is None
+                    or target[0] != dest[0]
+                    or not posixpath.relpath(target[1], dest[1]).startswith("..")
+                ):
+                    return (
+                        f"{_short(inst)} would create the folder before {_short(c.inst)}, which then "
+                        f"no longer applies `{owned[0]}` to it"
+                    )
             return None
         if kw in _FREE_KEYWORDS:
             return None
@@ -570,7 +604,7 @@ class _StagePlan:
             c = copy_all(inst, self.ctx)
             if c is None:
                 continue
-            result = self._plan_from(c, list(insts[n + 1:]), list(insts[:n]))
+            result = self._plan_from(c, list(insts[n + 1 :]), list(insts[:n]))
             if result is not None:
                 return result
         return [], [], self._unexplained_installs(insts)
@@ -586,14 +620,20 @@ class _StagePlan:
                 continue
             for cmd in run_commands(inst) or []:
                 found = ecosystems.recognise(cmd)
-                if found is not None and self._already_first([i for i in insts if i.index < whole.index],
-                                                             found.ecosystem):
+                if found is not None and self._already_first(
+                    [i for i in insts if i.index < whole.index], found.ecosystem
+                ):
                     continue  # its dependencies are installed before the copy; what is left needs the sources
                 why = _install_kind(cmd)
                 if why:
-                    out.append(("info", Code.DOCKERFILE_INSTALL_AFTER_COPY,
-                                f"{self.label}: {_short(inst)} (line {inst.lineno}) stays after {_short(whole)} "
-                                f"(line {whole.lineno}), so it re-runs on every source change: {why}."))
+                    out.append(
+                        (
+                            "info",
+                            Code.DOCKERFILE_INSTALL_AFTER_COPY,
+                            f"{self.label}: {_short(inst)} (line {inst.lineno}) stays after {_short(whole)} "
+                            f"(line {whole.lineno}), so it re-runs on every source change: {why}.",
+                        )
+                    )
                     break
         return out
 
@@ -603,9 +643,13 @@ class _StagePlan:
                 continue
             for cmd in run_commands(inst) or []:
                 found = ecosystems.recognise(cmd)
-                if found is not None and (found.deps_only or found.prefetch or found.note
-                                          or found.ecosystem in ("cargo", "maven", "gradle")
-                                          or found.ecosystem not in ecosystems.TABLE):
+                if found is not None and (
+                    found.deps_only
+                    or found.prefetch
+                    or found.note
+                    or found.ecosystem in ("cargo", "maven", "gradle")
+                    or found.ecosystem not in ecosystems.TABLE
+                ):
                     return inst, found
         return None
 
@@ -618,8 +662,7 @@ class _StagePlan:
                         return True
         return False
 
-    def _plan_from(self, c: CopyAll, after: list[Instruction], before: list[Instruction]
-                   ) -> StagePlan | None:
+    def _plan_from(self, c: CopyAll, after: list[Instruction], before: list[Instruction]) -> StagePlan | None:
         self.earlier = before
         first = self._first_ecosystem(after)
         if first is None:
@@ -628,37 +671,84 @@ class _StagePlan:
         if self._already_first(before, first_install.ecosystem):
             return None
         if self.copy_dest_dir(c) == ("", "/"):
-            return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED,
-                             f"{self.label}: {_short(c.inst)} (line {c.inst.lineno}) stays before "
-                             f"{_short(first_inst)} (line {first_inst.lineno}): it copies the build context over "
-                             f"the root filesystem (`/`), so every later step may read the copied files; copy the "
-                             f"application into its own folder (for example `WORKDIR /app` and `COPY . .`) to let "
-                             f"the dependencies install before it.")]
+            return (
+                [],
+                [],
+                [
+                    (
+                        "warning",
+                        Code.DOCKERFILE_NOT_REORDERED,
+                        f"{self.label}: {_short(c.inst)} (line {c.inst.lineno}) stays before "
+                        f"{_short(first_inst)} (line {first_inst.lineno}): it copies the build context over "
+                        f"the root filesystem (`/`), so every later step may read the copied files; copy the "
+                        f"application into its own folder (for example `WORKDIR /app` and `COPY . .`) to let "
+                        f"the dependencies install before it.",
+                    )
+                ],
+            )
         if self.project_of(c, first_inst) is None:
             dest, cwd = self.copy_dest_dir(c), self.cwds[first_inst.index]
             if dest is not None and cwd is not None and dest[0] == cwd[0]:
                 return self._plan_partial(c, first_inst, first_install, after, before)
-            return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED,
-                             f"{self.label}: {_short(c.inst)} (line {c.inst.lineno}) stays before "
-                             f"{_short(first_inst)} (line {first_inst.lineno}): the working directory comes "
-                             f"from the base image or a variable, so it is unknown whether the install reads "
-                             f"the copied files.")]
-        where = f"{self.label}: {_short(c.inst)} (line {c.inst.lineno}) stays before {_short(first_inst)} " \
-                f"(line {first_inst.lineno})"
+            return (
+                [],
+                [],
+                [
+                    (
+                        "warning",
+                        Code.DOCKERFILE_NOT_REORDERED,
+                        f"{self.label}: {_short(c.inst)} (line {c.inst.lineno}) stays before "
+                        f"{_short(first_inst)} (line {first_inst.lineno}): the working directory comes "
+                        f"from the base image or a variable, so it is unknown whether the install reads "
+                        f"the copied files.",
+                    )
+                ],
+            )
+        where = (
+            f"{self.label}: {_short(c.inst)} (line {c.inst.lineno}) stays before {_short(first_inst)} "
+            f"(line {first_inst.lineno})"
+        )
         bad_flags = [f for f in c.flags if f[2:].split("=", 1)[0].lower() not in _COPY_FLAGS_KEPT]
         if bad_flags:
-            return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED,
-                             f"{where}: the copy flag `{bad_flags[0]}` is not understood by this bot.")]
+            return (
+                [],
+                [],
+                [
+                    (
+                        "warning",
+                        Code.DOCKERFILE_NOT_REORDERED,
+                        f"{where}: the copy flag `{bad_flags[0]}` is not understood by this bot.",
+                    )
+                ],
+            )
         if first_install.ecosystem not in ecosystems.TABLE:
-            return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED,
-                             f"{where}: `{first_install.command.text}` builds with {first_install.ecosystem}, "
-                             f"for which this bot has no dependencies-only step.")]
+            return (
+                [],
+                [],
+                [
+                    (
+                        "warning",
+                        Code.DOCKERFILE_NOT_REORDERED,
+                        f"{where}: `{first_install.command.text}` builds with {first_install.ecosystem}, "
+                        f"for which this bot has no dependencies-only step.",
+                    )
+                ],
+            )
         if first_install.ecosystem == "cargo":
-            return [], [], [("info", Code.DOCKERFILE_CARGO_CHEF,
-                             f"{where}: `{first_install.command.text}` compiles the dependencies and the crate "
-                             f"in one step, so moving lines "
-                             f"cannot cache them; consider cargo-chef ({CARGO_CHEF}) to build the dependencies "
-                             f"in their own layer.")]
+            return (
+                [],
+                [],
+                [
+                    (
+                        "info",
+                        Code.DOCKERFILE_CARGO_CHEF,
+                        f"{where}: `{first_install.command.text}` compiles the dependencies and the crate "
+                        f"in one step, so moving lines "
+                        f"cannot cache them; consider cargo-chef ({CARGO_CHEF}) to build the dependencies "
+                        f"in their own layer.",
+                    )
+                ],
+            )
         steps: list[_Step] = []
         blocker = ""
         seen_user = self.inherits_user() or any(i.keyword == "USER" for i in before)
@@ -735,8 +825,14 @@ class _StagePlan:
                     found = inst
         return found
 
-    def _plan_partial(self, c: CopyAll, inst: Instruction, install: ecosystems.Install,
-                      after: list[Instruction], before: list[Instruction]) -> StagePlan | None:
+    def _plan_partial(
+        self,
+        c: CopyAll,
+        inst: Instruction,
+        install: ecosystems.Install,
+        after: list[Instruction],
+        before: list[Instruction],
+    ) -> StagePlan | None:
         """A copy of part of the sources (`COPY src ./src`) before an install that runs outside it."""
         eco = ecosystems.TABLE.get(install.ecosystem)
         cwd = self.cwds[inst.index]
@@ -745,14 +841,24 @@ class _StagePlan:
         if not install.deps_only and not install.prefetch:
             return None
         placed = self.placed(before, cwd)
-        where = f"{self.label}: {_short(c.inst)} (line {c.inst.lineno}) stays before {_short(inst)} " \
-                f"(line {inst.lineno})"
+        where = (
+            f"{self.label}: {_short(c.inst)} (line {c.inst.lineno}) stays before {_short(inst)} (line {inst.lineno})"
+        )
         from_stage = self.placed_from_stage(before + after[: after.index(inst)], cwd)
-        unknown: list[Note] = [("warning", Code.DOCKERFILE_NOT_REORDERED, f"{where}: " + (
-            f"the manifests `{install.command.text}` reads come from another stage ({_short(from_stage)}), "
-            f"so the bot cannot check what they need." if from_stage else
-            f"the files `{install.command.text}` reads are not copied into its folder by an earlier COPY, so "
-            f"it is unknown whether it reads the copied sources."))]
+        unknown: list[Note] = [
+            (
+                "warning",
+                Code.DOCKERFILE_NOT_REORDERED,
+                f"{where}: "
+                + (
+                    f"the manifests `{install.command.text}` reads come from another stage ({_short(from_stage)}), "
+                    f"so the bot cannot check what they need."
+                    if from_stage
+                    else f"the files `{install.command.text}` reads are not copied into its folder by an earlier "
+                    f"COPY, so it is unknown whether it reads the copied sources."
+                ),
+            )
+        ]
         if install.ecosystem == "pip":
             names = [posixpath.normpath(f) for f in install.files]
             if not names or any("/" in n or n not in placed for n in names):
@@ -766,8 +872,9 @@ class _StagePlan:
             if first not in placed:
                 return ([], [], unknown) if install.deps_only else None
             project = posixpath.dirname(placed[first]) or "."
-            why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read,
-                                               self.may_float(install, project))
+            why = ecosystems.unsafe_reason(
+                install, project, self.ctx.exists, self.ctx.read, self.may_float(install, project)
+            )
         if why:
             return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED, f"{where}: {why}.")]
         between = after[: after.index(inst)]
@@ -776,20 +883,45 @@ class _StagePlan:
                 return None
             for other in between:
                 if other.keyword in ("WORKDIR", "ENV", "ARG", "USER", "SHELL", "COPY", "ADD") or (
-                        other.keyword == "RUN" and not self._touches_only_copy(c, other)):
-                    return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED, f"{where}: {_short(other)} between "
-                                     "them would change how the dependencies are downloaded.")]
+                    other.keyword == "RUN" and not self._touches_only_copy(c, other)
+                ):
+                    return (
+                        [],
+                        [],
+                        [
+                            (
+                                "warning",
+                                Code.DOCKERFILE_NOT_REORDERED,
+                                f"{where}: {_short(other)} between "
+                                "them would change how the dependencies are downloaded.",
+                            )
+                        ],
+                    )
             chmod = _makes_executable(between + [inst], install.command.words[0])
             if chmod:
-                return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED, (
-                    f"{where}: `{chmod}` shows `{install.command.words[0]}` may not be executable in the repository, "
-                    f"and an added download step would run it before that."))]
+                return (
+                    [],
+                    [],
+                    [
+                        (
+                            "warning",
+                            Code.DOCKERFILE_NOT_REORDERED,
+                            (
+                                f"{where}: `{chmod}` shows `{install.command.words[0]}` may not be executable in the "
+                                "repository, "
+                                f"and an added download step would run it before that."
+                            ),
+                        )
+                    ],
+                )
             keyword = "run" if c.inst.line_text.split()[0].islower() else "RUN"
             mounts = [f for f in inst.flags if f.startswith("--mount") and re.search(r"type=(cache|secret|ssh)", f)]
             line = _indent(self.df, c.inst) + " ".join([keyword, *mounts, install.prefetch])
-            reason = (f"Dockerfile {self.label}: run `{install.prefetch}` after the manifests are copied and "
-                      f"before {_short(c.inst)}, so the {install.ecosystem} dependencies are downloaded in "
-                      f"their own cached layer; `{install.command.text}` still runs after the source copy.")
+            reason = (
+                f"Dockerfile {self.label}: run `{install.prefetch}` after the manifests are copied and "
+                f"before {_short(c.inst)}, so the {install.ecosystem} dependencies are downloaded in "
+                f"their own cached layer; `{install.command.text}` still runs after the source copy."
+            )
             note = self._unlocked_note(install, project)
             return [("insert", c.inst.index, 0, line)], [reason], [note] if note else []
         root = self.copy_dest_dir(c)
@@ -804,14 +936,15 @@ class _StagePlan:
             blocked2 = self.free(c, other, seen_user)
             if blocked2:
                 return [], [], [("warning", Code.DOCKERFILE_NOT_REORDERED, f"{where}: {blocked2}.")]
-        reason = (f"Dockerfile {self.label}: moved {_short(c.inst)} below `{install.command.text}`, which reads "
-                  f"only the manifests copied before it, so a change to the application source no longer "
-                  f"re-installs the {install.ecosystem} dependencies.")
+        reason = (
+            f"Dockerfile {self.label}: moved {_short(c.inst)} below `{install.command.text}`, which reads "
+            f"only the manifests copied before it, so a change to the application source no longer "
+            f"re-installs the {install.ecosystem} dependencies."
+        )
         note = self._unlocked_note(install, project)
         return [("move_after", c.inst.index, inst.index, "")], [reason], [note] if note else []
 
-    def _hoist(self, c: CopyAll, steps: list[_Step], after: list[Instruction]
-               ) -> StagePlan:
+    def _hoist(self, c: CopyAll, steps: list[_Step], after: list[Instruction]) -> StagePlan:
         ops: list[Op] = []
         copied: list[str] = []
         for step in steps:
@@ -824,14 +957,23 @@ class _StagePlan:
             copied += [f for f in step.files if any(f in line.split() or json.dumps(f) in line for line in lines)]
         last = steps[-1].inst
         ops.append(("move_after", c.inst.index, last.index, ""))
-        notes = self._rid_mismatch(steps, after) + self._unpinned(steps) + [
-            note for s in steps for i in s.installs
-            if (note := self._unlocked_note(i, self.project_of(c, s.inst) or "."))]
+        notes = (
+            self._rid_mismatch(steps, after)
+            + self._unpinned(steps)
+            + [
+                note
+                for s in steps
+                for i in s.installs
+                if (note := self._unlocked_note(i, self.project_of(c, s.inst) or "."))
+            ]
+        )
         tools = sorted({i.ecosystem for s in steps for i in s.installs})
         installs = _and_list([i.command.text for s in steps for i in s.installs])
-        reason = (f"Dockerfile {self.label}: {_copy_phrase(copied)}run {installs} before "
-                  f"{_short(c.inst)}, so a change to the application source no longer re-installs the "
-                  f"{'/'.join(tools)} dependencies.")
+        reason = (
+            f"Dockerfile {self.label}: {_copy_phrase(copied)}run {installs} before "
+            f"{_short(c.inst)}, so a change to the application source no longer re-installs the "
+            f"{'/'.join(tools)} dependencies."
+        )
         return ops, [reason], notes
 
     def may_float(self, install: ecosystems.Install, project: str) -> bool:
@@ -840,11 +982,14 @@ class _StagePlan:
         that fails without one: `npm ci` (https://docs.npmjs.com/cli/commands/npm-ci), pnpm --frozen-lockfile,
         Yarn --immutable."""
         words = install.command.words
-        strict = (install.ecosystem == "npm" and words[1:2] in (("ci",), ("clean-install",))) or \
-            (install.ecosystem == "pnpm" and "--frozen-lockfile" in words) or \
-            (install.ecosystem == "yarn" and "--immutable" in words)
-        return self.ctx.unlocked and not strict and \
-            ecosystems.missing_lock(install, project, self.ctx.tracked) is not None
+        strict = (
+            (install.ecosystem == "npm" and words[1:2] in (("ci",), ("clean-install",)))
+            or (install.ecosystem == "pnpm" and "--frozen-lockfile" in words)
+            or (install.ecosystem == "yarn" and "--immutable" in words)
+        )
+        return (
+            self.ctx.unlocked and not strict and ecosystems.missing_lock(install, project, self.ctx.tracked) is not None
+        )
 
     def _unlocked_note(self, install: ecosystems.Install, project: str) -> Note | None:
         """A Node/PHP install moved before the source copy without a lock file: it now refreshes less often."""
@@ -855,12 +1000,15 @@ class _StagePlan:
             return None
         manifest = posixpath.normpath(posixpath.join(project, ecosystems.TABLE[install.ecosystem].manifests[0]))
         where = "the build context" if project == "." else f"`{project}`"
-        return ("info", Code.DOCKERFILE_UNLOCKED_INSTALL,
-                f"{self.label}: {where} has no lock file ({locks}), so `{install.command.text}` installs the "
-                f"newest versions `{manifest}` allows. After this change its cached layer is rebuilt, and newer "
-                f"versions picked up, only when `{manifest}` changes (before, every source change re-installed). "
-                f"Commit the lock file so every build installs the same versions; to keep such installs after "
-                f"the source copy, set `reorder_unlocked: false` in `.github/ecr-cache.yml`.")
+        return (
+            "info",
+            Code.DOCKERFILE_UNLOCKED_INSTALL,
+            f"{self.label}: {where} has no lock file ({locks}), so `{install.command.text}` installs the "
+            f"newest versions `{manifest}` allows. After this change its cached layer is rebuilt, and newer "
+            f"versions picked up, only when `{manifest}` changes (before, every source change re-installed). "
+            f"Commit the lock file so every build installs the same versions; to keep such installs after "
+            f"the source copy, set `reorder_unlocked: false` in `.github/ecr-cache.yml`.",
+        )
 
     def _unpinned(self, steps: list[_Step]) -> list[Note]:
         """Requirements without `==`: once the install layer is cached they stay at the versions it resolved."""
@@ -873,11 +1021,16 @@ class _StagePlan:
                     if not line or line.startswith(("#", "-")) or "==" in line or "@" in line or "://" in line:
                         continue
                     name = re.split(r"[<>=!~\[\s]", line, maxsplit=1)[0]
-                    return [("info", Code.DOCKERFILE_UNPINNED_REQUIREMENTS,
-                             f"{self.label}: `{path}` does not pin `{name}` with `==`; after this change the "
-                             f"cached install keeps the versions it first resolved until `{path}` changes "
-                             f"(before, every source change installed the newest). Pin the versions (for "
-                             f"example with pip-compile) so every build installs the same ones.")]
+                    return [
+                        (
+                            "info",
+                            Code.DOCKERFILE_UNPINNED_REQUIREMENTS,
+                            f"{self.label}: `{path}` does not pin `{name}` with `==`; after this change the "
+                            f"cached install keeps the versions it first resolved until `{path}` changes "
+                            f"(before, every source change installed the newest). Pin the versions (for "
+                            f"example with pip-compile) so every build installs the same ones.",
+                        )
+                    ]
         return []
 
     def _rid_mismatch(self, steps: list[_Step], after: list[Instruction]) -> list[Note]:
@@ -891,14 +1044,20 @@ class _StagePlan:
                 if cmd.name == "dotnet" and cmd.words[1:2] in (("publish",), ("build",)):
                     other = _runtime(cmd.words)
                     if other is not None and other != rid:
-                        return [("info", Code.DOCKERFILE_DOTNET_RUNTIME,
-                                 f"{self.label}: `{cmd.text}` (line {inst.lineno}) targets runtime `{other}` but "
-                                 f"`{restores[0].command.text}` restores for `{rid or 'no runtime'}`, so publish "
-                                 f"restores again; give the restore the same `-r {other}`.")]
+                        return [
+                            (
+                                "info",
+                                Code.DOCKERFILE_DOTNET_RUNTIME,
+                                f"{self.label}: `{cmd.text}` (line {inst.lineno}) targets runtime `{other}` but "
+                                f"`{restores[0].command.text}` restores for `{rid or 'no runtime'}`, so publish "
+                                f"restores again; give the restore the same `-r {other}`.",
+                            )
+                        ]
         return []
 
-    def _prefetch(self, c: CopyAll, inst: Instruction, install: ecosystems.Install, after: list[Instruction]
-                  ) -> StagePlan | str | None:
+    def _prefetch(
+        self, c: CopyAll, inst: Instruction, install: ecosystems.Install, after: list[Instruction]
+    ) -> StagePlan | str | None:
         """Insert a dependencies-only install before the copy, for tools that have one."""
         if install.deps_only or not install.prefetch:
             return None
@@ -911,15 +1070,21 @@ class _StagePlan:
             if between.keyword in ("WORKDIR", "ENV", "ARG", "USER", "SHELL"):
                 return f"{_short(between)} between them would change how the dependencies are installed"
             if between.keyword in ("COPY", "ADD"):
-                return (f"{_short(between)} between them may bring what the download needs (settings, credentials, "
-                        f"wrapper files); an added download step would run before it")
+                return (
+                    f"{_short(between)} between them may bring what the download needs (settings, credentials, "
+                    f"wrapper files); an added download step would run before it"
+                )
             if between.keyword == "RUN" and not self._touches_only_copy(c, between):
-                return (f"{_short(between)} runs between them and may prepare the download (git, credentials, "
-                        f"a proxy); an added download step would run before it")
+                return (
+                    f"{_short(between)} runs between them and may prepare the download (git, credentials, "
+                    f"a proxy); an added download step would run before it"
+                )
         chmod = _makes_executable(after[: after.index(inst) + 1], install.command.words[0])
         if chmod:
-            return (f"`{chmod}` shows `{install.command.words[0]}` may not be executable in the repository, and "
-                    f"an added download step would run it before that")
+            return (
+                f"`{chmod}` shows `{install.command.words[0]}` may not be executable in the repository, and "
+                f"an added download step would run it before that"
+            )
         project = self.project_of(c, inst)
         if project is None:
             return f"{_short(inst)} does not run inside the copied folder"
@@ -930,8 +1095,9 @@ class _StagePlan:
         pre = ecosystems.recognise(cmd)
         if pre is None or not pre.deps_only:
             return None
-        why = ecosystems.unsafe_reason(install, project, self.ctx.exists, self.ctx.read,
-                                           self.may_float(install, project))
+        why = ecosystems.unsafe_reason(
+            install, project, self.ctx.exists, self.ctx.read, self.may_float(install, project)
+        )
         if why:
             return why
         # MSBuild and NuGet also read Directory.Build.props, Directory.Packages.props and NuGet.config from
@@ -952,10 +1118,12 @@ class _StagePlan:
         ops: list[Op] = [("insert", c.inst.index, 0, line) for line in lines]
         ops.append(("insert", c.inst.index, 0, run_line))
         added = [f for f in files if any(f in line.split() or json.dumps(f) in line for line in lines)]
-        reason = (f"Dockerfile {self.label}: {_copy_phrase(added)}run `{install.prefetch}` before "
-                  f"{_short(c.inst)}, "
-                  f"so the {install.ecosystem} dependencies are downloaded in their own cached layer; "
-                  f"`{install.command.text}` still runs after the source copy.")
+        reason = (
+            f"Dockerfile {self.label}: {_copy_phrase(added)}run `{install.prefetch}` before "
+            f"{_short(c.inst)}, "
+            f"so the {install.ecosystem} dependencies are downloaded in their own cached layer; "
+            f"`{install.command.text}` still runs after the source copy."
+        )
         note = self._unlocked_note(install, project)
         return ops, [reason], [note] if note else []
 

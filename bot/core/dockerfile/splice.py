@@ -73,7 +73,7 @@ class Splice:
                 lines.append(str(ref) + nl)
                 continue
             unit = self.units[int(ref)]
-            lines.extend(self.df.lines[unit.first: unit.gap_end + 1])
+            lines.extend(self.df.lines[unit.first : unit.gap_end + 1])
         if not lines:
             return ""
         for n in range(len(lines) - 1):

@@ -41,9 +41,14 @@ def _added_kind(inst: Instruction, requirement_names: set[str] = frozenset()) ->
     """'copy' / 'install' for an instruction the bot may add, else None."""
     if inst.keyword == "COPY" and inst.flag("from") is None:
         parts = copy_parts(inst)
-        if parts and all(ecosystems.is_manifest_name(s) or "/gradle/wrapper/" in "/" + s or "/.mvn/wrapper/" in "/" + s
-                         or posixpath.basename(s) in requirement_names
-                         or (s.endswith((".txt", ".in")) and "requirements" in s) for s in parts[0]):
+        if parts and all(
+            ecosystems.is_manifest_name(s)
+            or "/gradle/wrapper/" in "/" + s
+            or "/.mvn/wrapper/" in "/" + s
+            or posixpath.basename(s) in requirement_names
+            or (s.endswith((".txt", ".in")) and "requirements" in s)
+            for s in parts[0]
+        ):
             return "copy"
         return None
     if inst.keyword == "RUN":
@@ -64,14 +69,20 @@ def _whole_copy(inst: Instruction) -> bool:
     return all(not ecosystems.is_manifest_name(s) and not any(c in s for c in "*?[$") for s in parts[0])
 
 
-def _may_swap(orig: Dockerfile, a: Instruction, b: Instruction, cwds: dict[int, Cwd],
-              facts: ArgFacts = NAMES_ONLY) -> str | None:
+def _may_swap(
+    orig: Dockerfile, a: Instruction, b: Instruction, cwds: dict[int, Cwd], facts: ArgFacts = NAMES_ONLY
+) -> str | None:
     """None when original-order ``a`` then ``b`` may run as ``b`` then ``a``."""
     for arg, other in ((a, b), (b, a)):
         name = volatile_name(arg, facts)
-        if name and not references(orig, other, name) and (other.keyword != "RUN" or env_blind(other)) \
-                and other.keyword not in ("ONBUILD", "FROM") and not volatile_name(other, facts) \
-                and not _declared(other) & default_refs(arg, name):
+        if (
+            name
+            and not references(orig, other, name)
+            and (other.keyword != "RUN" or env_blind(other))
+            and other.keyword not in ("ONBUILD", "FROM")
+            and not volatile_name(other, facts)
+            and not _declared(other) & default_refs(arg, name)
+        ):
             return None
     for copy, other in ((a, b), (b, a)):
         if not _whole_copy(copy):
@@ -122,8 +133,8 @@ def verify_dockerfile_edit(original: str, edited: str, facts: ArgFacts = NAMES_O
     if len(o_stages) != len(n_stages):
         return "the number of stages changed"
     if any(i.stage < 0 for i in new.instructions) != any(i.stage < 0 for i in orig.instructions) or [
-            _key(orig, i) for i in orig.instructions if i.stage < 0] != [
-            _key(new, i) for i in new.instructions if i.stage < 0]:
+        _key(orig, i) for i in orig.instructions if i.stage < 0
+    ] != [_key(new, i) for i in new.instructions if i.stage < 0]:
         return "the global ARGs before the first FROM changed"
     cwds = stage_cwds(orig)
     for os_, ns in zip(o_stages, n_stages, strict=True):
@@ -155,7 +166,7 @@ def verify_dockerfile_edit(original: str, edited: str, facts: ArgFacts = NAMES_O
                 positions.setdefault(_key(new, inst), []).append(pos)
         where = {o.index: positions[_key(orig, o)].pop(0) for o in o_insts}
         for x, a in enumerate(o_insts):
-            for b in o_insts[x + 1:]:
+            for b in o_insts[x + 1 :]:
                 if where[a.index] > where[b.index]:
                     why = _may_swap(orig, a, b, cwds, facts)
                     if why:
@@ -166,8 +177,14 @@ def verify_dockerfile_edit(original: str, edited: str, facts: ArgFacts = NAMES_O
     return None
 
 
-def _check_installs_fed(orig: Dockerfile, o_insts: tuple[Instruction, ...], n_insts: tuple[Instruction, ...],
-                        where: dict[int, int], added: list[Instruction], new: Dockerfile) -> str | None:
+def _check_installs_fed(
+    orig: Dockerfile,
+    o_insts: tuple[Instruction, ...],
+    n_insts: tuple[Instruction, ...],
+    where: dict[int, int],
+    added: list[Instruction],
+    new: Dockerfile,
+) -> str | None:
     """Every install now before the whole-source copy has a manifest COPY before it."""
     added_pos = {n_insts.index(a): a for a in added}
     names = _requirement_names(n_insts)

@@ -9,13 +9,47 @@ from bot.core.shell.words import SimpleCommand, Word, simple_commands, substitut
 
 # Flags of `docker build` / `docker buildx build` that take a value
 # (https://docs.docker.com/reference/cli/docker/buildx/build/).
-_VALUE_LONG = frozenset({
-    "add-host", "allow", "annotation", "attest", "build-arg", "build-context", "builder", "cache-from",
-    "cache-to", "call", "cgroup-parent", "cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus", "cpuset-mems",
-    "file", "iidfile", "isolation", "label", "memory", "memory-swap", "metadata-file", "network",
-    "no-cache-filter", "output", "platform", "progress", "provenance", "sbom", "secret", "security-opt",
-    "shm-size", "ssh", "tag", "target", "ulimit",
-})
+_VALUE_LONG = frozenset(
+    {
+        "add-host",
+        "allow",
+        "annotation",
+        "attest",
+        "build-arg",
+        "build-context",
+        "builder",
+        "cache-from",
+        "cache-to",
+        "call",
+        "cgroup-parent",
+        "cpu-period",
+        "cpu-quota",
+        "cpu-shares",
+        "cpuset-cpus",
+        "cpuset-mems",
+        "file",
+        "iidfile",
+        "isolation",
+        "label",
+        "memory",
+        "memory-swap",
+        "metadata-file",
+        "network",
+        "no-cache-filter",
+        "output",
+        "platform",
+        "progress",
+        "provenance",
+        "sbom",
+        "secret",
+        "security-opt",
+        "shm-size",
+        "ssh",
+        "tag",
+        "target",
+        "ulimit",
+    }
+)
 _VALUE_SHORT = frozenset("ftmco")
 _DOCKER_GLOBAL_VALUE = frozenset({"-H", "--host", "--config", "-c", "--context", "-l", "--log-level"})
 _VAR_ONLY = re.compile(r"^\$(\{[A-Za-z_][A-Za-z0-9_]*\}|[A-Za-z_][A-Za-z0-9_]*)$")
@@ -90,7 +124,7 @@ class DockerBuild:
     def global_flags(self) -> tuple[str, ...]:
         """Flags between `docker` and the build verb (`-H tcp://...`, `--context x`)."""
         words = self.command.words
-        return tuple(w.value for w in words[words.index(self.docker) + 1:words.index(self.verbs[0])])
+        return tuple(w.value for w in words[words.index(self.docker) + 1 : words.index(self.verbs[0])])
 
     @property
     def rewritten(self) -> bool:
@@ -219,7 +253,7 @@ def _bot_flags_pattern(group: str, best_effort: bool) -> str:
     tag, mode = "TAGxPLACEHOLDER", "MODExPLACEHOLDER"  # re.escape leaves letters as they are
     text = re.escape(cache_flags_text(CacheFlags(tag, mode, None, best_effort)))
     first = text.index(tag)
-    text = text[:first] + f"(?P<{group}tag>{_TAG})" + text[first + len(tag):].replace(tag, f"(?P={group}tag)")
+    text = text[:first] + f"(?P<{group}tag>{_TAG})" + text[first + len(tag) :].replace(tag, f"(?P={group}tag)")
     output = rf"(?P<{group}out> --load| --push(?: {re.escape(NO_PROVENANCE)})?)?"
     return text.replace(mode, f"(?P<{group}mode>max|min)") + output
 
@@ -262,8 +296,11 @@ def parse_bot_flags(command: str) -> list[CacheFlags]:
     for m in _BOT_FLAGS.finditer(command):
         best = m["btag"] is not None
         output = ((m["bout"] if best else m["out"]) or "").split()
-        out.append(CacheFlags(m["btag"] if best else m["tag"], m["bmode"] if best else m["mode"],
-                              output[0] if output else None, best))
+        out.append(
+            CacheFlags(
+                m["btag"] if best else m["tag"], m["bmode"] if best else m["mode"], output[0] if output else None, best
+            )
+        )
     return out
 
 
@@ -273,8 +310,6 @@ def apply_splices(s: str, splices: list[Splice]) -> str:
     for start, end, rep in sorted(splices, key=lambda t: t[0], reverse=True):
         out = out[:start] + rep + out[end:]
     return out
-
-
 
 
 @dataclass(frozen=True)
@@ -364,7 +399,7 @@ def _run_as_command(s: str, sc: SimpleCommand) -> tuple[int, int, str] | None:
     words = sc.words
     if sc.assignments or not words:
         return None
-    head = s[:words[0].start].rstrip(" \t")
+    head = s[: words[0].start].rstrip(" \t")
     last = head.split()[-1] if head.split() else ""
     if head and not head.endswith(_COMMAND_OPERATORS) and last not in _COMMAND_WORDS:
         return None

@@ -17,10 +17,38 @@ _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 # Commands that only touch the system (package managers, users), never the build context's files,
 # as long as their arguments are package names rather than relative paths.
 _PACKAGE_TOOLS = {
-    "apk", "apt-get", "apt", "yum", "dnf", "microdnf", "zypper", "tdnf", "pecl", "a2enmod", "a2dismod",
-    "docker-php-ext-install", "docker-php-ext-configure", "docker-php-ext-enable", "update-ca-certificates",
-    "ldconfig", "locale-gen", "useradd", "adduser", "groupadd", "addgroup", "usermod", "corepack", "rustup",
-    "echo", "true", "set", "export", "printf", "apt-key", "update-alternatives", "dpkg-reconfigure",
+    "apk",
+    "apt-get",
+    "apt",
+    "yum",
+    "dnf",
+    "microdnf",
+    "zypper",
+    "tdnf",
+    "pecl",
+    "a2enmod",
+    "a2dismod",
+    "docker-php-ext-install",
+    "docker-php-ext-configure",
+    "docker-php-ext-enable",
+    "update-ca-certificates",
+    "ldconfig",
+    "locale-gen",
+    "useradd",
+    "adduser",
+    "groupadd",
+    "addgroup",
+    "usermod",
+    "corepack",
+    "rustup",
+    "echo",
+    "true",
+    "set",
+    "export",
+    "printf",
+    "apt-key",
+    "update-alternatives",
+    "dpkg-reconfigure",
 }
 # Commands whose positional arguments are file paths: allowed only on absolute paths outside the copy.
 _PATH_TOOLS = {"mkdir", "rm", "ln", "chmod", "chown", "chgrp", "touch", "cp", "mv", "tar", "unzip"}
@@ -174,7 +202,8 @@ def system_only(cmd: ShellCommand, copy_root: str | None) -> str | None:
     if name in ("curl", "wget"):
         for flag, value in zip(args, args[1:], strict=False):
             if flag in ("-o", "-O", "--output", "--output-document") and (
-                    not value.startswith("/") or under(value, copy_root)):
+                not value.startswith("/") or under(value, copy_root)
+            ):
                 return f"`{cmd.text}` writes `{value}`"
         return None
     options = args[: args.index("--")] if "--" in args else args
@@ -195,13 +224,20 @@ def _named_install(cmd: ShellCommand) -> str | None:
         name = "pip"
     if re.fullmatch(r"pip[0-9.]*", name) and len(words) > 1 and words[1] == "install":
         args = words[2:]
-        if any(a in ("-r", "--requirement", "-c", "--constraint", "-e", "--editable") or
-               a.startswith(("-r", "--requirement=", "-e", "--editable=")) for a in args):
+        if any(
+            a in ("-r", "--requirement", "-c", "--constraint", "-e", "--editable")
+            or a.startswith(("-r", "--requirement=", "-e", "--editable="))
+            for a in args
+        ):
             return None
         pos = [a for a in args if not a.startswith("-")]
         return f"`{cmd.text}` installs a local path" if any(looks_like_path(a) for a in pos) else ""
-    if name in ("npm", "pnpm") and len(words) > 1 and words[1] in ("install", "i", "add") and (
-            "-g" in words or "--global" in words):
+    if (
+        name in ("npm", "pnpm")
+        and len(words) > 1
+        and words[1] in ("install", "i", "add")
+        and ("-g" in words or "--global" in words)
+    ):
         pos = [a for a in words[2:] if not a.startswith("-")]
         return "" if pos and not any(a.startswith((".", "/")) for a in pos) else None
     if name == "yarn" and words[1:3] == ["global", "add"]:
@@ -210,8 +246,12 @@ def _named_install(cmd: ShellCommand) -> str | None:
         pos = [a for a in words[2:] if not a.startswith("-")]
         local = any(a.endswith(".gem") or looks_like_path(a) for a in pos)
         return f"`{cmd.text}` installs a local gem" if local else ""
-    if name == "go" and len(words) > 2 and words[1] == "install" and all(
-            "@" in a for a in words[2:] if not a.startswith("-")):
+    if (
+        name == "go"
+        and len(words) > 2
+        and words[1] == "install"
+        and all("@" in a for a in words[2:] if not a.startswith("-"))
+    ):
         return ""
     if name == "cargo" and len(words) > 2 and words[1] == "install" and "--path" not in words:
         return ""
@@ -226,8 +266,12 @@ def _named_install(cmd: ShellCommand) -> str | None:
 # An absolute path in a word: the word itself, a flag's value (`--target=/srv/app`, `-C/srv`) or a list item (`:`).
 _ABS_PATH = re.compile(r"(?:^-[A-Za-z]*|^|=|:)(/[^:=]*)")
 # Destination flags of tools that otherwise write into the working directory (`tar -x`, `unzip`, `wget URL`).
-_CWD_DEST = {"tar": ("-C", "--directory"), "bsdtar": ("-C", "--directory"), "unzip": ("-d",),
-             "wget": ("-O", "--output-document", "-P", "--directory-prefix")}
+_CWD_DEST = {
+    "tar": ("-C", "--directory"),
+    "bsdtar": ("-C", "--directory"),
+    "unzip": ("-d",),
+    "wget": ("-O", "--output-document", "-P", "--directory-prefix"),
+}
 
 
 def overlaps(path: str, root: str | None) -> bool:
@@ -272,10 +316,11 @@ def writes_cwd(words: tuple[str, ...]) -> bool:
             if "O" in a or "J" in a:
                 return True
             if "o" in a:  # `-fsSLo run URL`, `-orun`
-                value = a[a.index("o") + 1:] or (args[i + 1] if i + 1 < len(args) else "")
+                value = a[a.index("o") + 1 :] or (args[i + 1] if i + 1 < len(args) else "")
                 if value != "-" and not value.startswith("/"):
                     return True
         return False
     dest = _CWD_DEST.get(name)
-    return dest is not None and not any(a == d or a.startswith(d + ("=" if d.startswith("--") else ""))
-                                        for a in args for d in dest)
+    return dest is not None and not any(
+        a == d or a.startswith(d + ("=" if d.startswith("--") else "")) for a in args for d in dest
+    )

@@ -72,12 +72,12 @@ def substitutions(raw: str) -> list[str]:
     while i < n:
         if raw.startswith("$(", i):
             j = _skip_balanced(raw, i + 1, "(", ")")
-            out.append(raw[i + 2:j - 1])
+            out.append(raw[i + 2 : j - 1])
             i = j
         elif raw[i] == "`":
             j = raw.find("`", i + 1)
             j = n if j < 0 else j
-            out.append(raw[i + 1:j])
+            out.append(raw[i + 1 : j])
             i = j + 1
         elif raw[i] == "'":
             j = raw.find("'", i + 1)
@@ -120,7 +120,7 @@ def _unquote(raw: str) -> str:
         if c == "\\" and i + 1 < n:
             out.append(raw[i + 1])
             i += 2
-        elif c == "$" and raw[i + 1:i + 2] in ("(", "{"):
+        elif c == "$" and raw[i + 1 : i + 2] in ("(", "{"):
             j = _skip_balanced(raw, i + 1, raw[i + 1], ")" if raw[i + 1] == "(" else "}")
             out.append(raw[i:j])
             i = j
@@ -132,11 +132,11 @@ def _unquote(raw: str) -> str:
         elif c == "'":
             j = raw.find("'", i + 1)
             j = n if j < 0 else j
-            out.append(raw[i + 1:j])
+            out.append(raw[i + 1 : j])
             i = j + 1
         elif c == '"':
             j = _skip_double(raw, i)
-            inner = raw[i + 1:j - 1] if raw[j - 1:j] == '"' else raw[i + 1:j]
+            inner = raw[i + 1 : j - 1] if raw[j - 1 : j] == '"' else raw[i + 1 : j]
             out.append(inner.replace('\\"', '"').replace("\\\\", "\\").replace("\\$", "$"))
             i = j
         else:
@@ -238,7 +238,7 @@ def tokenize(s: str) -> list[tuple[str, object]]:
             if op.startswith("<<") and op not in ("<<<",):
                 expect_heredoc = True
                 toks.append(("redir", "<<"))
-            elif op.endswith("&") and s[j - 1:j].isdigit():
+            elif op.endswith("&") and s[j - 1 : j].isdigit():
                 continue
             else:
                 toks.append(("redir", op))

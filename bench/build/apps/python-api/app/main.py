@@ -35,11 +35,13 @@ class Customer(BaseModel):
 def training_frame(seed: int, rows: int = 2000) -> pd.DataFrame:
     """Synthetic history: short tenure and many tickets make churn likely."""
     rng = np.random.default_rng(seed)
-    frame = pd.DataFrame({
-        "tenure_months": rng.gamma(2.0, 12.0, rows),
-        "monthly_spend": rng.normal(60.0, 20.0, rows).clip(5.0),
-        "support_tickets": rng.poisson(1.5, rows),
-    })
+    frame = pd.DataFrame(
+        {
+            "tenure_months": rng.gamma(2.0, 12.0, rows),
+            "monthly_spend": rng.normal(60.0, 20.0, rows).clip(5.0),
+            "support_tickets": rng.poisson(1.5, rows),
+        }
+    )
     logit = 0.8 * frame["support_tickets"] - 0.08 * frame["tenure_months"] - 0.01 * frame["monthly_spend"]
     frame["churned"] = rng.random(rows) < 1.0 / (1.0 + np.exp(-logit))
     return frame
@@ -72,5 +74,8 @@ def summary() -> dict[str, float]:
     churned = history.loc[history["churned"], "tenure_months"]
     kept = history.loc[~history["churned"], "tenure_months"]
     test = stats.ttest_ind(churned, kept, equal_var=False)
-    return {"churn_rate": float(history["churned"].mean()), "tenure_t": float(test.statistic),
-            "tenure_p": float(test.pvalue)}
+    return {
+        "churn_rate": float(history["churned"].mean()),
+        "tenure_t": float(test.statistic),
+        "tenure_p": float(test.pvalue),
+    }
