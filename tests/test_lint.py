@@ -1,4 +1,4 @@
-"""ruff and mypy are clean on the whole project (run as part of the test command)."""
+"""ruff (lint and format) and mypy are clean on the whole project (run as part of the test command)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,12 @@ def _run(*command: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is installed by the dev extra")
 def test_ruff_clean() -> None:
     result = _run("ruff", "check", "bot", "tests", "bench", "deploy")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("ruff") is None, reason="ruff is installed by the dev extra")
+def test_ruff_format_clean() -> None:
+    result = _run("ruff", "format", "--check", "bot", "tests", "bench", "deploy")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
