@@ -104,6 +104,14 @@ def _committed(data_dir: Path, redis_url: str | None) -> int:
     return int(deliveries)
 
 
+def _wrk(threads: int, connections: int, seconds: int, script: Path, port: int, tag: str) -> dict[str, Any]:
+    """One wrk run against the webhook path; the RESULT line its Lua script prints, as a dict."""
+    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "-s", str(script)]
+    command += [f"http://127.0.0.1:{port}{PATH}", "--", f"{tag}-{time.time_ns()}"]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return dict(json.loads(out.split("RESULT ", 1)[1].splitlines()[0]))
+
+
 def _cpu_seconds(root_pid: int) -> float:
     """User + system CPU time of a process and its children (gunicorn master and workers), from /proc."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -194,25 +202,7 @@ def run_deployment(dep: Deployment, args: argparse.Namespace, tmp: Path) -> list
                 before = _committed(data_dir, args.redis) if run > 1 else 0
                 threads = min(concurrency, args.wrk_threads)
                 cpu_before = _cpu_seconds(server.pid)
-                out = subprocess.run(
-                    [
-                        "wrk",
-                        f"-t{threads}",
-                        f"-c{concurrency}",
-                        f"-d{args.duration}s",
-                        "--timeout",
-                        "5s",
-                        "-s",
-                        str(script),
-                        f"http://127.0.0.1:{port}{PATH}",
-                        "--",
-                        f"r{run}-{time.time_ns()}",
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout
-                result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
+                result = _wrk(threads, concurrency, args.duration, script, port, f"r{run}")
                 cpu = _cpu_seconds(server.pid) - cpu_before
                 time.sleep(0.5)  # requests still in flight when wrk stopped may commit now
                 committed = _committed(data_dir, args.redis) - before
@@ -578,25 +568,7 @@ def run_mix(server: Server, port: int, args: argparse.Namespace, tmp: Path) -> l
             script = _mix_script(tmp, mix, counts, close=not args.keep_alive)
             before = _committed(server.data_dir, None) if server.data_dir else 0
             cpu_before = _cpu_seconds(proc.pid)
-            out = subprocess.run(
-                [
-                    "wrk",
-                    f"-t{args.wrk_threads}",
-                    f"-c{args.mix_concurrency}",
-                    f"-d{args.duration}s",
-                    "--timeout",
-                    "5s",
-                    "-s",
-                    str(script),
-                    f"http://127.0.0.1:{port}{PATH}",
-                    "--",
-                    f"m{run}-{time.time_ns()}",
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout
-            result = json.loads(out.split("RESULT ", 1)[1].splitlines()[0])
+            result = _wrk(args.wrk_threads, args.mix_concurrency, args.duration, script, port, f"m{run}")
             cpu = _cpu_seconds(proc.pid) - cpu_before
             time.sleep(0.5)  # requests still in flight when wrk stopped may commit now
             committed = _committed(server.data_dir, None) - before if server.data_dir else None

@@ -458,27 +458,25 @@ def _answered_elsewhere(job: Job, ctx: JobContext) -> Outcome | None:
     """An outcome when this command comment must not be answered by this job (a replay, too old), else None."""
     comment_id = int(job.data["comment_id"])
     if too_old(job.data.get("created_at"), time.time()):
-        log_event(
-            "command_ignored",
-            level="warning",
-            repo=job.repo,
-            delivery=job.delivery_id,
-            comment_id=comment_id,
-            reason="comment older than the replay window",
-        )
-        return Outcome(job.repo, "stale", detail=f"comment {comment_id} is too old to answer")
+        return _ignored(job, comment_id, "stale", "comment older than the replay window", "is too old to answer")
     claims = ctx.claims  # None without a durable queue (tests' in-memory queue)
     if claims is not None and not claims.claim(job.installation_id, comment_id, job.delivery_id):
-        log_event(
-            "command_ignored",
-            level="warning",
-            repo=job.repo,
-            delivery=job.delivery_id,
-            comment_id=comment_id,
-            reason="comment already answered under another delivery id",
-        )
-        return Outcome(job.repo, "duplicate", detail=f"comment {comment_id} is answered by another delivery")
+        reason = "comment already answered under another delivery id"
+        return _ignored(job, comment_id, "duplicate", reason, "is answered by another delivery")
     return None
+
+
+def _ignored(job: Job, comment_id: int, action: str, reason: str, detail: str) -> Outcome:
+    """Log a command comment this job leaves unanswered, and its outcome."""
+    log_event(
+        "command_ignored",
+        level="warning",
+        repo=job.repo,
+        delivery=job.delivery_id,
+        comment_id=comment_id,
+        reason=reason,
+    )
+    return Outcome(job.repo, action, detail=f"comment {comment_id} {detail}")
 
 
 def _run_command(gw: Gateway, job: Job, command: str, reply: _Reply, state: RepoState) -> list[Outcome]:

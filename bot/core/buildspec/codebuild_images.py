@@ -46,6 +46,18 @@ _ARM = _PREFIX + "amazonlinux2-aarch64-standard:"
 _AL = _PREFIX + "amazonlinux-x86_64-standard:"
 _ARM_AL = _PREFIX + "amazonlinux-aarch64-standard:"
 
+# standard:8.0 and amazonlinux-x86_64-standard:6.0 list the same runtime versions in their runtimes.yml.
+_RUNTIMES_2025 = _r(
+    java="corretto8 corretto11 corretto17 corretto21 corretto25",
+    golang="1.24 1.25 1.26",
+    rust="1.93",
+    python="3.10 3.11 3.12 3.13 3.14",
+    php="8.2 8.3 8.4 8.5",
+    ruby="3.3 3.4 4.0",
+    nodejs="22 24",
+    dotnet="8.0 10.0",
+)
+
 IMAGES: tuple[Image, ...] = (
     Image(
         _STD + "2.0",
@@ -126,16 +138,7 @@ IMAGES: tuple[Image, ...] = (
     Image(
         _STD + "8.0",
         True,
-        _r(
-            java="corretto8 corretto11 corretto17 corretto21 corretto25",
-            golang="1.24 1.25 1.26",
-            rust="1.93",
-            python="3.10 3.11 3.12 3.13 3.14",
-            php="8.2 8.3 8.4 8.5",
-            ruby="3.3 3.4 4.0",
-            nodejs="22 24",
-            dotnet="8.0 10.0",
-        ),
+        _RUNTIMES_2025,
     ),
     Image(
         _AL2 + "1.0",
@@ -212,16 +215,7 @@ IMAGES: tuple[Image, ...] = (
     Image(
         _AL + "6.0",
         True,
-        _r(
-            java="corretto8 corretto11 corretto17 corretto21 corretto25",
-            golang="1.24 1.25 1.26",
-            rust="1.93",
-            python="3.10 3.11 3.12 3.13 3.14",
-            php="8.2 8.3 8.4 8.5",
-            ruby="3.3 3.4 4.0",
-            nodejs="22 24",
-            dotnet="8.0 10.0",
-        ),
+        _RUNTIMES_2025,
     ),
     Image(
         _ARM + "1.0",
