@@ -73,7 +73,7 @@ def test_false_statement_checks_catch_a_planted_sentence(monkeypatch: pytest.Mon
     plan = report.planner.plan(report.RepoSnapshot(tuple(files), files), report.Options())
     assert report.false_statements(plan) == []
     monkeypatch.setattr(
-        report.pr_body,
+        report.pull_request,
         "render_pr_body",
         lambda *a, **k: "docker buildx is missing on `standard:5.0` and `standard:7.0`. Switch to ...",
     )

@@ -28,7 +28,7 @@ def _contexts(monkeypatch: pytest.MonkeyPatch) -> list[JobContext]:
 
     def run(job: Any, ctx: JobContext) -> list[handlers.Outcome]:
         seen.append(ctx)
-        return [handlers.Outcome(job.repo, "noop")]
+        return [handlers.Outcome(job.subject, "noop")]
 
     monkeypatch.setattr(handlers, "run", run)
     return seen

@@ -118,6 +118,6 @@ def test_the_variables_the_gateway_sends_fit_the_documents(gh: GitHubDouble, cor
         coerced = graphql.execution.values.get_variable_values(
             schema, operation.variable_definitions, request.body["variables"]
         )
-        assert isinstance(coerced, dict), (str(request), coerced)  # a list of errors otherwise
+        assert not isinstance(coerced, list), (str(request), coerced)  # a list of errors when they do not fit
         declared = {d.variable.name.value for d in operation.variable_definitions}
         assert set(request.body["variables"]) <= declared, str(request)

@@ -101,7 +101,7 @@ def test_job_outcomes_are_counted_with_the_work(tmp_path: Path) -> None:
     from bot.queue.retry import PermanentFailure
 
     def runner(job: Job) -> None:
-        if job.repo == "o/bad":
+        if job.subject == "o/bad":
             raise PermanentFailure("nope")
 
     queue = build_queue(backend_settings("sqlite", tmp_path), runner, options_for(tmp_path))

@@ -57,8 +57,8 @@ def test_every_family_at_metrics_has_help_and_type(gh: GitHubDouble, tmp_path: P
     deferred: set[str] = set()
 
     def runner(job: Job) -> object:
-        if job.repo == "octo/svc0" and job.repo not in deferred:
-            deferred.add(job.repo)
+        if job.subject == "octo/svc0" and job.subject not in deferred:
+            deferred.add(job.subject)
             raise RetryLater(0.05, "test deferral")
         return jobs.run(
             job,

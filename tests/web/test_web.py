@@ -187,7 +187,7 @@ def test_accepted_work_is_202_after_submit_and_duplicates_are_not_requeued() -> 
     assert first.status_code == 202 and first.get_json()["status"] == "queued"
     again = post(client, "installation", payload, delivery="same")
     assert again.status_code == 202 and again.get_json()["status"] == "duplicate"
-    assert [(j.kind, j.installation_id, j.repo) for j in queue.pending] == [("install", 7, "acme")]
+    assert [(j.kind, j.installation_id, j.subject) for j in queue.pending] == [("install", 7, "acme")]
 
 
 class _FailingQueue:
