@@ -68,6 +68,9 @@ APPS = {
     "intake:normal_sync_app()": "synchronous=NORMAL",
 }
 
+# The options every gunicorn this benchmark starts shares (keep-alive as the Procfile has it).
+GUNICORN_TAIL = ["--keep-alive", "75", "--backlog", "2048", "--log-level", "warning"]
+
 
 def normal_sync_app() -> Any:
     """`intake:normal_sync_app()`: the real app with SQLite `synchronous=NORMAL` (no fsync per commit)."""
@@ -182,12 +185,7 @@ def run_deployment(dep: Deployment, args: argparse.Namespace, tmp: Path) -> list
         str(dep.workers),
         "--threads",
         str(dep.threads),
-        "--keep-alive",
-        "75",
-        "--backlog",
-        "2048",
-        "--log-level",
-        "warning",
+        *GUNICORN_TAIL,
     ]
     log = (tmp / "gunicorn.log").open("ab")
     server = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=log, stderr=log)
@@ -496,12 +494,7 @@ def _ours(args: argparse.Namespace, tmp: Path, port: int) -> Server:
         "bot.web.asgi.Worker",
         "--workers",
         str(args.workers),
-        "--keep-alive",
-        "75",
-        "--backlog",
-        "2048",
-        "--log-level",
-        "warning",
+        *GUNICORN_TAIL,
     ]
     return Server(f"ours: bot.web.asgi, uvicorn {args.workers}x1, SQLite FULL", argv, env, ROOT, data_dir)
 
