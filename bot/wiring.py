@@ -56,6 +56,9 @@ class JobRunner:
         self._queue = queue
         self._factory = LazyFactory(settings, queue.pacer if queue is not None else None)
         self.submit = submit if submit is not None or queue is None else queue.submit
+        # The queue store's command claims and refusal counters, built once: every job shares them.
+        self._claims = dedupe.claims_in(queue.pacer) if queue is not None else None
+        self._refusals = refusals.limiter_in(queue.pacer) if queue is not None else None
 
     def context(self, gateways: GatewayFactory) -> JobContext:
         """One job's context: these gateways (dry-run wrappers when DRY_RUN is set), the queue's shared store and
@@ -71,8 +74,8 @@ class JobRunner:
             counters=queue.counters,
             submit=self.submit,
             preview_threshold=settings.preview_threshold,
-            claims=dedupe.claims_in(queue.pacer),
-            refusals=refusals.limiter_in(queue.pacer),
+            claims=self._claims,
+            refusals=self._refusals,
             final=queue.final,
         )
 

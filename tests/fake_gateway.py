@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from github_double import IssueComment  # the double's comment, node id and all
+
 from bot.github.gateway import (
     BranchHead,
     Comment,
@@ -54,22 +56,6 @@ class FakeCommit:
 
 
 @dataclass
-class FakeComment:
-    """An issue or pull-request comment."""
-
-    id: int
-    issue: int
-    body: str
-    author: str
-    reactions: list[str] = field(default_factory=list)
-
-    @property
-    def node_id(self) -> str:
-        """Its GraphQL id."""
-        return f"C_{self.id}"
-
-
-@dataclass
 class FakePull:
     """A pull request of the bot branch."""
 
@@ -106,7 +92,7 @@ class FakeRepo:
     fork: bool = False
     refs: dict[str, str] = field(default_factory=dict)
     pulls: list[FakePull] = field(default_factory=list)  # oldest first
-    comments: list[FakeComment] = field(default_factory=list)
+    comments: list[IssueComment] = field(default_factory=list)
     issues: list[FakeIssue] = field(default_factory=list)
     permissions: dict[str, str] = field(default_factory=dict)
 
@@ -267,7 +253,7 @@ class FakeGateway:
         mine = next((c for c in existing if comment_marker(key) in c.body), None)
         self._write("react_and_reply", full_name, number)
         if comment_node_id:
-            self.hub.comment(int(comment_node_id.removeprefix("C_"))).reactions.append("eyes")
+            self.hub.comment(int(comment_node_id.removeprefix("IC_"))).reactions.append("eyes")
         if mine is None:
             self.hub.add_comment(full_name, int(number), text, BOT)
         else:
@@ -408,9 +394,9 @@ class FakeGitHub:
         """Close the pull request without merging."""
         self.pull(full_name, number).state = "CLOSED"
 
-    def add_comment(self, full_name: str, issue: int, body: str, author: str) -> FakeComment:
+    def add_comment(self, full_name: str, issue: int, body: str, author: str) -> IssueComment:
         """A comment on an issue or pull request."""
-        comment = FakeComment(next(self._comment_ids), issue, body, author)
+        comment = IssueComment(next(self._comment_ids), issue, body, author)
         self.repo(full_name).comments.append(comment)
         return comment
 
@@ -427,11 +413,11 @@ class FakeGitHub:
         """A pull request by number."""
         return next(p for p in self.repo(full_name).pulls if p.number == number)
 
-    def comment(self, comment_id: int) -> FakeComment:
+    def comment(self, comment_id: int) -> IssueComment:
         """A comment by id, in any repository."""
         return next(c for r in self.repos.values() for c in r.comments if c.id == comment_id)
 
-    def bot_comments(self, full_name: str, issue: int | None = None) -> list[FakeComment]:
+    def bot_comments(self, full_name: str, issue: int | None = None) -> list[IssueComment]:
         """The bot's comments (on one issue)."""
         return [c for c in self.repo(full_name).comments if c.author == BOT and issue in (None, c.issue)]
 

@@ -5,12 +5,13 @@ and what goes over the wire, on the HTTP double."""
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 from typing import Any
 
 import pytest
 import responses
-from fake_gateway import FakeGitHub
+from fake_gateway import FakeGateway, FakeGitHub
 from github_double import GitHubDouble
 from job_fixtures import context
 from job_fixtures import gateway_factory as factory
@@ -69,6 +70,14 @@ def command(gh: GitHubDouble | FakeGitHub, body: str, user: str = "dev") -> list
 
 
 def test_the_fake_is_a_gateway(hub: FakeGitHub) -> None:
+    """mypy checks only bot/, so the fake's fit to the Protocol is checked here: every member, same signature."""
+    members = {name for name in vars(Gateway) if not name.startswith("_")}
+    assert members <= set(vars(FakeGateway))
+    methods = [name for name in members if callable(getattr(Gateway, name)) and name != "paced"]
+    assert len(methods) > 20
+    assert {n: inspect.signature(getattr(FakeGateway, n)) for n in methods} == {
+        n: inspect.signature(getattr(Gateway, n)) for n in methods
+    }
     gw: Gateway = hub(1, interactive=True)
     assert gw.installation_id == 1 and gw.rate_limit_remaining is None
 
